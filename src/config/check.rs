@@ -1,0 +1,161 @@
+//! Cross-field configuration checks: what serde alone cannot see.
+//!
+//! Each check yields an [`Issue`] at the location of the table it concerns. Checks that need
+//! the filesystem (keys, certificates) run when the runtime is built, and report the same way.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use super::{Config, ConfigError, ProviderConfig, SourceLoc};
+use crate::http::canonical_path::CanonicalPath;
+use crate::identity::headers::HeaderMapping;
+
+/// One problem found in the configuration.
+#[derive(Debug, Clone)]
+pub struct Issue {
+    /// Where.
+    pub loc: SourceLoc,
+    /// Why.
+    pub message: String,
+}
+
+impl Issue {
+    /// As a [`ConfigError`].
+    pub fn into_error(self) -> ConfigError {
+        ConfigError { loc: self.loc, message: self.message }
+    }
+}
+
+fn valid_path_prefix(prefix: &str) -> Result<(), String> {
+    match CanonicalPath::parse(prefix) {
+        Ok(canonical) if canonical.as_str() == prefix => Ok(()),
+        Ok(canonical) => Err(format!("path {prefix:?} is not canonical (write {:?})", canonical.as_str())),
+        Err(e) => Err(format!("path {prefix:?} is invalid: {e}")),
+    }
+}
+
+/// Runs every cross-field check.
+pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
+    let mut issues = Vec::new();
+    let main_loc = SourceLoc { file: main_file.into(), line: 1, column: 1 };
+    let mut at = |loc: &SourceLoc, message: String| issues.push(Issue { loc: loc.clone(), message });
+
+    match url::Url::parse(&config.server.public_base_url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.path() == "/" && u.query().is_none() => {}
+        _ => at(
+            &main_loc,
+            format!(
+                "[server] public_base_url {:?} must be an absolute http(s) URL without path or query",
+                config.server.public_base_url
+            ),
+        ),
+    }
+    if config.server.listen.is_empty() {
+        at(&main_loc, "[server] listen needs at least one address".into());
+    }
+    if config.session.keys.is_empty() {
+        at(&main_loc, "[session] keys needs at least one key".into());
+    }
+    for key in &config.session.keys {
+        if key.file.is_some() == key.env.is_some() {
+            at(&main_loc, format!("[session] key {:?}: set exactly one of `file` or `env`", key.id));
+        }
+        if key.id.is_empty() || !key.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            at(&main_loc, format!("[session] key id {:?} must be non-empty [A-Za-z0-9_-]", key.id));
+        }
+    }
+    if config.session.idle_timeout_secs == 0 || config.session.absolute_timeout_secs < config.session.idle_timeout_secs
+    {
+        at(&main_loc, "[session] idle_timeout_secs must be > 0 and ≤ absolute_timeout_secs".into());
+    }
+    if config.session.cookie_name == config.session.login_cookie_name {
+        at(&main_loc, "[session] cookie_name and login_cookie_name must differ".into());
+    }
+
+    let mut provider_names = HashSet::new();
+    for provider in &config.provider {
+        if !provider_names.insert(provider.name()) {
+            at(&provider.loc, format!("provider {:?} is defined twice", provider.name()));
+        }
+        match &provider.value {
+            ProviderConfig::Kaas(kaas) => {
+                for message in kaas.check() {
+                    at(&provider.loc, format!("provider {:?}: {message}", provider.name()));
+                }
+            }
+            other => at(
+                &provider.loc,
+                format!(
+                    "provider {:?}: kind {:?} is not supported by this version of aisgate",
+                    other.name(),
+                    other.kind()
+                ),
+            ),
+        }
+    }
+
+    let mut app_names = HashSet::new();
+    let mut routes = HashSet::new();
+    for app in &config.app {
+        let name = &app.name;
+        if !app_names.insert(name.as_str()) {
+            at(&app.loc, format!("app {name:?} is defined twice"));
+        }
+        match url::Url::parse(&app.upstream) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.query().is_none() => {}
+            _ => {
+                at(&app.loc, format!("app {name:?}: upstream {:?} must be an http(s) URL without query", app.upstream))
+            }
+        }
+        if app.providers.is_empty() {
+            at(&app.loc, format!("app {name:?}: providers must name at least one provider"));
+        }
+        for p in &app.providers {
+            if !config.provider.iter().any(|c| c.name() == p) {
+                at(&app.loc, format!("app {name:?}: provider {p:?} is not defined in any [[provider]]"));
+            }
+        }
+        let paths = std::iter::once(&app.path_prefix)
+            .chain(&app.public_paths)
+            .chain(&app.logout_paths)
+            .chain(app.rule.iter().map(|r| &r.path_prefix));
+        for path in paths {
+            if let Err(e) = valid_path_prefix(path) {
+                at(&app.loc, format!("app {name:?}: {e}"));
+            }
+            if path.starts_with(crate::gateway::RESERVED_PREFIX) {
+                at(&app.loc, format!("app {name:?}: {path:?} is inside the gateway's reserved prefix"));
+            }
+        }
+        for rule in &app.rule {
+            for p in &rule.providers {
+                if !app.providers.contains(p) {
+                    at(&app.loc, format!("app {name:?}: rule provider {p:?} is not one of the app's providers"));
+                }
+            }
+        }
+        let hosts: Vec<String> = if app.hosts.is_empty() {
+            vec![String::new()]
+        } else {
+            app.hosts.iter().map(|h| h.to_ascii_lowercase()).collect()
+        };
+        for host in hosts {
+            if !routes.insert((host.clone(), app.path_prefix.clone())) {
+                at(
+                    &app.loc,
+                    format!("app {name:?}: host {host:?} and path_prefix {:?} are already routed", app.path_prefix),
+                );
+            }
+        }
+        if let Err(e) = HeaderMapping::compile(&app.headers) {
+            at(&app.loc, format!("app {name:?}: [app.headers]: {e}"));
+        }
+        if app.headers.identity_token && config.identity_token.is_none() {
+            at(&app.loc, format!("app {name:?}: headers.identity_token needs an [identity_token] section"));
+        }
+    }
+    if config.app.is_empty() {
+        at(&main_loc, "no [[app]] is configured".into());
+    }
+    issues
+}

@@ -1,0 +1,185 @@
+//! Reading configuration files: the main file, its includes, and precise error locations.
+//!
+//! Every error an operator sees names `file:line:column`, whether it comes from TOML syntax,
+//! an unknown key (serde `deny_unknown_fields`), a bad value, or a cross-field check.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer};
+
+use super::{AppConfig, Config, ProviderConfig};
+
+/// A place in a configuration file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceLoc {
+    /// The file.
+    pub file: Arc<Path>,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+}
+
+impl Default for SourceLoc {
+    fn default() -> Self {
+        SourceLoc { file: Arc::from(Path::new("")), line: 1, column: 1 }
+    }
+}
+
+impl fmt::Display for SourceLoc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// A value together with where it was written.
+#[derive(Debug)]
+pub struct Located<T> {
+    /// The value.
+    pub value: T,
+    /// Where its table starts.
+    pub loc: SourceLoc,
+    span: Range<usize>,
+}
+
+impl<T> std::ops::Deref for Located<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = toml::Spanned::<T>::deserialize(deserializer)?;
+        let span = spanned.span();
+        Ok(Located { value: spanned.into_inner(), loc: SourceLoc::default(), span })
+    }
+}
+
+/// A configuration error at a known place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Where.
+    pub loc: SourceLoc,
+    /// Why.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error at `loc`.
+    pub fn at(loc: &SourceLoc, message: impl Into<String>) -> ConfigError {
+        ConfigError { loc: loc.clone(), message: message.into() }
+    }
+
+    /// An error about a whole file (line 1).
+    pub fn file(file: &Path, message: impl Into<String>) -> ConfigError {
+        ConfigError { loc: SourceLoc { file: file.into(), line: 1, column: 1 }, message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.loc, self.message)
+    }
+}
+
+/// The shape of an included file: only apps and providers.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IncludeFile {
+    #[serde(default)]
+    provider: Vec<Located<ProviderConfig>>,
+    #[serde(default)]
+    app: Vec<Located<AppConfig>>,
+}
+
+/// Converts a byte offset into a 1-based line and column (in characters).
+fn line_column(source: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(source.len());
+    let before = source.get(..offset).unwrap_or(source);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn locate<T>(items: &mut [Located<T>], file: &Arc<Path>, source: &str) {
+    for item in items {
+        let (line, column) = line_column(source, item.span.start);
+        item.loc = SourceLoc { file: file.clone(), line, column };
+    }
+}
+
+fn parse_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<(T, String), ConfigError> {
+    let source =
+        std::fs::read_to_string(path).map_err(|e| ConfigError::file(path, format!("cannot read file: {e}")))?;
+    match toml::from_str::<T>(&source) {
+        Ok(value) => Ok((value, source)),
+        Err(e) => {
+            let (line, column) = e.span().map_or((1, 1), |s| line_column(&source, s.start));
+            // toml's message repeats the snippet; the first line is the reason.
+            let message = e.message().lines().next().unwrap_or("invalid TOML").to_owned();
+            Err(ConfigError { loc: SourceLoc { file: path.into(), line, column }, message })
+        }
+    }
+}
+
+/// Loads the main file and its includes, then runs every cross-field check.
+///
+/// Returns every error found, not just the first, so one `aisgate check` run shows them all.
+pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    let (mut config, source) = parse_file::<Config>(path).map_err(|e| vec![e])?;
+    let file: Arc<Path> = path.into();
+    locate(&mut config.provider, &file, &source);
+    locate(&mut config.app, &file, &source);
+    let mut errors = Vec::new();
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    for pattern in config.include.clone() {
+        let full = base.join(&pattern);
+        let paths = match glob::glob(&full.to_string_lossy()) {
+            Ok(paths) => paths,
+            Err(e) => {
+                errors.push(ConfigError::file(path, format!("include pattern {pattern:?} is invalid: {e}")));
+                continue;
+            }
+        };
+        let mut matched: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
+        matched.sort();
+        for included in matched {
+            match parse_file::<IncludeFile>(&included) {
+                Ok((mut inc, source)) => {
+                    let file: Arc<Path> = included.as_path().into();
+                    locate(&mut inc.provider, &file, &source);
+                    locate(&mut inc.app, &file, &source);
+                    config.provider.extend(inc.provider);
+                    config.app.extend(inc.app);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+    errors.extend(super::check::check(&config, path).into_iter().map(|i| i.into_error()));
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_column_counts_characters_not_bytes() {
+        let s = "a = 1\nb = \"ř\" x";
+        assert_eq!(line_column(s, 0), (1, 1));
+        assert_eq!(line_column(s, 6), (2, 1));
+        let x = s.find('x').unwrap();
+        assert_eq!(line_column(s, x), (2, 9));
+        assert_eq!(line_column(s, 10_000), (2, 10));
+    }
+}

@@ -1,0 +1,392 @@
+//! Configuration: the TOML schema, field by field.
+//!
+//! Every table uses `deny_unknown_fields`, so a typo is an error with a file and line rather
+//! than a silently ignored security setting. Secrets (session keys, private keys) are read
+//! from files or environment variables named here, never required inline. Loading (files,
+//! includes, spans) lives in `load.rs`; cross-field validation in `check.rs`.
+
+mod check;
+mod load;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::identity::headers::HeaderMappingConfig;
+use crate::identity::token::TokenAlgorithm;
+use crate::identity::Loa;
+use crate::provider::kaas::KaasProviderConfig;
+
+pub use check::Issue;
+pub use load::{load, ConfigError, Located, SourceLoc};
+
+/// The whole configuration after includes are merged.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Glob patterns of further files holding `[[app]]` and `[[provider]]` tables, relative
+    /// to the main file.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Public listener(s).
+    pub server: ServerConfig,
+    /// Ops listener (health, readiness, metrics).
+    #[serde(default)]
+    pub ops: OpsConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Sessions.
+    pub session: SessionConfig,
+    /// Signed identity token for upstreams.
+    #[serde(default)]
+    pub identity_token: Option<IdentityTokenConfig>,
+    /// Identity providers.
+    #[serde(default)]
+    pub provider: Vec<Located<ProviderConfig>>,
+    /// Protected upstream apps.
+    #[serde(default)]
+    pub app: Vec<Located<AppConfig>>,
+}
+
+/// `[server]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Addresses to listen on, e.g. `["0.0.0.0:8443"]`.
+    pub listen: Vec<SocketAddr>,
+    /// Public base URL users see, e.g. `https://portal.example.cz`. Used for IdP callback URLs.
+    pub public_base_url: String,
+    /// TLS termination; without it the listener speaks plain HTTP (behind a TLS proxy).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Peers whose `X-Forwarded-*` and `X-Request-Id` headers are trusted. Default: nobody.
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Maximum size of the request head (line + headers), bytes.
+    #[serde(default = "defaults::max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Maximum request body size, bytes (streamed, never buffered).
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: u64,
+    /// Time allowed for a client to send the request head, seconds.
+    #[serde(default = "defaults::header_read_timeout")]
+    pub header_read_timeout_secs: u64,
+    /// Time allowed to connect to an upstream, seconds.
+    #[serde(default = "defaults::upstream_connect_timeout")]
+    pub upstream_connect_timeout_secs: u64,
+    /// Time allowed for an upstream to start its response, seconds (then 504).
+    #[serde(default = "defaults::upstream_timeout")]
+    pub upstream_timeout_secs: u64,
+    /// On SIGTERM, time allowed for in-flight requests to finish, seconds.
+    #[serde(default = "defaults::shutdown_grace")]
+    pub shutdown_grace_secs: u64,
+}
+
+/// `[server.tls]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// `[ops]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsConfig {
+    /// Listener for `/healthz`, `/readyz`, `/metrics`. Keep it off the public network.
+    #[serde(default = "defaults::ops_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        OpsConfig { listen: defaults::ops_listen() }
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `human` or `json`.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// tracing filter, e.g. `info` or `aisgate=debug`. `RUST_LOG` overrides it.
+    #[serde(default = "defaults::log_level")]
+    pub level: String,
+    /// One line per proxied request (method, canonical path without query, status, latency).
+    #[serde(default = "defaults::yes")]
+    pub access_log: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Human, level: defaults::log_level(), access_log: true }
+    }
+}
+
+/// Where the session store lives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// In-process, bounded, with TTL eviction. Sessions die with the process.
+    #[default]
+    Memory,
+}
+
+/// `[session]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Session cookie name.
+    #[serde(default = "defaults::cookie_name")]
+    pub cookie_name: String,
+    /// Pre-login (state) cookie name.
+    #[serde(default = "defaults::login_cookie_name")]
+    pub login_cookie_name: String,
+    /// `Secure` attribute on cookies. Turn off only for plain-HTTP development setups.
+    #[serde(default = "defaults::yes")]
+    pub cookie_secure: bool,
+    /// Session keys: the first one signs new cookies, all of them verify (rotation).
+    pub keys: Vec<SecretSource>,
+    /// Idle timeout, seconds.
+    #[serde(default = "defaults::idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Absolute timeout, seconds.
+    #[serde(default = "defaults::absolute_timeout")]
+    pub absolute_timeout_secs: u64,
+    /// Lifetime of a pending login (pre-login state), seconds. NIA queues logins: ≥ 3600 there.
+    #[serde(default = "defaults::login_ttl")]
+    pub login_ttl_secs: u64,
+    /// Store backend.
+    #[serde(default)]
+    pub store: StoreKind,
+    /// Maximum number of sessions held in memory (oldest/least used evicted first).
+    #[serde(default = "defaults::max_sessions")]
+    pub max_sessions: u64,
+}
+
+/// A secret read from a file or an environment variable (never inline).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSource {
+    /// Short key id written into cookies so the right key is found during rotation.
+    pub id: String,
+    /// File with the secret (at least 32 bytes, raw or base64).
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// Environment variable with the secret (base64, at least 32 bytes decoded).
+    #[serde(default)]
+    pub env: Option<String>,
+}
+
+/// `[identity_token]`: the signing key for the per-request identity JWT.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityTokenConfig {
+    /// `ES256` or `EdDSA`.
+    pub algorithm: TokenAlgorithm,
+    /// PKCS#8 PEM private key. Without it a key is generated at start (tokens then change
+    /// key on every restart: fine for tests, not for production).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Extra keys published in the JWKS during a rotation (PEM private keys of old keys).
+    #[serde(default)]
+    pub previous_key_files: Vec<PathBuf>,
+    /// Token lifetime, seconds.
+    #[serde(default = "defaults::token_lifetime")]
+    pub lifetime_secs: u64,
+}
+
+/// `[[provider]]`: a named identity provider; `kind` selects the protocol.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ProviderConfig {
+    /// JIP/KAAS and the CAAIS legacy API.
+    Kaas(KaasProviderConfig),
+    /// SAML 2.0 (NIA, CAAIS SAML, EnviIAM SAML).
+    Saml(UnimplementedProvider),
+    /// OpenID Connect (CAAIS, EnviIAM).
+    Oidc(UnimplementedProvider),
+}
+
+/// A provider kind this build accepts in the schema but cannot run yet.
+#[derive(Debug, Deserialize)]
+pub struct UnimplementedProvider {
+    /// Provider name.
+    pub name: String,
+}
+
+impl ProviderConfig {
+    /// The provider's configured name.
+    pub fn name(&self) -> &str {
+        match self {
+            ProviderConfig::Kaas(c) => &c.name,
+            ProviderConfig::Saml(c) | ProviderConfig::Oidc(c) => &c.name,
+        }
+    }
+
+    /// The `kind` string.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderConfig::Kaas(_) => "kaas",
+            ProviderConfig::Saml(_) => "saml",
+            ProviderConfig::Oidc(_) => "oidc",
+        }
+    }
+}
+
+/// What to do with a request that has no valid session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unauthenticated {
+    /// Redirect browser navigations (GET/HEAD accepting HTML, not XHR) to login; 401 otherwise.
+    #[default]
+    Auto,
+    /// Always 401 (API apps).
+    Deny,
+}
+
+/// `[[app]]`: one protected upstream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// Unique name (metrics label, logs).
+    pub name: String,
+    /// Host names this app answers for (any if empty).
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Path prefix this app answers for (segment-wise; default `/`).
+    #[serde(default = "defaults::root")]
+    pub path_prefix: String,
+    /// Upstream base URL, `http://` or `https://`; its path is prepended to the request path.
+    pub upstream: String,
+    /// Providers users may log in with (names of `[[provider]]`); a chooser is shown if several.
+    pub providers: Vec<String>,
+    /// Path prefixes that pass without a session (identity headers are still stripped).
+    #[serde(default)]
+    pub public_paths: Vec<String>,
+    /// Unauthenticated behaviour.
+    #[serde(default)]
+    pub unauthenticated: Unauthenticated,
+    /// Upstream paths that mean "log out": the gateway intercepts them and runs its logout.
+    #[serde(default)]
+    pub logout_paths: Vec<String>,
+    /// Send the client's `Host` upstream instead of the upstream URL's authority.
+    #[serde(default)]
+    pub preserve_host: bool,
+    /// Forward the gateway's own cookies upstream (off: upstreams never see session ids).
+    #[serde(default)]
+    pub forward_gateway_cookies: bool,
+    /// Identity headers.
+    #[serde(default)]
+    pub headers: HeaderMappingConfig,
+    /// Authorization rules, checked in order; the first whose path prefix matches decides.
+    #[serde(default)]
+    pub rule: Vec<AccessRule>,
+    /// Options that weaken security; each one is logged at startup.
+    #[serde(default)]
+    pub dangerous: AppDangerous,
+}
+
+/// `[[app.rule]]`: an authorization rule for a path prefix.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRule {
+    /// Path prefix (segment-wise) the rule applies to.
+    #[serde(default = "defaults::root")]
+    pub path_prefix: String,
+    /// The user needs at least one of these roles (access role or `agenda:role`).
+    #[serde(default)]
+    pub any_role: Vec<String>,
+    /// Minimum level of assurance.
+    #[serde(default)]
+    pub min_loa: Option<Loa>,
+    /// Allowed organisation IČOs (any if empty).
+    #[serde(default)]
+    pub organisations: Vec<String>,
+    /// Allowed providers (any of the app's if empty).
+    #[serde(default)]
+    pub providers: Vec<String>,
+}
+
+/// `[app.dangerous]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppDangerous {
+    /// Skip verification of the upstream's TLS certificate.
+    #[serde(default)]
+    pub skip_upstream_tls_verify: bool,
+}
+
+mod defaults {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    pub fn max_header_bytes() -> usize {
+        64 * 1024
+    }
+    pub fn max_body_bytes() -> u64 {
+        1 << 30
+    }
+    pub fn header_read_timeout() -> u64 {
+        30
+    }
+    pub fn upstream_connect_timeout() -> u64 {
+        5
+    }
+    pub fn upstream_timeout() -> u64 {
+        60
+    }
+    pub fn shutdown_grace() -> u64 {
+        30
+    }
+    pub fn ops_listen() -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090)
+    }
+    pub fn log_level() -> String {
+        "info".to_owned()
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn cookie_name() -> String {
+        "aisgate_session".to_owned()
+    }
+    pub fn login_cookie_name() -> String {
+        "aisgate_login".to_owned()
+    }
+    pub fn idle_timeout() -> u64 {
+        30 * 60
+    }
+    pub fn absolute_timeout() -> u64 {
+        12 * 3600
+    }
+    pub fn login_ttl() -> u64 {
+        15 * 60
+    }
+    pub fn max_sessions() -> u64 {
+        100_000
+    }
+    pub fn token_lifetime() -> u64 {
+        60
+    }
+    pub fn root() -> String {
+        "/".to_owned()
+    }
+}

@@ -1,0 +1,306 @@
+//! The gateway's own endpoints under `/.aisgate/`: login, provider callbacks, logout, JWKS.
+//!
+//! Login state is bound to the browser: the pending login is stored server-side under a
+//! random handle that only the browser's pre-login cookie (HMAC-authenticated) carries, and it
+//! is taken — single use — on callback. A callback without that cookie is refused, which is
+//! the only login-CSRF defence for protocols without a `state` parameter (JIP/KAAS).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, RawForm, RawQuery, State};
+use axum::routing::get;
+use axum::{Extension, Router};
+use http::header::SET_COOKIE;
+use http::{HeaderMap, Response, StatusCode};
+
+use super::request::{clear_cookie, cookie, set_cookie, RequestInfo};
+use super::rescue;
+use super::route::{self, App};
+use super::{Gateway, RESERVED_PREFIX};
+use crate::http::canonical_path::CanonicalPath;
+use crate::http::return_url::ReturnUrl;
+use crate::ops::metrics::LoginResult;
+use crate::pages::{self, ErrorKind, ProviderChoice};
+use crate::provider::BrowserStep;
+use crate::session::keyring::Purpose;
+use crate::session::{now_unix, random_id, PendingLogin, Session, StoreKey};
+
+type Gw = State<Arc<Gateway>>;
+
+/// The router for `/.aisgate/*`.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/.aisgate/login", get(login))
+        .route("/.aisgate/callback/{provider}", get(callback_get).post(callback_post))
+        .route("/.aisgate/logout", get(logout).post(logout))
+        .route("/.aisgate/logged-out", get(logged_out))
+        .route("/.aisgate/jwks.json", get(jwks))
+        .fallback(not_found)
+        .with_state(gateway)
+}
+
+fn login_url(return_to: &str) -> String {
+    let encoded: String = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+    format!("{RESERVED_PREFIX}login?return={encoded}")
+}
+
+async fn not_found(Extension(info): Extension<RequestInfo>) -> Response<Body> {
+    rescue::error(ErrorKind::NotFound, &info, None)
+}
+
+async fn jwks(State(gw): Gw) -> Response<Body> {
+    let mut resp = Response::new(Body::from(gw.jwks().to_string()));
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/jwk-set+json"));
+    resp.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("max-age=300"));
+    resp
+}
+
+async fn logged_out(Extension(info): Extension<RequestInfo>) -> Response<Body> {
+    rescue::html(StatusCode::OK, pages::logged_out_page(Some("/"), info.lang))
+}
+
+fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    raw.map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// `GET /.aisgate/login?return=/path[&provider=name]`
+async fn login(
+    State(gw): Gw,
+    Extension(info): Extension<RequestInfo>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response<Body> {
+    let params = query_pairs(query.as_deref());
+    let return_to = param(&params, "return").and_then(|r| ReturnUrl::parse(r).ok()).unwrap_or_else(ReturnUrl::root);
+    let host = request_host(&headers);
+    let Ok(path) = CanonicalPath::parse(return_to.path()) else {
+        return rescue::error(ErrorKind::BadRequest, &info, Some("/"));
+    };
+    let Some(app) = route::find(&gw.apps, &host, &path) else {
+        return rescue::error(ErrorKind::NotFound, &info, None);
+    };
+    start_login(&gw, app, param(&params, "provider"), return_to, &info).await
+}
+
+/// The request host (HTTP/1 `Host` or HTTP/2 `:authority` copied into it by the handler).
+pub fn request_host(headers: &HeaderMap) -> String {
+    headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).map(route::host_without_port).unwrap_or_default()
+}
+
+/// Starts a login for `app`: a chooser if it allows several providers and none was picked,
+/// otherwise the provider's first step with a fresh pre-login cookie.
+pub async fn start_login(
+    gw: &Gateway,
+    app: &App,
+    provider: Option<&str>,
+    return_to: ReturnUrl,
+    info: &RequestInfo,
+) -> Response<Body> {
+    let chosen = match provider {
+        Some(name) => app.providers.iter().copied().find(|i| gw.providers[*i].name() == name),
+        None if app.providers.len() == 1 => app.providers.first().copied(),
+        None => None,
+    };
+    let Some(index) = chosen else {
+        if provider.is_some() {
+            return rescue::error(ErrorKind::BadRequest, info, Some(&login_url(return_to.as_str())));
+        }
+        let links: Vec<(String, String)> = app
+            .providers
+            .iter()
+            .map(|i| {
+                let p = &gw.providers[*i];
+                (p.display_name().to_owned(), format!("{}&provider={}", login_url(return_to.as_str()), p.name()))
+            })
+            .collect();
+        let choices: Vec<ProviderChoice> = links.iter().map(|(label, url)| ProviderChoice { label, url }).collect();
+        return rescue::html(StatusCode::OK, pages::chooser_page(&choices, info.lang));
+    };
+    let provider = &gw.providers[index];
+    let ctx = gw.login_context(provider.name());
+    let start = match provider.begin(&ctx).await {
+        Ok(start) => start,
+        Err(e) => {
+            tracing::error!(request_id = info.id(), provider = provider.name(), error = %e, "login could not start");
+            gw.metrics.provider(index).login(e.metric_result());
+            return rescue::error(e.page(), info, Some(&login_url(return_to.as_str())));
+        }
+    };
+    let handle = random_id();
+    let pending = PendingLogin {
+        provider: provider.name().to_owned(),
+        return_to: return_to.into_string(),
+        created_at: now_unix(),
+        protocol_state: start.state,
+    };
+    if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {
+        tracing::error!(request_id = info.id(), error = %e, "cannot store pending login");
+        return rescue::error(ErrorKind::SessionStoreUnavailable, info, None);
+    }
+    let mut resp = match &start.step {
+        BrowserStep::Redirect(location) => rescue::redirect(location),
+        BrowserStep::PostForm { action, fields } => {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            rescue::html(StatusCode::OK, pages::form_post_page(action, &fields, info.lang))
+        }
+    };
+    let value = gw.keyring.seal(Purpose::Login, &handle);
+    resp.headers_mut()
+        .append(SET_COOKIE, set_cookie(&gw.login_cookie_name, &value, Some(gw.login_ttl_secs), gw.cookie_secure));
+    resp
+}
+
+async fn callback_get(
+    State(gw): Gw,
+    Extension(info): Extension<RequestInfo>,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response<Body> {
+    finish_login(&gw, &provider, query_pairs(query.as_deref()), &headers, &info).await
+}
+
+async fn callback_post(
+    State(gw): Gw,
+    Extension(info): Extension<RequestInfo>,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+    RawForm(form): RawForm,
+) -> Response<Body> {
+    let params = url::form_urlencoded::parse(&form).into_owned().collect();
+    finish_login(&gw, &provider, params, &headers, &info).await
+}
+
+async fn finish_login(
+    gw: &Gateway,
+    provider_name: &str,
+    params: Vec<(String, String)>,
+    headers: &HeaderMap,
+    info: &RequestInfo,
+) -> Response<Body> {
+    let Some((index, provider)) = gw.provider(provider_name) else {
+        return rescue::error(ErrorKind::NotFound, info, None);
+    };
+    let restart = login_url("/");
+    let Some(handle) = cookie(headers, &gw.login_cookie_name).and_then(|v| gw.keyring.open(Purpose::Login, v)) else {
+        tracing::warn!(request_id = info.id(), provider = provider_name, client = %info.client_ip, "callback without a valid pre-login cookie refused");
+        gw.metrics.provider(index).login(LoginResult::Failure);
+        return rescue::error(ErrorKind::LoginNotInitiated, info, Some(&restart));
+    };
+    let pending = match gw.store.take_pending(&StoreKey::of(&handle)).await {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            tracing::warn!(
+                request_id = info.id(),
+                provider = provider_name,
+                "callback for an unknown, used or expired login"
+            );
+            gw.metrics.provider(index).login(LoginResult::Failure);
+            return with_cleared_login(gw, rescue::error(ErrorKind::LoginExpired, info, Some(&restart)));
+        }
+        Err(e) => {
+            tracing::error!(request_id = info.id(), error = %e, "cannot read pending login");
+            return rescue::error(ErrorKind::SessionStoreUnavailable, info, None);
+        }
+    };
+    let retry = login_url(&pending.return_to);
+    if pending.provider != provider_name {
+        // A response for one provider delivered to another's callback (mix-up).
+        tracing::warn!(request_id = info.id(), expected = %pending.provider, got = provider_name, "callback provider mismatch");
+        gw.metrics.provider(index).login(LoginResult::Failure);
+        return with_cleared_login(gw, rescue::error(ErrorKind::LoginNotInitiated, info, Some(&retry)));
+    }
+    let ctx = gw.login_context(provider_name);
+    let authenticated = match provider.finish(&ctx, &params, &pending.protocol_state).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(request_id = info.id(), provider = provider_name, error = %e, "login failed");
+            tracing::info!(target: "aisgate::audit", event = "login", request_id = info.id(), provider = provider_name, result = "failure", reason = %e);
+            gw.metrics.provider(index).login(e.metric_result());
+            return with_cleared_login(gw, rescue::error(e.page(), info, Some(&retry)));
+        }
+    };
+    // A fresh id on every login; any previous session of this browser is destroyed
+    // (session fixation).
+    if let Some(old) = cookie(headers, &gw.cookie_name).and_then(|v| gw.keyring.open(Purpose::Session, v)) {
+        let _ = gw.store.remove(&StoreKey::of(&old)).await;
+    }
+    let id = random_id();
+    let key = StoreKey::of(&id);
+    let identity = authenticated.identity;
+    tracing::info!(
+        target: "aisgate::audit",
+        event = "login",
+        request_id = info.id(),
+        provider = provider_name,
+        session = %key.log_label(),
+        user = %identity.log_label(),
+        loa = identity.loa.map_or("-", |l| l.as_str()),
+        method = identity.auth_method.as_deref().unwrap_or("-"),
+        result = "success",
+    );
+    let session = Session::new(identity, authenticated.logout_state, gw.absolute_timeout_secs, gw.apps.len());
+    if let Err(e) = gw.store.save(key, Arc::new(session)).await {
+        tracing::error!(request_id = info.id(), error = %e, "cannot store session");
+        return rescue::error(ErrorKind::SessionStoreUnavailable, info, None);
+    }
+    gw.metrics.provider(index).login(LoginResult::Success);
+    // Re-validate: the stored value passed ReturnUrl at login start, but never trust storage.
+    let target = ReturnUrl::parse(&pending.return_to).unwrap_or_else(|_| ReturnUrl::root());
+    let mut resp = with_cleared_login(gw, rescue::redirect(target.as_str()));
+    let value = gw.keyring.seal(Purpose::Session, &id);
+    resp.headers_mut().append(SET_COOKIE, set_cookie(&gw.cookie_name, &value, None, gw.cookie_secure));
+    resp
+}
+
+fn with_cleared_login(gw: &Gateway, mut resp: Response<Body>) -> Response<Body> {
+    resp.headers_mut().append(SET_COOKIE, clear_cookie(&gw.login_cookie_name, gw.cookie_secure));
+    resp
+}
+
+/// `GET|POST /.aisgate/logout` and intercepted app logout paths: destroy the session first,
+/// then send the browser to the provider's logout (or the logged-out page).
+pub async fn logout_response(gw: &Gateway, headers: &HeaderMap, info: &RequestInfo) -> Response<Body> {
+    let mut location = gw.url(&format!("{RESERVED_PREFIX}logged-out"));
+    let mut step = None;
+    if let Some(id) = cookie(headers, &gw.cookie_name).and_then(|v| gw.keyring.open(Purpose::Session, v)) {
+        let key = StoreKey::of(&id);
+        match gw.store.remove(&key).await {
+            Ok(Some(session)) => {
+                tracing::info!(target: "aisgate::audit", event = "logout", request_id = info.id(), session = %key.log_label(), user = %session.identity.log_label());
+                if let Some((_, provider)) = gw.provider(&session.identity.provider) {
+                    step = Some(provider.logout(&gw.login_context(provider.name()), &session.logout_state));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(request_id = info.id(), error = %e, "cannot remove session at logout"),
+        }
+    }
+    let mut resp = match step {
+        Some(BrowserStep::PostForm { action, fields }) => {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            rescue::html(StatusCode::OK, pages::form_post_page(&action, &fields, info.lang))
+        }
+        Some(BrowserStep::Redirect(to)) => {
+            location = to;
+            rescue::redirect(&location)
+        }
+        None => rescue::redirect(&location),
+    };
+    resp.headers_mut().append(SET_COOKIE, clear_cookie(&gw.cookie_name, gw.cookie_secure));
+    resp
+}
+
+async fn logout(State(gw): Gw, Extension(info): Extension<RequestInfo>, headers: HeaderMap) -> Response<Body> {
+    logout_response(&gw, &headers, &info).await
+}
+
+/// The login URL for an unauthenticated request to `return_to`.
+pub fn login_path(return_to: &str) -> String {
+    login_url(return_to)
+}

@@ -1,0 +1,289 @@
+//! The request pipeline, top to bottom (see the diagram in `gateway/mod.rs`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use http::header::{CONTENT_LENGTH, HOST, REFERER};
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
+use tower::ServiceExt;
+
+use super::endpoints::{self, login_path};
+use super::request::{is_navigation, remove_cookies, set_forwarded, ConnInfo, RequestInfo};
+use super::rescue;
+use super::route::{self, App};
+use super::{Gateway, RESERVED_PREFIX};
+use crate::config::Unauthenticated;
+use crate::http::canonical_path::CanonicalPath;
+use crate::http::return_url::ReturnUrl;
+use crate::ops::metrics::UpstreamErrorKind;
+use crate::pages::ErrorKind;
+use crate::session::keyring::Purpose;
+use crate::session::{now_unix, Session, StoreKey};
+use crate::upstream::{hop_by_hop, splice_upgrade, UpstreamError};
+
+/// Handles one client request.
+pub async fn handle(gw: Arc<Gateway>, req: Request<hyper::body::Incoming>, conn: ConnInfo) -> Response<Body> {
+    let started = Instant::now();
+    let info = RequestInfo::new(req.headers(), &conn, &gw.trusted_proxies);
+    let method = req.method().clone();
+    let (mut resp, app, path) = pipeline(&gw, req.map(Body::new), &conn, &info).await;
+    let status = resp.status();
+    let elapsed = started.elapsed();
+    let metrics = match app {
+        Some(index) => gw.metrics.app(index),
+        None => gw.metrics.gateway(),
+    };
+    metrics.observe_request(status.as_u16(), elapsed.as_secs_f64());
+    if gw.access_log {
+        // The query string is never logged: it may carry login tokens.
+        tracing::info!(
+            target: "aisgate::access",
+            request_id = info.id(),
+            client = %info.client_ip,
+            app = app.map_or("-", |i| gw.apps[i].name.as_str()),
+            method = %method,
+            path = path.as_deref().unwrap_or("-"),
+            status = status.as_u16(),
+            ms = elapsed.as_secs_f64() * 1000.0,
+        );
+    }
+    resp.headers_mut().entry("x-request-id").or_insert(info.request_id);
+    resp
+}
+
+type Outcome = (Response<Body>, Option<usize>, Option<String>);
+
+async fn pipeline(gw: &Arc<Gateway>, mut req: Request<Body>, conn: &ConnInfo, info: &RequestInfo) -> Outcome {
+    // HTTP/2 carries the host in :authority; give every later step one place to look.
+    if !req.headers().contains_key(HOST) {
+        if let Some(authority) = req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
+            req.headers_mut().insert(HOST, authority);
+        }
+    }
+    let path = match CanonicalPath::parse(req.uri().path()) {
+        Ok(path) => path,
+        Err(e) => {
+            tracing::info!(request_id = info.id(), error = %e, "request path refused");
+            return (rescue::error(ErrorKind::BadRequest, info, None), None, None);
+        }
+    };
+    let path_text = Some(path.as_str().to_owned());
+
+    if path.as_str().starts_with(RESERVED_PREFIX) || path.as_str() == RESERVED_PREFIX.trim_end_matches('/') {
+        return (own_endpoint(gw, req, info).await, None, path_text);
+    }
+
+    let host = endpoints::request_host(req.headers());
+    let Some(app) = route::find(&gw.apps, &host, &path) else {
+        return (rescue::error(ErrorKind::NotFound, info, None), None, path_text);
+    };
+    let resp = app_request(gw, app, req, path, conn, info).await;
+    (resp, Some(app.index), path_text)
+}
+
+async fn own_endpoint(gw: &Arc<Gateway>, mut req: Request<Body>, info: &RequestInfo) -> Response<Body> {
+    let Some(router) = gw.endpoints() else {
+        return rescue::error(ErrorKind::Internal, info, None);
+    };
+    req.extensions_mut().insert(info.clone());
+    // Own endpoints take small forms only (callbacks); cap what we read.
+    let req = req.map(|b| Body::new(http_body_util::Limited::new(b, 256 * 1024)));
+    match router.oneshot(req).await {
+        Ok(resp) => resp,
+        Err(never) => match never {},
+    }
+}
+
+async fn app_request(
+    gw: &Arc<Gateway>,
+    app: &App,
+    mut req: Request<Body>,
+    path: CanonicalPath,
+    conn: &ConnInfo,
+    info: &RequestInfo,
+) -> Response<Body> {
+    // Anti-spoofing: strip every identity-namespace header, whatever the route decides later.
+    strip_identity(gw, &mut req, info);
+
+    if app.is_logout(&path) {
+        return endpoints::logout_response(gw, req.headers(), info).await;
+    }
+
+    let session = if app.is_public(&path) {
+        None
+    } else {
+        match load_session(gw, req.headers()).await {
+            Ok(Some(session)) => Some(session),
+            Ok(None) => {
+                return unauthenticated(gw, app, req.method(), req.headers(), req.uri().query(), &path, info).await
+            }
+            Err(resp) => return resp(info),
+        }
+    };
+
+    if let Some(session) = &session {
+        if let Err(denied) = app.authorize(&path, &session.identity) {
+            tracing::warn!(request_id = info.id(), app = %app.name, user = %session.identity.log_label(), reason = ?denied, "access denied");
+            return rescue::error(ErrorKind::Forbidden, info, None);
+        }
+        add_identity_headers(gw, app, session, &mut req);
+    }
+    forward(gw, app, req, &path, conn, info).await
+}
+
+fn strip_identity(gw: &Gateway, req: &mut Request<Body>, info: &RequestInfo) {
+    let headers = req.headers_mut();
+    let spoofed: Vec<http::HeaderName> =
+        headers.keys().filter(|name| gw.namespace.contains(name.as_str())).cloned().collect();
+    for name in &spoofed {
+        headers.remove(name);
+    }
+    if !spoofed.is_empty() {
+        // Names only: values could be anything, including personal data.
+        tracing::warn!(request_id = info.id(), client = %info.client_ip, headers = ?spoofed, "client sent identity headers; stripped");
+    }
+}
+
+type Failure = fn(&RequestInfo) -> Response<Body>;
+
+async fn load_session(gw: &Gateway, headers: &http::HeaderMap) -> Result<Option<Arc<Session>>, Failure> {
+    // Forged or tampered cookies fail the MAC here and never reach the store.
+    let Some(id) = super::request::cookie(headers, &gw.cookie_name).and_then(|v| gw.keyring.open(Purpose::Session, v))
+    else {
+        return Ok(None);
+    };
+    match gw.store.load(&StoreKey::of(&id)).await {
+        Ok(found) => Ok(found.filter(|s| !s.is_expired(now_unix()))),
+        Err(e) => {
+            tracing::error!(error = %e, "session store failed");
+            Err(|info| rescue::error(ErrorKind::SessionStoreUnavailable, info, None))
+        }
+    }
+}
+
+async fn unauthenticated(
+    gw: &Gateway,
+    app: &App,
+    method: &http::Method,
+    headers: &http::HeaderMap,
+    query: Option<&str>,
+    path: &CanonicalPath,
+    info: &RequestInfo,
+) -> Response<Body> {
+    let original = match query {
+        Some(q) => format!("{}?{q}", path.as_str()),
+        None => path.as_str().to_owned(),
+    };
+    let return_to = ReturnUrl::parse(&original).unwrap_or_else(|_| ReturnUrl::root());
+    if app.unauthenticated == Unauthenticated::Auto && is_navigation(method, headers) {
+        endpoints::start_login(gw, app, None, return_to, info).await
+    } else {
+        rescue::unauthorized(info, &login_path(return_to.as_str()))
+    }
+}
+
+fn add_identity_headers(gw: &Gateway, app: &App, session: &Session, req: &mut Request<Body>) {
+    let rendered = session.rendered_headers(app.index, |identity| app.headers.render(identity).into());
+    let headers = req.headers_mut();
+    for (name, value) in rendered.iter() {
+        headers.insert(name.clone(), value.clone());
+    }
+    if let (Some(name), Some(issuer)) = (&app.headers.token_header, &gw.tokens) {
+        let now = now_unix();
+        let token = session.identity_token(app.index, now, issuer.lifetime_secs / 2, |identity| {
+            let exp = now + issuer.lifetime_secs;
+            let claims = identity.token_claims(&gw.public_base_url, &app.name, now, exp);
+            match issuer.signer.sign(&claims) {
+                Ok(jwt) => HeaderValue::from_str(&jwt).ok().map(|v| (exp, v)),
+                Err(e) => {
+                    tracing::error!(error = %e, "identity token signing failed");
+                    None
+                }
+            }
+        });
+        if let Some(token) = token {
+            headers.insert(name.clone(), token);
+        }
+    }
+}
+
+async fn forward(
+    gw: &Gateway,
+    app: &App,
+    req: Request<Body>,
+    path: &CanonicalPath,
+    conn: &ConnInfo,
+    info: &RequestInfo,
+) -> Response<Body> {
+    let (mut parts, body) = req.into_parts();
+    if parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|len| len > gw.max_body_bytes)
+    {
+        return rescue::error(ErrorKind::PayloadTooLarge, info, None);
+    }
+    let upgrade = hop_by_hop::is_upgrade(parts.version, &parts.headers);
+    let client_upgrade = if upgrade { parts.extensions.remove::<hyper::upgrade::OnUpgrade>() } else { None };
+    hop_by_hop::strip(&mut parts.headers, upgrade);
+
+    let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
+    set_forwarded(&mut parts.headers, conn, info, &host);
+    if !app.preserve_host {
+        if let Ok(v) = HeaderValue::from_str(app.upstream.authority.as_str()) {
+            parts.headers.insert(HOST, v);
+        }
+    }
+    if !app.forward_gateway_cookies {
+        remove_cookies(&mut parts.headers, &[&gw.cookie_name, &gw.login_cookie_name]);
+    }
+    // A Referer pointing at the gateway's callback may carry a login token.
+    if parts.headers.get(REFERER).and_then(|v| v.to_str().ok()).is_some_and(|r| r.contains(RESERVED_PREFIX)) {
+        parts.headers.remove(REFERER);
+    }
+    parts.headers.insert("x-request-id", info.request_id.clone());
+
+    let target = match parts.uri.query() {
+        Some(q) => {
+            format!("{}://{}{}{}?{q}", app.upstream.scheme, app.upstream.authority, app.upstream.base_path, path)
+        }
+        None => format!("{}://{}{}{}", app.upstream.scheme, app.upstream.authority, app.upstream.base_path, path),
+    };
+    parts.uri = match target.parse::<Uri>() {
+        Ok(uri) => uri,
+        Err(_) => return rescue::error(ErrorKind::BadRequest, info, None),
+    };
+    parts.version = Version::HTTP_11;
+    let body = Body::new(http_body_util::Limited::new(body, usize::try_from(gw.max_body_bytes).unwrap_or(usize::MAX)));
+    let upstream_req = Request::from_parts(parts, body);
+
+    let mut resp = match gw.upstream.send(upstream_req, app.upstream.insecure).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            let (kind, page) = match &e {
+                UpstreamError::Connect(_) => (UpstreamErrorKind::Connect, ErrorKind::UpstreamUnavailable),
+                UpstreamError::Timeout(_) => (UpstreamErrorKind::Timeout, ErrorKind::UpstreamTimeout),
+                UpstreamError::Protocol(_) => (UpstreamErrorKind::Protocol, ErrorKind::UpstreamUnavailable),
+            };
+            gw.metrics.app(app.index).upstream_error(kind);
+            tracing::error!(request_id = info.id(), app = %app.name, error = %e, "upstream request failed");
+            return rescue::error(page, info, None);
+        }
+    };
+
+    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if switching {
+        match (client_upgrade, resp.extensions_mut().remove::<hyper::upgrade::OnUpgrade>()) {
+            (Some(client), Some(upstream)) => splice_upgrade(client, upstream, info.id().to_owned()),
+            _ => {
+                tracing::error!(request_id = info.id(), app = %app.name, "upstream switched protocols without an upgrade request");
+                return rescue::error(ErrorKind::UpstreamUnavailable, info, None);
+            }
+        }
+    }
+    hop_by_hop::strip(resp.headers_mut(), switching);
+    resp
+}

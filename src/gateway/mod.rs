@@ -1,0 +1,250 @@
+//! The gateway: compiled configuration plus the request pipeline.
+//!
+//! ```text
+//! client ─► listen (TLS, HTTP/1.1 + HTTP/2, limits)
+//!        ─► handler::handle
+//!             1. RequestInfo        request id, client ip (trusted proxies only), language
+//!             2. CanonicalPath      normalize once; everything below uses this result
+//!             3. own endpoints      /.aisgate/* (login, callback, logout, jwks) — axum router
+//!             4. route              host + path prefix → app (else 404)
+//!             5. strip identity     every X-Auth-* variant and mapped header name
+//!             6. logout paths       app logout URLs → gateway logout
+//!             7. public paths       forward without identity
+//!             8. session            authenticated cookie → store (forged ids never looked up)
+//!             9. unauthenticated    navigation → login redirect, else 401
+//!            10. authorize          first matching [[app.rule]]
+//!            11. identity headers   contract + optional signed JWT
+//!            12. upstream           hop-by-hop, X-Forwarded-*, streaming, WebSocket
+//! ```
+
+mod endpoints;
+mod handler;
+pub mod request;
+mod rescue;
+pub mod route;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::config::{Config, ConfigError, ProviderConfig, StoreKind};
+use crate::identity::headers::IdentityNamespace;
+use crate::identity::token::IdentityTokenSigner;
+use crate::ops::metrics::Metrics;
+use crate::provider::Provider;
+use crate::session::keyring::Keyring;
+use crate::session::memory::MemoryStore;
+use crate::session::SessionStore;
+use crate::upstream::UpstreamClient;
+
+pub use handler::handle;
+pub use request::ConnInfo;
+
+/// Every gateway endpoint lives under this prefix; apps may not claim paths inside it.
+pub const RESERVED_PREFIX: &str = "/.aisgate/";
+
+/// The signed identity token settings, compiled.
+pub struct TokenIssuer {
+    /// Signing key.
+    pub signer: IdentityTokenSigner,
+    /// Older keys still published in the JWKS.
+    pub previous: Vec<IdentityTokenSigner>,
+    /// Lifetime of each token, seconds.
+    pub lifetime_secs: u64,
+}
+
+/// The running gateway: everything the request path needs, built once from [`Config`].
+pub struct Gateway {
+    /// Public base URL without trailing slash.
+    pub public_base_url: String,
+    /// Apps in config order.
+    pub apps: Vec<route::App>,
+    /// Providers in config order.
+    pub providers: Vec<Arc<dyn Provider>>,
+    /// Session store.
+    pub store: Arc<dyn SessionStore>,
+    /// Cookie keys.
+    pub keyring: Keyring,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Identity token issuer.
+    pub tokens: Option<TokenIssuer>,
+    /// Upstream client.
+    pub upstream: UpstreamClient,
+    /// Client headers removed before forwarding.
+    pub namespace: IdentityNamespace,
+    /// Trusted proxies.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Session cookie name.
+    pub cookie_name: String,
+    /// Pre-login cookie name.
+    pub login_cookie_name: String,
+    /// `Secure` on cookies.
+    pub cookie_secure: bool,
+    /// Absolute session timeout, seconds.
+    pub absolute_timeout_secs: u64,
+    /// Pending-login lifetime, seconds.
+    pub login_ttl_secs: u64,
+    /// Maximum request body, bytes.
+    pub max_body_bytes: u64,
+    /// Write access-log lines.
+    pub access_log: bool,
+    endpoints: OnceLock<axum::Router>,
+}
+
+/// Reads environment variables; a trait object so tests never mutate the process environment.
+pub type EnvSource = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+/// The process environment.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+impl Gateway {
+    /// Builds the runtime from a checked config: loads keys and certificates, compiles apps,
+    /// starts providers. Errors name the config location they stem from.
+    pub fn build(
+        config: &Config,
+        main_file: &std::path::Path,
+        env: &EnvSource,
+    ) -> Result<Arc<Gateway>, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let main_loc = crate::config::SourceLoc { file: main_file.into(), line: 1, column: 1 };
+        let keyring = Keyring::load(&config.session.keys, env)
+            .map_err(|e| errors.push(ConfigError::at(&main_loc, format!("[session] {e}"))))
+            .ok();
+        let public_base_url = config.server.public_base_url.trim_end_matches('/').to_owned();
+        let mut providers: Vec<Arc<dyn Provider>> = Vec::new();
+        for p in &config.provider {
+            let built: Result<Arc<dyn Provider>, String> = match &p.value {
+                ProviderConfig::Kaas(kaas) => {
+                    crate::provider::kaas::KaasProvider::build(kaas).map(|k| Arc::new(k) as _)
+                }
+                other => Err(format!("kind {:?} is not supported by this version", other.kind())),
+            };
+            match built {
+                Ok(provider) => providers.push(provider),
+                Err(e) => errors.push(ConfigError::at(&p.loc, format!("provider {:?}: {e}", p.name()))),
+            }
+        }
+        let provider_index = |name: &str| providers.iter().position(|p| p.name() == name);
+        let mut apps = Vec::new();
+        for (index, a) in config.app.iter().enumerate() {
+            match route::App::compile(index, a, provider_index) {
+                Ok(app) => apps.push(app),
+                Err(e) => errors.push(ConfigError::at(&a.loc, format!("app {:?}: {e}", a.name))),
+            }
+        }
+        let tokens = match &config.identity_token {
+            None => None,
+            Some(t) => match build_token_issuer(t) {
+                Ok(issuer) => Some(issuer),
+                Err(e) => {
+                    errors.push(ConfigError::at(&main_loc, format!("[identity_token] {e}")));
+                    None
+                }
+            },
+        };
+        let (Some(keyring), true) = (keyring, errors.is_empty()) else {
+            return Err(errors);
+        };
+        let store: Arc<dyn SessionStore> = match config.session.store {
+            StoreKind::Memory => Arc::new(MemoryStore::new(
+                config.session.max_sessions,
+                Duration::from_secs(config.session.idle_timeout_secs),
+                Duration::from_secs(config.session.login_ttl_secs),
+            )),
+        };
+        let app_names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
+        let provider_names: Vec<&str> = providers.iter().map(|p| p.name()).collect();
+        let metrics = Arc::new(Metrics::new(&app_names, &provider_names));
+        let mut extra_names: Vec<String> = Vec::new();
+        for app in &apps {
+            extra_names.extend(app.headers.header_names().map(|n| n.as_str().to_owned()));
+        }
+        let namespace = IdentityNamespace::new(extra_names.iter().map(String::as_str));
+        let gateway = Arc::new(Gateway {
+            public_base_url,
+            apps,
+            providers,
+            store,
+            keyring,
+            metrics,
+            tokens,
+            upstream: UpstreamClient::new(
+                Duration::from_secs(config.server.upstream_connect_timeout_secs),
+                Duration::from_secs(config.server.upstream_timeout_secs),
+            ),
+            namespace,
+            trusted_proxies: config.server.trusted_proxies.clone(),
+            cookie_name: config.session.cookie_name.clone(),
+            login_cookie_name: config.session.login_cookie_name.clone(),
+            cookie_secure: config.session.cookie_secure,
+            absolute_timeout_secs: config.session.absolute_timeout_secs,
+            login_ttl_secs: config.session.login_ttl_secs,
+            max_body_bytes: config.server.max_body_bytes,
+            access_log: config.log.access_log,
+            endpoints: OnceLock::new(),
+        });
+        let _ = gateway.endpoints.set(endpoints::router(gateway.clone()));
+        for app in config.app.iter().filter(|a| a.dangerous.skip_upstream_tls_verify) {
+            tracing::warn!(app = %app.name, "DANGEROUS: upstream TLS certificate verification is disabled");
+        }
+        Ok(gateway)
+    }
+
+    /// Looks up a provider by name.
+    pub fn provider(&self, name: &str) -> Option<(usize, &Arc<dyn Provider>)> {
+        self.providers.iter().enumerate().find(|(_, p)| p.name() == name)
+    }
+
+    /// Absolute URL of a gateway endpoint path (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.public_base_url)
+    }
+
+    /// The callback URL of a provider, as registered at the IdP.
+    pub fn login_context(&self, provider: &str) -> crate::provider::LoginContext {
+        crate::provider::LoginContext {
+            callback_url: self.url(&format!("{RESERVED_PREFIX}callback/{provider}")),
+            logged_out_url: self.url(&format!("{RESERVED_PREFIX}logged-out")),
+        }
+    }
+
+    /// Readiness of every provider, for `/readyz`.
+    pub fn readiness(&self) -> Vec<(String, crate::provider::Readiness)> {
+        self.providers.iter().map(|p| (p.name().to_owned(), p.readiness())).collect()
+    }
+
+    /// The JWKS document for upstreams verifying identity tokens.
+    pub fn jwks(&self) -> serde_json::Value {
+        match &self.tokens {
+            None => serde_json::json!({ "keys": [] }),
+            Some(t) => {
+                let all: Vec<&IdentityTokenSigner> = std::iter::once(&t.signer).chain(t.previous.iter()).collect();
+                crate::identity::token::jwks(&all)
+            }
+        }
+    }
+
+    fn endpoints(&self) -> Option<axum::Router> {
+        self.endpoints.get().cloned()
+    }
+}
+
+fn build_token_issuer(cfg: &crate::config::IdentityTokenConfig) -> Result<TokenIssuer, String> {
+    let load = |path: &std::path::Path| {
+        let pem = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        IdentityTokenSigner::from_pkcs8_pem(&pem, cfg.algorithm).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let signer = match &cfg.key_file {
+        Some(path) => load(path)?,
+        None => {
+            tracing::warn!("[identity_token] has no key_file: using an ephemeral key (tokens change key on restart)");
+            IdentityTokenSigner::generate(cfg.algorithm).map_err(|e| e.to_string())?
+        }
+    };
+    let previous = cfg.previous_key_files.iter().map(|p| load(p)).collect::<Result<_, _>>()?;
+    Ok(TokenIssuer { signer, previous, lifetime_secs: cfg.lifetime_secs })
+}

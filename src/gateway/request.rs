@@ -1,0 +1,288 @@
+//! Per-request facts the whole pipeline shares: request id, client address, language, and
+//! cookie/forwarding helpers.
+//!
+//! `X-Forwarded-*` and `X-Request-Id` are attacker-controlled unless the direct peer is a
+//! configured trusted proxy; only then are they believed (and appended to), never otherwise.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use http::header::{ACCEPT, COOKIE};
+use http::{HeaderMap, HeaderValue, Method};
+use ipnet::IpNet;
+
+use crate::pages::Lang;
+
+/// What the listener knows about the connection.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnInfo {
+    /// Direct peer.
+    pub peer: SocketAddr,
+    /// Whether the client connection is TLS.
+    pub tls: bool,
+}
+
+/// Facts about one request, computed once at the top of the pipeline.
+#[derive(Clone, Debug)]
+pub struct RequestInfo {
+    /// Request id (generated, or propagated from a trusted proxy).
+    pub request_id: HeaderValue,
+    /// Client address (the direct peer, or from `X-Forwarded-For` behind trusted proxies).
+    pub client_ip: IpAddr,
+    /// Whether the direct peer is a trusted proxy.
+    pub from_trusted_proxy: bool,
+    /// Page language.
+    pub lang: Lang,
+    /// Whether the client accepts HTML (errors as pages, else JSON).
+    pub wants_html: bool,
+}
+
+impl RequestInfo {
+    /// Computes the request facts.
+    pub fn new(headers: &HeaderMap, conn: &ConnInfo, trusted: &[IpNet]) -> RequestInfo {
+        let from_trusted_proxy = is_trusted(conn.peer.ip(), trusted);
+        let request_id = headers
+            .get("x-request-id")
+            .filter(|_| from_trusted_proxy)
+            .filter(|v| v.len() <= 128 && v.as_bytes().iter().all(|b| b.is_ascii_graphic()))
+            .cloned()
+            .unwrap_or_else(new_request_id);
+        let client_ip =
+            if from_trusted_proxy { forwarded_client(headers, conn.peer.ip(), trusted) } else { conn.peer.ip() };
+        let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        RequestInfo {
+            request_id,
+            client_ip,
+            from_trusted_proxy,
+            lang: Lang::from_accept_language(headers.get(http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok())),
+            wants_html: accept.contains("text/html"),
+        }
+    }
+
+    /// The request id as text.
+    pub fn id(&self) -> &str {
+        self.request_id.to_str().unwrap_or("-")
+    }
+}
+
+fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
+    let ip = canonical_ip(ip);
+    trusted.iter().any(|net| net.contains(&ip))
+}
+
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The rightmost address in `X-Forwarded-For` that is not a trusted proxy.
+fn forwarded_client(headers: &HeaderMap, peer: IpAddr, trusted: &[IpNet]) -> IpAddr {
+    let mut chain: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    chain.push(peer);
+    chain.iter().rev().find(|ip| !is_trusted(**ip, trusted)).copied().unwrap_or(peer)
+}
+
+/// A cheap unique request id: a per-process random prefix and a counter.
+fn new_request_id() -> HeaderValue {
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let id = crate::session::random_id();
+        id[..6].iter().map(|b| format!("{b:02x}")).collect()
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    HeaderValue::from_str(&format!("{prefix}-{n:x}")).unwrap_or(HeaderValue::from_static("-"))
+}
+
+/// Whether the request is a top-level browser navigation (which may be redirected to a
+/// login page) rather than an API call, XHR or form POST (which get 401).
+pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
+    if method != Method::GET && method != Method::HEAD {
+        return false;
+    }
+    if headers.get("x-requested-with").is_some() {
+        return false;
+    }
+    if let Some(mode) = headers.get("sec-fetch-mode") {
+        return mode == "navigate";
+    }
+    headers.get(ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
+}
+
+/// Finds a cookie value by name across every `Cookie` header.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+}
+
+/// Removes the named cookies from the `Cookie` headers (the gateway's own cookies must not
+/// reach upstreams: a session id there would let the upstream act as the user).
+pub fn remove_cookies(headers: &mut HeaderMap, names: &[&str]) {
+    let has_any =
+        headers.get_all(COOKIE).iter().any(|v| v.to_str().map_or(true, |s| names.iter().any(|n| s.contains(n))));
+    if !has_any {
+        return;
+    }
+    let kept: Vec<String> = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| !names.iter().any(|n| pair.split_once('=').map_or(*pair, |(k, _)| k) == *n))
+        .map(str::to_owned)
+        .collect();
+    headers.remove(COOKIE);
+    if !kept.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+            headers.insert(COOKIE, v);
+        }
+    }
+}
+
+/// Builds a `Set-Cookie` value with the gateway's fixed attributes:
+/// `Path=/; HttpOnly; SameSite=Lax` and `Secure` unless disabled for plain-HTTP development.
+pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -> HeaderValue {
+    let mut s = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
+    if secure {
+        s.push_str("; Secure");
+    }
+    match max_age {
+        Some(age) => s.push_str(&format!("; Max-Age={age}")),
+        None => {}
+    }
+    HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static("invalid=; Max-Age=0"))
+}
+
+/// A `Set-Cookie` value that deletes the cookie.
+pub fn clear_cookie(name: &str, secure: bool) -> HeaderValue {
+    set_cookie(name, "", Some(0), secure)
+}
+
+/// Sets `X-Forwarded-For/Proto/Host` for the upstream. From a trusted proxy the existing
+/// chain is kept and the peer appended; from anyone else client-sent values are replaced.
+pub fn set_forwarded(headers: &mut HeaderMap, conn: &ConnInfo, info: &RequestInfo, host: &str) {
+    let peer = canonical_ip(conn.peer.ip()).to_string();
+    let existing_for: Vec<String> =
+        headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok().map(str::to_owned)).collect();
+    let forwarded_for = if info.from_trusted_proxy && !existing_for.is_empty() {
+        format!("{}, {peer}", existing_for.join(", "))
+    } else {
+        peer
+    };
+    let proto_ok = info.from_trusted_proxy && headers.contains_key("x-forwarded-proto");
+    let host_ok = info.from_trusted_proxy && headers.contains_key("x-forwarded-host");
+    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
+        headers.insert("x-forwarded-for", v);
+    }
+    if !proto_ok {
+        headers.insert("x-forwarded-proto", HeaderValue::from_static(if conn.tls { "https" } else { "http" }));
+    }
+    if !host_ok {
+        if let Ok(v) = HeaderValue::from_str(host) {
+            headers.insert("x-forwarded-host", v);
+        } else {
+            headers.remove("x-forwarded-host");
+        }
+    }
+    // RFC 7239 `Forwarded` is not produced by us; a client-sent one is untrusted.
+    if !info.from_trusted_proxy {
+        headers.remove(http::header::FORWARDED);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn conn(ip: &str) -> ConnInfo {
+        ConnInfo { peer: SocketAddr::new(ip.parse().unwrap(), 1234), tls: false }
+    }
+
+    #[test]
+    fn forwarded_headers_from_untrusted_peer_are_replaced() {
+        let mut h =
+            headers(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-proto", "https"), ("x-request-id", "evil")]);
+        let c = conn("10.0.0.5");
+        let info = RequestInfo::new(&h, &c, &[]);
+        assert_ne!(info.id(), "evil");
+        assert_eq!(info.client_ip.to_string(), "10.0.0.5");
+        set_forwarded(&mut h, &c, &info, "gw.cz");
+        assert_eq!(h["x-forwarded-for"], "10.0.0.5");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "gw.cz");
+    }
+
+    #[test]
+    fn forwarded_headers_from_trusted_proxy_are_kept_and_appended() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = headers(&[
+            ("x-forwarded-for", "1.2.3.4, 10.0.0.9"),
+            ("x-forwarded-proto", "https"),
+            ("x-request-id", "abc-1"),
+        ]);
+        let c = conn("10.0.0.5");
+        let info = RequestInfo::new(&h, &c, &trusted);
+        assert_eq!(info.id(), "abc-1");
+        assert_eq!(info.client_ip.to_string(), "1.2.3.4");
+        set_forwarded(&mut h, &c, &info, "gw.cz");
+        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.9, 10.0.0.5");
+        assert_eq!(h["x-forwarded-proto"], "https");
+    }
+
+    #[test]
+    fn navigation_detection() {
+        let nav = headers(&[("accept", "text/html,application/xhtml+xml")]);
+        assert!(is_navigation(&Method::GET, &nav));
+        assert!(!is_navigation(&Method::POST, &nav));
+        assert!(!is_navigation(&Method::GET, &headers(&[("accept", "application/json")])));
+        assert!(!is_navigation(
+            &Method::GET,
+            &headers(&[("accept", "text/html"), ("x-requested-with", "XMLHttpRequest")])
+        ));
+        assert!(!is_navigation(&Method::GET, &headers(&[("accept", "text/html"), ("sec-fetch-mode", "cors")])));
+    }
+
+    #[test]
+    fn gateway_cookies_are_removed_others_kept() {
+        let mut h = headers(&[("cookie", "a=1; aisgate_session=x; b=2"), ("cookie", "aisgate_login=y")]);
+        assert_eq!(cookie(&h, "aisgate_login"), Some("y"));
+        remove_cookies(&mut h, &["aisgate_session", "aisgate_login"]);
+        assert_eq!(h.get_all(COOKIE).iter().count(), 1);
+        assert_eq!(h[COOKIE], "a=1; b=2");
+        let mut only = headers(&[("cookie", "aisgate_session=x")]);
+        remove_cookies(&mut only, &["aisgate_session"]);
+        assert!(only.get(COOKIE).is_none());
+    }
+
+    #[test]
+    fn set_cookie_has_secure_defaults() {
+        let v = set_cookie("s", "v", None, true);
+        assert_eq!(v, "s=v; Path=/; HttpOnly; SameSite=Lax; Secure");
+        assert_eq!(clear_cookie("s", true), "s=; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=0");
+    }
+}

@@ -1,0 +1,275 @@
+//! The normalized identity every protocol produces and every header mapping consumes.
+//!
+//! No protocol type leaves `provider/`: KAAS SOAP attributes, SAML assertions and OIDC claims
+//! are all mapped onto [`Identity`] at the edge of their provider module. The header contract
+//! (`headers.rs`) and the authorization rules read only this type, so a new protocol never
+//! needs a change in the request path.
+
+pub mod headers;
+pub mod token;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// eIDAS level of assurance. Ordered: `Low < Substantial < High`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Loa {
+    /// `http://eidas.europa.eu/LoA/low`
+    Low,
+    /// `http://eidas.europa.eu/LoA/substantial`
+    Substantial,
+    /// `http://eidas.europa.eu/LoA/high`
+    High,
+}
+
+impl Loa {
+    /// The eIDAS URI, as NIA and CAAIS send it in `AuthnContextClassRef`.
+    pub fn uri(self) -> &'static str {
+        match self {
+            Loa::Low => "http://eidas.europa.eu/LoA/low",
+            Loa::Substantial => "http://eidas.europa.eu/LoA/substantial",
+            Loa::High => "http://eidas.europa.eu/LoA/high",
+        }
+    }
+
+    /// The short name used in configuration and headers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Loa::Low => "low",
+            Loa::Substantial => "substantial",
+            Loa::High => "high",
+        }
+    }
+
+    /// Parses a short name or any of the URI families the Czech IdPs use
+    /// (`…/LoA/x`, `…/NotNotified/LoA/x`, `…/LoA/NotNotified/x`), case-insensitively.
+    pub fn parse_lenient(value: &str) -> Option<Loa> {
+        let last = value.trim().rsplit('/').next()?.to_ascii_lowercase();
+        match last.as_str() {
+            "low" => Some(Loa::Low),
+            "substantial" => Some(Loa::Substantial),
+            "high" => Some(Loa::High),
+            _ => None,
+        }
+    }
+}
+
+impl FromStr for Loa {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Loa::parse_lenient(s).ok_or_else(|| format!("unknown level of assurance {s:?}"))
+    }
+}
+
+impl fmt::Display for Loa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Kind of public-administration subject the user acts for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrgKind {
+    /// Orgán veřejné moci (public authority).
+    #[serde(rename = "OVM")]
+    Ovm,
+    /// Soukromoprávní uživatel údajů (private-law user of register data).
+    #[serde(rename = "SPUU")]
+    Spuu,
+}
+
+impl OrgKind {
+    /// Header value: `OVM` or `SPUU`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrgKind::Ovm => "OVM",
+            OrgKind::Spuu => "SPUU",
+        }
+    }
+}
+
+/// The organisation (subject) the user logged in for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Organisation {
+    /// IČO, kept as a string: padding differs between IdPs.
+    pub ico: Option<String>,
+    /// Subject code (`ZkratkaSubjektu`, `legal_entity_shorcut`).
+    pub code: Option<String>,
+    /// Subject name.
+    pub name: Option<String>,
+    /// Official e-mail of the subject.
+    pub email: Option<String>,
+    /// OVM or SPUÚ.
+    pub kind: Option<OrgKind>,
+    /// `IdentifikatorOvm` / `public_organization_identifier`.
+    pub ovm_id: Option<String>,
+    /// `IdentifikatorSpuu`.
+    pub spuu_id: Option<String>,
+    /// Institution type code (`TypInstituce`).
+    pub institution_type: Option<String>,
+}
+
+/// An agenda (activity) role: `agenda:role`, e.g. `A100:CR01`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AgendaRole {
+    /// Agenda code (`KodAgendy`).
+    pub agenda: String,
+    /// Activity role code (`KodCinnostniRole`).
+    pub role: String,
+}
+
+impl fmt::Display for AgendaRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.agenda, self.role)
+    }
+}
+
+/// Personal data: forwarded only when an app opts in, never when the IdP flags the person
+/// as "do not record personal data".
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonalData {
+    /// Date of birth, `YYYY-MM-DD`.
+    pub birth_date: Option<String>,
+    /// Place of birth (name).
+    pub birth_place: Option<String>,
+    /// Country of birth (code as the IdP gives it).
+    pub birth_country: Option<String>,
+    /// Date of death, `YYYY-MM-DD`.
+    pub death_date: Option<String>,
+    /// Identity documents as `type:number`.
+    pub documents: Vec<String>,
+    /// One-line postal address.
+    pub address: Option<String>,
+}
+
+/// The authenticated user, as every protocol reports it after normalization.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// Configured provider name (`[[provider]] name`).
+    pub provider: String,
+    /// Protocol and version, e.g. `kaas-ws/v4_2`, `saml2-eidas`, `oidc`.
+    pub protocol: String,
+    /// Stable subject identifier within the provider (BSI, `sub`, `UzivatelId`).
+    pub subject: String,
+    /// Login name.
+    pub username: Option<String>,
+    /// Given name.
+    pub given_name: Option<String>,
+    /// Family name.
+    pub family_name: Option<String>,
+    /// Academic titles before the name.
+    pub title_before: Option<String>,
+    /// Academic titles after the name.
+    pub title_after: Option<String>,
+    /// E-mail address (often self-asserted).
+    pub email: Option<String>,
+    /// Phone number (self-asserted).
+    pub phone: Option<String>,
+    /// Organisation the user acts for.
+    pub organisation: Option<Organisation>,
+    /// Access roles of this application.
+    pub access_roles: Vec<String>,
+    /// Agenda roles.
+    pub agenda_roles: Vec<AgendaRole>,
+    /// Level of assurance of this login.
+    pub loa: Option<Loa>,
+    /// Login method as the IdP names it (`p-pwd`, `p-cert`, `p-nia`, …).
+    pub auth_method: Option<String>,
+    /// Whether the IdP verified the person against the base registers.
+    pub identity_verified: Option<bool>,
+    /// When the user authenticated, seconds since the Unix epoch.
+    pub authenticated_at: u64,
+    /// Upper bound on the session set by the IdP (token or SSO expiry), Unix seconds.
+    pub expires_at: Option<u64>,
+    /// Personal data, present only if the provider obtained it.
+    pub personal: Option<PersonalData>,
+    /// The IdP flagged the person as "do not record personal data".
+    pub no_personal_data: bool,
+    /// Raw protocol attributes by name, for custom header mappings.
+    pub attributes: BTreeMap<String, Vec<String>>,
+}
+
+impl Identity {
+    /// A display-safe, non-identifying label for logs: provider and a short hash of the subject.
+    ///
+    /// Logs must not carry personal data, so the subject is hashed, not printed.
+    pub fn log_label(&self) -> String {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.subject.as_bytes());
+        let short: String = digest.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}:{short}", self.provider)
+    }
+
+    /// Claims of the signed identity token: registered claims plus the non-personal identity.
+    ///
+    /// Personal data is never put in the token; apps that need it opt in to headers.
+    pub fn token_claims(&self, issuer: &str, audience: &str, issued_at: u64, expires_at: u64) -> serde_json::Value {
+        let org = self.organisation.as_ref();
+        serde_json::json!({
+            "iss": issuer,
+            "aud": audience,
+            "sub": self.subject,
+            "iat": issued_at,
+            "nbf": issued_at,
+            "exp": expires_at,
+            "idp": self.provider,
+            "protocol": self.protocol,
+            "auth_time": self.authenticated_at,
+            "preferred_username": self.username,
+            "given_name": self.given_name,
+            "family_name": self.family_name,
+            "email": self.email,
+            "roles": self.access_roles,
+            "agenda_roles": self.agenda_roles.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "loa": self.loa.map(Loa::uri),
+            "org": org.map(|o| serde_json::json!({
+                "ico": o.ico, "code": o.code, "name": o.name,
+                "kind": o.kind.map(OrgKind::as_str), "ovm_id": o.ovm_id, "spuu_id": o.spuu_id,
+            })),
+        })
+    }
+
+    /// Access roles plus agenda roles as `agenda:role`, for authorization rules.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.access_roles.iter().any(|r| r == role)
+            || self.agenda_roles.iter().any(|r| role.split_once(':') == Some((r.agenda.as_str(), r.role.as_str())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loa_parses_every_uri_family() {
+        assert_eq!(Loa::parse_lenient("http://eidas.europa.eu/LoA/substantial"), Some(Loa::Substantial));
+        assert_eq!(Loa::parse_lenient("http://eidas.europa.eu/NotNotified/LoA/high"), Some(Loa::High));
+        assert_eq!(Loa::parse_lenient("http://eidas.europa.eu/LoA/NotNotified/low"), Some(Loa::Low));
+        assert_eq!(Loa::parse_lenient("LOW"), Some(Loa::Low));
+        assert_eq!(Loa::parse_lenient("medium"), None);
+        assert!(Loa::Low < Loa::Substantial && Loa::Substantial < Loa::High);
+    }
+
+    #[test]
+    fn roles_match_access_and_agenda_forms() {
+        let id = Identity {
+            access_roles: vec!["ADMIN".into()],
+            agenda_roles: vec![AgendaRole { agenda: "A100".into(), role: "CR01".into() }],
+            ..Identity::default()
+        };
+        assert!(id.has_role("ADMIN"));
+        assert!(id.has_role("A100:CR01"));
+        assert!(!id.has_role("A100:CR02"));
+        assert!(!id.has_role("admin"));
+    }
+
+    #[test]
+    fn log_label_does_not_contain_subject() {
+        let id = Identity { provider: "jip".into(), subject: "CZ/CZ/secret".into(), ..Identity::default() };
+        assert!(!id.log_label().contains("secret"));
+        assert!(id.log_label().starts_with("jip:"));
+    }
+}

@@ -1,0 +1,24 @@
+//! aisgate: a reverse-proxy authentication gateway for Czech public-administration web apps.
+//!
+//! It runs the login of JIP/KAAS, CAAIS, NIA and EnviIAM on behalf of legacy apps and
+//! forwards each request upstream with normalized identity headers. The request path is
+//! described in [`gateway`]; protocols live under [`provider`], each in its own folder.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod config;
+pub mod demo;
+pub mod gateway;
+pub mod http;
+pub mod identity;
+pub mod listen;
+pub mod ops;
+pub mod pages;
+pub mod provider;
+pub mod run;
+pub mod session;
+pub mod sim;
+pub mod tls;
+pub mod upstream;

@@ -1,0 +1,196 @@
+//! Listeners: accept loops for the public and ops ports, TLS termination, graceful shutdown.
+//!
+//! On shutdown the accept loops stop first (no new connections), then every open connection
+//! is asked to finish its in-flight requests and close; after the grace period whatever is
+//! left is dropped.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::gateway::{self, ConnInfo, Gateway};
+
+/// Connection-level limits of the public listener.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Maximum request head size, bytes.
+    pub max_header_bytes: usize,
+    /// Time for a client to send the request head.
+    pub header_read_timeout: Duration,
+}
+
+/// A bound public listener.
+pub struct PublicListener {
+    /// The socket.
+    pub listener: TcpListener,
+    /// TLS termination, if configured.
+    pub tls: Option<TlsAcceptor>,
+}
+
+fn builder(limits: Limits) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(256);
+    b
+}
+
+/// Serves the gateway on `public` and the ops endpoints on `ops` until `shutdown` resolves,
+/// then drains connections for at most `grace`.
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    public: Vec<PublicListener>,
+    ops: TcpListener,
+    limits: Limits,
+    grace: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = Arc::new(GracefulShutdown::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let builder = Arc::new(builder(limits));
+    let mut loops = Vec::new();
+    for listener in public {
+        loops.push(tokio::spawn(accept_loop(
+            gateway.clone(),
+            listener,
+            builder.clone(),
+            graceful.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    let ops_router = crate::ops::router(gateway.clone());
+    let mut ops_stop = stop_rx.clone();
+    let ops_task = tokio::spawn(async move {
+        let serve = axum::serve(ops, ops_router).with_graceful_shutdown(async move {
+            let _ = ops_stop.changed().await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "ops listener failed");
+        }
+    });
+
+    shutdown.await;
+    tracing::info!(grace_secs = grace.as_secs(), "shutting down: no new connections, draining in-flight requests");
+    let _ = stop_tx.send(true);
+    for l in loops {
+        let _ = l.await;
+    }
+    let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("grace period over; dropping remaining connections");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), ops_task).await;
+}
+
+async fn accept_loop(
+    gateway: Arc<Gateway>,
+    public: PublicListener,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    graceful: Arc<GracefulShutdown>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = public.listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let watcher = graceful.watcher();
+        let gateway = gateway.clone();
+        let builder = builder.clone();
+        let tls = public.tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => {
+                    let conn = ConnInfo { peer, tls: false };
+                    serve_connection(gateway, builder, TokioIo::new(stream), conn, watcher).await;
+                }
+                Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => {
+                        let conn = ConnInfo { peer, tls: true };
+                        serve_connection(gateway, builder, TokioIo::new(tls_stream), conn, watcher).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                },
+            }
+        });
+    }
+}
+
+async fn serve_connection<I>(
+    gateway: Arc<Gateway>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    io: I,
+    conn: ConnInfo,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let gateway = gateway.clone();
+        async move { Ok::<_, std::convert::Infallible>(gateway::handle(gateway, req, conn).await) }
+    });
+    let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!(peer = %conn.peer, error = %e, "connection ended with error");
+    }
+}
+
+/// Binds every configured public address.
+pub async fn bind_public(
+    addrs: &[SocketAddr],
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> std::io::Result<Vec<PublicListener>> {
+    let mut out = Vec::new();
+    for addr in addrs {
+        let listener = TcpListener::bind(addr).await?;
+        out.push(PublicListener { listener, tls: tls.clone().map(TlsAcceptor::from) });
+    }
+    Ok(out)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = tokio::signal::ctrl_c() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

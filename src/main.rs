@@ -1,0 +1,95 @@
+//! The `aisgate` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Reverse-proxy authentication gateway for Czech public-administration web apps.
+#[derive(Parser)]
+#[command(name = "aisgate", version, about)]
+struct Cli {
+    /// Configuration file (for the default `run` command).
+    #[arg(long, short, global = false)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Run {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a configuration and print a summary; exits non-zero with file:line:column errors.
+    Check {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Start a local demo: gateway + echo upstream + simulated JIP/KAAS IdP.
+    Demo {
+        /// Gateway address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Ops address.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        ops_listen: SocketAddr,
+        /// Proxy to this upstream instead of the built-in echo server.
+        #[arg(long)]
+        upstream: Option<String>,
+        /// Simulated IdP login host.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        sim_login_listen: SocketAddr,
+        /// Simulated IdP web-service host (mutual TLS).
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        sim_ws_listen: SocketAddr,
+        /// Turn off access logs (benchmarks).
+        #[arg(long)]
+        no_access_log: bool,
+    },
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match (cli.command, cli.config) {
+        (Some(Command::Check { config }), _) => aisgate::run::check(&config),
+        (Some(Command::Run { config }), _) | (None, Some(config)) => match runtime() {
+            Ok(rt) => rt.block_on(aisgate::run::run(&config)),
+            Err(e) => {
+                eprintln!("cannot start the runtime: {e}");
+                1
+            }
+        },
+        (Some(Command::Demo { listen, ops_listen, upstream, sim_login_listen, sim_ws_listen, no_access_log }), _) => {
+            let opts = aisgate::demo::DemoOptions {
+                listen,
+                ops_listen,
+                upstream,
+                sim_login_listen,
+                sim_ws_listen,
+                access_log: !no_access_log,
+            };
+            match runtime() {
+                Ok(rt) => rt.block_on(aisgate::demo::run(opts)),
+                Err(e) => {
+                    eprintln!("cannot start the runtime: {e}");
+                    1
+                }
+            }
+        }
+        (None, None) => {
+            eprintln!("usage: aisgate run --config FILE | aisgate check --config FILE | aisgate demo (see --help)");
+            2
+        }
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}

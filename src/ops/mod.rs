@@ -1,0 +1,42 @@
+//! The ops listener: `/healthz`, `/readyz`, `/metrics`.
+//!
+//! Kept on its own listener (default `127.0.0.1:9090`) so that readiness details and metrics
+//! never reach the public network.
+
+pub mod metrics;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+
+use crate::gateway::Gateway;
+
+/// The ops router.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(gateway)
+}
+
+async fn readyz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    let providers = gw.readiness();
+    let ready = providers.iter().all(|(_, r)| r.ready);
+    let body = serde_json::json!({
+        "ready": ready,
+        "config": "loaded",
+        "providers": providers.iter().map(|(name, r)| (name.clone(), serde_json::json!({"ready": r.ready, "detail": r.detail}))).collect::<serde_json::Map<_, _>>(),
+    });
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string())
+}
+
+async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    gw.metrics.set_active_sessions(gw.store.active_sessions());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], gw.metrics.render())
+}

@@ -1,0 +1,128 @@
+//! Identity providers: one narrow, object-safe trait every protocol implements.
+//!
+//! The gateway drives every login the same way: `begin` says where to send the browser and
+//! what state to keep (held server-side under a browser-bound handle), `finish` turns the
+//! IdP's callback plus that state into an [`Identity`], `logout` says where the browser goes
+//! after the local session is destroyed. Protocol types never leave their folder.
+
+pub mod kaas;
+
+use async_trait::async_trait;
+
+use crate::identity::Identity;
+use crate::pages::ErrorKind;
+
+/// Where to send the browser to start or end a protocol exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrowserStep {
+    /// `302 Location`.
+    Redirect(String),
+    /// An HTML form POSTed by the browser (SAML HTTP-POST binding).
+    PostForm {
+        /// Form action URL.
+        action: String,
+        /// Hidden fields.
+        fields: Vec<(String, String)>,
+    },
+}
+
+/// What the gateway knows when a login starts.
+#[derive(Debug, Clone)]
+pub struct LoginContext {
+    /// Absolute URL of this provider's callback endpoint.
+    pub callback_url: String,
+    /// Absolute URL of the gateway's logged-out page.
+    pub logged_out_url: String,
+}
+
+/// The first step of a login.
+#[derive(Debug)]
+pub struct LoginStart {
+    /// Where the browser goes.
+    pub step: BrowserStep,
+    /// Protocol state for `finish` (request id, nonce, PKCE verifier, …).
+    pub state: serde_json::Value,
+}
+
+/// A completed login.
+#[derive(Debug)]
+pub struct Authenticated {
+    /// The normalized identity.
+    pub identity: Identity,
+    /// Data needed to log out at the IdP later.
+    pub logout_state: serde_json::Value,
+}
+
+/// Health of a provider's dependencies, for `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// Whether new logins can succeed.
+    pub ready: bool,
+    /// Short operator-facing detail (no secrets).
+    pub detail: String,
+}
+
+/// Why a provider step failed. The variants decide the page the user sees; the message is
+/// for the operator log only and must not contain tokens or personal data.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The callback is malformed (bad token format, missing parameter).
+    #[error("malformed callback: {0}")]
+    BadCallback(String),
+    /// The IdP refused the login (invalid, expired or used token; verification failed).
+    #[error("identity provider rejected the login: {0}")]
+    Rejected(String),
+    /// The IdP or the channel to it failed (transport, TLS, HTTP error, SOAP fault).
+    #[error("identity provider unavailable: {0}")]
+    Unavailable(String),
+    /// The IdP answered something we cannot accept (schema, namespace, signature).
+    #[error("invalid identity provider response: {0}")]
+    InvalidResponse(String),
+}
+
+impl ProviderError {
+    /// The page shown to the user.
+    pub fn page(&self) -> ErrorKind {
+        match self {
+            ProviderError::BadCallback(_) => ErrorKind::LoginFailed,
+            ProviderError::Rejected(_) => ErrorKind::LoginFailed,
+            ProviderError::Unavailable(_) | ProviderError::InvalidResponse(_) => ErrorKind::IdpUnavailable,
+        }
+    }
+
+    /// Metric label: `failure` for the user's side, `error` for the IdP's.
+    pub fn metric_result(&self) -> crate::ops::metrics::LoginResult {
+        match self {
+            ProviderError::BadCallback(_) | ProviderError::Rejected(_) => crate::ops::metrics::LoginResult::Failure,
+            _ => crate::ops::metrics::LoginResult::Error,
+        }
+    }
+}
+
+/// An identity provider.
+#[async_trait]
+pub trait Provider: Send + Sync + 'static {
+    /// Configured name.
+    fn name(&self) -> &str;
+    /// Label on the chooser page.
+    fn display_name(&self) -> &str;
+    /// Starts a login.
+    async fn begin(&self, ctx: &LoginContext) -> Result<LoginStart, ProviderError>;
+    /// Finishes a login from the callback parameters (query or form) and the saved state.
+    async fn finish(
+        &self,
+        ctx: &LoginContext,
+        params: &[(String, String)],
+        state: &serde_json::Value,
+    ) -> Result<Authenticated, ProviderError>;
+    /// Where to send the browser after the local session is gone.
+    fn logout(&self, ctx: &LoginContext, logout_state: &serde_json::Value) -> BrowserStep;
+    /// Current readiness.
+    fn readiness(&self) -> Readiness;
+    /// Periodic health work (heartBeat, metadata refresh); run every [`Provider::refresh_interval`].
+    async fn refresh(&self) {}
+    /// How often `refresh` runs; `None` for never.
+    fn refresh_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
+}

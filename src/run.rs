@@ -1,0 +1,167 @@
+//! The `run` and `check` commands: configuration in, listening gateway out.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, ConfigError, LogFormat};
+use crate::gateway::{self, Gateway};
+use crate::listen::{self, Limits};
+
+/// Sets up tracing from `[log]`; `RUST_LOG` overrides the level.
+pub fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+}
+
+/// Prints configuration errors as `file:line:column: reason`, one per line.
+pub fn print_errors(errors: &[ConfigError]) {
+    for e in errors {
+        eprintln!("{e}");
+    }
+}
+
+/// Loads and builds everything `run` would, without listening. Returns the process exit code.
+pub fn check(path: &Path) -> i32 {
+    let config = match crate::config::load(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            print_errors(&errors);
+            return 2;
+        }
+    };
+    let mut errors = Vec::new();
+    if let Some(tls) = &config.server.tls {
+        if let Err(e) = crate::tls::server_config(&tls.cert, &tls.key) {
+            errors.push(ConfigError::file(path, format!("[server.tls] {e}")));
+        }
+    }
+    match Gateway::build(&config, path, &gateway::process_env) {
+        Ok(gw) if errors.is_empty() => {
+            print_summary(&config, &gw);
+            0
+        }
+        Ok(_) => {
+            print_errors(&errors);
+            2
+        }
+        Err(more) => {
+            errors.extend(more);
+            print_errors(&errors);
+            2
+        }
+    }
+}
+
+fn print_summary(config: &Config, gw: &Gateway) {
+    println!("configuration OK");
+    let listen: Vec<String> = config.server.listen.iter().map(ToString::to_string).collect();
+    println!(
+        "  listen: {} ({}), ops: {}, public base URL: {}",
+        listen.join(", "),
+        if config.server.tls.is_some() { "TLS" } else { "plain HTTP" },
+        config.ops.listen,
+        gw.public_base_url
+    );
+    println!("  providers:");
+    for p in &config.provider {
+        println!("    {} (kind {}), callback {}", p.name(), p.kind(), gw.login_context(p.name()).callback_url);
+    }
+    println!("  apps:");
+    for a in &config.app {
+        let hosts = if a.hosts.is_empty() { "any host".to_owned() } else { a.hosts.join(", ") };
+        println!(
+            "    {}: {} {} -> {} via [{}]; public {:?}; {} rule(s)",
+            a.name,
+            hosts,
+            a.path_prefix,
+            a.upstream,
+            a.providers.join(", "),
+            a.public_paths,
+            a.rule.len()
+        );
+    }
+}
+
+/// Starts periodic provider work (heartBeat, metadata refresh).
+pub fn spawn_provider_refresh(gw: &Arc<Gateway>) {
+    for provider in &gw.providers {
+        let Some(interval) = provider.refresh_interval() else { continue };
+        let provider = provider.clone();
+        tokio::spawn(async move {
+            loop {
+                provider.refresh().await;
+                tokio::time::sleep(interval).await;
+            }
+        });
+    }
+}
+
+/// `aisgate run`: serves until SIGTERM/Ctrl-C. Returns the exit code.
+pub async fn run(path: &Path) -> i32 {
+    let config = match crate::config::load(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            print_errors(&errors);
+            return 2;
+        }
+    };
+    init_logging(config.log.format, &config.log.level);
+    let tls = match &config.server.tls {
+        None => None,
+        Some(t) => match crate::tls::server_config(&t.cert, &t.key) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("{}", ConfigError::file(path, format!("[server.tls] {e}")));
+                return 2;
+            }
+        },
+    };
+    let gw = match Gateway::build(&config, path, &gateway::process_env) {
+        Ok(gw) => gw,
+        Err(errors) => {
+            print_errors(&errors);
+            return 2;
+        }
+    };
+    let public = match listen::bind_public(&config.server.listen, tls).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cannot listen on {:?}: {e}", config.server.listen);
+            return 1;
+        }
+    };
+    let ops = match tokio::net::TcpListener::bind(config.ops.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cannot listen on {} (ops): {e}", config.ops.listen);
+            return 1;
+        }
+    };
+    spawn_provider_refresh(&gw);
+    tracing::info!(listen = ?config.server.listen, ops = %config.ops.listen, apps = gw.apps.len(), "aisgate started");
+    listen::serve(
+        gw,
+        public,
+        ops,
+        limits(&config),
+        Duration::from_secs(config.server.shutdown_grace_secs),
+        listen::shutdown_signal(),
+    )
+    .await;
+    tracing::info!("aisgate stopped");
+    0
+}
+
+/// Connection limits from `[server]`.
+pub fn limits(config: &Config) -> Limits {
+    Limits {
+        max_header_bytes: config.server.max_header_bytes,
+        header_read_timeout: Duration::from_secs(config.server.header_read_timeout_secs),
+    }
+}

@@ -1,0 +1,168 @@
+//! Sessions: opaque ids in authenticated cookies, data held server-side.
+//!
+//! A session cookie carries `kid.id.tag`: a 256-bit random id and an HMAC over it. A forged
+//! or tampered cookie fails the MAC and is refused before any store lookup, so guessing ids
+//! costs the attacker nothing but also gains nothing, and a store outage cannot be triggered by
+//! junk cookies. The store is keyed by SHA-256 of the id, so a leaked store dump (Redis
+//! snapshot) does not contain usable cookies.
+
+pub mod keyring;
+pub mod memory;
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use http::{HeaderName, HeaderValue};
+use serde::{Deserialize, Serialize};
+
+use crate::identity::Identity;
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// A fresh 256-bit random value (session ids, login handles).
+pub fn random_id() -> [u8; 32] {
+    let mut id = [0u8; 32];
+    // aws-lc's DRBG only fails if the OS RNG is unavailable; an all-zero id would then be
+    // refused by the MAC-less check below, so treat failure as fatal for this request.
+    if aws_lc_rs::rand::fill(&mut id).is_err() {
+        tracing::error!("system random number generator failed");
+    }
+    id
+}
+
+/// The key under which a session or pending login is stored: SHA-256 of its id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StoreKey(pub [u8; 32]);
+
+impl StoreKey {
+    /// Derives the store key of an id.
+    pub fn of(id: &[u8; 32]) -> StoreKey {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, id);
+        let mut key = [0u8; 32];
+        key.copy_from_slice(digest.as_ref());
+        StoreKey(key)
+    }
+
+    /// A short, non-reversible label for audit logs ("gateway session id hash").
+    pub fn log_label(&self) -> String {
+        self.0[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Rendered identity headers for one app, cached on the session.
+pub type RenderedHeaders = Arc<[(HeaderName, HeaderValue)]>;
+
+/// A logged-in session.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Session {
+    /// Who.
+    pub identity: Identity,
+    /// When the session was created, Unix seconds.
+    pub created_at: u64,
+    /// Hard end of the session, Unix seconds: the absolute timeout, capped by IdP expiry.
+    pub expires_at: u64,
+    /// Provider data needed for logout (NameID and SessionIndex, id_token, …).
+    pub logout_state: serde_json::Value,
+    /// Per-app rendered headers; a per-process cache, never stored.
+    #[serde(skip)]
+    rendered: Vec<OnceLock<RenderedHeaders>>,
+    /// Per-app signed identity token and its expiry; a per-process cache.
+    #[serde(skip)]
+    tokens: Mutex<Vec<Option<(u64, HeaderValue)>>>,
+}
+
+impl Session {
+    /// A new session for `identity`, expiring after `absolute_secs` or at the IdP's limit.
+    pub fn new(identity: Identity, logout_state: serde_json::Value, absolute_secs: u64, apps: usize) -> Session {
+        let created_at = now_unix();
+        let mut expires_at = created_at.saturating_add(absolute_secs);
+        if let Some(idp_limit) = identity.expires_at {
+            expires_at = expires_at.min(idp_limit);
+        }
+        Session {
+            identity,
+            created_at,
+            expires_at,
+            logout_state,
+            rendered: (0..apps).map(|_| OnceLock::new()).collect(),
+            tokens: Mutex::new(vec![None; apps]),
+        }
+    }
+
+    /// Whether the absolute lifetime is over.
+    pub fn is_expired(&self, now: u64) -> bool {
+        now >= self.expires_at
+    }
+
+    /// Returns the cached rendered headers for app `index`, rendering them once.
+    pub fn rendered_headers(&self, index: usize, render: impl FnOnce(&Identity) -> RenderedHeaders) -> RenderedHeaders {
+        match self.rendered.get(index) {
+            Some(cell) => cell.get_or_init(|| render(&self.identity)).clone(),
+            None => render(&self.identity),
+        }
+    }
+
+    /// Returns a cached identity token for app `index` valid for at least `min_remaining`
+    /// seconds, or mints one with `mint` (which returns the token and its expiry).
+    pub fn identity_token(
+        &self,
+        index: usize,
+        now: u64,
+        min_remaining: u64,
+        mint: impl FnOnce(&Identity) -> Option<(u64, HeaderValue)>,
+    ) -> Option<HeaderValue> {
+        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(Some((exp, value))) = tokens.get(index) {
+            if *exp >= now.saturating_add(min_remaining) {
+                return Some(value.clone());
+            }
+        }
+        let (exp, value) = mint(&self.identity)?;
+        if let Some(slot) = tokens.get_mut(index) {
+            *slot = Some((exp, value.clone()));
+        }
+        Some(value)
+    }
+}
+
+/// State kept between "send the browser to the IdP" and "the IdP sent it back".
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PendingLogin {
+    /// Provider name.
+    pub provider: String,
+    /// Validated same-origin URL to return to after login.
+    pub return_to: String,
+    /// When the login started, Unix seconds.
+    pub created_at: u64,
+    /// Protocol state (request ID, nonce, PKCE verifier, …).
+    pub protocol_state: serde_json::Value,
+}
+
+/// Session store failure. Existing sessions in other stores or caches are unaffected.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend is unreachable or answered with an error.
+    #[error("session store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Server-side session storage. Memory now; Redis implements the same trait.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Looks up a session and refreshes its idle timer.
+    async fn load(&self, key: &StoreKey) -> Result<Option<Arc<Session>>, StoreError>;
+    /// Stores a new session.
+    async fn save(&self, key: StoreKey, session: Arc<Session>) -> Result<(), StoreError>;
+    /// Destroys a session, returning it if it existed.
+    async fn remove(&self, key: &StoreKey) -> Result<Option<Arc<Session>>, StoreError>;
+    /// Stores a pending login for the configured login lifetime.
+    async fn put_pending(&self, key: StoreKey, pending: PendingLogin) -> Result<(), StoreError>;
+    /// Takes (and so invalidates: single use) a pending login.
+    async fn take_pending(&self, key: &StoreKey) -> Result<Option<PendingLogin>, StoreError>;
+    /// Approximate number of live sessions, for the metric.
+    fn active_sessions(&self) -> u64;
+}

@@ -1,0 +1,75 @@
+//! A throw-away PKI: one CA, a server certificate for `localhost`, a registered client
+//! certificate and an unregistered one (same CA), written as PEM files.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
+
+/// Paths of the generated files.
+#[derive(Debug, Clone)]
+pub struct TestPki {
+    /// CA certificate (trust anchor for both sides).
+    pub ca_cert: PathBuf,
+    /// Server certificate chain for `localhost`/`127.0.0.1`.
+    pub server_cert: PathBuf,
+    /// Server key.
+    pub server_key: PathBuf,
+    /// Client certificate registered at the simulated IdP.
+    pub client_cert: PathBuf,
+    /// Its key.
+    pub client_key: PathBuf,
+    /// A client certificate from the same CA that the IdP does not know.
+    pub rogue_cert: PathBuf,
+    /// Its key.
+    pub rogue_key: PathBuf,
+}
+
+fn leaf(
+    cn: &str,
+    names: Vec<String>,
+    usage: ExtendedKeyUsagePurpose,
+    ca: &CertifiedIssuer<'_, KeyPair>,
+) -> Result<(String, String), rcgen::Error> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(names)?;
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.extended_key_usages = vec![usage];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let cert = params.signed_by(&key, ca)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// Generates the PKI into `dir`.
+pub fn generate(dir: &Path) -> Result<TestPki, String> {
+    let run = || -> Result<TestPki, rcgen::Error> {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(DnType::CommonName, "aisgate test CA");
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
+        let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        let server = leaf("localhost", names, ExtendedKeyUsagePurpose::ServerAuth, &ca)?;
+        let client = leaf("aisgate demo AIS", Vec::new(), ExtendedKeyUsagePurpose::ClientAuth, &ca)?;
+        let rogue = leaf("unregistered AIS", Vec::new(), ExtendedKeyUsagePurpose::ClientAuth, &ca)?;
+        let write = |name: &str, content: &str| -> PathBuf {
+            let path = dir.join(name);
+            if let Err(e) = std::fs::write(&path, content) {
+                tracing::error!(path = %path.display(), error = %e, "cannot write test PKI file");
+            }
+            path
+        };
+        Ok(TestPki {
+            ca_cert: write("ca.pem", &ca.pem()),
+            server_cert: write("server.pem", &server.0),
+            server_key: write("server.key", &server.1),
+            client_cert: write("client.pem", &client.0),
+            client_key: write("client.key", &client.1),
+            rogue_cert: write("rogue-client.pem", &rogue.0),
+            rogue_key: write("rogue-client.key", &rogue.1),
+        })
+    };
+    run().map_err(|e| format!("cannot generate test certificates: {e}"))
+}

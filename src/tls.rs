@@ -1,0 +1,129 @@
+//! TLS material: PEM loading, the public listener's server config, client configs.
+//!
+//! One crypto provider (aws-lc-rs) for every TLS context. Protocol versions are rustls's
+//! defaults: TLS 1.2 and 1.3 only.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+/// TLS material errors, naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The file is unreadable or holds no PEM certificate.
+    #[error("{path}: no usable PEM certificate: {reason}")]
+    Certificate {
+        /// File.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The file is unreadable or holds no PEM private key.
+    #[error("{path}: no usable PEM private key: {reason}")]
+    Key {
+        /// File.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// rustls refused the combination.
+    #[error("TLS configuration rejected: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+/// Reads every certificate of a PEM file.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let err = |reason: String| TlsError::Certificate { path: path.display().to_string(), reason };
+    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| err(e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err("the file contains no CERTIFICATE block".into()));
+    }
+    Ok(certs)
+}
+
+/// Reads the first private key (PKCS#8, PKCS#1 or SEC1) of a PEM file.
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path)
+        .map_err(|e| TlsError::Key { path: path.display().to_string(), reason: e.to_string() })
+}
+
+/// The public listener's TLS config, offering HTTP/2 and HTTP/1.1 by ALPN.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let mut config =
+        rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(load_certs(cert)?, load_key(key)?)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A client config that trusts the given CA bundle, or the webpki roots when `None`.
+pub fn roots(ca_bundle: Option<&Path>) -> Result<rustls::RootCertStore, TlsError> {
+    match ca_bundle {
+        None => Ok(rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() }),
+        Some(path) => {
+            let mut store = rustls::RootCertStore::empty();
+            for cert in load_certs(path)? {
+                store.add(cert).map_err(|e| TlsError::Certificate {
+                    path: path.display().to_string(),
+                    reason: format!("not a usable CA certificate: {e}"),
+                })?;
+            }
+            Ok(store)
+        }
+    }
+}
+
+/// A client config that does not verify the server (upstreams with
+/// `dangerous.skip_upstream_tls_verify` only).
+pub fn insecure_client_config() -> rustls::ClientConfig {
+    rustls::ClientConfig::builder()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(NoVerification))
+        .with_no_client_auth()
+}
+
+#[derive(Debug)]
+struct NoVerification;
+
+impl ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algs = rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algs = rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms.supported_schemes()
+    }
+}

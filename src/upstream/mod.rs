@@ -1,0 +1,110 @@
+//! The upstream side: a pooled hyper client, hop-by-hop hygiene and WebSocket pass-through.
+//!
+//! Bodies stream in both directions (never buffered), so memory per request stays bounded
+//! whatever the upload or download size. Upstream failures are classified for the 502/504
+//! pages and the `aisgate_upstream_errors_total` metric.
+
+pub mod hop_by_hop;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use http::{Request, Response};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+/// Why forwarding failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// Could not connect (refused, DNS, TLS handshake).
+    #[error("cannot connect to upstream: {0}")]
+    Connect(String),
+    /// No response head within the configured time.
+    #[error("upstream did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The connection broke or the upstream spoke invalid HTTP.
+    #[error("upstream protocol error: {0}")]
+    Protocol(String),
+}
+
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
+
+/// Pooled clients: one verifying upstream TLS certificates, one that does not (only for apps
+/// with `dangerous.skip_upstream_tls_verify`).
+#[derive(Clone)]
+pub struct UpstreamClient {
+    verified: HttpsClient,
+    insecure: HttpsClient,
+    timeout: Duration,
+}
+
+fn build(tls: rustls::ClientConfig, connect_timeout: Duration) -> HttpsClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(https)
+}
+
+impl UpstreamClient {
+    /// Builds the clients.
+    pub fn new(connect_timeout: Duration, timeout: Duration) -> UpstreamClient {
+        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        let verified = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+        let insecure = crate::tls::insecure_client_config();
+        UpstreamClient {
+            verified: build(verified, connect_timeout),
+            insecure: build(insecure, connect_timeout),
+            timeout,
+        }
+    }
+
+    /// Sends `req` and waits for the response head.
+    pub async fn send(&self, req: Request<Body>, insecure: bool) -> Result<Response<Body>, UpstreamError> {
+        let client = if insecure { &self.insecure } else { &self.verified };
+        match tokio::time::timeout(self.timeout, client.request(req)).await {
+            Err(_) => Err(UpstreamError::Timeout(self.timeout)),
+            Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect(error_chain(&e))),
+            Ok(Err(e)) => Err(UpstreamError::Protocol(error_chain(&e))),
+            Ok(Ok(resp)) => Ok(resp.map(Body::new)),
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+/// Joins the two halves of an upgraded (WebSocket) connection and copies bytes both ways
+/// until either side closes.
+pub fn splice_upgrade(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade, request_id: String) {
+    tokio::spawn(async move {
+        let (client, upstream) = match tokio::try_join!(client, upstream) {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!(request_id, error = %e, "upgrade failed");
+                return;
+            }
+        };
+        let mut client = TokioIo::new(client);
+        let mut upstream = TokioIo::new(upstream);
+        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            tracing::debug!(request_id, error = %e, "upgraded connection closed with error");
+        }
+    });
+}
