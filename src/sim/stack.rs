@@ -1,0 +1,193 @@
+//! A complete local stack: test PKI, simulated KAAS IdP, optional echo upstream, and a
+//! gateway built from a real configuration file. Shared by `aisgate demo` and the tests so
+//! both run exactly the production code path.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::gateway::{self, Gateway};
+use crate::sim;
+
+/// How to assemble the stack.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// Gateway address (port 0 for any).
+    pub listen: SocketAddr,
+    /// Ops address.
+    pub ops_listen: SocketAddr,
+    /// Upstream URL; `None` starts the built-in echo upstream.
+    pub upstream: Option<String>,
+    /// Simulator login host address.
+    pub sim_login_listen: SocketAddr,
+    /// Simulator web-service (mTLS) address.
+    pub sim_ws_listen: SocketAddr,
+    /// Write access logs.
+    pub access_log: bool,
+    /// Extra lines for `[server]`.
+    pub server_extra: String,
+    /// Extra lines for `[session]`.
+    pub session_extra: String,
+    /// Extra lines for the KAAS `[[provider]]`.
+    pub provider_extra: String,
+    /// The `[[app]]` tables; `{upstream}` is replaced by the upstream URL. `None`: one app
+    /// `echo` for every path, with `/public` public and `/logout` intercepted.
+    pub apps: Option<String>,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        StackOptions {
+            listen: any,
+            ops_listen: any,
+            upstream: None,
+            sim_login_listen: any,
+            sim_ws_listen: any,
+            access_log: false,
+            server_extra: String::new(),
+            session_extra: String::new(),
+            provider_extra: String::new(),
+            apps: None,
+        }
+    }
+}
+
+const DEFAULT_APPS: &str = r#"
+[[app]]
+name = "echo"
+upstream = "{upstream}"
+providers = ["jip"]
+public_paths = ["/public"]
+logout_paths = ["/logout"]
+
+[app.headers]
+identity_token = true
+"#;
+
+/// A prepared stack, not yet serving.
+pub struct Stack {
+    /// Temporary directory with the config, keys and certificates (removed by the caller).
+    pub dir: PathBuf,
+    /// The test PKI.
+    pub pki: sim::certs::TestPki,
+    /// The simulated IdP.
+    pub sim: sim::kaas::KaasSim,
+    /// Public base URL of the gateway (`http://localhost:port`).
+    pub public_base: String,
+    /// Upstream URL.
+    pub upstream: String,
+    /// The loaded configuration.
+    pub config: Config,
+    /// Its file.
+    pub config_path: PathBuf,
+    /// The gateway.
+    pub gateway: Arc<Gateway>,
+    /// Bound gateway listener.
+    pub listener: TcpListener,
+    /// Bound ops listener.
+    pub ops: TcpListener,
+}
+
+fn temp_dir() -> std::io::Result<PathBuf> {
+    let id = crate::session::random_id();
+    let name: String = id[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let dir = std::env::temp_dir().join(format!("aisgate-{name}"));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Assembles the stack.
+pub async fn prepare(opts: StackOptions) -> Result<Stack, String> {
+    let dir = temp_dir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let pki = sim::certs::generate(&dir)?;
+    let listener = TcpListener::bind(opts.listen).await.map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
+    let ops = TcpListener::bind(opts.ops_listen).await.map_err(|e| format!("cannot listen on {}: {e}", opts.ops_listen))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let ops_addr = ops.local_addr().map_err(|e| e.to_string())?;
+    let public_base = format!("http://localhost:{port}");
+    let upstream = match &opts.upstream {
+        Some(u) => u.clone(),
+        None => {
+            let addr = sim::echo::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.map_err(|e| e.to_string())?;
+            format!("http://{addr}")
+        }
+    };
+    let sim = sim::kaas::start(
+        sim::kaas::KaasSimConfig {
+            ats_id: "AISGATE_DEMO".into(),
+            callback_url: format!("{public_base}/.aisgate/callback/jip"),
+            logout_prefix: format!("{public_base}/"),
+            token_ttl: Duration::from_secs(300),
+            style: crate::provider::kaas::soap::ResponseStyle::Quirks(Default::default()),
+            users: sim::kaas::demo_users(),
+        },
+        &pki,
+        opts.sim_login_listen,
+        opts.sim_ws_listen,
+    )
+    .await?;
+    let key = base64::engine::general_purpose::STANDARD.encode(crate::session::random_id());
+    let key_file = dir.join("session.key");
+    std::fs::write(&key_file, key).map_err(|e| e.to_string())?;
+    let apps = opts.apps.as_deref().unwrap_or(DEFAULT_APPS).replace("{upstream}", &upstream);
+    let config_text = format!(
+        r#"# Written by aisgate's local stack (demo/tests). The simulator exists only while it runs.
+[server]
+listen = ["{listen}"]
+public_base_url = "{public_base}"
+{server_extra}
+
+[ops]
+listen = "{ops_addr}"
+
+[log]
+access_log = {access_log}
+
+[session]
+keys = [{{ id = "demo", file = "{key_file}" }}]
+{session_extra}
+
+[identity_token]
+algorithm = "ES256"
+
+[[provider]]
+name = "jip"
+kind = "kaas"
+display_name = "JIP/KAAS (simulátor)"
+ats_id = "AISGATE_DEMO"
+login_url = "{login_url}"
+logout_url = "{logout_url}"
+auth_ws_url = "{ws_url}"
+client_cert = "{client_cert}"
+client_key = "{client_key}"
+ca_bundle = "{ca}"
+{provider_extra}
+{apps}"#,
+        listen = listener.local_addr().map_err(|e| e.to_string())?,
+        server_extra = opts.server_extra,
+        access_log = opts.access_log,
+        key_file = key_file.display(),
+        session_extra = opts.session_extra,
+        login_url = sim.login_url(),
+        logout_url = sim.logout_url(),
+        ws_url = sim.auth_ws_url(),
+        client_cert = pki.client_cert.display(),
+        client_key = pki.client_key.display(),
+        ca = pki.ca_cert.display(),
+        provider_extra = opts.provider_extra,
+    );
+    let config_path = dir.join("aisgate.toml");
+    std::fs::write(&config_path, config_text).map_err(|e| e.to_string())?;
+    let joined = |errors: Vec<crate::config::ConfigError>| {
+        errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    };
+    let config = crate::config::load(&config_path).map_err(joined)?;
+    let gateway = Gateway::build(&config, &config_path, &gateway::process_env).map_err(joined)?;
+    Ok(Stack { dir, pki, sim, public_base, upstream, config, config_path, gateway, listener, ops })
+}

@@ -1,0 +1,178 @@
+//! Test harness: a real gateway on an ephemeral port, with the simulated KAAS IdP (real mTLS)
+//! and a test upstream, plus a browser-like client that does not follow redirects.
+
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use aisgate::sim::stack::{prepare, Stack, StackOptions};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// A running gateway.
+pub struct Gateway {
+    pub base: String,
+    pub addr: SocketAddr,
+    pub ops: SocketAddr,
+    pub stack_dir: std::path::PathBuf,
+    pub sim: aisgate::sim::kaas::KaasSim,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    pub done: tokio::task::JoinHandle<()>,
+}
+
+impl Gateway {
+    pub async fn start(opts: StackOptions) -> Gateway {
+        let stack: Stack = prepare(opts).await.expect("stack starts");
+        let addr = stack.listener.local_addr().unwrap();
+        let ops = stack.ops.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        aisgate::run::spawn_provider_refresh(&stack.gateway);
+        let limits = aisgate::run::limits(&stack.config);
+        let public = vec![aisgate::listen::PublicListener { listener: stack.listener, tls: None }];
+        let grace = Duration::from_secs(stack.config.server.shutdown_grace_secs);
+        let done = tokio::spawn(aisgate::listen::serve(stack.gateway, public, stack.ops, limits, grace, async {
+            let _ = rx.await;
+        }));
+        Gateway {
+            base: stack.public_base,
+            addr,
+            ops,
+            stack_dir: stack.dir,
+            sim: stack.sim,
+            client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+            stop: Some(tx),
+            done,
+        }
+    }
+
+    pub async fn with_upstream(upstream: &str) -> Gateway {
+        Gateway::start(StackOptions { upstream: Some(upstream.to_owned()), ..Default::default() }).await
+    }
+
+    /// Triggers graceful shutdown (what SIGTERM does).
+    pub fn shutdown(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A browser navigation.
+    pub async fn navigate(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
+        let mut req = self.client.get(self.url(path)).header("accept", "text/html,application/xhtml+xml");
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Logs in through the simulated IdP as demo user `user`; returns the `Cookie` header
+    /// value carrying the session, and the final redirect target.
+    pub async fn login_to(&self, path: &str, user: usize) -> (String, String) {
+        let start = self.navigate(path, None).await;
+        assert_eq!(start.status(), 302, "unauthenticated navigation redirects to the IdP");
+        let login_cookie = set_cookie(&start, "aisgate_login").expect("pre-login cookie");
+        let idp = location(&start);
+        let form = self.client.post(&idp).form(&[("user", user.to_string())]).send().await.unwrap();
+        assert_eq!(form.status(), 303, "simulator redirects to the callback");
+        let callback = location(&form);
+        assert!(callback.starts_with(&self.url("/.aisgate/callback/jip?sessionId=")), "{callback}");
+        let done = self
+            .client
+            .get(&callback)
+            .header("cookie", format!("aisgate_login={login_cookie}"))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(done.status(), 302, "callback completes the login");
+        let session = set_cookie(&done, "aisgate_session").expect("session cookie");
+        (format!("aisgate_session={session}"), location(&done))
+    }
+
+    pub async fn login(&self) -> String {
+        self.login_to("/", 0).await.0
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.shutdown();
+        let _ = std::fs::remove_dir_all(&self.stack_dir);
+    }
+}
+
+pub fn location(resp: &reqwest::Response) -> String {
+    resp.headers().get("location").expect("Location header").to_str().unwrap().to_owned()
+}
+
+/// The value of a `Set-Cookie` for `name` (first one that is not a deletion).
+pub fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, v)| *k == name && !v.is_empty())
+        .map(|(_, v)| v.to_owned())
+}
+
+/// Starts a test upstream serving `handler` on an ephemeral port; returns its base URL.
+pub async fn upstream<F, Fut>(handler: F) -> String
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<http_body_util::combinators::BoxBody<Bytes, std::io::Error>>> + Send,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let handler = handler.clone();
+                    async move { Ok::<_, Infallible>(handler(req).await) }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A full body response.
+pub fn text(status: u16, body: impl Into<Bytes>) -> Response<http_body_util::combinators::BoxBody<Bytes, std::io::Error>> {
+    Response::builder()
+        .status(status)
+        .body(Full::new(body.into()).map_err(|never: Infallible| match never {}).boxed())
+        .unwrap()
+}
+
+/// An upstream that answers with the received headers as JSON.
+pub async fn header_echo() -> String {
+    upstream(|req: Request<Incoming>| async move {
+        let map: serde_json::Map<String, serde_json::Value> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), serde_json::Value::String(String::from_utf8_lossy(v.as_bytes()).into())))
+            .collect();
+        let body = serde_json::json!({ "path": req.uri().to_string(), "headers": map });
+        text(200, body.to_string())
+    })
+    .await
+}
