@@ -126,7 +126,8 @@ async fn authenticated_session_produces_the_documented_headers() {
     assert!(h.get("cookie").is_none_or(|c| !c.as_str().unwrap().contains("aisgate_")));
     // The signed identity token verifies against the JWKS the gateway publishes.
     let token = h["x-auth-token"].as_str().unwrap();
-    let jwks: serde_json::Value = gw.client.get(gw.url("/.aisgate/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let jwks: serde_json::Value =
+        gw.client.get(gw.url("/.aisgate/jwks.json")).send().await.unwrap().json().await.unwrap();
     let claims = verify_es256(token, &jwks);
     assert_eq!(claims["sub"], "6f1c0d2a-6b7e-4d0e-9a51-3c2b1f0e9d84");
     assert_eq!(claims["aud"], "echo");
@@ -161,7 +162,16 @@ async fn forged_tampered_and_expired_cookies_are_refused() {
     let cookie = gw.login().await;
     let api = |c: String| {
         let gw = &gw;
-        async move { gw.client.get(gw.url("/x")).header("accept", "application/json").header("cookie", c).send().await.unwrap().status() }
+        async move {
+            gw.client
+                .get(gw.url("/x"))
+                .header("accept", "application/json")
+                .header("cookie", c)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
     };
     assert_eq!(api(cookie.clone()).await, 200);
     let value = cookie.trim_start_matches("aisgate_session=");
@@ -185,7 +195,8 @@ async fn logout_destroys_the_session_and_redirects_to_the_idp_logout() {
     let resp = gw.client.get(gw.url("/logout")).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(resp.status(), 302);
     let to = location(&resp);
-    let expected_uri: String = url::form_urlencoded::byte_serialize(gw.url("/.aisgate/logged-out").as_bytes()).collect();
+    let expected_uri: String =
+        url::form_urlencoded::byte_serialize(gw.url("/.aisgate/logged-out").as_bytes()).collect();
     assert_eq!(to, format!("{}?atsId=AISGATE_DEMO&uri={expected_uri}", gw.sim.logout_url()));
     assert!(resp.headers().get_all("set-cookie").iter().any(|c| c.to_str().unwrap().starts_with("aisgate_session=;")));
     // The IdP sends the browser back to the logged-out page, which never starts a login.
@@ -194,7 +205,14 @@ async fn logout_destroys_the_session_and_redirects_to_the_idp_logout() {
     let page = gw.navigate("/.aisgate/logged-out", None).await;
     assert_eq!(page.status(), 200);
     // The old cookie no longer works.
-    let after = gw.client.get(gw.url("/x")).header("accept", "application/json").header("cookie", &cookie).send().await.unwrap();
+    let after = gw
+        .client
+        .get(gw.url("/x"))
+        .header("accept", "application/json")
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(after.status(), 401);
 }
 
@@ -222,13 +240,27 @@ async fn callback_without_the_binding_cookie_is_refused_and_tokens_are_single_us
 #[tokio::test]
 async fn open_redirect_forms_are_refused_after_login() {
     let gw = Gateway::with_upstream(&header_echo().await).await;
-    for evil in ["//evil.example", "/\\evil.example", "https://evil.example/", "/%2F%2Fevil.example", "/%5Cevil", "/a\tb", "/%0d%0aLocation:x"] {
+    for evil in [
+        "//evil.example",
+        "/\\evil.example",
+        "https://evil.example/",
+        "/%2F%2Fevil.example",
+        "/%5Cevil",
+        "/a\tb",
+        "/%0d%0aLocation:x",
+    ] {
         let encoded: String = url::form_urlencoded::byte_serialize(evil.as_bytes()).collect();
         let start = gw.navigate(&format!("/.aisgate/login?return={encoded}"), None).await;
         assert_eq!(start.status(), 302, "{evil}");
         let login_cookie = set_cookie(&start, "aisgate_login").unwrap();
         let form = gw.client.post(location(&start)).form(&[("user", "0")]).send().await.unwrap();
-        let done = gw.client.get(location(&form)).header("cookie", format!("aisgate_login={login_cookie}")).send().await.unwrap();
+        let done = gw
+            .client
+            .get(location(&form))
+            .header("cookie", format!("aisgate_login={login_cookie}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(done.status(), 302);
         assert_eq!(location(&done), "/", "{evil} must fall back to /");
     }

@@ -32,7 +32,10 @@ async fn tls_termination_offers_http2_and_http11() {
     let ca = reqwest::Certificate::from_pem(&ca).unwrap();
     for (client, version) in [
         (reqwest::Client::builder().tls_certs_only([ca.clone()]).build().unwrap(), reqwest::Version::HTTP_2),
-        (reqwest::Client::builder().tls_certs_only([ca.clone()]).http1_only().build().unwrap(), reqwest::Version::HTTP_11),
+        (
+            reqwest::Client::builder().tls_certs_only([ca.clone()]).http1_only().build().unwrap(),
+            reqwest::Version::HTTP_11,
+        ),
     ] {
         let resp = client.get(gw.url("/public/tls")).send().await.unwrap();
         assert_eq!(resp.status(), 200);
@@ -44,6 +47,7 @@ async fn tls_termination_offers_http2_and_http11() {
     assert!(reqwest::Client::new().get(gw.url("/public/tls")).send().await.is_err());
 }
 
+#[allow(clippy::result_large_err)] // the callback type is tungstenite's
 async fn websocket_echo_upstream() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -52,11 +56,13 @@ async fn websocket_echo_upstream() -> String {
             tokio::spawn(async move {
                 // Echo the identity the gateway injected in the handshake, then every frame.
                 let mut subject = String::new();
-                let callback = |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
-                                resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
-                    subject = req.headers().get("x-auth-subject").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-                    Ok(resp)
-                };
+                let callback =
+                    |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                     resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
+                        subject =
+                            req.headers().get("x-auth-subject").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                        Ok(resp)
+                    };
                 let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else { return };
                 let _ = ws.send(Message::text(format!("subject={subject}"))).await;
                 while let Some(Ok(msg)) = ws.next().await {

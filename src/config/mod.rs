@@ -220,7 +220,7 @@ pub struct IdentityTokenConfig {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ProviderConfig {
     /// JIP/KAAS and the CAAIS legacy API.
-    Kaas(KaasProviderConfig),
+    Kaas(Box<KaasProviderConfig>),
     /// SAML 2.0 (NIA, CAAIS SAML, EnviIAM SAML).
     Saml(UnimplementedProvider),
     /// OpenID Connect (CAAIS, EnviIAM).

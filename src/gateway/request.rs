@@ -163,9 +163,8 @@ pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -
     if secure {
         s.push_str("; Secure");
     }
-    match max_age {
-        Some(age) => s.push_str(&format!("; Max-Age={age}")),
-        None => {}
+    if let Some(age) = max_age {
+        s.push_str(&format!("; Max-Age={age}"));
     }
     HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static("invalid=; Max-Age=0"))
 }

@@ -125,7 +125,7 @@ impl App {
         let Some(rule) = self.rules.iter().find(|r| path.starts_with_segment_prefix(&r.path_prefix)) else {
             return Ok(());
         };
-        if !rule.providers.is_empty() && !rule.providers.iter().any(|p| *p == identity.provider) {
+        if !rule.providers.is_empty() && !rule.providers.contains(&identity.provider) {
             return Err(Denied::Provider);
         }
         if !rule.any_role.is_empty() && !rule.any_role.iter().any(|r| identity.has_role(r)) {

@@ -529,7 +529,7 @@ impl IdentityNamespace {
     /// Whether `name` (any case, `_` or `-`) belongs to the namespace.
     pub fn contains(&self, name: &str) -> bool {
         let normalized = normalize(name);
-        in_prefix(&normalized) || self.extra.iter().any(|e| *e == normalized)
+        in_prefix(&normalized) || self.extra.contains(&normalized)
     }
 }
 

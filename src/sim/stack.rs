@@ -106,8 +106,10 @@ fn temp_dir() -> std::io::Result<PathBuf> {
 pub async fn prepare(opts: StackOptions) -> Result<Stack, String> {
     let dir = temp_dir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
     let pki = sim::certs::generate(&dir)?;
-    let listener = TcpListener::bind(opts.listen).await.map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
-    let ops = TcpListener::bind(opts.ops_listen).await.map_err(|e| format!("cannot listen on {}: {e}", opts.ops_listen))?;
+    let listener =
+        TcpListener::bind(opts.listen).await.map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
+    let ops =
+        TcpListener::bind(opts.ops_listen).await.map_err(|e| format!("cannot listen on {}: {e}", opts.ops_listen))?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let ops_addr = ops.local_addr().map_err(|e| e.to_string())?;
     let public_base = format!("http://localhost:{port}");
@@ -184,9 +186,8 @@ ca_bundle = "{ca}"
     );
     let config_path = dir.join("aisgate.toml");
     std::fs::write(&config_path, config_text).map_err(|e| e.to_string())?;
-    let joined = |errors: Vec<crate::config::ConfigError>| {
-        errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
-    };
+    let joined =
+        |errors: Vec<crate::config::ConfigError>| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
     let config = crate::config::load(&config_path).map_err(joined)?;
     let gateway = Gateway::build(&config, &config_path, &gateway::process_env).map_err(joined)?;
     Ok(Stack { dir, pki, sim, public_base, upstream, config, config_path, gateway, listener, ops })

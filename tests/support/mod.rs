@@ -173,7 +173,10 @@ where
 }
 
 /// A full body response.
-pub fn text(status: u16, body: impl Into<Bytes>) -> Response<http_body_util::combinators::BoxBody<Bytes, std::io::Error>> {
+pub fn text(
+    status: u16,
+    body: impl Into<Bytes>,
+) -> Response<http_body_util::combinators::BoxBody<Bytes, std::io::Error>> {
     Response::builder()
         .status(status)
         .body(Full::new(body.into()).map_err(|never: Infallible| match never {}).boxed())
@@ -186,7 +189,9 @@ pub async fn header_echo() -> String {
         let map: serde_json::Map<String, serde_json::Value> = req
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), serde_json::Value::String(String::from_utf8_lossy(v.as_bytes()).into())))
+            .map(|(k, v)| {
+                (k.as_str().to_owned(), serde_json::Value::String(String::from_utf8_lossy(v.as_bytes()).into()))
+            })
             .collect();
         let body = serde_json::json!({ "path": req.uri().to_string(), "headers": map });
         text(200, body.to_string())

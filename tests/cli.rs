@@ -1,0 +1,175 @@
+//! The command line: `check` accepts a good configuration and names file:line:column for bad
+//! ones; `run` drains in-flight requests on SIGTERM.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_aisgate");
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new() -> Dir {
+        let dir = tempfile::tempdir().unwrap().keep();
+        aisgate::sim::certs::generate(&dir).unwrap();
+        std::fs::write(dir.join("session.key"), [7u8; 32]).unwrap();
+        Dir(dir)
+    }
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, text.replace("{dir}", &self.0.display().to_string())).unwrap();
+        path
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn good_config(listen: &str, ops: &str, upstream: &str) -> String {
+    format!(
+        r#"include = ["apps.d/*.toml"]
+
+[server]
+listen = ["{listen}"]
+public_base_url = "https://portal.example.cz"
+shutdown_grace_secs = 10
+
+[ops]
+listen = "{ops}"
+
+[session]
+keys = [{{ id = "k1", file = "{{dir}}/session.key" }}]
+
+[[provider]]
+name = "jip"
+kind = "kaas"
+preset = "caais-test"
+ats_id = "MY_AIS"
+client_cert = "{{dir}}/client.pem"
+client_key = "{{dir}}/client.key"
+
+[[app]]
+name = "portal"
+upstream = "{upstream}"
+providers = ["jip"]
+public_paths = ["/public"]
+"#
+    )
+}
+
+fn check(config: &Path) -> (i32, String, String) {
+    let out = Command::new(BIN).args(["check", "--config"]).arg(config).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn check_accepts_a_good_config_and_prints_a_summary() {
+    let dir = Dir::new();
+    let main = dir.write("aisgate.toml", &good_config("127.0.0.1:8080", "127.0.0.1:9090", "http://127.0.0.1:3000"));
+    dir.write("apps.d/reports.toml", "[[app]]\nname = \"reports\"\npath_prefix = \"/reports\"\nupstream = \"https://reports.internal:8443/app/\"\nproviders = [\"jip\"]\n");
+    let (code, stdout, stderr) = check(&main);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("configuration OK"));
+    assert!(stdout.contains("jip (kind kaas), callback https://portal.example.cz/.aisgate/callback/jip"), "{stdout}");
+    assert!(stdout.contains("reports: any host /reports -> https://reports.internal:8443/app/"), "{stdout}");
+}
+
+#[test]
+fn bad_configs_name_file_line_column_and_reason() {
+    let dir = Dir::new();
+    let base = good_config("127.0.0.1:8080", "127.0.0.1:9090", "http://127.0.0.1:3000");
+    // Unknown key: line 5 of the main file.
+    let typo = dir.write("typo.toml", &base.replace("public_base_url", "public_base_ur"));
+    let (code, _, err) = check(&typo);
+    assert_eq!(code, 2);
+    assert!(err.starts_with(&format!("{}:5:1: unknown field `public_base_ur`", typo.display())), "{err}");
+    // A wrong value type names its line and column.
+    let bad_type = dir.write("type.toml", &base.replace("shutdown_grace_secs = 10", "shutdown_grace_secs = \"ten\""));
+    let (_, _, err) = check(&bad_type);
+    assert!(err.starts_with(&format!("{}:6:23: invalid type: string \"ten\"", bad_type.display())), "{err}");
+    // Cross-field errors point at the table, in the included file where it lives.
+    let main = dir.write("main.toml", &base);
+    let included = dir.write(
+        "apps.d/broken.toml",
+        "# broken app\n\n[[app]]\nname = \"broken\"\npath_prefix = \"/b\"\nupstream = \"ftp://x\"\nproviders = [\"nope\"]\n",
+    );
+    let (code, _, err) = check(&main);
+    assert_eq!(code, 2);
+    let lines: Vec<&str> = err.lines().collect();
+    let at = format!("{}:3:1: app \"broken\"", included.display());
+    assert!(
+        lines.contains(&format!("{at}: upstream \"ftp://x\" must be an http(s) URL without query").as_str()),
+        "{err}"
+    );
+    assert!(lines.contains(&format!("{at}: provider \"nope\" is not defined in any [[provider]]").as_str()), "{err}");
+    std::fs::remove_file(&included).unwrap();
+    // TOML syntax errors and unreadable secrets are located too.
+    let syntax = dir.write("syntax.toml", &base.replace("[ops]", "[ops"));
+    let (_, _, err) = check(&syntax);
+    assert!(err.starts_with(&format!("{}:8:5: unclosed table", syntax.display())), "{err}");
+    let missing_key = dir.write("nokey.toml", &base.replace("session.key", "missing.key"));
+    let (code, _, err) = check(&missing_key);
+    assert_eq!(code, 2);
+    assert!(err.contains("[session] session key \"k1\": cannot read"), "{err}");
+    let unknown_kind = dir.write("kind.toml", &base.replace("kind = \"kaas\"", "kind = \"ldap\""));
+    let (_, _, err) = check(&unknown_kind);
+    assert!(err.contains(":16:8: unknown variant `ldap`, expected one of `kaas`, `saml`, `oidc`"), "{err}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_request_finish() {
+    let slow = support::upstream(|_req| async {
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        support::text(200, "finished")
+    })
+    .await;
+    let dir = Dir::new();
+    let (port, ops) = (free_port(), free_port());
+    let config = dir.write("run.toml", &good_config(&format!("127.0.0.1:{port}"), &format!("127.0.0.1:{ops}"), &slow));
+    let mut child = Command::new(BIN)
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if client.get(format!("http://127.0.0.1:{ops}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "gateway did not start");
+    let url = format!("http://127.0.0.1:{port}/public/slow");
+    let in_flight = tokio::spawn(async move { reqwest::Client::new().get(url).send().await });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let resp = in_flight.await.unwrap().expect("in-flight request completes");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "finished");
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "exit status {status}");
+    assert!(reqwest::Client::new().get(format!("http://127.0.0.1:{port}/public/x")).send().await.is_err());
+}
