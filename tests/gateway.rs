@@ -333,3 +333,102 @@ async fn in_flight_request_finishes_during_graceful_shutdown() {
     tokio::time::timeout(Duration::from_secs(5), &mut gw.done).await.expect("server stops").unwrap();
     assert!(tokio::net::TcpStream::connect(gw.addr).await.is_err(), "no new connections after shutdown");
 }
+
+#[tokio::test]
+async fn several_providers_get_a_chooser_in_czech_or_english() {
+    let apps = r#"
+[[provider]]
+name = "caais"
+kind = "kaas"
+preset = "caais-test"
+display_name = "CAAIS <legacy>"
+ats_id = "OTHER"
+client_cert = "{dir}/client.pem"
+client_key = "{dir}/client.key"
+
+[[app]]
+name = "both"
+upstream = "{upstream}"
+providers = ["jip", "caais"]
+"#;
+    let gw = Gateway::start(StackOptions {
+        upstream: Some(header_echo().await),
+        apps: Some(apps.to_owned()),
+        ..Default::default()
+    })
+    .await;
+    let cz = gw.navigate("/docs?a=1", None).await;
+    assert_eq!(cz.status(), 200);
+    let page = cz.text().await.unwrap();
+    assert!(page.contains("lang=\"cs\"") && page.contains("Zvolte způsob přihlášení"), "{page}");
+    assert!(page.contains("/.aisgate/login?return=%2Fdocs%3Fa%3D1&amp;provider=jip"), "{page}");
+    assert!(page.contains("CAAIS &lt;legacy&gt;"), "labels are escaped");
+    let en = gw
+        .client
+        .get(gw.url("/docs"))
+        .header("accept", "text/html")
+        .header("accept-language", "en-GB,en;q=0.9,cs;q=0.5")
+        .send()
+        .await
+        .unwrap();
+    assert!(en.text().await.unwrap().contains("Choose how to log in"));
+    // Picking one starts that provider's login.
+    let pick = gw.navigate("/.aisgate/login?return=%2Fdocs&provider=jip", None).await;
+    assert_eq!(pick.status(), 302);
+    assert!(location(&pick).starts_with(&gw.sim.login_url()));
+    // A provider the app does not allow is refused.
+    assert_eq!(gw.navigate("/.aisgate/login?return=%2Fdocs&provider=evil", None).await.status(), 400);
+}
+
+#[tokio::test]
+async fn host_is_rewritten_or_preserved_and_bad_requests_get_clear_errors() {
+    let echo = header_echo().await;
+    let apps = format!(
+        "[[app]]\nname = \"keep\"\nhosts = [\"keep.localhost\"]\nupstream = \"{echo}\"\nproviders = [\"jip\"]\npublic_paths = [\"/\"]\npreserve_host = true\n\
+         [[app]]\nname = \"rewrite\"\nupstream = \"{echo}/base/\"\nproviders = [\"jip\"]\npublic_paths = [\"/\"]\n"
+    );
+    let gw = Gateway::start(StackOptions {
+        apps: Some(apps),
+        server_extra: "max_body_bytes = 1024".into(),
+        ..Default::default()
+    })
+    .await;
+    let json = |resp: reqwest::Response| async move { resp.json::<serde_json::Value>().await.unwrap() };
+    let kept = gw.client.get(gw.url("/a")).header("host", "keep.localhost:1234").send().await.unwrap();
+    let body = json(kept).await;
+    assert_eq!(body["headers"]["host"], "keep.localhost:1234");
+    assert_eq!(body["headers"]["x-forwarded-host"], "keep.localhost:1234");
+    let rewritten = json(gw.client.get(gw.url("/a/./b//c/%7Ex?q=1")).send().await.unwrap()).await;
+    assert_eq!(rewritten["headers"]["host"], echo.trim_start_matches("http://"));
+    assert_eq!(rewritten["path"], "/base/a/b/c/~x?q=1", "the canonical path is what the upstream sees");
+    // Sent raw: HTTP client libraries normalize these before sending.
+    for path in ["/a/%2e%2e/%2e%2e/etc", "/a/%2Fb", "/a/..;/b", "/a\\b", "/../x"] {
+        assert_eq!(raw_status(gw.addr, path).await, 400, "{path}");
+    }
+    let big = gw.client.post(gw.url("/upload")).body(vec![0u8; 4096]).send().await.unwrap();
+    assert_eq!(big.status(), 413);
+    let english = gw
+        .client
+        .get(gw.url("/.aisgate/callback/jip?sessionId=x"))
+        .header("accept", "text/html")
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(english.status(), 400);
+    let text = english.text().await.unwrap();
+    assert!(text.contains("lang=\"en\""), "{text}");
+    assert!(text.contains("Request ID"), "{text}");
+}
+
+/// Sends `GET path` byte for byte and returns the status code.
+async fn raw_status(addr: std::net::SocketAddr, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}

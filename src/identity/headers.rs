@@ -527,10 +527,24 @@ impl IdentityNamespace {
     }
 
     /// Whether `name` (any case, `_` or `-`) belongs to the namespace.
+    ///
+    /// Runs for every header of every request, so it compares in place without allocating.
     pub fn contains(&self, name: &str) -> bool {
-        let normalized = normalize(name);
-        in_prefix(&normalized) || self.extra.contains(&normalized)
+        let name = name.as_bytes();
+        let prefix = b"x-auth-";
+        (name.len() >= prefix.len() && same_normalized(&name[..prefix.len()], prefix))
+            || same_normalized(name, b"x-auth")
+            || self.extra.iter().any(|e| same_normalized(name, e.as_bytes()))
     }
+}
+
+/// `raw` equals the already-normalized `normalized` ignoring ASCII case and `_` vs `-`.
+fn same_normalized(raw: &[u8], normalized: &[u8]) -> bool {
+    raw.len() == normalized.len()
+        && raw.iter().zip(normalized).all(|(r, n)| {
+            let r = if *r == b'_' { b'-' } else { r.to_ascii_lowercase() };
+            r == *n
+        })
 }
 
 fn normalize(name: &str) -> String {

@@ -35,7 +35,8 @@ pub struct StackOptions {
     pub session_extra: String,
     /// Extra lines for the KAAS `[[provider]]`.
     pub provider_extra: String,
-    /// The `[[app]]` tables; `{upstream}` is replaced by the upstream URL. `None`: one app
+    /// The `[[app]]` tables (and extra `[[provider]]`s); `{upstream}` is replaced by the upstream
+    /// URL and `{dir}` by the stack directory (certificates). `None`: one app
     /// `echo` for every path, with `/public` public and `/logout` intercepted.
     pub apps: Option<String>,
 }
@@ -137,7 +138,12 @@ pub async fn prepare(opts: StackOptions) -> Result<Stack, String> {
     let key = base64::engine::general_purpose::STANDARD.encode(crate::session::random_id());
     let key_file = dir.join("session.key");
     std::fs::write(&key_file, key).map_err(|e| e.to_string())?;
-    let apps = opts.apps.as_deref().unwrap_or(DEFAULT_APPS).replace("{upstream}", &upstream);
+    let apps = opts
+        .apps
+        .as_deref()
+        .unwrap_or(DEFAULT_APPS)
+        .replace("{upstream}", &upstream)
+        .replace("{dir}", &dir.display().to_string());
     let config_text = format!(
         r#"# Written by aisgate's local stack (demo/tests). The simulator exists only while it runs.
 [server]
