@@ -173,16 +173,16 @@ status_of() { tr -d '\r' | awk 'NR == 1 { print $2; exit }'; }
 
 head1=$(curl -sS --max-time 5 -o /dev/null -D - "${resolve[@]}" -c "$jar" -b "$jar" -H 'Accept: text/html' "$gw/")
 login_url=$(header Location <<<"$head1")
-[[ $(status_of <<<"$head1") == 302 && $login_url == "http://127.0.0.1:$p_login/as/login?"* ]] ||
-    die "login step 1: expected a 302 to the simulated IdP, got:"$'\n'"$head1"
+[[ $(status_of <<<"$head1") == 30[1237] && $login_url == "http://127.0.0.1:$p_login/as/login?"* ]] ||
+    die "login step 1: expected a redirect to the simulated IdP, got:"$'\n'"$head1"
 head2=$(curl -sS --max-time 5 -o /dev/null -D - -c "$jar" -b "$jar" -d user=0 "$login_url")
 callback_url=$(header Location <<<"$head2")
-[[ $(status_of <<<"$head2") == 302 && $callback_url == "$gw/.aisgate/callback/jip?"* ]] ||
-    die "login step 2: expected a 302 to the gateway callback, got:"$'\n'"$head2"
+[[ $(status_of <<<"$head2") == 30[1237] && $callback_url == "$gw/.aisgate/callback/jip?"* ]] ||
+    die "login step 2: expected a redirect to the gateway callback, got:"$'\n'"$head2"
 head3=$(curl -sS --max-time 10 -o /dev/null -D - "${resolve[@]}" -c "$jar" -b "$jar" "$callback_url")
 session=$(tr -d '\r' <<<"$head3" | sed -n 's/^[Ss]et-[Cc]ookie: *aisgate_session=\([^;]*\).*/\1/p' | head -n 1)
-[[ $(status_of <<<"$head3") == 302 && -n $session ]] ||
-    die "login step 3: expected a 302 setting aisgate_session, got:"$'\n'"$head3"
+[[ $(status_of <<<"$head3") == 30[1237] && -n $session ]] ||
+    die "login step 3: expected a redirect setting aisgate_session, got:"$'\n'"$head3"
 
 # The same headers go to every target; only the gateway checks the cookie. The gateway is
 # addressed as 127.0.0.1 with Host: localhost:PORT (its public_base_url host).
@@ -204,6 +204,7 @@ check_target() {
         die "$name: request failed"
     code=${out##*$'\n'}
     body=${out%$'\n'*}
+    body=${body%$'\n'}
     [[ $code == 200 && $body == ok ]] ||
         die "$name: authenticated GET ${url[$name]} returned HTTP $code (expected 200 'ok' from the upstream); body: $(head -c 300 <<<"$body")"
 }
@@ -287,8 +288,8 @@ done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "nan" }'; }
 
-nginx_v=$(nginx -v 2>&1 | sed 's/^nginx version: //')
-wrk_v=$(wrk -v 2>&1 | head -n 1 | awk '{ print $2 }')
+nginx_v=$({ nginx -v 2>&1 || true; } | sed 's/^nginx version: //')
+wrk_v=$({ wrk -v 2>&1 || true; } | awk 'NR == 1 { print $2 }')
 rev=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')
 [[ -n $(git -C "$repo" status --porcelain 2>/dev/null) ]] && rev="$rev+dirty"
 

@@ -91,6 +91,25 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
 }
 
 #[tokio::test]
+async fn connection_header_cannot_remove_gateway_set_identity_headers() {
+    let gw = Gateway::with_upstream(&header_echo().await).await;
+    let cookie = gw.login().await;
+    let resp = gw
+        .client
+        .get(gw.url("/x"))
+        .header("cookie", &cookie)
+        .header("connection", "X-Auth-Subject, X-Auth-Roles, x-auth-token, keep-alive")
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let h = headers_of(&body);
+    for name in ["x-auth-subject", "x-auth-roles", "x-auth-token"] {
+        assert!(h.contains_key(name), "{name} was removed via Connection");
+    }
+}
+
+#[tokio::test]
 async fn authenticated_session_produces_the_documented_headers() {
     let gw = Gateway::with_upstream(&header_echo().await).await;
     let (cookie, target) = gw.login_to("/desk?tab=2", 0).await;

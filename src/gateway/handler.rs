@@ -103,6 +103,10 @@ async fn app_request(
     conn: &ConnInfo,
     info: &RequestInfo,
 ) -> Response<Body> {
+    // Hop-by-hop headers go first: a client could otherwise list `X-Auth-Subject` in
+    // `Connection` and have the gateway delete the identity headers it sets below.
+    let upgrade = hop_by_hop::is_upgrade(req.version(), req.headers());
+    hop_by_hop::strip(req.headers_mut(), upgrade);
     // Anti-spoofing: strip every identity-namespace header, whatever the route decides later.
     strip_identity(gw, &mut req, info);
 
@@ -129,7 +133,7 @@ async fn app_request(
         }
         add_identity_headers(gw, app, session, &mut req);
     }
-    forward(gw, app, req, &path, conn, info).await
+    forward(gw, app, req, upgrade, &path, conn, info).await
 }
 
 fn strip_identity(gw: &Gateway, req: &mut Request<Body>, info: &RequestInfo) {
@@ -212,6 +216,7 @@ async fn forward(
     gw: &Gateway,
     app: &App,
     req: Request<Body>,
+    upgrade: bool,
     path: &CanonicalPath,
     conn: &ConnInfo,
     info: &RequestInfo,
@@ -226,9 +231,7 @@ async fn forward(
     {
         return rescue::error(ErrorKind::PayloadTooLarge, info, None);
     }
-    let upgrade = hop_by_hop::is_upgrade(parts.version, &parts.headers);
     let client_upgrade = if upgrade { parts.extensions.remove::<hyper::upgrade::OnUpgrade>() } else { None };
-    hop_by_hop::strip(&mut parts.headers, upgrade);
 
     let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
     set_forwarded(&mut parts.headers, conn, info, &host);

@@ -1,8 +1,9 @@
 //! Hop-by-hop header handling (RFC 9110 §7.6.1).
 //!
 //! Connection-scoped headers describe one TCP hop and must not be forwarded; headers named in
-//! `Connection` are hop-by-hop too (an attacker can list `X-Auth-User` there hoping a proxy
-//! drops a header *after* identity injection — we strip before injecting, so it cannot).
+//! `Connection` are hop-by-hop too. An attacker can list `X-Auth-Subject` there hoping a proxy
+//! drops a header *after* identity injection: the request path therefore strips hop-by-hop
+//! headers before it injects identity (see `gateway/handler.rs`), and a test proves it.
 
 use http::header::{HeaderName, CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderValue, Version};
