@@ -19,15 +19,27 @@ pub fn init_logging(format: LogFormat, level: &str) {
     };
 }
 
+/// `println!` that ignores a closed stdout (`aisgate check | head` must not panic).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// Prints configuration errors as `file:line:column: reason`, one per line.
 pub fn print_errors(errors: &[ConfigError]) {
+    use std::io::Write;
+    let mut stderr = std::io::stderr();
     for e in errors {
-        eprintln!("{e}");
+        let _ = writeln!(stderr, "{e}");
     }
 }
 
 /// Loads and builds everything `run` would, without listening. Returns the process exit code.
 pub fn check(path: &Path) -> i32 {
+    // Warnings from building (dangerous options, ephemeral keys) belong in the check output.
+    init_logging(LogFormat::Human, "warn");
     let config = match crate::config::load(path) {
         Ok(c) => c,
         Err(errors) => {
@@ -59,23 +71,23 @@ pub fn check(path: &Path) -> i32 {
 }
 
 fn print_summary(config: &Config, gw: &Gateway) {
-    println!("configuration OK");
+    out!("configuration OK");
     let listen: Vec<String> = config.server.listen.iter().map(ToString::to_string).collect();
-    println!(
+    out!(
         "  listen: {} ({}), ops: {}, public base URL: {}",
         listen.join(", "),
         if config.server.tls.is_some() { "TLS" } else { "plain HTTP" },
         config.ops.listen,
         gw.public_base_url
     );
-    println!("  providers:");
+    out!("  providers:");
     for p in &config.provider {
-        println!("    {} (kind {}), callback {}", p.name(), p.kind(), gw.login_context(p.name()).callback_url);
+        out!("    {} (kind {}), callback {}", p.name(), p.kind(), gw.login_context(p.name()).callback_url);
     }
-    println!("  apps:");
+    out!("  apps:");
     for a in &config.app {
         let hosts = if a.hosts.is_empty() { "any host".to_owned() } else { a.hosts.join(", ") };
-        println!(
+        out!(
             "    {}: {} {} -> {} via [{}]; public {:?}; {} rule(s)",
             a.name,
             hosts,

@@ -223,6 +223,22 @@ async fn logout_destroys_the_session_and_redirects_to_the_idp_logout() {
     assert_eq!(back.status(), 303);
     let page = gw.navigate("/.aisgate/logged-out", None).await;
     assert_eq!(page.status(), 200);
+    // A cross-site link to the logout URL gets a confirmation button, not a logout.
+    let cookie2 = gw.login().await;
+    let cross = gw
+        .client
+        .get(gw.url("/.aisgate/logout"))
+        .header("cookie", &cookie2)
+        .header("sec-fetch-site", "cross-site")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), 200);
+    assert!(cross.text().await.unwrap().contains("method=\"post\""));
+    let still =
+        gw.client.get(gw.url("/x")).header("accept", "application/json").header("cookie", &cookie2).send().await;
+    assert_eq!(still.unwrap().status(), 200);
     // The old cookie no longer works.
     let after = gw
         .client

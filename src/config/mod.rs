@@ -207,12 +207,23 @@ pub struct IdentityTokenConfig {
     /// key on every restart: fine for tests, not for production).
     #[serde(default)]
     pub key_file: Option<PathBuf>,
-    /// Extra keys published in the JWKS during a rotation (PEM private keys of old keys).
+    /// Keys published in the JWKS but not used for signing: the previous key after a rotation
+    /// and the next key before one, each with its own algorithm.
     #[serde(default)]
-    pub previous_key_files: Vec<PathBuf>,
+    pub published_keys: Vec<PublishedKey>,
     /// Token lifetime, seconds.
     #[serde(default = "defaults::token_lifetime")]
     pub lifetime_secs: u64,
+}
+
+/// `[[identity_token.published_keys]]`: a verification-only key in the JWKS.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedKey {
+    /// PKCS#8 PEM private key (only its public half is published).
+    pub file: PathBuf,
+    /// `ES256` or `EdDSA`.
+    pub algorithm: TokenAlgorithm,
 }
 
 /// `[[provider]]`: a named identity provider; `kind` selects the protocol.

@@ -189,6 +189,7 @@ async fn finish_login(
     let restart = login_url("/");
     let Some(handle) = cookie(headers, &gw.login_cookie_name).and_then(|v| gw.keyring.open(Purpose::Login, v)) else {
         tracing::warn!(request_id = info.id(), provider = provider_name, client = %info.client_ip, "callback without a valid pre-login cookie refused");
+        audit_refused(info, provider_name, "no pre-login cookie");
         gw.metrics.provider(index).login(LoginResult::Failure);
         return rescue::error(ErrorKind::LoginNotInitiated, info, Some(&restart));
     };
@@ -200,6 +201,7 @@ async fn finish_login(
                 provider = provider_name,
                 "callback for an unknown, used or expired login"
             );
+            audit_refused(info, provider_name, "unknown, used or expired login");
             gw.metrics.provider(index).login(LoginResult::Failure);
             return with_cleared_login(gw, rescue::error(ErrorKind::LoginExpired, info, Some(&restart)));
         }
@@ -212,6 +214,7 @@ async fn finish_login(
     if pending.provider != provider_name {
         // A response for one provider delivered to another's callback (mix-up).
         tracing::warn!(request_id = info.id(), expected = %pending.provider, got = provider_name, "callback provider mismatch");
+        audit_refused(info, provider_name, "callback of another provider");
         gw.metrics.provider(index).login(LoginResult::Failure);
         return with_cleared_login(gw, rescue::error(ErrorKind::LoginNotInitiated, info, Some(&retry)));
     }
@@ -258,6 +261,10 @@ async fn finish_login(
     resp
 }
 
+fn audit_refused(info: &RequestInfo, provider: &str, reason: &str) {
+    tracing::info!(target: "aisgate::audit", event = "login", request_id = info.id(), provider, result = "refused", reason);
+}
+
 fn with_cleared_login(gw: &Gateway, mut resp: Response<Body>) -> Response<Body> {
     resp.headers_mut().append(SET_COOKIE, clear_cookie(&gw.login_cookie_name, gw.cookie_secure));
     resp
@@ -265,7 +272,18 @@ fn with_cleared_login(gw: &Gateway, mut resp: Response<Body>) -> Response<Body> 
 
 /// `GET|POST /.aisgate/logout` and intercepted app logout paths: destroy the session first,
 /// then send the browser to the provider's logout (or the logged-out page).
-pub async fn logout_response(gw: &Gateway, headers: &HeaderMap, info: &RequestInfo) -> Response<Body> {
+pub async fn logout_response(
+    gw: &Gateway,
+    method: &http::Method,
+    headers: &HeaderMap,
+    info: &RequestInfo,
+) -> Response<Body> {
+    // A top-level GET from another site (a link that logs users out) gets a confirmation
+    // button instead; same-site links and POSTs proceed.
+    if method == http::Method::GET && headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site") {
+        let action = gw.url(&format!("{RESERVED_PREFIX}logout"));
+        return rescue::html(StatusCode::OK, pages::form_post_page(&action, &[], info.lang));
+    }
     let mut location = gw.url(&format!("{RESERVED_PREFIX}logged-out"));
     let mut step = None;
     if let Some(id) = cookie(headers, &gw.cookie_name).and_then(|v| gw.keyring.open(Purpose::Session, v)) {
@@ -296,8 +314,13 @@ pub async fn logout_response(gw: &Gateway, headers: &HeaderMap, info: &RequestIn
     resp
 }
 
-async fn logout(State(gw): Gw, Extension(info): Extension<RequestInfo>, headers: HeaderMap) -> Response<Body> {
-    logout_response(&gw, &headers, &info).await
+async fn logout(
+    State(gw): Gw,
+    Extension(info): Extension<RequestInfo>,
+    method: http::Method,
+    headers: HeaderMap,
+) -> Response<Body> {
+    logout_response(&gw, &method, &headers, &info).await
 }
 
 /// The login URL for an unauthenticated request to `return_to`.

@@ -111,7 +111,7 @@ async fn app_request(
     strip_identity(gw, &mut req, info);
 
     if app.is_logout(&path) {
-        return endpoints::logout_response(gw, req.headers(), info).await;
+        return endpoints::logout_response(gw, req.method(), req.headers(), info).await;
     }
 
     let session = if app.is_public(&path) {

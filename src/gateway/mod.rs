@@ -128,6 +128,10 @@ impl Gateway {
                 Err(e) => errors.push(ConfigError::at(&p.loc, format!("provider {:?}: {e}", p.name()))),
             }
         }
+        if !errors.is_empty() {
+            // Apps naming a provider that failed to build would only repeat the error.
+            return Err(errors);
+        }
         let provider_index = |name: &str| providers.iter().position(|p| p.name() == name);
         let mut apps = Vec::new();
         for (index, a) in config.app.iter().enumerate() {
@@ -234,17 +238,17 @@ impl Gateway {
 }
 
 fn build_token_issuer(cfg: &crate::config::IdentityTokenConfig) -> Result<TokenIssuer, String> {
-    let load = |path: &std::path::Path| {
+    let load = |path: &std::path::Path, algorithm| {
         let pem = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        IdentityTokenSigner::from_pkcs8_pem(&pem, cfg.algorithm).map_err(|e| format!("{}: {e}", path.display()))
+        IdentityTokenSigner::from_pkcs8_pem(&pem, algorithm).map_err(|e| format!("{}: {e}", path.display()))
     };
     let signer = match &cfg.key_file {
-        Some(path) => load(path)?,
+        Some(path) => load(path, cfg.algorithm)?,
         None => {
             tracing::warn!("[identity_token] has no key_file: using an ephemeral key (tokens change key on restart)");
             IdentityTokenSigner::generate(cfg.algorithm).map_err(|e| e.to_string())?
         }
     };
-    let previous = cfg.previous_key_files.iter().map(|p| load(p)).collect::<Result<_, _>>()?;
+    let previous = cfg.published_keys.iter().map(|k| load(&k.file, k.algorithm)).collect::<Result<_, _>>()?;
     Ok(TokenIssuer { signer, previous, lifetime_secs: cfg.lifetime_secs })
 }

@@ -208,7 +208,7 @@ impl Identity {
     /// Personal data is never put in the token; apps that need it opt in to headers.
     pub fn token_claims(&self, issuer: &str, audience: &str, issued_at: u64, expires_at: u64) -> serde_json::Value {
         let org = self.organisation.as_ref();
-        serde_json::json!({
+        let mut claims = serde_json::json!({
             "iss": issuer,
             "aud": audience,
             "sub": self.subject,
@@ -229,13 +229,30 @@ impl Identity {
                 "ico": o.ico, "code": o.code, "name": o.name,
                 "kind": o.kind.map(OrgKind::as_str), "ovm_id": o.ovm_id, "spuu_id": o.spuu_id,
             })),
-        })
+        });
+        // Like headers: an absent value is an absent claim, never `null` or `[]`.
+        prune_empty(&mut claims);
+        claims
     }
 
     /// Access roles plus agenda roles as `agenda:role`, for authorization rules.
     pub fn has_role(&self, role: &str) -> bool {
         self.access_roles.iter().any(|r| r == role)
             || self.agenda_roles.iter().any(|r| role.split_once(':') == Some((r.agenda.as_str(), r.role.as_str())))
+    }
+}
+
+fn prune_empty(value: &mut serde_json::Value) {
+    if let serde_json::Value::Object(map) = value {
+        for v in map.values_mut() {
+            prune_empty(v);
+        }
+        map.retain(|_, v| match v {
+            serde_json::Value::Null => false,
+            serde_json::Value::Array(a) => !a.is_empty(),
+            serde_json::Value::Object(o) => !o.is_empty(),
+            _ => true,
+        });
     }
 }
 
@@ -264,6 +281,17 @@ mod tests {
         assert!(id.has_role("A100:CR01"));
         assert!(!id.has_role("A100:CR02"));
         assert!(!id.has_role("admin"));
+    }
+
+    #[test]
+    fn token_claims_leave_out_absent_values() {
+        let id = Identity { provider: "jip".into(), subject: "s".into(), ..Identity::default() };
+        let claims = id.token_claims("https://gw", "app", 10, 70);
+        let obj = claims.as_object().unwrap();
+        assert_eq!(claims["sub"], "s");
+        assert_eq!(claims["exp"], 70);
+        assert!(!obj.contains_key("email") && !obj.contains_key("roles") && !obj.contains_key("org"));
+        assert!(obj.values().all(|v| !v.is_null()));
     }
 
     #[test]

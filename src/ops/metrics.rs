@@ -607,7 +607,7 @@ impl Metrics {
         header(
             &mut out,
             "aisgate_request_duration_seconds",
-            "Time from receiving a request to finishing its response, by app.",
+            "Time from receiving a request until its response head is ready (bodies stream afterwards), by app.",
             Kind::Histogram,
         );
         for app in all_apps() {
