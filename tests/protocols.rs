@@ -99,3 +99,44 @@ async fn websocket_echo_works_through_the_proxy_with_identity() {
     let anonymous = format!("ws://{}/live", gw.addr).into_client_request().unwrap();
     assert!(tokio_tungstenite::connect_async(anonymous).await.is_err());
 }
+
+/// An HTTPS upstream whose certificate comes from its own test CA.
+async fn tls_upstream(pki: &aisgate::sim::certs::TestPki) -> String {
+    let config = aisgate::tls::server_config(&pki.server_cert, &pki.server_key).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else { return };
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(support::text(200, "tls upstream"))
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    format!("https://localhost:{port}")
+}
+
+#[tokio::test]
+async fn https_upstream_is_verified_against_the_apps_ca_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = aisgate::sim::certs::generate(dir.path()).unwrap();
+    let up = tls_upstream(&pki).await;
+    let apps = format!(
+        "[[app]]\nname = \"internal\"\npath_prefix = \"/internal\"\nupstream = \"{up}\"\nproviders = [\"jip\"]\npublic_paths = [\"/\"]\nupstream_ca_bundle = \"{}\"\n\
+         [[app]]\nname = \"webpki\"\nupstream = \"{up}\"\nproviders = [\"jip\"]\npublic_paths = [\"/\"]\n",
+        pki.ca_cert.display()
+    );
+    let gw = Gateway::start(aisgate::sim::stack::StackOptions { apps: Some(apps), ..Default::default() }).await;
+    let ok = gw.client.get(gw.url("/internal/x")).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.text().await.unwrap(), "tls upstream");
+    // The same upstream is refused where only the public web PKI is trusted.
+    assert_eq!(gw.client.get(gw.url("/other")).send().await.unwrap().status(), 502);
+}

@@ -300,6 +300,9 @@ pub struct AppConfig {
     /// Upstream paths that mean "log out": the gateway intercepts them and runs its logout.
     #[serde(default)]
     pub logout_paths: Vec<String>,
+    /// PEM CA bundle that verifies an `https://` upstream (internal CAs); default: web PKI roots.
+    #[serde(default)]
+    pub upstream_ca_bundle: Option<PathBuf>,
     /// Send the client's `Host` upstream instead of the upstream URL's authority.
     #[serde(default)]
     pub preserve_host: bool,

@@ -263,7 +263,7 @@ async fn forward(
     let body = Body::new(http_body_util::Limited::new(body, usize::try_from(gw.max_body_bytes).unwrap_or(usize::MAX)));
     let upstream_req = Request::from_parts(parts, body);
 
-    let mut resp = match gw.upstream.send(upstream_req, app.upstream.insecure).await {
+    let mut resp = match gw.upstream.send(upstream_req, &app.upstream.trust).await {
         Ok(resp) => resp,
         Err(e) => {
             let (kind, page) = match &e {

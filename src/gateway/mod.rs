@@ -132,10 +132,14 @@ impl Gateway {
             // Apps naming a provider that failed to build would only repeat the error.
             return Err(errors);
         }
+        let upstream = UpstreamClient::new(
+            Duration::from_secs(config.server.upstream_connect_timeout_secs),
+            Duration::from_secs(config.server.upstream_timeout_secs),
+        );
         let provider_index = |name: &str| providers.iter().position(|p| p.name() == name);
         let mut apps = Vec::new();
         for (index, a) in config.app.iter().enumerate() {
-            match route::App::compile(index, a, provider_index) {
+            match route::App::compile(index, a, provider_index, &upstream) {
                 Ok(app) => apps.push(app),
                 Err(e) => errors.push(ConfigError::at(&a.loc, format!("app {:?}: {e}", a.name))),
             }
@@ -176,10 +180,7 @@ impl Gateway {
             keyring,
             metrics,
             tokens,
-            upstream: UpstreamClient::new(
-                Duration::from_secs(config.server.upstream_connect_timeout_secs),
-                Duration::from_secs(config.server.upstream_timeout_secs),
-            ),
+            upstream,
             namespace,
             trusted_proxies: config.server.trusted_proxies.clone(),
             cookie_name: config.session.cookie_name.clone(),

@@ -19,8 +19,8 @@ pub struct Upstream {
     pub authority: Authority,
     /// Path prepended to the request path, without trailing slash (`""` for none).
     pub base_path: String,
-    /// Skip TLS verification (dangerous).
-    pub insecure: bool,
+    /// How the upstream's TLS certificate is verified.
+    pub trust: crate::upstream::UpstreamTrust,
 }
 
 /// One protected app, compiled from `[[app]]`.
@@ -72,7 +72,16 @@ impl App {
         index: usize,
         cfg: &AppConfig,
         provider_index: impl Fn(&str) -> Option<usize>,
+        client: &crate::upstream::UpstreamClient,
     ) -> Result<App, String> {
+        use crate::upstream::UpstreamTrust;
+        let trust = match (&cfg.upstream_ca_bundle, cfg.dangerous.skip_upstream_tls_verify) {
+            (_, true) => UpstreamTrust::Insecure,
+            (Some(bundle), false) => {
+                UpstreamTrust::CaBundle(client.with_ca_bundle(bundle).map_err(|e| format!("upstream_ca_bundle: {e}"))?)
+            }
+            (None, false) => UpstreamTrust::WebPki,
+        };
         let url = url::Url::parse(&cfg.upstream).map_err(|e| format!("upstream: {e}"))?;
         let scheme = if url.scheme() == "https" { Scheme::HTTPS } else { Scheme::HTTP };
         let host = url.host_str().ok_or("upstream has no host")?;
@@ -92,12 +101,7 @@ impl App {
             name: cfg.name.clone(),
             hosts: cfg.hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
             path_prefix: cfg.path_prefix.clone(),
-            upstream: Upstream {
-                scheme,
-                authority,
-                base_path: url.path().trim_end_matches('/').to_owned(),
-                insecure: cfg.dangerous.skip_upstream_tls_verify,
-            },
+            upstream: Upstream { scheme, authority, base_path: url.path().trim_end_matches('/').to_owned(), trust },
             providers,
             public_paths: cfg.public_paths.clone(),
             logout_paths: cfg.logout_paths.clone(),
@@ -189,6 +193,7 @@ pub fn host_without_port(host: &str) -> String {
 mod tests {
     use super::*;
     use crate::identity::{Loa, Organisation};
+    use std::time::Duration;
 
     fn app(index: usize, hosts: &[&str], prefix: &str) -> App {
         let cfg: AppConfig = toml::from_str(&format!(
@@ -196,7 +201,8 @@ mod tests {
              [[rule]]\npath_prefix = \"/admin\"\nany_role = [\"ADMIN\", \"A1:R1\"]\nmin_loa = \"substantial\"\norganisations = [\"7064\"]\n"
         ))
         .unwrap();
-        App::compile(index, &cfg, |_| Some(0)).unwrap()
+        let client = crate::upstream::UpstreamClient::new(Duration::from_secs(1), Duration::from_secs(1));
+        App::compile(index, &cfg, |_| Some(0), &client).unwrap()
     }
 
     fn path(p: &str) -> CanonicalPath {

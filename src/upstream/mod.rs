@@ -29,14 +29,38 @@ pub enum UpstreamError {
     Protocol(String),
 }
 
-type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
+/// How an app's upstream TLS certificate is verified.
+#[derive(Clone)]
+pub enum UpstreamTrust {
+    /// Against the public web PKI roots (shared pool).
+    WebPki,
+    /// Against the app's own CA bundle (a pool of its own).
+    CaBundle(HttpsClient),
+    /// Not at all (`dangerous.skip_upstream_tls_verify`).
+    Insecure,
+}
 
-/// Pooled clients: one verifying upstream TLS certificates, one that does not (only for apps
-/// with `dangerous.skip_upstream_tls_verify`).
+impl std::fmt::Debug for UpstreamTrust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UpstreamTrust::WebPki => "WebPki",
+            UpstreamTrust::CaBundle(_) => "CaBundle",
+            UpstreamTrust::Insecure => "Insecure",
+        })
+    }
+}
+
+/// A pooled client for one trust setting.
+pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
+
+/// Pooled clients: one verifying upstream TLS certificates against the web PKI, one that does
+/// not (only for apps with `dangerous.skip_upstream_tls_verify`); apps with their own CA
+/// bundle carry their own client in [`UpstreamTrust::CaBundle`].
 #[derive(Clone)]
 pub struct UpstreamClient {
     verified: HttpsClient,
     insecure: HttpsClient,
+    connect_timeout: Duration,
     timeout: Duration,
 }
 
@@ -63,13 +87,25 @@ impl UpstreamClient {
         UpstreamClient {
             verified: build(verified, connect_timeout),
             insecure: build(insecure, connect_timeout),
+            connect_timeout,
             timeout,
         }
     }
 
+    /// A client trusting only the CA certificates in `ca_bundle`.
+    pub fn with_ca_bundle(&self, ca_bundle: &std::path::Path) -> Result<HttpsClient, crate::tls::TlsError> {
+        let roots = crate::tls::roots(Some(ca_bundle))?;
+        let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+        Ok(build(config, self.connect_timeout))
+    }
+
     /// Sends `req` and waits for the response head.
-    pub async fn send(&self, req: Request<Body>, insecure: bool) -> Result<Response<Body>, UpstreamError> {
-        let client = if insecure { &self.insecure } else { &self.verified };
+    pub async fn send(&self, req: Request<Body>, trust: &UpstreamTrust) -> Result<Response<Body>, UpstreamError> {
+        let client = match trust {
+            UpstreamTrust::WebPki => &self.verified,
+            UpstreamTrust::CaBundle(client) => client,
+            UpstreamTrust::Insecure => &self.insecure,
+        };
         match tokio::time::timeout(self.timeout, client.request(req)).await {
             Err(_) => Err(UpstreamError::Timeout(self.timeout)),
             Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect(error_chain(&e))),
