@@ -77,9 +77,9 @@ impl App {
         use crate::upstream::UpstreamTrust;
         let trust = match (&cfg.upstream_ca_bundle, cfg.dangerous.skip_upstream_tls_verify) {
             (_, true) => UpstreamTrust::Insecure,
-            (Some(bundle), false) => {
-                UpstreamTrust::CaBundle(client.with_ca_bundle(bundle).map_err(|e| format!("upstream_ca_bundle: {e}"))?)
-            }
+            (Some(bundle), false) => UpstreamTrust::CaBundle(Box::new(
+                client.with_ca_bundle(bundle).map_err(|e| format!("upstream_ca_bundle: {e}"))?,
+            )),
             (None, false) => UpstreamTrust::WebPki,
         };
         let url = url::Url::parse(&cfg.upstream).map_err(|e| format!("upstream: {e}"))?;

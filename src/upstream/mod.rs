@@ -35,7 +35,7 @@ pub enum UpstreamTrust {
     /// Against the public web PKI roots (shared pool).
     WebPki,
     /// Against the app's own CA bundle (a pool of its own).
-    CaBundle(HttpsClient),
+    CaBundle(Box<HttpsClient>),
     /// Not at all (`dangerous.skip_upstream_tls_verify`).
     Insecure,
 }
