@@ -4,31 +4,14 @@
 //! temporary directory and loads it through the same code path as `aisgate run`, so what you
 //! see is what production runs — except the simulator, which only this command can start.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::listen::{self, PublicListener};
 use crate::sim;
-
-/// Demo options.
-#[derive(Debug, Clone)]
-pub struct DemoOptions {
-    /// Gateway address.
-    pub listen: SocketAddr,
-    /// Ops address.
-    pub ops_listen: SocketAddr,
-    /// Use this upstream instead of the built-in echo server.
-    pub upstream: Option<String>,
-    /// Simulator login host address.
-    pub sim_login_listen: SocketAddr,
-    /// Simulator web-service (mTLS) address.
-    pub sim_ws_listen: SocketAddr,
-    /// Write access logs.
-    pub access_log: bool,
-}
+use crate::sim::stack::StackOptions;
 
 /// Runs the demo until Ctrl-C. Returns the exit code.
-pub async fn run(opts: DemoOptions) -> i32 {
+pub async fn run(opts: StackOptions) -> i32 {
     crate::run::init_logging(crate::config::LogFormat::Human, "info");
     match start(opts).await {
         Ok(()) => 0,
@@ -39,17 +22,9 @@ pub async fn run(opts: DemoOptions) -> i32 {
     }
 }
 
-async fn start(opts: DemoOptions) -> Result<(), String> {
-    let stack = sim::stack::prepare(sim::stack::StackOptions {
-        listen: opts.listen,
-        ops_listen: opts.ops_listen,
-        upstream: opts.upstream.clone(),
-        sim_login_listen: opts.sim_login_listen,
-        sim_ws_listen: opts.sim_ws_listen,
-        access_log: opts.access_log,
-        ..Default::default()
-    })
-    .await?;
+async fn start(opts: StackOptions) -> Result<(), String> {
+    let ops_listen = opts.ops_listen;
+    let stack = sim::stack::prepare(opts).await?;
     crate::run::spawn_provider_refresh(&stack.gateway);
     println!(
         "\n================================================================================\n\
@@ -67,7 +42,7 @@ async fn start(opts: DemoOptions) -> Result<(), String> {
         stack.upstream,
         stack.sim.login_base,
         stack.sim.ws_base,
-        opts.ops_listen,
+        ops_listen,
         stack.public_base,
         stack.config_path.display()
     );

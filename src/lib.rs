@@ -22,3 +22,16 @@ pub mod session;
 pub mod sim;
 pub mod tls;
 pub mod upstream;
+
+/// Formats an error with its whole `source()` chain (`outer: inner: innermost`), for operator
+/// log lines that must say exactly what failed (DNS, TLS, HTTP).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}

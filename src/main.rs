@@ -70,13 +70,14 @@ fn main() -> ExitCode {
             }
         },
         (Some(Command::Demo { listen, ops_listen, upstream, sim_login_listen, sim_ws_listen, no_access_log }), _) => {
-            let opts = aisgate::demo::DemoOptions {
+            let opts = aisgate::sim::stack::StackOptions {
                 listen,
                 ops_listen,
                 upstream,
                 sim_login_listen,
                 sim_ws_listen,
                 access_log: !no_access_log,
+                ..Default::default()
             };
             match runtime() {
                 Ok(rt) => rt.block_on(aisgate::demo::run(opts)),

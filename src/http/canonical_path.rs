@@ -42,6 +42,8 @@
 
 use std::fmt;
 
+use super::{hex_val, is_control};
+
 /// Maximum accepted length of a raw request path, and of its canonical form,
 /// in bytes.
 pub const MAX_PATH_LEN: usize = 8192;
@@ -111,16 +113,6 @@ impl fmt::Display for PathError {
 
 impl std::error::Error for PathError {}
 
-/// Returns the value of an ASCII hex digit.
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Uppercase hex digit for a nibble (0–15).
 fn hex_digit(n: u8) -> char {
     char::from(b"0123456789ABCDEF"[usize::from(n & 0x0F)])
@@ -128,10 +120,6 @@ fn hex_digit(n: u8) -> char {
 
 fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
-}
-
-fn is_control(b: u8) -> bool {
-    b < 0x20 || b == 0x7F
 }
 
 fn push_escape(out: &mut String, b: u8) {

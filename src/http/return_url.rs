@@ -39,6 +39,7 @@
 //!   characters RFC 3986 never allows raw: `"` `<` `>` `` ` `` `{` `|` `}` `^`.
 //! - At most [`MAX_RETURN_URL_LEN`] bytes.
 
+use super::{hex_val, is_control};
 use std::fmt;
 
 /// Maximum accepted length of a return URL, in bytes.
@@ -120,15 +121,6 @@ impl fmt::Display for ReturnUrlError {
 
 impl std::error::Error for ReturnUrlError {}
 
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Decodes the escape `%XY` whose `%` is at `bytes[i]`.
 fn escape_at(bytes: &[u8], i: usize) -> Option<u8> {
     if bytes.get(i) != Some(&b'%') {
@@ -137,10 +129,6 @@ fn escape_at(bytes: &[u8], i: usize) -> Option<u8> {
     let hi = bytes.get(i + 1).copied().and_then(hex_val)?;
     let lo = bytes.get(i + 2).copied().and_then(hex_val)?;
     Some((hi << 4) | lo)
-}
-
-fn is_control(b: u8) -> bool {
-    b < 0x20 || b == 0x7F
 }
 
 fn is_slash_like(b: u8) -> bool {

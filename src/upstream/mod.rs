@@ -108,22 +108,11 @@ impl UpstreamClient {
         };
         match tokio::time::timeout(self.timeout, client.request(req)).await {
             Err(_) => Err(UpstreamError::Timeout(self.timeout)),
-            Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect(error_chain(&e))),
-            Ok(Err(e)) => Err(UpstreamError::Protocol(error_chain(&e))),
+            Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect(crate::error_chain(&e))),
+            Ok(Err(e)) => Err(UpstreamError::Protocol(crate::error_chain(&e))),
             Ok(Ok(resp)) => Ok(resp.map(Body::new)),
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
 
 /// Joins the two halves of an upgraded (WebSocket) connection and copies bytes both ways

@@ -272,7 +272,11 @@ impl KaasProvider {
             .send()
             .await
             .map_err(|e| {
-                ProviderError::Unavailable(format!("{} unreachable: {}", self.endpoints.auth_ws, error_chain(&e)))
+                ProviderError::Unavailable(format!(
+                    "{} unreachable: {}",
+                    self.endpoints.auth_ws,
+                    crate::error_chain(&e)
+                ))
             })?;
         let status = resp.status();
         if status == reqwest::StatusCode::UNAUTHORIZED {
@@ -321,8 +325,10 @@ impl KaasProvider {
 
 async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
     let mut body = Vec::new();
-    while let Some(chunk) =
-        resp.chunk().await.map_err(|e| ProviderError::Unavailable(format!("reading response: {}", error_chain(&e))))?
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| ProviderError::Unavailable(format!("reading response: {}", crate::error_chain(&e))))?
     {
         if body.len() + chunk.len() > soap::MAX_RESPONSE_BYTES {
             return Err(ProviderError::InvalidResponse("response larger than the limit".to_owned()));
@@ -330,17 +336,6 @@ async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, ProviderEr
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
 
 fn soap_error(e: soap::SoapError) -> ProviderError {
