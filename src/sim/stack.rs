@@ -33,8 +33,11 @@ pub struct StackOptions {
     pub server_extra: String,
     /// Extra lines for `[session]`.
     pub session_extra: String,
-    /// Extra lines for the KAAS `[[provider]]`.
+    /// Extra lines for the KAAS `[[provider]]` (e.g. `version = "v3_4"`).
     pub provider_extra: String,
+    /// Present the client certificate the simulated IdP knows (`true`) or another one from the
+    /// same CA that it does not (`false`: every SOAP call gets HTTP 401 JSON).
+    pub registered_client: bool,
     /// The `[[app]]` tables (and extra `[[provider]]`s); `{upstream}` is replaced by the upstream
     /// URL and `{dir}` by the stack directory (certificates). `None`: one app
     /// `echo` for every path, with `/public` public and `/logout` intercepted.
@@ -54,6 +57,7 @@ impl Default for StackOptions {
             server_extra: String::new(),
             session_extra: String::new(),
             provider_extra: String::new(),
+            registered_client: true,
             apps: None,
         }
     }
@@ -185,8 +189,8 @@ ca_bundle = "{ca}"
         login_url = sim.login_url(),
         logout_url = sim.logout_url(),
         ws_url = sim.auth_ws_url(),
-        client_cert = pki.client_cert.display(),
-        client_key = pki.client_key.display(),
+        client_cert = if opts.registered_client { &pki.client_cert } else { &pki.rogue_cert }.display(),
+        client_key = if opts.registered_client { &pki.client_key } else { &pki.rogue_key }.display(),
         ca = pki.ca_cert.display(),
         provider_extra = opts.provider_extra,
     );
