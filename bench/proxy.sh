@@ -64,9 +64,11 @@ fi
 # Temp dir and cleanup: every process we start is recorded in `pids` and stopped on exit.
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/aisgate-bench.XXXXXX")
 pids=()
+wrk_pid=
 cleanup() {
     local rc=$? pid i
     trap - EXIT INT TERM
+    [[ -n $wrk_pid ]] && kill -TERM "$wrk_pid" 2>/dev/null
     for pid in "${pids[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
     done
@@ -171,15 +173,18 @@ header() { # header NAME < response-head
 }
 status_of() { tr -d '\r' | awk 'NR == 1 { print $2; exit }'; }
 
-head1=$(curl -sS --max-time 5 -o /dev/null -D - "${resolve[@]}" -c "$jar" -b "$jar" -H 'Accept: text/html' "$gw/")
+head1=$(curl -sS --max-time 5 -o /dev/null -D - "${resolve[@]}" -c "$jar" -b "$jar" -H 'Accept: text/html' "$gw/") ||
+    die "login step 1: request failed"
 login_url=$(header Location <<<"$head1")
 [[ $(status_of <<<"$head1") == 30[1237] && $login_url == "http://127.0.0.1:$p_login/as/login?"* ]] ||
     die "login step 1: expected a redirect to the simulated IdP, got:"$'\n'"$head1"
-head2=$(curl -sS --max-time 5 -o /dev/null -D - -c "$jar" -b "$jar" -d user=0 "$login_url")
+head2=$(curl -sS --max-time 5 -o /dev/null -D - -c "$jar" -b "$jar" -d user=0 "$login_url") ||
+    die "login step 2: request failed"
 callback_url=$(header Location <<<"$head2")
 [[ $(status_of <<<"$head2") == 30[1237] && $callback_url == "$gw/.aisgate/callback/jip?"* ]] ||
     die "login step 2: expected a redirect to the gateway callback, got:"$'\n'"$head2"
-head3=$(curl -sS --max-time 10 -o /dev/null -D - "${resolve[@]}" -c "$jar" -b "$jar" "$callback_url")
+head3=$(curl -sS --max-time 10 -o /dev/null -D - "${resolve[@]}" -c "$jar" -b "$jar" "$callback_url") ||
+    die "login step 3: request failed"
 session=$(tr -d '\r' <<<"$head3" | sed -n 's/^[Ss]et-[Cc]ookie: *aisgate_session=\([^;]*\).*/\1/p' | head -n 1)
 [[ $(status_of <<<"$head3") == 30[1237] && -n $session ]] ||
     die "login step 3: expected a redirect setting aisgate_session, got:"$'\n'"$head3"
@@ -224,6 +229,16 @@ to_ms() {
     }'
 }
 
+# wrk in the background + wait, so that a signal interrupts the run at once.
+run_wrk() {
+    local rc=0
+    wrk "$@" &
+    wrk_pid=$!
+    wait "$wrk_pid" || rc=$?
+    wrk_pid=
+    return "$rc"
+}
+
 failures=0
 declare -A rps p50 p99 errs
 # run NAME ROUND: warm-up, then the measured run; results into rps/p50/p99/errs[NAME,ROUND].
@@ -231,10 +246,10 @@ run() {
     local name=$1 r=$2 out="$tmp/$1.$2.wrk" before after total sock non2xx delta
     local hdrs=(-H "$cookie" -H "Host: ${host[$name]}")
     log "[$name, round $r] warm-up ${WARMUP}s, then ${DURATION}s measured"
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" "${hdrs[@]}" "${url[$name]}" >"$tmp/$name.$r.warmup" 2>&1 ||
+    run_wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" "${hdrs[@]}" "${url[$name]}" >"$tmp/$name.$r.warmup" 2>&1 ||
         die "$name: wrk warm-up failed: $(cat "$tmp/$name.$r.warmup")"
     before=$(upstream_requests)
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "${hdrs[@]}" "${url[$name]}" >"$out" 2>&1 ||
+    run_wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "${hdrs[@]}" "${url[$name]}" >"$out" 2>&1 ||
         die "$name: wrk failed: $(cat "$out")"
     after=$(upstream_requests)
     if [[ $VERBOSE == 1 ]]; then cat "$out" >&2; fi
@@ -296,8 +311,18 @@ rev=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')
 echo
 echo "aisgate proxy hot-path benchmark  ($(date -u '+%Y-%m-%d %H:%M:%SZ'), $(nproc) CPUs, shared by wrk, nginx and aisgate)"
 echo "wrk $wrk_v: -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency after a ${WARMUP}s warm-up; rounds: $ROUNDS$( ((ROUNDS > 1)) && echo ' (median shown)')"
-echo "nginx: $nginx_v; aisgate: $aisgate_bin (repo $rev); authenticated GET / -> 200 \"ok\\n\""
+echo "nginx: $nginx_v; aisgate: $aisgate_bin (repo HEAD $rev; the binary may be older); authenticated GET / -> 200 \"ok\\n\""
 echo
+if ((ROUNDS > 1)); then
+    for ((r = 1; r <= ROUNDS; r++)); do
+        printf 'round %d:' "$r"
+        for name in "${names[@]}"; do
+            printf '  %s %.0f req/s p99 %.3f ms;' "$name" "${rps[$name,$r]}" "${p99[$name,$r]}"
+        done
+        echo
+    done
+    echo
+fi
 printf '%-10s %12s %10s %10s %15s %13s %8s\n' target 'req/s' 'p50 ms' 'p99 ms' 'req/s vs nginx' 'p99 vs nginx' errors
 for name in "${names[@]}"; do
     printf '%-10s %12.0f %10.3f %10.3f %14sx %12sx %8d\n' "$name" "${m_rps[$name]}" "${m_p50[$name]}" "${m_p99[$name]}" \

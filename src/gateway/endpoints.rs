@@ -33,6 +33,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/.aisgate/login", get(login))
         .route("/.aisgate/callback/{provider}", get(callback_get).post(callback_post))
+        .route("/.aisgate/direct/{provider}", get(direct_form).post(direct_submit))
         .route("/.aisgate/logout", get(logout).post(logout))
         .route("/.aisgate/logged-out", get(logged_out))
         .route("/.aisgate/jwks.json", get(jwks))
@@ -176,6 +177,72 @@ async fn callback_post(
     finish_login(&gw, &provider, params, &headers, &info).await
 }
 
+/// `GET /.aisgate/direct/{provider}`: the one-time-credential form. The CSRF token is a MAC
+/// of the pre-login handle in the browser's cookie, so only this browser can submit it.
+async fn direct_form(
+    State(gw): Gw,
+    Extension(info): Extension<RequestInfo>,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+) -> Response<Body> {
+    let handle = cookie(&headers, &gw.login_cookie_name).and_then(|v| gw.keyring.open(Purpose::Login, v));
+    render_direct_form(&gw, &provider, handle, &info, false)
+}
+
+fn render_direct_form(
+    gw: &Gateway,
+    provider: &str,
+    handle: Option<[u8; 32]>,
+    info: &RequestInfo,
+    failed: bool,
+) -> Response<Body> {
+    let Some(generator) = gw.provider(provider).and_then(|(_, p)| p.direct_generator_url()) else {
+        return rescue::error(ErrorKind::NotFound, info, None);
+    };
+    let Some(handle) = handle else {
+        // No login in progress in this browser: start one (it leads back here).
+        return rescue::redirect(&format!("{}&provider={provider}", login_url("/")));
+    };
+    let csrf = gw.keyring.mac(Purpose::Csrf, &handle);
+    let action = format!("{RESERVED_PREFIX}direct/{provider}");
+    rescue::html(StatusCode::OK, pages::direct_login_page(&action, &csrf, &generator, failed, info.lang))
+}
+
+/// `POST /.aisgate/direct/{provider}`: redeems one-time credentials. Rate-limited per client;
+/// the CSRF token must match this browser's pre-login handle.
+async fn direct_submit(
+    State(gw): Gw,
+    Extension(info): Extension<RequestInfo>,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+    RawForm(form): RawForm,
+) -> Response<Body> {
+    if gw.provider(&provider).and_then(|(_, p)| p.direct_generator_url()).is_none() {
+        return rescue::error(ErrorKind::NotFound, &info, None);
+    }
+    if !gw.direct_limiter.allow(info.client_ip) {
+        tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, "one-time credential attempts rate-limited");
+        audit_refused(&info, &provider, "rate limited");
+        return rescue::error(ErrorKind::TooManyRequests, &info, None);
+    }
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(&form).into_owned().collect();
+    let handle = cookie(&headers, &gw.login_cookie_name).and_then(|v| gw.keyring.open(Purpose::Login, v));
+    let csrf_ok = match (&handle, param(&params, "csrf")) {
+        (Some(handle), Some(token)) => gw.keyring.verify_mac(Purpose::Csrf, handle, token),
+        _ => false,
+    };
+    if !csrf_ok {
+        tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, "one-time credential form without a valid CSRF token");
+        audit_refused(&info, &provider, "bad CSRF token");
+        return rescue::error(
+            ErrorKind::LoginNotInitiated,
+            &info,
+            Some(&format!("{}&provider={provider}", login_url("/"))),
+        );
+    }
+    finish_login(&gw, &provider, params, &headers, &info).await
+}
+
 async fn finish_login(
     gw: &Gateway,
     provider_name: &str,
@@ -225,6 +292,12 @@ async fn finish_login(
             tracing::warn!(request_id = info.id(), provider = provider_name, error = %e, "login failed");
             tracing::info!(target: "aisgate::audit", event = "login", request_id = info.id(), provider = provider_name, result = "failure", reason = %e);
             gw.metrics.provider(index).login(e.metric_result());
+            let direct_form = provider.direct_generator_url().is_some();
+            if direct_form && matches!(e, crate::provider::ProviderError::Rejected(_)) {
+                // Refused one-time credentials: show the form again, with a fresh login handle
+                // (the old one was single use) and the reason.
+                return retry_direct_form(gw, provider_name, pending, info).await;
+            }
             return with_cleared_login(gw, rescue::error(e.page(), info, Some(&retry)));
         }
     };
@@ -258,6 +331,26 @@ async fn finish_login(
     let mut resp = with_cleared_login(gw, rescue::redirect(target.as_str()));
     let value = gw.keyring.seal(Purpose::Session, &id);
     resp.headers_mut().append(SET_COOKIE, set_cookie(&gw.cookie_name, &value, None, gw.cookie_secure));
+    resp
+}
+
+async fn retry_direct_form(
+    gw: &Gateway,
+    provider: &str,
+    mut pending: PendingLogin,
+    info: &RequestInfo,
+) -> Response<Body> {
+    let handle = random_id();
+    pending.created_at = now_unix();
+    if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {
+        tracing::error!(request_id = info.id(), error = %e, "cannot store pending login");
+        return rescue::error(ErrorKind::SessionStoreUnavailable, info, None);
+    }
+    let value = gw.keyring.seal(Purpose::Login, &handle);
+    let mut resp = render_direct_form(gw, provider, Some(handle), info, true);
+    *resp.status_mut() = StatusCode::UNAUTHORIZED;
+    resp.headers_mut()
+        .append(SET_COOKIE, set_cookie(&gw.login_cookie_name, &value, Some(gw.login_ttl_secs), gw.cookie_secure));
     resp
 }
 

@@ -19,6 +19,7 @@
 
 mod endpoints;
 mod handler;
+pub mod rate_limit;
 pub mod request;
 mod rescue;
 pub mod route;
@@ -90,6 +91,8 @@ pub struct Gateway {
     pub max_body_bytes: u64,
     /// Write access-log lines.
     pub access_log: bool,
+    /// Attempts at one-time-credential forms, per client address.
+    pub direct_limiter: rate_limit::RateLimiter,
     endpoints: OnceLock<axum::Router>,
 }
 
@@ -166,7 +169,11 @@ impl Gateway {
         };
         let app_names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
         let provider_names: Vec<&str> = providers.iter().map(|p| p.name()).collect();
-        let metrics = Arc::new(Metrics::new(&app_names, &provider_names));
+        let mut metrics = Metrics::new(&app_names, &provider_names);
+        for provider in &providers {
+            provider.register_metrics(&mut metrics);
+        }
+        let metrics = Arc::new(metrics);
         let mut extra_names: Vec<String> = Vec::new();
         for app in &apps {
             extra_names.extend(app.headers.header_names().map(|n| n.as_str().to_owned()));
@@ -190,6 +197,8 @@ impl Gateway {
             login_ttl_secs: config.session.login_ttl_secs,
             max_body_bytes: config.server.max_body_bytes,
             access_log: config.log.access_log,
+            // One-time credentials: 10 attempts per client per 5 minutes is plenty for a human.
+            direct_limiter: rate_limit::RateLimiter::new(10, Duration::from_secs(300), 100_000),
             endpoints: OnceLock::new(),
         });
         let _ = gateway.endpoints.set(endpoints::router(gateway.clone()));
@@ -214,6 +223,7 @@ impl Gateway {
         crate::provider::LoginContext {
             callback_url: self.url(&format!("{RESERVED_PREFIX}callback/{provider}")),
             logged_out_url: self.url(&format!("{RESERVED_PREFIX}logged-out")),
+            direct_form_url: self.url(&format!("{RESERVED_PREFIX}direct/{provider}")),
         }
     }
 

@@ -13,6 +13,9 @@
 //! (`javascript:`, `data:` …) are dropped, and error pages never show internal
 //! details — only a generic explanation, the status code and the request id.
 
+mod direct;
+pub use direct::direct_login_page;
+
 use ::http::StatusCode;
 
 /// Language of a rendered page.

@@ -33,6 +33,8 @@ pub struct LoginContext {
     pub callback_url: String,
     /// Absolute URL of the gateway's logged-out page.
     pub logged_out_url: String,
+    /// Absolute URL of the gateway's one-time-credential form for this provider.
+    pub direct_form_url: String,
 }
 
 /// The first step of a login.
@@ -119,6 +121,13 @@ pub trait Provider: Send + Sync + 'static {
     fn logout(&self, ctx: &LoginContext, logout_state: &serde_json::Value) -> BrowserStep;
     /// Current readiness.
     fn readiness(&self) -> Readiness;
+    /// For providers that log in with one-time credentials typed into a gateway form: the
+    /// IdP page that issues them. `None`: the provider has no such form.
+    fn direct_generator_url(&self) -> Option<String> {
+        None
+    }
+    /// Registers the provider's own metrics (called once at startup).
+    fn register_metrics(&self, _metrics: &mut crate::ops::metrics::Metrics) {}
     /// Periodic health work (heartBeat, metadata refresh); run every [`Provider::refresh_interval`].
     async fn refresh(&self) {}
     /// How often `refresh` runs; `None` for never.

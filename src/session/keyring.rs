@@ -17,6 +17,8 @@ pub enum Purpose {
     Session,
     /// The pre-login binding cookie.
     Login,
+    /// A form's CSRF token, derived from the pre-login handle.
+    Csrf,
 }
 
 impl Purpose {
@@ -24,6 +26,7 @@ impl Purpose {
         match self {
             Purpose::Session => b"aisgate/session/v1\0",
             Purpose::Login => b"aisgate/login/v1\0",
+            Purpose::Csrf => b"aisgate/csrf/v1\0",
         }
     }
 }
@@ -139,6 +142,23 @@ impl Keyring {
     }
 }
 
+impl Keyring {
+    /// A MAC of `id` alone (no id in the output), e.g. a CSRF token for a form bound to the
+    /// pre-login handle in the browser's cookie.
+    pub fn mac(&self, purpose: Purpose, id: &[u8; 32]) -> String {
+        let Some((kid, key)) = self.keys.first() else { return String::new() };
+        format!("{kid}.{}", URL_SAFE_NO_PAD.encode(hmac::sign(key, &message(purpose, kid, id)).as_ref()))
+    }
+
+    /// Verifies a [`Keyring::mac`] in constant time.
+    pub fn verify_mac(&self, purpose: Purpose, id: &[u8; 32], token: &str) -> bool {
+        let Some((kid, tag)) = token.split_once('.') else { return false };
+        let Some((_, key)) = self.keys.iter().find(|(k, _)| k == kid) else { return false };
+        let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else { return false };
+        hmac::verify(key, &message(purpose, kid, id), &tag).is_ok()
+    }
+}
+
 fn message(purpose: Purpose, kid: &str, id: &[u8; 32]) -> Vec<u8> {
     let mut m = Vec::with_capacity(64 + kid.len());
     m.extend_from_slice(purpose.label());
@@ -178,6 +198,17 @@ mod tests {
         for junk in ["", "k1", "k1..", "k1.a.b", &format!("{v}.x"), "k9.AAAA.BBBB"] {
             assert_eq!(r.open(Purpose::Session, junk), None, "{junk}");
         }
+    }
+
+    #[test]
+    fn csrf_mac_verifies_only_for_its_handle() {
+        let r = ring(&[("k1", 1)]);
+        let token = r.mac(Purpose::Csrf, &[1u8; 32]);
+        assert!(r.verify_mac(Purpose::Csrf, &[1u8; 32], &token));
+        assert!(!r.verify_mac(Purpose::Csrf, &[2u8; 32], &token));
+        assert!(!r.verify_mac(Purpose::Login, &[1u8; 32], &token));
+        assert!(!r.verify_mac(Purpose::Csrf, &[1u8; 32], "k1.AAAA"));
+        assert!(!token.contains(&URL_SAFE_NO_PAD.encode([1u8; 32])), "the handle is not revealed");
     }
 
     #[test]

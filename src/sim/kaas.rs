@@ -66,6 +66,8 @@ pub struct Overrides {
 struct SimState {
     cfg: KaasSimConfig,
     tokens: Mutex<HashMap<String, (usize, Instant)>>,
+    /// One-time credentials: username → (password, user, expiry).
+    one_time: Mutex<HashMap<String, (String, usize, Instant)>>,
     registered_client: Vec<u8>,
     /// Knobs for tests.
     overrides: Arc<Mutex<Overrides>>,
@@ -82,6 +84,7 @@ pub struct KaasSim {
     pub overrides: Arc<Mutex<Overrides>>,
     /// Raw SOAP request bodies received (for schema checks).
     pub calls: Arc<Mutex<Vec<String>>>,
+    state: Arc<SimState>,
 }
 
 impl KaasSim {
@@ -97,6 +100,28 @@ impl KaasSim {
     pub fn auth_ws_url(&self) -> String {
         format!("{}/asws/atsEndpoint", self.ws_base)
     }
+    /// `directAuthUserEndpoint` URL.
+    pub fn direct_ws_url(&self) -> String {
+        format!("{}/asws/directAuthUserEndpoint", self.ws_base)
+    }
+    /// Issues one-time credentials for demo user `user` (what the generator page shows).
+    pub fn issue_one_time(&self, user: usize) -> (String, String) {
+        issue_one_time(&self.state, user)
+    }
+}
+
+/// One-time credentials are valid for 30 minutes (kaas.md §14).
+const ONE_TIME_TTL: Duration = Duration::from_secs(30 * 60);
+
+fn issue_one_time(state: &SimState, user: usize) -> (String, String) {
+    let token = new_token();
+    let (username, password) = (format!("OTP{}", &token[..8]), token[9..].replace('-', ""));
+    state
+        .one_time
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(username.clone(), (password.clone(), user, Instant::now() + ONE_TIME_TTL));
+    (username, password)
 }
 
 /// Demo users: one public-authority official with roles, one with diacritics everywhere.
@@ -164,11 +189,13 @@ pub async fn start(
     let state = Arc::new(SimState {
         cfg,
         tokens: Mutex::new(HashMap::new()),
+        one_time: Mutex::new(HashMap::new()),
         registered_client,
         overrides: overrides.clone(),
         calls: calls.clone(),
     });
 
+    let state_for_handle = state.clone();
     let login_listener = TcpListener::bind(login_addr).await.map_err(|e| format!("bind {login_addr}: {e}"))?;
     let login_bound = login_listener.local_addr().map_err(|e| e.to_string())?;
     let router = Router::new()
@@ -224,6 +251,7 @@ pub async fn start(
         ws_base: format!("https://localhost:{}", ws_bound.port()),
         overrides,
         calls,
+        state: state_for_handle,
     })
 }
 
@@ -231,12 +259,15 @@ pub async fn start(
 struct LoginQuery {
     #[serde(rename = "atsId")]
     ats_id: Option<String>,
+    #[serde(rename = "providerType")]
+    provider_type: Option<String>,
 }
 
 async fn login_page(State(state): State<Arc<SimState>>, Query(q): Query<LoginQuery>) -> Response {
     if q.ats_id.as_deref() != Some(state.cfg.ats_id.as_str()) {
         return (StatusCode::BAD_REQUEST, "Neznámý atsId / unknown atsId").into_response();
     }
+    let direct = q.provider_type.as_deref() == Some("directAuth");
     let users: String = state
         .cfg
         .users
@@ -254,7 +285,7 @@ async fn login_page(State(state): State<Arc<SimState>>, Query(q): Query<LoginQue
          <h1>Přihlášení do JIP/KAAS (simulace)</h1><p>AIS: <code>{}</code>. Vyberte uživatele / choose a user:</p>\
          <form method=\"post\" action=\"/as/login?atsId={}\">{users}</form></main></body></html>",
         html_escape(&state.cfg.ats_id),
-        html_escape(&state.cfg.ats_id),
+        html_escape(&format!("{}{}", state.cfg.ats_id, if direct { "&providerType=directAuth" } else { "" })),
     ))
     .into_response()
 }
@@ -264,9 +295,26 @@ struct LoginForm {
     user: usize,
 }
 
-async fn login_submit(State(state): State<Arc<SimState>>, Form(form): Form<LoginForm>) -> Response {
+async fn login_submit(
+    State(state): State<Arc<SimState>>,
+    Query(q): Query<LoginQuery>,
+    Form(form): Form<LoginForm>,
+) -> Response {
     if form.user >= state.cfg.users.len() {
         return (StatusCode::BAD_REQUEST, "unknown user").into_response();
+    }
+    if q.provider_type.as_deref() == Some("directAuth") {
+        let (username, password) = issue_one_time(&state, form.user);
+        return Html(format!(
+            "<!doctype html><html lang=\"cs\"><head><meta charset=\"utf-8\"><title>Jednorázové údaje (simulace)</title>\
+             <style>body{{font-family:system-ui,sans-serif;margin:2rem}}code{{font-size:1.4rem}}</style></head><body><main>\
+             <p><strong>SIMULÁTOR / SIMULATOR</strong></p><h1>Jednorázové přihlašovací údaje</h1>\
+             <p>Jméno / name: <code id=\"username\">{}</code></p><p>Heslo / password: <code id=\"password\">{}</code></p>\
+             <p>Platí 30 minut, jen jednou. Valid 30 minutes, single use.</p></main></body></html>",
+            html_escape(&username),
+            html_escape(&password)
+        ))
+        .into_response();
     }
     let token = new_token();
     state
@@ -315,7 +363,10 @@ async fn soap_endpoint(
         resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
         return resp;
     }
-    if req.uri().path() != "/asws/atsEndpoint" || req.method() != http::Method::POST {
+    let path = req.uri().path().to_owned();
+    if !matches!(path.as_str(), "/asws/atsEndpoint" | "/asws/directAuthUserEndpoint")
+        || req.method() != http::Method::POST
+    {
         return xml(StatusCode::NOT_FOUND, String::new());
     }
     let body = match http_body_util::Limited::new(req.into_body(), 64 * 1024).collect().await {
@@ -367,15 +418,25 @@ async fn soap_endpoint(
                 ),
             }
         }
-        Ok(KaasRequest::DirectAuthUser { version, ns, .. }) => xml(
-            StatusCode::OK,
-            soap::direct_auth_user_response(
-                version,
-                ns,
-                &AuthStatus::VerificationFailed,
-                None,
-                state.cfg.style.clone(),
-            ),
+        Ok(KaasRequest::DirectAuthUser { version, ns, username, password })
+            if path.ends_with("directAuthUserEndpoint") =>
+        {
+            // Single use: the credentials are consumed whatever the outcome.
+            let entry = state.one_time.lock().unwrap_or_else(|e| e.into_inner()).remove(&username);
+            let user = match entry {
+                Some((expected, user, expiry)) if expected == password && Instant::now() < expiry => Some(user),
+                _ => None,
+            };
+            let attrs = user.and_then(|u| state.cfg.users.get(u)).map(|u| u.attributes.clone());
+            let status = if attrs.is_some() { AuthStatus::Ok } else { AuthStatus::VerificationFailed };
+            xml(
+                StatusCode::OK,
+                soap::direct_auth_user_response(version, ns, &status, attrs.as_ref(), state.cfg.style.clone()),
+            )
+        }
+        Ok(_) => xml(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            soap::soap_fault_response("soap:Client", "operation not served at this endpoint"),
         ),
         Err(e) => xml(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,218 +1,53 @@
 //! JIP/KAAS and the CAAIS legacy API: `atsId` login redirect, `sessionId` callback,
-//! SOAP `authConfirmation` over mutual TLS, `heartBeat`, `processLogout`.
+//! SOAP `authConfirmation` over mutual TLS, one-time-credential `directAuthUser`,
+//! `heartBeat`, `processLogout`.
 //!
 //! The protocol has no `state` parameter, so the gateway's browser-bound pre-login cookie is
 //! the only login-CSRF defence; the token is format-checked before any SOAP call and never
-//! logged. The token is single use: after a response arrives, only `SYSTEM_ERROR` is retried
-//! (once), never a transport failure after the request was sent.
+//! logged. The token is single use: after a response arrives only `SYSTEM_ERROR` is retried
+//! (once). One-time credentials are never retried and never logged.
 
+mod client;
+mod config;
+mod identity;
 pub mod soap;
 
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use serde::Deserialize;
 
-use self::soap::{AuthConfirmation, AuthStatus, KaasAttributes, ServiceVersion};
-use crate::identity::{AgendaRole, Identity, Loa, OrgKind, Organisation, PersonalData};
+use self::client::SoapChannel;
+pub use self::config::{Endpoints, KaasPreset, KaasProviderConfig, LoginMode};
+pub use self::identity::to_identity;
+use self::soap::{AuthConfirmation, AuthStatus, ServiceVersion};
+use crate::ops::metrics::{CounterHandle, GaugeHandle, HistogramHandle, Metrics};
 use crate::provider::{Authenticated, BrowserStep, LoginContext, LoginStart, Provider, ProviderError, Readiness};
 
-/// Named environments with their hosts and paths (kaas.md §5, caais.md §5.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum KaasPreset {
-    /// JIP/KAAS test (Czech POINT).
-    KaasTest,
-    /// JIP/KAAS production; login and logout hosts differ.
-    KaasProd,
-    /// CAAIS test-ext.
-    CaaisTest,
-    /// CAAIS production (Internet).
-    CaaisProd,
-    /// CAAIS production on the KIVS/CMS network.
-    CaaisCms,
-}
-
-/// The four endpoints of a KAAS-style IdP.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoints {
-    /// Login page (`?atsId=`).
-    pub login: String,
-    /// Logout page (`?atsId=&uri=`).
-    pub logout: String,
-    /// Authentication web service (mTLS).
-    pub auth_ws: String,
-    /// Direct (one-time credential) web service (mTLS).
-    pub direct_ws: String,
-}
-
-impl KaasPreset {
-    /// The preset's endpoints.
-    pub fn endpoints(self) -> Endpoints {
-        let (login, logout, ws) = match self {
-            KaasPreset::KaasTest => (
-                "https://www.test.czechpoint.cz/as/login",
-                "https://www.test.czechpoint.cz/as/processLogout",
-                "https://cert.test.czechpoint.cz/asws/",
-            ),
-            KaasPreset::KaasProd => (
-                "https://kaas.czechpoint.cz/as/login",
-                "https://www.czechpoint.cz/as/processLogout",
-                "https://kaas-crt.czechpoint.cz/asws/",
-            ),
-            KaasPreset::CaaisTest => (
-                "https://externalauthapi.caais-test-ext.gov.cz/login",
-                "https://externalauthapi.caais-test-ext.gov.cz/processLogout",
-                "https://cert-externalauthapi.caais-test-ext.gov.cz/asws/",
-            ),
-            KaasPreset::CaaisProd => (
-                "https://externalauthapi.caais.gov.cz/login",
-                "https://externalauthapi.caais.gov.cz/processLogout",
-                "https://cert-externalauthapi.caais.gov.cz/asws/",
-            ),
-            KaasPreset::CaaisCms => (
-                "https://externalauthapi.caais.cms2.cz/login",
-                "https://externalauthapi.caais.cms2.cz/processLogout",
-                "https://cert-externalauthapi.caais.cms2.cz/asws/",
-            ),
-        };
-        Endpoints {
-            login: login.to_owned(),
-            logout: logout.to_owned(),
-            auth_ws: format!("{ws}atsEndpoint"),
-            direct_ws: format!("{ws}directAuthUserEndpoint"),
-        }
-    }
-}
-
-/// `[[provider]] kind = "kaas"`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KaasProviderConfig {
-    /// Provider name.
-    pub name: String,
-    /// Label on the chooser page.
-    #[serde(default)]
-    pub display_name: Option<String>,
-    /// Environment preset; every URL below overrides it.
-    #[serde(default)]
-    pub preset: Option<KaasPreset>,
-    /// The AIS identifier registered in JIP/CAAIS.
-    pub ats_id: String,
-    /// Service version: `v2_1`, `v3_4`, `v4_1`, `v4_2` (default).
-    #[serde(default = "default_version")]
-    pub version: String,
-    /// Login page URL.
-    #[serde(default)]
-    pub login_url: Option<String>,
-    /// Logout page URL.
-    #[serde(default)]
-    pub logout_url: Option<String>,
-    /// Authentication web service URL.
-    #[serde(default)]
-    pub auth_ws_url: Option<String>,
-    /// Direct web service URL.
-    #[serde(default)]
-    pub direct_ws_url: Option<String>,
-    /// Where the IdP sends the browser after logout; must start with the logout URL
-    /// registered in JIP. Default: the gateway's logged-out page.
-    #[serde(default)]
-    pub logout_return_url: Option<String>,
-    /// PEM client certificate (chain) for mutual TLS.
-    pub client_cert: PathBuf,
-    /// PEM private key of the client certificate.
-    pub client_key: PathBuf,
-    /// PEM CA bundle for the IdP's server certificate (default: public web PKI roots).
-    #[serde(default)]
-    pub ca_bundle: Option<PathBuf>,
-    /// TCP+TLS connect timeout for SOAP calls, seconds.
-    #[serde(default = "default_connect_timeout")]
-    pub connect_timeout_secs: u64,
-    /// Total timeout of one SOAP call, seconds.
-    #[serde(default = "default_timeout")]
-    pub timeout_secs: u64,
-    /// Interval of `heartBeat` checks, seconds.
-    #[serde(default = "default_heartbeat")]
-    pub heartbeat_interval_secs: u64,
-}
-
-fn default_version() -> String {
-    "v4_2".to_owned()
-}
-fn default_connect_timeout() -> u64 {
-    5
-}
-fn default_timeout() -> u64 {
-    15
-}
-fn default_heartbeat() -> u64 {
-    30
-}
-
-impl KaasProviderConfig {
-    fn endpoints(&self) -> Result<Endpoints, String> {
-        let base = self.preset.map(KaasPreset::endpoints);
-        let pick = |own: &Option<String>, preset: Option<&String>, what: &str| {
-            own.clone()
-                .or_else(|| preset.cloned())
-                .ok_or_else(|| format!("{what} is not set (give a preset or the URL)"))
-        };
-        Ok(Endpoints {
-            login: pick(&self.login_url, base.as_ref().map(|b| &b.login), "login_url")?,
-            logout: pick(&self.logout_url, base.as_ref().map(|b| &b.logout), "logout_url")?,
-            auth_ws: pick(&self.auth_ws_url, base.as_ref().map(|b| &b.auth_ws), "auth_ws_url")?,
-            direct_ws: self
-                .direct_ws_url
-                .clone()
-                .or_else(|| base.as_ref().map(|b| b.direct_ws.clone()))
-                .unwrap_or_default(),
-        })
-    }
-
-    fn service_version(&self) -> Result<ServiceVersion, String> {
-        ServiceVersion::ALL
-            .into_iter()
-            .find(|v| v.as_str() == self.version)
-            .ok_or_else(|| format!("version {:?} is not one of v2_1, v3_4, v4_1, v4_2", self.version))
-    }
-
-    /// Cross-field checks that need no files.
-    pub fn check(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        if let Err(e) = self.service_version() {
-            problems.push(e);
-        }
-        match self.endpoints() {
-            Err(e) => problems.push(e),
-            Ok(ep) => {
-                for (what, url) in [("login_url", &ep.login), ("logout_url", &ep.logout), ("auth_ws_url", &ep.auth_ws)]
-                {
-                    match url::Url::parse(url) {
-                        Ok(u) if matches!(u.scheme(), "https" | "http") => {}
-                        _ => problems.push(format!("{what} {url:?} is not an http(s) URL")),
-                    }
-                }
-            }
-        }
-        if self.ats_id.trim().is_empty() {
-            problems.push("ats_id is empty".to_owned());
-        }
-        problems
-    }
-}
-
-/// The token format accepted before any SOAP call (kaas.md §18.3, lenient about `_`).
+/// The token format accepted before any SOAP call (kaas.md §18.3, lenient about `_` as
+/// caais.md §7.4 advises).
 fn valid_session_id(token: &str) -> bool {
     (30..=50).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
+
+/// One-time credentials are short; anything longer is not worth a SOAP call.
+const MAX_CREDENTIAL_LEN: usize = 100;
 
 #[derive(Debug, Clone)]
 struct HeartBeatState {
     ok: bool,
     detail: String,
 }
+
+/// Metric handles, registered once at startup.
+struct KaasMetrics {
+    latency: HistogramHandle,
+    results: [(&'static str, CounterHandle); 5],
+    up: GaugeHandle,
+    cert_expiry: Vec<(&'static str, Option<i64>, GaugeHandle)>,
+}
+
+const RESULT_LABELS: [&str; 5] = ["ok", "session_not_found", "system_error", "verification_failed", "error"];
 
 /// A running KAAS/CAAIS-legacy provider.
 pub struct KaasProvider {
@@ -222,31 +57,20 @@ pub struct KaasProvider {
     version: ServiceVersion,
     endpoints: Endpoints,
     logout_return_url: Option<String>,
-    client: reqwest::Client,
+    /// `Some(namespace)` when users log in with one-time credentials.
+    direct: Option<soap::DirectNamespace>,
+    channel: SoapChannel,
     heartbeat: Mutex<HeartBeatState>,
-    /// Heartbeat interval.
-    pub heartbeat_interval: Duration,
+    heartbeat_interval: Duration,
+    metrics: OnceLock<KaasMetrics>,
 }
 
 impl KaasProvider {
-    /// Builds the provider: parses the client certificate and key once, builds the mTLS client.
+    /// Builds the provider: parses the client certificates and keys once, builds the clients.
     pub fn build(cfg: &KaasProviderConfig) -> Result<KaasProvider, String> {
         let version = cfg.service_version()?;
         let endpoints = cfg.endpoints()?;
-        let certs = crate::tls::load_certs(&cfg.client_cert).map_err(|e| e.to_string())?;
-        let key = crate::tls::load_key(&cfg.client_key).map_err(|e| e.to_string())?;
-        let roots = crate::tls::roots(cfg.ca_bundle.as_deref()).map_err(|e| e.to_string())?;
-        let tls = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_client_auth_cert(certs, key)
-            .map_err(|e| format!("client certificate and key do not match: {e}"))?;
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs))
-            .timeout(Duration::from_secs(cfg.timeout_secs))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("cannot build the SOAP client: {e}"))?;
+        let direct_namespace = cfg.direct_namespace.parse::<soap::DirectNamespace>().map_err(|e| e.to_string())?;
         Ok(KaasProvider {
             name: cfg.name.clone(),
             display_name: cfg.display_name.clone().unwrap_or_else(|| cfg.name.clone()),
@@ -254,54 +78,58 @@ impl KaasProvider {
             version,
             endpoints,
             logout_return_url: cfg.logout_return_url.clone(),
-            client,
+            direct: (cfg.login_mode == LoginMode::Direct).then_some(direct_namespace),
+            channel: SoapChannel::build(cfg)?,
             heartbeat: Mutex::new(HeartBeatState { ok: false, detail: "no heartBeat yet".to_owned() }),
             heartbeat_interval: Duration::from_secs(cfg.heartbeat_interval_secs.max(1)),
+            metrics: OnceLock::new(),
         })
     }
 
-    /// POSTs a SOAP envelope and returns the response body (any HTTP status with a SOAP body
-    /// is returned for the parser: faults come as HTTP 500).
-    async fn call(&self, action: &str, envelope: String) -> Result<Vec<u8>, ProviderError> {
-        let resp = self
-            .client
-            .post(&self.endpoints.auth_ws)
-            .header(reqwest::header::CONTENT_TYPE, soap::CONTENT_TYPE)
-            .header("SOAPAction", soap::soap_action_header_value(action))
-            .body(envelope)
-            .send()
-            .await
-            .map_err(|e| {
-                ProviderError::Unavailable(format!(
-                    "{} unreachable: {}",
-                    self.endpoints.auth_ws,
-                    crate::error_chain(&e)
-                ))
-            })?;
-        let status = resp.status();
-        if status == reqwest::StatusCode::UNAUTHORIZED {
-            // CAAIS answers 401 JSON when the client certificate is missing or not registered.
-            return Err(ProviderError::Unavailable(
-                "HTTP 401: the client certificate was refused (not registered for this atsId?)".to_owned(),
-            ));
+    fn record(&self, started: Instant, result: &str) {
+        if let Some(m) = self.metrics.get() {
+            m.latency.observe(started.elapsed().as_secs_f64());
+            let label = if RESULT_LABELS.contains(&result) { result } else { "error" };
+            if let Some((_, counter)) = m.results.iter().find(|(l, _)| *l == label) {
+                counter.inc();
+            }
         }
-        let body = read_limited(resp).await?;
-        if !status.is_success() && status != reqwest::StatusCode::INTERNAL_SERVER_ERROR {
-            return Err(ProviderError::Unavailable(format!("HTTP {status} from {}", self.endpoints.auth_ws)));
-        }
-        Ok(body)
     }
 
     async fn auth_confirmation(&self, session_id: &str) -> Result<AuthConfirmation, ProviderError> {
-        let body = self
-            .call(soap::SOAP_ACTION_AUTH_CONFIRMATION, soap::auth_confirmation_request(self.version, session_id))
-            .await?;
-        soap::parse_auth_confirmation_response(&body, self.version).map_err(soap_error)
+        let started = Instant::now();
+        let request = soap::auth_confirmation_request(self.version, session_id);
+        let result =
+            match self.channel.call(&self.endpoints.auth_ws, soap::SOAP_ACTION_AUTH_CONFIRMATION, &request).await {
+                Ok(body) => soap::parse_auth_confirmation_response(&body, self.version).map_err(soap_error),
+                Err(e) => Err(e),
+            };
+        self.record(started, result.as_ref().map_or("error", |a| status_label(&a.status)));
+        result
     }
 
-    /// Runs one `heartBeat` and records the result for readiness.
+    async fn direct_auth_user(
+        &self,
+        ns: soap::DirectNamespace,
+        username: &str,
+        password: &str,
+    ) -> Result<AuthConfirmation, ProviderError> {
+        let started = Instant::now();
+        let request = soap::direct_auth_user_request(self.version, ns, username, password)
+            .map_err(|e| ProviderError::BadCallback(e.to_string()))?;
+        let result =
+            match self.channel.call(&self.endpoints.direct_ws, soap::SOAP_ACTION_DIRECT_AUTH_USER, &request).await {
+                Ok(body) => soap::parse_direct_auth_user_response(&body, self.version, ns).map_err(soap_error),
+                Err(e) => Err(e),
+            };
+        self.record(started, result.as_ref().map_or("error", |a| status_label(&a.status)));
+        result
+    }
+
+    /// Runs one `heartBeat` and records the result for readiness and metrics.
     pub async fn heart_beat(&self) {
-        let result = match self.call(soap::SOAP_ACTION_HEART_BEAT, soap::heart_beat_request(self.version)).await {
+        let request = soap::heart_beat_request(self.version);
+        let result = match self.channel.call(&self.endpoints.auth_ws, soap::SOAP_ACTION_HEART_BEAT, &request).await {
             Ok(body) => match soap::parse_heart_beat_response(&body, self.version) {
                 Ok(hb) if hb.ok => HeartBeatState { ok: true, detail: "heartBeat OK".to_owned() },
                 Ok(hb) => HeartBeatState {
@@ -319,23 +147,51 @@ impl KaasProvider {
         if !result.ok {
             tracing::warn!(provider = %self.name, detail = %result.detail, "heartBeat failed");
         }
+        if let Some(m) = self.metrics.get() {
+            m.up.set(if result.ok { 1.0 } else { 0.0 });
+            let now = crate::session::now_unix() as i64;
+            for (label, not_after, gauge) in &m.cert_expiry {
+                if let Some(not_after) = not_after {
+                    let left = not_after - now;
+                    gauge.set(left as f64);
+                    if left < 30 * 86_400 {
+                        tracing::warn!(provider = %self.name, certificate = label, days_left = left / 86_400, "client certificate expires soon");
+                    }
+                }
+            }
+        }
         *self.heartbeat.lock().unwrap_or_else(|e| e.into_inner()) = result;
+    }
+
+    fn classic_finish(&self, answer: AuthConfirmation) -> Result<Authenticated, ProviderError> {
+        match answer.status {
+            AuthStatus::Ok => {
+                let attrs = answer
+                    .attributes
+                    .ok_or_else(|| ProviderError::InvalidResponse("status OK without attributes".to_owned()))?;
+                let identity = to_identity(&self.name, self.version, attrs)?;
+                Ok(Authenticated { identity, logout_state: serde_json::Value::Null })
+            }
+            AuthStatus::SessionNotFound => {
+                Err(ProviderError::Rejected("SESSION_NOT_FOUND: token invalid, expired or already used".to_owned()))
+            }
+            AuthStatus::VerificationFailed => {
+                Err(ProviderError::Rejected("VERIFICATION_FAILED: one-time credentials refused".to_owned()))
+            }
+            AuthStatus::SystemError => Err(ProviderError::Unavailable("SYSTEM_ERROR".to_owned())),
+            other => Err(ProviderError::InvalidResponse(format!("unexpected status {:?}", other.as_str()))),
+        }
     }
 }
 
-async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| ProviderError::Unavailable(format!("reading response: {}", crate::error_chain(&e))))?
-    {
-        if body.len() + chunk.len() > soap::MAX_RESPONSE_BYTES {
-            return Err(ProviderError::InvalidResponse("response larger than the limit".to_owned()));
-        }
-        body.extend_from_slice(&chunk);
+fn status_label(status: &AuthStatus) -> &'static str {
+    match status {
+        AuthStatus::Ok => "ok",
+        AuthStatus::SessionNotFound => "session_not_found",
+        AuthStatus::SystemError => "system_error",
+        AuthStatus::VerificationFailed => "verification_failed",
+        AuthStatus::Other(_) => "error",
     }
-    Ok(body)
 }
 
 fn soap_error(e: soap::SoapError) -> ProviderError {
@@ -343,6 +199,10 @@ fn soap_error(e: soap::SoapError) -> ProviderError {
         soap::SoapError::Fault { .. } => ProviderError::Unavailable(e.to_string()),
         other => ProviderError::InvalidResponse(other.to_string()),
     }
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 #[async_trait]
@@ -355,7 +215,13 @@ impl Provider for KaasProvider {
         &self.display_name
     }
 
-    async fn begin(&self, _ctx: &LoginContext) -> Result<LoginStart, ProviderError> {
+    async fn begin(&self, ctx: &LoginContext) -> Result<LoginStart, ProviderError> {
+        if self.direct.is_some() {
+            return Ok(LoginStart {
+                step: BrowserStep::Redirect(ctx.direct_form_url.clone()),
+                state: serde_json::Value::Null,
+            });
+        }
         let mut url = url::Url::parse(&self.endpoints.login)
             .map_err(|e| ProviderError::Unavailable(format!("login URL: {e}")))?;
         url.query_pairs_mut().append_pair("atsId", &self.ats_id);
@@ -368,10 +234,19 @@ impl Provider for KaasProvider {
         params: &[(String, String)],
         _state: &serde_json::Value,
     ) -> Result<Authenticated, ProviderError> {
-        let token = params
-            .iter()
-            .find(|(k, _)| k == "sessionId")
-            .map(|(_, v)| v.as_str())
+        if let Some(ns) = self.direct {
+            let (Some(username), Some(password)) = (param(params, "username"), param(params, "password")) else {
+                return Err(ProviderError::BadCallback("one-time username or password missing".to_owned()));
+            };
+            let (username, password) = (username.trim(), password.trim());
+            if username.is_empty() || password.is_empty() || username.len().max(password.len()) > MAX_CREDENTIAL_LEN {
+                return Err(ProviderError::Rejected("one-time credentials empty or too long".to_owned()));
+            }
+            // Never retried: one-time credentials are single use.
+            let answer = self.direct_auth_user(ns, username, password).await?;
+            return self.classic_finish(answer);
+        }
+        let token = param(params, "sessionId")
             .ok_or_else(|| ProviderError::BadCallback("no sessionId parameter".to_owned()))?;
         if !valid_session_id(token) {
             return Err(ProviderError::BadCallback(format!(
@@ -379,27 +254,15 @@ impl Provider for KaasProvider {
                 token.len()
             )));
         }
-        let started = Instant::now();
         let mut answer = self.auth_confirmation(token).await?;
         if answer.status == AuthStatus::SystemError {
             tracing::warn!(provider = %self.name, "authConfirmation SYSTEM_ERROR; retrying once");
             answer = self.auth_confirmation(token).await?;
-        }
-        tracing::debug!(provider = %self.name, ms = started.elapsed().as_millis() as u64, status = answer.status.as_str(), "authConfirmation");
-        match answer.status {
-            AuthStatus::Ok => {
-                let attrs = answer
-                    .attributes
-                    .ok_or_else(|| ProviderError::InvalidResponse("status OK without attributes".to_owned()))?;
-                let identity = to_identity(&self.name, self.version, attrs)?;
-                Ok(Authenticated { identity, logout_state: serde_json::Value::Null })
+            if answer.status == AuthStatus::SystemError {
+                return Err(ProviderError::Unavailable("SYSTEM_ERROR twice".to_owned()));
             }
-            AuthStatus::SessionNotFound => {
-                Err(ProviderError::Rejected("SESSION_NOT_FOUND: token invalid, expired or already used".to_owned()))
-            }
-            AuthStatus::SystemError => Err(ProviderError::Unavailable("SYSTEM_ERROR twice".to_owned())),
-            other => Err(ProviderError::InvalidResponse(format!("unexpected status {:?}", other.as_str()))),
         }
+        self.classic_finish(answer)
     }
 
     fn logout(&self, ctx: &LoginContext, _logout_state: &serde_json::Value) -> BrowserStep {
@@ -418,6 +281,54 @@ impl Provider for KaasProvider {
         Readiness { ready: hb.ok, detail: hb.detail }
     }
 
+    fn direct_generator_url(&self) -> Option<String> {
+        self.direct?;
+        let mut url = url::Url::parse(&self.endpoints.login).ok()?;
+        url.query_pairs_mut().append_pair("atsId", &self.ats_id).append_pair("providerType", "directAuth");
+        Some(url.into())
+    }
+
+    fn register_metrics(&self, metrics: &mut Metrics) {
+        let p = self.name.as_str();
+        let latency = metrics.register_histogram(
+            "aisgate_kaas_call_duration_seconds",
+            "Duration of authConfirmation/directAuthUser calls, by provider.",
+            &[("provider", p)],
+            &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0],
+        );
+        let results = RESULT_LABELS.map(|result| {
+            (
+                result,
+                metrics.register_counter(
+                    "aisgate_kaas_call_results_total",
+                    "authConfirmation/directAuthUser results, by provider and status.",
+                    &[("provider", p), ("result", result)],
+                ),
+            )
+        });
+        let up = metrics.register_gauge(
+            "aisgate_kaas_heartbeat_up",
+            "1 if the last heartBeat answered OK, else 0.",
+            &[("provider", p)],
+        );
+        let cert_expiry = self
+            .channel
+            .expiries()
+            .map(|(label, not_after)| {
+                let gauge = metrics.register_gauge(
+                    "aisgate_client_certificate_expiry_seconds",
+                    "Seconds until the mTLS client certificate expires (updated with each heartBeat).",
+                    &[("provider", p), ("certificate", label)],
+                );
+                if let Some(not_after) = not_after {
+                    gauge.set((not_after - crate::session::now_unix() as i64) as f64);
+                }
+                (label, not_after, gauge)
+            })
+            .collect();
+        let _ = self.metrics.set(KaasMetrics { latency, results, up, cert_expiry });
+    }
+
     async fn refresh(&self) {
         self.heart_beat().await;
     }
@@ -427,108 +338,11 @@ impl Provider for KaasProvider {
     }
 }
 
-fn some(value: Option<String>) -> Option<String> {
-    value.filter(|v| !v.trim().is_empty())
-}
-
-/// Maps every attribute of every version onto [`Identity`].
-pub fn to_identity(provider: &str, version: ServiceVersion, a: KaasAttributes) -> Result<Identity, ProviderError> {
-    let subject = some(a.user_id.clone())
-        .or_else(|| some(a.uzivatel_id.clone()))
-        .ok_or_else(|| ProviderError::InvalidResponse("OK response without UzivatelId".to_owned()))?;
-    let ovm_id = some(a.identifikator_ovm.clone());
-    let spuu_id = some(a.identifikator_spuu.clone());
-    let kind = match (&ovm_id, &spuu_id) {
-        (Some(_), _) => Some(OrgKind::Ovm),
-        (None, Some(_)) => Some(OrgKind::Spuu),
-        _ => None,
-    };
-    let organisation = Organisation {
-        ico: some(a.ic_subjektu.clone()),
-        code: some(a.zkratka_subjektu.clone()),
-        name: some(a.nazev_subjektu.clone()),
-        email: some(a.email_subjektu.clone()),
-        kind,
-        ovm_id,
-        spuu_id,
-        institution_type: a.typ_instituce.map(|t| t.to_string()),
-    };
-    let method = some(a.typ_prihlaseni.clone());
-    // TypPrihlaseniNia when NIA was used; otherwise the CAAIS mapping of the login method.
-    let loa = some(a.typ_prihlaseni_nia.clone()).and_then(|l| Loa::parse_lenient(&l)).or(match method.as_deref() {
-        Some("p-pwd") => Some(Loa::Low),
-        Some("p-cert") => Some(Loa::Substantial),
-        _ => None,
-    });
-    let no_personal_data = a.neevidovat_osobni_udaje == Some(true);
-    let personal = if no_personal_data { None } else { personal_data(&a) };
-    let mut attributes = std::collections::BTreeMap::new();
-    let mut raw = |name: &str, value: Option<String>| {
-        if let Some(v) = some(value) {
-            attributes.insert(name.to_owned(), vec![v]);
-        }
-    };
-    raw("UzivatelId", a.uzivatel_id.clone());
-    raw("userRequestIp", a.user_request_ip.clone());
-    raw("OvmPrimarni", a.ovm_primarni.map(|b| b.to_string()));
-    raw("TimeLimitedId", a.time_limited_id.clone());
-    if let Some(p) = &a.pracoviste {
-        raw("Pracoviste.Id", p.id.clone());
-        raw("Pracoviste.Nazev", p.nazev.clone());
-        raw("Pracoviste.Adresa", p.adresa.clone());
-        raw("Pracoviste.KodAdresy", p.kod_adresy.clone());
-    }
-    let has_org = organisation != Organisation::default();
-    Ok(Identity {
-        provider: provider.to_owned(),
-        protocol: format!("kaas-ws/{}", version.as_str()),
-        subject,
-        username: some(a.username),
-        given_name: some(a.jmeno),
-        family_name: some(a.prijmeni),
-        title_before: some(a.titul_pred),
-        title_after: some(a.titul_za),
-        email: some(a.email),
-        phone: None,
-        organisation: has_org.then_some(organisation),
-        access_roles: a.pristupove_role.into_iter().filter(|r| !r.trim().is_empty()).collect(),
-        agenda_roles: a
-            .cinnostni_role
-            .into_iter()
-            .flat_map(|(agenda, roles)| roles.into_iter().map(move |role| AgendaRole { agenda: agenda.clone(), role }))
-            .collect(),
-        loa,
-        auth_method: method,
-        identity_verified: a.osoba_ztotoznena,
-        authenticated_at: crate::session::now_unix(),
-        expires_at: None,
-        personal,
-        no_personal_data,
-        attributes,
-    })
-}
-
-fn personal_data(a: &KaasAttributes) -> Option<PersonalData> {
-    let place = a.misto_narozeni.as_ref();
-    let data = PersonalData {
-        birth_date: a.datum_narozeni.as_ref().map(|d| d.datum.clone()),
-        death_date: a.datum_umrti.as_ref().map(|d| d.datum.clone()),
-        birth_place: place.and_then(|p| {
-            p.cr.as_ref().and_then(|cr| cr.nazev.clone()).or_else(|| p.svet.as_ref().and_then(|s| s.misto.clone()))
-        }),
-        // MistoNarozeniCr implies the Czech Republic (SZR code 203).
-        birth_country: place.and_then(|p| {
-            p.svet.as_ref().and_then(|s| s.stat.clone()).or_else(|| p.cr.as_ref().map(|_| "203".to_owned()))
-        }),
-        documents: a.doklady.iter().map(|d| format!("{}:{}", d.typ.as_deref().unwrap_or(""), d.cislo)).collect(),
-        address: None,
-    };
-    (data != PersonalData::default()).then_some(data)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::soap::KaasAttributes;
     use super::*;
+    use crate::identity::{Loa, OrgKind};
 
     #[test]
     fn session_id_format_is_checked_before_any_call() {

@@ -1,0 +1,104 @@
+//! Mapping every attribute of every service version onto [`Identity`].
+
+use super::soap::{KaasAttributes, ServiceVersion};
+use crate::identity::{AgendaRole, Identity, Loa, OrgKind, Organisation, PersonalData};
+use crate::provider::ProviderError;
+
+fn some(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+/// Maps every attribute of every version onto [`Identity`].
+pub fn to_identity(provider: &str, version: ServiceVersion, a: KaasAttributes) -> Result<Identity, ProviderError> {
+    let subject = some(a.user_id.clone())
+        .or_else(|| some(a.uzivatel_id.clone()))
+        .ok_or_else(|| ProviderError::InvalidResponse("OK response without UzivatelId".to_owned()))?;
+    let ovm_id = some(a.identifikator_ovm.clone());
+    let spuu_id = some(a.identifikator_spuu.clone());
+    let kind = match (&ovm_id, &spuu_id) {
+        (Some(_), _) => Some(OrgKind::Ovm),
+        (None, Some(_)) => Some(OrgKind::Spuu),
+        _ => None,
+    };
+    let organisation = Organisation {
+        ico: some(a.ic_subjektu.clone()),
+        code: some(a.zkratka_subjektu.clone()),
+        name: some(a.nazev_subjektu.clone()),
+        email: some(a.email_subjektu.clone()),
+        kind,
+        ovm_id,
+        spuu_id,
+        institution_type: a.typ_instituce.map(|t| t.to_string()),
+    };
+    let method = some(a.typ_prihlaseni.clone());
+    // TypPrihlaseniNia when NIA was used; otherwise the CAAIS mapping of the login method.
+    let loa = some(a.typ_prihlaseni_nia.clone()).and_then(|l| Loa::parse_lenient(&l)).or(match method.as_deref() {
+        Some("p-pwd") => Some(Loa::Low),
+        Some("p-cert") => Some(Loa::Substantial),
+        _ => None,
+    });
+    let no_personal_data = a.neevidovat_osobni_udaje == Some(true);
+    let personal = if no_personal_data { None } else { personal_data(&a) };
+    let mut attributes = std::collections::BTreeMap::new();
+    let mut raw = |name: &str, value: Option<String>| {
+        if let Some(v) = some(value) {
+            attributes.insert(name.to_owned(), vec![v]);
+        }
+    };
+    raw("UzivatelId", a.uzivatel_id.clone());
+    raw("userRequestIp", a.user_request_ip.clone());
+    raw("OvmPrimarni", a.ovm_primarni.map(|b| b.to_string()));
+    raw("TimeLimitedId", a.time_limited_id.clone());
+    if let Some(p) = &a.pracoviste {
+        raw("Pracoviste.Id", p.id.clone());
+        raw("Pracoviste.Nazev", p.nazev.clone());
+        raw("Pracoviste.Adresa", p.adresa.clone());
+        raw("Pracoviste.KodAdresy", p.kod_adresy.clone());
+    }
+    let has_org = organisation != Organisation::default();
+    Ok(Identity {
+        provider: provider.to_owned(),
+        protocol: format!("kaas-ws/{}", version.as_str()),
+        subject,
+        username: some(a.username),
+        given_name: some(a.jmeno),
+        family_name: some(a.prijmeni),
+        title_before: some(a.titul_pred),
+        title_after: some(a.titul_za),
+        email: some(a.email),
+        phone: None,
+        organisation: has_org.then_some(organisation),
+        access_roles: a.pristupove_role.into_iter().filter(|r| !r.trim().is_empty()).collect(),
+        agenda_roles: a
+            .cinnostni_role
+            .into_iter()
+            .flat_map(|(agenda, roles)| roles.into_iter().map(move |role| AgendaRole { agenda: agenda.clone(), role }))
+            .collect(),
+        loa,
+        auth_method: method,
+        identity_verified: a.osoba_ztotoznena,
+        authenticated_at: crate::session::now_unix(),
+        expires_at: None,
+        personal,
+        no_personal_data,
+        attributes,
+    })
+}
+
+fn personal_data(a: &KaasAttributes) -> Option<PersonalData> {
+    let place = a.misto_narozeni.as_ref();
+    let data = PersonalData {
+        birth_date: a.datum_narozeni.as_ref().map(|d| d.datum.clone()),
+        death_date: a.datum_umrti.as_ref().map(|d| d.datum.clone()),
+        birth_place: place.and_then(|p| {
+            p.cr.as_ref().and_then(|cr| cr.nazev.clone()).or_else(|| p.svet.as_ref().and_then(|s| s.misto.clone()))
+        }),
+        // MistoNarozeniCr implies the Czech Republic (SZR code 203).
+        birth_country: place.and_then(|p| {
+            p.svet.as_ref().and_then(|s| s.stat.clone()).or_else(|| p.cr.as_ref().map(|_| "203".to_owned()))
+        }),
+        documents: a.doklady.iter().map(|d| format!("{}:{}", d.typ.as_deref().unwrap_or(""), d.cislo)).collect(),
+        address: None,
+    };
+    (data != PersonalData::default()).then_some(data)
+}
