@@ -58,7 +58,7 @@ async fn jwks(State(gw): Gw) -> Response<Body> {
 }
 
 async fn logged_out(Extension(info): Extension<RequestInfo>) -> Response<Body> {
-    rescue::html(StatusCode::OK, pages::logged_out_page(Some("/"), info.lang))
+    rescue::html(StatusCode::OK, pages::logged_out_page(Some("/"), info.lang()))
 }
 
 fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
@@ -120,7 +120,7 @@ pub async fn start_login(
             })
             .collect();
         let choices: Vec<ProviderChoice> = links.iter().map(|(label, url)| ProviderChoice { label, url }).collect();
-        return rescue::html(StatusCode::OK, pages::chooser_page(&choices, info.lang));
+        return rescue::html(StatusCode::OK, pages::chooser_page(&choices, info.lang()));
     };
     let provider = &gw.providers[index];
     let ctx = gw.login_context(provider.name());
@@ -147,7 +147,7 @@ pub async fn start_login(
         BrowserStep::Redirect(location) => rescue::redirect(location),
         BrowserStep::PostForm { action, fields } => {
             let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            rescue::html(StatusCode::OK, pages::form_post_page(action, &fields, info.lang))
+            rescue::html(StatusCode::OK, pages::form_post_page(action, &fields, info.lang()))
         }
     };
     let value = gw.keyring.seal(Purpose::Login, &handle);
@@ -205,7 +205,7 @@ fn render_direct_form(
     };
     let csrf = gw.keyring.mac(Purpose::Csrf, &handle);
     let action = format!("{RESERVED_PREFIX}direct/{provider}");
-    rescue::html(StatusCode::OK, pages::direct_login_page(&action, &csrf, &generator, failed, info.lang))
+    rescue::html(StatusCode::OK, pages::direct_login_page(&action, &csrf, &generator, failed, info.lang()))
 }
 
 /// `POST /.aisgate/direct/{provider}`: redeems one-time credentials. Rate-limited per client;
@@ -375,7 +375,7 @@ pub async fn logout_response(
     // button instead; same-site links and POSTs proceed.
     if method == http::Method::GET && headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site") {
         let action = gw.url(&format!("{RESERVED_PREFIX}logout"));
-        return rescue::html(StatusCode::OK, pages::form_post_page(&action, &[], info.lang));
+        return rescue::html(StatusCode::OK, pages::form_post_page(&action, &[], info.lang()));
     }
     let mut location = gw.url(&format!("{RESERVED_PREFIX}logged-out"));
     let mut step = None;
@@ -395,7 +395,7 @@ pub async fn logout_response(
     let mut resp = match step {
         Some(BrowserStep::PostForm { action, fields }) => {
             let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            rescue::html(StatusCode::OK, pages::form_post_page(&action, &fields, info.lang))
+            rescue::html(StatusCode::OK, pages::form_post_page(&action, &fields, info.lang()))
         }
         Some(BrowserStep::Redirect(to)) => {
             location = to;

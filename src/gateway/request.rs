@@ -32,10 +32,10 @@ pub struct RequestInfo {
     pub client_ip: IpAddr,
     /// Whether the direct peer is a trusted proxy.
     pub from_trusted_proxy: bool,
-    /// Page language.
-    pub lang: Lang,
-    /// Whether the client accepts HTML (errors as pages, else JSON).
-    pub wants_html: bool,
+    /// `Accept-Language`, parsed only when a page is rendered (not on the proxy hot path).
+    accept_language: Option<HeaderValue>,
+    /// `Accept`, likewise.
+    accept: Option<HeaderValue>,
 }
 
 impl RequestInfo {
@@ -50,14 +50,23 @@ impl RequestInfo {
             .unwrap_or_else(new_request_id);
         let client_ip =
             if from_trusted_proxy { forwarded_client(headers, conn.peer.ip(), trusted) } else { conn.peer.ip() };
-        let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
         RequestInfo {
             request_id,
             client_ip,
             from_trusted_proxy,
-            lang: Lang::from_accept_language(headers.get(http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok())),
-            wants_html: accept.contains("text/html"),
+            accept_language: headers.get(http::header::ACCEPT_LANGUAGE).cloned(),
+            accept: headers.get(ACCEPT).cloned(),
         }
+    }
+
+    /// Page language: Czech unless `Accept-Language` prefers English.
+    pub fn lang(&self) -> Lang {
+        Lang::from_accept_language(self.accept_language.as_ref().and_then(|v| v.to_str().ok()))
+    }
+
+    /// Whether the client accepts HTML (errors as pages, else JSON).
+    pub fn wants_html(&self) -> bool {
+        self.accept.as_ref().and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
     }
 
     /// The request id as text.

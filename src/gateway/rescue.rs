@@ -37,9 +37,9 @@ pub fn html(status: StatusCode, body: String) -> Response<Body> {
 
 /// An error as a page (browsers) or JSON (API clients).
 pub fn error(kind: ErrorKind, info: &RequestInfo, retry_url: Option<&str>) -> Response<Body> {
-    if info.wants_html {
+    if info.wants_html() {
         let page = ErrorPage { kind, request_id: Some(info.id()), retry_url, home_url: Some("/") };
-        html(kind.status(), pages::error_page(&page, info.lang))
+        html(kind.status(), pages::error_page(&page, info.lang()))
     } else {
         let body = serde_json::json!({ "error": error_code(kind), "request_id": info.id() }).to_string();
         own_response(kind.status(), "application/json", body)
