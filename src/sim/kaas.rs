@@ -59,7 +59,8 @@ pub struct KaasSimConfig {
 pub struct Overrides {
     /// Statuses to return, first in first out (e.g. `SYSTEM_ERROR` once).
     pub next_statuses: Vec<AuthStatus>,
-    /// Raw body to return for the next call (malformed-response tests).
+    /// Raw body (HTTP status, body) to return for the next call other than `heartBeat`
+    /// (malformed-response tests).
     pub next_raw_body: Option<(u16, String)>,
 }
 
@@ -374,10 +375,14 @@ async fn soap_endpoint(
         Err(_) => return xml(StatusCode::PAYLOAD_TOO_LARGE, String::new()),
     };
     state.calls.lock().unwrap_or_else(|e| e.into_inner()).push(String::from_utf8_lossy(&body).into_owned());
-    if let Some((status, raw)) = state.overrides.lock().unwrap_or_else(|e| e.into_inner()).next_raw_body.take() {
-        return xml(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), raw);
+    let request = soap::parse_request(&body);
+    // The periodic heartBeat must not consume a raw body meant for a login's authConfirmation.
+    if !matches!(request, Ok(KaasRequest::HeartBeat { .. })) {
+        if let Some((status, raw)) = state.overrides.lock().unwrap_or_else(|e| e.into_inner()).next_raw_body.take() {
+            return xml(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), raw);
+        }
     }
-    match soap::parse_request(&body) {
+    match request {
         Ok(KaasRequest::HeartBeat { version }) => {
             xml(StatusCode::OK, soap::heart_beat_response(version, true, None, None))
         }

@@ -121,6 +121,20 @@ impl Gateway {
     pub async fn login(&self) -> String {
         self.login_to("/", 0).await.0
     }
+
+    /// Runs a login up to the IdP's redirect back: navigates to `path`, picks demo user `user`
+    /// at the simulated IdP, and returns the callback URL (with `sessionId`) and the `Cookie`
+    /// header value binding the login to this browser. Nothing is redeemed yet.
+    pub async fn begin_login(&self, path: &str, user: usize) -> (String, String) {
+        let start = self.navigate(path, None).await;
+        assert_eq!(start.status(), 302, "unauthenticated navigation redirects to the IdP");
+        let login_cookie = set_cookie(&start, "aisgate_login").expect("pre-login cookie");
+        let form = self.client.post(location(&start)).form(&[("user", user.to_string())]).send().await.unwrap();
+        assert_eq!(form.status(), 303, "simulator redirects to the callback");
+        let callback = location(&form);
+        assert!(callback.starts_with(&self.url("/.aisgate/callback/jip?sessionId=")), "{callback}");
+        (callback, format!("aisgate_login={login_cookie}"))
+    }
 }
 
 impl Drop for Gateway {

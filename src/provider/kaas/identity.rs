@@ -86,17 +86,22 @@ pub fn to_identity(provider: &str, version: ServiceVersion, a: KaasAttributes) -
 }
 
 fn personal_data(a: &KaasAttributes) -> Option<PersonalData> {
-    let place = a.misto_narozeni.as_ref();
+    // Place and country come from the same branch of the XSD choice. The KAAS examples carry
+    // both branches (kaas.md §16); the Czech one wins, so a Czech town is never paired with a
+    // foreign country. MistoNarozeniCr implies the Czech Republic (SZR code 203).
+    let (birth_place, birth_country) = match a.misto_narozeni.as_ref() {
+        Some(p) => match (&p.cr, &p.svet) {
+            (Some(cr), _) => (cr.nazev.clone(), Some("203".to_owned())),
+            (None, Some(svet)) => (svet.misto.clone(), svet.stat.clone()),
+            (None, None) => (None, None),
+        },
+        None => (None, None),
+    };
     let data = PersonalData {
         birth_date: a.datum_narozeni.as_ref().map(|d| d.datum.clone()),
         death_date: a.datum_umrti.as_ref().map(|d| d.datum.clone()),
-        birth_place: place.and_then(|p| {
-            p.cr.as_ref().and_then(|cr| cr.nazev.clone()).or_else(|| p.svet.as_ref().and_then(|s| s.misto.clone()))
-        }),
-        // MistoNarozeniCr implies the Czech Republic (SZR code 203).
-        birth_country: place.and_then(|p| {
-            p.svet.as_ref().and_then(|s| s.stat.clone()).or_else(|| p.cr.as_ref().map(|_| "203".to_owned()))
-        }),
+        birth_place,
+        birth_country,
         documents: a.doklady.iter().map(|d| format!("{}:{}", d.typ.as_deref().unwrap_or(""), d.cislo)).collect(),
         address: None,
     };
