@@ -4,6 +4,8 @@
 //! is asked to finish its in-flight requests and close; after the grace period whatever is
 //! left is dropped.
 
+pub mod worker;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,6 +53,9 @@ fn builder(limits: Limits) -> auto::Builder<TokioExecutor> {
 
 /// Serves the gateway on `public` and the ops endpoints on `ops` until `shutdown` resolves,
 /// then drains connections for at most `grace`.
+///
+/// Public connections are served by one single-threaded runtime per core (see
+/// [`worker`]); the ops endpoints and background tasks stay on the caller's runtime.
 pub async fn serve(
     gateway: Arc<Gateway>,
     public: Vec<PublicListener>,
@@ -61,17 +66,42 @@ pub async fn serve(
 ) {
     let graceful = Arc::new(GracefulShutdown::new());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (drained_tx, drained_rx) = watch::channel(false);
     let builder = Arc::new(builder(limits));
-    let mut loops = Vec::new();
-    for listener in public {
-        loops.push(tokio::spawn(accept_loop(
-            gateway.clone(),
-            listener,
-            builder.clone(),
-            graceful.clone(),
-            stop_rx.clone(),
-        )));
+    let mut sockets = Vec::new();
+    for l in public {
+        match l.listener.into_std() {
+            Ok(std) => sockets.push((std, l.tls)),
+            Err(e) => tracing::error!(error = %e, "cannot hand a listener to the workers"),
+        }
     }
+    let (loops_done_tx, mut loops_done_rx) = tokio::sync::mpsc::channel::<()>(worker::count());
+    let mut threads = Vec::new();
+    for index in 1..=worker::count() {
+        let mut clones = Vec::new();
+        for (socket, tls) in &sockets {
+            match socket.try_clone() {
+                Ok(clone) => clones.push((clone, tls.clone())),
+                Err(e) => tracing::error!(error = %e, "cannot clone a listener for a worker"),
+            }
+        }
+        let ctx = WorkerContext {
+            gateway: gateway.clone(),
+            builder: builder.clone(),
+            graceful: graceful.clone(),
+            stop: stop_rx.clone(),
+            drained: drained_rx.clone(),
+            loops_done: loops_done_tx.clone(),
+        };
+        match std::thread::Builder::new()
+            .name(format!("aisgate-worker-{index}"))
+            .spawn(move || run_worker(index, clones, ctx))
+        {
+            Ok(handle) => threads.push(handle),
+            Err(e) => tracing::error!(error = %e, "cannot start a worker thread"),
+        }
+    }
+    drop(loops_done_tx);
     let ops_router = crate::ops::router(gateway.clone());
     let mut ops_stop = stop_rx.clone();
     let ops_task = tokio::spawn(async move {
@@ -86,14 +116,71 @@ pub async fn serve(
     shutdown.await;
     tracing::info!(grace_secs = grace.as_secs(), "shutting down: no new connections, draining in-flight requests");
     let _ = stop_tx.send(true);
-    for l in loops {
-        let _ = l.await;
-    }
+    // Every worker reports once its accept loops have stopped (channel closes when all did).
+    while loops_done_rx.recv().await.is_some() {}
+    drop(sockets);
     let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!("grace period over; dropping remaining connections");
     }
+    let _ = drained_tx.send(true);
+    let _ = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    })
+    .await;
     let _ = tokio::time::timeout(Duration::from_secs(1), ops_task).await;
+}
+
+struct WorkerContext {
+    gateway: Arc<Gateway>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    graceful: Arc<GracefulShutdown>,
+    stop: watch::Receiver<bool>,
+    drained: watch::Receiver<bool>,
+    loops_done: tokio::sync::mpsc::Sender<()>,
+}
+
+fn run_worker(index: usize, sockets: Vec<(std::net::TcpListener, Option<TlsAcceptor>)>, ctx: WorkerContext) {
+    worker::enter(index);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start a worker runtime");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let mut loops = tokio::task::JoinSet::new();
+        for (socket, tls) in sockets {
+            match TcpListener::from_std(socket) {
+                Ok(listener) => {
+                    let public = PublicListener { listener, tls };
+                    let watcher_source = ctx.graceful.clone();
+                    loops.spawn(accept_loop(
+                        ctx.gateway.clone(),
+                        public,
+                        ctx.builder.clone(),
+                        watcher_source,
+                        ctx.stop.clone(),
+                    ));
+                }
+                Err(e) => tracing::error!(error = %e, "worker cannot use a listener"),
+            }
+        }
+        while loops.join_next().await.is_some() {}
+        drop(ctx.graceful);
+        let _ = ctx.loops_done.send(()).await;
+        drop(ctx.loops_done);
+        // Keep serving in-flight connections until the drain is over.
+        let mut drained = ctx.drained;
+        while !*drained.borrow() {
+            if drained.changed().await.is_err() {
+                break;
+            }
+        }
+    });
 }
 
 async fn accept_loop(

@@ -6,6 +6,7 @@
 
 pub mod hop_by_hop;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -14,6 +15,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::listen::worker::PerWorker;
 
 /// Why forwarding failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +38,7 @@ pub enum UpstreamTrust {
     /// Against the public web PKI roots (shared pool).
     WebPki,
     /// Against the app's own CA bundle (a pool of its own).
-    CaBundle(Box<HttpsClient>),
+    CaBundle(Box<PerWorker<HttpsClient>>),
     /// Not at all (`dangerous.skip_upstream_tls_verify`).
     Insecure,
 }
@@ -58,8 +61,8 @@ pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
 /// bundle carry their own client in [`UpstreamTrust::CaBundle`].
 #[derive(Clone)]
 pub struct UpstreamClient {
-    verified: HttpsClient,
-    insecure: HttpsClient,
+    verified: Arc<PerWorker<HttpsClient>>,
+    insecure: Arc<PerWorker<HttpsClient>>,
     connect_timeout: Duration,
     timeout: Duration,
 }
@@ -85,26 +88,28 @@ impl UpstreamClient {
         let verified = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
         let insecure = crate::tls::insecure_client_config();
         UpstreamClient {
-            verified: build(verified, connect_timeout),
-            insecure: build(insecure, connect_timeout),
+            // One pool per worker thread: a pooled connection is driven by the runtime that
+            // opened it, so sharing pools across workers would add cross-thread wake-ups.
+            verified: Arc::new(PerWorker::new(|| build(verified.clone(), connect_timeout))),
+            insecure: Arc::new(PerWorker::new(|| build(insecure.clone(), connect_timeout))),
             connect_timeout,
             timeout,
         }
     }
 
     /// A client trusting only the CA certificates in `ca_bundle`.
-    pub fn with_ca_bundle(&self, ca_bundle: &std::path::Path) -> Result<HttpsClient, crate::tls::TlsError> {
+    pub fn with_ca_bundle(&self, ca_bundle: &std::path::Path) -> Result<PerWorker<HttpsClient>, crate::tls::TlsError> {
         let roots = crate::tls::roots(Some(ca_bundle))?;
         let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-        Ok(build(config, self.connect_timeout))
+        Ok(PerWorker::new(|| build(config.clone(), self.connect_timeout)))
     }
 
     /// Sends `req` and waits for the response head.
     pub async fn send(&self, req: Request<Body>, trust: &UpstreamTrust) -> Result<Response<Body>, UpstreamError> {
         let client = match trust {
-            UpstreamTrust::WebPki => &self.verified,
-            UpstreamTrust::CaBundle(client) => client,
-            UpstreamTrust::Insecure => &self.insecure,
+            UpstreamTrust::WebPki => self.verified.get(),
+            UpstreamTrust::CaBundle(clients) => clients.get(),
+            UpstreamTrust::Insecure => self.insecure.get(),
         };
         match tokio::time::timeout(self.timeout, client.request(req)).await {
             Err(_) => Err(UpstreamError::Timeout(self.timeout)),
