@@ -633,3 +633,32 @@ async fn simulator_logout_accepts_only_return_uris_under_the_registered_prefix()
         assert!(resp.headers().get("location").is_none(), "{label}");
     }
 }
+
+#[tokio::test]
+async fn a_refused_primary_certificate_falls_back_to_the_secondary_and_metrics_show_it() {
+    // The primary certificate is one the IdP does not know; the secondary is registered.
+    let gw = Gateway::start(StackOptions {
+        upstream: Some(support::header_echo().await),
+        registered_client: false,
+        provider_extra: "secondary_client_cert = \"{dir}/client.pem\"\nsecondary_client_key = \"{dir}/client.key\""
+            .into(),
+        ..Default::default()
+    })
+    .await;
+    let (cookie, _) = gw.login_to("/", 0).await;
+    assert!(cookie.starts_with("aisgate_session="));
+    let metrics = gw.client.get(format!("http://{}/metrics", gw.ops)).send().await.unwrap().text().await.unwrap();
+    let line = |prefix: &str| metrics.lines().find(|l| l.starts_with(prefix)).map(str::to_owned);
+    assert_eq!(
+        line("aisgate_kaas_call_results_total{provider=\"jip\",result=\"ok\"}").as_deref(),
+        Some("aisgate_kaas_call_results_total{provider=\"jip\",result=\"ok\"} 1")
+    );
+    for cert in ["primary", "secondary"] {
+        let gauge =
+            line(&format!("aisgate_client_certificate_expiry_seconds{{provider=\"jip\",certificate=\"{cert}\"}}"))
+                .unwrap_or_else(|| panic!("no expiry gauge for {cert} in\n{metrics}"));
+        let seconds: f64 = gauge.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(seconds > 86_400.0, "{gauge}");
+    }
+    assert!(metrics.contains("aisgate_kaas_call_duration_seconds_count{provider=\"jip\"} 1"), "{metrics}");
+}

@@ -33,7 +33,8 @@ pub struct StackOptions {
     pub server_extra: String,
     /// Extra lines for `[session]`.
     pub session_extra: String,
-    /// Extra lines for the KAAS `[[provider]]` (e.g. `version = "v3_4"`).
+    /// Extra lines for the KAAS `[[provider]]` (e.g. `version = "v3_4"`); `{dir}` is replaced
+    /// by the stack directory.
     pub provider_extra: String,
     /// Present the client certificate the simulated IdP knows (`true`) or another one from the
     /// same CA that it does not (`false`: every SOAP call gets HTTP 401 JSON).
@@ -194,7 +195,7 @@ ca_bundle = "{ca}"
         client_cert = if opts.registered_client { &pki.client_cert } else { &pki.rogue_cert }.display(),
         client_key = if opts.registered_client { &pki.client_key } else { &pki.rogue_key }.display(),
         ca = pki.ca_cert.display(),
-        provider_extra = opts.provider_extra,
+        provider_extra = opts.provider_extra.replace("{dir}", &dir.display().to_string()),
     );
     let config_path = dir.join("aisgate.toml");
     std::fs::write(&config_path, config_text).map_err(|e| e.to_string())?;
