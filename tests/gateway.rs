@@ -467,3 +467,33 @@ async fn raw_status(addr: std::net::SocketAddr, path: &str) -> u16 {
     let text = String::from_utf8_lossy(&response);
     text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
+
+#[tokio::test]
+async fn a_browser_that_keeps_starting_logins_is_stopped_by_loop_protection() {
+    let gw = Gateway::with_upstream(&header_echo().await).await;
+    let mut counter: Option<String> = None;
+    let mut statuses = Vec::new();
+    for _ in 0..11 {
+        let cookie = counter.as_ref().map(|c| format!("aisgate_login_count={c}"));
+        let resp = gw.navigate("/loop", cookie.as_deref()).await;
+        statuses.push(resp.status().as_u16());
+        if let Some(c) = set_cookie(&resp, "aisgate_login_count") {
+            counter = Some(c);
+        }
+    }
+    assert_eq!(&statuses[..10], &[302; 10]);
+    assert_eq!(statuses[10], 429, "the 11th login start within the window is refused");
+    // The counter cookie is the gateway's: it never reaches the upstream.
+    let session = gw.login().await;
+    let body: serde_json::Value = gw
+        .client
+        .get(gw.url("/x"))
+        .header("cookie", format!("{session}; aisgate_login_count={}", counter.unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(body["headers"].get("cookie").is_none(), "{body}");
+}

@@ -85,7 +85,7 @@ async fn login(
     let Some(app) = route::find(&gw.apps, &host, &path) else {
         return rescue::error(ErrorKind::NotFound, &info, None);
     };
-    start_login(&gw, app, param(&params, "provider"), return_to, &info).await
+    start_login(&gw, app, param(&params, "provider"), return_to, &headers, &info).await
 }
 
 /// The request host (HTTP/1 `Host` or HTTP/2 `:authority` copied into it by the handler).
@@ -100,6 +100,7 @@ pub async fn start_login(
     app: &App,
     provider: Option<&str>,
     return_to: ReturnUrl,
+    headers: &HeaderMap,
     info: &RequestInfo,
 ) -> Response<Body> {
     let chosen = match provider {
@@ -121,6 +122,12 @@ pub async fn start_login(
             .collect();
         let choices: Vec<ProviderChoice> = links.iter().map(|(label, url)| ProviderChoice { label, url }).collect();
         return rescue::html(StatusCode::OK, pages::chooser_page(&choices, info.lang()));
+    };
+    let loop_cookie = &gw.loop_cookie_name;
+    let Some(counted) = super::loop_guard::count_start(&gw.keyring, cookie(headers, loop_cookie), now_unix()) else {
+        tracing::warn!(request_id = info.id(), client = %info.client_ip, "login loop: too many logins started by this browser");
+        audit_refused(info, gw.providers[index].name(), "too many logins started (loop protection)");
+        return rescue::error(ErrorKind::TooManyRequests, info, None);
     };
     let provider = &gw.providers[index];
     let ctx = gw.login_context(provider.name());
@@ -153,6 +160,8 @@ pub async fn start_login(
     let value = gw.keyring.seal(Purpose::Login, &handle);
     resp.headers_mut()
         .append(SET_COOKIE, set_cookie(&gw.login_cookie_name, &value, Some(gw.login_ttl_secs), gw.cookie_secure));
+    let window = super::loop_guard::WINDOW.as_secs();
+    resp.headers_mut().append(SET_COOKIE, set_cookie(loop_cookie, &counted, Some(window), gw.cookie_secure));
     resp
 }
 
@@ -331,6 +340,7 @@ async fn finish_login(
     let mut resp = with_cleared_login(gw, rescue::redirect(target.as_str()));
     let value = gw.keyring.seal(Purpose::Session, &id);
     resp.headers_mut().append(SET_COOKIE, set_cookie(&gw.cookie_name, &value, None, gw.cookie_secure));
+    resp.headers_mut().append(SET_COOKIE, clear_cookie(&gw.loop_cookie_name, gw.cookie_secure));
     resp
 }
 

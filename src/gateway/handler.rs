@@ -182,7 +182,7 @@ async fn unauthenticated(
     };
     let return_to = ReturnUrl::parse(&original).unwrap_or_else(|_| ReturnUrl::root());
     if app.unauthenticated == Unauthenticated::Auto && is_navigation(method, headers) {
-        endpoints::start_login(gw, app, None, return_to, info).await
+        endpoints::start_login(gw, app, None, return_to, headers, info).await
     } else {
         rescue::unauthorized(info, &login_path(return_to.as_str()))
     }
@@ -244,7 +244,7 @@ async fn forward(
         }
     }
     if !app.forward_gateway_cookies {
-        remove_cookies(&mut parts.headers, &[&gw.cookie_name, &gw.login_cookie_name]);
+        remove_cookies(&mut parts.headers, &[&gw.cookie_name, &gw.login_cookie_name, &gw.loop_cookie_name]);
     }
     // A Referer pointing at the gateway's callback may carry a login token.
     if parts.headers.get(REFERER).and_then(|v| v.to_str().ok()).is_some_and(|r| r.contains(RESERVED_PREFIX)) {

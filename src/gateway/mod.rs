@@ -19,6 +19,7 @@
 
 mod endpoints;
 mod handler;
+mod loop_guard;
 pub mod rate_limit;
 pub mod request;
 mod rescue;
@@ -81,6 +82,8 @@ pub struct Gateway {
     pub cookie_name: String,
     /// Pre-login cookie name.
     pub login_cookie_name: String,
+    /// Login-loop counter cookie name (`<login_cookie_name>_count`).
+    pub loop_cookie_name: String,
     /// `Secure` on cookies.
     pub cookie_secure: bool,
     /// Absolute session timeout, seconds.
@@ -192,6 +195,7 @@ impl Gateway {
             trusted_proxies: config.server.trusted_proxies.clone(),
             cookie_name: config.session.cookie_name.clone(),
             login_cookie_name: config.session.login_cookie_name.clone(),
+            loop_cookie_name: format!("{}_count", config.session.login_cookie_name),
             cookie_secure: config.session.cookie_secure,
             absolute_timeout_secs: config.session.absolute_timeout_secs,
             login_ttl_secs: config.session.login_ttl_secs,

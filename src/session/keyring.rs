@@ -19,6 +19,8 @@ pub enum Purpose {
     Login,
     /// A form's CSRF token, derived from the pre-login handle.
     Csrf,
+    /// The login-loop counter cookie.
+    LoopGuard,
 }
 
 impl Purpose {
@@ -27,6 +29,7 @@ impl Purpose {
             Purpose::Session => b"aisgate/session/v1\0",
             Purpose::Login => b"aisgate/login/v1\0",
             Purpose::Csrf => b"aisgate/csrf/v1\0",
+            Purpose::LoopGuard => b"aisgate/loop/v1\0",
         }
     }
 }
