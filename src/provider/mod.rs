@@ -6,6 +6,7 @@
 //! after the local session is destroyed. Protocol types never leave their folder.
 
 pub mod kaas;
+pub mod oidc;
 
 use async_trait::async_trait;
 
