@@ -246,9 +246,39 @@ async fn the_caais_token_endpoint_refuses_a_client_without_its_certificate_and_t
     assert_refused(deliver(&gw, &pending).await, 503, UNAVAILABLE, "no client certificate").await;
 }
 
+#[tokio::test]
+async fn a_confidential_client_logs_in_with_client_secret_basic_and_with_client_secret_post() {
+    for method in ["client_secret_basic", "client_secret_post"] {
+        let mut p = enviam("");
+        p.sim.client_auth = SimClientAuth::Secret("s3cret-from-a-file".into());
+        p.client_auth = Some(method.into());
+        let gw = gateway(vec![caais(""), p]).await;
+        let cookie = login(&gw, "enviam").await;
+        assert_eq!(upstream_headers(&gw, &cookie).await["x-auth-username"], "custuser", "{method}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Rejections
 // ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_error_answer_from_the_idp_shows_the_login_failed_page_without_a_token_request() {
+    let gw = both().await;
+    sim(&gw, "caais").knobs().authorize_error = Some("access_denied".into());
+    let p = begin(&gw, "caais").await;
+    assert!(p.callback.contains("error=access_denied"));
+    assert_refused(deliver(&gw, &p).await, 400, LOGIN_FAILED, "access_denied").await;
+    assert_eq!(sim(&gw, "caais").knobs().token_calls, 0);
+}
+
+#[tokio::test]
+async fn userinfo_for_another_subject_is_refused() {
+    let gw = both().await;
+    sim(&gw, "caais").knobs().userinfo_sub = Some("someone-else".into());
+    let p = begin(&gw, "caais").await;
+    assert_refused(deliver(&gw, &p).await, 503, UNAVAILABLE, "userinfo sub mismatch").await;
+}
 
 #[tokio::test]
 async fn a_callback_with_another_state_is_rejected_before_the_code_is_redeemed() {

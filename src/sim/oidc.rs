@@ -108,6 +108,10 @@ pub struct Knobs {
     pub last_end_session: Option<HashMap<String, String>>,
     /// Query of the last `authorize` request.
     pub last_authorize: Option<HashMap<String, String>>,
+    /// Userinfo answers with this `sub` instead of the user's.
+    pub userinfo_sub: Option<String>,
+    /// `authorize` answers with this OAuth error (e.g. `access_denied`) instead of a code.
+    pub authorize_error: Option<String>,
 }
 
 enum SimKeyPair {
@@ -403,7 +407,11 @@ async fn authorize(State(s): State<Arc<SimState>>, Query(q): Query<HashMap<Strin
             user,
         },
     );
-    let mut fields = vec![("code", code)];
+    let error = s.knobs.lock().unwrap_or_else(|e| e.into_inner()).authorize_error.take();
+    let mut fields = match error {
+        Some(error) => vec![("error", error)],
+        None => vec![("code", code)],
+    };
     if let Some(state) = q.get("state") {
         fields.push(("state", state.clone()));
     }
@@ -542,7 +550,13 @@ async fn userinfo(State(s): State<Arc<SimState>>, headers: http::HeaderMap) -> R
         headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let user = token.and_then(|t| s.access_tokens.lock().unwrap_or_else(|e| e.into_inner()).get(t).copied());
     match user.and_then(|u| s.cfg.users.get(u)) {
-        Some(claims) => json_response(StatusCode::OK, &Value::Object(claims.clone())),
+        Some(claims) => {
+            let mut claims = claims.clone();
+            if let Some(sub) = s.knobs.lock().unwrap_or_else(|e| e.into_inner()).userinfo_sub.clone() {
+                claims.insert("sub".to_owned(), json!(sub));
+            }
+            json_response(StatusCode::OK, &Value::Object(claims))
+        }
         None => oauth_error(StatusCode::UNAUTHORIZED, "invalid_token"),
     }
 }

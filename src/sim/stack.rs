@@ -182,7 +182,9 @@ pub async fn prepare(opts: StackOptions) -> Result<Stack, String> {
         };
         let auth = p.client_auth.as_deref().unwrap_or(default_auth);
         // Credentials only for the method they belong to (an override tests their absence).
-        let credentials = if auth == default_auth { credentials } else { String::new() };
+        let same_kind =
+            auth == default_auth || (auth.starts_with("client_secret") && default_auth.starts_with("client_secret"));
+        let credentials = if same_kind { credentials } else { String::new() };
         oidc_tables.push_str(&format!(
             "\n[[provider]]\nname = \"{name}\"\nkind = \"oidc\"\nissuer = \"{issuer}\"\ndiscovery_url = \"{discovery}\"\nclient_id = \"{client_id}\"\n\
              client_auth = \"{auth}\"\n{credentials}ca_bundle = \"{ca}\"\n{extra}\n",

@@ -325,3 +325,49 @@ impl OidcProviderConfig {
         problems
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml_text: &str) -> OidcProviderConfig {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn caais_presets_use_the_trailing_slash_issuer_and_mtls() {
+        let cfg = parse("name = \"c\"\npreset = \"caais-oidc-cms\"\nclient_id = \"X\"\nclient_cert = \"c.pem\"\nclient_key = \"c.key\"");
+        assert_eq!(cfg.expected_issuer().as_deref(), Some("https://rest-openidconnectapi.caais.cms2.cz/"));
+        assert_eq!(
+            cfg.discovery_url().unwrap(),
+            "https://rest-openidconnectapi.caais.cms2.cz/.well-known/openid-configuration"
+        );
+        assert_eq!(cfg.client_auth(), ClientAuth::TlsClientAuth);
+        assert_eq!(cfg.scopes(), ["openid", "profile", "role", "subject"]);
+        assert!(cfg.check().is_empty(), "{:?}", cfg.check());
+    }
+
+    #[test]
+    fn a_generic_issuer_derives_discovery_without_doubling_the_slash() {
+        let cfg = parse("name = \"g\"\nissuer = \"https://idp.example.cz/realm/\"\nclient_id = \"X\"");
+        assert_eq!(cfg.discovery_url().unwrap(), "https://idp.example.cz/realm/.well-known/openid-configuration");
+        assert_eq!(cfg.client_auth(), ClientAuth::None);
+        assert!(cfg.check().is_empty());
+    }
+
+    #[test]
+    fn inconsistent_client_authentication_is_reported() {
+        let problems = |text: &str| parse(text).check().join("\n");
+        assert!(problems("name = \"a\"\nclient_id = \"X\"").contains("issuer is not set"));
+        assert!(problems("name = \"a\"\npreset = \"caais-oidc-test\"\nclient_id = \"X\"").contains("needs client_cert"));
+        let basic =
+            "name = \"a\"\npreset = \"enviam-oidc-test\"\nclient_id = \"X\"\nclient_auth = \"client_secret_basic\"";
+        assert!(problems(basic).contains("needs client_secret"));
+        let both = format!("{basic}\nclient_secret = {{ file = \"s\", env = \"S\" }}");
+        assert!(problems(&both).contains("exactly one of file and env"));
+        let no_openid = "name = \"a\"\npreset = \"enviam-oidc-test\"\nclient_id = \"X\"\nscopes = [\"profile\"]";
+        assert!(problems(no_openid).contains("openid"));
+        assert!(toml::from_str::<OidcProviderConfig>("name = \"a\"\nclient_id = \"X\"\nclient_secret = \"inline\"")
+            .is_err());
+    }
+}
