@@ -356,6 +356,10 @@ async fn an_id_token_signed_with_an_unknown_key_is_rejected_after_at_most_one_jw
         assert_refused(deliver(&gw, &p).await, 400, LOGIN_FAILED, &format!("unknown key #{attempt}")).await;
     }
     assert_eq!(sim(&gw, "caais").knobs().jwks_fetches, before + 1, "one rate-limited refetch for three tokens");
+    let metrics = gw.client.get(format!("http://{}/metrics", gw.ops)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("aisgate_oidc_id_token_rejected_total{provider=\"caais\"} 3"), "{metrics}");
+    assert!(metrics.contains("aisgate_oidc_discovery_up{provider=\"caais\"} 1"), "{metrics}");
+    assert!(metrics.contains("aisgate_oidc_token_duration_seconds_count{provider=\"caais\"} 3"), "{metrics}");
 }
 
 #[tokio::test]

@@ -157,7 +157,7 @@ impl IdpClient {
             // error code is logged; the description may echo input.
             let code = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
-                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(super::safe_code))
                 .unwrap_or_else(|| "no error code".to_owned());
             return Err(ProviderError::Rejected(format!("token endpoint refused the code: {code}")));
         }

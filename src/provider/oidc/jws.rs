@@ -101,10 +101,14 @@ impl Jws {
     }
 
     /// Verifies with the first fitting key of `keys` that accepts the signature. With a `kid`
-    /// only keys of that id fit; without one every key of the right type is tried (CAAIS).
+    /// only keys of that id, or keys without any id, fit; without one every key of the right
+    /// type is tried (CAAIS).
     pub fn verify(&self, keys: &[Jwk]) -> Result<(), JwsError> {
-        let fitting: Vec<&Jwk> =
-            keys.iter().filter(|k| k.fits(self.alg)).filter(|k| self.kid.is_none() || k.kid == self.kid).collect();
+        let fitting: Vec<&Jwk> = keys
+            .iter()
+            .filter(|k| k.fits(self.alg))
+            .filter(|k| self.kid.is_none() || k.kid.is_none() || k.kid == self.kid)
+            .collect();
         if fitting.is_empty() {
             return Err(JwsError::NoMatchingKey(self.kid.clone()));
         }

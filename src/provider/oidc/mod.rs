@@ -22,7 +22,8 @@ mod id_token;
 mod identity;
 pub mod jws;
 
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -35,6 +36,7 @@ use self::id_token::{constant_time_eq, Expected};
 pub use self::identity::to_identity;
 use self::jws::{Jws, JwsError};
 use crate::identity::Loa;
+use crate::ops::metrics::{CounterHandle, GaugeHandle, HistogramHandle, Metrics};
 use crate::provider::{Authenticated, BrowserStep, LoginContext, LoginStart, Provider, ProviderError, Readiness};
 
 /// Longest authorization code accepted from the callback.
@@ -69,6 +71,14 @@ pub struct OidcProvider {
     refresh_interval: Duration,
     client: IdpClient,
     directory: Directory,
+    metrics: OnceLock<OidcMetrics>,
+}
+
+/// Metric handles, registered once at startup.
+struct OidcMetrics {
+    up: GaugeHandle,
+    token_latency: HistogramHandle,
+    rejected: CounterHandle,
 }
 
 fn random_b64() -> String {
@@ -86,7 +96,7 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// An IdP-supplied error code, made safe for the log.
-fn safe_code(code: &str) -> String {
+pub(crate) fn safe_code(code: &str) -> String {
     code.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect()
 }
 
@@ -120,6 +130,7 @@ impl OidcProvider {
                 cfg.expected_issuer(),
                 Duration::from_secs(cfg.jwks_min_refetch_secs),
             ),
+            metrics: OnceLock::new(),
         })
     }
 
@@ -140,6 +151,27 @@ impl OidcProvider {
         jws.verify(&self.directory.keys()).map_err(rejected)
     }
 
+    /// Parses, verifies and checks the ID token; returns its claims.
+    async fn check_id_token(
+        &self,
+        raw: &str,
+        jwks_uri: &str,
+        expect: &ExpectCallback,
+        access_token: Option<&str>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, ProviderError> {
+        let jws = Jws::parse(raw, self.max_token_bytes).map_err(rejected)?;
+        self.verify_signature(&jws, jwks_uri).await?;
+        let want = Expected {
+            issuer: &expect.issuer,
+            client_id: &self.client_id,
+            nonce: Some(&expect.nonce),
+            now: crate::session::now_unix(),
+            skew: self.skew,
+            access_token,
+        };
+        id_token::check_claims(&jws.payload, &want).map_err(|e| ProviderError::Rejected(format!("ID token: {e}")))
+    }
+
     async fn finish_code(
         &self,
         params: &[(String, String)],
@@ -155,26 +187,24 @@ impl OidcProvider {
         if code.is_empty() || code.len() > MAX_CODE_LEN {
             return Err(ProviderError::BadCallback(format!("code of {} bytes", code.len())));
         }
+        let started = Instant::now();
         let tokens = self
             .client
             .exchange_code(&metadata.token_endpoint, code, &expect.redirect_uri, &expect.code_verifier)
-            .await?;
+            .await;
+        if let Some(m) = self.metrics.get() {
+            m.token_latency.observe(started.elapsed().as_secs_f64());
+        }
+        let tokens = tokens?;
         let raw = tokens
             .id_token
             .ok_or_else(|| ProviderError::InvalidResponse("token response without id_token".to_owned()))?;
-        let jws = Jws::parse(&raw, self.max_token_bytes).map_err(rejected)?;
-        self.verify_signature(&jws, &metadata.jwks_uri).await?;
+        let result = self.check_id_token(&raw, &metadata.jwks_uri, expect, tokens.access_token.as_deref()).await;
+        if let (Err(ProviderError::Rejected(_)), Some(m)) = (&result, self.metrics.get()) {
+            m.rejected.inc();
+        }
+        let mut claims = result?;
         let now = crate::session::now_unix();
-        let want = Expected {
-            issuer: &expect.issuer,
-            client_id: &self.client_id,
-            nonce: Some(&expect.nonce),
-            now,
-            skew: self.skew,
-            access_token: tokens.access_token.as_deref(),
-        };
-        let mut claims = id_token::check_claims(&jws.payload, &want)
-            .map_err(|e| ProviderError::Rejected(format!("ID token: {e}")))?;
         if let (true, Some(endpoint), Some(access_token)) =
             (self.userinfo, &metadata.userinfo_endpoint, tokens.access_token.as_deref())
         {
@@ -285,8 +315,32 @@ impl Provider for OidcProvider {
         self.directory.readiness()
     }
 
+    fn register_metrics(&self, metrics: &mut Metrics) {
+        let p = [("provider", self.name.as_str())];
+        let up = metrics.register_gauge(
+            "aisgate_oidc_discovery_up",
+            "1 if the last discovery and JWKS refresh succeeded, else 0.",
+            &p,
+        );
+        let token_latency = metrics.register_histogram(
+            "aisgate_oidc_token_duration_seconds",
+            "Duration of authorization code exchanges at the token endpoint, by provider.",
+            &p,
+            &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0],
+        );
+        let rejected = metrics.register_counter(
+            "aisgate_oidc_id_token_rejected_total",
+            "ID tokens refused (signature, algorithm, issuer, audience, time, nonce, size), by provider.",
+            &p,
+        );
+        let _ = self.metrics.set(OidcMetrics { up, token_latency, rejected });
+    }
+
     async fn refresh(&self) {
         self.directory.refresh(&self.client, &self.name).await;
+        if let Some(m) = self.metrics.get() {
+            m.up.set(if self.directory.readiness().ready { 1.0 } else { 0.0 });
+        }
     }
 
     fn refresh_interval(&self) -> Option<Duration> {
