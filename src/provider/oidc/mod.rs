@@ -140,8 +140,9 @@ impl OidcProvider {
         let refetch = match jws.verify(&self.directory.keys()) {
             Ok(()) => return Ok(()),
             Err(JwsError::NoMatchingKey(_)) => true,
-            // Without a `kid` a failed signature may be a key we have not seen yet.
-            Err(JwsError::BadSignature) => jws.kid.is_none(),
+            // Without a `kid` (or with one no key carries) a failed signature may be a key we
+            // have not seen yet.
+            Err(JwsError::BadSignature) => jws.kid.is_none() || !self.directory.keys().iter().any(|k| k.kid == jws.kid),
             Err(e) => return Err(rejected(e)),
         };
         if !refetch {
@@ -218,6 +219,11 @@ impl OidcProvider {
             }
         }
         let identity = to_identity(&self.name, &claims, self.loa, now);
+        if identity.expires_at.is_some_and(|end| end.saturating_add(self.skew) <= now) {
+            // A session that ends before it starts would send the browser straight back to the
+            // IdP, whose SSO session would answer the same: a loop instead of an error page.
+            return Err(ProviderError::Rejected("SSOExpiration is already past".to_owned()));
+        }
         let logout_state = serde_json::json!({
             "id_token": raw,
             "sid": claims.get("sid"),
