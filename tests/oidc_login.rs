@@ -45,6 +45,8 @@ fn caais(extra: &str) -> OidcStackProvider {
             outage_at_start: false,
         },
         client_auth: None,
+        issuer: None,
+        registered_client: true,
         extra: format!("loa = \"substantial\"\nuserinfo = true\n{extra}"),
     }
 }
@@ -63,6 +65,8 @@ fn enviam(extra: &str) -> OidcStackProvider {
             outage_at_start: false,
         },
         client_auth: None,
+        issuer: None,
+        registered_client: true,
         extra: format!("response_mode = \"form_post\"\n{extra}"),
     }
 }
@@ -178,11 +182,13 @@ async fn readyz(gw: &Gateway) -> (u16, serde_json::Value) {
 }
 
 /// Waits until `/readyz` reports `provider` with readiness `ready`.
+/// (A provider that has not tried yet does not count as not ready.)
 async fn wait_ready(gw: &Gateway, provider: &str, ready: bool) -> serde_json::Value {
     for _ in 0..100 {
         let (_, body) = readyz(gw).await;
-        if body["providers"][provider]["ready"] == ready {
-            return body["providers"][provider].clone();
+        let p = &body["providers"][provider];
+        if p["ready"] == ready && p["detail"] != "discovery not fetched yet" {
+            return p.clone();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -256,6 +262,28 @@ async fn a_confidential_client_logs_in_with_client_secret_basic_and_with_client_
         let cookie = login(&gw, "enviam").await;
         assert_eq!(upstream_headers(&gw, &cookie).await["x-auth-username"], "custuser", "{method}");
     }
+}
+
+#[tokio::test]
+async fn the_caais_token_endpoint_refuses_an_unregistered_client_certificate() {
+    let mut p = caais("");
+    p.registered_client = false;
+    let gw = gateway(vec![p, enviam("")]).await;
+    let pending = begin(&gw, "caais").await;
+    assert_refused(deliver(&gw, &pending).await, 503, UNAVAILABLE, "unregistered certificate").await;
+    assert_eq!(sim(&gw, "caais").knobs().token_calls, 1, "the request reached the token host");
+}
+
+#[tokio::test]
+async fn an_issuer_configured_without_the_trailing_slash_does_not_match_caais_discovery() {
+    let mut p = caais("");
+    // The simulator's issuer is its base URL plus "/": configure it without the slash.
+    p.issuer = Some("{base}".into());
+    let gw = gateway(vec![p, enviam("")]).await;
+    let detail = wait_ready(&gw, "caais", false).await;
+    assert!(detail["detail"].as_str().unwrap().contains("is not the configured"), "{detail}");
+    let start = gw.navigate("/.aisgate/login?return=%2Fdesk&provider=caais", None).await;
+    assert_refused(start, 503, UNAVAILABLE, "issuer mismatch").await;
 }
 
 // ---------------------------------------------------------------------------

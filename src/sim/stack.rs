@@ -56,6 +56,12 @@ pub struct OidcStackProvider {
     pub sim: sim::oidc::OidcSimConfig,
     /// `client_auth` to configure instead of the one matching the simulator.
     pub client_auth: Option<String>,
+    /// `issuer` to configure instead of the simulator's (byte-exact comparison tests); `{base}`
+    /// is replaced by the simulator's base URL.
+    pub issuer: Option<String>,
+    /// Present the client certificate the simulator knows (`true`) or an unregistered one
+    /// from the same CA (`false`).
+    pub registered_client: bool,
     /// Extra lines for the provider table.
     pub extra: String,
 }
@@ -165,14 +171,14 @@ pub async fn prepare(opts: StackOptions) -> Result<Stack, String> {
         cfg.redirect_uri = format!("{public_base}/.aisgate/callback/{}", p.name);
         let started = sim::oidc::start(cfg.clone(), &pki).await?;
         let (default_auth, credentials) = match &cfg.client_auth {
-            sim::oidc::SimClientAuth::Mtls => (
-                "tls_client_auth",
-                format!(
-                    "client_cert = \"{}\"\nclient_key = \"{}\"\n",
-                    pki.client_cert.display(),
-                    pki.client_key.display()
-                ),
-            ),
+            sim::oidc::SimClientAuth::Mtls => ("tls_client_auth", {
+                let (cert, key) = if p.registered_client {
+                    (&pki.client_cert, &pki.client_key)
+                } else {
+                    (&pki.rogue_cert, &pki.rogue_key)
+                };
+                format!("client_cert = \"{}\"\nclient_key = \"{}\"\n", cert.display(), key.display())
+            }),
             sim::oidc::SimClientAuth::Secret(secret) => {
                 let file = dir.join(format!("{}.secret", p.name));
                 std::fs::write(&file, secret).map_err(|e| e.to_string())?;
@@ -189,7 +195,7 @@ pub async fn prepare(opts: StackOptions) -> Result<Stack, String> {
             "\n[[provider]]\nname = \"{name}\"\nkind = \"oidc\"\nissuer = \"{issuer}\"\ndiscovery_url = \"{discovery}\"\nclient_id = \"{client_id}\"\n\
              client_auth = \"{auth}\"\n{credentials}ca_bundle = \"{ca}\"\n{extra}\n",
             name = p.name,
-            issuer = started.issuer,
+            issuer = p.issuer.as_ref().map_or(started.issuer.clone(), |i| i.replace("{base}", &started.base)),
             discovery = started.discovery_url(),
             client_id = cfg.client_id,
             ca = pki.ca_cert.display(),
