@@ -104,6 +104,17 @@ struct Pending {
 async fn begin(gw: &Gateway, provider: &str) -> Pending {
     let start = gw.navigate(&format!("/.aisgate/login?return=%2Fdesk&provider={provider}"), None).await;
     assert_eq!(start.status(), 302, "login redirects to the IdP");
+    let raw_cookie = start
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("aisgate_login="))
+        .expect("pre-login cookie")
+        .to_owned();
+    // Browsers do not send SameSite=Lax cookies on the IdP's cross-site form_post.
+    let expected = if provider == "enviam" { "SameSite=None; Secure" } else { "SameSite=Lax" };
+    assert!(raw_cookie.contains(expected), "{raw_cookie}");
     let cookie = format!("aisgate_login={}", set_cookie(&start, "aisgate_login").expect("pre-login cookie"));
     let answer = gw.client.get(location(&start)).send().await.unwrap();
     match answer.status().as_u16() {

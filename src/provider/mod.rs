@@ -127,6 +127,12 @@ pub trait Provider: Send + Sync + 'static {
     fn direct_generator_url(&self) -> Option<String> {
         None
     }
+    /// Whether the IdP returns the browser to the callback with a cross-site POST (OIDC
+    /// `form_post`, SAML HTTP-POST). The pre-login cookie must then be `SameSite=None`, since
+    /// browsers do not send `Lax` cookies on such a POST.
+    fn returns_by_cross_site_post(&self) -> bool {
+        false
+    }
     /// Registers the provider's own metrics (called once at startup).
     fn register_metrics(&self, _metrics: &mut crate::ops::metrics::Metrics) {}
     /// Periodic health work (heartBeat, metadata refresh); run every [`Provider::refresh_interval`].

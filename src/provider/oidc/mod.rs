@@ -321,6 +321,10 @@ impl Provider for OidcProvider {
         self.directory.readiness()
     }
 
+    fn returns_by_cross_site_post(&self) -> bool {
+        self.response_mode == ResponseMode::FormPost
+    }
+
     fn register_metrics(&self, metrics: &mut Metrics) {
         let p = [("provider", self.name.as_str())];
         let up = metrics.register_gauge(
