@@ -83,6 +83,11 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
                     at(&provider.loc, format!("provider {:?}: {message}", provider.name()));
                 }
             }
+            ProviderConfig::Oidc(oidc) => {
+                for message in oidc.check() {
+                    at(&provider.loc, format!("provider {:?}: {message}", provider.name()));
+                }
+            }
             other => at(
                 &provider.loc,
                 format!(

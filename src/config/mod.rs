@@ -18,6 +18,7 @@ use crate::identity::headers::HeaderMappingConfig;
 use crate::identity::token::TokenAlgorithm;
 use crate::identity::Loa;
 use crate::provider::kaas::KaasProviderConfig;
+use crate::provider::oidc::OidcProviderConfig;
 
 pub use check::Issue;
 pub use load::{load, ConfigError, Located, SourceLoc};
@@ -234,8 +235,8 @@ pub enum ProviderConfig {
     Kaas(Box<KaasProviderConfig>),
     /// SAML 2.0 (NIA, CAAIS SAML, EnviIAM SAML).
     Saml(UnimplementedProvider),
-    /// OpenID Connect (CAAIS, EnviIAM).
-    Oidc(UnimplementedProvider),
+    /// OpenID Connect (CAAIS, EnviIAM, generic).
+    Oidc(Box<OidcProviderConfig>),
 }
 
 /// A provider kind this build accepts in the schema but cannot run yet.
@@ -250,7 +251,8 @@ impl ProviderConfig {
     pub fn name(&self) -> &str {
         match self {
             ProviderConfig::Kaas(c) => &c.name,
-            ProviderConfig::Saml(c) | ProviderConfig::Oidc(c) => &c.name,
+            ProviderConfig::Oidc(c) => &c.name,
+            ProviderConfig::Saml(c) => &c.name,
         }
     }
 

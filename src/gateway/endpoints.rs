@@ -14,7 +14,7 @@ use axum::{Extension, Router};
 use http::header::SET_COOKIE;
 use http::{HeaderMap, Response, StatusCode};
 
-use super::request::{clear_cookie, cookie, set_cookie, RequestInfo};
+use super::request::{clear_cookie, cookie, set_cookie, set_login_cookie_cross_site, RequestInfo};
 use super::rescue;
 use super::route::{self, App};
 use super::{Gateway, RESERVED_PREFIX};
@@ -158,8 +158,12 @@ pub async fn start_login(
         }
     };
     let value = gw.keyring.seal(Purpose::Login, &handle);
-    resp.headers_mut()
-        .append(SET_COOKIE, set_cookie(&gw.login_cookie_name, &value, Some(gw.login_ttl_secs), gw.cookie_secure));
+    let login_cookie = if provider.returns_by_cross_site_post() {
+        set_login_cookie_cross_site(&gw.login_cookie_name, &value, gw.login_ttl_secs, gw.cookie_secure)
+    } else {
+        set_cookie(&gw.login_cookie_name, &value, Some(gw.login_ttl_secs), gw.cookie_secure)
+    };
+    resp.headers_mut().append(SET_COOKIE, login_cookie);
     let window = super::loop_guard::WINDOW.as_secs();
     resp.headers_mut().append(SET_COOKIE, set_cookie(loop_cookie, &counted, Some(window), gw.cookie_secure));
     resp

@@ -127,6 +127,9 @@ impl Gateway {
                 ProviderConfig::Kaas(kaas) => {
                     crate::provider::kaas::KaasProvider::build(kaas).map(|k| Arc::new(k) as _)
                 }
+                ProviderConfig::Oidc(oidc) => {
+                    crate::provider::oidc::OidcProvider::build(oidc, env).map(|o| Arc::new(o) as _)
+                }
                 other => Err(format!("kind {:?} is not supported by this version", other.kind())),
             };
             match built {

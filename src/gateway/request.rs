@@ -178,6 +178,18 @@ pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -
     HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static("invalid=; Max-Age=0"))
 }
 
+/// The pre-login cookie for an IdP that returns the browser with a cross-site POST
+/// (`form_post`): `SameSite=Lax` cookies are not sent on such a POST, so this one is
+/// `SameSite=None` (which browsers accept only with `Secure`; without `secure` it stays Lax).
+/// The protocol's own binding (`state`) then carries the CSRF defence.
+pub fn set_login_cookie_cross_site(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValue {
+    if !secure {
+        return set_cookie(name, value, Some(max_age), false);
+    }
+    let s = format!("{name}={value}; Path=/; HttpOnly; SameSite=None; Secure; Max-Age={max_age}");
+    HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static("invalid=; Max-Age=0"))
+}
+
 /// A `Set-Cookie` value that deletes the cookie.
 pub fn clear_cookie(name: &str, secure: bool) -> HeaderValue {
     set_cookie(name, "", Some(0), secure)
@@ -292,5 +304,16 @@ mod tests {
         let v = set_cookie("s", "v", None, true);
         assert_eq!(v, "s=v; Path=/; HttpOnly; SameSite=Lax; Secure");
         assert_eq!(clear_cookie("s", true), "s=; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=0");
+    }
+
+    #[test]
+    fn the_cross_site_login_cookie_is_samesite_none_only_when_secure() {
+        let v = set_login_cookie_cross_site("l", "v", 900, true);
+        assert_eq!(v, "l=v; Path=/; HttpOnly; SameSite=None; Secure; Max-Age=900");
+        // Browsers refuse SameSite=None without Secure: plain-HTTP development keeps Lax.
+        assert_eq!(
+            set_login_cookie_cross_site("l", "v", 900, false),
+            "l=v; Path=/; HttpOnly; SameSite=Lax; Max-Age=900"
+        );
     }
 }

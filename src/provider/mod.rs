@@ -6,6 +6,7 @@
 //! after the local session is destroyed. Protocol types never leave their folder.
 
 pub mod kaas;
+pub mod oidc;
 
 use async_trait::async_trait;
 
@@ -125,6 +126,12 @@ pub trait Provider: Send + Sync + 'static {
     /// IdP page that issues them. `None`: the provider has no such form.
     fn direct_generator_url(&self) -> Option<String> {
         None
+    }
+    /// Whether the IdP returns the browser to the callback with a cross-site POST (OIDC
+    /// `form_post`, SAML HTTP-POST). The pre-login cookie must then be `SameSite=None`, since
+    /// browsers do not send `Lax` cookies on such a POST.
+    fn returns_by_cross_site_post(&self) -> bool {
+        false
     }
     /// Registers the provider's own metrics (called once at startup).
     fn register_metrics(&self, _metrics: &mut crate::ops::metrics::Metrics) {}

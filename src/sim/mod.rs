@@ -7,4 +7,5 @@
 pub mod certs;
 pub mod echo;
 pub mod kaas;
+pub mod oidc;
 pub mod stack;

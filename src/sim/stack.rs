@@ -43,6 +43,27 @@ pub struct StackOptions {
     /// URL and `{dir}` by the stack directory (certificates). `None`: one app
     /// `echo` for every path, with `/public` public and `/logout` intercepted.
     pub apps: Option<String>,
+    /// Simulated OpenID providers, each written as a `[[provider]] kind = "oidc"` table.
+    pub oidc: Vec<OidcStackProvider>,
+}
+
+/// A simulated OpenID provider and its provider table.
+#[derive(Debug, Clone)]
+pub struct OidcStackProvider {
+    /// Provider name (callback `/.aisgate/callback/<name>`).
+    pub name: String,
+    /// Simulator settings; `redirect_uri` is set to the gateway's callback.
+    pub sim: sim::oidc::OidcSimConfig,
+    /// `client_auth` to configure instead of the one matching the simulator.
+    pub client_auth: Option<String>,
+    /// `issuer` to configure instead of the simulator's (byte-exact comparison tests); `{base}`
+    /// is replaced by the simulator's base URL.
+    pub issuer: Option<String>,
+    /// Present the client certificate the simulator knows (`true`) or an unregistered one
+    /// from the same CA (`false`).
+    pub registered_client: bool,
+    /// Extra lines for the provider table.
+    pub extra: String,
 }
 
 impl Default for StackOptions {
@@ -60,6 +81,7 @@ impl Default for StackOptions {
             provider_extra: String::new(),
             registered_client: true,
             apps: None,
+            oidc: Vec::new(),
         }
     }
 }
@@ -98,6 +120,8 @@ pub struct Stack {
     pub listener: TcpListener,
     /// Bound ops listener.
     pub ops: TcpListener,
+    /// The simulated OpenID providers, in `StackOptions::oidc` order.
+    pub oidc: Vec<sim::oidc::OidcSim>,
 }
 
 fn temp_dir() -> std::io::Result<PathBuf> {
@@ -140,6 +164,45 @@ pub async fn prepare(opts: StackOptions) -> Result<Stack, String> {
         opts.sim_ws_listen,
     )
     .await?;
+    let mut oidc = Vec::new();
+    let mut oidc_tables = String::new();
+    for p in &opts.oidc {
+        let mut cfg = p.sim.clone();
+        cfg.redirect_uri = format!("{public_base}/.aisgate/callback/{}", p.name);
+        let started = sim::oidc::start(cfg.clone(), &pki).await?;
+        let (default_auth, credentials) = match &cfg.client_auth {
+            sim::oidc::SimClientAuth::Mtls => ("tls_client_auth", {
+                let (cert, key) = if p.registered_client {
+                    (&pki.client_cert, &pki.client_key)
+                } else {
+                    (&pki.rogue_cert, &pki.rogue_key)
+                };
+                format!("client_cert = \"{}\"\nclient_key = \"{}\"\n", cert.display(), key.display())
+            }),
+            sim::oidc::SimClientAuth::Secret(secret) => {
+                let file = dir.join(format!("{}.secret", p.name));
+                std::fs::write(&file, secret).map_err(|e| e.to_string())?;
+                ("client_secret_basic", format!("client_secret = {{ file = \"{}\" }}\n", file.display()))
+            }
+            sim::oidc::SimClientAuth::Public => ("none", String::new()),
+        };
+        let auth = p.client_auth.as_deref().unwrap_or(default_auth);
+        // Credentials only for the method they belong to (an override tests their absence).
+        let same_kind =
+            auth == default_auth || (auth.starts_with("client_secret") && default_auth.starts_with("client_secret"));
+        let credentials = if same_kind { credentials } else { String::new() };
+        oidc_tables.push_str(&format!(
+            "\n[[provider]]\nname = \"{name}\"\nkind = \"oidc\"\nissuer = \"{issuer}\"\ndiscovery_url = \"{discovery}\"\nclient_id = \"{client_id}\"\n\
+             client_auth = \"{auth}\"\n{credentials}ca_bundle = \"{ca}\"\n{extra}\n",
+            name = p.name,
+            issuer = p.issuer.as_ref().map_or(started.issuer.clone(), |i| i.replace("{base}", &started.base)),
+            discovery = started.discovery_url(),
+            client_id = cfg.client_id,
+            ca = pki.ca_cert.display(),
+            extra = p.extra,
+        ));
+        oidc.push(started);
+    }
     let key = base64::engine::general_purpose::STANDARD.encode(crate::session::random_id());
     let key_file = dir.join("session.key");
     std::fs::write(&key_file, key).map_err(|e| e.to_string())?;
@@ -182,6 +245,7 @@ client_cert = "{client_cert}"
 client_key = "{client_key}"
 ca_bundle = "{ca}"
 {provider_extra}
+{oidc_tables}
 {apps}"#,
         listen = listener.local_addr().map_err(|e| e.to_string())?,
         server_extra = opts.server_extra,
@@ -203,5 +267,5 @@ ca_bundle = "{ca}"
         |errors: Vec<crate::config::ConfigError>| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
     let config = crate::config::load(&config_path).map_err(joined)?;
     let gateway = Gateway::build(&config, &config_path, &gateway::process_env).map_err(joined)?;
-    Ok(Stack { dir, pki, sim, public_base, upstream, config, config_path, gateway, listener, ops })
+    Ok(Stack { dir, pki, sim, public_base, upstream, config, config_path, gateway, listener, ops, oidc })
 }

@@ -1,0 +1,211 @@
+//! The back channel to the OpenID provider: discovery, JWKS, token and userinfo calls, with
+//! client authentication, size-limited reads and errors that never carry tokens.
+//!
+//! With `tls_client_auth` one mTLS client serves every call: the certificate-bound access
+//! token of CAAIS is then also accepted by its userinfo endpoint (caais.md §1.3, §7.2).
+
+use std::time::Duration;
+
+use base64::Engine;
+use serde::Deserialize;
+
+use super::config::{ClientAuth, OidcProviderConfig};
+use crate::provider::ProviderError;
+
+/// Largest discovery, JWKS, token or userinfo response read, bytes.
+pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+
+/// Discovery metadata the gateway uses (OIDC Discovery §3).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Metadata {
+    /// Issuer identifier, compared byte-exact.
+    pub issuer: String,
+    /// Browser-facing authorization endpoint.
+    pub authorization_endpoint: String,
+    /// Token endpoint (CAAIS: on the separate `cert-` host, mTLS).
+    pub token_endpoint: String,
+    /// JWKS URL.
+    pub jwks_uri: String,
+    /// Userinfo endpoint.
+    #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
+    /// RP-initiated logout endpoint.
+    #[serde(default)]
+    pub end_session_endpoint: Option<String>,
+}
+
+/// The token endpoint's answer (RFC 6749 §5.1, OIDC Core §3.1.3.3).
+#[derive(Debug, Deserialize)]
+pub struct TokenResponse {
+    /// The ID token.
+    pub id_token: Option<String>,
+    /// The access token.
+    #[serde(default)]
+    pub access_token: Option<String>,
+}
+
+/// The HTTP channel with the configured client authentication.
+pub struct IdpClient {
+    http: reqwest::Client,
+    auth: ClientAuth,
+    client_id: String,
+    secret: Option<String>,
+}
+
+impl IdpClient {
+    /// Builds the client: loads the certificate and key (once) for `tls_client_auth`, reads the
+    /// client secret for the secret methods.
+    pub fn build(cfg: &OidcProviderConfig, env: &crate::gateway::EnvSource) -> Result<IdpClient, String> {
+        let roots = crate::tls::roots(cfg.ca_bundle.as_deref()).map_err(|e| e.to_string())?;
+        let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+        let auth = cfg.client_auth();
+        let tls = match (auth, &cfg.client_cert, &cfg.client_key) {
+            (ClientAuth::TlsClientAuth, Some(cert), Some(key)) => {
+                let certs = crate::tls::load_certs(cert).map_err(|e| e.to_string())?;
+                let key = crate::tls::load_key(key).map_err(|e| e.to_string())?;
+                builder
+                    .with_client_auth_cert(certs, key)
+                    .map_err(|e| format!("{}: certificate and key do not match: {e}", cert.display()))?
+            }
+            (ClientAuth::TlsClientAuth, _, _) => return Err("tls_client_auth needs client_cert and client_key".into()),
+            _ => builder.with_no_client_auth(),
+        };
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs))
+            .timeout(Duration::from_secs(cfg.timeout_secs))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let secret = match (auth, &cfg.client_secret) {
+            (ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost, Some(s)) => Some(s.read(env)?),
+            (ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost, None) => {
+                return Err(format!("client_auth = \"{}\" needs client_secret", auth.as_str()))
+            }
+            _ => None,
+        };
+        Ok(IdpClient { http, auth, client_id: cfg.client_id.clone(), secret })
+    }
+
+    /// GETs a JSON document.
+    pub async fn get(&self, url: &str) -> Result<Vec<u8>, ProviderError> {
+        let resp = self
+            .http
+            .get(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("{url} unreachable: {}", crate::error_chain(&e))))?;
+        let status = resp.status();
+        let body = read_limited(resp).await?;
+        if !status.is_success() {
+            return Err(ProviderError::Unavailable(format!("HTTP {status} from {url}")));
+        }
+        Ok(body)
+    }
+
+    /// Fetches and parses the discovery document.
+    pub async fn discovery(&self, url: &str) -> Result<Metadata, ProviderError> {
+        let body = self.get(url).await?;
+        serde_json::from_slice(&body)
+            .map_err(|e| ProviderError::InvalidResponse(format!("discovery document {url} is not valid: {e}")))
+    }
+
+    /// Redeems an authorization code (RFC 6749 §4.1.3, RFC 7636 §4.5, RFC 8705 §2).
+    pub async fn exchange_code(
+        &self,
+        token_endpoint: &str,
+        code: &str,
+        redirect_uri: &str,
+        code_verifier: &str,
+    ) -> Result<TokenResponse, ProviderError> {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", code_verifier),
+        ];
+        // RFC 8705 §2 and public clients: client_id in the body. Basic carries it in the header.
+        if self.auth != ClientAuth::ClientSecretBasic {
+            form.push(("client_id", &self.client_id));
+        }
+        let secret = self.secret.as_deref().unwrap_or("");
+        if self.auth == ClientAuth::ClientSecretPost {
+            form.push(("client_secret", secret));
+        }
+        let mut request = self.http.post(token_endpoint).header(reqwest::header::ACCEPT, "application/json");
+        if self.auth == ClientAuth::ClientSecretBasic {
+            // RFC 6749 §2.3.1: both parts form-urlencoded before Base64.
+            let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let basic =
+                base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(&self.client_id), enc(secret)));
+            request = request.header(reqwest::header::AUTHORIZATION, format!("Basic {basic}"));
+        }
+        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let resp = request
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                ProviderError::Unavailable(format!("token endpoint unreachable: {}", crate::error_chain(&e)))
+            })?;
+        let status = resp.status();
+        let body = read_limited(resp).await?;
+        if status == reqwest::StatusCode::BAD_REQUEST {
+            // RFC 6749 §5.2: invalid_grant etc. are the login's fault, not an outage. Only the
+            // error code is logged; the description may echo input.
+            let code = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(super::safe_code))
+                .unwrap_or_else(|| "no error code".to_owned());
+            return Err(ProviderError::Rejected(format!("token endpoint refused the code: {code}")));
+        }
+        if !status.is_success() {
+            return Err(ProviderError::Unavailable(format!("HTTP {status} from the token endpoint")));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| ProviderError::InvalidResponse(format!("token response is not valid JSON: {e}")))
+    }
+
+    /// Calls the userinfo endpoint with the access token. JSON answers only.
+    pub async fn userinfo(
+        &self,
+        endpoint: &str,
+        access_token: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, ProviderError> {
+        let resp = self
+            .http
+            .get(endpoint)
+            .bearer_auth(access_token)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("userinfo unreachable: {}", crate::error_chain(&e))))?;
+        let status = resp.status();
+        let body = read_limited(resp).await?;
+        if !status.is_success() {
+            return Err(ProviderError::Unavailable(format!("HTTP {status} from the userinfo endpoint")));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|_| ProviderError::InvalidResponse("userinfo response is not a JSON object".to_owned()))
+    }
+}
+
+async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
+    if resp.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
+        return Err(ProviderError::InvalidResponse("response larger than the limit".to_owned()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| ProviderError::Unavailable(format!("reading response: {}", crate::error_chain(&e))))?
+    {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(ProviderError::InvalidResponse("response larger than the limit".to_owned()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

@@ -1,0 +1,374 @@
+//! OpenID Connect relying party for CAAIS (mTLS `tls_client_auth`) and EnviIAM (public client
+//! with PKCE), and any other provider given by its issuer.
+//!
+//! Login is the authorization code flow with PKCE S256, `state` and `nonce` (OIDC Core §3.1).
+//! The state, nonce and code verifier live in the pending-login JSON that the gateway keeps
+//! server-side, single use, under a handle only the starting browser's cookie carries; the
+//! `state` parameter is still compared with it, so a code injected into another browser's
+//! login is refused. The ID token is checked against an algorithm allow-list (RS256, ES256;
+//! never `none`, never HMAC), the byte-exact issuer, audience/azp, time claims with skew, the
+//! nonce and `at_hash`.
+//!
+//! Why not the `openidconnect` crate: the project keeps one crypto provider (aws-lc-rs, also
+//! under rustls), and the CAAIS quirks — RS256 keys without `kid` where every key must be
+//! tried, an issuer with a trailing slash, the token endpoint on a separate mTLS host — need
+//! control over key selection and HTTP that the crate's typed flow makes awkward. The JOSE
+//! subset needed here (two algorithms, compact JWS) is small enough to own and test.
+
+mod client;
+mod config;
+mod directory;
+mod id_token;
+mod identity;
+pub mod jws;
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use self::client::IdpClient;
+pub use self::config::{ClientAuth, OidcPreset, OidcProviderConfig, PresetValues, ResponseMode, SecretRef};
+use self::directory::Directory;
+use self::id_token::{constant_time_eq, Expected};
+pub use self::identity::to_identity;
+use self::jws::{Jws, JwsError};
+use crate::identity::Loa;
+use crate::ops::metrics::{CounterHandle, GaugeHandle, HistogramHandle, Metrics};
+use crate::provider::{Authenticated, BrowserStep, LoginContext, LoginStart, Provider, ProviderError, Readiness};
+
+/// Longest authorization code accepted from the callback.
+const MAX_CODE_LEN: usize = 4096;
+
+/// Above this many bytes of ID token, logout uses an auto-submitted POST form instead of a
+/// redirect (caais.md §1.10: large ID tokens).
+const MAX_LOGOUT_GET_TOKEN: usize = 4000;
+
+/// The protocol state kept server-side between `begin` and `finish`.
+#[derive(Debug, Serialize, Deserialize)]
+struct ExpectCallback {
+    state: String,
+    nonce: String,
+    code_verifier: String,
+    redirect_uri: String,
+    issuer: String,
+}
+
+/// A running OpenID Connect provider.
+pub struct OidcProvider {
+    name: String,
+    display_name: String,
+    client_id: String,
+    scopes: String,
+    response_mode: ResponseMode,
+    userinfo: bool,
+    loa: Option<Loa>,
+    post_logout_redirect_uri: Option<String>,
+    skew: u64,
+    max_token_bytes: usize,
+    refresh_interval: Duration,
+    client: IdpClient,
+    directory: Directory,
+    metrics: OnceLock<OidcMetrics>,
+}
+
+/// Metric handles, registered once at startup.
+struct OidcMetrics {
+    up: GaugeHandle,
+    token_latency: HistogramHandle,
+    rejected: CounterHandle,
+}
+
+fn random_b64() -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::session::random_id())
+}
+
+/// `code_challenge` for S256 (RFC 7636 §4.2).
+pub fn pkce_challenge(verifier: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// An IdP-supplied error code, made safe for the log.
+pub(crate) fn safe_code(code: &str) -> String {
+    code.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect()
+}
+
+fn rejected(e: JwsError) -> ProviderError {
+    ProviderError::Rejected(format!("ID token: {e}"))
+}
+
+impl OidcProvider {
+    /// Builds the provider: loads the client certificate or secret once. Discovery and keys are
+    /// fetched by `refresh` (at start and periodically) or by the first login.
+    pub fn build(cfg: &OidcProviderConfig, env: &crate::gateway::EnvSource) -> Result<OidcProvider, String> {
+        let problems = cfg.check();
+        if let Some(first) = problems.into_iter().next() {
+            return Err(first);
+        }
+        Ok(OidcProvider {
+            name: cfg.name.clone(),
+            display_name: cfg.display_name.clone().unwrap_or_else(|| cfg.name.clone()),
+            client_id: cfg.client_id.clone(),
+            scopes: cfg.scopes().join(" "),
+            response_mode: cfg.response_mode,
+            userinfo: cfg.userinfo,
+            loa: cfg.loa,
+            post_logout_redirect_uri: cfg.post_logout_redirect_uri.clone(),
+            skew: cfg.clock_skew_secs,
+            max_token_bytes: cfg.max_token_bytes,
+            refresh_interval: Duration::from_secs(cfg.refresh_interval_secs.max(1)),
+            client: IdpClient::build(cfg, env)?,
+            directory: Directory::new(
+                cfg.discovery_url()?,
+                cfg.expected_issuer(),
+                Duration::from_secs(cfg.jwks_min_refetch_secs),
+            ),
+            metrics: OnceLock::new(),
+        })
+    }
+
+    /// Verifies the signature, refetching the JWKS once (rate-limited) when no key we hold
+    /// fits: a rotation at the IdP, or a token without `kid` signed with a new key.
+    async fn verify_signature(&self, jws: &Jws, jwks_uri: &str) -> Result<(), ProviderError> {
+        let refetch = match jws.verify(&self.directory.keys()) {
+            Ok(()) => return Ok(()),
+            Err(JwsError::NoMatchingKey(_)) => true,
+            // Without a `kid` (or with one no key carries) a failed signature may be a key we
+            // have not seen yet.
+            Err(JwsError::BadSignature) => jws.kid.is_none() || !self.directory.keys().iter().any(|k| k.kid == jws.kid),
+            Err(e) => return Err(rejected(e)),
+        };
+        if !refetch {
+            return Err(rejected(JwsError::BadSignature));
+        }
+        self.directory.refetch_keys(&self.client, jwks_uri).await?;
+        jws.verify(&self.directory.keys()).map_err(rejected)
+    }
+
+    /// Parses, verifies and checks the ID token; returns its claims.
+    async fn check_id_token(
+        &self,
+        raw: &str,
+        jwks_uri: &str,
+        expect: &ExpectCallback,
+        access_token: Option<&str>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, ProviderError> {
+        let jws = Jws::parse(raw, self.max_token_bytes).map_err(rejected)?;
+        self.verify_signature(&jws, jwks_uri).await?;
+        let want = Expected {
+            issuer: &expect.issuer,
+            client_id: &self.client_id,
+            nonce: Some(&expect.nonce),
+            now: crate::session::now_unix(),
+            skew: self.skew,
+            access_token,
+        };
+        id_token::check_claims(&jws.payload, &want).map_err(|e| ProviderError::Rejected(format!("ID token: {e}")))
+    }
+
+    async fn finish_code(
+        &self,
+        params: &[(String, String)],
+        expect: &ExpectCallback,
+    ) -> Result<Authenticated, ProviderError> {
+        let metadata = self.directory.require_metadata(&self.client, &self.name).await?;
+        // Mix-up defence: the discovered issuer must still be the one the login started with,
+        // and an RFC 9207 `iss` parameter, when sent, must name it.
+        if metadata.issuer != expect.issuer || param(params, "iss").is_some_and(|iss| iss != expect.issuer) {
+            return Err(ProviderError::Rejected("authorization response from another issuer".to_owned()));
+        }
+        let code = param(params, "code").ok_or_else(|| ProviderError::BadCallback("no code parameter".to_owned()))?;
+        if code.is_empty() || code.len() > MAX_CODE_LEN {
+            return Err(ProviderError::BadCallback(format!("code of {} bytes", code.len())));
+        }
+        let started = Instant::now();
+        let tokens = self
+            .client
+            .exchange_code(&metadata.token_endpoint, code, &expect.redirect_uri, &expect.code_verifier)
+            .await;
+        if let Some(m) = self.metrics.get() {
+            m.token_latency.observe(started.elapsed().as_secs_f64());
+        }
+        let tokens = tokens?;
+        let raw = tokens
+            .id_token
+            .ok_or_else(|| ProviderError::InvalidResponse("token response without id_token".to_owned()))?;
+        let result = self.check_id_token(&raw, &metadata.jwks_uri, expect, tokens.access_token.as_deref()).await;
+        if let (Err(ProviderError::Rejected(_)), Some(m)) = (&result, self.metrics.get()) {
+            m.rejected.inc();
+        }
+        let mut claims = result?;
+        let now = crate::session::now_unix();
+        if let (true, Some(endpoint), Some(access_token)) =
+            (self.userinfo, &metadata.userinfo_endpoint, tokens.access_token.as_deref())
+        {
+            let info = self.client.userinfo(endpoint, access_token).await?;
+            // OIDC Core §5.3.2: the userinfo `sub` must be the ID token's.
+            if info.get("sub") != claims.get("sub") {
+                return Err(ProviderError::InvalidResponse("userinfo sub differs from the ID token".to_owned()));
+            }
+            for (name, value) in info {
+                claims.entry(name).or_insert(value);
+            }
+        }
+        let identity = to_identity(&self.name, &claims, self.loa, now);
+        if identity.expires_at.is_some_and(|end| end.saturating_add(self.skew) <= now) {
+            // A session that ends before it starts would send the browser straight back to the
+            // IdP, whose SSO session would answer the same: a loop instead of an error page.
+            return Err(ProviderError::Rejected("SSOExpiration is already past".to_owned()));
+        }
+        let logout_state = serde_json::json!({
+            "id_token": raw,
+            "sid": claims.get("sid"),
+            "sub": claims.get("sub"),
+        });
+        Ok(Authenticated { identity, logout_state })
+    }
+}
+
+#[async_trait]
+impl Provider for OidcProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn display_name(&self) -> &str {
+        &self.display_name
+    }
+
+    async fn begin(&self, ctx: &LoginContext) -> Result<LoginStart, ProviderError> {
+        let metadata = self.directory.require_metadata(&self.client, &self.name).await?;
+        let expect = ExpectCallback {
+            state: random_b64(),
+            nonce: random_b64(),
+            code_verifier: random_b64(),
+            redirect_uri: ctx.callback_url.clone(),
+            issuer: metadata.issuer.clone(),
+        };
+        let mut url = url::Url::parse(&metadata.authorization_endpoint)
+            .map_err(|e| ProviderError::InvalidResponse(format!("authorization_endpoint: {e}")))?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("response_type", "code")
+                .append_pair("client_id", &self.client_id)
+                .append_pair("redirect_uri", &expect.redirect_uri)
+                .append_pair("scope", &self.scopes)
+                .append_pair("state", &expect.state)
+                .append_pair("nonce", &expect.nonce)
+                .append_pair("code_challenge", &pkce_challenge(&expect.code_verifier))
+                .append_pair("code_challenge_method", "S256");
+            if self.response_mode == ResponseMode::FormPost {
+                q.append_pair("response_mode", "form_post");
+            }
+        }
+        let state = serde_json::to_value(&expect).map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+        Ok(LoginStart { step: BrowserStep::Redirect(url.into()), state })
+    }
+
+    async fn finish(
+        &self,
+        _ctx: &LoginContext,
+        params: &[(String, String)],
+        state: &serde_json::Value,
+    ) -> Result<Authenticated, ProviderError> {
+        let expect: ExpectCallback = serde_json::from_value(state.clone())
+            .map_err(|_| ProviderError::BadCallback("pending login has no OIDC state".to_owned()))?;
+        // RFC 6749 §10.12: the state must be the one this browser's login sent.
+        let got = param(params, "state").unwrap_or("");
+        if !constant_time_eq(got.as_bytes(), expect.state.as_bytes()) {
+            return Err(ProviderError::Rejected("state does not match this login".to_owned()));
+        }
+        if let Some(error) = param(params, "error") {
+            return Err(ProviderError::Rejected(format!("the IdP returned error {:?}", safe_code(error))));
+        }
+        self.finish_code(params, &expect).await
+    }
+
+    fn logout(&self, ctx: &LoginContext, logout_state: &serde_json::Value) -> BrowserStep {
+        let back = self.post_logout_redirect_uri.clone().unwrap_or_else(|| ctx.logged_out_url.clone());
+        let Some(endpoint) = self.directory.metadata().and_then(|m| m.end_session_endpoint.clone()) else {
+            return BrowserStep::Redirect(back);
+        };
+        let mut fields = vec![
+            ("client_id".to_owned(), self.client_id.clone()),
+            ("post_logout_redirect_uri".to_owned(), back.clone()),
+            ("state".to_owned(), random_b64()),
+        ];
+        let id_token = logout_state.get("id_token").and_then(|t| t.as_str()).unwrap_or("");
+        if !id_token.is_empty() {
+            fields.push(("id_token_hint".to_owned(), id_token.to_owned()));
+        }
+        if id_token.len() > MAX_LOGOUT_GET_TOKEN {
+            return BrowserStep::PostForm { action: endpoint, fields };
+        }
+        match url::Url::parse(&endpoint) {
+            Ok(mut url) => {
+                url.query_pairs_mut().extend_pairs(fields);
+                BrowserStep::Redirect(url.into())
+            }
+            Err(_) => BrowserStep::Redirect(back),
+        }
+    }
+
+    fn readiness(&self) -> Readiness {
+        self.directory.readiness()
+    }
+
+    fn returns_by_cross_site_post(&self) -> bool {
+        self.response_mode == ResponseMode::FormPost
+    }
+
+    fn register_metrics(&self, metrics: &mut Metrics) {
+        let p = [("provider", self.name.as_str())];
+        let up = metrics.register_gauge(
+            "aisgate_oidc_discovery_up",
+            "1 if the last discovery and JWKS refresh succeeded, else 0.",
+            &p,
+        );
+        let token_latency = metrics.register_histogram(
+            "aisgate_oidc_token_duration_seconds",
+            "Duration of authorization code exchanges at the token endpoint, by provider.",
+            &p,
+            &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0],
+        );
+        let rejected = metrics.register_counter(
+            "aisgate_oidc_id_token_rejected_total",
+            "ID tokens refused (signature, algorithm, issuer, audience, time, nonce, size), by provider.",
+            &p,
+        );
+        let _ = self.metrics.set(OidcMetrics { up, token_latency, rejected });
+    }
+
+    async fn refresh(&self) {
+        self.directory.refresh(&self.client, &self.name).await;
+        if let Some(m) = self.metrics.get() {
+            m.up.set(if self.directory.readiness().ready { 1.0 } else { 0.0 });
+        }
+    }
+
+    fn refresh_interval(&self) -> Option<Duration> {
+        Some(self.refresh_interval)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_challenge_matches_the_caais_test_vector() {
+        assert_eq!(pkce_challenge("my_challenge"), "aMmkIhFlicd0kYXQyGjE9u21JCM40Fu3c6qsfMqkssc");
+    }
+
+    #[test]
+    fn idp_error_codes_are_sanitised_for_the_log() {
+        assert_eq!(safe_code("access_denied\n<script>"), "access_deniedscript");
+    }
+}
