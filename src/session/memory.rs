@@ -4,8 +4,18 @@
 //! (least-valuable entries are evicted first, so a flood of logins cannot exhaust memory), and a
 //! per-entry expiry gives each session `min(idle timeout, time to absolute expiry)`, renewed on
 //! every read — which is exactly the idle-timeout semantics.
+//!
+//! Back-channel logout needs to find sessions by the IdP's session id (`sid`) and by user
+//! (`sub`), so a secondary index maps `(provider, sid)` and `(provider, subject)` to store keys.
+//! It is kept consistent by moka's eviction listener, which runs for every way an entry leaves
+//! the cache (explicit removal, replacement, idle or absolute expiry, capacity eviction): the
+//! index therefore never holds more keys than the cache holds entries, so it is bounded by the
+//! same `max_sessions`. Expired entries leave the index when moka's housekeeping evicts them;
+//! until then a lookup may name a key that is gone, which is harmless because every candidate
+//! is re-checked against the session it points to before it is removed or counted.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -18,6 +28,63 @@ use super::{now_unix, PendingLogin, Session, SessionStore, StoreError, StoreKey}
 pub struct MemoryStore {
     sessions: Cache<StoreKey, Arc<Session>>,
     pending: Cache<StoreKey, PendingLogin>,
+    index: Arc<Mutex<LogoutIndex>>,
+}
+
+/// What a session is indexed under: by IdP session id or by subject, always per provider.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum IndexKey {
+    Sid(String, String),
+    Subject(String, String),
+}
+
+/// Secondary index for back-channel logout: `(provider, sid|sub)` → store keys.
+#[derive(Default)]
+struct LogoutIndex {
+    keys: HashMap<IndexKey, HashSet<StoreKey>>,
+}
+
+impl LogoutIndex {
+    /// The index entries of a session. Empty values are not indexed, so an empty `sub` or
+    /// `sid` in a logout token can never match a session that lacks one.
+    fn entries(session: &Session) -> Vec<IndexKey> {
+        let provider = &session.identity.provider;
+        let mut entries = Vec::with_capacity(2);
+        if !session.identity.subject.is_empty() {
+            entries.push(IndexKey::Subject(provider.clone(), session.identity.subject.clone()));
+        }
+        if let Some(sid) = session.idp_session_id() {
+            entries.push(IndexKey::Sid(provider.clone(), sid.to_owned()));
+        }
+        entries
+    }
+
+    fn add(&mut self, key: StoreKey, session: &Session) {
+        for entry in Self::entries(session) {
+            self.keys.entry(entry).or_default().insert(key);
+        }
+    }
+
+    fn remove(&mut self, key: &StoreKey, session: &Session) {
+        for entry in Self::entries(session) {
+            if let Some(set) = self.keys.get_mut(&entry) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.keys.remove(&entry);
+                }
+            }
+        }
+    }
+
+    fn lookup(&self, entry: &IndexKey) -> Vec<StoreKey> {
+        self.keys.get(entry).map(|set| set.iter().copied().collect()).unwrap_or_default()
+    }
+
+    /// Number of indexed keys, for tests of the bound.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.keys.values().map(HashSet::len).sum()
+    }
 }
 
 struct SessionExpiry {
@@ -51,11 +118,27 @@ impl Expiry<StoreKey, Arc<Session>> for SessionExpiry {
 impl MemoryStore {
     /// A store for at most `max_sessions` sessions.
     pub fn new(max_sessions: u64, idle: Duration, login_ttl: Duration) -> MemoryStore {
+        let index = Arc::new(Mutex::new(LogoutIndex::default()));
+        let listener_index = index.clone();
+        // Runs for every removal cause, so the index shrinks with the cache. It must not call
+        // back into the cache (moka may run it while holding internal locks).
+        let listener = move |key: Arc<StoreKey>, session: Arc<Session>, _cause| {
+            listener_index.lock().unwrap_or_else(|e| e.into_inner()).remove(&key, &session);
+        };
         MemoryStore {
-            sessions: Cache::builder().max_capacity(max_sessions).expire_after(SessionExpiry { idle }).build(),
+            sessions: Cache::builder()
+                .max_capacity(max_sessions)
+                .expire_after(SessionExpiry { idle })
+                .eviction_listener(listener)
+                .build(),
             // Pending logins are small and short-lived; bound them too (login floods).
             pending: Cache::builder().max_capacity(max_sessions.max(1000)).time_to_live(login_ttl).build(),
+            index,
         }
+    }
+
+    fn index(&self) -> std::sync::MutexGuard<'_, LogoutIndex> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -68,7 +151,10 @@ impl SessionStore for MemoryStore {
     }
 
     async fn save(&self, key: StoreKey, session: Arc<Session>) -> Result<(), StoreError> {
-        self.sessions.insert(key, session);
+        // Insert first: replacing an entry fires the listener for the old value, which must
+        // not undo the new value's index entries.
+        self.sessions.insert(key, session.clone());
+        self.index().add(key, &session);
         Ok(())
     }
 
@@ -83,6 +169,32 @@ impl SessionStore for MemoryStore {
 
     async fn take_pending(&self, key: &StoreKey) -> Result<Option<PendingLogin>, StoreError> {
         Ok(self.pending.remove(key))
+    }
+
+    async fn remove_for_subject(
+        &self,
+        provider: &str,
+        subject: Option<&str>,
+        sid: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        let entry = match (sid.filter(|s| !s.is_empty()), subject.filter(|s| !s.is_empty())) {
+            (Some(sid), _) => IndexKey::Sid(provider.to_owned(), sid.to_owned()),
+            (None, Some(sub)) => IndexKey::Subject(provider.to_owned(), sub.to_owned()),
+            (None, None) => return Ok(0),
+        };
+        // Copy the candidates out and release the lock: removing fires the listener, which
+        // takes the same lock.
+        let candidates = self.index().lookup(&entry);
+        let mut ended = 0;
+        for key in candidates {
+            // Re-check against the session itself: the index may briefly name a key that
+            // expired or was replaced.
+            let Some(session) = self.sessions.get(&key) else { continue };
+            if session.matches_logout(provider, subject, sid) && self.sessions.remove(&key).is_some() {
+                ended += 1;
+            }
+        }
+        Ok(ended)
     }
 
     fn active_sessions(&self) -> u64 {
@@ -129,6 +241,83 @@ mod tests {
         assert!(store.load(&key).await.unwrap().is_some());
         tokio::time::sleep(Duration::from_millis(350)).await;
         assert!(store.load(&key).await.unwrap().is_none());
+    }
+
+    fn user_session(provider: &str, sub: &str, sid: Option<&str>, absolute: u64) -> Arc<Session> {
+        let mut identity = Identity { provider: provider.into(), subject: sub.into(), ..Identity::default() };
+        if let Some(sid) = sid {
+            identity.attributes.insert("sid".into(), vec![sid.into()]);
+        }
+        Arc::new(Session::new(identity, serde_json::Value::Null, absolute, 1))
+    }
+
+    fn store() -> MemoryStore {
+        MemoryStore::new(100, Duration::from_secs(60), Duration::from_secs(60))
+    }
+
+    #[tokio::test]
+    async fn logout_by_sid_ends_only_that_session() {
+        let store = store();
+        let (a, b) = (StoreKey::of(&[10; 32]), StoreKey::of(&[11; 32]));
+        store.save(a, user_session("caais", "alice", Some("s1"), 60)).await.unwrap();
+        store.save(b, user_session("caais", "alice", Some("s2"), 60)).await.unwrap();
+        assert_eq!(store.remove_for_subject("caais", None, Some("s1")).await.unwrap(), 1);
+        assert!(store.load(&a).await.unwrap().is_none());
+        assert!(store.load(&b).await.unwrap().is_some(), "the other browser's session stays");
+    }
+
+    #[tokio::test]
+    async fn logout_by_sid_with_another_users_subject_ends_nothing() {
+        let store = store();
+        let a = StoreKey::of(&[12; 32]);
+        store.save(a, user_session("caais", "alice", Some("s1"), 60)).await.unwrap();
+        assert_eq!(store.remove_for_subject("caais", Some("bob"), Some("s1")).await.unwrap(), 0);
+        assert!(store.load(&a).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn logout_by_subject_ends_all_of_that_users_sessions_at_that_provider_only() {
+        let store = store();
+        let keys: Vec<StoreKey> = (20u8..24).map(|i| StoreKey::of(&[i; 32])).collect();
+        store.save(keys[0], user_session("caais", "alice", Some("s1"), 60)).await.unwrap();
+        store.save(keys[1], user_session("caais", "alice", None, 60)).await.unwrap();
+        store.save(keys[2], user_session("enviam", "alice", Some("s1"), 60)).await.unwrap();
+        store.save(keys[3], user_session("caais", "bob", Some("s3"), 60)).await.unwrap();
+        assert_eq!(store.remove_for_subject("caais", Some("alice"), None).await.unwrap(), 2);
+        assert!(store.load(&keys[0]).await.unwrap().is_none());
+        assert!(store.load(&keys[1]).await.unwrap().is_none());
+        assert!(store.load(&keys[2]).await.unwrap().is_some(), "other provider untouched");
+        assert!(store.load(&keys[3]).await.unwrap().is_some(), "other user untouched");
+        assert_eq!(store.remove_for_subject("enviam", None, Some("s3")).await.unwrap(), 0, "sid is per provider");
+    }
+
+    #[tokio::test]
+    async fn logout_without_sid_or_subject_ends_nothing() {
+        let store = store();
+        store.save(StoreKey::of(&[30; 32]), user_session("caais", "", None, 60)).await.unwrap();
+        assert_eq!(store.remove_for_subject("caais", None, None).await.unwrap(), 0);
+        assert_eq!(store.remove_for_subject("caais", Some(""), Some("")).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn removed_and_expired_sessions_leave_no_index_entries() {
+        let store = MemoryStore::new(100, Duration::from_millis(50), Duration::from_secs(60));
+        let (a, b) = (StoreKey::of(&[40; 32]), StoreKey::of(&[41; 32]));
+        store.save(a, user_session("caais", "alice", Some("s1"), 60)).await.unwrap();
+        store.save(b, user_session("caais", "bob", Some("s2"), 60)).await.unwrap();
+        assert_eq!(store.index().len(), 4);
+        store.remove(&a).await.unwrap();
+        assert_eq!(store.index().len(), 2, "explicit removal cleans the index");
+        // moka's timer wheel evicts expired entries in buckets of about a second.
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            store.sessions.run_pending_tasks();
+            if store.index().len() == 0 {
+                break;
+            }
+        }
+        assert_eq!(store.index().len(), 0, "idle expiry cleans the index");
+        assert_eq!(store.remove_for_subject("caais", Some("bob"), None).await.unwrap(), 0);
     }
 
     #[tokio::test]
