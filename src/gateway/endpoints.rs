@@ -37,6 +37,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/.aisgate/logout", get(logout).post(logout))
         .route("/.aisgate/logged-out", get(logged_out))
         .route("/.aisgate/jwks.json", get(jwks))
+        .route("/.aisgate/backchannel-logout/{provider}", axum::routing::post(backchannel_logout))
         .fallback(not_found)
         .with_state(gateway)
 }
@@ -428,6 +429,80 @@ async fn logout(
     headers: HeaderMap,
 ) -> Response<Body> {
     logout_response(&gw, &method, &headers, &info).await
+}
+
+/// A JSON error answer of the back-channel logout endpoint (§2.8: `400` with an OAuth-style
+/// error), never cached.
+fn backchannel_answer(status: StatusCode, error: Option<&str>) -> Response<Body> {
+    let body = error.map_or_else(Body::empty, |e| Body::from(serde_json::json!({ "error": e }).to_string()));
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    let headers = resp.headers_mut();
+    headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    if error.is_some() {
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    }
+    resp
+}
+
+fn audit_backchannel(info: &RequestInfo, provider: &str, ended: usize, result: &str) {
+    // The token itself is never logged: it is a bearer credential for ending sessions.
+    tracing::info!(target: "aisgate::audit", event = "backchannel_logout", request_id = info.id(), provider, sessions_ended = ended, result);
+}
+
+/// `POST /.aisgate/backchannel-logout/{provider}`: OpenID Connect Back-Channel Logout 1.0.
+/// The IdP posts a signed `logout_token`; the provider verifies it and every session of that
+/// provider matching its `sid` (or else `sub`) is destroyed. No cookie is involved — this is
+/// a server-to-server call authenticated only by the token's signature.
+async fn backchannel_logout(
+    State(gw): Gw,
+    Extension(info): Extension<RequestInfo>,
+    Path(provider_name): Path<String>,
+    headers: HeaderMap,
+    form: axum::body::Bytes,
+) -> Response<Body> {
+    let Some((_, provider)) = gw.provider(&provider_name).filter(|(_, p)| p.supports_backchannel_logout()) else {
+        return backchannel_answer(StatusCode::NOT_FOUND, Some("not_found"));
+    };
+    let form_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    });
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(&form).into_owned().collect();
+    let token = param(&params, "logout_token").filter(|t| form_type && !t.is_empty());
+    let Some(token) = token else {
+        tracing::warn!(
+            request_id = info.id(),
+            provider = provider_name,
+            "back-channel logout without a logout_token form field"
+        );
+        audit_backchannel(&info, &provider_name, 0, "refused");
+        return backchannel_answer(StatusCode::BAD_REQUEST, Some("invalid_request"));
+    };
+    let target = match provider.verify_logout_token(token).await {
+        Ok(target) => target,
+        Err(crate::provider::ProviderError::Unavailable(e)) => {
+            // Our side cannot verify now (no discovery or keys): the IdP may retry later.
+            tracing::error!(request_id = info.id(), provider = provider_name, error = %e, "back-channel logout could not be verified");
+            audit_backchannel(&info, &provider_name, 0, "error");
+            return backchannel_answer(StatusCode::SERVICE_UNAVAILABLE, Some("temporarily_unavailable"));
+        }
+        Err(e) => {
+            tracing::warn!(request_id = info.id(), provider = provider_name, error = %e, "back-channel logout token refused");
+            audit_backchannel(&info, &provider_name, 0, "refused");
+            return backchannel_answer(StatusCode::BAD_REQUEST, Some("invalid_request"));
+        }
+    };
+    match gw.store.remove_for_subject(&provider_name, target.subject.as_deref(), target.sid.as_deref()).await {
+        Ok(ended) => {
+            audit_backchannel(&info, &provider_name, ended, "success");
+            backchannel_answer(StatusCode::OK, None)
+        }
+        Err(e) => {
+            tracing::error!(request_id = info.id(), provider = provider_name, error = %e, "cannot end sessions for back-channel logout");
+            audit_backchannel(&info, &provider_name, 0, "error");
+            backchannel_answer(StatusCode::SERVICE_UNAVAILABLE, Some("temporarily_unavailable"))
+        }
+    }
 }
 
 /// The login URL for an unauthenticated request to `return_to`.

@@ -56,6 +56,16 @@ pub struct Authenticated {
     pub logout_state: serde_json::Value,
 }
 
+/// Whose sessions a verified back-channel logout ends: the IdP session `sid` when given
+/// (narrowest), else every session of `subject`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutTarget {
+    /// The user (`sub`), if the token names one.
+    pub subject: Option<String>,
+    /// The IdP session (`sid`), if the token names one.
+    pub sid: Option<String>,
+}
+
 /// Health of a provider's dependencies, for `/readyz`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Readiness {
@@ -132,6 +142,16 @@ pub trait Provider: Send + Sync + 'static {
     /// browsers do not send `Lax` cookies on such a POST.
     fn returns_by_cross_site_post(&self) -> bool {
         false
+    }
+    /// Whether the provider accepts back-channel logout tokens (OIDC Back-Channel Logout 1.0);
+    /// the gateway's endpoint answers 404 for providers that do not.
+    fn supports_backchannel_logout(&self) -> bool {
+        false
+    }
+    /// Verifies a back-channel logout token and says whose sessions to end. Providers without
+    /// back-channel logout refuse every token.
+    async fn verify_logout_token(&self, _token: &str) -> Result<LogoutTarget, ProviderError> {
+        Err(ProviderError::Rejected("back-channel logout is not supported by this provider".to_owned()))
     }
     /// Registers the provider's own metrics (called once at startup).
     fn register_metrics(&self, _metrics: &mut crate::ops::metrics::Metrics) {}

@@ -112,6 +112,35 @@ pub struct Knobs {
     pub userinfo_sub: Option<String>,
     /// `authorize` answers with this OAuth error (e.g. `access_denied`) instead of a code.
     pub authorize_error: Option<String>,
+    /// `sid` of the last ID token issued (a fresh random one per login).
+    pub last_sid: Option<String>,
+}
+
+/// A way to make a back-channel logout token bad (see [`OidcSim::logout_token`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadLogoutToken {
+    /// No `events` claim.
+    NoEvents,
+    /// `events` without the back-channel logout member.
+    OtherEvent,
+    /// Carries a `nonce` (looks like an ID token).
+    WithNonce,
+    /// `aud` of another client.
+    WrongAudience,
+    /// `iss` of another issuer.
+    WrongIssuer,
+    /// No `jti`.
+    NoJti,
+    /// `iat` an hour ago.
+    Stale,
+    /// Header `alg: none`, empty signature.
+    AlgNone,
+    /// HS256 with the public key (its JWK JSON) as the HMAC secret.
+    Hs256WithPublicKey,
+    /// A valid signature over other claims: the payload was tampered with.
+    Tampered,
+    /// Signed with a key that is not in the JWKS.
+    UnknownKey,
 }
 
 enum SimKeyPair {
@@ -233,6 +262,78 @@ impl OidcSim {
     pub fn knobs(&self) -> std::sync::MutexGuard<'_, Knobs> {
         self.knobs.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// A back-channel logout token (Back-Channel Logout 1.0 §2.4) for `sub` and/or `sid`, signed
+    /// with the current key and a fresh `jti`, or spoiled in one way by `bad`.
+    pub fn logout_token(
+        &self,
+        sub: Option<&str>,
+        sid: Option<&str>,
+        bad: Option<BadLogoutToken>,
+    ) -> Result<String, String> {
+        let s = &self.state;
+        let now = crate::session::now_unix();
+        let mut claims = json!({
+            "iss": if bad == Some(BadLogoutToken::WrongIssuer) { "https://evil.example/" } else { s.issuer.as_str() },
+            "aud": if bad == Some(BadLogoutToken::WrongAudience) { "OTHER_AIS" } else { s.cfg.client_id.as_str() },
+            "iat": if bad == Some(BadLogoutToken::Stale) { now - 3600 } else { now },
+            "exp": now + 120,
+            "jti": random(),
+            "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+        });
+        if let Some(sub) = sub {
+            claims["sub"] = json!(sub);
+        }
+        if let Some(sid) = sid {
+            claims["sid"] = json!(sid);
+        }
+        if let Some(map) = claims.as_object_mut() {
+            match bad {
+                Some(BadLogoutToken::NoEvents) => {
+                    map.remove("events");
+                }
+                Some(BadLogoutToken::OtherEvent) => {
+                    map.insert("events".into(), json!({"http://other.example/event": {}}));
+                }
+                Some(BadLogoutToken::WithNonce) => {
+                    map.insert("nonce".into(), json!(random()));
+                }
+                Some(BadLogoutToken::NoJti) => {
+                    map.remove("jti");
+                }
+                _ => {}
+            }
+        }
+        let key = s.key.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match bad {
+            Some(BadLogoutToken::AlgNone) => {
+                Ok(format!("{}.{}.", b64(br#"{"alg":"none"}"#), b64(claims.to_string().as_bytes())))
+            }
+            Some(BadLogoutToken::Hs256WithPublicKey) => Ok(hs256_with_public_key(&key, s.cfg.kid, &claims)),
+            Some(BadLogoutToken::UnknownKey) => s.stranger.sign(s.cfg.kid, &claims),
+            Some(BadLogoutToken::Tampered) => {
+                let signed = key.sign(s.cfg.kid, &claims)?;
+                claims["sub"] = json!("someone-else");
+                let mut parts: Vec<String> = signed.split('.').map(str::to_owned).collect();
+                if let Some(payload) = parts.get_mut(1) {
+                    *payload = b64(claims.to_string().as_bytes());
+                }
+                Ok(parts.join("."))
+            }
+            _ => key.sign(s.cfg.kid, &claims),
+        }
+    }
+}
+
+/// HS256 keyed with the public key's JWK JSON: the RFC 8725 §2.1 algorithm confusion.
+fn hs256_with_public_key(key: &SimKey, with_kid: bool, claims: &Value) -> String {
+    let secret = key.jwk(with_kid).to_string();
+    let input = format!("{}.{}", b64(br#"{"alg":"HS256"}"#), b64(claims.to_string().as_bytes()));
+    let mac = aws_lc_rs::hmac::sign(
+        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes()),
+        input.as_bytes(),
+    );
+    format!("{input}.{}", b64(mac.as_ref()))
 }
 
 fn random() -> String {
@@ -510,6 +611,9 @@ fn id_token(s: &SimState, grant: &Grant, access_token: &str) -> Result<String, S
     let previous =
         s.previous_nonce.lock().unwrap_or_else(|e| e.into_inner()).replace(grant.nonce.clone().unwrap_or_default());
     let nonce = if bad == Some(BadToken::ReplayedNonce) { previous } else { grant.nonce.clone() };
+    // A fresh IdP session per login, recorded so tests can aim a logout token at it.
+    let sid = random();
+    s.knobs.lock().unwrap_or_else(|e| e.into_inner()).last_sid = Some(sid.clone());
     for (k, v) in [
         ("iss", json!(if bad == Some(BadToken::WrongIssuer) { "https://evil.example/" } else { s.issuer.as_str() })),
         ("aud", json!(if bad == Some(BadToken::WrongAudience) { "OTHER_AIS" } else { s.cfg.client_id.as_str() })),
@@ -519,7 +623,7 @@ fn id_token(s: &SimState, grant: &Grant, access_token: &str) -> Result<String, S
         ("exp", json!(if bad == Some(BadToken::Expired) { now - 3600 } else { now + 1800 })),
         ("auth_time", json!(now)),
         ("jti", json!(random())),
-        ("sid", json!(random())),
+        ("sid", json!(sid)),
         ("nonce", json!(nonce)),
         ("at_hash", json!(crate::provider::oidc::jws::at_hash(access_token))),
     ] {
@@ -531,15 +635,7 @@ fn id_token(s: &SimState, grant: &Grant, access_token: &str) -> Result<String, S
     let key = s.key.lock().unwrap_or_else(|e| e.into_inner()).clone();
     match bad {
         Some(BadToken::AlgNone) => Ok(format!("{}.{}.", b64(br#"{"alg":"none"}"#), b64(claims.to_string().as_bytes()))),
-        Some(BadToken::Hs256WithPublicKey) => {
-            let secret = key.jwk(s.cfg.kid).to_string();
-            let input = format!("{}.{}", b64(br#"{"alg":"HS256"}"#), b64(claims.to_string().as_bytes()));
-            let mac = aws_lc_rs::hmac::sign(
-                &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes()),
-                input.as_bytes(),
-            );
-            Ok(format!("{input}.{}", b64(mac.as_ref())))
-        }
+        Some(BadToken::Hs256WithPublicKey) => Ok(hs256_with_public_key(&key, s.cfg.kid, &claims)),
         Some(BadToken::UnknownKey) => s.stranger.sign(s.cfg.kid, &claims),
         _ => key.sign(s.cfg.kid, &claims),
     }

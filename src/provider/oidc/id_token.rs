@@ -62,7 +62,8 @@ pub struct Expected<'a> {
     pub access_token: Option<&'a str>,
 }
 
-fn number(claims: &Map<String, Value>, name: &'static str) -> Result<Option<u64>, IdTokenError> {
+/// A numeric (NumericDate) claim; `None` when absent, an error when of another type.
+pub(super) fn number(claims: &Map<String, Value>, name: &'static str) -> Result<Option<u64>, IdTokenError> {
     match claims.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v

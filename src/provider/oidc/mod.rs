@@ -21,6 +21,7 @@ mod directory;
 mod id_token;
 mod identity;
 pub mod jws;
+pub mod logout_token;
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -37,7 +38,9 @@ pub use self::identity::to_identity;
 use self::jws::{Jws, JwsError};
 use crate::identity::Loa;
 use crate::ops::metrics::{CounterHandle, GaugeHandle, HistogramHandle, Metrics};
-use crate::provider::{Authenticated, BrowserStep, LoginContext, LoginStart, Provider, ProviderError, Readiness};
+use crate::provider::{
+    Authenticated, BrowserStep, LoginContext, LoginStart, LogoutTarget, Provider, ProviderError, Readiness,
+};
 
 /// Longest authorization code accepted from the callback.
 const MAX_CODE_LEN: usize = 4096;
@@ -45,6 +48,16 @@ const MAX_CODE_LEN: usize = 4096;
 /// Above this many bytes of ID token, logout uses an auto-submitted POST form instead of a
 /// redirect (caais.md §1.10: large ID tokens).
 const MAX_LOGOUT_GET_TOKEN: usize = 4000;
+
+/// Largest logout token accepted. They carry a handful of claims; the ID token limit (which
+/// must allow CAAIS's role lists) would be needlessly generous for an unauthenticated POST.
+const MAX_LOGOUT_TOKEN_BYTES: usize = 16 * 1024;
+
+/// Most logout token `jti`s remembered per provider. Only tokens that passed the signature and
+/// every claim check are recorded, so filling it takes the IdP's signing key; a `jti` evicted
+/// early by capacity is the only way a replay could pass, and that bound is far above any
+/// real logout rate within the replay window.
+const MAX_REMEMBERED_JTIS: u64 = 100_000;
 
 /// The protocol state kept server-side between `begin` and `finish`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -71,6 +84,9 @@ pub struct OidcProvider {
     refresh_interval: Duration,
     client: IdpClient,
     directory: Directory,
+    /// `jti`s of accepted logout tokens, each kept for the whole window in which its token
+    /// could still be accepted (single use, §2.6 step 7).
+    seen_logout_jtis: moka::sync::Cache<String, ()>,
     metrics: OnceLock<OidcMetrics>,
 }
 
@@ -104,6 +120,10 @@ fn rejected(e: JwsError) -> ProviderError {
     ProviderError::Rejected(format!("ID token: {e}"))
 }
 
+fn logout_rejected(e: JwsError) -> ProviderError {
+    ProviderError::Rejected(format!("logout token: {e}"))
+}
+
 impl OidcProvider {
     /// Builds the provider: loads the client certificate or secret once. Discovery and keys are
     /// fetched by `refresh` (at start and periodically) or by the first login.
@@ -130,6 +150,10 @@ impl OidcProvider {
                 cfg.expected_issuer(),
                 Duration::from_secs(cfg.jwks_min_refetch_secs),
             ),
+            seen_logout_jtis: moka::sync::Cache::builder()
+                .max_capacity(MAX_REMEMBERED_JTIS)
+                .time_to_live(Duration::from_secs(logout_token::replay_window_secs(cfg.clock_skew_secs)))
+                .build(),
             metrics: OnceLock::new(),
         })
     }
@@ -171,6 +195,33 @@ impl OidcProvider {
             access_token,
         };
         id_token::check_claims(&jws.payload, &want).map_err(|e| ProviderError::Rejected(format!("ID token: {e}")))
+    }
+
+    /// Verifies a logout token (Back-Channel Logout 1.0 §2.6): size, algorithm allow-list and
+    /// signature with the provider's keys (one rate-limited JWKS refetch for an unknown key),
+    /// then the claims, then single use of its `jti`.
+    async fn check_logout_token(&self, raw: &str) -> Result<LogoutTarget, ProviderError> {
+        let metadata = self.directory.require_metadata(&self.client, &self.name).await?;
+        let jws = Jws::parse(raw, self.max_token_bytes.min(MAX_LOGOUT_TOKEN_BYTES)).map_err(logout_rejected)?;
+        self.verify_signature(&jws, &metadata.jwks_uri).await.map_err(|e| match e {
+            ProviderError::Rejected(m) => ProviderError::Rejected(m.replacen("ID token", "logout token", 1)),
+            other => other,
+        })?;
+        let want = logout_token::Expected {
+            issuer: &metadata.issuer,
+            client_id: &self.client_id,
+            now: crate::session::now_unix(),
+            skew: self.skew,
+        };
+        let claims = logout_token::check_claims(&jws.payload, &want)
+            .map_err(|e| ProviderError::Rejected(format!("logout token: {e}")))?;
+        // Recorded only now, after every check: an unverified token cannot burn a jti. The
+        // entry API makes check-and-insert atomic, so two concurrent replays cannot both pass.
+        let first_use = self.seen_logout_jtis.entry(claims.jti).or_insert_with(|| ()).is_fresh();
+        if !first_use {
+            return Err(ProviderError::Rejected("logout token: jti already used".to_owned()));
+        }
+        Ok(LogoutTarget { subject: claims.sub, sid: claims.sid })
     }
 
     async fn finish_code(
@@ -323,6 +374,14 @@ impl Provider for OidcProvider {
 
     fn returns_by_cross_site_post(&self) -> bool {
         self.response_mode == ResponseMode::FormPost
+    }
+
+    fn supports_backchannel_logout(&self) -> bool {
+        true
+    }
+
+    async fn verify_logout_token(&self, token: &str) -> Result<LogoutTarget, ProviderError> {
+        self.check_logout_token(token).await
     }
 
     fn register_metrics(&self, metrics: &mut Metrics) {
