@@ -93,6 +93,25 @@ impl Session {
         }
     }
 
+    /// The IdP's session id (`sid` claim of an OIDC ID token), if the login carried one.
+    pub fn idp_session_id(&self) -> Option<&str> {
+        self.identity.attributes.get("sid").and_then(|v| v.first()).map(String::as_str).filter(|s| !s.is_empty())
+    }
+
+    /// Whether this session is the target of a back-channel logout for `provider` by `sid`
+    /// (when given) or else by `subject`.
+    pub fn matches_logout(&self, provider: &str, subject: Option<&str>, sid: Option<&str>) -> bool {
+        if self.identity.provider != provider {
+            return false;
+        }
+        match (sid.filter(|s| !s.is_empty()), subject.filter(|s| !s.is_empty())) {
+            // With both, both must match: a sid from one user never ends another's session.
+            (Some(sid), sub) => self.idp_session_id() == Some(sid) && sub.is_none_or(|s| self.identity.subject == s),
+            (None, Some(sub)) => self.identity.subject == sub,
+            (None, None) => false,
+        }
+    }
+
     /// Whether the absolute lifetime is over.
     pub fn is_expired(&self, now: u64) -> bool {
         now >= self.expires_at
@@ -176,25 +195,4 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> Result<usize, StoreError>;
     /// Approximate number of live sessions, for the metric.
     fn active_sessions(&self) -> u64;
-}
-
-impl Session {
-    /// The IdP's session id (`sid` claim of an OIDC ID token), if the login carried one.
-    pub fn idp_session_id(&self) -> Option<&str> {
-        self.identity.attributes.get("sid").and_then(|v| v.first()).map(String::as_str).filter(|s| !s.is_empty())
-    }
-
-    /// Whether this session is the target of a back-channel logout for `provider` by `sid`
-    /// (when given) or else by `subject`.
-    pub fn matches_logout(&self, provider: &str, subject: Option<&str>, sid: Option<&str>) -> bool {
-        if self.identity.provider != provider {
-            return false;
-        }
-        match (sid.filter(|s| !s.is_empty()), subject.filter(|s| !s.is_empty())) {
-            // With both, both must match: a sid from one user never ends another's session.
-            (Some(sid), sub) => self.idp_session_id() == Some(sid) && sub.is_none_or(|s| self.identity.subject == s),
-            (None, Some(sub)) => self.identity.subject == sub,
-            (None, None) => false,
-        }
-    }
 }

@@ -116,12 +116,28 @@ pub(crate) fn safe_code(code: &str) -> String {
     code.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect()
 }
 
-fn rejected(e: JwsError) -> ProviderError {
-    ProviderError::Rejected(format!("ID token: {e}"))
+/// Which kind of JWT a refusal concerns, for the operator log.
+#[derive(Clone, Copy)]
+enum TokenKind {
+    Id,
+    Logout,
 }
 
-fn logout_rejected(e: JwsError) -> ProviderError {
-    ProviderError::Rejected(format!("logout token: {e}"))
+impl TokenKind {
+    fn label(self) -> &'static str {
+        match self {
+            TokenKind::Id => "ID token",
+            TokenKind::Logout => "logout token",
+        }
+    }
+
+    fn rejected(self, e: JwsError) -> ProviderError {
+        ProviderError::Rejected(format!("{}: {e}", self.label()))
+    }
+}
+
+fn rejected(e: JwsError) -> ProviderError {
+    TokenKind::Id.rejected(e)
 }
 
 impl OidcProvider {
@@ -160,20 +176,20 @@ impl OidcProvider {
 
     /// Verifies the signature, refetching the JWKS once (rate-limited) when no key we hold
     /// fits: a rotation at the IdP, or a token without `kid` signed with a new key.
-    async fn verify_signature(&self, jws: &Jws, jwks_uri: &str) -> Result<(), ProviderError> {
+    async fn verify_signature(&self, jws: &Jws, jwks_uri: &str, kind: TokenKind) -> Result<(), ProviderError> {
         let refetch = match jws.verify(&self.directory.keys()) {
             Ok(()) => return Ok(()),
             Err(JwsError::NoMatchingKey(_)) => true,
             // Without a `kid` (or with one no key carries) a failed signature may be a key we
             // have not seen yet.
             Err(JwsError::BadSignature) => jws.kid.is_none() || !self.directory.keys().iter().any(|k| k.kid == jws.kid),
-            Err(e) => return Err(rejected(e)),
+            Err(e) => return Err(kind.rejected(e)),
         };
         if !refetch {
-            return Err(rejected(JwsError::BadSignature));
+            return Err(kind.rejected(JwsError::BadSignature));
         }
         self.directory.refetch_keys(&self.client, jwks_uri).await?;
-        jws.verify(&self.directory.keys()).map_err(rejected)
+        jws.verify(&self.directory.keys()).map_err(|e| kind.rejected(e))
     }
 
     /// Parses, verifies and checks the ID token; returns its claims.
@@ -185,7 +201,7 @@ impl OidcProvider {
         access_token: Option<&str>,
     ) -> Result<serde_json::Map<String, serde_json::Value>, ProviderError> {
         let jws = Jws::parse(raw, self.max_token_bytes).map_err(rejected)?;
-        self.verify_signature(&jws, jwks_uri).await?;
+        self.verify_signature(&jws, jwks_uri, TokenKind::Id).await?;
         let want = Expected {
             issuer: &expect.issuer,
             client_id: &self.client_id,
@@ -202,11 +218,9 @@ impl OidcProvider {
     /// then the claims, then single use of its `jti`.
     async fn check_logout_token(&self, raw: &str) -> Result<LogoutTarget, ProviderError> {
         let metadata = self.directory.require_metadata(&self.client, &self.name).await?;
-        let jws = Jws::parse(raw, self.max_token_bytes.min(MAX_LOGOUT_TOKEN_BYTES)).map_err(logout_rejected)?;
-        self.verify_signature(&jws, &metadata.jwks_uri).await.map_err(|e| match e {
-            ProviderError::Rejected(m) => ProviderError::Rejected(m.replacen("ID token", "logout token", 1)),
-            other => other,
-        })?;
+        let jws = Jws::parse(raw, self.max_token_bytes.min(MAX_LOGOUT_TOKEN_BYTES))
+            .map_err(|e| TokenKind::Logout.rejected(e))?;
+        self.verify_signature(&jws, &metadata.jwks_uri, TokenKind::Logout).await?;
         let want = logout_token::Expected {
             issuer: &metadata.issuer,
             client_id: &self.client_id,
