@@ -148,6 +148,7 @@ async fn a_logout_token_with_only_a_sub_ends_every_session_of_that_user_at_that_
 async fn each_invalid_logout_token_is_refused_with_400_and_ends_no_session() {
     let gw = gateway().await;
     let (cookie, sid) = login(&gw, "caais", 0).await;
+    let fetches_before = sim(&gw, "caais").knobs().jwks_fetches;
     let bad = [
         BadLogoutToken::NoEvents,
         BadLogoutToken::OtherEvent,
@@ -188,6 +189,8 @@ async fn each_invalid_logout_token_is_refused_with_400_and_ends_no_session() {
         .unwrap();
     assert_invalid_request(json_body, "not a form").await;
     assert!(alive(&gw, &cookie).await, "no refused request ended the session");
+    let refetches = sim(&gw, "caais").knobs().jwks_fetches - fetches_before;
+    assert!(refetches <= 1, "unknown keys cause at most one rate-limited JWKS refetch, not {refetches}");
 }
 
 #[tokio::test]
@@ -200,6 +203,8 @@ async fn a_replayed_logout_token_is_refused() {
     let (cookie, _) = login(&gw, "caais", 0).await;
     assert_invalid_request(post_token(&gw, "caais", &token).await, "replayed jti").await;
     assert!(alive(&gw, &cookie).await);
+    let metrics = gw.client.get(format!("http://{}/metrics", gw.ops)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("aisgate_oidc_logout_token_rejected_total{provider=\"caais\"} 1"), "{metrics}");
 }
 
 #[tokio::test]

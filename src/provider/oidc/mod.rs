@@ -95,6 +95,7 @@ struct OidcMetrics {
     up: GaugeHandle,
     token_latency: HistogramHandle,
     rejected: CounterHandle,
+    logout_rejected: CounterHandle,
 }
 
 fn random_b64() -> String {
@@ -395,7 +396,11 @@ impl Provider for OidcProvider {
     }
 
     async fn verify_logout_token(&self, token: &str) -> Result<LogoutTarget, ProviderError> {
-        self.check_logout_token(token).await
+        let result = self.check_logout_token(token).await;
+        if let (Err(ProviderError::Rejected(_)), Some(m)) = (&result, self.metrics.get()) {
+            m.logout_rejected.inc();
+        }
+        result
     }
 
     fn register_metrics(&self, metrics: &mut Metrics) {
@@ -416,7 +421,12 @@ impl Provider for OidcProvider {
             "ID tokens refused (signature, algorithm, issuer, audience, time, nonce, size), by provider.",
             &p,
         );
-        let _ = self.metrics.set(OidcMetrics { up, token_latency, rejected });
+        let logout_rejected = metrics.register_counter(
+            "aisgate_oidc_logout_token_rejected_total",
+            "Back-channel logout tokens refused (signature, claims, replayed jti, size), by provider.",
+            &p,
+        );
+        let _ = self.metrics.set(OidcMetrics { up, token_latency, rejected, logout_rejected });
     }
 
     async fn refresh(&self) {
