@@ -79,6 +79,23 @@ pub fn roots(ca_bundle: Option<&Path>) -> Result<rustls::RootCertStore, TlsError
     }
 }
 
+/// A back-channel HTTP client (SOAP, token, discovery calls) on a prepared rustls config:
+/// no redirects followed (an IdP redirect on a back channel is an error, not a hop), bounded
+/// connect and total time.
+pub fn back_channel_client(
+    tls: rustls::ClientConfig,
+    connect_timeout: std::time::Duration,
+    timeout: std::time::Duration,
+) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .connect_timeout(connect_timeout)
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("cannot build the back-channel HTTP client: {e}"))
+}
+
 /// A client config that does not verify the server (upstreams with
 /// `dangerous.skip_upstream_tls_verify` only).
 pub fn insecure_client_config() -> rustls::ClientConfig {

@@ -73,3 +73,25 @@ pub fn generate(dir: &Path) -> Result<TestPki, String> {
     };
     run().map_err(|e| format!("cannot generate test certificates: {e}"))
 }
+
+/// A TLS acceptor for a simulated IdP host that asks for, but does not require, a client
+/// certificate from `pki`'s CA: CAAIS answers a missing or unknown certificate with HTTP 401
+/// JSON rather than a handshake failure, so the simulators check the certificate per request.
+pub fn optional_mtls_acceptor(pki: &TestPki) -> Result<tokio_rustls::TlsAcceptor, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in crate::tls::load_certs(&pki.ca_cert).map_err(|e| e.to_string())? {
+        roots.add(ca).map_err(|e| e.to_string())?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder(std::sync::Arc::new(roots))
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let tls = rustls::ServerConfig::builder()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            crate::tls::load_certs(&pki.server_cert).map_err(|e| e.to_string())?,
+            crate::tls::load_key(&pki.server_key).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls)))
+}

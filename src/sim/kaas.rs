@@ -20,9 +20,7 @@ use http_body_util::BodyExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::CertificateDer;
-use rustls::server::WebPkiClientVerifier;
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 use crate::pages::html_escape;
 use crate::provider::kaas::soap::{self, AuthStatus, KaasAttributes, KaasRequest, ResponseStyle};
@@ -209,22 +207,7 @@ pub async fn start(
         }
     });
 
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in crate::tls::load_certs(&pki.ca_cert).map_err(|e| e.to_string())? {
-        roots.add(ca).map_err(|e| e.to_string())?;
-    }
-    // Optional client auth: CAAIS answers a missing certificate with HTTP 401 JSON rather
-    // than a handshake failure, and so do we.
-    let verifier =
-        WebPkiClientVerifier::builder(Arc::new(roots)).allow_unauthenticated().build().map_err(|e| e.to_string())?;
-    let tls = rustls::ServerConfig::builder()
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(
-            crate::tls::load_certs(&pki.server_cert).map_err(|e| e.to_string())?,
-            crate::tls::load_key(&pki.server_key).map_err(|e| e.to_string())?,
-        )
-        .map_err(|e| e.to_string())?;
-    let acceptor = TlsAcceptor::from(Arc::new(tls));
+    let acceptor = crate::sim::certs::optional_mtls_acceptor(pki)?;
     let ws_listener = TcpListener::bind(ws_addr).await.map_err(|e| format!("bind {ws_addr}: {e}"))?;
     let ws_bound = ws_listener.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(async move {

@@ -21,10 +21,8 @@ use http::StatusCode;
 use http_body_util::BodyExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::server::WebPkiClientVerifier;
 use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 use crate::pages::html_escape;
 use crate::sim::certs::TestPki;
@@ -395,20 +393,7 @@ pub async fn start(cfg: OidcSimConfig, pki: &TestPki) -> Result<OidcSim, String>
 }
 
 fn spawn_token_host(listener: TcpListener, pki: &TestPki, state: Arc<SimState>) -> Result<(), String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in crate::tls::load_certs(&pki.ca_cert).map_err(|e| e.to_string())? {
-        roots.add(ca).map_err(|e| e.to_string())?;
-    }
-    let verifier =
-        WebPkiClientVerifier::builder(Arc::new(roots)).allow_unauthenticated().build().map_err(|e| e.to_string())?;
-    let tls = rustls::ServerConfig::builder()
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(
-            crate::tls::load_certs(&pki.server_cert).map_err(|e| e.to_string())?,
-            crate::tls::load_key(&pki.server_key).map_err(|e| e.to_string())?,
-        )
-        .map_err(|e| e.to_string())?;
-    let acceptor = TlsAcceptor::from(Arc::new(tls));
+    let acceptor = crate::sim::certs::optional_mtls_acceptor(pki)?;
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };

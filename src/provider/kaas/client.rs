@@ -37,13 +37,11 @@ fn client_for(cfg: &KaasProviderConfig, cert: &Path, key: &Path) -> Result<(reqw
         .with_root_certificates(roots)
         .with_client_auth_cert(certs, key)
         .map_err(|e| format!("{}: certificate and key do not match: {e}", cert.display()))?;
-    let client = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs))
-        .timeout(Duration::from_secs(cfg.timeout_secs))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| format!("cannot build the SOAP client: {e}"))?;
+    let client = crate::tls::back_channel_client(
+        tls,
+        Duration::from_secs(cfg.connect_timeout_secs),
+        Duration::from_secs(cfg.timeout_secs),
+    )?;
     Ok((client, expiry))
 }
 

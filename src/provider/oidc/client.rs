@@ -70,13 +70,11 @@ impl IdpClient {
             (ClientAuth::TlsClientAuth, _, _) => return Err("tls_client_auth needs client_cert and client_key".into()),
             _ => builder.with_no_client_auth(),
         };
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs))
-            .timeout(Duration::from_secs(cfg.timeout_secs))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let http = crate::tls::back_channel_client(
+            tls,
+            Duration::from_secs(cfg.connect_timeout_secs),
+            Duration::from_secs(cfg.timeout_secs),
+        )?;
         let secret = match (auth, &cfg.client_secret) {
             (ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost, Some(s)) => Some(s.read(env)?),
             (ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost, None) => {
