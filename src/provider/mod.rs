@@ -162,3 +162,23 @@ pub trait Provider: Send + Sync + 'static {
         None
     }
 }
+
+/// Reads a back-channel response body, refusing more than `limit` bytes (announced or sent):
+/// an IdP answer near the limit is an error page or an attack, never worth buffering.
+pub(crate) async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, ProviderError> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(ProviderError::InvalidResponse("response larger than the limit".to_owned()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| ProviderError::Unavailable(format!("reading response: {}", crate::error_chain(&e))))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(ProviderError::InvalidResponse("response larger than the limit".to_owned()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

@@ -85,7 +85,7 @@ impl SoapChannel {
             if !refused.is_empty() {
                 tracing::warn!(refused = ?refused, accepted = cert.label, "client certificate refused by the IdP; another one was accepted");
             }
-            let body = read_limited(resp).await?;
+            let body = crate::provider::read_limited(resp, soap::MAX_RESPONSE_BYTES).await?;
             if !status.is_success() && status != reqwest::StatusCode::INTERNAL_SERVER_ERROR {
                 return Err(ProviderError::Unavailable(format!("HTTP {status} from {url}")));
             }
@@ -95,22 +95,4 @@ impl SoapChannel {
             "HTTP 401 from {url}: client certificate(s) {refused:?} refused (not registered for this atsId?)"
         )))
     }
-}
-
-async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
-    if resp.content_length().is_some_and(|n| n > soap::MAX_RESPONSE_BYTES as u64) {
-        return Err(ProviderError::InvalidResponse("response larger than the limit".to_owned()));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| ProviderError::Unavailable(format!("reading response: {}", crate::error_chain(&e))))?
-    {
-        if body.len() + chunk.len() > soap::MAX_RESPONSE_BYTES {
-            return Err(ProviderError::InvalidResponse("response larger than the limit".to_owned()));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }

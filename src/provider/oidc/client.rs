@@ -95,7 +95,7 @@ impl IdpClient {
             .await
             .map_err(|e| ProviderError::Unavailable(format!("{url} unreachable: {}", crate::error_chain(&e))))?;
         let status = resp.status();
-        let body = read_limited(resp).await?;
+        let body = crate::provider::read_limited(resp, MAX_RESPONSE_BYTES).await?;
         if !status.is_success() {
             return Err(ProviderError::Unavailable(format!("HTTP {status} from {url}")));
         }
@@ -149,7 +149,7 @@ impl IdpClient {
                 ProviderError::Unavailable(format!("token endpoint unreachable: {}", crate::error_chain(&e)))
             })?;
         let status = resp.status();
-        let body = read_limited(resp).await?;
+        let body = crate::provider::read_limited(resp, MAX_RESPONSE_BYTES).await?;
         if status == reqwest::StatusCode::BAD_REQUEST {
             // RFC 6749 §5.2: invalid_grant etc. are the login's fault, not an outage. Only the
             // error code is logged; the description may echo input.
@@ -181,29 +181,11 @@ impl IdpClient {
             .await
             .map_err(|e| ProviderError::Unavailable(format!("userinfo unreachable: {}", crate::error_chain(&e))))?;
         let status = resp.status();
-        let body = read_limited(resp).await?;
+        let body = crate::provider::read_limited(resp, MAX_RESPONSE_BYTES).await?;
         if !status.is_success() {
             return Err(ProviderError::Unavailable(format!("HTTP {status} from the userinfo endpoint")));
         }
         serde_json::from_slice(&body)
             .map_err(|_| ProviderError::InvalidResponse("userinfo response is not a JSON object".to_owned()))
     }
-}
-
-async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
-    if resp.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
-        return Err(ProviderError::InvalidResponse("response larger than the limit".to_owned()));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| ProviderError::Unavailable(format!("reading response: {}", crate::error_chain(&e))))?
-    {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(ProviderError::InvalidResponse("response larger than the limit".to_owned()));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
