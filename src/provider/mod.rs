@@ -7,6 +7,7 @@
 
 pub mod kaas;
 pub mod oidc;
+pub mod saml;
 
 use async_trait::async_trait;
 
