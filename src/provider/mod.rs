@@ -133,6 +133,18 @@ pub trait Provider: Send + Sync + 'static {
     ) -> Result<Authenticated, ProviderError>;
     /// Where to send the browser after the local session is gone.
     fn logout(&self, ctx: &LoginContext, logout_state: &serde_json::Value) -> BrowserStep;
+    /// Like [`Provider::logout`], for providers whose IdP returns a `state` to the
+    /// post-logout URL: `state` is the gateway's browser-bound value to send (checked when the
+    /// browser comes back). `None`: the provider sends no state this time (the gateway then
+    /// calls `logout`).
+    fn logout_with_state(
+        &self,
+        _ctx: &LoginContext,
+        _logout_state: &serde_json::Value,
+        _state: &str,
+    ) -> Option<BrowserStep> {
+        None
+    }
     /// Current readiness.
     fn readiness(&self) -> Readiness;
     /// For providers that log in with one-time credentials typed into a gateway form: the

@@ -313,6 +313,31 @@ impl OidcProvider {
         Ok(Authenticated { identity, logout_state, tokens })
     }
 
+    fn post_logout_uri(&self, ctx: &LoginContext) -> String {
+        self.post_logout_redirect_uri.clone().unwrap_or_else(|| ctx.logged_out_url.clone())
+    }
+
+    /// RP-initiated logout (OIDC RP-Initiated Logout 1.0 §2) carrying `state`; `None` without
+    /// a usable end-session endpoint.
+    fn end_session(&self, ctx: &LoginContext, logout_state: &serde_json::Value, state: &str) -> Option<BrowserStep> {
+        let endpoint = self.directory.metadata().and_then(|m| m.end_session_endpoint.clone())?;
+        let mut fields = vec![
+            ("client_id".to_owned(), self.client_id.clone()),
+            ("post_logout_redirect_uri".to_owned(), self.post_logout_uri(ctx)),
+            ("state".to_owned(), state.to_owned()),
+        ];
+        let id_token = logout_state.get("id_token").and_then(|t| t.as_str()).unwrap_or("");
+        if !id_token.is_empty() {
+            fields.push(("id_token_hint".to_owned(), id_token.to_owned()));
+        }
+        if id_token.len() > MAX_LOGOUT_GET_TOKEN {
+            return Some(BrowserStep::PostForm { action: endpoint, fields });
+        }
+        let mut url = url::Url::parse(&endpoint).ok()?;
+        url.query_pairs_mut().extend_pairs(fields);
+        Some(BrowserStep::Redirect(url.into()))
+    }
+
     /// One refresh-token grant. An ID token in the answer is not used: identity and LoA stay
     /// those verified at login (OIDC Core §12.2 allows the IdP to omit it).
     async fn refresh_grant(&self, old: &UpstreamTokens) -> Result<UpstreamTokens, ProviderError> {
@@ -394,29 +419,17 @@ impl Provider for OidcProvider {
     }
 
     fn logout(&self, ctx: &LoginContext, logout_state: &serde_json::Value) -> BrowserStep {
-        let back = self.post_logout_redirect_uri.clone().unwrap_or_else(|| ctx.logged_out_url.clone());
-        let Some(endpoint) = self.directory.metadata().and_then(|m| m.end_session_endpoint.clone()) else {
-            return BrowserStep::Redirect(back);
-        };
-        let mut fields = vec![
-            ("client_id".to_owned(), self.client_id.clone()),
-            ("post_logout_redirect_uri".to_owned(), back.clone()),
-            ("state".to_owned(), random_b64()),
-        ];
-        let id_token = logout_state.get("id_token").and_then(|t| t.as_str()).unwrap_or("");
-        if !id_token.is_empty() {
-            fields.push(("id_token_hint".to_owned(), id_token.to_owned()));
-        }
-        if id_token.len() > MAX_LOGOUT_GET_TOKEN {
-            return BrowserStep::PostForm { action: endpoint, fields };
-        }
-        match url::Url::parse(&endpoint) {
-            Ok(mut url) => {
-                url.query_pairs_mut().extend_pairs(fields);
-                BrowserStep::Redirect(url.into())
-            }
-            Err(_) => BrowserStep::Redirect(back),
-        }
+        self.end_session(ctx, logout_state, &random_b64())
+            .unwrap_or_else(|| BrowserStep::Redirect(self.post_logout_uri(ctx)))
+    }
+
+    fn logout_with_state(
+        &self,
+        ctx: &LoginContext,
+        logout_state: &serde_json::Value,
+        state: &str,
+    ) -> Option<BrowserStep> {
+        self.end_session(ctx, logout_state, state)
     }
 
     fn readiness(&self) -> Readiness {
