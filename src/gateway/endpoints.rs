@@ -127,7 +127,12 @@ async fn login(
     let Some(app) = route::find(&gw.apps, &host, &path) else {
         return rescue::error(ErrorKind::NotFound, &info, None);
     };
-    start_login(&gw, app, param(&params, "provider"), return_to, &headers, &info).await
+    let loa = match param(&params, "loa").map(crate::identity::Loa::parse_lenient) {
+        None => None,
+        Some(Some(loa)) => Some(loa),
+        Some(None) => return rescue::error(ErrorKind::BadRequest, &info, Some("/")),
+    };
+    start_login_at(&gw, app, param(&params, "provider"), loa, return_to, &headers, &info).await
 }
 
 /// The request host (HTTP/1 `Host` or HTTP/2 `:authority` copied into it by the handler).
@@ -145,21 +150,38 @@ pub async fn start_login(
     headers: &HeaderMap,
     info: &RequestInfo,
 ) -> Response<Body> {
+    start_login_at(gw, app, provider, None, return_to, headers, info).await
+}
+
+/// [`start_login`] that must achieve at least `loa` (step-up): only providers able to reach
+/// it are offered, and the login's identity is checked against it at the callback.
+pub async fn start_login_at(
+    gw: &Gateway,
+    app: &App,
+    provider: Option<&str>,
+    loa: Option<crate::identity::Loa>,
+    return_to: ReturnUrl,
+    headers: &HeaderMap,
+    info: &RequestInfo,
+) -> Response<Body> {
+    let able = |i: &usize| loa.is_none_or(|loa| gw.providers[*i].can_reach_loa(loa));
+    let candidates: Vec<usize> = app.providers.iter().copied().filter(able).collect();
     let chosen = match provider {
-        Some(name) => app.providers.iter().copied().find(|i| gw.providers[*i].name() == name),
-        None if app.providers.len() == 1 => app.providers.first().copied(),
+        Some(name) => candidates.iter().copied().find(|i| gw.providers[*i].name() == name),
+        None if candidates.len() == 1 => candidates.first().copied(),
         None => None,
     };
     let Some(index) = chosen else {
         if provider.is_some() {
             return rescue::error(ErrorKind::BadRequest, info, Some(&login_url(return_to.as_str())));
         }
-        let links: Vec<(String, String)> = app
-            .providers
+        let loa_param = loa.map_or(String::new(), |l| format!("&loa={}", l.as_str()));
+        let links: Vec<(String, String)> = candidates
             .iter()
             .map(|i| {
                 let p = &gw.providers[*i];
-                (p.display_name().to_owned(), format!("{}&provider={}", login_url(return_to.as_str()), p.name()))
+                let url = format!("{}&provider={}{loa_param}", login_url(return_to.as_str()), p.name());
+                (p.display_name().to_owned(), url)
             })
             .collect();
         let choices: Vec<ProviderChoice> = links.iter().map(|(label, url)| ProviderChoice { label, url }).collect();
@@ -173,7 +195,11 @@ pub async fn start_login(
     };
     let provider = &gw.providers[index];
     let ctx = gw.login_context(provider.name());
-    let start = match provider.begin(&ctx).await {
+    let begun = match loa {
+        Some(loa) => provider.begin_at_loa(&ctx, loa).await,
+        None => provider.begin(&ctx).await,
+    };
+    let start = match begun {
         Ok(start) => start,
         Err(e) => {
             tracing::error!(request_id = info.id(), provider = provider.name(), error = %e, "login could not start");
@@ -187,6 +213,7 @@ pub async fn start_login(
         return_to: return_to.into_string(),
         created_at: now_unix(),
         protocol_state: start.state,
+        min_loa: loa,
     };
     if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {
         tracing::error!(request_id = info.id(), error = %e, "cannot store pending login");
@@ -356,8 +383,25 @@ async fn finish_login(
             return with_cleared_login(gw, rescue::error(e.page(), info, Some(&retry)));
         }
     };
+    if let Some(min) = pending.min_loa {
+        // Step-up: the IdP must have achieved the LoA the route needs; whatever it says
+        // otherwise, a lower LoA never gets a session (that could only loop back here).
+        if authenticated.identity.loa.is_none_or(|loa| loa < min) {
+            let got = authenticated.identity.loa.map_or("none", |l| l.as_str());
+            tracing::warn!(
+                request_id = info.id(),
+                provider = provider_name,
+                required = min.as_str(),
+                got,
+                "step-up login achieved a lower LoA"
+            );
+            audit_refused(info, provider_name, "LoA lower than required");
+            gw.metrics.provider(index).login(LoginResult::Failure);
+            return with_cleared_login(gw, rescue::error(ErrorKind::LoginFailed, info, Some("/")));
+        }
+    }
     // A fresh id on every login; any previous session of this browser is destroyed
-    // (session fixation).
+    // (session fixation). After a step-up this replaces the lower-LoA session.
     if let Some(old) = cookie(headers, &gw.cookie_name).and_then(|v| gw.keyring.open(Purpose::Session, v)) {
         let _ = gw.store.remove(&StoreKey::of(&old)).await;
     }
@@ -490,6 +534,7 @@ async fn provider_logout(
         return_to: "/".to_owned(),
         created_at: now_unix(),
         protocol_state: serde_json::json!({ LOGOUT_MARK: true }),
+        min_loa: None,
     };
     if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {
         // The logout itself has happened; only the return check is lost.

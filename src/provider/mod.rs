@@ -124,6 +124,16 @@ pub trait Provider: Send + Sync + 'static {
     fn display_name(&self) -> &str;
     /// Starts a login.
     async fn begin(&self, ctx: &LoginContext) -> Result<LoginStart, ProviderError>;
+    /// Whether a login at this provider can achieve at least `loa` (a per-LoA client, or
+    /// requesting a higher authentication context), for step-up. Default: no.
+    fn can_reach_loa(&self, _loa: crate::identity::Loa) -> bool {
+        false
+    }
+    /// Starts a login that must achieve at least `loa` (step-up). The gateway still checks the
+    /// LoA of the resulting identity. Default: refused.
+    async fn begin_at_loa(&self, _ctx: &LoginContext, loa: crate::identity::Loa) -> Result<LoginStart, ProviderError> {
+        Err(ProviderError::Rejected(format!("this provider cannot log in at LoA {}", loa.as_str())))
+    }
     /// Finishes a login from the callback parameters (query or form) and the saved state.
     async fn finish(
         &self,

@@ -126,6 +126,10 @@ pub struct Knobs {
     pub no_refresh_rotation: bool,
     /// The last access token issued.
     pub last_access_token: Option<String>,
+    /// Further registered client ids (per-LoA clients, CAAIS style), with the same credentials.
+    pub extra_client_ids: Vec<String>,
+    /// ID tokens carry this `loa` claim.
+    pub loa_claim: Option<String>,
 }
 
 /// A way to make a back-channel logout token bad (see [`OidcSim::logout_token`]).
@@ -226,6 +230,7 @@ impl SimKey {
 }
 
 struct Grant {
+    client_id: String,
     nonce: Option<String>,
     challenge: Option<String>,
     redirect_uri: String,
@@ -443,6 +448,12 @@ fn spawn_token_host(listener: TcpListener, pki: &TestPki, state: Arc<SimState>) 
     Ok(())
 }
 
+/// Whether `client_id` is a registered client (the main one or an extra per-LoA one).
+fn registered(state: &SimState, client_id: &str) -> bool {
+    client_id == state.cfg.client_id
+        || state.knobs.lock().unwrap_or_else(|e| e.into_inner()).extra_client_ids.iter().any(|c| c == client_id)
+}
+
 fn down(state: &SimState) -> bool {
     state.knobs.lock().unwrap_or_else(|e| e.into_inner()).outage
 }
@@ -490,7 +501,7 @@ async fn authorize(State(s): State<Arc<SimState>>, Query(q): Query<HashMap<Strin
     };
     let get = |k: &str| q.get(k).map(String::as_str);
     // caais.md §1.4: a bad parameter is an HTTP 400 page at the IdP, never a redirect.
-    if get("client_id") != Some(s.cfg.client_id.as_str())
+    if !get("client_id").is_some_and(|c| registered(&s, c))
         || get("redirect_uri") != Some(s.cfg.redirect_uri.as_str())
         || get("response_type") != Some("code")
         || !get("scope").unwrap_or("").split(' ').any(|x| x == "openid")
@@ -504,6 +515,7 @@ async fn authorize(State(s): State<Arc<SimState>>, Query(q): Query<HashMap<Strin
     s.codes.lock().unwrap_or_else(|e| e.into_inner()).insert(
         code.clone(),
         Grant {
+            client_id: get("client_id").unwrap_or_default().to_owned(),
             nonce: q.get("nonce").cloned(),
             challenge: q.get("code_challenge").cloned(),
             redirect_uri: s.cfg.redirect_uri.clone(),
@@ -564,17 +576,17 @@ fn token(s: &SimState, client_cert: Option<Option<&[u8]>>, headers: &http::Heade
         .and_then(|v| v.strip_prefix("Basic "))
         .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
         .and_then(|v| String::from_utf8(v).ok());
-    let client_ok = match &s.cfg.client_auth {
-        SimClientAuth::Mtls => {
-            client_cert.flatten() == Some(s.registered_client.as_slice()) && get("client_id") == Some(&s.cfg.client_id)
-        }
-        SimClientAuth::Secret(secret) => {
-            let by_basic = basic.as_deref() == Some(format!("{}:{secret}", s.cfg.client_id).as_str());
-            let by_post = get("client_id") == Some(&s.cfg.client_id) && get("client_secret") == Some(secret);
-            by_basic || by_post
-        }
-        SimClientAuth::Public => get("client_id") == Some(&s.cfg.client_id),
-    };
+    let basic = basic.as_deref().and_then(|b| b.split_once(':'));
+    let client_id = basic.map(|(id, _)| id).or(get("client_id")).filter(|c| registered(s, c)).unwrap_or_default();
+    let client_ok = !client_id.is_empty()
+        && match &s.cfg.client_auth {
+            SimClientAuth::Mtls => client_cert.flatten() == Some(s.registered_client.as_slice()),
+            SimClientAuth::Secret(secret) => {
+                let by_basic = basic.is_some_and(|(_, given)| given == secret);
+                by_basic || get("client_secret") == Some(secret)
+            }
+            SimClientAuth::Public => true,
+        };
     if !client_ok {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
@@ -586,7 +598,7 @@ fn token(s: &SimState, client_cert: Option<Option<&[u8]>>, headers: &http::Heade
     let Some(grant) = get("code").and_then(|c| s.codes.lock().unwrap_or_else(|e| e.into_inner()).remove(c)) else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
     };
-    if get("redirect_uri") != Some(grant.redirect_uri.as_str()) {
+    if get("redirect_uri") != Some(grant.redirect_uri.as_str()) || grant.client_id != client_id {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
     }
     let pkce_ok = match (&grant.challenge, get("code_verifier")) {
@@ -668,8 +680,8 @@ fn id_token(s: &SimState, grant: &Grant, access_token: &str) -> Result<String, S
     s.knobs.lock().unwrap_or_else(|e| e.into_inner()).last_sid = Some(sid.clone());
     for (k, v) in [
         ("iss", json!(if bad == Some(BadToken::WrongIssuer) { "https://evil.example/" } else { s.issuer.as_str() })),
-        ("aud", json!(if bad == Some(BadToken::WrongAudience) { "OTHER_AIS" } else { s.cfg.client_id.as_str() })),
-        ("azp", json!(if bad == Some(BadToken::WrongAudience) { "OTHER_AIS" } else { s.cfg.client_id.as_str() })),
+        ("aud", json!(if bad == Some(BadToken::WrongAudience) { "OTHER_AIS" } else { grant.client_id.as_str() })),
+        ("azp", json!(if bad == Some(BadToken::WrongAudience) { "OTHER_AIS" } else { grant.client_id.as_str() })),
         ("iat", json!(if bad == Some(BadToken::Expired) { now - 7200 } else { now })),
         ("nbf", json!(if bad == Some(BadToken::Expired) { now - 7200 } else { now })),
         ("exp", json!(if bad == Some(BadToken::Expired) { now - 3600 } else { now + 1800 })),
@@ -680,6 +692,9 @@ fn id_token(s: &SimState, grant: &Grant, access_token: &str) -> Result<String, S
         ("at_hash", json!(crate::provider::oidc::jws::at_hash(access_token))),
     ] {
         claims[k] = v;
+    }
+    if let Some(loa) = s.knobs.lock().unwrap_or_else(|e| e.into_inner()).loa_claim.clone() {
+        claims["loa"] = json!(loa);
     }
     if bad == Some(BadToken::Oversized) {
         claims["padding"] = json!("x".repeat(100_000));
