@@ -19,6 +19,7 @@
 
 mod endpoints;
 mod handler;
+mod logout_return;
 mod loop_guard;
 pub mod rate_limit;
 pub mod request;
