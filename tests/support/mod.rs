@@ -241,3 +241,27 @@ impl Gateway {
         format!("aisgate_session={}", set_cookie(&done, "aisgate_session").expect("session cookie"))
     }
 }
+
+/// The CAAIS-like simulated provider `caais`: token endpoint on a separate mTLS host, RS256
+/// keys without `kid`, an issuer with a trailing slash, client `MY_AIS`; `extra` lines go into
+/// its provider table.
+pub fn caais_provider(extra: &str) -> aisgate::sim::stack::OidcStackProvider {
+    use aisgate::sim::oidc::{caais_user, OidcSimConfig, SimAlg, SimClientAuth};
+    aisgate::sim::stack::OidcStackProvider {
+        name: "caais".into(),
+        sim: OidcSimConfig {
+            client_id: "MY_AIS".into(),
+            redirect_uri: String::new(),
+            client_auth: SimClientAuth::Mtls,
+            issuer_trailing_slash: true,
+            kid: false,
+            alg: SimAlg::Rs256,
+            users: vec![caais_user()],
+            outage_at_start: false,
+        },
+        client_auth: None,
+        issuer: None,
+        registered_client: true,
+        extra: extra.to_owned(),
+    }
+}
