@@ -14,6 +14,7 @@ const APPS: &str = r#"
 name = "desk"
 upstream = "{upstream}"
 providers = ["caais"]
+upstream_bearer = true
 
 [[app.rule]]
 path_prefix = "/secure"
@@ -63,6 +64,23 @@ async fn a_route_requiring_a_higher_loa_redirects_to_the_high_client_and_the_new
     let high = gw.finish_oidc_login(&step, "/secure/page?x=1", Some(&low)).await;
     assert_ne!(high, low, "a fresh session id");
     assert_eq!(loa_seen_upstream(&gw, &high, "/secure/page").await, "high");
+    // Its tokens are refreshed with the client that obtained them (the simulator binds refresh
+    // tokens to their client and refuses them to any other).
+    sim(&gw).knobs().access_token_ttl = Some(4);
+    let high = gw
+        .finish_oidc_login(
+            &gw.navigate("/.aisgate/login?return=%2Fsecure&provider=caais&loa=high", Some(&high)).await,
+            "/secure",
+            Some(&high),
+        )
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(2050)).await;
+    let resp = gw.client.get(gw.url("/secure")).header("cookie", &high).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "refreshed with the high client");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let bearer = format!("Bearer {}", sim(&gw).knobs().last_access_token.clone().unwrap());
+    assert_eq!(body["headers"]["authorization"], bearer.as_str());
+    assert_eq!(sim(&gw).knobs().refresh_calls, 1);
     // The lower session is gone.
     let old = gw.client.get(gw.url("/")).header("cookie", &low).send().await.unwrap();
     assert_eq!(old.status(), 401);

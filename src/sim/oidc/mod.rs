@@ -250,8 +250,8 @@ struct SimState {
     registered_client: Vec<u8>,
     codes: Mutex<HashMap<String, Grant>>,
     access_tokens: Mutex<HashMap<String, usize>>,
-    /// Live refresh tokens and their user.
-    refresh_tokens: Mutex<HashMap<String, usize>>,
+    /// Live refresh tokens, their user and the client they were issued to.
+    refresh_tokens: Mutex<HashMap<String, (usize, String)>>,
     previous_nonce: Mutex<Option<String>>,
     knobs: Arc<Mutex<Knobs>>,
 }

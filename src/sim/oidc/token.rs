@@ -52,7 +52,7 @@ pub(super) fn token(
     }
     match get("grant_type") {
         Some("authorization_code") => {}
-        Some("refresh_token") => return refresh(s, get("refresh_token").unwrap_or("")),
+        Some("refresh_token") => return refresh(s, client_id, get("refresh_token").unwrap_or("")),
         _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
     }
     let Some(grant) = get("code").and_then(|c| s.codes.lock().unwrap_or_else(|e| e.into_inner()).remove(c)) else {
@@ -71,7 +71,10 @@ pub(super) fn token(
     }
     let (access_token, expires_in) = issue_access_token(s, grant.user);
     let refresh_token = random();
-    s.refresh_tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(refresh_token.clone(), grant.user);
+    s.refresh_tokens
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(refresh_token.clone(), (grant.user, grant.client_id.clone()));
     match id_token(s, &grant, &access_token) {
         Ok(id_token) => json_response(
             StatusCode::OK,
@@ -98,7 +101,7 @@ fn issue_access_token(s: &SimState, user: usize) -> (String, u64) {
 }
 
 /// The refresh-token grant (RFC 6749 §6), rotating the refresh token unless told not to.
-fn refresh(s: &SimState, presented: &str) -> Response {
+fn refresh(s: &SimState, client_id: &str, presented: &str) -> Response {
     let (error, rotate) = {
         let mut knobs = s.knobs.lock().unwrap_or_else(|e| e.into_inner());
         knobs.refresh_calls += 1;
@@ -109,10 +112,16 @@ fn refresh(s: &SimState, presented: &str) -> Response {
     }
     let user = {
         let mut live = s.refresh_tokens.lock().unwrap_or_else(|e| e.into_inner());
-        if rotate {
-            live.remove(presented)
-        } else {
-            live.get(presented).copied()
+        // RFC 6749 §6: the refresh token is bound to the client it was issued to.
+        match live.get(presented) {
+            Some((user, issued_to)) if issued_to == client_id => {
+                let user = *user;
+                if rotate {
+                    live.remove(presented);
+                }
+                Some(user)
+            }
+            _ => None,
         }
     };
     let Some(user) = user else {
@@ -122,7 +131,7 @@ fn refresh(s: &SimState, presented: &str) -> Response {
     let mut answer = json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": expires_in });
     if rotate {
         let next = random();
-        s.refresh_tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(next.clone(), user);
+        s.refresh_tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(next.clone(), (user, client_id.to_owned()));
         answer["refresh_token"] = json!(next);
     }
     json_response(StatusCode::OK, &answer)
