@@ -527,4 +527,4 @@ impl ReplayCache {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
