@@ -119,3 +119,12 @@ fn garbage_keys_are_refused_with_a_reason() {
     );
     assert!(SigningKey::from_pem(b"", b"").is_err());
 }
+
+#[test]
+fn parsed_keys_can_be_shared_across_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<IdpCertificates>();
+    shared::<DecryptionKeys>();
+    shared::<SigningKey>();
+    shared::<crate::provider::saml::acs::ReplayCache>();
+}
