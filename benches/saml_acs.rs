@@ -37,7 +37,9 @@ fn bench(c: &mut Criterion) {
         require_encrypted_assertion: true,
     };
     let mut group = c.benchmark_group("saml_acs");
-    for (name, enc) in [("nia_cbc_oaep_sha1", Encryption::Aes256Cbc), ("gcm_oaep11_sha256", Encryption::Aes256GcmOaep11Sha256)] {
+    for (name, enc) in
+        [("nia_cbc_oaep_sha1", Encryption::Aes256Cbc), ("gcm_oaep11_sha256", Encryption::Aes256GcmOaep11Sha256)]
+    {
         let mut spec = ResponseSpec::nia(NOW, "_req1", ACS, SP);
         spec.encryption = enc;
         let xml = spec.build(&signer, &sp.cert_der).unwrap();

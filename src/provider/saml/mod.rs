@@ -3,8 +3,7 @@
 //! One concern per module:
 //! - [`xmlsec`]: XML-DSig verification and signing on `bergshamra`
 //!   (aws-lc) behind the binding rules of `spec/saml-xmlsec-notes.md`: the exact POSTed bytes,
-//!   only the signed node by fixed paths, only the expected `EncryptedData`, an algorithm
-//!   signature algorithm allow-list, keys parsed once.
+//!   only the signed node by fixed paths, a signature algorithm allow-list, keys parsed once.
 //! - [`xmlenc`]: XML-Enc decryption of the one `EncryptedData` at the fixed path, on aws-lc-rs
 //!   with the SP keys parsed once (bergshamra's decrypt re-imports the key on every call).
 //! - [`acs`]: the Assertion Consumer Service: a `SAMLResponse` → a checked [`acs::SamlAssertion`].

@@ -137,18 +137,20 @@ fn xsw8_unsigned_original_in_object_of_evil_assertions_signature_is_rejected() {
     assert_err(&format!("{head}{evil}{tail}"), "duplicate ID");
 }
 
+/// The attacker's root `root_id` with the genuine Response under `Extensions` and `carried`
+/// (an Assertion or EncryptedAssertion) where the SP looks.
+fn nest_under_evil_root(root_id: &str, good: &str, carried: &str) -> String {
+    let head = evil_response_head(root_id);
+    let issuer_end = head.find("</saml:Issuer>").unwrap() + "</saml:Issuer>".len();
+    let (issuer, rest) = head.split_at(issuer_end);
+    format!("{issuer}<samlp:Extensions>{good}</samlp:Extensions>{rest}{carried}</samlp:Response>")
+}
+
 /// Notes §3 "A": the genuine signed Response nested under the attacker's root `Extensions`.
 #[test]
 fn nested_signed_response_under_evil_root_is_rejected() {
     let good = build(&spec());
-    let head = evil_response_head("_evilroot");
-    let issuer_end = head.find("</saml:Issuer>").unwrap() + "</saml:Issuer>".len();
-    let xml = format!(
-        "{}<samlp:Extensions>{good}</samlp:Extensions>{}{}</samlp:Response>",
-        &head[..issuer_end],
-        &head[issuer_end..],
-        evil_assertion()
-    );
+    let xml = nest_under_evil_root("_evilroot", &good, &evil_assertion());
     assert_err(&xml, "neither the Response nor its Assertion");
 }
 
@@ -157,13 +159,7 @@ fn nested_signed_response_under_evil_root_is_rejected() {
 fn nested_signed_response_with_evil_encrypted_assertion_is_rejected() {
     let good = build(&spec());
     let evil = encrypt_assertion(&evil_assertion(), &keys().sp.cert_der, Encryption::Aes256Cbc).unwrap();
-    let head = evil_response_head("_evilroot");
-    let issuer_end = head.find("</saml:Issuer>").unwrap() + "</saml:Issuer>".len();
-    let xml = format!(
-        "{}<samlp:Extensions>{good}</samlp:Extensions>{}{evil}</samlp:Response>",
-        &head[..issuer_end],
-        &head[issuer_end..]
-    );
+    let xml = nest_under_evil_root("_evilroot", &good, &evil);
     assert_err(&xml, "neither the Response nor its Assertion");
 }
 
@@ -171,14 +167,7 @@ fn nested_signed_response_with_evil_encrypted_assertion_is_rejected() {
 #[test]
 fn duplicate_ids_are_rejected() {
     let good = build(&spec());
-    let head = evil_response_head(&spec().response_id);
-    let issuer_end = head.find("</saml:Issuer>").unwrap() + "</saml:Issuer>".len();
-    let xml = format!(
-        "{}<samlp:Extensions>{good}</samlp:Extensions>{}{}</samlp:Response>",
-        &head[..issuer_end],
-        &head[issuer_end..],
-        evil_assertion()
-    );
+    let xml = nest_under_evil_root(&spec().response_id, &good, &evil_assertion());
     assert_err(&xml, "duplicate ID");
 }
 
@@ -479,4 +468,23 @@ fn encrypted_assertion_with_two_encrypted_data_is_rejected() {
     let (_, ed, _) = split(&xml, "<xenc:EncryptedData", "</xenc:EncryptedData>");
     let xml = xml.replacen("</xenc:EncryptedData>", &format!("</xenc:EncryptedData>{ed}"), 1);
     assert_err(&xml, "2 EncryptedData children");
+}
+
+#[test]
+fn encrypted_assertion_signed_by_another_key_is_rejected_inside_a_signed_response() {
+    let k = keys();
+    let s = spec();
+    let assertion = k.evil_signer.sign_enveloped(&s.assertion_xml()).unwrap();
+    let encrypted = encrypt_assertion(&assertion, &k.sp.cert_der, Encryption::Aes256Cbc).unwrap();
+    let xml = k.idp_signer.sign_enveloped(&s.response_xml(&encrypted)).unwrap();
+    assert_err(&xml, "signature: signature value verification failed");
+}
+
+#[test]
+fn plain_assertion_signed_by_another_key_is_rejected_inside_a_signed_response() {
+    let k = keys();
+    let s = spec();
+    let assertion = k.evil_signer.sign_enveloped(&s.assertion_xml()).unwrap();
+    let xml = k.idp_signer.sign_enveloped(&s.response_xml(&assertion)).unwrap();
+    assert_err(&xml, "signature: signature value verification failed");
 }
