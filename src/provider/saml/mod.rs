@@ -24,6 +24,7 @@ pub mod idp;
 pub mod logout;
 pub mod metadata;
 mod slo;
+pub mod xmlenc;
 pub mod xmlsec;
 
 use std::sync::OnceLock;
