@@ -429,9 +429,11 @@ impl SamlProviderConfig {
         self.preset_flag(self.sign_requests, |p| p.sign_requests)
     }
 
-    /// Send eIDAS extensions.
+    /// Send eIDAS extensions (default: with the NIA and CAAIS profiles).
     pub fn eidas_extensions(&self) -> bool {
-        self.preset_flag(self.eidas_extensions, |p| p.eidas_extensions)
+        self.eidas_extensions
+            .or_else(|| self.preset_values().map(|p| p.eidas_extensions))
+            .unwrap_or(matches!(self.profile(), Some(Profile::Nia | Profile::Caais)))
     }
 
     /// Accept unsigned POSTed LogoutRequests.
@@ -557,8 +559,8 @@ impl SamlProviderConfig {
         if self.max_message_bytes < 4096 {
             problems.push("max_message_bytes is smaller than 4096".to_owned());
         }
-        if self.pending_request_ttl_secs() < 60 {
-            problems.push("pending_request_ttl_secs is smaller than 60".to_owned());
+        if self.pending_request_ttl_secs() == 0 {
+            problems.push("pending_request_ttl_secs must be > 0".to_owned());
         }
         problems
     }
