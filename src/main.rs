@@ -45,7 +45,7 @@ enum Command {
         #[arg(long, short)]
         provider: String,
     },
-    /// Start a local demo: gateway + echo upstream + simulated JIP/KAAS IdP.
+    /// Start a local demo: gateway + echo upstream + simulated JIP/KAAS and NIA (SAML) IdPs.
     Demo {
         /// Gateway address.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -103,6 +103,7 @@ fn main() -> ExitCode {
                 sim_login_listen,
                 sim_ws_listen,
                 access_log: !no_access_log,
+                saml: Some(aisgate::sim::stack::SamlStackProvider::default()),
                 ..Default::default()
             };
             match runtime() {

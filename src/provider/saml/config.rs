@@ -616,6 +616,25 @@ mod tests {
     }
 
     #[test]
+    fn the_commented_nia_example_is_valid() {
+        // config/aisgate.example.toml shows the NIA provider commented out (it needs a longer
+        // login_ttl_secs); this keeps that block in step with the schema.
+        let text = include_str!("../../../config/aisgate.example.toml");
+        let start = text.find("# kind = \"saml\"").unwrap();
+        let block: String = text[start..]
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let block = block.replace("kind = \"saml\"\n", "");
+        let cfg: SamlProviderConfig = toml::from_str(&block).unwrap();
+        assert_eq!(cfg.preset, Some(SamlPreset::NiaTest));
+        assert!(cfg.check().is_empty(), "{:?}", cfg.check());
+    }
+
+    #[test]
     fn a_generic_provider_needs_a_profile_and_metadata() {
         let problems =
             parse("name = \"g\"\nentity_id = \"urn:x\"\nallow_unencrypted_assertions = true").check().join("\n");
