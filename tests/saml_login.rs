@@ -6,7 +6,7 @@ mod support;
 
 use aisgate::sim::saml::MetadataSigner;
 use aisgate::sim::stack::{SamlStackProvider, StackOptions};
-use support::{header_echo, location, set_cookie, Gateway};
+use support::{header_echo, location, parse_form, set_cookie, Gateway};
 
 const LOGIN_FAILED: &str = "Přihlášení se nezdařilo";
 const NOT_INITIATED: &str = "Přihlášení nelze dokončit";
@@ -39,19 +39,6 @@ struct Pending {
     cookie: String,
     acs: String,
     form: Vec<(String, String)>,
-}
-
-/// The action and hidden fields of an auto-submit page.
-fn parse_form(page: &str) -> (String, Vec<(String, String)>) {
-    let attr = |tag: &str, name: &str| -> String {
-        let start = tag.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
-        let end = tag[start..].find('"').unwrap() + start;
-        tag[start..end].replace("&amp;", "&").replace("&quot;", "\"").replace("&#x2F;", "/").replace("&#x3D;", "=")
-    };
-    let form_tag = &page[page.find("<form").unwrap()..];
-    let action = attr(&form_tag[..form_tag.find('>').unwrap()], "action");
-    let fields = page.split("<input").skip(1).map(|tag| (attr(tag, "name"), attr(tag, "value"))).collect();
-    (action, fields)
 }
 
 /// Starts a login at NIA for `/desk` and lets the simulator answer (either binding).

@@ -216,3 +216,16 @@ pub async fn header_echo() -> String {
     })
     .await
 }
+
+/// The action and hidden fields of an auto-submit page (OIDC form_post, SAML POST binding).
+pub fn parse_form(page: &str) -> (String, Vec<(String, String)>) {
+    let attr = |tag: &str, name: &str| -> String {
+        let start = tag.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        let end = tag[start..].find('"').unwrap() + start;
+        tag[start..end].replace("&amp;", "&").replace("&quot;", "\"")
+    };
+    let form_tag = &page[page.find("<form").unwrap()..];
+    let action = attr(&form_tag[..form_tag.find('>').unwrap()], "action");
+    let fields = page.split("<input").skip(1).map(|tag| (attr(tag, "name"), attr(tag, "value"))).collect();
+    (action, fields)
+}
