@@ -232,14 +232,14 @@ pub fn process_response(
         }
         Carried::Encrypted(node) => {
             let plaintext = super::xmlenc::decrypt_assertion(&doc, node, keys)?;
-            let inner_text = xmlsec::check_input(&plaintext).map_err(|_| XmlSecError::Decryption)?;
-            let inner = xmlsec::parse(inner_text)?;
-            let inner_root = xmlsec::document_element(&inner)?;
-            if !inner.element(inner_root).is_some_and(|e| e.name.matches(Some(SAML_NS), "Assertion")) {
-                return Err(AcsError::Malformed("the decrypted element is not saml:Assertion".to_owned()));
+            match decrypted_assertion(&plaintext, certs) {
+                Ok(found) => found,
+                Err(e) if response_signed => return Err(e),
+                // Unsigned ciphertext: every failure up to the Assertion's own signature is the
+                // one decryption error, so parse errors cannot serve as a CBC padding oracle
+                // (Jager & Somorovsky 2011, "How to break XML Encryption").
+                Err(_) => return Err(XmlSecError::Decryption.into()),
             }
-            let signed = xmlsec::signed_elements(&inner, inner_text, certs)?.contains(&inner_root);
-            (xmlsec::canonical(&inner, inner_root)?, signed)
         }
     };
     if !response_signed && !assertion_signed {
@@ -249,6 +249,19 @@ pub fn process_response(
         .into());
     }
     check_assertion(&tree(&canonical)?, expect)
+}
+
+/// Parses the decrypted Assertion and verifies its own signature, bound to it (notes gap 2).
+/// Returns its canonical form and whether it is signed.
+fn decrypted_assertion(plaintext: &[u8], certs: &IdpCertificates) -> Result<(String, bool), AcsError> {
+    let text = xmlsec::check_input(plaintext)?;
+    let inner = xmlsec::parse(text)?;
+    let root = xmlsec::document_element(&inner)?;
+    if !inner.element(root).is_some_and(|e| e.name.matches(Some(SAML_NS), "Assertion")) {
+        return Err(AcsError::Malformed("the decrypted element is not saml:Assertion".to_owned()));
+    }
+    let signed = xmlsec::signed_elements(&inner, text, certs)?.contains(&root);
+    Ok((xmlsec::canonical(&inner, root)?, signed))
 }
 
 /// Status, Issuer, Destination and InResponseTo of the Response (SAML core §3.2.2, bindings
@@ -502,6 +515,11 @@ impl ReplayCache {
     /// cache is full of unexpired IDs).
     pub fn first_use(&self, id: &str, until: u64) -> bool {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.first_use_at(id, until, now)
+    }
+
+    /// [`Self::first_use`] at the given current time (Unix seconds).
+    pub fn first_use_at(&self, id: &str, until: u64, now: u64) -> bool {
         let Ok(mut state) = self.inner.lock() else { return false };
         while state.expiry.peek().is_some_and(|std::cmp::Reverse((t, _))| *t < now) {
             if let Some(std::cmp::Reverse((_, old))) = state.expiry.pop() {
@@ -516,9 +534,9 @@ impl ReplayCache {
         true
     }
 
-    /// [`Self::first_use`] for a checked assertion, keeping its ID until `NotOnOrAfter + skew`.
-    pub fn check(&self, assertion: &SamlAssertion, skew: Duration) -> Result<(), AcsError> {
-        if self.first_use(&assertion.id, assertion.not_on_or_after.saturating_add(skew.as_secs())) {
+    /// [`Self::first_use_at`] for a checked assertion, keeping its ID until `NotOnOrAfter + skew`.
+    pub fn check(&self, assertion: &SamlAssertion, skew: Duration, now: u64) -> Result<(), AcsError> {
+        if self.first_use_at(&assertion.id, assertion.not_on_or_after.saturating_add(skew.as_secs()), now) {
             Ok(())
         } else {
             Err(invalid("Assertion ID already used (replay) or the replay cache is full"))
@@ -527,4 +545,4 @@ impl ReplayCache {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
