@@ -314,7 +314,7 @@ impl SamlProvider {
             acs::AcsError::Invalid(m) => ProviderError::Rejected(m),
         })?;
         self.replay
-            .check(&assertion, Duration::from_secs(self.skew))
+            .check(&assertion, Duration::from_secs(self.skew), now)
             .map_err(|e| ProviderError::Rejected(e.to_string()))?;
         let mut identity = attributes::to_identity(self.profile, &self.name, &assertion, &self.mapping, now)
             .map_err(|e| ProviderError::Rejected(e.to_string()))?;
