@@ -167,6 +167,24 @@ async fn caais_embedded_signature_rides_inside_the_deflated_redirect() {
 }
 
 #[tokio::test]
+async fn a_deflated_response_by_get_is_accepted_as_caais_sends_it() {
+    use std::io::Read;
+    let gw = gateway("").await;
+    let p = begin(&gw).await;
+    let field = |n: &str| p.form.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap();
+    let xml = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, field("SAMLResponse")).unwrap();
+    let mut deflated = Vec::new();
+    flate2::read::DeflateEncoder::new(&xml[..], flate2::Compression::default()).read_to_end(&mut deflated).unwrap();
+    let value = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, deflated);
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("SAMLResponse", &value)
+        .append_pair("RelayState", &field("RelayState"))
+        .finish();
+    let resp = gw.client.get(format!("{}?{query}", p.acs)).header("cookie", &p.cookie).send().await.unwrap();
+    assert_eq!(resp.status(), 302, "{}", resp.text().await.unwrap_or_default());
+}
+
+#[tokio::test]
 async fn force_authn_age_threshold_and_attributes_come_from_config() {
     let gw = gateway("force_authn = true\nrequested_attributes = [\"PersonIdentifier\", \"IsAgeOver\"]\nis_age_over = 21\nloa_comparison = \"exact\"").await;
     begin(&gw).await;
@@ -342,6 +360,19 @@ async fn enviam_style_unsigned_back_channel_logout_needs_the_session_index() {
     let wrong_index = sim(&gw).unsigned_logout_request("CZ/CZ/2e3883ee-7e0d-47cb-8fee-2ea231a58ee6", Some("_other"));
     assert_eq!(post(wrong_index).await.unwrap().status(), 200, "EnviIAM ignores the answer");
     assert_eq!(upstream_headers(&gw, &cookie).await.status(), 200, "another session index ends nothing");
+    let index = sim(&gw).knobs().last_session_index.clone();
+    let right = sim(&gw).unsigned_logout_request("CZ/CZ/2e3883ee-7e0d-47cb-8fee-2ea231a58ee6", index.as_deref());
+    // A bare XML body works as well as the CAS form field.
+    let resp = gw
+        .client
+        .post(gw.url("/.aisgate/saml/nia/slo"))
+        .header("content-type", "text/xml")
+        .body(right)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(upstream_headers(&gw, &cookie).await.status(), 401, "the session with that index ended");
 }
 
 // ---------------------------------------------------------------------------
