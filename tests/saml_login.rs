@@ -20,7 +20,42 @@ providers = ["nia", "jip"]
 logout_paths = ["/logout"]
 "#;
 
+/// Every log line of this test binary (tests share the process, so lines are told apart by
+/// request id).
+fn logs() -> &'static std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let _ = tracing_subscriber::fmt().with_ansi(false).with_writer(move || LogSink(sink.clone())).try_init();
+        buf
+    })
+}
+
+struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The operator's log line for the request that got `resp`: a warning or error naming it.
+fn assert_logged(resp: &reqwest::Response, label: &str) {
+    let id = resp.headers().get("x-request-id").expect("X-Request-Id").to_str().unwrap().to_owned();
+    let text = String::from_utf8_lossy(&logs().lock().unwrap()).into_owned();
+    assert!(
+        text.lines().any(|l| l.contains(&id) && (l.contains("WARN") || l.contains("ERROR"))),
+        "{label}: no warning or error logged for request {id}"
+    );
+}
+
 async fn gateway(extra: &str) -> Gateway {
+    logs();
     Gateway::start(StackOptions {
         upstream: Some(header_echo().await),
         apps: Some(APPS.to_owned()),
@@ -91,6 +126,7 @@ async fn upstream_headers(gw: &Gateway, cookie: &str) -> reqwest::Response {
 
 async fn assert_refused(resp: reqwest::Response, status: u16, title: &str, label: &str) {
     assert_eq!(resp.status().as_u16(), status, "{label}");
+    assert_logged(&resp, label);
     assert!(set_cookie(&resp, "aisgate_session").is_none(), "{label}: no session on failure");
     let page = resp.text().await.unwrap();
     assert!(page.contains(title), "{label}: {title:?} missing\n{page}");
@@ -307,6 +343,7 @@ async fn a_logout_response_to_no_pending_request_is_refused() {
     let back = location(&gw.client.get(location(&out)).send().await.unwrap());
     let refused = gw.client.get(&back).header("accept", "text/html").send().await.unwrap();
     assert_eq!(refused.status(), 400);
+    assert_logged(&refused, "stray LogoutResponse");
     assert!(refused.text().await.unwrap().contains("<html"), "a user page");
 }
 
@@ -337,6 +374,7 @@ async fn an_unsigned_idp_logout_request_is_refused() {
     let unsigned = url.split("&SigAlg=").next().unwrap().to_owned();
     let resp = gw.client.get(&unsigned).header("accept", "text/html").send().await.unwrap();
     assert_eq!(resp.status(), 400);
+    assert_logged(&resp, "unsigned LogoutRequest");
     let body = sim(&gw).unsigned_logout_request("CZ/CZ/2e3883ee-7e0d-47cb-8fee-2ea231a58ee6", Some("_x"));
     let back_channel = gw
         .client
