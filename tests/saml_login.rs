@@ -52,6 +52,11 @@ fn assert_logged(resp: &reqwest::Response, label: &str) {
         text.lines().any(|l| l.contains(&id) && (l.contains("WARN") || l.contains("ERROR"))),
         "{label}: no warning or error logged for request {id}"
     );
+    // The BSI (pseudonym) and SAML payloads never reach the log.
+    assert!(
+        !text.contains("2e3883ee-7e0d-47cb-8fee-2ea231a58ee6") && !text.contains("SAMLResponse="),
+        "{label}: {text}"
+    );
 }
 
 async fn gateway(extra: &str) -> Gateway {
