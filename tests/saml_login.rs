@@ -6,11 +6,9 @@ mod support;
 
 use aisgate::sim::saml::MetadataSigner;
 use aisgate::sim::stack::{SamlStackProvider, StackOptions};
-use support::{header_echo, location, parse_form, set_cookie, Gateway};
-
-const LOGIN_FAILED: &str = "Přihlášení se nezdařilo";
-const NOT_INITIATED: &str = "Přihlášení nelze dokončit";
-const EXPIRED: &str = "Platnost přihlášení vypršela";
+use support::{
+    header_echo, location, parse_form, raw_set_cookie, set_cookie, Gateway, EXPIRED, LOGIN_FAILED, NOT_INITIATED,
+};
 
 const APPS: &str = r#"
 [[app]]
@@ -84,14 +82,7 @@ struct Pending {
 /// Starts a login at NIA for `/desk` and lets the simulator answer (either binding).
 async fn begin(gw: &Gateway) -> Pending {
     let start = gw.navigate("/.aisgate/login?return=%2Fdesk&provider=nia", None).await;
-    let raw_cookie = start
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("aisgate_login="))
-        .expect("pre-login cookie")
-        .to_owned();
+    let raw_cookie = raw_set_cookie(&start, "aisgate_login").expect("pre-login cookie");
     // The IdP returns by cross-site POST: a Lax cookie would not come back.
     assert!(raw_cookie.contains("SameSite=None; Secure"), "{raw_cookie}");
     let cookie = format!("aisgate_login={}", set_cookie(&start, "aisgate_login").unwrap());
