@@ -12,16 +12,14 @@ use std::time::Duration;
 use aisgate::sim::oidc::{enviam_user, BadToken, OidcSimConfig, SimAlg, SimClientAuth};
 use aisgate::sim::stack::{OidcStackProvider, StackOptions};
 use base64::Engine;
-use support::{header_echo, location, set_cookie, Gateway};
+use support::{
+    header_echo, location, parse_form, raw_set_cookie, set_cookie, Gateway, EXPIRED, LOGIN_FAILED, NOT_INITIATED,
+    UNAVAILABLE,
+};
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-const LOGIN_FAILED: &str = "Přihlášení se nezdařilo";
-const UNAVAILABLE: &str = "Přihlašovací služba je dočasně nedostupná";
-const NOT_INITIATED: &str = "Přihlášení nelze dokončit";
-const EXPIRED: &str = "Platnost přihlášení vypršela";
 
 const APPS: &str = r#"
 [[app]]
@@ -88,14 +86,7 @@ struct Pending {
 async fn begin(gw: &Gateway, provider: &str) -> Pending {
     let start = gw.navigate(&format!("/.aisgate/login?return=%2Fdesk&provider={provider}"), None).await;
     assert_eq!(start.status(), 302, "login redirects to the IdP");
-    let raw_cookie = start
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("aisgate_login="))
-        .expect("pre-login cookie")
-        .to_owned();
+    let raw_cookie = raw_set_cookie(&start, "aisgate_login").expect("pre-login cookie");
     // Browsers do not send SameSite=Lax cookies on the IdP's cross-site form_post.
     let expected = if provider == "enviam" { "SameSite=None; Secure" } else { "SameSite=Lax" };
     assert!(raw_cookie.contains(expected), "{raw_cookie}");
@@ -110,19 +101,6 @@ async fn begin(gw: &Gateway, provider: &str) -> Pending {
         }
         other => panic!("IdP answered {other}: {}", answer.text().await.unwrap()),
     }
-}
-
-/// The action and hidden fields of the simulator's form_post page.
-fn parse_form(page: &str) -> (String, Vec<(String, String)>) {
-    let attr = |tag: &str, name: &str| -> String {
-        let start = tag.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
-        let end = tag[start..].find('"').unwrap() + start;
-        tag[start..end].replace("&amp;", "&").replace("&quot;", "\"")
-    };
-    let form_tag = &page[page.find("<form").unwrap()..];
-    let action = attr(&form_tag[..form_tag.find('>').unwrap()], "action");
-    let fields = page.split("<input").skip(1).map(|tag| (attr(tag, "name"), attr(tag, "value"))).collect();
-    (action, fields)
 }
 
 /// Delivers the IdP's answer as the browser would: GET (query) or POST (form_post).

@@ -16,6 +16,15 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+/// Titles of the gateway's Czech error pages.
+pub const LOGIN_FAILED: &str = "Přihlášení se nezdařilo";
+/// The IdP or its metadata cannot be reached.
+pub const UNAVAILABLE: &str = "Přihlašovací služba je dočasně nedostupná";
+/// No pre-login cookie, or a callback of another provider.
+pub const NOT_INITIATED: &str = "Přihlášení nelze dokončit";
+/// The pending login is unknown, used or expired.
+pub const EXPIRED: &str = "Platnost přihlášení vypršela";
+
 /// A running gateway.
 pub struct Gateway {
     pub base: String,
@@ -24,6 +33,7 @@ pub struct Gateway {
     pub stack_dir: std::path::PathBuf,
     pub sim: aisgate::sim::kaas::KaasSim,
     pub oidc: Vec<aisgate::sim::oidc::OidcSim>,
+    pub saml: Option<aisgate::sim::saml::SamlSim>,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     pub done: tokio::task::JoinHandle<()>,
@@ -66,6 +76,7 @@ impl Gateway {
             stack_dir: stack.dir,
             sim: stack.sim,
             oidc: stack.oidc,
+            saml: stack.saml,
             client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
             stop: Some(tx),
             done,
@@ -148,6 +159,17 @@ impl Drop for Gateway {
 
 pub fn location(resp: &reqwest::Response) -> String {
     resp.headers().get("location").expect("Location header").to_str().unwrap().to_owned()
+}
+
+/// The whole `Set-Cookie` header (with its attributes) that sets `name`.
+pub fn raw_set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&prefix))
+        .map(str::to_owned)
 }
 
 /// The value of a `Set-Cookie` for `name` (first one that is not a deletion).
@@ -264,4 +286,17 @@ pub fn caais_provider(extra: &str) -> aisgate::sim::stack::OidcStackProvider {
         registered_client: true,
         extra: extra.to_owned(),
     }
+}
+
+/// The action and hidden fields of an auto-submit page (OIDC form_post, SAML POST binding).
+pub fn parse_form(page: &str) -> (String, Vec<(String, String)>) {
+    let attr = |tag: &str, name: &str| -> String {
+        let start = tag.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        let end = tag[start..].find('"').unwrap() + start;
+        tag[start..end].replace("&amp;", "&").replace("&quot;", "\"")
+    };
+    let form_tag = &page[page.find("<form").unwrap()..];
+    let action = attr(&form_tag[..form_tag.find('>').unwrap()], "action");
+    let fields = page.split("<input").skip(1).map(|tag| (attr(tag, "name"), attr(tag, "value"))).collect();
+    (action, fields)
 }
