@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod oidc_provider;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
