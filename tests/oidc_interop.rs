@@ -12,7 +12,7 @@ use aisgate::sim::certs::TestPki;
 use aisgate::sim::oidc::{caais_user, enviam_user};
 use aisgate::sim::stack::StackOptions;
 use base64::Engine;
-use support::oidc_provider::{available, Answer, ClientAuth, NodeOp, OpBrowser, Profile};
+use support::oidc_provider::{available, gateway_login, Answer, ClientAuth, NodeOp, OpBrowser, Profile};
 use support::{header_echo, location, set_cookie, Gateway};
 
 /// A gateway and the provider it logs in at, with the PKI both use.
@@ -90,22 +90,11 @@ async fn enviam() -> Setup {
 
 impl Setup {
     fn browser(&self) -> OpBrowser {
-        OpBrowser::new(&self.pki, &self.gw.base)
+        OpBrowser::new(&self.pki.ca_cert, &self.gw.base)
     }
 
-    /// Starts a login at `provider` for `path` and lets `browser` through the provider; returns
-    /// the gateway's answer to the callback.
     async fn callback(&self, browser: &OpBrowser, provider: &str, path: &str) -> reqwest::Response {
-        let start = self.gw.navigate(&format!("/.aisgate/login?return={path}&provider={provider}"), None).await;
-        assert_eq!(start.status(), 302, "the gateway sends the browser to the provider");
-        let cookie = format!("aisgate_login={}", set_cookie(&start, "aisgate_login").expect("pre-login cookie"));
-        let authorize = location(&start);
-        assert!(authorize.starts_with(&self.op.rest), "{authorize}");
-        let req = match browser.visit(&authorize).await {
-            Answer::Redirect(callback) => self.gw.client.get(callback),
-            Answer::Form(action, fields) => self.gw.client.post(action).form(&fields),
-        };
-        req.header("cookie", cookie).header("accept", "text/html").send().await.unwrap()
+        gateway_login(&self.gw, browser, provider, path).await
     }
 
     /// A complete login; returns the session `Cookie` value.

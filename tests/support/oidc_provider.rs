@@ -240,9 +240,9 @@ pub struct OpBrowser {
 }
 
 impl OpBrowser {
-    /// A browser trusting the test CA; `gateway` is the gateway's base URL.
-    pub fn new(pki: &TestPki, gateway: &str) -> OpBrowser {
-        let ca = reqwest::Certificate::from_pem(&std::fs::read(&pki.ca_cert).expect("CA")).expect("CA PEM");
+    /// A browser trusting the test CA `ca` (PEM file); `gateway` is the gateway's base URL.
+    pub fn new(ca: &Path, gateway: &str) -> OpBrowser {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).expect("CA")).expect("CA PEM");
         let client = reqwest::Client::builder()
             .tls_certs_only([ca])
             .redirect(reqwest::redirect::Policy::none())
@@ -305,6 +305,20 @@ impl OpBrowser {
         }
         panic!("more than 10 redirects at the provider");
     }
+}
+
+/// Runs a login at the gateway's OIDC `provider` for `path`: the gateway's redirect, the
+/// provider's pages through `browser`, and the callback delivered with the pre-login cookie
+/// (GET in query mode, POST for form_post). Returns the gateway's answer to the callback.
+pub async fn gateway_login(gw: &super::Gateway, browser: &OpBrowser, provider: &str, path: &str) -> reqwest::Response {
+    let start = gw.navigate(&format!("/.aisgate/login?return={path}&provider={provider}"), None).await;
+    assert_eq!(start.status(), 302, "the gateway sends the browser to the provider");
+    let cookie = format!("aisgate_login={}", super::set_cookie(&start, "aisgate_login").expect("pre-login cookie"));
+    let req = match browser.visit(&super::location(&start)).await {
+        Answer::Redirect(callback) => gw.client.get(callback),
+        Answer::Form(action, fields) => gw.client.post(action).form(&fields),
+    };
+    req.header("cookie", cookie).header("accept", "text/html").send().await.expect("gateway reachable")
 }
 
 /// The first form of a page: its action and its `<input>` name/value pairs (oidc-provider's
