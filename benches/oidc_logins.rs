@@ -24,7 +24,7 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use aisgate::sim::oidc::{caais_user, OidcSimConfig, SimAlg, SimClientAuth};
+use aisgate::sim::oidc::caais_user;
 use aisgate::sim::stack::{OidcStackProvider, StackOptions};
 use support::oidc_provider::{gateway_login, ClientAuth, NodeOp, OpBrowser, Profile};
 use support::{header_echo, Gateway};
@@ -34,23 +34,7 @@ const PROVIDER_EXTRA: &str = "scopes = [\"openid\", \"profile\", \"role\", \"sub
 
 /// The gateway with the in-process CAAIS-like simulator.
 async fn with_sim() -> Gateway {
-    let provider = OidcStackProvider {
-        name: "caais".into(),
-        sim: OidcSimConfig {
-            client_id: "MY_AIS".into(),
-            redirect_uri: String::new(),
-            client_auth: SimClientAuth::Mtls,
-            issuer_trailing_slash: true,
-            kid: false,
-            alg: SimAlg::Rs256,
-            users: vec![caais_user()],
-            outage_at_start: false,
-        },
-        client_auth: None,
-        issuer: None,
-        registered_client: true,
-        extra: PROVIDER_EXTRA.to_owned(),
-    };
+    let provider = OidcStackProvider::caais_like("caais", PROVIDER_EXTRA);
     Gateway::start(StackOptions {
         upstream: Some(header_echo().await),
         apps: Some(APP.to_owned()),

@@ -138,6 +138,16 @@ impl Setup {
     }
 }
 
+/// One browser logged in to `/desk` (client MY_AIS) and `/vip` (MY_AIS_HIGH): one SSO session
+/// at the provider, two gateway sessions.
+async fn logged_in_to_both_clients() -> (Setup, OpBrowser, String, String) {
+    let s = caais(ClientAuth::Registered).await;
+    let browser = s.browser();
+    let desk = s.login(&browser, "caais", "/desk").await;
+    let vip = s.login(&browser, "caais-high", "/vip").await;
+    (s, browser, desk, vip)
+}
+
 fn jwt_part(token: &str, index: usize) -> serde_json::Value {
     let part = token.split('.').nth(index).unwrap();
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
@@ -153,17 +163,7 @@ async fn caais_like_oidc_provider_login_over_mtls_with_a_kidless_rs256_key_forwa
     // the certificate host, one RS256 key without kid.
     assert!(s.op.issuer.ends_with('/'), "{}", s.op.issuer);
     let browser = s.browser();
-    let discovery: serde_json::Value = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(&s.pki.ca_cert).unwrap()).unwrap()])
-        .build()
-        .unwrap()
-        .get(format!("{}.well-known/openid-configuration", s.op.issuer))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let discovery = browser.json(&format!("{}.well-known/openid-configuration", s.op.issuer)).await;
     assert_eq!(discovery["token_endpoint"], format!("{}/token", s.op.cert));
     let cookie = s.login(&browser, "caais", "/desk").await;
     let h = s.upstream_headers("/desk", &cookie).await;
@@ -241,10 +241,7 @@ async fn back_channel_logout_from_oidc_provider_ends_the_gateway_session_of_ever
     if !available("back_channel_logout") {
         return;
     }
-    let s = caais(ClientAuth::Registered).await;
-    let browser = s.browser();
-    let desk = s.login(&browser, "caais", "/desk").await;
-    let vip = s.login(&browser, "caais-high", "/vip").await;
+    let (s, browser, desk, vip) = logged_in_to_both_clients().await;
     let other_browser = s.browser();
     let elsewhere = s.login(&other_browser, "caais", "/desk").await;
     // Logging out of /vip and accepting the provider's offer to end the SSO session: the
@@ -261,10 +258,7 @@ async fn declining_to_end_the_sso_session_at_oidc_provider_leaves_the_other_clie
     if !available("declined_sso_logout") {
         return;
     }
-    let s = caais(ClientAuth::Registered).await;
-    let browser = s.browser();
-    let desk = s.login(&browser, "caais", "/desk").await;
-    let vip = s.login(&browser, "caais-high", "/vip").await;
+    let (s, browser, desk, vip) = logged_in_to_both_clients().await;
     // Without `logout=yes` the provider ends only the logging-out client's part of its session
     // (its back-channel logout names that client's sid, whose gateway session already ended).
     let (action, fields, _) = s.start_logout(&browser, "/vip/logout", &vip).await;

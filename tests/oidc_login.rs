@@ -9,7 +9,7 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aisgate::sim::oidc::{caais_user, enviam_user, BadToken, OidcSimConfig, SimAlg, SimClientAuth};
+use aisgate::sim::oidc::{enviam_user, BadToken, OidcSimConfig, SimAlg, SimClientAuth};
 use aisgate::sim::stack::{OidcStackProvider, StackOptions};
 use base64::Engine;
 use support::{header_echo, location, set_cookie, Gateway};
@@ -32,23 +32,7 @@ logout_paths = ["/logout"]
 "#;
 
 fn caais(extra: &str) -> OidcStackProvider {
-    OidcStackProvider {
-        name: "caais".into(),
-        sim: OidcSimConfig {
-            client_id: "MY_AIS".into(),
-            redirect_uri: String::new(),
-            client_auth: SimClientAuth::Mtls,
-            issuer_trailing_slash: true,
-            kid: false,
-            alg: SimAlg::Rs256,
-            users: vec![caais_user()],
-            outage_at_start: false,
-        },
-        client_auth: None,
-        issuer: None,
-        registered_client: true,
-        extra: format!("loa = \"substantial\"\nuserinfo = true\n{extra}"),
-    }
+    OidcStackProvider::caais_like("caais", &format!("loa = \"substantial\"\nuserinfo = true\n{extra}"))
 }
 
 fn enviam(extra: &str) -> OidcStackProvider {

@@ -278,6 +278,11 @@ impl OpBrowser {
         self.follow(resp).await
     }
 
+    /// GETs a JSON document at the provider.
+    pub async fn json(&self, url: &str) -> Value {
+        self.send(self.client.get(url)).await.json().await.expect("JSON from the provider")
+    }
+
     /// POSTs a form at the provider, then as `visit`.
     pub async fn post(&self, url: &str, form: &[(String, String)]) -> Answer {
         let resp = self.send(self.client.post(url).form(form)).await;
