@@ -187,12 +187,8 @@ const provider = new Provider(issuer, {
   // Outgoing back-channel logout requests go to the gateway on loopback, which the library's
   // SSRF guard would refuse: this fetch ignores the guarded dispatcher.
   fetch: (url, { dispatcher: _guarded, ...options }) => globalThis.fetch(url, options),
-  pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
   clientBasedCORS: () => false,
 });
-// The browser endpoints are reached over https directly (no TLS-terminating proxy).
-provider.proxy = false;
-
 // The CAAIS JWKS carries no kid (caais.md §1.2); the token endpoint is on the `cert` host.
 provider.use(async (ctx, next) => {
   await next();
