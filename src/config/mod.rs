@@ -311,6 +311,10 @@ pub struct AppConfig {
     /// Forward the gateway's own cookies upstream (off: upstreams never see session ids).
     #[serde(default)]
     pub forward_gateway_cookies: bool,
+    /// Send the IdP's access token upstream as `Authorization: Bearer` (refreshed before it
+    /// expires). When on, a client's own `Authorization` header is never forwarded.
+    #[serde(default)]
+    pub upstream_bearer: bool,
     /// Identity headers.
     #[serde(default)]
     pub headers: HeaderMappingConfig,

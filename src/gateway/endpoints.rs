@@ -334,7 +334,8 @@ async fn finish_login(
         method = identity.auth_method.as_deref().unwrap_or("-"),
         result = "success",
     );
-    let session = Session::new(identity, authenticated.logout_state, gw.absolute_timeout_secs, gw.apps.len());
+    let session = Session::new(identity, authenticated.logout_state, gw.absolute_timeout_secs, gw.apps.len())
+        .with_tokens(authenticated.tokens);
     if let Err(e) = gw.store.save(key, Arc::new(session)).await {
         tracing::error!(request_id = info.id(), error = %e, "cannot store session");
         return rescue::error(ErrorKind::SessionStoreUnavailable, info, None);

@@ -4,12 +4,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use http::header::{CONTENT_LENGTH, HOST, REFERER};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST, REFERER, SET_COOKIE};
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
 use tower::ServiceExt;
 
 use super::endpoints::{self, login_path};
-use super::request::{is_navigation, remove_cookies, set_forwarded, ConnInfo, RequestInfo};
+use super::request::{clear_cookie, is_navigation, remove_cookies, set_forwarded, ConnInfo, RequestInfo};
 use super::rescue;
 use super::route::{self, App};
 use super::{Gateway, RESERVED_PREFIX};
@@ -19,6 +19,7 @@ use crate::http::return_url::ReturnUrl;
 use crate::ops::metrics::UpstreamErrorKind;
 use crate::pages::ErrorKind;
 use crate::session::keyring::Purpose;
+use crate::session::tokens::TokenError;
 use crate::session::{now_unix, Session, StoreKey};
 use crate::upstream::{hop_by_hop, splice_upgrade, UpstreamError};
 
@@ -110,6 +111,11 @@ async fn app_request(
     hop_by_hop::strip(req.headers_mut(), upgrade);
     // Anti-spoofing: strip every identity-namespace header, whatever the route decides later.
     strip_identity(gw, &mut req, info);
+    if app.upstream_bearer && req.headers_mut().remove(AUTHORIZATION).is_some() {
+        // The upstream's Authorization header belongs to the gateway for this app: a client's
+        // own credentials are never mixed with (or mistaken for) the IdP's token.
+        tracing::debug!(request_id = info.id(), app = %app.name, "client Authorization header removed");
+    }
 
     if app.is_logout(&path) {
         return endpoints::logout_response(gw, req.method(), req.headers(), info).await;
@@ -119,7 +125,7 @@ async fn app_request(
         None
     } else {
         match load_session(gw, req.headers()).await {
-            Ok(Some(session)) => Some(session),
+            Ok(Some(found)) => Some(found),
             Ok(None) => {
                 return unauthenticated(gw, app, req.method(), req.headers(), req.uri().query(), &path, info).await
             }
@@ -127,12 +133,35 @@ async fn app_request(
         }
     };
 
-    if let Some(session) = &session {
+    if let Some((key, session)) = &session {
         if let Err(denied) = app.authorize(&path, &session.identity) {
             tracing::warn!(request_id = info.id(), app = %app.name, user = %session.identity.log_label(), reason = ?denied, "access denied");
             return rescue::error(ErrorKind::Forbidden, info, None);
         }
         add_identity_headers(gw, app, session, &mut req);
+        if app.upstream_bearer {
+            match bearer(gw, session).await {
+                Ok(Some(value)) => {
+                    req.headers_mut().insert(AUTHORIZATION, value);
+                }
+                Ok(None) => {}
+                Err(TokenError::Ended) => {
+                    // The IdP ended the grant: so does the gateway, and the user logs in again.
+                    tracing::info!(target: "aisgate::audit", event = "session_end", request_id = info.id(), session = %key.log_label(), user = %session.identity.log_label(), reason = "token refresh refused");
+                    if let Err(e) = gw.store.remove(key).await {
+                        tracing::error!(request_id = info.id(), error = %e, "cannot remove session");
+                    }
+                    let mut resp =
+                        unauthenticated(gw, app, req.method(), req.headers(), req.uri().query(), &path, info).await;
+                    resp.headers_mut().append(SET_COOKIE, clear_cookie(&gw.cookie_name, gw.cookie_secure));
+                    return resp;
+                }
+                Err(TokenError::Unavailable) => {
+                    tracing::warn!(request_id = info.id(), app = %app.name, "access token expired and the IdP is unavailable");
+                    return rescue::error(ErrorKind::IdpUnavailable, info, None);
+                }
+            }
+        }
     }
     forward(gw, app, req, upgrade, &path, conn, info).await
 }
@@ -152,14 +181,15 @@ fn strip_identity(gw: &Gateway, req: &mut Request<Body>, info: &RequestInfo) {
 
 type Failure = fn(&RequestInfo) -> Response<Body>;
 
-async fn load_session(gw: &Gateway, headers: &http::HeaderMap) -> Result<Option<Arc<Session>>, Failure> {
+async fn load_session(gw: &Gateway, headers: &http::HeaderMap) -> Result<Option<(StoreKey, Arc<Session>)>, Failure> {
     // Forged or tampered cookies fail the MAC here and never reach the store.
     let Some(id) = super::request::cookie(headers, &gw.cookie_name).and_then(|v| gw.keyring.open(Purpose::Session, v))
     else {
         return Ok(None);
     };
-    match gw.store.load(&StoreKey::of(&id)).await {
-        Ok(found) => Ok(found.filter(|s| !s.is_expired(now_unix()))),
+    let key = StoreKey::of(&id);
+    match gw.store.load(&key).await {
+        Ok(found) => Ok(found.filter(|s| !s.is_expired(now_unix())).map(|s| (key, s))),
         Err(e) => {
             tracing::error!(error = %e, "session store failed");
             Err(|info| rescue::error(ErrorKind::SessionStoreUnavailable, info, None))
@@ -213,6 +243,23 @@ fn add_identity_headers(gw: &Gateway, app: &App, session: &Session, req: &mut Re
             headers.insert(name.clone(), token);
         }
     }
+}
+
+/// Refresh this long before the access token expires (capped at half its lifetime).
+const REFRESH_MARGIN_SECS: u64 = 60;
+
+/// The `Authorization: Bearer` value for the session's access token, refreshed (once, for all
+/// concurrent requests of the session) when it is about to expire.
+async fn bearer(gw: &Gateway, session: &Session) -> Result<Option<HeaderValue>, TokenError> {
+    let Some((_, provider)) = gw.provider(&session.identity.provider) else { return Ok(None) };
+    let token = session
+        .upstream_tokens
+        .access_token(now_unix(), REFRESH_MARGIN_SECS, |old| async move { provider.refresh_tokens(&old).await })
+        .await?;
+    Ok(token.and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok()).map(|mut v| {
+        v.set_sensitive(true);
+        v
+    }))
 }
 
 async fn forward(

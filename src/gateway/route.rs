@@ -47,6 +47,8 @@ pub struct App {
     pub preserve_host: bool,
     /// Forward gateway cookies upstream.
     pub forward_gateway_cookies: bool,
+    /// Send the session's access token upstream as `Authorization: Bearer`.
+    pub upstream_bearer: bool,
     /// Header mapping.
     pub headers: HeaderMapping,
     /// Authorization rules.
@@ -108,6 +110,7 @@ impl App {
             unauthenticated: cfg.unauthenticated,
             preserve_host: cfg.preserve_host,
             forward_gateway_cookies: cfg.forward_gateway_cookies,
+            upstream_bearer: cfg.upstream_bearer,
             headers,
             rules: cfg.rule.clone(),
         })

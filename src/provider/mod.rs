@@ -55,6 +55,8 @@ pub struct Authenticated {
     pub identity: Identity,
     /// Data needed to log out at the IdP later.
     pub logout_state: serde_json::Value,
+    /// Tokens for calling upstreams on the user's behalf (OIDC access and refresh tokens).
+    pub tokens: Option<crate::session::tokens::UpstreamTokens>,
 }
 
 /// Whose sessions a verified back-channel logout ends: the IdP session `sid` when given
@@ -153,6 +155,15 @@ pub trait Provider: Send + Sync + 'static {
     /// back-channel logout refuse every token.
     async fn verify_logout_token(&self, _token: &str) -> Result<LogoutTarget, ProviderError> {
         Err(ProviderError::Rejected("back-channel logout is not supported by this provider".to_owned()))
+    }
+    /// Refreshes upstream tokens with their refresh token (RFC 6749 §6). `Rejected` means the
+    /// grant is gone (the session ends); `Unavailable` an outage (the old token is kept while
+    /// valid). Providers without tokens refuse.
+    async fn refresh_tokens(
+        &self,
+        _tokens: &crate::session::tokens::UpstreamTokens,
+    ) -> Result<crate::session::tokens::UpstreamTokens, ProviderError> {
+        Err(ProviderError::Rejected("this provider issues no refreshable tokens".to_owned()))
     }
     /// Registers the provider's own metrics (called once at startup).
     fn register_metrics(&self, _metrics: &mut crate::ops::metrics::Metrics) {}

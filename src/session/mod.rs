@@ -8,6 +8,7 @@
 
 pub mod keyring;
 pub mod memory;
+pub mod tokens;
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -67,6 +68,9 @@ pub struct Session {
     pub expires_at: u64,
     /// Provider data needed for logout (NameID and SessionIndex, id_token, …).
     pub logout_state: serde_json::Value,
+    /// Access and refresh tokens for `upstream_bearer` apps (empty for providers without).
+    #[serde(default)]
+    pub upstream_tokens: tokens::TokenSlot,
     /// Per-app rendered headers; a per-process cache, never stored.
     #[serde(skip)]
     rendered: Vec<OnceLock<RenderedHeaders>>,
@@ -88,9 +92,16 @@ impl Session {
             created_at,
             expires_at,
             logout_state,
+            upstream_tokens: tokens::TokenSlot::default(),
             rendered: (0..apps).map(|_| OnceLock::new()).collect(),
             tokens: Mutex::new(vec![None; apps]),
         }
+    }
+
+    /// The session with the IdP's tokens for upstreams.
+    pub fn with_tokens(mut self, tokens: Option<tokens::UpstreamTokens>) -> Session {
+        self.upstream_tokens = tokens::TokenSlot::new(tokens);
+        self
     }
 
     /// The IdP's session id (`sid` claim of an OIDC ID token), if the login carried one.

@@ -4,7 +4,8 @@
 //! redirects back at once with a code for the selected user), userinfo and `end_session`.
 //! With `tls_client_auth` the token endpoint lives on a second, HTTPS host that asks for a
 //! client certificate and accepts only the registered one, like CAAIS's `cert-` host; public
-//! clients must prove PKCE. Knobs make the next token bad in one precise way, rotate the
+//! clients must prove PKCE. The refresh-token grant rotates refresh tokens (the old one stops
+//! working) and is counted, so tests can prove single-flight refresh. Knobs make the next token bad in one precise way, rotate the
 //! signing key, or take the whole provider down.
 
 use std::collections::HashMap;
@@ -112,6 +113,19 @@ pub struct Knobs {
     pub authorize_error: Option<String>,
     /// `sid` of the last ID token issued (a fresh random one per login).
     pub last_sid: Option<String>,
+    /// Refresh-token grants answered so far (successful or not).
+    pub refresh_calls: usize,
+    /// Refresh-token grants are refused with this OAuth error (e.g. `invalid_grant`).
+    pub refresh_error: Option<String>,
+    /// The token endpoint answers 503 (every grant).
+    pub token_outage: bool,
+    /// Lifetime of issued access tokens, seconds (default 299, like CAAIS).
+    pub access_token_ttl: Option<u64>,
+    /// Refresh grants return no new refresh token (default: each refresh rotates it and the
+    /// old one stops working).
+    pub no_refresh_rotation: bool,
+    /// The last access token issued.
+    pub last_access_token: Option<String>,
 }
 
 /// A way to make a back-channel logout token bad (see [`OidcSim::logout_token`]).
@@ -228,6 +242,8 @@ struct SimState {
     registered_client: Vec<u8>,
     codes: Mutex<HashMap<String, Grant>>,
     access_tokens: Mutex<HashMap<String, usize>>,
+    /// Live refresh tokens and their user.
+    refresh_tokens: Mutex<HashMap<String, usize>>,
     previous_nonce: Mutex<Option<String>>,
     knobs: Arc<Mutex<Knobs>>,
 }
@@ -363,6 +379,7 @@ pub async fn start(cfg: OidcSimConfig, pki: &TestPki) -> Result<OidcSim, String>
         registered_client: registered.first().map(|c| c.as_ref().to_vec()).unwrap_or_default(),
         codes: Mutex::new(HashMap::new()),
         access_tokens: Mutex::new(HashMap::new()),
+        refresh_tokens: Mutex::new(HashMap::new()),
         previous_nonce: Mutex::new(None),
         knobs: knobs.clone(),
     });
@@ -531,7 +548,14 @@ fn oauth_error(status: StatusCode, error: &str) -> Response {
 
 /// The token endpoint. `client_cert`: `None` on the plain host, `Some(cert)` on the mTLS host.
 fn token(s: &SimState, client_cert: Option<Option<&[u8]>>, headers: &http::HeaderMap, body: &[u8]) -> Response {
-    s.knobs.lock().unwrap_or_else(|e| e.into_inner()).token_calls += 1;
+    let outage = {
+        let mut knobs = s.knobs.lock().unwrap_or_else(|e| e.into_inner());
+        knobs.token_calls += 1;
+        knobs.token_outage
+    };
+    if outage {
+        return unavailable();
+    }
     let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
     let get = |k: &str| form.get(k).map(String::as_str);
     let basic = headers
@@ -554,8 +578,10 @@ fn token(s: &SimState, client_cert: Option<Option<&[u8]>>, headers: &http::Heade
     if !client_ok {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
-    if get("grant_type") != Some("authorization_code") {
-        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
+    match get("grant_type") {
+        Some("authorization_code") => {}
+        Some("refresh_token") => return refresh(s, get("refresh_token").unwrap_or("")),
+        _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
     }
     let Some(grant) = get("code").and_then(|c| s.codes.lock().unwrap_or_else(|e| e.into_inner()).remove(c)) else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
@@ -571,22 +597,63 @@ fn token(s: &SimState, client_cert: Option<Option<&[u8]>>, headers: &http::Heade
     if !pkce_ok {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
     }
-    let access_token = random();
-    s.access_tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(access_token.clone(), grant.user);
+    let (access_token, expires_in) = issue_access_token(s, grant.user);
+    let refresh_token = random();
+    s.refresh_tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(refresh_token.clone(), grant.user);
     match id_token(s, &grant, &access_token) {
         Ok(id_token) => json_response(
             StatusCode::OK,
             &json!({
                 "access_token": access_token,
                 "token_type": "Bearer",
-                "expires_in": 299,
-                "refresh_token": random(),
+                "expires_in": expires_in,
+                "refresh_token": refresh_token,
                 "scope": "openid profile",
                 "id_token": id_token,
             }),
         ),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
     }
+}
+
+/// A new access token for `user` and its lifetime.
+fn issue_access_token(s: &SimState, user: usize) -> (String, u64) {
+    let access_token = random();
+    s.access_tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(access_token.clone(), user);
+    let mut knobs = s.knobs.lock().unwrap_or_else(|e| e.into_inner());
+    knobs.last_access_token = Some(access_token.clone());
+    (access_token, knobs.access_token_ttl.unwrap_or(299))
+}
+
+/// The refresh-token grant (RFC 6749 §6), rotating the refresh token unless told not to.
+fn refresh(s: &SimState, presented: &str) -> Response {
+    let (error, rotate) = {
+        let mut knobs = s.knobs.lock().unwrap_or_else(|e| e.into_inner());
+        knobs.refresh_calls += 1;
+        (knobs.refresh_error.clone(), !knobs.no_refresh_rotation)
+    };
+    if let Some(error) = error {
+        return oauth_error(StatusCode::BAD_REQUEST, &error);
+    }
+    let user = {
+        let mut live = s.refresh_tokens.lock().unwrap_or_else(|e| e.into_inner());
+        if rotate {
+            live.remove(presented)
+        } else {
+            live.get(presented).copied()
+        }
+    };
+    let Some(user) = user else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    };
+    let (access_token, expires_in) = issue_access_token(s, user);
+    let mut answer = json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": expires_in });
+    if rotate {
+        let next = random();
+        s.refresh_tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(next.clone(), user);
+        answer["refresh_token"] = json!(next);
+    }
+    json_response(StatusCode::OK, &answer)
 }
 
 fn id_token(s: &SimState, grant: &Grant, access_token: &str) -> Result<String, String> {

@@ -216,3 +216,26 @@ pub async fn header_echo() -> String {
     })
     .await
 }
+
+impl Gateway {
+    /// A complete OIDC login (query response mode) at `provider` returning to `return_to`;
+    /// returns the session `Cookie` header value.
+    pub async fn oidc_login(&self, provider: &str, return_to: &str) -> String {
+        let encoded: String = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+        let start = self.navigate(&format!("/.aisgate/login?return={encoded}&provider={provider}"), None).await;
+        assert_eq!(start.status(), 302, "login redirects to the IdP");
+        self.finish_oidc_login(&start, return_to).await
+    }
+
+    /// Follows a login redirect `start` (a gateway answer carrying the pre-login cookie and
+    /// `Location` at the IdP) through the simulated IdP and the callback.
+    pub async fn finish_oidc_login(&self, start: &reqwest::Response, return_to: &str) -> String {
+        let cookie = format!("aisgate_login={}", set_cookie(start, "aisgate_login").expect("pre-login cookie"));
+        let answer = self.client.get(location(start)).send().await.unwrap();
+        assert_eq!(answer.status(), 303, "the simulated IdP answers with a redirect");
+        let done = self.client.get(location(&answer)).header("cookie", cookie).send().await.unwrap();
+        assert_eq!(done.status(), 302, "callback completes the login");
+        assert_eq!(location(&done), return_to);
+        format!("aisgate_session={}", set_cookie(&done, "aisgate_session").expect("session cookie"))
+    }
+}

@@ -170,7 +170,7 @@ impl KaasProvider {
                     .attributes
                     .ok_or_else(|| ProviderError::InvalidResponse("status OK without attributes".to_owned()))?;
                 let identity = to_identity(&self.name, self.version, attrs)?;
-                Ok(Authenticated { identity, logout_state: serde_json::Value::Null })
+                Ok(Authenticated { identity, logout_state: serde_json::Value::Null, tokens: None })
             }
             AuthStatus::SessionNotFound => {
                 Err(ProviderError::Rejected("SESSION_NOT_FOUND: token invalid, expired or already used".to_owned()))

@@ -34,14 +34,21 @@ pub struct Metadata {
     pub end_session_endpoint: Option<String>,
 }
 
-/// The token endpoint's answer (RFC 6749 §5.1, OIDC Core §3.1.3.3).
-#[derive(Debug, Deserialize)]
+/// The token endpoint's answer (RFC 6749 §5.1, OIDC Core §3.1.3.3). No `Debug`: it holds
+/// tokens.
+#[derive(Deserialize)]
 pub struct TokenResponse {
     /// The ID token.
     pub id_token: Option<String>,
     /// The access token.
     #[serde(default)]
     pub access_token: Option<String>,
+    /// Lifetime of the access token, seconds.
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+    /// The refresh token.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
 }
 
 /// The HTTP channel with the configured client authentication.
@@ -117,12 +124,30 @@ impl IdpClient {
         redirect_uri: &str,
         code_verifier: &str,
     ) -> Result<TokenResponse, ProviderError> {
-        let mut form = vec![
+        let form = [
             ("grant_type", "authorization_code"),
             ("code", code),
             ("redirect_uri", redirect_uri),
             ("code_verifier", code_verifier),
         ];
+        self.token_request(token_endpoint, &form, "code").await
+    }
+
+    /// Refreshes tokens (RFC 6749 §6) with the same client authentication as the login.
+    pub async fn refresh(&self, token_endpoint: &str, refresh_token: &str) -> Result<TokenResponse, ProviderError> {
+        let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
+        self.token_request(token_endpoint, &form, "refresh token").await
+    }
+
+    /// POSTs a grant to the token endpoint with the client authentication. `what` names the
+    /// grant in refusals.
+    async fn token_request(
+        &self,
+        token_endpoint: &str,
+        grant: &[(&str, &str)],
+        what: &str,
+    ) -> Result<TokenResponse, ProviderError> {
+        let mut form = grant.to_vec();
         // RFC 8705 §2 and public clients: client_id in the body. Basic carries it in the header.
         if self.auth != ClientAuth::ClientSecretBasic {
             form.push(("client_id", &self.client_id));
@@ -157,7 +182,7 @@ impl IdpClient {
                 .ok()
                 .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(super::safe_code))
                 .unwrap_or_else(|| "no error code".to_owned());
-            return Err(ProviderError::Rejected(format!("token endpoint refused the code: {code}")));
+            return Err(ProviderError::Rejected(format!("token endpoint refused the {what}: {code}")));
         }
         if !status.is_success() {
             return Err(ProviderError::Unavailable(format!("HTTP {status} from the token endpoint")));

@@ -41,6 +41,11 @@ use crate::ops::metrics::{CounterHandle, GaugeHandle, HistogramHandle, Metrics};
 use crate::provider::{
     Authenticated, BrowserStep, LoginContext, LoginStart, LogoutTarget, Provider, ProviderError, Readiness,
 };
+use crate::session::tokens::UpstreamTokens;
+
+/// Lifetime assumed for an access token whose response has no `expires_in` (RFC 6749 §5.1
+/// makes it optional); CAAIS issues 299-second tokens.
+const DEFAULT_ACCESS_TOKEN_SECS: u64 = 300;
 
 /// Longest authorization code accepted from the callback.
 const MAX_CODE_LEN: usize = 4096;
@@ -96,6 +101,9 @@ struct OidcMetrics {
     token_latency: HistogramHandle,
     rejected: CounterHandle,
     logout_rejected: CounterHandle,
+    refresh_success: CounterHandle,
+    refresh_refused: CounterHandle,
+    refresh_error: CounterHandle,
 }
 
 fn random_b64() -> String {
@@ -295,7 +303,35 @@ impl OidcProvider {
             "sid": claims.get("sid"),
             "sub": claims.get("sub"),
         });
-        Ok(Authenticated { identity, logout_state })
+        let tokens = tokens.access_token.map(|access_token| UpstreamTokens {
+            access_token,
+            issued_at: now,
+            expires_at: now.saturating_add(tokens.expires_in.unwrap_or(DEFAULT_ACCESS_TOKEN_SECS)),
+            refresh_token: tokens.refresh_token,
+            client_loa: None,
+        });
+        Ok(Authenticated { identity, logout_state, tokens })
+    }
+
+    /// One refresh-token grant. An ID token in the answer is not used: identity and LoA stay
+    /// those verified at login (OIDC Core §12.2 allows the IdP to omit it).
+    async fn refresh_grant(&self, old: &UpstreamTokens) -> Result<UpstreamTokens, ProviderError> {
+        let refresh_token =
+            old.refresh_token.as_deref().ok_or_else(|| ProviderError::Rejected("no refresh token".to_owned()))?;
+        let metadata = self.directory.require_metadata(&self.client, &self.name).await?;
+        let now = crate::session::now_unix();
+        let answer = self.client.refresh(&metadata.token_endpoint, refresh_token).await?;
+        let access_token = answer
+            .access_token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ProviderError::InvalidResponse("refresh response without access_token".to_owned()))?;
+        Ok(UpstreamTokens {
+            access_token,
+            issued_at: now,
+            expires_at: now.saturating_add(answer.expires_in.unwrap_or(DEFAULT_ACCESS_TOKEN_SECS)),
+            refresh_token: answer.refresh_token.filter(|t| !t.is_empty()),
+            client_loa: old.client_loa,
+        })
     }
 }
 
@@ -403,6 +439,18 @@ impl Provider for OidcProvider {
         result
     }
 
+    async fn refresh_tokens(&self, tokens: &UpstreamTokens) -> Result<UpstreamTokens, ProviderError> {
+        let result = self.refresh_grant(tokens).await;
+        if let Some(m) = self.metrics.get() {
+            match &result {
+                Ok(_) => m.refresh_success.inc(),
+                Err(ProviderError::Rejected(_)) => m.refresh_refused.inc(),
+                Err(_) => m.refresh_error.inc(),
+            }
+        }
+        result
+    }
+
     fn register_metrics(&self, metrics: &mut Metrics) {
         let p = [("provider", self.name.as_str())];
         let up = metrics.register_gauge(
@@ -426,7 +474,24 @@ impl Provider for OidcProvider {
             "Back-channel logout tokens refused (signature, claims, replayed jti, size), by provider.",
             &p,
         );
-        let _ = self.metrics.set(OidcMetrics { up, token_latency, rejected, logout_rejected });
+        let mut refresh = |result: &str| {
+            metrics.register_counter(
+                "aisgate_oidc_token_refresh_total",
+                "Refresh-token grants for upstream access tokens, by provider and result (success, refused: the session ended, error: IdP unavailable or invalid answer).",
+                &[("provider", self.name.as_str()), ("result", result)],
+            )
+        };
+        let (refresh_success, refresh_refused, refresh_error) =
+            (refresh("success"), refresh("refused"), refresh("error"));
+        let _ = self.metrics.set(OidcMetrics {
+            up,
+            token_latency,
+            rejected,
+            logout_rejected,
+            refresh_success,
+            refresh_refused,
+            refresh_error,
+        });
     }
 
     async fn refresh(&self) {

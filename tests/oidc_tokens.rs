@@ -1,0 +1,211 @@
+//! Access tokens for upstreams (`upstream_bearer = true`) against the OIDC simulator: the
+//! bearer reaches only the apps that ask for it and replaces the client's `Authorization`,
+//! refresh happens before expiry over the CAAIS-like mTLS token host, once for any number of
+//! concurrent requests, follows refresh-token rotation, ends the session on `invalid_grant`,
+//! and rides out an IdP outage until the access token expires.
+//!
+//! Access tokens here live 4 s, so the refresh margin (capped at half the lifetime) is 2 s:
+//! a request right after login uses the login's token, one 2 s later needs a refresh.
+
+mod support;
+
+use std::time::Duration;
+
+use aisgate::sim::oidc::{caais_user, OidcSim, OidcSimConfig, SimAlg, SimClientAuth};
+use aisgate::sim::stack::{OidcStackProvider, StackOptions};
+use support::{header_echo, location, Gateway};
+
+const APPS: &str = r#"
+[[app]]
+name = "api"
+path_prefix = "/api"
+upstream = "{upstream}"
+providers = ["caais"]
+upstream_bearer = true
+
+[[app]]
+name = "plain"
+path_prefix = "/plain"
+upstream = "{upstream}"
+providers = ["caais"]
+"#;
+
+/// Access-token lifetime configured in the simulator for these tests, seconds.
+const TTL: u64 = 4;
+
+async fn gateway() -> Gateway {
+    let gw = Gateway::start(StackOptions {
+        upstream: Some(header_echo().await),
+        apps: Some(APPS.to_owned()),
+        oidc: vec![OidcStackProvider {
+            name: "caais".into(),
+            sim: OidcSimConfig {
+                client_id: "MY_AIS".into(),
+                redirect_uri: String::new(),
+                client_auth: SimClientAuth::Mtls,
+                issuer_trailing_slash: true,
+                kid: false,
+                alg: SimAlg::Rs256,
+                users: vec![caais_user()],
+                outage_at_start: false,
+            },
+            client_auth: None,
+            issuer: None,
+            registered_client: true,
+            extra: "loa = \"substantial\"\n".into(),
+        }],
+        ..Default::default()
+    })
+    .await;
+    sim(&gw).knobs().access_token_ttl = Some(TTL);
+    gw
+}
+
+fn sim(gw: &Gateway) -> &OidcSim {
+    &gw.oidc[0]
+}
+
+fn last_access_token(gw: &Gateway) -> String {
+    sim(gw).knobs().last_access_token.clone().expect("an access token was issued")
+}
+
+/// Waits until the login's access token is due for refresh (past half its lifetime).
+async fn until_refresh_due() {
+    tokio::time::sleep(Duration::from_millis(TTL * 1000 / 2 + 50)).await;
+}
+
+/// The `Authorization` header the upstream received for `path`, sent with `client_auth`.
+async fn upstream_authorization(gw: &Gateway, cookie: &str, path: &str, client_auth: Option<&str>) -> Option<String> {
+    let mut req = gw.client.get(gw.url(path)).header("cookie", cookie);
+    if let Some(value) = client_auth {
+        req = req.header("authorization", value);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{path}");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    body["headers"]["authorization"].as_str().map(str::to_owned)
+}
+
+#[tokio::test]
+async fn the_bearer_reaches_only_apps_that_ask_for_it_and_replaces_the_clients_authorization() {
+    let gw = gateway().await;
+    let cookie = gw.oidc_login("caais", "/api").await;
+    let issued = last_access_token(&gw);
+    assert_eq!(upstream_authorization(&gw, &cookie, "/api/x", None).await, Some(format!("Bearer {issued}")));
+    // A client's own credentials are never forwarded (nor mixed) where the gateway sends its own.
+    let with_client = upstream_authorization(&gw, &cookie, "/api/x", Some("Basic ZXZpbDpldmls")).await;
+    assert_eq!(with_client, Some(format!("Bearer {issued}")));
+    // The app without `upstream_bearer` sees the client's header untouched and never the token.
+    assert_eq!(upstream_authorization(&gw, &cookie, "/plain/x", None).await, None);
+    let passed = upstream_authorization(&gw, &cookie, "/plain/x", Some("Basic ZXZpbDpldmls")).await;
+    assert_eq!(passed.as_deref(), Some("Basic ZXZpbDpldmls"));
+    assert_eq!(sim(&gw).knobs().refresh_calls, 0, "a fresh token is not refreshed");
+}
+
+#[tokio::test]
+async fn an_access_token_near_expiry_is_refreshed_over_mtls_before_it_is_sent() {
+    let gw = gateway().await;
+    let cookie = gw.oidc_login("caais", "/api").await;
+    let first = last_access_token(&gw);
+    assert_eq!(upstream_authorization(&gw, &cookie, "/api", None).await, Some(format!("Bearer {first}")));
+    until_refresh_due().await;
+    let refreshed = upstream_authorization(&gw, &cookie, "/api", None).await;
+    let second = last_access_token(&gw);
+    assert_ne!(first, second);
+    assert_eq!(refreshed, Some(format!("Bearer {second}")));
+    assert_eq!(sim(&gw).knobs().refresh_calls, 1);
+}
+
+#[tokio::test]
+async fn concurrent_requests_of_one_session_cause_exactly_one_refresh() {
+    let gw = gateway().await;
+    let cookie = gw.oidc_login("caais", "/api").await;
+    let first = last_access_token(&gw);
+    until_refresh_due().await;
+    let requests = (0..40).map(|_| upstream_authorization(&gw, &cookie, "/api/parallel", None));
+    let seen = futures_util::future::join_all(requests).await;
+    assert_eq!(sim(&gw).knobs().refresh_calls, 1, "one refresh for all concurrent requests");
+    let second = last_access_token(&gw);
+    assert_ne!(first, second);
+    assert!(seen.iter().all(|a| a.as_deref() == Some(format!("Bearer {second}").as_str())), "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_rotated_refresh_token_is_used_for_the_next_refresh() {
+    let gw = gateway().await;
+    let cookie = gw.oidc_login("caais", "/api").await;
+    until_refresh_due().await;
+    let after_first = upstream_authorization(&gw, &cookie, "/api", None).await;
+    until_refresh_due().await;
+    // The simulator invalidated the first refresh token when it rotated it: this refresh only
+    // succeeds with the new one.
+    let after_second = upstream_authorization(&gw, &cookie, "/api", None).await;
+    assert_eq!(sim(&gw).knobs().refresh_calls, 2);
+    assert_ne!(after_first, after_second);
+    assert_eq!(after_second, Some(format!("Bearer {}", last_access_token(&gw))));
+}
+
+#[tokio::test]
+async fn without_rotation_the_original_refresh_token_is_kept() {
+    let gw = gateway().await;
+    sim(&gw).knobs().no_refresh_rotation = true;
+    let cookie = gw.oidc_login("caais", "/api").await;
+    until_refresh_due().await;
+    upstream_authorization(&gw, &cookie, "/api", None).await;
+    until_refresh_due().await;
+    let second = upstream_authorization(&gw, &cookie, "/api", None).await;
+    assert_eq!(sim(&gw).knobs().refresh_calls, 2);
+    assert_eq!(second, Some(format!("Bearer {}", last_access_token(&gw))));
+}
+
+#[tokio::test]
+async fn a_refused_refresh_ends_the_session_and_sends_a_browser_to_log_in_again() {
+    let gw = gateway().await;
+    let cookie = gw.oidc_login("caais", "/api").await;
+    sim(&gw).knobs().refresh_error = Some("invalid_grant".into());
+    until_refresh_due().await;
+    let resp = gw.navigate("/api/page", Some(&cookie)).await;
+    assert_eq!(resp.status(), 302, "re-login");
+    assert!(location(&resp).starts_with(&sim(&gw).base), "to the IdP: {}", location(&resp));
+    let cleared =
+        resp.headers().get_all("set-cookie").iter().any(|v| v.to_str().unwrap().starts_with("aisgate_session=;"));
+    assert!(cleared, "the session cookie is cleared");
+    // The session is gone for the plain app too.
+    let plain = gw.client.get(gw.url("/plain")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(plain.status(), 401);
+}
+
+#[tokio::test]
+async fn a_refused_refresh_gives_an_api_client_401_json() {
+    let gw = gateway().await;
+    let cookie = gw.oidc_login("caais", "/api").await;
+    sim(&gw).knobs().refresh_error = Some("invalid_grant".into());
+    until_refresh_due().await;
+    let resp = gw.client.get(gw.url("/api/data")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "unauthenticated");
+    assert_eq!(sim(&gw).knobs().refresh_calls, 1);
+}
+
+#[tokio::test]
+async fn an_idp_outage_keeps_the_session_until_the_access_token_expires_then_gives_a_clear_error() {
+    let gw = gateway().await;
+    let cookie = gw.oidc_login("caais", "/api").await;
+    let issued = last_access_token(&gw);
+    sim(&gw).knobs().token_outage = true;
+    until_refresh_due().await;
+    // Refresh fails, the still-valid token is used.
+    assert_eq!(upstream_authorization(&gw, &cookie, "/api", None).await, Some(format!("Bearer {issued}")));
+    assert_eq!(sim(&gw).knobs().refresh_calls, 0, "the token host was down: no grant answered");
+    tokio::time::sleep(Duration::from_millis(TTL * 1000 / 2 + 50)).await;
+    let resp = gw.client.get(gw.url("/api/data")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "idp_unavailable");
+    // The IdP is back: the same session continues with a refreshed token.
+    sim(&gw).knobs().token_outage = false;
+    let recovered = upstream_authorization(&gw, &cookie, "/api", None).await;
+    assert_eq!(recovered, Some(format!("Bearer {}", last_access_token(&gw))));
+    assert_ne!(last_access_token(&gw), issued);
+}
