@@ -25,32 +25,38 @@ struct Setup {
 
 /// The apps: `/desk` for `desk` (the first provider), and with CAAIS `/vip` for `caais-high`
 /// (CAAIS: one client registration per LoA, caais.md §1.9).
-fn apps(desk: &str, vip: bool) -> String {
+/// `desk_extra` goes into the `desk` app's table.
+fn apps(desk: &str, vip: bool, desk_extra: &str) -> String {
     let app = |name: &str, provider: &str| {
         format!(
             "\n[[app]]\nname = \"{name}\"\nupstream = \"{{upstream}}\"\npath_prefix = \"/{name}\"\n\
              providers = [\"{provider}\"]\nlogout_paths = [\"/{name}/logout\"]\n"
         )
     };
-    let mut text = app("desk", desk);
+    let mut text = app("desk", desk) + desk_extra;
     if vip {
         text.push_str(&app("vip", "caais-high"));
     }
     text
 }
 
-/// Starts the provider with `profile`, then a gateway whose providers (built by `tables` from
-/// the running provider) point at it.
-async fn setup(profile: Profile, tables: impl Fn(&NodeOp, &TestPki) -> String) -> Setup {
+/// Starts the provider with `profile` (access tokens living `ttl` seconds, default 1 h), then a
+/// gateway whose providers (built by `tables` from the running provider) point at it.
+async fn setup(
+    profile: Profile,
+    ttl: Option<u64>,
+    desk_extra: &str,
+    tables: impl Fn(&NodeOp, &TestPki) -> String,
+) -> Setup {
     let pki_dir = tempfile::tempdir().unwrap();
     let pki = aisgate::sim::certs::generate(pki_dir.path()).unwrap();
-    let op = NodeOp::start(profile, &pki, &[caais_user(), enviam_user()], None).await;
+    let op = NodeOp::start(profile, &pki, &[caais_user(), enviam_user()], ttl).await;
     let gw = Gateway::start(StackOptions {
         upstream: Some(header_echo().await),
         apps: Some(format!(
             "{}{}",
             tables(&op, &pki),
-            apps(if profile == Profile::Caais { "caais" } else { "enviam" }, profile == Profile::Caais)
+            apps(if profile == Profile::Caais { "caais" } else { "enviam" }, profile == Profile::Caais, desk_extra)
         )),
         ..Default::default()
     })
@@ -65,7 +71,12 @@ fn sub(user: &serde_json::Map<String, serde_json::Value>) -> String {
 /// CAAIS-like: `caais` (substantial) and `caais-high`, both tls_client_auth with the
 /// registered certificate unless `auth` says otherwise.
 async fn caais(auth: ClientAuth) -> Setup {
-    let mut s = setup(Profile::Caais, |op, pki| {
+    caais_with(auth, None, "").await
+}
+
+/// Like `caais`, with the access-token lifetime `ttl` and `desk_extra` in the `desk` app.
+async fn caais_with(auth: ClientAuth, ttl: Option<u64>, desk_extra: &str) -> Setup {
+    let mut s = setup(Profile::Caais, ttl, desk_extra, |op, pki| {
         let extra = "scopes = [\"openid\", \"profile\", \"role\", \"subject\"]\nuserinfo = true\n";
         op.provider_table("caais", "MY_AIS", pki, auth, &format!("{extra}loa = \"substantial\""))
             + &op.provider_table("caais-high", "MY_AIS_HIGH", pki, auth, &format!("{extra}loa = \"high\""))
@@ -80,7 +91,7 @@ async fn caais(auth: ClientAuth) -> Setup {
 
 /// EnviIAM-like: a public client answering with form_post.
 async fn enviam() -> Setup {
-    let mut s = setup(Profile::Enviam, |op, pki| {
+    let mut s = setup(Profile::Enviam, None, "", |op, pki| {
         op.provider_table("enviam", "isoh", pki, ClientAuth::Public, "response_mode = \"form_post\"")
     })
     .await;
@@ -265,4 +276,31 @@ async fn declining_to_end_the_sso_session_at_oidc_provider_leaves_the_other_clie
     assert!(matches!(browser.post(&action, &fields).await, Answer::Redirect(_)));
     assert!(!s.alive("/vip", &vip).await);
     assert!(s.alive("/desk", &desk).await, "the SSO session and the other client's session go on");
+}
+
+/// Access-token lifetime for the refresh test, seconds. The gateway refreshes when less than
+/// half of it remains.
+const SHORT_TTL: u64 = 4;
+
+#[tokio::test]
+async fn an_expiring_access_token_from_oidc_provider_is_refreshed_over_mtls_and_the_upstream_gets_the_new_bearer() {
+    if !available("refresh") {
+        return;
+    }
+    let s = caais_with(ClientAuth::Registered, Some(SHORT_TTL), "upstream_bearer = true\n").await;
+    let browser = s.browser();
+    let cookie = s.login(&browser, "caais", "/desk").await;
+    let bearer = |h: &serde_json::Value| h["authorization"].as_str().expect("Authorization upstream").to_owned();
+    let first = bearer(&s.upstream_headers("/desk", &cookie).await);
+    assert!(first.starts_with("Bearer "), "{first}");
+    tokio::time::sleep(std::time::Duration::from_millis(SHORT_TTL * 1000 / 2 + 100)).await;
+    let h = s.upstream_headers("/desk", &cookie).await;
+    let second = bearer(&h);
+    assert_ne!(first, second, "a refreshed access token");
+    assert_eq!(h["x-auth-subject"], "16b33670-a816-4c1a-8712-d99e9ff85fec", "the identity is the login's");
+    // The new token is the provider's own: its userinfo endpoint accepts it.
+    let info = browser.json_with(&format!("{}/me", s.op.rest), Some(&second)).await;
+    assert_eq!(info["sub"], "16b33670-a816-4c1a-8712-d99e9ff85fec");
+    let metrics = s.gw.client.get(format!("http://{}/metrics", s.gw.ops)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("aisgate_oidc_token_refresh_total{provider=\"caais\",result=\"success\"} 1"), "{metrics}");
 }

@@ -280,7 +280,18 @@ impl OpBrowser {
 
     /// GETs a JSON document at the provider.
     pub async fn json(&self, url: &str) -> Value {
-        self.send(self.client.get(url)).await.json().await.expect("JSON from the provider")
+        self.json_with(url, None).await
+    }
+
+    /// GETs a JSON document at the provider with `Authorization: <authorization>`.
+    pub async fn json_with(&self, url: &str, authorization: Option<&str>) -> Value {
+        let mut req = self.client.get(url);
+        if let Some(value) = authorization {
+            req = req.header("authorization", value);
+        }
+        let resp = self.send(req).await;
+        assert_eq!(resp.status(), 200, "{url}");
+        resp.json().await.expect("JSON from the provider")
     }
 
     /// POSTs a form at the provider, then as `visit`.
