@@ -1,7 +1,8 @@
 //! Interop with the real OpenID provider `oidc-provider` (npm), started as a child process and
 //! configured like CAAIS (tls_client_auth over real TLS, token endpoint on a second host, RS256
 //! without `kid`, issuer with a trailing slash) and like EnviIAM (public client + PKCE,
-//! form_post): full logins, RP-initiated logout and back-channel logout through the gateway.
+//! form_post): full logins, RP-initiated logout, back-channel logout and the refresh of an
+//! upstream bearer token through the gateway.
 //!
 //! The simulator tests (oidc_login.rs, oidc_backchannel.rs) pin the gateway's behaviour; these
 //! show that an independent implementation of the protocol agrees with it.
@@ -24,8 +25,8 @@ struct Setup {
 }
 
 /// The apps: `/desk` for `desk` (the first provider), and with CAAIS `/vip` for `caais-high`
-/// (CAAIS: one client registration per LoA, caais.md §1.9).
-/// `desk_extra` goes into the `desk` app's table.
+/// (CAAIS: one client registration per LoA, caais.md §1.9); `desk_extra` goes into the `desk`
+/// app's table.
 fn apps(desk: &str, vip: bool, desk_extra: &str) -> String {
     let app = |name: &str, provider: &str| {
         format!(
