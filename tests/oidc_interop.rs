@@ -177,6 +177,10 @@ async fn caais_like_oidc_provider_login_over_mtls_with_a_kidless_rs256_key_forwa
     let browser = s.browser();
     let discovery = browser.json(&format!("{}.well-known/openid-configuration", s.op.issuer)).await;
     assert_eq!(discovery["token_endpoint"], format!("{}/token", s.op.cert));
+    let jwks = browser.json(discovery["jwks_uri"].as_str().unwrap()).await;
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{jwks}");
+    assert_eq!((keys[0]["alg"].as_str(), keys[0].get("kid")), (Some("RS256"), None), "{jwks}");
     let cookie = s.login(&browser, "caais", "/desk").await;
     let h = s.upstream_headers("/desk", &cookie).await;
     assert_eq!(h["x-auth-provider"], "caais");
@@ -242,8 +246,7 @@ async fn rp_initiated_logout_goes_through_oidc_providers_end_session_and_returns
     assert!(back.starts_with(&s.gw.url("/.aisgate/logged-out?state=")), "{back}");
     let page = s.gw.client.get(&back).send().await.unwrap();
     assert_eq!(page.status(), 200, "the logged-out page");
-    // The provider's SSO session is gone: the next login goes through its login again and
-    // creates a new session.
+    // The same browser logs in again afterwards.
     let again = s.login(&browser, "caais", "/desk").await;
     assert!(s.alive("/desk", &again).await);
 }
