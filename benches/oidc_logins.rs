@@ -25,7 +25,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aisgate::sim::oidc::caais_user;
-use aisgate::sim::stack::{OidcStackProvider, StackOptions};
+use aisgate::sim::stack::StackOptions;
 use support::oidc_provider::{gateway_login, ClientAuth, NodeOp, OpBrowser, Profile};
 use support::{header_echo, Gateway};
 
@@ -34,7 +34,7 @@ const PROVIDER_EXTRA: &str = "scopes = [\"openid\", \"profile\", \"role\", \"sub
 
 /// The gateway with the in-process CAAIS-like simulator.
 async fn with_sim() -> Gateway {
-    let provider = OidcStackProvider::caais_like("caais", PROVIDER_EXTRA);
+    let provider = support::caais_provider(PROVIDER_EXTRA);
     Gateway::start(StackOptions {
         upstream: Some(header_echo().await),
         apps: Some(APP.to_owned()),

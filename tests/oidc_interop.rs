@@ -131,20 +131,23 @@ impl Setup {
     }
 
     /// Logs out at the app's logout path and follows the provider's logout to its confirmation
-    /// page; returns that page's form (action, fields) and the `id_token_hint` sent.
+    /// page; returns that page's form (action, fields), the `id_token_hint` sent, and the
+    /// `Cookie` value binding the logout's state to this browser.
     async fn start_logout(
         &self,
         browser: &OpBrowser,
         path: &str,
         cookie: &str,
-    ) -> (String, Vec<(String, String)>, String) {
+    ) -> (String, Vec<(String, String)>, String, String) {
         let out = self.gw.navigate(path, Some(cookie)).await;
         assert_eq!(out.status(), 302, "logout redirects to the provider");
+        let bound =
+            format!("aisgate_login_logout={}", set_cookie(&out, "aisgate_login_logout").expect("logout cookie"));
         let end_session = url::Url::parse(&location(&out)).unwrap();
         assert!(end_session.as_str().starts_with(&format!("{}/session/end?", self.op.rest)), "{end_session}");
         let hint = end_session.query_pairs().find(|(k, _)| k == "id_token_hint").expect("id_token_hint").1.into_owned();
         match browser.visit(end_session.as_str()).await {
-            Answer::Form(action, fields) => (action, fields, hint),
+            Answer::Form(action, fields) => (action, fields, hint, bound),
             Answer::Redirect(to) => panic!("the provider asks before ending its session, not {to}"),
         }
     }
@@ -235,7 +238,7 @@ async fn rp_initiated_logout_goes_through_oidc_providers_end_session_and_returns
     let s = caais(ClientAuth::Registered).await;
     let browser = s.browser();
     let cookie = s.login(&browser, "caais", "/desk").await;
-    let (action, mut fields, hint) = s.start_logout(&browser, "/desk/logout", &cookie).await;
+    let (action, mut fields, hint, bound) = s.start_logout(&browser, "/desk/logout", &cookie).await;
     // The ID token the provider issued had no kid in its header (caais.md §1.2), and the
     // gateway verified it against a JWKS without kid.
     assert_eq!(jwt_part(&hint, 0), serde_json::json!({ "alg": "RS256" }));
@@ -244,8 +247,13 @@ async fn rp_initiated_logout_goes_through_oidc_providers_end_session_and_returns
     fields.push(("logout".into(), "yes".into()));
     let Answer::Redirect(back) = browser.post(&action, &fields).await else { panic!("no return to the gateway") };
     assert!(back.starts_with(&s.gw.url("/.aisgate/logged-out?state=")), "{back}");
-    let page = s.gw.client.get(&back).send().await.unwrap();
+    let page = s.gw.client.get(&back).header("cookie", &bound).send().await.unwrap();
     assert_eq!(page.status(), 200, "the logged-out page");
+    let metrics = s.gw.client.get(format!("http://{}/metrics", s.gw.ops)).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("aisgate_logout_return_total{result=\"verified\"} 1"),
+        "the provider echoed the state: {metrics}"
+    );
     // The same browser logs in again afterwards.
     let again = s.login(&browser, "caais", "/desk").await;
     assert!(s.alive("/desk", &again).await);
@@ -261,7 +269,7 @@ async fn back_channel_logout_from_oidc_provider_ends_the_gateway_session_of_ever
     let elsewhere = s.login(&other_browser, "caais", "/desk").await;
     // Logging out of /vip and accepting the provider's offer to end the SSO session: the
     // provider posts a logout token (sid of this browser's session) for every client in it.
-    let (action, mut fields, _) = s.start_logout(&browser, "/vip/logout", &vip).await;
+    let (action, mut fields, _, _) = s.start_logout(&browser, "/vip/logout", &vip).await;
     fields.push(("logout".into(), "yes".into()));
     assert!(matches!(browser.post(&action, &fields).await, Answer::Redirect(_)));
     assert!(!s.alive("/desk", &desk).await, "the back-channel logout ended the other client's session");
@@ -276,7 +284,7 @@ async fn declining_to_end_the_sso_session_at_oidc_provider_leaves_the_other_clie
     let (s, browser, desk, vip) = logged_in_to_both_clients().await;
     // Without `logout=yes` the provider ends only the logging-out client's part of its session
     // (its back-channel logout names that client's sid, whose gateway session already ended).
-    let (action, fields, _) = s.start_logout(&browser, "/vip/logout", &vip).await;
+    let (action, fields, _, _) = s.start_logout(&browser, "/vip/logout", &vip).await;
     assert!(matches!(browser.post(&action, &fields).await, Answer::Redirect(_)));
     assert!(!s.alive("/vip", &vip).await);
     assert!(s.alive("/desk", &desk).await, "the SSO session and the other client's session go on");

@@ -32,7 +32,7 @@ logout_paths = ["/logout"]
 "#;
 
 fn caais(extra: &str) -> OidcStackProvider {
-    OidcStackProvider::caais_like("caais", &format!("loa = \"substantial\"\nuserinfo = true\n{extra}"))
+    support::caais_provider(&format!("loa = \"substantial\"\nuserinfo = true\n{extra}"))
 }
 
 fn enviam(extra: &str) -> OidcStackProvider {
@@ -464,4 +464,58 @@ async fn logout_redirects_to_end_session_with_the_id_token_hint_return_uri_and_s
     assert!(location(&back).starts_with(&gw.url("/.aisgate/logged-out?state=")));
     let after = gw.client.get(gw.url("/desk")).header("accept", "application/json").header("cookie", &cookie).send();
     assert_eq!(after.await.unwrap().status(), 401, "the old cookie no longer works");
+}
+
+async fn logout_returns(gw: &Gateway, result: &str) -> u64 {
+    let metrics = gw.client.get(format!("http://{}/metrics", gw.ops)).send().await.unwrap().text().await.unwrap();
+    let series = format!("aisgate_logout_return_total{{result=\"{result}\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(&series)).map_or(0, |v| v.trim().parse().unwrap())
+}
+
+/// Logs in at CAAIS and out again; returns the IdP's redirect back to the logged-out page and
+/// the `Cookie` value binding the logout's state to this browser.
+async fn logout_roundtrip(gw: &Gateway) -> (String, String) {
+    let cookie = login(gw, "caais").await;
+    let out = gw.navigate("/logout", Some(&cookie)).await;
+    assert_eq!(out.status(), 302);
+    let bound = format!("aisgate_login_logout={}", set_cookie(&out, "aisgate_login_logout").expect("logout cookie"));
+    let back = gw.client.get(location(&out)).send().await.unwrap();
+    (location(&back), bound)
+}
+
+#[tokio::test]
+async fn the_logout_return_with_this_browsers_state_is_verified_once_and_shows_the_logged_out_page() {
+    let gw = both().await;
+    let (back, bound) = logout_roundtrip(&gw).await;
+    let page = gw.client.get(&back).header("cookie", &bound).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|v| v.to_str().unwrap().starts_with("aisgate_login_logout=;")));
+    assert_eq!(logout_returns(&gw, "verified").await, 1);
+    // Single use: the same return again is no longer verified, but still shows the page.
+    let again = gw.client.get(&back).header("cookie", &bound).send().await.unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(logout_returns(&gw, "verified").await, 1);
+    assert_eq!(logout_returns(&gw, "unverified").await, 1);
+}
+
+#[tokio::test]
+async fn a_logout_return_with_a_wrong_or_missing_state_or_from_another_browser_shows_the_page_and_is_logged() {
+    let gw = both().await;
+    let (back, bound) = logout_roundtrip(&gw).await;
+    let wrong = gw.client.get(gw.url("/.aisgate/logged-out?state=forged")).header("cookie", &bound).send();
+    assert_eq!(wrong.await.unwrap().status(), 200);
+    let missing = gw.client.get(gw.url("/.aisgate/logged-out")).header("cookie", &bound).send();
+    assert_eq!(missing.await.unwrap().status(), 200);
+    let other_browser = gw.client.get(&back).send().await.unwrap();
+    assert_eq!(other_browser.status(), 200);
+    assert!(other_browser.text().await.unwrap().contains("Odhlášení proběhlo úspěšně"));
+    assert_eq!(logout_returns(&gw, "unverified").await, 3);
+    assert_eq!(logout_returns(&gw, "verified").await, 0);
+    // A plain visit (no state, no cookie) is not a logout return at all.
+    gw.client.get(gw.url("/.aisgate/logged-out")).send().await.unwrap();
+    assert_eq!(logout_returns(&gw, "unverified").await, 3);
 }

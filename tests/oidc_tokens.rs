@@ -11,8 +11,8 @@ mod support;
 
 use std::time::Duration;
 
-use aisgate::sim::oidc::{caais_user, OidcSim, OidcSimConfig, SimAlg, SimClientAuth};
-use aisgate::sim::stack::{OidcStackProvider, StackOptions};
+use aisgate::sim::oidc::OidcSim;
+use aisgate::sim::stack::StackOptions;
 use support::{header_echo, location, Gateway};
 
 const APPS: &str = r#"
@@ -37,23 +37,7 @@ async fn gateway() -> Gateway {
     let gw = Gateway::start(StackOptions {
         upstream: Some(header_echo().await),
         apps: Some(APPS.to_owned()),
-        oidc: vec![OidcStackProvider {
-            name: "caais".into(),
-            sim: OidcSimConfig {
-                client_id: "MY_AIS".into(),
-                redirect_uri: String::new(),
-                client_auth: SimClientAuth::Mtls,
-                issuer_trailing_slash: true,
-                kid: false,
-                alg: SimAlg::Rs256,
-                users: vec![caais_user()],
-                outage_at_start: false,
-            },
-            client_auth: None,
-            issuer: None,
-            registered_client: true,
-            extra: "loa = \"substantial\"\n".into(),
-        }],
+        oidc: vec![support::caais_provider("loa = \"substantial\"\n")],
         ..Default::default()
     })
     .await;

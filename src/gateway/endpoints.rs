@@ -35,7 +35,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/.aisgate/callback/{provider}", get(callback_get).post(callback_post))
         .route("/.aisgate/direct/{provider}", get(direct_form).post(direct_submit))
         .route("/.aisgate/logout", get(logout).post(logout))
-        .route("/.aisgate/logged-out", get(logged_out))
+        .route("/.aisgate/logged-out", get(super::logout_return::logged_out))
         .route("/.aisgate/jwks.json", get(jwks))
         .route("/.aisgate/backchannel-logout/{provider}", axum::routing::post(backchannel_logout))
         .fallback(not_found)
@@ -58,15 +58,11 @@ async fn jwks(State(gw): Gw) -> Response<Body> {
     resp
 }
 
-async fn logged_out(Extension(info): Extension<RequestInfo>) -> Response<Body> {
-    rescue::html(StatusCode::OK, pages::logged_out_page(Some("/"), info.lang()))
-}
-
-fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+pub(super) fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
     raw.map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
 }
 
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(super) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
@@ -86,7 +82,12 @@ async fn login(
     let Some(app) = route::find(&gw.apps, &host, &path) else {
         return rescue::error(ErrorKind::NotFound, &info, None);
     };
-    start_login(&gw, app, param(&params, "provider"), return_to, &headers, &info).await
+    let loa = match param(&params, "loa").map(crate::identity::Loa::parse_lenient) {
+        None => None,
+        Some(Some(loa)) => Some(loa),
+        Some(None) => return rescue::error(ErrorKind::BadRequest, &info, Some("/")),
+    };
+    start_login_at(&gw, app, param(&params, "provider"), loa, return_to, &headers, &info).await
 }
 
 /// The request host (HTTP/1 `Host` or HTTP/2 `:authority` copied into it by the handler).
@@ -104,21 +105,38 @@ pub async fn start_login(
     headers: &HeaderMap,
     info: &RequestInfo,
 ) -> Response<Body> {
+    start_login_at(gw, app, provider, None, return_to, headers, info).await
+}
+
+/// [`start_login`] that must achieve at least `loa` (step-up): only providers able to reach
+/// it are offered, and the login's identity is checked against it at the callback.
+pub async fn start_login_at(
+    gw: &Gateway,
+    app: &App,
+    provider: Option<&str>,
+    loa: Option<crate::identity::Loa>,
+    return_to: ReturnUrl,
+    headers: &HeaderMap,
+    info: &RequestInfo,
+) -> Response<Body> {
+    let able = |i: &usize| loa.is_none_or(|loa| gw.providers[*i].can_reach_loa(loa));
+    let candidates: Vec<usize> = app.providers.iter().copied().filter(able).collect();
     let chosen = match provider {
-        Some(name) => app.providers.iter().copied().find(|i| gw.providers[*i].name() == name),
-        None if app.providers.len() == 1 => app.providers.first().copied(),
+        Some(name) => candidates.iter().copied().find(|i| gw.providers[*i].name() == name),
+        None if candidates.len() == 1 => candidates.first().copied(),
         None => None,
     };
     let Some(index) = chosen else {
         if provider.is_some() {
             return rescue::error(ErrorKind::BadRequest, info, Some(&login_url(return_to.as_str())));
         }
-        let links: Vec<(String, String)> = app
-            .providers
+        let loa_param = loa.map_or(String::new(), |l| format!("&loa={}", l.as_str()));
+        let links: Vec<(String, String)> = candidates
             .iter()
             .map(|i| {
                 let p = &gw.providers[*i];
-                (p.display_name().to_owned(), format!("{}&provider={}", login_url(return_to.as_str()), p.name()))
+                let url = format!("{}&provider={}{loa_param}", login_url(return_to.as_str()), p.name());
+                (p.display_name().to_owned(), url)
             })
             .collect();
         let choices: Vec<ProviderChoice> = links.iter().map(|(label, url)| ProviderChoice { label, url }).collect();
@@ -132,7 +150,11 @@ pub async fn start_login(
     };
     let provider = &gw.providers[index];
     let ctx = gw.login_context(provider.name());
-    let start = match provider.begin(&ctx).await {
+    let begun = match loa {
+        Some(loa) => provider.begin_at_loa(&ctx, loa).await,
+        None => provider.begin(&ctx).await,
+    };
+    let start = match begun {
         Ok(start) => start,
         Err(e) => {
             tracing::error!(request_id = info.id(), provider = provider.name(), error = %e, "login could not start");
@@ -146,6 +168,7 @@ pub async fn start_login(
         return_to: return_to.into_string(),
         created_at: now_unix(),
         protocol_state: start.state,
+        min_loa: loa,
     };
     if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {
         tracing::error!(request_id = info.id(), error = %e, "cannot store pending login");
@@ -315,8 +338,25 @@ async fn finish_login(
             return with_cleared_login(gw, rescue::error(e.page(), info, Some(&retry)));
         }
     };
+    if let Some(min) = pending.min_loa {
+        // Step-up: the IdP must have achieved the LoA the route needs; whatever it says
+        // otherwise, a lower LoA never gets a session (that could only loop back here).
+        if authenticated.identity.loa.is_none_or(|loa| loa < min) {
+            let got = authenticated.identity.loa.map_or("none", |l| l.as_str());
+            tracing::warn!(
+                request_id = info.id(),
+                provider = provider_name,
+                required = min.as_str(),
+                got,
+                "step-up login achieved a lower LoA"
+            );
+            audit_refused(info, provider_name, "LoA lower than required");
+            gw.metrics.provider(index).login(LoginResult::Failure);
+            return with_cleared_login(gw, rescue::error(ErrorKind::LoginFailed, info, Some("/")));
+        }
+    }
     // A fresh id on every login; any previous session of this browser is destroyed
-    // (session fixation).
+    // (session fixation). After a step-up this replaces the lower-LoA session.
     if let Some(old) = cookie(headers, &gw.cookie_name).and_then(|v| gw.keyring.open(Purpose::Session, v)) {
         let _ = gw.store.remove(&StoreKey::of(&old)).await;
     }
@@ -395,13 +435,17 @@ pub async fn logout_response(
     }
     let mut location = gw.url(&format!("{RESERVED_PREFIX}logged-out"));
     let mut step = None;
+    let mut logout_cookie = None;
     if let Some(id) = cookie(headers, &gw.cookie_name).and_then(|v| gw.keyring.open(Purpose::Session, v)) {
         let key = StoreKey::of(&id);
         match gw.store.remove(&key).await {
             Ok(Some(session)) => {
                 tracing::info!(target: "aisgate::audit", event = "logout", request_id = info.id(), session = %key.log_label(), user = %session.identity.log_label());
                 if let Some((_, provider)) = gw.provider(&session.identity.provider) {
-                    step = Some(provider.logout(&gw.login_context(provider.name()), &session.logout_state));
+                    let (found, bound) =
+                        super::logout_return::provider_logout(gw, provider.as_ref(), &session.logout_state).await;
+                    step = Some(found);
+                    logout_cookie = bound;
                 }
             }
             Ok(None) => {}
@@ -420,6 +464,17 @@ pub async fn logout_response(
         None => rescue::redirect(&location),
     };
     resp.headers_mut().append(SET_COOKIE, clear_cookie(&gw.cookie_name, gw.cookie_secure));
+    if let Some(value) = logout_cookie {
+        resp.headers_mut().append(
+            SET_COOKIE,
+            set_cookie(
+                &super::logout_return::logout_cookie_name(gw),
+                &value,
+                Some(gw.login_ttl_secs),
+                gw.cookie_secure,
+            ),
+        );
+    }
     resp
 }
 

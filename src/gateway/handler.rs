@@ -135,6 +135,10 @@ async fn app_request(
 
     if let Some((key, session)) = &session {
         if let Err(denied) = app.authorize(&path, &session.identity) {
+            let (method, headers, query) = (req.method(), req.headers(), req.uri().query());
+            if let Some(resp) = step_up(gw, app, (method, headers, query), &path, session, info).await {
+                return resp;
+            }
             tracing::warn!(request_id = info.id(), app = %app.name, user = %session.identity.log_label(), reason = ?denied, "access denied");
             return rescue::error(ErrorKind::Forbidden, info, None);
         }
@@ -164,6 +168,31 @@ async fn app_request(
         }
     }
     forward(gw, app, req, upgrade, &path, conn, info).await
+}
+
+/// When only the LoA is too low and one of the app's providers can reach the required one,
+/// a step-up login instead of 403: browsers are redirected to it (the session's own provider
+/// first), API clients get 401 naming the LoA and the login URL. The new session replaces
+/// this one at the callback; the login-loop guard caps repeats.
+async fn step_up(
+    gw: &Gateway,
+    app: &App,
+    (method, headers, query): (&http::Method, &http::HeaderMap, Option<&str>),
+    path: &CanonicalPath,
+    session: &Session,
+    info: &RequestInfo,
+) -> Option<Response<Body>> {
+    let loa = app.step_up_loa(path, &session.identity)?;
+    let able: Vec<&str> =
+        app.providers.iter().map(|i| &gw.providers[*i]).filter(|p| p.can_reach_loa(loa)).map(|p| p.name()).collect();
+    let provider = able.iter().copied().find(|p| *p == session.identity.provider).or(able.first().copied())?;
+    let return_to = return_url(path, query);
+    tracing::info!(request_id = info.id(), app = %app.name, user = %session.identity.log_label(), required = loa.as_str(), provider, "step-up login");
+    if is_navigation(method, headers) {
+        return Some(endpoints::start_login_at(gw, app, Some(provider), Some(loa), return_to, headers, info).await);
+    }
+    let login = format!("{}&provider={provider}&loa={}", login_path(return_to.as_str()), loa.as_str());
+    Some(rescue::step_up_required(info, &login, loa.as_str()))
 }
 
 fn strip_identity(gw: &Gateway, req: &mut Request<Body>, info: &RequestInfo) {
@@ -206,16 +235,21 @@ async fn unauthenticated(
     path: &CanonicalPath,
     info: &RequestInfo,
 ) -> Response<Body> {
-    let original = match query {
-        Some(q) => format!("{}?{q}", path.as_str()),
-        None => path.as_str().to_owned(),
-    };
-    let return_to = ReturnUrl::parse(&original).unwrap_or_else(|_| ReturnUrl::root());
+    let return_to = return_url(path, query);
     if app.unauthenticated == Unauthenticated::Auto && is_navigation(method, headers) {
         endpoints::start_login(gw, app, None, return_to, headers, info).await
     } else {
         rescue::unauthorized(info, &login_path(return_to.as_str()))
     }
+}
+
+/// Where to come back to after a login started by this request.
+fn return_url(path: &CanonicalPath, query: Option<&str>) -> ReturnUrl {
+    let original = match query {
+        Some(q) => format!("{}?{q}", path.as_str()),
+        None => path.as_str().to_owned(),
+    };
+    ReturnUrl::parse(&original).unwrap_or_else(|_| ReturnUrl::root())
 }
 
 fn add_identity_headers(gw: &Gateway, app: &App, session: &Session, req: &mut Request<Body>) {

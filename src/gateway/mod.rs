@@ -19,6 +19,7 @@
 
 mod endpoints;
 mod handler;
+mod logout_return;
 mod loop_guard;
 pub mod rate_limit;
 pub mod request;
@@ -96,6 +97,8 @@ pub struct Gateway {
     pub access_log: bool,
     /// Attempts at one-time-credential forms, per client address.
     pub direct_limiter: rate_limit::RateLimiter,
+    /// Returns from an IdP's logout: `[verified, unverified]` `state`.
+    pub logout_returns: [crate::ops::metrics::CounterHandle; 2],
     endpoints: OnceLock<axum::Router>,
 }
 
@@ -179,6 +182,13 @@ impl Gateway {
         for provider in &providers {
             provider.register_metrics(&mut metrics);
         }
+        let logout_returns = ["verified", "unverified"].map(|result| {
+            metrics.register_counter(
+                "aisgate_logout_return_total",
+                "Browsers returning from an IdP's logout, by whether the returned state was this browser's (unverified: missing, wrong or reused; the page is the same).",
+                &[("result", result)],
+            )
+        });
         let metrics = Arc::new(metrics);
         let mut extra_names: Vec<String> = Vec::new();
         for app in &apps {
@@ -206,6 +216,7 @@ impl Gateway {
             access_log: config.log.access_log,
             // One-time credentials: 10 attempts per client per 5 minutes is plenty for a human.
             direct_limiter: rate_limit::RateLimiter::new(10, Duration::from_secs(300), 100_000),
+            logout_returns,
             endpoints: OnceLock::new(),
         });
         let _ = gateway.endpoints.set(endpoints::router(gateway.clone()));

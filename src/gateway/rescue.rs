@@ -55,6 +55,17 @@ pub fn unauthorized(info: &RequestInfo, login_url: &str) -> Response<Body> {
     resp
 }
 
+/// 401 for API/XHR/non-GET requests whose session's LoA is too low for the route: the client
+/// must send the user through `login_url` (a step-up login at `loa`).
+pub fn step_up_required(info: &RequestInfo, login_url: &str, loa: &str) -> Response<Body> {
+    let body =
+        serde_json::json!({ "error": "step_up_required", "min_loa": loa, "login": login_url, "request_id": info.id() })
+            .to_string();
+    let mut resp = own_response(StatusCode::UNAUTHORIZED, "application/json", body);
+    resp.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Cookie realm=\"aisgate\""));
+    resp
+}
+
 /// A `302 Found` to `location`, uncacheable, leaking no referrer.
 pub fn redirect(location: &str) -> Response<Body> {
     let mut resp = own_response(StatusCode::FOUND, "text/plain; charset=utf-8", String::new());

@@ -8,7 +8,7 @@ use http::uri::{Authority, Scheme};
 use crate::config::{AccessRule, AppConfig, Unauthenticated};
 use crate::http::canonical_path::CanonicalPath;
 use crate::identity::headers::HeaderMapping;
-use crate::identity::Identity;
+use crate::identity::{Identity, Loa};
 
 /// The parsed upstream base URL.
 #[derive(Debug, Clone)]
@@ -126,6 +126,16 @@ impl App {
         self.logout_paths.iter().any(|p| path.starts_with_segment_prefix(p))
     }
 
+    /// The LoA `identity` would need for `path`, when that is the only thing standing in the
+    /// way (the rule's other conditions hold): a step-up login can then help.
+    pub fn step_up_loa(&self, path: &CanonicalPath, identity: &Identity) -> Option<Loa> {
+        let rule = self.rules.iter().find(|r| path.starts_with_segment_prefix(&r.path_prefix))?;
+        let min = rule.min_loa?;
+        let raised = Identity { loa: Some(min), ..identity.clone() };
+        (self.authorize(path, identity) == Err(Denied::LoaTooLow) && self.authorize(path, &raised).is_ok())
+            .then_some(min)
+    }
+
     /// Applies the first rule whose prefix matches `path`; no matching rule means "any
     /// authenticated user of this app".
     pub fn authorize(&self, path: &CanonicalPath, identity: &Identity) -> Result<(), Denied> {
@@ -195,7 +205,7 @@ pub fn host_without_port(host: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::{Loa, Organisation};
+    use crate::identity::Organisation;
     use std::time::Duration;
 
     fn app(index: usize, hosts: &[&str], prefix: &str) -> App {

@@ -124,6 +124,16 @@ pub trait Provider: Send + Sync + 'static {
     fn display_name(&self) -> &str;
     /// Starts a login.
     async fn begin(&self, ctx: &LoginContext) -> Result<LoginStart, ProviderError>;
+    /// Whether a login at this provider can achieve at least `loa` (a per-LoA client, or
+    /// requesting a higher authentication context), for step-up. Default: no.
+    fn can_reach_loa(&self, _loa: crate::identity::Loa) -> bool {
+        false
+    }
+    /// Starts a login that must achieve at least `loa` (step-up). The gateway still checks the
+    /// LoA of the resulting identity. Default: refused.
+    async fn begin_at_loa(&self, _ctx: &LoginContext, loa: crate::identity::Loa) -> Result<LoginStart, ProviderError> {
+        Err(ProviderError::Rejected(format!("this provider cannot log in at LoA {}", loa.as_str())))
+    }
     /// Finishes a login from the callback parameters (query or form) and the saved state.
     async fn finish(
         &self,
@@ -133,6 +143,18 @@ pub trait Provider: Send + Sync + 'static {
     ) -> Result<Authenticated, ProviderError>;
     /// Where to send the browser after the local session is gone.
     fn logout(&self, ctx: &LoginContext, logout_state: &serde_json::Value) -> BrowserStep;
+    /// Like [`Provider::logout`], for providers whose IdP returns a `state` to the
+    /// post-logout URL: `state` is the gateway's browser-bound value to send (checked when the
+    /// browser comes back). `None`: the provider sends no state this time (the gateway then
+    /// calls `logout`).
+    fn logout_with_state(
+        &self,
+        _ctx: &LoginContext,
+        _logout_state: &serde_json::Value,
+        _state: &str,
+    ) -> Option<BrowserStep> {
+        None
+    }
     /// Current readiness.
     fn readiness(&self) -> Readiness;
     /// For providers that log in with one-time credentials typed into a gateway form: the

@@ -21,6 +21,8 @@ pub enum Purpose {
     Csrf,
     /// The login-loop counter cookie.
     LoopGuard,
+    /// The cookie binding an RP-initiated logout's `state` to the browser, and that state.
+    Logout,
 }
 
 impl Purpose {
@@ -30,6 +32,7 @@ impl Purpose {
             Purpose::Login => b"aisgate/login/v1\0",
             Purpose::Csrf => b"aisgate/csrf/v1\0",
             Purpose::LoopGuard => b"aisgate/loop/v1\0",
+            Purpose::Logout => b"aisgate/logout/v1\0",
         }
     }
 }

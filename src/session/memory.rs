@@ -329,6 +329,7 @@ mod tests {
             return_to: "/".into(),
             created_at: 0,
             protocol_state: serde_json::Value::Null,
+            min_loa: None,
         };
         store.put_pending(key, pending).await.unwrap();
         assert!(store.take_pending(&key).await.unwrap().is_some());

@@ -170,6 +170,9 @@ pub struct PendingLogin {
     pub created_at: u64,
     /// Protocol state (request ID, nonce, PKCE verifier, …).
     pub protocol_state: serde_json::Value,
+    /// LoA the login must achieve (step-up); a lower one is refused.
+    #[serde(default)]
+    pub min_loa: Option<crate::identity::Loa>,
 }
 
 /// Session store failure. Existing sessions in other stores or caches are unaffected.

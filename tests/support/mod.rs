@@ -224,13 +224,17 @@ impl Gateway {
         let encoded: String = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
         let start = self.navigate(&format!("/.aisgate/login?return={encoded}&provider={provider}"), None).await;
         assert_eq!(start.status(), 302, "login redirects to the IdP");
-        self.finish_oidc_login(&start, return_to).await
+        self.finish_oidc_login(&start, return_to, None).await
     }
 
     /// Follows a login redirect `start` (a gateway answer carrying the pre-login cookie and
-    /// `Location` at the IdP) through the simulated IdP and the callback.
-    pub async fn finish_oidc_login(&self, start: &reqwest::Response, return_to: &str) -> String {
-        let cookie = format!("aisgate_login={}", set_cookie(start, "aisgate_login").expect("pre-login cookie"));
+    /// `Location` at the IdP) through the simulated IdP and the callback, sending the callback
+    /// `session` (a `Cookie` value) too, as a browser that already has one does.
+    pub async fn finish_oidc_login(&self, start: &reqwest::Response, return_to: &str, session: Option<&str>) -> String {
+        let mut cookie = format!("aisgate_login={}", set_cookie(start, "aisgate_login").expect("pre-login cookie"));
+        if let Some(session) = session {
+            cookie = format!("{cookie}; {session}");
+        }
         let answer = self.client.get(location(start)).send().await.unwrap();
         assert_eq!(answer.status(), 303, "the simulated IdP answers with a redirect");
         let done = self.client.get(location(&answer)).header("cookie", cookie).send().await.unwrap();
@@ -238,4 +242,11 @@ impl Gateway {
         assert_eq!(location(&done), return_to);
         format!("aisgate_session={}", set_cookie(&done, "aisgate_session").expect("session cookie"))
     }
+}
+
+/// The CAAIS-like simulated provider `caais`: token endpoint on a separate mTLS host, RS256
+/// keys without `kid`, an issuer with a trailing slash, client `MY_AIS`; `extra` lines go into
+/// its provider table.
+pub fn caais_provider(extra: &str) -> aisgate::sim::stack::OidcStackProvider {
+    aisgate::sim::stack::OidcStackProvider::caais_like("caais", extra)
 }

@@ -51,6 +51,18 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
 }
 
+/// One client registration's credentials.
+pub struct Credentials<'a> {
+    /// Client id.
+    pub client_id: &'a str,
+    /// Client certificate (`tls_client_auth`).
+    pub client_cert: Option<&'a std::path::Path>,
+    /// Its key.
+    pub client_key: Option<&'a std::path::Path>,
+    /// Client secret (secret methods).
+    pub client_secret: Option<&'a super::config::SecretRef>,
+}
+
 /// The HTTP channel with the configured client authentication.
 pub struct IdpClient {
     http: reqwest::Client,
@@ -63,10 +75,26 @@ impl IdpClient {
     /// Builds the client: loads the certificate and key (once) for `tls_client_auth`, reads the
     /// client secret for the secret methods.
     pub fn build(cfg: &OidcProviderConfig, env: &crate::gateway::EnvSource) -> Result<IdpClient, String> {
+        let main = Credentials {
+            client_id: &cfg.client_id,
+            client_cert: cfg.client_cert.as_deref(),
+            client_key: cfg.client_key.as_deref(),
+            client_secret: cfg.client_secret.as_ref(),
+        };
+        IdpClient::build_for(cfg, &main, env)
+    }
+
+    /// Builds the client of one registration (the main one or a per-LoA one) with the
+    /// provider's authentication method, trust and timeouts.
+    pub fn build_for(
+        cfg: &OidcProviderConfig,
+        creds: &Credentials<'_>,
+        env: &crate::gateway::EnvSource,
+    ) -> Result<IdpClient, String> {
         let roots = crate::tls::roots(cfg.ca_bundle.as_deref()).map_err(|e| e.to_string())?;
         let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
         let auth = cfg.client_auth();
-        let tls = match (auth, &cfg.client_cert, &cfg.client_key) {
+        let tls = match (auth, creds.client_cert, creds.client_key) {
             (ClientAuth::TlsClientAuth, Some(cert), Some(key)) => {
                 let certs = crate::tls::load_certs(cert).map_err(|e| e.to_string())?;
                 let key = crate::tls::load_key(key).map_err(|e| e.to_string())?;
@@ -82,14 +110,19 @@ impl IdpClient {
             Duration::from_secs(cfg.connect_timeout_secs),
             Duration::from_secs(cfg.timeout_secs),
         )?;
-        let secret = match (auth, &cfg.client_secret) {
+        let secret = match (auth, creds.client_secret) {
             (ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost, Some(s)) => Some(s.read(env)?),
             (ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost, None) => {
                 return Err(format!("client_auth = \"{}\" needs client_secret", auth.as_str()))
             }
             _ => None,
         };
-        Ok(IdpClient { http, auth, client_id: cfg.client_id.clone(), secret })
+        Ok(IdpClient { http, auth, client_id: creds.client_id.to_owned(), secret })
+    }
+
+    /// The client id this channel authenticates as.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
     }
 
     /// GETs a JSON document.

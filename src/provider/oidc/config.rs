@@ -143,6 +143,26 @@ impl SecretRef {
     }
 }
 
+/// `[[provider.loa_client]]`: a client registration that guarantees `loa`. It uses the
+/// provider's `client_auth`; credentials not given are the provider's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoaClientConfig {
+    /// The LoA this registration guarantees.
+    pub loa: Loa,
+    /// Its client id.
+    pub client_id: String,
+    /// Its client secret (secret methods); default: the provider's.
+    #[serde(default)]
+    pub client_secret: Option<SecretRef>,
+    /// Its client certificate (`tls_client_auth`); default: the provider's.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// Its client certificate's key; default: the provider's.
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+}
+
 /// `[[provider]] kind = "oidc"`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -191,6 +211,10 @@ pub struct OidcProviderConfig {
     /// Level of assurance this client registration guarantees (CAAIS sends none: one client per LoA).
     #[serde(default)]
     pub loa: Option<Loa>,
+    /// Further client registrations, one per LoA (CAAIS registers a client per LoA): a route
+    /// requiring a higher LoA than the session has logs in again with the matching one.
+    #[serde(default)]
+    pub loa_client: Vec<LoaClientConfig>,
     /// Where the IdP returns the browser after logout. Default: the gateway's logged-out page.
     #[serde(default)]
     pub post_logout_redirect_uri: Option<String>,
@@ -316,6 +340,19 @@ impl OidcProviderConfig {
                 problems.push(format!("client_secret is not used with client_auth = \"{}\"", auth.as_str()));
             }
         }
+        let mut seen = Vec::new();
+        for c in &self.loa_client {
+            if c.client_id.trim().is_empty() {
+                problems.push(format!("loa_client {}: client_id is empty", c.loa.as_str()));
+            }
+            if seen.contains(&c.loa) || self.loa == Some(c.loa) {
+                problems.push(format!("loa_client {}: another client already has this LoA", c.loa.as_str()));
+            }
+            seen.push(c.loa);
+            if c.client_cert.is_some() != c.client_key.is_some() {
+                problems.push(format!("loa_client {}: client_cert and client_key go together", c.loa.as_str()));
+            }
+        }
         if self.clock_skew_secs > 600 {
             problems.push("clock_skew_secs is larger than 600".to_owned());
         }
@@ -353,6 +390,17 @@ mod tests {
         assert_eq!(cfg.discovery_url().unwrap(), "https://idp.example.cz/realm/.well-known/openid-configuration");
         assert_eq!(cfg.client_auth(), ClientAuth::None);
         assert!(cfg.check().is_empty());
+    }
+
+    #[test]
+    fn loa_clients_must_have_distinct_loas_and_a_client_id() {
+        let base = "name = \"c\"\npreset = \"caais-oidc-test\"\nclient_id = \"X\"\nclient_cert = \"c.pem\"\nclient_key = \"c.key\"\nloa = \"substantial\"\n";
+        let ok = format!("{base}[[loa_client]]\nloa = \"high\"\nclient_id = \"X_HIGH\"\n");
+        assert!(parse(&ok).check().is_empty(), "{:?}", parse(&ok).check());
+        let same_as_main = format!("{base}[[loa_client]]\nloa = \"substantial\"\nclient_id = \"Y\"\n");
+        assert!(parse(&same_as_main).check().join("\n").contains("already has this LoA"));
+        let empty_id = format!("{base}[[loa_client]]\nloa = \"high\"\nclient_id = \" \"\n");
+        assert!(parse(&empty_id).check().join("\n").contains("client_id is empty"));
     }
 
     #[test]

@@ -72,6 +72,9 @@ struct ExpectCallback {
     code_verifier: String,
     redirect_uri: String,
     issuer: String,
+    /// The per-LoA client the login uses; `None`: the main client.
+    #[serde(default)]
+    client_loa: Option<Loa>,
 }
 
 /// A running OpenID Connect provider.
@@ -88,6 +91,8 @@ pub struct OidcProvider {
     max_token_bytes: usize,
     refresh_interval: Duration,
     client: IdpClient,
+    /// Per-LoA client registrations (`[[provider.loa_client]]`), for step-up.
+    loa_clients: Vec<(Loa, IdpClient)>,
     directory: Directory,
     /// `jti`s of accepted logout tokens, each kept for the whole window in which its token
     /// could still be accepted (single use, §2.6 step 7).
@@ -170,6 +175,21 @@ impl OidcProvider {
             max_token_bytes: cfg.max_token_bytes,
             refresh_interval: Duration::from_secs(cfg.refresh_interval_secs.max(1)),
             client: IdpClient::build(cfg, env)?,
+            loa_clients: cfg
+                .loa_client
+                .iter()
+                .map(|c| {
+                    let creds = client::Credentials {
+                        client_id: &c.client_id,
+                        client_cert: c.client_cert.as_deref().or(cfg.client_cert.as_deref()),
+                        client_key: c.client_key.as_deref().or(cfg.client_key.as_deref()),
+                        client_secret: c.client_secret.as_ref().or(cfg.client_secret.as_ref()),
+                    };
+                    IdpClient::build_for(cfg, &creds, env)
+                        .map(|client| (c.loa, client))
+                        .map_err(|e| format!("loa_client {}: {e}", c.loa.as_str()))
+                })
+                .collect::<Result<_, _>>()?,
             directory: Directory::new(
                 cfg.discovery_url()?,
                 cfg.expected_issuer(),
@@ -207,13 +227,14 @@ impl OidcProvider {
         raw: &str,
         jwks_uri: &str,
         expect: &ExpectCallback,
+        client_id: &str,
         access_token: Option<&str>,
     ) -> Result<serde_json::Map<String, serde_json::Value>, ProviderError> {
         let jws = Jws::parse(raw, self.max_token_bytes).map_err(rejected)?;
         self.verify_signature(&jws, jwks_uri, TokenKind::Id).await?;
         let want = Expected {
             issuer: &expect.issuer,
-            client_id: &self.client_id,
+            client_id,
             nonce: Some(&expect.nonce),
             now: crate::session::now_unix(),
             skew: self.skew,
@@ -262,11 +283,10 @@ impl OidcProvider {
         if code.is_empty() || code.len() > MAX_CODE_LEN {
             return Err(ProviderError::BadCallback(format!("code of {} bytes", code.len())));
         }
+        let (client, configured_loa) = self.client_for(expect.client_loa)?;
         let started = Instant::now();
-        let tokens = self
-            .client
-            .exchange_code(&metadata.token_endpoint, code, &expect.redirect_uri, &expect.code_verifier)
-            .await;
+        let tokens =
+            client.exchange_code(&metadata.token_endpoint, code, &expect.redirect_uri, &expect.code_verifier).await;
         if let Some(m) = self.metrics.get() {
             m.token_latency.observe(started.elapsed().as_secs_f64());
         }
@@ -274,7 +294,9 @@ impl OidcProvider {
         let raw = tokens
             .id_token
             .ok_or_else(|| ProviderError::InvalidResponse("token response without id_token".to_owned()))?;
-        let result = self.check_id_token(&raw, &metadata.jwks_uri, expect, tokens.access_token.as_deref()).await;
+        let result = self
+            .check_id_token(&raw, &metadata.jwks_uri, expect, client.client_id(), tokens.access_token.as_deref())
+            .await;
         if let (Err(ProviderError::Rejected(_)), Some(m)) = (&result, self.metrics.get()) {
             m.rejected.inc();
         }
@@ -283,7 +305,7 @@ impl OidcProvider {
         if let (true, Some(endpoint), Some(access_token)) =
             (self.userinfo, &metadata.userinfo_endpoint, tokens.access_token.as_deref())
         {
-            let info = self.client.userinfo(endpoint, access_token).await?;
+            let info = client.userinfo(endpoint, access_token).await?;
             // OIDC Core §5.3.2: the userinfo `sub` must be the ID token's.
             if info.get("sub") != claims.get("sub") {
                 return Err(ProviderError::InvalidResponse("userinfo sub differs from the ID token".to_owned()));
@@ -292,7 +314,7 @@ impl OidcProvider {
                 claims.entry(name).or_insert(value);
             }
         }
-        let identity = to_identity(&self.name, &claims, self.loa, now);
+        let identity = to_identity(&self.name, &claims, configured_loa, now);
         if identity.expires_at.is_some_and(|end| end.saturating_add(self.skew) <= now) {
             // A session that ends before it starts would send the browser straight back to the
             // IdP, whose SSO session would answer the same: a loop instead of an error page.
@@ -302,15 +324,99 @@ impl OidcProvider {
             "id_token": raw,
             "sid": claims.get("sid"),
             "sub": claims.get("sub"),
+            "client_id": client.client_id(),
         });
         let tokens = tokens.access_token.map(|access_token| UpstreamTokens {
             access_token,
             issued_at: now,
             expires_at: now.saturating_add(tokens.expires_in.unwrap_or(DEFAULT_ACCESS_TOKEN_SECS)),
             refresh_token: tokens.refresh_token,
-            client_loa: None,
+            client_loa: expect.client_loa,
         });
         Ok(Authenticated { identity, logout_state, tokens })
+    }
+
+    /// The client registration for `loa` (`None`: the main one) and the LoA it guarantees.
+    fn client_for(&self, loa: Option<Loa>) -> Result<(&IdpClient, Option<Loa>), ProviderError> {
+        match loa {
+            None => Ok((&self.client, self.loa)),
+            Some(loa) if self.loa == Some(loa) => Ok((&self.client, self.loa)),
+            Some(loa) => self
+                .loa_clients
+                .iter()
+                .find(|(l, _)| *l == loa)
+                .map(|(l, c)| (c, Some(*l)))
+                .ok_or_else(|| ProviderError::Rejected(format!("no client for LoA {}", loa.as_str()))),
+        }
+    }
+
+    /// The client that guarantees at least `required`, the lowest such (the main one first).
+    fn client_reaching(&self, required: Loa) -> Option<Loa> {
+        if self.loa.is_some_and(|l| l >= required) {
+            return self.loa;
+        }
+        self.loa_clients.iter().map(|(l, _)| *l).filter(|l| *l >= required).min()
+    }
+
+    /// Starts a login with the client for `client_loa` (`None`: the main one).
+    async fn begin_with(&self, ctx: &LoginContext, client_loa: Option<Loa>) -> Result<LoginStart, ProviderError> {
+        let (client, _) = self.client_for(client_loa)?;
+        let metadata = self.directory.require_metadata(&self.client, &self.name).await?;
+        let expect = ExpectCallback {
+            state: random_b64(),
+            nonce: random_b64(),
+            code_verifier: random_b64(),
+            redirect_uri: ctx.callback_url.clone(),
+            issuer: metadata.issuer.clone(),
+            client_loa,
+        };
+        let mut url = url::Url::parse(&metadata.authorization_endpoint)
+            .map_err(|e| ProviderError::InvalidResponse(format!("authorization_endpoint: {e}")))?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("response_type", "code")
+                .append_pair("client_id", client.client_id())
+                .append_pair("redirect_uri", &expect.redirect_uri)
+                .append_pair("scope", &self.scopes)
+                .append_pair("state", &expect.state)
+                .append_pair("nonce", &expect.nonce)
+                .append_pair("code_challenge", &pkce_challenge(&expect.code_verifier))
+                .append_pair("code_challenge_method", "S256");
+            if self.response_mode == ResponseMode::FormPost {
+                q.append_pair("response_mode", "form_post");
+            }
+        }
+        let state = serde_json::to_value(&expect).map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+        Ok(LoginStart { step: BrowserStep::Redirect(url.into()), state })
+    }
+
+    fn post_logout_uri(&self, ctx: &LoginContext) -> String {
+        self.post_logout_redirect_uri.clone().unwrap_or_else(|| ctx.logged_out_url.clone())
+    }
+
+    /// RP-initiated logout (OIDC RP-Initiated Logout 1.0 §2) carrying `state`; `None` without
+    /// a usable end-session endpoint.
+    fn end_session(&self, ctx: &LoginContext, logout_state: &serde_json::Value, state: &str) -> Option<BrowserStep> {
+        let endpoint = self.directory.metadata().and_then(|m| m.end_session_endpoint.clone())?;
+        let mut fields = vec![
+            // The registration the session logged in with (a per-LoA one after step-up).
+            (
+                "client_id".to_owned(),
+                logout_state.get("client_id").and_then(|c| c.as_str()).unwrap_or(&self.client_id).to_owned(),
+            ),
+            ("post_logout_redirect_uri".to_owned(), self.post_logout_uri(ctx)),
+            ("state".to_owned(), state.to_owned()),
+        ];
+        let id_token = logout_state.get("id_token").and_then(|t| t.as_str()).unwrap_or("");
+        if !id_token.is_empty() {
+            fields.push(("id_token_hint".to_owned(), id_token.to_owned()));
+        }
+        if id_token.len() > MAX_LOGOUT_GET_TOKEN {
+            return Some(BrowserStep::PostForm { action: endpoint, fields });
+        }
+        let mut url = url::Url::parse(&endpoint).ok()?;
+        url.query_pairs_mut().extend_pairs(fields);
+        Some(BrowserStep::Redirect(url.into()))
     }
 
     /// One refresh-token grant. An ID token in the answer is not used: identity and LoA stay
@@ -320,7 +426,8 @@ impl OidcProvider {
             old.refresh_token.as_deref().ok_or_else(|| ProviderError::Rejected("no refresh token".to_owned()))?;
         let metadata = self.directory.require_metadata(&self.client, &self.name).await?;
         let now = crate::session::now_unix();
-        let answer = self.client.refresh(&metadata.token_endpoint, refresh_token).await?;
+        let (client, _) = self.client_for(old.client_loa)?;
+        let answer = client.refresh(&metadata.token_endpoint, refresh_token).await?;
         let access_token = answer
             .access_token
             .filter(|t| !t.is_empty())
@@ -346,32 +453,19 @@ impl Provider for OidcProvider {
     }
 
     async fn begin(&self, ctx: &LoginContext) -> Result<LoginStart, ProviderError> {
-        let metadata = self.directory.require_metadata(&self.client, &self.name).await?;
-        let expect = ExpectCallback {
-            state: random_b64(),
-            nonce: random_b64(),
-            code_verifier: random_b64(),
-            redirect_uri: ctx.callback_url.clone(),
-            issuer: metadata.issuer.clone(),
-        };
-        let mut url = url::Url::parse(&metadata.authorization_endpoint)
-            .map_err(|e| ProviderError::InvalidResponse(format!("authorization_endpoint: {e}")))?;
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("response_type", "code")
-                .append_pair("client_id", &self.client_id)
-                .append_pair("redirect_uri", &expect.redirect_uri)
-                .append_pair("scope", &self.scopes)
-                .append_pair("state", &expect.state)
-                .append_pair("nonce", &expect.nonce)
-                .append_pair("code_challenge", &pkce_challenge(&expect.code_verifier))
-                .append_pair("code_challenge_method", "S256");
-            if self.response_mode == ResponseMode::FormPost {
-                q.append_pair("response_mode", "form_post");
-            }
-        }
-        let state = serde_json::to_value(&expect).map_err(|e| ProviderError::Unavailable(e.to_string()))?;
-        Ok(LoginStart { step: BrowserStep::Redirect(url.into()), state })
+        self.begin_with(ctx, None).await
+    }
+
+    fn can_reach_loa(&self, required: Loa) -> bool {
+        self.client_reaching(required).is_some()
+    }
+
+    async fn begin_at_loa(&self, ctx: &LoginContext, required: Loa) -> Result<LoginStart, ProviderError> {
+        let client_loa = self
+            .client_reaching(required)
+            .ok_or_else(|| ProviderError::Rejected(format!("no client for LoA {}", required.as_str())))?;
+        // The main client keeps `None`, so its sessions look like every other main login.
+        self.begin_with(ctx, (self.loa != Some(client_loa)).then_some(client_loa)).await
     }
 
     async fn finish(
@@ -394,29 +488,17 @@ impl Provider for OidcProvider {
     }
 
     fn logout(&self, ctx: &LoginContext, logout_state: &serde_json::Value) -> BrowserStep {
-        let back = self.post_logout_redirect_uri.clone().unwrap_or_else(|| ctx.logged_out_url.clone());
-        let Some(endpoint) = self.directory.metadata().and_then(|m| m.end_session_endpoint.clone()) else {
-            return BrowserStep::Redirect(back);
-        };
-        let mut fields = vec![
-            ("client_id".to_owned(), self.client_id.clone()),
-            ("post_logout_redirect_uri".to_owned(), back.clone()),
-            ("state".to_owned(), random_b64()),
-        ];
-        let id_token = logout_state.get("id_token").and_then(|t| t.as_str()).unwrap_or("");
-        if !id_token.is_empty() {
-            fields.push(("id_token_hint".to_owned(), id_token.to_owned()));
-        }
-        if id_token.len() > MAX_LOGOUT_GET_TOKEN {
-            return BrowserStep::PostForm { action: endpoint, fields };
-        }
-        match url::Url::parse(&endpoint) {
-            Ok(mut url) => {
-                url.query_pairs_mut().extend_pairs(fields);
-                BrowserStep::Redirect(url.into())
-            }
-            Err(_) => BrowserStep::Redirect(back),
-        }
+        self.end_session(ctx, logout_state, &random_b64())
+            .unwrap_or_else(|| BrowserStep::Redirect(self.post_logout_uri(ctx)))
+    }
+
+    fn logout_with_state(
+        &self,
+        ctx: &LoginContext,
+        logout_state: &serde_json::Value,
+        state: &str,
+    ) -> Option<BrowserStep> {
+        self.end_session(ctx, logout_state, state)
     }
 
     fn readiness(&self) -> Readiness {

@@ -26,7 +26,10 @@ use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
 
 use crate::pages::html_escape;
+
+mod token;
 use crate::sim::certs::TestPki;
+use token::token;
 
 /// How the simulated client authenticates at the token endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,6 +129,10 @@ pub struct Knobs {
     pub no_refresh_rotation: bool,
     /// The last access token issued.
     pub last_access_token: Option<String>,
+    /// Further registered client ids (per-LoA clients, CAAIS style), with the same credentials.
+    pub extra_client_ids: Vec<String>,
+    /// ID tokens carry this `loa` claim.
+    pub loa_claim: Option<String>,
 }
 
 /// A way to make a back-channel logout token bad (see [`OidcSim::logout_token`]).
@@ -226,6 +233,7 @@ impl SimKey {
 }
 
 struct Grant {
+    client_id: String,
     nonce: Option<String>,
     challenge: Option<String>,
     redirect_uri: String,
@@ -242,8 +250,8 @@ struct SimState {
     registered_client: Vec<u8>,
     codes: Mutex<HashMap<String, Grant>>,
     access_tokens: Mutex<HashMap<String, usize>>,
-    /// Live refresh tokens and their user.
-    refresh_tokens: Mutex<HashMap<String, usize>>,
+    /// Live refresh tokens, their user and the client they were issued to.
+    refresh_tokens: Mutex<HashMap<String, (usize, String)>>,
     previous_nonce: Mutex<Option<String>>,
     knobs: Arc<Mutex<Knobs>>,
 }
@@ -443,6 +451,12 @@ fn spawn_token_host(listener: TcpListener, pki: &TestPki, state: Arc<SimState>) 
     Ok(())
 }
 
+/// Whether `client_id` is a registered client (the main one or an extra per-LoA one).
+fn registered(state: &SimState, client_id: &str) -> bool {
+    client_id == state.cfg.client_id
+        || state.knobs.lock().unwrap_or_else(|e| e.into_inner()).extra_client_ids.iter().any(|c| c == client_id)
+}
+
 fn down(state: &SimState) -> bool {
     state.knobs.lock().unwrap_or_else(|e| e.into_inner()).outage
 }
@@ -490,7 +504,7 @@ async fn authorize(State(s): State<Arc<SimState>>, Query(q): Query<HashMap<Strin
     };
     let get = |k: &str| q.get(k).map(String::as_str);
     // caais.md §1.4: a bad parameter is an HTTP 400 page at the IdP, never a redirect.
-    if get("client_id") != Some(s.cfg.client_id.as_str())
+    if !get("client_id").is_some_and(|c| registered(&s, c))
         || get("redirect_uri") != Some(s.cfg.redirect_uri.as_str())
         || get("response_type") != Some("code")
         || !get("scope").unwrap_or("").split(' ').any(|x| x == "openid")
@@ -504,6 +518,7 @@ async fn authorize(State(s): State<Arc<SimState>>, Query(q): Query<HashMap<Strin
     s.codes.lock().unwrap_or_else(|e| e.into_inner()).insert(
         code.clone(),
         Grant {
+            client_id: get("client_id").unwrap_or_default().to_owned(),
             nonce: q.get("nonce").cloned(),
             challenge: q.get("code_challenge").cloned(),
             redirect_uri: s.cfg.redirect_uri.clone(),
@@ -544,153 +559,6 @@ fn json_response(status: StatusCode, value: &Value) -> Response {
 
 fn oauth_error(status: StatusCode, error: &str) -> Response {
     json_response(status, &json!({ "error": error }))
-}
-
-/// The token endpoint. `client_cert`: `None` on the plain host, `Some(cert)` on the mTLS host.
-fn token(s: &SimState, client_cert: Option<Option<&[u8]>>, headers: &http::HeaderMap, body: &[u8]) -> Response {
-    let outage = {
-        let mut knobs = s.knobs.lock().unwrap_or_else(|e| e.into_inner());
-        knobs.token_calls += 1;
-        knobs.token_outage
-    };
-    if outage {
-        return unavailable();
-    }
-    let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
-    let get = |k: &str| form.get(k).map(String::as_str);
-    let basic = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
-        .and_then(|v| String::from_utf8(v).ok());
-    let client_ok = match &s.cfg.client_auth {
-        SimClientAuth::Mtls => {
-            client_cert.flatten() == Some(s.registered_client.as_slice()) && get("client_id") == Some(&s.cfg.client_id)
-        }
-        SimClientAuth::Secret(secret) => {
-            let by_basic = basic.as_deref() == Some(format!("{}:{secret}", s.cfg.client_id).as_str());
-            let by_post = get("client_id") == Some(&s.cfg.client_id) && get("client_secret") == Some(secret);
-            by_basic || by_post
-        }
-        SimClientAuth::Public => get("client_id") == Some(&s.cfg.client_id),
-    };
-    if !client_ok {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
-    }
-    match get("grant_type") {
-        Some("authorization_code") => {}
-        Some("refresh_token") => return refresh(s, get("refresh_token").unwrap_or("")),
-        _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
-    }
-    let Some(grant) = get("code").and_then(|c| s.codes.lock().unwrap_or_else(|e| e.into_inner()).remove(c)) else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
-    };
-    if get("redirect_uri") != Some(grant.redirect_uri.as_str()) {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
-    }
-    let pkce_ok = match (&grant.challenge, get("code_verifier")) {
-        (Some(challenge), Some(verifier)) => &crate::provider::oidc::pkce_challenge(verifier) == challenge,
-        (None, _) => s.cfg.client_auth != SimClientAuth::Public,
-        (Some(_), None) => false,
-    };
-    if !pkce_ok {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
-    }
-    let (access_token, expires_in) = issue_access_token(s, grant.user);
-    let refresh_token = random();
-    s.refresh_tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(refresh_token.clone(), grant.user);
-    match id_token(s, &grant, &access_token) {
-        Ok(id_token) => json_response(
-            StatusCode::OK,
-            &json!({
-                "access_token": access_token,
-                "token_type": "Bearer",
-                "expires_in": expires_in,
-                "refresh_token": refresh_token,
-                "scope": "openid profile",
-                "id_token": id_token,
-            }),
-        ),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
-    }
-}
-
-/// A new access token for `user` and its lifetime.
-fn issue_access_token(s: &SimState, user: usize) -> (String, u64) {
-    let access_token = random();
-    s.access_tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(access_token.clone(), user);
-    let mut knobs = s.knobs.lock().unwrap_or_else(|e| e.into_inner());
-    knobs.last_access_token = Some(access_token.clone());
-    (access_token, knobs.access_token_ttl.unwrap_or(299))
-}
-
-/// The refresh-token grant (RFC 6749 §6), rotating the refresh token unless told not to.
-fn refresh(s: &SimState, presented: &str) -> Response {
-    let (error, rotate) = {
-        let mut knobs = s.knobs.lock().unwrap_or_else(|e| e.into_inner());
-        knobs.refresh_calls += 1;
-        (knobs.refresh_error.clone(), !knobs.no_refresh_rotation)
-    };
-    if let Some(error) = error {
-        return oauth_error(StatusCode::BAD_REQUEST, &error);
-    }
-    let user = {
-        let mut live = s.refresh_tokens.lock().unwrap_or_else(|e| e.into_inner());
-        if rotate {
-            live.remove(presented)
-        } else {
-            live.get(presented).copied()
-        }
-    };
-    let Some(user) = user else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
-    };
-    let (access_token, expires_in) = issue_access_token(s, user);
-    let mut answer = json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": expires_in });
-    if rotate {
-        let next = random();
-        s.refresh_tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(next.clone(), user);
-        answer["refresh_token"] = json!(next);
-    }
-    json_response(StatusCode::OK, &answer)
-}
-
-fn id_token(s: &SimState, grant: &Grant, access_token: &str) -> Result<String, String> {
-    let bad = s.knobs.lock().unwrap_or_else(|e| e.into_inner()).bad.take();
-    let now = crate::session::now_unix();
-    let mut claims = Value::Object(s.cfg.users.get(grant.user).cloned().unwrap_or_default());
-    let previous =
-        s.previous_nonce.lock().unwrap_or_else(|e| e.into_inner()).replace(grant.nonce.clone().unwrap_or_default());
-    let nonce = if bad == Some(BadToken::ReplayedNonce) { previous } else { grant.nonce.clone() };
-    // A fresh IdP session per login, recorded so tests can aim a logout token at it.
-    let sid = random();
-    s.knobs.lock().unwrap_or_else(|e| e.into_inner()).last_sid = Some(sid.clone());
-    for (k, v) in [
-        ("iss", json!(if bad == Some(BadToken::WrongIssuer) { "https://evil.example/" } else { s.issuer.as_str() })),
-        ("aud", json!(if bad == Some(BadToken::WrongAudience) { "OTHER_AIS" } else { s.cfg.client_id.as_str() })),
-        ("azp", json!(if bad == Some(BadToken::WrongAudience) { "OTHER_AIS" } else { s.cfg.client_id.as_str() })),
-        ("iat", json!(if bad == Some(BadToken::Expired) { now - 7200 } else { now })),
-        ("nbf", json!(if bad == Some(BadToken::Expired) { now - 7200 } else { now })),
-        ("exp", json!(if bad == Some(BadToken::Expired) { now - 3600 } else { now + 1800 })),
-        ("auth_time", json!(now)),
-        ("jti", json!(random())),
-        ("sid", json!(sid)),
-        ("nonce", json!(nonce)),
-        ("at_hash", json!(crate::provider::oidc::jws::at_hash(access_token))),
-    ] {
-        claims[k] = v;
-    }
-    if bad == Some(BadToken::Oversized) {
-        claims["padding"] = json!("x".repeat(100_000));
-    }
-    let key = s.key.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    match bad {
-        Some(BadToken::AlgNone) => Ok(format!("{}.{}.", b64(br#"{"alg":"none"}"#), b64(claims.to_string().as_bytes()))),
-        Some(BadToken::Hs256WithPublicKey) => Ok(hs256_with_public_key(&key, s.cfg.kid, &claims)),
-        Some(BadToken::UnknownKey) => s.stranger.sign(s.cfg.kid, &claims),
-        _ => key.sign(s.cfg.kid, &claims),
-    }
 }
 
 async fn userinfo(State(s): State<Arc<SimState>>, headers: http::HeaderMap) -> Response {

@@ -1,0 +1,97 @@
+//! The return from an IdP's logout: RP-initiated logout sends a `state` bound to the browser
+//! (a MAC of a fresh handle, kept single-use server-side, the handle sealed into a cookie), and
+//! `/.aisgate/logged-out` checks it. The local session is already gone, so a bad state changes
+//! nothing but the log: it means the return did not follow this browser's logout.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::Extension;
+use http::header::SET_COOKIE;
+use http::{HeaderMap, Response, StatusCode};
+
+use super::endpoints::{param, query_pairs};
+use super::request::{clear_cookie, cookie, RequestInfo};
+use super::rescue;
+use super::Gateway;
+use crate::pages;
+use crate::provider::BrowserStep;
+use crate::session::keyring::Purpose;
+use crate::session::{now_unix, random_id, PendingLogin, StoreKey};
+
+type Gw = State<Arc<Gateway>>;
+
+/// The cookie binding an RP-initiated logout's `state` to the browser.
+pub(super) fn logout_cookie_name(gw: &Gateway) -> String {
+    format!("{}_logout", gw.login_cookie_name)
+}
+
+/// Marks a pending entry as a logout's (never usable as a login's protocol state).
+const LOGOUT_MARK: &str = "rp_initiated_logout";
+
+/// `GET /.aisgate/logged-out[?state=…]`: the local session is already gone, so the page is the
+/// same whatever the state; a state that is not this browser's (missing, forged, reused) is
+/// logged, since it means the return did not follow this browser's logout.
+pub(super) async fn logged_out(
+    State(gw): Gw,
+    Extension(info): Extension<RequestInfo>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response<Body> {
+    let params = query_pairs(query.as_deref());
+    let state = param(&params, "state");
+    let cookie_name = logout_cookie_name(&gw);
+    let handle = cookie(&headers, &cookie_name).and_then(|v| gw.keyring.open(Purpose::Logout, v));
+    if state.is_some() || handle.is_some() {
+        let verified = match (handle, state) {
+            (Some(handle), Some(state)) if gw.keyring.verify_mac(Purpose::Logout, &handle, state) => {
+                // Single use: the server-side entry is taken on the first return.
+                matches!(gw.store.take_pending(&StoreKey::of(&handle)).await,
+                    Ok(Some(p)) if p.protocol_state.get(LOGOUT_MARK).is_some())
+            }
+            _ => false,
+        };
+        let [ok, unverified] = &gw.logout_returns;
+        if verified {
+            ok.inc();
+        } else {
+            unverified.inc();
+            tracing::warn!(request_id = info.id(), client = %info.client_ip, "return from the IdP's logout without this browser's state (missing, wrong or reused)");
+        }
+    }
+    let mut resp = rescue::html(StatusCode::OK, pages::logged_out_page(Some("/"), info.lang()));
+    if handle.is_some() {
+        resp.headers_mut().append(SET_COOKIE, clear_cookie(&cookie_name, gw.cookie_secure));
+    }
+    resp
+}
+
+/// The provider's logout step. For providers that send a `state` to the IdP, it is a MAC of a
+/// fresh handle kept single-use server-side and sealed into a cookie of this browser, so the
+/// return can be checked (RP-Initiated Logout 1.0 §3); returns the cookie value then.
+pub(super) async fn provider_logout(
+    gw: &Gateway,
+    provider: &dyn crate::provider::Provider,
+    logout_state: &serde_json::Value,
+) -> (BrowserStep, Option<String>) {
+    let ctx = gw.login_context(provider.name());
+    let handle = random_id();
+    let state = gw.keyring.mac(Purpose::Logout, &handle);
+    let Some(step) = provider.logout_with_state(&ctx, logout_state, &state) else {
+        return (provider.logout(&ctx, logout_state), None);
+    };
+    let pending = PendingLogin {
+        provider: provider.name().to_owned(),
+        return_to: "/".to_owned(),
+        created_at: now_unix(),
+        protocol_state: serde_json::json!({ LOGOUT_MARK: true }),
+        min_loa: None,
+    };
+    if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {
+        // The logout itself has happened; only the return check is lost.
+        tracing::error!(error = %e, "cannot store the logout state");
+        return (step, None);
+    }
+    (step, Some(gw.keyring.seal(Purpose::Logout, &handle)))
+}
