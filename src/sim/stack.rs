@@ -89,6 +89,31 @@ pub struct OidcStackProvider {
     pub extra: String,
 }
 
+impl OidcStackProvider {
+    /// A CAAIS-like simulated provider (caais.md §1): client `MY_AIS` authenticated by mutual
+    /// TLS, an issuer with a trailing slash, RS256 keys without `kid`, one official. `extra`
+    /// is appended to its provider table.
+    pub fn caais_like(name: &str, extra: &str) -> OidcStackProvider {
+        OidcStackProvider {
+            name: name.to_owned(),
+            sim: sim::oidc::OidcSimConfig {
+                client_id: "MY_AIS".into(),
+                redirect_uri: String::new(),
+                client_auth: sim::oidc::SimClientAuth::Mtls,
+                issuer_trailing_slash: true,
+                kid: false,
+                alg: sim::oidc::SimAlg::Rs256,
+                users: vec![sim::oidc::caais_user()],
+                outage_at_start: false,
+            },
+            client_auth: None,
+            issuer: None,
+            registered_client: true,
+            extra: extra.to_owned(),
+        }
+    }
+}
+
 impl Default for StackOptions {
     fn default() -> Self {
         let any = SocketAddr::from(([127, 0, 0, 1], 0));

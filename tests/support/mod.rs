@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod oidc_provider;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -268,24 +270,7 @@ impl Gateway {
 /// keys without `kid`, an issuer with a trailing slash, client `MY_AIS`; `extra` lines go into
 /// its provider table.
 pub fn caais_provider(extra: &str) -> aisgate::sim::stack::OidcStackProvider {
-    use aisgate::sim::oidc::{caais_user, OidcSimConfig, SimAlg, SimClientAuth};
-    aisgate::sim::stack::OidcStackProvider {
-        name: "caais".into(),
-        sim: OidcSimConfig {
-            client_id: "MY_AIS".into(),
-            redirect_uri: String::new(),
-            client_auth: SimClientAuth::Mtls,
-            issuer_trailing_slash: true,
-            kid: false,
-            alg: SimAlg::Rs256,
-            users: vec![caais_user()],
-            outage_at_start: false,
-        },
-        client_auth: None,
-        issuer: None,
-        registered_client: true,
-        extra: extra.to_owned(),
-    }
+    aisgate::sim::stack::OidcStackProvider::caais_like("caais", extra)
 }
 
 /// The action and hidden fields of an auto-submit page (OIDC form_post, SAML POST binding).
