@@ -303,6 +303,36 @@ async fn a_pending_request_past_its_ttl_is_refused() {
     assert_refused(deliver(&gw, &p, Some(&p.cookie)).await, 400, EXPIRED, "used").await;
 }
 
+#[tokio::test]
+async fn a_nia_login_may_outlast_the_gateways_login_ttl_up_to_the_providers_own() {
+    // nia.md §8.4: NIA queues logins for tens of minutes; the provider's 3600 s wins over a
+    // short [session] login_ttl_secs for its own logins, cookie included.
+    logs();
+    let gw = Gateway::start(StackOptions {
+        upstream: Some(header_echo().await),
+        apps: Some(APPS.to_owned()),
+        session_extra: "login_ttl_secs = 1\n".to_owned(),
+        saml: Some(SamlStackProvider { extra: "pending_request_ttl_secs = 3600".to_owned(), ..Default::default() }),
+        ..Default::default()
+    })
+    .await;
+    let start = gw.navigate("/.aisgate/login?return=%2Fdesk&provider=nia", None).await;
+    let cookie = raw_set_cookie(&start, "aisgate_login").expect("pre-login cookie");
+    assert!(cookie.contains("Max-Age=3600"), "{cookie}");
+    let p = begin(&gw).await;
+    // A KAAS login started at the same time keeps the gateway's 1 s, although the store now
+    // holds pending logins for an hour.
+    let kaas = gw.navigate("/.aisgate/login?return=%2Fdesk&provider=jip", None).await;
+    let kaas_cookie = format!("aisgate_login={}", set_cookie(&kaas, "aisgate_login").unwrap());
+    let form = gw.client.post(location(&kaas)).form(&[("user", "0")]).send().await.unwrap();
+    let kaas_callback = location(&form);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let done = deliver(&gw, &p, Some(&p.cookie)).await;
+    assert_eq!(done.status(), 302, "the queued login completes after login_ttl_secs");
+    let late = gw.client.get(&kaas_callback).header("cookie", &kaas_cookie).header("accept", "text/html");
+    assert_refused(late.send().await.unwrap(), 400, EXPIRED, "KAAS login past login_ttl_secs").await;
+}
+
 // ---------------------------------------------------------------------------
 // Logout
 // ---------------------------------------------------------------------------

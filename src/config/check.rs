@@ -92,19 +92,6 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
                 for message in saml.check() {
                     at(&provider.loc, format!("provider {:?}: {message}", provider.name()));
                 }
-                // The pending AuthnRequest lives in the pending login, which the store keeps
-                // for login_ttl_secs at most (nia.md §8.4: NIA queues logins).
-                if saml.pending_request_ttl_secs() > config.session.login_ttl_secs {
-                    at(
-                        &provider.loc,
-                        format!(
-                            "provider {:?}: pending_request_ttl_secs ({}) is longer than [session] login_ttl_secs ({}): raise login_ttl_secs",
-                            provider.name(),
-                            saml.pending_request_ttl_secs(),
-                            config.session.login_ttl_secs
-                        ),
-                    );
-                }
             }
         }
     }

@@ -185,9 +185,14 @@ pub async fn start_login_at(
     };
     let value = gw.keyring.seal(Purpose::Login, &handle);
     let login_cookie = if provider.returns_by_cross_site_post() {
-        set_login_cookie_cross_site(&gw.login_cookie_name, &value, gw.login_ttl_secs, gw.cookie_secure)
+        set_login_cookie_cross_site(
+            &gw.login_cookie_name,
+            &value,
+            gw.login_ttl_for(provider.as_ref()),
+            gw.cookie_secure,
+        )
     } else {
-        set_cookie(&gw.login_cookie_name, &value, Some(gw.login_ttl_secs), gw.cookie_secure)
+        set_cookie(&gw.login_cookie_name, &value, Some(gw.login_ttl_for(provider.as_ref())), gw.cookie_secure)
     };
     resp.headers_mut().append(SET_COOKIE, login_cookie);
     let window = super::loop_guard::WINDOW.as_secs();
@@ -317,6 +322,14 @@ async fn finish_login(
         }
     };
     let retry = login_url(&pending.return_to);
+    // The store may keep pending logins longer than this provider allows (another provider
+    // needs more); the provider's own limit applies.
+    if now_unix().saturating_sub(pending.created_at) > gw.login_ttl_for(provider.as_ref()) {
+        tracing::warn!(request_id = info.id(), provider = provider_name, "callback for an expired login");
+        audit_refused(info, provider_name, "expired login");
+        gw.metrics.provider(index).login(LoginResult::Failure);
+        return with_cleared_login(gw, rescue::error(ErrorKind::LoginExpired, info, Some(&retry)));
+    }
     if pending.provider != provider_name {
         // A response for one provider delivered to another's callback (mix-up).
         tracing::warn!(request_id = info.id(), expected = %pending.provider, got = provider_name, "callback provider mismatch");

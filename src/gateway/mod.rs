@@ -172,11 +172,15 @@ impl Gateway {
         let (Some(keyring), true) = (keyring, errors.is_empty()) else {
             return Err(errors);
         };
+        // The store keeps pending logins as long as the slowest provider needs; each login's
+        // own provider limit is enforced at the callback (`Gateway::login_ttl_for`).
+        let longest_login =
+            providers.iter().filter_map(|p| p.pending_login_ttl()).fold(config.session.login_ttl_secs, u64::max);
         let store: Arc<dyn SessionStore> = match config.session.store {
             StoreKind::Memory => Arc::new(MemoryStore::new(
                 config.session.max_sessions,
                 Duration::from_secs(config.session.idle_timeout_secs),
-                Duration::from_secs(config.session.login_ttl_secs),
+                Duration::from_secs(longest_login),
             )),
         };
         let app_names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
@@ -246,6 +250,12 @@ impl Gateway {
             logged_out_url: self.url(&format!("{RESERVED_PREFIX}logged-out")),
             direct_form_url: self.url(&format!("{RESERVED_PREFIX}direct/{provider}")),
         }
+    }
+
+    /// How long a login started at `provider` may take, seconds: `[session] login_ttl_secs`,
+    /// or longer where the provider needs it (NIA queueing).
+    pub fn login_ttl_for(&self, provider: &dyn Provider) -> u64 {
+        provider.pending_login_ttl().map_or(self.login_ttl_secs, |ttl| ttl.max(self.login_ttl_secs))
     }
 
     /// Readiness of every provider, for `/readyz`.

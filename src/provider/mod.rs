@@ -231,6 +231,12 @@ pub trait Provider: Send + Sync + 'static {
     fn metadata_document(&self) -> Option<String> {
         None
     }
+    /// How long a started login may take at this IdP, seconds, when that is longer than
+    /// `[session] login_ttl_secs` (NIA queues logins for tens of minutes, nia.md §8.4). The
+    /// gateway keeps this provider's pending logins and pre-login cookies that long.
+    fn pending_login_ttl(&self) -> Option<u64> {
+        None
+    }
     /// Registers the provider's own metrics (called once at startup).
     fn register_metrics(&self, _metrics: &mut crate::ops::metrics::Metrics) {}
     /// Periodic health work (heartBeat, metadata refresh); run every [`Provider::refresh_interval`].

@@ -306,7 +306,9 @@ pub struct SamlProviderConfig {
     /// Accept a Response without InResponseTo (IdP-initiated login). Off: login CSRF risk.
     #[serde(default)]
     pub allow_unsolicited: bool,
-    /// Lifetime of a pending AuthnRequest, seconds (NIA preset: 3600); at most `[session] login_ttl_secs`.
+    /// Lifetime of a pending AuthnRequest, seconds (NIA preset: 3600); the gateway keeps this
+    /// provider's pending logins and pre-login cookies that long even when `[session]
+    /// login_ttl_secs` is shorter.
     #[serde(default)]
     pub pending_request_ttl_secs: Option<u64>,
     /// Tolerated clock difference, seconds.
@@ -617,8 +619,8 @@ mod tests {
 
     #[test]
     fn the_commented_nia_example_is_valid() {
-        // config/aisgate.example.toml shows the NIA provider commented out (it needs a longer
-        // login_ttl_secs); this keeps that block in step with the schema.
+        // config/aisgate.example.toml shows the NIA provider commented out (it needs key
+        // files and NIA's metadata); this keeps that block in step with the schema.
         let text = include_str!("../../../config/aisgate.example.toml");
         let start = text.find("# kind = \"saml\"").unwrap();
         let block: String = text[start..]

@@ -500,6 +500,10 @@ impl Provider for SamlProvider {
     fn refresh_interval(&self) -> Option<Duration> {
         Some(self.refresh_interval)
     }
+
+    fn pending_login_ttl(&self) -> Option<u64> {
+        Some(self.pending_ttl)
+    }
 }
 
 #[cfg(test)]
