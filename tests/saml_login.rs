@@ -293,6 +293,61 @@ async fn a_response_below_the_requested_loa_is_refused() {
     assert_refused(deliver(&gw, &p, Some(&p.cookie)).await, 400, LOGIN_FAILED, "low LoA").await;
 }
 
+/// A gateway whose `/desk/secure` needs LoA high while NIA logins ask for substantial (the stack default).
+async fn step_up_gateway() -> Gateway {
+    logs();
+    let apps = format!("{APPS}\n[[app.rule]]\npath_prefix = \"/desk/secure\"\nmin_loa = \"high\"\n");
+    Gateway::start(StackOptions {
+        upstream: Some(header_echo().await),
+        apps: Some(apps),
+        saml: Some(SamlStackProvider::default()),
+        ..Default::default()
+    })
+    .await
+}
+
+/// Follows a step-up redirect at the simulator and delivers its answer.
+async fn step_up(gw: &Gateway, cookie: &str) -> reqwest::Response {
+    let step = gw.navigate("/desk/secure", Some(cookie)).await;
+    assert_eq!(step.status(), 302, "step-up instead of 403");
+    let login_cookie = format!("aisgate_login={}", set_cookie(&step, "aisgate_login").expect("pre-login cookie"));
+    let answer = gw.client.get(location(&step)).send().await.unwrap();
+    let request = sim(gw).knobs().last_authn_request.clone().unwrap_or_default();
+    assert!(
+        request.contains("Comparison=\"minimum\"") && request.contains("http://eidas.europa.eu/LoA/high"),
+        "{request}"
+    );
+    let (acs, form) = parse_form(&answer.text().await.unwrap());
+    gw.client.post(acs).form(&form).header("cookie", format!("{login_cookie}; {cookie}")).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_route_needing_a_higher_loa_steps_up_at_nia_and_replaces_the_session() {
+    let gw = step_up_gateway().await;
+    let low = login(&gw).await;
+    let h: serde_json::Value = upstream_headers(&gw, &low).await.json().await.unwrap();
+    assert_eq!(h["headers"]["x-auth-loa"], "substantial");
+    let done = step_up(&gw, &low).await;
+    assert_eq!(done.status(), 302, "ACS completes the step-up");
+    assert_eq!(location(&done), "/desk/secure");
+    let high = format!("aisgate_session={}", set_cookie(&done, "aisgate_session").expect("new session"));
+    assert_ne!(high, low, "a fresh session id");
+    let resp = gw.client.get(gw.url("/desk/secure")).header("cookie", &high).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let h: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(h["headers"]["x-auth-loa"], "high");
+}
+
+#[tokio::test]
+async fn a_step_up_answered_with_the_old_loa_is_refused() {
+    let gw = step_up_gateway().await;
+    let low = login(&gw).await;
+    sim(&gw).knobs().edit = Some(Box::new(|s| s.authn_context = "http://eidas.europa.eu/LoA/substantial".to_owned()));
+    let done = step_up(&gw, &low).await;
+    assert_eq!(done.status(), 400, "achieved LoA below the step-up request");
+    assert!(set_cookie(&done, "aisgate_session").is_none(), "no new session");
+}
+
 #[tokio::test]
 async fn a_pending_request_past_its_ttl_is_refused() {
     let gw = gateway("pending_request_ttl_secs = 1").await;

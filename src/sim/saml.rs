@@ -276,6 +276,7 @@ fn answer(s: &SimState, xml: String, relay_state: Option<String>, binding_seen: 
     let Some(request_id) = root_id(&xml) else {
         return (StatusCode::BAD_REQUEST, "AuthnRequest without ID").into_response();
     };
+    let requested = requested_authn_context(&xml);
     let edit = {
         let mut k = lock(&s.knobs);
         k.last_authn_request = Some(xml);
@@ -290,6 +291,10 @@ fn answer(s: &SimState, xml: String, relay_state: Option<String>, binding_seen: 
     spec.assertion_id = format!("_a{}", &fresh[1..]);
     spec.response_id = format!("_r{}", &fresh[1..]);
     spec.session_index = format!("_s{}", &fresh[1..20]);
+    // Like NIA, authenticate at the level asked for (step-up asks for more than the default).
+    if let Some(requested) = requested {
+        spec.authn_context = requested;
+    }
     if let Some(edit) = edit {
         edit(&mut spec);
     }
@@ -307,6 +312,14 @@ fn answer(s: &SimState, xml: String, relay_state: Option<String>, binding_seen: 
         fields.push(("RelayState", rs.clone()));
     }
     Html(auto_post(&s.cfg.acs_url, &fields)).into_response()
+}
+
+/// The `AuthnContextClassRef` an AuthnRequest asks for (the simulator reads its own
+/// requests' shape; it is not a general XML parser).
+fn requested_authn_context(xml: &str) -> Option<String> {
+    let start = xml.find("AuthnContextClassRef>")? + "AuthnContextClassRef>".len();
+    let end = xml[start..].find('<')? + start;
+    Some(xml[start..end].trim().to_owned()).filter(|v| !v.is_empty())
 }
 
 /// A form a test client (or a browser: press the button) submits; no inline script.

@@ -55,6 +55,9 @@ struct PendingRequest {
     request_id: String,
     issued_at: u64,
     relay_state: String,
+    /// The LoA this request asked for, when it differs from the configured one (step-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    step_up_loa: Option<Loa>,
 }
 
 /// The SP's own URLs, derived from `public_base_url` and the provider name (stable).
@@ -139,6 +142,61 @@ fn pem_certs(what: &str, path: &std::path::Path) -> Result<Vec<Vec<u8>>, String>
 }
 
 impl SamlProvider {
+    /// Starts a login; `step_up_loa` asks for at least that LoA instead of the configured one.
+    async fn begin_with(&self, step_up_loa: Option<Loa>) -> Result<LoginStart, ProviderError> {
+        let requested_loa = step_up_loa.map(|l| (l, acs::LoaComparison::Minimum)).or(self.loa);
+        let idp = self.idp.state().await?;
+        let destination = self.sso_endpoint(&idp)?;
+        let request_id = authn_request::new_id();
+        let issued_at = now_unix();
+        let xml = authn_request::build(&authn_request::AuthnRequestParams {
+            id: &request_id,
+            issue_instant: issued_at,
+            destination: &destination,
+            acs_url: &self.urls.acs,
+            issuer: &self.entity_id,
+            force_authn: self.force_authn,
+            sp_type: self.sp_type,
+            requested_attributes: &self.requested_attributes,
+            is_age_over: self.is_age_over,
+            loa: requested_loa,
+        });
+        // RelayState: an opaque random handle (≤ 80 bytes, SAML Bindings §3.4.3); the real state
+        // stays server-side in the pending login.
+        let relay_state = authn_request::new_id();
+        let signer = self.signing.as_ref().filter(|_| self.sign_requests);
+        let sign_error = |e: xmlsec::XmlSecError| ProviderError::Unavailable(format!("signing the AuthnRequest: {e}"));
+        let step = match (self.sso_binding, signer) {
+            (Binding::Redirect, Some(key)) if self.redirect_signature == RedirectSignature::Embedded => {
+                let signed = key.sign_enveloped(&xml).map_err(sign_error)?;
+                binding::redirect_url(&destination, binding::MessageKind::Request, &signed, Some(&relay_state), None)
+            }
+            (Binding::Redirect, signer) => {
+                binding::redirect_url(&destination, binding::MessageKind::Request, &xml, Some(&relay_state), signer)
+            }
+            (Binding::Post, signer) => {
+                let xml = match signer {
+                    Some(key) => key.sign_enveloped(&xml).map_err(sign_error)?,
+                    None => xml,
+                };
+                let fields = vec![
+                    ("SAMLRequest".to_owned(), binding::base64(&xml)),
+                    ("RelayState".to_owned(), relay_state.clone()),
+                ];
+                return Ok(LoginStart {
+                    step: BrowserStep::PostForm { action: destination, fields },
+                    state: serde_json::to_value(PendingRequest { request_id, issued_at, relay_state, step_up_loa })
+                        .unwrap_or_default(),
+                });
+            }
+        }
+        .map(BrowserStep::Redirect)
+        .map_err(|e| ProviderError::Unavailable(format!("AuthnRequest: {e}")))?;
+        let state = serde_json::to_value(PendingRequest { request_id, issued_at, relay_state, step_up_loa })
+            .unwrap_or_default();
+        Ok(LoginStart { step, state })
+    }
+
     /// Builds the provider: loads keys and certificates once; a metadata file is read now so
     /// its errors appear at startup, a metadata URL on the first refresh.
     pub fn build(cfg: &SamlProviderConfig, public_base_url: &str) -> Result<SamlProvider, String> {
@@ -301,7 +359,11 @@ impl SamlProvider {
             audience_ignores_trailing_slash: self.audience_ignores_trailing_slash,
             acs_url: &self.urls.acs,
             request_id: Some(&pending.request_id),
-            requested_loa: self.loa.filter(|_| self.enforce_returned_loa),
+            requested_loa: pending
+                .step_up_loa
+                .map(|l| (l, acs::LoaComparison::Minimum))
+                .or(self.loa)
+                .filter(|_| self.enforce_returned_loa),
             clock_skew: Duration::from_secs(self.skew),
             now,
             require_encrypted_assertion: self.require_encrypted_assertion,
@@ -362,55 +424,20 @@ impl Provider for SamlProvider {
     }
 
     async fn begin(&self, _ctx: &LoginContext) -> Result<LoginStart, ProviderError> {
-        let idp = self.idp.state().await?;
-        let destination = self.sso_endpoint(&idp)?;
-        let request_id = authn_request::new_id();
-        let issued_at = now_unix();
-        let xml = authn_request::build(&authn_request::AuthnRequestParams {
-            id: &request_id,
-            issue_instant: issued_at,
-            destination: &destination,
-            acs_url: &self.urls.acs,
-            issuer: &self.entity_id,
-            force_authn: self.force_authn,
-            sp_type: self.sp_type,
-            requested_attributes: &self.requested_attributes,
-            is_age_over: self.is_age_over,
-            loa: self.loa,
-        });
-        // RelayState: an opaque random handle (≤ 80 bytes, SAML Bindings §3.4.3); the real state
-        // stays server-side in the pending login.
-        let relay_state = authn_request::new_id();
-        let signer = self.signing.as_ref().filter(|_| self.sign_requests);
-        let sign_error = |e: xmlsec::XmlSecError| ProviderError::Unavailable(format!("signing the AuthnRequest: {e}"));
-        let step = match (self.sso_binding, signer) {
-            (Binding::Redirect, Some(key)) if self.redirect_signature == RedirectSignature::Embedded => {
-                let signed = key.sign_enveloped(&xml).map_err(sign_error)?;
-                binding::redirect_url(&destination, binding::MessageKind::Request, &signed, Some(&relay_state), None)
-            }
-            (Binding::Redirect, signer) => {
-                binding::redirect_url(&destination, binding::MessageKind::Request, &xml, Some(&relay_state), signer)
-            }
-            (Binding::Post, signer) => {
-                let xml = match signer {
-                    Some(key) => key.sign_enveloped(&xml).map_err(sign_error)?,
-                    None => xml,
-                };
-                let fields = vec![
-                    ("SAMLRequest".to_owned(), binding::base64(&xml)),
-                    ("RelayState".to_owned(), relay_state.clone()),
-                ];
-                return Ok(LoginStart {
-                    step: BrowserStep::PostForm { action: destination, fields },
-                    state: serde_json::to_value(PendingRequest { request_id, issued_at, relay_state })
-                        .unwrap_or_default(),
-                });
-            }
+        self.begin_with(None).await
+    }
+
+    /// Step-up needs an achieved LoA the gateway can trust: only providers that check it
+    /// (`enforce_returned_loa`; CAAIS-IdP always reports "low", caais.md §2.7) take part.
+    fn can_reach_loa(&self, _required: Loa) -> bool {
+        self.enforce_returned_loa
+    }
+
+    async fn begin_at_loa(&self, _ctx: &LoginContext, required: Loa) -> Result<LoginStart, ProviderError> {
+        if !self.enforce_returned_loa {
+            return Err(ProviderError::Rejected("step-up needs enforce_returned_loa".to_owned()));
         }
-        .map(BrowserStep::Redirect)
-        .map_err(|e| ProviderError::Unavailable(format!("AuthnRequest: {e}")))?;
-        let state = serde_json::to_value(PendingRequest { request_id, issued_at, relay_state }).unwrap_or_default();
-        Ok(LoginStart { step, state })
+        self.begin_with(Some(required)).await
     }
 
     async fn finish(
