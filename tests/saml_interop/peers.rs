@@ -1,0 +1,144 @@
+//! The third-party SAML peers the interop tests run as real processes: Debian's `xmlsec1` and
+//! pysaml2 (PyPI, in `tests/peers/saml/.venv`, made by `tests/peers/saml/setup.sh`). A missing
+//! peer skips a test with a message, unless `AISGATE_REQUIRE_PEERS` is set (`tools/test`),
+//! where it fails it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// Where the pysaml2 scripts and their venv live.
+pub fn peers_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/saml")
+}
+
+fn missing(peer: &str, install: &str) {
+    assert!(std::env::var_os("AISGATE_REQUIRE_PEERS").is_none(), "{peer} is required ({install})");
+    eprintln!("skipping: {peer} not found ({install})");
+}
+
+/// The `xmlsec1` binary, when it runs.
+pub fn xmlsec1() -> Option<PathBuf> {
+    let ok = Command::new("xmlsec1").arg("--version").output().is_ok_and(|o| o.status.success());
+    if ok {
+        Some(PathBuf::from("xmlsec1"))
+    } else {
+        missing("xmlsec1", "apt-get install xmlsec1");
+        None
+    }
+}
+
+/// The venv's Python with pysaml2 importable (pysaml2 also needs `xmlsec1`).
+pub fn pysaml2() -> Option<PathBuf> {
+    let python = peers_dir().join(".venv/bin/python");
+    let ok = xmlsec1().is_some()
+        && Command::new(&python).args(["-c", "import saml2"]).output().is_ok_and(|o| o.status.success());
+    if ok {
+        Some(python)
+    } else {
+        missing("pysaml2", "tests/peers/saml/setup.sh, after apt-get install xmlsec1 python3-venv");
+        None
+    }
+}
+
+/// Runs a peer command; `Ok(stdout)` on exit 0, else `Err(stderr)`.
+pub fn run(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd.output().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout)))
+    }
+}
+
+/// `validate.py` (pysaml2) with `args`: `Ok(summary)` when pysaml2 accepts, `Err(reason)` when
+/// it refuses.
+pub fn validate(python: &Path, args: &[String]) -> Result<serde_json::Value, String> {
+    let out = run(Command::new(python).arg("-W").arg("ignore").arg(peers_dir().join("validate.py")).args(args))?;
+    serde_json::from_str(out.trim()).map_err(|e| format!("validator printed no JSON ({e}): {out}"))
+}
+
+/// The pysaml2 IdP (`idp.py`) as a child process; killed when dropped.
+pub struct PysamlIdp {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+}
+
+impl PysamlIdp {
+    /// Starts `idp.py` with `args` and waits for the port it prints.
+    pub fn start(python: &Path, args: &[String]) -> PysamlIdp {
+        let mut child = Command::new(python)
+            .arg("-W")
+            .arg("ignore")
+            .arg(peers_dir().join("idp.py"))
+            .args(args)
+            // The IdP exits when its stdin closes, so it never outlives this test process.
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("idp.py starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("idp.py prints its port");
+        let port: u16 = line.trim().strip_prefix("PORT ").and_then(|p| p.parse().ok()).unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("idp.py did not start: {line:?}")
+        });
+        PysamlIdp { child, base: format!("http://127.0.0.1:{port}") }
+    }
+
+    /// What the IdP received so far (`/log`).
+    pub async fn log(&self) -> Vec<serde_json::Value> {
+        let body = reqwest::get(format!("{}/log", self.base)).await.unwrap().text().await.unwrap();
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// The last event of `kind` in the log.
+    pub async fn last(&self, kind: &str) -> serde_json::Value {
+        let log = self.log().await;
+        let errors: Vec<_> = log.iter().filter(|e| e["event"] == "error").collect();
+        log.iter()
+            .rev()
+            .find(|e| e["event"] == kind)
+            .cloned()
+            .unwrap_or_else(|| panic!("the IdP saw no {kind}; its errors: {errors:#?}"))
+    }
+}
+
+impl Drop for PysamlIdp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An RSA-2048 key and a self-signed certificate for it (PEM), written to `dir/<name>.key`
+/// and `dir/<name>.pem`: SAML peers need RSA (xmlsec1's rsa-oaep, rsa-sha256).
+pub struct RsaIdentity {
+    /// Key file.
+    pub key: PathBuf,
+    /// Certificate file.
+    pub cert: PathBuf,
+    /// The key, PEM.
+    pub key_pem: String,
+    /// The certificate, DER.
+    pub cert_der: Vec<u8>,
+}
+
+pub fn rsa_identity(dir: &Path, name: &str) -> RsaIdentity {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    let cert = params.self_signed(&key).unwrap();
+    let identity = RsaIdentity {
+        key: dir.join(format!("{name}.key")),
+        cert: dir.join(format!("{name}.pem")),
+        key_pem: key.serialize_pem(),
+        cert_der: cert.der().to_vec(),
+    };
+    std::fs::write(&identity.key, &identity.key_pem).unwrap();
+    std::fs::write(&identity.cert, cert.pem()).unwrap();
+    identity
+}
