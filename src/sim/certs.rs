@@ -95,3 +95,27 @@ pub fn optional_mtls_acceptor(pki: &TestPki) -> Result<tokio_rustls::TlsAcceptor
         .map_err(|e| e.to_string())?;
     Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls)))
 }
+
+/// A self-signed RSA-2048 certificate with its PKCS#8 key: SAML signing and encryption keys
+/// of the simulated IdP and of the SP in tests (XML-DSig/XML-Enc as NIA uses them are RSA).
+#[derive(Debug, Clone)]
+pub struct RsaIdentity {
+    /// PKCS#8 private key, PEM.
+    pub key_pem: String,
+    /// Certificate, PEM.
+    pub cert_pem: String,
+    /// Certificate, DER.
+    pub cert_der: Vec<u8>,
+}
+
+/// Generates a self-signed RSA-2048 certificate for `cn`.
+pub fn rsa_identity(cn: &str) -> Result<RsaIdentity, String> {
+    let run = || -> Result<RsaIdentity, rcgen::Error> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256)?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let cert = params.self_signed(&key)?;
+        Ok(RsaIdentity { key_pem: key.serialize_pem(), cert_pem: cert.pem(), cert_der: cert.der().to_vec() })
+    };
+    run().map_err(|e| format!("cannot generate an RSA certificate: {e}"))
+}

@@ -8,4 +8,5 @@ pub mod certs;
 pub mod echo;
 pub mod kaas;
 pub mod oidc;
+pub mod saml_response;
 pub mod stack;

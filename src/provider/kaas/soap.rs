@@ -1629,28 +1629,35 @@ fn direct_version_of(ns: &str) -> Result<(ServiceVersion, DirectNamespace), Soap
 // Namespace-aware tree parser
 // ---------------------------------------------------------------------------
 
-/// One element of the parsed document.
+/// One element of the parsed document (also the SAML SP's view of canonical signed XML).
 #[derive(Debug, Default)]
-struct Node {
+pub(crate) struct Node {
     /// Resolved namespace; `None` if unqualified.
-    ns: Option<String>,
-    local: String,
-    attrs: Vec<AttrValue>,
-    children: Vec<Node>,
-    /// Character data directly inside this element, references resolved.
-    text: String,
+    pub(crate) ns: Option<String>,
+    /// Local name.
+    pub(crate) local: String,
+    /// Attributes other than namespace declarations.
+    pub(crate) attrs: Vec<AttrValue>,
+    /// Child elements in document order.
+    pub(crate) children: Vec<Node>,
+    /// Character data directly inside this element, references resolved, comments dropped.
+    pub(crate) text: String,
 }
 
 /// One (non-`xmlns`) attribute.
 #[derive(Debug)]
-struct AttrValue {
-    ns: Option<String>,
-    local: String,
-    value: String,
+pub(crate) struct AttrValue {
+    /// Resolved namespace; `None` if unqualified.
+    pub(crate) ns: Option<String>,
+    /// Local name.
+    pub(crate) local: String,
+    /// Unescaped value.
+    pub(crate) value: String,
 }
 
 impl Node {
-    fn is(&self, ns: &str, local: &str) -> bool {
+    /// Namespace-qualified name test.
+    pub(crate) fn is(&self, ns: &str, local: &str) -> bool {
         self.local == local && self.ns.as_deref() == Some(ns)
     }
 
@@ -1737,6 +1744,12 @@ fn fault_error(fault: &Node) -> SoapError {
 /// The first element must be a SOAP 1.1 `Envelope`; anything else is
 /// reported as [`SoapError::NotSoapEnvelope`] without reading further.
 fn parse_document(xml: &[u8]) -> Result<Node, SoapError> {
+    parse_tree(xml, |node| if node.is(SOAP_ENV_NS, "Envelope") { Ok(()) } else { Err(SoapError::NotSoapEnvelope) })
+}
+
+/// The namespace-aware tree parser behind [`parse_document`]; `check_root` sees the document
+/// element (without children) before anything else is read.
+pub(crate) fn parse_tree(xml: &[u8], check_root: impl Fn(&Node) -> Result<(), SoapError>) -> Result<Node, SoapError> {
     if xml.len() > MAX_RESPONSE_BYTES {
         return Err(SoapError::TooLarge { limit: MAX_RESPONSE_BYTES });
     }
@@ -1767,8 +1780,8 @@ fn parse_document(xml: &[u8]) -> Result<Node, SoapError> {
                     return Err(SoapError::Malformed("document too deep or too large".into()));
                 }
                 let node = new_node(&reader, start)?;
-                if stack.is_empty() && !node.is(SOAP_ENV_NS, "Envelope") {
-                    return Err(SoapError::NotSoapEnvelope);
+                if stack.is_empty() {
+                    check_root(&node)?;
                 }
                 stack.push(node);
                 if is_empty {

@@ -153,7 +153,8 @@ pub fn parse_instant(value: &Value) -> Option<u64> {
     }
 }
 
-fn parse_rfc3339(s: &str) -> Option<u64> {
+/// Parses an RFC 3339 / `xs:dateTime` instant (any fraction, `Z` or offset) to Unix seconds.
+pub(crate) fn parse_rfc3339(s: &str) -> Option<u64> {
     let b = s.as_bytes();
     if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
         return None;

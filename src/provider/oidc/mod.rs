@@ -19,7 +19,7 @@ mod client;
 mod config;
 mod directory;
 mod id_token;
-mod identity;
+pub(crate) mod identity;
 pub mod jws;
 pub mod logout_token;
 

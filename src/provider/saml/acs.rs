@@ -1,10 +1,27 @@
-//! Assertion Consumer Service: a POSTed `SAMLResponse` → a checked assertion (interface;
-//! implementation in progress).
+//! Assertion Consumer Service: the base64-decoded `SAMLResponse` bytes → a checked assertion.
+//!
+//! Threats: forged or wrapped assertions (XSW), replay, assertions meant for another SP or
+//! request, stale or future assertions, a weaker login than requested. Signatures are checked
+//! on the exact bytes before anything is decrypted or read; fields are then read only from the
+//! exclusive-canonical form of the signed (or decrypted-and-bound) element, by fixed paths
+//! (SAML core §2–3, profiles §4.1.4, notes §3).
 
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use super::xmlsec::{DecryptionKeys, IdpCertificates};
+use super::xmlsec::{self, DecryptionKeys, IdpCertificates, XmlSecError};
 use crate::identity::Loa;
+use crate::provider::kaas::soap::{parse_tree, Node};
+use bergshamra::xml::uppsala;
+
+/// SAML 2.0 assertion namespace.
+pub const SAML_NS: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+/// SAML 2.0 protocol namespace.
+pub const SAMLP_NS: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
+const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
+const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
 
 /// How a requested LoA is compared with the achieved one (`RequestedAuthnContext@Comparison`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -18,6 +35,18 @@ pub enum LoaComparison {
     Maximum,
     /// Achieved > requested.
     Better,
+}
+
+impl LoaComparison {
+    /// Whether `achieved` satisfies `requested` under this comparison (SAML core §3.3.2.2.1).
+    pub fn satisfied(self, requested: Loa, achieved: Loa) -> bool {
+        match self {
+            LoaComparison::Exact => achieved == requested,
+            LoaComparison::Minimum => achieved >= requested,
+            LoaComparison::Maximum => achieved <= requested,
+            LoaComparison::Better => achieved > requested,
+        }
+    }
 }
 
 /// What a Response must match, from configuration and the pending AuthnRequest.
@@ -95,7 +124,7 @@ pub enum AcsError {
     Malformed(String),
     /// Signature, decryption or algorithm policy failure.
     #[error(transparent)]
-    Security(#[from] super::xmlsec::XmlSecError),
+    Security(#[from] XmlSecError),
     /// The IdP reports a non-success status (first- and second-level codes, message).
     #[error("status {0}")]
     Status(String),
@@ -104,29 +133,398 @@ pub enum AcsError {
     Invalid(String),
 }
 
+fn invalid(msg: impl Into<String>) -> AcsError {
+    AcsError::Invalid(msg.into())
+}
+
+/// Values from IdPs are quoted in messages only shortened (they are not personal data, but
+/// an attacker controls them).
+fn quote(v: &str) -> String {
+    let short: String = v.chars().take(80).collect();
+    format!("{short:?}")
+}
+
+/// Parses canonical XML (already size-capped, DOCTYPE-free) into the namespace-aware tree.
+fn tree(canonical: &str) -> Result<Node, AcsError> {
+    parse_tree(canonical.as_bytes(), |_| Ok(())).map_err(|e| AcsError::Malformed(e.to_string()))
+}
+
+impl Node {
+    fn child(&self, ns: &str, local: &str) -> Option<&Node> {
+        self.children.iter().find(|c| c.is(ns, local))
+    }
+    fn kids<'a>(&'a self, ns: &'a str, local: &'a str) -> impl Iterator<Item = &'a Node> {
+        self.children.iter().filter(move |c| c.is(ns, local))
+    }
+    /// An unqualified attribute (SAML attributes are unqualified).
+    fn plain_attr(&self, local: &str) -> Option<&str> {
+        self.attrs.iter().find(|a| a.ns.is_none() && a.local == local).map(|a| a.value.as_str())
+    }
+    fn trimmed(&self) -> &str {
+        self.text.trim()
+    }
+}
+
+fn instant(node: &Node, attr: &str, what: &str) -> Result<Option<u64>, AcsError> {
+    match node.plain_attr(attr) {
+        None => Ok(None),
+        Some(v) => crate::provider::oidc::identity::parse_rfc3339(v.trim())
+            .map(Some)
+            .ok_or_else(|| AcsError::Malformed(format!("{what}@{attr} is not an xs:dateTime"))),
+    }
+}
+
+fn issuer_matches(found: &str, expect: &Expectations<'_>) -> bool {
+    if expect.issuer_case_insensitive {
+        found.eq_ignore_ascii_case(expect.idp_entity_id)
+    } else {
+        found == expect.idp_entity_id
+    }
+}
+
+/// The assertion element in the verified document: the single `Assertion` or
+/// `EncryptedAssertion` child of the Response (fixed path; anything else is ignored).
+enum Carried {
+    Plain(uppsala::NodeId),
+    Encrypted(uppsala::NodeId),
+}
+
+fn carried(doc: &uppsala::Document<'_>, root: uppsala::NodeId) -> Result<Carried, AcsError> {
+    let plain = doc.child_elements_by_name_ns(root, SAML_NS, "Assertion");
+    let encrypted = doc.child_elements_by_name_ns(root, SAML_NS, "EncryptedAssertion");
+    match (plain.as_slice(), encrypted.as_slice()) {
+        ([a], []) => Ok(Carried::Plain(*a)),
+        ([], [e]) => Ok(Carried::Encrypted(*e)),
+        (p, e) => Err(AcsError::Malformed(format!(
+            "Response carries {} Assertion and {} EncryptedAssertion children, expected exactly one in total",
+            p.len(),
+            e.len()
+        ))),
+    }
+}
+
 /// Processes the base64-decoded bytes of a POSTed `SAMLResponse` exactly as received.
 pub fn process_response(
-    _xml: &[u8],
-    _certs: &IdpCertificates,
-    _keys: &DecryptionKeys,
-    _expect: &Expectations<'_>,
+    xml: &[u8],
+    certs: &IdpCertificates,
+    keys: &DecryptionKeys,
+    expect: &Expectations<'_>,
 ) -> Result<SamlAssertion, AcsError> {
-    Err(AcsError::Malformed("not implemented".to_owned()))
+    let text = xmlsec::check_input(xml)?;
+    let doc = xmlsec::parse(text)?;
+    let root = xmlsec::document_element(&doc)?;
+    if !doc.element(root).is_some_and(|e| e.name.matches(Some(SAMLP_NS), "Response")) {
+        return Err(AcsError::Malformed("document element is not samlp:Response".to_owned()));
+    }
+    // Verify every signature on the exact bytes before decrypting anything (notes "verify
+    // before decrypt": the Response signature covers the ciphertext).
+    let signed = xmlsec::signed_elements(&doc, text, certs)?;
+    let response_signed = signed.contains(&root);
+    let response = tree(&xmlsec::canonical(&doc, root)?)?;
+    check_response(&response, response_signed, expect)?;
+
+    let (canonical, assertion_signed) = match carried(&doc, root)? {
+        Carried::Plain(node) => {
+            if expect.require_encrypted_assertion {
+                return Err(invalid("the Assertion is not encrypted but encryption is required"));
+            }
+            (xmlsec::canonical(&doc, node)?, signed.contains(&node))
+        }
+        Carried::Encrypted(node) => {
+            let plaintext = super::xmlenc::decrypt_assertion(&doc, node, keys)?;
+            let inner_text = xmlsec::check_input(&plaintext).map_err(|_| XmlSecError::Decryption)?;
+            let inner = xmlsec::parse(inner_text)?;
+            let inner_root = xmlsec::document_element(&inner)?;
+            if !inner.element(inner_root).is_some_and(|e| e.name.matches(Some(SAML_NS), "Assertion")) {
+                return Err(AcsError::Malformed("the decrypted element is not saml:Assertion".to_owned()));
+            }
+            let signed = xmlsec::signed_elements(&inner, inner_text, certs)?.contains(&inner_root);
+            (xmlsec::canonical(&inner, inner_root)?, signed)
+        }
+    };
+    if !response_signed && !assertion_signed {
+        return Err(XmlSecError::Signature(
+            "neither the Response nor its Assertion carries a valid signature by a trusted IdP key".to_owned(),
+        )
+        .into());
+    }
+    check_assertion(&tree(&canonical)?, expect)
+}
+
+/// Status, Issuer, Destination and InResponseTo of the Response (SAML core §3.2.2, bindings
+/// §3.5.5.2, profiles §4.1.4.3).
+fn check_response(response: &Node, signed: bool, expect: &Expectations<'_>) -> Result<(), AcsError> {
+    if response.plain_attr("Version") != Some("2.0") {
+        return Err(AcsError::Malformed("Response Version is not 2.0".to_owned()));
+    }
+    if let Some(issuer) = response.child(SAML_NS, "Issuer") {
+        if !issuer_matches(issuer.trimmed(), expect) {
+            return Err(invalid(format!("Response Issuer {} is not the configured IdP", quote(issuer.trimmed()))));
+        }
+    }
+    match response.plain_attr("Destination") {
+        Some(d) if d != expect.acs_url => {
+            return Err(invalid(format!("Response Destination {} is not our ACS URL", quote(d))))
+        }
+        None if signed => return Err(invalid("signed Response without Destination (SAML bindings §3.5.5.2)")),
+        _ => {}
+    }
+    check_in_response_to(response.plain_attr("InResponseTo"), expect, "Response")?;
+    status(response)
+}
+
+fn check_in_response_to(found: Option<&str>, expect: &Expectations<'_>, what: &str) -> Result<(), AcsError> {
+    match (found, expect.request_id) {
+        (Some(f), Some(r)) if f == r => Ok(()),
+        (Some(f), Some(_)) => Err(invalid(format!("{what} InResponseTo {} is not the pending request", quote(f)))),
+        (None, Some(_)) => Err(invalid(format!("unsolicited {what} (no InResponseTo) while a request is pending"))),
+        (Some(f), None) => Err(invalid(format!("{what} InResponseTo {} but no request is pending", quote(f)))),
+        (None, None) => Ok(()),
+    }
+}
+
+/// Success, or an error naming both status levels with an operator hint for NIA's codes.
+fn status(response: &Node) -> Result<(), AcsError> {
+    let code = response
+        .child(SAMLP_NS, "Status")
+        .and_then(|s| s.child(SAMLP_NS, "StatusCode"))
+        .ok_or_else(|| AcsError::Malformed("Response without Status/StatusCode".to_owned()))?;
+    let top = code.plain_attr("Value").unwrap_or("");
+    if top == STATUS_SUCCESS {
+        return Ok(());
+    }
+    let short = |v: &str| v.rsplit(':').next().unwrap_or(v).to_owned();
+    let second = code.child(SAMLP_NS, "StatusCode").and_then(|c| c.plain_attr("Value")).map(short);
+    let hint = match second.as_deref() {
+        Some("AuthnFailed") => ": the user did not authenticate (failed or cancelled at the IdP)",
+        Some("RequestDenied") => ": the IdP refused the request (SP not registered or not allowed)",
+        Some("NoPassive") => ": passive login impossible, the user has no session at the IdP",
+        Some("NoAuthnContext") => ": the requested level of assurance cannot be met",
+        Some("RequestUnsupported") | Some("InvalidNameIDPolicy") => ": the IdP does not support the request",
+        Some("UnknownPrincipal") => ": the IdP does not know the user",
+        _ => "",
+    };
+    let mut msg = short(top);
+    if let Some(s) = second {
+        msg = format!("{msg}/{s}");
+    }
+    Err(AcsError::Status(format!("{msg}{hint}")))
+}
+
+/// The assertion checks of SAML profiles §4.1.4.2–3 and core §2.5.
+fn check_assertion(a: &Node, expect: &Expectations<'_>) -> Result<SamlAssertion, AcsError> {
+    let skew = expect.clock_skew.as_secs();
+    let now = expect.now;
+    let id = a
+        .plain_attr("ID")
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| AcsError::Malformed("Assertion without ID".to_owned()))?;
+    let issuer = a.child(SAML_NS, "Issuer").map(Node::trimmed).unwrap_or("");
+    if !issuer_matches(issuer, expect) {
+        return Err(invalid(format!("Assertion Issuer {} is not the configured IdP", quote(issuer))));
+    }
+    let subject =
+        a.child(SAML_NS, "Subject").ok_or_else(|| AcsError::Malformed("Assertion without Subject".to_owned()))?;
+    let name_id = subject
+        .child(SAML_NS, "NameID")
+        .ok_or_else(|| AcsError::Malformed("Subject without NameID (EncryptedID is not supported)".to_owned()))?;
+    let scd_until = bearer_confirmation(subject, expect)?;
+
+    let conditions = a.child(SAML_NS, "Conditions").ok_or_else(|| invalid("Assertion without Conditions"))?;
+    if let Some(nb) = instant(conditions, "NotBefore", "Conditions")? {
+        if nb > now + skew {
+            return Err(invalid(format!("Assertion not yet valid (NotBefore is {}s ahead)", nb - now)));
+        }
+    }
+    let cond_until = instant(conditions, "NotOnOrAfter", "Conditions")?;
+    if let Some(t) = cond_until {
+        if t + skew <= now {
+            return Err(invalid(format!("Assertion expired (Conditions NotOnOrAfter {}s ago)", now - t)));
+        }
+    }
+    audience(conditions, expect)?;
+
+    let authn = a.child(SAML_NS, "AuthnStatement").ok_or_else(|| invalid("Assertion without AuthnStatement"))?;
+    let session_not_on_or_after = instant(authn, "SessionNotOnOrAfter", "AuthnStatement")?;
+    if session_not_on_or_after.is_some_and(|t| t + skew <= now) {
+        return Err(invalid("AuthnStatement SessionNotOnOrAfter has passed"));
+    }
+    let authn_context = authn
+        .child(SAML_NS, "AuthnContext")
+        .and_then(|c| c.child(SAML_NS, "AuthnContextClassRef"))
+        .map(|c| c.trimmed().to_owned());
+    if let Some((requested, comparison)) = expect.requested_loa {
+        let achieved = authn_context.as_deref().and_then(Loa::parse_lenient).ok_or_else(|| {
+            invalid(format!(
+                "achieved AuthnContextClassRef {} is not an eIDAS LoA",
+                quote(authn_context.as_deref().unwrap_or(""))
+            ))
+        })?;
+        if !comparison.satisfied(requested, achieved) {
+            return Err(invalid(format!(
+                "achieved LoA {achieved} does not satisfy requested {requested} ({comparison:?})"
+            )));
+        }
+    }
+    let not_on_or_after = match cond_until {
+        Some(c) => c.min(scd_until),
+        None => scd_until,
+    };
+    Ok(SamlAssertion {
+        id: id.to_owned(),
+        issuer: issuer.to_owned(),
+        name_id: name_id.trimmed().to_owned(),
+        name_id_format: name_id.plain_attr("Format").map(str::to_owned),
+        name_qualifier: name_id.plain_attr("NameQualifier").map(str::to_owned),
+        sp_name_qualifier: name_id.plain_attr("SPNameQualifier").map(str::to_owned),
+        session_index: authn.plain_attr("SessionIndex").map(str::to_owned),
+        authn_instant: instant(authn, "AuthnInstant", "AuthnStatement")?,
+        session_not_on_or_after,
+        authn_context,
+        not_on_or_after,
+        attributes: attributes(a),
+    })
+}
+
+/// At least one bearer `SubjectConfirmation` whose data names our ACS, the pending request and
+/// a future `NotOnOrAfter` (profiles §4.1.4.2). Returns its `NotOnOrAfter`.
+fn bearer_confirmation(subject: &Node, expect: &Expectations<'_>) -> Result<u64, AcsError> {
+    let skew = expect.clock_skew.as_secs();
+    let mut why = "no bearer SubjectConfirmation".to_owned();
+    for sc in subject.kids(SAML_NS, "SubjectConfirmation").filter(|sc| sc.plain_attr("Method") == Some(BEARER)) {
+        let Some(data) = sc.child(SAML_NS, "SubjectConfirmationData") else {
+            why = "bearer SubjectConfirmation without SubjectConfirmationData".to_owned();
+            continue;
+        };
+        if data.plain_attr("Recipient") != Some(expect.acs_url) {
+            why = format!(
+                "SubjectConfirmationData Recipient {} is not our ACS URL",
+                quote(data.plain_attr("Recipient").unwrap_or(""))
+            );
+            continue;
+        }
+        let Some(until) = instant(data, "NotOnOrAfter", "SubjectConfirmationData")? else {
+            why = "SubjectConfirmationData without NotOnOrAfter".to_owned();
+            continue;
+        };
+        if until + skew <= expect.now {
+            why = format!("SubjectConfirmationData expired (NotOnOrAfter {}s ago)", expect.now - until);
+            continue;
+        }
+        if instant(data, "NotBefore", "SubjectConfirmationData")?.is_some_and(|nb| nb > expect.now + skew) {
+            why = "SubjectConfirmationData not yet valid".to_owned();
+            continue;
+        }
+        if let Err(AcsError::Invalid(e)) =
+            check_in_response_to(data.plain_attr("InResponseTo"), expect, "SubjectConfirmationData")
+        {
+            why = e;
+            continue;
+        }
+        return Ok(until);
+    }
+    Err(AcsError::Invalid(why))
+}
+
+/// Every `AudienceRestriction` must name us (core §2.5.1.4); at least one must exist (profiles
+/// §4.1.4.2).
+fn audience(conditions: &Node, expect: &Expectations<'_>) -> Result<(), AcsError> {
+    let ours = |a: &str| {
+        a == expect.sp_entity_id
+            || (expect.audience_ignores_trailing_slash
+                && a.trim_end_matches('/') == expect.sp_entity_id.trim_end_matches('/'))
+    };
+    let mut any = false;
+    for restriction in conditions.kids(SAML_NS, "AudienceRestriction") {
+        any = true;
+        if !restriction.kids(SAML_NS, "Audience").any(|a| ours(a.trimmed())) {
+            let first = restriction.child(SAML_NS, "Audience").map(Node::trimmed).unwrap_or("");
+            return Err(invalid(format!("Audience {} is not our entityID", quote(first))));
+        }
+    }
+    if any {
+        Ok(())
+    } else {
+        Err(invalid("Assertion without AudienceRestriction"))
+    }
+}
+
+/// Attributes of every `AttributeStatement`. `xsi:nil="true"` values are skipped; `xsi:type`
+/// is not needed to read a text value (its QName prefix may even be unbound after exclusive
+/// c14n, which is why it is never resolved); element content is refused as a value.
+fn attributes(a: &Node) -> Vec<SamlAttribute> {
+    let mut out = Vec::new();
+    for statement in a.kids(SAML_NS, "AttributeStatement") {
+        for attr in statement.kids(SAML_NS, "Attribute") {
+            let values = attr
+                .kids(SAML_NS, "AttributeValue")
+                .filter(|v| {
+                    let nil = v.attrs.iter().any(|x| {
+                        x.ns.as_deref() == Some(XSI_NS) && x.local == "nil" && matches!(x.value.trim(), "true" | "1")
+                    });
+                    !nil && v.children.is_empty()
+                })
+                .map(|v| v.text.clone())
+                .collect();
+            out.push(SamlAttribute {
+                name: attr.plain_attr("Name").unwrap_or("").to_owned(),
+                friendly_name: attr.plain_attr("FriendlyName").map(str::to_owned),
+                values,
+            });
+        }
+    }
+    out
 }
 
 /// Assertion IDs seen until their `NotOnOrAfter` (plus skew): a second use is refused.
+/// Bounded; when full of unexpired IDs it refuses new ones (fail closed) rather than forget.
 pub struct ReplayCache {
-    _private: (),
+    capacity: usize,
+    inner: Mutex<ReplayState>,
+}
+
+#[derive(Default)]
+struct ReplayState {
+    seen: HashMap<String, u64>,
+    expiry: BinaryHeap<std::cmp::Reverse<(u64, String)>>,
 }
 
 impl ReplayCache {
     /// A cache holding at most `capacity` IDs.
-    pub fn new(_capacity: u64) -> Self {
-        ReplayCache { _private: () }
+    pub fn new(capacity: u64) -> Self {
+        ReplayCache {
+            capacity: usize::try_from(capacity).unwrap_or(usize::MAX),
+            inner: Mutex::new(ReplayState::default()),
+        }
     }
 
-    /// Records `id` until `until` (Unix seconds); `false` when it was already recorded.
-    pub fn first_use(&self, _id: &str, _until: u64) -> bool {
-        false
+    /// Records `id` until `until` (Unix seconds); `false` when it was already recorded (or the
+    /// cache is full of unexpired IDs).
+    pub fn first_use(&self, id: &str, until: u64) -> bool {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let Ok(mut state) = self.inner.lock() else { return false };
+        while state.expiry.peek().is_some_and(|std::cmp::Reverse((t, _))| *t < now) {
+            if let Some(std::cmp::Reverse((_, old))) = state.expiry.pop() {
+                state.seen.remove(&old);
+            }
+        }
+        if state.seen.contains_key(id) || state.seen.len() >= self.capacity {
+            return false;
+        }
+        state.seen.insert(id.to_owned(), until);
+        state.expiry.push(std::cmp::Reverse((until, id.to_owned())));
+        true
+    }
+
+    /// [`Self::first_use`] for a checked assertion, keeping its ID until `NotOnOrAfter + skew`.
+    pub fn check(&self, assertion: &SamlAssertion, skew: Duration) -> Result<(), AcsError> {
+        if self.first_use(&assertion.id, assertion.not_on_or_after.saturating_add(skew.as_secs())) {
+            Ok(())
+        } else {
+            Err(invalid("Assertion ID already used (replay) or the replay cache is full"))
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,8 +1,17 @@
-//! SAML attributes → [`Identity`] for NIA, CAAIS SAML and EnviIAM SAML (interface;
-//! implementation in progress).
+//! SAML attributes → [`Identity`] for NIA (nia.md §10), CAAIS SAML (caais.md §2.6) and EnviIAM
+//! SAML (enviam.md §5.3). Attributes are renamed to the OIDC claim names of the same IdPs and
+//! mapped by the one claims mapping (`oidc::identity`), so the two protocols cannot drift.
+//! Base64 XML values (addresses, roles, documents) are parsed leniently but DTD-free.
+
+use std::collections::BTreeMap;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde_json::{json, Map, Value};
 
 use super::acs::SamlAssertion;
-use crate::identity::Identity;
+use crate::identity::{Identity, Loa};
+use crate::provider::kaas::soap::{parse_tree, Node};
 
 /// Which attribute profile a provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -30,13 +39,240 @@ pub struct MappingOptions {
 #[error("{0}")]
 pub struct MappingError(pub String);
 
+/// The short name of an attribute: the last segment of a URI `Name` (so `…/CurrentFamilyName`
+/// and `…/currentfamilyname` agree), else the `Name` itself. FriendlyName is not trusted to be
+/// stable (NIA's `ZR10 IdType`).
+fn short_name(name: &str) -> &str {
+    name.trim().trim_end_matches('/').rsplit(['/', '#']).next().unwrap_or(name)
+}
+
+/// NIA and CAAIS short names (lower-cased, every spelling variant of nia.md §10.1 and
+/// caais.md §2.6) → the OIDC claim names `oidc::identity` maps.
+fn claim_for(short_lower: &str) -> Option<&'static str> {
+    Some(match short_lower {
+        "currentfamilyname" => "family_name",
+        "currentgivenname" => "given_name",
+        "dateofbirth" => "birthdate",
+        "placeofbirth" => "birthplace",
+        "countrycodeofbirth" => "country_of_birth",
+        "email" => "email",
+        "phonenumber" | "phone-number" => "phone_number",
+        "legalentityshorcut" | "legalentityshortcut" => "legal_entity_shorcut",
+        "lei" => "lei",
+        "username" => "username",
+        "degreebefore" => "degree_before",
+        "degreeafter" => "degree_after",
+        "legalentityname" => "legal_entity_name",
+        "legalentityemail" => "legal_entity_email",
+        "institutiontype" => "institution_type",
+        "dateofdeath" => "date_of_death",
+        "publicorganizationidentifier" => "public_organization_identifier",
+        "authorizedprivateentitypersonaldatauseridentifier" => {
+            "authorized_private_entity_personal_data_user_identifier"
+        }
+        _ => return None,
+    })
+}
+
+/// Decodes a base64 XML attribute value and parses it as the children of a wrapper element
+/// that declares NIA's `eidas:` prefix (CurrentAddress is a prefixed fragment without a root,
+/// nia.md §10.2). Any XML declaration is dropped; a DTD is refused by the parser.
+fn base64_xml(value: &str) -> Option<Node> {
+    let compact: String = value.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let bytes = B64.decode(compact).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let body = match text.trim_start_matches('\u{feff}').trim_start() {
+        t if t.starts_with("<?xml") => t.split_once("?>").map_or("", |(_, rest)| rest),
+        t => t,
+    };
+    let wrapped = format!("<w xmlns:eidas=\"http://eidas.europa.eu/attributes/naturalperson\">{body}</w>");
+    parse_tree(wrapped.as_bytes(), |_| Ok(())).ok()
+}
+
+/// Depth-first elements by local name, namespaces ignored (nia.md §10.3 "parse leniently").
+fn find_all<'a>(node: &'a Node, local: &str, out: &mut Vec<&'a Node>) {
+    for child in &node.children {
+        if child.local.eq_ignore_ascii_case(local) {
+            out.push(child);
+        }
+        find_all(child, local, out);
+    }
+}
+
+fn text_of(node: &Node, local: &str) -> Option<String> {
+    let mut found = Vec::new();
+    find_all(node, local, &mut found);
+    found.first().map(|n| n.text.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
+/// CurrentAddress → one line "Street 1/2, 11000 City" (nia.md §18.3 `X-Auth-Address`).
+fn nia_address(value: &str) -> Option<String> {
+    let xml = base64_xml(value)?;
+    let street = text_of(&xml, "Thoroughfare");
+    let area = text_of(&xml, "CvaddressArea");
+    let locator = text_of(&xml, "LocatorDesignator");
+    let first = match (street.or_else(|| area.clone()), locator) {
+        (Some(s), Some(l)) => Some(format!("{s} {l}")),
+        (s, l) => s.or(l),
+    };
+    let town = match (text_of(&xml, "PostCode"), text_of(&xml, "PostName").or(area)) {
+        (Some(c), Some(n)) => Some(format!("{c} {n}")),
+        (c, n) => c.or(n),
+    };
+    let parts: Vec<String> = first.into_iter().chain(town).collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// NIA FullIds → `[{type, document_id}]`; CAAIS DocumentIds likewise (`Type` attribute).
+fn documents(value: &str) -> Vec<Value> {
+    let Some(xml) = base64_xml(value) else { return Vec::new() };
+    let mut out = Vec::new();
+    let mut docs = Vec::new();
+    find_all(&xml, "Doklad", &mut docs);
+    for d in docs {
+        if let Some(number) = text_of(d, "Cislo") {
+            out.push(json!({"type": text_of(d, "Druh").unwrap_or_default(), "document_id": number}));
+        }
+    }
+    let mut ids = Vec::new();
+    find_all(&xml, "DocumentId", &mut ids);
+    for d in ids.into_iter().filter(|d| !d.text.trim().is_empty()) {
+        let kind = d.attrs.iter().find(|a| a.local == "Type").map_or("", |a| a.value.as_str());
+        out.push(json!({"type": kind, "document_id": d.text.trim()}));
+    }
+    out
+}
+
+/// CAAIS AccessRoles / ActivityRoles (base64 XML, caais.md §2.6) → the OIDC claim shapes.
+fn caais_roles(claims: &mut Map<String, Value>, short_lower: &str, value: &str) {
+    let Some(xml) = base64_xml(value) else { return };
+    let mut found = Vec::new();
+    if short_lower == "accessroles" {
+        find_all(&xml, "AccessRoleCode", &mut found);
+        let list = found.iter().map(|c| json!({"access_role_code": c.text.trim()}));
+        claims.insert("access_roles".to_owned(), Value::Array(list.collect()));
+    } else {
+        find_all(&xml, "Agenda", &mut found);
+        let list = found.iter().map(|agenda| {
+            let mut codes = Vec::new();
+            find_all(agenda, "ActivityRoleCode", &mut codes);
+            json!({
+                "agenda_code": text_of(agenda, "AgendaCode").unwrap_or_default(),
+                "activity_role_code": codes.iter().map(|c| c.text.trim().to_owned()).collect::<Vec<_>>(),
+            })
+        });
+        claims.insert("activity_roles".to_owned(), Value::Array(list.collect()));
+    }
+}
+
+/// The first non-blank value of the attribute with short name `name` (case-insensitive: NIA
+/// spells `tradresaID` and `tradresaid`).
+fn raw_first<'a>(raw: &'a BTreeMap<String, Vec<String>>, name: &str) -> Option<&'a str> {
+    raw.iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| v.iter().map(|s| s.trim()))
+        .find(|s| !s.is_empty())
+}
+
 /// Maps a checked assertion to the normalized identity.
 pub fn to_identity(
-    _profile: Profile,
-    _provider: &str,
-    _assertion: &SamlAssertion,
-    _options: &MappingOptions,
-    _now: u64,
+    profile: Profile,
+    provider: &str,
+    assertion: &SamlAssertion,
+    options: &MappingOptions,
+    now: u64,
 ) -> Result<Identity, MappingError> {
-    Err(MappingError("not implemented".to_owned()))
+    let mut claims = Map::new();
+    let mut raw: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut derived: Vec<(&str, String)> = Vec::new();
+    let mut address = None;
+    let mut docs = Vec::new();
+    for attr in &assertion.attributes {
+        let short = short_name(&attr.name);
+        let lower = short.to_ascii_lowercase();
+        raw.entry(short.to_owned()).or_default().extend(attr.values.iter().cloned());
+        let Some(first) = attr.values.iter().map(|v| v.trim()).find(|v| !v.is_empty()) else { continue };
+        match (profile, lower.as_str()) {
+            (Profile::Enviam, _) => {
+                claims.insert(short.to_owned(), Value::String(attr.values.join(",")));
+            }
+            (_, "currentaddress" | "currentaddresses") => address = nia_address(first),
+            (_, "tradresaid") => {
+                if let Some(code) = base64_xml(first).and_then(|x| text_of(&x, "adresniMistoKod")) {
+                    derived.push(("address_ruian", code));
+                }
+            }
+            (_, "fullids" | "documentids") => docs.extend(documents(first)),
+            (_, "accessroles" | "activityroles") => caais_roles(&mut claims, &lower, first),
+            (_, "personidentified" | "isstatutoryrepresentative") => {
+                let flag = first.eq_ignore_ascii_case("true") || first == "1";
+                claims.insert(
+                    if lower == "personidentified" { "person_identified" } else { "is_statutory_representative" }
+                        .to_owned(),
+                    Value::Bool(flag),
+                );
+            }
+            (_, other) => {
+                if let Some(claim) = claim_for(other) {
+                    claims.insert(claim.to_owned(), Value::String(first.to_owned()));
+                }
+            }
+        }
+    }
+    if profile == Profile::Nia {
+        // IdType + IdNumber describe one document (nia.md §10.1 #13–14).
+        if let (Some(t), Some(n)) = (raw_first(&raw, "IdType"), raw_first(&raw, "IdNumber")) {
+            docs.push(json!({"type": t, "document_id": n}));
+        }
+    }
+    if !docs.is_empty() {
+        claims.insert("document_ids".to_owned(), Value::Array(docs));
+    }
+
+    // Subject: PersonIdentifier (the BSI) for NIA/CAAIS (nia.md §18.3), userUUID for EnviIAM,
+    // else the NameID.
+    let key = if profile == Profile::Enviam { "userUUID" } else { "PersonIdentifier" };
+    let subject = raw_first(&raw, key).unwrap_or(assertion.name_id.trim()).to_owned();
+    if subject.is_empty() {
+        return Err(MappingError("no subject: neither the identifier attribute nor NameID has a value".to_owned()));
+    }
+    if profile != Profile::Enviam {
+        // eIDAS BSI `XX/YY/id` (nia.md §8.8): issuing country XX; foreign unless `CZ/CZ/`.
+        let foreign = !subject.starts_with("CZ/CZ/");
+        if foreign && options.refuse_foreign {
+            return Err(MappingError(
+                "foreign eIDAS identity (BSI not issued CZ/CZ/) refused by configuration".to_owned(),
+            ));
+        }
+        if let Some((country, _)) = subject.split_once('/') {
+            derived.push(("subject_country", country.to_owned()));
+        }
+        derived.push(("foreign", foreign.to_string()));
+    }
+    for required in &options.required {
+        if raw_first(&raw, required).is_none() {
+            return Err(MappingError(format!("required attribute {required:?} missing from the assertion")));
+        }
+    }
+    claims.insert("sub".to_owned(), Value::String(subject));
+
+    let mut identity = crate::provider::oidc::identity::to_identity(provider, &claims, None, now);
+    identity.protocol = "saml2".to_owned();
+    // The achieved LoA is the AuthnContextClassRef (nia.md §10.1 #16); EnviIAM's `loa`
+    // attribute (mapped above) wins for it, its AuthnContext being CAS-internal.
+    let achieved = assertion.authn_context.as_deref().and_then(Loa::parse_lenient);
+    identity.loa = if profile == Profile::Enviam { identity.loa.or(achieved) } else { achieved };
+    identity.authenticated_at = assertion.authn_instant.unwrap_or(now);
+    identity.expires_at = identity.expires_at.or(assertion.session_not_on_or_after);
+    if let Some(address) = address {
+        identity.personal.get_or_insert_with(Default::default).address = Some(address);
+    }
+    for (k, v) in derived {
+        raw.insert(k.to_owned(), vec![v]);
+    }
+    identity.attributes = raw;
+    Ok(identity)
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,4 +10,5 @@
 
 pub mod acs;
 pub mod attributes;
+pub mod xmlenc;
 pub mod xmlsec;
