@@ -62,7 +62,7 @@ fn nia_capture_pretty_printed_copy_does_not_verify() {
 fn nia_capture_with_another_certificate_does_not_verify() {
     let dir = tempfile::tempdir().unwrap();
     let other = crate::peers::rsa_identity(dir.path(), "not-nia");
-    let certs = IdpCertificates::from_der(&[other.cert_der]).unwrap();
+    let certs = IdpCertificates::from_der(&[other.id.cert_der]).unwrap();
     let err = verify_root(&capture(), &certs).err().expect("the embedded KeyInfo certificate is not trusted");
     assert!(matches!(err, XmlSecError::Signature(_)), "{err}");
 }

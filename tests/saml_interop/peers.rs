@@ -114,31 +114,21 @@ impl Drop for PysamlIdp {
     }
 }
 
-/// An RSA-2048 key and a self-signed certificate for it (PEM), written to `dir/<name>.key`
-/// and `dir/<name>.pem`: SAML peers need RSA (xmlsec1's rsa-oaep, rsa-sha256).
-pub struct RsaIdentity {
+/// An RSA key and self-signed certificate (`sim::certs::rsa_identity`) written to
+/// `dir/<name>.key` and `dir/<name>.pem`, for the peers that read files.
+pub struct RsaFiles {
     /// Key file.
     pub key: PathBuf,
     /// Certificate file.
     pub cert: PathBuf,
-    /// The key, PEM.
-    pub key_pem: String,
-    /// The certificate, DER.
-    pub cert_der: Vec<u8>,
+    /// The generated identity.
+    pub id: aisgate::sim::certs::RsaIdentity,
 }
 
-pub fn rsa_identity(dir: &Path, name: &str) -> RsaIdentity {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name.push(rcgen::DnType::CommonName, name);
-    let cert = params.self_signed(&key).unwrap();
-    let identity = RsaIdentity {
-        key: dir.join(format!("{name}.key")),
-        cert: dir.join(format!("{name}.pem")),
-        key_pem: key.serialize_pem(),
-        cert_der: cert.der().to_vec(),
-    };
-    std::fs::write(&identity.key, &identity.key_pem).unwrap();
-    std::fs::write(&identity.cert, cert.pem()).unwrap();
-    identity
+pub fn rsa_identity(dir: &Path, name: &str) -> RsaFiles {
+    let id = aisgate::sim::certs::rsa_identity(name).unwrap();
+    let files = RsaFiles { key: dir.join(format!("{name}.key")), cert: dir.join(format!("{name}.pem")), id };
+    std::fs::write(&files.key, &files.id.key_pem).unwrap();
+    std::fs::write(&files.cert, &files.id.cert_pem).unwrap();
+    files
 }

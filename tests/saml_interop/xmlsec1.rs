@@ -1,130 +1,34 @@
-//! NIA-shaped Responses made by Debian's `xmlsec1` as a real process: a plain Response
-//! template (the shape of the real 2019 NIA capture: Response signed after Issuer, Assertion
-//! encrypted in place with the EncryptedKey inside `EncryptedData/KeyInfo` and a
-//! `wsse:SecurityTokenReference`), then `xmlsec1 --sign` of the Assertion (optional),
-//! `xmlsec1 --encrypt` with a session-key template, `xmlsec1 --sign` of the Response.
+//! NIA-shaped Responses made by Debian's `xmlsec1` as a real process: the unsigned, plain
+//! Response and Assertion of `sim::saml_response` (the shape of the real NIA capture), then
+//! `xmlsec1 --sign` of the Assertion (when `sign_assertion`), `xmlsec1 --encrypt` in place with
+//! NIA's session-key template (EncryptedKey inside `EncryptedData/KeyInfo`, addressed by a
+//! `wsse:SecurityTokenReference`), `xmlsec1 --sign` of the Response.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use aisgate::identity::headers::rfc3339;
+use aisgate::sim::saml_response::ResponseSpec;
 
-use crate::peers::{run, RsaIdentity};
+use crate::peers::{run, RsaFiles};
 
-pub const NIA_ISSUER: &str = "urn:microsoft:cgg2010:fpsts";
 pub const SP_ENTITY_ID: &str = "https://gw.example.cz/sep5/";
-pub const ACS_URL: &str = "https://gw.example.cz/.aisgate/saml/nia/acs";
-pub const EIDAS: &str = "http://eidas.europa.eu/attributes/naturalperson/";
+pub const ACS_URL: &str = "https://gw.example.cz/.aisgate/callback/nia";
 const RESPONSE: &str = "urn:oasis:names:tc:SAML:2.0:protocol:Response";
-pub const LOA_SUBSTANTIAL: &str = "http://eidas.europa.eu/LoA/substantial";
+const ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion:Assertion";
 
-/// What goes into the Response.
-#[derive(Clone)]
-pub struct NiaShape {
-    pub response_id: String,
-    pub assertion_id: String,
-    pub request_id: String,
-    pub now: u64,
-    /// NIA's Audience drops the entityID's trailing slash (nia.md §8.3).
-    pub audience: String,
-    pub bsi: String,
-    pub session_index: String,
-    pub loa: String,
-    /// (FriendlyName, URI, xsi:type in the eIDAS namespace, value).
-    pub attributes: Vec<(&'static str, String, Option<&'static str>, String)>,
-}
+const SIGNATURE_TEMPLATE: &str = "<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:SignedInfo>\
+<ds:CanonicalizationMethod Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/>\
+<ds:SignatureMethod Algorithm=\"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256\"/><ds:Reference URI=\"#{id}\">\
+<ds:Transforms><ds:Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/>\
+<ds:Transform Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/></ds:Transforms>\
+<ds:DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha256\"/><ds:DigestValue/></ds:Reference>\
+</ds:SignedInfo><ds:SignatureValue/><ds:KeyInfo><ds:X509Data/></ds:KeyInfo></ds:Signature>";
 
-impl NiaShape {
-    pub fn new(now: u64) -> NiaShape {
-        let eidas = |n: &str| format!("{EIDAS}{n}");
-        NiaShape {
-            response_id: "_r7c1e6b0a93f44d2c8e1f".into(),
-            assertion_id: "_a51e0c8a2b4d4f6b9e0a1".into(),
-            request_id: "_9654756a-c7b0-4d1c-a857-0f1f766b79bf".into(),
-            now,
-            audience: SP_ENTITY_ID.trim_end_matches('/').into(),
-            bsi: "CZ/CZ/2e3883ee-7e0d-47cb-8fee-2ea231a58ee6".into(),
-            session_index: "_5c9f0e2a-6d1b-4c3e-9a8f-7b6c5d4e3f2a".into(),
-            loa: LOA_SUBSTANTIAL.into(),
-            attributes: vec![
-                ("PersonIdentifier", eidas("PersonIdentifier"), Some("PersonIdentifierType"), String::new()),
-                ("CurrentFamilyName", eidas("CurrentFamilyName"), Some("CurrentFamilyNameType"), "NOVÁK".into()),
-                ("CurrentGivenName", eidas("CurrentGivenName"), Some("CurrentGivenNameType"), "JAN MARIE".into()),
-                ("DateOfBirth", eidas("DateOfBirth"), Some("DateOfBirthType"), "1968-03-29".into()),
-                ("PlaceOfBirth", eidas("PlaceOfBirth"), Some("PlaceOfBirthType"), "Ústí nad Labem".into()),
-                ("Email", "http://www.stork.gov.eu/1.0/eMail".into(), None, "jan.novak@example.cz".into()),
-            ],
-        }
-    }
-}
-
-const SIGNATURE_TEMPLATE: &str = "<Signature xmlns=\"http://www.w3.org/2000/09/xmldsig#\"><SignedInfo>\
-<CanonicalizationMethod Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/>\
-<SignatureMethod Algorithm=\"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256\"/><Reference URI=\"#{id}\"><Transforms>\
-<Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/>\
-<Transform Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/></Transforms>\
-<DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha256\"/><DigestValue/></Reference></SignedInfo>\
-<SignatureValue/><KeyInfo><X509Data/></KeyInfo></Signature>";
-
-fn signature_template(id: &str) -> String {
-    SIGNATURE_TEMPLATE.replace("{id}", id)
-}
-
-/// The Assertion, NIA style (nia.md §8.3 and §11.3), optionally with a signature template.
-pub fn assertion(s: &NiaShape, with_signature: bool) -> String {
-    let later = rfc3339(s.now + 3600);
-    let now = rfc3339(s.now);
-    let mut attributes = String::new();
-    for (friendly, uri, xsi_type, value) in &s.attributes {
-        let value = if *friendly == "PersonIdentifier" { &s.bsi } else { value };
-        let typed = xsi_type.map_or(String::new(), |t| {
-            format!(
-                " xmlns:tn=\"http://eidas.europa.eu/attributes/naturalperson\" \
-                 xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"tn:{t}\""
-            )
-        });
-        attributes.push_str(&format!(
-            "<Attribute Name=\"{uri}\" NameFormat=\"urn:oasis:names:tc:SAML:2.0:attrname-format:uri\" \
-             FriendlyName=\"{friendly}\" a:OriginalIssuer=\"urn:microsoft:cgg2010:FPSTS\" \
-             xmlns:a=\"http://schemas.xmlsoap.org/ws/2009/09/identity/claims\">\
-             <AttributeValue{typed}>{value}</AttributeValue></Attribute>"
-        ));
-    }
-    format!(
-        "<Assertion xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"{aid}\" IssueInstant=\"{now}\" Version=\"2.0\">\
-         <Issuer>urn:microsoft:cgg2010:FPSTS</Issuer>{sig}<Subject>\
-         <NameID Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:persistent\">{bsi}</NameID>\
-         <SubjectConfirmation Method=\"urn:oasis:names:tc:SAML:2.0:cm:bearer\">\
-         <SubjectConfirmationData InResponseTo=\"{req}\" NotOnOrAfter=\"{later}\" Recipient=\"{ACS_URL}\"/>\
-         </SubjectConfirmation></Subject><Conditions NotBefore=\"{now}\" NotOnOrAfter=\"{later}\"><AudienceRestriction>\
-         <Audience>{audience}</Audience></AudienceRestriction></Conditions><AttributeStatement>{attributes}\
-         </AttributeStatement><AuthnStatement AuthnInstant=\"{now}\" SessionIndex=\"{sidx}\"><AuthnContext>\
-         <AuthnContextClassRef>{loa}</AuthnContextClassRef></AuthnContext></AuthnStatement></Assertion>",
-        aid = s.assertion_id,
-        sig = if with_signature { signature_template(&s.assertion_id) } else { String::new() },
-        bsi = s.bsi,
-        req = s.request_id,
-        audience = s.audience,
-        sidx = s.session_index,
-        loa = s.loa,
-    )
-}
-
-/// The Response around `assertion` (inside an `EncryptedAssertion` to be encrypted in place),
-/// with a signature template after Issuer.
-pub fn response(s: &NiaShape, assertion: &str) -> String {
-    format!(
-        "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" \
-         xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"{rid}\" Version=\"2.0\" IssueInstant=\"{now}\" \
-         Destination=\"{ACS_URL}\" InResponseTo=\"{req}\"><saml:Issuer>{NIA_ISSUER}</saml:Issuer>{sig}\
-         <samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status>\
-         <EncryptedAssertion xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\">{assertion}</EncryptedAssertion>\
-         </samlp:Response>",
-        rid = s.response_id,
-        now = rfc3339(s.now),
-        req = s.request_id,
-        sig = signature_template(&s.response_id),
-    )
+/// `xml` with an xmlsec1 signature template for `#id` right after the first `saml:Issuer`
+/// (where NIA's STS puts its signature).
+fn with_signature_template(xml: &str, id: &str) -> String {
+    let at = xml.find("</saml:Issuer>").expect("an Issuer") + "</saml:Issuer>".len();
+    format!("{}{}{}", &xml[..at], SIGNATURE_TEMPLATE.replace("{id}", id), &xml[at..])
 }
 
 /// Data-encryption algorithms xmlsec1 is asked to use: (URI, `--session-key`).
@@ -174,7 +78,7 @@ fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
 
 /// `xmlsec1 --sign` of the first Signature template in `doc`; `id_attr` names the element
 /// whose `ID` attribute the reference points to (`ns:Name` as xmlsec1 wants it).
-pub fn sign(xmlsec1: &Path, dir: &Path, doc: &str, id_attr: &str, key: &RsaIdentity) -> String {
+pub fn sign(xmlsec1: &Path, dir: &Path, doc: &str, id_attr: &str, key: &RsaFiles) -> String {
     let input = write(dir, "to-sign.xml", doc);
     let output = dir.join("signed.xml");
     let keys = format!("{},{}", key.key.display(), key.cert.display());
@@ -215,28 +119,29 @@ pub fn verify(xmlsec1: &Path, dir: &Path, doc: &str, id_attr: &str, cert: &Path)
     .map(|_| ())
 }
 
-/// A complete NIA-shaped Response made by xmlsec1: Assertion signed (when `sign_assertion`)
-/// then encrypted to `sp` with `alg`, Response signed by `idp`. The exact bytes to POST.
+/// A complete NIA-shaped Response made by xmlsec1 from `spec`: Assertion signed (when
+/// `spec.sign_assertion`) then encrypted to `sp` with `alg`, Response signed by `idp`. The
+/// exact bytes to POST.
 pub fn nia_response(
     xmlsec1: &Path,
     dir: &Path,
-    shape: &NiaShape,
+    spec: &ResponseSpec,
     alg: DataAlg,
-    sign_assertion: bool,
-    idp: &RsaIdentity,
-    sp: &RsaIdentity,
+    idp: &RsaFiles,
+    sp: &RsaFiles,
 ) -> Vec<u8> {
-    let mut assertion = assertion(shape, sign_assertion);
-    if sign_assertion {
-        assertion = sign(xmlsec1, dir, &assertion, "urn:oasis:names:tc:SAML:2.0:assertion:Assertion", idp);
+    let mut assertion = spec.assertion_xml();
+    if spec.sign_assertion {
+        let signed = sign(xmlsec1, dir, &with_signature_template(&assertion, &spec.assertion_id), ASSERTION, idp);
         // xmlsec1 writes a document: keep the element only, to embed it.
-        assertion = assertion[assertion.find("<Assertion").unwrap()..].trim_end().to_owned();
+        assertion = signed[signed.find("<saml:Assertion").unwrap()..].trim_end().to_owned();
     }
-    let encrypted = encrypt(xmlsec1, dir, &response(shape, &assertion), alg, &sp.cert);
-    let signed = sign(xmlsec1, dir, &encrypted, RESPONSE, idp);
+    let plain = spec.response_xml(&format!("<saml:EncryptedAssertion>{assertion}</saml:EncryptedAssertion>"));
+    let encrypted = encrypt(xmlsec1, dir, &plain, alg, &sp.cert);
+    let signed = sign(xmlsec1, dir, &with_signature_template(&encrypted, &spec.response_id), RESPONSE, idp);
     // The reference implementation accepts what it made (else a refusal would prove nothing).
     verify(xmlsec1, dir, &signed, RESPONSE, &idp.cert)
         .unwrap_or_else(|e| panic!("xmlsec1 rejects its own Response: {e}"));
-    assert!(signed.contains(alg.uri_and_session_key().0) && !signed.contains("<Assertion"), "encrypted in place");
+    assert!(signed.contains(alg.uri_and_session_key().0) && !signed.contains("<saml:Assertion"), "encrypted in place");
     signed.into_bytes()
 }

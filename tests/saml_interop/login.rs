@@ -1,0 +1,293 @@
+//! Full logins through the gateway against the pysaml2 IdP (`tests/peers/saml/idp.py`):
+//! AuthnRequest by HTTP-Redirect and by HTTP-POST (each also checked by pysaml2 and, for
+//! POST, by `xmlsec1 --verify`), the IdP's signed Response with an encrypted Assertion
+//! posted to the ACS, identity headers at the upstream, then SP-initiated single logout
+//! with pysaml2 answering the LogoutRequest.
+
+use std::path::PathBuf;
+
+use base64::Engine;
+
+use crate::peers::{self, rsa_identity, PysamlIdp, RsaFiles};
+use crate::support::{header_echo, location, set_cookie, Gateway};
+use aisgate::sim::stack::StackOptions;
+
+pub const BSI: &str = "CZ/CZ/7d3c1c52-3a7e-4b8e-9f21-5b0e6c9d4a11";
+const SP_ENTITY_ID: &str = "https://gw.example.cz/sep5/";
+const LOA: &str = "http://eidas.europa.eu/LoA/substantial";
+
+/// A running gateway with a `kind = "saml"` provider `nia` whose IdP is pysaml2.
+pub struct SamlStack {
+    pub dir: tempfile::TempDir,
+    pub python: PathBuf,
+    pub idp: PysamlIdp,
+    pub idp_keys: RsaFiles,
+    pub sp_signing: RsaFiles,
+    pub gw: Gateway,
+    /// The gateway's SP metadata, as the IdP got it.
+    pub sp_metadata: PathBuf,
+}
+
+/// Starts the IdP (extra `idp_args`), then the gateway (extra lines for the provider table),
+/// then hands the gateway's SP metadata to the IdP.
+pub async fn start(idp_args: &[&str], provider_extra: &str) -> Option<SamlStack> {
+    let python = peers::pysaml2()?;
+    let dir = tempfile::tempdir().unwrap();
+    let idp_keys = rsa_identity(dir.path(), "idp");
+    let sp_signing = rsa_identity(dir.path(), "sp-signing");
+    let sp_encryption = rsa_identity(dir.path(), "sp-encryption");
+    let sp_metadata = dir.path().join("sp-metadata.xml");
+    let mut args: Vec<String> = vec![
+        "--key".into(),
+        idp_keys.key.display().to_string(),
+        "--cert".into(),
+        idp_keys.cert.display().to_string(),
+        "--sp-metadata".into(),
+        sp_metadata.display().to_string(),
+        "--want-signed-requests".into(),
+    ];
+    for attribute in [
+        format!("PersonIdentifier={BSI}"),
+        "CurrentFamilyName=NOVÁK".into(),
+        "CurrentGivenName=JAN MARIE".into(),
+        "DateOfBirth=1968-03-29".into(),
+        "PlaceOfBirth=Ústí nad Labem".into(),
+    ] {
+        args.extend(["--attribute".to_owned(), attribute]);
+    }
+    args.extend(idp_args.iter().map(|a| (*a).to_owned()));
+    let idp = PysamlIdp::start(&python, &args);
+    let idp_metadata = dir.path().join("idp-metadata.xml");
+    let md = reqwest::get(format!("{}/metadata", idp.base)).await.unwrap().bytes().await.unwrap();
+    std::fs::write(&idp_metadata, md).unwrap();
+    let apps = format!(
+        r#"
+[[provider]]
+name = "nia"
+kind = "saml"
+preset = "nia-test"
+entity_id = "{SP_ENTITY_ID}"
+idp_metadata_file = "{idp_metadata}"
+signing_key = "{sign_key}"
+signing_cert = "{sign_cert}"
+encryption_keys = [{{ key = "{enc_key}", cert = "{enc_cert}" }}]
+sign_requests = true
+loa = "substantial"
+requested_attributes = ["PersonIdentifier", "CurrentFamilyName", "CurrentGivenName", "DateOfBirth", "PlaceOfBirth"]
+{provider_extra}
+
+[[app]]
+name = "desk"
+upstream = "{{upstream}}"
+providers = ["nia"]
+logout_paths = ["/logout"]
+
+[app.headers]
+personal_data = true
+"#,
+        idp_metadata = idp_metadata.display(),
+        sign_key = sp_signing.key.display(),
+        sign_cert = sp_signing.cert.display(),
+        enc_key = sp_encryption.key.display(),
+        enc_cert = sp_encryption.cert.display(),
+    );
+    let gw =
+        Gateway::start(StackOptions { upstream: Some(header_echo().await), apps: Some(apps), ..Default::default() })
+            .await;
+    let metadata = gw.client.get(gw.url("/.aisgate/saml/nia/metadata")).send().await.unwrap();
+    assert_eq!(metadata.status(), 200, "SP metadata endpoint");
+    std::fs::write(&sp_metadata, metadata.bytes().await.unwrap()).unwrap();
+    Some(SamlStack { dir, python, idp, idp_keys, sp_signing, gw, sp_metadata })
+}
+
+/// `(action, fields)` of an auto-submit form page (aisgate's or pysaml2's).
+pub fn parse_form(page: &str) -> (String, Vec<(String, String)>) {
+    fn attr(tag: &str, name: &str) -> Option<String> {
+        let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        let end = tag[start..].find('"')? + start;
+        Some(unescape(&tag[start..end]))
+    }
+    let form = &page[page.find("<form").expect("a form")..];
+    let action = attr(&form[..form.find('>').unwrap()], "action").expect("form action");
+    let fields = form
+        .split("<input")
+        .skip(1)
+        .filter_map(|tag| {
+            let tag = &tag[..tag.find('>')?];
+            Some((attr(tag, "name")?, attr(tag, "value")?))
+        })
+        .collect();
+    (action, fields)
+}
+
+/// HTML attribute unescaping: the named entities forms use and numeric references.
+fn unescape(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        let Some(end) = rest[at..].find(';') else { break };
+        let entity = &rest[at + 1..at + end];
+        let c = match entity {
+            "amp" => Some('&'),
+            "quot" => Some('"'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "apos" => Some('\''),
+            _ => entity
+                .strip_prefix("#x")
+                .or_else(|| entity.strip_prefix("#X"))
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match c {
+            Some(c) => out.push(c),
+            None => out.push_str(&rest[at..=at + end]),
+        }
+        rest = &rest[at + end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+pub fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
+    &fields.iter().find(|(k, _)| k == name).unwrap_or_else(|| panic!("no {name} field")).1
+}
+
+/// What the browser holds after the gateway sent it to the IdP.
+pub enum ToIdp {
+    /// HTTP-Redirect: the IdP URL with the query.
+    Redirect(String),
+    /// HTTP-POST: the form's action and fields.
+    Post(String, Vec<(String, String)>),
+}
+
+/// The login start: navigates to `/desk` via the login endpoint; returns the pre-login
+/// cookie header the browser would send on a cross-site POST back (empty when SameSite
+/// keeps it home) and the message for the IdP.
+pub async fn begin(gw: &Gateway) -> (Option<String>, ToIdp) {
+    let start = gw.navigate("/.aisgate/login?return=%2Fdesk&provider=nia", None).await;
+    let raw_cookie = start
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("aisgate_login="))
+        .map(str::to_owned);
+    let cookie = raw_cookie
+        .filter(|raw| raw.contains("SameSite=None"))
+        .and_then(|_| set_cookie(&start, "aisgate_login"))
+        .map(|v| format!("aisgate_login={v}"));
+    match start.status().as_u16() {
+        302 | 303 => (cookie, ToIdp::Redirect(location(&start))),
+        200 => {
+            let (action, fields) = parse_form(&start.text().await.unwrap());
+            (cookie, ToIdp::Post(action, fields))
+        }
+        other => panic!("login start answered {other}: {}", start.text().await.unwrap()),
+    }
+}
+
+impl SamlStack {
+    /// `validate.py request` for what the gateway sent to the IdP.
+    pub fn pysaml2_check(&self, message: &ToIdp) -> Result<serde_json::Value, String> {
+        let mut args: Vec<String> = ["request", "--require-signature", "--sp-metadata"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain([
+                self.sp_metadata.display().to_string(),
+                "--idp-base".into(),
+                self.idp.base.clone(),
+                "--idp-key".into(),
+                self.idp_keys.key.display().to_string(),
+                "--idp-cert".into(),
+                self.idp_keys.cert.display().to_string(),
+            ])
+            .collect();
+        match message {
+            ToIdp::Redirect(url) => args.extend(["--url".to_owned(), url.clone()]),
+            ToIdp::Post(_, fields) => {
+                for (k, v) in fields {
+                    args.extend(["--form-field".to_owned(), format!("{k}={v}")]);
+                }
+            }
+        }
+        peers::validate(&self.python, &args)
+    }
+
+    /// Delivers `message` to the IdP and returns the IdP's Response form (action, fields).
+    pub async fn deliver(&self, message: &ToIdp) -> (String, Vec<(String, String)>) {
+        let client = &self.gw.client;
+        let answer = match message {
+            ToIdp::Redirect(url) => client.get(url).send().await.unwrap(),
+            ToIdp::Post(action, fields) => client.post(action).form(fields).send().await.unwrap(),
+        };
+        let status = answer.status();
+        let page = answer.text().await.unwrap();
+        assert_eq!(status, 200, "pysaml2 IdP refused the AuthnRequest: {page}");
+        parse_form(&page)
+    }
+
+    /// Posts the IdP's Response form to the gateway's ACS, as the browser does.
+    pub async fn post_to_acs(
+        &self,
+        cookie: Option<&str>,
+        action: &str,
+        fields: &[(String, String)],
+    ) -> reqwest::Response {
+        let mut req = self.gw.client.post(action).form(fields).header("accept", "text/html");
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// A complete login; returns the session `Cookie` header value.
+    pub async fn login(&self) -> String {
+        let (cookie, to_idp) = begin(&self.gw).await;
+        let (action, fields) = self.deliver(&to_idp).await;
+        assert_eq!(action, self.gw.url("/.aisgate/callback/nia"), "pysaml2 posts to the ACS from the SP metadata");
+        let done = self.post_to_acs(cookie.as_deref(), &action, &fields).await;
+        let status = done.status().as_u16();
+        let session = set_cookie(&done, "aisgate_session");
+        let target = done.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
+        assert!(
+            matches!(status, 302 | 303) && session.is_some(),
+            "ACS refused pysaml2's Response ({status}): {}",
+            done.text().await.unwrap()
+        );
+        assert_eq!(target.as_deref().map(|t| t.trim_start_matches(&self.gw.base)), Some("/desk"));
+        format!("aisgate_session={}", session.unwrap())
+    }
+
+    /// The upstream's view of `/desk` with `cookie`: (status, headers as JSON).
+    pub async fn desk(&self, cookie: &str) -> (u16, serde_json::Value) {
+        let resp = self.gw.navigate("/desk", Some(cookie)).await;
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap();
+        (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
+    }
+}
+
+/// The identity headers the upstream received after a pysaml2 login.
+pub fn assert_identity_headers(echo: &serde_json::Value) {
+    let h = &echo["headers"];
+    assert_eq!(h["x-auth-provider"], "nia");
+    assert_eq!(h["x-auth-subject"], BSI);
+    // Percent-encoded UTF-8 (the README's default `encoding`).
+    assert_eq!(h["x-auth-family-name"], "NOV%C3%81K");
+    assert_eq!(h["x-auth-given-name"], "JAN MARIE");
+    assert_eq!(h["x-auth-loa"], "substantial");
+    assert_eq!(h["x-auth-birth-date"], "1968-03-29");
+    assert_eq!(h["x-auth-birth-place"], "%C3%9Ast%C3%AD nad Labem");
+}
+
+/// The decoded XML of a POST-binding `SAMLRequest`.
+pub fn posted_xml(fields: &[(String, String)]) -> String {
+    let raw = base64::engine::general_purpose::STANDARD.decode(field(fields, "SAMLRequest")).unwrap();
+    String::from_utf8(raw).unwrap()
+}
+
+pub const LOA_URI: &str = LOA;
+pub const ENTITY_ID: &str = SP_ENTITY_ID;
