@@ -1,64 +1,102 @@
-//! Full logins through the gateway against the pysaml2 IdP (`tests/peers/saml/idp.py`):
-//! AuthnRequest by HTTP-Redirect and by HTTP-POST (each also checked by pysaml2 and, for
-//! POST, by `xmlsec1 --verify`), the IdP's signed Response with an encrypted Assertion
-//! posted to the ACS, identity headers at the upstream, then SP-initiated single logout
-//! with pysaml2 answering the LogoutRequest.
+//! The harness for full logins through the gateway against a third-party IdP: the pysaml2 IdP
+//! (`tests/peers/saml/idp.py`) or SimpleSAMLphp (Debian). The gateway gets the IdP's metadata,
+//! the IdP gets the gateway's SP metadata; the browser's steps are explicit, so each message
+//! can be checked on the way (by pysaml2's validator, by `xmlsec1 --verify`).
 
 use std::path::PathBuf;
 
 use base64::Engine;
 
-use crate::peers::{self, rsa_identity, PysamlIdp, RsaFiles};
+use crate::peers::{self, rsa_identity, PysamlIdp, RsaFiles, SspIdp};
 use crate::support::{header_echo, location, set_cookie, Gateway};
 use aisgate::sim::stack::StackOptions;
 
 pub const BSI: &str = "CZ/CZ/7d3c1c52-3a7e-4b8e-9f21-5b0e6c9d4a11";
 const SP_ENTITY_ID: &str = "https://gw.example.cz/sep5/";
+const NIA_ENTITY_ID: &str = "urn:microsoft:cgg2010:fpsts";
 const LOA: &str = "http://eidas.europa.eu/LoA/substantial";
 
-/// A running gateway with a `kind = "saml"` provider `nia` whose IdP is pysaml2.
+/// The fixed test user: (pysaml2 attribute-map name, URI, value).
+const USER: &[(&str, &str, &str)] = &[
+    ("PersonIdentifier", "http://eidas.europa.eu/attributes/naturalperson/PersonIdentifier", BSI),
+    ("CurrentFamilyName", "http://eidas.europa.eu/attributes/naturalperson/CurrentFamilyName", "NOVÁK"),
+    ("CurrentGivenName", "http://eidas.europa.eu/attributes/naturalperson/CurrentGivenName", "JAN MARIE"),
+    ("DateOfBirth", "http://eidas.europa.eu/attributes/naturalperson/DateOfBirth", "1968-03-29"),
+    ("PlaceOfBirth", "http://eidas.europa.eu/attributes/naturalperson/PlaceOfBirth", "Ústí nad Labem"),
+];
+
+/// Which third-party IdP answers.
+pub enum Peer<'a> {
+    /// `tests/peers/saml/idp.py` with extra arguments.
+    Pysaml2(&'a [&'a str]),
+    /// SimpleSAMLphp (Debian).
+    SimpleSamlPhp,
+}
+
+/// The running IdP process.
+pub enum IdpProcess {
+    Pysaml2(PysamlIdp),
+    SimpleSamlPhp(SspIdp),
+}
+
+/// A running gateway with a `kind = "saml"` provider `nia` whose IdP is a third-party peer.
 pub struct SamlStack {
     pub dir: tempfile::TempDir,
-    pub python: PathBuf,
-    pub idp: PysamlIdp,
+    /// The venv's Python (pysaml2 stacks only).
+    pub python: Option<PathBuf>,
+    pub idp: IdpProcess,
     pub idp_keys: RsaFiles,
     pub sp_signing: RsaFiles,
     pub gw: Gateway,
     /// The gateway's SP metadata, as the IdP got it.
     pub sp_metadata: PathBuf,
+    /// Cookies the IdP set (SimpleSAMLphp's session), sent back to it like a browser.
+    idp_cookies: std::sync::Mutex<Vec<String>>,
 }
 
-/// Starts the IdP (extra `idp_args`), then the gateway (extra lines for the provider table),
-/// then hands the gateway's SP metadata to the IdP.
-pub async fn start(idp_args: &[&str], provider_extra: &str) -> Option<SamlStack> {
-    let python = peers::pysaml2()?;
+/// Starts the IdP, then the gateway (extra lines for the provider table), then hands the
+/// gateway's SP metadata to the IdP (both read it on first use).
+pub async fn start(peer: Peer<'_>, provider_extra: &str) -> Option<SamlStack> {
+    let python = match peer {
+        Peer::Pysaml2(_) => Some(peers::pysaml2()?),
+        Peer::SimpleSamlPhp => peers::simplesamlphp().then_some(None)?,
+    };
     let dir = tempfile::tempdir().unwrap();
     let idp_keys = rsa_identity(dir.path(), "idp");
     let sp_signing = rsa_identity(dir.path(), "sp-signing");
     let sp_encryption = rsa_identity(dir.path(), "sp-encryption");
     let sp_metadata = dir.path().join("sp-metadata.xml");
-    let mut args: Vec<String> = vec![
-        "--key".into(),
-        idp_keys.key.display().to_string(),
-        "--cert".into(),
-        idp_keys.cert.display().to_string(),
-        "--sp-metadata".into(),
-        sp_metadata.display().to_string(),
-        "--want-signed-requests".into(),
-    ];
-    for attribute in [
-        format!("PersonIdentifier={BSI}"),
-        "CurrentFamilyName=NOVÁK".into(),
-        "CurrentGivenName=JAN MARIE".into(),
-        "DateOfBirth=1968-03-29".into(),
-        "PlaceOfBirth=Ústí nad Labem".into(),
-    ] {
-        args.extend(["--attribute".to_owned(), attribute]);
-    }
-    args.extend(idp_args.iter().map(|a| (*a).to_owned()));
-    let idp = PysamlIdp::start(&python, &args);
+    let (idp, metadata_url) = match (peer, &python) {
+        (Peer::Pysaml2(extra), Some(python)) => {
+            let mut args: Vec<String> = vec![
+                "--key".into(),
+                idp_keys.key.display().to_string(),
+                "--cert".into(),
+                idp_keys.cert.display().to_string(),
+                "--sp-metadata".into(),
+                sp_metadata.display().to_string(),
+                "--want-signed-requests".into(),
+            ];
+            for (name, _, value) in USER {
+                args.extend(["--attribute".to_owned(), format!("{name}={value}")]);
+            }
+            args.extend(extra.iter().map(|a| (*a).to_owned()));
+            let idp = PysamlIdp::start(python, &args);
+            let url = format!("{}/metadata", idp.base);
+            (IdpProcess::Pysaml2(idp), url)
+        }
+        _ => {
+            let attributes: serde_json::Map<String, serde_json::Value> =
+                USER.iter().map(|(_, uri, value)| ((*uri).to_owned(), serde_json::json!([value]))).collect();
+            let ssp_dir = dir.path().join("simplesamlphp");
+            std::fs::create_dir(&ssp_dir).unwrap();
+            let idp = SspIdp::start(&ssp_dir, &idp_keys, NIA_ENTITY_ID, &sp_metadata, &attributes.into()).await;
+            let url = idp.metadata_url();
+            (IdpProcess::SimpleSamlPhp(idp), url)
+        }
+    };
     let idp_metadata = dir.path().join("idp-metadata.xml");
-    let md = reqwest::get(format!("{}/metadata", idp.base)).await.unwrap().bytes().await.unwrap();
+    let md = reqwest::get(metadata_url).await.unwrap().bytes().await.unwrap();
     std::fs::write(&idp_metadata, md).unwrap();
     let apps = format!(
         r#"
@@ -97,7 +135,7 @@ personal_data = true
     let metadata = gw.client.get(gw.url("/.aisgate/saml/nia/metadata")).send().await.unwrap();
     assert_eq!(metadata.status(), 200, "SP metadata endpoint");
     std::fs::write(&sp_metadata, metadata.bytes().await.unwrap()).unwrap();
-    Some(SamlStack { dir, python, idp, idp_keys, sp_signing, gw, sp_metadata })
+    Some(SamlStack { dir, python, idp, idp_keys, sp_signing, gw, sp_metadata, idp_cookies: Default::default() })
 }
 
 /// `(action, fields)` of an auto-submit form page (aisgate's or pysaml2's).
@@ -190,6 +228,41 @@ pub async fn begin(gw: &Gateway) -> (Option<String>, ToIdp) {
 }
 
 impl SamlStack {
+    /// The pysaml2 IdP (pysaml2 stacks only).
+    pub fn pysaml(&self) -> &PysamlIdp {
+        match &self.idp {
+            IdpProcess::Pysaml2(idp) => idp,
+            IdpProcess::SimpleSamlPhp(_) => panic!("not a pysaml2 stack"),
+        }
+    }
+
+    /// The IdP's base URL.
+    pub fn idp_base(&self) -> &str {
+        match &self.idp {
+            IdpProcess::Pysaml2(idp) => &idp.base,
+            IdpProcess::SimpleSamlPhp(idp) => &idp.base,
+        }
+    }
+
+    /// The venv Python (pysaml2 stacks only).
+    pub fn python(&self) -> &std::path::Path {
+        self.python.as_deref().expect("a pysaml2 stack")
+    }
+
+    /// A browser request to the IdP, with the cookies it set; remembers new ones.
+    pub async fn to_idp(&self, req: reqwest::RequestBuilder) -> reqwest::Response {
+        let cookies = self.idp_cookies.lock().unwrap().join("; ");
+        let req = if cookies.is_empty() { req } else { req.header("cookie", cookies) };
+        let resp = req.send().await.unwrap();
+        let mut jar = self.idp_cookies.lock().unwrap();
+        for pair in resp.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()?.split(';').next()) {
+            let name = pair.split('=').next().unwrap_or_default().to_owned();
+            jar.retain(|c| !c.starts_with(&format!("{name}=")));
+            jar.push(pair.to_owned());
+        }
+        resp
+    }
+
     /// `validate.py request` for what the gateway sent to the IdP.
     pub fn pysaml2_check(&self, message: &ToIdp) -> Result<serde_json::Value, String> {
         let mut args: Vec<String> = ["request", "--require-signature", "--sp-metadata"]
@@ -198,7 +271,7 @@ impl SamlStack {
             .chain([
                 self.sp_metadata.display().to_string(),
                 "--idp-base".into(),
-                self.idp.base.clone(),
+                self.pysaml().base.clone(),
                 "--idp-key".into(),
                 self.idp_keys.key.display().to_string(),
                 "--idp-cert".into(),
@@ -213,19 +286,19 @@ impl SamlStack {
                 }
             }
         }
-        peers::validate(&self.python, &args)
+        peers::validate(self.python(), &args)
     }
 
     /// Delivers `message` to the IdP and returns the IdP's Response form (action, fields).
     pub async fn deliver(&self, message: &ToIdp) -> (String, Vec<(String, String)>) {
         let client = &self.gw.client;
         let answer = match message {
-            ToIdp::Redirect(url) => client.get(url).send().await.unwrap(),
-            ToIdp::Post(action, fields) => client.post(action).form(fields).send().await.unwrap(),
+            ToIdp::Redirect(url) => self.to_idp(client.get(url)).await,
+            ToIdp::Post(action, fields) => self.to_idp(client.post(action).form(fields)).await,
         };
         let status = answer.status();
         let page = answer.text().await.unwrap();
-        assert_eq!(status, 200, "pysaml2 IdP refused the AuthnRequest: {page}");
+        assert_eq!(status, 200, "the IdP refused the AuthnRequest: {page}");
         parse_form(&page)
     }
 
@@ -247,14 +320,14 @@ impl SamlStack {
     pub async fn login(&self) -> String {
         let (cookie, to_idp) = begin(&self.gw).await;
         let (action, fields) = self.deliver(&to_idp).await;
-        assert_eq!(action, self.gw.url("/.aisgate/callback/nia"), "pysaml2 posts to the ACS from the SP metadata");
+        assert_eq!(action, self.gw.url("/.aisgate/callback/nia"), "the IdP posts to the ACS from the SP metadata");
         let done = self.post_to_acs(cookie.as_deref(), &action, &fields).await;
         let status = done.status().as_u16();
         let session = set_cookie(&done, "aisgate_session");
         let target = done.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
         assert!(
             matches!(status, 302 | 303) && session.is_some(),
-            "ACS refused pysaml2's Response ({status}): {}",
+            "ACS refused the IdP's Response ({status}): {}",
             done.text().await.unwrap()
         );
         assert_eq!(target.as_deref().map(|t| t.trim_start_matches(&self.gw.base)), Some("/desk"));

@@ -10,6 +10,7 @@ mod login;
 mod nia_vector;
 mod peers;
 mod pysaml2;
+mod simplesamlphp;
 mod xmlsec1;
 
 use std::path::PathBuf;

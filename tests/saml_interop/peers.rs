@@ -114,6 +114,79 @@ impl Drop for PysamlIdp {
     }
 }
 
+const SSP_WWW: &str = "/usr/share/simplesamlphp/www";
+
+/// Whether SimpleSAMLphp (Debian) and the PHP CLI that serves it are installed.
+pub fn simplesamlphp() -> bool {
+    let ok = Path::new(SSP_WWW).join("saml2/idp/SSOService.php").is_file()
+        && Command::new("php").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        missing("SimpleSAMLphp", "apt-get install --no-install-recommends simplesamlphp php-cli php-xml webfs");
+    }
+    ok
+}
+
+/// SimpleSAMLphp as an IdP under PHP's built-in server, configured by
+/// `tests/peers/saml/simplesamlphp/` (see its README.txt); killed when dropped.
+pub struct SspIdp {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+}
+
+impl SspIdp {
+    /// Starts SimpleSAMLphp with the IdP keys `keys`, entityID `entity_id`, the SP metadata
+    /// file `sp_metadata` (read per request) and the test user's `attributes` (URI → values).
+    pub async fn start(
+        dir: &Path,
+        keys: &RsaFiles,
+        entity_id: &str,
+        sp_metadata: &Path,
+        attributes: &serde_json::Value,
+    ) -> SspIdp {
+        std::fs::copy(&keys.key, dir.join("idp.key")).unwrap();
+        std::fs::copy(&keys.cert, dir.join("idp.pem")).unwrap();
+        // PHP's server needs a port number: take a free one from the kernel.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let base = format!("http://127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.join("php.log")).unwrap();
+        let child = Command::new("php")
+            .args(["-S", &format!("127.0.0.1:{port}"), "-t", SSP_WWW])
+            .env("SIMPLESAMLPHP_CONFIG_DIR", peers_dir().join("simplesamlphp"))
+            .env("AISGATE_SSP_BASE", &base)
+            .env("AISGATE_SSP_DIR", dir)
+            .env("AISGATE_SSP_ENTITY_ID", entity_id)
+            .env("AISGATE_SSP_SP_METADATA", sp_metadata)
+            .env("AISGATE_SSP_ATTRIBUTES", attributes.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("php -S starts");
+        let idp = SspIdp { child, base };
+        // Readiness, not timing: wait until the server answers (or give up after ~20 s).
+        for _ in 0..400 {
+            if reqwest::get(idp.metadata_url()).await.is_ok_and(|r| r.status() == 200) {
+                return idp;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("SimpleSAMLphp did not start: {}", std::fs::read_to_string(dir.join("php.log")).unwrap_or_default());
+    }
+
+    /// The IdP metadata URL.
+    pub fn metadata_url(&self) -> String {
+        format!("{}/saml2/idp/metadata.php", self.base)
+    }
+}
+
+impl Drop for SspIdp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// An RSA key and self-signed certificate (`sim::certs::rsa_identity`) written to
 /// `dir/<name>.key` and `dir/<name>.pem`, for the peers that read files.
 pub struct RsaFiles {

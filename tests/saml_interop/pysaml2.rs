@@ -1,15 +1,15 @@
 //! aisgate's SP against pysaml2: metadata, AuthnRequests (Redirect and POST), logins through
 //! the gateway, single logout; and refusals on both sides, so no check here can pass vacuously.
 
-use crate::login::{self, assert_identity_headers, begin, field, posted_xml, ToIdp, BSI, ENTITY_ID, LOA_URI};
+use crate::login::{self, assert_identity_headers, begin, field, posted_xml, Peer, ToIdp, BSI, ENTITY_ID, LOA_URI};
 use crate::peers;
 use crate::support::location;
 
 #[tokio::test]
 async fn pysaml2_accepts_aisgate_sp_metadata() {
-    let Some(s) = login::start(&[], "").await else { return };
+    let Some(s) = login::start(Peer::Pysaml2(&[]), "").await else { return };
     let md =
-        peers::validate(&s.python, &["metadata".into(), "--sp-metadata".into(), s.sp_metadata.display().to_string()])
+        peers::validate(s.python(), &["metadata".into(), "--sp-metadata".into(), s.sp_metadata.display().to_string()])
             .unwrap_or_else(|e| panic!("pysaml2 refused the SP metadata: {e}"));
     assert_eq!(md["entity_id"], ENTITY_ID);
     let acs = md["acs"].as_array().unwrap();
@@ -26,20 +26,20 @@ async fn pysaml2_accepts_aisgate_sp_metadata() {
 
 #[tokio::test]
 async fn pysaml2_refuses_sp_metadata_without_an_acs() {
-    let Some(s) = login::start(&[], "").await else { return };
+    let Some(s) = login::start(Peer::Pysaml2(&[]), "").await else { return };
     let xml = std::fs::read_to_string(&s.sp_metadata).unwrap();
     let start = xml.find("<md:AssertionConsumerService").expect("ACS element");
     let end = xml[start..].find("/>").unwrap() + start + 2;
     let broken = s.dir.path().join("broken-metadata.xml");
     std::fs::write(&broken, format!("{}{}", &xml[..start], &xml[end..])).unwrap();
     let refused =
-        peers::validate(&s.python, &["metadata".into(), "--sp-metadata".into(), broken.display().to_string()]);
+        peers::validate(s.python(), &["metadata".into(), "--sp-metadata".into(), broken.display().to_string()]);
     assert!(refused.is_err(), "the schema requires an AssertionConsumerService: {refused:?}");
 }
 
 #[tokio::test]
 async fn pysaml2_login_by_redirect_binding_reaches_the_upstream_with_identity_headers() {
-    let Some(s) = login::start(&[], "sso_binding = \"redirect\"").await else { return };
+    let Some(s) = login::start(Peer::Pysaml2(&[]), "sso_binding = \"redirect\"").await else { return };
     let (cookie, to_idp) = begin(&s.gw).await;
     let ToIdp::Redirect(_) = &to_idp else { panic!("HTTP-Redirect binding expected") };
     let checked = s.pysaml2_check(&to_idp).unwrap_or_else(|e| panic!("pysaml2 refused the AuthnRequest: {e}"));
@@ -55,16 +55,16 @@ async fn pysaml2_login_by_redirect_binding_reaches_the_upstream_with_identity_he
     let (status, echo) = s.desk(&format!("aisgate_session={session}")).await;
     assert_eq!(status, 200);
     assert_identity_headers(&echo);
-    let seen = s.idp.last("authn_request").await;
+    let seen = s.pysaml().last("authn_request").await;
     assert_eq!(seen["redirect_signed"], true, "{seen}");
 }
 
 #[tokio::test]
 async fn pysaml2_login_by_post_binding_reaches_the_upstream_with_identity_headers() {
-    let Some(s) = login::start(&[], "sso_binding = \"post\"").await else { return };
+    let Some(s) = login::start(Peer::Pysaml2(&[]), "sso_binding = \"post\"").await else { return };
     let (cookie, to_idp) = begin(&s.gw).await;
     let ToIdp::Post(action, fields) = &to_idp else { panic!("HTTP-POST binding expected") };
-    assert_eq!(action, &format!("{}/sso/post", s.idp.base));
+    assert_eq!(action, &format!("{}/sso/post", s.pysaml().base));
     let checked = s.pysaml2_check(&to_idp).unwrap_or_else(|e| panic!("pysaml2 refused the AuthnRequest: {e}"));
     assert_eq!(checked["xml_signed"], true, "{checked}");
     // Debian's xmlsec1 verifies aisgate's enveloped signature too.
@@ -88,7 +88,7 @@ async fn pysaml2_login_by_post_binding_reaches_the_upstream_with_identity_header
 
 #[tokio::test]
 async fn pysaml2_refuses_an_authn_request_whose_redirect_signature_was_altered() {
-    let Some(s) = login::start(&[], "sso_binding = \"redirect\"").await else { return };
+    let Some(s) = login::start(Peer::Pysaml2(&[]), "sso_binding = \"redirect\"").await else { return };
     let (_, to_idp) = begin(&s.gw).await;
     let ToIdp::Redirect(url) = to_idp else { panic!("HTTP-Redirect binding expected") };
     let at = url.find("&Signature=").expect("signed query") + "&Signature=".len();
@@ -99,7 +99,7 @@ async fn pysaml2_refuses_an_authn_request_whose_redirect_signature_was_altered()
 
 #[tokio::test]
 async fn pysaml2_single_logout_round_trip_ends_the_session() {
-    let Some(s) = login::start(&[], "").await else { return };
+    let Some(s) = login::start(Peer::Pysaml2(&[]), "").await else { return };
     let session = s.login().await;
     let logout = s.gw.navigate("/.aisgate/logout", Some(&session)).await;
     assert!(matches!(logout.status().as_u16(), 302 | 303), "logout answered {}", logout.status());
@@ -110,11 +110,11 @@ async fn pysaml2_single_logout_round_trip_ends_the_session() {
     assert_eq!(checked["name_id_format"], "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent");
     assert_eq!(checked["redirect_signed"], true);
     let ToIdp::Redirect(url) = &to_idp else { unreachable!() };
-    let idp_answer = s.gw.client.get(url).send().await.unwrap();
+    let idp_answer = s.to_idp(s.gw.client.get(url)).await;
     assert_eq!(idp_answer.status(), 302, "pysaml2 answers with a LogoutResponse by Redirect");
     let back = location(&idp_answer);
     assert!(back.starts_with(&s.gw.url("/.aisgate/saml/nia/slo?SAMLResponse=")), "{back}");
-    let seen = s.idp.last("logout_request").await;
+    let seen = s.pysaml().last("logout_request").await;
     assert_eq!(seen["matched"], true, "NameID and SessionIndex name the login pysaml2 issued: {seen}");
     let done = s.gw.navigate(back.trim_start_matches(&s.gw.base), Some(&session)).await;
     assert!(matches!(done.status().as_u16(), 302 | 303), "LogoutResponse refused: {}", done.status());
@@ -125,7 +125,7 @@ async fn pysaml2_single_logout_round_trip_ends_the_session() {
 /// pysaml2's own default data encryption (tripledes-cbc) is outside aisgate's allow-list.
 #[tokio::test]
 async fn pysaml2_tripledes_response_is_refused_by_the_acs() {
-    let Some(s) = login::start(&["--data-encryption", "tripledes-cbc"], "").await else { return };
+    let Some(s) = login::start(Peer::Pysaml2(&["--data-encryption", "tripledes-cbc"]), "").await else { return };
     let (cookie, to_idp) = begin(&s.gw).await;
     let (action, fields) = s.deliver(&to_idp).await;
     assert!(!field(&fields, "SAMLResponse").is_empty());
@@ -136,7 +136,7 @@ async fn pysaml2_tripledes_response_is_refused_by_the_acs() {
 
 #[tokio::test]
 async fn pysaml2_response_with_a_plain_assertion_is_refused_by_the_acs() {
-    let Some(s) = login::start(&["--data-encryption", "none"], "").await else { return };
+    let Some(s) = login::start(Peer::Pysaml2(&["--data-encryption", "none"]), "").await else { return };
     let (cookie, to_idp) = begin(&s.gw).await;
     let (action, fields) = s.deliver(&to_idp).await;
     let done = s.post_to_acs(cookie.as_deref(), &action, &fields).await;
