@@ -88,14 +88,24 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
                     at(&provider.loc, format!("provider {:?}: {message}", provider.name()));
                 }
             }
-            other => at(
-                &provider.loc,
-                format!(
-                    "provider {:?}: kind {:?} is not supported by this version of aisgate",
-                    other.name(),
-                    other.kind()
-                ),
-            ),
+            ProviderConfig::Saml(saml) => {
+                for message in saml.check() {
+                    at(&provider.loc, format!("provider {:?}: {message}", provider.name()));
+                }
+                // The pending AuthnRequest lives in the pending login, which the store keeps
+                // for login_ttl_secs at most (nia.md §8.4: NIA queues logins).
+                if saml.pending_request_ttl_secs() > config.session.login_ttl_secs {
+                    at(
+                        &provider.loc,
+                        format!(
+                            "provider {:?}: pending_request_ttl_secs ({}) is longer than [session] login_ttl_secs ({}): raise login_ttl_secs",
+                            provider.name(),
+                            saml.pending_request_ttl_secs(),
+                            config.session.login_ttl_secs
+                        ),
+                    );
+                }
+            }
         }
     }
 

@@ -19,6 +19,7 @@ use crate::identity::token::TokenAlgorithm;
 use crate::identity::Loa;
 use crate::provider::kaas::KaasProviderConfig;
 use crate::provider::oidc::OidcProviderConfig;
+use crate::provider::saml::SamlProviderConfig;
 
 pub use check::Issue;
 pub use load::{load, ConfigError, Located, SourceLoc};
@@ -234,16 +235,9 @@ pub enum ProviderConfig {
     /// JIP/KAAS and the CAAIS legacy API.
     Kaas(Box<KaasProviderConfig>),
     /// SAML 2.0 (NIA, CAAIS SAML, EnviIAM SAML).
-    Saml(UnimplementedProvider),
+    Saml(Box<SamlProviderConfig>),
     /// OpenID Connect (CAAIS, EnviIAM, generic).
     Oidc(Box<OidcProviderConfig>),
-}
-
-/// A provider kind this build accepts in the schema but cannot run yet.
-#[derive(Debug, Deserialize)]
-pub struct UnimplementedProvider {
-    /// Provider name.
-    pub name: String,
 }
 
 impl ProviderConfig {

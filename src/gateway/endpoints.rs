@@ -38,6 +38,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/.aisgate/logged-out", get(logged_out))
         .route("/.aisgate/jwks.json", get(jwks))
         .route("/.aisgate/backchannel-logout/{provider}", axum::routing::post(backchannel_logout))
+        .route("/.aisgate/saml/{provider}/metadata", get(super::slo::metadata))
+        .route("/.aisgate/saml/{provider}/slo", get(super::slo::slo).post(super::slo::slo))
         .fallback(not_found)
         .with_state(gateway)
 }

@@ -24,6 +24,7 @@ pub mod rate_limit;
 pub mod request;
 mod rescue;
 pub mod route;
+mod slo;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -130,7 +131,9 @@ impl Gateway {
                 ProviderConfig::Oidc(oidc) => {
                     crate::provider::oidc::OidcProvider::build(oidc, env).map(|o| Arc::new(o) as _)
                 }
-                other => Err(format!("kind {:?} is not supported by this version", other.kind())),
+                ProviderConfig::Saml(saml) => {
+                    crate::provider::saml::SamlProvider::build(saml, &public_base_url).map(|s| Arc::new(s) as _)
+                }
             };
             match built {
                 Ok(provider) => providers.push(provider),

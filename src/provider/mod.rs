@@ -67,6 +67,36 @@ pub struct LogoutTarget {
     pub sid: Option<String>,
 }
 
+/// A message delivered to a provider's single-logout endpoint (SAML SLO), as received.
+#[derive(Debug, Clone, Default)]
+pub struct SloMessage {
+    /// `true` for an HTTP POST, `false` for a GET.
+    pub is_post: bool,
+    /// The raw query string (Redirect-binding signatures cover its exact bytes).
+    pub raw_query: Option<String>,
+    /// Form fields of a POST (`application/x-www-form-urlencoded`).
+    pub form: Vec<(String, String)>,
+    /// The raw body of a POST that is not a form (a bare XML LogoutRequest, EnviIAM).
+    pub xml_body: Option<Vec<u8>>,
+}
+
+/// What the gateway does after a provider accepted a single-logout message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SloOutcome {
+    /// The IdP confirmed a logout we started: send the browser on.
+    LoggedOut {
+        /// Where the browser goes.
+        redirect: String,
+    },
+    /// The IdP asks to end sessions: end them, then answer.
+    EndSessions {
+        /// Whose sessions.
+        target: LogoutTarget,
+        /// Browser step carrying the answer (front channel); `None`: a bare `200 OK` (back channel).
+        reply: Option<BrowserStep>,
+    },
+}
+
 /// Health of a provider's dependencies, for `/readyz`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Readiness {
@@ -153,6 +183,20 @@ pub trait Provider: Send + Sync + 'static {
     /// back-channel logout refuse every token.
     async fn verify_logout_token(&self, _token: &str) -> Result<LogoutTarget, ProviderError> {
         Err(ProviderError::Rejected("back-channel logout is not supported by this provider".to_owned()))
+    }
+    /// Whether the provider has a single-logout endpoint (`/.aisgate/saml/{name}/slo`); the
+    /// gateway answers 404 for providers that do not.
+    fn supports_single_logout(&self) -> bool {
+        false
+    }
+    /// Checks a message at the single-logout endpoint.
+    async fn single_logout(&self, _message: &SloMessage) -> Result<SloOutcome, ProviderError> {
+        Err(ProviderError::BadCallback("single logout is not supported by this provider".to_owned()))
+    }
+    /// The provider's own metadata document (SAML SP metadata), served at
+    /// `/.aisgate/saml/{name}/metadata`; `None`: the provider publishes none.
+    fn metadata_document(&self) -> Option<String> {
+        None
     }
     /// Registers the provider's own metrics (called once at startup).
     fn register_metrics(&self, _metrics: &mut crate::ops::metrics::Metrics) {}

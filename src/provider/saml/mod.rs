@@ -7,8 +7,492 @@
 //!   allow-list, keys parsed once.
 //! - [`acs`]: the Assertion Consumer Service: a `SAMLResponse` → a checked [`acs::SamlAssertion`].
 //! - [`attributes`]: NIA / CAAIS / EnviIAM attributes → the normalized [`crate::identity::Identity`].
+//! - [`config`], [`metadata`] (SP and IdP metadata), [`idp`] (metadata refresh), [`binding`]
+//!   (Redirect/POST codecs), [`authn_request`], [`logout`] and `slo` (single logout).
+//!
+//! The ACS is the gateway's callback `/.aisgate/callback/{name}` (POST; GET for CAAIS's
+//! deflated responses). A response is bound to the browser twice: the pending login taken
+//! with the pre-login cookie (`SameSite=None; Secure`, since the IdP returns by cross-site
+//! POST), and `InResponseTo` equal to the request ID stored in that pending login.
 
 pub mod acs;
 pub mod attributes;
+pub mod authn_request;
+pub mod binding;
+pub mod config;
+pub mod idp;
+pub mod logout;
+pub mod metadata;
+mod slo;
 pub mod xmlenc;
 pub mod xmlsec;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use self::config::SamlProviderConfig;
+use self::config::{Binding, RedirectSignature, SpType};
+use self::idp::{Idp, Source};
+use self::logout::LogoutSubject;
+use self::xmlsec::{DecryptionKeys, IdpCertificates, SigningKey};
+use crate::identity::Loa;
+use crate::ops::metrics::{CounterHandle, GaugeHandle, Metrics};
+use crate::provider::{
+    Authenticated, BrowserStep, LoginContext, LoginStart, Provider, ProviderError, Readiness, SloMessage, SloOutcome,
+};
+use crate::session::now_unix;
+
+/// How long a sent LogoutRequest waits for its LogoutResponse.
+const LOGOUT_WAIT: Duration = Duration::from_secs(15 * 60);
+
+/// The protocol state kept server-side between `begin` and `finish`.
+#[derive(Debug, Serialize, Deserialize)]
+struct PendingRequest {
+    request_id: String,
+    issued_at: u64,
+    relay_state: String,
+}
+
+/// The SP's own URLs, derived from `public_base_url` and the provider name (stable).
+#[derive(Debug, Clone)]
+pub struct SpUrls {
+    /// Assertion Consumer Service.
+    pub acs: String,
+    /// Single Logout Service.
+    pub slo: String,
+    /// SP metadata.
+    pub metadata: String,
+}
+
+impl SpUrls {
+    /// The URLs for provider `name` under `public_base_url`.
+    pub fn new(public_base_url: &str, name: &str) -> SpUrls {
+        let base = public_base_url.trim_end_matches('/');
+        SpUrls {
+            acs: format!("{base}{}callback/{name}", crate::gateway::RESERVED_PREFIX),
+            slo: format!("{base}{}saml/{name}/slo", crate::gateway::RESERVED_PREFIX),
+            metadata: format!("{base}{}saml/{name}/metadata", crate::gateway::RESERVED_PREFIX),
+        }
+    }
+}
+
+/// Metric handles, registered once at startup.
+struct SamlMetrics {
+    metadata_up: GaugeHandle,
+    valid_until: GaugeHandle,
+    cert_not_after: GaugeHandle,
+    rejected: CounterHandle,
+}
+
+/// A running SAML service provider.
+pub struct SamlProvider {
+    name: String,
+    display_name: String,
+    profile: attributes::Profile,
+    entity_id: String,
+    urls: SpUrls,
+    signing: Option<SigningKey>,
+    sign_requests: bool,
+    redirect_signature: RedirectSignature,
+    decryption: DecryptionKeys,
+    encryption_certs: Vec<Vec<u8>>,
+    idp: Idp,
+    idp_sso_url: Option<String>,
+    idp_slo_url: Option<String>,
+    sso_binding: Binding,
+    sp_type: Option<SpType>,
+    requested_attributes: Vec<String>,
+    is_age_over: Option<u32>,
+    loa: Option<(Loa, acs::LoaComparison)>,
+    enforce_returned_loa: bool,
+    force_authn: bool,
+    name_id_format: String,
+    mapping: attributes::MappingOptions,
+    issuer_case_insensitive: bool,
+    audience_ignores_trailing_slash: bool,
+    require_encrypted_assertion: bool,
+    pending_ttl: u64,
+    skew: u64,
+    max_message_bytes: usize,
+    logout_redirect_url: Option<String>,
+    post_logout_redirect_url: Option<String>,
+    accept_unsigned_logout_requests: bool,
+    refresh_interval: Duration,
+    replay: acs::ReplayCache,
+    /// IDs of LogoutRequests we sent, until their LogoutResponse (single use).
+    pending_logouts: moka::sync::Cache<String, ()>,
+    metrics: OnceLock<SamlMetrics>,
+}
+
+fn read_file(what: &str, path: &std::path::Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{what}: cannot read {}: {e}", path.display()))
+}
+
+/// DER certificates of a PEM file.
+fn pem_certs(what: &str, path: &std::path::Path) -> Result<Vec<Vec<u8>>, String> {
+    let certs = crate::tls::load_certs(path).map_err(|e| format!("{what}: {e}"))?;
+    Ok(certs.into_iter().map(|c| c.as_ref().to_vec()).collect())
+}
+
+impl SamlProvider {
+    /// Builds the provider: loads keys and certificates once; a metadata file is read now so
+    /// its errors appear at startup, a metadata URL on the first refresh.
+    pub fn build(cfg: &SamlProviderConfig, public_base_url: &str) -> Result<SamlProvider, String> {
+        if let Some(first) = cfg.check().into_iter().next() {
+            return Err(first);
+        }
+        let profile = cfg.profile().ok_or("profile is not set")?;
+        let signing = match (&cfg.signing_key, &cfg.signing_cert) {
+            (Some(key), Some(cert)) => Some(
+                SigningKey::from_pem(&read_file("signing_key", key)?, &read_file("signing_cert", cert)?)
+                    .map_err(|e| format!("signing_key: {e}"))?,
+            ),
+            _ => None,
+        };
+        let mut key_pems = Vec::new();
+        let mut encryption_certs = Vec::new();
+        for pair in &cfg.encryption_keys {
+            key_pems.push(read_file("encryption key", &pair.key)?);
+            encryption_certs.extend(pem_certs("encryption cert", &pair.cert)?);
+        }
+        let decryption = DecryptionKeys::from_pem(&key_pems).map_err(|e| format!("encryption_keys: {e}"))?;
+        let pinned = if cfg.idp_metadata_signer_certs.is_empty() {
+            None
+        } else {
+            let mut ders = Vec::new();
+            for path in &cfg.idp_metadata_signer_certs {
+                ders.extend(pem_certs("idp_metadata_signer_certs", path)?);
+            }
+            Some(IdpCertificates::from_der(&ders).map_err(|e| format!("idp_metadata_signer_certs: {e}"))?)
+        };
+        let source = match (&cfg.idp_metadata_file, cfg.metadata_url()) {
+            (Some(path), _) => Source::File(path.clone()),
+            (None, Some(url)) => Source::Url {
+                url,
+                client: idp::http_client(
+                    cfg.ca_bundle.as_deref(),
+                    Duration::from_secs(cfg.connect_timeout_secs),
+                    Duration::from_secs(cfg.timeout_secs),
+                )?,
+            },
+            (None, None) => return Err("no IdP metadata source".to_owned()),
+        };
+        let idp = Idp::new(source, pinned, cfg.idp_entity_id(), cfg.issuer_case_insensitive());
+        if let Some(path) = &cfg.idp_metadata_file {
+            let bytes = read_file("idp_metadata_file", path)?;
+            let state = idp.accept(&bytes).map_err(|e| format!("idp_metadata_file {}: {e}", path.display()))?;
+            drop(state);
+        }
+        Ok(SamlProvider {
+            name: cfg.name.clone(),
+            display_name: cfg.display_name.clone().unwrap_or_else(|| cfg.name.clone()),
+            profile,
+            entity_id: cfg.entity_id.clone(),
+            urls: SpUrls::new(public_base_url, &cfg.name),
+            signing,
+            sign_requests: cfg.sign_requests(),
+            redirect_signature: cfg.redirect_signature(),
+            decryption,
+            encryption_certs,
+            idp,
+            idp_sso_url: cfg.idp_sso_url.clone(),
+            idp_slo_url: cfg.idp_slo_url.clone(),
+            sso_binding: cfg.sso_binding(),
+            sp_type: cfg.eidas_extensions().then_some(cfg.sp_type),
+            requested_attributes: cfg.requested_attribute_uris(),
+            is_age_over: cfg.is_age_over,
+            loa: cfg.loa.map(|l| (l, cfg.loa_comparison)),
+            enforce_returned_loa: cfg.enforce_returned_loa,
+            force_authn: cfg.force_authn,
+            name_id_format: cfg.name_id_format(),
+            mapping: attributes::MappingOptions {
+                refuse_foreign: !cfg.allow_foreign_eidas,
+                required: cfg.required_attributes.clone(),
+            },
+            issuer_case_insensitive: cfg.issuer_case_insensitive(),
+            audience_ignores_trailing_slash: cfg.audience_ignores_trailing_slash(),
+            require_encrypted_assertion: !cfg.allow_unencrypted_assertions,
+            pending_ttl: cfg.pending_request_ttl_secs(),
+            skew: cfg.clock_skew_secs,
+            max_message_bytes: cfg.max_message_bytes,
+            logout_redirect_url: cfg.logout_redirect_url(),
+            post_logout_redirect_url: cfg.post_logout_redirect_url.clone(),
+            accept_unsigned_logout_requests: cfg.accept_unsigned_logout_requests(),
+            refresh_interval: Duration::from_secs(cfg.metadata_refresh_secs.max(1)),
+            replay: acs::ReplayCache::new(100_000),
+            pending_logouts: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(LOGOUT_WAIT).build(),
+            metrics: OnceLock::new(),
+        })
+    }
+
+    /// The SP URLs (registered at the IdP).
+    pub fn urls(&self) -> &SpUrls {
+        &self.urls
+    }
+
+    /// The SP metadata document.
+    pub fn sp_metadata(&self) -> String {
+        metadata::sp_metadata(&metadata::SpMetadata {
+            entity_id: &self.entity_id,
+            acs_url: &self.urls.acs,
+            slo_url: &self.urls.slo,
+            signing_cert: self.signing.as_ref().map(SigningKey::certificate_der),
+            encryption_certs: &self.encryption_certs,
+            name_id_format: &self.name_id_format,
+            requests_signed: self.sign_requests,
+        })
+    }
+
+    fn rejected(&self, e: ProviderError) -> ProviderError {
+        if let (ProviderError::Rejected(_) | ProviderError::InvalidResponse(_), Some(m)) = (&e, self.metrics.get()) {
+            m.rejected.inc();
+        }
+        e
+    }
+
+    fn post_logout_url(&self, ctx: &LoginContext) -> String {
+        self.post_logout_redirect_url.clone().unwrap_or_else(|| ctx.logged_out_url.clone())
+    }
+
+    fn sso_endpoint(&self, state: &idp::IdpState) -> Result<String, ProviderError> {
+        if let Some(url) = &self.idp_sso_url {
+            return Ok(url.clone());
+        }
+        metadata::IdpMetadata::endpoint(&state.metadata.sso, self.sso_binding.uri()).ok_or_else(|| {
+            ProviderError::Unavailable(format!(
+                "IdP metadata has no SingleSignOnService for {}",
+                self.sso_binding.uri()
+            ))
+        })
+    }
+
+    fn check_response(
+        &self,
+        params: &[(String, String)],
+        state: &serde_json::Value,
+    ) -> Result<Authenticated, ProviderError> {
+        let pending: PendingRequest = serde_json::from_value(state.clone())
+            .map_err(|_| ProviderError::BadCallback("pending login is not a SAML request".to_owned()))?;
+        let now = now_unix();
+        // nia.md §8.4: logins may queue for tens of minutes, but not forever.
+        if now.saturating_sub(pending.issued_at) > self.pending_ttl {
+            return Err(ProviderError::Rejected(format!(
+                "the AuthnRequest is older than pending_request_ttl_secs ({} s)",
+                self.pending_ttl
+            )));
+        }
+        let param = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        let value = param("SAMLResponse").ok_or_else(|| ProviderError::BadCallback("no SAMLResponse".to_owned()))?;
+        if let Some(rs) = param("RelayState") {
+            if rs != pending.relay_state {
+                return Err(ProviderError::Rejected("RelayState does not match the pending request".to_owned()));
+            }
+        }
+        let xml = binding::decode_lenient(value, self.max_message_bytes)
+            .map_err(|e| ProviderError::BadCallback(format!("SAMLResponse: {e}")))?;
+        let idp = self.idp.current().ok_or_else(|| ProviderError::Unavailable("no IdP metadata".to_owned()))?;
+        let expect = acs::Expectations {
+            idp_entity_id: &idp.metadata.entity_id,
+            issuer_case_insensitive: self.issuer_case_insensitive,
+            sp_entity_id: &self.entity_id,
+            audience_ignores_trailing_slash: self.audience_ignores_trailing_slash,
+            acs_url: &self.urls.acs,
+            request_id: Some(&pending.request_id),
+            requested_loa: self.loa.filter(|_| self.enforce_returned_loa),
+            clock_skew: Duration::from_secs(self.skew),
+            now,
+            require_encrypted_assertion: self.require_encrypted_assertion,
+        };
+        let assertion = acs::process_response(&xml, &idp.certs, &self.decryption, &expect).map_err(|e| match e {
+            acs::AcsError::Malformed(m) => ProviderError::BadCallback(format!("SAMLResponse: {m}")),
+            acs::AcsError::Security(s) => ProviderError::InvalidResponse(format!("SAMLResponse: {s}")),
+            acs::AcsError::Status(s) => ProviderError::Rejected(format!("IdP status {s}")),
+            acs::AcsError::Invalid(m) => ProviderError::Rejected(m),
+        })?;
+        if !self.replay.first_use(&assertion.id, assertion.not_on_or_after.saturating_add(self.skew)) {
+            return Err(ProviderError::Rejected("assertion ID already used (replay)".to_owned()));
+        }
+        let mut identity = attributes::to_identity(self.profile, &self.name, &assertion, &self.mapping, now)
+            .map_err(|e| ProviderError::Rejected(e.to_string()))?;
+        if let Some(index) = &assertion.session_index {
+            // Session::idp_session_id: IdP-initiated logout matches sessions by SessionIndex.
+            identity.attributes.insert("sid".to_owned(), vec![index.clone()]);
+        }
+        let subject = LogoutSubject {
+            name_id: assertion.name_id.clone(),
+            format: assertion.name_id_format.clone(),
+            name_qualifier: assertion.name_qualifier.clone(),
+            sp_name_qualifier: assertion.sp_name_qualifier.clone(),
+            session_index: assertion.session_index.clone(),
+        };
+        let logout_state = serde_json::to_value(subject).unwrap_or_default();
+        Ok(Authenticated { identity, logout_state })
+    }
+}
+
+#[async_trait]
+impl Provider for SamlProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn display_name(&self) -> &str {
+        &self.display_name
+    }
+
+    async fn begin(&self, _ctx: &LoginContext) -> Result<LoginStart, ProviderError> {
+        let idp = self.idp.state().await?;
+        let destination = self.sso_endpoint(&idp)?;
+        let request_id = authn_request::new_id();
+        let issued_at = now_unix();
+        let xml = authn_request::build(&authn_request::AuthnRequestParams {
+            id: &request_id,
+            issue_instant: issued_at,
+            destination: &destination,
+            acs_url: &self.urls.acs,
+            issuer: &self.entity_id,
+            force_authn: self.force_authn,
+            sp_type: self.sp_type,
+            requested_attributes: &self.requested_attributes,
+            is_age_over: self.is_age_over,
+            loa: self.loa,
+        });
+        // RelayState: an opaque random handle (≤ 80 bytes, SAML Bindings §3.4.3); the real state
+        // stays server-side in the pending login.
+        let relay_state = authn_request::new_id();
+        let signer = self.signing.as_ref().filter(|_| self.sign_requests);
+        let sign_error = |e: xmlsec::XmlSecError| ProviderError::Unavailable(format!("signing the AuthnRequest: {e}"));
+        let step = match (self.sso_binding, signer) {
+            (Binding::Redirect, Some(key)) if self.redirect_signature == RedirectSignature::Embedded => {
+                let signed = key.sign_enveloped(&xml).map_err(sign_error)?;
+                binding::redirect_url(&destination, binding::MessageKind::Request, &signed, Some(&relay_state), None)
+            }
+            (Binding::Redirect, signer) => {
+                binding::redirect_url(&destination, binding::MessageKind::Request, &xml, Some(&relay_state), signer)
+            }
+            (Binding::Post, signer) => {
+                let xml = match signer {
+                    Some(key) => key.sign_enveloped(&xml).map_err(sign_error)?,
+                    None => xml,
+                };
+                let fields = vec![
+                    ("SAMLRequest".to_owned(), binding::base64(&xml)),
+                    ("RelayState".to_owned(), relay_state.clone()),
+                ];
+                return Ok(LoginStart {
+                    step: BrowserStep::PostForm { action: destination, fields },
+                    state: serde_json::to_value(PendingRequest { request_id, issued_at, relay_state })
+                        .unwrap_or_default(),
+                });
+            }
+        }
+        .map(BrowserStep::Redirect)
+        .map_err(|e| ProviderError::Unavailable(format!("AuthnRequest: {e}")))?;
+        let state = serde_json::to_value(PendingRequest { request_id, issued_at, relay_state }).unwrap_or_default();
+        Ok(LoginStart { step, state })
+    }
+
+    async fn finish(
+        &self,
+        _ctx: &LoginContext,
+        params: &[(String, String)],
+        state: &serde_json::Value,
+    ) -> Result<Authenticated, ProviderError> {
+        self.check_response(params, state).map_err(|e| self.rejected(e))
+    }
+
+    fn logout(&self, ctx: &LoginContext, logout_state: &serde_json::Value) -> BrowserStep {
+        slo::logout_step(self, ctx, logout_state)
+    }
+
+    fn readiness(&self) -> Readiness {
+        match self.idp.current() {
+            Some(state) => Readiness { ready: true, detail: format!("IdP metadata for {}", state.metadata.entity_id) },
+            None => Readiness { ready: false, detail: format!("no valid IdP metadata from {}", self.idp.describe()) },
+        }
+    }
+
+    fn returns_by_cross_site_post(&self) -> bool {
+        true
+    }
+
+    fn supports_single_logout(&self) -> bool {
+        true
+    }
+
+    async fn single_logout(&self, message: &SloMessage) -> Result<SloOutcome, ProviderError> {
+        slo::handle(self, message).await.map_err(|e| self.rejected(e))
+    }
+
+    fn metadata_document(&self) -> Option<String> {
+        Some(self.sp_metadata())
+    }
+
+    fn register_metrics(&self, metrics: &mut Metrics) {
+        let p = [("provider", self.name.as_str())];
+        let metadata_up = metrics.register_gauge(
+            "aisgate_saml_metadata_up",
+            "1 if the last IdP metadata refresh succeeded, else 0 (the last good copy stays in use).",
+            &p,
+        );
+        let valid_until = metrics.register_gauge(
+            "aisgate_saml_metadata_valid_until_seconds",
+            "validUntil of the IdP metadata in use, Unix seconds (0: none given).",
+            &p,
+        );
+        let cert_not_after = metrics.register_gauge(
+            "aisgate_saml_idp_cert_not_after_seconds",
+            "Earliest notAfter of the IdP signing certificates in use, Unix seconds.",
+            &p,
+        );
+        let rejected = metrics.register_counter(
+            "aisgate_saml_message_rejected_total",
+            "SAML Responses and logout messages refused (signature, status, binding, time, replay), by provider.",
+            &p,
+        );
+        let _ = self.metrics.set(SamlMetrics { metadata_up, valid_until, cert_not_after, rejected });
+    }
+
+    async fn refresh(&self) {
+        let result = self.idp.refresh().await;
+        match &result {
+            Ok(state) => {
+                tracing::debug!(provider = %self.name, entity_id = %state.metadata.entity_id, "IdP metadata refreshed")
+            }
+            Err(e) => tracing::warn!(
+                provider = %self.name,
+                source = %self.idp.describe(),
+                error = %e,
+                kept_last_good = self.idp.current().is_some(),
+                "IdP metadata refresh failed"
+            ),
+        }
+        if let Some(m) = self.metrics.get() {
+            m.metadata_up.set(if result.is_ok() { 1.0 } else { 0.0 });
+            if let Some(state) = self.idp.current() {
+                m.valid_until.set(state.metadata.valid_until.unwrap_or(0) as f64);
+                m.cert_not_after.set(state.metadata.certs_not_after().unwrap_or(0) as f64);
+            }
+        }
+    }
+
+    fn refresh_interval(&self) -> Option<Duration> {
+        Some(self.refresh_interval)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sp_urls_are_stable_under_the_gateway_prefix() {
+        let urls = SpUrls::new("https://gw.example.cz/", "nia");
+        assert_eq!(urls.acs, "https://gw.example.cz/.aisgate/callback/nia");
+        assert_eq!(urls.slo, "https://gw.example.cz/.aisgate/saml/nia/slo");
+        assert_eq!(urls.metadata, "https://gw.example.cz/.aisgate/saml/nia/metadata");
+    }
+}

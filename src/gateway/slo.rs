@@ -1,0 +1,120 @@
+//! SAML endpoints under `/.aisgate/saml/{provider}/`: the SP metadata NIA pulls the encryption
+//! certificate from, and the single-logout endpoint (IdP LogoutResponses to our requests, and
+//! IdP LogoutRequests that end local sessions). These URLs are registered at the IdP, so their
+//! shape must never change.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::Extension;
+use http::{HeaderMap, Response, StatusCode};
+
+use super::request::RequestInfo;
+use super::rescue;
+use super::Gateway;
+use crate::pages::{self, ErrorKind};
+use crate::provider::{BrowserStep, ProviderError, SloMessage, SloOutcome};
+
+type Gw = State<Arc<Gateway>>;
+
+/// `GET /.aisgate/saml/{provider}/metadata`
+pub async fn metadata(
+    State(gw): Gw,
+    Extension(info): Extension<RequestInfo>,
+    Path(name): Path<String>,
+) -> Response<Body> {
+    let Some(xml) = gw.provider(&name).and_then(|(_, p)| p.metadata_document()) else {
+        return rescue::error(ErrorKind::NotFound, &info, None);
+    };
+    let mut resp = Response::new(Body::from(xml));
+    let headers = resp.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/samlmetadata+xml"));
+    headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("max-age=300"));
+    resp
+}
+
+fn audit(info: &RequestInfo, provider: &str, ended: usize, result: &str) {
+    tracing::info!(target: "aisgate::audit", event = "saml_logout", request_id = info.id(), provider, sessions_ended = ended, result);
+}
+
+/// `GET|POST /.aisgate/saml/{provider}/slo`
+pub async fn slo(
+    State(gw): Gw,
+    Extension(info): Extension<RequestInfo>,
+    Path(name): Path<String>,
+    method: http::Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response<Body> {
+    let Some((_, provider)) = gw.provider(&name).filter(|(_, p)| p.supports_single_logout()) else {
+        return rescue::error(ErrorKind::NotFound, &info, None);
+    };
+    let is_post = method == http::Method::POST;
+    let is_form = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    });
+    let message = SloMessage {
+        is_post,
+        raw_query: query,
+        form: if is_post && is_form { url::form_urlencoded::parse(&body).into_owned().collect() } else { Vec::new() },
+        xml_body: (is_post && !is_form && !body.is_empty()).then(|| body.to_vec()),
+    };
+    let back_channel = is_post && !message.form.iter().any(|(k, _)| k == "SAMLRequest" || k == "SAMLResponse");
+    let outcome = match provider.single_logout(&message).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            let unavailable = matches!(e, ProviderError::Unavailable(_));
+            if unavailable {
+                tracing::error!(request_id = info.id(), provider = name, error = %e, "single logout message could not be checked");
+            } else {
+                tracing::warn!(request_id = info.id(), provider = name, error = %e, "single logout message refused");
+            }
+            audit(&info, &name, 0, if unavailable { "error" } else { "refused" });
+            if back_channel {
+                let status = if unavailable { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::BAD_REQUEST };
+                return plain(status);
+            }
+            let kind = if unavailable { ErrorKind::IdpUnavailable } else { ErrorKind::BadRequest };
+            return rescue::error(kind, &info, None);
+        }
+    };
+    match outcome {
+        SloOutcome::LoggedOut { redirect } => {
+            audit(&info, &name, 0, "success");
+            rescue::redirect(&redirect)
+        }
+        SloOutcome::EndSessions { target, reply } => {
+            let ended = match gw.store.remove_for_subject(&name, target.subject.as_deref(), target.sid.as_deref()).await
+            {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(request_id = info.id(), provider = name, error = %e, "cannot end sessions for an IdP LogoutRequest");
+                    audit(&info, &name, 0, "error");
+                    return if back_channel {
+                        plain(StatusCode::SERVICE_UNAVAILABLE)
+                    } else {
+                        rescue::error(ErrorKind::SessionStoreUnavailable, &info, None)
+                    };
+                }
+            };
+            audit(&info, &name, ended, "success");
+            match reply {
+                None => plain(StatusCode::OK),
+                Some(BrowserStep::Redirect(to)) => rescue::redirect(&to),
+                Some(BrowserStep::PostForm { action, fields }) => {
+                    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    rescue::html(StatusCode::OK, pages::form_post_page(&action, &fields, info.lang()))
+                }
+            }
+        }
+    }
+}
+
+fn plain(status: StatusCode) -> Response<Body> {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    resp
+}
