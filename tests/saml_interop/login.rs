@@ -129,9 +129,10 @@ personal_data = true
         enc_key = sp_encryption.key.display(),
         enc_cert = sp_encryption.cert.display(),
     );
-    let gw =
-        Gateway::start(StackOptions { upstream: Some(header_echo().await), apps: Some(apps), ..Default::default() })
-            .await;
+    // NIA queues logins: the preset keeps pending requests for an hour (nia.md §8.4).
+    let session_extra = "login_ttl_secs = 3600".to_owned();
+    let upstream = Some(header_echo().await);
+    let gw = Gateway::start(StackOptions { upstream, apps: Some(apps), session_extra, ..Default::default() }).await;
     let metadata = gw.client.get(gw.url("/.aisgate/saml/nia/metadata")).send().await.unwrap();
     assert_eq!(metadata.status(), 200, "SP metadata endpoint");
     std::fs::write(&sp_metadata, metadata.bytes().await.unwrap()).unwrap();
@@ -332,6 +333,14 @@ impl SamlStack {
         );
         assert_eq!(target.as_deref().map(|t| t.trim_start_matches(&self.gw.base)), Some("/desk"));
         format!("aisgate_session={}", session.unwrap())
+    }
+
+    /// `aisgate_saml_message_rejected_total` for the provider.
+    pub async fn rejected(&self) -> u64 {
+        let url = format!("http://{}/metrics", self.gw.ops);
+        let metrics = self.gw.client.get(url).send().await.unwrap().text().await.unwrap();
+        let line = metrics.lines().find(|l| l.starts_with("aisgate_saml_message_rejected_total{provider=\"nia\"}"));
+        line.and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or_else(|| panic!("no counter: {metrics}"))
     }
 
     /// The upstream's view of `/desk` with `cookie`: (status, headers as JSON).

@@ -5,6 +5,11 @@ use crate::login::{self, assert_identity_headers, begin, field, posted_xml, Peer
 use crate::peers;
 use crate::support::location;
 
+fn decoded(b64: &str) -> String {
+    use base64::Engine;
+    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap()
+}
+
 #[tokio::test]
 async fn pysaml2_accepts_aisgate_sp_metadata() {
     let Some(s) = login::start(Peer::Pysaml2(&[]), "").await else { return };
@@ -128,10 +133,12 @@ async fn pysaml2_tripledes_response_is_refused_by_the_acs() {
     let Some(s) = login::start(Peer::Pysaml2(&["--data-encryption", "tripledes-cbc"]), "").await else { return };
     let (cookie, to_idp) = begin(&s.gw).await;
     let (action, fields) = s.deliver(&to_idp).await;
-    assert!(!field(&fields, "SAMLResponse").is_empty());
+    let xml = decoded(field(&fields, "SAMLResponse"));
+    assert!(xml.contains("http://www.w3.org/2001/04/xmlenc#tripledes-cbc"), "pysaml2 used 3DES");
     let done = s.post_to_acs(cookie.as_deref(), &action, &fields).await;
     assert!(crate::support::set_cookie(&done, "aisgate_session").is_none(), "no session from a 3DES response");
     assert!(!matches!(done.status().as_u16(), 302 | 303), "refused: {}", done.status());
+    assert_eq!(s.rejected().await, 1);
 }
 
 #[tokio::test]
@@ -139,6 +146,9 @@ async fn pysaml2_response_with_a_plain_assertion_is_refused_by_the_acs() {
     let Some(s) = login::start(Peer::Pysaml2(&["--data-encryption", "none"]), "").await else { return };
     let (cookie, to_idp) = begin(&s.gw).await;
     let (action, fields) = s.deliver(&to_idp).await;
+    let xml = decoded(field(&fields, "SAMLResponse"));
+    assert!(xml.contains(":Assertion ") && !xml.contains("EncryptedAssertion"), "pysaml2 sent a plain Assertion");
     let done = s.post_to_acs(cookie.as_deref(), &action, &fields).await;
     assert!(crate::support::set_cookie(&done, "aisgate_session").is_none(), "NIA assertions must be encrypted");
+    assert_eq!(s.rejected().await, 1);
 }
