@@ -57,6 +57,9 @@ pub struct SamlStack {
 /// Starts the IdP, then the gateway (extra lines for the provider table), then hands the
 /// gateway's SP metadata to the IdP (both read it on first use).
 pub async fn start(peer: Peer<'_>, provider_extra: &str) -> Option<SamlStack> {
+    // The gateway's log, when RUST_LOG asks for it: why a peer's message was refused.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "off".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
     let python = match peer {
         Peer::Pysaml2(_) => Some(peers::pysaml2()?),
         Peer::SimpleSamlPhp => peers::simplesamlphp().then_some(None)?,

@@ -9,6 +9,12 @@ $metadata[getenv('AISGATE_SSP_ENTITY_ID')] = [
     'privatekey' => $dir . '/idp.key',
     'certificate' => $dir . '/idp.pem',
     'auth' => 'nia-user',
+    // NIA's metadata: SSO by Redirect and POST, SLO by Redirect (nia.md §8.6).
+    'SingleSignOnServiceBinding' => [
+        'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect',
+        'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST',
+    ],
+    'SingleLogoutServiceBinding' => ['urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect'],
     'NameIDFormat' => 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent',
     'attributes.NameFormat' => 'urn:oasis:names:tc:SAML:2.0:attrname-format:uri',
     'authproc' => [
@@ -16,6 +22,11 @@ $metadata[getenv('AISGATE_SSP_ENTITY_ID')] = [
             'class' => 'saml:AttributeNameID',
             'Format' => 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent',
             'attribute' => 'http://eidas.europa.eu/attributes/naturalperson/PersonIdentifier',
+        ],
+        // The achieved LoA, as an eIDAS URI (nia.md §8.1).
+        20 => [
+            'class' => 'saml:AuthnContextClassRef',
+            'AuthnContextClassRef' => 'http://eidas.europa.eu/LoA/substantial',
         ],
     ],
     'signature.algorithm' => 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
