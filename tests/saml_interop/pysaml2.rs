@@ -53,6 +53,9 @@ async fn pysaml2_login_by_redirect_binding_reaches_the_upstream_with_identity_he
     assert_eq!(checked["redirect_signed"], true);
     assert_eq!(checked["acs_url"], s.gw.url("/.aisgate/callback/nia"));
     assert_eq!(checked["requested_authn_context"], serde_json::json!([LOA_URI]));
+    // The eIDAS extensions are there, and passed pysaml2's eIDAS schema (validate.py).
+    let extensions = checked["extensions"].to_string();
+    assert!(extensions.contains("SPType") && extensions.contains("RequestedAttributes"), "{checked}");
     let (action, fields) = s.deliver(&to_idp).await;
     let done = s.post_to_acs(cookie.as_deref(), &action, &fields).await;
     assert!(matches!(done.status().as_u16(), 302 | 303), "ACS answered {}", done.status());

@@ -32,9 +32,6 @@ from saml2.xml.schema import _create_xml_schema_validator, validate as validate_
 
 import common
 
-METADATA_SCHEMA = _create_xml_schema_validator(str(files("saml2.data.schemas").joinpath("saml-schema-metadata-2.0.xsd")))
-
-
 def refuse(reason, error=None):
     while error is not None and error.__cause__ is not None:  # name the root cause too
         error = error.__cause__
@@ -46,8 +43,9 @@ def refuse(reason, error=None):
 def check_metadata(args):
     with open(args.sp_metadata, "rb") as f:
         xml = f.read()
+    schema = _create_xml_schema_validator(str(files("saml2.data.schemas").joinpath("saml-schema-metadata-2.0.xsd")))
     try:
-        METADATA_SCHEMA.validate(xml.decode("utf-8"))
+        schema.validate(xml.decode("utf-8"))
     except Exception as e:
         refuse(f"metadata schema: {e}")
     idp = common.idp_server("urn:test:validator", "http://127.0.0.1:1", None, None, None, False)
