@@ -12,7 +12,7 @@ use std::time::Duration;
 use aisgate::sim::oidc::{caais_user, enviam_user, BadToken, OidcSimConfig, SimAlg, SimClientAuth};
 use aisgate::sim::stack::{OidcStackProvider, StackOptions};
 use base64::Engine;
-use support::{header_echo, location, set_cookie, Gateway};
+use support::{header_echo, location, set_cookie, set_cookie_header, Gateway};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -104,14 +104,7 @@ struct Pending {
 async fn begin(gw: &Gateway, provider: &str) -> Pending {
     let start = gw.navigate(&format!("/.aisgate/login?return=%2Fdesk&provider={provider}"), None).await;
     assert_eq!(start.status(), 302, "login redirects to the IdP");
-    let raw_cookie = start
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("aisgate_login="))
-        .expect("pre-login cookie")
-        .to_owned();
+    let raw_cookie = set_cookie_header(&start, "aisgate_login").expect("pre-login cookie");
     // Browsers do not send SameSite=Lax cookies on the IdP's cross-site form_post.
     let expected = if provider == "enviam" { "SameSite=None; Secure" } else { "SameSite=Lax" };
     assert!(raw_cookie.contains(expected), "{raw_cookie}");

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use base64::Engine;
 
 use crate::peers::{self, rsa_identity, PysamlIdp, RsaFiles, SspIdp};
-use crate::support::{header_echo, location, set_cookie, Gateway};
+use crate::support::{header_echo, location, set_cookie, set_cookie_header, Gateway};
 use aisgate::sim::stack::StackOptions;
 
 pub const BSI: &str = "CZ/CZ/7d3c1c52-3a7e-4b8e-9f21-5b0e6c9d4a11";
@@ -210,14 +210,8 @@ pub enum ToIdp {
 /// keeps it home) and the message for the IdP.
 pub async fn begin(gw: &Gateway) -> (Option<String>, ToIdp) {
     let start = gw.navigate("/.aisgate/login?return=%2Fdesk&provider=nia", None).await;
-    let raw_cookie = start
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("aisgate_login="))
-        .map(str::to_owned);
-    let cookie = raw_cookie
+    // Browsers send a SameSite=Lax cookie on no cross-site POST (the IdP's form to the ACS).
+    let cookie = set_cookie_header(&start, "aisgate_login")
         .filter(|raw| raw.contains("SameSite=None"))
         .and_then(|_| set_cookie(&start, "aisgate_login"))
         .map(|v| format!("aisgate_login={v}"));

@@ -150,6 +150,17 @@ pub fn location(resp: &reqwest::Response) -> String {
     resp.headers().get("location").expect("Location header").to_str().unwrap().to_owned()
 }
 
+/// The whole `Set-Cookie` header (value and attributes) that sets `name`.
+pub fn set_cookie_header(resp: &reqwest::Response, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&prefix))
+        .map(str::to_owned)
+}
+
 /// The value of a `Set-Cookie` for `name` (first one that is not a deletion).
 pub fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
     resp.headers()

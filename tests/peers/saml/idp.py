@@ -70,6 +70,19 @@ class NiaLikeServer(Server):
         return self.sec.encrypt_assertion(response, tmp.name, template, key_type=session_key, node_xpath=node_xpath)
 
 
+def received(event, binding, msg, params):
+    """The log fields every received request has."""
+    return {
+        "event": event,
+        "binding": binding,
+        "id": msg.id,
+        "issuer": msg.issuer.text,
+        "destination": msg.destination,
+        "redirect_signed": "Signature" in params,
+        "xml_signed": msg.signature is not None,
+    }
+
+
 def session_index_of(xml):
     found = re.search(r'SessionIndex="([^"]+)"', xml)
     return found.group(1) if found else None
@@ -149,14 +162,8 @@ class Handler(BaseHTTPRequestHandler):
         msg = req.message
         args = self.state.args
         self.state.record(
-            event="authn_request",
-            binding=binding,
-            id=msg.id,
-            issuer=msg.issuer.text,
-            destination=msg.destination,
+            **received("authn_request", binding, msg, params),
             acs_url=msg.assertion_consumer_service_url,
-            redirect_signed="Signature" in params,
-            xml_signed=msg.signature is not None,
             requested_authn_context=[c.text for c in msg.requested_authn_context.authn_context_class_ref]
             if msg.requested_authn_context
             else [],
@@ -208,16 +215,10 @@ class Handler(BaseHTTPRequestHandler):
                 for i in indexes:
                     del self.state.sessions[i]
         self.state.record(
-            event="logout_request",
-            binding=binding,
-            id=msg.id,
-            issuer=msg.issuer.text,
-            destination=msg.destination,
+            **received("logout_request", binding, msg, params),
             name_id=name_id,
             name_id_format=msg.name_id.format if msg.name_id is not None else None,
             session_index=indexes,
-            redirect_signed="Signature" in params,
-            xml_signed=msg.signature is not None,
             matched=matched,
         )
         status = None if matched else error_status_factory((STATUS_UNKNOWN_PRINCIPAL, "no such session"))
