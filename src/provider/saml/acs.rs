@@ -502,6 +502,11 @@ impl ReplayCache {
     /// cache is full of unexpired IDs).
     pub fn first_use(&self, id: &str, until: u64) -> bool {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.first_use_at(id, until, now)
+    }
+
+    /// [`Self::first_use`] at the given current time (Unix seconds).
+    pub fn first_use_at(&self, id: &str, until: u64, now: u64) -> bool {
         let Ok(mut state) = self.inner.lock() else { return false };
         while state.expiry.peek().is_some_and(|std::cmp::Reverse((t, _))| *t < now) {
             if let Some(std::cmp::Reverse((_, old))) = state.expiry.pop() {
@@ -516,9 +521,9 @@ impl ReplayCache {
         true
     }
 
-    /// [`Self::first_use`] for a checked assertion, keeping its ID until `NotOnOrAfter + skew`.
-    pub fn check(&self, assertion: &SamlAssertion, skew: Duration) -> Result<(), AcsError> {
-        if self.first_use(&assertion.id, assertion.not_on_or_after.saturating_add(skew.as_secs())) {
+    /// [`Self::first_use_at`] for a checked assertion, keeping its ID until `NotOnOrAfter + skew`.
+    pub fn check(&self, assertion: &SamlAssertion, skew: Duration, now: u64) -> Result<(), AcsError> {
+        if self.first_use_at(&assertion.id, assertion.not_on_or_after.saturating_add(skew.as_secs()), now) {
             Ok(())
         } else {
             Err(invalid("Assertion ID already used (replay) or the replay cache is full"))
@@ -527,4 +532,4 @@ impl ReplayCache {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

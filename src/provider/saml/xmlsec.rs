@@ -336,3 +336,6 @@ pub(crate) fn signed_elements(
     }
     Ok(signed)
 }
+
+#[cfg(test)]
+mod tests;

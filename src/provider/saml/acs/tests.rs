@@ -140,3 +140,5 @@ fn nia_response_encrypted_to_another_key_is_rejected() {
     assert_eq!(run(&xml).unwrap_err().to_string(), "decryption failed");
     assert!(!k.idp.cert_pem.is_empty());
 }
+
+mod attacks;
