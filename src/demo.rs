@@ -1,4 +1,4 @@
-//! `aisgate demo`: the gateway, an echo upstream and a simulated JIP/KAAS IdP on localhost.
+//! `aisgate demo`: the gateway, an echo upstream and simulated JIP/KAAS and NIA IdPs on localhost.
 //!
 //! The demo writes a real configuration file (and real certificates for mutual TLS) into a
 //! temporary directory and loads it through the same code path as `aisgate run`, so what you
@@ -33,6 +33,7 @@ async fn start(opts: StackOptions) -> Result<(), String> {
          \x20 Open:            {}/\n\
          \x20 Upstream:        {}\n\
          \x20 Simulated KAAS:  {} (login), {} (SOAP, mutual TLS)\n\
+         \x20 Simulated NIA:   {} (SAML; SP metadata at {}/.aisgate/saml/nia/metadata)\n\
          \x20 Ops:             http://{}/metrics  /readyz  /healthz\n\
          \x20 JWKS:            {}/.aisgate/jwks.json\n\
          \x20 Config written:  {}\n\
@@ -42,6 +43,8 @@ async fn start(opts: StackOptions) -> Result<(), String> {
         stack.upstream,
         stack.sim.login_base,
         stack.sim.ws_base,
+        stack.saml.as_ref().map_or("-", |s| s.base.as_str()),
+        stack.public_base,
         ops_listen,
         stack.public_base,
         stack.config_path.display()

@@ -36,7 +36,16 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Start a local demo: gateway + echo upstream + simulated JIP/KAAS IdP.
+    /// Print the SAML SP metadata of a provider (what `/.aisgate/saml/NAME/metadata` serves).
+    SamlMetadata {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Name of the `kind = "saml"` provider.
+        #[arg(long, short)]
+        provider: String,
+    },
+    /// Start a local demo: gateway + echo upstream + simulated JIP/KAAS and NIA (SAML) IdPs.
     Demo {
         /// Gateway address.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -67,6 +76,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match (cli.command, cli.config) {
         (Some(Command::Check { config }), _) => aisgate::run::check(&config),
+        (Some(Command::SamlMetadata { config, provider }), _) => {
+            match aisgate::provider::saml::metadata_from_config(&config, &provider) {
+                Ok(xml) => {
+                    print!("{xml}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    2
+                }
+            }
+        }
         (Some(Command::Run { config }), _) | (None, Some(config)) => match runtime() {
             Ok(rt) => rt.block_on(aisgate::run::run(&config)),
             Err(e) => {
@@ -82,6 +103,7 @@ fn main() -> ExitCode {
                 sim_login_listen,
                 sim_ws_listen,
                 access_log: !no_access_log,
+                saml: Some(aisgate::sim::stack::SamlStackProvider::default()),
                 ..Default::default()
             };
             match runtime() {

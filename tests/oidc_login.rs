@@ -12,7 +12,7 @@ use std::time::Duration;
 use aisgate::sim::oidc::{caais_user, enviam_user, BadToken, OidcSimConfig, SimAlg, SimClientAuth};
 use aisgate::sim::stack::{OidcStackProvider, StackOptions};
 use base64::Engine;
-use support::{header_echo, location, set_cookie, set_cookie_header, Gateway};
+use support::{header_echo, location, parse_form, set_cookie, set_cookie_header, Gateway};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -119,19 +119,6 @@ async fn begin(gw: &Gateway, provider: &str) -> Pending {
         }
         other => panic!("IdP answered {other}: {}", answer.text().await.unwrap()),
     }
-}
-
-/// The action and hidden fields of the simulator's form_post page.
-fn parse_form(page: &str) -> (String, Vec<(String, String)>) {
-    let attr = |tag: &str, name: &str| -> String {
-        let start = tag.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
-        let end = tag[start..].find('"').unwrap() + start;
-        tag[start..end].replace("&amp;", "&").replace("&quot;", "\"")
-    };
-    let form_tag = &page[page.find("<form").unwrap()..];
-    let action = attr(&form_tag[..form_tag.find('>').unwrap()], "action");
-    let fields = page.split("<input").skip(1).map(|tag| (attr(tag, "name"), attr(tag, "value"))).collect();
-    (action, fields)
 }
 
 /// Delivers the IdP's answer as the browser would: GET (query) or POST (form_post).

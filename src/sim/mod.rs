@@ -8,5 +8,6 @@ pub mod certs;
 pub mod echo;
 pub mod kaas;
 pub mod oidc;
+pub mod saml;
 pub mod saml_response;
 pub mod stack;

@@ -45,6 +45,29 @@ pub struct StackOptions {
     pub apps: Option<String>,
     /// Simulated OpenID providers, each written as a `[[provider]] kind = "oidc"` table.
     pub oidc: Vec<OidcStackProvider>,
+    /// A simulated NIA-shaped SAML IdP, written as a `[[provider]] kind = "saml"` table.
+    pub saml: Option<SamlStackProvider>,
+}
+
+/// A simulated SAML IdP and its provider table.
+#[derive(Debug, Clone)]
+pub struct SamlStackProvider {
+    /// Provider name (ACS `/.aisgate/callback/<name>`).
+    pub name: String,
+    /// The SP entityID (NIA: the registered unique URL).
+    pub entity_id: String,
+    /// Extra lines for the provider table (`{dir}` is replaced by the stack directory).
+    pub extra: String,
+}
+
+impl Default for SamlStackProvider {
+    fn default() -> Self {
+        SamlStackProvider {
+            name: "nia".to_owned(),
+            entity_id: "https://sp.aisgate.test/app/".to_owned(),
+            extra: String::new(),
+        }
+    }
 }
 
 /// A simulated OpenID provider and its provider table.
@@ -82,6 +105,7 @@ impl Default for StackOptions {
             registered_client: true,
             apps: None,
             oidc: Vec::new(),
+            saml: None,
         }
     }
 }
@@ -122,6 +146,8 @@ pub struct Stack {
     pub ops: TcpListener,
     /// The simulated OpenID providers, in `StackOptions::oidc` order.
     pub oidc: Vec<sim::oidc::OidcSim>,
+    /// The simulated SAML IdP.
+    pub saml: Option<sim::saml::SamlSim>,
 }
 
 fn temp_dir() -> std::io::Result<PathBuf> {
@@ -203,13 +229,25 @@ pub async fn prepare(opts: StackOptions) -> Result<Stack, String> {
         ));
         oidc.push(started);
     }
+    let (saml, saml_table) = match &opts.saml {
+        Some(p) => {
+            let (sim, table) = saml_provider(p, &dir, &public_base).await?;
+            (Some(sim), table)
+        }
+        None => (None, String::new()),
+    };
+    oidc_tables.push_str(&saml_table);
     let key = base64::engine::general_purpose::STANDARD.encode(crate::session::random_id());
     let key_file = dir.join("session.key");
     std::fs::write(&key_file, key).map_err(|e| e.to_string())?;
+    let default_apps = match &opts.saml {
+        Some(p) => DEFAULT_APPS.replace("providers = [\"jip\"]", &format!("providers = [\"jip\", \"{}\"]", p.name)),
+        None => DEFAULT_APPS.to_owned(),
+    };
     let apps = opts
         .apps
         .as_deref()
-        .unwrap_or(DEFAULT_APPS)
+        .unwrap_or(&default_apps)
         .replace("{upstream}", &upstream)
         .replace("{dir}", &dir.display().to_string());
     let config_text = format!(
@@ -267,5 +305,47 @@ ca_bundle = "{ca}"
         |errors: Vec<crate::config::ConfigError>| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
     let config = crate::config::load(&config_path).map_err(joined)?;
     let gateway = Gateway::build(&config, &config_path, &gateway::process_env).map_err(joined)?;
-    Ok(Stack { dir, pki, sim, public_base, upstream, config, config_path, gateway, listener, ops, oidc })
+    Ok(Stack { dir, pki, sim, public_base, upstream, config, config_path, gateway, listener, ops, oidc, saml })
+}
+
+/// Starts the SAML simulator with fresh SP keys (RSA: XML-Enc as NIA uses it) and writes the
+/// provider table: metadata by URL, signature pinned to the simulator's metadata key.
+async fn saml_provider(
+    p: &SamlStackProvider,
+    dir: &std::path::Path,
+    public_base: &str,
+) -> Result<(sim::saml::SamlSim, String), String> {
+    let write = |name: &str, content: &str| -> Result<PathBuf, String> {
+        let path = dir.join(name);
+        std::fs::write(&path, content).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(path)
+    };
+    let signing = sim::certs::rsa_identity("aisgate SP signing")?;
+    let encryption = sim::certs::rsa_identity("aisgate SP encryption")?;
+    let urls = crate::provider::saml::SpUrls::new(public_base, &p.name);
+    let started = sim::saml::start(sim::saml::SamlSimConfig {
+        entity_id: sim::saml::NIA_ENTITY_ID.to_owned(),
+        sp_entity_id: p.entity_id.clone(),
+        acs_url: urls.acs,
+        sp_slo_url: urls.slo,
+        sp_encryption_cert: encryption.cert_der.clone(),
+    })
+    .await?;
+    let name = &p.name;
+    let table = format!(
+        "\n[[provider]]\nname = \"{name}\"\nkind = \"saml\"\nprofile = \"nia\"\ndisplay_name = \"NIA (simulátor)\"\n\
+         entity_id = \"{entity_id}\"\nidp_metadata_url = \"{metadata}\"\nidp_metadata_signer_certs = [\"{pin}\"]\n\
+         idp_entity_id = \"urn:microsoft:cgg2010:FPSTS\"\nissuer_case_insensitive = true\naudience_ignores_trailing_slash = true\n\
+         signing_key = \"{sign_key}\"\nsigning_cert = \"{sign_cert}\"\n\
+         encryption_keys = [{{ key = \"{enc_key}\", cert = \"{enc_cert}\" }}]\nloa = \"substantial\"\n{extra}\n",
+        entity_id = p.entity_id,
+        metadata = started.metadata_url(),
+        pin = write(&format!("{name}-metadata-signer.pem"), &started.metadata_signer.cert_pem)?.display(),
+        sign_key = write(&format!("{name}-signing.key"), &signing.key_pem)?.display(),
+        sign_cert = write(&format!("{name}-signing.pem"), &signing.cert_pem)?.display(),
+        enc_key = write(&format!("{name}-encryption.key"), &encryption.key_pem)?.display(),
+        enc_cert = write(&format!("{name}-encryption.pem"), &encryption.cert_pem)?.display(),
+        extra = p.extra.replace("{dir}", &dir.display().to_string()),
+    );
+    Ok((started, table))
 }

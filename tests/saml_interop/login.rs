@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use base64::Engine;
 
 use crate::peers::{self, rsa_identity, PysamlIdp, RsaFiles, SspIdp};
-use crate::support::{header_echo, location, set_cookie, set_cookie_header, Gateway};
+use crate::support::{header_echo, location, parse_form, set_cookie, set_cookie_header, Gateway};
 use aisgate::sim::stack::StackOptions;
 
 pub const BSI: &str = "CZ/CZ/7d3c1c52-3a7e-4b8e-9f21-5b0e6c9d4a11";
@@ -140,57 +140,6 @@ personal_data = true
     assert_eq!(metadata.status(), 200, "SP metadata endpoint");
     std::fs::write(&sp_metadata, metadata.bytes().await.unwrap()).unwrap();
     Some(SamlStack { dir, python, idp, idp_keys, sp_signing, gw, sp_metadata, idp_cookies: Default::default() })
-}
-
-/// `(action, fields)` of an auto-submit form page (aisgate's or pysaml2's).
-pub fn parse_form(page: &str) -> (String, Vec<(String, String)>) {
-    fn attr(tag: &str, name: &str) -> Option<String> {
-        let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
-        let end = tag[start..].find('"')? + start;
-        Some(unescape(&tag[start..end]))
-    }
-    let form = &page[page.find("<form").expect("a form")..];
-    let action = attr(&form[..form.find('>').unwrap()], "action").expect("form action");
-    let fields = form
-        .split("<input")
-        .skip(1)
-        .filter_map(|tag| {
-            let tag = &tag[..tag.find('>')?];
-            Some((attr(tag, "name")?, attr(tag, "value")?))
-        })
-        .collect();
-    (action, fields)
-}
-
-/// HTML attribute unescaping: the named entities forms use and numeric references.
-fn unescape(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(at) = rest.find('&') {
-        out.push_str(&rest[..at]);
-        let Some(end) = rest[at..].find(';') else { break };
-        let entity = &rest[at + 1..at + end];
-        let c = match entity {
-            "amp" => Some('&'),
-            "quot" => Some('"'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "apos" => Some('\''),
-            _ => entity
-                .strip_prefix("#x")
-                .or_else(|| entity.strip_prefix("#X"))
-                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
-                .and_then(char::from_u32),
-        };
-        match c {
-            Some(c) => out.push(c),
-            None => out.push_str(&rest[at..=at + end]),
-        }
-        rest = &rest[at + end + 1..];
-    }
-    out.push_str(rest);
-    out
 }
 
 pub fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {

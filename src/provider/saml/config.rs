@@ -429,9 +429,11 @@ impl SamlProviderConfig {
         self.preset_flag(self.sign_requests, |p| p.sign_requests)
     }
 
-    /// Send eIDAS extensions.
+    /// Send eIDAS extensions (default: with the NIA and CAAIS profiles).
     pub fn eidas_extensions(&self) -> bool {
-        self.preset_flag(self.eidas_extensions, |p| p.eidas_extensions)
+        self.eidas_extensions
+            .or_else(|| self.preset_values().map(|p| p.eidas_extensions))
+            .unwrap_or(matches!(self.profile(), Some(Profile::Nia | Profile::Caais)))
     }
 
     /// Accept unsigned POSTed LogoutRequests.
@@ -557,8 +559,8 @@ impl SamlProviderConfig {
         if self.max_message_bytes < 4096 {
             problems.push("max_message_bytes is smaller than 4096".to_owned());
         }
-        if self.pending_request_ttl_secs() < 60 {
-            problems.push("pending_request_ttl_secs is smaller than 60".to_owned());
+        if self.pending_request_ttl_secs() == 0 {
+            problems.push("pending_request_ttl_secs must be > 0".to_owned());
         }
         problems
     }
@@ -611,6 +613,25 @@ mod tests {
         let problems = cfg.check().join("\n");
         assert!(problems.contains("\"Nope\""));
         assert!(problems.contains("is_age_over"));
+    }
+
+    #[test]
+    fn the_commented_nia_example_is_valid() {
+        // config/aisgate.example.toml shows the NIA provider commented out (it needs a longer
+        // login_ttl_secs); this keeps that block in step with the schema.
+        let text = include_str!("../../../config/aisgate.example.toml");
+        let start = text.find("# kind = \"saml\"").unwrap();
+        let block: String = text[start..]
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let block = block.replace("kind = \"saml\"\n", "");
+        let cfg: SamlProviderConfig = toml::from_str(&block).unwrap();
+        assert_eq!(cfg.preset, Some(SamlPreset::NiaTest));
+        assert!(cfg.check().is_empty(), "{:?}", cfg.check());
     }
 
     #[test]

@@ -313,9 +313,9 @@ impl SamlProvider {
             acs::AcsError::Status(s) => ProviderError::Rejected(format!("IdP status {s}")),
             acs::AcsError::Invalid(m) => ProviderError::Rejected(m),
         })?;
-        if !self.replay.first_use(&assertion.id, assertion.not_on_or_after.saturating_add(self.skew)) {
-            return Err(ProviderError::Rejected("assertion ID already used (replay)".to_owned()));
-        }
+        self.replay
+            .check(&assertion, Duration::from_secs(self.skew), now)
+            .map_err(|e| ProviderError::Rejected(e.to_string()))?;
         let mut identity = attributes::to_identity(self.profile, &self.name, &assertion, &self.mapping, now)
             .map_err(|e| ProviderError::Rejected(e.to_string()))?;
         if let Some(index) = &assertion.session_index {
@@ -332,6 +332,24 @@ impl SamlProvider {
         let logout_state = serde_json::to_value(subject).unwrap_or_default();
         Ok(Authenticated { identity, logout_state })
     }
+}
+
+/// `aisgate saml-metadata`: the SP metadata of provider `name` in the configuration at `path`,
+/// exactly as the gateway serves it (keys are loaded; the IdP is not contacted).
+pub fn metadata_from_config(path: &std::path::Path, name: &str) -> Result<String, String> {
+    let config = crate::config::load(path)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))?;
+    let cfg = config
+        .provider
+        .iter()
+        .find_map(|p| match &p.value {
+            crate::config::ProviderConfig::Saml(saml) if saml.name == name => Some(saml),
+            _ => None,
+        })
+        .ok_or_else(|| format!("no [[provider]] kind = \"saml\" named {name:?}"))?;
+    let provider =
+        SamlProvider::build(cfg, &config.server.public_base_url).map_err(|e| format!("provider {name:?}: {e}"))?;
+    Ok(provider.sp_metadata())
 }
 
 #[async_trait]

@@ -139,11 +139,14 @@ impl SigningKey {
             .get_attribute(root, "ID")
             .ok_or_else(|| XmlSecError::Malformed("root element has no ID to sign".to_owned()))?
             .to_owned();
-        let issuer = doc
-            .first_child_element_by_name_ns(root, super::acs::SAML_NS, "Issuer")
-            .ok_or_else(|| XmlSecError::Malformed("root element has no saml:Issuer".to_owned()))?;
-        let at =
-            doc.node_range(issuer).ok_or_else(|| XmlSecError::Malformed("Issuer has no source range".to_owned()))?.end;
+        let at = match doc.first_child_element_by_name_ns(root, super::acs::SAML_NS, "Issuer") {
+            Some(issuer) => doc.node_range(issuer).map(|r| r.end),
+            // Metadata has no Issuer: the signature is its first child (SAML metadata §2.3.2).
+            None => doc.first_child(root).and_then(|c| doc.node_range(c)).map(|r| r.start),
+        }
+        .ok_or_else(|| {
+            XmlSecError::Malformed("no place for the signature (no saml:Issuer or first child)".to_owned())
+        })?;
         drop(doc);
         let cert = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &self.cert_der);
         let template = format!(

@@ -1,0 +1,357 @@
+//! A simulated SAML IdP in the shape of NIA, for tests and the demo.
+//!
+//! It serves signed metadata, takes AuthnRequests by HTTP-Redirect or HTTP-POST at `/sso` and
+//! answers at once with an auto-submitted form carrying a signed Response whose Assertion is
+//! encrypted to the SP (built by [`crate::sim::saml_response`]), and at `/slo` answers a
+//! LogoutRequest with a signed LogoutResponse by HTTP-Redirect. Knobs change the next
+//! Response, take the metadata down or sign it with a stranger's key.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{RawQuery, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use http::StatusCode;
+use tokio::net::TcpListener;
+
+use crate::pages::html_escape;
+use crate::provider::saml::binding::{self, MessageKind};
+use crate::provider::saml::logout::{self, LogoutSubject};
+use crate::provider::saml::xmlsec::SigningKey;
+use crate::sim::certs::{rsa_identity, RsaIdentity};
+use crate::sim::saml_response::ResponseSpec;
+
+/// NIA's entityID as its metadata spells it.
+pub const NIA_ENTITY_ID: &str = "urn:microsoft:cgg2010:fpsts";
+
+/// Simulator settings.
+#[derive(Clone, Debug)]
+pub struct SamlSimConfig {
+    /// The IdP entityID.
+    pub entity_id: String,
+    /// The SP entityID (Audience).
+    pub sp_entity_id: String,
+    /// The SP's ACS URL (Destination, Recipient, form action).
+    pub acs_url: String,
+    /// The SP's SLO URL (where LogoutResponses go).
+    pub sp_slo_url: String,
+    /// The SP's encryption certificate (DER).
+    pub sp_encryption_cert: Vec<u8>,
+}
+
+/// Who signs the metadata document.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MetadataSigner {
+    /// The metadata key (pinned by the SP in tests).
+    #[default]
+    Metadata,
+    /// A key nobody trusts.
+    Stranger,
+    /// Nobody.
+    Unsigned,
+}
+
+/// A change applied to the next Response before it is built (one-shot).
+pub type SpecEdit = Box<dyn FnOnce(&mut ResponseSpec) + Send>;
+
+/// Test knobs and observations.
+#[derive(Default)]
+pub struct Knobs {
+    /// Applied to the next Response (one-shot).
+    pub edit: Option<SpecEdit>,
+    /// The metadata endpoint answers 503.
+    pub metadata_outage: bool,
+    /// Who signs the metadata.
+    pub metadata_signer: MetadataSigner,
+    /// Metadata fetches so far.
+    pub metadata_fetches: usize,
+    /// The last AuthnRequest (XML as received, after decoding).
+    pub last_authn_request: Option<String>,
+    /// Binding of the last AuthnRequest (`redirect` or `post`) and whether it carried a signature.
+    pub last_binding: Option<(&'static str, bool)>,
+    /// RelayState of the last AuthnRequest.
+    pub last_relay_state: Option<String>,
+    /// The last LogoutRequest received (XML).
+    pub last_logout_request: Option<String>,
+    /// The LogoutResponse answers this InResponseTo instead of the request's (one-shot).
+    pub logout_in_response_to: Option<String>,
+    /// The last Response sent (XML), for replay tests.
+    pub last_response: Option<String>,
+    /// SessionIndex of the last login (inside the encrypted assertion).
+    pub last_session_index: Option<String>,
+}
+
+struct SimState {
+    cfg: SamlSimConfig,
+    base: String,
+    idp: SigningKey,
+    metadata_key: SigningKey,
+    stranger: SigningKey,
+    knobs: Arc<Mutex<Knobs>>,
+}
+
+/// A running simulated SAML IdP.
+pub struct SamlSim {
+    /// Base URL.
+    pub base: String,
+    /// The IdP signing identity (Responses, LogoutResponses).
+    pub idp: RsaIdentity,
+    /// The metadata signing identity (pin its certificate).
+    pub metadata_signer: RsaIdentity,
+    /// Test knobs.
+    pub knobs: Arc<Mutex<Knobs>>,
+    state: Arc<SimState>,
+}
+
+fn lock(knobs: &Mutex<Knobs>) -> std::sync::MutexGuard<'_, Knobs> {
+    knobs.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SamlSim {
+    /// The metadata URL.
+    pub fn metadata_url(&self) -> String {
+        format!("{}/metadata", self.base)
+    }
+
+    /// Changes the knobs.
+    pub fn knobs(&self) -> std::sync::MutexGuard<'_, Knobs> {
+        lock(&self.knobs)
+    }
+
+    /// The IdP's metadata document as currently served (knobs apply).
+    pub fn metadata_xml(&self) -> Result<String, String> {
+        metadata_document(&self.state)
+    }
+
+    /// An IdP-initiated LogoutRequest for `name_id`/`session_index`, signed by HTTP-Redirect
+    /// to the SP's SLO URL. Returns the URL and the request ID.
+    pub fn logout_request_url(&self, name_id: &str, session_index: Option<&str>) -> Result<(String, String), String> {
+        let id = crate::provider::saml::authn_request::new_id();
+        let subject = LogoutSubject {
+            name_id: name_id.to_owned(),
+            format: Some("urn:oasis:names:tc:SAML:2.0:nameid-format:persistent".to_owned()),
+            name_qualifier: None,
+            sp_name_qualifier: None,
+            session_index: session_index.map(str::to_owned),
+        };
+        let s = &self.state;
+        let xml = logout::build_request(&id, crate::session::now_unix(), &s.cfg.sp_slo_url, &s.cfg.entity_id, &subject);
+        let url = binding::redirect_url(&s.cfg.sp_slo_url, MessageKind::Request, &xml, Some("idp-rs"), Some(&s.idp))
+            .map_err(|e| e.to_string())?;
+        Ok((url, id))
+    }
+
+    /// The same LogoutRequest unsigned, as EnviIAM's back channel POSTs it (bare XML).
+    pub fn unsigned_logout_request(&self, name_id: &str, session_index: Option<&str>) -> String {
+        let subject = LogoutSubject {
+            name_id: name_id.to_owned(),
+            format: None,
+            name_qualifier: None,
+            sp_name_qualifier: None,
+            session_index: session_index.map(str::to_owned),
+        };
+        let id = crate::provider::saml::authn_request::new_id();
+        logout::build_request(
+            &id,
+            crate::session::now_unix(),
+            &self.state.cfg.sp_slo_url,
+            &self.state.cfg.entity_id,
+            &subject,
+        )
+    }
+}
+
+fn metadata_document(s: &SimState) -> Result<String, String> {
+    use base64::Engine;
+    let cert = base64::engine::general_purpose::STANDARD.encode(s.idp.certificate_der());
+    let valid_until = crate::identity::headers::rfc3339(crate::session::now_unix() + 86_400);
+    let xml = format!(
+        "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" ID=\"_metadata\" entityID=\"{entity}\" \
+         validUntil=\"{valid_until}\"><md:IDPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\
+         <md:KeyDescriptor use=\"signing\"><ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:X509Data>\
+         <ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>\
+         <md:SingleLogoutService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"{base}/slo\"/>\
+         <md:SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"{base}/sso\"/>\
+         <md:SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\" Location=\"{base}/sso\"/>\
+         </md:IDPSSODescriptor></md:EntityDescriptor>",
+        entity = html_escape(&s.cfg.entity_id),
+        base = s.base,
+    );
+    let signer = lock(&s.knobs).metadata_signer;
+    match signer {
+        MetadataSigner::Metadata => s.metadata_key.sign_enveloped(&xml).map_err(|e| e.to_string()),
+        MetadataSigner::Stranger => s.stranger.sign_enveloped(&xml).map_err(|e| e.to_string()),
+        MetadataSigner::Unsigned => Ok(xml),
+    }
+}
+
+fn key(identity: &RsaIdentity) -> Result<SigningKey, String> {
+    SigningKey::from_pem(identity.key_pem.as_bytes(), identity.cert_pem.as_bytes()).map_err(|e| e.to_string())
+}
+
+/// Starts the simulator on `127.0.0.1:0`.
+pub async fn start(cfg: SamlSimConfig) -> Result<SamlSim, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("bind: {e}"))?;
+    let base = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+    let idp = rsa_identity("aisgate simulated NIA")?;
+    let metadata_signer = rsa_identity("aisgate simulated NIA metadata")?;
+    let knobs = Arc::new(Mutex::new(Knobs::default()));
+    let state = Arc::new(SimState {
+        cfg,
+        base: base.clone(),
+        idp: key(&idp)?,
+        metadata_key: key(&metadata_signer)?,
+        stranger: key(&rsa_identity("stranger")?)?,
+        knobs: knobs.clone(),
+    });
+    let router = Router::new()
+        .route("/metadata", get(metadata))
+        .route("/sso", get(sso_redirect).post(sso_post))
+        .route("/slo", get(slo))
+        .with_state(state.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "SAML simulator stopped");
+        }
+    });
+    Ok(SamlSim { base, idp, metadata_signer, knobs, state })
+}
+
+type St = State<Arc<SimState>>;
+
+async fn metadata(State(s): St) -> Response {
+    {
+        let mut k = lock(&s.knobs);
+        k.metadata_fetches += 1;
+        if k.metadata_outage {
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    }
+    match metadata_document(&s) {
+        Ok(xml) => ([(http::header::CONTENT_TYPE, "application/samlmetadata+xml")], xml).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    }
+}
+
+/// The `ID` attribute of the document element.
+fn root_id(xml: &str) -> Option<String> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e)) => {
+                return e
+                    .attributes()
+                    .flatten()
+                    .find(|a| a.key.as_ref() == b"ID")
+                    .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()));
+            }
+            Ok(quick_xml::events::Event::Eof) | Err(_) => return None,
+            _ => {}
+        }
+    }
+}
+
+async fn sso_redirect(State(s): St, RawQuery(query): RawQuery) -> Response {
+    let Ok(msg) = binding::decode_redirect(query.as_deref().unwrap_or_default(), 256 * 1024) else {
+        return (StatusCode::BAD_REQUEST, "bad SAMLRequest").into_response();
+    };
+    let xml = String::from_utf8_lossy(&msg.xml).into_owned();
+    let signed = msg.signature.is_some() || xml.contains("<ds:Signature");
+    answer(&s, xml, msg.relay_state, ("redirect", signed))
+}
+
+async fn sso_post(State(s): St, Form(form): Form<Vec<(String, String)>>) -> Response {
+    let field = |n: &str| form.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let Some(xml) = field("SAMLRequest").and_then(|v| binding::decode_base64(&v, 256 * 1024).ok()) else {
+        return (StatusCode::BAD_REQUEST, "bad SAMLRequest").into_response();
+    };
+    let xml = String::from_utf8_lossy(&xml).into_owned();
+    let signed = xml.contains("<ds:Signature");
+    answer(&s, xml, field("RelayState"), ("post", signed))
+}
+
+/// Logs the user in at once: an auto-submitted form POSTing the Response to the ACS.
+fn answer(s: &SimState, xml: String, relay_state: Option<String>, binding_seen: (&'static str, bool)) -> Response {
+    let Some(request_id) = root_id(&xml) else {
+        return (StatusCode::BAD_REQUEST, "AuthnRequest without ID").into_response();
+    };
+    let edit = {
+        let mut k = lock(&s.knobs);
+        k.last_authn_request = Some(xml);
+        k.last_binding = Some(binding_seen);
+        k.last_relay_state = relay_state.clone();
+        k.edit.take()
+    };
+    let now = crate::session::now_unix();
+    let mut spec = ResponseSpec::nia(now, &request_id, &s.cfg.acs_url, &s.cfg.sp_entity_id);
+    // A fresh assertion per login (the builder derives IDs from the time).
+    let fresh = crate::provider::saml::authn_request::new_id();
+    spec.assertion_id = format!("_a{}", &fresh[1..]);
+    spec.response_id = format!("_r{}", &fresh[1..]);
+    spec.session_index = format!("_s{}", &fresh[1..20]);
+    if let Some(edit) = edit {
+        edit(&mut spec);
+    }
+    let response = match spec.build(&s.idp, &s.cfg.sp_encryption_cert) {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    };
+    {
+        let mut k = lock(&s.knobs);
+        k.last_response = Some(response.clone());
+        k.last_session_index = Some(spec.session_index.clone());
+    }
+    let mut fields = vec![("SAMLResponse", binding::base64(&response))];
+    if let Some(rs) = &relay_state {
+        fields.push(("RelayState", rs.clone()));
+    }
+    Html(auto_post(&s.cfg.acs_url, &fields)).into_response()
+}
+
+/// A form a test client (or a browser: press the button) submits; no inline script.
+pub fn auto_post(action: &str, fields: &[(&str, String)]) -> String {
+    let inputs: String = fields
+        .iter()
+        .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", html_escape(k), html_escape(v)))
+        .collect();
+    format!(
+        "<!doctype html><html><body><form method=\"post\" action=\"{}\">{inputs}\
+         <button type=\"submit\">Pokračovat / Continue</button></form></body></html>",
+        html_escape(action)
+    )
+}
+
+async fn slo(State(s): St, RawQuery(query): RawQuery) -> Response {
+    let Ok(msg) = binding::decode_redirect(query.as_deref().unwrap_or_default(), 256 * 1024) else {
+        return (StatusCode::BAD_REQUEST, "bad SAMLRequest").into_response();
+    };
+    let xml = String::from_utf8_lossy(&msg.xml).into_owned();
+    let Some(request_id) = root_id(&xml) else {
+        return (StatusCode::BAD_REQUEST, "LogoutRequest without ID").into_response();
+    };
+    let in_response_to = {
+        let mut k = lock(&s.knobs);
+        k.last_logout_request = Some(xml);
+        k.logout_in_response_to.take().unwrap_or(request_id)
+    };
+    let id = crate::provider::saml::authn_request::new_id();
+    let response = logout::build_response(
+        &id,
+        crate::session::now_unix(),
+        Some(&s.cfg.sp_slo_url),
+        &in_response_to,
+        &s.cfg.entity_id,
+        logout::STATUS_SUCCESS,
+    );
+    match binding::redirect_url(
+        &s.cfg.sp_slo_url,
+        MessageKind::Response,
+        &response,
+        msg.relay_state.as_deref(),
+        Some(&s.idp),
+    ) {
+        Ok(url) => Redirect::to(&url).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}

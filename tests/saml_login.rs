@@ -1,0 +1,416 @@
+//! SAML SP through the real gateway with the simulated NIA: login by HTTP-Redirect and
+//! HTTP-POST, identity headers upstream, SP- and IdP-initiated single logout, metadata
+//! (endpoint, CLI, refresh, pinned signature), and every refusal with its user page.
+
+mod support;
+
+use aisgate::sim::saml::MetadataSigner;
+use aisgate::sim::stack::{SamlStackProvider, StackOptions};
+use support::{header_echo, location, parse_form, set_cookie, Gateway};
+
+const LOGIN_FAILED: &str = "Přihlášení se nezdařilo";
+const NOT_INITIATED: &str = "Přihlášení nelze dokončit";
+const EXPIRED: &str = "Platnost přihlášení vypršela";
+
+const APPS: &str = r#"
+[[app]]
+name = "desk"
+upstream = "{upstream}"
+providers = ["nia", "jip"]
+logout_paths = ["/logout"]
+"#;
+
+async fn gateway(extra: &str) -> Gateway {
+    Gateway::start(StackOptions {
+        upstream: Some(header_echo().await),
+        apps: Some(APPS.to_owned()),
+        saml: Some(SamlStackProvider { extra: extra.to_owned(), ..Default::default() }),
+        ..Default::default()
+    })
+    .await
+}
+
+fn sim(gw: &Gateway) -> &aisgate::sim::saml::SamlSim {
+    gw.saml.as_ref().expect("SAML simulator")
+}
+
+/// The browser's side of a login up to the IdP's answer, not yet delivered.
+struct Pending {
+    cookie: String,
+    acs: String,
+    form: Vec<(String, String)>,
+}
+
+/// Starts a login at NIA for `/desk` and lets the simulator answer (either binding).
+async fn begin(gw: &Gateway) -> Pending {
+    let start = gw.navigate("/.aisgate/login?return=%2Fdesk&provider=nia", None).await;
+    let raw_cookie = start
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("aisgate_login="))
+        .expect("pre-login cookie")
+        .to_owned();
+    // The IdP returns by cross-site POST: a Lax cookie would not come back.
+    assert!(raw_cookie.contains("SameSite=None; Secure"), "{raw_cookie}");
+    let cookie = format!("aisgate_login={}", set_cookie(&start, "aisgate_login").unwrap());
+    let answer = match start.status().as_u16() {
+        302 => gw.client.get(location(&start)).send().await.unwrap(),
+        200 => {
+            let (action, fields) = parse_form(&start.text().await.unwrap());
+            gw.client.post(action).form(&fields).send().await.unwrap()
+        }
+        other => panic!("login start answered {other}"),
+    };
+    assert_eq!(answer.status(), 200, "the simulator answers with a form");
+    let (acs, form) = parse_form(&answer.text().await.unwrap());
+    Pending { cookie, acs, form }
+}
+
+async fn deliver(gw: &Gateway, p: &Pending, cookie: Option<&str>) -> reqwest::Response {
+    let mut req = gw.client.post(&p.acs).form(&p.form).header("accept", "text/html");
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    req.send().await.unwrap()
+}
+
+async fn login(gw: &Gateway) -> String {
+    let p = begin(gw).await;
+    assert_eq!(p.acs, gw.url("/.aisgate/callback/nia"));
+    let done = deliver(gw, &p, Some(&p.cookie)).await;
+    assert_eq!(done.status(), 302, "ACS completes the login: {}", done.text().await.unwrap_or_default());
+    assert_eq!(location(&done), "/desk");
+    format!("aisgate_session={}", set_cookie(&done, "aisgate_session").expect("session cookie"))
+}
+
+async fn upstream_headers(gw: &Gateway, cookie: &str) -> reqwest::Response {
+    gw.client.get(gw.url("/desk")).header("cookie", cookie).send().await.unwrap()
+}
+
+async fn assert_refused(resp: reqwest::Response, status: u16, title: &str, label: &str) {
+    assert_eq!(resp.status().as_u16(), status, "{label}");
+    assert!(set_cookie(&resp, "aisgate_session").is_none(), "{label}: no session on failure");
+    let page = resp.text().await.unwrap();
+    assert!(page.contains(title), "{label}: {title:?} missing\n{page}");
+    assert!(!page.contains("SAMLResponse") && !page.contains("CZ/CZ/"), "{label}: no SAML data in the page");
+}
+
+fn query_param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+fn inflate(b64: &str) -> String {
+    use std::io::Read;
+    let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap();
+    let mut out = String::new();
+    flate2::read::DeflateDecoder::new(&raw[..]).read_to_string(&mut out).unwrap();
+    out
+}
+
+async fn metrics(gw: &Gateway) -> String {
+    gw.client.get(format!("http://{}/metrics", gw.ops)).send().await.unwrap().text().await.unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// Login
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn nia_login_by_redirect_reaches_the_upstream_with_identity_headers() {
+    let gw = gateway("").await;
+    let cookie = login(&gw).await;
+    let h: serde_json::Value = upstream_headers(&gw, &cookie).await.json().await.unwrap();
+    let h = &h["headers"];
+    assert_eq!(h["x-auth-provider"], "nia");
+    assert_eq!(h["x-auth-protocol"], "saml2");
+    assert_eq!(h["x-auth-subject"], "CZ/CZ/2e3883ee-7e0d-47cb-8fee-2ea231a58ee6");
+    assert_eq!(h["x-auth-loa"], "substantial");
+    let (binding, signed) = sim(&gw).knobs().last_binding.unwrap();
+    assert_eq!((binding, signed), ("redirect", false), "NIA default: Redirect, unsigned");
+    let request = sim(&gw).knobs().last_authn_request.clone().unwrap();
+    assert!(request.contains("<saml:Issuer>https://sp.aisgate.test/app/</saml:Issuer>"));
+    assert!(request.contains("<eidas:SPType>public</eidas:SPType>"));
+    assert!(request.contains("Comparison=\"minimum\""));
+    assert!(request.contains(&format!("AssertionConsumerServiceURL=\"{}\"", gw.url("/.aisgate/callback/nia"))));
+}
+
+#[tokio::test]
+async fn nia_login_by_post_binding_with_signed_requests() {
+    let gw = gateway("sso_binding = \"post\"\nsign_requests = true").await;
+    let start = gw.navigate("/.aisgate/login?return=%2Fdesk&provider=nia", None).await;
+    assert_eq!(start.status(), 200, "POST binding: an auto-submit page");
+    let page = start.text().await.unwrap();
+    assert!(!page.contains("<script"), "no inline script");
+    assert!(page.contains("name=\"SAMLRequest\"") && page.contains("name=\"RelayState\""));
+    let cookie = login(&gw).await;
+    assert_eq!(upstream_headers(&gw, &cookie).await.status(), 200);
+    assert_eq!(sim(&gw).knobs().last_binding, Some(("post", true)));
+}
+
+#[tokio::test]
+async fn caais_embedded_signature_rides_inside_the_deflated_redirect() {
+    let gw = gateway("sign_requests = true\nredirect_signature = \"embedded\"").await;
+    let start = gw.navigate("/.aisgate/login?return=%2Fdesk&provider=nia", None).await;
+    let to = location(&start);
+    assert!(query_param(&to, "SigAlg").is_none() && query_param(&to, "Signature").is_none());
+    let xml = inflate(&query_param(&to, "SAMLRequest").unwrap());
+    assert!(xml.contains("<ds:Signature"), "enveloped signature inside the request");
+    let query_signed = gateway("sign_requests = true").await;
+    let start = query_signed.navigate("/.aisgate/login?return=%2Fdesk&provider=nia", None).await;
+    let to = location(&start);
+    assert_eq!(query_param(&to, "SigAlg").as_deref(), Some("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"));
+    assert!(query_param(&to, "Signature").is_some());
+    assert!(!inflate(&query_param(&to, "SAMLRequest").unwrap()).contains("<ds:Signature"));
+}
+
+#[tokio::test]
+async fn force_authn_age_threshold_and_attributes_come_from_config() {
+    let gw = gateway("force_authn = true\nrequested_attributes = [\"PersonIdentifier\", \"IsAgeOver\"]\nis_age_over = 21\nloa_comparison = \"exact\"").await;
+    begin(&gw).await;
+    let request = sim(&gw).knobs().last_authn_request.clone().unwrap();
+    assert!(request.contains("ForceAuthn=\"true\""));
+    assert!(request.contains("<eidas:AttributeValue>21</eidas:AttributeValue>"), "{request}");
+    assert!(request.contains("Comparison=\"exact\""));
+    assert!(!request.contains("CurrentFamilyName"));
+}
+
+// ---------------------------------------------------------------------------
+// Refusals at the ACS
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn acs_post_without_a_pre_login_cookie_is_refused() {
+    let gw = gateway("").await;
+    let p = begin(&gw).await;
+    assert_refused(deliver(&gw, &p, None).await, 400, NOT_INITIATED, "no cookie").await;
+}
+
+#[tokio::test]
+async fn acs_post_with_another_browsers_pre_login_cookie_is_refused() {
+    let gw = gateway("").await;
+    let victim = begin(&gw).await;
+    let attacker = begin(&gw).await;
+    // The attacker's response delivered with the victim's cookie: InResponseTo differs.
+    assert_refused(deliver(&gw, &attacker, Some(&victim.cookie)).await, 400, LOGIN_FAILED, "other request").await;
+    let forged = "aisgate_login=forged.value";
+    assert_refused(deliver(&gw, &victim, Some(forged)).await, 400, NOT_INITIATED, "forged cookie").await;
+}
+
+#[tokio::test]
+async fn a_response_for_one_provider_at_another_providers_acs_is_refused() {
+    let gw = gateway("").await;
+    let p = begin(&gw).await;
+    let resp = gw
+        .client
+        .post(gw.url("/.aisgate/callback/jip"))
+        .form(&p.form)
+        .header("cookie", &p.cookie)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_refused(resp, 400, NOT_INITIATED, "mix-up").await;
+}
+
+#[tokio::test]
+async fn a_replayed_response_is_refused() {
+    let gw = gateway("").await;
+    let p = begin(&gw).await;
+    assert_eq!(deliver(&gw, &p, Some(&p.cookie)).await.status(), 302);
+    // Same response, a fresh pending login whose request ID differs: refused either way.
+    let again = begin(&gw).await;
+    let replay = Pending { cookie: again.cookie, acs: p.acs.clone(), form: p.form.clone() };
+    assert_refused(deliver(&gw, &replay, Some(&replay.cookie)).await, 400, LOGIN_FAILED, "replay").await;
+}
+
+#[tokio::test]
+async fn a_response_with_a_failed_status_shows_the_login_failed_page() {
+    let gw = gateway("").await;
+    sim(&gw).knobs().edit = Some(Box::new(|s| s.status = "urn:oasis:names:tc:SAML:2.0:status:Responder".to_owned()));
+    let p = begin(&gw).await;
+    assert_refused(deliver(&gw, &p, Some(&p.cookie)).await, 400, LOGIN_FAILED, "status").await;
+    assert!(metrics(&gw).await.contains("aisgate_saml_message_rejected_total{provider=\"nia\"} 1"));
+}
+
+#[tokio::test]
+async fn a_response_below_the_requested_loa_is_refused() {
+    let gw = gateway("").await;
+    sim(&gw).knobs().edit = Some(Box::new(|s| s.authn_context = "http://eidas.europa.eu/LoA/low".to_owned()));
+    let p = begin(&gw).await;
+    assert_refused(deliver(&gw, &p, Some(&p.cookie)).await, 400, LOGIN_FAILED, "low LoA").await;
+}
+
+#[tokio::test]
+async fn a_pending_request_past_its_ttl_is_refused() {
+    let gw = gateway("pending_request_ttl_secs = 1").await;
+    let p = begin(&gw).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_refused(deliver(&gw, &p, Some(&p.cookie)).await, 400, LOGIN_FAILED, "expired request").await;
+    // The pending login was single use: delivering again finds nothing.
+    assert_refused(deliver(&gw, &p, Some(&p.cookie)).await, 400, EXPIRED, "used").await;
+}
+
+// ---------------------------------------------------------------------------
+// Logout
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn sp_initiated_logout_sends_a_signed_logout_request_and_checks_the_response() {
+    let gw = gateway("").await;
+    let cookie = login(&gw).await;
+    let out = gw.client.post(gw.url("/logout")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(out.status(), 302);
+    let to = location(&out);
+    assert!(to.starts_with(&format!("{}/slo?SAMLRequest=", sim(&gw).base)), "{to}");
+    assert!(query_param(&to, "Signature").is_some(), "signed by HTTP-Redirect");
+    // The session is gone before the IdP answers.
+    assert_eq!(upstream_headers(&gw, &cookie).await.status(), 401);
+    let idp = gw.client.get(&to).send().await.unwrap();
+    let back = location(&idp);
+    assert!(back.starts_with(&gw.url("/.aisgate/saml/nia/slo?SAMLResponse=")), "{back}");
+    let request = sim(&gw).knobs().last_logout_request.clone().unwrap();
+    assert!(request.contains("CZ/CZ/2e3883ee-7e0d-47cb-8fee-2ea231a58ee6") && request.contains("<samlp:SessionIndex>"));
+    let done = gw.client.get(&back).send().await.unwrap();
+    assert_eq!(done.status(), 302);
+    assert_eq!(location(&done), "/.aisgate/logged-out");
+    // The LogoutResponse was single use.
+    assert_eq!(gw.client.get(&back).send().await.unwrap().status(), 400);
+}
+
+#[tokio::test]
+async fn a_logout_response_to_no_pending_request_is_refused() {
+    let gw = gateway("").await;
+    let cookie = login(&gw).await;
+    sim(&gw).knobs().logout_in_response_to = Some("_not_ours".to_owned());
+    let out = gw.client.post(gw.url("/logout")).header("cookie", &cookie).send().await.unwrap();
+    let back = location(&gw.client.get(location(&out)).send().await.unwrap());
+    let refused = gw.client.get(&back).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.unwrap().contains("<html"), "a user page");
+}
+
+#[tokio::test]
+async fn idp_initiated_logout_ends_the_session_and_answers() {
+    let gw = gateway("").await;
+    let cookie = login(&gw).await;
+    let h: serde_json::Value = upstream_headers(&gw, &cookie).await.json().await.unwrap();
+    assert_eq!(h["headers"]["x-auth-provider"], "nia");
+    let session_index = sim(&gw).knobs().last_session_index.clone();
+    let (url, id) =
+        sim(&gw).logout_request_url("CZ/CZ/2e3883ee-7e0d-47cb-8fee-2ea231a58ee6", session_index.as_deref()).unwrap();
+    let answer = gw.client.get(&url).send().await.unwrap();
+    assert_eq!(answer.status(), 302);
+    let reply = location(&answer);
+    assert!(reply.starts_with(&format!("{}/slo?SAMLResponse=", sim(&gw).base)), "{reply}");
+    assert_eq!(query_param(&reply, "RelayState").as_deref(), Some("idp-rs"));
+    let xml = inflate(&query_param(&reply, "SAMLResponse").unwrap());
+    assert!(xml.contains(&format!("InResponseTo=\"{id}\"")) && xml.contains("status:Success"), "{xml}");
+    assert_eq!(upstream_headers(&gw, &cookie).await.status(), 401, "the session is gone");
+}
+
+#[tokio::test]
+async fn an_unsigned_idp_logout_request_is_refused() {
+    let gw = gateway("").await;
+    let cookie = login(&gw).await;
+    let (url, _) = sim(&gw).logout_request_url("CZ/CZ/2e3883ee-7e0d-47cb-8fee-2ea231a58ee6", None).unwrap();
+    let unsigned = url.split("&SigAlg=").next().unwrap().to_owned();
+    let resp = gw.client.get(&unsigned).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let body = sim(&gw).unsigned_logout_request("CZ/CZ/2e3883ee-7e0d-47cb-8fee-2ea231a58ee6", Some("_x"));
+    let back_channel = gw
+        .client
+        .post(gw.url("/.aisgate/saml/nia/slo"))
+        .header("content-type", "text/xml")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back_channel.status(), 400, "unsigned back channel refused unless enabled");
+    assert_eq!(upstream_headers(&gw, &cookie).await.status(), 200, "the session survives");
+}
+
+#[tokio::test]
+async fn enviam_style_unsigned_back_channel_logout_needs_the_session_index() {
+    let gw = gateway("accept_unsigned_logout_requests = true").await;
+    let cookie = login(&gw).await;
+    let post = |body: String| gw.client.post(gw.url("/.aisgate/saml/nia/slo")).form(&[("logoutRequest", body)]).send();
+    let without_index = sim(&gw).unsigned_logout_request("CZ/CZ/2e3883ee-7e0d-47cb-8fee-2ea231a58ee6", None);
+    assert_eq!(post(without_index).await.unwrap().status(), 400);
+    let wrong_index = sim(&gw).unsigned_logout_request("CZ/CZ/2e3883ee-7e0d-47cb-8fee-2ea231a58ee6", Some("_other"));
+    assert_eq!(post(wrong_index).await.unwrap().status(), 200, "EnviIAM ignores the answer");
+    assert_eq!(upstream_headers(&gw, &cookie).await.status(), 200, "another session index ends nothing");
+}
+
+// ---------------------------------------------------------------------------
+// Metadata
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn sp_metadata_is_served_under_the_gateway_prefix() {
+    let gw = gateway("").await;
+    let resp = gw.client.get(gw.url("/.aisgate/saml/nia/metadata")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/samlmetadata+xml");
+    let xml = resp.text().await.unwrap();
+    assert!(xml.contains("entityID=\"https://sp.aisgate.test/app/\""));
+    assert!(xml.contains("use=\"signing\"") && xml.contains("use=\"encryption\""));
+    assert!(xml.contains(&format!("Location=\"{}\"", gw.url("/.aisgate/callback/nia"))));
+    assert!(xml.contains(&format!("Location=\"{}\"", gw.url("/.aisgate/saml/nia/slo"))));
+    assert_eq!(gw.client.get(gw.url("/.aisgate/saml/jip/metadata")).send().await.unwrap().status(), 404);
+}
+
+#[tokio::test]
+async fn cli_prints_the_same_sp_metadata() {
+    let gw = gateway("").await;
+    let served = gw.client.get(gw.url("/.aisgate/saml/nia/metadata")).send().await.unwrap().text().await.unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aisgate"))
+        .args(["saml-metadata", "--config"])
+        .arg(gw.stack_dir.join("aisgate.toml"))
+        .args(["--provider", "nia"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), served);
+    let unknown = std::process::Command::new(env!("CARGO_BIN_EXE_aisgate"))
+        .args(["saml-metadata", "--config"])
+        .arg(gw.stack_dir.join("aisgate.toml"))
+        .args(["--provider", "jip"])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+}
+
+#[tokio::test]
+async fn a_failed_metadata_refresh_keeps_the_last_good_copy() {
+    let gw = gateway("metadata_refresh_secs = 1").await;
+    login(&gw).await;
+    sim(&gw).knobs().metadata_outage = true;
+    let before = sim(&gw).knobs().metadata_fetches;
+    while sim(&gw).knobs().metadata_fetches < before + 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(metrics(&gw).await.contains("aisgate_saml_metadata_up{provider=\"nia\"} 0"));
+    login(&gw).await;
+    assert!(metrics(&gw).await.contains("aisgate_saml_metadata_valid_until_seconds{provider=\"nia\"} 1"));
+}
+
+#[tokio::test]
+async fn metadata_with_a_bad_signature_is_refused() {
+    let gw = gateway("metadata_refresh_secs = 1").await;
+    login(&gw).await;
+    for signer in [MetadataSigner::Stranger, MetadataSigner::Unsigned] {
+        sim(&gw).knobs().metadata_signer = signer;
+        let before = sim(&gw).knobs().metadata_fetches;
+        while sim(&gw).knobs().metadata_fetches < before + 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(metrics(&gw).await.contains("aisgate_saml_metadata_up{provider=\"nia\"} 0"), "{signer:?} refused");
+        // The last good (correctly signed) copy stays in use.
+        login(&gw).await;
+    }
+    let doc = sim(&gw).metadata_xml().unwrap();
+    assert!(!doc.contains("<ds:Signature"), "the simulator really served it unsigned");
+}
