@@ -27,6 +27,15 @@ async fn pysaml2_accepts_aisgate_sp_metadata() {
     assert!(slo.iter().any(|e| e["location"] == s.gw.url("/.aisgate/saml/nia/slo")), "{md}");
     assert_eq!(md["signing_certs"], 1, "{md}");
     assert!(md["encryption_certs"].as_u64().unwrap() >= 1, "{md}");
+    // `aisgate saml-metadata` prints the same document (the one operators upload), so pysaml2
+    // accepts that too.
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_aisgate"))
+        .args(["saml-metadata", "--provider", "nia", "--config"])
+        .arg(s.gw.stack_dir.join("aisgate.toml"))
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    assert_eq!(String::from_utf8(cli.stdout).unwrap(), std::fs::read_to_string(&s.sp_metadata).unwrap());
 }
 
 #[tokio::test]
