@@ -12,16 +12,14 @@ use std::time::Duration;
 use aisgate::sim::oidc::{caais_user, enviam_user, BadToken, OidcSimConfig, SimAlg, SimClientAuth};
 use aisgate::sim::stack::{OidcStackProvider, StackOptions};
 use base64::Engine;
-use support::{header_echo, location, parse_form, set_cookie, set_cookie_header, Gateway};
+use support::{
+    header_echo, location, parse_form, raw_set_cookie, set_cookie, Gateway, EXPIRED, LOGIN_FAILED, NOT_INITIATED,
+    UNAVAILABLE,
+};
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-const LOGIN_FAILED: &str = "Přihlášení se nezdařilo";
-const UNAVAILABLE: &str = "Přihlašovací služba je dočasně nedostupná";
-const NOT_INITIATED: &str = "Přihlášení nelze dokončit";
-const EXPIRED: &str = "Platnost přihlášení vypršela";
 
 const APPS: &str = r#"
 [[app]]
@@ -104,7 +102,7 @@ struct Pending {
 async fn begin(gw: &Gateway, provider: &str) -> Pending {
     let start = gw.navigate(&format!("/.aisgate/login?return=%2Fdesk&provider={provider}"), None).await;
     assert_eq!(start.status(), 302, "login redirects to the IdP");
-    let raw_cookie = set_cookie_header(&start, "aisgate_login").expect("pre-login cookie");
+    let raw_cookie = raw_set_cookie(&start, "aisgate_login").expect("pre-login cookie");
     // Browsers do not send SameSite=Lax cookies on the IdP's cross-site form_post.
     let expected = if provider == "enviam" { "SameSite=None; Secure" } else { "SameSite=Lax" };
     assert!(raw_cookie.contains(expected), "{raw_cookie}");

@@ -6,11 +6,9 @@ mod support;
 
 use aisgate::sim::saml::MetadataSigner;
 use aisgate::sim::stack::{SamlStackProvider, StackOptions};
-use support::{header_echo, location, parse_form, set_cookie, Gateway};
-
-const LOGIN_FAILED: &str = "Přihlášení se nezdařilo";
-const NOT_INITIATED: &str = "Přihlášení nelze dokončit";
-const EXPIRED: &str = "Platnost přihlášení vypršela";
+use support::{
+    header_echo, location, parse_form, raw_set_cookie, set_cookie, Gateway, EXPIRED, LOGIN_FAILED, NOT_INITIATED,
+};
 
 const APPS: &str = r#"
 [[app]]
@@ -20,7 +18,47 @@ providers = ["nia", "jip"]
 logout_paths = ["/logout"]
 "#;
 
+/// Every log line of this test binary (tests share the process, so lines are told apart by
+/// request id).
+fn logs() -> &'static std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let _ = tracing_subscriber::fmt().with_ansi(false).with_writer(move || LogSink(sink.clone())).try_init();
+        buf
+    })
+}
+
+struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The operator's log line for the request that got `resp`: a warning or error naming it.
+fn assert_logged(resp: &reqwest::Response, label: &str) {
+    let id = resp.headers().get("x-request-id").expect("X-Request-Id").to_str().unwrap().to_owned();
+    let text = String::from_utf8_lossy(&logs().lock().unwrap()).into_owned();
+    assert!(
+        text.lines().any(|l| l.contains(&id) && (l.contains("WARN") || l.contains("ERROR"))),
+        "{label}: no warning or error logged for request {id}"
+    );
+    // The BSI (pseudonym) and SAML payloads never reach the log.
+    assert!(
+        !text.contains("2e3883ee-7e0d-47cb-8fee-2ea231a58ee6") && !text.contains("SAMLResponse="),
+        "{label}: {text}"
+    );
+}
+
 async fn gateway(extra: &str) -> Gateway {
+    logs();
     Gateway::start(StackOptions {
         upstream: Some(header_echo().await),
         apps: Some(APPS.to_owned()),
@@ -44,14 +82,7 @@ struct Pending {
 /// Starts a login at NIA for `/desk` and lets the simulator answer (either binding).
 async fn begin(gw: &Gateway) -> Pending {
     let start = gw.navigate("/.aisgate/login?return=%2Fdesk&provider=nia", None).await;
-    let raw_cookie = start
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("aisgate_login="))
-        .expect("pre-login cookie")
-        .to_owned();
+    let raw_cookie = raw_set_cookie(&start, "aisgate_login").expect("pre-login cookie");
     // The IdP returns by cross-site POST: a Lax cookie would not come back.
     assert!(raw_cookie.contains("SameSite=None; Secure"), "{raw_cookie}");
     let cookie = format!("aisgate_login={}", set_cookie(&start, "aisgate_login").unwrap());
@@ -91,6 +122,7 @@ async fn upstream_headers(gw: &Gateway, cookie: &str) -> reqwest::Response {
 
 async fn assert_refused(resp: reqwest::Response, status: u16, title: &str, label: &str) {
     assert_eq!(resp.status().as_u16(), status, "{label}");
+    assert_logged(&resp, label);
     assert!(set_cookie(&resp, "aisgate_session").is_none(), "{label}: no session on failure");
     let page = resp.text().await.unwrap();
     assert!(page.contains(title), "{label}: {title:?} missing\n{page}");
@@ -164,6 +196,24 @@ async fn caais_embedded_signature_rides_inside_the_deflated_redirect() {
     assert_eq!(query_param(&to, "SigAlg").as_deref(), Some("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"));
     assert!(query_param(&to, "Signature").is_some());
     assert!(!inflate(&query_param(&to, "SAMLRequest").unwrap()).contains("<ds:Signature"));
+}
+
+#[tokio::test]
+async fn a_deflated_response_by_get_is_accepted_as_caais_sends_it() {
+    use std::io::Read;
+    let gw = gateway("").await;
+    let p = begin(&gw).await;
+    let field = |n: &str| p.form.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap();
+    let xml = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, field("SAMLResponse")).unwrap();
+    let mut deflated = Vec::new();
+    flate2::read::DeflateEncoder::new(&xml[..], flate2::Compression::default()).read_to_end(&mut deflated).unwrap();
+    let value = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, deflated);
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("SAMLResponse", &value)
+        .append_pair("RelayState", &field("RelayState"))
+        .finish();
+    let resp = gw.client.get(format!("{}?{query}", p.acs)).header("cookie", &p.cookie).send().await.unwrap();
+    assert_eq!(resp.status(), 302, "{}", resp.text().await.unwrap_or_default());
 }
 
 #[tokio::test]
@@ -289,6 +339,7 @@ async fn a_logout_response_to_no_pending_request_is_refused() {
     let back = location(&gw.client.get(location(&out)).send().await.unwrap());
     let refused = gw.client.get(&back).header("accept", "text/html").send().await.unwrap();
     assert_eq!(refused.status(), 400);
+    assert_logged(&refused, "stray LogoutResponse");
     assert!(refused.text().await.unwrap().contains("<html"), "a user page");
 }
 
@@ -319,6 +370,7 @@ async fn an_unsigned_idp_logout_request_is_refused() {
     let unsigned = url.split("&SigAlg=").next().unwrap().to_owned();
     let resp = gw.client.get(&unsigned).header("accept", "text/html").send().await.unwrap();
     assert_eq!(resp.status(), 400);
+    assert_logged(&resp, "unsigned LogoutRequest");
     let body = sim(&gw).unsigned_logout_request("CZ/CZ/2e3883ee-7e0d-47cb-8fee-2ea231a58ee6", Some("_x"));
     let back_channel = gw
         .client
@@ -342,6 +394,19 @@ async fn enviam_style_unsigned_back_channel_logout_needs_the_session_index() {
     let wrong_index = sim(&gw).unsigned_logout_request("CZ/CZ/2e3883ee-7e0d-47cb-8fee-2ea231a58ee6", Some("_other"));
     assert_eq!(post(wrong_index).await.unwrap().status(), 200, "EnviIAM ignores the answer");
     assert_eq!(upstream_headers(&gw, &cookie).await.status(), 200, "another session index ends nothing");
+    let index = sim(&gw).knobs().last_session_index.clone();
+    let right = sim(&gw).unsigned_logout_request("CZ/CZ/2e3883ee-7e0d-47cb-8fee-2ea231a58ee6", index.as_deref());
+    // A bare XML body works as well as the CAS form field.
+    let resp = gw
+        .client
+        .post(gw.url("/.aisgate/saml/nia/slo"))
+        .header("content-type", "text/xml")
+        .body(right)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(upstream_headers(&gw, &cookie).await.status(), 401, "the session with that index ended");
 }
 
 // ---------------------------------------------------------------------------

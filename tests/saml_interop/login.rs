@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use base64::Engine;
 
 use crate::peers::{self, rsa_identity, PysamlIdp, RsaFiles, SspIdp};
-use crate::support::{header_echo, location, parse_form, set_cookie, set_cookie_header, Gateway};
+use crate::support::{header_echo, location, parse_form, raw_set_cookie, set_cookie, Gateway};
 use aisgate::sim::stack::StackOptions;
 
 pub const BSI: &str = "CZ/CZ/7d3c1c52-3a7e-4b8e-9f21-5b0e6c9d4a11";
@@ -160,7 +160,7 @@ pub enum ToIdp {
 pub async fn begin(gw: &Gateway) -> (Option<String>, ToIdp) {
     let start = gw.navigate("/.aisgate/login?return=%2Fdesk&provider=nia", None).await;
     // Browsers send a SameSite=Lax cookie on no cross-site POST (the IdP's form to the ACS).
-    let cookie = set_cookie_header(&start, "aisgate_login")
+    let cookie = raw_set_cookie(&start, "aisgate_login")
         .filter(|raw| raw.contains("SameSite=None"))
         .and_then(|_| set_cookie(&start, "aisgate_login"))
         .map(|v| format!("aisgate_login={v}"));

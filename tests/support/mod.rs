@@ -16,6 +16,15 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+/// Titles of the gateway's Czech error pages.
+pub const LOGIN_FAILED: &str = "Přihlášení se nezdařilo";
+/// The IdP or its metadata cannot be reached.
+pub const UNAVAILABLE: &str = "Přihlašovací služba je dočasně nedostupná";
+/// No pre-login cookie, or a callback of another provider.
+pub const NOT_INITIATED: &str = "Přihlášení nelze dokončit";
+/// The pending login is unknown, used or expired.
+pub const EXPIRED: &str = "Platnost přihlášení vypršela";
+
 /// A running gateway.
 pub struct Gateway {
     pub base: String,
@@ -152,8 +161,8 @@ pub fn location(resp: &reqwest::Response) -> String {
     resp.headers().get("location").expect("Location header").to_str().unwrap().to_owned()
 }
 
-/// The whole `Set-Cookie` header (value and attributes) that sets `name`.
-pub fn set_cookie_header(resp: &reqwest::Response, name: &str) -> Option<String> {
+/// The whole `Set-Cookie` header (with its attributes) that sets `name`.
+pub fn raw_set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
     let prefix = format!("{name}=");
     resp.headers()
         .get_all("set-cookie")

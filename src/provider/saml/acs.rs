@@ -232,14 +232,14 @@ pub fn process_response(
         }
         Carried::Encrypted(node) => {
             let plaintext = super::xmlenc::decrypt_assertion(&doc, node, keys)?;
-            let inner_text = xmlsec::check_input(&plaintext).map_err(|_| XmlSecError::Decryption)?;
-            let inner = xmlsec::parse(inner_text)?;
-            let inner_root = xmlsec::document_element(&inner)?;
-            if !inner.element(inner_root).is_some_and(|e| e.name.matches(Some(SAML_NS), "Assertion")) {
-                return Err(AcsError::Malformed("the decrypted element is not saml:Assertion".to_owned()));
+            match decrypted_assertion(&plaintext, certs) {
+                Ok(found) => found,
+                Err(e) if response_signed => return Err(e),
+                // Unsigned ciphertext: every failure up to the Assertion's own signature is the
+                // one decryption error, so parse errors cannot serve as a CBC padding oracle
+                // (Jager & Somorovsky 2011, "How to break XML Encryption").
+                Err(_) => return Err(XmlSecError::Decryption.into()),
             }
-            let signed = xmlsec::signed_elements(&inner, inner_text, certs)?.contains(&inner_root);
-            (xmlsec::canonical(&inner, inner_root)?, signed)
         }
     };
     if !response_signed && !assertion_signed {
@@ -249,6 +249,19 @@ pub fn process_response(
         .into());
     }
     check_assertion(&tree(&canonical)?, expect)
+}
+
+/// Parses the decrypted Assertion and verifies its own signature, bound to it (notes gap 2).
+/// Returns its canonical form and whether it is signed.
+fn decrypted_assertion(plaintext: &[u8], certs: &IdpCertificates) -> Result<(String, bool), AcsError> {
+    let text = xmlsec::check_input(plaintext)?;
+    let inner = xmlsec::parse(text)?;
+    let root = xmlsec::document_element(&inner)?;
+    if !inner.element(root).is_some_and(|e| e.name.matches(Some(SAML_NS), "Assertion")) {
+        return Err(AcsError::Malformed("the decrypted element is not saml:Assertion".to_owned()));
+    }
+    let signed = xmlsec::signed_elements(&inner, text, certs)?.contains(&root);
+    Ok((xmlsec::canonical(&inner, root)?, signed))
 }
 
 /// Status, Issuer, Destination and InResponseTo of the Response (SAML core §3.2.2, bindings

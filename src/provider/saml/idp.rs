@@ -104,14 +104,20 @@ impl Idp {
         }
     }
 
+    /// Checks `bytes` and makes them the current copy (a metadata file read at startup).
+    pub fn install(&self, bytes: &[u8]) -> Result<(), String> {
+        let state = Arc::new(self.accept(bytes)?);
+        if let Ok(mut guard) = self.current.write() {
+            *guard = Some(state);
+        }
+        Ok(())
+    }
+
     /// Fetches and checks the metadata; on success it replaces the current copy.
     pub async fn refresh(&self) -> Result<Arc<IdpState>, String> {
         let bytes = self.fetch().await?;
-        let state = Arc::new(self.accept(&bytes)?);
-        if let Ok(mut guard) = self.current.write() {
-            *guard = Some(state.clone());
-        }
-        Ok(state)
+        self.install(&bytes)?;
+        self.current().ok_or_else(|| "metadata store unavailable".to_owned())
     }
 
     /// The current copy, loading it now when none was ever good.
@@ -132,4 +138,57 @@ pub fn http_client(
     let roots = crate::tls::roots(ca_bundle).map_err(|e| e.to_string())?;
     let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
     crate::tls::back_channel_client(tls, connect, total)
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+
+    use super::*;
+    use crate::provider::saml::xmlsec::SigningKey;
+    use crate::sim::certs::rsa_identity;
+
+    fn metadata(idp_cert: &[u8]) -> String {
+        let cert = base64::engine::general_purpose::STANDARD.encode(idp_cert);
+        format!(
+            "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" ID=\"_m\" entityID=\"urn:idp\">\
+             <md:IDPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\"><md:KeyDescriptor>\
+             <ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:X509Data><ds:X509Certificate>{cert}\
+             </ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>\
+             <md:SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"https://idp/sso\"/>\
+             </md:IDPSSODescriptor></md:EntityDescriptor>"
+        )
+    }
+
+    fn idp(pin: &[u8]) -> Idp {
+        let pinned = IdpCertificates::from_der(&[pin.to_vec()]).unwrap();
+        Idp::new(Source::File("unused".into()), Some(pinned), Some("urn:idp".to_owned()), false)
+    }
+
+    #[test]
+    fn pinned_metadata_must_carry_the_pinned_signature() {
+        let signer = rsa_identity("metadata signer").unwrap();
+        let stranger = rsa_identity("stranger").unwrap();
+        let key = |i: &crate::sim::certs::RsaIdentity| {
+            SigningKey::from_pem(i.key_pem.as_bytes(), i.cert_pem.as_bytes()).unwrap()
+        };
+        let xml = metadata(&stranger.cert_der);
+        let idp = idp(&signer.cert_der);
+        let good = key(&signer).sign_enveloped(&xml).unwrap();
+        idp.install(good.as_bytes()).unwrap();
+        assert_eq!(idp.current().unwrap().metadata.entity_id, "urn:idp");
+        let by_stranger = key(&stranger).sign_enveloped(&xml).unwrap();
+        assert!(idp.install(by_stranger.as_bytes()).unwrap_err().contains("signature refused"));
+        assert!(idp.install(xml.as_bytes()).unwrap_err().contains("signature refused"), "unsigned");
+        // A document altered after signing is refused; the last good copy stays.
+        let altered = good.replace("https://idp/sso", "https://evil/sso");
+        assert!(idp.install(altered.as_bytes()).is_err());
+        assert_eq!(
+            IdpMetadata::endpoint(
+                &idp.current().unwrap().metadata.sso,
+                "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+            ),
+            Some("https://idp/sso".to_owned())
+        );
+    }
 }

@@ -184,8 +184,7 @@ impl SamlProvider {
         let idp = Idp::new(source, pinned, cfg.idp_entity_id(), cfg.issuer_case_insensitive());
         if let Some(path) = &cfg.idp_metadata_file {
             let bytes = read_file("idp_metadata_file", path)?;
-            let state = idp.accept(&bytes).map_err(|e| format!("idp_metadata_file {}: {e}", path.display()))?;
-            drop(state);
+            idp.install(&bytes).map_err(|e| format!("idp_metadata_file {}: {e}", path.display()))?;
         }
         Ok(SamlProvider {
             name: cfg.name.clone(),

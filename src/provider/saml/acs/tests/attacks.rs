@@ -488,3 +488,17 @@ fn plain_assertion_signed_by_another_key_is_rejected_inside_a_signed_response() 
     let xml = k.idp_signer.sign_enveloped(&s.response_xml(&assertion)).unwrap();
     assert_err(&xml, "signature: signature value verification failed");
 }
+
+/// Without a Response signature over the ciphertext, what follows decryption must not leak
+/// (CBC padding-oracle via parse errors): a garbage plaintext gives the one decryption error.
+#[test]
+fn unsigned_ciphertext_with_garbage_plaintext_gives_the_uniform_error() {
+    let k = keys();
+    let encrypted = encrypt_assertion("<not-xml", &k.sp.cert_der, Encryption::Aes256Cbc).unwrap();
+    let mut s = spec();
+    s.sign_response = false;
+    assert_eq!(err_of(&s.response_xml(&encrypted)), "decryption failed");
+    // With a signed Response the operator gets the precise reason.
+    let xml = k.idp_signer.sign_enveloped(&s.response_xml(&encrypted)).unwrap();
+    assert!(err_of(&xml).contains("not well-formed"), "{}", err_of(&xml));
+}
