@@ -164,3 +164,27 @@ async fn pysaml2_response_with_a_plain_assertion_is_refused_by_the_acs() {
     assert!(crate::support::set_cookie(&done, "aisgate_session").is_none(), "NIA assertions must be encrypted");
     assert_eq!(s.rejected().await, 1);
 }
+
+/// Many IdPs sign only the Response (NIA signs the Assertion too): the Response signature
+/// covers the encrypted Assertion, so that is enough (nia.md §18.1).
+#[tokio::test]
+async fn pysaml2_response_with_only_the_response_signed_is_accepted() {
+    let Some(s) = login::start(Peer::Pysaml2(&["--unsigned-assertion"]), "").await else { return };
+    let session = s.login().await;
+    let (status, echo) = s.desk(&session).await;
+    assert_eq!(status, 200);
+    assert_identity_headers(&echo);
+}
+
+#[tokio::test]
+async fn pysaml2_aes256_gcm_response_is_accepted() {
+    let Some(s) = login::start(Peer::Pysaml2(&["--data-encryption", "aes256-gcm"]), "").await else { return };
+    let (cookie, to_idp) = begin(&s.gw).await;
+    let (action, fields) = s.deliver(&to_idp).await;
+    assert!(decoded(field(&fields, "SAMLResponse")).contains("http://www.w3.org/2009/xmlenc11#aes256-gcm"));
+    let done = s.post_to_acs(cookie.as_deref(), &action, &fields).await;
+    let session = crate::support::set_cookie(&done, "aisgate_session").expect("session cookie");
+    let (status, echo) = s.desk(&format!("aisgate_session={session}")).await;
+    assert_eq!(status, 200);
+    assert_identity_headers(&echo);
+}
