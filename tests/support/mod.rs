@@ -273,15 +273,54 @@ pub fn caais_provider(extra: &str) -> aisgate::sim::stack::OidcStackProvider {
     aisgate::sim::stack::OidcStackProvider::caais_like("caais", extra)
 }
 
-/// The action and hidden fields of an auto-submit page (OIDC form_post, SAML POST binding).
+/// `(action, fields)` of an auto-submit form page (aisgate's form_post and SAML POST pages, a
+/// SAML peer's): inputs without a name or value (a submit button) are skipped.
 pub fn parse_form(page: &str) -> (String, Vec<(String, String)>) {
-    let attr = |tag: &str, name: &str| -> String {
-        let start = tag.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
-        let end = tag[start..].find('"').unwrap() + start;
-        tag[start..end].replace("&amp;", "&").replace("&quot;", "\"")
-    };
-    let form_tag = &page[page.find("<form").unwrap()..];
-    let action = attr(&form_tag[..form_tag.find('>').unwrap()], "action");
-    let fields = page.split("<input").skip(1).map(|tag| (attr(tag, "name"), attr(tag, "value"))).collect();
+    fn attr(tag: &str, name: &str) -> Option<String> {
+        let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        let end = tag[start..].find('"')? + start;
+        Some(unescape(&tag[start..end]))
+    }
+    let form = &page[page.find("<form").expect("a form")..];
+    let action = attr(&form[..form.find('>').unwrap()], "action").expect("form action");
+    let fields = form
+        .split("<input")
+        .skip(1)
+        .filter_map(|tag| {
+            let tag = &tag[..tag.find('>')?];
+            Some((attr(tag, "name")?, attr(tag, "value")?))
+        })
+        .collect();
     (action, fields)
+}
+
+/// HTML attribute unescaping: the named entities forms use and numeric references.
+fn unescape(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        let Some(end) = rest[at..].find(';') else { break };
+        let entity = &rest[at + 1..at + end];
+        let c = match entity {
+            "amp" => Some('&'),
+            "quot" => Some('"'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "apos" => Some('\''),
+            _ => entity
+                .strip_prefix("#x")
+                .or_else(|| entity.strip_prefix("#X"))
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match c {
+            Some(c) => out.push(c),
+            None => out.push_str(&rest[at..=at + end]),
+        }
+        rest = &rest[at + end + 1..];
+    }
+    out.push_str(rest);
+    out
 }

@@ -1,0 +1,1 @@
+"""pysaml2 attribute maps for the NIA-like test IdP."""
