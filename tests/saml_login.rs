@@ -349,6 +349,57 @@ async fn a_step_up_answered_with_the_old_loa_is_refused() {
 }
 
 #[tokio::test]
+async fn an_unsolicited_response_logs_in_only_when_allowed_and_only_if_it_answers_no_request() {
+    let gw = gateway("allow_unsolicited = true").await;
+    // A Response that claims to answer a request (another browser's) is refused without the
+    // pre-login cookie: only a truly IdP-initiated one is accepted.
+    let p = begin(&gw).await;
+    assert_refused(deliver(&gw, &p, None).await, 400, LOGIN_FAILED, "solicited response without the cookie").await;
+    // An IdP-initiated Response: no InResponseTo anywhere; RelayState names the local target.
+    sim(&gw).knobs().edit = Some(Box::new(|s| {
+        s.in_response_to = None;
+        s.sc_in_response_to = None;
+    }));
+    let mut p = begin(&gw).await;
+    for (name, value) in &mut p.form {
+        if name == "RelayState" {
+            *value = "/desk/from-idp".to_owned();
+        }
+    }
+    let done = deliver(&gw, &p, None).await;
+    assert_eq!(done.status(), 302, "IdP-initiated login accepted");
+    assert_eq!(location(&done), "/desk/from-idp");
+    let cookie = format!("aisgate_session={}", set_cookie(&done, "aisgate_session").expect("session"));
+    let h: serde_json::Value = upstream_headers(&gw, &cookie).await.json().await.unwrap();
+    assert_eq!(h["headers"]["x-auth-provider"], "nia");
+    // An absolute RelayState is no open redirect: the login lands on `/`.
+    sim(&gw).knobs().edit = Some(Box::new(|s| {
+        s.in_response_to = None;
+        s.sc_in_response_to = None;
+    }));
+    let mut p = begin(&gw).await;
+    for (name, value) in &mut p.form {
+        if name == "RelayState" {
+            *value = "https://evil.example/".to_owned();
+        }
+    }
+    let done = deliver(&gw, &p, None).await;
+    assert_eq!(done.status(), 302);
+    assert_eq!(location(&done), "/");
+}
+
+#[tokio::test]
+async fn an_unsolicited_response_is_refused_by_default() {
+    let gw = gateway("").await;
+    sim(&gw).knobs().edit = Some(Box::new(|s| {
+        s.in_response_to = None;
+        s.sc_in_response_to = None;
+    }));
+    let p = begin(&gw).await;
+    assert_refused(deliver(&gw, &p, None).await, 400, NOT_INITIATED, "unsolicited, not allowed").await;
+}
+
+#[tokio::test]
 async fn a_pending_request_past_its_ttl_is_refused() {
     let gw = gateway("pending_request_ttl_secs = 1").await;
     let p = begin(&gw).await;

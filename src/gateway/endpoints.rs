@@ -298,28 +298,32 @@ async fn finish_login(
         return rescue::error(ErrorKind::NotFound, info, None);
     };
     let restart = login_url("/");
-    let Some(handle) = cookie(headers, &gw.login_cookie_name).and_then(|v| gw.keyring.open(Purpose::Login, v)) else {
-        tracing::warn!(request_id = info.id(), provider = provider_name, client = %info.client_ip, "callback without a valid pre-login cookie refused");
-        audit_refused(info, provider_name, "no pre-login cookie");
-        gw.metrics.provider(index).login(LoginResult::Failure);
-        return rescue::error(ErrorKind::LoginNotInitiated, info, Some(&restart));
-    };
-    let pending = match gw.store.take_pending(&StoreKey::of(&handle)).await {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            tracing::warn!(
-                request_id = info.id(),
-                provider = provider_name,
-                "callback for an unknown, used or expired login"
-            );
-            audit_refused(info, provider_name, "unknown, used or expired login");
+    let handle = cookie(headers, &gw.login_cookie_name).and_then(|v| gw.keyring.open(Purpose::Login, v));
+    let pending = match handle {
+        None if provider.accepts_unsolicited() => unsolicited_login(provider_name, &params, info),
+        None => {
+            tracing::warn!(request_id = info.id(), provider = provider_name, client = %info.client_ip, "callback without a valid pre-login cookie refused");
+            audit_refused(info, provider_name, "no pre-login cookie");
             gw.metrics.provider(index).login(LoginResult::Failure);
-            return with_cleared_login(gw, rescue::error(ErrorKind::LoginExpired, info, Some(&restart)));
+            return rescue::error(ErrorKind::LoginNotInitiated, info, Some(&restart));
         }
-        Err(e) => {
-            tracing::error!(request_id = info.id(), error = %e, "cannot read pending login");
-            return rescue::error(ErrorKind::SessionStoreUnavailable, info, None);
-        }
+        Some(handle) => match gw.store.take_pending(&StoreKey::of(&handle)).await {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                tracing::warn!(
+                    request_id = info.id(),
+                    provider = provider_name,
+                    "callback for an unknown, used or expired login"
+                );
+                audit_refused(info, provider_name, "unknown, used or expired login");
+                gw.metrics.provider(index).login(LoginResult::Failure);
+                return with_cleared_login(gw, rescue::error(ErrorKind::LoginExpired, info, Some(&restart)));
+            }
+            Err(e) => {
+                tracing::error!(request_id = info.id(), error = %e, "cannot read pending login");
+                return rescue::error(ErrorKind::SessionStoreUnavailable, info, None);
+            }
+        },
     };
     let retry = login_url(&pending.return_to);
     // The store may keep pending logins longer than this provider allows (another provider
@@ -403,6 +407,21 @@ async fn finish_login(
     resp.headers_mut().append(SET_COOKIE, set_cookie(&gw.cookie_name, &value, None, gw.cookie_secure));
     resp.headers_mut().append(SET_COOKIE, clear_cookie(&gw.loop_cookie_name, gw.cookie_secure));
     resp
+}
+
+/// The stand-in pending login of an IdP-initiated login: no protocol state (the provider then
+/// requires a Response that answers no request), the RelayState as the return URL when it is a
+/// valid local one (SAML IdP-initiated convention), else `/`.
+fn unsolicited_login(provider: &str, params: &[(String, String)], info: &RequestInfo) -> PendingLogin {
+    tracing::info!(request_id = info.id(), provider, "unsolicited (IdP-initiated) login");
+    let return_to = param(params, "RelayState").and_then(|r| ReturnUrl::parse(r).ok()).unwrap_or_else(ReturnUrl::root);
+    PendingLogin {
+        provider: provider.to_owned(),
+        return_to: return_to.into_string(),
+        created_at: now_unix(),
+        protocol_state: serde_json::Value::Null,
+        min_loa: None,
+    }
 }
 
 async fn retry_direct_form(

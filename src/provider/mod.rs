@@ -231,6 +231,12 @@ pub trait Provider: Send + Sync + 'static {
     fn metadata_document(&self) -> Option<String> {
         None
     }
+    /// Whether the callback accepts a login the gateway did not start (SAML IdP-initiated SSO,
+    /// `allow_unsolicited`): `finish` then gets a null state. Off by default: such a login is
+    /// bound to no browser, so anyone can log a victim's browser into the attacker's account.
+    fn accepts_unsolicited(&self) -> bool {
+        false
+    }
     /// How long a started login may take at this IdP, seconds, when that is longer than
     /// `[session] login_ttl_secs` (NIA queues logins for tens of minutes, nia.md §8.4). The
     /// gateway keeps this provider's pending logins and pre-login cookies that long.

@@ -118,6 +118,8 @@ pub struct SamlProvider {
     issuer_case_insensitive: bool,
     audience_ignores_trailing_slash: bool,
     require_encrypted_assertion: bool,
+    /// Accept IdP-initiated Responses (no pending request, no InResponseTo).
+    allow_unsolicited: bool,
     pending_ttl: u64,
     skew: u64,
     max_message_bytes: usize,
@@ -273,6 +275,7 @@ impl SamlProvider {
             issuer_case_insensitive: cfg.issuer_case_insensitive(),
             audience_ignores_trailing_slash: cfg.audience_ignores_trailing_slash(),
             require_encrypted_assertion: !cfg.allow_unencrypted_assertions,
+            allow_unsolicited: cfg.allow_unsolicited,
             pending_ttl: cfg.pending_request_ttl_secs(),
             skew: cfg.clock_skew_secs,
             max_message_bytes: cfg.max_message_bytes,
@@ -332,20 +335,32 @@ impl SamlProvider {
         params: &[(String, String)],
         state: &serde_json::Value,
     ) -> Result<Authenticated, ProviderError> {
-        let pending: PendingRequest = serde_json::from_value(state.clone())
-            .map_err(|_| ProviderError::BadCallback("pending login is not a SAML request".to_owned()))?;
+        // A null state is an IdP-initiated login (the gateway found no pending login); only
+        // `allow_unsolicited` providers take one, and then the Response must not claim to
+        // answer any request (acs: InResponseTo absent).
+        let pending: Option<PendingRequest> = if state.is_null() {
+            if !self.allow_unsolicited {
+                return Err(ProviderError::Rejected("unsolicited Response and allow_unsolicited is off".to_owned()));
+            }
+            None
+        } else {
+            Some(
+                serde_json::from_value(state.clone())
+                    .map_err(|_| ProviderError::BadCallback("pending login is not a SAML request".to_owned()))?,
+            )
+        };
         let now = now_unix();
-        // nia.md §8.4: logins may queue for tens of minutes, but not forever.
-        if now.saturating_sub(pending.issued_at) > self.pending_ttl {
-            return Err(ProviderError::Rejected(format!(
-                "the AuthnRequest is older than pending_request_ttl_secs ({} s)",
-                self.pending_ttl
-            )));
-        }
         let param = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         let value = param("SAMLResponse").ok_or_else(|| ProviderError::BadCallback("no SAMLResponse".to_owned()))?;
-        if let Some(rs) = param("RelayState") {
-            if rs != pending.relay_state {
+        if let Some(pending) = &pending {
+            // nia.md §8.4: logins may queue for tens of minutes, but not forever.
+            if now.saturating_sub(pending.issued_at) > self.pending_ttl {
+                return Err(ProviderError::Rejected(format!(
+                    "the AuthnRequest is older than pending_request_ttl_secs ({} s)",
+                    self.pending_ttl
+                )));
+            }
+            if param("RelayState").is_some_and(|rs| rs != pending.relay_state) {
                 return Err(ProviderError::Rejected("RelayState does not match the pending request".to_owned()));
             }
         }
@@ -358,9 +373,10 @@ impl SamlProvider {
             sp_entity_id: &self.entity_id,
             audience_ignores_trailing_slash: self.audience_ignores_trailing_slash,
             acs_url: &self.urls.acs,
-            request_id: Some(&pending.request_id),
+            request_id: pending.as_ref().map(|p| p.request_id.as_str()),
             requested_loa: pending
-                .step_up_loa
+                .as_ref()
+                .and_then(|p| p.step_up_loa)
                 .map(|l| (l, acs::LoaComparison::Minimum))
                 .or(self.loa)
                 .filter(|_| self.enforce_returned_loa),
@@ -526,6 +542,10 @@ impl Provider for SamlProvider {
 
     fn refresh_interval(&self) -> Option<Duration> {
         Some(self.refresh_interval)
+    }
+
+    fn accepts_unsolicited(&self) -> bool {
+        self.allow_unsolicited
     }
 
     fn pending_login_ttl(&self) -> Option<u64> {
