@@ -6,7 +6,9 @@
 //!
 //! The simulated IdP signs and encrypts on the same two cores, so the logins are prepared
 //! first (AuthnRequest → simulator → auto-submit form, untimed) and only the ACS POSTs are
-//! timed, `concurrency` at a time. The figure is therefore the gateway's ACS capacity.
+//! timed, `concurrency` at a time. The load generator shares the cores, so the bench also reads
+//! the CPU time of the gateway's worker threads (`aisgate-worker-*`, from /proc) over the timed
+//! phase: CPU per login, and the logins/s the cores would give the gateway alone.
 //!
 //! ```text
 //! cargo bench --bench saml_logins -- [logins] [concurrency]
@@ -40,6 +42,23 @@ async fn prepare(gw: &Gateway) -> Prepared {
     Prepared { cookie, acs, form }
 }
 
+/// CPU seconds used so far by the gateway's worker threads (Linux /proc; `None` elsewhere).
+fn gateway_cpu_seconds() -> Option<f64> {
+    let mut ticks = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("stat")).ok()?;
+        // `pid (comm) state …`: utime and stime are fields 14 and 15.
+        let (head, rest) = stat.rsplit_once(") ")?;
+        if !head.contains("(aisgate-worker") {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split(' ').collect();
+        ticks += fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    }
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(ticks as f64 / 100.0)
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; the numbers are ours.
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
@@ -56,6 +75,7 @@ fn main() {
         .await;
         let prepared: Vec<Prepared> =
             futures_util::stream::iter(0..logins).map(|_| prepare(&gw)).buffer_unordered(concurrency).collect().await;
+        let cpu_before = gateway_cpu_seconds();
         let started = Instant::now();
         let results: Vec<Option<Duration>> = futures_util::stream::iter(prepared.iter())
             .map(|p| async {
@@ -67,6 +87,7 @@ fn main() {
             .collect()
             .await;
         let elapsed = started.elapsed().as_secs_f64();
+        let cpu_used = gateway_cpu_seconds().zip(cpu_before).map(|(after, before)| after - before);
         let mut latencies: Vec<Duration> = results.iter().flatten().copied().collect();
         let errors = results.len() - latencies.len();
         latencies.sort();
@@ -83,6 +104,15 @@ fn main() {
             pct(0.5),
             pct(0.99),
         );
+        if let Some(cpu) = cpu_used.filter(|c| *c > 0.0 && !latencies.is_empty()) {
+            let per_login = cpu / latencies.len() as f64;
+            let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+            println!(
+                "gateway worker CPU: {:.0} µs per login => {:.0} logins/s if the gateway had the {cores} cores to itself",
+                per_login * 1e6,
+                cores / per_login
+            );
+        }
         errors
     });
     if errors > 0 {
