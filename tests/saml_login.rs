@@ -348,6 +348,22 @@ async fn a_step_up_answered_with_the_old_loa_is_refused() {
     assert!(set_cookie(&done, "aisgate_session").is_none(), "no new session");
 }
 
+/// An IdP-initiated Response as the simulator would send it unasked (no InResponseTo
+/// anywhere), carrying `relay_state`.
+async fn unsolicited(gw: &Gateway, relay_state: &str) -> Pending {
+    sim(gw).knobs().edit = Some(Box::new(|s| {
+        s.in_response_to = None;
+        s.sc_in_response_to = None;
+    }));
+    let mut p = begin(gw).await;
+    for (name, value) in &mut p.form {
+        if name == "RelayState" {
+            *value = relay_state.to_owned();
+        }
+    }
+    p
+}
+
 #[tokio::test]
 async fn an_unsolicited_response_logs_in_only_when_allowed_and_only_if_it_answers_no_request() {
     let gw = gateway("allow_unsolicited = true").await;
@@ -355,35 +371,15 @@ async fn an_unsolicited_response_logs_in_only_when_allowed_and_only_if_it_answer
     // pre-login cookie: only a truly IdP-initiated one is accepted.
     let p = begin(&gw).await;
     assert_refused(deliver(&gw, &p, None).await, 400, LOGIN_FAILED, "solicited response without the cookie").await;
-    // An IdP-initiated Response: no InResponseTo anywhere; RelayState names the local target.
-    sim(&gw).knobs().edit = Some(Box::new(|s| {
-        s.in_response_to = None;
-        s.sc_in_response_to = None;
-    }));
-    let mut p = begin(&gw).await;
-    for (name, value) in &mut p.form {
-        if name == "RelayState" {
-            *value = "/desk/from-idp".to_owned();
-        }
-    }
-    let done = deliver(&gw, &p, None).await;
+    // RelayState names the local target.
+    let done = deliver(&gw, &unsolicited(&gw, "/desk/from-idp").await, None).await;
     assert_eq!(done.status(), 302, "IdP-initiated login accepted");
     assert_eq!(location(&done), "/desk/from-idp");
     let cookie = format!("aisgate_session={}", set_cookie(&done, "aisgate_session").expect("session"));
     let h: serde_json::Value = upstream_headers(&gw, &cookie).await.json().await.unwrap();
     assert_eq!(h["headers"]["x-auth-provider"], "nia");
     // An absolute RelayState is no open redirect: the login lands on `/`.
-    sim(&gw).knobs().edit = Some(Box::new(|s| {
-        s.in_response_to = None;
-        s.sc_in_response_to = None;
-    }));
-    let mut p = begin(&gw).await;
-    for (name, value) in &mut p.form {
-        if name == "RelayState" {
-            *value = "https://evil.example/".to_owned();
-        }
-    }
-    let done = deliver(&gw, &p, None).await;
+    let done = deliver(&gw, &unsolicited(&gw, "https://evil.example/").await, None).await;
     assert_eq!(done.status(), 302);
     assert_eq!(location(&done), "/");
 }
@@ -391,11 +387,7 @@ async fn an_unsolicited_response_logs_in_only_when_allowed_and_only_if_it_answer
 #[tokio::test]
 async fn an_unsolicited_response_is_refused_by_default() {
     let gw = gateway("").await;
-    sim(&gw).knobs().edit = Some(Box::new(|s| {
-        s.in_response_to = None;
-        s.sc_in_response_to = None;
-    }));
-    let p = begin(&gw).await;
+    let p = unsolicited(&gw, "/desk").await;
     assert_refused(deliver(&gw, &p, None).await, 400, NOT_INITIATED, "unsolicited, not allowed").await;
 }
 
