@@ -193,7 +193,10 @@ fn key(identity: &RsaIdentity) -> Result<SigningKey, String> {
 /// Starts the simulator on `127.0.0.1:0`.
 pub async fn start(cfg: SamlSimConfig) -> Result<SamlSim, String> {
     let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("bind: {e}"))?;
-    let base = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    // `localhost`, not the IP: the demo gateway is `http://localhost:…`, and only a same-site
+    // POST to the ACS carries its (Lax, no `Secure` over http) pre-login cookie.
+    let base = format!("http://localhost:{port}");
     let idp = rsa_identity("aisgate simulated NIA")?;
     let metadata_signer = rsa_identity("aisgate simulated NIA metadata")?;
     let knobs = Arc::new(Mutex::new(Knobs::default()));
