@@ -19,6 +19,10 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+// The allocator of the aisgate binary (src/main.rs), so the gateway's CPU cost is the real one.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use aisgate::sim::stack::{SamlStackProvider, StackOptions};
