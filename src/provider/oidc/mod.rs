@@ -474,7 +474,7 @@ impl Provider for OidcProvider {
         params: &[(String, String)],
         state: &serde_json::Value,
     ) -> Result<Authenticated, ProviderError> {
-        let expect: ExpectCallback = serde_json::from_value(state.clone())
+        let expect = ExpectCallback::deserialize(state)
             .map_err(|_| ProviderError::BadCallback("pending login has no OIDC state".to_owned()))?;
         // RFC 6749 §10.12: the state must be the one this browser's login sent.
         let got = param(params, "state").unwrap_or("");

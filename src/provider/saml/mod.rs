@@ -345,7 +345,7 @@ impl SamlProvider {
             None
         } else {
             Some(
-                serde_json::from_value(state.clone())
+                PendingRequest::deserialize(state)
                     .map_err(|_| ProviderError::BadCallback("pending login is not a SAML request".to_owned()))?,
             )
         };
