@@ -27,7 +27,10 @@
 //!    other escapes are kept with uppercase hex (§6.2.2.1). `%2F`, `%5C`, `%00`
 //!    and any encoded control character are refused. Double-encoded dot,
 //!    slash and backslash (`%252e`, `%252f`, `%255c`) are refused because an
-//!    upstream that decodes twice would see a traversal the gateway did not.
+//!    upstream that decodes twice would see a traversal the gateway did not;
+//!    the result is then decoded again, up to a fixed point, and refused if
+//!    any round adds a `/`, a `\`, a control character or a dot segment —
+//!    so escaped hex digits (`%25%32%65` → `%252e`, `%2500`) cannot hide one.
 //! 4. Duplicate slashes are collapsed, dot segments are removed per
 //!    RFC 3986 §5.2.4 (after decoding, so `%2e%2E` is `..`), and a trailing
 //!    slash is kept. A `..` that would climb above the root is **refused**
@@ -76,8 +79,9 @@ pub enum PathError {
     NulOrControl,
     /// A `%` is not followed by two hexadecimal digits.
     BadPercentEncoding,
-    /// The path contains a double-encoded dot, slash or backslash
-    /// (`%252E`, `%252F`, `%255C`, any case).
+    /// The path contains a double-encoded dot, slash, backslash or control
+    /// character (`%252E`, `%252F`, `%255C`, `%2500`, also with escaped hex
+    /// digits such as `%25%32%65`): decoding it again changes its structure.
     DoubleEncoded,
     /// The path contains a raw non-ASCII byte.
     NonAscii,
@@ -89,6 +93,9 @@ pub enum PathError {
     /// A segment is `.` or `..` followed by `;` parameters (e.g. `..;`),
     /// which some upstream servers treat as a dot segment.
     DotSegmentWithParameters,
+    /// For an app with `path_case = "insensitive"`: a segment ends in `.` or a space, or is
+    /// an 8.3 short name or NTFS stream name, which a Windows upstream reads as another name.
+    WindowsAlias,
 }
 
 impl fmt::Display for PathError {
@@ -101,11 +108,12 @@ impl fmt::Display for PathError {
             PathError::Backslash => "path contains a backslash",
             PathError::NulOrControl => "path contains a NUL or control character",
             PathError::BadPercentEncoding => "path contains invalid percent-encoding",
-            PathError::DoubleEncoded => "path contains a double-encoded dot, slash or backslash",
+            PathError::DoubleEncoded => "path contains a double-encoded dot, slash, backslash or control character",
             PathError::NonAscii => "path contains a non-ASCII byte",
             PathError::InvalidCharacter => "path contains a character not allowed in a path",
             PathError::EscapesRoot => "path climbs above the root",
             PathError::DotSegmentWithParameters => "path contains a dot segment with parameters",
+            PathError::WindowsAlias => "path segment is a Windows alias (trailing dot or space, short name, stream)",
         };
         f.write_str(msg)
     }
@@ -236,6 +244,12 @@ impl CanonicalPath {
         // Percent-encoding raw `"<>` etc. can lengthen the path.
         if out.len() > MAX_PATH_LEN {
             return Err(PathError::TooLong);
+        }
+        // Rule 3, to a fixed point: escapes of escapes hide behind escaped hex digits
+        // (`%25%32%65` is `%252e` once the unreserved digits are decoded), so the check runs on
+        // the result, decoding it as often as an upstream might.
+        if !super::decoding_is_inert(out.as_bytes()) {
+            return Err(PathError::DoubleEncoded);
         }
         Ok(CanonicalPath(out))
     }
@@ -428,8 +442,11 @@ mod tests {
 
     #[test]
     fn encoded_semicolon_is_not_a_parameter_separator() {
-        // "%3B" stays encoded, so "..%3B" is an ordinary segment.
-        assert_eq!(canon("/a/..%3B/b"), "/a/..%3B/b");
+        // "%3B" stays encoded, so "a%3Bb" is an ordinary segment…
+        assert_eq!(canon("/a/x%3By/b"), "/a/x%3By/b");
+        // …but "..%3B" is "..;" to a framework that decodes before it strips parameters
+        // (older Spring `UrlPathHelper`): one decoding away from a dot segment, refused.
+        assert_eq!(refused("/a/..%3B/b"), PathError::DoubleEncoded);
     }
 
     #[test]
@@ -477,6 +494,22 @@ mod tests {
     #[test]
     fn double_encoded_traversal_characters_are_refused() {
         for p in ["/a/%252e%252e/b", "/a/%252E%252E/b", "/a%252Fb", "/a%252fb", "/a%255Cb", "/a%255cb"] {
+            assert_eq!(refused(p), PathError::DoubleEncoded, "{p}");
+        }
+    }
+
+    #[test]
+    fn double_encoding_through_escaped_hex_digits_is_refused() {
+        // Issue 9 item 5: the hex digits of the inner escape are themselves escaped, so only
+        // the decoded result shows `%252e`; before the fixed-point check these passed.
+        for p in [
+            "/public/%25%32%65%25%32%65/admin",
+            "/public/%25%32%66admin",
+            "/public/%25%35%63admin",
+            "/public/%25%30%30",
+            "/public/%2500",
+            "/public/%25%32%35%32%65%25%32%35%32%65/admin",
+        ] {
             assert_eq!(refused(p), PathError::DoubleEncoded, "{p}");
         }
     }

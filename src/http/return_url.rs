@@ -29,7 +29,8 @@
 //!   resolving, and it cannot form a scheme or a `//`.
 //! - In the **path**: `%2F` and `%5C` are refused, a double-encoded dot, slash,
 //!   backslash or control character (`%25` followed by an escape of one of
-//!   those, e.g. `%252F`) is refused, and dot segments (`.`, `..`, also as
+//!   those, e.g. `%252F`, also when the hex digits are escaped themselves,
+//!   `%25%32%46`: the path is decoded to a fixed point) is refused, and dot segments (`.`, `..`, also as
 //!   `%2e` or with `;` parameters) are refused, since a legitimate return URL
 //!   is a canonical request path and never contains them.
 //! - In the **query**: `%2F`, `%5C` and `%25…` are allowed, because encoded
@@ -223,6 +224,12 @@ impl ReturnUrl {
         if path.split('/').skip(1).any(is_dot_segment) {
             return Err(ReturnUrlError::DotSegment);
         }
+        // Decoded again and again (escaped hex digits: `%25%32%46` is `%252F` once decoded),
+        // the path must keep its structure: an app that decodes before redirecting must not
+        // find `//evil.com` in it.
+        if !super::decoding_is_inert(path.as_bytes()) {
+            return Err(ReturnUrlError::DoubleEncoded);
+        }
         Ok(ReturnUrl(raw.to_owned()))
     }
 
@@ -403,6 +410,14 @@ mod tests {
             "/a%2500",
             "/a%250D%250A",
         ] {
+            assert_eq!(refused(u), ReturnUrlError::DoubleEncoded, "{u:?}");
+        }
+    }
+
+    #[test]
+    fn double_encoding_with_escaped_hex_digits_in_path_is_refused() {
+        // Issue 9 item 5: `%25%32%46` is `%252F` after one decoding, `/` after two.
+        for u in ["/%25%32%46%25%32%46evil.com", "/%25%35%43evil", "/a/%25%32%65%25%32%65/b", "/a%25%30%30"] {
             assert_eq!(refused(u), ReturnUrlError::DoubleEncoded, "{u:?}");
         }
     }
