@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+pub use crate::http::path_forms::PathCase;
 use crate::identity::headers::HeaderMappingConfig;
 use crate::identity::token::TokenAlgorithm;
 use crate::identity::Loa;
@@ -271,6 +272,17 @@ pub enum Unauthenticated {
     Deny,
 }
 
+/// `[[app]] default`: the decision for paths no rule matches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultAccess {
+    /// Any authenticated user of the app (whose session's provider the app lists).
+    #[default]
+    Allow,
+    /// Refused (403): only paths a rule covers are served to anyone.
+    Deny,
+}
+
 /// `[[app]]`: one protected upstream.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -312,6 +324,14 @@ pub struct AppConfig {
     /// Identity headers.
     #[serde(default)]
     pub headers: HeaderMappingConfig,
+    /// How the upstream compares paths: `sensitive` (default) or `insensitive` (IIS/.NET:
+    /// rules and prefixes match case-insensitively, Windows path aliases are refused).
+    #[serde(default)]
+    pub path_case: PathCase,
+    /// What a path that no `[[app.rule]]` matches gets: `allow` (any authenticated user of
+    /// the app, the default) or `deny` (403).
+    #[serde(default, rename = "default")]
+    pub default_access: DefaultAccess,
     /// Authorization rules, checked in order; the first whose path prefix matches decides.
     #[serde(default)]
     pub rule: Vec<AccessRule>,

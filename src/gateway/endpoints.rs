@@ -81,7 +81,7 @@ async fn login(
     let Ok(path) = CanonicalPath::parse(return_to.path()) else {
         return rescue::error(ErrorKind::BadRequest, &info, Some("/"));
     };
-    let Some(app) = route::find(&gw.apps, &host, &path) else {
+    let Some(app) = route::find(&gw.apps, &host, &crate::http::path_forms::PathForms::new(&path)) else {
         return rescue::error(ErrorKind::NotFound, &info, None);
     };
     let loa = match param(&params, "loa").map(crate::identity::Loa::parse_lenient) {

@@ -15,6 +15,7 @@ use super::route::{self, App};
 use super::{Gateway, RESERVED_PREFIX};
 use crate::config::Unauthenticated;
 use crate::http::canonical_path::CanonicalPath;
+use crate::http::path_forms::PathForms;
 use crate::http::return_url::ReturnUrl;
 use crate::ops::metrics::UpstreamErrorKind;
 use crate::pages::ErrorKind;
@@ -55,13 +56,15 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<hyper::body::Incoming>, conn:
 
 type Outcome = (Response<Body>, Option<usize>, Option<String>);
 
-async fn pipeline(gw: &Arc<Gateway>, mut req: Request<Body>, conn: &ConnInfo, info: &RequestInfo) -> Outcome {
-    // HTTP/2 carries the host in :authority; give every later step one place to look.
-    if !req.headers().contains_key(HOST) {
-        if let Some(authority) = req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
-            req.headers_mut().insert(HOST, authority);
-        }
+async fn pipeline(gw: &Arc<Gateway>, req: Request<Body>, conn: &ConnInfo, info: &RequestInfo) -> Outcome {
+    // Exactly one well-formed host, in `Host` (HTTP/2 `:authority` copied there): routing,
+    // `preserve_host` and the upstream must all read the same one (RFC 9112 §3.2).
+    let (mut parts, body) = req.into_parts();
+    if let Err(e) = crate::http::host::normalize(parts.version, &parts.uri, &mut parts.headers) {
+        tracing::info!(request_id = info.id(), client = %info.client_ip, error = %e, "request host refused");
+        return (rescue::error(ErrorKind::BadRequest, info, None), None, None);
     }
+    let req = Request::from_parts(parts, body);
     let path = match CanonicalPath::parse(req.uri().path()) {
         Ok(path) => path,
         Err(e) => {
@@ -77,10 +80,15 @@ async fn pipeline(gw: &Arc<Gateway>, mut req: Request<Body>, conn: &ConnInfo, in
     }
 
     let host = endpoints::request_host(req.headers());
-    let Some(app) = route::find(&gw.apps, &host, &path) else {
+    let forms = PathForms::new(&path);
+    let Some(app) = route::find(&gw.apps, &host, &forms) else {
         return (rescue::error(ErrorKind::NotFound, info, None), None, path_text);
     };
-    let resp = app_request(gw, app, req, path, conn, info).await;
+    if let Err(e) = app.check_path(&forms) {
+        tracing::info!(request_id = info.id(), app = %app.name, error = %e, "request path refused");
+        return (rescue::error(ErrorKind::BadRequest, info, None), Some(app.index), path_text);
+    }
+    let resp = app_request(gw, app, req, &forms, conn, info).await;
     (resp, Some(app.index), path_text)
 }
 
@@ -101,10 +109,11 @@ async fn app_request(
     gw: &Arc<Gateway>,
     app: &App,
     mut req: Request<Body>,
-    path: CanonicalPath,
+    forms: &PathForms<'_>,
     conn: &ConnInfo,
     info: &RequestInfo,
 ) -> Response<Body> {
+    let path = forms.canonical();
     // Hop-by-hop headers go first: a client could otherwise list `X-Auth-Subject` in
     // `Connection` and have the gateway delete the identity headers it sets below.
     let upgrade = hop_by_hop::is_upgrade(req.version(), req.headers());
@@ -117,26 +126,34 @@ async fn app_request(
         tracing::debug!(request_id = info.id(), app = %app.name, "client Authorization header removed");
     }
 
-    if app.is_logout(&path) {
+    if app.is_logout(forms) {
         return endpoints::logout_response(gw, req.method(), req.headers(), info).await;
     }
 
-    let session = if app.is_public(&path) {
+    let session = if app.is_public(forms) {
         None
     } else {
         match load_session(gw, req.headers()).await {
+            Ok(Some((_, found))) if !app.accepts_provider(&gw.providers, &found.identity.provider) => {
+                // A session is served only to apps that list the provider it was made by:
+                // app `b` behind NIA must never receive (or forward the tokens of) a session
+                // made for app `a` by another IdP. The session stays valid for its own apps;
+                // here the user logs in with one of this app's providers.
+                tracing::info!(request_id = info.id(), app = %app.name, user = %found.identity.log_label(), "session's provider is not one of the app's; login required");
+                return unauthenticated(gw, app, req.method(), req.headers(), req.uri().query(), path, info).await;
+            }
             Ok(Some(found)) => Some(found),
             Ok(None) => {
-                return unauthenticated(gw, app, req.method(), req.headers(), req.uri().query(), &path, info).await
+                return unauthenticated(gw, app, req.method(), req.headers(), req.uri().query(), path, info).await
             }
             Err(resp) => return resp(info),
         }
     };
 
     if let Some((key, session)) = &session {
-        if let Err(denied) = app.authorize(&path, &session.identity) {
+        if let Err(denied) = app.authorize(forms, &session.identity) {
             let (method, headers, query) = (req.method(), req.headers(), req.uri().query());
-            if let Some(resp) = step_up(gw, app, (method, headers, query), &path, session, info).await {
+            if let Some(resp) = step_up(gw, app, (method, headers, query), forms, session, info).await {
                 return resp;
             }
             tracing::warn!(request_id = info.id(), app = %app.name, user = %session.identity.log_label(), reason = ?denied, "access denied");
@@ -156,7 +173,7 @@ async fn app_request(
                         tracing::error!(request_id = info.id(), error = %e, "cannot remove session");
                     }
                     let mut resp =
-                        unauthenticated(gw, app, req.method(), req.headers(), req.uri().query(), &path, info).await;
+                        unauthenticated(gw, app, req.method(), req.headers(), req.uri().query(), path, info).await;
                     resp.headers_mut().append(SET_COOKIE, clear_cookie(&gw.cookie_name, gw.cookie_secure));
                     return resp;
                 }
@@ -167,7 +184,7 @@ async fn app_request(
             }
         }
     }
-    forward(gw, app, req, upgrade, &path, conn, info).await
+    forward(gw, app, req, upgrade, path, conn, info).await
 }
 
 /// When only the LoA is too low and one of the app's providers can reach the required one,
@@ -178,11 +195,12 @@ async fn step_up(
     gw: &Gateway,
     app: &App,
     (method, headers, query): (&http::Method, &http::HeaderMap, Option<&str>),
-    path: &CanonicalPath,
+    forms: &PathForms<'_>,
     session: &Session,
     info: &RequestInfo,
 ) -> Option<Response<Body>> {
-    let loa = app.step_up_loa(path, &session.identity)?;
+    let path = forms.canonical();
+    let loa = app.step_up_loa(forms, &session.identity)?;
     let able: Vec<&str> =
         app.providers.iter().map(|i| &gw.providers[*i]).filter(|p| p.can_reach_loa(loa)).map(|p| p.name()).collect();
     let provider = able.iter().copied().find(|p| *p == session.identity.provider).or(able.first().copied())?;

@@ -1,12 +1,16 @@
 //! Routing a canonical request to an app, and the app's authorization rules.
 //!
 //! Routing runs on the canonical path only (see `http::canonical_path`), so routing, the
-//! public-path check, authorization and the path sent upstream all agree.
+//! public-path check, authorization and the path sent upstream all agree. Where upstreams
+//! read one canonical path in more than one way (`;params`, case), every decision is taken on
+//! every reading (see `http::path_forms`): routing on the parameter-free reading, public only
+//! if every reading is public, allowed only if every reading is allowed.
 
 use http::uri::{Authority, Scheme};
 
-use crate::config::{AccessRule, AppConfig, Unauthenticated};
-use crate::http::canonical_path::CanonicalPath;
+use crate::config::{AccessRule, AppConfig, DefaultAccess, Unauthenticated};
+use crate::http::canonical_path::PathError;
+use crate::http::path_forms::{fold_case, under_prefix, PathCase, PathForms, Readings};
 use crate::identity::headers::HeaderMapping;
 use crate::identity::{Identity, Loa};
 
@@ -31,6 +35,8 @@ pub struct App {
     pub name: String,
     /// Lower-case host names (empty = any host).
     pub hosts: Vec<String>,
+    /// How the upstream compares paths; the prefixes below are folded accordingly.
+    pub path_case: PathCase,
     /// Canonical path prefix.
     pub path_prefix: String,
     /// Upstream.
@@ -53,6 +59,8 @@ pub struct App {
     pub headers: HeaderMapping,
     /// Authorization rules.
     pub rules: Vec<AccessRule>,
+    /// What a path no rule matches gets.
+    pub default_access: DefaultAccess,
 }
 
 /// Why access was denied (operator log; the user sees a generic 403 page).
@@ -66,6 +74,19 @@ pub enum Denied {
     Organisation,
     /// Provider not allowed for this path.
     Provider,
+    /// No rule matches and the app's `default` is `deny`.
+    NoRule,
+}
+
+/// How one reading of a path was decided (`aisgate check --explain`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ReadingDecision<'a> {
+    /// The reading (case-folded for insensitive apps).
+    pub reading: &'a str,
+    /// Index of the deciding `[[app.rule]]`, if one matched.
+    pub rule: Option<usize>,
+    /// The decision.
+    pub result: Result<(), Denied>,
 }
 
 impl App {
@@ -98,69 +119,121 @@ impl App {
             .iter()
             .map(|p| provider_index(p).ok_or_else(|| format!("unknown provider {p:?}")))
             .collect::<Result<_, _>>()?;
+        // Insensitive apps compare folded readings with folded prefixes.
+        let fold = |p: &String| match cfg.path_case {
+            PathCase::Sensitive => p.clone(),
+            PathCase::Insensitive => fold_case(p).into_owned(),
+        };
+        let rules = cfg.rule.iter().map(|r| AccessRule { path_prefix: fold(&r.path_prefix), ..r.clone() }).collect();
         Ok(App {
             index,
             name: cfg.name.clone(),
             hosts: cfg.hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
-            path_prefix: cfg.path_prefix.clone(),
+            path_case: cfg.path_case,
+            path_prefix: fold(&cfg.path_prefix),
             upstream: Upstream { scheme, authority, base_path: url.path().trim_end_matches('/').to_owned(), trust },
             providers,
-            public_paths: cfg.public_paths.clone(),
-            logout_paths: cfg.logout_paths.clone(),
+            public_paths: cfg.public_paths.iter().map(fold).collect(),
+            logout_paths: cfg.logout_paths.iter().map(fold).collect(),
             unauthenticated: cfg.unauthenticated,
             preserve_host: cfg.preserve_host,
             forward_gateway_cookies: cfg.forward_gateway_cookies,
             upstream_bearer: cfg.upstream_bearer,
             headers,
-            rules: cfg.rule.clone(),
+            rules,
+            default_access: cfg.default_access,
         })
     }
 
-    /// Whether `path` is public (no session needed).
-    pub fn is_public(&self, path: &CanonicalPath) -> bool {
-        self.public_paths.iter().any(|p| path.starts_with_segment_prefix(p))
+    /// The readings of `forms` under this app's path comparison.
+    pub fn readings<'f>(&self, forms: &'f PathForms<'_>) -> Readings<'f> {
+        forms.readings(self.path_case)
     }
 
-    /// Whether `path` is one of the app's logout URLs.
-    pub fn is_logout(&self, path: &CanonicalPath) -> bool {
-        self.logout_paths.iter().any(|p| path.starts_with_segment_prefix(p))
+    /// Refuses paths this app's upstream would read as another name (insensitive apps:
+    /// Windows aliases). Called once the request is routed here.
+    pub fn check_path(&self, forms: &PathForms<'_>) -> Result<(), PathError> {
+        match self.path_case {
+            PathCase::Sensitive => Ok(()),
+            PathCase::Insensitive => forms.check_insensitive(),
+        }
+    }
+
+    /// Whether the session's provider (by name) is one of this app's: a session is served only
+    /// to apps that list the provider it was made by.
+    pub fn accepts_provider(&self, providers: &[std::sync::Arc<dyn crate::provider::Provider>], name: &str) -> bool {
+        self.providers.iter().any(|i| providers.get(*i).is_some_and(|p| p.name() == name))
+    }
+
+    /// Whether `path` is public (no session needed): **every** reading must lie under a public
+    /// path, so `/public;x/admin` is not public for an upstream that reads `public;x` literally.
+    pub fn is_public(&self, forms: &PathForms<'_>) -> bool {
+        self.readings(forms).iter().all(|r| self.public_paths.iter().any(|p| under_prefix(r, p)))
+    }
+
+    /// Whether `path` is one of the app's logout URLs (any reading).
+    pub fn is_logout(&self, forms: &PathForms<'_>) -> bool {
+        self.readings(forms).iter().any(|r| self.logout_paths.iter().any(|p| under_prefix(r, p)))
     }
 
     /// The LoA `identity` would need for `path`, when that is the only thing standing in the
-    /// way (the rule's other conditions hold): a step-up login can then help.
-    pub fn step_up_loa(&self, path: &CanonicalPath, identity: &Identity) -> Option<Loa> {
-        let rule = self.rules.iter().find(|r| path.starts_with_segment_prefix(&r.path_prefix))?;
-        let min = rule.min_loa?;
+    /// way (the rules' other conditions hold for every reading): a step-up login can then help.
+    pub fn step_up_loa(&self, forms: &PathForms<'_>, identity: &Identity) -> Option<Loa> {
+        let min = self.readings(forms).iter().filter_map(|r| self.rule_for(r)).filter_map(|(_, r)| r.min_loa).max()?;
         let raised = Identity { loa: Some(min), ..identity.clone() };
-        (self.authorize(path, identity) == Err(Denied::LoaTooLow) && self.authorize(path, &raised).is_ok())
-            .then_some(min)
+        (self.authorize(forms, identity).is_err() && self.authorize(forms, &raised).is_ok()).then_some(min)
     }
 
-    /// Applies the first rule whose prefix matches `path`; no matching rule means "any
-    /// authenticated user of this app".
-    pub fn authorize(&self, path: &CanonicalPath, identity: &Identity) -> Result<(), Denied> {
-        let Some(rule) = self.rules.iter().find(|r| path.starts_with_segment_prefix(&r.path_prefix)) else {
-            return Ok(());
-        };
-        if !rule.providers.is_empty() && !rule.providers.contains(&identity.provider) {
-            return Err(Denied::Provider);
-        }
-        if !rule.any_role.is_empty() && !rule.any_role.iter().any(|r| identity.has_role(r)) {
-            return Err(Denied::MissingRole);
-        }
-        if let Some(min) = rule.min_loa {
-            if identity.loa.is_none_or(|loa| loa < min) {
-                return Err(Denied::LoaTooLow);
-            }
-        }
-        if !rule.organisations.is_empty() {
-            let ico = identity.organisation.as_ref().and_then(|o| o.ico.as_deref());
-            if !ico.is_some_and(|ico| rule.organisations.iter().any(|allowed| same_ico(allowed, ico))) {
-                return Err(Denied::Organisation);
-            }
-        }
-        Ok(())
+    /// Authorizes `identity` for every reading of the path: on each, the first rule whose
+    /// prefix matches decides; no matching rule means the app's `default` (allow: any
+    /// authenticated user of this app).
+    pub fn authorize(&self, forms: &PathForms<'_>, identity: &Identity) -> Result<(), Denied> {
+        self.readings(forms).iter().try_for_each(|r| self.decide(r, identity).1)
     }
+
+    /// Every reading with its deciding rule and result (`check --explain`).
+    pub fn explain<'f>(&self, forms: &'f PathForms<'_>, identity: &Identity) -> Vec<ReadingDecision<'f>> {
+        self.readings(forms)
+            .iter()
+            .map(|reading| {
+                let (rule, result) = self.decide(reading, identity);
+                ReadingDecision { reading, rule, result }
+            })
+            .collect()
+    }
+
+    fn rule_for(&self, reading: &str) -> Option<(usize, &AccessRule)> {
+        self.rules.iter().enumerate().find(|(_, r)| under_prefix(reading, &r.path_prefix))
+    }
+
+    fn decide(&self, reading: &str, identity: &Identity) -> (Option<usize>, Result<(), Denied>) {
+        match self.rule_for(reading) {
+            Some((index, rule)) => (Some(index), check_rule(rule, identity)),
+            None if self.default_access == DefaultAccess::Deny => (None, Err(Denied::NoRule)),
+            None => (None, Ok(())),
+        }
+    }
+}
+
+fn check_rule(rule: &AccessRule, identity: &Identity) -> Result<(), Denied> {
+    if !rule.providers.is_empty() && !rule.providers.contains(&identity.provider) {
+        return Err(Denied::Provider);
+    }
+    if !rule.any_role.is_empty() && !rule.any_role.iter().any(|r| identity.has_role(r)) {
+        return Err(Denied::MissingRole);
+    }
+    if let Some(min) = rule.min_loa {
+        if identity.loa.is_none_or(|loa| loa < min) {
+            return Err(Denied::LoaTooLow);
+        }
+    }
+    if !rule.organisations.is_empty() {
+        let ico = identity.organisation.as_ref().and_then(|o| o.ico.as_deref());
+        if !ico.is_some_and(|ico| rule.organisations.iter().any(|allowed| same_ico(allowed, ico))) {
+            return Err(Denied::Organisation);
+        }
+    }
+    Ok(())
 }
 
 /// IČO comparison ignoring zero padding, which differs between IdPs (`00007064` vs `7064`).
@@ -168,9 +241,10 @@ fn same_ico(a: &str, b: &str) -> bool {
     a.trim_start_matches('0') == b.trim_start_matches('0')
 }
 
-/// Finds the app for a host and canonical path: host-specific apps before host-less ones,
-/// then the longest path prefix.
-pub fn find<'a>(apps: &'a [App], host: &str, path: &CanonicalPath) -> Option<&'a App> {
+/// Finds the app for a host and path: host-specific apps before host-less ones, then the
+/// longest path prefix, matched on the parameter-free reading under each app's comparison
+/// (`/api;x/y` is routed as `/api/y`, where a parameter-stripping upstream would serve it).
+pub fn find<'a>(apps: &'a [App], host: &str, forms: &PathForms<'_>) -> Option<&'a App> {
     let mut best: Option<(&App, (bool, usize))> = None;
     for app in apps {
         let host_match = if app.hosts.is_empty() {
@@ -180,7 +254,7 @@ pub fn find<'a>(apps: &'a [App], host: &str, path: &CanonicalPath) -> Option<&'a
         } else {
             continue;
         };
-        if !path.starts_with_segment_prefix(&app.path_prefix) {
+        if !under_prefix(app.readings(forms).routing(), &app.path_prefix) {
             continue;
         }
         let score = (host_match, app.path_prefix.len());
@@ -218,8 +292,8 @@ mod tests {
         App::compile(index, &cfg, |_| Some(0), &client).unwrap()
     }
 
-    fn path(p: &str) -> CanonicalPath {
-        CanonicalPath::parse(p).unwrap()
+    fn path(p: &str) -> PathForms<'static> {
+        PathForms::new(Box::leak(Box::new(crate::http::canonical_path::CanonicalPath::parse(p).unwrap())))
     }
 
     #[test]

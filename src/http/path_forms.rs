@@ -21,7 +21,7 @@
 //! are case-folded, and the Windows aliases above are refused outright.
 
 use std::borrow::Cow;
-use std::cell::OnceCell;
+use std::sync::OnceLock;
 
 use serde::Deserialize;
 
@@ -46,7 +46,7 @@ pub struct PathForms<'a> {
     /// The reading without `;params` (`None`: the path has no `;`, the reading is the path).
     stripped: Option<String>,
     /// Case-folded readings, `(literal, stripped)`, made when an insensitive app asks.
-    folded: OnceCell<(String, Option<String>)>,
+    folded: OnceLock<(String, Option<String>)>,
 }
 
 /// The readings of a path under one app's comparison: one, or two when `;` is present.
@@ -83,7 +83,7 @@ impl<'a> Readings<'a> {
 impl<'a> PathForms<'a> {
     /// The readings of `canonical`.
     pub fn new(canonical: &'a CanonicalPath) -> PathForms<'a> {
-        PathForms { canonical, stripped: without_params(canonical.as_str()), folded: OnceCell::new() }
+        PathForms { canonical, stripped: without_params(canonical.as_str()), folded: OnceLock::new() }
     }
 
     /// The canonical (forwarded) path.
