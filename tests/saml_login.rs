@@ -18,29 +18,7 @@ providers = ["nia", "jip"]
 logout_paths = ["/logout"]
 "#;
 
-/// Every log line of this test binary (tests share the process, so lines are told apart by
-/// request id).
-fn logs() -> &'static std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
-    static LOGS: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = buf.clone();
-        let _ = tracing_subscriber::fmt().with_ansi(false).with_writer(move || LogSink(sink.clone())).try_init();
-        buf
-    })
-}
-
-struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogSink {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(data);
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use support::logs::logs;
 
 /// The operator's log line for the request that got `resp`: a warning or error naming it.
 fn assert_logged(resp: &reqwest::Response, label: &str) {

@@ -64,7 +64,7 @@ pub struct App {
 }
 
 /// Why access was denied (operator log; the user sees a generic 403 page).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Denied {
     /// No required role.
     MissingRole,
@@ -283,8 +283,12 @@ mod tests {
     use std::time::Duration;
 
     fn app(index: usize, hosts: &[&str], prefix: &str) -> App {
+        app_with(index, hosts, prefix, "")
+    }
+
+    fn app_with(index: usize, hosts: &[&str], prefix: &str, extra: &str) -> App {
         let cfg: AppConfig = toml::from_str(&format!(
-            "name = \"a{index}\"\nupstream = \"http://127.0.0.1:1/base/\"\nproviders = [\"p\"]\npath_prefix = \"{prefix}\"\nhosts = {hosts:?}\n\
+            "name = \"a{index}\"\nupstream = \"http://127.0.0.1:1/base/\"\nproviders = [\"p\"]\npath_prefix = \"{prefix}\"\nhosts = {hosts:?}\n{extra}\n\
              [[rule]]\npath_prefix = \"/admin\"\nany_role = [\"ADMIN\", \"A1:R1\"]\nmin_loa = \"substantial\"\norganisations = [\"7064\"]\n"
         ))
         .unwrap();
@@ -326,6 +330,75 @@ mod tests {
         assert_eq!(a.authorize(&path("/admin"), &id), Ok(()));
         id.organisation = None;
         assert_eq!(a.authorize(&path("/admin"), &id), Err(Denied::Organisation));
+    }
+
+    fn admin() -> Identity {
+        Identity {
+            provider: "p".into(),
+            access_roles: vec!["ADMIN".into()],
+            loa: Some(Loa::High),
+            organisation: Some(Organisation { ico: Some("7064".into()), ..Default::default() }),
+            ..Identity::default()
+        }
+    }
+
+    #[test]
+    fn path_parameters_do_not_escape_a_rule() {
+        // Issue 9 item 2: Tomcat serves `/admin;x/secret` as `/admin/secret`.
+        let a = app(0, &[], "/");
+        let user = Identity { provider: "p".into(), ..Identity::default() };
+        for p in ["/admin/secret", "/admin;x/secret", "/;x/admin/secret", "/admin;", "/admin;jsessionid=1/x"] {
+            assert_eq!(a.authorize(&path(p), &user), Err(Denied::MissingRole), "{p}");
+            assert_eq!(a.authorize(&path(p), &admin()), Ok(()), "{p}");
+        }
+    }
+
+    #[test]
+    fn path_parameters_route_like_the_upstream_reads_them() {
+        let apps = vec![app(0, &[], "/"), app(1, &[], "/api")];
+        assert_eq!(find(&apps, "x", &path("/api;x/y")).unwrap().index, 1);
+        assert_eq!(find(&apps, "x", &path("/;x/api/y")).unwrap().index, 1);
+        assert_eq!(find(&apps, "x", &path("/api;x")).unwrap().index, 1);
+    }
+
+    #[test]
+    fn public_only_when_every_reading_is_public() {
+        let a = app_with(0, &[], "/", "public_paths = [\"/public\"]\nlogout_paths = [\"/logout\"]");
+        assert!(a.is_public(&path("/public/x")));
+        assert!(a.is_public(&path("/public/x.jsp;jsessionid=1")));
+        assert!(!a.is_public(&path("/public;x/y")));
+        assert!(a.is_logout(&path("/logout;x")));
+    }
+
+    #[test]
+    fn insensitive_apps_match_rules_case_insensitively() {
+        // Issue 9 item 3: `/ADMIN` is `/admin` on IIS.
+        let sensitive = app(0, &[], "/");
+        let insensitive = app_with(1, &[], "/", "path_case = \"insensitive\"");
+        let user = Identity { provider: "p".into(), ..Identity::default() };
+        for p in ["/ADMIN/x", "/Admin", "/adm%C4%B1n/x", "/ADMIN;x/y"] {
+            assert_eq!(insensitive.authorize(&path(p), &user), Err(Denied::MissingRole), "{p}");
+        }
+        assert_eq!(sensitive.authorize(&path("/ADMIN/x"), &user), Ok(()));
+        let apps = vec![app(0, &[], "/"), app_with(1, &[], "/Api", "path_case = \"insensitive\"")];
+        assert_eq!(find(&apps, "x", &path("/API/x")).unwrap().index, 1);
+        assert_eq!(insensitive.check_path(&path("/admin.")), Err(PathError::WindowsAlias));
+        assert_eq!(sensitive.check_path(&path("/admin.")), Ok(()));
+    }
+
+    #[test]
+    fn default_deny_refuses_paths_no_rule_covers() {
+        let deny = app_with(0, &[], "/", "default = \"deny\"");
+        assert_eq!(deny.authorize(&path("/other"), &admin()), Err(Denied::NoRule));
+        assert_eq!(deny.authorize(&path("/admin/x"), &admin()), Ok(()));
+        assert_eq!(app(1, &[], "/").authorize(&path("/other"), &admin()), Ok(()));
+        let forms = path("/admin;x/y");
+        let explained = deny.explain(&forms, &admin());
+        // The literal reading (`admin;x` is not `admin` to a literal upstream) has no rule:
+        // denied, so the path is; `;jsessionid` on a last segment is fine.
+        let decided: Vec<_> = explained.iter().map(|d| (d.reading, d.rule, d.result.clone())).collect();
+        assert_eq!(decided, vec![("/admin;x/y", None, Err(Denied::NoRule)), ("/admin/y", Some(0), Ok(()))]);
+        assert_eq!(deny.authorize(&path("/admin/a.jsp;jsessionid=1"), &admin()), Ok(()));
     }
 
     #[test]

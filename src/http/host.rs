@@ -100,7 +100,10 @@ pub fn is_valid(value: &[u8]) -> bool {
         }
     };
     let port_ok = port.is_none_or(|p| {
-        !p.is_empty() && p.len() <= 5 && p.iter().all(u8::is_ascii_digit) && p.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')) <= 65535
+        !p.is_empty()
+            && p.len() <= 5
+            && p.iter().all(u8::is_ascii_digit)
+            && p.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')) <= 65535
     });
     let host_ok = host.first() == Some(&b'[')
         || (!host.is_empty()
