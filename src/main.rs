@@ -31,10 +31,21 @@ enum Command {
         config: PathBuf,
     },
     /// Validate a configuration and print a summary; exits non-zero with file:line:column errors.
+    ///
+    /// With `--explain URL`: which app, path readings, rules and providers decide a request for
+    /// URL, and whether it is served (as the identity in `--as`, or without a session); exits 0
+    /// when served, 1 when not.
     Check {
         /// Configuration file.
         #[arg(long, short)]
         config: PathBuf,
+        /// Explain the gateway's decision for this URL (`https://host/path` or `/path`).
+        #[arg(long, value_name = "URL")]
+        explain: Option<String>,
+        /// With `--explain`: decide as this identity (JSON in the shape of the gateway's
+        /// `Identity`: `provider`, `access_roles`, `agenda_roles`, `loa`, `organisation`, …).
+        #[arg(long = "as", value_name = "IDENTITY.json", requires = "explain")]
+        as_identity: Option<PathBuf>,
     },
     /// Print the SAML SP metadata of a provider (what `/.aisgate/saml/NAME/metadata` serves).
     SamlMetadata {
@@ -75,7 +86,10 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match (cli.command, cli.config) {
-        (Some(Command::Check { config }), _) => aisgate::run::check(&config),
+        (Some(Command::Check { config, explain: None, .. }), _) => aisgate::run::check(&config),
+        (Some(Command::Check { config, explain: Some(url), as_identity }), _) => {
+            aisgate::run::explain(&config, &url, as_identity.as_deref())
+        }
         (Some(Command::SamlMetadata { config, provider }), _) => {
             match aisgate::provider::saml::metadata_from_config(&config, &provider) {
                 Ok(xml) => {

@@ -53,6 +53,9 @@ pub fn check(path: &Path) -> i32 {
             errors.push(ConfigError::file(path, format!("[server.tls] {e}")));
         }
     }
+    for warning in crate::config::warnings(&config) {
+        eprintln!("warning: {}", warning.into_error());
+    }
     match Gateway::build(&config, path, &gateway::process_env) {
         Ok(gw) if errors.is_empty() => {
             print_summary(&config, &gw);
@@ -68,6 +71,45 @@ pub fn check(path: &Path) -> i32 {
             2
         }
     }
+}
+
+/// `aisgate check --explain URL [--as IDENTITY.json]`: the decision for one request. Exit
+/// code 0 when it is served, 1 when not, 2 for configuration or input errors.
+pub fn explain(path: &Path, url: &str, identity_file: Option<&Path>) -> i32 {
+    init_logging(LogFormat::Human, "warn");
+    let config = match crate::config::load(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            print_errors(&errors);
+            return 2;
+        }
+    };
+    let identity = match identity_file.map(read_identity).transpose() {
+        Ok(identity) => identity,
+        Err(message) => {
+            eprintln!("{message}");
+            return 2;
+        }
+    };
+    let gw = match Gateway::build(&config, path, &gateway::process_env) {
+        Ok(gw) => gw,
+        Err(errors) => {
+            print_errors(&errors);
+            return 2;
+        }
+    };
+    let (text, verdict) = gateway::explain::explain(&gw, url, identity.as_ref());
+    out!("{}", text.trim_end());
+    match verdict {
+        gateway::explain::Verdict::Allowed => 0,
+        gateway::explain::Verdict::Refused => 1,
+    }
+}
+
+fn read_identity(file: &Path) -> Result<crate::identity::Identity, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("{}:{}:{}: not an identity: {e}", file.display(), e.line(), e.column()))
 }
 
 fn print_summary(config: &Config, gw: &Gateway) {
@@ -124,6 +166,9 @@ pub async fn run(path: &Path) -> i32 {
         }
     };
     init_logging(config.log.format, &config.log.level);
+    for warning in crate::config::warnings(&config) {
+        tracing::warn!(location = %warning.loc, "{}", warning.message);
+    }
     let tls = match &config.server.tls {
         None => None,
         Some(t) => match crate::tls::server_config(&t.cert, &t.key) {

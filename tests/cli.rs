@@ -187,3 +187,84 @@ fn the_example_config_fails_only_for_its_missing_key_and_certificate_files() {
         assert!(line.contains("No such file or directory") || line.contains("cannot read"), "{line}");
     }
 }
+
+fn explain(config: &Path, url: &str, identity: Option<&Path>) -> (i32, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["check", "--config"]).arg(config).args(["--explain", url]);
+    if let Some(identity) = identity {
+        cmd.arg("--as").arg(identity);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+const RULES: &str = r#"
+[[app.rule]]
+path_prefix = "/admin"
+any_role = ["ADMIN"]
+
+[[app.rule]]
+path_prefix = "/admin/reports"
+any_role = ["REPORTS"]
+"#;
+
+#[test]
+fn check_warns_about_a_rule_shadowed_by_an_earlier_broader_one() {
+    let dir = Dir::new();
+    let config = dir.write("aisgate.toml", &(good_config("127.0.0.1:0", "127.0.0.1:0", "http://127.0.0.1:1") + RULES));
+    let (code, _, stderr) = check(&config);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("warning: ")
+            && stderr
+                .contains("rule #2 (path_prefix \"/admin/reports\") is never used: rule #1 (path_prefix \"/admin\")"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("aisgate.toml:"), "the warning names the file: {stderr}");
+}
+
+#[test]
+fn check_explain_names_app_readings_rule_and_verdict() {
+    let dir = Dir::new();
+    let config = dir.write("aisgate.toml", &(good_config("127.0.0.1:0", "127.0.0.1:0", "http://127.0.0.1:1") + RULES));
+    let clerk = dir.write("clerk.json", r#"{"provider": "jip", "subject": "u1", "access_roles": ["CTENAR"]}"#);
+    let admin = dir.write("admin.json", r#"{"provider": "jip", "subject": "u2", "access_roles": ["ADMIN"]}"#);
+    let stranger = dir.write("nia.json", r#"{"provider": "nia", "subject": "u3", "access_roles": ["ADMIN"]}"#);
+
+    let (code, text) = explain(&config, "https://portal.example.cz/admin;x/secret", Some(&clerk));
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("app: portal"), "{text}");
+    assert!(text.contains(r#"readings (every one must pass): ["/admin;x/secret", "/admin/secret"]"#), "{text}");
+    assert!(
+        text.contains(
+            r#""/admin/secret": rule #1 (path_prefix "/admin", any_role ["ADMIN"]): denied: none of the required roles"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains("result: 403"), "{text}");
+
+    let (code, text) = explain(&config, "/admin/secret", Some(&admin));
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("result: allowed"), "{text}");
+
+    let (code, text) = explain(&config, "/admin/secret", Some(&stranger));
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("identity from provider \"nia\", not one of the app's"), "{text}");
+
+    let (code, text) = explain(&config, "/public/x", None);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("public path"), "{text}");
+
+    let (code, text) = explain(&config, "/other", None);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("no session: browsers are sent to log in (jip)"), "{text}");
+
+    let (code, text) = explain(&config, "/public/%25%32%65%25%32%65/admin", None);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("double-encoded") && text.contains("400"), "{text}");
+
+    let (code, text) = explain(&config, "https://portal.example.cz:@evil.com/", None);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("Host is malformed"), "{text}");
+}

@@ -22,7 +22,7 @@ use crate::provider::kaas::KaasProviderConfig;
 use crate::provider::oidc::OidcProviderConfig;
 use crate::provider::saml::SamlProviderConfig;
 
-pub use check::Issue;
+pub use check::{warnings, Issue};
 pub use load::{load, ConfigError, Located, SourceLoc};
 
 /// The whole configuration after includes are merged.

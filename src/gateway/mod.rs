@@ -18,6 +18,7 @@
 //! ```
 
 mod endpoints;
+pub mod explain;
 mod handler;
 mod logout_return;
 mod loop_guard;

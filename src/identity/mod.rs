@@ -147,7 +147,10 @@ pub struct PersonalData {
 }
 
 /// The authenticated user, as every protocol reports it after normalization.
+///
+/// Missing fields deserialize to their defaults (`check --explain --as` reads a partial one).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Identity {
     /// Configured provider name (`[[provider]] name`).
     pub provider: String,
