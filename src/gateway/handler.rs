@@ -109,8 +109,14 @@ async fn app_request(
     // `Connection` and have the gateway delete the identity headers it sets below.
     let upgrade = hop_by_hop::is_upgrade(req.version(), req.headers());
     hop_by_hop::strip(req.headers_mut(), upgrade);
-    // Anti-spoofing: strip every identity-namespace header, whatever the route decides later.
+    // Anti-spoofing: strip every identity-namespace header, whatever the route decides later,
+    // and every spelling of the address/URL headers upstream frameworks believe.
     strip_identity(gw, &mut req, info);
+    let forged = super::forwarding::strip_spoofable(req.headers_mut(), info.from_trusted_proxy);
+    if !forged.is_empty() {
+        // Names only: values could be anything, including personal data.
+        tracing::info!(request_id = info.id(), client = %info.client_ip, headers = ?forged, "client sent forwarding or proxy headers; stripped");
+    }
     if app.upstream_bearer && req.headers_mut().remove(AUTHORIZATION).is_some() {
         // The upstream's Authorization header belongs to the gateway for this app: a client's
         // own credentials are never mixed with (or mistaken for) the IdP's token.

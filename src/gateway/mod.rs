@@ -7,7 +7,8 @@
 //!             2. CanonicalPath      normalize once; everything below uses this result
 //!             3. own endpoints      /.aisgate/* (login, callback, logout, jwks) — axum router
 //!             4. route              host + path prefix → app (else 404)
-//!             5. strip identity     every X-Auth-* variant and mapped header name
+//!             5. strip identity     every X-Auth-* variant and mapped header name, and every
+//!                                   `_`/case spelling of forwarding/proxy headers (forwarding.rs)
 //!             6. logout paths       app logout URLs → gateway logout
 //!             7. public paths       forward without identity
 //!             8. session            authenticated cookie → store (forged ids never looked up)
@@ -18,6 +19,7 @@
 //! ```
 
 mod endpoints;
+mod forwarding;
 mod handler;
 mod logout_return;
 mod loop_guard;
