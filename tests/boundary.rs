@@ -5,7 +5,7 @@
 mod support;
 
 use aisgate::sim::stack::StackOptions;
-use support::{header_echo, logs, Gateway};
+use support::{header_echo, location, logs, raw_set_cookie, set_cookie, Gateway};
 
 fn headers_of(body: &serde_json::Value) -> &serde_json::Map<String, serde_json::Value> {
     body["headers"].as_object().expect("headers object")
@@ -111,4 +111,91 @@ async fn a_trusted_proxy_keeps_its_dash_forms_but_never_the_underscore_twins() {
     for name in FORGED {
         assert!(!h.contains_key(&name.to_ascii_lowercase()), "{name} reached the upstream via a trusted proxy");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Cookies
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_secure_config_names_every_gateway_cookie_with_the_host_prefix_and_none_reaches_the_upstream() {
+    let gw = Gateway::start(StackOptions {
+        upstream: Some(header_echo().await),
+        session_extra: "# default cookie_name and login_cookie_name (cookie_secure = true)".into(),
+        ..Default::default()
+    })
+    .await;
+    let start = gw.navigate("/desk", None).await;
+    assert_eq!(start.status(), 302);
+    for name in ["__Host-aisgate_login", "__Host-aisgate_login_count"] {
+        let raw = raw_set_cookie(&start, name).unwrap_or_else(|| panic!("{name} is set"));
+        // What browsers require of a __Host- cookie.
+        assert!(raw.contains("; Path=/;") && raw.contains("; Secure") && !raw.contains("Domain"), "{raw}");
+    }
+    assert!(raw_set_cookie(&start, "aisgate_login").is_none(), "no unprefixed default");
+    let login = format!("__Host-aisgate_login={}", set_cookie(&start, "__Host-aisgate_login").unwrap());
+    let form = gw.client.post(location(&start)).form(&[("user", "0")]).send().await.unwrap();
+    let done = gw.client.get(location(&form)).header("cookie", &login).send().await.unwrap();
+    assert_eq!(done.status(), 302, "the callback completes the login");
+    let session = set_cookie(&done, "__Host-aisgate_session").expect("__Host- session cookie");
+    let cookie = format!(
+        "__Host-aisgate_session={session}; app=1; {login}; __Host-aisgate_login_count=x; __Host-aisgate_login_logout=y"
+    );
+    let resp = gw.client.get(gw.url("/desk")).header("cookie", cookie).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(headers_of(&body)["cookie"], "app=1", "only the app's own cookie reaches the upstream");
+}
+
+#[tokio::test]
+async fn no_gateway_cookie_reaches_the_upstream_the_logout_state_one_included() {
+    let gw = Gateway::with_upstream(&header_echo().await).await;
+    let cookie = "a=1; aisgate_login=x; aisgate_login_count=y; aisgate_login_logout=z; b=2";
+    let resp = gw.client.get(gw.url("/public/x")).header("cookie", cookie).send().await.unwrap();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(headers_of(&body)["cookie"], "a=1; b=2");
+}
+
+#[tokio::test]
+async fn two_session_cookies_of_one_name_count_as_none() {
+    logs::capture();
+    let gw = Gateway::with_upstream(&header_echo().await).await;
+    // A sibling subdomain's `Domain=` cookie (here: another user's valid session) arrives next
+    // to this browser's own; neither may be believed.
+    let planted = gw.login_to("/", 1).await.0;
+    let own = gw.login().await;
+    for cookie in [format!("{planted}; {own}"), format!("{own}; {planted}")] {
+        let resp = gw.client.get(gw.url("/desk")).header("cookie", &cookie).send().await.unwrap();
+        assert_eq!(resp.status(), 401, "{cookie}");
+        let id = logs::request_id(&resp);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "unauthenticated");
+        let line = logs::line_with(&id, "several cookies of one gateway cookie name");
+        assert!(line.contains("aisgate_session") && !line.contains(own.split_once('=').unwrap().1), "{line}");
+    }
+    // Each alone still works.
+    let alone = gw.client.get(gw.url("/desk")).header("cookie", &own).send().await.unwrap();
+    assert_eq!(alone.status(), 200);
+}
+
+#[tokio::test]
+async fn two_pre_login_cookies_of_one_name_count_as_a_missing_binding() {
+    logs::capture();
+    let gw = Gateway::with_upstream(&header_echo().await).await;
+    let (callback, own) = gw.begin_login("/desk", 0).await;
+    let (_, planted) = gw.begin_login("/", 1).await;
+    let resp = gw
+        .client
+        .get(&callback)
+        .header("cookie", format!("{planted}; {own}"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(set_cookie(&resp, "aisgate_session").is_none());
+    let id = logs::request_id(&resp);
+    logs::line_with(&id, "several cookies of one gateway cookie name");
+    logs::line_with(&id, "callback without a valid pre-login cookie refused");
+    assert!(resp.text().await.unwrap().contains(support::NOT_INITIATED));
 }

@@ -68,8 +68,16 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
     {
         at(&main_loc, "[session] idle_timeout_secs must be > 0 and ≤ absolute_timeout_secs".into());
     }
-    if config.session.cookie_name == config.session.login_cookie_name {
+    if config.session.cookie_name() == config.session.login_cookie_name() {
         at(&main_loc, "[session] cookie_name and login_cookie_name must differ".into());
+    }
+    if !config.session.cookie_secure {
+        // Browsers drop a `__Host-`/`__Secure-` cookie set without `Secure`: no login would work.
+        for name in [config.session.cookie_name(), config.session.login_cookie_name()] {
+            if name.starts_with(super::HOST_PREFIX) || name.starts_with("__Secure-") {
+                at(&main_loc, format!("[session] cookie name {name:?} needs cookie_secure = true"));
+            }
+        }
     }
 
     let mut provider_names = HashSet::new();

@@ -14,7 +14,7 @@ use axum::{Extension, Router};
 use http::header::SET_COOKIE;
 use http::{HeaderMap, Response, StatusCode};
 
-use super::request::{clear_cookie, cookie, set_cookie, set_login_cookie_cross_site, RequestInfo};
+use super::request::{clear_cookie, set_cookie, set_login_cookie_cross_site, RequestInfo};
 use super::rescue;
 use super::route::{self, App};
 use super::{Gateway, RESERVED_PREFIX};
@@ -145,7 +145,9 @@ pub async fn start_login_at(
         return rescue::html(StatusCode::OK, pages::chooser_page(&choices, info.lang()));
     };
     let loop_cookie = &gw.loop_cookie_name;
-    let Some(counted) = super::loop_guard::count_start(&gw.keyring, cookie(headers, loop_cookie), now_unix()) else {
+    let Some(counted) =
+        super::loop_guard::count_start(&gw.keyring, super::cookies::read(headers, loop_cookie, info), now_unix())
+    else {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, "login loop: too many logins started by this browser");
         audit_refused(info, gw.providers[index].name(), "too many logins started (loop protection)");
         return rescue::error(ErrorKind::TooManyRequests, info, None);
@@ -229,7 +231,8 @@ async fn direct_form(
     Path(provider): Path<String>,
     headers: HeaderMap,
 ) -> Response<Body> {
-    let handle = cookie(&headers, &gw.login_cookie_name).and_then(|v| gw.keyring.open(Purpose::Login, v));
+    let handle =
+        super::cookies::read(&headers, &gw.login_cookie_name, &info).and_then(|v| gw.keyring.open(Purpose::Login, v));
     render_direct_form(&gw, &provider, handle, &info, false)
 }
 
@@ -270,7 +273,8 @@ async fn direct_submit(
         return rescue::error(ErrorKind::TooManyRequests, &info, None);
     }
     let params: Vec<(String, String)> = url::form_urlencoded::parse(&form).into_owned().collect();
-    let handle = cookie(&headers, &gw.login_cookie_name).and_then(|v| gw.keyring.open(Purpose::Login, v));
+    let handle =
+        super::cookies::read(&headers, &gw.login_cookie_name, &info).and_then(|v| gw.keyring.open(Purpose::Login, v));
     let csrf_ok = match (&handle, param(&params, "csrf")) {
         (Some(handle), Some(token)) => gw.keyring.verify_mac(Purpose::Csrf, handle, token),
         _ => false,
@@ -298,7 +302,8 @@ async fn finish_login(
         return rescue::error(ErrorKind::NotFound, info, None);
     };
     let restart = login_url("/");
-    let handle = cookie(headers, &gw.login_cookie_name).and_then(|v| gw.keyring.open(Purpose::Login, v));
+    let handle =
+        super::cookies::read(headers, &gw.login_cookie_name, info).and_then(|v| gw.keyring.open(Purpose::Login, v));
     let pending = match handle {
         None if provider.accepts_unsolicited() => unsolicited_login(provider_name, &params, info),
         None => {
@@ -376,7 +381,9 @@ async fn finish_login(
     }
     // A fresh id on every login; any previous session of this browser is destroyed
     // (session fixation). After a step-up this replaces the lower-LoA session.
-    if let Some(old) = cookie(headers, &gw.cookie_name).and_then(|v| gw.keyring.open(Purpose::Session, v)) {
+    if let Some(old) =
+        super::cookies::read(headers, &gw.cookie_name, info).and_then(|v| gw.keyring.open(Purpose::Session, v))
+    {
         let _ = gw.store.remove(&StoreKey::of(&old)).await;
     }
     let id = random_id();
@@ -470,7 +477,9 @@ pub async fn logout_response(
     let mut location = gw.url(&format!("{RESERVED_PREFIX}logged-out"));
     let mut step = None;
     let mut logout_cookie = None;
-    if let Some(id) = cookie(headers, &gw.cookie_name).and_then(|v| gw.keyring.open(Purpose::Session, v)) {
+    if let Some(id) =
+        super::cookies::read(headers, &gw.cookie_name, info).and_then(|v| gw.keyring.open(Purpose::Session, v))
+    {
         let key = StoreKey::of(&id);
         match gw.store.remove(&key).await {
             Ok(Some(session)) => {

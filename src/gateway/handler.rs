@@ -130,7 +130,7 @@ async fn app_request(
     let session = if app.is_public(&path) {
         None
     } else {
-        match load_session(gw, req.headers()).await {
+        match load_session(gw, req.headers(), info).await {
             Ok(Some(found)) => Some(found),
             Ok(None) => {
                 return unauthenticated(gw, app, req.method(), req.headers(), req.uri().query(), &path, info).await
@@ -216,9 +216,15 @@ fn strip_identity(gw: &Gateway, req: &mut Request<Body>, info: &RequestInfo) {
 
 type Failure = fn(&RequestInfo) -> Response<Body>;
 
-async fn load_session(gw: &Gateway, headers: &http::HeaderMap) -> Result<Option<(StoreKey, Arc<Session>)>, Failure> {
-    // Forged or tampered cookies fail the MAC here and never reach the store.
-    let Some(id) = super::request::cookie(headers, &gw.cookie_name).and_then(|v| gw.keyring.open(Purpose::Session, v))
+async fn load_session(
+    gw: &Gateway,
+    headers: &http::HeaderMap,
+    info: &RequestInfo,
+) -> Result<Option<(StoreKey, Arc<Session>)>, Failure> {
+    // Forged or tampered cookies fail the MAC here and never reach the store; two session
+    // cookies (one planted by a sibling domain) count as none.
+    let Some(id) =
+        super::cookies::read(headers, &gw.cookie_name, info).and_then(|v| gw.keyring.open(Purpose::Session, v))
     else {
         return Ok(None);
     };
@@ -331,7 +337,9 @@ async fn forward(
         }
     }
     if !app.forward_gateway_cookies {
-        remove_cookies(&mut parts.headers, &[&gw.cookie_name, &gw.login_cookie_name, &gw.loop_cookie_name]);
+        // Every gateway cookie, the logout-state one included: each is a bearer value.
+        let own = [&gw.cookie_name, &gw.login_cookie_name, &gw.loop_cookie_name, &gw.logout_cookie_name];
+        remove_cookies(&mut parts.headers, &own.map(String::as_str));
     }
     // A Referer pointing at the gateway's callback may carry a login token.
     if parts.headers.get(REFERER).and_then(|v| v.to_str().ok()).is_some_and(|r| r.contains(RESERVED_PREFIX)) {

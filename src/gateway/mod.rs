@@ -18,6 +18,7 @@
 //!            12. upstream           hop-by-hop, X-Forwarded-*, streaming, WebSocket
 //! ```
 
+mod cookies;
 mod endpoints;
 mod forwarding;
 mod handler;
@@ -88,6 +89,9 @@ pub struct Gateway {
     pub login_cookie_name: String,
     /// Login-loop counter cookie name (`<login_cookie_name>_count`).
     pub loop_cookie_name: String,
+    /// Cookie binding an RP-initiated logout's `state` to the browser
+    /// (`<login_cookie_name>_logout`).
+    pub logout_cookie_name: String,
     /// `Secure` on cookies.
     pub cookie_secure: bool,
     /// Absolute session timeout, seconds.
@@ -215,9 +219,10 @@ impl Gateway {
             upstream,
             namespace,
             trusted_proxies: config.server.trusted_proxies.clone(),
-            cookie_name: config.session.cookie_name.clone(),
-            login_cookie_name: config.session.login_cookie_name.clone(),
-            loop_cookie_name: format!("{}_count", config.session.login_cookie_name),
+            cookie_name: config.session.cookie_name(),
+            login_cookie_name: config.session.login_cookie_name(),
+            loop_cookie_name: format!("{}_count", config.session.login_cookie_name()),
+            logout_cookie_name: format!("{}_logout", config.session.login_cookie_name()),
             cookie_secure: config.session.cookie_secure,
             absolute_timeout_secs: config.session.absolute_timeout_secs,
             login_ttl_secs: config.session.login_ttl_secs,
