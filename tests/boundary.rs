@@ -199,3 +199,73 @@ async fn two_pre_login_cookies_of_one_name_count_as_a_missing_binding() {
     logs::line_with(&id, "callback without a valid pre-login cookie refused");
     assert!(resp.text().await.unwrap().contains(support::NOT_INITIATED));
 }
+
+// ---------------------------------------------------------------------------
+// One-time credentials
+// ---------------------------------------------------------------------------
+
+async fn direct_gateway(apps: Option<&str>) -> Gateway {
+    Gateway::start(StackOptions {
+        upstream: Some(header_echo().await),
+        provider_extra: "login_mode = \"direct\"".into(),
+        apps: apps.map(str::to_owned),
+        ..Default::default()
+    })
+    .await
+}
+
+/// Starts a login for `path` and opens the direct form; returns its HTML and the pre-login
+/// `Cookie` value.
+async fn open_form(gw: &Gateway, path: &str) -> (String, String) {
+    let start = gw.navigate(path, None).await;
+    assert_eq!(location(&start), gw.url("/.aisgate/direct/jip"));
+    let login = format!("aisgate_login={}", set_cookie(&start, "aisgate_login").unwrap());
+    let form = gw.client.get(gw.url("/.aisgate/direct/jip")).header("cookie", &login).send().await.unwrap();
+    assert_eq!(form.status(), 200);
+    (form.text().await.unwrap(), login)
+}
+
+fn csrf_of(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn one_time_credentials_at_the_callback_are_refused_and_only_the_form_redeems_them() {
+    logs::capture();
+    let gw = direct_gateway(None).await;
+    let (html, login) = open_form(&gw, "/desk").await;
+    let (user, pass) = gw.sim.issue_one_time(0);
+    let soap_calls = || gw.sim.calls.lock().unwrap().iter().filter(|c| c.contains("directAuthUserRequest")).count();
+    let before = soap_calls();
+    let query = format!("/.aisgate/callback/jip?username={user}&password={pass}");
+    for attempt in 0..12 {
+        let get = gw.client.get(gw.url(&query)).header("cookie", &login).header("accept", "text/html");
+        let post =
+            gw.client.post(gw.url("/.aisgate/callback/jip")).header("cookie", &login).header("accept", "text/html");
+        let post = post.form(&[("username", user.as_str()), ("password", pass.as_str())]);
+        for req in [get, post] {
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), 400, "attempt {attempt}");
+            assert!(resp.headers().get("set-cookie").is_none(), "no session, no fresh pre-login cookie");
+            let id = logs::request_id(&resp);
+            let line = logs::line_with(&id, "one-time credentials sent to the callback refused");
+            assert!(!line.contains(&user) && !line.contains(&pass), "{line}");
+            let page = resp.text().await.unwrap();
+            assert!(page.contains(support::NOT_INITIATED), "{page}");
+            assert!(page.contains("href=\"/.aisgate/direct/jip\""), "the page leads to the form: {page}");
+        }
+    }
+    assert_eq!(soap_calls(), before, "nothing was passed to the IdP");
+    // The real form still redeems the same credentials, with the same pre-login cookie.
+    let done = gw
+        .client
+        .post(gw.url("/.aisgate/direct/jip"))
+        .header("cookie", &login)
+        .form(&[("csrf", csrf_of(&html)), ("username", user), ("password", pass)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 302);
+    assert_eq!(location(&done), "/desk");
+    assert!(set_cookie(&done, "aisgate_session").is_some());
+}

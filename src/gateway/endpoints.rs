@@ -209,7 +209,11 @@ async fn callback_get(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response<Body> {
-    finish_login(&gw, &provider, query_pairs(query.as_deref()), &headers, &info).await
+    let params = query_pairs(query.as_deref());
+    if let Some(refused) = credentials_at_callback(&gw, &provider, &params, &info) {
+        return refused;
+    }
+    finish_login(&gw, &provider, params, &headers, &info).await
 }
 
 async fn callback_post(
@@ -219,8 +223,32 @@ async fn callback_post(
     headers: HeaderMap,
     RawForm(form): RawForm,
 ) -> Response<Body> {
-    let params = url::form_urlencoded::parse(&form).into_owned().collect();
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(&form).into_owned().collect();
+    if let Some(refused) = credentials_at_callback(&gw, &provider, &params, &info) {
+        return refused;
+    }
     finish_login(&gw, &provider, params, &headers, &info).await
+}
+
+/// One-time credentials are redeemed only by the direct form's POST, which checks the CSRF
+/// token and the per-client rate limit. At the callback they would skip both (and in a GET
+/// they land in URLs, browser history and intermediaries' logs), so a callback of a direct
+/// provider carrying `username` or `password` is refused before the pending login is touched
+/// or the provider called: no fresh pre-login cookie, nothing redeemed, the values never logged.
+fn credentials_at_callback(
+    gw: &Gateway,
+    provider: &str,
+    params: &[(String, String)],
+    info: &RequestInfo,
+) -> Option<Response<Body>> {
+    let direct = gw.provider(provider).is_some_and(|(_, p)| p.direct_generator_url().is_some());
+    if !direct || !params.iter().any(|(k, _)| k == "username" || k == "password") {
+        return None;
+    }
+    tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, "one-time credentials sent to the callback refused (only the direct form redeems them)");
+    audit_refused(info, provider, "one-time credentials at the callback");
+    let form = format!("{RESERVED_PREFIX}direct/{provider}");
+    Some(rescue::error(ErrorKind::LoginNotInitiated, info, Some(&form)))
 }
 
 /// `GET /.aisgate/direct/{provider}`: the one-time-credential form. The CSRF token is a MAC
