@@ -56,6 +56,9 @@ pub fn check(path: &Path) -> i32 {
     match Gateway::build(&config, path, &gateway::process_env) {
         Ok(gw) if errors.is_empty() => {
             print_summary(&config, &gw);
+            for warning in crate::config::warnings(&config, path) {
+                out!("warning: {}: DANGEROUS: {}", warning.loc, warning.message);
+            }
             0
         }
         Ok(_) => {
@@ -155,6 +158,9 @@ pub async fn run(path: &Path) -> i32 {
             return 1;
         }
     };
+    for warning in crate::config::warnings(&config, path) {
+        tracing::warn!(at = %warning.loc, "DANGEROUS: {}", warning.message);
+    }
     spawn_provider_refresh(&gw);
     tracing::info!(listen = ?config.server.listen, ops = %config.ops.listen, apps = gw.apps.len(), "aisgate started");
     listen::serve(

@@ -50,6 +50,20 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
             ),
         ),
     }
+    if let Ok(u) = url::Url::parse(&config.server.public_base_url) {
+        let local = matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        if config.session.cookie_secure && u.scheme() == "http" && !local {
+            // Browsers keep `Secure` cookies only from https origins (and localhost): the
+            // pre-login cookie would never come back and every login would fail.
+            at(
+                &main_loc,
+                format!(
+                    "[server] public_base_url {:?} is plain http but [session] cookie_secure = true: browsers drop Secure cookies there, so no login can succeed (use https, or cookie_secure = false for development)",
+                    config.server.public_base_url
+                ),
+            );
+        }
+    }
     if config.server.listen.is_empty() {
         at(&main_loc, "[server] listen needs at least one address".into());
     }

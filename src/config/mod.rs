@@ -7,6 +7,7 @@
 
 mod check;
 mod load;
+mod warnings;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use crate::provider::saml::SamlProviderConfig;
 
 pub use check::Issue;
 pub use load::{load, ConfigError, Located, SourceLoc};
+pub use warnings::warnings;
 
 /// The whole configuration after includes are merged.
 #[derive(Debug, Deserialize)]

@@ -234,9 +234,6 @@ impl Gateway {
             endpoints: OnceLock::new(),
         });
         let _ = gateway.endpoints.set(endpoints::router(gateway.clone()));
-        for app in config.app.iter().filter(|a| a.dangerous.skip_upstream_tls_verify) {
-            tracing::warn!(app = %app.name, "DANGEROUS: upstream TLS certificate verification is disabled");
-        }
         Ok(gateway)
     }
 
