@@ -218,9 +218,10 @@ async fn direct_gateway(apps: Option<&str>) -> Gateway {
 /// `Cookie` value.
 async fn open_form(gw: &Gateway, path: &str) -> (String, String) {
     let start = gw.navigate(path, None).await;
-    assert_eq!(location(&start), gw.url("/.aisgate/direct/jip"));
+    let encoded: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
+    assert_eq!(location(&start), gw.url(&format!("/.aisgate/direct/jip?return={encoded}")));
     let login = format!("aisgate_login={}", set_cookie(&start, "aisgate_login").unwrap());
-    let form = gw.client.get(gw.url("/.aisgate/direct/jip")).header("cookie", &login).send().await.unwrap();
+    let form = gw.client.get(location(&start)).header("cookie", &login).send().await.unwrap();
     assert_eq!(form.status(), 200);
     (form.text().await.unwrap(), login)
 }
@@ -259,7 +260,7 @@ async fn one_time_credentials_at_the_callback_are_refused_and_only_the_form_rede
     // The real form still redeems the same credentials, with the same pre-login cookie.
     let done = gw
         .client
-        .post(gw.url("/.aisgate/direct/jip"))
+        .post(gw.url("/.aisgate/direct/jip?return=%2Fdesk"))
         .header("cookie", &login)
         .form(&[("csrf", csrf_of(&html)), ("username", user), ("password", pass)])
         .send()
@@ -268,4 +269,68 @@ async fn one_time_credentials_at_the_callback_are_refused_and_only_the_form_rede
     assert_eq!(done.status(), 302);
     assert_eq!(location(&done), "/desk");
     assert!(set_cookie(&done, "aisgate_session").is_some());
+}
+
+// ---------------------------------------------------------------------------
+// Restart links
+// ---------------------------------------------------------------------------
+
+const APP_AT_APP_ONLY: &str = r#"
+[[app]]
+name = "app"
+path_prefix = "/app"
+upstream = "{upstream}"
+providers = ["jip"]
+"#;
+
+/// The first restart ("log in again") link on an error page.
+fn restart_link(page: &str) -> String {
+    let at = page.find("href=\"/.aisgate/login?").unwrap_or_else(|| panic!("no restart link in {page}"));
+    page[at + 6..].split('"').next().unwrap().replace("&amp;", "&")
+}
+
+#[tokio::test]
+async fn restart_links_lead_back_to_the_app_the_login_was_for_and_the_form_states_its_lifetime() {
+    logs::capture();
+    let gw = Gateway::start(StackOptions {
+        upstream: Some(header_echo().await),
+        provider_extra: "login_mode = \"direct\"".into(),
+        apps: Some(APP_AT_APP_ONLY.to_owned()),
+        session_extra: "login_ttl_secs = 420".into(),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(gw.navigate("/", None).await.status(), 404, "no app at /");
+    let (html, login) = open_form(&gw, "/app/cases?id=7").await;
+    assert!(html.contains("do 7 minut od zahájení přihlášení"), "{html}");
+    assert!(!html.contains("30 minut"), "{html}");
+    let en = gw.client.get(gw.url("/.aisgate/direct/jip")).header("cookie", &login).header("accept-language", "en");
+    assert!(en.send().await.unwrap().text().await.unwrap().contains("within 7 minutes of starting the login"));
+    let (user, pass) = gw.sim.issue_one_time(0);
+    let form = [("csrf", csrf_of(&html)), ("username", user), ("password", pass)];
+    // The form's action is what the browser posts to.
+    let action = html.split("action=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().replace("&amp;", "&");
+    assert_eq!(action, "/.aisgate/direct/jip?return=%2Fapp%2Fcases%3Fid%3D7");
+    let post = |cookie: String| gw.client.post(gw.url(&action)).header("cookie", cookie).header("accept", "text/html");
+    assert_eq!(post(login.clone()).form(&form).send().await.unwrap().status(), 302, "the login itself works");
+    // A stale form: its pending login is used up (the same happens once it expired).
+    let stale = post(login.clone()).form(&form).send().await.unwrap();
+    assert_eq!(stale.status(), 400);
+    let id = logs::request_id(&stale);
+    logs::line_with(&id, "callback for an unknown, used or expired login");
+    let page = stale.text().await.unwrap();
+    assert!(page.contains(support::EXPIRED), "{page}");
+    let link = restart_link(&page);
+    assert_eq!(link, "/.aisgate/login?return=%2Fapp%2Fcases%3Fid%3D7&provider=jip");
+    let restart = gw.navigate(&link, None).await;
+    assert_eq!(restart.status(), 302, "the restart link starts a login (no 404)");
+    // A form post without this browser's CSRF token, and a callback without any pre-login
+    // cookie (no return parameter at all): back to the app, never to `/`.
+    let forged = post(String::new()).form(&[("csrf", "x")]).send().await.unwrap();
+    assert_eq!(forged.status(), 400);
+    assert_eq!(restart_link(&forged.text().await.unwrap()), link);
+    let bare = gw.client.get(gw.url("/.aisgate/callback/jip?sessionId=x")).header("accept", "text/html");
+    let page = bare.send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(support::NOT_INITIATED), "{page}");
+    assert_eq!(restart_link(&page), "/.aisgate/login?return=%2Fapp&provider=jip");
 }
