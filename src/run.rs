@@ -53,12 +53,15 @@ pub fn check(path: &Path) -> i32 {
             errors.push(ConfigError::file(path, format!("[server.tls] {e}")));
         }
     }
-    for warning in crate::config::warnings(&config) {
+    for warning in crate::config::rule_warnings(&config) {
         eprintln!("warning: {}", warning.into_error());
     }
     match Gateway::build(&config, path, &gateway::process_env) {
         Ok(gw) if errors.is_empty() => {
             print_summary(&config, &gw);
+            for warning in crate::config::warnings(&config, path) {
+                out!("warning: {}: DANGEROUS: {}", warning.loc, warning.message);
+            }
             0
         }
         Ok(_) => {
@@ -166,8 +169,8 @@ pub async fn run(path: &Path) -> i32 {
         }
     };
     init_logging(config.log.format, &config.log.level);
-    for warning in crate::config::warnings(&config) {
-        tracing::warn!(location = %warning.loc, "{}", warning.message);
+    for warning in crate::config::rule_warnings(&config) {
+        tracing::warn!(at = %warning.loc, "{}", warning.message);
     }
     let tls = match &config.server.tls {
         None => None,
@@ -200,6 +203,9 @@ pub async fn run(path: &Path) -> i32 {
             return 1;
         }
     };
+    for warning in crate::config::warnings(&config, path) {
+        tracing::warn!(at = %warning.loc, "DANGEROUS: {}", warning.message);
+    }
     spawn_provider_refresh(&gw);
     tracing::info!(listen = ?config.server.listen, ops = %config.ops.listen, apps = gw.apps.len(), "aisgate started");
     listen::serve(

@@ -188,6 +188,66 @@ fn the_example_config_fails_only_for_its_missing_key_and_certificate_files() {
     }
 }
 
+#[test]
+fn check_refuses_secure_cookies_on_a_plain_http_public_url_except_for_localhost() {
+    let dir = Dir::new();
+    let base = good_config("127.0.0.1:8080", "127.0.0.1:9090", "http://127.0.0.1:3000");
+    let plain = dir.write("plain.toml", &base.replace("https://portal.example.cz", "http://portal.example.cz"));
+    let (code, _, err) = check(&plain);
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with(&format!(
+            "{}:1:1: [server] public_base_url \"http://portal.example.cz\" is plain http but [session] cookie_secure = true",
+            plain.display()
+        )),
+        "{err}"
+    );
+    for local in ["http://localhost:8080", "http://127.0.0.1:8080", "http://[::1]:8080"] {
+        let config = dir.write("local.toml", &base.replace("https://portal.example.cz", local));
+        let (code, _, err) = check(&config);
+        assert_eq!(code, 0, "{local}: {err}");
+    }
+    // Development over plain http: allowed with cookie_secure = false, and warned about.
+    let dev = base
+        .replace("https://portal.example.cz", "http://portal.example.cz")
+        .replace("[session]\n", "[session]\ncookie_secure = false\n");
+    let (code, out, err) = check(&dir.write("dev.toml", &dev));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("DANGEROUS: [session] cookie_secure = false"), "{out}");
+}
+
+#[test]
+fn check_warns_about_every_setting_that_weakens_security() {
+    let dir = Dir::new();
+    let base = good_config("127.0.0.1:8080", "127.0.0.1:9090", "http://127.0.0.1:3000");
+    let (code, out, _) = check(&dir.write("good.toml", &base));
+    assert_eq!(code, 0);
+    assert!(!out.contains("warning:"), "a secure config has no warnings: {out}");
+    let weak = base
+        .replace("[session]\n", "[session]\ncookie_name = \"sid\"\nlogin_cookie_name = \"__Host-pre\"\n")
+        .replace("shutdown_grace_secs = 10", "shutdown_grace_secs = 10\ntrusted_proxies = [\"0.0.0.0/0\", \"10.0.0.0/8\"]")
+        .replace(
+            "public_paths = [\"/public\"]\n",
+            "public_paths = [\"/public\"]\nforward_gateway_cookies = true\n\n[app.dangerous]\nskip_upstream_tls_verify = true\n",
+        );
+    let main = dir.write("weak.toml", &weak);
+    let (code, out, err) = check(&main);
+    assert_eq!(code, 0, "{err}");
+    let warnings: Vec<&str> = out.lines().filter(|l| l.starts_with("warning: ")).collect();
+    let at = |line: usize| format!("warning: {}:{line}:1: DANGEROUS: ", main.display());
+    let app_line = weak.lines().position(|l| l == "[[app]]").unwrap() + 1;
+    let expected = [
+        format!("{}[session] cookie_name \"sid\" lacks the __Host- prefix", at(1)),
+        format!("{}[server] trusted_proxies contains 0.0.0.0/0", at(1)),
+        format!("{}app \"portal\": dangerous.skip_upstream_tls_verify", at(app_line)),
+        format!("{}app \"portal\": forward_gateway_cookies = true", at(app_line)),
+    ];
+    for e in &expected {
+        assert!(warnings.iter().any(|w| w.starts_with(e.as_str())), "{e} missing in {warnings:#?}");
+    }
+    assert_eq!(warnings.len(), expected.len(), "{warnings:#?}");
+}
+
 fn explain(config: &Path, url: &str, identity: Option<&Path>) -> (i32, String) {
     let mut cmd = Command::new(BIN);
     cmd.args(["check", "--config"]).arg(config).args(["--explain", url]);

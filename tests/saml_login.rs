@@ -18,7 +18,7 @@ providers = ["nia", "jip"]
 logout_paths = ["/logout"]
 "#;
 
-use support::logs::logs;
+use support::logs::capture as logs;
 
 /// The operator's log line for the request that got `resp`: a warning or error naming it.
 fn assert_logged(resp: &reqwest::Response, label: &str) {

@@ -57,7 +57,7 @@ providers = ["jip"]
 "#;
 
 async fn gateway() -> Gateway {
-    logs::logs();
+    logs::capture();
     Gateway::start(StackOptions {
         upstream: Some(header_echo().await),
         apps: Some(APPS.to_owned()),
@@ -232,5 +232,5 @@ fn logged_for_raw(text: &str, needle: &str) -> bool {
     else {
         return false;
     };
-    logs::text().lines().any(|l| l.contains(id) && l.contains(needle))
+    logs::lines_for(id).iter().any(|l| l.contains(needle))
 }

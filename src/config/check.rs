@@ -50,6 +50,20 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
             ),
         ),
     }
+    if let Ok(u) = url::Url::parse(&config.server.public_base_url) {
+        let local = matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        if config.session.cookie_secure && u.scheme() == "http" && !local {
+            // Browsers keep `Secure` cookies only from https origins (and localhost): the
+            // pre-login cookie would never come back and every login would fail.
+            at(
+                &main_loc,
+                format!(
+                    "[server] public_base_url {:?} is plain http but [session] cookie_secure = true: browsers drop Secure cookies there, so no login can succeed (use https, or cookie_secure = false for development)",
+                    config.server.public_base_url
+                ),
+            );
+        }
+    }
     if config.server.listen.is_empty() {
         at(&main_loc, "[server] listen needs at least one address".into());
     }
@@ -68,8 +82,16 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
     {
         at(&main_loc, "[session] idle_timeout_secs must be > 0 and ≤ absolute_timeout_secs".into());
     }
-    if config.session.cookie_name == config.session.login_cookie_name {
+    if config.session.cookie_name() == config.session.login_cookie_name() {
         at(&main_loc, "[session] cookie_name and login_cookie_name must differ".into());
+    }
+    if !config.session.cookie_secure {
+        // Browsers drop a `__Host-`/`__Secure-` cookie set without `Secure`: no login would work.
+        for name in [config.session.cookie_name(), config.session.login_cookie_name()] {
+            if name.starts_with(super::HOST_PREFIX) || name.starts_with("__Secure-") {
+                at(&main_loc, format!("[session] cookie name {name:?} needs cookie_secure = true"));
+            }
+        }
     }
 
     let mut provider_names = HashSet::new();
@@ -166,7 +188,7 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
 ///
 /// A rule whose path prefix lies under an earlier rule's prefix is never used (the first
 /// matching rule decides), so its conditions protect nothing.
-pub fn warnings(config: &Config) -> Vec<Issue> {
+pub fn rule_warnings(config: &Config) -> Vec<Issue> {
     use crate::http::path_forms::{fold_case, under_prefix, PathCase};
     let mut warnings = Vec::new();
     for app in &config.app {

@@ -7,6 +7,7 @@
 
 mod check;
 mod load;
+mod warnings;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,8 +23,9 @@ use crate::provider::kaas::KaasProviderConfig;
 use crate::provider::oidc::OidcProviderConfig;
 use crate::provider::saml::SamlProviderConfig;
 
-pub use check::{warnings, Issue};
+pub use check::{rule_warnings, Issue};
 pub use load::{load, ConfigError, Located, SourceLoc};
+pub use warnings::warnings;
 
 /// The whole configuration after includes are merged.
 #[derive(Debug, Deserialize)]
@@ -158,12 +160,12 @@ pub enum StoreKind {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionConfig {
-    /// Session cookie name.
-    #[serde(default = "defaults::cookie_name")]
-    pub cookie_name: String,
-    /// Pre-login (state) cookie name.
-    #[serde(default = "defaults::login_cookie_name")]
-    pub login_cookie_name: String,
+    /// Session cookie name; default [`SessionConfig::cookie_name`]. Kept as given when set.
+    #[serde(default, rename = "cookie_name")]
+    pub configured_cookie_name: Option<String>,
+    /// Pre-login (state) cookie name; default [`SessionConfig::login_cookie_name`].
+    #[serde(default, rename = "login_cookie_name")]
+    pub configured_login_cookie_name: Option<String>,
     /// `Secure` attribute on cookies. Turn off only for plain-HTTP development setups.
     #[serde(default = "defaults::yes")]
     pub cookie_secure: bool,
@@ -184,6 +186,32 @@ pub struct SessionConfig {
     /// Maximum number of sessions held in memory (oldest/least used evicted first).
     #[serde(default = "defaults::max_sessions")]
     pub max_sessions: u64,
+}
+
+/// The prefix browsers enforce `Secure`, `Path=/` and no `Domain` for (RFC 6265bis §4.1.3.2):
+/// a sibling subdomain can then neither set nor shadow the cookie.
+pub const HOST_PREFIX: &str = "__Host-";
+
+impl SessionConfig {
+    /// The session cookie's name: as configured, else `__Host-aisgate_session` with
+    /// `cookie_secure` (the prefix needs `Secure`) and `aisgate_session` without.
+    pub fn cookie_name(&self) -> String {
+        self.configured_cookie_name.clone().unwrap_or_else(|| self.default_name("aisgate_session"))
+    }
+
+    /// The pre-login cookie's name (the loop counter and logout-state cookies append
+    /// `_count` and `_logout`): as configured, else `__Host-aisgate_login` / `aisgate_login`.
+    pub fn login_cookie_name(&self) -> String {
+        self.configured_login_cookie_name.clone().unwrap_or_else(|| self.default_name("aisgate_login"))
+    }
+
+    fn default_name(&self, base: &str) -> String {
+        if self.cookie_secure {
+            format!("{HOST_PREFIX}{base}")
+        } else {
+            base.to_owned()
+        }
+    }
 }
 
 /// A secret read from a file or an environment variable (never inline).
@@ -398,12 +426,6 @@ mod defaults {
     }
     pub fn yes() -> bool {
         true
-    }
-    pub fn cookie_name() -> String {
-        "aisgate_session".to_owned()
-    }
-    pub fn login_cookie_name() -> String {
-        "aisgate_login".to_owned()
     }
     pub fn idle_timeout() -> u64 {
         30 * 60

@@ -14,7 +14,7 @@ use axum::{Extension, Router};
 use http::header::SET_COOKIE;
 use http::{HeaderMap, Response, StatusCode};
 
-use super::request::{clear_cookie, cookie, set_cookie, set_login_cookie_cross_site, RequestInfo};
+use super::request::{clear_cookie, set_cookie, set_login_cookie_cross_site, RequestInfo};
 use super::rescue;
 use super::route::{self, App};
 use super::{Gateway, RESERVED_PREFIX};
@@ -44,9 +44,37 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .with_state(gateway)
 }
 
+fn encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
 fn login_url(return_to: &str) -> String {
-    let encoded: String = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
-    format!("{RESERVED_PREFIX}login?return={encoded}")
+    format!("{RESERVED_PREFIX}login?return={}", encode(return_to))
+}
+
+/// Where a restart link leads when the login it restarts is unknown (no or an expired
+/// pre-login cookie): the request's `return` parameter when it is a valid local URL, else the
+/// first app (on this host, if any) that offers `provider` — never a bare `/`, which may be
+/// no app's.
+fn fallback_return(gw: &Gateway, provider: &str, params: &[(String, String)], headers: &HeaderMap) -> ReturnUrl {
+    if let Some(given) = param(params, "return").and_then(|r| ReturnUrl::parse(r).ok()) {
+        return given;
+    }
+    let host = request_host(headers);
+    let offers = |app: &&App| app.providers.iter().any(|i| gw.providers[*i].name() == provider);
+    let on_host = |app: &&App| app.hosts.is_empty() || app.hosts.iter().any(|h| h.eq_ignore_ascii_case(&host));
+    gw.apps
+        .iter()
+        .filter(offers)
+        .find(on_host)
+        .or_else(|| gw.apps.iter().find(offers))
+        .and_then(|app| ReturnUrl::parse(&app.path_prefix).ok())
+        .unwrap_or_else(ReturnUrl::root)
+}
+
+/// The restart link of a login at `provider` for `return_to`.
+fn restart_url(provider: &str, return_to: &ReturnUrl) -> String {
+    format!("{}&provider={provider}", login_url(return_to.as_str()))
 }
 
 async fn not_found(Extension(info): Extension<RequestInfo>) -> Response<Body> {
@@ -145,13 +173,18 @@ pub async fn start_login_at(
         return rescue::html(StatusCode::OK, pages::chooser_page(&choices, info.lang()));
     };
     let loop_cookie = &gw.loop_cookie_name;
-    let Some(counted) = super::loop_guard::count_start(&gw.keyring, cookie(headers, loop_cookie), now_unix()) else {
+    let Some(counted) =
+        super::loop_guard::count_start(&gw.keyring, super::cookies::read(headers, loop_cookie, info), now_unix())
+    else {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, "login loop: too many logins started by this browser");
         audit_refused(info, gw.providers[index].name(), "too many logins started (loop protection)");
         return rescue::error(ErrorKind::TooManyRequests, info, None);
     };
     let provider = &gw.providers[index];
-    let ctx = gw.login_context(provider.name());
+    let mut ctx = gw.login_context(provider.name());
+    // The one-time-credential form carries the app's return URL, so its error pages can send
+    // the user back to this app's login (there may be no app at `/`).
+    ctx.direct_form_url = format!("{}?return={}", ctx.direct_form_url, encode(return_to.as_str()));
     let begun = match loa {
         Some(loa) => provider.begin_at_loa(&ctx, loa).await,
         None => provider.begin(&ctx).await,
@@ -207,7 +240,11 @@ async fn callback_get(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response<Body> {
-    finish_login(&gw, &provider, query_pairs(query.as_deref()), &headers, &info).await
+    let params = query_pairs(query.as_deref());
+    if let Some(refused) = credentials_at_callback(&gw, &provider, &params, &info) {
+        return refused;
+    }
+    finish_login(&gw, &provider, params, &headers, &info).await
 }
 
 async fn callback_post(
@@ -217,8 +254,32 @@ async fn callback_post(
     headers: HeaderMap,
     RawForm(form): RawForm,
 ) -> Response<Body> {
-    let params = url::form_urlencoded::parse(&form).into_owned().collect();
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(&form).into_owned().collect();
+    if let Some(refused) = credentials_at_callback(&gw, &provider, &params, &info) {
+        return refused;
+    }
     finish_login(&gw, &provider, params, &headers, &info).await
+}
+
+/// One-time credentials are redeemed only by the direct form's POST, which checks the CSRF
+/// token and the per-client rate limit. At the callback they would skip both (and in a GET
+/// they land in URLs, browser history and intermediaries' logs), so a callback of a direct
+/// provider carrying `username` or `password` is refused before the pending login is touched
+/// or the provider called: no fresh pre-login cookie, nothing redeemed, the values never logged.
+fn credentials_at_callback(
+    gw: &Gateway,
+    provider: &str,
+    params: &[(String, String)],
+    info: &RequestInfo,
+) -> Option<Response<Body>> {
+    let direct = gw.provider(provider).is_some_and(|(_, p)| p.direct_generator_url().is_some());
+    if !direct || !params.iter().any(|(k, _)| k == "username" || k == "password") {
+        return None;
+    }
+    tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, "one-time credentials sent to the callback refused (only the direct form redeems them)");
+    audit_refused(info, provider, "one-time credentials at the callback");
+    let form = format!("{RESERVED_PREFIX}direct/{provider}");
+    Some(rescue::error(ErrorKind::LoginNotInitiated, info, Some(&form)))
 }
 
 /// `GET /.aisgate/direct/{provider}`: the one-time-credential form. The CSRF token is a MAC
@@ -228,28 +289,37 @@ async fn direct_form(
     Extension(info): Extension<RequestInfo>,
     Path(provider): Path<String>,
     headers: HeaderMap,
+    RawQuery(query): RawQuery,
 ) -> Response<Body> {
-    let handle = cookie(&headers, &gw.login_cookie_name).and_then(|v| gw.keyring.open(Purpose::Login, v));
-    render_direct_form(&gw, &provider, handle, &info, false)
+    let handle =
+        super::cookies::read(&headers, &gw.login_cookie_name, &info).and_then(|v| gw.keyring.open(Purpose::Login, v));
+    let return_to = fallback_return(&gw, &provider, &query_pairs(query.as_deref()), &headers);
+    render_direct_form(&gw, &provider, handle, &return_to, &info, false)
 }
 
 fn render_direct_form(
     gw: &Gateway,
     provider: &str,
     handle: Option<[u8; 32]>,
+    return_to: &ReturnUrl,
     info: &RequestInfo,
     failed: bool,
 ) -> Response<Body> {
-    let Some(generator) = gw.provider(provider).and_then(|(_, p)| p.direct_generator_url()) else {
+    let Some((generator, ttl)) =
+        gw.provider(provider).and_then(|(_, p)| p.direct_generator_url().map(|g| (g, gw.login_ttl_for(p.as_ref()))))
+    else {
         return rescue::error(ErrorKind::NotFound, info, None);
     };
     let Some(handle) = handle else {
-        // No login in progress in this browser: start one (it leads back here).
-        return rescue::redirect(&format!("{}&provider={provider}", login_url("/")));
+        // No login in progress in this browser: start one for the app (it leads back here).
+        return rescue::redirect(&restart_url(provider, return_to));
     };
     let csrf = gw.keyring.mac(Purpose::Csrf, &handle);
-    let action = format!("{RESERVED_PREFIX}direct/{provider}");
-    rescue::html(StatusCode::OK, pages::direct_login_page(&action, &csrf, &generator, failed, info.lang()))
+    let action = format!("{RESERVED_PREFIX}direct/{provider}?return={}", encode(return_to.as_str()));
+    // The form is good as long as the pending login behind it: whole minutes, at least one.
+    let minutes = (ttl / 60).max(1);
+    let form = pages::DirectForm { action: &action, csrf: &csrf, generator_url: &generator, minutes, failed };
+    rescue::html(StatusCode::OK, pages::direct_login_page(&form, info.lang()))
 }
 
 /// `POST /.aisgate/direct/{provider}`: redeems one-time credentials. Rate-limited per client;
@@ -259,6 +329,7 @@ async fn direct_submit(
     Extension(info): Extension<RequestInfo>,
     Path(provider): Path<String>,
     headers: HeaderMap,
+    RawQuery(query): RawQuery,
     RawForm(form): RawForm,
 ) -> Response<Body> {
     if gw.provider(&provider).and_then(|(_, p)| p.direct_generator_url()).is_none() {
@@ -270,7 +341,8 @@ async fn direct_submit(
         return rescue::error(ErrorKind::TooManyRequests, &info, None);
     }
     let params: Vec<(String, String)> = url::form_urlencoded::parse(&form).into_owned().collect();
-    let handle = cookie(&headers, &gw.login_cookie_name).and_then(|v| gw.keyring.open(Purpose::Login, v));
+    let handle =
+        super::cookies::read(&headers, &gw.login_cookie_name, &info).and_then(|v| gw.keyring.open(Purpose::Login, v));
     let csrf_ok = match (&handle, param(&params, "csrf")) {
         (Some(handle), Some(token)) => gw.keyring.verify_mac(Purpose::Csrf, handle, token),
         _ => false,
@@ -278,13 +350,11 @@ async fn direct_submit(
     if !csrf_ok {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, "one-time credential form without a valid CSRF token");
         audit_refused(&info, &provider, "bad CSRF token");
-        return rescue::error(
-            ErrorKind::LoginNotInitiated,
-            &info,
-            Some(&format!("{}&provider={provider}", login_url("/"))),
-        );
+        let return_to = fallback_return(&gw, &provider, &query_pairs(query.as_deref()), &headers);
+        return rescue::error(ErrorKind::LoginNotInitiated, &info, Some(&restart_url(&provider, &return_to)));
     }
-    finish_login(&gw, &provider, params, &headers, &info).await
+    let fallback = fallback_return(&gw, &provider, &query_pairs(query.as_deref()), &headers);
+    finish_login_for(&gw, &provider, params, &headers, &info, fallback).await
 }
 
 async fn finish_login(
@@ -294,11 +364,26 @@ async fn finish_login(
     headers: &HeaderMap,
     info: &RequestInfo,
 ) -> Response<Body> {
+    let fallback = fallback_return(gw, provider_name, &params, headers);
+    finish_login_for(gw, provider_name, params, headers, info, fallback).await
+}
+
+/// Completes a login; `fallback` is where restart links lead when the pending login (and so
+/// its return URL) is unknown.
+async fn finish_login_for(
+    gw: &Gateway,
+    provider_name: &str,
+    params: Vec<(String, String)>,
+    headers: &HeaderMap,
+    info: &RequestInfo,
+    fallback: ReturnUrl,
+) -> Response<Body> {
     let Some((index, provider)) = gw.provider(provider_name) else {
         return rescue::error(ErrorKind::NotFound, info, None);
     };
-    let restart = login_url("/");
-    let handle = cookie(headers, &gw.login_cookie_name).and_then(|v| gw.keyring.open(Purpose::Login, v));
+    let restart = restart_url(provider_name, &fallback);
+    let handle =
+        super::cookies::read(headers, &gw.login_cookie_name, info).and_then(|v| gw.keyring.open(Purpose::Login, v));
     let pending = match handle {
         None if provider.accepts_unsolicited() => unsolicited_login(provider_name, &params, info),
         None => {
@@ -371,12 +456,14 @@ async fn finish_login(
             );
             audit_refused(info, provider_name, "LoA lower than required");
             gw.metrics.provider(index).login(LoginResult::Failure);
-            return with_cleared_login(gw, rescue::error(ErrorKind::LoginFailed, info, Some("/")));
+            return with_cleared_login(gw, rescue::error(ErrorKind::LoginFailed, info, Some(&retry)));
         }
     }
     // A fresh id on every login; any previous session of this browser is destroyed
     // (session fixation). After a step-up this replaces the lower-LoA session.
-    if let Some(old) = cookie(headers, &gw.cookie_name).and_then(|v| gw.keyring.open(Purpose::Session, v)) {
+    if let Some(old) =
+        super::cookies::read(headers, &gw.cookie_name, info).and_then(|v| gw.keyring.open(Purpose::Session, v))
+    {
         let _ = gw.store.remove(&StoreKey::of(&old)).await;
     }
     let id = random_id();
@@ -432,12 +519,13 @@ async fn retry_direct_form(
 ) -> Response<Body> {
     let handle = random_id();
     pending.created_at = now_unix();
+    let return_to = ReturnUrl::parse(&pending.return_to).unwrap_or_else(|_| ReturnUrl::root());
     if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {
         tracing::error!(request_id = info.id(), error = %e, "cannot store pending login");
         return rescue::error(ErrorKind::SessionStoreUnavailable, info, None);
     }
     let value = gw.keyring.seal(Purpose::Login, &handle);
-    let mut resp = render_direct_form(gw, provider, Some(handle), info, true);
+    let mut resp = render_direct_form(gw, provider, Some(handle), &return_to, info, true);
     *resp.status_mut() = StatusCode::UNAUTHORIZED;
     resp.headers_mut()
         .append(SET_COOKIE, set_cookie(&gw.login_cookie_name, &value, Some(gw.login_ttl_secs), gw.cookie_secure));
@@ -470,7 +558,9 @@ pub async fn logout_response(
     let mut location = gw.url(&format!("{RESERVED_PREFIX}logged-out"));
     let mut step = None;
     let mut logout_cookie = None;
-    if let Some(id) = cookie(headers, &gw.cookie_name).and_then(|v| gw.keyring.open(Purpose::Session, v)) {
+    if let Some(id) =
+        super::cookies::read(headers, &gw.cookie_name, info).and_then(|v| gw.keyring.open(Purpose::Session, v))
+    {
         let key = StoreKey::of(&id);
         match gw.store.remove(&key).await {
             Ok(Some(session)) => {

@@ -118,8 +118,14 @@ async fn app_request(
     // `Connection` and have the gateway delete the identity headers it sets below.
     let upgrade = hop_by_hop::is_upgrade(req.version(), req.headers());
     hop_by_hop::strip(req.headers_mut(), upgrade);
-    // Anti-spoofing: strip every identity-namespace header, whatever the route decides later.
+    // Anti-spoofing: strip every identity-namespace header, whatever the route decides later,
+    // and every spelling of the address/URL headers upstream frameworks believe.
     strip_identity(gw, &mut req, info);
+    let forged = super::forwarding::strip_spoofable(req.headers_mut(), info.from_trusted_proxy);
+    if !forged.is_empty() {
+        // Names only: values could be anything, including personal data.
+        tracing::info!(request_id = info.id(), client = %info.client_ip, headers = ?forged, "client sent forwarding or proxy headers; stripped");
+    }
     if app.upstream_bearer && req.headers_mut().remove(AUTHORIZATION).is_some() {
         // The upstream's Authorization header belongs to the gateway for this app: a client's
         // own credentials are never mixed with (or mistaken for) the IdP's token.
@@ -133,7 +139,7 @@ async fn app_request(
     let session = if app.is_public(forms) {
         None
     } else {
-        match load_session(gw, req.headers()).await {
+        match load_session(gw, req.headers(), info).await {
             Ok(Some((_, found))) if !app.accepts_provider(&gw.providers, &found.identity.provider) => {
                 // A session is served only to apps that list the provider it was made by:
                 // app `b` behind NIA must never receive (or forward the tokens of) a session
@@ -228,9 +234,15 @@ fn strip_identity(gw: &Gateway, req: &mut Request<Body>, info: &RequestInfo) {
 
 type Failure = fn(&RequestInfo) -> Response<Body>;
 
-async fn load_session(gw: &Gateway, headers: &http::HeaderMap) -> Result<Option<(StoreKey, Arc<Session>)>, Failure> {
-    // Forged or tampered cookies fail the MAC here and never reach the store.
-    let Some(id) = super::request::cookie(headers, &gw.cookie_name).and_then(|v| gw.keyring.open(Purpose::Session, v))
+async fn load_session(
+    gw: &Gateway,
+    headers: &http::HeaderMap,
+    info: &RequestInfo,
+) -> Result<Option<(StoreKey, Arc<Session>)>, Failure> {
+    // Forged or tampered cookies fail the MAC here and never reach the store; two session
+    // cookies (one planted by a sibling domain) count as none.
+    let Some(id) =
+        super::cookies::read(headers, &gw.cookie_name, info).and_then(|v| gw.keyring.open(Purpose::Session, v))
     else {
         return Ok(None);
     };
@@ -343,7 +355,9 @@ async fn forward(
         }
     }
     if !app.forward_gateway_cookies {
-        remove_cookies(&mut parts.headers, &[&gw.cookie_name, &gw.login_cookie_name, &gw.loop_cookie_name]);
+        // Every gateway cookie, the logout-state one included: each is a bearer value.
+        let own = [&gw.cookie_name, &gw.login_cookie_name, &gw.loop_cookie_name, &gw.logout_cookie_name];
+        remove_cookies(&mut parts.headers, &own.map(String::as_str));
     }
     // A Referer pointing at the gateway's callback may carry a login token.
     if parts.headers.get(REFERER).and_then(|v| v.to_str().ok()).is_some_and(|r| r.contains(RESERVED_PREFIX)) {

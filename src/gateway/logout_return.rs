@@ -12,7 +12,7 @@ use http::header::SET_COOKIE;
 use http::{HeaderMap, Response, StatusCode};
 
 use super::endpoints::{param, query_pairs};
-use super::request::{clear_cookie, cookie, RequestInfo};
+use super::request::{clear_cookie, RequestInfo};
 use super::rescue;
 use super::Gateway;
 use crate::pages;
@@ -23,8 +23,8 @@ use crate::session::{now_unix, random_id, PendingLogin, StoreKey};
 type Gw = State<Arc<Gateway>>;
 
 /// The cookie binding an RP-initiated logout's `state` to the browser.
-pub(super) fn logout_cookie_name(gw: &Gateway) -> String {
-    format!("{}_logout", gw.login_cookie_name)
+pub(super) fn logout_cookie_name(gw: &Gateway) -> &str {
+    &gw.logout_cookie_name
 }
 
 /// Marks a pending entry as a logout's (never usable as a login's protocol state).
@@ -42,7 +42,7 @@ pub(super) async fn logged_out(
     let params = query_pairs(query.as_deref());
     let state = param(&params, "state");
     let cookie_name = logout_cookie_name(&gw);
-    let handle = cookie(&headers, &cookie_name).and_then(|v| gw.keyring.open(Purpose::Logout, v));
+    let handle = super::cookies::read(&headers, cookie_name, &info).and_then(|v| gw.keyring.open(Purpose::Logout, v));
     if state.is_some() || handle.is_some() {
         let verified = match (handle, state) {
             (Some(handle), Some(state)) if gw.keyring.verify_mac(Purpose::Logout, &handle, state) => {
@@ -62,7 +62,7 @@ pub(super) async fn logged_out(
     }
     let mut resp = rescue::html(StatusCode::OK, pages::logged_out_page(Some("/"), info.lang()));
     if handle.is_some() {
-        resp.headers_mut().append(SET_COOKIE, clear_cookie(&cookie_name, gw.cookie_secure));
+        resp.headers_mut().append(SET_COOKIE, clear_cookie(cookie_name, gw.cookie_secure));
     }
     resp
 }

@@ -7,7 +7,8 @@
 //!             2. CanonicalPath      normalize once; everything below uses this result
 //!             3. own endpoints      /.aisgate/* (login, callback, logout, jwks) — axum router
 //!             4. route              host + path prefix → app (else 404)
-//!             5. strip identity     every X-Auth-* variant and mapped header name
+//!             5. strip identity     every X-Auth-* variant and mapped header name, and every
+//!                                   `_`/case spelling of forwarding/proxy headers (forwarding.rs)
 //!             6. logout paths       app logout URLs → gateway logout
 //!             7. public paths       forward without identity
 //!             8. session            authenticated cookie → store (forged ids never looked up)
@@ -17,8 +18,10 @@
 //!            12. upstream           hop-by-hop, X-Forwarded-*, streaming, WebSocket
 //! ```
 
+mod cookies;
 mod endpoints;
 pub mod explain;
+mod forwarding;
 mod handler;
 mod logout_return;
 mod loop_guard;
@@ -87,6 +90,9 @@ pub struct Gateway {
     pub login_cookie_name: String,
     /// Login-loop counter cookie name (`<login_cookie_name>_count`).
     pub loop_cookie_name: String,
+    /// Cookie binding an RP-initiated logout's `state` to the browser
+    /// (`<login_cookie_name>_logout`).
+    pub logout_cookie_name: String,
     /// `Secure` on cookies.
     pub cookie_secure: bool,
     /// Absolute session timeout, seconds.
@@ -214,9 +220,10 @@ impl Gateway {
             upstream,
             namespace,
             trusted_proxies: config.server.trusted_proxies.clone(),
-            cookie_name: config.session.cookie_name.clone(),
-            login_cookie_name: config.session.login_cookie_name.clone(),
-            loop_cookie_name: format!("{}_count", config.session.login_cookie_name),
+            cookie_name: config.session.cookie_name(),
+            login_cookie_name: config.session.login_cookie_name(),
+            loop_cookie_name: format!("{}_count", config.session.login_cookie_name()),
+            logout_cookie_name: format!("{}_logout", config.session.login_cookie_name()),
             cookie_secure: config.session.cookie_secure,
             absolute_timeout_secs: config.session.absolute_timeout_secs,
             login_ttl_secs: config.session.login_ttl_secs,
@@ -228,9 +235,6 @@ impl Gateway {
             endpoints: OnceLock::new(),
         });
         let _ = gateway.endpoints.set(endpoints::router(gateway.clone()));
-        for app in config.app.iter().filter(|a| a.dangerous.skip_upstream_tls_verify) {
-            tracing::warn!(app = %app.name, "DANGEROUS: upstream TLS certificate verification is disabled");
-        }
         Ok(gateway)
     }
 

@@ -127,16 +127,44 @@ pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
     headers.get(ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
 }
 
-/// Finds a cookie value by name across every `Cookie` header.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
+/// What a request's `Cookie` headers hold under one name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CookieLookup<'a> {
+    /// No cookie of that name.
+    Absent,
+    /// Exactly one.
+    One(&'a str),
+    /// Several: browsers send every cookie whose domain and path match, so a sibling
+    /// subdomain can plant a second one (`Domain=.example.cz`) next to the gateway's own, and
+    /// nothing in the request says which is which.
+    Duplicated,
+}
+
+/// Looks a cookie up by name across every `Cookie` header.
+pub fn lookup_cookie<'a>(headers: &'a HeaderMap, name: &str) -> CookieLookup<'a> {
+    let mut found = headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim_matches('"'))
+        .filter(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'));
+    match (found.next(), found.next()) {
+        (None, _) => CookieLookup::Absent,
+        (Some(value), None) => CookieLookup::One(value),
+        (Some(_), Some(_)) => CookieLookup::Duplicated,
+    }
+}
+
+/// A cookie's value when the request carries exactly one of that name. Fails closed: two of
+/// the same name count as none (see [`CookieLookup::Duplicated`]), so a planted cookie can
+/// neither log the browser into another account nor stand in for its pre-login binding.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    match lookup_cookie(headers, name) {
+        CookieLookup::One(value) => Some(value),
+        CookieLookup::Absent | CookieLookup::Duplicated => None,
+    }
 }
 
 /// Removes the named cookies from the `Cookie` headers (the gateway's own cookies must not
@@ -297,6 +325,15 @@ mod tests {
         let mut only = headers(&[("cookie", "aisgate_session=x")]);
         remove_cookies(&mut only, &["aisgate_session"]);
         assert!(only.get(COOKIE).is_none());
+    }
+
+    #[test]
+    fn two_cookies_of_one_name_count_as_none() {
+        let h = headers(&[("cookie", "a=1; aisgate_session=x"), ("cookie", "aisgate_session=y")]);
+        assert_eq!(lookup_cookie(&h, "aisgate_session"), CookieLookup::Duplicated);
+        assert_eq!(cookie(&h, "aisgate_session"), None);
+        assert_eq!(cookie(&h, "a"), Some("1"));
+        assert_eq!(lookup_cookie(&h, "b"), CookieLookup::Absent);
     }
 
     #[test]

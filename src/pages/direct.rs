@@ -7,32 +7,72 @@
 
 use super::{html_escape, is_safe_url, layout, paragraph, Lang};
 
-/// Renders the form. `action` is the gateway's direct endpoint, `csrf` the token to echo,
-/// `generator_url` the IdP page that issues one-time credentials, `failed` whether the last
-/// attempt was refused.
-pub fn direct_login_page(action: &str, csrf: &str, generator_url: &str, failed: bool, lang: Lang) -> String {
-    let t = match lang {
+/// What the form shows.
+pub struct DirectForm<'a> {
+    /// The gateway's direct endpoint (with the app's return URL).
+    pub action: &'a str,
+    /// The CSRF token to echo.
+    pub csrf: &'a str,
+    /// The IdP page that issues one-time credentials.
+    pub generator_url: &'a str,
+    /// How long the started login (and so this form) stays valid, whole minutes.
+    pub minutes: u64,
+    /// Whether the last attempt was refused.
+    pub failed: bool,
+}
+
+/// "N minut" after "do" (genitive): 1 minuty, otherwise minut.
+fn minutes_cs(n: u64) -> String {
+    if n == 1 {
+        "1 minuty".to_owned()
+    } else {
+        format!("{n} minut")
+    }
+}
+
+fn minutes_en(n: u64) -> String {
+    if n == 1 {
+        "1 minute".to_owned()
+    } else {
+        format!("{n} minutes")
+    }
+}
+
+/// Renders the form. The lifetime it states is the gateway's (the pending login's), not the
+/// IdP's 30 minutes for the credentials: whichever ends first ends the login, and the
+/// gateway's is the one a user waiting on this page runs into.
+pub fn direct_login_page(form: &DirectForm<'_>, lang: Lang) -> String {
+    let step2_cs = format!(
+        "2. Opište vygenerované jméno a heslo sem do {} od zahájení přihlášení. Údaje lze použít jen jednou.",
+        minutes_cs(form.minutes)
+    );
+    let step2_en = format!(
+        "2. Copy the generated name and password here within {} of starting the login. They can be used once.",
+        minutes_en(form.minutes)
+    );
+    let t: [&str; 8] = match lang {
         Lang::Cs => [
             "Přihlášení jednorázovými údaji",
             "1. Otevřete stránku pro vygenerování jednorázových přihlašovacích údajů a přihlaste se tam.",
             "Vygenerovat jednorázové údaje (otevře se v novém okně)",
-            "2. Opište vygenerované jméno a heslo sem. Údaje platí 30 minut a lze je použít jen jednou.",
+            &step2_cs,
             "Jednorázové jméno",
             "Jednorázové heslo",
             "Přihlásit",
-            "Jednorázové údaje nebyly přijaty: jsou neplatné, již použité nebo starší než 30 minut. Vygenerujte si nové.",
+            "Jednorázové údaje nebyly přijaty: jsou neplatné, již použité nebo jim vypršela platnost. Vygenerujte si nové.",
         ],
         Lang::En => [
             "Log in with one-time credentials",
             "1. Open the page that generates one-time login credentials and log in there.",
             "Generate one-time credentials (opens in a new window)",
-            "2. Copy the generated name and password here. They are valid for 30 minutes and can be used once.",
+            &step2_en,
             "One-time name",
             "One-time password",
             "Log in",
-            "The one-time credentials were not accepted: they are invalid, already used or older than 30 minutes. Generate new ones.",
+            "The one-time credentials were not accepted: they are invalid, already used or expired. Generate new ones.",
         ],
     };
+    let (action, csrf, generator_url, failed) = (form.action, form.csrf, form.generator_url, form.failed);
     let [title, step1, generate, step2, user, pass, submit, refused] = t;
     let mut body = String::new();
     if failed {
@@ -68,18 +108,24 @@ mod tests {
 
     #[test]
     fn form_has_csrf_fields_generator_link_and_escapes() {
-        let html = direct_login_page(
-            "/.aisgate/direct/jip",
-            "t<k>",
-            "https://idp/login?atsId=A&providerType=directAuth",
-            true,
-            Lang::Cs,
-        );
+        let form = DirectForm {
+            action: "/.aisgate/direct/jip",
+            csrf: "t<k>",
+            generator_url: "https://idp/login?atsId=A&providerType=directAuth",
+            minutes: 15,
+            failed: true,
+        };
+        let html = direct_login_page(&form, Lang::Cs);
+        assert!(html.contains("do 15 minut od zahájení"), "{html}");
         assert!(html.contains("name=\"csrf\" value=\"t&lt;k&gt;\""));
         assert!(html.contains("href=\"https://idp/login?atsId=A&amp;providerType=directAuth\" target=\"_blank\""));
         assert!(html.contains("type=\"password\""));
         assert!(html.contains("role=\"alert\""));
-        let en = direct_login_page("/x", "t", "javascript:alert(1)", false, Lang::En);
+        let en = direct_login_page(
+            &DirectForm { action: "/x", csrf: "t", generator_url: "javascript:alert(1)", minutes: 1, failed: false },
+            Lang::En,
+        );
+        assert!(en.contains("within 1 minute of starting"), "{en}");
         assert!(!en.contains("javascript:"), "unsafe generator URLs are dropped");
         assert!(en.contains("One-time password") && !en.contains("role=\"alert\""));
     }

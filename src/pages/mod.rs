@@ -14,7 +14,7 @@
 //! details — only a generic explanation, the status code and the request id.
 
 mod direct;
-pub use direct::direct_login_page;
+pub use direct::{direct_login_page, DirectForm};
 
 use ::http::StatusCode;
 

@@ -31,7 +31,10 @@ pub struct StackOptions {
     pub access_log: bool,
     /// Extra lines for `[server]`.
     pub server_extra: String,
-    /// Extra lines for `[session]`.
+    /// Extra lines for `[session]`. Unless they mention `cookie_name` (set it, or a comment
+    /// `# default cookie_name` to test the defaults), the stack pins the cookie names to
+    /// `aisgate_session` / `aisgate_login`, which the tests' browser-less client reads, instead
+    /// of the `__Host-` defaults of a secure config.
     pub session_extra: String,
     /// Extra lines for the KAAS `[[provider]]` (e.g. `version = "v3_4"`); `{dir}` is replaced
     /// by the stack directory.
@@ -275,6 +278,11 @@ pub async fn prepare(opts: StackOptions) -> Result<Stack, String> {
         .unwrap_or(&default_apps)
         .replace("{upstream}", &upstream)
         .replace("{dir}", &dir.display().to_string());
+    let session_extra = if opts.session_extra.contains("cookie_name") {
+        opts.session_extra.clone()
+    } else {
+        format!("cookie_name = \"aisgate_session\"\nlogin_cookie_name = \"aisgate_login\"\n{}", opts.session_extra)
+    };
     let config_text = format!(
         r#"# Written by aisgate's local stack (demo/tests). The simulator exists only while it runs.
 [server]
@@ -314,7 +322,7 @@ ca_bundle = "{ca}"
         server_extra = opts.server_extra,
         access_log = opts.access_log,
         key_file = key_file.display(),
-        session_extra = opts.session_extra,
+        session_extra = session_extra,
         login_url = sim.login_url(),
         logout_url = sim.logout_url(),
         ws_url = sim.auth_ws_url(),

@@ -1,0 +1,75 @@
+//! Settings that weaken security: each one is valid, but an operator must see it, so `check`
+//! prints every warning and `run` logs them at startup (WARN, `DANGEROUS:` prefix).
+//!
+//! The list is the single place that knows which keys weaken the gateway; a new such key
+//! belongs here (and in a `dangerous` table where it is app-specific).
+
+use std::path::Path;
+
+use super::{check::Issue, Config, ProviderConfig, SourceLoc, HOST_PREFIX};
+
+/// Every security-weakening setting of `config`, at the table it is set in.
+pub fn warnings(config: &Config, main_file: &Path) -> Vec<Issue> {
+    let main_loc = SourceLoc { file: main_file.into(), line: 1, column: 1 };
+    let mut issues = Vec::new();
+    let mut warn = |loc: &SourceLoc, message: String| issues.push(Issue { loc: loc.clone(), message });
+    let session = &config.session;
+    if !session.cookie_secure {
+        warn(&main_loc, "[session] cookie_secure = false: cookies travel over plain HTTP (development only)".into());
+    } else {
+        for (key, name) in [
+            ("cookie_name", &session.configured_cookie_name),
+            ("login_cookie_name", &session.configured_login_cookie_name),
+        ] {
+            if let Some(name) = name.as_deref().filter(|n| !n.starts_with(HOST_PREFIX)) {
+                warn(
+                    &main_loc,
+                    format!(
+                        "[session] {key} {name:?} lacks the {HOST_PREFIX} prefix: a sibling subdomain can plant a cookie of that name"
+                    ),
+                );
+            }
+        }
+    }
+    for net in config.server.trusted_proxies.iter().filter(|n| n.prefix_len() == 0) {
+        warn(
+            &main_loc,
+            format!("[server] trusted_proxies contains {net}: every client may set X-Forwarded-*, Forwarded and X-Request-Id"),
+        );
+    }
+    for provider in &config.provider {
+        let ProviderConfig::Saml(saml) = &provider.value else { continue };
+        let name = provider.name();
+        let flags = [
+            (
+                saml.allow_unsolicited,
+                "allow_unsolicited = true: IdP-initiated logins are bound to no browser (login CSRF)",
+            ),
+            (
+                saml.allow_unencrypted_assertions,
+                "allow_unencrypted_assertions = true: assertions may travel unencrypted",
+            ),
+            (
+                saml.accept_unsigned_logout_requests(),
+                "accepts unsigned LogoutRequests (accept_unsigned_logout_requests)",
+            ),
+            (!saml.enforce_returned_loa, "enforce_returned_loa = false: the achieved LoA is not checked"),
+        ];
+        for (_, message) in flags.iter().filter(|(on, _)| *on) {
+            warn(&provider.loc, format!("provider {name:?}: {message}"));
+        }
+    }
+    for app in &config.app {
+        let name = &app.name;
+        if app.dangerous.skip_upstream_tls_verify {
+            warn(
+                &app.loc,
+                format!("app {name:?}: dangerous.skip_upstream_tls_verify: upstream TLS certificates are not verified"),
+            );
+        }
+        if app.forward_gateway_cookies {
+            warn(&app.loc, format!("app {name:?}: forward_gateway_cookies = true: the upstream sees session cookies"));
+        }
+    }
+    issues
+}
