@@ -592,7 +592,7 @@ pub async fn logout_response(
         resp.headers_mut().append(
             SET_COOKIE,
             set_cookie(
-                &super::logout_return::logout_cookie_name(gw),
+                super::logout_return::logout_cookie_name(gw),
                 &value,
                 Some(gw.login_ttl_secs),
                 gw.cookie_secure,
