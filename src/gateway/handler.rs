@@ -21,6 +21,7 @@ use crate::pages::ErrorKind;
 use crate::session::keyring::Purpose;
 use crate::session::tokens::TokenError;
 use crate::session::{now_unix, Session, StoreKey};
+use crate::upstream::body::{BodyFault, BodyWatch, WatchedBody};
 use crate::upstream::{hop_by_hop, splice_upgrade, UpstreamError};
 
 /// Handles one client request.
@@ -354,12 +355,19 @@ async fn forward(
         Err(_) => return rescue::error(ErrorKind::BadRequest, info, None),
     };
     parts.version = Version::HTTP_11;
-    let body = Body::new(http_body_util::Limited::new(body, usize::try_from(gw.max_body_bytes).unwrap_or(usize::MAX)));
+    // The body records its own failure, so a client's broken or oversized body is never
+    // mistaken for an upstream failure (see `upstream::body`).
+    let watch = BodyWatch::new();
+    let limited = http_body_util::Limited::new(body, usize::try_from(gw.max_body_bytes).unwrap_or(usize::MAX));
+    let body = Body::new(WatchedBody::new(limited, watch.clone()));
     let upstream_req = Request::from_parts(parts, body);
 
     let mut resp = match gw.upstream.send(upstream_req, &app.upstream.trust).await {
         Ok(resp) => resp,
         Err(e) => {
+            if let Some(fault) = watch.fault() {
+                return client_body_fault(fault, app, info);
+            }
             let (kind, page) = match &e {
                 UpstreamError::Connect(_) => (UpstreamErrorKind::Connect, ErrorKind::UpstreamUnavailable),
                 UpstreamError::Timeout(_) => (UpstreamErrorKind::Timeout, ErrorKind::UpstreamTimeout),
@@ -383,4 +391,16 @@ async fn forward(
     }
     hop_by_hop::strip(resp.headers_mut(), switching);
     resp
+}
+
+/// The answer to a request whose own body failed while it was being forwarded: the client's
+/// fault, so 413/400, logged at info and never counted as an upstream error (anyone could
+/// otherwise raise upstream alerts by sending broken chunked bodies).
+fn client_body_fault(fault: BodyFault, app: &App, info: &RequestInfo) -> Response<Body> {
+    tracing::info!(request_id = info.id(), app = %app.name, client = %info.client_ip, reason = %fault, "request body refused: client fault");
+    let kind = match fault {
+        BodyFault::TooLarge => ErrorKind::PayloadTooLarge,
+        BodyFault::Malformed => ErrorKind::BadRequest,
+    };
+    rescue::error(kind, info, None)
 }

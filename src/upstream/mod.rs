@@ -4,6 +4,7 @@
 //! whatever the upload or download size. Upstream failures are classified for the 502/504
 //! pages and the `aisgate_upstream_errors_total` metric.
 
+pub mod body;
 pub mod hop_by_hop;
 
 use std::sync::Arc;

@@ -1,0 +1,161 @@
+//! Connection-level boundaries: client body faults are the client's (not upstream outages),
+//! protocol upgrades only to what was asked and allowed, idle and preface-only connections
+//! reaped and a cap on open connections, the own endpoints' body cap, and upgraded
+//! connections closed when their session ends.
+
+mod support;
+
+use std::time::Duration;
+
+use aisgate::sim::stack::StackOptions;
+use http_body_util::BodyExt;
+use support::{upstream, Gateway};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Every log line of this test binary (tests share the process, so lines are told apart by
+/// request id).
+fn logs() -> &'static std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || LogSink(sink.clone()))
+            .try_init();
+        buf
+    })
+}
+
+struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The log lines mentioning `needle`.
+fn log_lines(needle: &str) -> Vec<String> {
+    let text = String::from_utf8_lossy(&logs().lock().unwrap()).into_owned();
+    text.lines().filter(|l| l.contains(needle)).map(str::to_owned).collect()
+}
+
+/// A raw HTTP/1.1 exchange: writes `request`, reads until the server closes (or 5 s pass).
+async fn raw_exchange(gw: &Gateway, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    // The server may answer (and close) before it has read all of a refused body.
+    let _ = stream.write_all(request).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn status_of(response: &str) -> u16 {
+    response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+fn header_of<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+    let head = &response[..response.find("\r\n\r\n")?];
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then_some(v.trim())
+    })
+}
+
+fn json_of(response: &str) -> serde_json::Value {
+    let body = &response[response.find("\r\n\r\n").map_or(0, |i| i + 4)..];
+    // A chunked response: take the JSON object between the chunk framing.
+    let start = body.find('{').unwrap_or(0);
+    let end = body.rfind('}').map_or(body.len(), |i| i + 1);
+    serde_json::from_str(&body[start..end]).unwrap_or(serde_json::Value::Null)
+}
+
+async fn metrics(gw: &Gateway) -> String {
+    gw.client.get(format!("http://{}/metrics", gw.ops)).send().await.unwrap().text().await.unwrap()
+}
+
+fn metric_line<'a>(metrics: &'a str, series: &str) -> Option<&'a str> {
+    metrics.lines().find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+}
+
+/// An upstream that reads the whole request body and answers with its length.
+async fn body_counter() -> String {
+    upstream(|req: hyper::Request<hyper::body::Incoming>| async move {
+        match req.into_body().collect().await {
+            Ok(body) => support::text(200, body.to_bytes().len().to_string()),
+            Err(_) => support::text(500, "broken upload"),
+        }
+    })
+    .await
+}
+
+async fn small_body_gateway() -> Gateway {
+    logs();
+    Gateway::start(StackOptions {
+        upstream: Some(body_counter().await),
+        server_extra: "max_body_bytes = 1000".into(),
+        ..Default::default()
+    })
+    .await
+}
+
+fn chunked_post(chunks: &[&[u8]]) -> Vec<u8> {
+    let mut req = b"POST /public/upload HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n\
+        Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        .to_vec();
+    for chunk in chunks {
+        req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        req.extend_from_slice(chunk);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    req
+}
+
+fn assert_client_fault(resp: &str, status: u16, code: &str) {
+    assert_eq!(status_of(resp), status, "{resp}");
+    assert_eq!(json_of(resp)["error"], code, "{resp}");
+    let id = header_of(resp, "x-request-id").expect("X-Request-Id");
+    let lines = log_lines(id);
+    assert!(lines.iter().all(|l| !l.contains("ERROR")), "an ERROR line for a client fault: {lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains(" INFO ") && l.contains("client fault")),
+        "no info line naming the client fault: {lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn chunked_body_over_the_limit_is_413_not_an_upstream_error() {
+    let gw = small_body_gateway().await;
+    let chunk = [b'a'; 400];
+    let resp = raw_exchange(&gw, &chunked_post(&[&chunk, &chunk, &chunk, &chunk])).await;
+    assert_client_fault(&resp, 413, "payload_too_large");
+    let m = metrics(&gw).await;
+    for kind in ["connect", "timeout", "protocol"] {
+        let series = format!("aisgate_upstream_errors_total{{app=\"echo\",kind=\"{kind}\"}}");
+        assert_eq!(metric_line(&m, &series), Some(format!("{series} 0").as_str()), "{m}");
+    }
+    // Within the limit the same chunked upload passes.
+    let ok = raw_exchange(&gw, &chunked_post(&[&chunk, &chunk])).await;
+    assert_eq!(status_of(&ok), 200, "{ok}");
+    assert!(ok.contains("800"), "{ok}");
+}
+
+#[tokio::test]
+async fn malformed_chunked_body_is_400_not_an_upstream_error() {
+    let gw = small_body_gateway().await;
+    let req = b"POST /public/upload HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n\
+        Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\nzz\r\nworld\r\n0\r\n\r\n";
+    let resp = raw_exchange(&gw, req).await;
+    assert_client_fault(&resp, 400, "bad_request");
+    let m = metrics(&gw).await;
+    let series = "aisgate_upstream_errors_total{app=\"echo\",kind=\"protocol\"}";
+    assert_eq!(metric_line(&m, series), Some(format!("{series} 0").as_str()), "{m}");
+}
