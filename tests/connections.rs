@@ -159,3 +159,93 @@ async fn malformed_chunked_body_is_400_not_an_upstream_error() {
     let series = "aisgate_upstream_errors_total{app=\"echo\",kind=\"protocol\"}";
     assert_eq!(metric_line(&m, series), Some(format!("{series} 0").as_str()), "{m}");
 }
+
+/// A raw upstream: reads a request head, writes `answer`, keeps the socket open a while.
+async fn raw_upstream(answer: &'static [u8]) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream.write_all(answer).await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+const WS_REQUEST: &[u8] = b"GET /public/ws HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n\
+    Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+
+/// Sends an upgrade request through a gateway in front of `answer` and checks the switch is
+/// refused with 502, the reason logged, and counted as an upstream protocol error.
+async fn assert_switch_refused(answer: &'static [u8], reason: &str) {
+    logs();
+    let gw = Gateway::with_upstream(&raw_upstream(answer).await).await;
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    stream.write_all(WS_REQUEST).await.unwrap();
+    let mut out = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut out)).await.unwrap().unwrap();
+    let resp = String::from_utf8_lossy(&out[..n]).into_owned();
+    assert_eq!(status_of(&resp), 502, "{resp}");
+    assert!(!resp.contains("TUNNEL"), "upstream bytes leaked through: {resp}");
+    let id = header_of(&resp, "x-request-id").unwrap();
+    let lines = log_lines(id);
+    assert!(
+        lines.iter().any(|l| l.contains("ERROR") && l.contains("upstream protocol switch refused") && l.contains(reason)),
+        "{lines:?}"
+    );
+    let m = metrics(&gw).await;
+    let series = "aisgate_upstream_errors_total{app=\"echo\",kind=\"protocol\"}";
+    assert_eq!(metric_line(&m, series), Some(format!("{series} 1").as_str()), "{m}");
+}
+
+#[tokio::test]
+async fn a_bare_101_from_the_upstream_is_502_not_a_tunnel() {
+    assert_switch_refused(b"HTTP/1.1 101 Switching Protocols\r\n\r\nTUNNEL", "without an Upgrade header").await;
+}
+
+#[tokio::test]
+async fn a_101_to_another_protocol_than_requested_is_502() {
+    assert_switch_refused(
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\nTUNNEL",
+        "which was not requested",
+    )
+    .await;
+    assert_switch_refused(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\nTUNNEL",
+        "without Connection: upgrade",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_h2c_or_unallowed_upgrade_is_forwarded_as_a_plain_request() {
+    let gw = Gateway::with_upstream(&support::header_echo().await).await;
+    for (upgrade, connection) in [("h2c", "Upgrade, HTTP2-Settings"), ("h2c", "Upgrade"), ("foo", "upgrade")] {
+        let req = format!(
+            "GET /public/x HTTP/1.1\r\nHost: localhost\r\nConnection: {connection}\r\nUpgrade: {upgrade}\r\n\
+             HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+        );
+        let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+        stream.write_all(req.as_bytes()).await.unwrap();
+        let mut out = vec![0u8; 8192];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut out)).await.unwrap().unwrap();
+        let resp = String::from_utf8_lossy(&out[..n]).into_owned();
+        assert_eq!(status_of(&resp), 200, "{resp}");
+        let headers = json_of(&resp)["headers"].clone();
+        for name in ["upgrade", "http2-settings", "connection"] {
+            assert!(headers.get(name).is_none(), "{upgrade}/{connection}: {name} forwarded: {headers}");
+        }
+    }
+}

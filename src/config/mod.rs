@@ -315,6 +315,11 @@ pub struct AppConfig {
     /// Authorization rules, checked in order; the first whose path prefix matches decides.
     #[serde(default)]
     pub rule: Vec<AccessRule>,
+    /// Protocols a client may upgrade to through this app (`Upgrade` tokens, matched by name,
+    /// any case). Default `["websocket"]`. Other upgrade requests are forwarded as plain
+    /// requests without `Upgrade`; `h2c` is never allowed.
+    #[serde(default = "defaults::upgrade_protocols")]
+    pub upgrade_protocols: Vec<String>,
     /// Options that weaken security; each one is logged at startup.
     #[serde(default)]
     pub dangerous: AppDangerous,
@@ -399,6 +404,9 @@ mod defaults {
     }
     pub fn token_lifetime() -> u64 {
         60
+    }
+    pub fn upgrade_protocols() -> Vec<String> {
+        vec!["websocket".to_owned()]
     }
     pub fn root() -> String {
         "/".to_owned()

@@ -22,6 +22,7 @@ use crate::session::keyring::Purpose;
 use crate::session::tokens::TokenError;
 use crate::session::{now_unix, Session, StoreKey};
 use crate::upstream::body::{BodyFault, BodyWatch, WatchedBody};
+use crate::upstream::upgrade::{self, Requested};
 use crate::upstream::{hop_by_hop, splice_upgrade, UpstreamError};
 
 /// Handles one client request.
@@ -108,8 +109,9 @@ async fn app_request(
 ) -> Response<Body> {
     // Hop-by-hop headers go first: a client could otherwise list `X-Auth-Subject` in
     // `Connection` and have the gateway delete the identity headers it sets below.
-    let upgrade = hop_by_hop::is_upgrade(req.version(), req.headers());
-    hop_by_hop::strip(req.headers_mut(), upgrade);
+    // Upgrades only to protocols the app allows; anything else goes upstream as a plain request.
+    let upgrade = upgrade::negotiate(req.version(), req.headers_mut(), &app.upgrade_protocols);
+    hop_by_hop::strip(req.headers_mut(), upgrade.is_some());
     // Anti-spoofing: strip every identity-namespace header, whatever the route decides later.
     strip_identity(gw, &mut req, info);
     if app.upstream_bearer && req.headers_mut().remove(AUTHORIZATION).is_some() {
@@ -301,7 +303,7 @@ async fn forward(
     gw: &Gateway,
     app: &App,
     req: Request<Body>,
-    upgrade: bool,
+    upgrade: Option<Requested>,
     path: &CanonicalPath,
     conn: &ConnInfo,
     info: &RequestInfo,
@@ -316,7 +318,8 @@ async fn forward(
     {
         return rescue::error(ErrorKind::PayloadTooLarge, info, None);
     }
-    let client_upgrade = if upgrade { parts.extensions.remove::<hyper::upgrade::OnUpgrade>() } else { None };
+    let client_upgrade =
+        if upgrade.is_some() { parts.extensions.remove::<hyper::upgrade::OnUpgrade>() } else { None };
 
     let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
     set_forwarded(&mut parts.headers, conn, info, &host);
@@ -381,10 +384,15 @@ async fn forward(
 
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     if switching {
-        match (client_upgrade, resp.extensions_mut().remove::<hyper::upgrade::OnUpgrade>()) {
-            (Some(client), Some(upstream)) => splice_upgrade(client, upstream, info.id().to_owned()),
-            _ => {
-                tracing::error!(request_id = info.id(), app = %app.name, "upstream switched protocols without an upgrade request");
+        // A tunnel is opaque: open it only when the upstream really switched to a protocol
+        // the client asked for (and the app allows). A bare 101 is an upstream fault.
+        let checked = upgrade::check_switch(upgrade.as_ref(), resp.headers());
+        match (checked, client_upgrade, resp.extensions_mut().remove::<hyper::upgrade::OnUpgrade>()) {
+            (Ok(()), Some(client), Some(upstream)) => splice_upgrade(client, upstream, info.id().to_owned()),
+            (checked, ..) => {
+                let reason = checked.err().map_or_else(|| "upgrade unavailable".to_owned(), |e| e.to_string());
+                gw.metrics.app(app.index).upstream_error(UpstreamErrorKind::Protocol);
+                tracing::error!(request_id = info.id(), app = %app.name, reason, "upstream protocol switch refused");
                 return rescue::error(ErrorKind::UpstreamUnavailable, info, None);
             }
         }

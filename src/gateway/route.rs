@@ -53,6 +53,8 @@ pub struct App {
     pub headers: HeaderMapping,
     /// Authorization rules.
     pub rules: Vec<AccessRule>,
+    /// Lower-case protocol names clients may upgrade to (`upgrade_protocols`).
+    pub upgrade_protocols: Vec<String>,
 }
 
 /// Why access was denied (operator log; the user sees a generic 403 page).
@@ -113,6 +115,11 @@ impl App {
             upstream_bearer: cfg.upstream_bearer,
             headers,
             rules: cfg.rule.clone(),
+            upgrade_protocols: cfg
+                .upgrade_protocols
+                .iter()
+                .map(|p| p.split('/').next().unwrap_or("").to_ascii_lowercase())
+                .collect(),
         })
     }
 

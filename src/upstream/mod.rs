@@ -6,6 +6,7 @@
 
 pub mod body;
 pub mod hop_by_hop;
+pub mod upgrade;
 
 use std::sync::Arc;
 use std::time::Duration;
