@@ -249,3 +249,85 @@ async fn an_h2c_or_unallowed_upgrade_is_forwarded_as_a_plain_request() {
         }
     }
 }
+
+/// Waits (bounded) until the metric `series` reads `value`.
+async fn wait_metric(gw: &Gateway, series: &str, value: &str) {
+    let mut last = String::new();
+    for _ in 0..100 {
+        last = metrics(gw).await;
+        if metric_line(&last, series) == Some(format!("{series} {value}").as_str()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{series} never reached {value}:\n{last}");
+}
+
+/// Reads until the server closes the connection; returns how long that took, or panics after
+/// `bound`.
+async fn closed_within(stream: &mut TcpStream, bound: Duration) -> Duration {
+    let started = tokio::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(started + bound, stream.read(&mut buf)).await {
+            Err(_) => panic!("connection still open after {bound:?}"),
+            Ok(Ok(0)) | Ok(Err(_)) => return started.elapsed(),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn silent_preface_only_and_idle_connections_are_reaped_and_the_cap_refuses_the_excess() {
+    let first_request = Duration::from_millis(800);
+    let idle = Duration::from_millis(400);
+    let gw = Gateway::start_with_limits(
+        StackOptions { upstream: Some(support::header_echo().await), ..Default::default() },
+        |limits| {
+            limits.header_read_timeout = first_request;
+            limits.idle_timeout = idle;
+            limits.max_connections = 4;
+        },
+    )
+    .await;
+    let open = "aisgate_open_connections";
+    // Two sockets that send nothing, one that sends only the HTTP/2 preface, one HTTP/1
+    // keep-alive connection that idles after a request: the cap (4) is reached.
+    let mut silent = [TcpStream::connect(gw.addr).await.unwrap(), TcpStream::connect(gw.addr).await.unwrap()];
+    let mut preface = TcpStream::connect(gw.addr).await.unwrap();
+    preface.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    let mut keep_alive = TcpStream::connect(gw.addr).await.unwrap();
+    keep_alive.write_all(b"GET /public/ka HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 8192];
+    let n = keep_alive.read(&mut buf).await.unwrap();
+    assert_eq!(status_of(&String::from_utf8_lossy(&buf[..n])), 200);
+    let idle_from = tokio::time::Instant::now();
+    wait_metric(&gw, open, "4").await;
+
+    // Over the cap: closed right after accept, before the deadlines could matter.
+    let mut excess = TcpStream::connect(gw.addr).await.unwrap();
+    let _ = excess.write_all(b"GET /public/x HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+    let took = closed_within(&mut excess, Duration::from_millis(300)).await;
+    assert!(took < Duration::from_millis(300), "{took:?}");
+    wait_metric(&gw, "aisgate_connections_refused_total", "1").await;
+
+    // The idle keep-alive connection goes after `idle`, the others at the first-request deadline.
+    closed_within(&mut keep_alive, Duration::from_secs(3)).await;
+    let idled = idle_from.elapsed();
+    assert!(idled >= idle && idled < first_request, "idle connection closed after {idled:?}");
+    for stream in silent.iter_mut().chain([&mut preface]) {
+        closed_within(stream, Duration::from_secs(3)).await;
+    }
+    wait_metric(&gw, "aisgate_connections_reaped_total{reason=\"first_request\"}", "3").await;
+    wait_metric(&gw, "aisgate_connections_reaped_total{reason=\"idle\"}", "1").await;
+    wait_metric(&gw, open, "0").await;
+
+    // With the idle ones reaped, real users get through again (HTTP/1 and HTTP/2).
+    assert_eq!(gw.client.get(gw.url("/public/after")).send().await.unwrap().status(), 200);
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let resp = h2.get(gw.url("/public/h2")).send().await.unwrap();
+    assert_eq!((resp.version(), resp.status().as_u16()), (reqwest::Version::HTTP_2, 200));
+    // …and their keep-alive connections are reaped once idle too.
+    tokio::time::sleep(idle * 2).await;
+    wait_metric(&gw, open, "0").await;
+}

@@ -53,6 +53,16 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
     if config.server.listen.is_empty() {
         at(&main_loc, "[server] listen needs at least one address".into());
     }
+    // Zero would mean "refuse every connection" or "close every connection at once".
+    for (key, value) in [
+        ("max_connections", config.server.max_connections as u64),
+        ("header_read_timeout_secs", config.server.header_read_timeout_secs),
+        ("idle_timeout_secs", config.server.idle_timeout_secs),
+    ] {
+        if value == 0 {
+            at(&main_loc, format!("[server] {key} must be at least 1"));
+        }
+    }
     if config.session.keys.is_empty() {
         at(&main_loc, "[session] keys needs at least one key".into());
     }

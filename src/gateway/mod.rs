@@ -98,6 +98,8 @@ pub struct Gateway {
     pub access_log: bool,
     /// Attempts at one-time-credential forms, per client address.
     pub direct_limiter: rate_limit::RateLimiter,
+    /// Client connection metrics (open, refused, reaped).
+    pub conn_metrics: crate::listen::conn::ConnMetrics,
     /// Returns from an IdP's logout: `[verified, unverified]` `state`.
     pub logout_returns: [crate::ops::metrics::CounterHandle; 2],
     endpoints: OnceLock<axum::Router>,
@@ -196,6 +198,7 @@ impl Gateway {
                 &[("result", result)],
             )
         });
+        let conn_metrics = crate::listen::conn::ConnMetrics::register(&mut metrics);
         let metrics = Arc::new(metrics);
         let mut extra_names: Vec<String> = Vec::new();
         for app in &apps {
@@ -224,6 +227,7 @@ impl Gateway {
             // One-time credentials: 10 attempts per client per 5 minutes is plenty for a human.
             direct_limiter: rate_limit::RateLimiter::new(10, Duration::from_secs(300), 100_000),
             logout_returns,
+            conn_metrics,
             endpoints: OnceLock::new(),
         });
         let _ = gateway.endpoints.set(endpoints::router(gateway.clone()));
