@@ -314,7 +314,8 @@ async fn silent_preface_only_and_idle_connections_are_reaped_and_the_cap_refuses
     // The idle keep-alive connection goes after `idle`, the others at the first-request deadline.
     closed_within(&mut keep_alive, Duration::from_secs(3)).await;
     let idled = idle_from.elapsed();
-    assert!(idled >= idle && idled < first_request, "idle connection closed after {idled:?}");
+    // The server's idle clock starts when it has sent the response, a little before we read it.
+    assert!(idled >= idle - Duration::from_millis(50) && idled < first_request, "idle connection closed after {idled:?}");
     for stream in silent.iter_mut().chain([&mut preface]) {
         closed_within(stream, Duration::from_secs(3)).await;
     }
@@ -330,4 +331,134 @@ async fn silent_preface_only_and_idle_connections_are_reaped_and_the_cap_refuses
     // …and their keep-alive connections are reaped once idle too.
     tokio::time::sleep(idle * 2).await;
     wait_metric(&gw, open, "0").await;
+}
+
+/// A WebSocket upstream echoing every text frame.
+async fn websocket_echo() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use futures_util::{SinkExt, StreamExt};
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
+                while let Some(Ok(msg)) = ws.next().await {
+                    if msg.is_text() && ws.send(msg).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+async fn open_ws(gw: &Gateway, path: &str, cookie: Option<&str>) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}{path}", gw.addr).into_client_request().unwrap();
+    if let Some(cookie) = cookie {
+        request.headers_mut().insert("cookie", cookie.parse().unwrap());
+    }
+    let (mut ws, resp) = tokio_tungstenite::connect_async(request).await.expect("upgrade through the gateway");
+    assert_eq!(resp.status(), 101);
+    assert!(echoes(&mut ws).await, "a fresh WebSocket echoes");
+    ws
+}
+
+/// Whether the WebSocket still carries frames both ways.
+async fn echoes(ws: &mut Ws) -> bool {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    if ws.send(Message::text("ping")).await.is_err() {
+        return false;
+    }
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), ws.next()).await,
+        Ok(Some(Ok(msg))) if msg.is_text() && msg.to_text().unwrap() == "ping"
+    )
+}
+
+/// Waits (at most `bound`) for the gateway to end the WebSocket; returns how long it took.
+async fn ws_closed_within(ws: &mut Ws, bound: Duration) -> Duration {
+    use futures_util::StreamExt;
+    let started = tokio::time::Instant::now();
+    loop {
+        match tokio::time::timeout_at(started + bound, ws.next()).await {
+            Err(_) => panic!("WebSocket still open after {bound:?}"),
+            Ok(None) | Ok(Some(Err(_))) => return started.elapsed(),
+            Ok(Some(Ok(msg))) if msg.is_close() => return started.elapsed(),
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+fn assert_tunnel_close_logged(reason: &str) {
+    let lines = log_lines("upgraded connection closed: its session is over");
+    assert!(lines.iter().any(|l| l.contains(" INFO ") && l.contains(reason)), "{lines:?}");
+}
+
+#[tokio::test]
+async fn websockets_close_when_their_session_logs_out_and_others_stay_open() {
+    logs();
+    let gw = Gateway::with_upstream(&websocket_echo().await).await;
+    let cookie = gw.login().await;
+    let other = gw.login().await;
+    let mut mine = open_ws(&gw, "/live", Some(&cookie)).await;
+    let mut theirs = open_ws(&gw, "/live", Some(&other)).await;
+    let mut public = open_ws(&gw, "/public/live", None).await;
+
+    let logout = gw.client.post(gw.url("/.aisgate/logout")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(logout.status(), 302);
+    let took = ws_closed_within(&mut mine, Duration::from_secs(1)).await;
+    eprintln!("WebSocket closed {took:?} after the logout answered");
+    assert_tunnel_close_logged("session ended");
+    assert!(echoes(&mut theirs).await, "another session's WebSocket stays open");
+    assert!(echoes(&mut public).await, "a public WebSocket has no session to end");
+}
+
+#[tokio::test]
+async fn websockets_close_at_the_sessions_absolute_expiry() {
+    logs();
+    let gw = Gateway::start(StackOptions {
+        upstream: Some(websocket_echo().await),
+        session_extra: "absolute_timeout_secs = 1\nidle_timeout_secs = 1".into(),
+        ..Default::default()
+    })
+    .await;
+    let cookie = gw.login().await;
+    let mut ws = open_ws(&gw, "/live", Some(&cookie)).await;
+    // The absolute expiry has whole-second resolution: at most 1 s from now.
+    ws_closed_within(&mut ws, Duration::from_millis(2500)).await;
+    // Whichever comes first: the tunnel's own timer, or the store announcing the expiry.
+    let lines = log_lines("upgraded connection closed: its session is over");
+    assert!(lines.iter().any(|l| l.contains("session expired") || l.contains("session ended")), "{lines:?}");
+}
+
+#[tokio::test]
+async fn websockets_close_on_back_channel_logout() {
+    logs();
+    let apps = "[[app]]\nname = \"desk\"\nupstream = \"{upstream}\"\nproviders = [\"caais\"]\n";
+    let gw = Gateway::start(StackOptions {
+        upstream: Some(websocket_echo().await),
+        apps: Some(apps.into()),
+        oidc: vec![support::caais_provider("")],
+        ..Default::default()
+    })
+    .await;
+    let cookie = gw.oidc_login("caais", "/desk").await;
+    let mut ws = open_ws(&gw, "/live", Some(&cookie)).await;
+    let sub = aisgate::sim::oidc::caais_user()["sub"].as_str().unwrap().to_owned();
+    let token = gw.oidc[0].logout_token(Some(&sub), None, None).unwrap();
+    let resp = gw
+        .client
+        .post(gw.url("/.aisgate/backchannel-logout/caais"))
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    ws_closed_within(&mut ws, Duration::from_secs(1)).await;
+    assert_tunnel_close_logged("session ended");
 }

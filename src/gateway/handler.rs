@@ -23,7 +23,8 @@ use crate::session::tokens::TokenError;
 use crate::session::{now_unix, Session, StoreKey};
 use crate::upstream::body::{BodyFault, BodyWatch, WatchedBody};
 use crate::upstream::upgrade::{self, Requested};
-use crate::upstream::{hop_by_hop, splice_upgrade, UpstreamError};
+use crate::listen::conn::ConnSlot;
+use crate::upstream::{hop_by_hop, splice_upgrade, SessionBinding, Tunnel, UpstreamError};
 
 /// Handles one client request.
 pub async fn handle(gw: Arc<Gateway>, req: Request<hyper::body::Incoming>, conn: ConnInfo) -> Response<Body> {
@@ -170,7 +171,8 @@ async fn app_request(
             }
         }
     }
-    forward(gw, app, req, upgrade, &path, conn, info).await
+    let bound = session.as_ref().map(|(key, s)| (*key, s.expires_at));
+    forward(gw, app, req, (upgrade, bound), &path, conn, info).await
 }
 
 /// When only the LoA is too low and one of the app's providers can reach the required one,
@@ -303,7 +305,7 @@ async fn forward(
     gw: &Gateway,
     app: &App,
     req: Request<Body>,
-    upgrade: Option<Requested>,
+    (upgrade, session): (Option<Requested>, Option<(StoreKey, u64)>),
     path: &CanonicalPath,
     conn: &ConnInfo,
     info: &RequestInfo,
@@ -320,6 +322,15 @@ async fn forward(
     }
     let client_upgrade =
         if upgrade.is_some() { parts.extensions.remove::<hyper::upgrade::OnUpgrade>() } else { None };
+    // Subscribed before the request goes upstream: a logout during the handshake still ends
+    // the tunnel (see `upstream::tunnel`).
+    let binding = client_upgrade.as_ref().and(session).map(|(key, expires_at)| SessionBinding {
+        key,
+        expires_at,
+        store: gw.store.clone(),
+        ended: gw.store.ended_sessions(),
+    });
+    let slot = parts.extensions.remove::<ConnSlot>();
 
     let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
     set_forwarded(&mut parts.headers, conn, info, &host);
@@ -388,7 +399,10 @@ async fn forward(
         // the client asked for (and the app allows). A bare 101 is an upstream fault.
         let checked = upgrade::check_switch(upgrade.as_ref(), resp.headers());
         match (checked, client_upgrade, resp.extensions_mut().remove::<hyper::upgrade::OnUpgrade>()) {
-            (Ok(()), Some(client), Some(upstream)) => splice_upgrade(client, upstream, info.id().to_owned()),
+            (Ok(()), Some(client), Some(upstream)) => {
+                let tunnel = Tunnel { request_id: info.id().to_owned(), slot, session: binding };
+                splice_upgrade(client, upstream, tunnel);
+            }
             (checked, ..) => {
                 let reason = checked.err().map_or_else(|| "upgrade unavailable".to_owned(), |e| e.to_string());
                 gw.metrics.app(app.index).upstream_error(UpstreamErrorKind::Protocol);

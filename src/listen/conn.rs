@@ -162,12 +162,20 @@ pub struct Activity {
     served: AtomicBool,
     /// Last request start or end, milliseconds after `start`.
     last_ms: AtomicU64,
+    /// Wakes the watchdog when a request ends (a stored permit: no wake-up is lost).
+    ended: tokio::sync::Notify,
 }
 
 impl Activity {
     /// Activity of a connection accepted at `start`.
     pub fn new(start: Instant) -> Arc<Activity> {
-        Arc::new(Activity { start, in_flight: AtomicUsize::new(0), served: AtomicBool::new(false), last_ms: 0.into() })
+        Arc::new(Activity {
+            start,
+            in_flight: AtomicUsize::new(0),
+            served: AtomicBool::new(false),
+            last_ms: 0.into(),
+            ended: tokio::sync::Notify::new(),
+        })
     }
 
     fn touch(&self) {
@@ -192,29 +200,33 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.touch();
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.ended.notify_one();
     }
 }
 
 /// Resolves when the connection should be closed: no first request by `first_deadline`, or
 /// no request in flight for `idle`. Never resolves while a request is in flight.
 pub async fn watchdog(activity: &Activity, first_deadline: Instant, idle: Duration) -> Reaped {
-    let mut deadline = first_deadline;
     loop {
-        tokio::time::sleep_until(deadline).await;
-        if !activity.served.load(Ordering::Acquire) {
-            return Reaped::FirstRequest;
+        // Re-evaluated whenever the deadline passes or a request ends.
+        let deadline = if !activity.served.load(Ordering::Acquire) {
+            Some((first_deadline, Reaped::FirstRequest))
+        } else if activity.in_flight.load(Ordering::Acquire) > 0 {
+            None
+        } else {
+            let last = activity.start + Duration::from_millis(activity.last_ms.load(Ordering::Acquire));
+            Some((last + idle, Reaped::Idle))
+        };
+        match deadline {
+            Some((at, reason)) if at <= Instant::now() => return reason,
+            Some((at, _)) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(at) => {}
+                    () = activity.ended.notified() => {}
+                }
+            }
+            None => activity.ended.notified().await,
         }
-        let now = Instant::now();
-        if activity.in_flight.load(Ordering::Acquire) > 0 {
-            deadline = now + idle;
-            continue;
-        }
-        let last = activity.start + Duration::from_millis(activity.last_ms.load(Ordering::Acquire));
-        let next = last + idle;
-        if next <= now {
-            return Reaped::Idle;
-        }
-        deadline = next;
     }
 }
 
