@@ -141,7 +141,8 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
         }
         for protocol in &app.upgrade_protocols {
             let proto = protocol.split('/').next().unwrap_or("");
-            if proto.is_empty() || !proto.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
+            if proto.is_empty() || !proto.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            {
                 at(&app.loc, format!("app {name:?}: upgrade_protocols entry {protocol:?} is not a protocol name"));
             } else if proto.eq_ignore_ascii_case("h2c") {
                 // An h2c tunnel would carry HTTP/2 requests the gateway never sees.

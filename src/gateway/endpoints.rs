@@ -41,6 +41,9 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/.aisgate/saml/{provider}/metadata", get(super::slo::metadata))
         .route("/.aisgate/saml/{provider}/slo", get(super::slo::slo).post(super::slo::slo))
         .fallback(not_found)
+        // The gateway caps own-endpoint bodies itself (`own_body`, applied in the handler);
+        // axum's own 2 MB default would otherwise cut a large configured SAML message short.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(gateway)
 }
 

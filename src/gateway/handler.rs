@@ -16,6 +16,7 @@ use super::{Gateway, RESERVED_PREFIX};
 use crate::config::Unauthenticated;
 use crate::http::canonical_path::CanonicalPath;
 use crate::http::return_url::ReturnUrl;
+use crate::listen::conn::ConnSlot;
 use crate::ops::metrics::UpstreamErrorKind;
 use crate::pages::ErrorKind;
 use crate::session::keyring::Purpose;
@@ -23,7 +24,6 @@ use crate::session::tokens::TokenError;
 use crate::session::{now_unix, Session, StoreKey};
 use crate::upstream::body::{BodyFault, BodyWatch, WatchedBody};
 use crate::upstream::upgrade::{self, Requested};
-use crate::listen::conn::ConnSlot;
 use crate::upstream::{hop_by_hop, splice_upgrade, SessionBinding, Tunnel, UpstreamError};
 
 /// Handles one client request.
@@ -92,11 +92,22 @@ async fn own_endpoint(gw: &Arc<Gateway>, mut req: Request<Body>, info: &RequestI
         return rescue::error(ErrorKind::Internal, info, None);
     };
     req.extensions_mut().insert(info.clone());
-    // Own endpoints take small forms only (callbacks); cap what we read.
-    let req = req.map(|b| Body::new(http_body_util::Limited::new(b, 256 * 1024)));
-    match router.oneshot(req).await {
+    // Own endpoints take small forms and SAML messages; the cap is sized in `own_body`.
+    if content_length(req.headers()).is_some_and(|len| len > gw.own_body_limit as u64) {
+        return client_body_fault(BodyFault::TooLarge, "-", info);
+    }
+    let watch = BodyWatch::new();
+    let req =
+        req.map(|b| Body::new(WatchedBody::new(http_body_util::Limited::new(b, gw.own_body_limit), watch.clone())));
+    let resp = match router.oneshot(req).await {
         Ok(resp) => resp,
         Err(never) => match never {},
+    };
+    // An extractor that failed on the body answered with axum's plain-text rejection; the
+    // client gets the gateway's documented page/JSON instead.
+    match watch.fault() {
+        Some(fault) => client_body_fault(fault, "-", info),
+        None => resp,
     }
 }
 
@@ -311,17 +322,10 @@ async fn forward(
     info: &RequestInfo,
 ) -> Response<Body> {
     let (mut parts, body) = req.into_parts();
-    if parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|len| len > gw.max_body_bytes)
-    {
+    if content_length(&parts.headers).is_some_and(|len| len > gw.max_body_bytes) {
         return rescue::error(ErrorKind::PayloadTooLarge, info, None);
     }
-    let client_upgrade =
-        if upgrade.is_some() { parts.extensions.remove::<hyper::upgrade::OnUpgrade>() } else { None };
+    let client_upgrade = if upgrade.is_some() { parts.extensions.remove::<hyper::upgrade::OnUpgrade>() } else { None };
     // Subscribed before the request goes upstream: a logout during the handshake still ends
     // the tunnel (see `upstream::tunnel`).
     let binding = client_upgrade.as_ref().and(session).map(|(key, expires_at)| SessionBinding {
@@ -380,7 +384,7 @@ async fn forward(
         Ok(resp) => resp,
         Err(e) => {
             if let Some(fault) = watch.fault() {
-                return client_body_fault(fault, app, info);
+                return client_body_fault(fault, &app.name, info);
             }
             let (kind, page) = match &e {
                 UpstreamError::Connect(_) => (UpstreamErrorKind::Connect, ErrorKind::UpstreamUnavailable),
@@ -418,11 +422,16 @@ async fn forward(
 /// The answer to a request whose own body failed while it was being forwarded: the client's
 /// fault, so 413/400, logged at info and never counted as an upstream error (anyone could
 /// otherwise raise upstream alerts by sending broken chunked bodies).
-fn client_body_fault(fault: BodyFault, app: &App, info: &RequestInfo) -> Response<Body> {
-    tracing::info!(request_id = info.id(), app = %app.name, client = %info.client_ip, reason = %fault, "request body refused: client fault");
+fn client_body_fault(fault: BodyFault, app: &str, info: &RequestInfo) -> Response<Body> {
+    tracing::info!(request_id = info.id(), app, client = %info.client_ip, reason = %fault, "request body refused: client fault");
     let kind = match fault {
         BodyFault::TooLarge => ErrorKind::PayloadTooLarge,
         BodyFault::Malformed => ErrorKind::BadRequest,
     };
     rescue::error(kind, info, None)
+}
+
+/// The request's `Content-Length`, when present and well-formed.
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
 }

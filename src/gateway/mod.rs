@@ -21,6 +21,7 @@ mod endpoints;
 mod handler;
 mod logout_return;
 mod loop_guard;
+mod own_body;
 pub mod rate_limit;
 pub mod request;
 mod rescue;
@@ -94,6 +95,8 @@ pub struct Gateway {
     pub login_ttl_secs: u64,
     /// Maximum request body, bytes.
     pub max_body_bytes: u64,
+    /// Maximum request body of the own endpoints, bytes (see `own_body`).
+    pub own_body_limit: usize,
     /// Write access-log lines.
     pub access_log: bool,
     /// Attempts at one-time-credential forms, per client address.
@@ -199,6 +202,7 @@ impl Gateway {
             )
         });
         let conn_metrics = crate::listen::conn::ConnMetrics::register(&mut metrics);
+        let own_body_limit = own_body::own_body_limit(providers.iter().map(|p| p.as_ref()));
         let metrics = Arc::new(metrics);
         let mut extra_names: Vec<String> = Vec::new();
         for app in &apps {
@@ -223,6 +227,7 @@ impl Gateway {
             absolute_timeout_secs: config.session.absolute_timeout_secs,
             login_ttl_secs: config.session.login_ttl_secs,
             max_body_bytes: config.server.max_body_bytes,
+            own_body_limit,
             access_log: config.log.access_log,
             // One-time credentials: 10 attempts per client per 5 minutes is plenty for a human.
             direct_limiter: rate_limit::RateLimiter::new(10, Duration::from_secs(300), 100_000),
