@@ -226,5 +226,12 @@ pub fn limits(config: &Config) -> Limits {
     Limits {
         max_header_bytes: config.server.max_header_bytes,
         header_read_timeout: Duration::from_secs(config.server.header_read_timeout_secs),
+        idle_timeout: Duration::from_secs(config.server.idle_timeout_secs),
+        http2_keepalive_interval: match config.server.http2_keepalive_interval_secs {
+            0 => None,
+            secs => Some(Duration::from_secs(secs)),
+        },
+        http2_keepalive_timeout: Duration::from_secs(config.server.http2_keepalive_timeout_secs),
+        max_connections: config.server.max_connections,
     }
 }

@@ -67,6 +67,16 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
     if config.server.listen.is_empty() {
         at(&main_loc, "[server] listen needs at least one address".into());
     }
+    // Zero would mean "refuse every connection" or "close every connection at once".
+    for (key, value) in [
+        ("max_connections", config.server.max_connections as u64),
+        ("header_read_timeout_secs", config.server.header_read_timeout_secs),
+        ("idle_timeout_secs", config.server.idle_timeout_secs),
+    ] {
+        if value == 0 {
+            at(&main_loc, format!("[server] {key} must be at least 1"));
+        }
+    }
     if config.session.keys.is_empty() {
         at(&main_loc, "[session] keys needs at least one key".into());
     }
@@ -149,6 +159,16 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
             }
             if path.starts_with(crate::gateway::RESERVED_PREFIX) {
                 at(&app.loc, format!("app {name:?}: {path:?} is inside the gateway's reserved prefix"));
+            }
+        }
+        for protocol in &app.upgrade_protocols {
+            let proto = protocol.split('/').next().unwrap_or("");
+            if proto.is_empty() || !proto.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            {
+                at(&app.loc, format!("app {name:?}: upgrade_protocols entry {protocol:?} is not a protocol name"));
+            } else if proto.eq_ignore_ascii_case("h2c") {
+                // An h2c tunnel would carry HTTP/2 requests the gateway never sees.
+                at(&app.loc, format!("app {name:?}: upgrade_protocols may not contain \"h2c\""));
             }
         }
         for rule in &app.rule {

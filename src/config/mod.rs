@@ -79,6 +79,20 @@ pub struct ServerConfig {
     /// Time allowed for a client to send the request head, seconds.
     #[serde(default = "defaults::header_read_timeout")]
     pub header_read_timeout_secs: u64,
+    /// A client connection with no request in flight for this long is closed, seconds
+    /// (HTTP/1 keep-alive and HTTP/2).
+    #[serde(default = "defaults::idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// Interval of HTTP/2 keep-alive PINGs to clients, seconds; 0 disables them.
+    #[serde(default = "defaults::http2_keepalive_interval")]
+    pub http2_keepalive_interval_secs: u64,
+    /// Time an HTTP/2 PING may go unanswered before the connection is closed, seconds.
+    #[serde(default = "defaults::http2_keepalive_timeout")]
+    pub http2_keepalive_timeout_secs: u64,
+    /// Open client connections allowed per process (upgraded ones included); the excess is
+    /// closed right after accept and counted in `aisgate_connections_refused_total`.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
     /// Time allowed to connect to an upstream, seconds.
     #[serde(default = "defaults::upstream_connect_timeout")]
     pub upstream_connect_timeout_secs: u64,
@@ -363,6 +377,11 @@ pub struct AppConfig {
     /// Authorization rules, checked in order; the first whose path prefix matches decides.
     #[serde(default)]
     pub rule: Vec<AccessRule>,
+    /// Protocols a client may upgrade to through this app (`Upgrade` tokens, matched by name,
+    /// any case). Default `["websocket"]`. Other upgrade requests are forwarded as plain
+    /// requests without `Upgrade`; `h2c` is never allowed.
+    #[serde(default = "defaults::upgrade_protocols")]
+    pub upgrade_protocols: Vec<String>,
     /// Options that weaken security; each one is logged at startup.
     #[serde(default)]
     pub dangerous: AppDangerous,
@@ -409,6 +428,18 @@ mod defaults {
     pub fn header_read_timeout() -> u64 {
         30
     }
+    pub fn idle_timeout_secs() -> u64 {
+        60
+    }
+    pub fn http2_keepalive_interval() -> u64 {
+        20
+    }
+    pub fn http2_keepalive_timeout() -> u64 {
+        20
+    }
+    pub fn max_connections() -> usize {
+        10_000
+    }
     pub fn upstream_connect_timeout() -> u64 {
         5
     }
@@ -441,6 +472,9 @@ mod defaults {
     }
     pub fn token_lifetime() -> u64 {
         60
+    }
+    pub fn upgrade_protocols() -> Vec<String> {
+        vec!["websocket".to_owned()]
     }
     pub fn root() -> String {
         "/".to_owned()

@@ -41,6 +41,9 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/.aisgate/saml/{provider}/metadata", get(super::slo::metadata))
         .route("/.aisgate/saml/{provider}/slo", get(super::slo::slo).post(super::slo::slo))
         .fallback(not_found)
+        // The gateway caps own-endpoint bodies itself (`own_body`, applied in the handler);
+        // axum's own 2 MB default would otherwise cut a large configured SAML message short.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(gateway)
 }
 
@@ -591,12 +594,7 @@ pub async fn logout_response(
     if let Some(value) = logout_cookie {
         resp.headers_mut().append(
             SET_COOKIE,
-            set_cookie(
-                super::logout_return::logout_cookie_name(gw),
-                &value,
-                Some(gw.login_ttl_secs),
-                gw.cookie_secure,
-            ),
+            set_cookie(super::logout_return::logout_cookie_name(gw), &value, Some(gw.login_ttl_secs), gw.cookie_secure),
         );
     }
     resp

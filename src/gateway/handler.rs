@@ -17,12 +17,15 @@ use crate::config::Unauthenticated;
 use crate::http::canonical_path::CanonicalPath;
 use crate::http::path_forms::PathForms;
 use crate::http::return_url::ReturnUrl;
+use crate::listen::conn::ConnSlot;
 use crate::ops::metrics::UpstreamErrorKind;
 use crate::pages::ErrorKind;
 use crate::session::keyring::Purpose;
 use crate::session::tokens::TokenError;
 use crate::session::{now_unix, Session, StoreKey};
-use crate::upstream::{hop_by_hop, splice_upgrade, UpstreamError};
+use crate::upstream::body::{BodyFault, BodyWatch, WatchedBody};
+use crate::upstream::upgrade::{self, Requested};
+use crate::upstream::{hop_by_hop, splice_upgrade, SessionBinding, Tunnel, UpstreamError};
 
 /// Handles one client request.
 pub async fn handle(gw: Arc<Gateway>, req: Request<hyper::body::Incoming>, conn: ConnInfo) -> Response<Body> {
@@ -97,11 +100,22 @@ async fn own_endpoint(gw: &Arc<Gateway>, mut req: Request<Body>, info: &RequestI
         return rescue::error(ErrorKind::Internal, info, None);
     };
     req.extensions_mut().insert(info.clone());
-    // Own endpoints take small forms only (callbacks); cap what we read.
-    let req = req.map(|b| Body::new(http_body_util::Limited::new(b, 256 * 1024)));
-    match router.oneshot(req).await {
+    // Own endpoints take small forms and SAML messages; the cap is sized in `own_body`.
+    if content_length(req.headers()).is_some_and(|len| len > gw.own_body_limit as u64) {
+        return client_body_fault(BodyFault::TooLarge, "-", info);
+    }
+    let watch = BodyWatch::new();
+    let req =
+        req.map(|b| Body::new(WatchedBody::new(http_body_util::Limited::new(b, gw.own_body_limit), watch.clone())));
+    let resp = match router.oneshot(req).await {
         Ok(resp) => resp,
         Err(never) => match never {},
+    };
+    // An extractor that failed on the body answered with axum's plain-text rejection; the
+    // client gets the gateway's documented page/JSON instead.
+    match watch.fault() {
+        Some(fault) => client_body_fault(fault, "-", info),
+        None => resp,
     }
 }
 
@@ -116,8 +130,9 @@ async fn app_request(
     let path = forms.canonical();
     // Hop-by-hop headers go first: a client could otherwise list `X-Auth-Subject` in
     // `Connection` and have the gateway delete the identity headers it sets below.
-    let upgrade = hop_by_hop::is_upgrade(req.version(), req.headers());
-    hop_by_hop::strip(req.headers_mut(), upgrade);
+    // Upgrades only to protocols the app allows; anything else goes upstream as a plain request.
+    let upgrade = upgrade::negotiate(req.version(), req.headers_mut(), &app.upgrade_protocols);
+    hop_by_hop::strip(req.headers_mut(), upgrade.is_some());
     // Anti-spoofing: strip every identity-namespace header, whatever the route decides later,
     // and every spelling of the address/URL headers upstream frameworks believe.
     strip_identity(gw, &mut req, info);
@@ -190,7 +205,8 @@ async fn app_request(
             }
         }
     }
-    forward(gw, app, req, upgrade, path, conn, info).await
+    let bound = session.as_ref().map(|(key, s)| (*key, s.expires_at));
+    forward(gw, app, req, (upgrade, bound), path, conn, info).await
 }
 
 /// When only the LoA is too low and one of the app's providers can reach the required one,
@@ -330,22 +346,25 @@ async fn forward(
     gw: &Gateway,
     app: &App,
     req: Request<Body>,
-    upgrade: bool,
+    (upgrade, session): (Option<Requested>, Option<(StoreKey, u64)>),
     path: &CanonicalPath,
     conn: &ConnInfo,
     info: &RequestInfo,
 ) -> Response<Body> {
     let (mut parts, body) = req.into_parts();
-    if parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|len| len > gw.max_body_bytes)
-    {
+    if content_length(&parts.headers).is_some_and(|len| len > gw.max_body_bytes) {
         return rescue::error(ErrorKind::PayloadTooLarge, info, None);
     }
-    let client_upgrade = if upgrade { parts.extensions.remove::<hyper::upgrade::OnUpgrade>() } else { None };
+    let client_upgrade = if upgrade.is_some() { parts.extensions.remove::<hyper::upgrade::OnUpgrade>() } else { None };
+    // Subscribed before the request goes upstream: a logout during the handshake still ends
+    // the tunnel (see `upstream::tunnel`).
+    let binding = client_upgrade.as_ref().and(session).map(|(key, expires_at)| SessionBinding {
+        key,
+        expires_at,
+        store: gw.store.clone(),
+        ended: gw.store.ended_sessions(),
+    });
+    let slot = parts.extensions.remove::<ConnSlot>();
 
     let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
     set_forwarded(&mut parts.headers, conn, info, &host);
@@ -386,12 +405,19 @@ async fn forward(
         Err(_) => return rescue::error(ErrorKind::BadRequest, info, None),
     };
     parts.version = Version::HTTP_11;
-    let body = Body::new(http_body_util::Limited::new(body, usize::try_from(gw.max_body_bytes).unwrap_or(usize::MAX)));
+    // The body records its own failure, so a client's broken or oversized body is never
+    // mistaken for an upstream failure (see `upstream::body`).
+    let watch = BodyWatch::new();
+    let limited = http_body_util::Limited::new(body, usize::try_from(gw.max_body_bytes).unwrap_or(usize::MAX));
+    let body = Body::new(WatchedBody::new(limited, watch.clone()));
     let upstream_req = Request::from_parts(parts, body);
 
     let mut resp = match gw.upstream.send(upstream_req, &app.upstream.trust).await {
         Ok(resp) => resp,
         Err(e) => {
+            if let Some(fault) = watch.fault() {
+                return client_body_fault(fault, &app.name, info);
+            }
             let (kind, page) = match &e {
                 UpstreamError::Connect(_) => (UpstreamErrorKind::Connect, ErrorKind::UpstreamUnavailable),
                 UpstreamError::Timeout(_) => (UpstreamErrorKind::Timeout, ErrorKind::UpstreamTimeout),
@@ -405,14 +431,39 @@ async fn forward(
 
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     if switching {
-        match (client_upgrade, resp.extensions_mut().remove::<hyper::upgrade::OnUpgrade>()) {
-            (Some(client), Some(upstream)) => splice_upgrade(client, upstream, info.id().to_owned()),
-            _ => {
-                tracing::error!(request_id = info.id(), app = %app.name, "upstream switched protocols without an upgrade request");
+        // A tunnel is opaque: open it only when the upstream really switched to a protocol
+        // the client asked for (and the app allows). A bare 101 is an upstream fault.
+        let checked = upgrade::check_switch(upgrade.as_ref(), resp.headers());
+        match (checked, client_upgrade, resp.extensions_mut().remove::<hyper::upgrade::OnUpgrade>()) {
+            (Ok(()), Some(client), Some(upstream)) => {
+                let tunnel = Tunnel { request_id: info.id().to_owned(), slot, session: binding };
+                splice_upgrade(client, upstream, tunnel);
+            }
+            (checked, ..) => {
+                let reason = checked.err().map_or_else(|| "upgrade unavailable".to_owned(), |e| e.to_string());
+                gw.metrics.app(app.index).upstream_error(UpstreamErrorKind::Protocol);
+                tracing::error!(request_id = info.id(), app = %app.name, reason, "upstream protocol switch refused");
                 return rescue::error(ErrorKind::UpstreamUnavailable, info, None);
             }
         }
     }
     hop_by_hop::strip(resp.headers_mut(), switching);
     resp
+}
+
+/// The answer to a request whose own body failed while it was being forwarded: the client's
+/// fault, so 413/400, logged at info and never counted as an upstream error (anyone could
+/// otherwise raise upstream alerts by sending broken chunked bodies).
+fn client_body_fault(fault: BodyFault, app: &str, info: &RequestInfo) -> Response<Body> {
+    tracing::info!(request_id = info.id(), app, client = %info.client_ip, reason = %fault, "request body refused: client fault");
+    let kind = match fault {
+        BodyFault::TooLarge => ErrorKind::PayloadTooLarge,
+        BodyFault::Malformed => ErrorKind::BadRequest,
+    };
+    rescue::error(kind, info, None)
+}
+
+/// The request's `Content-Length`, when present and well-formed.
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
 }

@@ -25,6 +25,7 @@ mod forwarding;
 mod handler;
 mod logout_return;
 mod loop_guard;
+mod own_body;
 pub mod rate_limit;
 pub mod request;
 mod rescue;
@@ -101,10 +102,14 @@ pub struct Gateway {
     pub login_ttl_secs: u64,
     /// Maximum request body, bytes.
     pub max_body_bytes: u64,
+    /// Maximum request body of the own endpoints, bytes (see `own_body`).
+    pub own_body_limit: usize,
     /// Write access-log lines.
     pub access_log: bool,
     /// Attempts at one-time-credential forms, per client address.
     pub direct_limiter: rate_limit::RateLimiter,
+    /// Client connection metrics (open, refused, reaped).
+    pub conn_metrics: crate::listen::conn::ConnMetrics,
     /// Returns from an IdP's logout: `[verified, unverified]` `state`.
     pub logout_returns: [crate::ops::metrics::CounterHandle; 2],
     endpoints: OnceLock<axum::Router>,
@@ -203,6 +208,8 @@ impl Gateway {
                 &[("result", result)],
             )
         });
+        let conn_metrics = crate::listen::conn::ConnMetrics::register(&mut metrics);
+        let own_body_limit = own_body::own_body_limit(providers.iter().map(|p| p.as_ref()));
         let metrics = Arc::new(metrics);
         let mut extra_names: Vec<String> = Vec::new();
         for app in &apps {
@@ -228,10 +235,12 @@ impl Gateway {
             absolute_timeout_secs: config.session.absolute_timeout_secs,
             login_ttl_secs: config.session.login_ttl_secs,
             max_body_bytes: config.server.max_body_bytes,
+            own_body_limit,
             access_log: config.log.access_log,
             // One-time credentials: 10 attempts per client per 5 minutes is plenty for a human.
             direct_limiter: rate_limit::RateLimiter::new(10, Duration::from_secs(300), 100_000),
             logout_returns,
+            conn_metrics,
             endpoints: OnceLock::new(),
         });
         let _ = gateway.endpoints.set(endpoints::router(gateway.clone()));

@@ -61,6 +61,8 @@ pub struct App {
     pub rules: Vec<AccessRule>,
     /// What a path no rule matches gets.
     pub default_access: DefaultAccess,
+    /// Lower-case protocol names clients may upgrade to (`upgrade_protocols`).
+    pub upgrade_protocols: Vec<String>,
 }
 
 /// Why access was denied (operator log; the user sees a generic 403 page).
@@ -142,6 +144,11 @@ impl App {
             headers,
             rules,
             default_access: cfg.default_access,
+            upgrade_protocols: cfg
+                .upgrade_protocols
+                .iter()
+                .map(|p| p.split('/').next().unwrap_or("").to_ascii_lowercase())
+                .collect(),
         })
     }
 

@@ -4,6 +4,7 @@
 //! is asked to finish its in-flight requests and close; after the grace period whatever is
 //! left is dropped.
 
+pub mod conn;
 pub mod worker;
 
 use std::future::Future;
@@ -26,8 +27,17 @@ use crate::gateway::{self, ConnInfo, Gateway};
 pub struct Limits {
     /// Maximum request head size, bytes.
     pub max_header_bytes: usize,
-    /// Time for a client to send the request head.
+    /// Time for a client to send the request head; also the time from accept to a complete
+    /// first request (TLS handshake and protocol detection included), HTTP/1 and HTTP/2.
     pub header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout: Duration,
+    /// Interval of HTTP/2 PINGs (`None`: no PINGs).
+    pub http2_keepalive_interval: Option<Duration>,
+    /// Time an HTTP/2 PING may go unanswered before the connection is closed.
+    pub http2_keepalive_timeout: Duration,
+    /// Open client connections allowed per process; the excess is closed right after accept.
+    pub max_connections: usize,
 }
 
 /// A bound public listener.
@@ -47,8 +57,18 @@ fn builder(limits: Limits) -> auto::Builder<TokioExecutor> {
     b.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(256);
+        .max_concurrent_streams(256)
+        // PINGs find peers that vanished without a FIN (the idle rule finds those that idle).
+        .keep_alive_interval(limits.http2_keepalive_interval)
+        .keep_alive_timeout(limits.http2_keepalive_timeout);
     b
+}
+
+/// Deadlines of one connection, from [`Limits`].
+#[derive(Clone, Copy, Debug)]
+struct Deadlines {
+    first_request: Duration,
+    idle: Duration,
 }
 
 /// Serves the gateway on `public` and the ops endpoints on `ops` until `shutdown` resolves,
@@ -68,6 +88,8 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (drained_tx, drained_rx) = watch::channel(false);
     let builder = Arc::new(builder(limits));
+    let tracker = conn::ConnTracker::new(limits.max_connections, gateway.conn_metrics.clone());
+    let deadlines = Deadlines { first_request: limits.header_read_timeout, idle: limits.idle_timeout };
     let mut sockets = Vec::new();
     for l in public {
         match l.listener.into_std() {
@@ -88,6 +110,8 @@ pub async fn serve(
         let ctx = WorkerContext {
             gateway: gateway.clone(),
             builder: builder.clone(),
+            tracker: tracker.clone(),
+            deadlines,
             graceful: graceful.clone(),
             stop: stop_rx.clone(),
             drained: drained_rx.clone(),
@@ -136,6 +160,8 @@ pub async fn serve(
 struct WorkerContext {
     gateway: Arc<Gateway>,
     builder: Arc<auto::Builder<TokioExecutor>>,
+    tracker: Arc<conn::ConnTracker>,
+    deadlines: Deadlines,
     graceful: Arc<GracefulShutdown>,
     stop: watch::Receiver<bool>,
     drained: watch::Receiver<bool>,
@@ -158,13 +184,13 @@ fn run_worker(index: usize, sockets: Vec<(std::net::TcpListener, Option<TlsAccep
                 Ok(listener) => {
                     let public = PublicListener { listener, tls };
                     let watcher_source = ctx.graceful.clone();
-                    loops.spawn(accept_loop(
-                        ctx.gateway.clone(),
-                        public,
-                        ctx.builder.clone(),
-                        watcher_source,
-                        ctx.stop.clone(),
-                    ));
+                    let shared = Shared {
+                        gateway: ctx.gateway.clone(),
+                        builder: ctx.builder.clone(),
+                        tracker: ctx.tracker.clone(),
+                        deadlines: ctx.deadlines,
+                    };
+                    loops.spawn(accept_loop(shared, public, watcher_source, ctx.stop.clone()));
                 }
                 Err(e) => tracing::error!(error = %e, "worker cannot use a listener"),
             }
@@ -183,10 +209,18 @@ fn run_worker(index: usize, sockets: Vec<(std::net::TcpListener, Option<TlsAccep
     });
 }
 
-async fn accept_loop(
+/// What every connection of a worker needs.
+#[derive(Clone)]
+struct Shared {
     gateway: Arc<Gateway>,
-    public: PublicListener,
     builder: Arc<auto::Builder<TokioExecutor>>,
+    tracker: Arc<conn::ConnTracker>,
+    deadlines: Deadlines,
+}
+
+async fn accept_loop(
+    shared: Shared,
+    public: PublicListener,
     graceful: Arc<GracefulShutdown>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -203,46 +237,83 @@ async fn accept_loop(
             },
             _ = stop.changed() => return,
         };
+        let accepted_at = tokio::time::Instant::now();
+        // The cap comes first: a refused connection costs no TLS handshake, task or buffer.
+        let Some(slot) = shared.tracker.try_acquire() else {
+            tracing::debug!(%peer, "connection refused: max_connections open");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let watcher = graceful.watcher();
-        let gateway = gateway.clone();
-        let builder = builder.clone();
+        let shared = shared.clone();
         let tls = public.tls.clone();
         tokio::spawn(async move {
+            // The whole way to a complete first request, TLS handshake included, has one deadline.
+            let first_deadline = accepted_at + shared.deadlines.first_request;
+            let accepted = Accepted { slot, first_deadline, watcher };
             match tls {
                 None => {
                     let conn = ConnInfo { peer, tls: false };
-                    serve_connection(gateway, builder, TokioIo::new(stream), conn, watcher).await;
+                    serve_connection(&shared, TokioIo::new(stream), conn, accepted).await;
                 }
-                Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                    Ok(Ok(tls_stream)) => {
-                        let conn = ConnInfo { peer, tls: true };
-                        serve_connection(gateway, builder, TokioIo::new(tls_stream), conn, watcher).await;
+                Some(acceptor) => {
+                    let handshake_deadline = first_deadline.min(accepted_at + Duration::from_secs(10));
+                    match tokio::time::timeout_at(handshake_deadline, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => {
+                            let conn = ConnInfo { peer, tls: true };
+                            serve_connection(&shared, TokioIo::new(tls_stream), conn, accepted).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => {
+                            shared.tracker.reaped(conn::Reaped::FirstRequest);
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                        }
                     }
-                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                },
+                }
             }
         });
     }
 }
 
-async fn serve_connection<I>(
-    gateway: Arc<Gateway>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    io: I,
-    conn: ConnInfo,
+/// A connection past the cap, with its deadline and shutdown watcher.
+struct Accepted {
+    slot: conn::ConnSlot,
+    first_deadline: tokio::time::Instant,
     watcher: hyper_util::server::graceful::Watcher,
-) where
+}
+
+async fn serve_connection<I>(shared: &Shared, io: I, conn: ConnInfo, accepted: Accepted)
+where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| {
+    let activity = conn::Activity::new(tokio::time::Instant::now());
+    let gateway = shared.gateway.clone();
+    let service_activity = activity.clone();
+    let slot = accepted.slot;
+    let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         let gateway = gateway.clone();
-        async move { Ok::<_, std::convert::Infallible>(gateway::handle(gateway, req, conn).await) }
+        let in_flight = service_activity.begin();
+        // An upgraded tunnel outlives this connection's future and keeps the slot (see `conn`).
+        req.extensions_mut().insert(slot.clone());
+        async move {
+            let resp = gateway::handle(gateway, req, conn).await;
+            Ok::<_, std::convert::Infallible>(resp.map(|body| conn::TrackedBody::new(body, in_flight)))
+        }
     });
-    let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
-    if let Err(e) = watcher.watch(connection).await {
-        tracing::debug!(peer = %conn.peer, error = %e, "connection ended with error");
+    let connection = shared.builder.serve_connection_with_upgrades(io, service).into_owned();
+    let served = accepted.watcher.watch(connection);
+    tokio::select! {
+        result = served => {
+            if let Err(e) = result {
+                tracing::debug!(peer = %conn.peer, error = %e, "connection ended with error");
+            }
+        }
+        reason = conn::watchdog(&activity, accepted.first_deadline, shared.deadlines.idle) => {
+            // Dropping the connection future closes the socket.
+            shared.tracker.reaped(reason);
+            tracing::debug!(peer = %conn.peer, reason = reason.as_str(), "connection closed by the gateway");
+        }
     }
 }
 

@@ -243,6 +243,11 @@ pub trait Provider: Send + Sync + 'static {
     fn pending_login_ttl(&self) -> Option<u64> {
         None
     }
+    /// Largest protocol message this provider accepts in a request body to the gateway's own
+    /// endpoints (SAML `max_message_bytes`), decoded bytes; sizes the own endpoints' body cap.
+    fn max_inbound_message_bytes(&self) -> Option<usize> {
+        None
+    }
     /// Registers the provider's own metrics (called once at startup).
     fn register_metrics(&self, _metrics: &mut crate::ops::metrics::Metrics) {}
     /// Periodic health work (heartBeat, metadata refresh); run every [`Provider::refresh_interval`].

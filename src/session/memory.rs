@@ -27,6 +27,7 @@ use super::{now_unix, PendingLogin, Session, SessionStore, StoreError, StoreKey}
 /// Memory-backed [`SessionStore`].
 pub struct MemoryStore {
     sessions: Cache<StoreKey, Arc<Session>>,
+    ended: tokio::sync::broadcast::Sender<StoreKey>,
     pending: Cache<StoreKey, PendingLogin>,
     index: Arc<Mutex<LogoutIndex>>,
 }
@@ -120,10 +121,19 @@ impl MemoryStore {
     pub fn new(max_sessions: u64, idle: Duration, login_ttl: Duration) -> MemoryStore {
         let index = Arc::new(Mutex::new(LogoutIndex::default()));
         let listener_index = index.clone();
+        // Bounded: a burst of endings larger than this makes slow receivers lag (they then
+        // re-check their session), it never grows memory.
+        let (ended, _) = tokio::sync::broadcast::channel(1024);
+        let listener_ended = ended.clone();
         // Runs for every removal cause, so the index shrinks with the cache. It must not call
         // back into the cache (moka may run it while holding internal locks).
-        let listener = move |key: Arc<StoreKey>, session: Arc<Session>, _cause| {
+        let listener = move |key: Arc<StoreKey>, session: Arc<Session>, cause: moka::notification::RemovalCause| {
             listener_index.lock().unwrap_or_else(|e| e.into_inner()).remove(&key, &session);
+            // A replaced value lives on under the same key; every other cause ends the session.
+            // Sending fails only when nobody listens, which is fine.
+            if cause != moka::notification::RemovalCause::Replaced {
+                let _ = listener_ended.send(*key);
+            }
         };
         MemoryStore {
             sessions: Cache::builder()
@@ -131,6 +141,7 @@ impl MemoryStore {
                 .expire_after(SessionExpiry { idle })
                 .eviction_listener(listener)
                 .build(),
+            ended,
             // Pending logins are small and short-lived; bound them too (login floods).
             pending: Cache::builder().max_capacity(max_sessions.max(1000)).time_to_live(login_ttl).build(),
             index,
@@ -200,6 +211,10 @@ impl SessionStore for MemoryStore {
     fn active_sessions(&self) -> u64 {
         self.sessions.run_pending_tasks();
         self.sessions.entry_count()
+    }
+
+    fn ended_sessions(&self) -> tokio::sync::broadcast::Receiver<StoreKey> {
+        self.ended.subscribe()
     }
 }
 
@@ -318,6 +333,21 @@ mod tests {
         }
         assert_eq!(store.index().len(), 0, "idle expiry cleans the index");
         assert_eq!(store.remove_for_subject("caais", Some("bob"), None).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn ended_sessions_are_announced_but_replacements_are_not() {
+        let store = store();
+        let mut ended = store.ended_sessions();
+        let (a, b) = (StoreKey::of(&[50; 32]), StoreKey::of(&[51; 32]));
+        store.save(a, user_session("caais", "alice", Some("s1"), 60)).await.unwrap();
+        store.save(a, user_session("caais", "alice", Some("s1"), 60)).await.unwrap();
+        store.save(b, user_session("caais", "bob", Some("s2"), 60)).await.unwrap();
+        store.remove(&a).await.unwrap();
+        assert_eq!(store.remove_for_subject("caais", Some("bob"), None).await.unwrap(), 1);
+        assert_eq!(ended.recv().await.unwrap(), a, "removal, not the replacement, is announced");
+        assert_eq!(ended.recv().await.unwrap(), b, "a back-channel logout is announced");
+        assert!(ended.try_recv().is_err());
     }
 
     #[tokio::test]

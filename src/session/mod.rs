@@ -209,4 +209,12 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> Result<usize, StoreError>;
     /// Approximate number of live sessions, for the metric.
     fn active_sessions(&self) -> u64;
+    /// Subscribes to the keys of sessions that end from now on, however they end: logout,
+    /// back-channel logout, expiry, eviction, an admin kill — and, for a shared store, on any
+    /// instance (a Redis store would feed this from keyspace notifications or a pub/sub
+    /// channel). Long-lived connections of a session (WebSocket tunnels) close on it.
+    ///
+    /// Delivery is best effort: a receiver that lags (`RecvError::Lagged`) may have missed
+    /// keys and must re-check its session with [`SessionStore::load`].
+    fn ended_sessions(&self) -> tokio::sync::broadcast::Receiver<StoreKey>;
 }

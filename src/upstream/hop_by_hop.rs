@@ -8,7 +8,10 @@
 use http::header::{HeaderName, CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderValue, Version};
 
-const HOP_BY_HOP: &[&str] = &["keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization"];
+// `http2-settings` belongs to the h2c upgrade, which is never forwarded (see `upgrade`): it is
+// removed even when the client did not list it in `Connection`.
+const HOP_BY_HOP: &[&str] =
+    &["keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "http2-settings"];
 
 /// Whether the request asks for a protocol upgrade (WebSocket) on HTTP/1.1.
 pub fn is_upgrade(version: Version, headers: &HeaderMap) -> bool {

@@ -4,7 +4,10 @@
 //! whatever the upload or download size. Upstream failures are classified for the 502/504
 //! pages and the `aisgate_upstream_errors_total` metric.
 
+pub mod body;
 pub mod hop_by_hop;
+pub mod tunnel;
+pub mod upgrade;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,9 +17,11 @@ use http::{Request, Response};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 
 use crate::listen::worker::PerWorker;
+
+pub use tunnel::{splice_upgrade, SessionBinding, Tunnel};
 
 /// Why forwarding failed.
 #[derive(Debug, thiserror::Error)]
@@ -118,23 +123,4 @@ impl UpstreamClient {
             Ok(Ok(resp)) => Ok(resp.map(Body::new)),
         }
     }
-}
-
-/// Joins the two halves of an upgraded (WebSocket) connection and copies bytes both ways
-/// until either side closes.
-pub fn splice_upgrade(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade, request_id: String) {
-    tokio::spawn(async move {
-        let (client, upstream) = match tokio::try_join!(client, upstream) {
-            Ok(pair) => pair,
-            Err(e) => {
-                tracing::warn!(request_id, error = %e, "upgrade failed");
-                return;
-            }
-        };
-        let mut client = TokioIo::new(client);
-        let mut upstream = TokioIo::new(upstream);
-        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-            tracing::debug!(request_id, error = %e, "upgraded connection closed with error");
-        }
-    });
 }

@@ -44,18 +44,24 @@ pub struct Gateway {
 
 impl Gateway {
     pub async fn start(opts: StackOptions) -> Gateway {
-        Gateway::start_inner(opts, false).await
+        Gateway::start_inner(opts, false, |_| {}).await
+    }
+
+    /// Like `start`, with the listener's connection limits adjusted by `tune` (sub-second
+    /// timeouts the config's whole seconds cannot express).
+    pub async fn start_with_limits(opts: StackOptions, tune: impl FnOnce(&mut aisgate::listen::Limits)) -> Gateway {
+        Gateway::start_inner(opts, false, tune).await
     }
 
     /// Like `start`, with TLS termination (HTTP/2 and HTTP/1.1 by ALPN) using the test PKI's
     /// server certificate; `ca_pem` in the result trusts it.
     pub async fn start_tls(opts: StackOptions) -> (Gateway, Vec<u8>) {
-        let gw = Gateway::start_inner(opts, true).await;
+        let gw = Gateway::start_inner(opts, true, |_| {}).await;
         let ca = std::fs::read(gw.stack_dir.join("ca.pem")).unwrap();
         (gw, ca)
     }
 
-    async fn start_inner(opts: StackOptions, tls: bool) -> Gateway {
+    async fn start_inner(opts: StackOptions, tls: bool, tune: impl FnOnce(&mut aisgate::listen::Limits)) -> Gateway {
         let stack: Stack = prepare(opts).await.expect("stack starts");
         let acceptor = tls.then(|| {
             let config = aisgate::tls::server_config(&stack.pki.server_cert, &stack.pki.server_key).unwrap();
@@ -65,7 +71,8 @@ impl Gateway {
         let ops = stack.ops.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         aisgate::run::spawn_provider_refresh(&stack.gateway);
-        let limits = aisgate::run::limits(&stack.config);
+        let mut limits = aisgate::run::limits(&stack.config);
+        tune(&mut limits);
         let public = vec![aisgate::listen::PublicListener { listener: stack.listener, tls: acceptor }];
         let grace = Duration::from_secs(stack.config.server.shutdown_grace_secs);
         let done = tokio::spawn(aisgate::listen::serve(stack.gateway, public, stack.ops, limits, grace, async {

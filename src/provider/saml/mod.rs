@@ -431,6 +431,10 @@ pub fn metadata_from_config(path: &std::path::Path, name: &str) -> Result<String
 
 #[async_trait]
 impl Provider for SamlProvider {
+    fn max_inbound_message_bytes(&self) -> Option<usize> {
+        Some(self.max_message_bytes)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }
