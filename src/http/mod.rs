@@ -15,6 +15,16 @@ fn hex_val(b: u8) -> Option<u8> {
     }
 }
 
+/// Decodes the escape `%XY` whose `%` is at `bytes[i]`.
+fn escape_at(bytes: &[u8], i: usize) -> Option<u8> {
+    if bytes.get(i) != Some(&b'%') {
+        return None;
+    }
+    let hi = bytes.get(i + 1).copied().and_then(hex_val)?;
+    let lo = bytes.get(i + 2).copied().and_then(hex_val)?;
+    Some((hi << 4) | lo)
+}
+
 /// ASCII control characters (C0 and DEL).
 fn is_control(b: u8) -> bool {
     b < 0x20 || b == 0x7F
@@ -55,14 +65,10 @@ fn decode_once(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
     while i < input.len() {
-        if input[i] == b'%' {
-            let hi = input.get(i + 1).copied().and_then(hex_val);
-            let lo = input.get(i + 2).copied().and_then(hex_val);
-            if let (Some(hi), Some(lo)) = (hi, lo) {
-                out.push((hi << 4) | lo);
-                i += 3;
-                continue;
-            }
+        if let Some(v) = escape_at(input, i) {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(input[i]);
         i += 1;

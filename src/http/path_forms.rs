@@ -26,7 +26,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 
 use super::canonical_path::{CanonicalPath, PathError};
-use super::hex_val;
+use super::escape_at;
 
 /// How an app's upstream compares paths (`[[app]] path_case`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -217,15 +217,6 @@ pub fn fold_case(path: &str) -> Cow<'_, str> {
 fn has_non_ascii_escape(path: &str) -> bool {
     let bytes = path.as_bytes();
     (0..bytes.len()).any(|i| escape_at(bytes, i).is_some_and(|v| v >= 0x80))
-}
-
-fn escape_at(bytes: &[u8], i: usize) -> Option<u8> {
-    if bytes.get(i) != Some(&b'%') {
-        return None;
-    }
-    let hi = bytes.get(i + 1).copied().and_then(hex_val)?;
-    let lo = bytes.get(i + 2).copied().and_then(hex_val)?;
-    Some((hi << 4) | lo)
 }
 
 /// Appends the case-folded form of `c`: ASCII when its upper case is ASCII, else its lower

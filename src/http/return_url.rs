@@ -40,7 +40,7 @@
 //!   characters RFC 3986 never allows raw: `"` `<` `>` `` ` `` `{` `|` `}` `^`.
 //! - At most [`MAX_RETURN_URL_LEN`] bytes.
 
-use super::{hex_val, is_control};
+use super::{escape_at, hex_val, is_control};
 use std::fmt;
 
 /// Maximum accepted length of a return URL, in bytes.
@@ -121,16 +121,6 @@ impl fmt::Display for ReturnUrlError {
 }
 
 impl std::error::Error for ReturnUrlError {}
-
-/// Decodes the escape `%XY` whose `%` is at `bytes[i]`.
-fn escape_at(bytes: &[u8], i: usize) -> Option<u8> {
-    if bytes.get(i) != Some(&b'%') {
-        return None;
-    }
-    let hi = bytes.get(i + 1).copied().and_then(hex_val)?;
-    let lo = bytes.get(i + 2).copied().and_then(hex_val)?;
-    Some((hi << 4) | lo)
-}
 
 fn is_slash_like(b: u8) -> bool {
     b == b'/' || b == b'\\'
