@@ -22,6 +22,8 @@
 
 use http::{HeaderMap, HeaderName};
 
+use crate::http::header_spelling as spelling;
+
 /// Names (lowercase, `-` form) removed from every client, trusted proxy or not.
 const ALWAYS: &[&str] = &[
     "proxy",
@@ -54,18 +56,19 @@ const ALWAYS_PREFIXES: &[&str] = &["x-forwarded-", "proxy-"];
 /// dash form is handled by `set_forwarded`/`forward`, any other spelling is removed here.
 const GATEWAY_SET: &[&str] = &["x-request-id", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"];
 
-/// Whether the client-sent header `name` must not reach an upstream.
+/// Whether the client-sent header `name` must not reach an upstream (compared in place: this
+/// runs for every header of every request).
 fn refused(name: &str, from_trusted_proxy: bool) -> bool {
-    let normalized: String =
-        name.bytes().map(|b| if b == b'_' { '-' } else { char::from(b.to_ascii_lowercase()) }).collect();
-    let dash_form = !name.contains('_');
-    if GATEWAY_SET.contains(&normalized.as_str()) {
+    let raw = name.as_bytes();
+    if let Some(set) = GATEWAY_SET.iter().find(|n| spelling::same(raw, n.as_bytes())) {
         // Only the spelling the gateway writes (and overwrites) may pass; an `_` twin would
         // reach a CGI upstream as the same variable, possibly first.
         // `Forwarded` is produced by no one here, so it passes only from a trusted proxy.
-        return !dash_form || (normalized == "forwarded" && !from_trusted_proxy);
+        let dash_form = !raw.contains(&b'_');
+        return !dash_form || (*set == "forwarded" && !from_trusted_proxy);
     }
-    ALWAYS.contains(&normalized.as_str()) || ALWAYS_PREFIXES.iter().any(|p| normalized.starts_with(p))
+    ALWAYS.iter().any(|n| spelling::same(raw, n.as_bytes()))
+        || ALWAYS_PREFIXES.iter().any(|p| spelling::starts_with(raw, p.as_bytes()))
 }
 
 /// Removes every client header an upstream or its framework could mistake for one set by the

@@ -1,6 +1,7 @@
 //! HTTP helpers shared by the request path: one canonical path, safe return URLs.
 
 pub mod canonical_path;
+pub(crate) mod header_spelling;
 pub mod host;
 pub mod path_forms;
 pub mod return_url;

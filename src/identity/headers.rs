@@ -12,6 +12,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde::Deserialize;
 
 use super::Identity;
+use crate::http::header_spelling as spelling;
 
 /// How non-ASCII header values are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -519,7 +520,7 @@ pub struct IdentityNamespace {
 impl IdentityNamespace {
     /// The `X-Auth-` namespace plus the given extra names (renamed headers, token header).
     pub fn new<'a>(extra: impl IntoIterator<Item = &'a str>) -> IdentityNamespace {
-        let mut extra: Vec<String> = extra.into_iter().map(normalize).collect();
+        let mut extra: Vec<String> = extra.into_iter().map(spelling::normalize).collect();
         extra.sort();
         extra.dedup();
         extra.retain(|n| !in_prefix(n));
@@ -531,24 +532,10 @@ impl IdentityNamespace {
     /// Runs for every header of every request, so it compares in place without allocating.
     pub fn contains(&self, name: &str) -> bool {
         let name = name.as_bytes();
-        let prefix = b"x-auth-";
-        (name.len() >= prefix.len() && same_normalized(&name[..prefix.len()], prefix))
-            || same_normalized(name, b"x-auth")
-            || self.extra.iter().any(|e| same_normalized(name, e.as_bytes()))
+        spelling::starts_with(name, b"x-auth-")
+            || spelling::same(name, b"x-auth")
+            || self.extra.iter().any(|e| spelling::same(name, e.as_bytes()))
     }
-}
-
-/// `raw` equals the already-normalized `normalized` ignoring ASCII case and `_` vs `-`.
-fn same_normalized(raw: &[u8], normalized: &[u8]) -> bool {
-    raw.len() == normalized.len()
-        && raw.iter().zip(normalized).all(|(r, n)| {
-            let r = if *r == b'_' { b'-' } else { r.to_ascii_lowercase() };
-            r == *n
-        })
-}
-
-fn normalize(name: &str) -> String {
-    name.bytes().map(|b| if b == b'_' { '-' } else { char::from(b.to_ascii_lowercase()) }).collect()
 }
 
 fn in_prefix(normalized: &str) -> bool {
