@@ -49,30 +49,39 @@ impl std::error::Error for HostError {}
 /// The [`HostError`] naming the problem; the request must then be answered with 400.
 pub fn normalize(version: Version, uri: &Uri, headers: &mut HeaderMap) -> Result<(), HostError> {
     let mut values = headers.get_all(HOST).iter();
-    let header = values.next().cloned();
+    let header = values.next();
     if values.next().is_some() {
         return Err(HostError::Duplicate);
     }
     let authority = uri.authority().map(|a| a.as_str());
-    let host = match (authority, header) {
+    match (authority, header) {
         (Some(authority), Some(header)) if version == Version::HTTP_2 => {
             if !authority.as_bytes().eq_ignore_ascii_case(header.as_bytes()) {
                 return Err(HostError::Conflicting);
             }
-            header
+            valid(header.as_bytes())
         }
-        // HTTP/1.1 absolute form: the target's authority wins and Host is ignored.
-        (Some(authority), _) => HeaderValue::from_str(authority).map_err(|_| HostError::Malformed)?,
-        (None, Some(header)) => header,
+        // HTTP/2 `:authority` alone, or the HTTP/1.1 absolute form, whose authority wins
+        // over Host (RFC 9112 §3.2.2): copied into `Host` for every later step.
+        (Some(authority), _) => {
+            valid(authority.as_bytes())?;
+            headers.insert(HOST, HeaderValue::from_str(authority).map_err(|_| HostError::Malformed)?);
+            Ok(())
+        }
+        // The common case: one Host header, checked in place.
+        (None, Some(header)) => valid(header.as_bytes()),
         // HTTP/1.0 may omit Host; such requests reach only host-less apps.
-        (None, None) if version <= Version::HTTP_10 => return Ok(()),
-        (None, None) => return Err(HostError::Missing),
-    };
-    if !is_valid(host.as_bytes()) {
-        return Err(HostError::Malformed);
+        (None, None) if version <= Version::HTTP_10 => Ok(()),
+        (None, None) => Err(HostError::Missing),
     }
-    headers.insert(HOST, host);
-    Ok(())
+}
+
+fn valid(host: &[u8]) -> Result<(), HostError> {
+    if is_valid(host) {
+        Ok(())
+    } else {
+        Err(HostError::Malformed)
+    }
 }
 
 /// `host [ ":" port ]` with host a DNS-style reg-name (letters, digits, `-`, `.`, `_`), an IPv4
