@@ -116,10 +116,17 @@ impl<'a> PathForms<'a> {
     pub fn check_insensitive(&self) -> Result<(), PathError> {
         for segment in self.canonical.as_str().split('/') {
             let head = segment.split(';').next().unwrap_or(segment);
-            let upper = head.to_ascii_uppercase();
-            let trailing = upper.ends_with('.') || upper.ends_with("%20");
-            let short_name = upper.as_bytes().windows(2).any(|w| w[0] == b'~' && w[1].is_ascii_digit());
-            if trailing || short_name || upper.contains("::$") || upper.contains("%3A%3A%24") {
+            // IIS decodes before it resolves names, so `%20`, `%3A`, `%24` count as what they
+            // encode (in any mix with raw characters).
+            let name: Cow<'_, [u8]> = if head.contains('%') {
+                Cow::Owned(super::decode_once(head.as_bytes()))
+            } else {
+                Cow::Borrowed(head.as_bytes())
+            };
+            let trailing = name.ends_with(b".") || name.ends_with(b" ");
+            let short_name = name.windows(2).any(|w| w[0] == b'~' && w[1].is_ascii_digit());
+            let stream = name.windows(3).any(|w| w == b"::$");
+            if trailing || short_name || stream {
                 return Err(PathError::WindowsAlias);
             }
         }
@@ -293,7 +300,16 @@ mod tests {
 
     #[test]
     fn windows_aliases_are_refused_for_insensitive_apps() {
-        for raw in ["/admin.", "/admin%20", "/admin./x", "/ADMINI~1/x", "/admin::$DATA", "/admin.;x"] {
+        for raw in [
+            "/admin.",
+            "/admin%20",
+            "/admin./x",
+            "/ADMINI~1/x",
+            "/admin::$DATA",
+            "/admin.;x",
+            "/admin::%24DATA",
+            "/admin%3A%3A%24DATA",
+        ] {
             let path = forms(raw);
             assert_eq!(PathForms::new(&path).check_insensitive(), Err(PathError::WindowsAlias), "{raw}");
         }
