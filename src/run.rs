@@ -36,17 +36,21 @@ pub fn print_errors(errors: &[ConfigError]) {
     }
 }
 
+/// Loads the configuration, printing `file:line:column` errors when it cannot.
+fn load(path: &Path) -> Option<Config> {
+    crate::config::load(path).map_err(|errors| print_errors(&errors)).ok()
+}
+
+/// Builds the gateway from a loaded configuration, printing errors when it cannot.
+fn build(config: &Config, path: &Path) -> Option<Arc<Gateway>> {
+    Gateway::build(config, path, &gateway::process_env).map_err(|errors| print_errors(&errors)).ok()
+}
+
 /// Loads and builds everything `run` would, without listening. Returns the process exit code.
 pub fn check(path: &Path) -> i32 {
     // Warnings from building (dangerous options, ephemeral keys) belong in the check output.
     init_logging(LogFormat::Human, "warn");
-    let config = match crate::config::load(path) {
-        Ok(c) => c,
-        Err(errors) => {
-            print_errors(&errors);
-            return 2;
-        }
-    };
+    let Some(config) = load(path) else { return 2 };
     let mut errors = Vec::new();
     if let Some(tls) = &config.server.tls {
         if let Err(e) = crate::tls::server_config(&tls.cert, &tls.key) {
@@ -80,13 +84,7 @@ pub fn check(path: &Path) -> i32 {
 /// code 0 when it is served, 1 when not, 2 for configuration or input errors.
 pub fn explain(path: &Path, url: &str, identity_file: Option<&Path>) -> i32 {
     init_logging(LogFormat::Human, "warn");
-    let config = match crate::config::load(path) {
-        Ok(c) => c,
-        Err(errors) => {
-            print_errors(&errors);
-            return 2;
-        }
-    };
+    let Some(config) = load(path) else { return 2 };
     let identity = match identity_file.map(read_identity).transpose() {
         Ok(identity) => identity,
         Err(message) => {
@@ -94,13 +92,7 @@ pub fn explain(path: &Path, url: &str, identity_file: Option<&Path>) -> i32 {
             return 2;
         }
     };
-    let gw = match Gateway::build(&config, path, &gateway::process_env) {
-        Ok(gw) => gw,
-        Err(errors) => {
-            print_errors(&errors);
-            return 2;
-        }
-    };
+    let Some(gw) = build(&config, path) else { return 2 };
     let (text, verdict) = gateway::explain::explain(&gw, url, identity.as_ref());
     out!("{}", text.trim_end());
     match verdict {
@@ -161,13 +153,7 @@ pub fn spawn_provider_refresh(gw: &Arc<Gateway>) {
 
 /// `aisgate run`: serves until SIGTERM/Ctrl-C. Returns the exit code.
 pub async fn run(path: &Path) -> i32 {
-    let config = match crate::config::load(path) {
-        Ok(c) => c,
-        Err(errors) => {
-            print_errors(&errors);
-            return 2;
-        }
-    };
+    let Some(config) = load(path) else { return 2 };
     init_logging(config.log.format, &config.log.level);
     for warning in crate::config::rule_warnings(&config) {
         tracing::warn!(at = %warning.loc, "{}", warning.message);
@@ -182,13 +168,7 @@ pub async fn run(path: &Path) -> i32 {
             }
         },
     };
-    let gw = match Gateway::build(&config, path, &gateway::process_env) {
-        Ok(gw) => gw,
-        Err(errors) => {
-            print_errors(&errors);
-            return 2;
-        }
-    };
+    let Some(gw) = build(&config, path) else { return 2 };
     let public = match listen::bind_public(&config.server.listen, tls).await {
         Ok(l) => l,
         Err(e) => {

@@ -203,37 +203,3 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
     }
     issues
 }
-
-/// Things that are valid but almost certainly not meant: printed by `check` as warnings.
-///
-/// A rule whose path prefix lies under an earlier rule's prefix is never used (the first
-/// matching rule decides), so its conditions protect nothing.
-pub fn rule_warnings(config: &Config) -> Vec<Issue> {
-    use crate::http::path_forms::{fold_case, under_prefix, PathCase};
-    let mut warnings = Vec::new();
-    for app in &config.app {
-        let fold = |p: &str| match app.path_case {
-            PathCase::Sensitive => p.to_owned(),
-            PathCase::Insensitive => fold_case(p).into_owned(),
-        };
-        for (j, later) in app.rule.iter().enumerate() {
-            let shadowing = app.rule[..j]
-                .iter()
-                .position(|earlier| under_prefix(&fold(&later.path_prefix), &fold(&earlier.path_prefix)));
-            if let Some(i) = shadowing {
-                warnings.push(Issue {
-                    loc: app.loc.clone(),
-                    message: format!(
-                        "app {:?}: rule #{} (path_prefix {:?}) is never used: rule #{} (path_prefix {:?}) comes first and covers it; put the narrower rule first",
-                        app.name,
-                        j + 1,
-                        later.path_prefix,
-                        i + 1,
-                        app.rule[i].path_prefix
-                    ),
-                });
-            }
-        }
-    }
-    warnings
-}

@@ -23,9 +23,9 @@ use crate::provider::kaas::KaasProviderConfig;
 use crate::provider::oidc::OidcProviderConfig;
 use crate::provider::saml::SamlProviderConfig;
 
-pub use check::{rule_warnings, Issue};
+pub use check::Issue;
 pub use load::{load, ConfigError, Located, SourceLoc};
-pub use warnings::warnings;
+pub use warnings::{rule_warnings, warnings};
 
 /// The whole configuration after includes are merged.
 #[derive(Debug, Deserialize)]
