@@ -287,15 +287,7 @@ async fn open_redirect_forms_are_refused_after_login() {
         let encoded: String = url::form_urlencoded::byte_serialize(evil.as_bytes()).collect();
         let start = gw.navigate(&format!("/.aisgate/login?return={encoded}"), None).await;
         assert_eq!(start.status(), 302, "{evil}");
-        let login_cookie = set_cookie(&start, "aisgate_login").unwrap();
-        let form = gw.client.post(location(&start)).form(&[("user", "0")]).send().await.unwrap();
-        let done = gw
-            .client
-            .get(location(&form))
-            .header("cookie", format!("aisgate_login={login_cookie}"))
-            .send()
-            .await
-            .unwrap();
+        let done = gw.finish_kaas_login(&start, 0).await;
         assert_eq!(done.status(), 302);
         assert_eq!(location(&done), "/", "{evil} must fall back to /");
     }
@@ -458,14 +450,7 @@ async fn host_is_rewritten_or_preserved_and_bad_requests_get_clear_errors() {
 
 /// Sends `GET path` byte for byte and returns the status code.
 async fn raw_status(addr: std::net::SocketAddr, path: &str) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let text = String::from_utf8_lossy(&response);
-    text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    support::raw_request(addr, &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")).await.0
 }
 
 #[tokio::test]

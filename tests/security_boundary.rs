@@ -8,7 +8,7 @@ mod support;
 
 use aisgate::sim::stack::StackOptions;
 use support::logs::{self, assert_reason};
-use support::{header_echo, location, raw_request, set_cookie, Gateway};
+use support::{header_echo, location, raw_request, Gateway};
 
 const APPS: &str = r#"
 [[app]]
@@ -169,16 +169,7 @@ async fn double_encoding_through_escaped_hex_digits_is_refused() {
     // A return URL that decodes to `//evil.com` falls back to `/`.
     let start = gw.navigate("/.aisgate/login?return=%2F%2525%2532%2546%2525%2532%2546evil.com", None).await;
     assert_eq!(start.status(), 302);
-    let login_cookie = set_cookie(&start, "aisgate_login").unwrap();
-    let form = gw.client.post(location(&start)).form(&[("user", "0")]).send().await.unwrap();
-    let done = gw
-        .client
-        .get(location(&form))
-        .header("cookie", format!("aisgate_login={login_cookie}"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let done = gw.finish_kaas_login(&start, 0).await;
     assert_eq!(done.status(), 302);
     assert_eq!(location(&done), "/");
 }

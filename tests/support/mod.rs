@@ -122,23 +122,28 @@ impl Gateway {
     pub async fn login_to(&self, path: &str, user: usize) -> (String, String) {
         let start = self.navigate(path, None).await;
         assert_eq!(start.status(), 302, "unauthenticated navigation redirects to the IdP");
-        let login_cookie = set_cookie(&start, "aisgate_login").expect("pre-login cookie");
-        let idp = location(&start);
-        let form = self.client.post(&idp).form(&[("user", user.to_string())]).send().await.unwrap();
+        let done = self.finish_kaas_login(&start, user).await;
+        assert_eq!(done.status(), 302, "callback completes the login");
+        let session = set_cookie(&done, "aisgate_session").expect("session cookie");
+        (format!("aisgate_session={session}"), location(&done))
+    }
+
+    /// Follows a KAAS login redirect `start` (the gateway's answer carrying the pre-login cookie
+    /// and `Location` at the simulator): picks demo user `user` and redeems the callback in the
+    /// same browser; returns the callback's answer.
+    pub async fn finish_kaas_login(&self, start: &reqwest::Response, user: usize) -> reqwest::Response {
+        let login_cookie = set_cookie(start, "aisgate_login").expect("pre-login cookie");
+        let form = self.client.post(location(start)).form(&[("user", user.to_string())]).send().await.unwrap();
         assert_eq!(form.status(), 303, "simulator redirects to the callback");
         let callback = location(&form);
         assert!(callback.starts_with(&self.url("/.aisgate/callback/jip?sessionId=")), "{callback}");
-        let done = self
-            .client
+        self.client
             .get(&callback)
             .header("cookie", format!("aisgate_login={login_cookie}"))
             .header("accept", "text/html")
             .send()
             .await
-            .unwrap();
-        assert_eq!(done.status(), 302, "callback completes the login");
-        let session = set_cookie(&done, "aisgate_session").expect("session cookie");
-        (format!("aisgate_session={session}"), location(&done))
+            .unwrap()
     }
 
     pub async fn login(&self) -> String {
