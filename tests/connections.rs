@@ -13,48 +13,16 @@ use support::{upstream, Gateway};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Every log line of this test binary (tests share the process, so lines are told apart by
-/// request id).
-fn logs() -> &'static std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
-    static LOGS: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = buf.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(move || LogSink(sink.clone()))
-            .try_init();
-        buf
-    })
-}
-
-struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogSink {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(data);
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use support::logs::capture as logs;
 
 /// The log lines mentioning `needle`.
 fn log_lines(needle: &str) -> Vec<String> {
-    let text = String::from_utf8_lossy(&logs().lock().unwrap()).into_owned();
-    text.lines().filter(|l| l.contains(needle)).map(str::to_owned).collect()
+    support::logs::text().lines().filter(|l| l.contains(needle)).map(str::to_owned).collect()
 }
 
 /// A raw HTTP/1.1 exchange: writes `request`, reads until the server closes (or 5 s pass).
 async fn raw_exchange(gw: &Gateway, request: &[u8]) -> String {
-    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
-    // The server may answer (and close) before it has read all of a refused body.
-    let _ = stream.write_all(request).await;
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
-    String::from_utf8_lossy(&out).into_owned()
+    support::raw_request(gw.addr, request).await.1
 }
 
 fn status_of(response: &str) -> u16 {

@@ -339,13 +339,15 @@ fn unescape(s: &str) -> String {
 }
 
 /// Sends `request` byte for byte (HTTP client libraries normalize what these tests need raw)
-/// and returns the status code and the whole response text.
-pub async fn raw_request(addr: SocketAddr, request: &str) -> (u16, String) {
+/// and returns the status code and the whole response text, read until the server closes
+/// (or 5 s pass).
+pub async fn raw_request(addr: SocketAddr, request: impl AsRef<[u8]>) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
+    // The server may answer (and close) before it has read all of a refused body.
+    let _ = stream.write_all(request.as_ref()).await;
     let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response)).await;
     let text = String::from_utf8_lossy(&response).into_owned();
     (text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0), text)
 }
