@@ -173,7 +173,9 @@ header() { # header NAME < response-head
 }
 status_of() { tr -d '\r' | awk 'NR == 1 { print $2; exit }'; }
 
-head1=$(curl -sS --max-time 5 -o /dev/null -D - "${resolve[@]}" -c "$jar" -b "$jar" -H 'Accept: text/html' "$gw/") ||
+# The demo offers several providers (GET / shows the chooser): follow its JIP/KAAS link.
+head1=$(curl -sS --max-time 5 -o /dev/null -D - "${resolve[@]}" -c "$jar" -b "$jar" -H 'Accept: text/html' \
+    "$gw/.aisgate/login?return=%2F&provider=jip") ||
     die "login step 1: request failed"
 login_url=$(header Location <<<"$head1")
 [[ $(status_of <<<"$head1") == 30[1237] && $login_url == "http://127.0.0.1:$p_login/as/login?"* ]] ||

@@ -1,7 +1,8 @@
 //! Load tool for the login path: runs complete JIP/KAAS logins against a running
 //! `aisgate demo` (gateway + simulated IdP over mutual TLS) and reports logins per second.
 //!
-//! Each login is the browser's whole round trip: `GET /` (302 to the IdP, pre-login cookie),
+//! Each login is the browser's whole round trip: the login link of the provider chooser
+//! (`/.aisgate/login?return=/&provider=jip`: 302 to the IdP, pre-login cookie),
 //! the simulated IdP's login form POST (303 to the callback with a fresh `sessionId`), and
 //! the callback (`authConfirmation` over mTLS → session → 302 to the original URL).
 //!
@@ -25,7 +26,13 @@ fn cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
 }
 
 async fn one_login(client: &reqwest::Client, base: &str) -> Result<(), String> {
-    let start = client.get(format!("{base}/")).header("accept", "text/html").send().await.map_err(|e| e.to_string())?;
+    // The demo offers several providers (`GET /` shows the chooser): pick JIP/KAAS as its link does.
+    let start = client
+        .get(format!("{base}/.aisgate/login?return=%2F&provider=jip"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     let idp = location(&start).ok_or("no IdP redirect")?;
     let login_cookie = cookie(&start, "aisgate_login").ok_or("no pre-login cookie")?;
     let form = client.post(&idp).form(&[("user", "0")]).send().await.map_err(|e| e.to_string())?;
