@@ -9,6 +9,8 @@
 use http::HeaderMap;
 
 use super::request::{lookup_cookie, CookieLookup, RequestInfo};
+use super::Gateway;
+use crate::session::keyring::Purpose;
 
 /// The value of the gateway cookie `name` if the request carries exactly one; a duplicate is
 /// logged (the name only, never a value) and yields `None`.
@@ -21,4 +23,26 @@ pub(super) fn read<'a>(headers: &'a HeaderMap, name: &str, info: &RequestInfo) -
             None
         }
     }
+}
+
+/// The id sealed in the gateway cookie `name` for `purpose`, if the request carries exactly
+/// one such cookie and its MAC verifies (forged values never reach a store lookup).
+pub(super) fn open(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    name: &str,
+    purpose: Purpose,
+    info: &RequestInfo,
+) -> Option<[u8; 32]> {
+    read(headers, name, info).and_then(|v| gw.keyring.open(purpose, v))
+}
+
+/// The session id of the request's session cookie (see [`open`]).
+pub(super) fn session_id(gw: &Gateway, headers: &HeaderMap, info: &RequestInfo) -> Option<[u8; 32]> {
+    open(gw, headers, &gw.cookie_name, Purpose::Session, info)
+}
+
+/// The pending-login handle of the request's pre-login cookie (see [`open`]).
+pub(super) fn login_handle(gw: &Gateway, headers: &HeaderMap, info: &RequestInfo) -> Option<[u8; 32]> {
+    open(gw, headers, &gw.login_cookie_name, Purpose::Login, info)
 }

@@ -294,8 +294,7 @@ async fn direct_form(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response<Body> {
-    let handle =
-        super::cookies::read(&headers, &gw.login_cookie_name, &info).and_then(|v| gw.keyring.open(Purpose::Login, v));
+    let handle = super::cookies::login_handle(&gw, &headers, &info);
     let return_to = fallback_return(&gw, &provider, &query_pairs(query.as_deref()), &headers);
     render_direct_form(&gw, &provider, handle, &return_to, &info, false)
 }
@@ -344,8 +343,7 @@ async fn direct_submit(
         return rescue::error(ErrorKind::TooManyRequests, &info, None);
     }
     let params: Vec<(String, String)> = url::form_urlencoded::parse(&form).into_owned().collect();
-    let handle =
-        super::cookies::read(&headers, &gw.login_cookie_name, &info).and_then(|v| gw.keyring.open(Purpose::Login, v));
+    let handle = super::cookies::login_handle(&gw, &headers, &info);
     let csrf_ok = match (&handle, param(&params, "csrf")) {
         (Some(handle), Some(token)) => gw.keyring.verify_mac(Purpose::Csrf, handle, token),
         _ => false,
@@ -385,8 +383,7 @@ async fn finish_login_for(
         return rescue::error(ErrorKind::NotFound, info, None);
     };
     let restart = restart_url(provider_name, &fallback);
-    let handle =
-        super::cookies::read(headers, &gw.login_cookie_name, info).and_then(|v| gw.keyring.open(Purpose::Login, v));
+    let handle = super::cookies::login_handle(gw, headers, info);
     let pending = match handle {
         None if provider.accepts_unsolicited() => unsolicited_login(provider_name, &params, info),
         None => {
@@ -464,9 +461,7 @@ async fn finish_login_for(
     }
     // A fresh id on every login; any previous session of this browser is destroyed
     // (session fixation). After a step-up this replaces the lower-LoA session.
-    if let Some(old) =
-        super::cookies::read(headers, &gw.cookie_name, info).and_then(|v| gw.keyring.open(Purpose::Session, v))
-    {
+    if let Some(old) = super::cookies::session_id(gw, headers, info) {
         let _ = gw.store.remove(&StoreKey::of(&old)).await;
     }
     let id = random_id();
@@ -561,9 +556,7 @@ pub async fn logout_response(
     let mut location = gw.url(&format!("{RESERVED_PREFIX}logged-out"));
     let mut step = None;
     let mut logout_cookie = None;
-    if let Some(id) =
-        super::cookies::read(headers, &gw.cookie_name, info).and_then(|v| gw.keyring.open(Purpose::Session, v))
-    {
+    if let Some(id) = super::cookies::session_id(gw, headers, info) {
         let key = StoreKey::of(&id);
         match gw.store.remove(&key).await {
             Ok(Some(session)) => {

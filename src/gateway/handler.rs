@@ -20,7 +20,6 @@ use crate::http::return_url::ReturnUrl;
 use crate::listen::conn::ConnSlot;
 use crate::ops::metrics::UpstreamErrorKind;
 use crate::pages::ErrorKind;
-use crate::session::keyring::Purpose;
 use crate::session::tokens::TokenError;
 use crate::session::{now_unix, Session, StoreKey};
 use crate::upstream::body::{BodyFault, BodyWatch, WatchedBody};
@@ -257,9 +256,7 @@ async fn load_session(
 ) -> Result<Option<(StoreKey, Arc<Session>)>, Failure> {
     // Forged or tampered cookies fail the MAC here and never reach the store; two session
     // cookies (one planted by a sibling domain) count as none.
-    let Some(id) =
-        super::cookies::read(headers, &gw.cookie_name, info).and_then(|v| gw.keyring.open(Purpose::Session, v))
-    else {
+    let Some(id) = super::cookies::session_id(gw, headers, info) else {
         return Ok(None);
     };
     let key = StoreKey::of(&id);

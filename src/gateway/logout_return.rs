@@ -42,7 +42,7 @@ pub(super) async fn logged_out(
     let params = query_pairs(query.as_deref());
     let state = param(&params, "state");
     let cookie_name = logout_cookie_name(&gw);
-    let handle = super::cookies::read(&headers, cookie_name, &info).and_then(|v| gw.keyring.open(Purpose::Logout, v));
+    let handle = super::cookies::open(&gw, &headers, cookie_name, Purpose::Logout, &info);
     if state.is_some() || handle.is_some() {
         let verified = match (handle, state) {
             (Some(handle), Some(state)) if gw.keyring.verify_mac(Purpose::Logout, &handle, state) => {
