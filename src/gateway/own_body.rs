@@ -29,8 +29,13 @@ pub(crate) fn own_body_limit<'a>(providers: impl IntoIterator<Item = &'a dyn Pro
     providers
         .into_iter()
         .filter_map(|p| p.max_inbound_message_bytes())
-        .map(|n| n.saturating_mul(4).saturating_add(FORM_OVERHEAD_BYTES))
+        .map(cap_for_message)
         .fold(MIN_OWN_BODY_BYTES, usize::max)
+}
+
+/// The body a form carrying a message of `n` decoded bytes may need (module docs).
+fn cap_for_message(n: usize) -> usize {
+    n.saturating_mul(4).saturating_add(FORM_OVERHEAD_BYTES)
 }
 
 /// Worst-case form-encoded size of a message of `n` decoded bytes (for the tests of the bound).
@@ -46,7 +51,7 @@ mod tests {
     #[test]
     fn the_cap_covers_the_worst_case_encoding_of_the_largest_message() {
         for n in [4096usize, 190_000, 512 * 1024, 5 << 20] {
-            let cap = n.saturating_mul(4).saturating_add(FORM_OVERHEAD_BYTES).max(MIN_OWN_BODY_BYTES);
+            let cap = cap_for_message(n).max(MIN_OWN_BODY_BYTES);
             assert!(cap >= worst_case_encoded(n) + 32 * 1024, "{n}: {cap}");
         }
         assert_eq!(own_body_limit(std::iter::empty()), MIN_OWN_BODY_BYTES);
