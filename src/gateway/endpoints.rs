@@ -22,7 +22,7 @@ use crate::http::canonical_path::CanonicalPath;
 use crate::http::return_url::ReturnUrl;
 use crate::ops::metrics::LoginResult;
 use crate::pages::{self, ErrorKind, ProviderChoice};
-use crate::provider::{BrowserStep, CommonReason, Side};
+use crate::provider::{BrowserStep, CommonReason, PendingState, ProtocolState, Side};
 use crate::session::keyring::Purpose;
 use crate::session::{now_unix, random_id, PendingLogin, Session, StoreKey};
 
@@ -204,7 +204,7 @@ pub async fn start_login_at(
         provider: provider.name().to_owned(),
         return_to: return_to.into_string(),
         created_at: now_unix(),
-        protocol_state: start.state,
+        protocol_state: PendingState::new(start.state),
         min_loa: loa,
     };
     if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {
@@ -422,7 +422,11 @@ async fn finish_login_for(
         return with_cleared_login(gw, rescue::error(ErrorKind::LoginNotInitiated, info, Some(&retry)));
     }
     let ctx = gw.login_context(provider_name);
-    let authenticated = match provider.finish(&ctx, &params, &pending.protocol_state).await {
+    let finished = match pending.protocol_state.protocol() {
+        Ok(state) => provider.finish(&ctx, &params, state).await,
+        Err(e) => Err(e),
+    };
+    let authenticated = match finished {
         Ok(a) => a,
         Err(e) => {
             record_failure(gw, index, provider_name, &e, info, "login failed");
@@ -496,7 +500,7 @@ fn unsolicited_login(provider: &str, params: &[(String, String)], info: &Request
         provider: provider.to_owned(),
         return_to: return_to.into_string(),
         created_at: now_unix(),
-        protocol_state: serde_json::Value::Null,
+        protocol_state: PendingState::new(ProtocolState::Unsolicited),
         min_loa: None,
     }
 }

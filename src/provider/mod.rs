@@ -9,10 +9,12 @@ pub mod error;
 pub mod kaas;
 pub mod oidc;
 pub mod saml;
+pub mod state;
 
 use async_trait::async_trait;
 
 pub use self::error::{CommonReason, ProviderError, Reason, Side};
+pub use self::state::{LogoutState, PendingState, ProtocolState};
 use crate::identity::Identity;
 
 /// Where to send the browser to start or end a protocol exchange.
@@ -46,7 +48,7 @@ pub struct LoginStart {
     /// Where the browser goes.
     pub step: BrowserStep,
     /// Protocol state for `finish` (request id, nonce, PKCE verifier, …).
-    pub state: serde_json::Value,
+    pub state: ProtocolState,
 }
 
 /// A completed login.
@@ -55,7 +57,7 @@ pub struct Authenticated {
     /// The normalized identity.
     pub identity: Identity,
     /// Data needed to log out at the IdP later.
-    pub logout_state: serde_json::Value,
+    pub logout_state: LogoutState,
     /// Tokens for calling upstreams on the user's behalf (OIDC access and refresh tokens).
     pub tokens: Option<crate::session::tokens::UpstreamTokens>,
 }
@@ -133,20 +135,15 @@ pub trait Provider: Send + Sync + 'static {
         &self,
         ctx: &LoginContext,
         params: &[(String, String)],
-        state: &serde_json::Value,
+        state: &ProtocolState,
     ) -> Result<Authenticated, ProviderError>;
     /// Where to send the browser after the local session is gone.
-    fn logout(&self, ctx: &LoginContext, logout_state: &serde_json::Value) -> BrowserStep;
+    fn logout(&self, ctx: &LoginContext, logout_state: &LogoutState) -> BrowserStep;
     /// Like [`Provider::logout`], for providers whose IdP returns a `state` to the
     /// post-logout URL: `state` is the gateway's browser-bound value to send (checked when the
     /// browser comes back). `None`: the provider sends no state this time (the gateway then
     /// calls `logout`).
-    fn logout_with_state(
-        &self,
-        _ctx: &LoginContext,
-        _logout_state: &serde_json::Value,
-        _state: &str,
-    ) -> Option<BrowserStep> {
+    fn logout_with_state(&self, _ctx: &LoginContext, _logout_state: &LogoutState, _state: &str) -> Option<BrowserStep> {
         None
     }
     /// Current readiness.

@@ -44,7 +44,8 @@ use self::xmlsec::{DecryptionKeys, IdpCertificates, SigningKey};
 use crate::identity::Loa;
 use crate::ops::metrics::{CounterHandle, GaugeHandle, Metrics};
 use crate::provider::{
-    Authenticated, BrowserStep, LoginContext, LoginStart, Provider, ProviderError, Readiness, SloMessage, SloOutcome,
+    Authenticated, BrowserStep, LoginContext, LoginStart, LogoutState, ProtocolState, Provider, ProviderError,
+    Readiness, SloMessage, SloOutcome,
 };
 use crate::session::now_unix;
 
@@ -52,8 +53,8 @@ use crate::session::now_unix;
 const LOGOUT_WAIT: Duration = Duration::from_secs(15 * 60);
 
 /// The protocol state kept server-side between `begin` and `finish`.
-#[derive(Debug, Serialize, Deserialize)]
-struct PendingRequest {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingRequest {
     request_id: String,
     issued_at: u64,
     relay_state: String,
@@ -191,15 +192,13 @@ impl SamlProvider {
                 ];
                 return Ok(LoginStart {
                     step: BrowserStep::PostForm { action: destination, fields },
-                    state: serde_json::to_value(PendingRequest { request_id, issued_at, relay_state, step_up_loa })
-                        .unwrap_or_default(),
+                    state: ProtocolState::Saml(PendingRequest { request_id, issued_at, relay_state, step_up_loa }),
                 });
             }
         }
         .map(BrowserStep::Redirect)
         .map_err(|e| ProviderError::with_context(Refusal::OutgoingMessage, format_args!("AuthnRequest: {e}")))?;
-        let state = serde_json::to_value(PendingRequest { request_id, issued_at, relay_state, step_up_loa })
-            .unwrap_or_default();
+        let state = ProtocolState::Saml(PendingRequest { request_id, issued_at, relay_state, step_up_loa });
         Ok(LoginStart { step, state })
     }
 
@@ -339,27 +338,22 @@ impl SamlProvider {
     fn check_response(
         &self,
         params: &[(String, String)],
-        state: &serde_json::Value,
+        state: &ProtocolState,
     ) -> Result<Authenticated, ProviderError> {
-        // A null state is an IdP-initiated login (the gateway found no pending login); only
-        // `allow_unsolicited` providers take one, and then the Response must not claim to
+        // An unsolicited state is an IdP-initiated login (the gateway found no pending login);
+        // only `allow_unsolicited` providers take one, and then the Response must not claim to
         // answer any request (acs: InResponseTo absent).
-        let pending: Option<PendingRequest> = if state.is_null() {
-            if !self.allow_unsolicited {
-                return Err(Refusal::Unsolicited.into());
-            }
-            None
-        } else {
-            Some(
-                PendingRequest::deserialize(state)
-                    .map_err(|_| ProviderError::new(crate::provider::CommonReason::PendingStateProtocol))?,
-            )
+        let pending: Option<&PendingRequest> = match state {
+            ProtocolState::Unsolicited if self.allow_unsolicited => None,
+            ProtocolState::Unsolicited => return Err(Refusal::Unsolicited.into()),
+            ProtocolState::Saml(pending) => Some(pending),
+            _ => return Err(crate::provider::CommonReason::PendingStateProtocol.into()),
         };
         let now = now_unix();
         let param = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         let value = param("SAMLResponse")
             .ok_or_else(|| ProviderError::with_context(Refusal::MissingMessage, "no SAMLResponse"))?;
-        if let Some(pending) = &pending {
+        if let Some(pending) = pending {
             // nia.md §8.4: logins may queue for tens of minutes, but not forever.
             if now.saturating_sub(pending.issued_at) > self.pending_ttl {
                 return Err(ProviderError::with_context(
@@ -413,7 +407,7 @@ impl SamlProvider {
             sp_name_qualifier: assertion.sp_name_qualifier.clone(),
             session_index: assertion.session_index.clone(),
         };
-        let logout_state = serde_json::to_value(subject).unwrap_or_default();
+        let logout_state = LogoutState::Saml(subject);
         Ok(Authenticated { identity, logout_state, tokens: None })
     }
 }
@@ -471,12 +465,12 @@ impl Provider for SamlProvider {
         &self,
         _ctx: &LoginContext,
         params: &[(String, String)],
-        state: &serde_json::Value,
+        state: &ProtocolState,
     ) -> Result<Authenticated, ProviderError> {
         self.check_response(params, state).map_err(|e| self.rejected(e))
     }
 
-    fn logout(&self, ctx: &LoginContext, logout_state: &serde_json::Value) -> BrowserStep {
+    fn logout(&self, ctx: &LoginContext, logout_state: &LogoutState) -> BrowserStep {
         slo::logout_step(self, ctx, logout_state)
     }
 
