@@ -22,7 +22,7 @@ use crate::http::canonical_path::CanonicalPath;
 use crate::http::return_url::ReturnUrl;
 use crate::ops::metrics::LoginResult;
 use crate::pages::{self, ErrorKind, ProviderChoice};
-use crate::provider::{BrowserStep, CommonReason, PendingState, ProtocolState, Side};
+use crate::provider::{BrowserStep, CommonReason, PendingState, ProtocolState, ProviderError, Side};
 use crate::session::keyring::Purpose;
 use crate::session::{now_unix, random_id, PendingLogin, Session, StoreKey};
 
@@ -189,7 +189,10 @@ pub async fn start_login_at(
     // the user back to this app's login (there may be no app at `/`).
     ctx.direct_form_url = format!("{}?return={}", ctx.direct_form_url, encode(return_to.as_str()));
     let begun = match loa {
-        Some(loa) => provider.begin_at_loa(&ctx, loa).await,
+        Some(loa) => match provider.step_up() {
+            Some(step_up) => step_up.begin_at_loa(&ctx, loa).await,
+            None => Err(ProviderError::with_context(CommonReason::Unsupported, "step-up")),
+        },
         None => provider.begin(&ctx).await,
     };
     let start = match begun {
@@ -219,7 +222,7 @@ pub async fn start_login_at(
         }
     };
     let value = gw.keyring.seal(Purpose::Login, &handle);
-    let login_cookie = if provider.returns_by_cross_site_post() {
+    let login_cookie = if provider.login_profile().returns_by_cross_site_post {
         set_login_cookie_cross_site(
             &gw.login_cookie_name,
             &value,
@@ -384,7 +387,7 @@ async fn finish_login_for(
     let restart = restart_url(provider_name, &fallback);
     let handle = super::cookies::login_handle(gw, headers, info);
     let pending = match handle {
-        None if provider.accepts_unsolicited() => unsolicited_login(provider_name, &params, info),
+        None if provider.login_profile().accepts_unsolicited => unsolicited_login(provider_name, &params, info),
         None => {
             tracing::warn!(request_id = info.id(), provider = provider_name, client = %info.client_ip, "callback without a valid pre-login cookie refused");
             gateway_refusal(gw, index, provider_name, CommonReason::NoLoginCookie, info);
@@ -430,7 +433,7 @@ async fn finish_login_for(
         Ok(a) => a,
         Err(e) => {
             record_failure(gw, index, provider_name, &e, info, "login failed");
-            let direct_form = provider.direct_generator_url().is_some();
+            let direct_form = provider.direct_credentials().is_some();
             if direct_form && e.side() != Side::Outage {
                 // Refused one-time credentials: show the form again, with a fresh login handle
                 // (the old one was single use) and the reason.
@@ -665,7 +668,7 @@ async fn backchannel_logout(
     headers: HeaderMap,
     form: axum::body::Bytes,
 ) -> Response<Body> {
-    let Some((_, provider)) = gw.provider(&provider_name).filter(|(_, p)| p.supports_backchannel_logout()) else {
+    let Some(provider) = gw.provider(&provider_name).and_then(|(_, p)| p.backchannel_logout()) else {
         return backchannel_answer(StatusCode::NOT_FOUND, Some("not_found"));
     };
     let form_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
