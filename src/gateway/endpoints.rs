@@ -180,7 +180,7 @@ pub async fn start_login_at(
         super::loop_guard::count_start(&gw.keyring, super::cookies::read(headers, loop_cookie, info), now_unix())
     else {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, "login loop: too many logins started by this browser");
-        audit_refused(info, gw.providers[index].name(), "too many logins started (loop protection)");
+        audit_refused(info, gw.providers[index].name(), "loop_protection");
         return rescue::error(ErrorKind::TooManyRequests, info, None);
     };
     let provider = &gw.providers[index];
@@ -282,7 +282,7 @@ fn credentials_at_callback(
         return None;
     }
     tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, "one-time credentials sent to the callback refused (only the direct form redeems them)");
-    audit_refused(info, provider, "one-time credentials at the callback");
+    audit_refused(info, provider, "credentials_at_callback");
     let form = format!("{RESERVED_PREFIX}direct/{provider}");
     Some(rescue::error(ErrorKind::LoginNotInitiated, info, Some(&form)))
 }
@@ -341,7 +341,7 @@ async fn direct_submit(
     }
     if !gw.direct_limiter.allow(info.client_ip) {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, "one-time credential attempts rate-limited");
-        audit_refused(&info, &provider, "rate limited");
+        audit_refused(&info, &provider, "rate_limited");
         return rescue::error(ErrorKind::TooManyRequests, &info, None);
     }
     let params: Vec<(String, String)> = url::form_urlencoded::parse(&form).into_owned().collect();
@@ -352,7 +352,7 @@ async fn direct_submit(
     };
     if !csrf_ok {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, "one-time credential form without a valid CSRF token");
-        audit_refused(&info, &provider, "bad CSRF token");
+        audit_refused(&info, &provider, "csrf_mismatch");
         let return_to = fallback_return(&gw, &provider, &query_pairs(query.as_deref()), &headers);
         return rescue::error(ErrorKind::LoginNotInitiated, &info, Some(&restart_url(&provider, &return_to)));
     }
@@ -566,7 +566,9 @@ fn gateway_refusal(gw: &Gateway, index: usize, provider: &str, reason: CommonRea
     metrics.refusal(reason.label());
 }
 
-fn audit_refused(info: &RequestInfo, provider: &str, reason: &str) {
+/// Audits a request the gateway refused before any provider step (not a login attempt at the
+/// IdP, so not counted in `aisgate_logins_total`); `reason` is a bounded `snake_case` label.
+fn audit_refused(info: &RequestInfo, provider: &str, reason: &'static str) {
     tracing::info!(target: "aisgate::audit", event = "login", request_id = info.id(), provider, result = "refused", reason);
 }
 
@@ -689,12 +691,12 @@ async fn backchannel_logout(
         Ok(target) => target,
         Err(e) if e.side() == Side::Outage => {
             // Our side cannot verify now (no discovery or keys): the IdP may retry later.
-            tracing::error!(request_id = info.id(), provider = provider_name, error = %e, "back-channel logout could not be verified");
+            tracing::error!(request_id = info.id(), provider = provider_name, reason = e.label(), error = %e, "back-channel logout could not be verified");
             audit_backchannel(&info, &provider_name, 0, "error");
             return backchannel_answer(StatusCode::SERVICE_UNAVAILABLE, Some("temporarily_unavailable"));
         }
         Err(e) => {
-            tracing::warn!(request_id = info.id(), provider = provider_name, error = %e, "back-channel logout token refused");
+            tracing::warn!(request_id = info.id(), provider = provider_name, reason = e.label(), error = %e, "back-channel logout token refused");
             audit_backchannel(&info, &provider_name, 0, "refused");
             return backchannel_answer(StatusCode::BAD_REQUEST, Some("invalid_request"));
         }

@@ -67,9 +67,9 @@ pub async fn slo(
         Err(e) => {
             let unavailable = e.side() == Side::Outage;
             if unavailable {
-                tracing::error!(request_id = info.id(), provider = name, error = %e, "single logout message could not be checked");
+                tracing::error!(request_id = info.id(), provider = name, reason = e.label(), error = %e, "single logout message could not be checked");
             } else {
-                tracing::warn!(request_id = info.id(), provider = name, error = %e, "single logout message refused");
+                tracing::warn!(request_id = info.id(), provider = name, reason = e.label(), error = %e, "single logout message refused");
             }
             audit(&info, &name, 0, if unavailable { "error" } else { "refused" });
             if back_channel {
