@@ -22,7 +22,7 @@ use crate::http::canonical_path::CanonicalPath;
 use crate::http::return_url::ReturnUrl;
 use crate::ops::metrics::LoginResult;
 use crate::pages::{self, ErrorKind, ProviderChoice};
-use crate::provider::{BrowserStep, CommonReason, PendingState, ProtocolState, ProviderError, Side};
+use crate::provider::{BrowserStep, CommonReason, PendingState, ProtocolState, ProviderError, Reason, Side};
 use crate::session::keyring::Purpose;
 use crate::session::{now_unix, random_id, PendingLogin, Session, StoreKey};
 
@@ -433,10 +433,11 @@ async fn finish_login_for(
         Ok(a) => a,
         Err(e) => {
             record_failure(gw, index, provider_name, &e, info, "login failed");
-            let direct_form = provider.direct_credentials().is_some();
-            if direct_form && e.side() != Side::Outage {
-                // Refused one-time credentials: show the form again, with a fresh login handle
-                // (the old one was single use) and the reason.
+            // Refused one-time credentials (KAAS said no, or they were missing or malformed):
+            // show the form again, with a fresh login handle (the old one was single use) and
+            // the reason. Gateway-state failures and outages get their page instead.
+            let credentials_refused = matches!(e.reason(), Reason::Kaas(_)) && e.side() != Side::Outage;
+            if provider.direct_credentials().is_some() && credentials_refused {
                 return retry_direct_form(gw, provider_name, pending, info).await;
             }
             return with_cleared_login(gw, rescue::error(e.page(), info, Some(&retry)));
