@@ -18,7 +18,7 @@
 mod client;
 mod config;
 mod directory;
-mod id_token;
+pub(crate) mod id_token;
 pub(crate) mod identity;
 pub mod jws;
 pub mod logout_token;
