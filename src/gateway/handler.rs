@@ -21,7 +21,7 @@ use crate::listen::conn::ConnSlot;
 use crate::ops::metrics::UpstreamErrorKind;
 use crate::pages::ErrorKind;
 use crate::session::tokens::TokenError;
-use crate::session::{now_unix, Session, StoreKey};
+use crate::session::{Session, StoreKey};
 use crate::upstream::body::{BodyFault, BodyWatch, WatchedBody};
 use crate::upstream::upgrade::{self, Requested};
 use crate::upstream::{hop_by_hop, splice_upgrade, SessionBinding, Tunnel, UpstreamError};
@@ -261,7 +261,7 @@ async fn load_session(
     };
     let key = StoreKey::of(&id);
     match gw.store.load(&key).await {
-        Ok(found) => Ok(found.filter(|s| !s.is_expired(now_unix())).map(|s| (key, s))),
+        Ok(found) => Ok(found.filter(|s| !s.is_expired(gw.clock.now_unix())).map(|s| (key, s))),
         Err(e) => {
             tracing::error!(error = %e, "session store failed");
             Err(|info| rescue::error(ErrorKind::SessionStoreUnavailable, info, None))
@@ -304,7 +304,7 @@ fn add_identity_headers(gw: &Gateway, app: &App, session: &Session, req: &mut Re
         headers.insert(name.clone(), value.clone());
     }
     if let (Some(name), Some(issuer)) = (&app.headers.token_header, &gw.tokens) {
-        let now = now_unix();
+        let now = gw.clock.now_unix();
         let token = session.identity_token(app.index, now, issuer.lifetime_secs / 2, |identity| {
             let exp = now + issuer.lifetime_secs;
             let claims = identity.token_claims(&gw.public_base_url, &app.name, now, exp);
@@ -331,7 +331,11 @@ async fn bearer(gw: &Gateway, session: &Session) -> Result<Option<HeaderValue>, 
     let Some((_, provider)) = gw.provider(&session.identity.provider) else { return Ok(None) };
     let token = session
         .upstream_tokens
-        .access_token(now_unix(), REFRESH_MARGIN_SECS, |old| async move { provider.refresh_tokens(&old).await })
+        .access_token(
+            gw.clock.now_unix(),
+            REFRESH_MARGIN_SECS,
+            |old| async move { provider.refresh_tokens(&old).await },
+        )
         .await?;
     Ok(token.and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok()).map(|mut v| {
         v.set_sensitive(true);

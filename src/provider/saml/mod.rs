@@ -44,7 +44,6 @@ use crate::ops::metrics::{CounterHandle, GaugeHandle, Metrics};
 use crate::provider::{
     Authenticated, BrowserStep, LoginContext, LoginStart, Provider, ProviderError, Readiness, SloMessage, SloOutcome,
 };
-use crate::session::now_unix;
 
 /// How long a sent LogoutRequest waits for its LogoutResponse.
 const LOGOUT_WAIT: Duration = Duration::from_secs(15 * 60);
@@ -94,6 +93,8 @@ struct SamlMetrics {
 /// A running SAML service provider.
 pub struct SamlProvider {
     name: String,
+    /// The clock of expiry and time checks (a test clock in tests).
+    clock: crate::clock::Clock,
     display_name: String,
     profile: attributes::Profile,
     entity_id: String,
@@ -150,7 +151,7 @@ impl SamlProvider {
         let idp = self.idp.state().await?;
         let destination = self.sso_endpoint(&idp)?;
         let request_id = authn_request::new_id();
-        let issued_at = now_unix();
+        let issued_at = self.clock.now_unix();
         let xml = authn_request::build(&authn_request::AuthnRequestParams {
             id: &request_id,
             issue_instant: issued_at,
@@ -197,6 +198,12 @@ impl SamlProvider {
         let state = serde_json::to_value(PendingRequest { request_id, issued_at, relay_state, step_up_loa })
             .unwrap_or_default();
         Ok(LoginStart { step, state })
+    }
+
+    /// Reads time from `clock` instead of the system clock (tests move it forward).
+    pub fn with_clock(mut self, clock: crate::clock::Clock) -> SamlProvider {
+        self.clock = clock;
+        self
     }
 
     /// Builds the provider: loads keys and certificates once; a metadata file is read now so
@@ -247,6 +254,7 @@ impl SamlProvider {
             idp.install(&bytes).map_err(|e| format!("idp_metadata_file {}: {e}", path.display()))?;
         }
         Ok(SamlProvider {
+            clock: crate::clock::Clock::system(),
             name: cfg.name.clone(),
             display_name: cfg.display_name.clone().unwrap_or_else(|| cfg.name.clone()),
             profile,
@@ -349,7 +357,7 @@ impl SamlProvider {
                     .map_err(|_| ProviderError::BadCallback("pending login is not a SAML request".to_owned()))?,
             )
         };
-        let now = now_unix();
+        let now = self.clock.now_unix();
         let param = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         let value = param("SAMLResponse").ok_or_else(|| ProviderError::BadCallback("no SAMLResponse".to_owned()))?;
         if let Some(pending) = &pending {
