@@ -10,6 +10,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod date;
 pub mod demo;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
