@@ -51,8 +51,7 @@ use crate::upstream::UpstreamClient;
 pub use handler::handle;
 pub use request::ConnInfo;
 
-/// Every gateway endpoint lives under this prefix; apps may not claim paths inside it.
-pub const RESERVED_PREFIX: &str = "/.aisgate/";
+pub use crate::http::RESERVED_PREFIX;
 
 /// The signed identity token settings, compiled.
 pub struct TokenIssuer {

@@ -77,9 +77,9 @@ impl SpUrls {
     pub fn new(public_base_url: &str, name: &str) -> SpUrls {
         let base = public_base_url.trim_end_matches('/');
         SpUrls {
-            acs: format!("{base}{}callback/{name}", crate::gateway::RESERVED_PREFIX),
-            slo: format!("{base}{}saml/{name}/slo", crate::gateway::RESERVED_PREFIX),
-            metadata: format!("{base}{}saml/{name}/metadata", crate::gateway::RESERVED_PREFIX),
+            acs: format!("{base}{}callback/{name}", crate::http::RESERVED_PREFIX),
+            slo: format!("{base}{}saml/{name}/slo", crate::http::RESERVED_PREFIX),
+            metadata: format!("{base}{}saml/{name}/metadata", crate::http::RESERVED_PREFIX),
         }
     }
 }
