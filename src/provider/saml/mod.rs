@@ -47,7 +47,6 @@ use crate::provider::{
     capability, Authenticated, BrowserStep, LoginContext, LoginProfile, LoginStart, LogoutState, ProtocolState,
     Provider, ProviderError, Readiness, SloMessage, SloOutcome,
 };
-use crate::session::now_unix;
 
 /// How long a sent LogoutRequest waits for its LogoutResponse.
 const LOGOUT_WAIT: Duration = Duration::from_secs(15 * 60);
@@ -79,9 +78,9 @@ impl SpUrls {
     pub fn new(public_base_url: &str, name: &str) -> SpUrls {
         let base = public_base_url.trim_end_matches('/');
         SpUrls {
-            acs: format!("{base}{}callback/{name}", crate::gateway::RESERVED_PREFIX),
-            slo: format!("{base}{}saml/{name}/slo", crate::gateway::RESERVED_PREFIX),
-            metadata: format!("{base}{}saml/{name}/metadata", crate::gateway::RESERVED_PREFIX),
+            acs: format!("{base}{}callback/{name}", crate::http::RESERVED_PREFIX),
+            slo: format!("{base}{}saml/{name}/slo", crate::http::RESERVED_PREFIX),
+            metadata: format!("{base}{}saml/{name}/metadata", crate::http::RESERVED_PREFIX),
         }
     }
 }
@@ -97,6 +96,8 @@ struct SamlMetrics {
 /// A running SAML service provider.
 pub struct SamlProvider {
     name: String,
+    /// The clock of expiry and time checks (a test clock in tests).
+    clock: crate::clock::Clock,
     display_name: String,
     profile: attributes::Profile,
     entity_id: String,
@@ -153,7 +154,7 @@ impl SamlProvider {
         let idp = self.idp.state().await?;
         let destination = self.sso_endpoint(&idp)?;
         let request_id = authn_request::new_id();
-        let issued_at = now_unix();
+        let issued_at = self.clock.now_unix();
         let xml = authn_request::build(&authn_request::AuthnRequestParams {
             id: &request_id,
             issue_instant: issued_at,
@@ -200,6 +201,12 @@ impl SamlProvider {
         .map_err(|e| ProviderError::with_context(Refusal::OutgoingMessage, format_args!("AuthnRequest: {e}")))?;
         let state = ProtocolState::Saml(PendingRequest { request_id, issued_at, relay_state, step_up_loa });
         Ok(LoginStart { step, state })
+    }
+
+    /// Reads time from `clock` instead of the system clock (tests move it forward).
+    pub fn with_clock(mut self, clock: crate::clock::Clock) -> SamlProvider {
+        self.clock = clock;
+        self
     }
 
     /// Builds the provider: loads keys and certificates once; a metadata file is read now so
@@ -250,6 +257,7 @@ impl SamlProvider {
             idp.install(&bytes).map_err(|e| format!("idp_metadata_file {}: {e}", path.display()))?;
         }
         Ok(SamlProvider {
+            clock: crate::clock::Clock::system(),
             name: cfg.name.clone(),
             display_name: cfg.display_name.clone().unwrap_or_else(|| cfg.name.clone()),
             profile,
@@ -349,7 +357,7 @@ impl SamlProvider {
             ProtocolState::Saml(pending) => Some(pending),
             _ => return Err(crate::provider::CommonReason::PendingStateProtocol.into()),
         };
-        let now = now_unix();
+        let now = self.clock.now_unix();
         let param = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         let value = param("SAMLResponse")
             .ok_or_else(|| ProviderError::with_context(Refusal::MissingMessage, "no SAMLResponse"))?;
