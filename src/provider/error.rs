@@ -321,6 +321,88 @@ mod tests {
     }
 
     #[test]
+    fn labels_are_bounded_snake_case_and_distinct() {
+        use crate::provider::{kaas, oidc};
+        let kinds = [oidc::TokenKind::Id, oidc::TokenKind::Logout];
+        let mut reasons: Vec<Reason> = [
+            CommonReason::PendingStateUndecodable,
+            CommonReason::PendingStateVersion,
+            CommonReason::PendingStateProtocol,
+            CommonReason::Unsolicited,
+            CommonReason::Unsupported,
+            CommonReason::Unreachable,
+            CommonReason::HttpStatus,
+            CommonReason::ResponseTooLarge,
+            CommonReason::NoLoginCookie,
+            CommonReason::LoginUnknown,
+            CommonReason::LoginExpired,
+            CommonReason::ProviderMismatch,
+            CommonReason::LoaTooLow,
+        ]
+        .into_iter()
+        .map(Reason::from)
+        .collect();
+        reasons.extend(
+            [
+                kaas::Failure::MissingSessionId,
+                kaas::Failure::SessionIdMalformed,
+                kaas::Failure::CredentialsMissing,
+                kaas::Failure::CredentialsMalformed,
+                kaas::Failure::SessionNotFound,
+                kaas::Failure::VerificationFailed,
+                kaas::Failure::SystemError,
+                kaas::Failure::UnexpectedStatus,
+                kaas::Failure::SoapFault,
+                kaas::Failure::ResponseInvalid,
+                kaas::Failure::LoginUrlInvalid,
+                kaas::Failure::ClientCertificateRefused,
+            ]
+            .map(Reason::from),
+        );
+        for kind in kinds {
+            reasons.extend(
+                [
+                    oidc::Failure::TokenMalformed(kind),
+                    oidc::Failure::TokenAlgorithm(kind),
+                    oidc::Failure::TokenKeyUnknown(kind),
+                    oidc::Failure::TokenSignature(kind),
+                    oidc::Failure::TokenClaims(kind),
+                ]
+                .map(Reason::from),
+            );
+        }
+        reasons.extend(
+            [
+                oidc::Failure::AuthorizationError(oidc::OAuthError::AccessDenied),
+                oidc::Failure::TokenEndpointError(oidc::OAuthError::InvalidClient),
+                oidc::Failure::TokenEndpointError(oidc::OAuthError::InvalidGrant),
+                oidc::Failure::MissingCode,
+                oidc::Failure::CodeTooLong,
+                oidc::Failure::StateMismatch,
+                oidc::Failure::IssuerMismatch,
+                oidc::Failure::LogoutTokenReplayed,
+                oidc::Failure::SsoExpired,
+                oidc::Failure::UserinfoSubjectMismatch,
+                oidc::Failure::LoaUnreachable,
+                oidc::Failure::NoRefreshToken,
+                oidc::Failure::DiscoveryInvalid,
+                oidc::Failure::DiscoveryUnavailable,
+                oidc::Failure::JwksInvalid,
+                oidc::Failure::TokenResponseInvalid,
+                oidc::Failure::UserinfoInvalid,
+            ]
+            .map(Reason::from),
+        );
+        let mut seen = std::collections::BTreeSet::new();
+        for r in &reasons {
+            let label = r.label();
+            assert!(!label.is_empty() && label.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{label}");
+            assert!(seen.insert(label), "label {label} used twice");
+            assert!(!r.to_string().is_empty());
+        }
+    }
+
+    #[test]
     fn display_is_reason_then_context() {
         let e = ProviderError::with_context(CommonReason::HttpStatus, "HTTP 502");
         assert_eq!(e.to_string(), "identity provider answered with an HTTP error: HTTP 502");
