@@ -10,7 +10,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::xmlsec::{self, DecryptionKeys, IdpCertificates, XmlSecError};
+use super::xmlsec::{self, DecryptionKeys, IdpCertificates, Limits, XmlSecError};
 use crate::identity::Loa;
 use crate::provider::kaas::soap::{parse_tree, Node};
 use bergshamra::xml::uppsala;
@@ -216,6 +216,9 @@ pub fn process_response(
     if !doc.element(root).is_some_and(|e| e.name.matches(Some(SAMLP_NS), "Response")) {
         return Err(AcsError::Malformed("document element is not samlp:Response".to_owned()));
     }
+    // Count signatures, references, transforms, EncryptedKeys and EncryptedData before any
+    // canonicalisation or cryptography (issue 15 item 1: each is an RSA operation or a c14n).
+    super::limits::check(&doc, root, &Limits::RESPONSE).map_err(XmlSecError::from)?;
     // Verify every signature on the exact bytes before decrypting anything (notes "verify
     // before decrypt": the Response signature covers the ciphertext).
     let signed = xmlsec::signed_elements(&doc, text, certs)?;
@@ -260,6 +263,7 @@ fn decrypted_assertion(plaintext: &[u8], certs: &IdpCertificates) -> Result<(Str
     if !inner.element(root).is_some_and(|e| e.name.matches(Some(SAML_NS), "Assertion")) {
         return Err(AcsError::Malformed("the decrypted element is not saml:Assertion".to_owned()));
     }
+    super::limits::check(&inner, root, &Limits::DECRYPTED_ASSERTION).map_err(XmlSecError::from)?;
     let signed = xmlsec::signed_elements(&inner, text, certs)?.contains(&root);
     Ok((xmlsec::canonical(&inner, root)?, signed))
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use super::metadata::{parse_idp, IdpMetadata};
-use super::xmlsec::{verify_root, IdpCertificates};
+use super::xmlsec::{verify_root, IdpCertificates, Limits};
 use crate::provider::ProviderError;
 
 /// Largest metadata document accepted (NIA's ADFS metadata is ~60 kB).
@@ -73,7 +73,8 @@ impl Idp {
         let metadata = match &self.pinned {
             // Only the signed, canonical form is read: nothing outside the signature counts.
             Some(pins) => {
-                let signed = verify_root(bytes, pins).map_err(|e| format!("metadata signature refused: {e}"))?;
+                let signed = verify_root(bytes, pins, &Limits::METADATA)
+                    .map_err(|e| format!("metadata signature refused: {e}"))?;
                 parse_idp(signed.canonical.as_bytes(), self.expected_entity_id.as_deref(), self.case_insensitive)
             }
             None => parse_idp(bytes, self.expected_entity_id.as_deref(), self.case_insensitive),

@@ -22,6 +22,7 @@ pub mod authn_request;
 pub mod binding;
 pub mod config;
 pub mod idp;
+pub mod limits;
 pub mod logout;
 pub mod metadata;
 mod slo;

@@ -102,7 +102,7 @@ pub(super) async fn handle(p: &SamlProvider, m: &SloMessage) -> Result<SloOutcom
     } else if let Some(value) = param(&m.form, "SAMLRequest").or_else(|| param(&m.form, "SAMLResponse")) {
         let xml = binding::decode_base64(value, limit).map_err(|e| bad(e.to_string()))?;
         let relay_state = param(&m.form, "RelayState").map(str::to_owned);
-        let msg = match xmlsec::verify_root(&xml, &idp.certs) {
+        let msg = match xmlsec::verify_root(&xml, &idp.certs, &xmlsec::Limits::LOGOUT) {
             Ok(signed) => logout::parse(signed.canonical.as_bytes()).map_err(|e| bad(e.to_string()))?,
             Err(e) => {
                 let msg = logout::parse(&xml).map_err(|e| bad(e.to_string()))?;
@@ -123,7 +123,7 @@ pub(super) async fn handle(p: &SamlProvider, m: &SloMessage) -> Result<SloOutcom
         if xml.len() > limit {
             return Err(bad("message larger than the limit"));
         }
-        let msg = match xmlsec::verify_root(&xml, &idp.certs) {
+        let msg = match xmlsec::verify_root(&xml, &idp.certs, &xmlsec::Limits::LOGOUT) {
             Ok(signed) => logout::parse(signed.canonical.as_bytes()).map_err(|e| bad(e.to_string()))?,
             Err(e) if !p.accept_unsigned_logout_requests => {
                 return Err(rejected(format!("back-channel LogoutRequest signature: {e}")))

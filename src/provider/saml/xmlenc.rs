@@ -173,6 +173,8 @@ pub(crate) fn decrypt_assertion(
     let mut session = vec![0u8; 1024];
     for (oaep, wrapped) in &plan.wrapped {
         for key in &keys.keys {
+            #[cfg(test)]
+            super::limits::crypto_ops::count();
             let Ok(plain) = key.decrypt(oaep, wrapped, &mut session, None) else { continue };
             if plain.len() != key_len {
                 continue;

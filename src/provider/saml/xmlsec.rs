@@ -12,6 +12,8 @@ use bergshamra::xml::uppsala::{self, Document, NodeId};
 use bergshamra::xml::NodeSet;
 use bergshamra::{DsigContext, KeysManager, VerifyResult};
 
+pub use super::limits::Limits;
+use super::limits::{self, Exceeded};
 pub use super::xmlenc::DecryptionKeys;
 
 /// Largest XML document accepted (a NIA Response is ~10–15 KB; metadata somewhat more).
@@ -57,6 +59,10 @@ pub enum XmlSecError {
     /// A configured key or certificate cannot be used.
     #[error("key: {0}")]
     Key(String),
+    /// More signatures, references, transforms, encrypted keys or elements than the profile
+    /// allows: refused before any canonicalisation or cryptography ([`super::limits`]).
+    #[error("document {0}")]
+    TooComplex(#[from] Exceeded),
 }
 
 /// Certificates an IdP may sign with (from configuration or verified metadata), parsed once.
@@ -209,11 +215,13 @@ pub struct SignedRoot {
 
 /// Verifies that the document element of `xml` (exact received bytes; DOCTYPE refused) carries
 /// a direct-child signature with exactly one reference, to itself, by one of `certs`.
-/// Used for metadata, LogoutRequest/LogoutResponse (POST) and unencrypted responses.
-pub fn verify_root(xml: &[u8], certs: &IdpCertificates) -> Result<SignedRoot, XmlSecError> {
+/// Used for metadata and LogoutRequest/LogoutResponse (POST). The document must stay within
+/// `limits` ([`Limits::METADATA`], [`Limits::LOGOUT`]), checked before any cryptography.
+pub fn verify_root(xml: &[u8], certs: &IdpCertificates, limits: &Limits) -> Result<SignedRoot, XmlSecError> {
     let text = check_input(xml)?;
     let doc = parse(text)?;
     let root = document_element(&doc)?;
+    limits::check(&doc, root, limits)?;
     if !signed_elements(&doc, text, certs)?.contains(&root) {
         return Err(XmlSecError::Signature(
             "no valid signature by a trusted key whose single reference is the document element".to_owned(),
@@ -237,9 +245,14 @@ pub(crate) fn check_input(xml: &[u8]) -> Result<&str, XmlSecError> {
     std::str::from_utf8(xml).map_err(|e| XmlSecError::Malformed(format!("not UTF-8: {e}")))
 }
 
-/// Parses once; everything later works on this `Document`.
+/// Parses once, nesting capped at [`limits::MAX_DEPTH`]; everything later works on this
+/// `Document`. The caller then checks the amplifier counts ([`limits::check`]) before it
+/// canonicalises, verifies or decrypts anything.
 pub(crate) fn parse(text: &str) -> Result<Document<'_>, XmlSecError> {
-    uppsala::parse(text).map_err(|e| XmlSecError::Malformed(format!("not well-formed: {e}")))
+    uppsala::Parser::new()
+        .with_max_depth(limits::MAX_DEPTH)
+        .parse(text)
+        .map_err(|e| XmlSecError::Malformed(format!("not well-formed: {e}")))
 }
 
 /// The document element.
@@ -317,6 +330,8 @@ pub(crate) fn signed_elements(
         return Ok(Vec::new());
     }
     check_signature_algorithms(doc, &signatures)?;
+    #[cfg(test)]
+    limits::crypto_ops::count();
     let results = verify::verify_all_document_with_source(&certs.dsig, doc, Some(source))
         .map_err(|e| XmlSecError::Signature(e.to_string()))?;
     let mut signed = Vec::new();

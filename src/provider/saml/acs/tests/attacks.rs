@@ -160,7 +160,16 @@ fn nested_signed_response_with_evil_encrypted_assertion_is_rejected() {
     let good = build(&spec());
     let evil = encrypt_assertion(&evil_assertion(), &keys().sp.cert_der, Encryption::Aes256Cbc).unwrap();
     let xml = nest_under_evil_root("_evilroot", &good, &evil);
-    assert_err(&xml, "neither the Response nor its Assertion");
+    // Two EncryptedData in one document: refused by count before any signature is checked.
+    assert_err(&xml, "too complex: more than 1 encrypted_data");
+    let nested_plain = nest_under_evil_root("_evilroot", &build(&signed_plain_response()), &evil);
+    assert_err(&nested_plain, "neither the Response nor its Assertion");
+}
+
+fn signed_plain_response() -> ResponseSpec {
+    let mut s = spec();
+    s.encryption = Encryption::None;
+    s
 }
 
 /// Notes §3 "C": the attacker's root reuses the signed ID.
@@ -182,7 +191,16 @@ fn encrypted_assertion_injected_into_signature_object_is_never_used() {
         1,
     );
     assert_ne!(xml, good);
-    assert_eq!(run(&xml).unwrap().name_id, spec().name_id);
+    // The binding would decrypt only the genuine one; the second EncryptedData is now
+    // refused by count before that (issue 15 item 1).
+    assert_err(&xml, "too complex: more than 1 encrypted_data (found 2)");
+    // A plain evil Assertion there is still never read.
+    let plain = good.replacen(
+        "</ds:KeyInfo></ds:Signature>",
+        &format!("</ds:KeyInfo><ds:Object>{}</ds:Object></ds:Signature>", evil_assertion()),
+        1,
+    );
+    assert_eq!(run(&plain).unwrap().name_id, spec().name_id);
 }
 
 /// Notes §3 "E": an evil plain Assertion inside `ds:KeyInfo` is never read.
@@ -467,7 +485,7 @@ fn encrypted_assertion_with_two_encrypted_data_is_rejected() {
     let xml = build(&s);
     let (_, ed, _) = split(&xml, "<xenc:EncryptedData", "</xenc:EncryptedData>");
     let xml = xml.replacen("</xenc:EncryptedData>", &format!("</xenc:EncryptedData>{ed}"), 1);
-    assert_err(&xml, "2 EncryptedData children");
+    assert_err(&xml, "too complex: more than 1 encrypted_data (found 2)");
 }
 
 #[test]
@@ -501,4 +519,59 @@ fn unsigned_ciphertext_with_garbage_plaintext_gives_the_uniform_error() {
     // With a signed Response the operator gets the precise reason.
     let xml = k.idp_signer.sign_enveloped(&s.response_xml(&encrypted)).unwrap();
     assert!(err_of(&xml).contains("not well-formed"), "{}", err_of(&xml));
+}
+
+/// The hostile Response of issue 15 item 1: ~190 KB, hundreds of amplifiers.
+fn hostile(base: &str, open: &str, close: &str, copies: usize) -> String {
+    let (head, element, tail) = split(base, open, close);
+    let xml = format!("{head}{}{tail}", element.repeat(copies));
+    assert!((150_000..=260_000).contains(&xml.len()), "about 190 KB: {}", xml.len());
+    xml
+}
+
+fn refused_before_crypto(xml: &str, what: crate::provider::saml::limits::Amplifier) {
+    use crate::provider::saml::limits::crypto_ops;
+    let before = crypto_ops::get();
+    match run(xml) {
+        Err(AcsError::Security(XmlSecError::TooComplex(e))) => assert_eq!(e.what, what, "{e}"),
+        other => panic!("expected a {what:?} refusal, got {other:?}"),
+    }
+    assert_eq!(crypto_ops::get(), before, "no signature verified, no key unwrapped");
+}
+
+#[test]
+fn response_with_hundreds_of_encrypted_keys_is_refused_before_any_rsa_operation() {
+    // Anyone can encrypt to the SP certificate: an unsigned Response whose EncryptedData
+    // carries 180 EncryptedKeys used to cost 180 RSA private-key operations per SP key.
+    let xml = hostile(&unsigned_response_encrypted(), "<xenc:EncryptedKey>", "</xenc:EncryptedKey>", 180);
+    refused_before_crypto(&xml, crate::provider::saml::limits::Amplifier::EncryptedKeys);
+}
+
+#[test]
+fn response_with_hundreds_of_signatures_is_refused_before_any_canonicalisation() {
+    let xml = hostile(&build(&spec()), DS_START, DS_END, 90);
+    refused_before_crypto(&xml, crate::provider::saml::limits::Amplifier::Signatures);
+    // The same Response with its one signature does cost work (the counter is live).
+    let before = crate::provider::saml::limits::crypto_ops::get();
+    run(&build(&spec())).unwrap();
+    assert!(crate::provider::saml::limits::crypto_ops::get() > before);
+}
+
+#[test]
+fn a_signature_with_two_references_or_three_transforms_is_refused_before_verification() {
+    let good = build(&spec());
+    let (_, reference, _) = split(&good, "<ds:Reference", "</ds:Reference>");
+    let two = good.replacen(reference, &reference.repeat(2), 1);
+    refused_before_crypto(&two, crate::provider::saml::limits::Amplifier::ReferencesPerSignature);
+    let transform = "<ds:Transform Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/>";
+    let three = good.replacen("</ds:Transforms>", &format!("{transform}</ds:Transforms>"), 1);
+    refused_before_crypto(&three, crate::provider::saml::limits::Amplifier::TransformsPerReference);
+}
+
+#[test]
+fn deeply_nested_response_is_refused_by_the_parser() {
+    let good = build(&spec());
+    let deep =
+        good.replacen("</samlp:Status>", &format!("{}</samlp:Status>", "<x>".repeat(40) + &"</x>".repeat(40)), 1);
+    assert_err(&deep, "not well-formed");
 }
