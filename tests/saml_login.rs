@@ -263,6 +263,40 @@ async fn a_response_with_a_failed_status_shows_the_login_failed_page() {
     assert!(metrics(&gw).await.contains("aisgate_saml_message_rejected_total{provider=\"nia\"} 1"));
 }
 
+/// Issue 15 items 1 and 4b: malformed Responses (not base64, not XML, a DTD) and a ~190 KB
+/// Response with a hundred signatures are refused as a failed login (400, not an outage), and
+/// every one is counted in `aisgate_saml_message_rejected_total` (malformed ones were not).
+#[tokio::test]
+async fn every_refused_response_is_counted_malformed_and_hostile_ones_included() {
+    use base64::Engine;
+    let b64 = |x: &str| base64::engine::general_purpose::STANDARD.encode(x);
+    let gw = gateway("").await;
+    let mut refused = 0;
+    for label in ["not base64", "not XML", "DOCTYPE", "hostile"] {
+        let mut p = begin(&gw).await;
+        let field = p.form.iter_mut().find(|(k, _)| k == "SAMLResponse").unwrap();
+        field.1 = match label {
+            "not base64" => "%%%-not-base64".to_owned(),
+            "not XML" => b64("this is not XML"),
+            "DOCTYPE" => b64("<!DOCTYPE r [<!ENTITY e \"x\">]><r>&e;</r>"),
+            _ => {
+                let genuine = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&field.1).unwrap())
+                    .unwrap();
+                let start = genuine.find("<ds:Signature").unwrap();
+                let end = genuine.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+                let signature = &genuine[start..end];
+                let xml = genuine.replacen(signature, &signature.repeat(100), 1);
+                assert!(xml.len() > 150_000, "{}", xml.len());
+                b64(&xml)
+            }
+        };
+        assert_refused(deliver(&gw, &p, Some(&p.cookie)).await, 400, LOGIN_FAILED, label).await;
+        refused += 1;
+        let expect = format!("aisgate_saml_message_rejected_total{{provider=\"nia\"}} {refused}");
+        assert!(metrics(&gw).await.contains(&expect), "{label} counted");
+    }
+}
+
 #[tokio::test]
 async fn a_response_below_the_requested_loa_is_refused() {
     let gw = gateway("").await;

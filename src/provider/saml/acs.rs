@@ -22,6 +22,8 @@ pub const SAMLP_NS: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
 const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
 const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
+/// `Issuer@Format` of an entity (the only one profiles §4.1.4.2 allows).
+const ENTITY_FORMAT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity";
 
 /// How a requested LoA is compared with the achieved one (`RequestedAuthnContext@Comparison`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -271,13 +273,12 @@ fn decrypted_assertion(plaintext: &[u8], certs: &IdpCertificates) -> Result<(Str
 /// Status, Issuer, Destination and InResponseTo of the Response (SAML core §3.2.2, bindings
 /// §3.5.5.2, profiles §4.1.4.3).
 fn check_response(response: &Node, signed: bool, expect: &Expectations<'_>) -> Result<(), AcsError> {
-    if response.plain_attr("Version") != Some("2.0") {
-        return Err(AcsError::Malformed("Response Version is not 2.0".to_owned()));
-    }
-    if let Some(issuer) = response.child(SAML_NS, "Issuer") {
-        if !issuer_matches(issuer.trimmed(), expect) {
-            return Err(invalid(format!("Response Issuer {} is not the configured IdP", quote(issuer.trimmed()))));
-        }
+    version_and_instant(response, "Response", expect)?;
+    match response.child(SAML_NS, "Issuer") {
+        Some(issuer) => check_issuer(issuer, "Response", expect)?,
+        // Profiles §4.1.4.2: a signed Response MUST carry an Issuer (the signature says who).
+        None if signed => return Err(AcsError::Malformed("signed Response without Issuer".to_owned())),
+        None => {}
     }
     match response.plain_attr("Destination") {
         Some(d) if d != expect.acs_url => {
@@ -288,6 +289,35 @@ fn check_response(response: &Node, signed: bool, expect: &Expectations<'_>) -> R
     }
     check_in_response_to(response.plain_attr("InResponseTo"), expect, "Response")?;
     status(response)
+}
+
+/// `Version` must be exactly "2.0" (SAML core §4.1.2: a 2.0 processor refuses any other major
+/// or minor version) and `IssueInstant` present, an `xs:dateTime` and not in the future beyond
+/// the tolerated skew (core §3.2.2 / §2.3.3: required on both Response and Assertion).
+fn version_and_instant(node: &Node, what: &str, expect: &Expectations<'_>) -> Result<(), AcsError> {
+    if node.plain_attr("Version") != Some("2.0") {
+        return Err(AcsError::Malformed(format!("{what} Version is not 2.0")));
+    }
+    let issued = instant(node, "IssueInstant", what)?
+        .ok_or_else(|| AcsError::Malformed(format!("{what} without IssueInstant")))?;
+    if issued > expect.now.saturating_add(expect.clock_skew.as_secs()) {
+        return Err(invalid(format!("{what} IssueInstant is {}s in the future", issued - expect.now)));
+    }
+    Ok(())
+}
+
+/// The issuer is the configured IdP, named as an entity: `Format` absent or `…:entity`
+/// (profiles §4.1.4.2, core §8.3.6).
+fn check_issuer(issuer: &Node, what: &str, expect: &Expectations<'_>) -> Result<(), AcsError> {
+    if let Some(format) = issuer.plain_attr("Format") {
+        if format != ENTITY_FORMAT {
+            return Err(invalid(format!("{what} Issuer Format {} is not the entity format", quote(format))));
+        }
+    }
+    if !issuer_matches(issuer.trimmed(), expect) {
+        return Err(invalid(format!("{what} Issuer {} is not the configured IdP", quote(issuer.trimmed()))));
+    }
+    Ok(())
 }
 
 fn check_in_response_to(found: Option<&str>, expect: &Expectations<'_>, what: &str) -> Result<(), AcsError> {
@@ -336,10 +366,11 @@ fn check_assertion(a: &Node, expect: &Expectations<'_>) -> Result<SamlAssertion,
         .plain_attr("ID")
         .filter(|v| !v.is_empty())
         .ok_or_else(|| AcsError::Malformed("Assertion without ID".to_owned()))?;
-    let issuer = a.child(SAML_NS, "Issuer").map(Node::trimmed).unwrap_or("");
-    if !issuer_matches(issuer, expect) {
-        return Err(invalid(format!("Assertion Issuer {} is not the configured IdP", quote(issuer))));
-    }
+    version_and_instant(a, "Assertion", expect)?;
+    let issuer_node =
+        a.child(SAML_NS, "Issuer").ok_or_else(|| AcsError::Malformed("Assertion without Issuer".to_owned()))?;
+    check_issuer(issuer_node, "Assertion", expect)?;
+    let issuer = issuer_node.trimmed();
     let subject =
         a.child(SAML_NS, "Subject").ok_or_else(|| AcsError::Malformed("Assertion without Subject".to_owned()))?;
     let name_id = subject

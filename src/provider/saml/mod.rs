@@ -308,8 +308,11 @@ impl SamlProvider {
         })
     }
 
+    /// Counts every refused message in `aisgate_saml_message_rejected_total`: malformed ones
+    /// too (they were missed: 55 of 75 refusals counted, issue 15 item 4b); only our own
+    /// outages (no metadata, cannot sign) are not a refused message.
     fn rejected(&self, e: ProviderError) -> ProviderError {
-        if let (ProviderError::Rejected(_) | ProviderError::InvalidResponse(_), Some(m)) = (&e, self.metrics.get()) {
+        if let (false, Some(m)) = (matches!(e, ProviderError::Unavailable(_)), self.metrics.get()) {
             m.rejected.inc();
         }
         e

@@ -142,6 +142,7 @@ fn nia_response_encrypted_to_another_key_is_rejected() {
 }
 
 mod attacks;
+mod conformance;
 
 /// The reference implementation accepts what the builder makes: xmlsec1 verifies the Response
 /// signature with the IdP certificate and decrypts the EncryptedData with the SP key (NIA's
