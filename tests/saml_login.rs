@@ -280,8 +280,8 @@ async fn every_refused_response_is_counted_malformed_and_hostile_ones_included()
             "not XML" => b64("this is not XML"),
             "DOCTYPE" => b64("<!DOCTYPE r [<!ENTITY e \"x\">]><r>&e;</r>"),
             _ => {
-                let genuine = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&field.1).unwrap())
-                    .unwrap();
+                let genuine =
+                    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&field.1).unwrap()).unwrap();
                 let start = genuine.find("<ds:Signature").unwrap();
                 let end = genuine.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
                 let signature = &genuine[start..end];

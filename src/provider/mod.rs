@@ -97,6 +97,10 @@ pub enum SloOutcome {
         target: LogoutTarget,
         /// Browser step carrying the answer (front channel); `None`: a bare `200 OK` (back channel).
         reply: Option<BrowserStep>,
+        /// The answer instead of `reply` when no session matched, if the provider cannot tell
+        /// "already logged out" from "not recognised" (a SAML NameID-only request must not be
+        /// answered Success while that user's session may live on).
+        unmatched_reply: Option<BrowserStep>,
     },
 }
 

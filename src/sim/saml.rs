@@ -359,6 +359,7 @@ async fn slo(State(s): St, RawQuery(query): RawQuery) -> Response {
         &in_response_to,
         &s.cfg.entity_id,
         logout::STATUS_SUCCESS,
+        None,
     );
     match binding::redirect_url(
         &s.cfg.sp_slo_url,

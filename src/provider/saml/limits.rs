@@ -61,7 +61,7 @@ impl Limits {
 }
 
 /// Which amplifier a document has too many of (a bounded set: it is a metric label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Amplifier {
     /// Elements in total.
     Elements,

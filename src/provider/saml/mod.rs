@@ -52,6 +52,9 @@ use crate::session::now_unix;
 /// How long a sent LogoutRequest waits for its LogoutResponse.
 const LOGOUT_WAIT: Duration = Duration::from_secs(15 * 60);
 
+/// How long a NameID → subject pair is kept after its last login (a day covers any session).
+const NAME_ID_MEMORY: Duration = Duration::from_secs(24 * 3600);
+
 /// The protocol state kept server-side between `begin` and `finish`.
 #[derive(Debug, Serialize, Deserialize)]
 struct PendingRequest {
@@ -133,6 +136,11 @@ pub struct SamlProvider {
     replay: acs::ReplayCache,
     /// IDs of LogoutRequests we sent, until their LogoutResponse (single use).
     pending_logouts: moka::sync::Cache<String, ()>,
+    /// IDs of IdP LogoutRequests accepted, until they could no longer be accepted anyway.
+    logout_replay: acs::ReplayCache,
+    /// NameID → session subject of this instance's logins, so a NameID-only LogoutRequest
+    /// finds sessions whose subject is the PersonIdentifier / userUUID attribute.
+    name_ids: moka::sync::Cache<String, String>,
     metrics: OnceLock<SamlMetrics>,
 }
 
@@ -290,6 +298,8 @@ impl SamlProvider {
             refresh_interval: Duration::from_secs(cfg.metadata_refresh_secs.max(1)),
             replay: acs::ReplayCache::new(100_000),
             pending_logouts: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(LOGOUT_WAIT).build(),
+            logout_replay: acs::ReplayCache::new(100_000),
+            name_ids: moka::sync::Cache::builder().max_capacity(100_000).time_to_idle(NAME_ID_MEMORY).build(),
             metrics: OnceLock::new(),
         })
     }
@@ -322,6 +332,13 @@ impl SamlProvider {
             m.rejected.inc();
         }
         e
+    }
+
+    /// The session subject a NameID logged in as here; the NameID itself when unknown (a
+    /// profile without an identifier attribute, or a login at another instance: then no
+    /// session matches and the IdP is told so, see `slo::request_outcome`).
+    fn subject_of_name_id(&self, name_id: &str) -> String {
+        self.name_ids.get(name_id).unwrap_or_else(|| name_id.to_owned())
     }
 
     fn post_logout_url(&self, ctx: &LoginContext) -> String {
@@ -395,17 +412,14 @@ impl SamlProvider {
             now,
             require_encrypted_assertion: self.require_encrypted_assertion,
         };
-        let assertion = acs::process_response(&xml, &idp.certs, &self.decryption, &expect).map_err(|e| match e {
-            acs::AcsError::Malformed(m) => ProviderError::with_context(Refusal::Malformed, m),
-            acs::AcsError::Security(s) => ProviderError::with_context(Refusal::from(&s), s),
-            acs::AcsError::Status(s) => ProviderError::with_context(Refusal::IdpStatus, s),
-            acs::AcsError::Invalid(m) => ProviderError::with_context(Refusal::Check, m),
-        })?;
+        let assertion = acs::process_response(&xml, &idp.certs, &self.decryption, &expect)
+            .map_err(|e| ProviderError::with_context(e.refusal(), e))?;
         self.replay
             .check(&assertion, Duration::from_secs(self.skew), now)
-            .map_err(|e| ProviderError::with_context(Refusal::Replayed, e))?;
+            .map_err(|e| ProviderError::with_context(e.refusal(), e))?;
         let mut identity = attributes::to_identity(self.profile, &self.name, &assertion, &self.mapping, now)
-            .map_err(|e| ProviderError::with_context(Refusal::Attributes, e))?;
+            .map_err(|e| ProviderError::with_context(e.refusal(), e))?;
+        self.name_ids.insert(assertion.name_id.clone(), identity.subject.clone());
         if let Some(index) = &assertion.session_index {
             // Session::idp_session_id: IdP-initiated logout matches sessions by SessionIndex.
             identity.attributes.insert("sid".to_owned(), vec![index.clone()]);

@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::*;
+use crate::provider::saml::reason::Refusal;
 use crate::provider::saml::xmlsec::SigningKey;
 use crate::sim::certs::{rsa_identity, RsaIdentity};
 use crate::sim::saml_response::{Encryption, ResponseSpec};

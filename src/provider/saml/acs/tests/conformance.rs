@@ -33,10 +33,12 @@ fn the_unedited_signed_plain_response_is_accepted() {
 
 #[test]
 fn an_assertion_of_version_1_0_is_refused() {
-    let xml = signed_after(|x| x.replace(
-        "\" Version=\"2.0\"><saml:Issuer>urn:microsoft:cgg2010:FPSTS",
-        "\" Version=\"1.0\"><saml:Issuer>urn:microsoft:cgg2010:FPSTS",
-    ));
+    let xml = signed_after(|x| {
+        x.replace(
+            "\" Version=\"2.0\"><saml:Issuer>urn:microsoft:cgg2010:FPSTS",
+            "\" Version=\"1.0\"><saml:Issuer>urn:microsoft:cgg2010:FPSTS",
+        )
+    });
     assert!(xml.contains("Version=\"1.0\""));
     assert_eq!(err(&xml), "malformed response: Assertion Version is not 2.0");
 }
@@ -47,14 +49,12 @@ fn a_missing_malformed_or_future_issue_instant_is_refused_on_the_assertion() {
     assert_eq!(err(&missing), "malformed response: Assertion without IssueInstant");
     let malformed = signed_after(|x| replace_instant(&x, "<saml:Assertion", " IssueInstant=\"yesterday\""));
     assert_eq!(err(&malformed), "malformed response: Assertion@IssueInstant is not an xs:dateTime");
-    let future = signed_after(|x| {
-        replace_instant(&x, "<saml:Assertion", &format!(" IssueInstant=\"{}\"", rfc3339(NOW + 3600)))
-    });
+    let future =
+        signed_after(|x| replace_instant(&x, "<saml:Assertion", &format!(" IssueInstant=\"{}\"", rfc3339(NOW + 3600))));
     assert_eq!(err(&future), "Assertion IssueInstant is 3595s in the future");
     // Within the skew is fine.
-    let skewed = signed_after(|x| {
-        replace_instant(&x, "<saml:Assertion", &format!(" IssueInstant=\"{}\"", rfc3339(NOW + 60)))
-    });
+    let skewed =
+        signed_after(|x| replace_instant(&x, "<saml:Assertion", &format!(" IssueInstant=\"{}\"", rfc3339(NOW + 60))));
     run(&skewed).unwrap();
 }
 
