@@ -57,6 +57,12 @@ pub struct SamlPresetValues {
     pub eidas_extensions: bool,
     /// The NameID format published in SP metadata.
     pub name_id_format: &'static str,
+    /// Whether the IdP encrypts assertions, so that production needs `encryption_keys`
+    /// (NIA: mandatory, nia.md §7.2; CAAIS: yes). EnviIAM (CAS defaults) signs but the
+    /// source never says it encrypts (enviam.md §5.4): signed plain assertions are its
+    /// normal case, accepted without `allow_unencrypted_assertions` (a signature is still
+    /// required, as for every provider).
+    pub encrypts_assertions: bool,
 }
 
 const PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
@@ -79,6 +85,7 @@ impl SamlPreset {
             accept_unsigned_logout_requests: false,
             eidas_extensions: true,
             name_id_format: PERSISTENT,
+            encrypts_assertions: true,
         };
         // caais.md §2.3/§7.3: requests must be signed; the doc shows an embedded enveloped
         // signature carried in the Deflate+Base64 Redirect encoding (the "encoding quirk").
@@ -96,6 +103,7 @@ impl SamlPreset {
             accept_unsigned_logout_requests: false,
             eidas_extensions: true,
             name_id_format: UNSPECIFIED,
+            encrypts_assertions: true,
         };
         // enviam.md §5.4: signed requests, HTTP-POST preferred.
         let enviam = |metadata_url, logout| SamlPresetValues {
@@ -112,6 +120,7 @@ impl SamlPreset {
             accept_unsigned_logout_requests: true,
             eidas_extensions: false,
             name_id_format: UNSPECIFIED,
+            encrypts_assertions: false,
         };
         match self {
             SamlPreset::NiaTest => {
@@ -489,6 +498,12 @@ impl SamlProviderConfig {
         names.iter().filter_map(|n| attribute_uri(n)).collect()
     }
 
+    /// Whether a plain (unencrypted, signed) Assertion is refused: unless
+    /// `allow_unencrypted_assertions` is set or the preset's IdP does not encrypt (EnviIAM).
+    pub fn requires_encrypted_assertions(&self) -> bool {
+        !self.allow_unencrypted_assertions && self.preset_values().is_none_or(|p| p.encrypts_assertions)
+    }
+
     /// Cross-field checks that need no files.
     pub fn check(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -532,16 +547,19 @@ impl SamlProviderConfig {
         if self.sign_requests() && self.signing_key.is_none() {
             problems.push("sign_requests needs signing_key and signing_cert".to_owned());
         }
-        if self.preset.is_some_and(SamlPreset::is_production) && self.encryption_keys.is_empty() {
+        // Encryption is mandatory in production only for IdPs that encrypt (NIA, CAAIS);
+        // EnviIAM's signed plain assertions are its normal case.
+        let encrypting_production = self.preset.is_some_and(|p| p.is_production() && p.values().encrypts_assertions);
+        if encrypting_production && self.encryption_keys.is_empty() {
             problems
                 .push("a production preset needs encryption_keys (nia.md §7.2: mandatory in production)".to_owned());
         }
-        if self.encryption_keys.is_empty() && !self.allow_unencrypted_assertions {
+        if self.encryption_keys.is_empty() && self.requires_encrypted_assertions() {
             problems.push(
                 "encryption_keys is empty: add a key pair or set allow_unencrypted_assertions (test only)".to_owned(),
             );
         }
-        if self.allow_unencrypted_assertions && self.preset.is_some_and(SamlPreset::is_production) {
+        if self.allow_unencrypted_assertions && encrypting_production {
             problems.push("allow_unencrypted_assertions is not allowed with a production preset".to_owned());
         }
         if let Some(list) = &self.requested_attributes {
@@ -634,6 +652,22 @@ mod tests {
         let cfg: SamlProviderConfig = toml::from_str(&block).unwrap();
         assert_eq!(cfg.preset, Some(SamlPreset::NiaTest));
         assert!(cfg.check().is_empty(), "{:?}", cfg.check());
+    }
+
+    /// Issue 15 item 4c: EnviIAM (CAS) signs but need not encrypt; `enviam-saml-prod` without
+    /// encryption keys was refused by `check` and could not be configured at all.
+    #[test]
+    fn enviam_production_takes_signed_plain_assertions_without_encryption_keys() {
+        let cfg = parse(
+            "name = \"e\"\npreset = \"enviam-saml-prod\"\nentity_id = \"https://gw.example.cz/\"\n\
+             signing_key = \"s.key\"\nsigning_cert = \"s.pem\"",
+        );
+        assert!(cfg.check().is_empty(), "{:?}", cfg.check());
+        assert!(!cfg.requires_encrypted_assertions());
+        // NIA production still insists on encryption.
+        let nia = parse("name = \"n\"\npreset = \"nia-prod\"\nentity_id = \"https://gw.example.cz/\"");
+        assert!(nia.check().join("\n").contains("mandatory in production"));
+        assert!(nia.requires_encrypted_assertions());
     }
 
     #[test]

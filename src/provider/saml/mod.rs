@@ -232,7 +232,13 @@ impl SamlProvider {
             key_pems.push(read_file("encryption key", &pair.key)?);
             encryption_certs.extend(pem_certs("encryption cert", &pair.cert)?);
         }
-        let decryption = DecryptionKeys::from_pem(&key_pems).map_err(|e| format!("encryption_keys: {e}"))?;
+        // No keys is a valid setup where plain assertions are accepted (test IdPs with
+        // `allow_unencrypted_assertions`, EnviIAM): an EncryptedAssertion then fails to decrypt.
+        let decryption = if key_pems.is_empty() {
+            DecryptionKeys::none()
+        } else {
+            DecryptionKeys::from_pem(&key_pems).map_err(|e| format!("encryption_keys: {e}"))?
+        };
         let pinned = if cfg.idp_metadata_signer_certs.is_empty() {
             None
         } else {
@@ -287,7 +293,7 @@ impl SamlProvider {
             },
             issuer_case_insensitive: cfg.issuer_case_insensitive(),
             audience_ignores_trailing_slash: cfg.audience_ignores_trailing_slash(),
-            require_encrypted_assertion: !cfg.allow_unencrypted_assertions,
+            require_encrypted_assertion: cfg.requires_encrypted_assertions(),
             allow_unsolicited: cfg.allow_unsolicited,
             pending_ttl: cfg.pending_request_ttl_secs(),
             skew: cfg.clock_skew_secs,
@@ -585,6 +591,50 @@ impl Provider for SamlProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    /// Issue 15 item 6: the README's test-IdP setup (`allow_unencrypted_assertions = true`,
+    /// no `encryption_keys`) passed `SamlProviderConfig::check` but failed to build ("no SP
+    /// decryption key configured"), so `aisgate check` refused it. Item 4c: so did
+    /// `enviam-saml-prod` without keys.
+    #[test]
+    fn providers_without_encryption_keys_build_when_plain_assertions_are_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let idp = crate::sim::certs::rsa_identity("test idp").unwrap();
+        let cert = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &idp.cert_der);
+        let metadata = format!(
+            "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"urn:idp\">\
+             <md:IDPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\"><md:KeyDescriptor>\
+             <ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:X509Data><ds:X509Certificate>{cert}\
+             </ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>\
+             <md:SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"https://idp/sso\"/>\
+             </md:IDPSSODescriptor></md:EntityDescriptor>"
+        );
+        let metadata = write(dir.path(), "idp.xml", &metadata);
+        let test_idp: SamlProviderConfig = toml::from_str(&format!(
+            "name = \"t\"\nprofile = \"nia\"\nentity_id = \"https://gw.example.cz/\"\n\
+             idp_metadata_file = {metadata:?}\nallow_unencrypted_assertions = true"
+        ))
+        .unwrap();
+        let built = SamlProvider::build(&test_idp, "https://gw.example.cz").unwrap();
+        assert!(!built.require_encrypted_assertion);
+        assert!(!built.sp_metadata().contains("use=\"encryption\""));
+
+        let key = write(dir.path(), "s.key", &idp.key_pem);
+        let pem = write(dir.path(), "s.pem", &idp.cert_pem);
+        let enviam: SamlProviderConfig = toml::from_str(&format!(
+            "name = \"e\"\npreset = \"enviam-saml-prod\"\nentity_id = \"https://gw.example.cz/\"\n\
+             signing_key = {key:?}\nsigning_cert = {pem:?}"
+        ))
+        .unwrap();
+        let built = SamlProvider::build(&enviam, "https://gw.example.cz").unwrap();
+        assert!(!built.require_encrypted_assertion, "signed plain assertions are EnviIAM's normal case");
+    }
 
     #[test]
     fn sp_urls_are_stable_under_the_gateway_prefix() {

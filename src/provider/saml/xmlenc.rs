@@ -24,6 +24,11 @@ pub struct DecryptionKeys {
 }
 
 impl DecryptionKeys {
+    /// No keys: every EncryptedAssertion fails to decrypt (plain assertions only).
+    pub fn none() -> Self {
+        DecryptionKeys { keys: Vec::new() }
+    }
+
     /// Parses PEM private keys (PKCS#8 `BEGIN PRIVATE KEY`, RSA) once.
     pub fn from_pem(keys: &[Vec<u8>]) -> Result<Self, XmlSecError> {
         if keys.is_empty() {
