@@ -263,7 +263,15 @@ impl SamlProvider {
         let idp = Idp::new(source, pinned, cfg.idp_entity_id(), cfg.issuer_case_insensitive());
         if let Some(path) = &cfg.idp_metadata_file {
             let bytes = read_file("idp_metadata_file", path)?;
-            idp.install(&bytes).map_err(|e| format!("idp_metadata_file {}: {e}", path.display()))?;
+            match idp.install(&bytes) {
+                Ok(()) => {}
+                // Expired metadata is not used, but it does not stop the gateway (and its other
+                // providers) from starting: readiness reports it until the file is replaced.
+                Err(e) if e.refusal == Refusal::MetadataExpired => {
+                    tracing::error!(provider = %cfg.name, file = %path.display(), error = %e, "IdP metadata expired: logins refused until it is replaced");
+                }
+                Err(e) => return Err(format!("idp_metadata_file {}: {e}", path.display())),
+            }
         }
         Ok(SamlProvider {
             name: cfg.name.clone(),
@@ -400,7 +408,7 @@ impl SamlProvider {
         }
         let xml = binding::decode_lenient(value, self.max_message_bytes)
             .map_err(|e| ProviderError::with_context(Refusal::Encoding, format_args!("SAMLResponse: {e}")))?;
-        let idp = self.idp.current().ok_or_else(|| ProviderError::new(Refusal::MetadataUnavailable))?;
+        let idp = self.idp.current().ok_or_else(|| ProviderError::from(self.idp.unusable_because()))?;
         let expect = acs::Expectations {
             idp_entity_id: &idp.metadata.entity_id,
             issuer_case_insensitive: self.issuer_case_insensitive,
@@ -507,7 +515,7 @@ impl Provider for SamlProvider {
     fn readiness(&self) -> Readiness {
         match self.idp.current() {
             Some(state) => Readiness { ready: true, detail: format!("IdP metadata for {}", state.metadata.entity_id) },
-            None => Readiness { ready: false, detail: format!("no valid IdP metadata from {}", self.idp.describe()) },
+            None => Readiness { ready: false, detail: self.idp.unusable_because().detail },
         }
     }
 
@@ -634,6 +642,37 @@ mod tests {
         .unwrap();
         let built = SamlProvider::build(&enviam, "https://gw.example.cz").unwrap();
         assert!(!built.require_encrypted_assertion, "signed plain assertions are EnviIAM's normal case");
+    }
+
+    /// Issue 15 item 5: an expired metadata file does not keep the gateway from starting, is
+    /// not used, and readiness says why.
+    #[test]
+    fn an_expired_metadata_file_is_not_trusted_and_readiness_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let idp = crate::sim::certs::rsa_identity("test idp").unwrap();
+        let cert = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &idp.cert_der);
+        let metadata = format!(
+            "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"urn:idp\" \
+             validUntil=\"2020-01-01T00:00:00Z\"><md:IDPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\
+             <md:KeyDescriptor><ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:X509Data><ds:X509Certificate>{cert}\
+             </ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>\
+             <md:SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"https://idp/sso\"/>\
+             </md:IDPSSODescriptor></md:EntityDescriptor>"
+        );
+        let metadata = write(dir.path(), "idp.xml", &metadata);
+        let cfg: SamlProviderConfig = toml::from_str(&format!(
+            "name = \"t\"\nprofile = \"nia\"\nentity_id = \"https://gw.example.cz/\"\n\
+             idp_metadata_file = {metadata:?}\nallow_unencrypted_assertions = true\nallow_unsolicited = true"
+        ))
+        .unwrap();
+        let provider = SamlProvider::build(&cfg, "https://gw.example.cz").unwrap();
+        let readiness = provider.readiness();
+        assert!(!readiness.ready);
+        assert!(readiness.detail.contains("expired"), "{}", readiness.detail);
+        let form = [("SAMLResponse".to_owned(), "PHIvPg==".to_owned())];
+        let err = provider.check_response(&form, &serde_json::Value::Null).err().unwrap();
+        assert_eq!(err.reason(), &crate::provider::Reason::Saml(Refusal::MetadataExpired));
+        assert_eq!(err.side(), crate::provider::Side::Outage);
     }
 
     #[test]
