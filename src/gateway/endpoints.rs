@@ -22,7 +22,7 @@ use crate::http::canonical_path::CanonicalPath;
 use crate::http::return_url::ReturnUrl;
 use crate::ops::metrics::LoginResult;
 use crate::pages::{self, ErrorKind, ProviderChoice};
-use crate::provider::{BrowserStep, CommonReason, Side};
+use crate::provider::{BrowserStep, CommonReason, PendingState, ProtocolState, ProviderError, Reason, Side};
 use crate::session::keyring::Purpose;
 use crate::session::{now_unix, random_id, PendingLogin, Session, StoreKey};
 
@@ -180,7 +180,7 @@ pub async fn start_login_at(
         super::loop_guard::count_start(&gw.keyring, super::cookies::read(headers, loop_cookie, info), now_unix())
     else {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, "login loop: too many logins started by this browser");
-        audit_refused(info, gw.providers[index].name(), "too many logins started (loop protection)");
+        audit_refused(info, gw.providers[index].name(), "loop_protection");
         return rescue::error(ErrorKind::TooManyRequests, info, None);
     };
     let provider = &gw.providers[index];
@@ -189,7 +189,10 @@ pub async fn start_login_at(
     // the user back to this app's login (there may be no app at `/`).
     ctx.direct_form_url = format!("{}?return={}", ctx.direct_form_url, encode(return_to.as_str()));
     let begun = match loa {
-        Some(loa) => provider.begin_at_loa(&ctx, loa).await,
+        Some(loa) => match provider.step_up() {
+            Some(step_up) => step_up.begin_at_loa(&ctx, loa).await,
+            None => Err(ProviderError::with_context(CommonReason::Unsupported, "step-up")),
+        },
         None => provider.begin(&ctx).await,
     };
     let start = match begun {
@@ -204,7 +207,7 @@ pub async fn start_login_at(
         provider: provider.name().to_owned(),
         return_to: return_to.into_string(),
         created_at: now_unix(),
-        protocol_state: start.state,
+        protocol_state: PendingState::new(start.state),
         min_loa: loa,
     };
     if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {
@@ -219,7 +222,7 @@ pub async fn start_login_at(
         }
     };
     let value = gw.keyring.seal(Purpose::Login, &handle);
-    let login_cookie = if provider.returns_by_cross_site_post() {
+    let login_cookie = if provider.login_profile().returns_by_cross_site_post {
         set_login_cookie_cross_site(
             &gw.login_cookie_name,
             &value,
@@ -279,7 +282,7 @@ fn credentials_at_callback(
         return None;
     }
     tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, "one-time credentials sent to the callback refused (only the direct form redeems them)");
-    audit_refused(info, provider, "one-time credentials at the callback");
+    audit_refused(info, provider, "credentials_at_callback");
     let form = format!("{RESERVED_PREFIX}direct/{provider}");
     Some(rescue::error(ErrorKind::LoginNotInitiated, info, Some(&form)))
 }
@@ -338,7 +341,7 @@ async fn direct_submit(
     }
     if !gw.direct_limiter.allow(info.client_ip) {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, "one-time credential attempts rate-limited");
-        audit_refused(&info, &provider, "rate limited");
+        audit_refused(&info, &provider, "rate_limited");
         return rescue::error(ErrorKind::TooManyRequests, &info, None);
     }
     let params: Vec<(String, String)> = url::form_urlencoded::parse(&form).into_owned().collect();
@@ -349,7 +352,7 @@ async fn direct_submit(
     };
     if !csrf_ok {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, "one-time credential form without a valid CSRF token");
-        audit_refused(&info, &provider, "bad CSRF token");
+        audit_refused(&info, &provider, "csrf_mismatch");
         let return_to = fallback_return(&gw, &provider, &query_pairs(query.as_deref()), &headers);
         return rescue::error(ErrorKind::LoginNotInitiated, &info, Some(&restart_url(&provider, &return_to)));
     }
@@ -384,7 +387,7 @@ async fn finish_login_for(
     let restart = restart_url(provider_name, &fallback);
     let handle = super::cookies::login_handle(gw, headers, info);
     let pending = match handle {
-        None if provider.accepts_unsolicited() => unsolicited_login(provider_name, &params, info),
+        None if provider.login_profile().accepts_unsolicited => unsolicited_login(provider_name, &params, info),
         None => {
             tracing::warn!(request_id = info.id(), provider = provider_name, client = %info.client_ip, "callback without a valid pre-login cookie refused");
             gateway_refusal(gw, index, provider_name, CommonReason::NoLoginCookie, info);
@@ -422,14 +425,19 @@ async fn finish_login_for(
         return with_cleared_login(gw, rescue::error(ErrorKind::LoginNotInitiated, info, Some(&retry)));
     }
     let ctx = gw.login_context(provider_name);
-    let authenticated = match provider.finish(&ctx, &params, &pending.protocol_state).await {
+    let finished = match pending.protocol_state.protocol() {
+        Ok(state) => provider.finish(&ctx, &params, state).await,
+        Err(e) => Err(e),
+    };
+    let authenticated = match finished {
         Ok(a) => a,
         Err(e) => {
             record_failure(gw, index, provider_name, &e, info, "login failed");
-            let direct_form = provider.direct_generator_url().is_some();
-            if direct_form && e.side() != Side::Outage {
-                // Refused one-time credentials: show the form again, with a fresh login handle
-                // (the old one was single use) and the reason.
+            // Refused one-time credentials (KAAS said no, or they were missing or malformed):
+            // show the form again, with a fresh login handle (the old one was single use) and
+            // the reason. Gateway-state failures and outages get their page instead.
+            let credentials_refused = matches!(e.reason(), Reason::Kaas(_)) && e.side() != Side::Outage;
+            if provider.direct_credentials().is_some() && credentials_refused {
                 return retry_direct_form(gw, provider_name, pending, info).await;
             }
             return with_cleared_login(gw, rescue::error(e.page(), info, Some(&retry)));
@@ -496,7 +504,7 @@ fn unsolicited_login(provider: &str, params: &[(String, String)], info: &Request
         provider: provider.to_owned(),
         return_to: return_to.into_string(),
         created_at: now_unix(),
-        protocol_state: serde_json::Value::Null,
+        protocol_state: PendingState::new(ProtocolState::Unsolicited),
         min_loa: None,
     }
 }
@@ -559,7 +567,9 @@ fn gateway_refusal(gw: &Gateway, index: usize, provider: &str, reason: CommonRea
     metrics.refusal(reason.label());
 }
 
-fn audit_refused(info: &RequestInfo, provider: &str, reason: &str) {
+/// Audits a request the gateway refused before any provider step (not a login attempt at the
+/// IdP, so not counted in `aisgate_logins_total`); `reason` is a bounded `snake_case` label.
+fn audit_refused(info: &RequestInfo, provider: &str, reason: &'static str) {
     tracing::info!(target: "aisgate::audit", event = "login", request_id = info.id(), provider, result = "refused", reason);
 }
 
@@ -661,7 +671,7 @@ async fn backchannel_logout(
     headers: HeaderMap,
     form: axum::body::Bytes,
 ) -> Response<Body> {
-    let Some((_, provider)) = gw.provider(&provider_name).filter(|(_, p)| p.supports_backchannel_logout()) else {
+    let Some(provider) = gw.provider(&provider_name).and_then(|(_, p)| p.backchannel_logout()) else {
         return backchannel_answer(StatusCode::NOT_FOUND, Some("not_found"));
     };
     let form_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
@@ -682,12 +692,12 @@ async fn backchannel_logout(
         Ok(target) => target,
         Err(e) if e.side() == Side::Outage => {
             // Our side cannot verify now (no discovery or keys): the IdP may retry later.
-            tracing::error!(request_id = info.id(), provider = provider_name, error = %e, "back-channel logout could not be verified");
+            tracing::error!(request_id = info.id(), provider = provider_name, reason = e.label(), error = %e, "back-channel logout could not be verified");
             audit_backchannel(&info, &provider_name, 0, "error");
             return backchannel_answer(StatusCode::SERVICE_UNAVAILABLE, Some("temporarily_unavailable"));
         }
         Err(e) => {
-            tracing::warn!(request_id = info.id(), provider = provider_name, error = %e, "back-channel logout token refused");
+            tracing::warn!(request_id = info.id(), provider = provider_name, reason = e.label(), error = %e, "back-channel logout token refused");
             audit_backchannel(&info, &provider_name, 0, "refused");
             return backchannel_answer(StatusCode::BAD_REQUEST, Some("invalid_request"));
         }

@@ -86,10 +86,6 @@ pub enum CommonReason {
     /// A callback for a login the gateway did not start, at a provider that takes none.
     #[error("a login the gateway did not start (unsolicited)")]
     Unsolicited,
-    /// The gateway could not encode the protocol state of a login it starts (a bug; never
-    /// stored as "no state", which would mean "unsolicited").
-    #[error("the protocol state cannot be encoded")]
-    StateEncoding,
     /// The provider cannot do what was asked (a capability it does not have).
     #[error("the provider does not support this")]
     Unsupported,
@@ -127,7 +123,6 @@ impl CommonReason {
             CommonReason::PendingStateVersion => "pending_state_version",
             CommonReason::PendingStateProtocol => "pending_state_protocol",
             CommonReason::Unsolicited => "unsolicited",
-            CommonReason::StateEncoding => "state_encoding",
             CommonReason::Unsupported => "unsupported",
             CommonReason::Unreachable => "unreachable",
             CommonReason::HttpStatus => "http_status",
@@ -153,10 +148,7 @@ impl CommonReason {
             | CommonReason::LoginExpired
             | CommonReason::ProviderMismatch
             | CommonReason::LoaTooLow => Side::Refused,
-            CommonReason::StateEncoding
-            | CommonReason::Unreachable
-            | CommonReason::HttpStatus
-            | CommonReason::ResponseTooLarge => Side::Outage,
+            CommonReason::Unreachable | CommonReason::HttpStatus | CommonReason::ResponseTooLarge => Side::Outage,
         }
     }
 }

@@ -67,7 +67,7 @@ pub struct Session {
     /// Hard end of the session, Unix seconds: the absolute timeout, capped by IdP expiry.
     pub expires_at: u64,
     /// Provider data needed for logout (NameID and SessionIndex, id_token, …).
-    pub logout_state: serde_json::Value,
+    pub logout_state: crate::provider::LogoutState,
     /// Access and refresh tokens for `upstream_bearer` apps (empty for providers without).
     #[serde(default)]
     pub upstream_tokens: tokens::TokenSlot,
@@ -81,7 +81,12 @@ pub struct Session {
 
 impl Session {
     /// A new session for `identity`, expiring after `absolute_secs` or at the IdP's limit.
-    pub fn new(identity: Identity, logout_state: serde_json::Value, absolute_secs: u64, apps: usize) -> Session {
+    pub fn new(
+        identity: Identity,
+        logout_state: crate::provider::LogoutState,
+        absolute_secs: u64,
+        apps: usize,
+    ) -> Session {
         let created_at = now_unix();
         let mut expires_at = created_at.saturating_add(absolute_secs);
         if let Some(idp_limit) = identity.expires_at {
@@ -168,8 +173,8 @@ pub struct PendingLogin {
     pub return_to: String,
     /// When the login started, Unix seconds.
     pub created_at: u64,
-    /// Protocol state (request ID, nonce, PKCE verifier, …).
-    pub protocol_state: serde_json::Value,
+    /// Protocol state (request ID, nonce, PKCE verifier, …), typed and versioned.
+    pub protocol_state: crate::provider::PendingState,
     /// LoA the login must achieve (step-up); a lower one is refused.
     #[serde(default)]
     pub min_loa: Option<crate::identity::Loa>,

@@ -24,7 +24,10 @@ pub use self::identity::to_identity;
 pub use self::reason::Failure;
 use self::soap::{AuthConfirmation, AuthStatus, ServiceVersion};
 use crate::ops::metrics::{CounterHandle, GaugeHandle, HistogramHandle, Metrics};
-use crate::provider::{Authenticated, BrowserStep, LoginContext, LoginStart, Provider, ProviderError, Readiness};
+use crate::provider::{
+    capability, Authenticated, BrowserStep, CommonReason, LoginContext, LoginStart, LogoutState, ProtocolState,
+    Provider, ProviderError, Readiness,
+};
 
 /// The token format accepted before any SOAP call (kaas.md §18.3, lenient about `_` as
 /// caais.md §7.4 advises).
@@ -172,7 +175,7 @@ impl KaasProvider {
                     .attributes
                     .ok_or_else(|| ProviderError::with_context(Failure::ResponseInvalid, "OK without attributes"))?;
                 let identity = to_identity(&self.name, self.version, attrs)?;
-                Ok(Authenticated { identity, logout_state: serde_json::Value::Null, tokens: None })
+                Ok(Authenticated { identity, logout_state: LogoutState::None, tokens: None })
             }
             AuthStatus::SessionNotFound => Err(Failure::SessionNotFound.into()),
             AuthStatus::VerificationFailed => Err(Failure::VerificationFailed.into()),
@@ -220,21 +223,24 @@ impl Provider for KaasProvider {
         if self.direct.is_some() {
             return Ok(LoginStart {
                 step: BrowserStep::Redirect(ctx.direct_form_url.clone()),
-                state: serde_json::Value::Null,
+                state: ProtocolState::Kaas,
             });
         }
         let mut url = url::Url::parse(&self.endpoints.login)
             .map_err(|e| ProviderError::with_context(Failure::LoginUrlInvalid, e))?;
         url.query_pairs_mut().append_pair("atsId", &self.ats_id);
-        Ok(LoginStart { step: BrowserStep::Redirect(url.into()), state: serde_json::Value::Null })
+        Ok(LoginStart { step: BrowserStep::Redirect(url.into()), state: ProtocolState::Kaas })
     }
 
     async fn finish(
         &self,
         _ctx: &LoginContext,
         params: &[(String, String)],
-        _state: &serde_json::Value,
+        state: &ProtocolState,
     ) -> Result<Authenticated, ProviderError> {
+        if !matches!(state, ProtocolState::Kaas) {
+            return Err(CommonReason::PendingStateProtocol.into());
+        }
         if let Some(ns) = self.direct {
             let (Some(username), Some(password)) = (param(params, "username"), param(params, "password")) else {
                 return Err(Failure::CredentialsMissing.into());
@@ -265,7 +271,7 @@ impl Provider for KaasProvider {
         self.classic_finish(answer)
     }
 
-    fn logout(&self, ctx: &LoginContext, _logout_state: &serde_json::Value) -> BrowserStep {
+    fn logout(&self, ctx: &LoginContext, _logout_state: &LogoutState) -> BrowserStep {
         let back = self.logout_return_url.clone().unwrap_or_else(|| ctx.logged_out_url.clone());
         match url::Url::parse(&self.endpoints.logout) {
             Ok(mut url) => {
@@ -281,13 +287,33 @@ impl Provider for KaasProvider {
         Readiness { ready: hb.ok, detail: hb.detail }
     }
 
-    fn direct_generator_url(&self) -> Option<String> {
+    fn direct_credentials(&self) -> Option<&dyn capability::DirectCredentials> {
+        self.direct_url().map(|_| self as &dyn capability::DirectCredentials)
+    }
+
+    fn background(&self) -> Option<&dyn capability::Background> {
+        Some(self)
+    }
+}
+
+impl KaasProvider {
+    /// The IdP page issuing one-time credentials, in a direct login mode.
+    fn direct_url(&self) -> Option<String> {
         self.direct?;
         let mut url = url::Url::parse(&self.endpoints.login).ok()?;
         url.query_pairs_mut().append_pair("atsId", &self.ats_id).append_pair("providerType", "directAuth");
         Some(url.into())
     }
+}
 
+impl capability::DirectCredentials for KaasProvider {
+    fn generator_url(&self) -> String {
+        self.direct_url().unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl capability::Background for KaasProvider {
     fn register_metrics(&self, metrics: &mut Metrics) {
         let p = self.name.as_str();
         let latency = metrics.register_histogram(

@@ -18,7 +18,7 @@
 mod client;
 mod config;
 mod directory;
-mod id_token;
+pub(crate) mod id_token;
 pub(crate) mod identity;
 pub mod jws;
 pub mod logout_token;
@@ -41,7 +41,8 @@ pub use self::reason::{Failure, OAuthError, TokenKind};
 use crate::identity::Loa;
 use crate::ops::metrics::{CounterHandle, GaugeHandle, HistogramHandle, Metrics};
 use crate::provider::{
-    Authenticated, BrowserStep, LoginContext, LoginStart, LogoutTarget, Provider, ProviderError, Readiness,
+    capability, Authenticated, BrowserStep, LoginContext, LoginProfile, LoginStart, LogoutState, LogoutTarget,
+    ProtocolState, Provider, ProviderError, Readiness,
 };
 use crate::session::tokens::UpstreamTokens;
 
@@ -67,8 +68,8 @@ const MAX_LOGOUT_TOKEN_BYTES: usize = 16 * 1024;
 const MAX_REMEMBERED_JTIS: u64 = 100_000;
 
 /// The protocol state kept server-side between `begin` and `finish`.
-#[derive(Debug, Serialize, Deserialize)]
-struct ExpectCallback {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExpectCallback {
     state: String,
     nonce: String,
     code_verifier: String,
@@ -77,6 +78,14 @@ struct ExpectCallback {
     /// The per-LoA client the login uses; `None`: the main client.
     #[serde(default)]
     client_loa: Option<Loa>,
+}
+
+/// What RP-initiated logout needs from the login: the ID token (`id_token_hint`) and the
+/// client registration the session logged in with (a per-LoA one after step-up).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogoutHint {
+    id_token: String,
+    client_id: String,
 }
 
 /// A running OpenID Connect provider.
@@ -319,12 +328,7 @@ impl OidcProvider {
             // IdP, whose SSO session would answer the same: a loop instead of an error page.
             return Err(Failure::SsoExpired.into());
         }
-        let logout_state = serde_json::json!({
-            "id_token": raw,
-            "sid": claims.get("sid"),
-            "sub": claims.get("sub"),
-            "client_id": client.client_id(),
-        });
+        let logout_state = LogoutState::Oidc(LogoutHint { id_token: raw, client_id: client.client_id().to_owned() });
         let tokens = tokens.access_token.map(|access_token| UpstreamTokens {
             access_token,
             issued_at: now,
@@ -386,9 +390,7 @@ impl OidcProvider {
                 q.append_pair("response_mode", "form_post");
             }
         }
-        let state = serde_json::to_value(&expect)
-            .map_err(|e| ProviderError::with_context(crate::provider::CommonReason::StateEncoding, e))?;
-        Ok(LoginStart { step: BrowserStep::Redirect(url.into()), state })
+        Ok(LoginStart { step: BrowserStep::Redirect(url.into()), state: ProtocolState::Oidc(expect) })
     }
 
     fn post_logout_uri(&self, ctx: &LoginContext) -> String {
@@ -397,18 +399,19 @@ impl OidcProvider {
 
     /// RP-initiated logout (OIDC RP-Initiated Logout 1.0 §2) carrying `state`; `None` without
     /// a usable end-session endpoint.
-    fn end_session(&self, ctx: &LoginContext, logout_state: &serde_json::Value, state: &str) -> Option<BrowserStep> {
+    fn end_session(&self, ctx: &LoginContext, logout_state: &LogoutState, state: &str) -> Option<BrowserStep> {
         let endpoint = self.directory.metadata().and_then(|m| m.end_session_endpoint.clone())?;
+        let hint = match logout_state {
+            LogoutState::Oidc(hint) => Some(hint),
+            _ => None,
+        };
         let mut fields = vec![
             // The registration the session logged in with (a per-LoA one after step-up).
-            (
-                "client_id".to_owned(),
-                logout_state.get("client_id").and_then(|c| c.as_str()).unwrap_or(&self.client_id).to_owned(),
-            ),
+            ("client_id".to_owned(), hint.map_or(self.client_id.as_str(), |h| h.client_id.as_str()).to_owned()),
             ("post_logout_redirect_uri".to_owned(), self.post_logout_uri(ctx)),
             ("state".to_owned(), state.to_owned()),
         ];
-        let id_token = logout_state.get("id_token").and_then(|t| t.as_str()).unwrap_or("");
+        let id_token = hint.map_or("", |h| h.id_token.as_str());
         if !id_token.is_empty() {
             fields.push(("id_token_hint".to_owned(), id_token.to_owned()));
         }
@@ -455,26 +458,15 @@ impl Provider for OidcProvider {
         self.begin_with(ctx, None).await
     }
 
-    fn can_reach_loa(&self, required: Loa) -> bool {
-        self.client_reaching(required).is_some()
-    }
-
-    async fn begin_at_loa(&self, ctx: &LoginContext, required: Loa) -> Result<LoginStart, ProviderError> {
-        let client_loa = self
-            .client_reaching(required)
-            .ok_or_else(|| ProviderError::with_context(Failure::LoaUnreachable, required.as_str()))?;
-        // The main client keeps `None`, so its sessions look like every other main login.
-        self.begin_with(ctx, (self.loa != Some(client_loa)).then_some(client_loa)).await
-    }
-
     async fn finish(
         &self,
         _ctx: &LoginContext,
         params: &[(String, String)],
-        state: &serde_json::Value,
+        state: &ProtocolState,
     ) -> Result<Authenticated, ProviderError> {
-        let expect = ExpectCallback::deserialize(state)
-            .map_err(|_| ProviderError::new(crate::provider::CommonReason::PendingStateProtocol))?;
+        let ProtocolState::Oidc(expect) = state else {
+            return Err(crate::provider::CommonReason::PendingStateProtocol.into());
+        };
         // RFC 6749 §10.12: the state must be the one this browser's login sent.
         let got = param(params, "state").unwrap_or("");
         if !constant_time_eq(got.as_bytes(), expect.state.as_bytes()) {
@@ -483,35 +475,68 @@ impl Provider for OidcProvider {
         if let Some(error) = param(params, "error") {
             return Err(Failure::AuthorizationError(OAuthError::parse(error)).into());
         }
-        self.finish_code(params, &expect).await
+        self.finish_code(params, expect).await
     }
 
-    fn logout(&self, ctx: &LoginContext, logout_state: &serde_json::Value) -> BrowserStep {
+    fn logout(&self, ctx: &LoginContext, logout_state: &LogoutState) -> BrowserStep {
         self.end_session(ctx, logout_state, &random_b64())
             .unwrap_or_else(|| BrowserStep::Redirect(self.post_logout_uri(ctx)))
-    }
-
-    fn logout_with_state(
-        &self,
-        ctx: &LoginContext,
-        logout_state: &serde_json::Value,
-        state: &str,
-    ) -> Option<BrowserStep> {
-        self.end_session(ctx, logout_state, state)
     }
 
     fn readiness(&self) -> Readiness {
         self.directory.readiness()
     }
 
-    fn returns_by_cross_site_post(&self) -> bool {
-        self.response_mode == ResponseMode::FormPost
+    fn login_profile(&self) -> LoginProfile {
+        LoginProfile {
+            returns_by_cross_site_post: self.response_mode == ResponseMode::FormPost,
+            ..LoginProfile::default()
+        }
     }
 
-    fn supports_backchannel_logout(&self) -> bool {
-        true
+    fn step_up(&self) -> Option<&dyn capability::StepUp> {
+        Some(self)
     }
 
+    fn stateful_logout(&self) -> Option<&dyn capability::StatefulLogout> {
+        Some(self)
+    }
+
+    fn backchannel_logout(&self) -> Option<&dyn capability::BackchannelLogout> {
+        Some(self)
+    }
+
+    fn token_refresh(&self) -> Option<&dyn capability::TokenRefresh> {
+        Some(self)
+    }
+
+    fn background(&self) -> Option<&dyn capability::Background> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl capability::StepUp for OidcProvider {
+    fn can_reach_loa(&self, required: Loa) -> bool {
+        self.client_reaching(required).is_some()
+    }
+    async fn begin_at_loa(&self, ctx: &LoginContext, required: Loa) -> Result<LoginStart, ProviderError> {
+        let client_loa = self
+            .client_reaching(required)
+            .ok_or_else(|| ProviderError::with_context(Failure::LoaUnreachable, required.as_str()))?;
+        // The main client keeps `None`, so its sessions look like every other main login.
+        self.begin_with(ctx, (self.loa != Some(client_loa)).then_some(client_loa)).await
+    }
+}
+
+impl capability::StatefulLogout for OidcProvider {
+    fn logout_with_state(&self, ctx: &LoginContext, logout_state: &LogoutState, state: &str) -> Option<BrowserStep> {
+        self.end_session(ctx, logout_state, state)
+    }
+}
+
+#[async_trait]
+impl capability::BackchannelLogout for OidcProvider {
     async fn verify_logout_token(&self, token: &str) -> Result<LogoutTarget, ProviderError> {
         let result = self.check_logout_token(token).await;
         if let (Err(e), Some(m)) = (&result, self.metrics.get()) {
@@ -521,7 +546,10 @@ impl Provider for OidcProvider {
         }
         result
     }
+}
 
+#[async_trait]
+impl capability::TokenRefresh for OidcProvider {
     async fn refresh_tokens(&self, tokens: &UpstreamTokens) -> Result<UpstreamTokens, ProviderError> {
         let result = self.refresh_grant(tokens).await;
         if let Some(m) = self.metrics.get() {
@@ -533,7 +561,10 @@ impl Provider for OidcProvider {
         }
         result
     }
+}
 
+#[async_trait]
+impl capability::Background for OidcProvider {
     fn register_metrics(&self, metrics: &mut Metrics) {
         let p = [("provider", self.name.as_str())];
         let up = metrics.register_gauge(
@@ -576,14 +607,12 @@ impl Provider for OidcProvider {
             refresh_error,
         });
     }
-
     async fn refresh(&self) {
         self.directory.refresh(&self.client, &self.name).await;
         if let Some(m) = self.metrics.get() {
             m.up.set(if self.directory.readiness().ready { 1.0 } else { 0.0 });
         }
     }
-
     fn refresh_interval(&self) -> Option<Duration> {
         Some(self.refresh_interval)
     }

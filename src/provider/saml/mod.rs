@@ -45,7 +45,8 @@ use self::xmlsec::{DecryptionKeys, IdpCertificates, SigningKey};
 use crate::identity::Loa;
 use crate::ops::metrics::{CounterHandle, GaugeHandle, Metrics};
 use crate::provider::{
-    Authenticated, BrowserStep, LoginContext, LoginStart, Provider, ProviderError, Readiness, SloMessage, SloOutcome,
+    capability, Authenticated, BrowserStep, LoginContext, LoginProfile, LoginStart, LogoutState, ProtocolState,
+    Provider, ProviderError, Readiness, SloMessage, SloOutcome,
 };
 use crate::session::now_unix;
 
@@ -56,8 +57,8 @@ const LOGOUT_WAIT: Duration = Duration::from_secs(15 * 60);
 const NAME_ID_MEMORY: Duration = Duration::from_secs(24 * 3600);
 
 /// The protocol state kept server-side between `begin` and `finish`.
-#[derive(Debug, Serialize, Deserialize)]
-struct PendingRequest {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingRequest {
     request_id: String,
     issued_at: u64,
     relay_state: String,
@@ -200,15 +201,13 @@ impl SamlProvider {
                 ];
                 return Ok(LoginStart {
                     step: BrowserStep::PostForm { action: destination, fields },
-                    state: serde_json::to_value(PendingRequest { request_id, issued_at, relay_state, step_up_loa })
-                        .unwrap_or_default(),
+                    state: ProtocolState::Saml(PendingRequest { request_id, issued_at, relay_state, step_up_loa }),
                 });
             }
         }
         .map(BrowserStep::Redirect)
         .map_err(|e| ProviderError::with_context(Refusal::OutgoingMessage, format_args!("AuthnRequest: {e}")))?;
-        let state = serde_json::to_value(PendingRequest { request_id, issued_at, relay_state, step_up_loa })
-            .unwrap_or_default();
+        let state = ProtocolState::Saml(PendingRequest { request_id, issued_at, relay_state, step_up_loa });
         Ok(LoginStart { step, state })
     }
 
@@ -374,27 +373,22 @@ impl SamlProvider {
     fn check_response(
         &self,
         params: &[(String, String)],
-        state: &serde_json::Value,
+        state: &ProtocolState,
     ) -> Result<Authenticated, ProviderError> {
-        // A null state is an IdP-initiated login (the gateway found no pending login); only
-        // `allow_unsolicited` providers take one, and then the Response must not claim to
+        // An unsolicited state is an IdP-initiated login (the gateway found no pending login);
+        // only `allow_unsolicited` providers take one, and then the Response must not claim to
         // answer any request (acs: InResponseTo absent).
-        let pending: Option<PendingRequest> = if state.is_null() {
-            if !self.allow_unsolicited {
-                return Err(Refusal::Unsolicited.into());
-            }
-            None
-        } else {
-            Some(
-                PendingRequest::deserialize(state)
-                    .map_err(|_| ProviderError::new(crate::provider::CommonReason::PendingStateProtocol))?,
-            )
+        let pending: Option<&PendingRequest> = match state {
+            ProtocolState::Unsolicited if self.allow_unsolicited => None,
+            ProtocolState::Unsolicited => return Err(Refusal::Unsolicited.into()),
+            ProtocolState::Saml(pending) => Some(pending),
+            _ => return Err(crate::provider::CommonReason::PendingStateProtocol.into()),
         };
         let now = now_unix();
         let param = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         let value = param("SAMLResponse")
             .ok_or_else(|| ProviderError::with_context(Refusal::MissingMessage, "no SAMLResponse"))?;
-        if let Some(pending) = &pending {
+        if let Some(pending) = pending {
             // nia.md §8.4: logins may queue for tens of minutes, but not forever.
             if now.saturating_sub(pending.issued_at) > self.pending_ttl {
                 return Err(ProviderError::with_context(
@@ -445,7 +439,7 @@ impl SamlProvider {
             sp_name_qualifier: assertion.sp_name_qualifier.clone(),
             session_index: assertion.session_index.clone(),
         };
-        let logout_state = serde_json::to_value(subject).unwrap_or_default();
+        let logout_state = LogoutState::Saml(subject);
         Ok(Authenticated { identity, logout_state, tokens: None })
     }
 }
@@ -470,10 +464,6 @@ pub fn metadata_from_config(path: &std::path::Path, name: &str) -> Result<String
 
 #[async_trait]
 impl Provider for SamlProvider {
-    fn max_inbound_message_bytes(&self) -> Option<usize> {
-        Some(self.max_message_bytes)
-    }
-
     fn name(&self) -> &str {
         &self.name
     }
@@ -486,29 +476,16 @@ impl Provider for SamlProvider {
         self.begin_with(None).await
     }
 
-    /// Step-up needs an achieved LoA the gateway can trust: only providers that check it
-    /// (`enforce_returned_loa`; CAAIS-IdP always reports "low", caais.md §2.7) take part.
-    fn can_reach_loa(&self, _required: Loa) -> bool {
-        self.enforce_returned_loa
-    }
-
-    async fn begin_at_loa(&self, _ctx: &LoginContext, required: Loa) -> Result<LoginStart, ProviderError> {
-        if !self.enforce_returned_loa {
-            return Err(Refusal::StepUpUnavailable.into());
-        }
-        self.begin_with(Some(required)).await
-    }
-
     async fn finish(
         &self,
         _ctx: &LoginContext,
         params: &[(String, String)],
-        state: &serde_json::Value,
+        state: &ProtocolState,
     ) -> Result<Authenticated, ProviderError> {
         self.check_response(params, state).map_err(|e| self.rejected(e))
     }
 
-    fn logout(&self, ctx: &LoginContext, logout_state: &serde_json::Value) -> BrowserStep {
+    fn logout(&self, ctx: &LoginContext, logout_state: &LogoutState) -> BrowserStep {
         slo::logout_step(self, ctx, logout_state)
     }
 
@@ -519,22 +496,62 @@ impl Provider for SamlProvider {
         }
     }
 
-    fn returns_by_cross_site_post(&self) -> bool {
-        true
+    fn login_profile(&self) -> LoginProfile {
+        LoginProfile {
+            returns_by_cross_site_post: true,
+            accepts_unsolicited: self.allow_unsolicited,
+            pending_login_ttl: Some(self.pending_ttl),
+            max_inbound_message_bytes: Some(self.max_message_bytes),
+        }
     }
 
-    fn supports_single_logout(&self) -> bool {
-        true
+    fn step_up(&self) -> Option<&dyn capability::StepUp> {
+        Some(self)
     }
 
-    async fn single_logout(&self, message: &SloMessage) -> Result<SloOutcome, ProviderError> {
+    fn single_logout(&self) -> Option<&dyn capability::SingleLogout> {
+        Some(self)
+    }
+
+    fn metadata(&self) -> Option<&dyn capability::Metadata> {
+        Some(self)
+    }
+
+    fn background(&self) -> Option<&dyn capability::Background> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl capability::StepUp for SamlProvider {
+    /// Step-up needs an achieved LoA the gateway can trust: only providers that check it
+    /// (`enforce_returned_loa`; CAAIS-IdP always reports "low", caais.md §2.7) take part.
+    fn can_reach_loa(&self, _required: Loa) -> bool {
+        self.enforce_returned_loa
+    }
+    async fn begin_at_loa(&self, _ctx: &LoginContext, required: Loa) -> Result<LoginStart, ProviderError> {
+        if !self.enforce_returned_loa {
+            return Err(Refusal::StepUpUnavailable.into());
+        }
+        self.begin_with(Some(required)).await
+    }
+}
+
+#[async_trait]
+impl capability::SingleLogout for SamlProvider {
+    async fn handle_message(&self, message: &SloMessage) -> Result<SloOutcome, ProviderError> {
         slo::handle(self, message).await.map_err(|e| self.rejected(e))
     }
+}
 
-    fn metadata_document(&self) -> Option<String> {
-        Some(self.sp_metadata())
+impl capability::Metadata for SamlProvider {
+    fn metadata_document(&self) -> String {
+        self.sp_metadata()
     }
+}
 
+#[async_trait]
+impl capability::Background for SamlProvider {
     fn register_metrics(&self, metrics: &mut Metrics) {
         let p = [("provider", self.name.as_str())];
         let metadata_up = metrics.register_gauge(
@@ -559,7 +576,6 @@ impl Provider for SamlProvider {
         );
         let _ = self.metrics.set(SamlMetrics { metadata_up, valid_until, cert_not_after, rejected });
     }
-
     async fn refresh(&self) {
         let result = self.idp.refresh().await;
         match &result {
@@ -582,17 +598,8 @@ impl Provider for SamlProvider {
             }
         }
     }
-
     fn refresh_interval(&self) -> Option<Duration> {
         Some(self.refresh_interval)
-    }
-
-    fn accepts_unsolicited(&self) -> bool {
-        self.allow_unsolicited
-    }
-
-    fn pending_login_ttl(&self) -> Option<u64> {
-        Some(self.pending_ttl)
     }
 }
 

@@ -16,7 +16,7 @@ use super::metadata::IdpMetadata;
 use super::xmlsec;
 use super::Refusal;
 use super::SamlProvider;
-use crate::provider::{BrowserStep, LoginContext, LogoutTarget, ProviderError, SloMessage, SloOutcome};
+use crate::provider::{BrowserStep, LoginContext, LogoutState, LogoutTarget, ProviderError, SloMessage, SloOutcome};
 use crate::session::now_unix;
 
 const REDIRECT: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
@@ -33,12 +33,15 @@ impl SamlProvider {
 
 /// Where the browser goes after the local session is gone: the IdP's SLO with a LogoutRequest,
 /// else the IdP's logout page (EnviIAM), else the post-logout URL.
-pub(super) fn logout_step(p: &SamlProvider, ctx: &LoginContext, logout_state: &serde_json::Value) -> BrowserStep {
+pub(super) fn logout_step(p: &SamlProvider, ctx: &LoginContext, logout_state: &LogoutState) -> BrowserStep {
     let done = p.post_logout_url(ctx);
-    let subject: Option<LogoutSubject> = serde_json::from_value(logout_state.clone()).ok();
+    let subject: Option<&LogoutSubject> = match logout_state {
+        LogoutState::Saml(subject) => Some(subject),
+        _ => None,
+    };
     if let (Some(subject), Some(destination)) = (subject, p.idp_slo(REDIRECT)) {
         let id = super::authn_request::new_id();
-        let xml = logout::build_request(&id, now_unix(), &destination, &p.entity_id, &subject);
+        let xml = logout::build_request(&id, now_unix(), &destination, &p.entity_id, subject);
         match binding::redirect_url(&destination, MessageKind::Request, &xml, None, p.signing.as_ref()) {
             Ok(url) => {
                 p.pending_logouts.insert(id, ());
