@@ -781,7 +781,7 @@ async fn a_response_with_a_doctype_is_refused_not_an_outage() {
         format!("<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY e \"x\">]>{body}")
     });
     let resp = deliver(&gw, &p, Some(&p.cookie)).await;
-    assert_refusal_not_outage(&gw, resp, "malformed", "DOCTYPE").await;
+    assert_refusal_not_outage(&gw, resp, "doctype", "DOCTYPE").await;
 }
 
 #[tokio::test]

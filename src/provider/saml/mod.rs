@@ -677,7 +677,7 @@ mod tests {
         assert!(!readiness.ready);
         assert!(readiness.detail.contains("expired"), "{}", readiness.detail);
         let form = [("SAMLResponse".to_owned(), "PHIvPg==".to_owned())];
-        let err = provider.check_response(&form, &serde_json::Value::Null).err().unwrap();
+        let err = provider.check_response(&form, &ProtocolState::Unsolicited).err().unwrap();
         assert_eq!(err.reason(), &crate::provider::Reason::Saml(Refusal::MetadataExpired));
         assert_eq!(err.side(), crate::provider::Side::Outage);
     }
