@@ -161,17 +161,21 @@ pub(super) async fn handle(p: &SamlProvider, m: &SloMessage) -> Result<SloOutcom
     check_destination(p, &msg, signed && front_channel)?;
     let now = now_unix();
     let issued = check_instant(p, &msg, now)?;
-    if msg.is_request {
+    if !msg.is_request {
+        return response_outcome(p, &msg);
+    }
+    if signed {
         // A captured (signed) logout URL must not end the next session of that user later:
-        // remember every request ID for as long as its IssueInstant lets it be accepted.
+        // remember every signed request ID for as long as its IssueInstant lets it be
+        // accepted. Unsigned back-channel requests are not recorded: anyone can forge a fresh
+        // one (the SessionIndex is their secret), and recording them would let anyone fill
+        // the cache, which then fails closed for the IdP's real requests.
         let until = remember_until(p, &msg, issued);
         if !p.logout_replay.first_use_at(&msg.id, until, now) {
             return Err(refuse(Refusal::Replayed, "LogoutRequest ID already used (or the replay cache is full)"));
         }
-        request_outcome(p, msg, arrival)
-    } else {
-        response_outcome(p, &msg)
     }
+    request_outcome(p, msg, arrival)
 }
 
 fn check_issuer(p: &SamlProvider, expected: &str, msg: &LogoutMessage) -> Result<(), ProviderError> {
