@@ -203,7 +203,7 @@ async fn forged_tampered_and_expired_cookies_are_refused() {
     for bad in [forged, tampered, other_key, "aisgate_session=garbage".into()] {
         assert_eq!(api(bad.clone()).await, 401, "{bad}");
     }
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    gw.clock.advance(Duration::from_millis(2500));
     assert_eq!(api(cookie).await, 401, "idle session expired");
 }
 

@@ -305,7 +305,7 @@ async fn an_expiring_access_token_from_oidc_provider_is_refreshed_over_mtls_and_
     let bearer = |h: &serde_json::Value| h["authorization"].as_str().expect("Authorization upstream").to_owned();
     let first = bearer(&s.upstream_headers("/desk", &cookie).await);
     assert!(first.starts_with("Bearer "), "{first}");
-    tokio::time::sleep(std::time::Duration::from_millis(SHORT_TTL * 1000 / 2 + 100)).await;
+    s.gw.clock.advance(std::time::Duration::from_millis(SHORT_TTL * 1000 / 2 + 100));
     let h = s.upstream_headers("/desk", &cookie).await;
     let second = bearer(&h);
     assert_ne!(first, second, "a refreshed access token");

@@ -74,7 +74,7 @@ async fn a_route_requiring_a_higher_loa_redirects_to_the_high_client_and_the_new
             Some(&high),
         )
         .await;
-    tokio::time::sleep(std::time::Duration::from_millis(2050)).await;
+    gw.clock.advance(std::time::Duration::from_millis(2050));
     let resp = gw.client.get(gw.url("/secure")).header("cookie", &high).send().await.unwrap();
     assert_eq!(resp.status(), 200, "refreshed with the high client");
     let body: serde_json::Value = resp.json().await.unwrap();

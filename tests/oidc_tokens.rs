@@ -53,9 +53,10 @@ fn last_access_token(gw: &Gateway) -> String {
     sim(gw).knobs().last_access_token.clone().expect("an access token was issued")
 }
 
-/// Waits until the login's access token is due for refresh (past half its lifetime).
-async fn until_refresh_due() {
-    tokio::time::sleep(Duration::from_millis(TTL * 1000 / 2 + 50)).await;
+/// Moves the gateway's clock until the login's access token is due for refresh (past half
+/// its lifetime).
+fn until_refresh_due(gw: &Gateway) {
+    gw.clock.advance(Duration::from_millis(TTL * 1000 / 2 + 50));
 }
 
 /// The `Authorization` header the upstream received for `path`, sent with `client_auth`.
@@ -92,7 +93,7 @@ async fn an_access_token_near_expiry_is_refreshed_over_mtls_before_it_is_sent() 
     let cookie = gw.oidc_login("caais", "/api").await;
     let first = last_access_token(&gw);
     assert_eq!(upstream_authorization(&gw, &cookie, "/api", None).await, Some(format!("Bearer {first}")));
-    until_refresh_due().await;
+    until_refresh_due(&gw);
     let refreshed = upstream_authorization(&gw, &cookie, "/api", None).await;
     let second = last_access_token(&gw);
     assert_ne!(first, second);
@@ -105,7 +106,7 @@ async fn concurrent_requests_of_one_session_cause_exactly_one_refresh() {
     let gw = gateway().await;
     let cookie = gw.oidc_login("caais", "/api").await;
     let first = last_access_token(&gw);
-    until_refresh_due().await;
+    until_refresh_due(&gw);
     let requests = (0..40).map(|_| upstream_authorization(&gw, &cookie, "/api/parallel", None));
     let seen = futures_util::future::join_all(requests).await;
     assert_eq!(sim(&gw).knobs().refresh_calls, 1, "one refresh for all concurrent requests");
@@ -118,9 +119,9 @@ async fn concurrent_requests_of_one_session_cause_exactly_one_refresh() {
 async fn a_rotated_refresh_token_is_used_for_the_next_refresh() {
     let gw = gateway().await;
     let cookie = gw.oidc_login("caais", "/api").await;
-    until_refresh_due().await;
+    until_refresh_due(&gw);
     let after_first = upstream_authorization(&gw, &cookie, "/api", None).await;
-    until_refresh_due().await;
+    until_refresh_due(&gw);
     // The simulator invalidated the first refresh token when it rotated it: this refresh only
     // succeeds with the new one.
     let after_second = upstream_authorization(&gw, &cookie, "/api", None).await;
@@ -134,9 +135,9 @@ async fn without_rotation_the_original_refresh_token_is_kept() {
     let gw = gateway().await;
     sim(&gw).knobs().no_refresh_rotation = true;
     let cookie = gw.oidc_login("caais", "/api").await;
-    until_refresh_due().await;
+    until_refresh_due(&gw);
     upstream_authorization(&gw, &cookie, "/api", None).await;
-    until_refresh_due().await;
+    until_refresh_due(&gw);
     let second = upstream_authorization(&gw, &cookie, "/api", None).await;
     assert_eq!(sim(&gw).knobs().refresh_calls, 2);
     assert_eq!(second, Some(format!("Bearer {}", last_access_token(&gw))));
@@ -147,7 +148,7 @@ async fn a_refused_refresh_ends_the_session_and_sends_a_browser_to_log_in_again(
     let gw = gateway().await;
     let cookie = gw.oidc_login("caais", "/api").await;
     sim(&gw).knobs().refresh_error = Some("invalid_grant".into());
-    until_refresh_due().await;
+    until_refresh_due(&gw);
     let resp = gw.navigate("/api/page", Some(&cookie)).await;
     assert_eq!(resp.status(), 302, "re-login");
     assert!(location(&resp).starts_with(&sim(&gw).base), "to the IdP: {}", location(&resp));
@@ -164,7 +165,7 @@ async fn a_refused_refresh_gives_an_api_client_401_json() {
     let gw = gateway().await;
     let cookie = gw.oidc_login("caais", "/api").await;
     sim(&gw).knobs().refresh_error = Some("invalid_grant".into());
-    until_refresh_due().await;
+    until_refresh_due(&gw);
     let resp = gw.client.get(gw.url("/api/data")).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(resp.status(), 401);
     let body: serde_json::Value = resp.json().await.unwrap();
@@ -178,11 +179,11 @@ async fn an_idp_outage_keeps_the_session_until_the_access_token_expires_then_giv
     let cookie = gw.oidc_login("caais", "/api").await;
     let issued = last_access_token(&gw);
     sim(&gw).knobs().token_outage = true;
-    until_refresh_due().await;
+    until_refresh_due(&gw);
     // Refresh fails, the still-valid token is used.
     assert_eq!(upstream_authorization(&gw, &cookie, "/api", None).await, Some(format!("Bearer {issued}")));
     assert_eq!(sim(&gw).knobs().refresh_calls, 0, "the token host was down: no grant answered");
-    tokio::time::sleep(Duration::from_millis(TTL * 1000 / 2 + 50)).await;
+    until_refresh_due(&gw);
     let resp = gw.client.get(gw.url("/api/data")).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(resp.status(), 503);
     let body: serde_json::Value = resp.json().await.unwrap();

@@ -417,7 +417,7 @@ async fn an_unsolicited_response_is_refused_by_default() {
 async fn a_pending_request_past_its_ttl_is_refused() {
     let gw = gateway("pending_request_ttl_secs = 1").await;
     let p = begin(&gw).await;
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    gw.clock.advance(std::time::Duration::from_millis(2100));
     assert_refused(deliver(&gw, &p, Some(&p.cookie)).await, 400, LOGIN_FAILED, "expired request").await;
     // The pending login was single use: delivering again finds nothing.
     assert_refused(deliver(&gw, &p, Some(&p.cookie)).await, 400, EXPIRED, "used").await;
@@ -446,7 +446,7 @@ async fn a_nia_login_may_outlast_the_gateways_login_ttl_up_to_the_providers_own(
     let kaas_cookie = format!("aisgate_login={}", set_cookie(&kaas, "aisgate_login").unwrap());
     let form = gw.client.post(location(&kaas)).form(&[("user", "0")]).send().await.unwrap();
     let kaas_callback = location(&form);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    gw.clock.advance(std::time::Duration::from_millis(2100));
     let done = deliver(&gw, &p, Some(&p.cookie)).await;
     assert_eq!(done.status(), 302, "the queued login completes after login_ttl_secs");
     let late = gw.client.get(&kaas_callback).header("cookie", &kaas_cookie).header("accept", "text/html");

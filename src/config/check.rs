@@ -157,7 +157,7 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
             if let Err(e) = valid_path_prefix(path) {
                 at(&app.loc, format!("app {name:?}: {e}"));
             }
-            if path.starts_with(crate::gateway::RESERVED_PREFIX) {
+            if path.starts_with(crate::http::RESERVED_PREFIX) {
                 at(&app.loc, format!("app {name:?}: {path:?} is inside the gateway's reserved prefix"));
             }
         }

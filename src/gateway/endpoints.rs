@@ -24,7 +24,7 @@ use crate::ops::metrics::LoginResult;
 use crate::pages::{self, ErrorKind, ProviderChoice};
 use crate::provider::{BrowserStep, CommonReason, PendingState, ProtocolState, ProviderError, Reason, Side};
 use crate::session::keyring::Purpose;
-use crate::session::{now_unix, random_id, PendingLogin, Session, StoreKey};
+use crate::session::{random_id, PendingLogin, Session, StoreKey};
 
 type Gw = State<Arc<Gateway>>;
 
@@ -176,9 +176,11 @@ pub async fn start_login_at(
         return rescue::html(StatusCode::OK, pages::chooser_page(&choices, info.lang()));
     };
     let loop_cookie = &gw.loop_cookie_name;
-    let Some(counted) =
-        super::loop_guard::count_start(&gw.keyring, super::cookies::read(headers, loop_cookie, info), now_unix())
-    else {
+    let Some(counted) = super::loop_guard::count_start(
+        &gw.keyring,
+        super::cookies::read(headers, loop_cookie, info),
+        gw.clock.now_unix(),
+    ) else {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, "login loop: too many logins started by this browser");
         audit_refused(info, gw.providers[index].name(), "loop_protection");
         return rescue::error(ErrorKind::TooManyRequests, info, None);
@@ -206,7 +208,7 @@ pub async fn start_login_at(
     let pending = PendingLogin {
         provider: provider.name().to_owned(),
         return_to: return_to.into_string(),
-        created_at: now_unix(),
+        created_at: gw.clock.now_unix(),
         protocol_state: PendingState::new(start.state),
         min_loa: loa,
     };
@@ -387,7 +389,9 @@ async fn finish_login_for(
     let restart = restart_url(provider_name, &fallback);
     let handle = super::cookies::login_handle(gw, headers, info);
     let pending = match handle {
-        None if provider.login_profile().accepts_unsolicited => unsolicited_login(provider_name, &params, info),
+        None if provider.login_profile().accepts_unsolicited => {
+            unsolicited_login(provider_name, &params, info, gw.clock.now_unix())
+        }
         None => {
             tracing::warn!(request_id = info.id(), provider = provider_name, client = %info.client_ip, "callback without a valid pre-login cookie refused");
             gateway_refusal(gw, index, provider_name, CommonReason::NoLoginCookie, info);
@@ -413,7 +417,7 @@ async fn finish_login_for(
     let retry = login_url(&pending.return_to);
     // The store may keep pending logins longer than this provider allows (another provider
     // needs more); the provider's own limit applies.
-    if now_unix().saturating_sub(pending.created_at) > gw.login_ttl_for(provider.as_ref()) {
+    if gw.clock.now_unix().saturating_sub(pending.created_at) > gw.login_ttl_for(provider.as_ref()) {
         tracing::warn!(request_id = info.id(), provider = provider_name, "callback for an expired login");
         gateway_refusal(gw, index, provider_name, CommonReason::LoginExpired, info);
         return with_cleared_login(gw, rescue::error(ErrorKind::LoginExpired, info, Some(&retry)));
@@ -478,8 +482,14 @@ async fn finish_login_for(
         method = identity.auth_method.as_deref().unwrap_or("-"),
         result = "success",
     );
-    let session = Session::new(identity, authenticated.logout_state, gw.absolute_timeout_secs, gw.apps.len())
-        .with_tokens(authenticated.tokens);
+    let session = Session::new(
+        identity,
+        authenticated.logout_state,
+        gw.absolute_timeout_secs,
+        gw.apps.len(),
+        gw.clock.now_unix(),
+    )
+    .with_tokens(authenticated.tokens);
     if let Err(e) = gw.store.save(key, Arc::new(session)).await {
         tracing::error!(request_id = info.id(), error = %e, "cannot store session");
         return rescue::error(ErrorKind::SessionStoreUnavailable, info, None);
@@ -497,13 +507,13 @@ async fn finish_login_for(
 /// The stand-in pending login of an IdP-initiated login: no protocol state (the provider then
 /// requires a Response that answers no request), the RelayState as the return URL when it is a
 /// valid local one (SAML IdP-initiated convention), else `/`.
-fn unsolicited_login(provider: &str, params: &[(String, String)], info: &RequestInfo) -> PendingLogin {
+fn unsolicited_login(provider: &str, params: &[(String, String)], info: &RequestInfo, now: u64) -> PendingLogin {
     tracing::info!(request_id = info.id(), provider, "unsolicited (IdP-initiated) login");
     let return_to = param(params, "RelayState").and_then(|r| ReturnUrl::parse(r).ok()).unwrap_or_else(ReturnUrl::root);
     PendingLogin {
         provider: provider.to_owned(),
         return_to: return_to.into_string(),
-        created_at: now_unix(),
+        created_at: now,
         protocol_state: PendingState::new(ProtocolState::Unsolicited),
         min_loa: None,
     }
@@ -516,7 +526,7 @@ async fn retry_direct_form(
     info: &RequestInfo,
 ) -> Response<Body> {
     let handle = random_id();
-    pending.created_at = now_unix();
+    pending.created_at = gw.clock.now_unix();
     let return_to = ReturnUrl::parse(&pending.return_to).unwrap_or_else(|_| ReturnUrl::root());
     if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {
         tracing::error!(request_id = info.id(), error = %e, "cannot store pending login");

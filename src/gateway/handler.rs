@@ -22,7 +22,7 @@ use crate::ops::metrics::UpstreamErrorKind;
 use crate::pages::ErrorKind;
 use crate::provider::{CommonReason, ProviderError};
 use crate::session::tokens::TokenError;
-use crate::session::{now_unix, Session, StoreKey};
+use crate::session::{Session, StoreKey};
 use crate::upstream::body::{BodyFault, BodyWatch, WatchedBody};
 use crate::upstream::upgrade::{self, Requested};
 use crate::upstream::{hop_by_hop, splice_upgrade, SessionBinding, Tunnel, UpstreamError};
@@ -262,7 +262,7 @@ async fn load_session(
     };
     let key = StoreKey::of(&id);
     match gw.store.load(&key).await {
-        Ok(found) => Ok(found.filter(|s| !s.is_expired(now_unix())).map(|s| (key, s))),
+        Ok(found) => Ok(found.filter(|s| !s.is_expired(gw.clock.now_unix())).map(|s| (key, s))),
         Err(e) => {
             tracing::error!(error = %e, "session store failed");
             Err(|info| rescue::error(ErrorKind::SessionStoreUnavailable, info, None))
@@ -305,7 +305,7 @@ fn add_identity_headers(gw: &Gateway, app: &App, session: &Session, req: &mut Re
         headers.insert(name.clone(), value.clone());
     }
     if let (Some(name), Some(issuer)) = (&app.headers.token_header, &gw.tokens) {
-        let now = now_unix();
+        let now = gw.clock.now_unix();
         let token = session.identity_token(app.index, now, issuer.lifetime_secs / 2, |identity| {
             let exp = now + issuer.lifetime_secs;
             let claims = identity.token_claims(&gw.public_base_url, &app.name, now, exp);
@@ -332,7 +332,7 @@ async fn bearer(gw: &Gateway, session: &Session) -> Result<Option<HeaderValue>, 
     let Some((_, provider)) = gw.provider(&session.identity.provider) else { return Ok(None) };
     let token = session
         .upstream_tokens
-        .access_token(now_unix(), REFRESH_MARGIN_SECS, |old| async move {
+        .access_token(gw.clock.now_unix(), REFRESH_MARGIN_SECS, |old| async move {
             match provider.token_refresh() {
                 Some(refresh) => refresh.refresh_tokens(&old).await,
                 None => Err(ProviderError::with_context(CommonReason::Unsupported, "token refresh")),

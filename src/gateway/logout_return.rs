@@ -18,7 +18,7 @@ use super::Gateway;
 use crate::pages;
 use crate::provider::{BrowserStep, LogoutState, PendingState, ProtocolState};
 use crate::session::keyring::Purpose;
-use crate::session::{now_unix, random_id, PendingLogin, StoreKey};
+use crate::session::{random_id, PendingLogin, StoreKey};
 
 type Gw = State<Arc<Gateway>>;
 
@@ -81,7 +81,7 @@ pub(super) async fn provider_logout(
     let pending = PendingLogin {
         provider: provider.name().to_owned(),
         return_to: "/".to_owned(),
-        created_at: now_unix(),
+        created_at: gw.clock.now_unix(),
         // Never usable as a login's state: no provider's `finish` takes it.
         protocol_state: PendingState::new(ProtocolState::LogoutReturn),
         min_loa: None,

@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use crate::clock::Clock;
 use crate::config::{Config, ConfigError, ProviderConfig, StoreKind};
 use crate::identity::headers::IdentityNamespace;
 use crate::identity::token::IdentityTokenSigner;
@@ -50,8 +51,7 @@ use crate::upstream::UpstreamClient;
 pub use handler::handle;
 pub use request::ConnInfo;
 
-/// Every gateway endpoint lives under this prefix; apps may not claim paths inside it.
-pub const RESERVED_PREFIX: &str = "/.aisgate/";
+pub use crate::http::RESERVED_PREFIX;
 
 /// The signed identity token settings, compiled.
 pub struct TokenIssuer {
@@ -73,6 +73,8 @@ pub struct Gateway {
     pub providers: Vec<Arc<dyn Provider>>,
     /// Session store.
     pub store: Arc<dyn SessionStore>,
+    /// The clock of every expiry decision (a test clock in tests, see [`Clock`]).
+    pub clock: Clock,
     /// Cookie keys.
     pub keyring: Keyring,
     /// Metrics.
@@ -131,6 +133,17 @@ impl Gateway {
         main_file: &std::path::Path,
         env: &EnvSource,
     ) -> Result<Arc<Gateway>, Vec<ConfigError>> {
+        Gateway::build_with_clock(config, main_file, env, Clock::system())
+    }
+
+    /// [`Gateway::build`] with the clock the gateway, its store and providers read time from
+    /// (tests pass [`Clock::test`] and move it forward instead of sleeping).
+    pub fn build_with_clock(
+        config: &Config,
+        main_file: &std::path::Path,
+        env: &EnvSource,
+        clock: Clock,
+    ) -> Result<Arc<Gateway>, Vec<ConfigError>> {
         let mut errors = Vec::new();
         let main_loc = crate::config::SourceLoc { file: main_file.into(), line: 1, column: 1 };
         let keyring = Keyring::load(&config.session.keys, env)
@@ -143,12 +156,10 @@ impl Gateway {
                 ProviderConfig::Kaas(kaas) => {
                     crate::provider::kaas::KaasProvider::build(kaas).map(|k| Arc::new(k) as _)
                 }
-                ProviderConfig::Oidc(oidc) => {
-                    crate::provider::oidc::OidcProvider::build(oidc, env).map(|o| Arc::new(o) as _)
-                }
-                ProviderConfig::Saml(saml) => {
-                    crate::provider::saml::SamlProvider::build(saml, &public_base_url).map(|s| Arc::new(s) as _)
-                }
+                ProviderConfig::Oidc(oidc) => crate::provider::oidc::OidcProvider::build(oidc, env)
+                    .map(|o| Arc::new(o.with_clock(clock.clone())) as _),
+                ProviderConfig::Saml(saml) => crate::provider::saml::SamlProvider::build(saml, &public_base_url)
+                    .map(|s| Arc::new(s.with_clock(clock.clone())) as _),
             };
             match built {
                 Ok(provider) => providers.push(provider),
@@ -195,6 +206,7 @@ impl Gateway {
                 config.session.max_sessions,
                 Duration::from_secs(config.session.idle_timeout_secs),
                 Duration::from_secs(longest_login),
+                clock.clone(),
             )),
         };
         let app_names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
@@ -223,6 +235,7 @@ impl Gateway {
             apps,
             providers,
             store,
+            clock,
             keyring,
             metrics,
             tokens,

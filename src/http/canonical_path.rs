@@ -245,6 +245,11 @@ impl CanonicalPath {
         if out.len() > MAX_PATH_LEN {
             return Err(PathError::TooLong);
         }
+        // Rules 2 and 3 once more, on the result: decoding the escapes of unreserved characters
+        // can spell a double encoding that was not visible in the raw path (`%25%32%65` is
+        // `%252e`), and the canonical form must pass its own rules (found by fuzzing:
+        // `/+%25%32%65` was accepted as `/+%252e`, which `parse` itself refuses).
+        normalize_bytes(&out)?;
         // Rule 3, to a fixed point: escapes of escapes hide behind escaped hex digits
         // (`%25%32%65` is `%252e` once the unreserved digits are decoded), so the check runs on
         // the result, decoding it as often as an upstream might.
@@ -510,6 +515,16 @@ mod tests {
             "/public/%2500",
             "/public/%25%32%35%32%65%25%32%35%32%65/admin",
         ] {
+            assert_eq!(refused(p), PathError::DoubleEncoded, "{p}");
+        }
+    }
+
+    #[test]
+    fn a_double_encoded_dot_spelled_with_escaped_hex_digits_inside_a_segment_is_refused() {
+        // Found by fuzzing (fuzz/corpus/canonical_path/crash-1f5486e4…): `/+%252e` decodes to
+        // `/+.`, no dot segment, so the fixed-point check let it through, yet rule 3 refuses
+        // `%252e` and `parse` refused its own output.
+        for p in ["/+%25%32%65", "/a/x%25%32%65", "/a/x%25%32%45y"] {
             assert_eq!(refused(p), PathError::DoubleEncoded, "{p}");
         }
     }

@@ -6,6 +6,11 @@ pub mod host;
 pub mod path_forms;
 pub mod return_url;
 
+/// Every gateway endpoint lives under this prefix; apps may not claim paths inside it. Defined
+/// here, in a leaf module, so config checks, the gateway and providers (SAML endpoint URLs)
+/// share it without importing each other.
+pub const RESERVED_PREFIX: &str = "/.aisgate/";
+
 /// The value of an ASCII hex digit.
 fn hex_val(b: u8) -> Option<u8> {
     match b {

@@ -3,7 +3,15 @@
 //! The gateway drives every login the same way: `begin` says where to send the browser and
 //! what state to keep (held server-side under a browser-bound handle), `finish` turns the
 //! IdP's callback plus that state into an [`Identity`], `logout` says where the browser goes
-//! after the local session is destroyed. Protocol types never leave their folder.
+//! after the local session is destroyed. Protocol types never leave their folder, with two
+//! deliberate exceptions the gateway must hold without understanding them: the typed
+//! protocol state ([`state`]: what `finish` and `logout` need, versioned) and the typed
+//! failure reason ([`error`]: whose fault, which check — it decides the page, the metric
+//! label and the log line).
+//!
+//! What only some protocols do (step-up, single logout, back-channel logout, token refresh,
+//! metadata, one-time credentials, background work) is a [`capability`] the gateway asks
+//! for; the core trait has no refusing defaults.
 
 pub mod capability;
 pub mod error;

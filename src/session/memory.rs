@@ -15,6 +15,7 @@
 //! is re-checked against the session it points to before it is removed or counted.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,11 +23,15 @@ use async_trait::async_trait;
 use moka::sync::Cache;
 use moka::Expiry;
 
-use super::{now_unix, PendingLogin, Session, SessionStore, StoreError, StoreKey};
+use super::{PendingLogin, Session, SessionStore, StoreError, StoreKey};
+use crate::clock::Clock;
 
 /// Memory-backed [`SessionStore`].
 pub struct MemoryStore {
-    sessions: Cache<StoreKey, Arc<Session>>,
+    sessions: Cache<StoreKey, Entry>,
+    /// Idle timeout, milliseconds, enforced on every read against `clock`.
+    idle_ms: u64,
+    clock: Clock,
     ended: tokio::sync::broadcast::Sender<StoreKey>,
     pending: Cache<StoreKey, PendingLogin>,
     index: Arc<Mutex<LogoutIndex>>,
@@ -88,26 +93,36 @@ impl LogoutIndex {
     }
 }
 
+/// A stored session and when it was last read (milliseconds of the store's clock).
+#[derive(Clone)]
+struct Entry {
+    session: Arc<Session>,
+    last_seen_ms: Arc<AtomicU64>,
+}
+
+/// moka's own expiry bounds memory (it runs on moka's clock); the decisions that a session is
+/// over are made on the store's [`Clock`] in `load`.
 struct SessionExpiry {
     idle: Duration,
+    clock: Clock,
 }
 
 impl SessionExpiry {
-    fn remaining(&self, session: &Session) -> Duration {
-        let absolute = Duration::from_secs(session.expires_at.saturating_sub(now_unix()));
+    fn remaining(&self, entry: &Entry) -> Duration {
+        let absolute = Duration::from_secs(entry.session.expires_at.saturating_sub(self.clock.now_unix()));
         self.idle.min(absolute)
     }
 }
 
-impl Expiry<StoreKey, Arc<Session>> for SessionExpiry {
-    fn expire_after_create(&self, _key: &StoreKey, value: &Arc<Session>, _at: Instant) -> Option<Duration> {
+impl Expiry<StoreKey, Entry> for SessionExpiry {
+    fn expire_after_create(&self, _key: &StoreKey, value: &Entry, _at: Instant) -> Option<Duration> {
         Some(self.remaining(value))
     }
 
     fn expire_after_read(
         &self,
         _key: &StoreKey,
-        value: &Arc<Session>,
+        value: &Entry,
         _at: Instant,
         _current: Option<Duration>,
         _last_modified: Instant,
@@ -117,8 +132,8 @@ impl Expiry<StoreKey, Arc<Session>> for SessionExpiry {
 }
 
 impl MemoryStore {
-    /// A store for at most `max_sessions` sessions.
-    pub fn new(max_sessions: u64, idle: Duration, login_ttl: Duration) -> MemoryStore {
+    /// A store for at most `max_sessions` sessions, reading time from `clock`.
+    pub fn new(max_sessions: u64, idle: Duration, login_ttl: Duration, clock: Clock) -> MemoryStore {
         let index = Arc::new(Mutex::new(LogoutIndex::default()));
         let listener_index = index.clone();
         // Bounded: a burst of endings larger than this makes slow receivers lag (they then
@@ -127,8 +142,8 @@ impl MemoryStore {
         let listener_ended = ended.clone();
         // Runs for every removal cause, so the index shrinks with the cache. It must not call
         // back into the cache (moka may run it while holding internal locks).
-        let listener = move |key: Arc<StoreKey>, session: Arc<Session>, cause: moka::notification::RemovalCause| {
-            listener_index.lock().unwrap_or_else(|e| e.into_inner()).remove(&key, &session);
+        let listener = move |key: Arc<StoreKey>, entry: Entry, cause: moka::notification::RemovalCause| {
+            listener_index.lock().unwrap_or_else(|e| e.into_inner()).remove(&key, &entry.session);
             // A replaced value lives on under the same key; every other cause ends the session.
             // Sending fails only when nobody listens, which is fine.
             if cause != moka::notification::RemovalCause::Replaced {
@@ -138,9 +153,11 @@ impl MemoryStore {
         MemoryStore {
             sessions: Cache::builder()
                 .max_capacity(max_sessions)
-                .expire_after(SessionExpiry { idle })
+                .expire_after(SessionExpiry { idle, clock: clock.clone() })
                 .eviction_listener(listener)
                 .build(),
+            idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
+            clock,
             ended,
             // Pending logins are small and short-lived; bound them too (login floods).
             pending: Cache::builder().max_capacity(max_sessions.max(1000)).time_to_live(login_ttl).build(),
@@ -156,21 +173,29 @@ impl MemoryStore {
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Arc<Session>>, StoreError> {
-        let found = self.sessions.get(key);
-        // moka expires lazily at its own granularity; enforce the absolute limit exactly.
-        Ok(found.filter(|s| !s.is_expired(now_unix())))
+        let Some(entry) = self.sessions.get(key) else { return Ok(None) };
+        // moka expires lazily at its own granularity and on its own clock; enforce both limits
+        // exactly, on the store's clock. An idle session is gone for good.
+        let now = self.clock.now_millis();
+        if now.saturating_sub(entry.last_seen_ms.load(Ordering::Relaxed)) > self.idle_ms {
+            self.sessions.remove(key);
+            return Ok(None);
+        }
+        entry.last_seen_ms.fetch_max(now, Ordering::Relaxed);
+        Ok(Some(entry.session).filter(|s| !s.is_expired(now / 1000)))
     }
 
     async fn save(&self, key: StoreKey, session: Arc<Session>) -> Result<(), StoreError> {
         // Insert first: replacing an entry fires the listener for the old value, which must
         // not undo the new value's index entries.
-        self.sessions.insert(key, session.clone());
+        let last_seen_ms = Arc::new(AtomicU64::new(self.clock.now_millis()));
+        self.sessions.insert(key, Entry { session: session.clone(), last_seen_ms });
         self.index().add(key, &session);
         Ok(())
     }
 
     async fn remove(&self, key: &StoreKey) -> Result<Option<Arc<Session>>, StoreError> {
-        Ok(self.sessions.remove(key))
+        Ok(self.sessions.remove(key).map(|e| e.session))
     }
 
     async fn put_pending(&self, key: StoreKey, pending: PendingLogin) -> Result<(), StoreError> {
@@ -200,7 +225,7 @@ impl SessionStore for MemoryStore {
         for key in candidates {
             // Re-check against the session itself: the index may briefly name a key that
             // expired or was replaced.
-            let Some(session) = self.sessions.get(&key) else { continue };
+            let Some(Entry { session, .. }) = self.sessions.get(&key) else { continue };
             if session.matches_logout(provider, subject, sid) && self.sessions.remove(&key).is_some() {
                 ended += 1;
             }
@@ -224,12 +249,18 @@ mod tests {
     use crate::identity::Identity;
 
     fn session(absolute: u64) -> Arc<Session> {
-        Arc::new(Session::new(Identity::default(), crate::provider::LogoutState::None, absolute, 1))
+        Arc::new(Session::new(
+            Identity::default(),
+            crate::provider::LogoutState::None,
+            absolute,
+            1,
+            crate::session::now_unix(),
+        ))
     }
 
     #[tokio::test]
     async fn saved_session_loads_and_removed_session_is_gone() {
-        let store = MemoryStore::new(10, Duration::from_secs(60), Duration::from_secs(60));
+        let store = MemoryStore::new(10, Duration::from_secs(60), Duration::from_secs(60), Clock::system());
         let key = StoreKey::of(&[1; 32]);
         store.save(key, session(60)).await.unwrap();
         assert!(store.load(&key).await.unwrap().is_some());
@@ -239,7 +270,7 @@ mod tests {
 
     #[tokio::test]
     async fn absolutely_expired_session_is_not_returned() {
-        let store = MemoryStore::new(10, Duration::from_secs(60), Duration::from_secs(60));
+        let store = MemoryStore::new(10, Duration::from_secs(60), Duration::from_secs(60), Clock::system());
         let key = StoreKey::of(&[2; 32]);
         store.save(key, session(0)).await.unwrap();
         assert!(store.load(&key).await.unwrap().is_none());
@@ -247,15 +278,19 @@ mod tests {
 
     #[tokio::test]
     async fn idle_session_expires() {
-        let store = MemoryStore::new(10, Duration::from_millis(200), Duration::from_secs(60));
+        // Ten minutes idle: moka's own (wall-clock) expiry cannot fire during the test, so
+        // only the store's check on its clock can end the session.
+        let clock = Clock::test();
+        let store = MemoryStore::new(10, Duration::from_secs(600), Duration::from_secs(60), clock.clone());
         let key = StoreKey::of(&[3; 32]);
-        store.save(key, session(60)).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(120)).await;
+        store.save(key, session(3600)).await.unwrap();
+        clock.advance(Duration::from_secs(360));
         assert!(store.load(&key).await.unwrap().is_some(), "a read renews the idle timer");
-        tokio::time::sleep(Duration::from_millis(120)).await;
+        clock.advance(Duration::from_secs(360));
         assert!(store.load(&key).await.unwrap().is_some());
-        tokio::time::sleep(Duration::from_millis(350)).await;
+        clock.advance(Duration::from_secs(601));
         assert!(store.load(&key).await.unwrap().is_none());
+        assert!(store.load(&key).await.unwrap().is_none(), "an idle session is gone for good");
     }
 
     fn user_session(provider: &str, sub: &str, sid: Option<&str>, absolute: u64) -> Arc<Session> {
@@ -263,11 +298,11 @@ mod tests {
         if let Some(sid) = sid {
             identity.attributes.insert("sid".into(), vec![sid.into()]);
         }
-        Arc::new(Session::new(identity, crate::provider::LogoutState::None, absolute, 1))
+        Arc::new(Session::new(identity, crate::provider::LogoutState::None, absolute, 1, crate::session::now_unix()))
     }
 
     fn store() -> MemoryStore {
-        MemoryStore::new(100, Duration::from_secs(60), Duration::from_secs(60))
+        MemoryStore::new(100, Duration::from_secs(60), Duration::from_secs(60), Clock::system())
     }
 
     #[tokio::test]
@@ -316,21 +351,17 @@ mod tests {
 
     #[tokio::test]
     async fn removed_and_expired_sessions_leave_no_index_entries() {
-        let store = MemoryStore::new(100, Duration::from_millis(50), Duration::from_secs(60));
+        let clock = Clock::test();
+        let store = MemoryStore::new(100, Duration::from_secs(600), Duration::from_secs(60), clock.clone());
         let (a, b) = (StoreKey::of(&[40; 32]), StoreKey::of(&[41; 32]));
         store.save(a, user_session("caais", "alice", Some("s1"), 60)).await.unwrap();
         store.save(b, user_session("caais", "bob", Some("s2"), 60)).await.unwrap();
         assert_eq!(store.index().len(), 4);
         store.remove(&a).await.unwrap();
         assert_eq!(store.index().len(), 2, "explicit removal cleans the index");
-        // moka's timer wheel evicts expired entries in buckets of about a second.
-        for _ in 0..40 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            store.sessions.run_pending_tasks();
-            if store.index().len() == 0 {
-                break;
-            }
-        }
+        clock.advance(Duration::from_secs(601));
+        assert!(store.load(&b).await.unwrap().is_none());
+        store.sessions.run_pending_tasks();
         assert_eq!(store.index().len(), 0, "idle expiry cleans the index");
         assert_eq!(store.remove_for_subject("caais", Some("bob"), None).await.unwrap(), 0);
     }
@@ -352,7 +383,7 @@ mod tests {
 
     #[tokio::test]
     async fn pending_login_is_single_use() {
-        let store = MemoryStore::new(10, Duration::from_secs(60), Duration::from_secs(60));
+        let store = MemoryStore::new(10, Duration::from_secs(60), Duration::from_secs(60), Clock::system());
         let key = StoreKey::of(&[4; 32]);
         let pending = PendingLogin {
             provider: "p".into(),

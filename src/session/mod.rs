@@ -11,7 +11,6 @@ pub mod memory;
 pub mod tokens;
 
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use http::{HeaderName, HeaderValue};
@@ -19,9 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::identity::Identity;
 
-/// Seconds since the Unix epoch.
+/// Seconds since the Unix epoch on the system clock, for what is not an expiry decision;
+/// expiry reads the injected [`Clock`](crate::clock::Clock).
 pub fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    crate::clock::Clock::system().now_unix()
 }
 
 /// A fresh 256-bit random value (session ids, login handles).
@@ -80,14 +80,16 @@ pub struct Session {
 }
 
 impl Session {
-    /// A new session for `identity`, expiring after `absolute_secs` or at the IdP's limit.
+    /// A new session for `identity` created at `now` (Unix seconds), expiring after
+    /// `absolute_secs` or at the IdP's limit.
     pub fn new(
         identity: Identity,
         logout_state: crate::provider::LogoutState,
         absolute_secs: u64,
         apps: usize,
+        now: u64,
     ) -> Session {
-        let created_at = now_unix();
+        let created_at = now;
         let mut expires_at = created_at.saturating_add(absolute_secs);
         if let Some(idp_limit) = identity.expires_at {
             expires_at = expires_at.min(idp_limit);

@@ -50,6 +50,9 @@ pub struct StackOptions {
     pub oidc: Vec<OidcStackProvider>,
     /// A simulated NIA-shaped SAML IdP, written as a `[[provider]] kind = "saml"` table.
     pub saml: Option<SamlStackProvider>,
+    /// The gateway's clock (the system clock by default; tests pass
+    /// [`Clock::test`](crate::clock::Clock::test) and move it instead of sleeping).
+    pub clock: crate::clock::Clock,
 }
 
 /// A simulated SAML IdP and its provider table.
@@ -134,6 +137,7 @@ impl Default for StackOptions {
             apps: None,
             oidc: Vec::new(),
             saml: None,
+            clock: crate::clock::Clock::system(),
         }
     }
 }
@@ -337,7 +341,8 @@ ca_bundle = "{ca}"
     let joined =
         |errors: Vec<crate::config::ConfigError>| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
     let config = crate::config::load(&config_path).map_err(joined)?;
-    let gateway = Gateway::build(&config, &config_path, &gateway::process_env).map_err(joined)?;
+    let gateway =
+        Gateway::build_with_clock(&config, &config_path, &gateway::process_env, opts.clock.clone()).map_err(joined)?;
     Ok(Stack { dir, pki, sim, public_base, upstream, config, config_path, gateway, listener, ops, oidc, saml })
 }
 

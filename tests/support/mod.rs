@@ -30,6 +30,8 @@ pub const EXPIRED: &str = "Platnost přihlášení vypršela";
 
 /// A running gateway.
 pub struct Gateway {
+    /// The gateway's test clock: tests move it forward instead of sleeping through a timeout.
+    pub clock: aisgate::clock::Clock,
     pub base: String,
     pub addr: SocketAddr,
     pub ops: SocketAddr,
@@ -61,7 +63,15 @@ impl Gateway {
         (gw, ca)
     }
 
-    async fn start_inner(opts: StackOptions, tls: bool, tune: impl FnOnce(&mut aisgate::listen::Limits)) -> Gateway {
+    async fn start_inner(
+        mut opts: StackOptions,
+        tls: bool,
+        tune: impl FnOnce(&mut aisgate::listen::Limits),
+    ) -> Gateway {
+        if !opts.clock.is_test() {
+            opts.clock = aisgate::clock::Clock::test();
+        }
+        let clock = opts.clock.clone();
         let stack: Stack = prepare(opts).await.expect("stack starts");
         let acceptor = tls.then(|| {
             let config = aisgate::tls::server_config(&stack.pki.server_cert, &stack.pki.server_key).unwrap();
@@ -80,6 +90,7 @@ impl Gateway {
         }));
         let base = if tls { format!("https://localhost:{}", addr.port()) } else { stack.public_base };
         Gateway {
+            clock,
             base,
             addr,
             ops,

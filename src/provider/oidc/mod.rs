@@ -91,6 +91,8 @@ pub struct LogoutHint {
 /// A running OpenID Connect provider.
 pub struct OidcProvider {
     name: String,
+    /// The clock of expiry and time checks (a test clock in tests).
+    clock: crate::clock::Clock,
     display_name: String,
     client_id: String,
     scopes: String,
@@ -159,6 +161,12 @@ fn rejected(e: JwsError) -> ProviderError {
 }
 
 impl OidcProvider {
+    /// Reads time from `clock` instead of the system clock (tests move it forward).
+    pub fn with_clock(mut self, clock: crate::clock::Clock) -> OidcProvider {
+        self.clock = clock;
+        self
+    }
+
     /// Builds the provider: loads the client certificate or secret once. Discovery and keys are
     /// fetched by `refresh` (at start and periodically) or by the first login.
     pub fn build(cfg: &OidcProviderConfig, env: &crate::gateway::EnvSource) -> Result<OidcProvider, String> {
@@ -167,6 +175,7 @@ impl OidcProvider {
             return Err(first);
         }
         Ok(OidcProvider {
+            clock: crate::clock::Clock::system(),
             name: cfg.name.clone(),
             display_name: cfg.display_name.clone().unwrap_or_else(|| cfg.name.clone()),
             client_id: cfg.client_id.clone(),
@@ -240,7 +249,7 @@ impl OidcProvider {
             issuer: &expect.issuer,
             client_id,
             nonce: Some(&expect.nonce),
-            now: crate::session::now_unix(),
+            now: self.clock.now_unix(),
             skew: self.skew,
             access_token,
         };
@@ -261,7 +270,7 @@ impl OidcProvider {
         let want = logout_token::Expected {
             issuer: &metadata.issuer,
             client_id: &self.client_id,
-            now: crate::session::now_unix(),
+            now: self.clock.now_unix(),
             skew: self.skew,
         };
         let claims = logout_token::check_claims(&jws.payload, &want)
@@ -309,7 +318,7 @@ impl OidcProvider {
             }
         }
         let mut claims = result?;
-        let now = crate::session::now_unix();
+        let now = self.clock.now_unix();
         if let (true, Some(endpoint), Some(access_token)) =
             (self.userinfo, &metadata.userinfo_endpoint, tokens.access_token.as_deref())
         {
@@ -428,7 +437,7 @@ impl OidcProvider {
     async fn refresh_grant(&self, old: &UpstreamTokens) -> Result<UpstreamTokens, ProviderError> {
         let refresh_token = old.refresh_token.as_deref().ok_or(Failure::NoRefreshToken)?;
         let metadata = self.directory.require_metadata(&self.client, &self.name).await?;
-        let now = crate::session::now_unix();
+        let now = self.clock.now_unix();
         let (client, _) = self.client_for(old.client_loa)?;
         let answer = client.refresh(&metadata.token_endpoint, refresh_token).await?;
         let access_token = answer.access_token.filter(|t| !t.is_empty()).ok_or_else(|| {

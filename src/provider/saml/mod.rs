@@ -48,7 +48,6 @@ use crate::provider::{
     capability, Authenticated, BrowserStep, LoginContext, LoginProfile, LoginStart, LogoutState, ProtocolState,
     Provider, ProviderError, Readiness, SloMessage, SloOutcome,
 };
-use crate::session::now_unix;
 
 /// How long a sent LogoutRequest waits for its LogoutResponse.
 const LOGOUT_WAIT: Duration = Duration::from_secs(15 * 60);
@@ -83,9 +82,9 @@ impl SpUrls {
     pub fn new(public_base_url: &str, name: &str) -> SpUrls {
         let base = public_base_url.trim_end_matches('/');
         SpUrls {
-            acs: format!("{base}{}callback/{name}", crate::gateway::RESERVED_PREFIX),
-            slo: format!("{base}{}saml/{name}/slo", crate::gateway::RESERVED_PREFIX),
-            metadata: format!("{base}{}saml/{name}/metadata", crate::gateway::RESERVED_PREFIX),
+            acs: format!("{base}{}callback/{name}", crate::http::RESERVED_PREFIX),
+            slo: format!("{base}{}saml/{name}/slo", crate::http::RESERVED_PREFIX),
+            metadata: format!("{base}{}saml/{name}/metadata", crate::http::RESERVED_PREFIX),
         }
     }
 }
@@ -101,6 +100,8 @@ struct SamlMetrics {
 /// A running SAML service provider.
 pub struct SamlProvider {
     name: String,
+    /// The clock of expiry and time checks (a test clock in tests).
+    clock: crate::clock::Clock,
     display_name: String,
     profile: attributes::Profile,
     entity_id: String,
@@ -162,7 +163,7 @@ impl SamlProvider {
         let idp = self.idp.state().await?;
         let destination = self.sso_endpoint(&idp)?;
         let request_id = authn_request::new_id();
-        let issued_at = now_unix();
+        let issued_at = self.clock.now_unix();
         let xml = authn_request::build(&authn_request::AuthnRequestParams {
             id: &request_id,
             issue_instant: issued_at,
@@ -209,6 +210,12 @@ impl SamlProvider {
         .map_err(|e| ProviderError::with_context(Refusal::OutgoingMessage, format_args!("AuthnRequest: {e}")))?;
         let state = ProtocolState::Saml(PendingRequest { request_id, issued_at, relay_state, step_up_loa });
         Ok(LoginStart { step, state })
+    }
+
+    /// Reads time from `clock` instead of the system clock (tests move it forward).
+    pub fn with_clock(mut self, clock: crate::clock::Clock) -> SamlProvider {
+        self.clock = clock;
+        self
     }
 
     /// Builds the provider: loads keys and certificates once; a metadata file is read now so
@@ -273,6 +280,7 @@ impl SamlProvider {
             }
         }
         Ok(SamlProvider {
+            clock: crate::clock::Clock::system(),
             name: cfg.name.clone(),
             display_name: cfg.display_name.clone().unwrap_or_else(|| cfg.name.clone()),
             profile,
@@ -384,7 +392,7 @@ impl SamlProvider {
             ProtocolState::Saml(pending) => Some(pending),
             _ => return Err(crate::provider::CommonReason::PendingStateProtocol.into()),
         };
-        let now = now_unix();
+        let now = self.clock.now_unix();
         let param = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         let value = param("SAMLResponse")
             .ok_or_else(|| ProviderError::with_context(Refusal::MissingMessage, "no SAMLResponse"))?;

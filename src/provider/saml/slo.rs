@@ -254,7 +254,7 @@ fn response_outcome(p: &SamlProvider, msg: &LogoutMessage) -> Result<SloOutcome,
         tracing::warn!(provider = %p.name, status = ?msg.status.as_deref().map(crate::provider::oidc::safe_code), "IdP reports the logout as not successful");
     }
     let done =
-        p.post_logout_redirect_url.clone().unwrap_or_else(|| format!("{}logged-out", crate::gateway::RESERVED_PREFIX));
+        p.post_logout_redirect_url.clone().unwrap_or_else(|| format!("{}logged-out", crate::http::RESERVED_PREFIX));
     Ok(SloOutcome::LoggedOut { redirect: done })
 }
 
