@@ -11,6 +11,9 @@
 pub mod config;
 pub mod date;
 pub mod demo;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod http;
 pub mod identity;

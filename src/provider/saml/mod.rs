@@ -24,6 +24,7 @@ pub mod config;
 pub mod idp;
 pub mod logout;
 pub mod metadata;
+pub mod reason;
 mod slo;
 pub mod xmlenc;
 pub mod xmlsec;
@@ -38,6 +39,7 @@ pub use self::config::SamlProviderConfig;
 use self::config::{Binding, RedirectSignature, SpType};
 use self::idp::{Idp, Source};
 use self::logout::LogoutSubject;
+pub use self::reason::Refusal;
 use self::xmlsec::{DecryptionKeys, IdpCertificates, SigningKey};
 use crate::identity::Loa;
 use crate::ops::metrics::{CounterHandle, GaugeHandle, Metrics};
@@ -167,7 +169,9 @@ impl SamlProvider {
         // stays server-side in the pending login.
         let relay_state = authn_request::new_id();
         let signer = self.signing.as_ref().filter(|_| self.sign_requests);
-        let sign_error = |e: xmlsec::XmlSecError| ProviderError::Unavailable(format!("signing the AuthnRequest: {e}"));
+        let sign_error = |e: xmlsec::XmlSecError| {
+            ProviderError::with_context(Refusal::KeyUnusable, format_args!("signing the AuthnRequest: {e}"))
+        };
         let step = match (self.sso_binding, signer) {
             (Binding::Redirect, Some(key)) if self.redirect_signature == RedirectSignature::Embedded => {
                 let signed = key.sign_enveloped(&xml).map_err(sign_error)?;
@@ -193,7 +197,7 @@ impl SamlProvider {
             }
         }
         .map(BrowserStep::Redirect)
-        .map_err(|e| ProviderError::Unavailable(format!("AuthnRequest: {e}")))?;
+        .map_err(|e| ProviderError::with_context(Refusal::OutgoingMessage, format_args!("AuthnRequest: {e}")))?;
         let state = serde_json::to_value(PendingRequest { request_id, issued_at, relay_state, step_up_loa })
             .unwrap_or_default();
         Ok(LoginStart { step, state })
@@ -308,7 +312,9 @@ impl SamlProvider {
     }
 
     fn rejected(&self, e: ProviderError) -> ProviderError {
-        if let (ProviderError::Rejected(_) | ProviderError::InvalidResponse(_), Some(m)) = (&e, self.metrics.get()) {
+        if let (crate::provider::Side::Refused | crate::provider::Side::Denied, Some(m)) =
+            (e.side(), self.metrics.get())
+        {
             m.rejected.inc();
         }
         e
@@ -323,10 +329,10 @@ impl SamlProvider {
             return Ok(url.clone());
         }
         metadata::IdpMetadata::endpoint(&state.metadata.sso, self.sso_binding.uri()).ok_or_else(|| {
-            ProviderError::Unavailable(format!(
-                "IdP metadata has no SingleSignOnService for {}",
-                self.sso_binding.uri()
-            ))
+            ProviderError::with_context(
+                Refusal::EndpointMissing,
+                format_args!("SingleSignOnService for {}", self.sso_binding.uri()),
+            )
         })
     }
 
@@ -340,33 +346,34 @@ impl SamlProvider {
         // answer any request (acs: InResponseTo absent).
         let pending: Option<PendingRequest> = if state.is_null() {
             if !self.allow_unsolicited {
-                return Err(ProviderError::Rejected("unsolicited Response and allow_unsolicited is off".to_owned()));
+                return Err(Refusal::Unsolicited.into());
             }
             None
         } else {
             Some(
                 PendingRequest::deserialize(state)
-                    .map_err(|_| ProviderError::BadCallback("pending login is not a SAML request".to_owned()))?,
+                    .map_err(|_| ProviderError::new(crate::provider::CommonReason::PendingStateProtocol))?,
             )
         };
         let now = now_unix();
         let param = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
-        let value = param("SAMLResponse").ok_or_else(|| ProviderError::BadCallback("no SAMLResponse".to_owned()))?;
+        let value = param("SAMLResponse")
+            .ok_or_else(|| ProviderError::with_context(Refusal::MissingMessage, "no SAMLResponse"))?;
         if let Some(pending) = &pending {
             // nia.md §8.4: logins may queue for tens of minutes, but not forever.
             if now.saturating_sub(pending.issued_at) > self.pending_ttl {
-                return Err(ProviderError::Rejected(format!(
-                    "the AuthnRequest is older than pending_request_ttl_secs ({} s)",
-                    self.pending_ttl
-                )));
+                return Err(ProviderError::with_context(
+                    Refusal::RequestExpired,
+                    format_args!("{} s", self.pending_ttl),
+                ));
             }
             if param("RelayState").is_some_and(|rs| rs != pending.relay_state) {
-                return Err(ProviderError::Rejected("RelayState does not match the pending request".to_owned()));
+                return Err(Refusal::RelayStateMismatch.into());
             }
         }
         let xml = binding::decode_lenient(value, self.max_message_bytes)
-            .map_err(|e| ProviderError::BadCallback(format!("SAMLResponse: {e}")))?;
-        let idp = self.idp.current().ok_or_else(|| ProviderError::Unavailable("no IdP metadata".to_owned()))?;
+            .map_err(|e| ProviderError::with_context(Refusal::Encoding, format_args!("SAMLResponse: {e}")))?;
+        let idp = self.idp.current().ok_or_else(|| ProviderError::new(Refusal::MetadataUnavailable))?;
         let expect = acs::Expectations {
             idp_entity_id: &idp.metadata.entity_id,
             issuer_case_insensitive: self.issuer_case_insensitive,
@@ -385,16 +392,16 @@ impl SamlProvider {
             require_encrypted_assertion: self.require_encrypted_assertion,
         };
         let assertion = acs::process_response(&xml, &idp.certs, &self.decryption, &expect).map_err(|e| match e {
-            acs::AcsError::Malformed(m) => ProviderError::BadCallback(format!("SAMLResponse: {m}")),
-            acs::AcsError::Security(s) => ProviderError::InvalidResponse(format!("SAMLResponse: {s}")),
-            acs::AcsError::Status(s) => ProviderError::Rejected(format!("IdP status {s}")),
-            acs::AcsError::Invalid(m) => ProviderError::Rejected(m),
+            acs::AcsError::Malformed(m) => ProviderError::with_context(Refusal::Malformed, m),
+            acs::AcsError::Security(s) => ProviderError::with_context(Refusal::from(&s), s),
+            acs::AcsError::Status(s) => ProviderError::with_context(Refusal::IdpStatus, s),
+            acs::AcsError::Invalid(m) => ProviderError::with_context(Refusal::Check, m),
         })?;
         self.replay
             .check(&assertion, Duration::from_secs(self.skew), now)
-            .map_err(|e| ProviderError::Rejected(e.to_string()))?;
+            .map_err(|e| ProviderError::with_context(Refusal::Replayed, e))?;
         let mut identity = attributes::to_identity(self.profile, &self.name, &assertion, &self.mapping, now)
-            .map_err(|e| ProviderError::Rejected(e.to_string()))?;
+            .map_err(|e| ProviderError::with_context(Refusal::Attributes, e))?;
         if let Some(index) = &assertion.session_index {
             // Session::idp_session_id: IdP-initiated logout matches sessions by SessionIndex.
             identity.attributes.insert("sid".to_owned(), vec![index.clone()]);
@@ -455,7 +462,7 @@ impl Provider for SamlProvider {
 
     async fn begin_at_loa(&self, _ctx: &LoginContext, required: Loa) -> Result<LoginStart, ProviderError> {
         if !self.enforce_returned_loa {
-            return Err(ProviderError::Rejected("step-up needs enforce_returned_loa".to_owned()));
+            return Err(Refusal::StepUpUnavailable.into());
         }
         self.begin_with(Some(required)).await
     }

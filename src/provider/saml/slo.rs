@@ -12,6 +12,7 @@ use super::binding::{self, MessageKind};
 use super::logout::{self, LogoutMessage, LogoutSubject, STATUS_SUCCESS};
 use super::metadata::IdpMetadata;
 use super::xmlsec;
+use super::Refusal;
 use super::SamlProvider;
 use crate::provider::{BrowserStep, LoginContext, LogoutTarget, ProviderError, SloMessage, SloOutcome};
 use crate::session::now_unix;
@@ -57,12 +58,12 @@ pub(super) fn logout_step(p: &SamlProvider, ctx: &LoginContext, logout_state: &s
     }
 }
 
-fn bad(m: impl Into<String>) -> ProviderError {
-    ProviderError::BadCallback(m.into())
+fn bad(m: impl std::fmt::Display) -> ProviderError {
+    ProviderError::with_context(Refusal::Malformed, m)
 }
 
-fn rejected(m: impl Into<String>) -> ProviderError {
-    ProviderError::Rejected(m.into())
+fn rejected(m: impl std::fmt::Display) -> ProviderError {
+    ProviderError::with_context(Refusal::LogoutRefused, m)
 }
 
 fn param<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -193,7 +194,7 @@ fn request_outcome(p: &SamlProvider, msg: LogoutMessage, arrival: Arrival) -> Re
         Arrival::Redirect { relay_state } | Arrival::Post { relay_state } => {
             let destination = p.idp_slo(REDIRECT).or_else(|| p.idp_slo(POST));
             let destination = destination
-                .ok_or_else(|| ProviderError::Unavailable("IdP metadata has no SingleLogoutService".to_owned()))?;
+                .ok_or_else(|| ProviderError::with_context(Refusal::EndpointMissing, "SingleLogoutService"))?;
             let id = super::authn_request::new_id();
             let xml =
                 logout::build_response(&id, now_unix(), Some(&destination), &msg.id, &p.entity_id, STATUS_SUCCESS);
@@ -204,7 +205,7 @@ fn request_outcome(p: &SamlProvider, msg: LogoutMessage, arrival: Arrival) -> Re
                 relay_state.as_deref(),
                 p.signing.as_ref(),
             )
-            .map_err(|e| ProviderError::Unavailable(format!("LogoutResponse: {e}")))?;
+            .map_err(|e| ProviderError::with_context(Refusal::OutgoingMessage, format_args!("LogoutResponse: {e}")))?;
             Some(BrowserStep::Redirect(url))
         }
     };
