@@ -152,7 +152,9 @@ pub enum Failure {
     LogoutTokenReplayed,
     /// CAAIS `SSOExpiration` is already past.
     SsoExpired,
-    /// The userinfo `sub` differs from the ID token's (OIDC Core §5.3.2: token substitution).
+    /// The userinfo `sub` differs from the ID token's (OIDC Core §5.3.2). An outage: both
+    /// come over the authenticated back channel for the same grant, so only a misbehaving IdP
+    /// (not a browser) can cause it.
     UserinfoSubjectMismatch,
     /// No client of this provider can reach the required LoA.
     LoaUnreachable,
@@ -222,13 +224,13 @@ impl Failure {
             | Failure::TokenClaims(_)
             | Failure::LogoutTokenReplayed
             | Failure::SsoExpired
-            | Failure::UserinfoSubjectMismatch
             | Failure::LoaUnreachable => Side::Refused,
             Failure::DiscoveryInvalid
             | Failure::DiscoveryUnavailable
             | Failure::JwksInvalid
             | Failure::TokenResponseInvalid
-            | Failure::UserinfoInvalid => Side::Outage,
+            | Failure::UserinfoInvalid
+            | Failure::UserinfoSubjectMismatch => Side::Outage,
         }
     }
 }
