@@ -108,6 +108,8 @@ pub struct Gateway {
     pub access_log: bool,
     /// Attempts at one-time-credential forms, per client address.
     pub direct_limiter: rate_limit::RateLimiter,
+    /// Login starts, per client address (`server.login_starts_per_minute`).
+    pub login_start_limiter: rate_limit::RateLimiter,
     /// Client connection metrics (open, refused, reaped).
     pub conn_metrics: crate::listen::conn::ConnMetrics,
     /// Returns from an IdP's logout: `[verified, unverified]` `state`.
@@ -209,6 +211,10 @@ impl Gateway {
             )
         });
         let conn_metrics = crate::listen::conn::ConnMetrics::register(&mut metrics);
+        // CPU-heavy login work runs off the I/O workers, bounded (issue 15 item 1; `cpu`).
+        let workers = config.server.login_workers.unwrap_or_else(crate::cpu::default_workers);
+        let queue = config.server.login_queue.unwrap_or_else(|| crate::cpu::default_queue(workers));
+        crate::cpu::configure(workers, queue).register_metrics(&mut metrics);
         let own_body_limit = own_body::own_body_limit(providers.iter().map(|p| p.as_ref()));
         let metrics = Arc::new(metrics);
         let mut extra_names: Vec<String> = Vec::new();
@@ -239,6 +245,11 @@ impl Gateway {
             access_log: config.log.access_log,
             // One-time credentials: 10 attempts per client per 5 minutes is plenty for a human.
             direct_limiter: rate_limit::RateLimiter::new(10, Duration::from_secs(300), 100_000),
+            login_start_limiter: rate_limit::RateLimiter::new(
+                config.server.login_starts_per_minute,
+                Duration::from_secs(60),
+                100_000,
+            ),
             logout_returns,
             conn_metrics,
             endpoints: OnceLock::new(),

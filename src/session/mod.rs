@@ -24,16 +24,30 @@ pub fn now_unix() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// A fresh 256-bit random value (session ids, login handles).
+/// A fresh 256-bit random value (session ids, login handles, request and message ids).
+///
+/// If the system random number generator fails the process aborts (after an ERROR log and a
+/// line on stderr): every id derived from a failed fill would be the same predictable value
+/// (all zeros), i.e. guessable sessions and login handles for everybody. There is no safe
+/// way to go on without randomness, and an abort makes the supervisor restart or alert.
 pub fn random_id() -> [u8; 32] {
+    random_or_abort(|buf| aws_lc_rs::rand::fill(buf).map_err(|_| ()))
+}
+
+/// Fills 32 bytes with `fill`, aborting the process when it fails (see [`random_id`]).
+fn random_or_abort(fill: impl FnOnce(&mut [u8]) -> Result<(), ()>) -> [u8; 32] {
     let mut id = [0u8; 32];
-    // aws-lc's DRBG only fails if the OS RNG is unavailable; an all-zero id would then be
-    // refused by the MAC-less check below, so treat failure as fatal for this request.
-    if aws_lc_rs::rand::fill(&mut id).is_err() {
-        tracing::error!("system random number generator failed");
+    if fill(&mut id).is_err() {
+        tracing::error!("system random number generator failed: aborting (ids would be predictable)");
+        eprintln!("{RNG_FAILURE}");
+        std::process::abort();
     }
     id
 }
+
+/// The line written to stderr before the abort of [`random_or_abort`].
+const RNG_FAILURE: &str =
+    "aisgate: FATAL: the system random number generator failed; aborting rather than issuing predictable ids";
 
 /// The key under which a session or pending login is stored: SHA-256 of its id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -217,4 +231,43 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Delivery is best effort: a receiver that lags (`RecvError::Lagged`) may have missed
     /// keys and must re-check its session with [`SessionStore::load`].
     fn ended_sessions(&self) -> tokio::sync::broadcast::Receiver<StoreKey>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_ids_are_never_all_zero_and_never_repeat() {
+        let ids: std::collections::HashSet<[u8; 32]> = (0..1000).map(|_| random_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        assert!(!ids.contains(&[0u8; 32]));
+    }
+
+    /// Runs in a child process only (see below): a failing RNG must abort, not return zeros.
+    #[test]
+    #[ignore = "aborts the process; run as a child by rng_failure_aborts_the_process"]
+    fn rng_failure_child() {
+        let id = random_or_abort(|_| Err(()));
+        // Reached only if the failure was swallowed (the old behaviour: an all-zero id).
+        println!("RETURNED {id:?}");
+    }
+
+    #[test]
+    fn rng_failure_aborts_the_process() {
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new(exe)
+            .args(["--ignored", "--exact", "session::tests::rng_failure_child", "--nocapture", "--test-threads=1"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stdout.contains("RETURNED"), "random_or_abort returned after a failure: {stdout}");
+        assert!(stderr.contains(RNG_FAILURE), "no fatal message on stderr: {stderr}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(out.status.signal(), Some(6), "expected SIGABRT, got {:?}", out.status);
+        }
+    }
 }

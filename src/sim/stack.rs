@@ -278,6 +278,13 @@ pub async fn prepare(opts: StackOptions) -> Result<Stack, String> {
         .unwrap_or(&default_apps)
         .replace("{upstream}", &upstream)
         .replace("{dir}", &dir.display().to_string());
+    // Tests and load tools start many logins from 127.0.0.1: the per-address limit is opted
+    // out of unless the extra lines set it.
+    let server_extra = if opts.server_extra.contains("login_starts_per_minute") {
+        opts.server_extra.clone()
+    } else {
+        format!("login_starts_per_minute = 1000000\n{}", opts.server_extra)
+    };
     let session_extra = if opts.session_extra.contains("cookie_name") {
         opts.session_extra.clone()
     } else {
@@ -319,7 +326,7 @@ ca_bundle = "{ca}"
 {oidc_tables}
 {apps}"#,
         listen = listener.local_addr().map_err(|e| e.to_string())?,
-        server_extra = opts.server_extra,
+        server_extra = server_extra,
         access_log = opts.access_log,
         key_file = key_file.display(),
         session_extra = session_extra,

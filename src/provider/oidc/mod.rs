@@ -195,10 +195,12 @@ impl OidcProvider {
                 cfg.expected_issuer(),
                 Duration::from_secs(cfg.jwks_min_refetch_secs),
             ),
-            seen_logout_jtis: moka::sync::Cache::builder()
-                .max_capacity(MAX_REMEMBERED_JTIS)
-                .time_to_live(Duration::from_secs(logout_token::replay_window_secs(cfg.clock_skew_secs)))
-                .build(),
+            // LRU: under moka's default admission a full cache would not admit a new jti, and
+            // the replay check would pass it a second time (issue 15 item 2).
+            seen_logout_jtis: crate::session::memory::one_shot_cache(
+                MAX_REMEMBERED_JTIS,
+                Duration::from_secs(logout_token::replay_window_secs(cfg.clock_skew_secs)),
+            ),
             metrics: OnceLock::new(),
         })
     }

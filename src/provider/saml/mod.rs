@@ -284,7 +284,8 @@ impl SamlProvider {
             accept_unsigned_logout_requests: cfg.accept_unsigned_logout_requests(),
             refresh_interval: Duration::from_secs(cfg.metadata_refresh_secs.max(1)),
             replay: acs::ReplayCache::new(100_000),
-            pending_logouts: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(LOGOUT_WAIT).build(),
+            // One-shot IDs: LRU, so a full cache still admits the newest (issue 15 item 2).
+            pending_logouts: crate::session::memory::one_shot_cache(100_000, LOGOUT_WAIT),
             metrics: OnceLock::new(),
         })
     }
