@@ -208,7 +208,7 @@ impl OidcProvider {
     /// Verifies the signature, refetching the JWKS once (rate-limited) when no key we hold
     /// fits: a rotation at the IdP, or a token without `kid` signed with a new key.
     async fn verify_signature(&self, jws: &Jws, jwks_uri: &str, kind: TokenKind) -> Result<(), ProviderError> {
-        let refetch = match jws.verify(&self.directory.keys()) {
+        let refetch = match jws.verify_bounded(self.directory.keys()).await.map_err(crate::provider::cpu_refused)? {
             Ok(()) => return Ok(()),
             Err(JwsError::NoMatchingKey(_)) => true,
             // Without a `kid` (or with one no key carries) a failed signature may be a key we
@@ -220,7 +220,10 @@ impl OidcProvider {
             return Err(kind.rejected(JwsError::BadSignature));
         }
         self.directory.refetch_keys(&self.client, jwks_uri).await?;
-        jws.verify(&self.directory.keys()).map_err(|e| kind.rejected(e))
+        jws.verify_bounded(self.directory.keys())
+            .await
+            .map_err(crate::provider::cpu_refused)?
+            .map_err(|e| kind.rejected(e))
     }
 
     /// Parses, verifies and checks the ID token; returns its claims.

@@ -101,7 +101,7 @@ pub struct SamlProvider {
     signing: Option<SigningKey>,
     sign_requests: bool,
     redirect_signature: RedirectSignature,
-    decryption: DecryptionKeys,
+    decryption: std::sync::Arc<DecryptionKeys>,
     encryption_certs: Vec<Vec<u8>>,
     idp: Idp,
     idp_sso_url: Option<String>,
@@ -255,7 +255,7 @@ impl SamlProvider {
             signing,
             sign_requests: cfg.sign_requests(),
             redirect_signature: cfg.redirect_signature(),
-            decryption,
+            decryption: std::sync::Arc::new(decryption),
             encryption_certs,
             idp,
             idp_sso_url: cfg.idp_sso_url.clone(),
@@ -331,7 +331,7 @@ impl SamlProvider {
         })
     }
 
-    fn check_response(
+    async fn check_response(
         &self,
         params: &[(String, String)],
         state: &serde_json::Value,
@@ -368,24 +368,38 @@ impl SamlProvider {
         let xml = binding::decode_lenient(value, self.max_message_bytes)
             .map_err(|e| ProviderError::BadCallback(format!("SAMLResponse: {e}")))?;
         let idp = self.idp.current().ok_or_else(|| ProviderError::Unavailable("no IdP metadata".to_owned()))?;
-        let expect = acs::Expectations {
-            idp_entity_id: &idp.metadata.entity_id,
-            issuer_case_insensitive: self.issuer_case_insensitive,
-            sp_entity_id: &self.entity_id,
-            audience_ignores_trailing_slash: self.audience_ignores_trailing_slash,
-            acs_url: &self.urls.acs,
-            request_id: pending.as_ref().map(|p| p.request_id.as_str()),
-            requested_loa: pending
-                .as_ref()
-                .and_then(|p| p.step_up_loa)
-                .map(|l| (l, acs::LoaComparison::Minimum))
-                .or(self.loa)
-                .filter(|_| self.enforce_returned_loa),
-            clock_skew: Duration::from_secs(self.skew),
-            now,
-            require_encrypted_assertion: self.require_encrypted_assertion,
-        };
-        let assertion = acs::process_response(&xml, &idp.certs, &self.decryption, &expect).map_err(|e| match e {
+        let requested_loa = pending
+            .as_ref()
+            .and_then(|p| p.step_up_loa)
+            .map(|l| (l, acs::LoaComparison::Minimum))
+            .or(self.loa)
+            .filter(|_| self.enforce_returned_loa);
+        // Verify, decrypt and parse off the I/O worker, bounded (issue 15 item 1, `crate::cpu`):
+        // the job owns what it reads.
+        let (sp_entity_id, acs_url) = (self.entity_id.clone(), self.urls.acs.clone());
+        let request_id = pending.as_ref().map(|p| p.request_id.clone());
+        let decryption = std::sync::Arc::clone(&self.decryption);
+        let (issuer_case_insensitive, audience_ignores_trailing_slash) =
+            (self.issuer_case_insensitive, self.audience_ignores_trailing_slash);
+        let (clock_skew, require_encrypted_assertion) = (Duration::from_secs(self.skew), self.require_encrypted_assertion);
+        let processed = crate::cpu::run(crate::cpu::Work::SamlAcs, move || {
+            let expect = acs::Expectations {
+                idp_entity_id: &idp.metadata.entity_id,
+                issuer_case_insensitive,
+                sp_entity_id: &sp_entity_id,
+                audience_ignores_trailing_slash,
+                acs_url: &acs_url,
+                request_id: request_id.as_deref(),
+                requested_loa,
+                clock_skew,
+                now,
+                require_encrypted_assertion,
+            };
+            acs::process_response(&xml, &idp.certs, &decryption, &expect)
+        })
+        .await
+        .map_err(crate::provider::cpu_refused)?;
+        let assertion = processed.map_err(|e| match e {
             acs::AcsError::Malformed(m) => ProviderError::BadCallback(format!("SAMLResponse: {m}")),
             acs::AcsError::Security(s) => ProviderError::InvalidResponse(format!("SAMLResponse: {s}")),
             acs::AcsError::Status(s) => ProviderError::Rejected(format!("IdP status {s}")),
@@ -467,7 +481,7 @@ impl Provider for SamlProvider {
         params: &[(String, String)],
         state: &serde_json::Value,
     ) -> Result<Authenticated, ProviderError> {
-        self.check_response(params, state).map_err(|e| self.rejected(e))
+        self.check_response(params, state).await.map_err(|e| self.rejected(e))
     }
 
     fn logout(&self, ctx: &LoginContext, logout_state: &serde_json::Value) -> BrowserStep {

@@ -57,6 +57,30 @@ pub(super) fn logout_step(p: &SamlProvider, ctx: &LoginContext, logout_state: &s
     }
 }
 
+/// [`binding::decode_redirect`] (inflate, duplicate-parameter check) on the bounded CPU pool
+/// when the query is big (issue 15 item 1): the message is unauthenticated.
+async fn decode_redirect(
+    query: &str,
+    limit: usize,
+) -> Result<Result<binding::RedirectMessage, binding::BindingError>, ProviderError> {
+    let query = query.to_owned();
+    crate::cpu::run_sized(crate::cpu::Work::SamlSlo, query.len(), move || binding::decode_redirect(&query, limit))
+        .await
+        .map_err(crate::provider::cpu_refused)
+}
+
+/// [`xmlsec::verify_root`] (parse, canonicalise, verify) on the bounded CPU pool when the
+/// message is big (issue 15 item 1).
+async fn verify_root(
+    xml: &[u8],
+    idp: &std::sync::Arc<super::idp::IdpState>,
+) -> Result<Result<xmlsec::SignedRoot, xmlsec::XmlSecError>, ProviderError> {
+    let (xml, idp) = (xml.to_vec(), std::sync::Arc::clone(idp));
+    crate::cpu::run_sized(crate::cpu::Work::SamlSlo, xml.len(), move || xmlsec::verify_root(&xml, &idp.certs))
+        .await
+        .map_err(crate::provider::cpu_refused)
+}
+
 fn bad(m: impl Into<String>) -> ProviderError {
     ProviderError::BadCallback(m.into())
 }
@@ -85,7 +109,7 @@ pub(super) async fn handle(p: &SamlProvider, m: &SloMessage) -> Result<SloOutcom
     let limit = p.max_message_bytes;
     let (msg, arrival) = if !m.is_post {
         let query = m.raw_query.as_deref().ok_or_else(|| bad("no SAML message"))?;
-        let decoded = binding::decode_redirect(query, limit).map_err(|e| bad(e.to_string()))?;
+        let decoded = decode_redirect(query, limit).await?.map_err(|e| bad(e.to_string()))?;
         let signed = match &decoded.signature {
             Some((alg, signed, sig)) => {
                 xmlsec::verify_redirect(&idp.certs, alg, signed, sig)
@@ -102,7 +126,7 @@ pub(super) async fn handle(p: &SamlProvider, m: &SloMessage) -> Result<SloOutcom
     } else if let Some(value) = param(&m.form, "SAMLRequest").or_else(|| param(&m.form, "SAMLResponse")) {
         let xml = binding::decode_base64(value, limit).map_err(|e| bad(e.to_string()))?;
         let relay_state = param(&m.form, "RelayState").map(str::to_owned);
-        let msg = match xmlsec::verify_root(&xml, &idp.certs) {
+        let msg = match verify_root(&xml, &idp).await? {
             Ok(signed) => logout::parse(signed.canonical.as_bytes()).map_err(|e| bad(e.to_string()))?,
             Err(e) => {
                 let msg = logout::parse(&xml).map_err(|e| bad(e.to_string()))?;
@@ -123,7 +147,7 @@ pub(super) async fn handle(p: &SamlProvider, m: &SloMessage) -> Result<SloOutcom
         if xml.len() > limit {
             return Err(bad("message larger than the limit"));
         }
-        let msg = match xmlsec::verify_root(&xml, &idp.certs) {
+        let msg = match verify_root(&xml, &idp).await? {
             Ok(signed) => logout::parse(signed.canonical.as_bytes()).map_err(|e| bad(e.to_string()))?,
             Err(e) if !p.accept_unsigned_logout_requests => {
                 return Err(rejected(format!("back-channel LogoutRequest signature: {e}")))
