@@ -18,6 +18,7 @@ pub mod listen;
 pub mod ops;
 pub mod pages;
 pub mod provider;
+pub mod redact;
 pub mod run;
 pub mod session;
 pub mod sim;

@@ -186,6 +186,8 @@ impl Gateway {
         let (Some(keyring), true) = (keyring, errors.is_empty()) else {
             return Err(errors);
         };
+        // Log labels of users and sessions: keyed by the session key (issue 15 item 12).
+        crate::identity::label::set_key(keyring.log_label_key());
         // The store keeps pending logins as long as the slowest provider needs; each login's
         // own provider limit is enforced at the callback (`Gateway::login_ttl_for`).
         let longest_login =

@@ -62,17 +62,19 @@ impl StoreKey {
         StoreKey(key)
     }
 
-    /// A short, non-reversible label for audit logs ("gateway session id hash").
+    /// A short, non-reversible label for audit logs: an HMAC of the store key under the
+    /// server's label key ([`crate::identity::label`]), so log lines cannot be matched to
+    /// entries of a leaked store dump.
     pub fn log_label(&self) -> String {
-        self.0[..8].iter().map(|b| format!("{b:02x}")).collect()
+        crate::identity::label::key().label(&self.0, 8)
     }
 }
 
 /// Rendered identity headers for one app, cached on the session.
 pub type RenderedHeaders = Arc<[(HeaderName, HeaderValue)]>;
 
-/// A logged-in session.
-#[derive(Debug, Serialize, Deserialize)]
+/// A logged-in session. `Debug` redacts the logout state and tokens.
+#[derive(Serialize, Deserialize)]
 pub struct Session {
     /// Who.
     pub identity: Identity,
@@ -91,6 +93,18 @@ pub struct Session {
     /// Per-app signed identity token and its expiry; a per-process cache.
     #[serde(skip)]
     tokens: Mutex<Vec<Option<(u64, HeaderValue)>>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("identity", &self.identity)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("logout_state", &crate::redact::Redacted)
+            .field("upstream_tokens", &self.upstream_tokens)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session {
@@ -174,7 +188,7 @@ impl Session {
 }
 
 /// State kept between "send the browser to the IdP" and "the IdP sent it back".
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct PendingLogin {
     /// Provider name.
     pub provider: String,
@@ -187,6 +201,17 @@ pub struct PendingLogin {
     /// LoA the login must achieve (step-up); a lower one is refused.
     #[serde(default)]
     pub min_loa: Option<crate::identity::Loa>,
+}
+
+/// Redacted: the protocol state holds request ids, nonces and PKCE verifiers; the return URL
+/// may carry personal data in its query.
+impl std::fmt::Debug for PendingLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingLogin")
+            .field("provider", &self.provider)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Session store failure. Existing sessions in other stores or caches are unaffected.
@@ -236,6 +261,29 @@ pub trait SessionStore: Send + Sync + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_of_sessions_and_pending_logins_contains_no_secret() {
+        let identity = Identity { provider: "nia".into(), subject: "CZ/CZ/secret-bsi".into(), ..Identity::default() };
+        let state = serde_json::json!({ "name_id": "secret-nameid", "nonce": "secret-nonce" });
+        let session = Session::new(identity, state.clone(), 60, 1).with_tokens(Some(tokens::UpstreamTokens {
+            access_token: "secret-access".into(),
+            issued_at: 0,
+            expires_at: 60,
+            refresh_token: Some("secret-refresh".into()),
+            client_loa: None,
+        }));
+        let pending = PendingLogin {
+            provider: "nia".into(),
+            return_to: "/desk?rc=secret-rc".into(),
+            created_at: 0,
+            protocol_state: state,
+            min_loa: None,
+        };
+        let dbg = format!("{session:?} {pending:?} {:?}", StoreKey::of(&[1; 32]).log_label());
+        assert!(!dbg.contains("secret"), "{dbg}");
+        assert!(dbg.contains("nia"), "{dbg}");
+    }
 
     #[test]
     fn random_ids_are_never_all_zero_and_never_repeat() {

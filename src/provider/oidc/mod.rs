@@ -64,8 +64,9 @@ const MAX_LOGOUT_TOKEN_BYTES: usize = 16 * 1024;
 /// real logout rate within the replay window.
 const MAX_REMEMBERED_JTIS: u64 = 100_000;
 
-/// The protocol state kept server-side between `begin` and `finish`.
-#[derive(Debug, Serialize, Deserialize)]
+/// The protocol state kept server-side between `begin` and `finish` (`Debug` redacted: the
+/// nonce and PKCE verifier are secrets).
+#[derive(Serialize, Deserialize)]
 struct ExpectCallback {
     state: String,
     nonce: String,
@@ -75,6 +76,15 @@ struct ExpectCallback {
     /// The per-LoA client the login uses; `None`: the main client.
     #[serde(default)]
     client_loa: Option<Loa>,
+}
+
+impl std::fmt::Debug for ExpectCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExpectCallback")
+            .field("issuer", &self.issuer)
+            .field("client_loa", &self.client_loa)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A running OpenID Connect provider.

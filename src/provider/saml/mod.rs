@@ -49,8 +49,8 @@ use crate::session::now_unix;
 /// How long a sent LogoutRequest waits for its LogoutResponse.
 const LOGOUT_WAIT: Duration = Duration::from_secs(15 * 60);
 
-/// The protocol state kept server-side between `begin` and `finish`.
-#[derive(Debug, Serialize, Deserialize)]
+/// The protocol state kept server-side between `begin` and `finish` (`Debug` redacted).
+#[derive(Serialize, Deserialize)]
 struct PendingRequest {
     request_id: String,
     issued_at: u64,
@@ -58,6 +58,12 @@ struct PendingRequest {
     /// The LoA this request asked for, when it differs from the configured one (step-up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     step_up_loa: Option<Loa>,
+}
+
+impl std::fmt::Debug for PendingRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingRequest").field("issued_at", &self.issued_at).finish_non_exhaustive()
+    }
 }
 
 /// The SP's own URLs, derived from `public_base_url` and the provider name (stable).
