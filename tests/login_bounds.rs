@@ -75,8 +75,9 @@ async fn a_full_cpu_pool_answers_the_acs_503_at_once_and_proxied_requests_go_on(
         Some(aisgate::cpu::RETRY_AFTER_SECS.to_string().as_str()),
         "the browser is told when to retry"
     );
+    // The operator sees why: the typed reason `busy` and the kind of work.
     let line = line_with(&request_id(&refused), "login work pool is full (saml_acs)");
-    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("reason=\"busy\""), "{line}");
     assert_eq!(pool.refused(aisgate::cpu::Work::SamlAcs), 1);
     let m = metrics(&gw).await;
     assert!(m.contains(r#"aisgate_login_work_refused_total{work="saml_acs"} 1"#), "{m}");

@@ -54,6 +54,7 @@ fn enviam(extra: &str) -> OidcStackProvider {
 }
 
 async fn gateway(providers: Vec<OidcStackProvider>) -> Gateway {
+    support::logs::capture();
     Gateway::start(StackOptions {
         upstream: Some(header_echo().await),
         apps: Some(APPS.to_owned()),
@@ -243,8 +244,58 @@ async fn the_caais_token_endpoint_refuses_an_unregistered_client_certificate() {
     p.registered_client = false;
     let gw = gateway(vec![p, enviam("")]).await;
     let pending = begin(&gw, "caais").await;
-    assert_refused(deliver(&gw, &pending).await, 503, UNAVAILABLE, "unregistered certificate").await;
+    let resp = deliver(&gw, &pending).await;
+    let id = support::logs::request_id(&resp);
+    assert_refused(resp, 503, UNAVAILABLE, "unregistered certificate").await;
     assert_eq!(sim(&gw, "caais").knobs().token_calls, 1, "the request reached the token host");
+    // Our client configuration is wrong: the operator sees the OAuth error code, as an
+    // outage (no login can succeed until they act), never as the user's fault.
+    let line = support::logs::line_with(&id, "identity provider unavailable");
+    assert!(line.contains("ERROR") && line.contains("invalid_client"), "{line}");
+    assert!(line.contains("reason=\"token_endpoint_client_rejected\""), "{line}");
+    let metrics = gw.client.get(format!("http://{}/metrics", gw.ops)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("aisgate_logins_total{provider=\"caais\",result=\"error\"} 1"), "{metrics}");
+    let series = "aisgate_login_refusals_total{provider=\"caais\",reason=\"token_endpoint_client_rejected\"} 1";
+    assert!(metrics.contains(series), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_forged_state_is_refused_with_its_reason_not_as_the_idps_rejection() {
+    let gw = both().await;
+    let p = begin(&gw, "caais").await;
+    let mut url = url::Url::parse(&p.callback).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.to_string(), if k == "state" { "forged".to_owned() } else { v.into_owned() }))
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    let resp =
+        gw.client.get(url.as_str()).header("cookie", &p.cookie).header("accept", "text/html").send().await.unwrap();
+    let id = support::logs::request_id(&resp);
+    assert_refused(resp, 400, LOGIN_FAILED, "forged state").await;
+    let line = support::logs::line_with(&id, "login refused: state does not match this login");
+    assert!(line.contains("WARN") && line.contains("reason=\"state_mismatch\""), "{line}");
+    assert!(!line.contains("identity provider rejected"), "{line}");
+}
+
+#[tokio::test]
+async fn an_oauth_error_in_the_authorization_response_is_the_idps_no_even_server_error() {
+    // Delivered through the browser: anyone holding their own state could forge it, so it
+    // must never count as an outage.
+    let gw = both().await;
+    let p = begin(&gw, "caais").await;
+    let url = url::Url::parse(&p.callback).unwrap();
+    let state = url.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
+    let mut back = url.clone();
+    back.query_pairs_mut().clear().append_pair("state", &state).append_pair("error", "server_error");
+    let resp =
+        gw.client.get(back.as_str()).header("cookie", &p.cookie).header("accept", "text/html").send().await.unwrap();
+    let id = support::logs::request_id(&resp);
+    assert_refused(resp, 400, LOGIN_FAILED, "server_error").await;
+    let line = support::logs::line_with(&id, "login denied by the identity provider");
+    assert!(line.contains("server_error") && line.contains("reason=\"authorization_error\""), "{line}");
+    let metrics = gw.client.get(format!("http://{}/metrics", gw.ops)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("aisgate_logins_total{provider=\"caais\",result=\"error\"} 0"), "{metrics}");
 }
 
 #[tokio::test]

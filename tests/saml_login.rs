@@ -585,3 +585,74 @@ async fn metadata_with_a_bad_signature_is_refused() {
     let doc = sim(&gw).metadata_xml().unwrap();
     assert!(!doc.contains("<ds:Signature"), "the simulator really served it unsigned");
 }
+
+// ---------------------------------------------------------------------------
+// Refusals are not outages (issue 15 items 7, 8)
+// ---------------------------------------------------------------------------
+
+/// Rewrites the delivered `SAMLResponse` XML with `edit` (the browser controls it).
+fn tamper(p: &mut Pending, edit: impl Fn(String) -> String) {
+    use base64::Engine as _;
+    let b64 = &base64::engine::general_purpose::STANDARD;
+    let field = p.form.iter_mut().find(|(k, _)| k == "SAMLResponse").expect("SAMLResponse field");
+    let xml = String::from_utf8(b64.decode(&field.1).unwrap()).unwrap();
+    field.1 = b64.encode(edit(xml));
+}
+
+/// A tampered Response from the browser is a refusal: the 400 login-failed page, counted as
+/// `result="refused"` with its reason, logged as `login refused: …` — never a 503 or an
+/// `error` (which would let anyone fire outage alerts).
+async fn assert_refusal_not_outage(gw: &Gateway, resp: reqwest::Response, reason: &str, label: &str) {
+    let id = support::logs::request_id(&resp);
+    assert_refused(resp, 400, LOGIN_FAILED, label).await;
+    let line = support::logs::line_with(&id, "login refused:");
+    assert!(line.contains("WARN") && line.contains(&format!("reason=\"{reason}\"")), "{label}: {line}");
+    assert!(!line.contains("identity provider rejected") && !line.contains("unavailable"), "{label}: {line}");
+    let m = metrics(gw).await;
+    assert!(m.contains("aisgate_logins_total{provider=\"nia\",result=\"refused\"} 1"), "{label}: {m}");
+    assert!(m.contains("aisgate_logins_total{provider=\"nia\",result=\"error\"} 0"), "{label}: {m}");
+    let series = format!("aisgate_login_refusals_total{{provider=\"nia\",reason=\"{reason}\"}} 1");
+    assert!(m.contains(&series), "{label}: {series} missing\n{m}");
+}
+
+#[tokio::test]
+async fn a_response_with_a_doctype_is_refused_not_an_outage() {
+    let gw = gateway("").await;
+    let mut p = begin(&gw).await;
+    tamper(&mut p, |xml| {
+        let body = xml.strip_prefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>").unwrap_or(&xml).to_owned();
+        format!("<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY e \"x\">]>{body}")
+    });
+    let resp = deliver(&gw, &p, Some(&p.cookie)).await;
+    assert_refusal_not_outage(&gw, resp, "malformed", "DOCTYPE").await;
+}
+
+#[tokio::test]
+async fn a_response_with_a_bad_signature_is_refused_not_an_outage() {
+    let gw = gateway("").await;
+    let mut p = begin(&gw).await;
+    tamper(&mut p, |xml| {
+        // Flip one character of the Response's signature value.
+        let at = xml.find("SignatureValue>").expect("a signed Response") + "SignatureValue>".len();
+        let mut bytes = xml.into_bytes();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(bytes).unwrap()
+    });
+    let resp = deliver(&gw, &p, Some(&p.cookie)).await;
+    assert_refusal_not_outage(&gw, resp, "signature", "bad signature").await;
+}
+
+#[tokio::test]
+async fn a_non_success_status_is_the_idps_no_counted_as_failure() {
+    let gw = gateway("").await;
+    sim(&gw).knobs().edit = Some(Box::new(|s| s.status = "urn:oasis:names:tc:SAML:2.0:status:Responder".to_owned()));
+    let p = begin(&gw).await;
+    let resp = deliver(&gw, &p, Some(&p.cookie)).await;
+    let id = support::logs::request_id(&resp);
+    assert_refused(resp, 400, LOGIN_FAILED, "status").await;
+    let line = support::logs::line_with(&id, "login denied by the identity provider");
+    assert!(line.contains("reason=\"idp_status\""), "{line}");
+    let m = metrics(&gw).await;
+    assert!(m.contains("aisgate_logins_total{provider=\"nia\",result=\"failure\"} 1"), "{m}");
+    assert!(m.contains("aisgate_logins_total{provider=\"nia\",result=\"refused\"} 0"), "{m}");
+}

@@ -22,7 +22,7 @@ use crate::http::canonical_path::CanonicalPath;
 use crate::http::return_url::ReturnUrl;
 use crate::ops::metrics::LoginResult;
 use crate::pages::{self, ErrorKind, ProviderChoice};
-use crate::provider::BrowserStep;
+use crate::provider::{BrowserStep, CommonReason, PendingState, ProtocolState, Side};
 use crate::session::keyring::Purpose;
 use crate::session::{now_unix, random_id, PendingLogin, Session, StoreKey};
 
@@ -202,8 +202,7 @@ pub async fn start_login_at(
     let start = match begun {
         Ok(start) => start,
         Err(e) => {
-            tracing::error!(request_id = info.id(), provider = provider.name(), error = %e, "login could not start");
-            gw.metrics.provider(index).login(e.metric_result());
+            record_failure(gw, index, provider.name(), &e, info, "login could not start");
             return rescue::error(e.page(), info, Some(&login_url(return_to.as_str())));
         }
     };
@@ -212,7 +211,7 @@ pub async fn start_login_at(
         provider: provider.name().to_owned(),
         return_to: return_to.into_string(),
         created_at: now_unix(),
-        protocol_state: start.state,
+        protocol_state: PendingState::new(start.state),
         min_loa: loa,
     };
     if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {
@@ -396,8 +395,7 @@ async fn finish_login_for(
         None if provider.accepts_unsolicited() => unsolicited_login(provider_name, &params, info),
         None => {
             tracing::warn!(request_id = info.id(), provider = provider_name, client = %info.client_ip, "callback without a valid pre-login cookie refused");
-            audit_refused(info, provider_name, "no pre-login cookie");
-            gw.metrics.provider(index).login(LoginResult::Failure);
+            gateway_refusal(gw, index, provider_name, CommonReason::NoLoginCookie, info);
             return rescue::error(ErrorKind::LoginNotInitiated, info, Some(&restart));
         }
         Some(handle) => match gw.store.take_pending(&StoreKey::of(&handle)).await {
@@ -408,8 +406,7 @@ async fn finish_login_for(
                     provider = provider_name,
                     "callback for an unknown, used or expired login"
                 );
-                audit_refused(info, provider_name, "unknown, used or expired login");
-                gw.metrics.provider(index).login(LoginResult::Failure);
+                gateway_refusal(gw, index, provider_name, CommonReason::LoginUnknown, info);
                 return with_cleared_login(gw, rescue::error(ErrorKind::LoginExpired, info, Some(&restart)));
             }
             Err(e) => {
@@ -423,31 +420,36 @@ async fn finish_login_for(
     // needs more); the provider's own limit applies.
     if now_unix().saturating_sub(pending.created_at) > gw.login_ttl_for(provider.as_ref()) {
         tracing::warn!(request_id = info.id(), provider = provider_name, "callback for an expired login");
-        audit_refused(info, provider_name, "expired login");
-        gw.metrics.provider(index).login(LoginResult::Failure);
+        gateway_refusal(gw, index, provider_name, CommonReason::LoginExpired, info);
         return with_cleared_login(gw, rescue::error(ErrorKind::LoginExpired, info, Some(&retry)));
     }
     if pending.provider != provider_name {
         // A response for one provider delivered to another's callback (mix-up).
         tracing::warn!(request_id = info.id(), expected = %pending.provider, got = provider_name, "callback provider mismatch");
-        audit_refused(info, provider_name, "callback of another provider");
-        gw.metrics.provider(index).login(LoginResult::Failure);
+        gateway_refusal(gw, index, provider_name, CommonReason::ProviderMismatch, info);
         return with_cleared_login(gw, rescue::error(ErrorKind::LoginNotInitiated, info, Some(&retry)));
     }
     let ctx = gw.login_context(provider_name);
-    let authenticated = match provider.finish(&ctx, &params, &pending.protocol_state).await {
+    let finished = match pending.protocol_state.protocol() {
+        Ok(state) => provider.finish(&ctx, &params, state).await,
+        Err(e) => Err(e),
+    };
+    let authenticated = match finished {
         Ok(a) => a,
         Err(e) => {
-            tracing::warn!(request_id = info.id(), provider = provider_name, error = %e, "login failed");
-            tracing::info!(target: "aisgate::audit", event = "login", request_id = info.id(), provider = provider_name, result = "failure", reason = %e);
-            gw.metrics.provider(index).login(e.metric_result());
+            record_failure(gw, index, provider_name, &e, info, "login failed");
             let direct_form = provider.direct_generator_url().is_some();
-            if direct_form && matches!(e, crate::provider::ProviderError::Rejected(_)) {
+            if direct_form && e.side() != Side::Outage {
                 // Refused one-time credentials: show the form again, with a fresh login handle
                 // (the old one was single use) and the reason.
                 return retry_direct_form(gw, provider_name, pending, info).await;
             }
-            return with_cleared_login(gw, rescue::error(e.page(), info, Some(&retry)));
+            let mut resp = with_cleared_login(gw, rescue::error(e.page(), info, Some(&retry)));
+            if matches!(e.reason(), crate::provider::Reason::Common(CommonReason::Busy)) {
+                // The CPU pool for login messages is full (issue 15 item 1): say when to retry.
+                rescue::retry_after(&mut resp, crate::cpu::RETRY_AFTER_SECS);
+            }
+            return resp;
         }
     };
     if let Some(min) = pending.min_loa {
@@ -462,8 +464,7 @@ async fn finish_login_for(
                 got,
                 "step-up login achieved a lower LoA"
             );
-            audit_refused(info, provider_name, "LoA lower than required");
-            gw.metrics.provider(index).login(LoginResult::Failure);
+            gateway_refusal(gw, index, provider_name, CommonReason::LoaTooLow, info);
             return with_cleared_login(gw, rescue::error(ErrorKind::LoginFailed, info, Some(&retry)));
         }
     }
@@ -512,7 +513,7 @@ fn unsolicited_login(provider: &str, params: &[(String, String)], info: &Request
         provider: provider.to_owned(),
         return_to: return_to.into_string(),
         created_at: now_unix(),
-        protocol_state: serde_json::Value::Null,
+        protocol_state: PendingState::new(ProtocolState::Unsolicited),
         min_loa: None,
     }
 }
@@ -536,6 +537,43 @@ async fn retry_direct_form(
     resp.headers_mut()
         .append(SET_COOKIE, set_cookie(&gw.login_cookie_name, &value, Some(gw.login_ttl_secs), gw.cookie_secure));
     resp
+}
+
+/// Logs, audits and counts a failed provider step once, by its typed reason: a refusal (the
+/// gateway's own checks failed) is a WARN `login refused: …`, the IdP's "no" a WARN `login
+/// denied …`, an outage an ERROR. The audit event and the metrics carry the bounded label.
+fn record_failure(
+    gw: &Gateway,
+    index: usize,
+    provider: &str,
+    e: &crate::provider::ProviderError,
+    info: &RequestInfo,
+    step: &str,
+) {
+    let side = e.side();
+    let reason = e.label();
+    match side {
+        Side::Outage => {
+            tracing::error!(request_id = info.id(), provider, reason, step, "{}: {e}", side.log_prefix())
+        }
+        Side::Refused | Side::Denied => {
+            tracing::warn!(request_id = info.id(), provider, reason, step, "{}: {e}", side.log_prefix())
+        }
+    }
+    let result = e.metric_result();
+    tracing::info!(target: "aisgate::audit", event = "login", request_id = info.id(), provider, result = result.as_str(), reason);
+    let metrics = gw.metrics.provider(index);
+    metrics.login(result);
+    metrics.refusal(reason);
+}
+
+/// Audits and counts a login the gateway refused by its own check (the caller logs the
+/// detail): `result="refused"` and the reason label, like a provider's refusal.
+fn gateway_refusal(gw: &Gateway, index: usize, provider: &str, reason: CommonReason, info: &RequestInfo) {
+    tracing::info!(target: "aisgate::audit", event = "login", request_id = info.id(), provider, result = "refused", reason = reason.label());
+    let metrics = gw.metrics.provider(index);
+    metrics.login(LoginResult::Refused);
+    metrics.refusal(reason.label());
 }
 
 fn audit_refused(info: &RequestInfo, provider: &str, reason: &str) {
@@ -659,7 +697,7 @@ async fn backchannel_logout(
     };
     let target = match provider.verify_logout_token(token).await {
         Ok(target) => target,
-        Err(crate::provider::ProviderError::Unavailable(e)) => {
+        Err(e) if e.side() == Side::Outage => {
             // Our side cannot verify now (no discovery or keys): the IdP may retry later.
             tracing::error!(request_id = info.id(), provider = provider_name, error = %e, "back-channel logout could not be verified");
             audit_backchannel(&info, &provider_name, 0, "error");

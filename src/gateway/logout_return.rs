@@ -16,7 +16,7 @@ use super::request::{clear_cookie, RequestInfo};
 use super::rescue;
 use super::Gateway;
 use crate::pages;
-use crate::provider::BrowserStep;
+use crate::provider::{BrowserStep, LogoutState, PendingState, ProtocolState};
 use crate::session::keyring::Purpose;
 use crate::session::{now_unix, random_id, PendingLogin, StoreKey};
 
@@ -26,9 +26,6 @@ type Gw = State<Arc<Gateway>>;
 pub(super) fn logout_cookie_name(gw: &Gateway) -> &str {
     &gw.logout_cookie_name
 }
-
-/// Marks a pending entry as a logout's (never usable as a login's protocol state).
-const LOGOUT_MARK: &str = "rp_initiated_logout";
 
 /// `GET /.aisgate/logged-out[?state=…]`: the local session is already gone, so the page is the
 /// same whatever the state; a state that is not this browser's (missing, forged, reused) is
@@ -48,7 +45,7 @@ pub(super) async fn logged_out(
             (Some(handle), Some(state)) if gw.keyring.verify_mac(Purpose::Logout, &handle, state) => {
                 // Single use: the server-side entry is taken on the first return.
                 matches!(gw.store.take_pending(&StoreKey::of(&handle)).await,
-                    Ok(Some(p)) if p.protocol_state.get(LOGOUT_MARK).is_some())
+                    Ok(Some(p)) if matches!(p.protocol_state.protocol(), Ok(ProtocolState::LogoutReturn)))
             }
             _ => false,
         };
@@ -73,7 +70,7 @@ pub(super) async fn logged_out(
 pub(super) async fn provider_logout(
     gw: &Gateway,
     provider: &dyn crate::provider::Provider,
-    logout_state: &serde_json::Value,
+    logout_state: &LogoutState,
 ) -> (BrowserStep, Option<String>) {
     let ctx = gw.login_context(provider.name());
     let handle = random_id();
@@ -85,7 +82,8 @@ pub(super) async fn provider_logout(
         provider: provider.name().to_owned(),
         return_to: "/".to_owned(),
         created_at: now_unix(),
-        protocol_state: serde_json::json!({ LOGOUT_MARK: true }),
+        // Never usable as a login's state: no provider's `finish` takes it.
+        protocol_state: PendingState::new(ProtocolState::LogoutReturn),
         min_loa: None,
     };
     if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {

@@ -14,7 +14,7 @@ use super::request::RequestInfo;
 use super::rescue;
 use super::Gateway;
 use crate::pages::{self, ErrorKind};
-use crate::provider::{BrowserStep, ProviderError, SloMessage, SloOutcome};
+use crate::provider::{BrowserStep, Side, SloMessage, SloOutcome};
 
 type Gw = State<Arc<Gateway>>;
 
@@ -65,7 +65,7 @@ pub async fn slo(
     let outcome = match provider.single_logout(&message).await {
         Ok(outcome) => outcome,
         Err(e) => {
-            let unavailable = matches!(e, ProviderError::Unavailable(_));
+            let unavailable = e.side() == Side::Outage;
             if unavailable {
                 tracing::error!(request_id = info.id(), provider = name, error = %e, "single logout message could not be checked");
             } else {

@@ -19,7 +19,9 @@
 //! * `aisgate_request_duration_seconds{app}` histogram with fixed buckets
 //!   ([`REQUEST_DURATION_BUCKETS`]);
 //! * `aisgate_upstream_errors_total{app,kind}` counter;
-//! * `aisgate_logins_total{provider,result}` counter.
+//! * `aisgate_logins_total{provider,result}` counter;
+//! * `aisgate_login_refusals_total{provider,reason}` counter: every failed login by its
+//!   bounded reason label (`ProviderError::label`), only non-zero series rendered.
 //!
 //! Requests that match no configured app are recorded on
 //! [`Metrics::gateway`] with `app="_gateway"`.
@@ -55,13 +57,14 @@ const STATUS_MAX: u16 = 599;
 const STATUS_SLOTS: usize = (STATUS_MAX - STATUS_MIN + 1) as usize;
 
 /// Names of the built-in families; `register_*` refuses to reuse them.
-const BUILTIN_NAMES: [&str; 6] = [
+const BUILTIN_NAMES: [&str; 7] = [
     "aisgate_build_info",
     "aisgate_active_sessions",
     "aisgate_requests_total",
     "aisgate_request_duration_seconds",
     "aisgate_upstream_errors_total",
     "aisgate_logins_total",
+    "aisgate_login_refusals_total",
 ];
 
 /// Kind of upstream failure, the `kind` label of `aisgate_upstream_errors_total`.
@@ -105,6 +108,9 @@ pub enum LoginResult {
     Success,
     /// The identity provider rejected the user (or the user cancelled).
     Failure,
+    /// The message the browser delivered failed the gateway's own checks (malformed,
+    /// forged, stale, replayed, wrong audience, …): never an outage.
+    Refused,
     /// The login could not complete because of a technical error (provider
     /// unreachable, invalid response, signature check failed, ...).
     Error,
@@ -112,13 +118,14 @@ pub enum LoginResult {
 
 impl LoginResult {
     /// All results, in rendering order.
-    pub const ALL: [LoginResult; 3] = [Self::Success, Self::Failure, Self::Error];
+    pub const ALL: [LoginResult; 4] = [Self::Success, Self::Failure, Self::Refused, Self::Error];
 
-    /// The label value: `success`, `failure` or `error`.
+    /// The label value: `success`, `failure`, `refused` or `error`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Success => "success",
             Self::Failure => "failure",
+            Self::Refused => "refused",
             Self::Error => "error",
         }
     }
@@ -127,7 +134,8 @@ impl LoginResult {
         match self {
             Self::Success => 0,
             Self::Failure => 1,
-            Self::Error => 2,
+            Self::Refused => 2,
+            Self::Error => 3,
         }
     }
 }
@@ -252,15 +260,31 @@ impl AppMetrics {
 pub struct ProviderMetrics {
     /// `provider="..."`, escaped.
     label: String,
-    logins: [AtomicU64; 3],
+    logins: [AtomicU64; 4],
+    /// `aisgate_login_refusals_total` by reason label. The labels are a bounded set of
+    /// `&'static str` (the reason enums' `label()`), so the map cannot grow with input; a
+    /// lock is fine here, failed logins are not the hot path.
+    refusals: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 impl ProviderMetrics {
     fn new(provider: &str) -> Self {
         ProviderMetrics {
             label: format!("provider=\"{}\"", escape_label_value(provider)),
-            logins: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+            logins: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+            refusals: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         }
+    }
+
+    /// Increments `aisgate_login_refusals_total{provider,reason}`; `reason` is a bounded,
+    /// static label (`ProviderError::label`), never request data.
+    pub fn refusal(&self, reason: &'static str) {
+        *self.refusals.lock().unwrap_or_else(|e| e.into_inner()).entry(reason).or_insert(0) += 1;
+    }
+
+    /// Current value of `aisgate_login_refusals_total` for one reason.
+    pub fn refusals(&self, reason: &str) -> u64 {
+        self.refusals.lock().unwrap_or_else(|e| e.into_inner()).get(reason).copied().unwrap_or(0)
     }
 
     /// Increments `aisgate_logins_total{provider,result}`.
@@ -645,6 +669,24 @@ impl Metrics {
             }
         }
 
+        header(
+            &mut out,
+            "aisgate_login_refusals_total",
+            "Failed logins, by identity provider and reason.",
+            Kind::Counter,
+        );
+        for provider in self.providers.iter() {
+            let refusals = provider.refusals.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            for (reason, n) in refusals {
+                let _ = writeln!(
+                    out,
+                    "aisgate_login_refusals_total{{{},reason=\"{}\"}} {n}",
+                    provider.label,
+                    escape_label_value(reason)
+                );
+            }
+        }
+
         for family in &self.custom {
             header(&mut out, &family.name, &family.help, family.kind);
             for series in &family.series {
@@ -672,8 +714,11 @@ impl Metrics {
 
 /// Sink for out-of-range provider indices in release builds.
 fn unknown_provider_sink() -> &'static ProviderMetrics {
-    static SINK: ProviderMetrics =
-        ProviderMetrics { label: String::new(), logins: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)] };
+    static SINK: ProviderMetrics = ProviderMetrics {
+        label: String::new(),
+        logins: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+        refusals: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+    };
     &SINK
 }
 

@@ -5,14 +5,17 @@
 //! IdP's callback plus that state into an [`Identity`], `logout` says where the browser goes
 //! after the local session is destroyed. Protocol types never leave their folder.
 
+pub mod error;
 pub mod kaas;
 pub mod oidc;
 pub mod saml;
+pub mod state;
 
 use async_trait::async_trait;
 
+pub use self::error::{CommonReason, ProviderError, Reason, Side};
+pub use self::state::{LogoutState, PendingState, ProtocolState};
 use crate::identity::Identity;
-use crate::pages::ErrorKind;
 
 /// Where to send the browser to start or end a protocol exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +48,7 @@ pub struct LoginStart {
     /// Where the browser goes.
     pub step: BrowserStep,
     /// Protocol state for `finish` (request id, nonce, PKCE verifier, …).
-    pub state: serde_json::Value,
+    pub state: ProtocolState,
 }
 
 /// A completed login.
@@ -54,7 +57,7 @@ pub struct Authenticated {
     /// The normalized identity.
     pub identity: Identity,
     /// Data needed to log out at the IdP later.
-    pub logout_state: serde_json::Value,
+    pub logout_state: LogoutState,
     /// Tokens for calling upstreams on the user's behalf (OIDC access and refresh tokens).
     pub tokens: Option<crate::session::tokens::UpstreamTokens>,
 }
@@ -108,43 +111,6 @@ pub struct Readiness {
     pub detail: String,
 }
 
-/// Why a provider step failed. The variants decide the page the user sees; the message is
-/// for the operator log only and must not contain tokens or personal data.
-#[derive(Debug, thiserror::Error)]
-pub enum ProviderError {
-    /// The callback is malformed (bad token format, missing parameter).
-    #[error("malformed callback: {0}")]
-    BadCallback(String),
-    /// The IdP refused the login (invalid, expired or used token; verification failed).
-    #[error("identity provider rejected the login: {0}")]
-    Rejected(String),
-    /// The IdP or the channel to it failed (transport, TLS, HTTP error, SOAP fault).
-    #[error("identity provider unavailable: {0}")]
-    Unavailable(String),
-    /// The IdP answered something we cannot accept (schema, namespace, signature).
-    #[error("invalid identity provider response: {0}")]
-    InvalidResponse(String),
-}
-
-impl ProviderError {
-    /// The page shown to the user.
-    pub fn page(&self) -> ErrorKind {
-        match self {
-            ProviderError::BadCallback(_) => ErrorKind::LoginFailed,
-            ProviderError::Rejected(_) => ErrorKind::LoginFailed,
-            ProviderError::Unavailable(_) | ProviderError::InvalidResponse(_) => ErrorKind::IdpUnavailable,
-        }
-    }
-
-    /// Metric label: `failure` for the user's side, `error` for the IdP's.
-    pub fn metric_result(&self) -> crate::ops::metrics::LoginResult {
-        match self {
-            ProviderError::BadCallback(_) | ProviderError::Rejected(_) => crate::ops::metrics::LoginResult::Failure,
-            _ => crate::ops::metrics::LoginResult::Error,
-        }
-    }
-}
-
 /// An identity provider.
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
@@ -162,27 +128,22 @@ pub trait Provider: Send + Sync + 'static {
     /// Starts a login that must achieve at least `loa` (step-up). The gateway still checks the
     /// LoA of the resulting identity. Default: refused.
     async fn begin_at_loa(&self, _ctx: &LoginContext, loa: crate::identity::Loa) -> Result<LoginStart, ProviderError> {
-        Err(ProviderError::Rejected(format!("this provider cannot log in at LoA {}", loa.as_str())))
+        Err(ProviderError::with_context(CommonReason::Unsupported, format_args!("log in at LoA {}", loa.as_str())))
     }
     /// Finishes a login from the callback parameters (query or form) and the saved state.
     async fn finish(
         &self,
         ctx: &LoginContext,
         params: &[(String, String)],
-        state: &serde_json::Value,
+        state: &ProtocolState,
     ) -> Result<Authenticated, ProviderError>;
     /// Where to send the browser after the local session is gone.
-    fn logout(&self, ctx: &LoginContext, logout_state: &serde_json::Value) -> BrowserStep;
+    fn logout(&self, ctx: &LoginContext, logout_state: &LogoutState) -> BrowserStep;
     /// Like [`Provider::logout`], for providers whose IdP returns a `state` to the
     /// post-logout URL: `state` is the gateway's browser-bound value to send (checked when the
     /// browser comes back). `None`: the provider sends no state this time (the gateway then
     /// calls `logout`).
-    fn logout_with_state(
-        &self,
-        _ctx: &LoginContext,
-        _logout_state: &serde_json::Value,
-        _state: &str,
-    ) -> Option<BrowserStep> {
+    fn logout_with_state(&self, _ctx: &LoginContext, _logout_state: &LogoutState, _state: &str) -> Option<BrowserStep> {
         None
     }
     /// Current readiness.
@@ -206,7 +167,7 @@ pub trait Provider: Send + Sync + 'static {
     /// Verifies a back-channel logout token and says whose sessions to end. Providers without
     /// back-channel logout refuse every token.
     async fn verify_logout_token(&self, _token: &str) -> Result<LogoutTarget, ProviderError> {
-        Err(ProviderError::Rejected("back-channel logout is not supported by this provider".to_owned()))
+        Err(ProviderError::with_context(CommonReason::Unsupported, "back-channel logout"))
     }
     /// Refreshes upstream tokens with their refresh token (RFC 6749 §6). `Rejected` means the
     /// grant is gone (the session ends); `Unavailable` an outage (the old token is kept while
@@ -215,7 +176,7 @@ pub trait Provider: Send + Sync + 'static {
         &self,
         _tokens: &crate::session::tokens::UpstreamTokens,
     ) -> Result<crate::session::tokens::UpstreamTokens, ProviderError> {
-        Err(ProviderError::Rejected("this provider issues no refreshable tokens".to_owned()))
+        Err(ProviderError::with_context(CommonReason::Unsupported, "token refresh"))
     }
     /// Whether the provider has a single-logout endpoint (`/.aisgate/saml/{name}/slo`); the
     /// gateway answers 404 for providers that do not.
@@ -224,7 +185,7 @@ pub trait Provider: Send + Sync + 'static {
     }
     /// Checks a message at the single-logout endpoint.
     async fn single_logout(&self, _message: &SloMessage) -> Result<SloOutcome, ProviderError> {
-        Err(ProviderError::BadCallback("single logout is not supported by this provider".to_owned()))
+        Err(ProviderError::with_context(CommonReason::Unsupported, "single logout"))
     }
     /// The provider's own metadata document (SAML SP metadata), served at
     /// `/.aisgate/saml/{name}/metadata`; `None`: the provider publishes none.
@@ -262,16 +223,16 @@ pub trait Provider: Send + Sync + 'static {
 /// an IdP answer near the limit is an error page or an attack, never worth buffering.
 pub(crate) async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, ProviderError> {
     if resp.content_length().is_some_and(|n| n > limit as u64) {
-        return Err(ProviderError::InvalidResponse("response larger than the limit".to_owned()));
+        return Err(ProviderError::new(CommonReason::ResponseTooLarge));
     }
     let mut body = Vec::new();
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|e| ProviderError::Unavailable(format!("reading response: {}", crate::error_chain(&e))))?
+        .map_err(|e| ProviderError::with_context(CommonReason::Unreachable, crate::error_chain(&e)))?
     {
         if body.len() + chunk.len() > limit {
-            return Err(ProviderError::InvalidResponse("response larger than the limit".to_owned()));
+            return Err(ProviderError::new(CommonReason::ResponseTooLarge));
         }
         body.extend_from_slice(&chunk);
     }
@@ -281,6 +242,9 @@ pub(crate) async fn read_limited(mut resp: reqwest::Response, limit: usize) -> R
 /// A login message refused by the bounded CPU pool ([`crate::cpu`]): every worker busy and
 /// the queue full (503 with `Retry-After`), or the job failed.
 pub(crate) fn cpu_refused(e: crate::cpu::CpuError) -> ProviderError {
-    ProviderError::Unavailable(e.to_string())
+    match e {
+        crate::cpu::CpuError::Busy(_) => ProviderError::with_context(CommonReason::Busy, e),
+        crate::cpu::CpuError::Failed(_) => ProviderError::with_context(CommonReason::WorkFailed, e),
+    }
 }
 

@@ -247,7 +247,7 @@ mod tests {
     use crate::identity::Identity;
 
     fn session(absolute: u64) -> Arc<Session> {
-        Arc::new(Session::new(Identity::default(), serde_json::Value::Null, absolute, 1))
+        Arc::new(Session::new(Identity::default(), crate::provider::LogoutState::None, absolute, 1))
     }
 
     #[tokio::test]
@@ -286,7 +286,7 @@ mod tests {
         if let Some(sid) = sid {
             identity.attributes.insert("sid".into(), vec![sid.into()]);
         }
-        Arc::new(Session::new(identity, serde_json::Value::Null, absolute, 1))
+        Arc::new(Session::new(identity, crate::provider::LogoutState::None, absolute, 1))
     }
 
     fn store() -> MemoryStore {
@@ -381,7 +381,7 @@ mod tests {
             provider: "p".into(),
             return_to: "/".into(),
             created_at: 0,
-            protocol_state: serde_json::Value::Null,
+            protocol_state: crate::provider::PendingState::new(crate::provider::ProtocolState::Kaas),
             min_loa: None,
         };
         store.put_pending(key, pending).await.unwrap();
@@ -394,7 +394,7 @@ mod tests {
             provider: provider.into(),
             return_to: "/".into(),
             created_at: 0,
-            protocol_state: serde_json::Value::Null,
+            protocol_state: crate::provider::PendingState::new(crate::provider::ProtocolState::Kaas),
             min_loa: None,
         }
     }

@@ -83,7 +83,7 @@ pub struct Session {
     /// Hard end of the session, Unix seconds: the absolute timeout, capped by IdP expiry.
     pub expires_at: u64,
     /// Provider data needed for logout (NameID and SessionIndex, id_token, …).
-    pub logout_state: serde_json::Value,
+    pub logout_state: crate::provider::LogoutState,
     /// Access and refresh tokens for `upstream_bearer` apps (empty for providers without).
     #[serde(default)]
     pub upstream_tokens: tokens::TokenSlot,
@@ -109,7 +109,12 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     /// A new session for `identity`, expiring after `absolute_secs` or at the IdP's limit.
-    pub fn new(identity: Identity, logout_state: serde_json::Value, absolute_secs: u64, apps: usize) -> Session {
+    pub fn new(
+        identity: Identity,
+        logout_state: crate::provider::LogoutState,
+        absolute_secs: u64,
+        apps: usize,
+    ) -> Session {
         let created_at = now_unix();
         let mut expires_at = created_at.saturating_add(absolute_secs);
         if let Some(idp_limit) = identity.expires_at {
@@ -196,8 +201,8 @@ pub struct PendingLogin {
     pub return_to: String,
     /// When the login started, Unix seconds.
     pub created_at: u64,
-    /// Protocol state (request ID, nonce, PKCE verifier, …).
-    pub protocol_state: serde_json::Value,
+    /// Protocol state (request ID, nonce, PKCE verifier, …), typed and versioned.
+    pub protocol_state: crate::provider::PendingState,
     /// LoA the login must achieve (step-up); a lower one is refused.
     #[serde(default)]
     pub min_loa: Option<crate::identity::Loa>,
@@ -265,8 +270,15 @@ mod tests {
     #[test]
     fn debug_output_of_sessions_and_pending_logins_contains_no_secret() {
         let identity = Identity { provider: "nia".into(), subject: "CZ/CZ/secret-bsi".into(), ..Identity::default() };
-        let state = serde_json::json!({ "name_id": "secret-nameid", "nonce": "secret-nonce" });
-        let session = Session::new(identity, state.clone(), 60, 1).with_tokens(Some(tokens::UpstreamTokens {
+        let subject = crate::provider::saml::logout::LogoutSubject {
+            name_id: "secret-nameid".into(),
+            format: None,
+            name_qualifier: None,
+            sp_name_qualifier: None,
+            session_index: Some("secret-index".into()),
+        };
+        let logout = crate::provider::LogoutState::Saml(subject);
+        let session = Session::new(identity, logout, 60, 1).with_tokens(Some(tokens::UpstreamTokens {
             access_token: "secret-access".into(),
             issued_at: 0,
             expires_at: 60,
@@ -277,7 +289,7 @@ mod tests {
             provider: "nia".into(),
             return_to: "/desk?rc=secret-rc".into(),
             created_at: 0,
-            protocol_state: state,
+            protocol_state: crate::provider::PendingState::new(crate::provider::ProtocolState::Kaas),
             min_loa: None,
         };
         let dbg = format!("{session:?} {pending:?} {:?}", StoreKey::of(&[1; 32]).log_label());

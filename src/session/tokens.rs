@@ -156,7 +156,7 @@ impl TokenSlot {
                 current.retry_at = 0;
                 Ok(Some(token))
             }
-            Err(ProviderError::Rejected(e) | ProviderError::BadCallback(e)) => {
+            Err(e) if e.side() != crate::provider::Side::Outage => {
                 tracing::warn!(error = %e, "token refresh refused; the session ends");
                 self.lock().tokens = None;
                 Err(TokenError::Ended)
@@ -254,13 +254,17 @@ mod tests {
     #[tokio::test]
     async fn a_refused_refresh_ends_the_session_and_an_outage_keeps_the_valid_token() {
         let slot = TokenSlot::new(Some(tokens("old", 0, 100, Some("r1"))));
-        let down = |_| async { Err(ProviderError::Unavailable("down".into())) };
+        let down = |_| async { Err(ProviderError::new(crate::provider::CommonReason::Unreachable)) };
         assert_eq!(slot.access_token(95, 60, down).await, Ok(Some("old".to_owned())));
         // Backing off: no call at all until the retry time, then the expiry is an error.
         assert_eq!(slot.access_token(99, 60, never).await, Ok(Some("old".to_owned())));
         // Expired: tried again at once, and the outage is now a clear error.
         assert_eq!(slot.access_token(100, 60, down).await, Err(TokenError::Unavailable));
-        let refused = |_| async { Err(ProviderError::Rejected("invalid_grant".into())) };
+        let refused = |_| async {
+            Err(ProviderError::new(crate::provider::oidc::Failure::TokenEndpointError(
+                crate::provider::oidc::OAuthError::InvalidGrant,
+            )))
+        };
         assert_eq!(slot.access_token(200, 60, refused).await, Err(TokenError::Ended));
         assert!(slot.is_empty());
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::config::KaasProviderConfig;
 use super::soap;
-use crate::provider::ProviderError;
+use crate::provider::{CommonReason, ProviderError};
 
 /// One client identity and its pooled mTLS client.
 struct ClientCert {
@@ -75,7 +75,12 @@ impl SoapChannel {
                 .body(envelope.to_owned())
                 .send()
                 .await
-                .map_err(|e| ProviderError::Unavailable(format!("{url} unreachable: {}", crate::error_chain(&e))))?;
+                .map_err(|e| {
+                    ProviderError::with_context(
+                        CommonReason::Unreachable,
+                        format_args!("{url}: {}", crate::error_chain(&e)),
+                    )
+                })?;
             let status = resp.status();
             if status == reqwest::StatusCode::UNAUTHORIZED {
                 // CAAIS answers 401 JSON when the certificate is missing or not registered.
@@ -87,12 +92,16 @@ impl SoapChannel {
             }
             let body = crate::provider::read_limited(resp, soap::MAX_RESPONSE_BYTES).await?;
             if !status.is_success() && status != reqwest::StatusCode::INTERNAL_SERVER_ERROR {
-                return Err(ProviderError::Unavailable(format!("HTTP {status} from {url}")));
+                return Err(ProviderError::with_context(
+                    CommonReason::HttpStatus,
+                    format_args!("HTTP {status} from {url}"),
+                ));
             }
             return Ok(body);
         }
-        Err(ProviderError::Unavailable(format!(
-            "HTTP 401 from {url}: client certificate(s) {refused:?} refused (not registered for this atsId?)"
-        )))
+        Err(ProviderError::with_context(
+            super::Failure::ClientCertificateRefused,
+            format_args!("HTTP 401 from {url}: {refused:?} (not registered for this atsId?)"),
+        ))
     }
 }

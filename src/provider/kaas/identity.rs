@@ -12,7 +12,7 @@ fn some(value: Option<String>) -> Option<String> {
 pub fn to_identity(provider: &str, version: ServiceVersion, a: KaasAttributes) -> Result<Identity, ProviderError> {
     let subject = some(a.user_id.clone())
         .or_else(|| some(a.uzivatel_id.clone()))
-        .ok_or_else(|| ProviderError::InvalidResponse("OK response without UzivatelId".to_owned()))?;
+        .ok_or_else(|| ProviderError::with_context(super::Failure::ResponseInvalid, "OK without UzivatelId"))?;
     let ovm_id = some(a.identifikator_ovm.clone());
     let spuu_id = some(a.identifikator_spuu.clone());
     let kind = match (&ovm_id, &spuu_id) {

@@ -10,6 +10,7 @@
 mod client;
 mod config;
 mod identity;
+pub mod reason;
 pub mod soap;
 
 use std::sync::{Mutex, OnceLock};
@@ -20,9 +21,13 @@ use async_trait::async_trait;
 use self::client::SoapChannel;
 pub use self::config::{Endpoints, KaasPreset, KaasProviderConfig, LoginMode};
 pub use self::identity::to_identity;
+pub use self::reason::Failure;
 use self::soap::{AuthConfirmation, AuthStatus, ServiceVersion};
 use crate::ops::metrics::{CounterHandle, GaugeHandle, HistogramHandle, Metrics};
-use crate::provider::{Authenticated, BrowserStep, LoginContext, LoginStart, Provider, ProviderError, Readiness};
+use crate::provider::{
+    Authenticated, BrowserStep, CommonReason, LoginContext, LoginStart, LogoutState, ProtocolState, Provider,
+    ProviderError, Readiness,
+};
 
 /// The token format accepted before any SOAP call (kaas.md §18.3, lenient about `_` as
 /// caais.md §7.4 advises).
@@ -119,7 +124,7 @@ impl KaasProvider {
     ) -> Result<AuthConfirmation, ProviderError> {
         let started = Instant::now();
         let request = soap::direct_auth_user_request(self.version, ns, username, password)
-            .map_err(|e| ProviderError::BadCallback(e.to_string()))?;
+            .map_err(|e| ProviderError::with_context(Failure::CredentialsMalformed, e))?;
         let result =
             match self.channel.call(&self.endpoints.direct_ws, soap::SOAP_ACTION_DIRECT_AUTH_USER, &request).await {
                 Ok(body) => {
@@ -174,18 +179,17 @@ impl KaasProvider {
             AuthStatus::Ok => {
                 let attrs = answer
                     .attributes
-                    .ok_or_else(|| ProviderError::InvalidResponse("status OK without attributes".to_owned()))?;
+                    .ok_or_else(|| ProviderError::with_context(Failure::ResponseInvalid, "OK without attributes"))?;
                 let identity = to_identity(&self.name, self.version, attrs)?;
-                Ok(Authenticated { identity, logout_state: serde_json::Value::Null, tokens: None })
+                Ok(Authenticated { identity, logout_state: LogoutState::None, tokens: None })
             }
-            AuthStatus::SessionNotFound => {
-                Err(ProviderError::Rejected("SESSION_NOT_FOUND: token invalid, expired or already used".to_owned()))
-            }
-            AuthStatus::VerificationFailed => {
-                Err(ProviderError::Rejected("VERIFICATION_FAILED: one-time credentials refused".to_owned()))
-            }
-            AuthStatus::SystemError => Err(ProviderError::Unavailable("SYSTEM_ERROR".to_owned())),
-            other => Err(ProviderError::InvalidResponse(format!("unexpected status {:?}", other.as_str()))),
+            AuthStatus::SessionNotFound => Err(Failure::SessionNotFound.into()),
+            AuthStatus::VerificationFailed => Err(Failure::VerificationFailed.into()),
+            AuthStatus::SystemError => Err(Failure::SystemError.into()),
+            other => Err(ProviderError::with_context(
+                Failure::UnexpectedStatus,
+                format_args!("{:?}", crate::provider::oidc::safe_code(other.as_str())),
+            )),
         }
     }
 }
@@ -214,8 +218,8 @@ async fn parse_bounded<T: Send + 'static>(
 
 fn soap_error(e: soap::SoapError) -> ProviderError {
     match e {
-        soap::SoapError::Fault { .. } => ProviderError::Unavailable(e.to_string()),
-        other => ProviderError::InvalidResponse(other.to_string()),
+        soap::SoapError::Fault { .. } => ProviderError::with_context(Failure::SoapFault, e),
+        other => ProviderError::with_context(Failure::ResponseInvalid, other),
     }
 }
 
@@ -237,53 +241,55 @@ impl Provider for KaasProvider {
         if self.direct.is_some() {
             return Ok(LoginStart {
                 step: BrowserStep::Redirect(ctx.direct_form_url.clone()),
-                state: serde_json::Value::Null,
+                state: ProtocolState::Kaas,
             });
         }
         let mut url = url::Url::parse(&self.endpoints.login)
-            .map_err(|e| ProviderError::Unavailable(format!("login URL: {e}")))?;
+            .map_err(|e| ProviderError::with_context(Failure::LoginUrlInvalid, e))?;
         url.query_pairs_mut().append_pair("atsId", &self.ats_id);
-        Ok(LoginStart { step: BrowserStep::Redirect(url.into()), state: serde_json::Value::Null })
+        Ok(LoginStart { step: BrowserStep::Redirect(url.into()), state: ProtocolState::Kaas })
     }
 
     async fn finish(
         &self,
         _ctx: &LoginContext,
         params: &[(String, String)],
-        _state: &serde_json::Value,
+        state: &ProtocolState,
     ) -> Result<Authenticated, ProviderError> {
+        if !matches!(state, ProtocolState::Kaas) {
+            return Err(CommonReason::PendingStateProtocol.into());
+        }
         if let Some(ns) = self.direct {
             let (Some(username), Some(password)) = (param(params, "username"), param(params, "password")) else {
-                return Err(ProviderError::BadCallback("one-time username or password missing".to_owned()));
+                return Err(Failure::CredentialsMissing.into());
             };
             let (username, password) = (username.trim(), password.trim());
             if username.is_empty() || password.is_empty() || username.len().max(password.len()) > MAX_CREDENTIAL_LEN {
-                return Err(ProviderError::Rejected("one-time credentials empty or too long".to_owned()));
+                return Err(Failure::CredentialsMalformed.into());
             }
             // Never retried: one-time credentials are single use.
             let answer = self.direct_auth_user(ns, username, password).await?;
             return self.classic_finish(answer);
         }
-        let token = param(params, "sessionId")
-            .ok_or_else(|| ProviderError::BadCallback("no sessionId parameter".to_owned()))?;
+        let token = param(params, "sessionId").ok_or(Failure::MissingSessionId)?;
         if !valid_session_id(token) {
-            return Err(ProviderError::BadCallback(format!(
-                "sessionId of {} characters has an invalid format",
-                token.len()
-            )));
+            return Err(ProviderError::with_context(
+                Failure::SessionIdMalformed,
+                format_args!("{} characters", token.len()),
+            ));
         }
         let mut answer = self.auth_confirmation(token).await?;
         if answer.status == AuthStatus::SystemError {
             tracing::warn!(provider = %self.name, "authConfirmation SYSTEM_ERROR; retrying once");
             answer = self.auth_confirmation(token).await?;
             if answer.status == AuthStatus::SystemError {
-                return Err(ProviderError::Unavailable("SYSTEM_ERROR twice".to_owned()));
+                return Err(ProviderError::with_context(Failure::SystemError, "twice"));
             }
         }
         self.classic_finish(answer)
     }
 
-    fn logout(&self, ctx: &LoginContext, _logout_state: &serde_json::Value) -> BrowserStep {
+    fn logout(&self, ctx: &LoginContext, _logout_state: &LogoutState) -> BrowserStep {
         let back = self.logout_return_url.clone().unwrap_or_else(|| ctx.logged_out_url.clone());
         match url::Url::parse(&self.endpoints.logout) {
             Ok(mut url) => {

@@ -10,7 +10,8 @@ use base64::Engine;
 use serde::Deserialize;
 
 use super::config::{ClientAuth, OidcProviderConfig};
-use crate::provider::ProviderError;
+use super::reason::{Failure, OAuthError};
+use crate::provider::{CommonReason, ProviderError};
 
 /// Largest discovery, JWKS, token or userinfo response read, bytes.
 pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
@@ -134,11 +135,14 @@ impl IdpClient {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| ProviderError::Unavailable(format!("{url} unreachable: {}", crate::error_chain(&e))))?;
+            .map_err(|e| unreachable(url, &e))?;
         let status = resp.status();
         let body = crate::provider::read_limited(resp, MAX_RESPONSE_BYTES).await?;
         if !status.is_success() {
-            return Err(ProviderError::Unavailable(format!("HTTP {status} from {url}")));
+            return Err(ProviderError::with_context(
+                CommonReason::HttpStatus,
+                format_args!("HTTP {status} from {url}"),
+            ));
         }
         Ok(body)
     }
@@ -147,7 +151,7 @@ impl IdpClient {
     pub async fn discovery(&self, url: &str) -> Result<Metadata, ProviderError> {
         let body = self.get(url).await?;
         serde_json::from_slice(&body)
-            .map_err(|e| ProviderError::InvalidResponse(format!("discovery document {url} is not valid: {e}")))
+            .map_err(|e| ProviderError::with_context(Failure::DiscoveryInvalid, format_args!("{url}: {e}")))
     }
 
     /// Redeems an authorization code (RFC 6749 §4.1.3, RFC 7636 §4.5, RFC 8705 §2).
@@ -204,25 +208,33 @@ impl IdpClient {
             .body(body)
             .send()
             .await
-            .map_err(|e| {
-                ProviderError::Unavailable(format!("token endpoint unreachable: {}", crate::error_chain(&e)))
-            })?;
+            .map_err(|e| unreachable(token_endpoint, &e))?;
         let status = resp.status();
         let body = crate::provider::read_limited(resp, MAX_RESPONSE_BYTES).await?;
-        if status == reqwest::StatusCode::BAD_REQUEST {
-            // RFC 6749 §5.2: invalid_grant etc. are the login's fault, not an outage. Only the
-            // error code is logged; the description may echo input.
+        // RFC 6749 §5.2: an error response is 400, or 401 for `invalid_client` (a wrong client
+        // certificate or secret). The code decides the side: `invalid_grant` is the login's,
+        // `invalid_client` our configuration's. Only the registered code is kept; the
+        // description may echo input.
+        if status == reqwest::StatusCode::BAD_REQUEST || status == reqwest::StatusCode::UNAUTHORIZED {
             let code = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
-                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(super::safe_code))
-                .unwrap_or_else(|| "no error code".to_owned());
-            return Err(ProviderError::Rejected(format!("token endpoint refused the {what}: {code}")));
+                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(OAuthError::parse));
+            if let Some(code) = code {
+                return Err(ProviderError::with_context(
+                    Failure::TokenEndpointError(code),
+                    format_args!("HTTP {status}, {what} grant"),
+                ));
+            }
         }
         if !status.is_success() {
-            return Err(ProviderError::Unavailable(format!("HTTP {status} from the token endpoint")));
+            return Err(ProviderError::with_context(
+                CommonReason::HttpStatus,
+                format_args!("HTTP {status} from the token endpoint"),
+            ));
         }
-        serde_json::from_slice(&body)
-            .map_err(|e| ProviderError::InvalidResponse(format!("token response is not valid JSON: {e}")))
+        serde_json::from_slice(&body).map_err(|e| {
+            ProviderError::with_context(Failure::TokenResponseInvalid, format_args!("not valid JSON: {e}"))
+        })
     }
 
     /// Calls the userinfo endpoint with the access token. JSON answers only.
@@ -238,13 +250,21 @@ impl IdpClient {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| ProviderError::Unavailable(format!("userinfo unreachable: {}", crate::error_chain(&e))))?;
+            .map_err(|e| unreachable(endpoint, &e))?;
         let status = resp.status();
         let body = crate::provider::read_limited(resp, MAX_RESPONSE_BYTES).await?;
         if !status.is_success() {
-            return Err(ProviderError::Unavailable(format!("HTTP {status} from the userinfo endpoint")));
+            return Err(ProviderError::with_context(
+                CommonReason::HttpStatus,
+                format_args!("HTTP {status} from the userinfo endpoint"),
+            ));
         }
         serde_json::from_slice(&body)
-            .map_err(|_| ProviderError::InvalidResponse("userinfo response is not a JSON object".to_owned()))
+            .map_err(|_| ProviderError::with_context(Failure::UserinfoInvalid, "not a JSON object"))
     }
+}
+
+/// A transport failure towards `url` (the URL is configuration, not user data).
+fn unreachable(url: &str, e: &reqwest::Error) -> ProviderError {
+    ProviderError::with_context(CommonReason::Unreachable, format_args!("{url}: {}", crate::error_chain(e)))
 }

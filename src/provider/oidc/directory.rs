@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::client::{IdpClient, Metadata};
 use super::jws::{self, Jwk};
+use super::reason::Failure;
 use crate::provider::{ProviderError, Readiness};
 
 #[derive(Debug, Clone)]
@@ -78,10 +79,10 @@ impl Directory {
         // OIDC Discovery §4.3: the issuer must be exactly the one configured.
         if let Some(expected) = &self.expected_issuer {
             if &m.issuer != expected {
-                return Err(ProviderError::InvalidResponse(format!(
-                    "discovery issuer {:?} is not the configured {expected:?}",
-                    m.issuer
-                )));
+                return Err(ProviderError::with_context(
+                    Failure::DiscoveryInvalid,
+                    format_args!("discovery issuer {:?} is not the configured {expected:?}", m.issuer),
+                ));
             }
         }
         for (what, url) in [
@@ -92,7 +93,10 @@ impl Directory {
             ("end_session_endpoint", m.end_session_endpoint.as_ref()),
         ] {
             if url.is_some_and(|u| !http_url(u)) {
-                return Err(ProviderError::InvalidResponse(format!("discovery {what} is not an http(s) URL")));
+                return Err(ProviderError::with_context(
+                    Failure::DiscoveryInvalid,
+                    format_args!("{what} is not an http(s) URL"),
+                ));
             }
         }
         Ok(m)
@@ -100,9 +104,9 @@ impl Directory {
 
     async fn fetch_keys(&self, client: &IdpClient, jwks_uri: &str) -> Result<Vec<Jwk>, ProviderError> {
         let body = client.get(jwks_uri).await?;
-        let keys = jws::parse_jwks(&body).map_err(ProviderError::InvalidResponse)?;
+        let keys = jws::parse_jwks(&body).map_err(|e| ProviderError::with_context(Failure::JwksInvalid, e))?;
         if keys.is_empty() {
-            return Err(ProviderError::InvalidResponse("JWKS has no usable RS256/ES256 signature key".to_owned()));
+            return Err(ProviderError::with_context(Failure::JwksInvalid, "no usable RS256/ES256 signature key"));
         }
         Ok(keys)
     }
@@ -168,7 +172,7 @@ impl Directory {
             }
         }
         self.metadata()
-            .ok_or_else(|| ProviderError::Unavailable(format!("no discovery document: {}", self.readiness().detail)))
+            .ok_or_else(|| ProviderError::with_context(Failure::DiscoveryUnavailable, self.readiness().detail))
     }
 
     /// Fetches the JWKS again because a token named a key we do not hold. Returns whether new

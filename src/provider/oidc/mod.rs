@@ -22,6 +22,7 @@ mod id_token;
 pub(crate) mod identity;
 pub mod jws;
 pub mod logout_token;
+pub mod reason;
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -36,10 +37,12 @@ use self::directory::Directory;
 use self::id_token::{constant_time_eq, Expected};
 pub use self::identity::to_identity;
 use self::jws::{Jws, JwsError};
+pub use self::reason::{Failure, OAuthError, TokenKind};
 use crate::identity::Loa;
 use crate::ops::metrics::{CounterHandle, GaugeHandle, HistogramHandle, Metrics};
 use crate::provider::{
-    Authenticated, BrowserStep, LoginContext, LoginStart, LogoutTarget, Provider, ProviderError, Readiness,
+    Authenticated, BrowserStep, LoginContext, LoginStart, LogoutState, LogoutTarget, ProtocolState, Provider,
+    ProviderError, Readiness,
 };
 use crate::session::tokens::UpstreamTokens;
 
@@ -66,8 +69,8 @@ const MAX_REMEMBERED_JTIS: u64 = 100_000;
 
 /// The protocol state kept server-side between `begin` and `finish` (`Debug` redacted: the
 /// nonce and PKCE verifier are secrets).
-#[derive(Serialize, Deserialize)]
-struct ExpectCallback {
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ExpectCallback {
     state: String,
     nonce: String,
     code_verifier: String,
@@ -84,6 +87,24 @@ impl std::fmt::Debug for ExpectCallback {
             .field("issuer", &self.issuer)
             .field("client_loa", &self.client_loa)
             .finish_non_exhaustive()
+    }
+}
+
+/// What RP-initiated logout needs from the login: the ID token (`id_token_hint`) and the
+/// client registration the session logged in with (a per-LoA one after step-up). `Debug`
+/// redacts the ID token.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct LogoutHint {
+    id_token: String,
+    client_id: String,
+}
+
+impl std::fmt::Debug for LogoutHint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogoutHint")
+            .field("id_token", &crate::redact::Redacted)
+            .field("client_id", &self.client_id)
+            .finish()
     }
 }
 
@@ -135,28 +156,21 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-/// An IdP-supplied error code, made safe for the log.
+/// An IdP-supplied code, made safe for the log.
 pub(crate) fn safe_code(code: &str) -> String {
     code.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect()
 }
 
-/// Which kind of JWT a refusal concerns, for the operator log.
-#[derive(Clone, Copy)]
-enum TokenKind {
-    Id,
-    Logout,
-}
-
 impl TokenKind {
-    fn label(self) -> &'static str {
-        match self {
-            TokenKind::Id => "ID token",
-            TokenKind::Logout => "logout token",
-        }
-    }
-
+    /// The refusal of a JWT of this kind for a JOSE failure.
     fn rejected(self, e: JwsError) -> ProviderError {
-        ProviderError::Rejected(format!("{}: {e}", self.label()))
+        let failure = match &e {
+            JwsError::TooLarge(_) | JwsError::Malformed(_) | JwsError::CriticalHeader => Failure::TokenMalformed(self),
+            JwsError::AlgorithmNotAllowed(_) => Failure::TokenAlgorithm(self),
+            JwsError::NoMatchingKey(_) => Failure::TokenKeyUnknown(self),
+            JwsError::BadSignature => Failure::TokenSignature(self),
+        };
+        ProviderError::with_context(failure, e)
     }
 }
 
@@ -255,7 +269,10 @@ impl OidcProvider {
             skew: self.skew,
             access_token,
         };
-        id_token::check_claims(&jws.payload, &want).map_err(|e| ProviderError::Rejected(format!("ID token: {e}")))
+        id_token::check_claims(&jws.payload, &want).map_err(|e| match e {
+            id_token::IdTokenError::Jws(e) => TokenKind::Id.rejected(e),
+            other => ProviderError::with_context(Failure::TokenClaims(TokenKind::Id), other),
+        })
     }
 
     /// Verifies a logout token (Back-Channel Logout 1.0 §2.6): size, algorithm allow-list and
@@ -273,12 +290,12 @@ impl OidcProvider {
             skew: self.skew,
         };
         let claims = logout_token::check_claims(&jws.payload, &want)
-            .map_err(|e| ProviderError::Rejected(format!("logout token: {e}")))?;
+            .map_err(|e| ProviderError::with_context(Failure::TokenClaims(TokenKind::Logout), e))?;
         // Recorded only now, after every check: an unverified token cannot burn a jti. The
         // entry API makes check-and-insert atomic, so two concurrent replays cannot both pass.
         let first_use = self.seen_logout_jtis.entry(claims.jti).or_insert_with(|| ()).is_fresh();
         if !first_use {
-            return Err(ProviderError::Rejected("logout token: jti already used".to_owned()));
+            return Err(Failure::LogoutTokenReplayed.into());
         }
         Ok(LogoutTarget { subject: claims.sub, sid: claims.sid })
     }
@@ -292,11 +309,11 @@ impl OidcProvider {
         // Mix-up defence: the discovered issuer must still be the one the login started with,
         // and an RFC 9207 `iss` parameter, when sent, must name it.
         if metadata.issuer != expect.issuer || param(params, "iss").is_some_and(|iss| iss != expect.issuer) {
-            return Err(ProviderError::Rejected("authorization response from another issuer".to_owned()));
+            return Err(Failure::IssuerMismatch.into());
         }
-        let code = param(params, "code").ok_or_else(|| ProviderError::BadCallback("no code parameter".to_owned()))?;
-        if code.is_empty() || code.len() > MAX_CODE_LEN {
-            return Err(ProviderError::BadCallback(format!("code of {} bytes", code.len())));
+        let code = param(params, "code").filter(|c| !c.is_empty()).ok_or(Failure::MissingCode)?;
+        if code.len() > MAX_CODE_LEN {
+            return Err(ProviderError::with_context(Failure::CodeTooLong, format_args!("{} bytes", code.len())));
         }
         let (client, configured_loa) = self.client_for(expect.client_loa)?;
         let started = Instant::now();
@@ -306,14 +323,15 @@ impl OidcProvider {
             m.token_latency.observe(started.elapsed().as_secs_f64());
         }
         let tokens = tokens?;
-        let raw = tokens
-            .id_token
-            .ok_or_else(|| ProviderError::InvalidResponse("token response without id_token".to_owned()))?;
+        let raw =
+            tokens.id_token.ok_or_else(|| ProviderError::with_context(Failure::TokenResponseInvalid, "no id_token"))?;
         let result = self
             .check_id_token(&raw, &metadata.jwks_uri, expect, client.client_id(), tokens.access_token.as_deref())
             .await;
-        if let (Err(ProviderError::Rejected(_)), Some(m)) = (&result, self.metrics.get()) {
-            m.rejected.inc();
+        if let (Err(e), Some(m)) = (&result, self.metrics.get()) {
+            if e.side() != crate::provider::Side::Outage {
+                m.rejected.inc();
+            }
         }
         let mut claims = result?;
         let now = crate::session::now_unix();
@@ -323,7 +341,7 @@ impl OidcProvider {
             let info = client.userinfo(endpoint, access_token).await?;
             // OIDC Core §5.3.2: the userinfo `sub` must be the ID token's.
             if info.get("sub") != claims.get("sub") {
-                return Err(ProviderError::InvalidResponse("userinfo sub differs from the ID token".to_owned()));
+                return Err(Failure::UserinfoSubjectMismatch.into());
             }
             for (name, value) in info {
                 claims.entry(name).or_insert(value);
@@ -333,14 +351,9 @@ impl OidcProvider {
         if identity.expires_at.is_some_and(|end| end.saturating_add(self.skew) <= now) {
             // A session that ends before it starts would send the browser straight back to the
             // IdP, whose SSO session would answer the same: a loop instead of an error page.
-            return Err(ProviderError::Rejected("SSOExpiration is already past".to_owned()));
+            return Err(Failure::SsoExpired.into());
         }
-        let logout_state = serde_json::json!({
-            "id_token": raw,
-            "sid": claims.get("sid"),
-            "sub": claims.get("sub"),
-            "client_id": client.client_id(),
-        });
+        let logout_state = LogoutState::Oidc(LogoutHint { id_token: raw, client_id: client.client_id().to_owned() });
         let tokens = tokens.access_token.map(|access_token| UpstreamTokens {
             access_token,
             issued_at: now,
@@ -361,7 +374,7 @@ impl OidcProvider {
                 .iter()
                 .find(|(l, _)| *l == loa)
                 .map(|(l, c)| (c, Some(*l)))
-                .ok_or_else(|| ProviderError::Rejected(format!("no client for LoA {}", loa.as_str()))),
+                .ok_or_else(|| ProviderError::with_context(Failure::LoaUnreachable, loa.as_str())),
         }
     }
 
@@ -385,8 +398,9 @@ impl OidcProvider {
             issuer: metadata.issuer.clone(),
             client_loa,
         };
-        let mut url = url::Url::parse(&metadata.authorization_endpoint)
-            .map_err(|e| ProviderError::InvalidResponse(format!("authorization_endpoint: {e}")))?;
+        let mut url = url::Url::parse(&metadata.authorization_endpoint).map_err(|e| {
+            ProviderError::with_context(Failure::DiscoveryInvalid, format_args!("authorization_endpoint: {e}"))
+        })?;
         {
             let mut q = url.query_pairs_mut();
             q.append_pair("response_type", "code")
@@ -401,8 +415,7 @@ impl OidcProvider {
                 q.append_pair("response_mode", "form_post");
             }
         }
-        let state = serde_json::to_value(&expect).map_err(|e| ProviderError::Unavailable(e.to_string()))?;
-        Ok(LoginStart { step: BrowserStep::Redirect(url.into()), state })
+        Ok(LoginStart { step: BrowserStep::Redirect(url.into()), state: ProtocolState::Oidc(expect) })
     }
 
     fn post_logout_uri(&self, ctx: &LoginContext) -> String {
@@ -411,18 +424,19 @@ impl OidcProvider {
 
     /// RP-initiated logout (OIDC RP-Initiated Logout 1.0 §2) carrying `state`; `None` without
     /// a usable end-session endpoint.
-    fn end_session(&self, ctx: &LoginContext, logout_state: &serde_json::Value, state: &str) -> Option<BrowserStep> {
+    fn end_session(&self, ctx: &LoginContext, logout_state: &LogoutState, state: &str) -> Option<BrowserStep> {
         let endpoint = self.directory.metadata().and_then(|m| m.end_session_endpoint.clone())?;
+        let hint = match logout_state {
+            LogoutState::Oidc(hint) => Some(hint),
+            _ => None,
+        };
         let mut fields = vec![
             // The registration the session logged in with (a per-LoA one after step-up).
-            (
-                "client_id".to_owned(),
-                logout_state.get("client_id").and_then(|c| c.as_str()).unwrap_or(&self.client_id).to_owned(),
-            ),
+            ("client_id".to_owned(), hint.map_or(self.client_id.as_str(), |h| h.client_id.as_str()).to_owned()),
             ("post_logout_redirect_uri".to_owned(), self.post_logout_uri(ctx)),
             ("state".to_owned(), state.to_owned()),
         ];
-        let id_token = logout_state.get("id_token").and_then(|t| t.as_str()).unwrap_or("");
+        let id_token = hint.map_or("", |h| h.id_token.as_str());
         if !id_token.is_empty() {
             fields.push(("id_token_hint".to_owned(), id_token.to_owned()));
         }
@@ -437,16 +451,14 @@ impl OidcProvider {
     /// One refresh-token grant. An ID token in the answer is not used: identity and LoA stay
     /// those verified at login (OIDC Core §12.2 allows the IdP to omit it).
     async fn refresh_grant(&self, old: &UpstreamTokens) -> Result<UpstreamTokens, ProviderError> {
-        let refresh_token =
-            old.refresh_token.as_deref().ok_or_else(|| ProviderError::Rejected("no refresh token".to_owned()))?;
+        let refresh_token = old.refresh_token.as_deref().ok_or(Failure::NoRefreshToken)?;
         let metadata = self.directory.require_metadata(&self.client, &self.name).await?;
         let now = crate::session::now_unix();
         let (client, _) = self.client_for(old.client_loa)?;
         let answer = client.refresh(&metadata.token_endpoint, refresh_token).await?;
-        let access_token = answer
-            .access_token
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| ProviderError::InvalidResponse("refresh response without access_token".to_owned()))?;
+        let access_token = answer.access_token.filter(|t| !t.is_empty()).ok_or_else(|| {
+            ProviderError::with_context(Failure::TokenResponseInvalid, "refresh without access_token")
+        })?;
         Ok(UpstreamTokens {
             access_token,
             issued_at: now,
@@ -478,7 +490,7 @@ impl Provider for OidcProvider {
     async fn begin_at_loa(&self, ctx: &LoginContext, required: Loa) -> Result<LoginStart, ProviderError> {
         let client_loa = self
             .client_reaching(required)
-            .ok_or_else(|| ProviderError::Rejected(format!("no client for LoA {}", required.as_str())))?;
+            .ok_or_else(|| ProviderError::with_context(Failure::LoaUnreachable, required.as_str()))?;
         // The main client keeps `None`, so its sessions look like every other main login.
         self.begin_with(ctx, (self.loa != Some(client_loa)).then_some(client_loa)).await
     }
@@ -487,32 +499,28 @@ impl Provider for OidcProvider {
         &self,
         _ctx: &LoginContext,
         params: &[(String, String)],
-        state: &serde_json::Value,
+        state: &ProtocolState,
     ) -> Result<Authenticated, ProviderError> {
-        let expect = ExpectCallback::deserialize(state)
-            .map_err(|_| ProviderError::BadCallback("pending login has no OIDC state".to_owned()))?;
+        let ProtocolState::Oidc(expect) = state else {
+            return Err(crate::provider::CommonReason::PendingStateProtocol.into());
+        };
         // RFC 6749 §10.12: the state must be the one this browser's login sent.
         let got = param(params, "state").unwrap_or("");
         if !constant_time_eq(got.as_bytes(), expect.state.as_bytes()) {
-            return Err(ProviderError::Rejected("state does not match this login".to_owned()));
+            return Err(Failure::StateMismatch.into());
         }
         if let Some(error) = param(params, "error") {
-            return Err(ProviderError::Rejected(format!("the IdP returned error {:?}", safe_code(error))));
+            return Err(Failure::AuthorizationError(OAuthError::parse(error)).into());
         }
-        self.finish_code(params, &expect).await
+        self.finish_code(params, expect).await
     }
 
-    fn logout(&self, ctx: &LoginContext, logout_state: &serde_json::Value) -> BrowserStep {
+    fn logout(&self, ctx: &LoginContext, logout_state: &LogoutState) -> BrowserStep {
         self.end_session(ctx, logout_state, &random_b64())
             .unwrap_or_else(|| BrowserStep::Redirect(self.post_logout_uri(ctx)))
     }
 
-    fn logout_with_state(
-        &self,
-        ctx: &LoginContext,
-        logout_state: &serde_json::Value,
-        state: &str,
-    ) -> Option<BrowserStep> {
+    fn logout_with_state(&self, ctx: &LoginContext, logout_state: &LogoutState, state: &str) -> Option<BrowserStep> {
         self.end_session(ctx, logout_state, state)
     }
 
@@ -530,8 +538,10 @@ impl Provider for OidcProvider {
 
     async fn verify_logout_token(&self, token: &str) -> Result<LogoutTarget, ProviderError> {
         let result = self.check_logout_token(token).await;
-        if let (Err(ProviderError::Rejected(_)), Some(m)) = (&result, self.metrics.get()) {
-            m.logout_rejected.inc();
+        if let (Err(e), Some(m)) = (&result, self.metrics.get()) {
+            if e.side() != crate::provider::Side::Outage {
+                m.logout_rejected.inc();
+            }
         }
         result
     }
@@ -541,8 +551,8 @@ impl Provider for OidcProvider {
         if let Some(m) = self.metrics.get() {
             match &result {
                 Ok(_) => m.refresh_success.inc(),
-                Err(ProviderError::Rejected(_)) => m.refresh_refused.inc(),
-                Err(_) => m.refresh_error.inc(),
+                Err(e) if e.side() == crate::provider::Side::Outage => m.refresh_error.inc(),
+                Err(_) => m.refresh_refused.inc(),
             }
         }
         result
@@ -610,10 +620,5 @@ mod tests {
     #[test]
     fn pkce_challenge_matches_the_caais_test_vector() {
         assert_eq!(pkce_challenge("my_challenge"), "aMmkIhFlicd0kYXQyGjE9u21JCM40Fu3c6qsfMqkssc");
-    }
-
-    #[test]
-    fn idp_error_codes_are_sanitised_for_the_log() {
-        assert_eq!(safe_code("access_denied\n<script>"), "access_deniedscript");
     }
 }

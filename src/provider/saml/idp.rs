@@ -125,7 +125,7 @@ impl Idp {
         if let Some(state) = self.current() {
             return Ok(state);
         }
-        self.refresh().await.map_err(|e| ProviderError::Unavailable(format!("IdP metadata: {e}")))
+        self.refresh().await.map_err(|e| ProviderError::with_context(super::Refusal::MetadataUnavailable, e))
     }
 }
 

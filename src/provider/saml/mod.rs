@@ -24,6 +24,7 @@ pub mod config;
 pub mod idp;
 pub mod logout;
 pub mod metadata;
+pub mod reason;
 mod slo;
 pub mod xmlenc;
 pub mod xmlsec;
@@ -38,11 +39,13 @@ pub use self::config::SamlProviderConfig;
 use self::config::{Binding, RedirectSignature, SpType};
 use self::idp::{Idp, Source};
 use self::logout::LogoutSubject;
+pub use self::reason::Refusal;
 use self::xmlsec::{DecryptionKeys, IdpCertificates, SigningKey};
 use crate::identity::Loa;
 use crate::ops::metrics::{CounterHandle, GaugeHandle, Metrics};
 use crate::provider::{
-    Authenticated, BrowserStep, LoginContext, LoginStart, Provider, ProviderError, Readiness, SloMessage, SloOutcome,
+    Authenticated, BrowserStep, LoginContext, LoginStart, LogoutState, ProtocolState, Provider, ProviderError,
+    Readiness, SloMessage, SloOutcome,
 };
 use crate::session::now_unix;
 
@@ -50,8 +53,8 @@ use crate::session::now_unix;
 const LOGOUT_WAIT: Duration = Duration::from_secs(15 * 60);
 
 /// The protocol state kept server-side between `begin` and `finish` (`Debug` redacted).
-#[derive(Serialize, Deserialize)]
-struct PendingRequest {
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PendingRequest {
     request_id: String,
     issued_at: u64,
     relay_state: String,
@@ -173,7 +176,9 @@ impl SamlProvider {
         // stays server-side in the pending login.
         let relay_state = authn_request::new_id();
         let signer = self.signing.as_ref().filter(|_| self.sign_requests);
-        let sign_error = |e: xmlsec::XmlSecError| ProviderError::Unavailable(format!("signing the AuthnRequest: {e}"));
+        let sign_error = |e: xmlsec::XmlSecError| {
+            ProviderError::with_context(Refusal::KeyUnusable, format_args!("signing the AuthnRequest: {e}"))
+        };
         let step = match (self.sso_binding, signer) {
             (Binding::Redirect, Some(key)) if self.redirect_signature == RedirectSignature::Embedded => {
                 let signed = key.sign_enveloped(&xml).map_err(sign_error)?;
@@ -193,15 +198,13 @@ impl SamlProvider {
                 ];
                 return Ok(LoginStart {
                     step: BrowserStep::PostForm { action: destination, fields },
-                    state: serde_json::to_value(PendingRequest { request_id, issued_at, relay_state, step_up_loa })
-                        .unwrap_or_default(),
+                    state: ProtocolState::Saml(PendingRequest { request_id, issued_at, relay_state, step_up_loa }),
                 });
             }
         }
         .map(BrowserStep::Redirect)
-        .map_err(|e| ProviderError::Unavailable(format!("AuthnRequest: {e}")))?;
-        let state = serde_json::to_value(PendingRequest { request_id, issued_at, relay_state, step_up_loa })
-            .unwrap_or_default();
+        .map_err(|e| ProviderError::with_context(Refusal::OutgoingMessage, format_args!("AuthnRequest: {e}")))?;
+        let state = ProtocolState::Saml(PendingRequest { request_id, issued_at, relay_state, step_up_loa });
         Ok(LoginStart { step, state })
     }
 
@@ -315,7 +318,9 @@ impl SamlProvider {
     }
 
     fn rejected(&self, e: ProviderError) -> ProviderError {
-        if let (ProviderError::Rejected(_) | ProviderError::InvalidResponse(_), Some(m)) = (&e, self.metrics.get()) {
+        if let (crate::provider::Side::Refused | crate::provider::Side::Denied, Some(m)) =
+            (e.side(), self.metrics.get())
+        {
             m.rejected.inc();
         }
         e
@@ -330,50 +335,46 @@ impl SamlProvider {
             return Ok(url.clone());
         }
         metadata::IdpMetadata::endpoint(&state.metadata.sso, self.sso_binding.uri()).ok_or_else(|| {
-            ProviderError::Unavailable(format!(
-                "IdP metadata has no SingleSignOnService for {}",
-                self.sso_binding.uri()
-            ))
+            ProviderError::with_context(
+                Refusal::EndpointMissing,
+                format_args!("SingleSignOnService for {}", self.sso_binding.uri()),
+            )
         })
     }
 
     async fn check_response(
         &self,
         params: &[(String, String)],
-        state: &serde_json::Value,
+        state: &ProtocolState,
     ) -> Result<Authenticated, ProviderError> {
-        // A null state is an IdP-initiated login (the gateway found no pending login); only
-        // `allow_unsolicited` providers take one, and then the Response must not claim to
+        // An unsolicited state is an IdP-initiated login (the gateway found no pending login);
+        // only `allow_unsolicited` providers take one, and then the Response must not claim to
         // answer any request (acs: InResponseTo absent).
-        let pending: Option<PendingRequest> = if state.is_null() {
-            if !self.allow_unsolicited {
-                return Err(ProviderError::Rejected("unsolicited Response and allow_unsolicited is off".to_owned()));
-            }
-            None
-        } else {
-            Some(
-                PendingRequest::deserialize(state)
-                    .map_err(|_| ProviderError::BadCallback("pending login is not a SAML request".to_owned()))?,
-            )
+        let pending: Option<&PendingRequest> = match state {
+            ProtocolState::Unsolicited if self.allow_unsolicited => None,
+            ProtocolState::Unsolicited => return Err(Refusal::Unsolicited.into()),
+            ProtocolState::Saml(pending) => Some(pending),
+            _ => return Err(crate::provider::CommonReason::PendingStateProtocol.into()),
         };
         let now = now_unix();
         let param = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
-        let value = param("SAMLResponse").ok_or_else(|| ProviderError::BadCallback("no SAMLResponse".to_owned()))?;
-        if let Some(pending) = &pending {
+        let value = param("SAMLResponse")
+            .ok_or_else(|| ProviderError::with_context(Refusal::MissingMessage, "no SAMLResponse"))?;
+        if let Some(pending) = pending {
             // nia.md §8.4: logins may queue for tens of minutes, but not forever.
             if now.saturating_sub(pending.issued_at) > self.pending_ttl {
-                return Err(ProviderError::Rejected(format!(
-                    "the AuthnRequest is older than pending_request_ttl_secs ({} s)",
-                    self.pending_ttl
-                )));
+                return Err(ProviderError::with_context(
+                    Refusal::RequestExpired,
+                    format_args!("{} s", self.pending_ttl),
+                ));
             }
             if param("RelayState").is_some_and(|rs| rs != pending.relay_state) {
-                return Err(ProviderError::Rejected("RelayState does not match the pending request".to_owned()));
+                return Err(Refusal::RelayStateMismatch.into());
             }
         }
         let xml = binding::decode_lenient(value, self.max_message_bytes)
-            .map_err(|e| ProviderError::BadCallback(format!("SAMLResponse: {e}")))?;
-        let idp = self.idp.current().ok_or_else(|| ProviderError::Unavailable("no IdP metadata".to_owned()))?;
+            .map_err(|e| ProviderError::with_context(Refusal::Encoding, format_args!("SAMLResponse: {e}")))?;
+        let idp = self.idp.current().ok_or_else(|| ProviderError::new(Refusal::MetadataUnavailable))?;
         let requested_loa = pending
             .as_ref()
             .and_then(|p| p.step_up_loa)
@@ -406,16 +407,16 @@ impl SamlProvider {
         .await
         .map_err(crate::provider::cpu_refused)?;
         let assertion = processed.map_err(|e| match e {
-            acs::AcsError::Malformed(m) => ProviderError::BadCallback(format!("SAMLResponse: {m}")),
-            acs::AcsError::Security(s) => ProviderError::InvalidResponse(format!("SAMLResponse: {s}")),
-            acs::AcsError::Status(s) => ProviderError::Rejected(format!("IdP status {s}")),
-            acs::AcsError::Invalid(m) => ProviderError::Rejected(m),
+            acs::AcsError::Malformed(m) => ProviderError::with_context(Refusal::Malformed, m),
+            acs::AcsError::Security(s) => ProviderError::with_context(Refusal::from(&s), s),
+            acs::AcsError::Status(s) => ProviderError::with_context(Refusal::IdpStatus, s),
+            acs::AcsError::Invalid(m) => ProviderError::with_context(Refusal::Check, m),
         })?;
         self.replay
             .check(&assertion, Duration::from_secs(self.skew), now)
-            .map_err(|e| ProviderError::Rejected(e.to_string()))?;
+            .map_err(|e| ProviderError::with_context(Refusal::Replayed, e))?;
         let mut identity = attributes::to_identity(self.profile, &self.name, &assertion, &self.mapping, now)
-            .map_err(|e| ProviderError::Rejected(e.to_string()))?;
+            .map_err(|e| ProviderError::with_context(Refusal::Attributes, e))?;
         if let Some(index) = &assertion.session_index {
             // Session::idp_session_id: IdP-initiated logout matches sessions by SessionIndex.
             identity.attributes.insert("sid".to_owned(), vec![index.clone()]);
@@ -427,7 +428,7 @@ impl SamlProvider {
             sp_name_qualifier: assertion.sp_name_qualifier.clone(),
             session_index: assertion.session_index.clone(),
         };
-        let logout_state = serde_json::to_value(subject).unwrap_or_default();
+        let logout_state = LogoutState::Saml(subject);
         Ok(Authenticated { identity, logout_state, tokens: None })
     }
 }
@@ -476,7 +477,7 @@ impl Provider for SamlProvider {
 
     async fn begin_at_loa(&self, _ctx: &LoginContext, required: Loa) -> Result<LoginStart, ProviderError> {
         if !self.enforce_returned_loa {
-            return Err(ProviderError::Rejected("step-up needs enforce_returned_loa".to_owned()));
+            return Err(Refusal::StepUpUnavailable.into());
         }
         self.begin_with(Some(required)).await
     }
@@ -485,12 +486,12 @@ impl Provider for SamlProvider {
         &self,
         _ctx: &LoginContext,
         params: &[(String, String)],
-        state: &serde_json::Value,
+        state: &ProtocolState,
     ) -> Result<Authenticated, ProviderError> {
         self.check_response(params, state).await.map_err(|e| self.rejected(e))
     }
 
-    fn logout(&self, ctx: &LoginContext, logout_state: &serde_json::Value) -> BrowserStep {
+    fn logout(&self, ctx: &LoginContext, logout_state: &LogoutState) -> BrowserStep {
         slo::logout_step(self, ctx, logout_state)
     }
 

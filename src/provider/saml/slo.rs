@@ -12,8 +12,9 @@ use super::binding::{self, MessageKind};
 use super::logout::{self, LogoutMessage, LogoutSubject, STATUS_SUCCESS};
 use super::metadata::IdpMetadata;
 use super::xmlsec;
+use super::Refusal;
 use super::SamlProvider;
-use crate::provider::{BrowserStep, LoginContext, LogoutTarget, ProviderError, SloMessage, SloOutcome};
+use crate::provider::{BrowserStep, LoginContext, LogoutState, LogoutTarget, ProviderError, SloMessage, SloOutcome};
 use crate::session::now_unix;
 
 const REDIRECT: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
@@ -30,9 +31,12 @@ impl SamlProvider {
 
 /// Where the browser goes after the local session is gone: the IdP's SLO with a LogoutRequest,
 /// else the IdP's logout page (EnviIAM), else the post-logout URL.
-pub(super) fn logout_step(p: &SamlProvider, ctx: &LoginContext, logout_state: &serde_json::Value) -> BrowserStep {
+pub(super) fn logout_step(p: &SamlProvider, ctx: &LoginContext, logout_state: &LogoutState) -> BrowserStep {
     let done = p.post_logout_url(ctx);
-    let subject: Option<LogoutSubject> = serde_json::from_value(logout_state.clone()).ok();
+    let subject: Option<&LogoutSubject> = match logout_state {
+        LogoutState::Saml(subject) => Some(subject),
+        _ => None,
+    };
     if let (Some(subject), Some(destination)) = (subject, p.idp_slo(REDIRECT)) {
         let id = super::authn_request::new_id();
         let xml = logout::build_request(&id, now_unix(), &destination, &p.entity_id, &subject);
@@ -81,12 +85,12 @@ async fn verify_root(
         .map_err(crate::provider::cpu_refused)
 }
 
-fn bad(m: impl Into<String>) -> ProviderError {
-    ProviderError::BadCallback(m.into())
+fn bad(m: impl std::fmt::Display) -> ProviderError {
+    ProviderError::with_context(Refusal::Malformed, m)
 }
 
-fn rejected(m: impl Into<String>) -> ProviderError {
-    ProviderError::Rejected(m.into())
+fn rejected(m: impl std::fmt::Display) -> ProviderError {
+    ProviderError::with_context(Refusal::LogoutRefused, m)
 }
 
 fn param<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -217,7 +221,7 @@ fn request_outcome(p: &SamlProvider, msg: LogoutMessage, arrival: Arrival) -> Re
         Arrival::Redirect { relay_state } | Arrival::Post { relay_state } => {
             let destination = p.idp_slo(REDIRECT).or_else(|| p.idp_slo(POST));
             let destination = destination
-                .ok_or_else(|| ProviderError::Unavailable("IdP metadata has no SingleLogoutService".to_owned()))?;
+                .ok_or_else(|| ProviderError::with_context(Refusal::EndpointMissing, "SingleLogoutService"))?;
             let id = super::authn_request::new_id();
             let xml =
                 logout::build_response(&id, now_unix(), Some(&destination), &msg.id, &p.entity_id, STATUS_SUCCESS);
@@ -228,7 +232,7 @@ fn request_outcome(p: &SamlProvider, msg: LogoutMessage, arrival: Arrival) -> Re
                 relay_state.as_deref(),
                 p.signing.as_ref(),
             )
-            .map_err(|e| ProviderError::Unavailable(format!("LogoutResponse: {e}")))?;
+            .map_err(|e| ProviderError::with_context(Refusal::OutgoingMessage, format_args!("LogoutResponse: {e}")))?;
             Some(BrowserStep::Redirect(url))
         }
     };
