@@ -190,7 +190,8 @@ async fn probe(bench: &Bench, session: &str, stop: tokio::sync::watch::Receiver<
     let mut latencies = Vec::new();
     while !*stop.borrow() {
         let t = Instant::now();
-        let resp = bench.client.get(format!("{}/", bench.base)).header("cookie", session).send().await.expect("proxied");
+        let resp =
+            bench.client.get(format!("{}/", bench.base)).header("cookie", session).send().await.expect("proxied");
         assert_eq!(resp.status(), 200, "the proxied request must reach the upstream");
         let _ = resp.bytes().await;
         latencies.push(t.elapsed());
@@ -206,9 +207,8 @@ async fn main() {
     let size = env_num("SIZE_KB", if smoke { 40 } else { 190 }) as usize * 1024;
     let signatures = env_num("SIGNATURES", if smoke { 20 } else { 150 }) as usize;
 
-    let stack = prepare(StackOptions { saml: Some(SamlStackProvider::default()), ..Default::default() })
-        .await
-        .expect("stack");
+    let stack =
+        prepare(StackOptions { saml: Some(SamlStackProvider::default()), ..Default::default() }).await.expect("stack");
     let base = stack.public_base.clone();
     let grace = Duration::from_secs(stack.config.server.shutdown_grace_secs);
     let limits = aisgate::run::limits(&stack.config);
@@ -233,8 +233,8 @@ async fn main() {
     let session = cookie(&login, "aisgate_session").expect("session cookie");
     let (_, _, form) = bench.answered().await;
     let genuine = form.iter().find(|(k, _)| k == "SAMLResponse").map(|(_, v)| v.clone()).expect("SAMLResponse");
-    let xml = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&genuine).expect("base64"))
-        .expect("UTF-8");
+    let xml =
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&genuine).expect("base64")).expect("UTF-8");
     let evil = hostile(&xml, size, signatures);
     // Approximate counts (open and close tags): for the report only.
     let sig_count = evil.matches("SignatureValue").count() / 2;
@@ -244,7 +244,8 @@ async fn main() {
         "hostile Response: {} bytes XML ({} bytes base64), ~{} ds:Signature, ~{} EncryptedKey",
         evil.len(),
         evil_b64.len(),
-        sig_count, key_count
+        sig_count,
+        key_count
     );
 
     // 1. CPU per hostile request, sequential.

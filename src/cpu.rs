@@ -149,7 +149,8 @@ impl CpuPool {
             Err(TryAcquireError::NoPermits) => {}
         }
         // Take a place in the queue, or refuse: the count never exceeds `queue`.
-        let queued = self.waiting.fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| (w < self.queue).then_some(w + 1));
+        let queued =
+            self.waiting.fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| (w < self.queue).then_some(w + 1));
         if queued.is_err() {
             return Err(self.refuse(work));
         }

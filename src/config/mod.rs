@@ -6,6 +6,7 @@
 //! includes, spans) lives in `load.rs`; cross-field validation in `check.rs`.
 
 mod check;
+pub mod dangerous;
 mod load;
 mod warnings;
 
@@ -271,6 +272,9 @@ pub struct IdentityTokenConfig {
     /// Token lifetime, seconds.
     #[serde(default = "defaults::token_lifetime")]
     pub lifetime_secs: u64,
+    /// Options that weaken security (`ephemeral_key`).
+    #[serde(default)]
+    pub dangerous: dangerous::IdentityTokenDangerous,
 }
 
 /// `[[identity_token.published_keys]]`: a verification-only key in the JWKS.

@@ -313,10 +313,7 @@ fn build_token_issuer(cfg: &crate::config::IdentityTokenConfig) -> Result<TokenI
     };
     let signer = match &cfg.key_file {
         Some(path) => load(path, cfg.algorithm)?,
-        None => {
-            tracing::warn!("[identity_token] has no key_file: using an ephemeral key (tokens change key on restart)");
-            IdentityTokenSigner::generate(cfg.algorithm).map_err(|e| e.to_string())?
-        }
+        None => IdentityTokenSigner::generate(cfg.algorithm).map_err(|e| e.to_string())?,
     };
     let previous = cfg.published_keys.iter().map(|k| load(&k.file, k.algorithm)).collect::<Result<_, _>>()?;
     Ok(TokenIssuer { signer, previous, lifetime_secs: cfg.lifetime_secs })

@@ -247,4 +247,3 @@ pub(crate) fn cpu_refused(e: crate::cpu::CpuError) -> ProviderError {
         crate::cpu::CpuError::Failed(_) => ProviderError::with_context(CommonReason::WorkFailed, e),
     }
 }
-

@@ -97,7 +97,6 @@ pub struct Keyring {
     label_key: Option<LogLabelKey>,
 }
 
-
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print key material.

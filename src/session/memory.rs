@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use moka::sync::Cache;
 use moka::policy::EvictionPolicy;
+use moka::sync::Cache;
 use moka::Expiry;
 
 use super::{now_unix, PendingLogin, Session, SessionStore, StoreError, StoreKey};

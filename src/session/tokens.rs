@@ -143,7 +143,11 @@ impl TokenSlot {
         }
         let Some(mut old) = self.get() else { return Ok(None) };
         if old.refresh_token.is_none() {
-            return if old.is_valid(now) { Ok(Some(std::mem::take(&mut old.access_token))) } else { Err(TokenError::Ended) };
+            return if old.is_valid(now) {
+                Ok(Some(std::mem::take(&mut old.access_token)))
+            } else {
+                Err(TokenError::Ended)
+            };
         }
         match refresh(old.clone()).await {
             Ok(mut new) => {

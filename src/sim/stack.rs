@@ -309,6 +309,8 @@ keys = [{{ id = "demo", file = "{key_file}" }}]
 
 [identity_token]
 algorithm = "ES256"
+# The local stack opts in: a fresh signing key at every start.
+dangerous.ephemeral_key = true
 
 [[provider]]
 name = "jip"
@@ -375,7 +377,7 @@ async fn saml_provider(
     let table = format!(
         "\n[[provider]]\nname = \"{name}\"\nkind = \"saml\"\nprofile = \"nia\"\ndisplay_name = \"NIA (simulátor)\"\n\
          entity_id = \"{entity_id}\"\nidp_metadata_url = \"{metadata}\"\nidp_metadata_signer_certs = [\"{pin}\"]\n\
-         idp_entity_id = \"urn:microsoft:cgg2010:FPSTS\"\nissuer_case_insensitive = true\naudience_ignores_trailing_slash = true\n\
+         idp_entity_id = \"urn:microsoft:cgg2010:FPSTS\"\ndangerous.issuer_case_insensitive = true\naudience_ignores_trailing_slash = true\n\
          signing_key = \"{sign_key}\"\nsigning_cert = \"{sign_cert}\"\n\
          encryption_keys = [{{ key = \"{enc_key}\", cert = \"{enc_cert}\" }}]\nloa = \"substantial\"\n{extra}\n",
         entity_id = p.entity_id,

@@ -113,7 +113,9 @@ impl IdpClient {
             Duration::from_secs(cfg.timeout_secs),
         )?;
         let secret = match (auth, creds.client_secret) {
-            (ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost, Some(s)) => Some(zeroize::Zeroizing::new(s.read(env)?)),
+            (ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost, Some(s)) => {
+                Some(zeroize::Zeroizing::new(s.read(env)?))
+            }
             (ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost, None) => {
                 return Err(format!("client_auth = \"{}\" needs client_secret", auth.as_str()))
             }

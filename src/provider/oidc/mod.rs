@@ -218,7 +218,8 @@ impl OidcProvider {
                 cfg.discovery_url()?,
                 cfg.expected_issuer(),
                 Duration::from_secs(cfg.jwks_min_refetch_secs),
-            ),
+            )
+            .with_plain_http(cfg.dangerous.allow_plain_http),
             // LRU: under moka's default admission a full cache would not admit a new jti, and
             // the replay check would pass it a second time (issue 15 item 2).
             seen_logout_jtis: crate::session::memory::one_shot_cache(

@@ -274,7 +274,7 @@ impl SamlProvider {
             requested_attributes: cfg.requested_attribute_uris(),
             is_age_over: cfg.is_age_over,
             loa: cfg.loa.map(|l| (l, cfg.loa_comparison)),
-            enforce_returned_loa: cfg.enforce_returned_loa,
+            enforce_returned_loa: !cfg.dangerous.ignore_returned_loa,
             force_authn: cfg.force_authn,
             name_id_format: cfg.name_id_format(),
             mapping: attributes::MappingOptions {
@@ -283,8 +283,8 @@ impl SamlProvider {
             },
             issuer_case_insensitive: cfg.issuer_case_insensitive(),
             audience_ignores_trailing_slash: cfg.audience_ignores_trailing_slash(),
-            require_encrypted_assertion: !cfg.allow_unencrypted_assertions,
-            allow_unsolicited: cfg.allow_unsolicited,
+            require_encrypted_assertion: !cfg.dangerous.allow_unencrypted_assertions,
+            allow_unsolicited: cfg.dangerous.allow_unsolicited,
             pending_ttl: cfg.pending_request_ttl_secs(),
             skew: cfg.clock_skew_secs,
             max_message_bytes: cfg.max_message_bytes,
@@ -388,7 +388,8 @@ impl SamlProvider {
         let decryption = std::sync::Arc::clone(&self.decryption);
         let (issuer_case_insensitive, audience_ignores_trailing_slash) =
             (self.issuer_case_insensitive, self.audience_ignores_trailing_slash);
-        let (clock_skew, require_encrypted_assertion) = (Duration::from_secs(self.skew), self.require_encrypted_assertion);
+        let (clock_skew, require_encrypted_assertion) =
+            (Duration::from_secs(self.skew), self.require_encrypted_assertion);
         let processed = crate::cpu::run(crate::cpu::Work::SamlAcs, move || {
             let expect = acs::Expectations {
                 idp_entity_id: &idp.metadata.entity_id,
