@@ -10,7 +10,11 @@
 
 pub mod config;
 pub mod cpu;
+pub mod date;
 pub mod demo;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod http;
 pub mod identity;

@@ -140,11 +140,11 @@ fn print_summary(config: &Config, gw: &Gateway) {
 /// Starts periodic provider work (heartBeat, metadata refresh).
 pub fn spawn_provider_refresh(gw: &Arc<Gateway>) {
     for provider in &gw.providers {
-        let Some(interval) = provider.refresh_interval() else { continue };
+        let Some(interval) = provider.background().and_then(|b| b.refresh_interval()) else { continue };
         let provider = provider.clone();
         tokio::spawn(async move {
-            loop {
-                provider.refresh().await;
+            while let Some(background) = provider.background() {
+                background.refresh().await;
                 tokio::time::sleep(interval).await;
             }
         });

@@ -109,3 +109,26 @@ async fn attempts_are_rate_limited_per_client() {
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 1, "{statuses:?}");
     assert_eq!(statuses.last(), Some(&429));
 }
+
+#[tokio::test]
+async fn a_form_without_the_password_shows_the_form_again_counted_as_refused() {
+    let gw = direct_gateway().await;
+    let (csrf, login) = open_form(&gw, "/").await;
+    let resp = gw
+        .client
+        .post(gw.url("/.aisgate/direct/jip"))
+        .header("cookie", &login)
+        .header("accept", "text/html")
+        .form(&[("csrf", csrf.as_str()), ("username", "OTP123")])
+        .send()
+        .await
+        .unwrap();
+    // Checked by the gateway before any SOAP call: the form again, not the dead-end page.
+    assert_eq!(resp.status(), 401);
+    assert!(set_cookie(&resp, "aisgate_login").is_some(), "a fresh pre-login handle for the retry");
+    assert!(resp.text().await.unwrap().contains("role=\"alert\""));
+    let metrics = gw.client.get(format!("http://{}/metrics", gw.ops)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("aisgate_logins_total{provider=\"jip\",result=\"refused\"} 1"), "{metrics}");
+    let series = "aisgate_login_refusals_total{provider=\"jip\",reason=\"credentials_missing\"} 1";
+    assert!(metrics.contains(series), "{metrics}");
+}

@@ -93,6 +93,13 @@ async fn assert_gateway_still_logs_in(gw: &Gateway) {
     assert_eq!(resp.status(), 200);
 }
 
+/// The value of one series on `/metrics` (0 when absent).
+async fn metric(gw: &Gateway, series: &str) -> u64 {
+    let text = gw.client.get(format!("http://{}/metrics", gw.ops)).send().await.unwrap().text().await.unwrap();
+    let prefix = format!("{series} ");
+    text.lines().find_map(|l| l.strip_prefix(&prefix)).map_or(0, |v| v.parse().unwrap())
+}
+
 fn session_id_of(callback_url: &str) -> String {
     let url = url::Url::parse(callback_url).unwrap();
     url.query_pairs().find(|(k, _)| k == "sessionId").map(|(_, v)| v.into_owned()).unwrap()
@@ -254,6 +261,9 @@ async fn session_not_found_shows_the_czech_login_failed_page_with_a_retry_link()
     assert!(page.contains("href=\"/.aisgate/login?return=%2Fdesk%3Ftab%3D2\""), "retry restarts the login\n{page}");
     assert!(page.contains(">Přihlásit se znovu</a>"), "{page}");
     assert_eq!(auth_calls(&gw).len(), 1, "SESSION_NOT_FOUND is not retried");
+    // The IdP's own "no": a failure with its reason, not a refusal and not an outage.
+    assert_eq!(metric(&gw, "aisgate_logins_total{provider=\"jip\",result=\"failure\"}").await, 1);
+    assert_eq!(metric(&gw, "aisgate_login_refusals_total{provider=\"jip\",reason=\"session_not_found\"}").await, 1);
     assert_no_session(&gw, "SESSION_NOT_FOUND").await;
     assert_requests_valid(&gw);
 }
@@ -393,6 +403,10 @@ async fn unregistered_client_certificate_gives_503_and_readiness_reports_401() {
     let resp = callback(&gw, &url, Some(&cookie)).await;
     assert_error_page(resp, 503, UNAVAILABLE, "HTTP 401 JSON").await;
     assert!(gw.sim.calls.lock().unwrap().is_empty(), "the IdP served nothing to an unknown client");
+    // Our client certificate is the problem: an outage with a reason naming it.
+    assert_eq!(metric(&gw, "aisgate_logins_total{provider=\"jip\",result=\"error\"}").await, 1);
+    let series = "aisgate_login_refusals_total{provider=\"jip\",reason=\"client_certificate_refused\"}";
+    assert_eq!(metric(&gw, series).await, 1);
     assert_no_session(&gw, "HTTP 401").await;
 }
 
@@ -527,6 +541,10 @@ async fn callback_without_the_binding_cookie_is_refused_without_any_soap_call() 
         assert!(page.contains("nebylo zahájeno"), "{label}");
     }
     assert!(auth_calls(&gw).is_empty(), "no SOAP call for an unbound callback");
+    // The gateway's own check: refused, with its reason (not the IdP's failure).
+    assert_eq!(metric(&gw, "aisgate_logins_total{provider=\"jip\",result=\"refused\"}").await, 3);
+    assert_eq!(metric(&gw, "aisgate_logins_total{provider=\"jip\",result=\"failure\"}").await, 0);
+    assert_eq!(metric(&gw, "aisgate_login_refusals_total{provider=\"jip\",reason=\"no_login_cookie\"}").await, 3);
     // The token was not burnt: the browser that started the login still completes it.
     let done = callback(&gw, &url, Some(&cookie)).await;
     assert_eq!(done.status(), 302);
@@ -563,6 +581,12 @@ async fn session_ids_of_bad_format_are_refused_without_a_soap_call() {
         assert!(auth_calls(&gw).is_empty(), "{label}: no SOAP call");
     }
     assert_no_session(&gw, "bad tokens").await;
+    // Checked by the gateway before any SOAP call: refusals with their reason.
+    assert_eq!(metric(&gw, "aisgate_logins_total{provider=\"jip\",result=\"refused\"}").await, 10);
+    let malformed = "aisgate_login_refusals_total{provider=\"jip\",reason=\"session_id_malformed\"}";
+    assert_eq!(metric(&gw, malformed).await, 9);
+    let missing = "aisgate_login_refusals_total{provider=\"jip\",reason=\"missing_session_id\"}";
+    assert_eq!(metric(&gw, missing).await, 1);
     // 50 characters is the upper bound and passes the check (the IdP then decides).
     let (url, cookie) = gw.begin_login("/desk", 0).await;
     let mut edge = url::Url::parse(&url).unwrap();

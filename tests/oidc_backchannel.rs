@@ -52,6 +52,7 @@ fn provider(
 /// CAAIS-like (RS256, no `kid`) with two users, and an EnviIAM-like provider whose user has
 /// the same `sub` as CAAIS's first user, to show a logout stays within its provider.
 async fn gateway() -> Gateway {
+    support::logs::capture();
     let mut same_sub = enviam_user();
     same_sub.insert("sub".into(), caais_user()["sub"].clone());
     Gateway::start(StackOptions {
@@ -201,7 +202,11 @@ async fn a_replayed_logout_token_is_refused() {
     assert_eq!(post_token(&gw, "caais", &token).await.status(), 200);
     // The same signed, still fresh token again: a 200 would mean its jti was accepted twice.
     let (cookie, _) = login(&gw, "caais", 0).await;
-    assert_invalid_request(post_token(&gw, "caais", &token).await, "replayed jti").await;
+    let resp = post_token(&gw, "caais", &token).await;
+    let id = support::logs::request_id(&resp);
+    assert_invalid_request(resp, "replayed jti").await;
+    let line = support::logs::line_with(&id, "back-channel logout token refused");
+    assert!(line.contains("reason=\"logout_token_replayed\""), "{line}");
     assert!(alive(&gw, &cookie).await);
     let metrics = gw.client.get(format!("http://{}/metrics", gw.ops)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("aisgate_oidc_logout_token_rejected_total{provider=\"caais\"} 1"), "{metrics}");

@@ -22,7 +22,7 @@ use crate::http::canonical_path::CanonicalPath;
 use crate::http::return_url::ReturnUrl;
 use crate::ops::metrics::LoginResult;
 use crate::pages::{self, ErrorKind, ProviderChoice};
-use crate::provider::{BrowserStep, CommonReason, PendingState, ProtocolState, Side};
+use crate::provider::{BrowserStep, CommonReason, PendingState, ProtocolState, ProviderError, Reason, Side};
 use crate::session::keyring::Purpose;
 use crate::session::{now_unix, random_id, PendingLogin, Session, StoreKey};
 
@@ -180,14 +180,14 @@ pub async fn start_login_at(
         super::loop_guard::count_start(&gw.keyring, super::cookies::read(headers, loop_cookie, info), now_unix())
     else {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, "login loop: too many logins started by this browser");
-        audit_refused(info, gw.providers[index].name(), "too many logins started (loop protection)");
+        audit_refused(info, gw.providers[index].name(), "loop_protection");
         return rescue::error(ErrorKind::TooManyRequests, info, None);
     };
     // Every start stores a pending login: one address may not fill the store (issue 15 item 2).
     let verdict = gw.login_start_limiter.check(info.client_ip);
     if !verdict.allowed() {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, reason = verdict.reason(), "login starts rate-limited");
-        audit_refused(info, gw.providers[index].name(), "login starts rate-limited");
+        audit_refused(info, gw.providers[index].name(), "login_start_rate_limited");
         return rescue::error(ErrorKind::TooManyRequests, info, None);
     }
     let provider = &gw.providers[index];
@@ -196,7 +196,10 @@ pub async fn start_login_at(
     // the user back to this app's login (there may be no app at `/`).
     ctx.direct_form_url = format!("{}?return={}", ctx.direct_form_url, encode(return_to.as_str()));
     let begun = match loa {
-        Some(loa) => provider.begin_at_loa(&ctx, loa).await,
+        Some(loa) => match provider.step_up() {
+            Some(step_up) => step_up.begin_at_loa(&ctx, loa).await,
+            None => Err(ProviderError::with_context(CommonReason::Unsupported, "step-up")),
+        },
         None => provider.begin(&ctx).await,
     };
     let start = match begun {
@@ -226,7 +229,7 @@ pub async fn start_login_at(
         }
     };
     let value = gw.keyring.seal(Purpose::Login, &handle);
-    let login_cookie = if provider.returns_by_cross_site_post() {
+    let login_cookie = if provider.login_profile().returns_by_cross_site_post {
         set_login_cookie_cross_site(
             &gw.login_cookie_name,
             &value,
@@ -286,7 +289,7 @@ fn credentials_at_callback(
         return None;
     }
     tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, "one-time credentials sent to the callback refused (only the direct form redeems them)");
-    audit_refused(info, provider, "one-time credentials at the callback");
+    audit_refused(info, provider, "credentials_at_callback");
     let form = format!("{RESERVED_PREFIX}direct/{provider}");
     Some(rescue::error(ErrorKind::LoginNotInitiated, info, Some(&form)))
 }
@@ -346,7 +349,7 @@ async fn direct_submit(
     let verdict = gw.direct_limiter.check(info.client_ip);
     if !verdict.allowed() {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, reason = verdict.reason(), "one-time credential attempts rate-limited");
-        audit_refused(&info, &provider, "rate limited");
+        audit_refused(&info, &provider, "rate_limited");
         return rescue::error(ErrorKind::TooManyRequests, &info, None);
     }
     let params: Vec<(String, String)> = url::form_urlencoded::parse(&form).into_owned().collect();
@@ -357,7 +360,7 @@ async fn direct_submit(
     };
     if !csrf_ok {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, "one-time credential form without a valid CSRF token");
-        audit_refused(&info, &provider, "bad CSRF token");
+        audit_refused(&info, &provider, "csrf_mismatch");
         let return_to = fallback_return(&gw, &provider, &query_pairs(query.as_deref()), &headers);
         return rescue::error(ErrorKind::LoginNotInitiated, &info, Some(&restart_url(&provider, &return_to)));
     }
@@ -392,7 +395,7 @@ async fn finish_login_for(
     let restart = restart_url(provider_name, &fallback);
     let handle = super::cookies::login_handle(gw, headers, info);
     let pending = match handle {
-        None if provider.accepts_unsolicited() => unsolicited_login(provider_name, &params, info),
+        None if provider.login_profile().accepts_unsolicited => unsolicited_login(provider_name, &params, info),
         None => {
             tracing::warn!(request_id = info.id(), provider = provider_name, client = %info.client_ip, "callback without a valid pre-login cookie refused");
             gateway_refusal(gw, index, provider_name, CommonReason::NoLoginCookie, info);
@@ -438,10 +441,11 @@ async fn finish_login_for(
         Ok(a) => a,
         Err(e) => {
             record_failure(gw, index, provider_name, &e, info, "login failed");
-            let direct_form = provider.direct_generator_url().is_some();
-            if direct_form && e.side() != Side::Outage {
-                // Refused one-time credentials: show the form again, with a fresh login handle
-                // (the old one was single use) and the reason.
+            // Refused one-time credentials (KAAS said no, or they were missing or malformed):
+            // show the form again, with a fresh login handle (the old one was single use) and
+            // the reason. Gateway-state failures and outages get their page instead.
+            let credentials_refused = matches!(e.reason(), Reason::Kaas(_)) && e.side() != Side::Outage;
+            if provider.direct_credentials().is_some() && credentials_refused {
                 return retry_direct_form(gw, provider_name, pending, info).await;
             }
             let mut resp = with_cleared_login(gw, rescue::error(e.page(), info, Some(&retry)));
@@ -576,7 +580,9 @@ fn gateway_refusal(gw: &Gateway, index: usize, provider: &str, reason: CommonRea
     metrics.refusal(reason.label());
 }
 
-fn audit_refused(info: &RequestInfo, provider: &str, reason: &str) {
+/// Audits a request the gateway refused before any provider step (not a login attempt at the
+/// IdP, so not counted in `aisgate_logins_total`); `reason` is a bounded `snake_case` label.
+fn audit_refused(info: &RequestInfo, provider: &str, reason: &'static str) {
     tracing::info!(target: "aisgate::audit", event = "login", request_id = info.id(), provider, result = "refused", reason);
 }
 
@@ -678,7 +684,7 @@ async fn backchannel_logout(
     headers: HeaderMap,
     form: axum::body::Bytes,
 ) -> Response<Body> {
-    let Some((_, provider)) = gw.provider(&provider_name).filter(|(_, p)| p.supports_backchannel_logout()) else {
+    let Some(provider) = gw.provider(&provider_name).and_then(|(_, p)| p.backchannel_logout()) else {
         return backchannel_answer(StatusCode::NOT_FOUND, Some("not_found"));
     };
     let form_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
@@ -699,12 +705,12 @@ async fn backchannel_logout(
         Ok(target) => target,
         Err(e) if e.side() == Side::Outage => {
             // Our side cannot verify now (no discovery or keys): the IdP may retry later.
-            tracing::error!(request_id = info.id(), provider = provider_name, error = %e, "back-channel logout could not be verified");
+            tracing::error!(request_id = info.id(), provider = provider_name, reason = e.label(), error = %e, "back-channel logout could not be verified");
             audit_backchannel(&info, &provider_name, 0, "error");
             return backchannel_answer(StatusCode::SERVICE_UNAVAILABLE, Some("temporarily_unavailable"));
         }
         Err(e) => {
-            tracing::warn!(request_id = info.id(), provider = provider_name, error = %e, "back-channel logout token refused");
+            tracing::warn!(request_id = info.id(), provider = provider_name, reason = e.label(), error = %e, "back-channel logout token refused");
             audit_backchannel(&info, &provider_name, 0, "refused");
             return backchannel_answer(StatusCode::BAD_REQUEST, Some("invalid_request"));
         }

@@ -20,6 +20,7 @@ use crate::http::return_url::ReturnUrl;
 use crate::listen::conn::ConnSlot;
 use crate::ops::metrics::UpstreamErrorKind;
 use crate::pages::ErrorKind;
+use crate::provider::{CommonReason, ProviderError};
 use crate::session::tokens::TokenError;
 use crate::session::{now_unix, Session, StoreKey};
 use crate::upstream::body::{BodyFault, BodyWatch, WatchedBody};
@@ -331,7 +332,12 @@ async fn bearer(gw: &Gateway, session: &Session) -> Result<Option<HeaderValue>, 
     let Some((_, provider)) = gw.provider(&session.identity.provider) else { return Ok(None) };
     let token = session
         .upstream_tokens
-        .access_token(now_unix(), REFRESH_MARGIN_SECS, |old| async move { provider.refresh_tokens(&old).await })
+        .access_token(now_unix(), REFRESH_MARGIN_SECS, |old| async move {
+            match provider.token_refresh() {
+                Some(refresh) => refresh.refresh_tokens(&old).await,
+                None => Err(ProviderError::with_context(CommonReason::Unsupported, "token refresh")),
+            }
+        })
         .await?;
     Ok(token.and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok()).map(|mut v| {
         v.set_sensitive(true);

@@ -75,7 +75,7 @@ pub(super) async fn provider_logout(
     let ctx = gw.login_context(provider.name());
     let handle = random_id();
     let state = gw.keyring.mac(Purpose::Logout, &handle);
-    let Some(step) = provider.logout_with_state(&ctx, logout_state, &state) else {
+    let Some(step) = provider.stateful_logout().and_then(|s| s.logout_with_state(&ctx, logout_state, &state)) else {
         return (provider.logout(&ctx, logout_state), None);
     };
     let pending = PendingLogin {

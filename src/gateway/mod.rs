@@ -190,8 +190,10 @@ impl Gateway {
         crate::identity::label::set_key(keyring.log_label_key());
         // The store keeps pending logins as long as the slowest provider needs; each login's
         // own provider limit is enforced at the callback (`Gateway::login_ttl_for`).
-        let longest_login =
-            providers.iter().filter_map(|p| p.pending_login_ttl()).fold(config.session.login_ttl_secs, u64::max);
+        let longest_login = providers
+            .iter()
+            .filter_map(|p| p.login_profile().pending_login_ttl)
+            .fold(config.session.login_ttl_secs, u64::max);
         let store: Arc<dyn SessionStore> = match config.session.store {
             StoreKind::Memory => Arc::new(MemoryStore::new(
                 config.session.max_sessions,
@@ -202,8 +204,8 @@ impl Gateway {
         let app_names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
         let provider_names: Vec<&str> = providers.iter().map(|p| p.name()).collect();
         let mut metrics = Metrics::new(&app_names, &provider_names);
-        for provider in &providers {
-            provider.register_metrics(&mut metrics);
+        for background in providers.iter().filter_map(|p| p.background()) {
+            background.register_metrics(&mut metrics);
         }
         let logout_returns = ["verified", "unverified"].map(|result| {
             metrics.register_counter(
@@ -282,7 +284,7 @@ impl Gateway {
     /// How long a login started at `provider` may take, seconds: `[session] login_ttl_secs`,
     /// or longer where the provider needs it (NIA queueing).
     pub fn login_ttl_for(&self, provider: &dyn Provider) -> u64 {
-        provider.pending_login_ttl().map_or(self.login_ttl_secs, |ttl| ttl.max(self.login_ttl_secs))
+        provider.login_profile().pending_login_ttl.map_or(self.login_ttl_secs, |ttl| ttl.max(self.login_ttl_secs))
     }
 
     /// Readiness of every provider, for `/readyz`.

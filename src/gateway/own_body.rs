@@ -28,7 +28,7 @@ const FORM_OVERHEAD_BYTES: usize = 64 * 1024;
 pub(crate) fn own_body_limit<'a>(providers: impl IntoIterator<Item = &'a dyn Provider>) -> usize {
     providers
         .into_iter()
-        .filter_map(|p| p.max_inbound_message_bytes())
+        .filter_map(|p| p.login_profile().max_inbound_message_bytes)
         .map(cap_for_message)
         .fold(MIN_OWN_BODY_BYTES, usize::max)
 }

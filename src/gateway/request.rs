@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
+use cookie::{Cookie, SameSite};
 use http::header::{ACCEPT, COOKIE};
 use http::{HeaderMap, HeaderValue, Method};
 use ipnet::IpNet;
@@ -140,21 +141,29 @@ pub enum CookieLookup<'a> {
     Duplicated,
 }
 
-/// Looks a cookie up by name across every `Cookie` header.
+/// Looks a cookie up by name across every `Cookie` header. The pairs are split by the
+/// `cookie` crate (no percent-decoding: the gateway's values are base64url); a pair it cannot
+/// parse (no `=`, empty name) is skipped, as before. The count across all headers is ours:
+/// that two of a name mean none is the point (see [`CookieLookup::Duplicated`]).
 pub fn lookup_cookie<'a>(headers: &'a HeaderMap, name: &str) -> CookieLookup<'a> {
     let mut found = headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim_matches('"'));
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .filter(|c| c.name() == name)
+        .map(|c| c.value_raw().map_or("", strip_quotes));
     match (found.next(), found.next()) {
         (None, _) => CookieLookup::Absent,
         (Some(value), None) => CookieLookup::One(value),
         (Some(_), Some(_)) => CookieLookup::Duplicated,
     }
+}
+
+/// A cookie value without its optional surrounding `DQUOTE`s (RFC 6265 §4.1.1 `cookie-value`).
+fn strip_quotes(value: &str) -> &str {
+    value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value)
 }
 
 /// A cookie's value when the request carries exactly one of that name. Fails closed: two of
@@ -179,11 +188,10 @@ pub fn remove_cookies(headers: &mut HeaderMap, names: &[&str]) {
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty())
-        .filter(|pair| !names.iter().any(|n| pair.split_once('=').map_or(*pair, |(k, _)| k) == *n))
-        .map(str::to_owned)
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .filter(|c| !names.contains(&c.name()))
+        .map(|c| format!("{}={}", c.name(), c.value()))
         .collect();
     headers.remove(COOKIE);
     if !kept.is_empty() {
@@ -195,15 +203,10 @@ pub fn remove_cookies(headers: &mut HeaderMap, names: &[&str]) {
 
 /// Builds a `Set-Cookie` value with the gateway's fixed attributes:
 /// `Path=/; HttpOnly; SameSite=Lax` and `Secure` unless disabled for plain-HTTP development.
+/// Never a `Domain` (host-only; required for `__Host-` names, which `check` pairs with
+/// `cookie_secure`).
 pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -> HeaderValue {
-    let mut s = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
-    if secure {
-        s.push_str("; Secure");
-    }
-    if let Some(age) = max_age {
-        s.push_str(&format!("; Max-Age={age}"));
-    }
-    HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static("invalid=; Max-Age=0"))
+    set_cookie_with(name, value, max_age, secure, SameSite::Lax)
 }
 
 /// The pre-login cookie for an IdP that returns the browser with a cross-site POST
@@ -211,16 +214,24 @@ pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -
 /// `SameSite=None` (which browsers accept only with `Secure`; without `secure` it stays Lax).
 /// The protocol's own binding (`state`) then carries the CSRF defence.
 pub fn set_login_cookie_cross_site(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValue {
-    if !secure {
-        return set_cookie(name, value, Some(max_age), false);
-    }
-    let s = format!("{name}={value}; Path=/; HttpOnly; SameSite=None; Secure; Max-Age={max_age}");
-    HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static("invalid=; Max-Age=0"))
+    let same_site = if secure { SameSite::None } else { SameSite::Lax };
+    set_cookie_with(name, value, Some(max_age), secure, same_site)
 }
 
 /// A `Set-Cookie` value that deletes the cookie.
 pub fn clear_cookie(name: &str, secure: bool) -> HeaderValue {
     set_cookie(name, "", Some(0), secure)
+}
+
+/// One place that writes `Set-Cookie` (the `cookie` crate serialises it). A value that is not
+/// a valid header (control characters) yields a harmless deletion of a cookie named `invalid`
+/// rather than a panic; the gateway's own values are base64url and never hit it.
+fn set_cookie_with(name: &str, value: &str, max_age: Option<u64>, secure: bool, same_site: SameSite) -> HeaderValue {
+    let mut cookie = Cookie::build((name, value)).path("/").http_only(true).same_site(same_site).secure(secure);
+    if let Some(age) = max_age {
+        cookie = cookie.max_age(cookie::time::Duration::seconds(i64::try_from(age).unwrap_or(i64::MAX)));
+    }
+    HeaderValue::from_str(&cookie.to_string()).unwrap_or(HeaderValue::from_static("invalid=; Max-Age=0"))
 }
 
 /// Sets `X-Forwarded-For/Proto/Host` for the upstream. From a trusted proxy the existing
@@ -334,23 +345,34 @@ mod tests {
         assert_eq!(cookie(&h, "aisgate_session"), None);
         assert_eq!(cookie(&h, "a"), Some("1"));
         assert_eq!(lookup_cookie(&h, "b"), CookieLookup::Absent);
+        // Also within one header, with quotes and stray separators.
+        let one = headers(&[("cookie", "s=\"x\"; ;junk; =v; s=y")]);
+        assert_eq!(lookup_cookie(&one, "s"), CookieLookup::Duplicated);
+        let quoted = headers(&[("cookie", "junk; s=\"x\"; t=")]);
+        assert_eq!(lookup_cookie(&quoted, "s"), CookieLookup::One("x"));
+        assert_eq!(lookup_cookie(&quoted, "t"), CookieLookup::One(""));
+        // Names are case-sensitive (RFC 6265): `S` is another cookie.
+        assert_eq!(lookup_cookie(&headers(&[("cookie", "S=1; s=2")]), "s"), CookieLookup::One("2"));
     }
 
     #[test]
     fn set_cookie_has_secure_defaults() {
         let v = set_cookie("s", "v", None, true);
-        assert_eq!(v, "s=v; Path=/; HttpOnly; SameSite=Lax; Secure");
-        assert_eq!(clear_cookie("s", true), "s=; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=0");
+        assert_eq!(v, "s=v; HttpOnly; SameSite=Lax; Secure; Path=/");
+        assert_eq!(clear_cookie("s", true), "s=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0");
+        assert_eq!(set_cookie("s", "v", Some(60), false), "s=v; HttpOnly; SameSite=Lax; Path=/; Max-Age=60");
+        // A value that cannot be a header never panics and never sets the cookie.
+        assert_eq!(set_cookie("s", "a\r\nSet-Cookie: x=1", None, true), "invalid=; Max-Age=0");
     }
 
     #[test]
     fn the_cross_site_login_cookie_is_samesite_none_only_when_secure() {
         let v = set_login_cookie_cross_site("l", "v", 900, true);
-        assert_eq!(v, "l=v; Path=/; HttpOnly; SameSite=None; Secure; Max-Age=900");
+        assert_eq!(v, "l=v; HttpOnly; SameSite=None; Secure; Path=/; Max-Age=900");
         // Browsers refuse SameSite=None without Secure: plain-HTTP development keeps Lax.
         assert_eq!(
             set_login_cookie_cross_site("l", "v", 900, false),
-            "l=v; Path=/; HttpOnly; SameSite=Lax; Max-Age=900"
+            "l=v; HttpOnly; SameSite=Lax; Path=/; Max-Age=900"
         );
     }
 }

@@ -24,7 +24,7 @@ pub async fn metadata(
     Extension(info): Extension<RequestInfo>,
     Path(name): Path<String>,
 ) -> Response<Body> {
-    let Some(xml) = gw.provider(&name).and_then(|(_, p)| p.metadata_document()) else {
+    let Some(xml) = gw.provider(&name).and_then(|(_, p)| p.metadata().map(|m| m.metadata_document())) else {
         return rescue::error(ErrorKind::NotFound, &info, None);
     };
     let mut resp = Response::new(Body::from(xml));
@@ -48,7 +48,7 @@ pub async fn slo(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response<Body> {
-    let Some((_, provider)) = gw.provider(&name).filter(|(_, p)| p.supports_single_logout()) else {
+    let Some(provider) = gw.provider(&name).and_then(|(_, p)| p.single_logout()) else {
         return rescue::error(ErrorKind::NotFound, &info, None);
     };
     let is_post = method == http::Method::POST;
@@ -62,14 +62,14 @@ pub async fn slo(
         xml_body: (is_post && !is_form && !body.is_empty()).then(|| body.to_vec()),
     };
     let back_channel = is_post && !message.form.iter().any(|(k, _)| k == "SAMLRequest" || k == "SAMLResponse");
-    let outcome = match provider.single_logout(&message).await {
+    let outcome = match provider.handle_message(&message).await {
         Ok(outcome) => outcome,
         Err(e) => {
             let unavailable = e.side() == Side::Outage;
             if unavailable {
-                tracing::error!(request_id = info.id(), provider = name, error = %e, "single logout message could not be checked");
+                tracing::error!(request_id = info.id(), provider = name, reason = e.label(), error = %e, "single logout message could not be checked");
             } else {
-                tracing::warn!(request_id = info.id(), provider = name, error = %e, "single logout message refused");
+                tracing::warn!(request_id = info.id(), provider = name, reason = e.label(), error = %e, "single logout message refused");
             }
             audit(&info, &name, 0, if unavailable { "error" } else { "refused" });
             if back_channel {

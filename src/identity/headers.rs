@@ -305,21 +305,10 @@ pub static CONTRACT: &[Field] = &[
     },
 ];
 
-/// Formats Unix seconds as RFC 3339 UTC (`2026-11-21T13:40:00Z`).
+/// Formats Unix seconds as RFC 3339 UTC (`2026-11-21T13:40:00Z`); kept under this name for
+/// existing callers, implemented once in [`crate::date::format_rfc3339`].
 pub fn rfc3339(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    // Civil-from-days (H. Hinnant), valid for the whole u64-seconds range we meet.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+    crate::date::format_rfc3339(unix)
 }
 
 /// Per-app header mapping as written in the config (`[app.headers]`).

@@ -21,7 +21,7 @@ use aws_lc_rs::signature::{
     EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING,
     ECDSA_P521_SHA512_FIXED_SIGNING,
 };
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -57,7 +57,7 @@ impl std::fmt::Display for TokenAlgorithm {
 /// Errors from loading keys, computing thumbprints and signing tokens.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
-    /// The input contains no `-----BEGIN <label>-----` line.
+    /// The input contains no recognised `-----BEGIN <label>-----` block.
     #[error("no PEM block found: expected a `-----BEGIN PRIVATE KEY-----` line")]
     PemMissingBegin,
     /// A `BEGIN` line has no matching `END` line.
@@ -84,12 +84,12 @@ pub enum TokenError {
         /// Number of private-key blocks found.
         count: usize,
     },
-    /// The body of the PEM block is not valid base64.
-    #[error("PEM block `{label}` has an invalid base64 body: {reason}")]
-    PemBase64 {
-        /// Label of the block.
-        label: String,
-        /// Decoder message.
+    /// A recognised PEM block is malformed (invalid base64 body, broken BEGIN line).
+    #[error("PEM block #{block} is malformed: {reason}")]
+    PemSyntax {
+        /// 1-based position of the block among the recognised blocks.
+        block: usize,
+        /// Parser message.
         reason: String,
     },
     /// A SEC1 `EC PRIVATE KEY` was given for EdDSA (SEC1 is EC-only).
@@ -332,54 +332,58 @@ enum PemKeyLabel {
 }
 
 /// Finds exactly one private-key block in `pem` and decodes its body.
+///
+/// The PEM syntax (BEGIN/END pairing, base64 body) is `rustls-pki-types`' parser; this
+/// function only adds the policy: refuse encrypted keys by name (the parser would skip an
+/// `ENCRYPTED PRIVATE KEY` block as unknown and fail a legacy `Proc-Type` header as bad
+/// base64, both misleading), exactly one key, and name what was found otherwise.
 fn private_key_der_from_pem(pem: &str) -> Result<(PemKeyLabel, Vec<u8>), TokenError> {
+    use rustls_pki_types::pem::{self, PemObject, SectionKind};
+
+    let encrypted = pem.lines().map(str::trim).any(|line| {
+        line == "-----BEGIN ENCRYPTED PRIVATE KEY-----"
+            || line.strip_prefix("Proc-Type:").is_some_and(|value| value.contains("ENCRYPTED"))
+    });
+    if encrypted {
+        return Err(TokenError::PemEncrypted);
+    }
     let mut found_labels: Vec<String> = Vec::new();
-    let mut keys: Vec<(PemKeyLabel, String, String)> = Vec::new();
-    let mut lines = pem.lines().map(str::trim);
-    while let Some(line) = lines.next() {
-        let Some(label) = line.strip_prefix("-----BEGIN ").and_then(|rest| rest.strip_suffix("-----")) else {
-            continue;
-        };
-        let end = format!("-----END {label}-----");
-        let mut body = String::new();
-        let mut terminated = false;
-        let mut encrypted = false;
-        for line in lines.by_ref() {
-            if line == end {
-                terminated = true;
-                break;
+    let mut keys: Vec<(PemKeyLabel, Vec<u8>)> = Vec::new();
+    for (index, section) in <(SectionKind, Vec<u8>)>::pem_slice_iter(pem.as_bytes()).enumerate() {
+        let (kind, der) = section.map_err(|e| match e {
+            pem::Error::MissingSectionEnd { end_marker } => {
+                TokenError::PemMissingEnd { label: String::from_utf8_lossy(&end_marker).into_owned() }
             }
-            if let Some((name, value)) = line.split_once(':') {
-                // RFC 1421 header (legacy OpenSSL encryption).
-                if name.trim() == "Proc-Type" && value.contains("ENCRYPTED") {
-                    encrypted = true;
-                }
-                continue;
-            }
-            body.push_str(line);
-        }
-        if !terminated {
-            return Err(TokenError::PemMissingEnd { label: label.to_owned() });
-        }
-        if encrypted || label == "ENCRYPTED PRIVATE KEY" {
-            return Err(TokenError::PemEncrypted);
-        }
-        match label {
-            "PRIVATE KEY" => keys.push((PemKeyLabel::Pkcs8, label.to_owned(), body)),
-            "EC PRIVATE KEY" => keys.push((PemKeyLabel::Sec1, label.to_owned(), body)),
-            _ => found_labels.push(label.to_owned()),
+            other => TokenError::PemSyntax { block: index + 1, reason: other.to_string() },
+        })?;
+        match kind {
+            SectionKind::PrivateKey => keys.push((PemKeyLabel::Pkcs8, der)),
+            SectionKind::EcPrivateKey => keys.push((PemKeyLabel::Sec1, der)),
+            other => found_labels.push(section_label(other).to_owned()),
         }
     }
     let mut keys = keys.into_iter();
     match (keys.next(), keys.len()) {
         (None, _) if found_labels.is_empty() => Err(TokenError::PemMissingBegin),
         (None, _) => Err(TokenError::PemUnsupportedLabel { found: found_labels }),
-        (Some((kind, label, body)), 0) => {
-            let der =
-                STANDARD.decode(body.as_bytes()).map_err(|e| TokenError::PemBase64 { label, reason: e.to_string() })?;
-            Ok((kind, der))
-        }
+        (Some(key), 0) => Ok(key),
         (Some(_), rest) => Err(TokenError::PemMultipleKeys { count: rest + 1 }),
+    }
+}
+
+/// The PEM label of a block kind the parser recognises (for error messages).
+fn section_label(kind: rustls_pki_types::pem::SectionKind) -> &'static str {
+    use rustls_pki_types::pem::SectionKind;
+    match kind {
+        SectionKind::Certificate => "CERTIFICATE",
+        SectionKind::PublicKey => "PUBLIC KEY",
+        SectionKind::RsaPrivateKey => "RSA PRIVATE KEY",
+        SectionKind::PrivateKey => "PRIVATE KEY",
+        SectionKind::EcPrivateKey => "EC PRIVATE KEY",
+        SectionKind::Crl => "X509 CRL",
+        SectionKind::Csr => "CERTIFICATE REQUEST",
+        SectionKind::EchConfigList => "ECHCONFIG",
+        _ => "unknown",
     }
 }
 
@@ -410,6 +414,7 @@ mod tests {
     use super::*;
     use aws_lc_rs::encoding::AsDer;
     use aws_lc_rs::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, ED25519};
+    use base64::engine::general_purpose::STANDARD;
 
     fn pem(label: &str, der: &[u8]) -> String {
         let b64 = STANDARD.encode(der);
@@ -665,10 +670,12 @@ mod tests {
         assert_eq!(load_err(&two, es), TokenError::PemMultipleKeys { count: 2 });
 
         let bad_b64 = "-----BEGIN PRIVATE KEY-----\nMIGH*AgEA\n-----END PRIVATE KEY-----\n";
-        assert!(matches!(
-            load_err(bad_b64, es),
-            TokenError::PemBase64 { ref label, .. } if label == "PRIVATE KEY"
-        ));
+        assert!(matches!(load_err(bad_b64, es), TokenError::PemSyntax { block: 1, .. }));
+        // The block number names which item is broken.
+        let second_bad = format!("{}{bad_b64}", pem("CERTIFICATE", b"whatever"));
+        assert!(matches!(load_err(&second_bad, es), TokenError::PemSyntax { block: 2, .. }));
+        // An unknown block (EC PARAMETERS, a legacy label) is skipped, as before.
+        assert_eq!(load_err(&pem("EC PARAMETERS", b"x"), es), TokenError::PemMissingBegin);
 
         assert_eq!(
             load_err(&pem("PRIVATE KEY", b"\x30\x03\x02\x01\x00"), es),

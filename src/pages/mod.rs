@@ -385,12 +385,12 @@ fn error_text(kind: ErrorKind, lang: Lang) -> ErrorText {
         ),
         (ErrorKind::LoginFailed, Lang::Cs) => (
             "Přihlášení se nezdařilo",
-            "Poskytovatel identity přihlášení nepotvrdil. Platnost přihlašovacího požadavku mohla vypršet, nebo již byl použit.",
+            "Přihlášení se nepodařilo ověřit: poskytovatel identity ho nepotvrdil, nebo odpověď doručená prohlížečem neprošla kontrolou. Platnost přihlašovacího požadavku mohla vypršet, nebo již byl použit.",
             "Zkuste se prosím přihlásit znovu.",
         ),
         (ErrorKind::LoginFailed, Lang::En) => (
             "Login failed",
-            "The identity provider did not confirm your login. The login request may have expired or already been used.",
+            "Your login could not be confirmed: the identity provider did not confirm it, or the answer your browser delivered did not pass our checks. The login request may have expired or already been used.",
             "Please try logging in again.",
         ),
         (ErrorKind::LoginNotInitiated, Lang::Cs) => (

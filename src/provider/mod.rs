@@ -3,8 +3,17 @@
 //! The gateway drives every login the same way: `begin` says where to send the browser and
 //! what state to keep (held server-side under a browser-bound handle), `finish` turns the
 //! IdP's callback plus that state into an [`Identity`], `logout` says where the browser goes
-//! after the local session is destroyed. Protocol types never leave their folder.
+//! after the local session is destroyed. Protocol types never leave their folder, with two
+//! deliberate exceptions the gateway must hold without understanding them: the typed
+//! protocol state ([`state`]: what `finish` and `logout` need, versioned) and the typed
+//! failure reason ([`error`]: whose fault, which check — it decides the page, the metric
+//! label and the log line).
+//!
+//! What only some protocols do (step-up, single logout, back-channel logout, token refresh,
+//! metadata, one-time credentials, background work) is a [`capability`] the gateway asks
+//! for; the core trait has no refusing defaults.
 
+pub mod capability;
 pub mod error;
 pub mod kaas;
 pub mod oidc;
@@ -111,7 +120,11 @@ pub struct Readiness {
     pub detail: String,
 }
 
-/// An identity provider.
+/// An identity provider: the narrow core every protocol implements. Everything only some
+/// protocols can do is an optional capability ([`capability`]) the gateway asks for through
+/// an accessor; `None` (the default) means the provider does not have it, and the gateway
+/// then answers as if the endpoint did not exist (404) or leaves the feature out. There are
+/// no refusing default implementations to forget to override.
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
     /// Configured name.
@@ -120,16 +133,6 @@ pub trait Provider: Send + Sync + 'static {
     fn display_name(&self) -> &str;
     /// Starts a login.
     async fn begin(&self, ctx: &LoginContext) -> Result<LoginStart, ProviderError>;
-    /// Whether a login at this provider can achieve at least `loa` (a per-LoA client, or
-    /// requesting a higher authentication context), for step-up. Default: no.
-    fn can_reach_loa(&self, _loa: crate::identity::Loa) -> bool {
-        false
-    }
-    /// Starts a login that must achieve at least `loa` (step-up). The gateway still checks the
-    /// LoA of the resulting identity. Default: refused.
-    async fn begin_at_loa(&self, _ctx: &LoginContext, loa: crate::identity::Loa) -> Result<LoginStart, ProviderError> {
-        Err(ProviderError::with_context(CommonReason::Unsupported, format_args!("log in at LoA {}", loa.as_str())))
-    }
     /// Finishes a login from the callback parameters (query or form) and the saved state.
     async fn finish(
         &self,
@@ -139,84 +142,78 @@ pub trait Provider: Send + Sync + 'static {
     ) -> Result<Authenticated, ProviderError>;
     /// Where to send the browser after the local session is gone.
     fn logout(&self, ctx: &LoginContext, logout_state: &LogoutState) -> BrowserStep;
-    /// Like [`Provider::logout`], for providers whose IdP returns a `state` to the
-    /// post-logout URL: `state` is the gateway's browser-bound value to send (checked when the
-    /// browser comes back). `None`: the provider sends no state this time (the gateway then
-    /// calls `logout`).
-    fn logout_with_state(&self, _ctx: &LoginContext, _logout_state: &LogoutState, _state: &str) -> Option<BrowserStep> {
-        None
-    }
     /// Current readiness.
     fn readiness(&self) -> Readiness;
-    /// For providers that log in with one-time credentials typed into a gateway form: the
-    /// IdP page that issues them. `None`: the provider has no such form.
-    fn direct_generator_url(&self) -> Option<String> {
+    /// How the gateway binds and bounds this provider's logins (plain data; defaults fit a
+    /// provider that returns by same-site redirect within the gateway's login lifetime).
+    fn login_profile(&self) -> LoginProfile {
+        LoginProfile::default()
+    }
+
+    /// Step-up: logins that must achieve a minimum LoA.
+    fn step_up(&self) -> Option<&dyn capability::StepUp> {
         None
     }
-    /// Whether the IdP returns the browser to the callback with a cross-site POST (OIDC
-    /// `form_post`, SAML HTTP-POST). The pre-login cookie must then be `SameSite=None`, since
-    /// browsers do not send `Lax` cookies on such a POST.
-    fn returns_by_cross_site_post(&self) -> bool {
-        false
-    }
-    /// Whether the provider accepts back-channel logout tokens (OIDC Back-Channel Logout 1.0);
-    /// the gateway's endpoint answers 404 for providers that do not.
-    fn supports_backchannel_logout(&self) -> bool {
-        false
-    }
-    /// Verifies a back-channel logout token and says whose sessions to end. Providers without
-    /// back-channel logout refuse every token.
-    async fn verify_logout_token(&self, _token: &str) -> Result<LogoutTarget, ProviderError> {
-        Err(ProviderError::with_context(CommonReason::Unsupported, "back-channel logout"))
-    }
-    /// Refreshes upstream tokens with their refresh token (RFC 6749 §6). `Rejected` means the
-    /// grant is gone (the session ends); `Unavailable` an outage (the old token is kept while
-    /// valid). Providers without tokens refuse.
-    async fn refresh_tokens(
-        &self,
-        _tokens: &crate::session::tokens::UpstreamTokens,
-    ) -> Result<crate::session::tokens::UpstreamTokens, ProviderError> {
-        Err(ProviderError::with_context(CommonReason::Unsupported, "token refresh"))
-    }
-    /// Whether the provider has a single-logout endpoint (`/.aisgate/saml/{name}/slo`); the
-    /// gateway answers 404 for providers that do not.
-    fn supports_single_logout(&self) -> bool {
-        false
-    }
-    /// Checks a message at the single-logout endpoint.
-    async fn single_logout(&self, _message: &SloMessage) -> Result<SloOutcome, ProviderError> {
-        Err(ProviderError::with_context(CommonReason::Unsupported, "single logout"))
-    }
-    /// The provider's own metadata document (SAML SP metadata), served at
-    /// `/.aisgate/saml/{name}/metadata`; `None`: the provider publishes none.
-    fn metadata_document(&self) -> Option<String> {
+    /// A single-logout endpoint (SAML SLO).
+    fn single_logout(&self) -> Option<&dyn capability::SingleLogout> {
         None
     }
-    /// Whether the callback accepts a login the gateway did not start (SAML IdP-initiated SSO,
-    /// `allow_unsolicited`): `finish` then gets a null state. Off by default: such a login is
-    /// bound to no browser, so anyone can log a victim's browser into the attacker's account.
-    fn accepts_unsolicited(&self) -> bool {
-        false
+    /// Back-channel logout tokens (OpenID Connect Back-Channel Logout 1.0).
+    fn backchannel_logout(&self) -> Option<&dyn capability::BackchannelLogout> {
+        None
     }
+    /// RP-initiated logout carrying a browser-bound `state` checked on return.
+    fn stateful_logout(&self) -> Option<&dyn capability::StatefulLogout> {
+        None
+    }
+    /// Refreshable upstream tokens (RFC 6749 §6).
+    fn token_refresh(&self) -> Option<&dyn capability::TokenRefresh> {
+        None
+    }
+    /// Published metadata (SAML SP metadata).
+    fn metadata(&self) -> Option<&dyn capability::Metadata> {
+        None
+    }
+    /// One-time credentials typed into a gateway form (JIP/KAAS `directAuthUser`).
+    fn direct_credentials(&self) -> Option<&dyn capability::DirectCredentials> {
+        None
+    }
+    /// Own metrics and periodic health work (heartBeat, discovery or metadata refresh).
+    fn background(&self) -> Option<&dyn capability::Background> {
+        None
+    }
+}
+
+impl dyn Provider {
+    /// Whether a login here can achieve at least `loa` (step-up capability).
+    pub fn can_reach_loa(&self, loa: crate::identity::Loa) -> bool {
+        self.step_up().is_some_and(|s| s.can_reach_loa(loa))
+    }
+
+    /// The IdP page issuing one-time credentials, for providers that take them.
+    pub fn direct_generator_url(&self) -> Option<String> {
+        self.direct_credentials().map(|d| d.generator_url())
+    }
+}
+
+/// How the gateway binds and bounds a provider's logins.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoginProfile {
+    /// The IdP returns the browser to the callback with a cross-site POST (OIDC `form_post`,
+    /// SAML HTTP-POST): the pre-login cookie must then be `SameSite=None`, since browsers do
+    /// not send `Lax` cookies on such a POST.
+    pub returns_by_cross_site_post: bool,
+    /// The callback accepts a login the gateway did not start (SAML IdP-initiated SSO,
+    /// `allow_unsolicited`): `finish` then gets [`ProtocolState::Unsolicited`]. Off by
+    /// default: such a login is bound to no browser, so anyone can log a victim's browser
+    /// into the attacker's account.
+    pub accepts_unsolicited: bool,
     /// How long a started login may take at this IdP, seconds, when that is longer than
-    /// `[session] login_ttl_secs` (NIA queues logins for tens of minutes, nia.md §8.4). The
-    /// gateway keeps this provider's pending logins and pre-login cookies that long.
-    fn pending_login_ttl(&self) -> Option<u64> {
-        None
-    }
-    /// Largest protocol message this provider accepts in a request body to the gateway's own
-    /// endpoints (SAML `max_message_bytes`), decoded bytes; sizes the own endpoints' body cap.
-    fn max_inbound_message_bytes(&self) -> Option<usize> {
-        None
-    }
-    /// Registers the provider's own metrics (called once at startup).
-    fn register_metrics(&self, _metrics: &mut crate::ops::metrics::Metrics) {}
-    /// Periodic health work (heartBeat, metadata refresh); run every [`Provider::refresh_interval`].
-    async fn refresh(&self) {}
-    /// How often `refresh` runs; `None` for never.
-    fn refresh_interval(&self) -> Option<std::time::Duration> {
-        None
-    }
+    /// `[session] login_ttl_secs` (NIA queues logins for tens of minutes, nia.md §8.4).
+    pub pending_login_ttl: Option<u64>,
+    /// Largest protocol message accepted in a request body to the gateway's own endpoints
+    /// (SAML `max_message_bytes`), decoded bytes; sizes the own endpoints' body cap.
+    pub max_inbound_message_bytes: Option<usize>,
 }
 
 /// Reads a back-channel response body, refusing more than `limit` bytes (announced or sent):

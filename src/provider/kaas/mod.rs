@@ -25,8 +25,8 @@ pub use self::reason::Failure;
 use self::soap::{AuthConfirmation, AuthStatus, ServiceVersion};
 use crate::ops::metrics::{CounterHandle, GaugeHandle, HistogramHandle, Metrics};
 use crate::provider::{
-    Authenticated, BrowserStep, CommonReason, LoginContext, LoginStart, LogoutState, ProtocolState, Provider,
-    ProviderError, Readiness,
+    capability, Authenticated, BrowserStep, CommonReason, LoginContext, LoginStart, LogoutState, ProtocolState,
+    Provider, ProviderError, Readiness,
 };
 
 /// The token format accepted before any SOAP call (kaas.md §18.3, lenient about `_` as
@@ -305,13 +305,33 @@ impl Provider for KaasProvider {
         Readiness { ready: hb.ok, detail: hb.detail }
     }
 
-    fn direct_generator_url(&self) -> Option<String> {
+    fn direct_credentials(&self) -> Option<&dyn capability::DirectCredentials> {
+        self.direct_url().map(|_| self as &dyn capability::DirectCredentials)
+    }
+
+    fn background(&self) -> Option<&dyn capability::Background> {
+        Some(self)
+    }
+}
+
+impl KaasProvider {
+    /// The IdP page issuing one-time credentials, in a direct login mode.
+    fn direct_url(&self) -> Option<String> {
         self.direct?;
         let mut url = url::Url::parse(&self.endpoints.login).ok()?;
         url.query_pairs_mut().append_pair("atsId", &self.ats_id).append_pair("providerType", "directAuth");
         Some(url.into())
     }
+}
 
+impl capability::DirectCredentials for KaasProvider {
+    fn generator_url(&self) -> String {
+        self.direct_url().unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl capability::Background for KaasProvider {
     fn register_metrics(&self, metrics: &mut Metrics) {
         let p = self.name.as_str();
         let latency = metrics.register_histogram(

@@ -153,46 +153,10 @@ pub fn parse_instant(value: &Value) -> Option<u64> {
     }
 }
 
-/// Parses an RFC 3339 / `xs:dateTime` instant (any fraction, `Z` or offset) to Unix seconds.
+/// Parses an RFC 3339 / `xs:dateTime` instant to Unix seconds; kept under this name for
+/// existing callers, implemented once in [`crate::date::parse_rfc3339`].
 pub(crate) fn parse_rfc3339(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let num = |range: std::ops::Range<usize>| s.get(range)?.parse::<i64>().ok();
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        rest = frac.trim_start_matches(|c: char| c.is_ascii_digit());
-    }
-    let offset = match rest {
-        "" | "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let hm = rest.get(1..)?.replace(':', "");
-            if hm.len() != 4 {
-                return None;
-            }
-            sign * (hm.get(0..2)?.parse::<i64>().ok()? * 3600 + hm.get(2..4)?.parse::<i64>().ok()? * 60)
-        }
-    };
-    // Days from the civil date (H. Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + hour * 3600 + minute * 60 + second - offset).ok()
+    crate::date::parse_rfc3339(s)
 }
 
 /// Maps verified claims onto [`Identity`]. `configured_loa` is the LoA the client registration

@@ -18,7 +18,7 @@
 mod client;
 mod config;
 mod directory;
-mod id_token;
+pub(crate) mod id_token;
 pub(crate) mod identity;
 pub mod jws;
 pub mod logout_token;
@@ -41,8 +41,8 @@ pub use self::reason::{Failure, OAuthError, TokenKind};
 use crate::identity::Loa;
 use crate::ops::metrics::{CounterHandle, GaugeHandle, HistogramHandle, Metrics};
 use crate::provider::{
-    Authenticated, BrowserStep, LoginContext, LoginStart, LogoutState, LogoutTarget, ProtocolState, Provider,
-    ProviderError, Readiness,
+    capability, Authenticated, BrowserStep, LoginContext, LoginProfile, LoginStart, LogoutState, LogoutTarget,
+    ProtocolState, Provider, ProviderError, Readiness,
 };
 use crate::session::tokens::UpstreamTokens;
 
@@ -484,18 +484,6 @@ impl Provider for OidcProvider {
         self.begin_with(ctx, None).await
     }
 
-    fn can_reach_loa(&self, required: Loa) -> bool {
-        self.client_reaching(required).is_some()
-    }
-
-    async fn begin_at_loa(&self, ctx: &LoginContext, required: Loa) -> Result<LoginStart, ProviderError> {
-        let client_loa = self
-            .client_reaching(required)
-            .ok_or_else(|| ProviderError::with_context(Failure::LoaUnreachable, required.as_str()))?;
-        // The main client keeps `None`, so its sessions look like every other main login.
-        self.begin_with(ctx, (self.loa != Some(client_loa)).then_some(client_loa)).await
-    }
-
     async fn finish(
         &self,
         _ctx: &LoginContext,
@@ -521,22 +509,60 @@ impl Provider for OidcProvider {
             .unwrap_or_else(|| BrowserStep::Redirect(self.post_logout_uri(ctx)))
     }
 
-    fn logout_with_state(&self, ctx: &LoginContext, logout_state: &LogoutState, state: &str) -> Option<BrowserStep> {
-        self.end_session(ctx, logout_state, state)
-    }
-
     fn readiness(&self) -> Readiness {
         self.directory.readiness()
     }
 
-    fn returns_by_cross_site_post(&self) -> bool {
-        self.response_mode == ResponseMode::FormPost
+    fn login_profile(&self) -> LoginProfile {
+        LoginProfile {
+            returns_by_cross_site_post: self.response_mode == ResponseMode::FormPost,
+            ..LoginProfile::default()
+        }
     }
 
-    fn supports_backchannel_logout(&self) -> bool {
-        true
+    fn step_up(&self) -> Option<&dyn capability::StepUp> {
+        Some(self)
     }
 
+    fn stateful_logout(&self) -> Option<&dyn capability::StatefulLogout> {
+        Some(self)
+    }
+
+    fn backchannel_logout(&self) -> Option<&dyn capability::BackchannelLogout> {
+        Some(self)
+    }
+
+    fn token_refresh(&self) -> Option<&dyn capability::TokenRefresh> {
+        Some(self)
+    }
+
+    fn background(&self) -> Option<&dyn capability::Background> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl capability::StepUp for OidcProvider {
+    fn can_reach_loa(&self, required: Loa) -> bool {
+        self.client_reaching(required).is_some()
+    }
+    async fn begin_at_loa(&self, ctx: &LoginContext, required: Loa) -> Result<LoginStart, ProviderError> {
+        let client_loa = self
+            .client_reaching(required)
+            .ok_or_else(|| ProviderError::with_context(Failure::LoaUnreachable, required.as_str()))?;
+        // The main client keeps `None`, so its sessions look like every other main login.
+        self.begin_with(ctx, (self.loa != Some(client_loa)).then_some(client_loa)).await
+    }
+}
+
+impl capability::StatefulLogout for OidcProvider {
+    fn logout_with_state(&self, ctx: &LoginContext, logout_state: &LogoutState, state: &str) -> Option<BrowserStep> {
+        self.end_session(ctx, logout_state, state)
+    }
+}
+
+#[async_trait]
+impl capability::BackchannelLogout for OidcProvider {
     async fn verify_logout_token(&self, token: &str) -> Result<LogoutTarget, ProviderError> {
         let result = self.check_logout_token(token).await;
         if let (Err(e), Some(m)) = (&result, self.metrics.get()) {
@@ -546,7 +572,10 @@ impl Provider for OidcProvider {
         }
         result
     }
+}
 
+#[async_trait]
+impl capability::TokenRefresh for OidcProvider {
     async fn refresh_tokens(&self, tokens: &UpstreamTokens) -> Result<UpstreamTokens, ProviderError> {
         let result = self.refresh_grant(tokens).await;
         if let Some(m) = self.metrics.get() {
@@ -558,7 +587,10 @@ impl Provider for OidcProvider {
         }
         result
     }
+}
 
+#[async_trait]
+impl capability::Background for OidcProvider {
     fn register_metrics(&self, metrics: &mut Metrics) {
         let p = [("provider", self.name.as_str())];
         let up = metrics.register_gauge(
@@ -601,14 +633,12 @@ impl Provider for OidcProvider {
             refresh_error,
         });
     }
-
     async fn refresh(&self) {
         self.directory.refresh(&self.client, &self.name).await;
         if let Some(m) = self.metrics.get() {
             m.up.set(if self.directory.readiness().ready { 1.0 } else { 0.0 });
         }
     }
-
     fn refresh_interval(&self) -> Option<Duration> {
         Some(self.refresh_interval)
     }

@@ -44,8 +44,8 @@ use self::xmlsec::{DecryptionKeys, IdpCertificates, SigningKey};
 use crate::identity::Loa;
 use crate::ops::metrics::{CounterHandle, GaugeHandle, Metrics};
 use crate::provider::{
-    Authenticated, BrowserStep, LoginContext, LoginStart, LogoutState, ProtocolState, Provider, ProviderError,
-    Readiness, SloMessage, SloOutcome,
+    capability, Authenticated, BrowserStep, LoginContext, LoginProfile, LoginStart, LogoutState, ProtocolState,
+    Provider, ProviderError, Readiness, SloMessage, SloOutcome,
 };
 use crate::session::now_unix;
 
@@ -454,10 +454,6 @@ pub fn metadata_from_config(path: &std::path::Path, name: &str) -> Result<String
 
 #[async_trait]
 impl Provider for SamlProvider {
-    fn max_inbound_message_bytes(&self) -> Option<usize> {
-        Some(self.max_message_bytes)
-    }
-
     fn name(&self) -> &str {
         &self.name
     }
@@ -468,19 +464,6 @@ impl Provider for SamlProvider {
 
     async fn begin(&self, _ctx: &LoginContext) -> Result<LoginStart, ProviderError> {
         self.begin_with(None).await
-    }
-
-    /// Step-up needs an achieved LoA the gateway can trust: only providers that check it
-    /// (`enforce_returned_loa`; CAAIS-IdP always reports "low", caais.md §2.7) take part.
-    fn can_reach_loa(&self, _required: Loa) -> bool {
-        self.enforce_returned_loa
-    }
-
-    async fn begin_at_loa(&self, _ctx: &LoginContext, required: Loa) -> Result<LoginStart, ProviderError> {
-        if !self.enforce_returned_loa {
-            return Err(Refusal::StepUpUnavailable.into());
-        }
-        self.begin_with(Some(required)).await
     }
 
     async fn finish(
@@ -503,22 +486,62 @@ impl Provider for SamlProvider {
         }
     }
 
-    fn returns_by_cross_site_post(&self) -> bool {
-        true
+    fn login_profile(&self) -> LoginProfile {
+        LoginProfile {
+            returns_by_cross_site_post: true,
+            accepts_unsolicited: self.allow_unsolicited,
+            pending_login_ttl: Some(self.pending_ttl),
+            max_inbound_message_bytes: Some(self.max_message_bytes),
+        }
     }
 
-    fn supports_single_logout(&self) -> bool {
-        true
+    fn step_up(&self) -> Option<&dyn capability::StepUp> {
+        Some(self)
     }
 
-    async fn single_logout(&self, message: &SloMessage) -> Result<SloOutcome, ProviderError> {
+    fn single_logout(&self) -> Option<&dyn capability::SingleLogout> {
+        Some(self)
+    }
+
+    fn metadata(&self) -> Option<&dyn capability::Metadata> {
+        Some(self)
+    }
+
+    fn background(&self) -> Option<&dyn capability::Background> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl capability::StepUp for SamlProvider {
+    /// Step-up needs an achieved LoA the gateway can trust: only providers that check it
+    /// (`enforce_returned_loa`; CAAIS-IdP always reports "low", caais.md §2.7) take part.
+    fn can_reach_loa(&self, _required: Loa) -> bool {
+        self.enforce_returned_loa
+    }
+    async fn begin_at_loa(&self, _ctx: &LoginContext, required: Loa) -> Result<LoginStart, ProviderError> {
+        if !self.enforce_returned_loa {
+            return Err(Refusal::StepUpUnavailable.into());
+        }
+        self.begin_with(Some(required)).await
+    }
+}
+
+#[async_trait]
+impl capability::SingleLogout for SamlProvider {
+    async fn handle_message(&self, message: &SloMessage) -> Result<SloOutcome, ProviderError> {
         slo::handle(self, message).await.map_err(|e| self.rejected(e))
     }
+}
 
-    fn metadata_document(&self) -> Option<String> {
-        Some(self.sp_metadata())
+impl capability::Metadata for SamlProvider {
+    fn metadata_document(&self) -> String {
+        self.sp_metadata()
     }
+}
 
+#[async_trait]
+impl capability::Background for SamlProvider {
     fn register_metrics(&self, metrics: &mut Metrics) {
         let p = [("provider", self.name.as_str())];
         let metadata_up = metrics.register_gauge(
@@ -543,7 +566,6 @@ impl Provider for SamlProvider {
         );
         let _ = self.metrics.set(SamlMetrics { metadata_up, valid_until, cert_not_after, rejected });
     }
-
     async fn refresh(&self) {
         let result = self.idp.refresh().await;
         match &result {
@@ -566,17 +588,8 @@ impl Provider for SamlProvider {
             }
         }
     }
-
     fn refresh_interval(&self) -> Option<Duration> {
         Some(self.refresh_interval)
-    }
-
-    fn accepts_unsolicited(&self) -> bool {
-        self.allow_unsolicited
-    }
-
-    fn pending_login_ttl(&self) -> Option<u64> {
-        Some(self.pending_ttl)
     }
 }
 

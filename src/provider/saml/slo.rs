@@ -39,7 +39,7 @@ pub(super) fn logout_step(p: &SamlProvider, ctx: &LoginContext, logout_state: &L
     };
     if let (Some(subject), Some(destination)) = (subject, p.idp_slo(REDIRECT)) {
         let id = super::authn_request::new_id();
-        let xml = logout::build_request(&id, now_unix(), &destination, &p.entity_id, &subject);
+        let xml = logout::build_request(&id, now_unix(), &destination, &p.entity_id, subject);
         match binding::redirect_url(&destination, MessageKind::Request, &xml, None, p.signing.as_ref()) {
             Ok(url) => {
                 p.pending_logouts.insert(id, ());

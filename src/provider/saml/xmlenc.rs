@@ -8,6 +8,8 @@ use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::cipher::{DecryptingKey, DecryptionContext, UnboundCipherKey};
 use aws_lc_rs::rsa::{OaepAlgorithm, OaepPrivateDecryptingKey, PrivateDecryptingKey};
 use bergshamra::xml::uppsala::{Document, NodeId};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::PrivatePkcs8KeyDer;
 
 use super::xmlsec::{XmlSecError, DSIG_NS};
 
@@ -32,9 +34,10 @@ impl DecryptionKeys {
         let mut parsed = Vec::with_capacity(keys.len());
         for (i, pem) in keys.iter().enumerate() {
             let bad = |e: &dyn std::fmt::Display| XmlSecError::Key(format!("SP decryption key #{}: {e}", i + 1));
-            let der = super::xmlsec::pem_block(pem, "PRIVATE KEY").map_err(|e| bad(&e))?;
-            let key =
-                PrivateDecryptingKey::from_pkcs8(&der).map_err(|e| bad(&format!("not a PKCS#8 RSA key ({e})")))?;
+            let der = PrivatePkcs8KeyDer::from_pem_slice(pem)
+                .map_err(|e| bad(&format!("no usable PEM `PRIVATE KEY` block ({e})")))?;
+            let key = PrivateDecryptingKey::from_pkcs8(der.secret_pkcs8_der())
+                .map_err(|e| bad(&format!("not a PKCS#8 RSA key ({e})")))?;
             parsed.push(OaepPrivateDecryptingKey::new(key).map_err(|_| bad(&"unusable for RSA-OAEP"))?);
         }
         Ok(DecryptionKeys { keys: parsed })

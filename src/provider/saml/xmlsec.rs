@@ -11,6 +11,8 @@ use bergshamra::dsig::verify;
 use bergshamra::xml::uppsala::{self, Document, NodeId};
 use bergshamra::xml::NodeSet;
 use bergshamra::{DsigContext, KeysManager, VerifyResult};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 
 pub use super::xmlenc::DecryptionKeys;
 
@@ -101,9 +103,13 @@ impl SigningKey {
     /// Parses the PEM key (PKCS#8 RSA) and certificate once.
     pub fn from_pem(key_pem: &[u8], cert_pem: &[u8]) -> Result<Self, XmlSecError> {
         let bad = |what: &str, e: &dyn std::fmt::Display| XmlSecError::Key(format!("SP signing {what}: {e}"));
-        let key_der = pem_block(key_pem, "PRIVATE KEY").map_err(|e| bad("key", &e))?;
-        let pair = RsaKeyPair::from_pkcs8(&key_der).map_err(|e| bad("key (PKCS#8 RSA expected)", &e))?;
-        let cert_der = pem_block(cert_pem, "CERTIFICATE").map_err(|e| bad("certificate", &e))?;
+        let key_der = PrivatePkcs8KeyDer::from_pem_slice(key_pem)
+            .map_err(|e| bad("key (a PEM `PRIVATE KEY` block expected)", &e))?;
+        let pair =
+            RsaKeyPair::from_pkcs8(key_der.secret_pkcs8_der()).map_err(|e| bad("key (PKCS#8 RSA expected)", &e))?;
+        let cert_der = CertificateDer::from_pem_slice(cert_pem)
+            .map_err(|e| bad("certificate (a PEM `CERTIFICATE` block expected)", &e))?
+            .to_vec();
         let key = bergshamra::keys::loader::load_pem_auto(key_pem, None).map_err(|e| bad("key", &e))?;
         let mut km = KeysManager::new();
         km.add_key(key);
@@ -165,17 +171,6 @@ impl SigningKey {
         out.push_str(&xml[at..]);
         bergshamra::sign(&self.dsig, &out).map_err(|e| XmlSecError::Key(format!("XML signing failed: {e}")))
     }
-}
-
-/// The DER of the first PEM block labelled `label` (`PRIVATE KEY` also matches nothing else).
-pub(crate) fn pem_block(pem: &[u8], label: &str) -> Result<Vec<u8>, String> {
-    let text = std::str::from_utf8(pem).map_err(|_| "PEM is not UTF-8".to_owned())?;
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let start = text.find(&begin).ok_or_else(|| format!("no `{begin}` block"))? + begin.len();
-    let stop = text[start..].find(&end).ok_or_else(|| format!("no `{end}`"))? + start;
-    let b64: String = text[start..stop].chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).map_err(|e| e.to_string())
 }
 
 /// HTTP-Redirect binding (SAML bindings §3.4.4.1): checks `Signature` over the exact signed

@@ -8,7 +8,7 @@ const NIA_PRETTY: &[u8] = include_bytes!("../testdata/nia-2019-response.pretty.x
 const NIA_CERT: &[u8] = include_bytes!("../testdata/nia-2019-signing-cert.pem");
 
 fn nia_certs() -> IdpCertificates {
-    IdpCertificates::from_der(&[pem_block(NIA_CERT, "CERTIFICATE").unwrap()]).unwrap()
+    IdpCertificates::from_der(&[CertificateDer::from_pem_slice(NIA_CERT).unwrap().to_vec()]).unwrap()
 }
 
 #[test]
