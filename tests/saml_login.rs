@@ -4,6 +4,8 @@
 
 mod support;
 
+use aisgate::provider::saml::logout::{self, LogoutSubject};
+use aisgate::provider::saml::reason::Refusal;
 use aisgate::sim::saml::MetadataSigner;
 use aisgate::sim::stack::{SamlStackProvider, StackOptions};
 use support::{
@@ -263,6 +265,48 @@ async fn a_response_with_a_failed_status_shows_the_login_failed_page() {
     assert!(metrics(&gw).await.contains("aisgate_saml_message_rejected_total{provider=\"nia\"} 1"));
 }
 
+/// Issue 15 items 1 and 4b: malformed Responses (not base64, not XML, a DTD) and a ~190 KB
+/// Response with a hundred signatures are refused as a failed login (400, not an outage), and
+/// every one is counted in `aisgate_saml_message_rejected_total` (malformed ones were not).
+#[tokio::test]
+async fn every_refused_response_is_counted_malformed_and_hostile_ones_included() {
+    use base64::Engine;
+    let b64 = |x: &str| base64::engine::general_purpose::STANDARD.encode(x);
+    let gw = gateway("").await;
+    let mut refused = 0;
+    for (label, reason) in [
+        ("not base64", "encoding"),
+        ("not XML", "not_well_formed"),
+        ("DOCTYPE", "doctype"),
+        ("hostile", "too_many_signatures"),
+    ] {
+        let mut p = begin(&gw).await;
+        let field = p.form.iter_mut().find(|(k, _)| k == "SAMLResponse").unwrap();
+        field.1 = match label {
+            "not base64" => "%%%-not-base64".to_owned(),
+            "not XML" => b64("<samlp:Response><unclosed></samlp:Response>"),
+            "DOCTYPE" => b64("<!DOCTYPE r [<!ENTITY e \"x\">]><r>&e;</r>"),
+            _ => {
+                let genuine =
+                    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&field.1).unwrap()).unwrap();
+                let start = genuine.find("<ds:Signature").unwrap();
+                let end = genuine.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+                let signature = &genuine[start..end];
+                let xml = genuine.replacen(signature, &signature.repeat(100), 1);
+                assert!(xml.len() > 150_000, "{}", xml.len());
+                b64(&xml)
+            }
+        };
+        assert_refused(deliver(&gw, &p, Some(&p.cookie)).await, 400, LOGIN_FAILED, label).await;
+        refused += 1;
+        let text = metrics(&gw).await;
+        let expect = format!("aisgate_saml_message_rejected_total{{provider=\"nia\"}} {refused}");
+        assert!(text.contains(&expect), "{label} counted");
+        let by_reason = format!("aisgate_login_refusals_total{{provider=\"nia\",reason=\"{reason}\"}} 1");
+        assert!(text.contains(&by_reason), "{label}: {by_reason} missing");
+    }
+}
+
 #[tokio::test]
 async fn a_response_below_the_requested_loa_is_refused() {
     let gw = gateway("").await;
@@ -344,7 +388,7 @@ async fn unsolicited(gw: &Gateway, relay_state: &str) -> Pending {
 
 #[tokio::test]
 async fn an_unsolicited_response_logs_in_only_when_allowed_and_only_if_it_answers_no_request() {
-    let gw = gateway("allow_unsolicited = true").await;
+    let gw = gateway("dangerous.allow_unsolicited = true").await;
     // A Response that claims to answer a request (another browser's) is refused without the
     // pre-login cookie: only a truly IdP-initiated one is accepted.
     let p = begin(&gw).await;
@@ -492,7 +536,7 @@ async fn an_unsigned_idp_logout_request_is_refused() {
 
 #[tokio::test]
 async fn enviam_style_unsigned_back_channel_logout_needs_the_session_index() {
-    let gw = gateway("accept_unsigned_logout_requests = true").await;
+    let gw = gateway("dangerous.accept_unsigned_logout_requests = true").await;
     let cookie = login(&gw).await;
     let post = |body: String| gw.client.post(gw.url("/.aisgate/saml/nia/slo")).form(&[("logoutRequest", body)]).send();
     let without_index = sim(&gw).unsigned_logout_request("CZ/CZ/2e3883ee-7e0d-47cb-8fee-2ea231a58ee6", None);
@@ -513,6 +557,119 @@ async fn enviam_style_unsigned_back_channel_logout_needs_the_session_index() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(upstream_headers(&gw, &cookie).await.status(), 401, "the session with that index ended");
+}
+
+/// The WARN line logged for the request that got `resp` names `refusal` (its log text).
+fn assert_refusal_logged(resp: &reqwest::Response, refusal: Refusal) {
+    let id = resp.headers().get("x-request-id").expect("X-Request-Id").to_str().unwrap().to_owned();
+    let text = String::from_utf8_lossy(&logs().lock().unwrap()).into_owned();
+    let wanted = refusal.to_string();
+    assert!(
+        text.lines().any(|l| l.contains(&id) && l.contains("WARN") && l.contains(&wanted)),
+        "no WARN naming {wanted:?} ({}) for request {id}",
+        refusal.label()
+    );
+}
+
+const BSI: &str = "CZ/CZ/2e3883ee-7e0d-47cb-8fee-2ea231a58ee6";
+
+/// A LogoutRequest from the simulated IdP, shaped by the test, signed by HTTP-Redirect.
+fn idp_logout_request(gw: &Gateway, id: &str, name_id: &str, destination: &str, instant: Option<u64>) -> String {
+    let subject = LogoutSubject {
+        name_id: name_id.to_owned(),
+        format: None,
+        name_qualifier: None,
+        sp_name_qualifier: None,
+        session_index: None,
+    };
+    let xml = logout::build_request(id, instant.unwrap_or(0), destination, sim(gw).entity_id(), &subject);
+    let xml = match instant {
+        Some(_) => xml,
+        None => xml.replace(" IssueInstant=\"1970-01-01T00:00:00Z\"", ""),
+    };
+    sim(gw).redirect_signed(&xml).unwrap()
+}
+
+/// The status codes of the LogoutResponse a front-channel reply carries.
+fn reply_status(resp: &reqwest::Response) -> String {
+    inflate(&query_param(&location(resp), "SAMLResponse").unwrap())
+}
+
+/// SAML core §3.2.2: a LogoutRequest addressed to another SP is discarded (it used to end the
+/// session).
+#[tokio::test]
+async fn an_idp_logout_request_for_another_destination_is_refused() {
+    let gw = gateway("").await;
+    let cookie = login(&gw).await;
+    let now = aisgate::session::now_unix();
+    let url = idp_logout_request(&gw, "_lr_foreign", BSI, "https://other-sp.example/slo", Some(now));
+    let resp = gw.client.get(&url).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_refusal_logged(&resp, Refusal::Destination);
+    assert_eq!(upstream_headers(&gw, &cookie).await.status(), 200, "the session survives");
+}
+
+/// A captured NameID-only logout URL ends a later session of the same user no more.
+#[tokio::test]
+async fn a_replayed_idp_logout_request_is_refused() {
+    let gw = gateway("").await;
+    let first = login(&gw).await;
+    let now = aisgate::session::now_unix();
+    let url = idp_logout_request(&gw, "_lr_once", BSI, sim(&gw).sp_slo_url(), Some(now));
+    assert_eq!(gw.client.get(&url).send().await.unwrap().status(), 302);
+    assert_eq!(upstream_headers(&gw, &first).await.status(), 401, "the first use logs out");
+    let second = login(&gw).await;
+    let replay = gw.client.get(&url).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(replay.status(), 400);
+    assert_refusal_logged(&replay, Refusal::Replayed);
+    assert_eq!(upstream_headers(&gw, &second).await.status(), 200, "the later session survives");
+}
+
+/// IssueInstant must be present, an xs:dateTime and within the clock skew (180 s) of now.
+#[tokio::test]
+async fn an_idp_logout_request_without_a_fresh_issue_instant_is_refused() {
+    let gw = gateway("").await;
+    let cookie = login(&gw).await;
+    let now = aisgate::session::now_unix();
+    let slo = sim(&gw).sp_slo_url().to_owned();
+    for (id, instant, refusal) in [
+        ("_lr_none", None, Refusal::IssueInstant),
+        ("_lr_old", Some(now - 600), Refusal::Stale),
+        ("_lr_future", Some(now + 600), Refusal::IssuedInFuture),
+    ] {
+        let url = idp_logout_request(&gw, id, BSI, &slo, instant);
+        let resp = gw.client.get(&url).header("accept", "text/html").send().await.unwrap();
+        assert_eq!(resp.status(), 400, "{}", refusal.label());
+        assert_refusal_logged(&resp, refusal);
+    }
+    assert_eq!(upstream_headers(&gw, &cookie).await.status(), 200, "the session survives");
+}
+
+/// NIA's NameID need not be the PersonIdentifier (the session subject): a NameID-only
+/// LogoutRequest used to answer Success and leave the session. Now the NameID is translated to
+/// the subject it logged in as; a NameID no login here had is answered Responder /
+/// UnknownPrincipal, not Success.
+#[tokio::test]
+async fn a_name_id_only_logout_request_ends_the_session_of_that_name_id_or_says_it_cannot() {
+    let gw = gateway("").await;
+    sim(&gw).knobs().edit = Some(Box::new(|s| s.name_id = "nameid-7f3a".to_owned()));
+    let cookie = login(&gw).await;
+    let h: serde_json::Value = upstream_headers(&gw, &cookie).await.json().await.unwrap();
+    assert_eq!(h["headers"]["x-auth-subject"], BSI, "the subject is the PersonIdentifier, not the NameID");
+    let now = aisgate::session::now_unix();
+    let slo = sim(&gw).sp_slo_url().to_owned();
+    let unknown = idp_logout_request(&gw, "_lr_unknown", "nameid-unknown", &slo, Some(now));
+    let resp = gw.client.get(&unknown).send().await.unwrap();
+    assert_eq!(resp.status(), 302);
+    let answer = reply_status(&resp);
+    assert!(answer.contains("status:Responder") && answer.contains("status:UnknownPrincipal"), "{answer}");
+    assert!(!answer.contains("status:Success"), "{answer}");
+    assert_eq!(upstream_headers(&gw, &cookie).await.status(), 200, "nobody's session ended");
+    let ours = idp_logout_request(&gw, "_lr_ours", "nameid-7f3a", &slo, Some(now));
+    let resp = gw.client.get(&ours).send().await.unwrap();
+    assert_eq!(resp.status(), 302);
+    assert!(reply_status(&resp).contains("status:Success"));
+    assert_eq!(upstream_headers(&gw, &cookie).await.status(), 401, "the NameID's session ended");
 }
 
 // ---------------------------------------------------------------------------
@@ -624,7 +781,7 @@ async fn a_response_with_a_doctype_is_refused_not_an_outage() {
         format!("<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY e \"x\">]>{body}")
     });
     let resp = deliver(&gw, &p, Some(&p.cookie)).await;
-    assert_refusal_not_outage(&gw, resp, "malformed", "DOCTYPE").await;
+    assert_refusal_not_outage(&gw, resp, "doctype", "DOCTYPE").await;
 }
 
 #[tokio::test]

@@ -85,7 +85,7 @@ pub async fn slo(
             audit(&info, &name, 0, "success");
             rescue::redirect(&redirect)
         }
-        SloOutcome::EndSessions { target, reply } => {
+        SloOutcome::EndSessions { target, reply, unmatched_reply } => {
             let ended = match gw.store.remove_for_subject(&name, target.subject.as_deref(), target.sid.as_deref()).await
             {
                 Ok(n) => n,
@@ -99,7 +99,21 @@ pub async fn slo(
                     };
                 }
             };
-            audit(&info, &name, ended, "success");
+            let reply = match unmatched_reply {
+                Some(unmatched) if ended == 0 => {
+                    tracing::warn!(
+                        request_id = info.id(),
+                        provider = name,
+                        "IdP LogoutRequest matched no session: answered as not recognised"
+                    );
+                    audit(&info, &name, 0, "unmatched");
+                    Some(unmatched)
+                }
+                _ => {
+                    audit(&info, &name, ended, "success");
+                    reply
+                }
+            };
             match reply {
                 None => plain(StatusCode::OK),
                 Some(BrowserStep::Redirect(to)) => rescue::redirect(&to),

@@ -108,6 +108,10 @@ pub enum SloOutcome {
         target: LogoutTarget,
         /// Browser step carrying the answer (front channel); `None`: a bare `200 OK` (back channel).
         reply: Option<BrowserStep>,
+        /// The answer instead of `reply` when no session matched, if the provider cannot tell
+        /// "already logged out" from "not recognised" (a SAML NameID-only request must not be
+        /// answered Success while that user's session may live on).
+        unmatched_reply: Option<BrowserStep>,
     },
 }
 
@@ -234,4 +238,13 @@ pub(crate) async fn read_limited(mut resp: reqwest::Response, limit: usize) -> R
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// A login message refused by the bounded CPU pool ([`crate::cpu`]): every worker busy and
+/// the queue full (503 with `Retry-After`), or the job failed.
+pub(crate) fn cpu_refused(e: crate::cpu::CpuError) -> ProviderError {
+    match e {
+        crate::cpu::CpuError::Busy(_) => ProviderError::with_context(CommonReason::Busy, e),
+        crate::cpu::CpuError::Failed(_) => ProviderError::with_context(CommonReason::WorkFailed, e),
+    }
 }

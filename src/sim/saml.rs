@@ -142,6 +142,24 @@ impl SamlSim {
         Ok((url, id))
     }
 
+    /// Any message `xml` (a LogoutRequest a test shaped itself), signed by HTTP-Redirect to
+    /// the SP's SLO URL with RelayState `idp-rs`.
+    pub fn redirect_signed(&self, xml: &str) -> Result<String, String> {
+        let s = &self.state;
+        binding::redirect_url(&s.cfg.sp_slo_url, MessageKind::Request, xml, Some("idp-rs"), Some(&s.idp))
+            .map_err(|e| e.to_string())
+    }
+
+    /// The SP's SLO URL as the simulator knows it (a LogoutRequest's `Destination`).
+    pub fn sp_slo_url(&self) -> &str {
+        &self.state.cfg.sp_slo_url
+    }
+
+    /// The IdP's entityID (a LogoutRequest's `Issuer`).
+    pub fn entity_id(&self) -> &str {
+        &self.state.cfg.entity_id
+    }
+
     /// The same LogoutRequest unsigned, as EnviIAM's back channel POSTs it (bare XML).
     pub fn unsigned_logout_request(&self, name_id: &str, session_index: Option<&str>) -> String {
         let subject = LogoutSubject {
@@ -359,6 +377,7 @@ async fn slo(State(s): St, RawQuery(query): RawQuery) -> Response {
         &in_response_to,
         &s.cfg.entity_id,
         logout::STATUS_SUCCESS,
+        None,
     );
     match binding::redirect_url(
         &s.cfg.sp_slo_url,

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use aisgate::provider::saml::xmlsec::{verify_root, IdpCertificates, XmlSecError};
+use aisgate::provider::saml::xmlsec::{verify_root, IdpCertificates, Limits, XmlSecError};
 
 fn testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src/provider/saml/testdata").join(name)
@@ -48,11 +48,16 @@ fn tampered(doc: &[u8], at: usize) -> Vec<u8> {
 
 #[test]
 fn nia_capture_verifies_only_with_the_pinned_certificate_not_its_embedded_one() {
-    assert!(verify_root(&capture(), &nia_certificate()).is_ok(), "the pinned NIA certificate verifies it");
+    assert!(
+        verify_root(&capture(), &nia_certificate(), &Limits::RESPONSE).is_ok(),
+        "the pinned NIA certificate verifies it"
+    );
     let dir = tempfile::tempdir().unwrap();
     let other = crate::peers::rsa_identity(dir.path(), "not-nia");
     let certs = IdpCertificates::from_der(&[other.id.cert_der]).unwrap();
-    let err = verify_root(&capture(), &certs).err().expect("the embedded KeyInfo certificate is not trusted");
+    let err = verify_root(&capture(), &certs, &Limits::RESPONSE)
+        .err()
+        .expect("the embedded KeyInfo certificate is not trusted");
     assert!(matches!(err, XmlSecError::Signature(_)), "{err}");
 }
 
@@ -70,7 +75,7 @@ fn nia_capture_single_byte_tamper_of_signed_content_never_verifies() {
             continue;
         }
         tried += 1;
-        if let Ok(signed) = verify_root(&tampered(&doc, at), &certs) {
+        if let Ok(signed) = verify_root(&tampered(&doc, at), &certs, &Limits::RESPONSE) {
             let context = String::from_utf8_lossy(&doc[at.saturating_sub(40)..(at + 40).min(doc.len())]).into_owned();
             panic!("a change at byte {at} still verifies ({} canonical bytes): …{context}…", signed.canonical.len());
         }
@@ -82,6 +87,8 @@ fn nia_capture_single_byte_tamper_of_signed_content_never_verifies() {
 fn nia_capture_with_a_changed_signature_value_does_not_verify() {
     let doc = capture();
     let value = range_of(&doc, "<SignatureValue>", "</SignatureValue>");
-    let err = verify_root(&tampered(&doc, value.start + 40), &nia_certificate()).err().expect("must not verify");
+    let err = verify_root(&tampered(&doc, value.start + 40), &nia_certificate(), &Limits::RESPONSE)
+        .err()
+        .expect("must not verify");
     assert!(matches!(err, XmlSecError::Signature(_)), "{err}");
 }

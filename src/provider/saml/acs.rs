@@ -10,7 +10,8 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::xmlsec::{self, DecryptionKeys, IdpCertificates, XmlSecError};
+use super::reason::Refusal;
+use super::xmlsec::{self, DecryptionKeys, IdpCertificates, Limits, XmlSecError};
 use crate::identity::Loa;
 use crate::provider::kaas::soap::{parse_tree, Node};
 use bergshamra::xml::uppsala;
@@ -22,6 +23,8 @@ pub const SAMLP_NS: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
 const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
 const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
+/// `Issuer@Format` of an entity (the only one profiles §4.1.4.2 allows).
+const ENTITY_FORMAT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity";
 
 /// How a requested LoA is compared with the achieved one (`RequestedAuthnContext@Comparison`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -86,8 +89,9 @@ pub struct SamlAttribute {
     pub values: Vec<String>,
 }
 
-/// A checked assertion: everything later steps may rely on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A checked assertion: everything later steps may rely on. `Debug` prints no NameID,
+/// SessionIndex or attribute value.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SamlAssertion {
     /// Assertion `ID` (replay cache key).
     pub id: String,
@@ -116,25 +120,60 @@ pub struct SamlAssertion {
     pub attributes: Vec<SamlAttribute>,
 }
 
-/// Why a Response was refused. The message is for the operator log (no personal data).
-#[derive(Debug, thiserror::Error)]
-pub enum AcsError {
-    /// Not a well-formed, acceptable SAML Response.
-    #[error("malformed response: {0}")]
-    Malformed(String),
-    /// Signature, decryption or algorithm policy failure.
-    #[error(transparent)]
-    Security(#[from] XmlSecError),
-    /// The IdP reports a non-success status (first- and second-level codes, message).
-    #[error("status {0}")]
-    Status(String),
-    /// A SAML check failed (issuer, destination, audience, time, InResponseTo, LoA, replay).
-    #[error("{0}")]
-    Invalid(String),
+impl std::fmt::Debug for SamlAssertion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SamlAssertion")
+            .field("issuer", &self.issuer)
+            .field("name_id", &crate::redact::Redacted)
+            .field("name_id_format", &self.name_id_format)
+            .field("authn_context", &self.authn_context)
+            .field("not_on_or_after", &self.not_on_or_after)
+            .field("attributes", &self.attributes.iter().map(|a| a.name.as_str()).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
-fn invalid(msg: impl Into<String>) -> AcsError {
-    AcsError::Invalid(msg.into())
+/// Why a Response was refused: the precise [`Refusal`] (metric label, side) and the operator
+/// detail (which element, by how much; never personal data).
+#[derive(Debug, thiserror::Error)]
+#[error("{detail}")]
+pub struct AcsError {
+    refusal: Refusal,
+    detail: String,
+}
+
+impl AcsError {
+    /// A refusal with its operator detail.
+    pub fn new(refusal: Refusal, detail: impl Into<String>) -> AcsError {
+        AcsError { refusal, detail: detail.into() }
+    }
+
+    /// The precise reason.
+    pub fn refusal(&self) -> Refusal {
+        self.refusal
+    }
+}
+
+impl From<XmlSecError> for AcsError {
+    fn from(e: XmlSecError) -> AcsError {
+        AcsError { refusal: Refusal::from(&e), detail: e.to_string() }
+    }
+}
+
+impl From<super::limits::Exceeded> for AcsError {
+    fn from(e: super::limits::Exceeded) -> AcsError {
+        XmlSecError::from(e).into()
+    }
+}
+
+/// A failed SAML check.
+fn invalid(refusal: Refusal, msg: impl Into<String>) -> AcsError {
+    AcsError::new(refusal, msg)
+}
+
+/// Not the SAML the schema requires.
+fn malformed(refusal: Refusal, msg: impl std::fmt::Display) -> AcsError {
+    AcsError::new(refusal, format!("malformed response: {msg}"))
 }
 
 /// Values from IdPs are quoted in messages only shortened (they are not personal data, but
@@ -146,7 +185,7 @@ fn quote(v: &str) -> String {
 
 /// Parses canonical XML (already size-capped, DOCTYPE-free) into the namespace-aware tree.
 fn tree(canonical: &str) -> Result<Node, AcsError> {
-    parse_tree(canonical.as_bytes(), |_| Ok(())).map_err(|e| AcsError::Malformed(e.to_string()))
+    parse_tree(canonical.as_bytes(), |_| Ok(())).map_err(|e| malformed(Refusal::NotWellFormed, e))
 }
 
 impl Node {
@@ -170,7 +209,7 @@ fn instant(node: &Node, attr: &str, what: &str) -> Result<Option<u64>, AcsError>
         None => Ok(None),
         Some(v) => crate::provider::oidc::identity::parse_rfc3339(v.trim())
             .map(Some)
-            .ok_or_else(|| AcsError::Malformed(format!("{what}@{attr} is not an xs:dateTime"))),
+            .ok_or_else(|| malformed(Refusal::IssueInstant, format!("{what}@{attr} is not an xs:dateTime"))),
     }
 }
 
@@ -195,11 +234,14 @@ fn carried(doc: &uppsala::Document<'_>, root: uppsala::NodeId) -> Result<Carried
     match (plain.as_slice(), encrypted.as_slice()) {
         ([a], []) => Ok(Carried::Plain(*a)),
         ([], [e]) => Ok(Carried::Encrypted(*e)),
-        (p, e) => Err(AcsError::Malformed(format!(
-            "Response carries {} Assertion and {} EncryptedAssertion children, expected exactly one in total",
-            p.len(),
-            e.len()
-        ))),
+        (p, e) => Err(malformed(
+            Refusal::Malformed,
+            format!(
+                "Response carries {} Assertion and {} EncryptedAssertion children, expected exactly one in total",
+                p.len(),
+                e.len()
+            ),
+        )),
     }
 }
 
@@ -214,8 +256,11 @@ pub fn process_response(
     let doc = xmlsec::parse(text)?;
     let root = xmlsec::document_element(&doc)?;
     if !doc.element(root).is_some_and(|e| e.name.matches(Some(SAMLP_NS), "Response")) {
-        return Err(AcsError::Malformed("document element is not samlp:Response".to_owned()));
+        return Err(malformed(Refusal::Malformed, "document element is not samlp:Response"));
     }
+    // Count signatures, references, transforms, EncryptedKeys and EncryptedData before any
+    // canonicalisation or cryptography (issue 15 item 1: each is an RSA operation or a c14n).
+    super::limits::check(&doc, root, &Limits::RESPONSE)?;
     // Verify every signature on the exact bytes before decrypting anything (notes "verify
     // before decrypt": the Response signature covers the ciphertext).
     let signed = xmlsec::signed_elements(&doc, text, certs)?;
@@ -226,7 +271,10 @@ pub fn process_response(
     let (canonical, assertion_signed) = match carried(&doc, root)? {
         Carried::Plain(node) => {
             if expect.require_encrypted_assertion {
-                return Err(invalid("the Assertion is not encrypted but encryption is required"));
+                return Err(invalid(
+                    Refusal::NotEncrypted,
+                    "the Assertion is not encrypted but encryption is required",
+                ));
             }
             (xmlsec::canonical(&doc, node)?, signed.contains(&node))
         }
@@ -243,7 +291,7 @@ pub fn process_response(
         }
     };
     if !response_signed && !assertion_signed {
-        return Err(XmlSecError::Signature(
+        return Err(XmlSecError::Unsigned(
             "neither the Response nor its Assertion carries a valid signature by a trusted IdP key".to_owned(),
         )
         .into());
@@ -258,8 +306,9 @@ fn decrypted_assertion(plaintext: &[u8], certs: &IdpCertificates) -> Result<(Str
     let inner = xmlsec::parse(text)?;
     let root = xmlsec::document_element(&inner)?;
     if !inner.element(root).is_some_and(|e| e.name.matches(Some(SAML_NS), "Assertion")) {
-        return Err(AcsError::Malformed("the decrypted element is not saml:Assertion".to_owned()));
+        return Err(malformed(Refusal::Malformed, "the decrypted element is not saml:Assertion"));
     }
+    super::limits::check(&inner, root, &Limits::DECRYPTED_ASSERTION)?;
     let signed = xmlsec::signed_elements(&inner, text, certs)?.contains(&root);
     Ok((xmlsec::canonical(&inner, root)?, signed))
 }
@@ -267,31 +316,77 @@ fn decrypted_assertion(plaintext: &[u8], certs: &IdpCertificates) -> Result<(Str
 /// Status, Issuer, Destination and InResponseTo of the Response (SAML core §3.2.2, bindings
 /// §3.5.5.2, profiles §4.1.4.3).
 fn check_response(response: &Node, signed: bool, expect: &Expectations<'_>) -> Result<(), AcsError> {
-    if response.plain_attr("Version") != Some("2.0") {
-        return Err(AcsError::Malformed("Response Version is not 2.0".to_owned()));
-    }
-    if let Some(issuer) = response.child(SAML_NS, "Issuer") {
-        if !issuer_matches(issuer.trimmed(), expect) {
-            return Err(invalid(format!("Response Issuer {} is not the configured IdP", quote(issuer.trimmed()))));
-        }
+    version_and_instant(response, "Response", expect)?;
+    match response.child(SAML_NS, "Issuer") {
+        Some(issuer) => check_issuer(issuer, "Response", expect)?,
+        // Profiles §4.1.4.2: a signed Response MUST carry an Issuer (the signature says who).
+        None if signed => return Err(malformed(Refusal::IssuerMissing, "signed Response without Issuer")),
+        None => {}
     }
     match response.plain_attr("Destination") {
         Some(d) if d != expect.acs_url => {
-            return Err(invalid(format!("Response Destination {} is not our ACS URL", quote(d))))
+            return Err(invalid(Refusal::Destination, format!("Response Destination {} is not our ACS URL", quote(d))))
         }
-        None if signed => return Err(invalid("signed Response without Destination (SAML bindings §3.5.5.2)")),
+        None if signed => {
+            return Err(invalid(Refusal::Destination, "signed Response without Destination (SAML bindings §3.5.5.2)"))
+        }
         _ => {}
     }
     check_in_response_to(response.plain_attr("InResponseTo"), expect, "Response")?;
     status(response)
 }
 
+/// `Version` must be exactly "2.0" (SAML core §4.1.2: a 2.0 processor refuses any other major
+/// or minor version) and `IssueInstant` present, an `xs:dateTime` and not in the future beyond
+/// the tolerated skew (core §3.2.2 / §2.3.3: required on both Response and Assertion).
+fn version_and_instant(node: &Node, what: &str, expect: &Expectations<'_>) -> Result<(), AcsError> {
+    if node.plain_attr("Version") != Some("2.0") {
+        return Err(malformed(Refusal::Version, format!("{what} Version is not 2.0")));
+    }
+    let issued = instant(node, "IssueInstant", what)?
+        .ok_or_else(|| malformed(Refusal::IssueInstant, format!("{what} without IssueInstant")))?;
+    if issued > expect.now.saturating_add(expect.clock_skew.as_secs()) {
+        return Err(invalid(
+            Refusal::IssuedInFuture,
+            format!("{what} IssueInstant is {}s in the future", issued - expect.now),
+        ));
+    }
+    Ok(())
+}
+
+/// The issuer is the configured IdP, named as an entity: `Format` absent or `…:entity`
+/// (profiles §4.1.4.2, core §8.3.6).
+fn check_issuer(issuer: &Node, what: &str, expect: &Expectations<'_>) -> Result<(), AcsError> {
+    if let Some(format) = issuer.plain_attr("Format") {
+        if format != ENTITY_FORMAT {
+            return Err(invalid(
+                Refusal::IssuerFormat,
+                format!("{what} Issuer Format {} is not the entity format", quote(format)),
+            ));
+        }
+    }
+    if !issuer_matches(issuer.trimmed(), expect) {
+        return Err(invalid(
+            Refusal::Issuer,
+            format!("{what} Issuer {} is not the configured IdP", quote(issuer.trimmed())),
+        ));
+    }
+    Ok(())
+}
+
 fn check_in_response_to(found: Option<&str>, expect: &Expectations<'_>, what: &str) -> Result<(), AcsError> {
     match (found, expect.request_id) {
         (Some(f), Some(r)) if f == r => Ok(()),
-        (Some(f), Some(_)) => Err(invalid(format!("{what} InResponseTo {} is not the pending request", quote(f)))),
-        (None, Some(_)) => Err(invalid(format!("unsolicited {what} (no InResponseTo) while a request is pending"))),
-        (Some(f), None) => Err(invalid(format!("{what} InResponseTo {} but no request is pending", quote(f)))),
+        (Some(f), Some(_)) => {
+            Err(invalid(Refusal::InResponseTo, format!("{what} InResponseTo {} is not the pending request", quote(f))))
+        }
+        (None, Some(_)) => Err(invalid(
+            Refusal::InResponseTo,
+            format!("unsolicited {what} (no InResponseTo) while a request is pending"),
+        )),
+        (Some(f), None) => {
+            Err(invalid(Refusal::InResponseTo, format!("{what} InResponseTo {} but no request is pending", quote(f))))
+        }
         (None, None) => Ok(()),
     }
 }
@@ -301,7 +396,7 @@ fn status(response: &Node) -> Result<(), AcsError> {
     let code = response
         .child(SAMLP_NS, "Status")
         .and_then(|s| s.child(SAMLP_NS, "StatusCode"))
-        .ok_or_else(|| AcsError::Malformed("Response without Status/StatusCode".to_owned()))?;
+        .ok_or_else(|| malformed(Refusal::Malformed, "Response without Status/StatusCode"))?;
     let top = code.plain_attr("Value").unwrap_or("");
     if top == STATUS_SUCCESS {
         return Ok(());
@@ -321,7 +416,7 @@ fn status(response: &Node) -> Result<(), AcsError> {
     if let Some(s) = second {
         msg = format!("{msg}/{s}");
     }
-    Err(AcsError::Status(format!("{msg}{hint}")))
+    Err(AcsError::new(Refusal::IdpStatus, format!("status {msg}{hint}")))
 }
 
 /// The assertion checks of SAML profiles §4.1.4.2–3 and core §2.5.
@@ -331,36 +426,46 @@ fn check_assertion(a: &Node, expect: &Expectations<'_>) -> Result<SamlAssertion,
     let id = a
         .plain_attr("ID")
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| AcsError::Malformed("Assertion without ID".to_owned()))?;
-    let issuer = a.child(SAML_NS, "Issuer").map(Node::trimmed).unwrap_or("");
-    if !issuer_matches(issuer, expect) {
-        return Err(invalid(format!("Assertion Issuer {} is not the configured IdP", quote(issuer))));
-    }
+        .ok_or_else(|| malformed(Refusal::Malformed, "Assertion without ID"))?;
+    version_and_instant(a, "Assertion", expect)?;
+    let issuer_node =
+        a.child(SAML_NS, "Issuer").ok_or_else(|| malformed(Refusal::IssuerMissing, "Assertion without Issuer"))?;
+    check_issuer(issuer_node, "Assertion", expect)?;
+    let issuer = issuer_node.trimmed();
     let subject =
-        a.child(SAML_NS, "Subject").ok_or_else(|| AcsError::Malformed("Assertion without Subject".to_owned()))?;
+        a.child(SAML_NS, "Subject").ok_or_else(|| malformed(Refusal::Malformed, "Assertion without Subject"))?;
     let name_id = subject
         .child(SAML_NS, "NameID")
-        .ok_or_else(|| AcsError::Malformed("Subject without NameID (EncryptedID is not supported)".to_owned()))?;
+        .ok_or_else(|| malformed(Refusal::Malformed, "Subject without NameID (EncryptedID is not supported)"))?;
     let scd_until = bearer_confirmation(subject, expect)?;
 
-    let conditions = a.child(SAML_NS, "Conditions").ok_or_else(|| invalid("Assertion without Conditions"))?;
+    let conditions =
+        a.child(SAML_NS, "Conditions").ok_or_else(|| invalid(Refusal::Malformed, "Assertion without Conditions"))?;
     if let Some(nb) = instant(conditions, "NotBefore", "Conditions")? {
         if nb > now + skew {
-            return Err(invalid(format!("Assertion not yet valid (NotBefore is {}s ahead)", nb - now)));
+            return Err(invalid(
+                Refusal::NotYetValid,
+                format!("Assertion not yet valid (NotBefore is {}s ahead)", nb - now),
+            ));
         }
     }
     let cond_until = instant(conditions, "NotOnOrAfter", "Conditions")?;
     if let Some(t) = cond_until {
         if t + skew <= now {
-            return Err(invalid(format!("Assertion expired (Conditions NotOnOrAfter {}s ago)", now - t)));
+            return Err(invalid(
+                Refusal::Expired,
+                format!("Assertion expired (Conditions NotOnOrAfter {}s ago)", now - t),
+            ));
         }
     }
     audience(conditions, expect)?;
 
-    let authn = a.child(SAML_NS, "AuthnStatement").ok_or_else(|| invalid("Assertion without AuthnStatement"))?;
+    let authn = a
+        .child(SAML_NS, "AuthnStatement")
+        .ok_or_else(|| invalid(Refusal::Malformed, "Assertion without AuthnStatement"))?;
     let session_not_on_or_after = instant(authn, "SessionNotOnOrAfter", "AuthnStatement")?;
     if session_not_on_or_after.is_some_and(|t| t + skew <= now) {
-        return Err(invalid("AuthnStatement SessionNotOnOrAfter has passed"));
+        return Err(invalid(Refusal::Expired, "AuthnStatement SessionNotOnOrAfter has passed"));
     }
     let authn_context = authn
         .child(SAML_NS, "AuthnContext")
@@ -368,15 +473,19 @@ fn check_assertion(a: &Node, expect: &Expectations<'_>) -> Result<SamlAssertion,
         .map(|c| c.trimmed().to_owned());
     if let Some((requested, comparison)) = expect.requested_loa {
         let achieved = authn_context.as_deref().and_then(Loa::parse_lenient).ok_or_else(|| {
-            invalid(format!(
-                "achieved AuthnContextClassRef {} is not an eIDAS LoA",
-                quote(authn_context.as_deref().unwrap_or(""))
-            ))
+            invalid(
+                Refusal::LoaNotSatisfied,
+                format!(
+                    "achieved AuthnContextClassRef {} is not an eIDAS LoA",
+                    quote(authn_context.as_deref().unwrap_or(""))
+                ),
+            )
         })?;
         if !comparison.satisfied(requested, achieved) {
-            return Err(invalid(format!(
-                "achieved LoA {achieved} does not satisfy requested {requested} ({comparison:?})"
-            )));
+            return Err(invalid(
+                Refusal::LoaNotSatisfied,
+                format!("achieved LoA {achieved} does not satisfy requested {requested} ({comparison:?})"),
+            ));
         }
     }
     let not_on_or_after = match cond_until {
@@ -403,40 +512,47 @@ fn check_assertion(a: &Node, expect: &Expectations<'_>) -> Result<SamlAssertion,
 /// a future `NotOnOrAfter` (profiles §4.1.4.2). Returns its `NotOnOrAfter`.
 fn bearer_confirmation(subject: &Node, expect: &Expectations<'_>) -> Result<u64, AcsError> {
     let skew = expect.clock_skew.as_secs();
-    let mut why = "no bearer SubjectConfirmation".to_owned();
+    let mut why = AcsError::new(Refusal::SubjectConfirmation, "no bearer SubjectConfirmation");
     for sc in subject.kids(SAML_NS, "SubjectConfirmation").filter(|sc| sc.plain_attr("Method") == Some(BEARER)) {
         let Some(data) = sc.child(SAML_NS, "SubjectConfirmationData") else {
-            why = "bearer SubjectConfirmation without SubjectConfirmationData".to_owned();
+            why = AcsError::new(
+                Refusal::SubjectConfirmation,
+                "bearer SubjectConfirmation without SubjectConfirmationData",
+            );
             continue;
         };
         if data.plain_attr("Recipient") != Some(expect.acs_url) {
-            why = format!(
-                "SubjectConfirmationData Recipient {} is not our ACS URL",
-                quote(data.plain_attr("Recipient").unwrap_or(""))
+            why = AcsError::new(
+                Refusal::SubjectConfirmation,
+                format!(
+                    "SubjectConfirmationData Recipient {} is not our ACS URL",
+                    quote(data.plain_attr("Recipient").unwrap_or(""))
+                ),
             );
             continue;
         }
         let Some(until) = instant(data, "NotOnOrAfter", "SubjectConfirmationData")? else {
-            why = "SubjectConfirmationData without NotOnOrAfter".to_owned();
+            why = AcsError::new(Refusal::SubjectConfirmation, "SubjectConfirmationData without NotOnOrAfter");
             continue;
         };
         if until + skew <= expect.now {
-            why = format!("SubjectConfirmationData expired (NotOnOrAfter {}s ago)", expect.now - until);
+            why = AcsError::new(
+                Refusal::SubjectConfirmation,
+                format!("SubjectConfirmationData expired (NotOnOrAfter {}s ago)", expect.now - until),
+            );
             continue;
         }
         if instant(data, "NotBefore", "SubjectConfirmationData")?.is_some_and(|nb| nb > expect.now + skew) {
-            why = "SubjectConfirmationData not yet valid".to_owned();
+            why = AcsError::new(Refusal::SubjectConfirmation, "SubjectConfirmationData not yet valid");
             continue;
         }
-        if let Err(AcsError::Invalid(e)) =
-            check_in_response_to(data.plain_attr("InResponseTo"), expect, "SubjectConfirmationData")
-        {
+        if let Err(e) = check_in_response_to(data.plain_attr("InResponseTo"), expect, "SubjectConfirmationData") {
             why = e;
             continue;
         }
         return Ok(until);
     }
-    Err(AcsError::Invalid(why))
+    Err(why)
 }
 
 /// Every `AudienceRestriction` must name us (core §2.5.1.4); at least one must exist (profiles
@@ -452,13 +568,13 @@ fn audience(conditions: &Node, expect: &Expectations<'_>) -> Result<(), AcsError
         any = true;
         if !restriction.kids(SAML_NS, "Audience").any(|a| ours(a.trimmed())) {
             let first = restriction.child(SAML_NS, "Audience").map(Node::trimmed).unwrap_or("");
-            return Err(invalid(format!("Audience {} is not our entityID", quote(first))));
+            return Err(invalid(Refusal::Audience, format!("Audience {} is not our entityID", quote(first))));
         }
     }
     if any {
         Ok(())
     } else {
-        Err(invalid("Assertion without AudienceRestriction"))
+        Err(invalid(Refusal::Audience, "Assertion without AudienceRestriction"))
     }
 }
 
@@ -539,7 +655,7 @@ impl ReplayCache {
         if self.first_use_at(&assertion.id, assertion.not_on_or_after.saturating_add(skew.as_secs()), now) {
             Ok(())
         } else {
-            Err(invalid("Assertion ID already used (replay) or the replay cache is full"))
+            Err(invalid(Refusal::Replayed, "Assertion ID already used (replay) or the replay cache is full"))
         }
     }
 }

@@ -10,6 +10,7 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 
 use super::acs::SamlAssertion;
+use super::reason::Refusal;
 use crate::identity::{Identity, Loa};
 use crate::provider::kaas::soap::{parse_tree, Node};
 
@@ -34,10 +35,25 @@ pub struct MappingOptions {
     pub required: Vec<String>,
 }
 
-/// Why the attributes cannot make an identity (message for the operator; no personal data).
+/// Why the attributes cannot make an identity: the precise [`Refusal`] and a message for the
+/// operator (attribute names only, never values: they are personal data).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct MappingError(pub String);
+#[error("{detail}")]
+pub struct MappingError {
+    refusal: Refusal,
+    detail: String,
+}
+
+impl MappingError {
+    fn new(refusal: Refusal, detail: impl Into<String>) -> MappingError {
+        MappingError { refusal, detail: detail.into() }
+    }
+
+    /// The precise reason.
+    pub fn refusal(&self) -> Refusal {
+        self.refusal
+    }
+}
 
 /// The short name of an attribute: the last segment of a URI `Name` (so `…/CurrentFamilyName`
 /// and `…/currentfamilyname` agree), else the `Name` itself. FriendlyName is not trusted to be
@@ -78,15 +94,20 @@ fn claim_for(short_lower: &str) -> Option<&'static str> {
 /// that declares NIA's `eidas:` prefix (CurrentAddress is a prefixed fragment without a root,
 /// nia.md §10.2). Any XML declaration is dropped; a DTD is refused by the parser.
 fn base64_xml(value: &str) -> Option<Node> {
+    base64_xml_checked(value).ok()
+}
+
+/// [`base64_xml`], saying what is wrong (operator text, no content).
+fn base64_xml_checked(value: &str) -> Result<Node, &'static str> {
     let compact: String = value.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    let bytes = B64.decode(compact).ok()?;
-    let text = String::from_utf8(bytes).ok()?;
+    let bytes = B64.decode(compact).map_err(|_| "not base64")?;
+    let text = String::from_utf8(bytes).map_err(|_| "not UTF-8")?;
     let body = match text.trim_start_matches('\u{feff}').trim_start() {
         t if t.starts_with("<?xml") => t.split_once("?>").map_or("", |(_, rest)| rest),
         t => t,
     };
     let wrapped = format!("<w xmlns:eidas=\"http://eidas.europa.eu/attributes/naturalperson\">{body}</w>");
-    parse_tree(wrapped.as_bytes(), |_| Ok(())).ok()
+    parse_tree(wrapped.as_bytes(), |_| Ok(())).map_err(|_| "not well-formed XML")
 }
 
 /// Depth-first elements by local name, namespaces ignored (nia.md §10.3 "parse leniently").
@@ -124,18 +145,17 @@ fn nia_address(value: &str) -> Option<String> {
 }
 
 /// NIA FullIds → `[{type, document_id}]`; CAAIS DocumentIds likewise (`Type` attribute).
-fn documents(value: &str) -> Vec<Value> {
-    let Some(xml) = base64_xml(value) else { return Vec::new() };
+fn documents(xml: &Node) -> Vec<Value> {
     let mut out = Vec::new();
     let mut docs = Vec::new();
-    find_all(&xml, "Doklad", &mut docs);
+    find_all(xml, "Doklad", &mut docs);
     for d in docs {
         if let Some(number) = text_of(d, "Cislo") {
             out.push(json!({"type": text_of(d, "Druh").unwrap_or_default(), "document_id": number}));
         }
     }
     let mut ids = Vec::new();
-    find_all(&xml, "DocumentId", &mut ids);
+    find_all(xml, "DocumentId", &mut ids);
     for d in ids.into_iter().filter(|d| !d.text.trim().is_empty()) {
         let kind = d.attrs.iter().find(|a| a.local == "Type").map_or("", |a| a.value.as_str());
         out.push(json!({"type": kind, "document_id": d.text.trim()}));
@@ -144,15 +164,14 @@ fn documents(value: &str) -> Vec<Value> {
 }
 
 /// CAAIS AccessRoles / ActivityRoles (base64 XML, caais.md §2.6) → the OIDC claim shapes.
-fn caais_roles(claims: &mut Map<String, Value>, short_lower: &str, value: &str) {
-    let Some(xml) = base64_xml(value) else { return };
+fn caais_roles(claims: &mut Map<String, Value>, short_lower: &str, xml: &Node) {
     let mut found = Vec::new();
     if short_lower == "accessroles" {
-        find_all(&xml, "AccessRoleCode", &mut found);
+        find_all(xml, "AccessRoleCode", &mut found);
         let list = found.iter().map(|c| json!({"access_role_code": c.text.trim()}));
         claims.insert("access_roles".to_owned(), Value::Array(list.collect()));
     } else {
-        find_all(&xml, "Agenda", &mut found);
+        find_all(xml, "Agenda", &mut found);
         let list = found.iter().map(|agenda| {
             let mut codes = Vec::new();
             find_all(agenda, "ActivityRoleCode", &mut codes);
@@ -202,8 +221,29 @@ pub fn to_identity(
                     derived.push(("address_ruian", code));
                 }
             }
-            (_, "fullids" | "documentids") => docs.extend(documents(first)),
-            (_, "accessroles" | "activityroles") => caais_roles(&mut claims, &lower, first),
+            (_, "fullids" | "documentids" | "accessroles" | "activityroles") => {
+                let xml = match base64_xml_checked(first) {
+                    Ok(xml) => xml,
+                    // CAAIS roles and documents decide what the user may do: a login that
+                    // silently lost them would succeed with no roles and no trace (issue 15
+                    // item 4c). Refuse, naming the attribute (never its value).
+                    Err(why) if profile == Profile::Caais => {
+                        return Err(MappingError::new(
+                            Refusal::AttributeUndecodable,
+                            format!("attribute {short} is {why} (base64 XML expected, caais.md §2.6)"),
+                        ))
+                    }
+                    Err(why) => {
+                        tracing::warn!(attribute = short, problem = why, "SAML attribute value dropped: undecodable");
+                        continue;
+                    }
+                };
+                if lower.ends_with("roles") {
+                    caais_roles(&mut claims, &lower, &xml);
+                } else {
+                    docs.extend(documents(&xml));
+                }
+            }
             (_, "personidentified" | "isstatutoryrepresentative") => {
                 let flag = first.eq_ignore_ascii_case("true") || first == "1";
                 claims.insert(
@@ -234,14 +274,20 @@ pub fn to_identity(
     let key = if profile == Profile::Enviam { "userUUID" } else { "PersonIdentifier" };
     let subject = raw_first(&raw, key).unwrap_or(assertion.name_id.trim()).to_owned();
     if subject.is_empty() {
-        return Err(MappingError("no subject: neither the identifier attribute nor NameID has a value".to_owned()));
+        return Err(MappingError::new(
+            Refusal::NoSubject,
+            "no subject: neither the identifier attribute nor NameID has a value",
+        ));
     }
-    if profile != Profile::Enviam {
+    if profile == Profile::Nia {
         // eIDAS BSI `XX/YY/id` (nia.md §8.8): issuing country XX; foreign unless `CZ/CZ/`.
+        // NIA's rule only: a CAAIS PersonIdentifier is a bare UUID (caais.md §1), so CAAIS users
+        // were all "foreign" and `allow_foreign_eidas = false` refused every one of them.
         let foreign = !subject.starts_with("CZ/CZ/");
         if foreign && options.refuse_foreign {
-            return Err(MappingError(
-                "foreign eIDAS identity (BSI not issued CZ/CZ/) refused by configuration".to_owned(),
+            return Err(MappingError::new(
+                Refusal::ForeignIdentity,
+                "foreign eIDAS identity (BSI not issued CZ/CZ/) refused by configuration",
             ));
         }
         if let Some((country, _)) = subject.split_once('/') {
@@ -251,7 +297,10 @@ pub fn to_identity(
     }
     for required in &options.required {
         if raw_first(&raw, required).is_none() {
-            return Err(MappingError(format!("required attribute {required:?} missing from the assertion")));
+            return Err(MappingError::new(
+                Refusal::RequiredAttributeMissing,
+                format!("required attribute {required:?} missing from the assertion"),
+            ));
         }
     }
     claims.insert("sub".to_owned(), Value::String(subject));

@@ -9,6 +9,8 @@ use quick_xml::escape::escape;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 
+use super::reason::Refusal;
+
 const PROTOCOL: &[u8] = b"urn:oasis:names:tc:SAML:2.0:protocol";
 const ASSERTION: &[u8] = b"urn:oasis:names:tc:SAML:2.0:assertion";
 
@@ -18,9 +20,12 @@ pub const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
 pub const STATUS_REQUESTER: &str = "urn:oasis:names:tc:SAML:2.0:status:Requester";
 /// `…:status:Responder`: we could not complete it.
 pub const STATUS_RESPONDER: &str = "urn:oasis:names:tc:SAML:2.0:status:Responder";
+/// `…:status:UnknownPrincipal` (second level): the principal named is not known to us.
+pub const STATUS_UNKNOWN_PRINCIPAL: &str = "urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal";
 
-/// The subject of a logout, as the login's assertion named it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// The subject of a logout, as the login's assertion named it. `Debug` redacts the NameID
+/// (personal data) and the SessionIndex (it ends the session).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LogoutSubject {
     /// NameID value.
     pub name_id: String,
@@ -32,6 +37,16 @@ pub struct LogoutSubject {
     pub sp_name_qualifier: Option<String>,
     /// `SessionIndex`.
     pub session_index: Option<String>,
+}
+
+impl std::fmt::Debug for LogoutSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogoutSubject")
+            .field("name_id", &crate::redact::Redacted)
+            .field("format", &self.format)
+            .field("session_index", &crate::redact::opt(&self.session_index))
+            .finish_non_exhaustive()
+    }
 }
 
 fn opt_attr(name: &str, value: Option<&str>) -> String {
@@ -69,18 +84,25 @@ pub fn build_response(
     in_response_to: &str,
     issuer: &str,
     status: &str,
+    sub_status: Option<&str>,
 ) -> String {
+    let status = match sub_status {
+        Some(sub) => format!(
+            "<samlp:StatusCode Value=\"{}\"><samlp:StatusCode Value=\"{}\"/></samlp:StatusCode>",
+            escape(status),
+            escape(sub)
+        ),
+        None => format!("<samlp:StatusCode Value=\"{}\"/>", escape(status)),
+    };
     format!(
         "<samlp:LogoutResponse xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" \
          xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"{id}\" Version=\"2.0\" IssueInstant=\"{instant}\"{destination} \
-         InResponseTo=\"{irt}\"><saml:Issuer>{issuer}</saml:Issuer><samlp:Status><samlp:StatusCode Value=\"{status}\"/>\
-         </samlp:Status></samlp:LogoutResponse>",
+         InResponseTo=\"{irt}\"><saml:Issuer>{issuer}</saml:Issuer><samlp:Status>{status}</samlp:Status></samlp:LogoutResponse>",
         id = escape(id),
         instant = crate::identity::headers::rfc3339(issue_instant),
         destination = opt_attr("Destination", destination),
         irt = escape(in_response_to),
         issuer = escape(issuer),
-        status = escape(status),
     )
 }
 
@@ -95,6 +117,12 @@ pub struct LogoutMessage {
     pub in_response_to: Option<String>,
     /// `Destination`.
     pub destination: Option<String>,
+    /// `Version`.
+    pub version: Option<String>,
+    /// `IssueInstant`, as sent.
+    pub issue_instant: Option<String>,
+    /// `NotOnOrAfter` (requests), as sent.
+    pub not_on_or_after: Option<String>,
     /// `Issuer`.
     pub issuer: Option<String>,
     /// `NameID` (requests).
@@ -105,13 +133,25 @@ pub struct LogoutMessage {
     pub status: Option<String>,
 }
 
-/// Why a logout message is unacceptable (no message content in the text).
+/// Why a logout message is unacceptable: the precise [`Refusal`] and operator text (no message
+/// content).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct LogoutParseError(pub String);
+#[error("{1}")]
+pub struct LogoutParseError(pub Refusal, pub String);
 
 fn err(s: &str) -> LogoutParseError {
-    LogoutParseError(s.to_owned())
+    LogoutParseError(Refusal::Malformed, s.to_owned())
+}
+
+impl LogoutMessage {
+    /// "LogoutRequest" or "LogoutResponse", for log lines.
+    pub fn kind(&self) -> &'static str {
+        if self.is_request {
+            "LogoutRequest"
+        } else {
+            "LogoutResponse"
+        }
+    }
 }
 
 /// Reads a LogoutRequest or LogoutResponse.
@@ -126,10 +166,12 @@ pub fn parse(xml: &[u8]) -> Result<LogoutMessage, LogoutParseError> {
     let mut in_status = false;
     let mut buf = Vec::new();
     loop {
-        let (resolved, event) = reader.read_resolved_event_into(&mut buf).map_err(|_| err("not well-formed XML"))?;
+        let (resolved, event) = reader
+            .read_resolved_event_into(&mut buf)
+            .map_err(|_| LogoutParseError(Refusal::NotWellFormed, "not well-formed XML".to_owned()))?;
         let ns_is = |want: &[u8]| matches!(&resolved, ResolveResult::Bound(ns) if ns.as_ref() == want);
         match event {
-            Event::DocType(_) => return Err(err("DOCTYPE is not allowed")),
+            Event::DocType(_) => return Err(LogoutParseError(Refusal::Doctype, "DOCTYPE is not allowed".to_owned())),
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let empty = matches!(event, Event::Empty(_));
                 let local = e.local_name();
@@ -147,6 +189,9 @@ pub fn parse(xml: &[u8]) -> Result<LogoutMessage, LogoutParseError> {
                             b"ID" => msg.id = value,
                             b"InResponseTo" => msg.in_response_to = Some(value),
                             b"Destination" => msg.destination = Some(value),
+                            b"Version" => msg.version = Some(value),
+                            b"IssueInstant" => msg.issue_instant = Some(value),
+                            b"NotOnOrAfter" => msg.not_on_or_after = Some(value),
                             _ => {}
                         }
                     }
@@ -216,6 +261,19 @@ pub fn parse(xml: &[u8]) -> Result<LogoutMessage, LogoutParseError> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn logout_subject_debug_redacts_the_name_id_and_session_index() {
+        let subject = LogoutSubject {
+            name_id: "CZ/CZ/secret-bsi".into(),
+            format: None,
+            name_qualifier: None,
+            sp_name_qualifier: None,
+            session_index: Some("secret-index".into()),
+        };
+        let dbg = format!("{subject:?}");
+        assert!(!dbg.contains("secret"), "{dbg}");
+    }
+
     fn subject() -> LogoutSubject {
         LogoutSubject {
             name_id: "CZ/CZ/6e25&x".to_owned(),
@@ -254,7 +312,7 @@ mod tests {
 
     #[test]
     fn our_logout_response_parses_back() {
-        let xml = build_response("_s", 0, Some("https://idp/slo"), "_req", "https://gw/", STATUS_SUCCESS);
+        let xml = build_response("_s", 0, Some("https://idp/slo"), "_req", "https://gw/", STATUS_SUCCESS, None);
         let msg = parse(xml.as_bytes()).unwrap();
         assert_eq!((msg.in_response_to.as_deref(), msg.status.as_deref()), (Some("_req"), Some(STATUS_SUCCESS)));
     }
@@ -262,7 +320,7 @@ mod tests {
     #[test]
     fn a_logout_message_with_a_doctype_is_refused() {
         let xml = b"<!DOCTYPE x [<!ENTITY e \"x\">]><samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"a\"/>";
-        assert!(parse(xml).unwrap_err().0.contains("DOCTYPE"));
+        assert_eq!(parse(xml).unwrap_err().0, Refusal::Doctype);
     }
 
     #[test]

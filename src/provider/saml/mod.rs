@@ -22,6 +22,7 @@ pub mod authn_request;
 pub mod binding;
 pub mod config;
 pub mod idp;
+pub mod limits;
 pub mod logout;
 pub mod metadata;
 pub mod reason;
@@ -51,8 +52,11 @@ use crate::provider::{
 /// How long a sent LogoutRequest waits for its LogoutResponse.
 const LOGOUT_WAIT: Duration = Duration::from_secs(15 * 60);
 
-/// The protocol state kept server-side between `begin` and `finish`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// How long a NameID → subject pair is kept after its last login (a day covers any session).
+const NAME_ID_MEMORY: Duration = Duration::from_secs(24 * 3600);
+
+/// The protocol state kept server-side between `begin` and `finish` (`Debug` redacted).
+#[derive(Clone, Serialize, Deserialize)]
 pub struct PendingRequest {
     request_id: String,
     issued_at: u64,
@@ -60,6 +64,12 @@ pub struct PendingRequest {
     /// The LoA this request asked for, when it differs from the configured one (step-up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     step_up_loa: Option<Loa>,
+}
+
+impl std::fmt::Debug for PendingRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingRequest").field("issued_at", &self.issued_at).finish_non_exhaustive()
+    }
 }
 
 /// The SP's own URLs, derived from `public_base_url` and the provider name (stable).
@@ -105,7 +115,7 @@ pub struct SamlProvider {
     signing: Option<SigningKey>,
     sign_requests: bool,
     redirect_signature: RedirectSignature,
-    decryption: DecryptionKeys,
+    decryption: std::sync::Arc<DecryptionKeys>,
     encryption_certs: Vec<Vec<u8>>,
     idp: Idp,
     idp_sso_url: Option<String>,
@@ -134,6 +144,11 @@ pub struct SamlProvider {
     replay: acs::ReplayCache,
     /// IDs of LogoutRequests we sent, until their LogoutResponse (single use).
     pending_logouts: moka::sync::Cache<String, ()>,
+    /// IDs of IdP LogoutRequests accepted, until they could no longer be accepted anyway.
+    logout_replay: acs::ReplayCache,
+    /// NameID → session subject of this instance's logins, so a NameID-only LogoutRequest
+    /// finds sessions whose subject is the PersonIdentifier / userUUID attribute.
+    name_ids: moka::sync::Cache<String, String>,
     metrics: OnceLock<SamlMetrics>,
 }
 
@@ -229,7 +244,13 @@ impl SamlProvider {
             key_pems.push(read_file("encryption key", &pair.key)?);
             encryption_certs.extend(pem_certs("encryption cert", &pair.cert)?);
         }
-        let decryption = DecryptionKeys::from_pem(&key_pems).map_err(|e| format!("encryption_keys: {e}"))?;
+        // No keys is a valid setup where plain assertions are accepted (test IdPs with
+        // `allow_unencrypted_assertions`, EnviIAM): an EncryptedAssertion then fails to decrypt.
+        let decryption = if key_pems.is_empty() {
+            DecryptionKeys::none()
+        } else {
+            DecryptionKeys::from_pem(&key_pems).map_err(|e| format!("encryption_keys: {e}"))?
+        };
         let pinned = if cfg.idp_metadata_signer_certs.is_empty() {
             None
         } else {
@@ -254,7 +275,15 @@ impl SamlProvider {
         let idp = Idp::new(source, pinned, cfg.idp_entity_id(), cfg.issuer_case_insensitive());
         if let Some(path) = &cfg.idp_metadata_file {
             let bytes = read_file("idp_metadata_file", path)?;
-            idp.install(&bytes).map_err(|e| format!("idp_metadata_file {}: {e}", path.display()))?;
+            match idp.install(&bytes) {
+                Ok(()) => {}
+                // Expired metadata is not used, but it does not stop the gateway (and its other
+                // providers) from starting: readiness reports it until the file is replaced.
+                Err(e) if e.refusal == Refusal::MetadataExpired => {
+                    tracing::error!(provider = %cfg.name, file = %path.display(), error = %e, "IdP metadata expired: logins refused until it is replaced");
+                }
+                Err(e) => return Err(format!("idp_metadata_file {}: {e}", path.display())),
+            }
         }
         Ok(SamlProvider {
             clock: crate::clock::Clock::system(),
@@ -266,7 +295,7 @@ impl SamlProvider {
             signing,
             sign_requests: cfg.sign_requests(),
             redirect_signature: cfg.redirect_signature(),
-            decryption,
+            decryption: std::sync::Arc::new(decryption),
             encryption_certs,
             idp,
             idp_sso_url: cfg.idp_sso_url.clone(),
@@ -276,7 +305,7 @@ impl SamlProvider {
             requested_attributes: cfg.requested_attribute_uris(),
             is_age_over: cfg.is_age_over,
             loa: cfg.loa.map(|l| (l, cfg.loa_comparison)),
-            enforce_returned_loa: cfg.enforce_returned_loa,
+            enforce_returned_loa: !cfg.dangerous.ignore_returned_loa,
             force_authn: cfg.force_authn,
             name_id_format: cfg.name_id_format(),
             mapping: attributes::MappingOptions {
@@ -285,8 +314,8 @@ impl SamlProvider {
             },
             issuer_case_insensitive: cfg.issuer_case_insensitive(),
             audience_ignores_trailing_slash: cfg.audience_ignores_trailing_slash(),
-            require_encrypted_assertion: !cfg.allow_unencrypted_assertions,
-            allow_unsolicited: cfg.allow_unsolicited,
+            require_encrypted_assertion: cfg.requires_encrypted_assertions(),
+            allow_unsolicited: cfg.dangerous.allow_unsolicited,
             pending_ttl: cfg.pending_request_ttl_secs(),
             skew: cfg.clock_skew_secs,
             max_message_bytes: cfg.max_message_bytes,
@@ -295,7 +324,10 @@ impl SamlProvider {
             accept_unsigned_logout_requests: cfg.accept_unsigned_logout_requests(),
             refresh_interval: Duration::from_secs(cfg.metadata_refresh_secs.max(1)),
             replay: acs::ReplayCache::new(100_000),
-            pending_logouts: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(LOGOUT_WAIT).build(),
+            // One-shot IDs: LRU, so a full cache still admits the newest (issue 15 item 2).
+            pending_logouts: crate::session::memory::one_shot_cache(100_000, LOGOUT_WAIT),
+            logout_replay: acs::ReplayCache::new(100_000),
+            name_ids: moka::sync::Cache::builder().max_capacity(100_000).time_to_idle(NAME_ID_MEMORY).build(),
             metrics: OnceLock::new(),
         })
     }
@@ -318,6 +350,9 @@ impl SamlProvider {
         })
     }
 
+    /// Counts every refused message in `aisgate_saml_message_rejected_total`: malformed ones
+    /// too (they were missed: 55 of 75 refusals counted, issue 15 item 4b); only our own
+    /// outages (no metadata, cannot sign) are not a refused message.
     fn rejected(&self, e: ProviderError) -> ProviderError {
         if let (crate::provider::Side::Refused | crate::provider::Side::Denied, Some(m)) =
             (e.side(), self.metrics.get())
@@ -325,6 +360,13 @@ impl SamlProvider {
             m.rejected.inc();
         }
         e
+    }
+
+    /// The session subject a NameID logged in as here; the NameID itself when unknown (a
+    /// profile without an identifier attribute, or a login at another instance: then no
+    /// session matches and the IdP is told so, see `slo::request_outcome`).
+    fn subject_of_name_id(&self, name_id: &str) -> String {
+        self.name_ids.get(name_id).unwrap_or_else(|| name_id.to_owned())
     }
 
     fn post_logout_url(&self, ctx: &LoginContext) -> String {
@@ -343,7 +385,7 @@ impl SamlProvider {
         })
     }
 
-    fn check_response(
+    async fn check_response(
         &self,
         params: &[(String, String)],
         state: &ProtocolState,
@@ -375,35 +417,46 @@ impl SamlProvider {
         }
         let xml = binding::decode_lenient(value, self.max_message_bytes)
             .map_err(|e| ProviderError::with_context(Refusal::Encoding, format_args!("SAMLResponse: {e}")))?;
-        let idp = self.idp.current().ok_or_else(|| ProviderError::new(Refusal::MetadataUnavailable))?;
-        let expect = acs::Expectations {
-            idp_entity_id: &idp.metadata.entity_id,
-            issuer_case_insensitive: self.issuer_case_insensitive,
-            sp_entity_id: &self.entity_id,
-            audience_ignores_trailing_slash: self.audience_ignores_trailing_slash,
-            acs_url: &self.urls.acs,
-            request_id: pending.as_ref().map(|p| p.request_id.as_str()),
-            requested_loa: pending
-                .as_ref()
-                .and_then(|p| p.step_up_loa)
-                .map(|l| (l, acs::LoaComparison::Minimum))
-                .or(self.loa)
-                .filter(|_| self.enforce_returned_loa),
-            clock_skew: Duration::from_secs(self.skew),
-            now,
-            require_encrypted_assertion: self.require_encrypted_assertion,
-        };
-        let assertion = acs::process_response(&xml, &idp.certs, &self.decryption, &expect).map_err(|e| match e {
-            acs::AcsError::Malformed(m) => ProviderError::with_context(Refusal::Malformed, m),
-            acs::AcsError::Security(s) => ProviderError::with_context(Refusal::from(&s), s),
-            acs::AcsError::Status(s) => ProviderError::with_context(Refusal::IdpStatus, s),
-            acs::AcsError::Invalid(m) => ProviderError::with_context(Refusal::Check, m),
-        })?;
+        let idp = self.idp.current().ok_or_else(|| ProviderError::from(self.idp.unusable_because()))?;
+        let requested_loa = pending
+            .as_ref()
+            .and_then(|p| p.step_up_loa)
+            .map(|l| (l, acs::LoaComparison::Minimum))
+            .or(self.loa)
+            .filter(|_| self.enforce_returned_loa);
+        // Verify, decrypt and parse off the I/O worker, bounded (issue 15 item 1, `crate::cpu`):
+        // the job owns what it reads.
+        let (sp_entity_id, acs_url) = (self.entity_id.clone(), self.urls.acs.clone());
+        let request_id = pending.as_ref().map(|p| p.request_id.clone());
+        let decryption = std::sync::Arc::clone(&self.decryption);
+        let (issuer_case_insensitive, audience_ignores_trailing_slash) =
+            (self.issuer_case_insensitive, self.audience_ignores_trailing_slash);
+        let (clock_skew, require_encrypted_assertion) =
+            (Duration::from_secs(self.skew), self.require_encrypted_assertion);
+        let processed = crate::cpu::run(crate::cpu::Work::SamlAcs, move || {
+            let expect = acs::Expectations {
+                idp_entity_id: &idp.metadata.entity_id,
+                issuer_case_insensitive,
+                sp_entity_id: &sp_entity_id,
+                audience_ignores_trailing_slash,
+                acs_url: &acs_url,
+                request_id: request_id.as_deref(),
+                requested_loa,
+                clock_skew,
+                now,
+                require_encrypted_assertion,
+            };
+            acs::process_response(&xml, &idp.certs, &decryption, &expect)
+        })
+        .await
+        .map_err(crate::provider::cpu_refused)?;
+        let assertion = processed.map_err(|e| ProviderError::with_context(e.refusal(), e))?;
         self.replay
             .check(&assertion, Duration::from_secs(self.skew), now)
-            .map_err(|e| ProviderError::with_context(Refusal::Replayed, e))?;
+            .map_err(|e| ProviderError::with_context(e.refusal(), e))?;
         let mut identity = attributes::to_identity(self.profile, &self.name, &assertion, &self.mapping, now)
-            .map_err(|e| ProviderError::with_context(Refusal::Attributes, e))?;
+            .map_err(|e| ProviderError::with_context(e.refusal(), e))?;
+        self.name_ids.insert(assertion.name_id.clone(), identity.subject.clone());
         if let Some(index) = &assertion.session_index {
             // Session::idp_session_id: IdP-initiated logout matches sessions by SessionIndex.
             identity.attributes.insert("sid".to_owned(), vec![index.clone()]);
@@ -458,7 +511,7 @@ impl Provider for SamlProvider {
         params: &[(String, String)],
         state: &ProtocolState,
     ) -> Result<Authenticated, ProviderError> {
-        self.check_response(params, state).map_err(|e| self.rejected(e))
+        self.check_response(params, state).await.map_err(|e| self.rejected(e))
     }
 
     fn logout(&self, ctx: &LoginContext, logout_state: &LogoutState) -> BrowserStep {
@@ -468,7 +521,7 @@ impl Provider for SamlProvider {
     fn readiness(&self) -> Readiness {
         match self.idp.current() {
             Some(state) => Readiness { ready: true, detail: format!("IdP metadata for {}", state.metadata.entity_id) },
-            None => Readiness { ready: false, detail: format!("no valid IdP metadata from {}", self.idp.describe()) },
+            None => Readiness { ready: false, detail: self.idp.unusable_because().detail },
         }
     }
 
@@ -582,6 +635,81 @@ impl capability::Background for SamlProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    /// Issue 15 item 6: the README's test-IdP setup (`allow_unencrypted_assertions = true`,
+    /// no `encryption_keys`) passed `SamlProviderConfig::check` but failed to build ("no SP
+    /// decryption key configured"), so `aisgate check` refused it. Item 4c: so did
+    /// `enviam-saml-prod` without keys.
+    #[test]
+    fn providers_without_encryption_keys_build_when_plain_assertions_are_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let idp = crate::sim::certs::rsa_identity("test idp").unwrap();
+        let cert = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &idp.cert_der);
+        let metadata = format!(
+            "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"urn:idp\">\
+             <md:IDPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\"><md:KeyDescriptor>\
+             <ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:X509Data><ds:X509Certificate>{cert}\
+             </ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>\
+             <md:SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"https://idp/sso\"/>\
+             </md:IDPSSODescriptor></md:EntityDescriptor>"
+        );
+        let metadata = write(dir.path(), "idp.xml", &metadata);
+        let test_idp: SamlProviderConfig = toml::from_str(&format!(
+            "name = \"t\"\nprofile = \"nia\"\nentity_id = \"https://gw.example.cz/\"\n\
+             idp_metadata_file = {metadata:?}\nallow_unencrypted_assertions = true"
+        ))
+        .unwrap();
+        let built = SamlProvider::build(&test_idp, "https://gw.example.cz").unwrap();
+        assert!(!built.require_encrypted_assertion);
+        assert!(!built.sp_metadata().contains("use=\"encryption\""));
+
+        let key = write(dir.path(), "s.key", &idp.key_pem);
+        let pem = write(dir.path(), "s.pem", &idp.cert_pem);
+        let enviam: SamlProviderConfig = toml::from_str(&format!(
+            "name = \"e\"\npreset = \"enviam-saml-prod\"\nentity_id = \"https://gw.example.cz/\"\n\
+             signing_key = {key:?}\nsigning_cert = {pem:?}"
+        ))
+        .unwrap();
+        let built = SamlProvider::build(&enviam, "https://gw.example.cz").unwrap();
+        assert!(!built.require_encrypted_assertion, "signed plain assertions are EnviIAM's normal case");
+    }
+
+    /// Issue 15 item 5: an expired metadata file does not keep the gateway from starting, is
+    /// not used, and readiness says why.
+    #[test]
+    fn an_expired_metadata_file_is_not_trusted_and_readiness_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let idp = crate::sim::certs::rsa_identity("test idp").unwrap();
+        let cert = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &idp.cert_der);
+        let metadata = format!(
+            "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"urn:idp\" \
+             validUntil=\"2020-01-01T00:00:00Z\"><md:IDPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\
+             <md:KeyDescriptor><ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:X509Data><ds:X509Certificate>{cert}\
+             </ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>\
+             <md:SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"https://idp/sso\"/>\
+             </md:IDPSSODescriptor></md:EntityDescriptor>"
+        );
+        let metadata = write(dir.path(), "idp.xml", &metadata);
+        let cfg: SamlProviderConfig = toml::from_str(&format!(
+            "name = \"t\"\nprofile = \"nia\"\nentity_id = \"https://gw.example.cz/\"\n\
+             idp_metadata_file = {metadata:?}\nallow_unencrypted_assertions = true\nallow_unsolicited = true"
+        ))
+        .unwrap();
+        let provider = SamlProvider::build(&cfg, "https://gw.example.cz").unwrap();
+        let readiness = provider.readiness();
+        assert!(!readiness.ready);
+        assert!(readiness.detail.contains("expired"), "{}", readiness.detail);
+        let form = [("SAMLResponse".to_owned(), "PHIvPg==".to_owned())];
+        let err = provider.check_response(&form, &ProtocolState::Unsolicited).err().unwrap();
+        assert_eq!(err.reason(), &crate::provider::Reason::Saml(Refusal::MetadataExpired));
+        assert_eq!(err.side(), crate::provider::Side::Outage);
+    }
 
     #[test]
     fn sp_urls_are_stable_under_the_gateway_prefix() {

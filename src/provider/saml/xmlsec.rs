@@ -14,6 +14,8 @@ use bergshamra::{DsigContext, KeysManager, VerifyResult};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 
+pub use super::limits::Limits;
+use super::limits::{self, Exceeded};
 pub use super::xmlenc::DecryptionKeys;
 
 /// Largest XML document accepted (a NIA Response is ~10–15 KB; metadata somewhat more).
@@ -44,12 +46,30 @@ const DIGEST_METHODS: &[&str] = &[
 /// the algorithm or element, never key material or message content.
 #[derive(Debug, thiserror::Error)]
 pub enum XmlSecError {
-    /// The document is not acceptable XML (DOCTYPE, size, not well-formed, wrong root).
+    /// The document is larger than [`MAX_XML_BYTES`].
+    #[error("malformed XML: document of {0} bytes exceeds the {MAX_XML_BYTES}-byte limit")]
+    TooLarge(usize),
+    /// The document carries a DOCTYPE.
+    #[error("malformed XML: a DOCTYPE (DTD) is not allowed")]
+    Doctype,
+    /// The document is not well-formed XML (or nests too deep, or is not UTF-8).
+    #[error("malformed XML: {0}")]
+    NotWellFormed(String),
+    /// The document is not acceptable (no root element, canonicalisation failed).
     #[error("malformed XML: {0}")]
     Malformed(String),
     /// No valid signature by a trusted key covers the element the SP uses.
     #[error("signature: {0}")]
+    Unsigned(String),
+    /// A signature does not verify (value, digest, untrusted key, unresolvable reference).
+    #[error("signature: {0}")]
     Signature(String),
+    /// A valid signature is not bound to the element it sits in (signature wrapping).
+    #[error("signature: {0}")]
+    Wrapping(String),
+    /// Two elements carry the same ID.
+    #[error("signature: duplicate ID")]
+    DuplicateId,
     /// Decryption failed (no key fits, bad ciphertext); deliberately uniform.
     #[error("decryption failed")]
     Decryption,
@@ -59,6 +79,24 @@ pub enum XmlSecError {
     /// A configured key or certificate cannot be used.
     #[error("key: {0}")]
     Key(String),
+    /// More signatures, references, transforms, encrypted keys or elements than the profile
+    /// allows: refused before any canonicalisation or cryptography ([`super::limits`]).
+    #[error("document {0}")]
+    TooComplex(#[from] Exceeded),
+}
+
+impl XmlSecError {
+    /// Classifies bergshamra's verification failure text: it has no typed reasons, and
+    /// duplicate IDs and strict-mode placement refusals are wrapping attempts worth naming.
+    fn from_verifier(reason: String) -> XmlSecError {
+        if reason.contains("duplicate ID") {
+            XmlSecError::DuplicateId
+        } else if reason.contains("strict mode") {
+            XmlSecError::Wrapping(reason)
+        } else {
+            XmlSecError::Signature(reason)
+        }
+    }
 }
 
 /// Certificates an IdP may sign with (from configuration or verified metadata), parsed once.
@@ -204,13 +242,15 @@ pub struct SignedRoot {
 
 /// Verifies that the document element of `xml` (exact received bytes; DOCTYPE refused) carries
 /// a direct-child signature with exactly one reference, to itself, by one of `certs`.
-/// Used for metadata, LogoutRequest/LogoutResponse (POST) and unencrypted responses.
-pub fn verify_root(xml: &[u8], certs: &IdpCertificates) -> Result<SignedRoot, XmlSecError> {
+/// Used for metadata and LogoutRequest/LogoutResponse (POST). The document must stay within
+/// `limits` ([`Limits::METADATA`], [`Limits::LOGOUT`]), checked before any cryptography.
+pub fn verify_root(xml: &[u8], certs: &IdpCertificates, limits: &Limits) -> Result<SignedRoot, XmlSecError> {
     let text = check_input(xml)?;
     let doc = parse(text)?;
     let root = document_element(&doc)?;
+    limits::check(&doc, root, limits)?;
     if !signed_elements(&doc, text, certs)?.contains(&root) {
-        return Err(XmlSecError::Signature(
+        return Err(XmlSecError::Unsigned(
             "no valid signature by a trusted key whose single reference is the document element".to_owned(),
         ));
     }
@@ -221,20 +261,22 @@ pub fn verify_root(xml: &[u8], certs: &IdpCertificates) -> Result<SignedRoot, Xm
 /// entities) and UTF-8, before any parsing.
 pub(crate) fn check_input(xml: &[u8]) -> Result<&str, XmlSecError> {
     if xml.len() > MAX_XML_BYTES {
-        return Err(XmlSecError::Malformed(format!(
-            "document of {} bytes exceeds the {MAX_XML_BYTES}-byte limit",
-            xml.len()
-        )));
+        return Err(XmlSecError::TooLarge(xml.len()));
     }
     if xml.windows(9).any(|w| w.eq_ignore_ascii_case(b"<!DOCTYPE")) {
-        return Err(XmlSecError::Malformed("a DOCTYPE (DTD) is not allowed".to_owned()));
+        return Err(XmlSecError::Doctype);
     }
-    std::str::from_utf8(xml).map_err(|e| XmlSecError::Malformed(format!("not UTF-8: {e}")))
+    std::str::from_utf8(xml).map_err(|e| XmlSecError::NotWellFormed(format!("not UTF-8: {e}")))
 }
 
-/// Parses once; everything later works on this `Document`.
+/// Parses once, nesting capped at [`limits::MAX_DEPTH`]; everything later works on this
+/// `Document`. The caller then checks the amplifier counts ([`limits::check`]) before it
+/// canonicalises, verifies or decrypts anything.
 pub(crate) fn parse(text: &str) -> Result<Document<'_>, XmlSecError> {
-    uppsala::parse(text).map_err(|e| XmlSecError::Malformed(format!("not well-formed: {e}")))
+    uppsala::Parser::new()
+        .with_max_depth(limits::MAX_DEPTH)
+        .parse(text)
+        .map_err(|e| XmlSecError::NotWellFormed(format!("not well-formed: {e}")))
 }
 
 /// The document element.
@@ -312,19 +354,21 @@ pub(crate) fn signed_elements(
         return Ok(Vec::new());
     }
     check_signature_algorithms(doc, &signatures)?;
+    #[cfg(test)]
+    limits::crypto_ops::count();
     let results = verify::verify_all_document_with_source(&certs.dsig, doc, Some(source))
-        .map_err(|e| XmlSecError::Signature(e.to_string()))?;
+        .map_err(|e| XmlSecError::from_verifier(e.to_string()))?;
     let mut signed = Vec::new();
     for result in results {
         match result {
-            VerifyResult::Invalid { reason } => return Err(XmlSecError::Signature(reason)),
+            VerifyResult::Invalid { reason } => return Err(XmlSecError::from_verifier(reason)),
             VerifyResult::Valid { signature_node, references, .. } => {
                 let parent = doc.parent(signature_node);
                 let bound = matches!(references.as_slice(), [r] if r.digest_verified && r.resolved_node.is_some() && r.resolved_node == parent);
                 match parent {
                     Some(parent) if bound => signed.push(parent),
                     _ => {
-                        return Err(XmlSecError::Signature(
+                        return Err(XmlSecError::Wrapping(
                             "a signature does not cover exactly its parent element with a single reference".to_owned(),
                         ))
                     }

@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::*;
+use crate::provider::saml::reason::Refusal;
 use crate::provider::saml::xmlsec::SigningKey;
 use crate::sim::certs::{rsa_identity, RsaIdentity};
 use crate::sim::saml_response::{Encryption, ResponseSpec};
@@ -142,6 +143,7 @@ fn nia_response_encrypted_to_another_key_is_rejected() {
 }
 
 mod attacks;
+mod conformance;
 
 /// The reference implementation accepts what the builder makes: xmlsec1 verifies the Response
 /// signature with the IdP certificate and decrypts the EncryptedData with the SP key (NIA's

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::provider::saml::acs::SamlAttribute;
+use crate::provider::saml::reason::Refusal;
 use crate::sim::saml_response::{nia_current_address, nia_tradresa_id};
 
 fn attr(name: &str, value: &str) -> SamlAttribute {
@@ -86,16 +87,18 @@ fn foreign_eidas_identity_is_flagged_or_refused() {
     assert_eq!(id.attributes["foreign"], vec!["true"]);
     assert_eq!(id.attributes["subject_country"], vec!["SE"]);
     let refuse = MappingOptions { refuse_foreign: true, ..Default::default() };
-    let err = to_identity(Profile::Nia, "nia", &a, &refuse, 5000).unwrap_err().to_string();
-    assert!(err.contains("foreign"), "{err}");
+    let err = to_identity(Profile::Nia, "nia", &a, &refuse, 5000).unwrap_err();
+    assert_eq!(err.refusal(), Refusal::ForeignIdentity);
+    assert!(err.to_string().contains("foreign"), "{err}");
 }
 
 #[test]
 fn missing_required_attribute_is_refused() {
     let a = assertion(BSI, nia_attrs());
     let opts = MappingOptions { required: vec!["IdNumber".to_owned()], ..Default::default() };
-    let err = to_identity(Profile::Nia, "nia", &a, &opts, 5000).unwrap_err().to_string();
-    assert!(err.contains("\"IdNumber\""), "{err}");
+    let err = to_identity(Profile::Nia, "nia", &a, &opts, 5000).unwrap_err();
+    assert_eq!(err.refusal(), Refusal::RequiredAttributeMissing);
+    assert!(err.to_string().contains("\"IdNumber\""), "{err}");
     let opts = MappingOptions { required: vec!["currentfamilyname".to_owned()], ..Default::default() };
     to_identity(Profile::Nia, "nia", &a, &opts, 5000).unwrap();
 }
@@ -168,4 +171,42 @@ fn enviam_saml_attributes_map_uuid_roles_and_loa() {
     assert_eq!(id.agenda_roles.iter().map(ToString::to_string).collect::<Vec<_>>(), ["A100:ACR01", "A110:ACR06"]);
     assert_eq!(id.loa, Some(Loa::High));
     assert!(!id.attributes.contains_key("foreign"));
+}
+
+/// Issue 15 item 4c: an undecodable CAAIS roles/documents value (bad base64, or base64 of
+/// malformed XML) used to be dropped silently — a login with no roles and no trace. Now it is
+/// refused, naming the attribute (not its value).
+#[test]
+fn undecodable_caais_base64_xml_attributes_refuse_the_login() {
+    let good_roles = B64.encode("<AccessRoles><AccessRoleCode>editor</AccessRoleCode></AccessRoles>");
+    for name in ["AccessRoles", "ActivityRoles", "DocumentIds"] {
+        for (value, why) in
+            [("!!not-base64!!".to_owned(), "not base64"), (B64.encode("<AccessRoles><x>"), "not well-formed XML")]
+        {
+            let a = assertion(
+                "nameid",
+                vec![
+                    attr(&format!("{EIDAS}PersonIdentifier"), "6e25f1a8-b1b8-4f47-9a4b-1b2c3d4e5f60"),
+                    attr("AccessRoles", &good_roles),
+                    attr(name, &value),
+                ],
+            );
+            let a = if name == "AccessRoles" { assertion("nameid", vec![attr(name, &value)]) } else { a };
+            let err = to_identity(Profile::Caais, "caais", &a, &MappingOptions::default(), 5000).unwrap_err();
+            assert_eq!(err.refusal(), Refusal::AttributeUndecodable, "{name}: {err}");
+            assert_eq!(err.to_string(), format!("attribute {name} is {why} (base64 XML expected, caais.md §2.6)"));
+        }
+    }
+}
+
+/// Issue 15 item 4c: the `CZ/CZ/` foreign-eIDAS rule is NIA's; a CAAIS PersonIdentifier is a
+/// bare UUID, so every CAAIS user was `foreign` and `allow_foreign_eidas = false` refused all.
+#[test]
+fn caais_users_are_never_foreign_eidas_identities() {
+    let a =
+        assertion("nameid", vec![attr(&format!("{EIDAS}PersonIdentifier"), "6e25f1a8-b1b8-4f47-9a4b-1b2c3d4e5f60")]);
+    let refuse = MappingOptions { refuse_foreign: true, ..Default::default() };
+    let id = to_identity(Profile::Caais, "caais", &a, &refuse, 5000).unwrap();
+    assert!(!id.attributes.contains_key("foreign"), "{:?}", id.attributes.get("foreign"));
+    assert!(!id.attributes.contains_key("subject_country"));
 }

@@ -13,14 +13,14 @@ fn nia_certs() -> IdpCertificates {
 
 #[test]
 fn real_nia_2019_response_verifies_with_its_certificate() {
-    let signed = verify_root(NIA, &nia_certs()).unwrap();
+    let signed = verify_root(NIA, &nia_certs(), &Limits::RESPONSE).unwrap();
     assert!(signed.canonical.starts_with("<samlp:Response "));
     assert!(signed.canonical.contains("EncryptedAssertion"));
 }
 
 #[test]
 fn pretty_printed_nia_response_does_not_verify() {
-    let err = verify_root(NIA_PRETTY, &nia_certs()).err().unwrap().to_string();
+    let err = verify_root(NIA_PRETTY, &nia_certs(), &Limits::RESPONSE).err().unwrap().to_string();
     assert!(err.starts_with("signature:"), "{err}");
 }
 
@@ -37,7 +37,7 @@ fn real_nia_response_with_any_single_byte_of_signed_content_changed_is_rejected(
         }
         let mut tampered = NIA.to_vec();
         tampered[pos] = if NIA[pos] == b'A' { b'B' } else { b'A' };
-        assert!(verify_root(&tampered, &nia_certs()).is_err(), "tamper at byte {pos} verified");
+        assert!(verify_root(&tampered, &nia_certs(), &Limits::RESPONSE).is_err(), "tamper at byte {pos} verified");
         tried += 1;
     }
     assert!(tried > 50, "only {tried} positions");
@@ -64,7 +64,7 @@ fn real_nia_response_passes_the_signature_and_fails_uniformly_at_decryption() {
 #[test]
 fn root_signature_by_a_trusted_key_is_accepted_and_canonicalised() {
     let xml = build(&spec());
-    let signed = verify_root(xml.as_bytes(), &keys().certs).unwrap();
+    let signed = verify_root(xml.as_bytes(), &keys().certs, &Limits::RESPONSE).unwrap();
     assert!(signed.canonical.contains("urn:microsoft:cgg2010:fpsts"));
 }
 
@@ -72,21 +72,21 @@ fn root_signature_by_a_trusted_key_is_accepted_and_canonicalised() {
 fn unsigned_root_is_rejected_by_verify_root() {
     let mut s = spec();
     s.sign_response = false;
-    let err = verify_root(build(&s).as_bytes(), &keys().certs).err().unwrap().to_string();
+    let err = verify_root(build(&s).as_bytes(), &keys().certs, &Limits::RESPONSE).err().unwrap().to_string();
     assert!(err.contains("no valid signature"), "{err}");
 }
 
 #[test]
 fn doctype_is_refused_before_parsing() {
     let xml = format!("<!DOCTYPE r [<!ENTITY a \"aaaa\">]>{}", build(&spec()));
-    let err = verify_root(xml.as_bytes(), &keys().certs).err().unwrap().to_string();
+    let err = verify_root(xml.as_bytes(), &keys().certs, &Limits::RESPONSE).err().unwrap().to_string();
     assert!(err.contains("DOCTYPE"), "{err}");
 }
 
 #[test]
 fn oversized_document_is_refused() {
     let xml = vec![b' '; MAX_XML_BYTES + 1];
-    let err = verify_root(&xml, &keys().certs).err().unwrap().to_string();
+    let err = verify_root(&xml, &keys().certs, &Limits::RESPONSE).err().unwrap().to_string();
     assert!(err.contains("exceeds"), "{err}");
 }
 
