@@ -682,8 +682,8 @@ mod tests {
 
     /// Issue 15 item 5: an expired metadata file does not keep the gateway from starting, is
     /// not used, and readiness says why.
-    #[test]
-    fn an_expired_metadata_file_is_not_trusted_and_readiness_says_why() {
+    #[tokio::test]
+    async fn an_expired_metadata_file_is_not_trusted_and_readiness_says_why() {
         let dir = tempfile::tempdir().unwrap();
         let idp = crate::sim::certs::rsa_identity("test idp").unwrap();
         let cert = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &idp.cert_der);
@@ -706,7 +706,7 @@ mod tests {
         assert!(!readiness.ready);
         assert!(readiness.detail.contains("expired"), "{}", readiness.detail);
         let form = [("SAMLResponse".to_owned(), "PHIvPg==".to_owned())];
-        let err = provider.check_response(&form, &ProtocolState::Unsolicited).err().unwrap();
+        let err = provider.check_response(&form, &ProtocolState::Unsolicited).await.err().unwrap();
         assert_eq!(err.reason(), &crate::provider::Reason::Saml(Refusal::MetadataExpired));
         assert_eq!(err.side(), crate::provider::Side::Outage);
     }
