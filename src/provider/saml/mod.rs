@@ -662,7 +662,7 @@ mod tests {
         let metadata = write(dir.path(), "idp.xml", &metadata);
         let test_idp: SamlProviderConfig = toml::from_str(&format!(
             "name = \"t\"\nprofile = \"nia\"\nentity_id = \"https://gw.example.cz/\"\n\
-             idp_metadata_file = {metadata:?}\nallow_unencrypted_assertions = true"
+             idp_metadata_file = {metadata:?}\ndangerous.allow_unencrypted_assertions = true"
         ))
         .unwrap();
         let built = SamlProvider::build(&test_idp, "https://gw.example.cz").unwrap();
@@ -698,7 +698,7 @@ mod tests {
         let metadata = write(dir.path(), "idp.xml", &metadata);
         let cfg: SamlProviderConfig = toml::from_str(&format!(
             "name = \"t\"\nprofile = \"nia\"\nentity_id = \"https://gw.example.cz/\"\n\
-             idp_metadata_file = {metadata:?}\nallow_unencrypted_assertions = true\nallow_unsolicited = true"
+             idp_metadata_file = {metadata:?}\ndangerous.allow_unencrypted_assertions = true\ndangerous.allow_unsolicited = true"
         ))
         .unwrap();
         let provider = SamlProvider::build(&cfg, "https://gw.example.cz").unwrap();
