@@ -17,7 +17,6 @@ use super::xmlsec;
 use super::Refusal;
 use super::SamlProvider;
 use crate::provider::{BrowserStep, LoginContext, LogoutState, LogoutTarget, ProviderError, SloMessage, SloOutcome};
-use crate::session::now_unix;
 
 const REDIRECT: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
 const POST: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
@@ -41,7 +40,7 @@ pub(super) fn logout_step(p: &SamlProvider, ctx: &LoginContext, logout_state: &L
     };
     if let (Some(subject), Some(destination)) = (subject, p.idp_slo(REDIRECT)) {
         let id = super::authn_request::new_id();
-        let xml = logout::build_request(&id, now_unix(), &destination, &p.entity_id, subject);
+        let xml = logout::build_request(&id, p.clock.now_unix(), &destination, &p.entity_id, subject);
         match binding::redirect_url(&destination, MessageKind::Request, &xml, None, p.signing.as_ref()) {
             Ok(url) => {
                 p.pending_logouts.insert(id, ());
@@ -159,7 +158,7 @@ pub(super) async fn handle(p: &SamlProvider, m: &SloMessage) -> Result<SloOutcom
     check_issuer(p, &idp.metadata.entity_id, &msg)?;
     let front_channel = !matches!(arrival, Arrival::BackChannel);
     check_destination(p, &msg, signed && front_channel)?;
-    let now = now_unix();
+    let now = p.clock.now_unix();
     let issued = check_instant(p, &msg, now)?;
     if !msg.is_request {
         return response_outcome(p, &msg);
@@ -282,7 +281,7 @@ fn request_outcome(p: &SamlProvider, msg: LogoutMessage, arrival: Arrival) -> Re
                 let id = super::authn_request::new_id();
                 let xml = logout::build_response(
                     &id,
-                    now_unix(),
+                    p.clock.now_unix(),
                     Some(&destination),
                     &msg.id,
                     &p.entity_id,
