@@ -205,8 +205,9 @@ fn check_destination(p: &SamlProvider, msg: &LogoutMessage, required: bool) -> R
     }
 }
 
-/// `Version` 2.0 and `IssueInstant` present, an `xs:dateTime`, and within the skew of now
-/// (a logout message is used at once; a late one is a captured one). Returns the instant.
+/// `Version` 2.0 and `IssueInstant` present, an `xs:dateTime`, not in the future and, for a
+/// request, within the skew of now (an IdP's LogoutRequest is delivered at once; a late one
+/// is a captured one). Returns the instant.
 fn check_instant(p: &SamlProvider, msg: &LogoutMessage, now: u64) -> Result<u64, ProviderError> {
     if msg.version.as_deref() != Some("2.0") {
         return Err(refuse(Refusal::Version, format_args!("{} Version is not 2.0", msg.kind())));
@@ -220,7 +221,9 @@ fn check_instant(p: &SamlProvider, msg: &LogoutMessage, now: u64) -> Result<u64,
             format_args!("{} IssueInstant is {}s in the future", msg.kind(), issued - now),
         ));
     }
-    if issued.saturating_add(p.skew) < now {
+    // A LogoutResponse is bound by single use to a request we sent (15 min); NIA may show its
+    // own page before the browser comes back, so it is not held to the skew window.
+    if msg.is_request && issued.saturating_add(p.skew) < now {
         return Err(refuse(Refusal::Stale, format_args!("{} issued {}s ago", msg.kind(), now - issued)));
     }
     if let Some(until) = msg.not_on_or_after.as_deref().and_then(super::metadata::parse_instant) {
