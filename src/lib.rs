@@ -10,6 +10,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod cpu;
 pub mod date;
 pub mod demo;
 #[cfg(feature = "fuzzing")]
@@ -22,6 +23,7 @@ pub mod listen;
 pub mod ops;
 pub mod pages;
 pub mod provider;
+pub mod redact;
 pub mod run;
 pub mod session;
 pub mod sim;

@@ -328,3 +328,91 @@ fn check_explain_names_app_readings_rule_and_verdict() {
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("Host is malformed"), "{text}");
 }
+
+/// A SAML provider table for the dangerous-settings tests (NIA test preset, no keys).
+const NIA: &str = r#"
+[[provider]]
+name = "nia"
+kind = "saml"
+preset = "nia-test"
+entity_id = "https://portal.example.cz/"
+encryption_keys = [{ key = "{dir}/enc.key", cert = "{dir}/enc.pem" }]
+"#;
+
+fn with_rsa_keys(dir: &Dir) {
+    let rsa = aisgate::sim::certs::rsa_identity("sp").unwrap();
+    dir.write("enc.key", &rsa.key_pem);
+    dir.write("enc.pem", &rsa.cert_pem);
+}
+
+#[test]
+fn a_key_that_moved_into_dangerous_is_refused_naming_its_new_place_and_position() {
+    let dir = Dir::new();
+    let text = good_config("127.0.0.1:0", "127.0.0.1:0", "http://127.0.0.1:1") + NIA + "allow_unsolicited = true\n";
+    let config = dir.write("moved.toml", &text);
+    let (code, _, err) = check(&config);
+    assert_ne!(code, 0, "{err}");
+    let line = text.lines().position(|l| l == "allow_unsolicited = true").unwrap() + 1;
+    assert!(
+        err.contains(&format!(
+            "{}:{line}:1: `allow_unsolicited` weakens security and moved to the `dangerous` table: write [provider.dangerous] allow_unsolicited = true",
+            config.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_set_dangerous_option_is_printed_by_check_and_plain_http_needs_one() {
+    let dir = Dir::new();
+    with_rsa_keys(&dir);
+    let base = good_config("127.0.0.1:0", "127.0.0.1:0", "http://127.0.0.1:1");
+    let weak = base.clone()
+        + NIA
+        + "\n[provider.dangerous]\nallow_unencrypted_assertions = true\nallow_unsolicited = true\n\
+           accept_unsigned_logout_requests = true\nignore_returned_loa = true\n\
+           \n[identity_token]\nalgorithm = \"ES256\"\ndangerous.ephemeral_key = true\n";
+    let main = dir.write("weak.toml", &weak);
+    let (code, out, err) = check(&main);
+    assert_eq!(code, 0, "{err}");
+    for expected in [
+        "provider \"nia\": dangerous.allow_unencrypted_assertions",
+        "provider \"nia\": dangerous.allow_unsolicited",
+        "provider \"nia\": dangerous.accept_unsigned_logout_requests",
+        "provider \"nia\": dangerous.ignore_returned_loa",
+        "provider \"nia\": dangerous.issuer_case_insensitive: the IdP entityID is compared ignoring case (implied by the preset)",
+        "[identity_token] dangerous.ephemeral_key",
+    ] {
+        assert!(out.lines().any(|l| l.contains("DANGEROUS: ") && l.contains(expected)), "{expected} missing:\n{out}");
+    }
+
+    // An ephemeral identity-token key is an opt-in.
+    let implicit = base.clone() + "\n[identity_token]\nalgorithm = \"ES256\"\n";
+    let (code, _, err) = check(&dir.write("token.toml", &implicit));
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("[identity_token] has no key_file: set one, or [identity_token.dangerous] ephemeral_key = true"),
+        "{err}"
+    );
+
+    // Plain http:// off loopback: refused, allowed by opt-in (and then printed).
+    let plain = base.clone()
+        + "\n[[provider]]\nname = \"lab\"\nkind = \"saml\"\nprofile = \"caais\"\nentity_id = \"lab\"\n\
+           idp_metadata_url = \"http://idp.lab.example/metadata\"\n\
+           encryption_keys = [{ key = \"{dir}/enc.key\", cert = \"{dir}/enc.pem\" }]\n[provider.dangerous]\n";
+    let (code, _, err) = check(&dir.write("plain.toml", &plain));
+    assert_ne!(code, 0);
+    assert!(err.contains("idp_metadata_url \"http://idp.lab.example/metadata\": plain http:// is refused"), "{err}");
+    let allowed = plain.replace("[provider.dangerous]\n", "[provider.dangerous]\nallow_plain_http = true\n");
+    let (code, out, err) = check(&dir.write("allowed.toml", &allowed));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("provider \"lab\": dangerous.allow_plain_http"), "{out}");
+    // With a production preset, never.
+    let prod = base
+        + "\n[[provider]]\nname = \"nia\"\nkind = \"saml\"\npreset = \"nia-prod\"\nentity_id = \"https://portal.example.cz/\"\n\
+           idp_metadata_url = \"http://idp.lab.example/metadata\"\n\
+           encryption_keys = [{ key = \"{dir}/enc.key\", cert = \"{dir}/enc.pem\" }]\n[provider.dangerous]\nallow_plain_http = true\n";
+    let (code, _, err) = check(&dir.write("prod.toml", &prod));
+    assert_ne!(code, 0);
+    assert!(err.contains("plain http:// is not allowed with a production preset"), "{err}");
+}

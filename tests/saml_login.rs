@@ -389,7 +389,7 @@ async fn unsolicited(gw: &Gateway, relay_state: &str) -> Pending {
 
 #[tokio::test]
 async fn an_unsolicited_response_logs_in_only_when_allowed_and_only_if_it_answers_no_request() {
-    let gw = gateway("allow_unsolicited = true").await;
+    let gw = gateway("dangerous.allow_unsolicited = true").await;
     // A Response that claims to answer a request (another browser's) is refused without the
     // pre-login cookie: only a truly IdP-initiated one is accepted.
     let p = begin(&gw).await;
@@ -537,7 +537,7 @@ async fn an_unsigned_idp_logout_request_is_refused() {
 
 #[tokio::test]
 async fn enviam_style_unsigned_back_channel_logout_needs_the_session_index() {
-    let gw = gateway("accept_unsigned_logout_requests = true").await;
+    let gw = gateway("dangerous.accept_unsigned_logout_requests = true").await;
     let cookie = login(&gw).await;
     let post = |body: String| gw.client.post(gw.url("/.aisgate/saml/nia/slo")).form(&[("logoutRequest", body)]).send();
     let without_index = sim(&gw).unsigned_logout_request("CZ/CZ/2e3883ee-7e0d-47cb-8fee-2ea231a58ee6", None);

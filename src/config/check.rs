@@ -201,5 +201,11 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
     if config.app.is_empty() {
         at(&main_loc, "no [[app]] is configured".into());
     }
+    if config.identity_token.as_ref().is_some_and(|t| t.key_file.is_none() && !t.dangerous.ephemeral_key) {
+        at(
+            &main_loc,
+            "[identity_token] has no key_file: set one, or [identity_token.dangerous] ephemeral_key = true (a new key at every start)".into(),
+        );
+    }
     issues
 }

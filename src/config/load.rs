@@ -106,6 +106,26 @@ fn line_column(source: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// Byte offset of the first line at or after `from` setting `key` outside a `dangerous`
+/// table (where it belongs now), if there is one. The error of a provider spans the whole
+/// `provider` array (a tagged enum), so the key is searched for.
+fn key_in_table(source: &str, from: usize, key: &str) -> Option<usize> {
+    let mut offset = from;
+    let mut in_dangerous = false;
+    for line in source.get(from..)?.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            in_dangerous = trimmed.trim_end().ends_with(".dangerous]");
+        }
+        let rest = trimmed.strip_prefix(key).map(str::trim_start);
+        if !in_dangerous && rest.is_some_and(|r| r.starts_with('=')) {
+            return Some(offset + (line.len() - trimmed.len()));
+        }
+        offset += line.len();
+    }
+    None
+}
+
 fn locate<T>(items: &mut [Located<T>], file: &Arc<Path>, source: &str) {
     for item in items {
         let (line, column) = line_column(source, item.span.start);
@@ -119,9 +139,19 @@ fn parse_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<(T, String)
     match toml::from_str::<T>(&source) {
         Ok(value) => Ok((value, source)),
         Err(e) => {
-            let (line, column) = e.span().map_or((1, 1), |s| line_column(&source, s.start));
+            let mut offset = e.span().map_or(0, |s| s.start);
             // toml's message repeats the snippet; the first line is the reason.
-            let message = e.message().lines().next().unwrap_or("invalid TOML").to_owned();
+            let first = e.message().lines().next().unwrap_or("invalid TOML");
+            // A key that moved into a `dangerous` table: say where it went, at the key itself
+            // (a provider's error spans its whole table: tagged enum).
+            let message = match super::dangerous::moved_key_message(first) {
+                Some((key, message)) => {
+                    offset = key_in_table(&source, offset, key).unwrap_or(offset);
+                    message
+                }
+                None => first.to_owned(),
+            };
+            let (line, column) = if e.span().is_some() { line_column(&source, offset) } else { (1, 1) };
             Err(ConfigError { loc: SourceLoc { file: path.into(), line, column }, message })
         }
     }

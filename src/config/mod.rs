@@ -6,6 +6,7 @@
 //! includes, spans) lives in `load.rs`; cross-field validation in `check.rs`.
 
 mod check;
+pub mod dangerous;
 mod load;
 mod warnings;
 
@@ -102,6 +103,18 @@ pub struct ServerConfig {
     /// On SIGTERM, time allowed for in-flight requests to finish, seconds.
     #[serde(default = "defaults::shutdown_grace")]
     pub shutdown_grace_secs: u64,
+    /// Logins a client address may start per minute (IPv6: per /64); beyond, 429. Each start
+    /// stores a pending login, so this keeps one address from filling the store.
+    #[serde(default = "defaults::login_starts_per_minute")]
+    pub login_starts_per_minute: u32,
+    /// CPU-heavy login messages (SAML Responses, big JWTs and SOAP bodies) processed at once,
+    /// off the I/O workers. Default: the number of cores.
+    #[serde(default)]
+    pub login_workers: Option<usize>,
+    /// Such messages allowed to wait for a worker; beyond, 503 with `Retry-After`. Default:
+    /// four per worker.
+    #[serde(default)]
+    pub login_queue: Option<usize>,
 }
 
 /// `[server.tls]`
@@ -259,6 +272,9 @@ pub struct IdentityTokenConfig {
     /// Token lifetime, seconds.
     #[serde(default = "defaults::token_lifetime")]
     pub lifetime_secs: u64,
+    /// Options that weaken security (`ephemeral_key`).
+    #[serde(default)]
+    pub dangerous: dangerous::IdentityTokenDangerous,
 }
 
 /// `[[identity_token.published_keys]]`: a verification-only key in the JWKS.
@@ -448,6 +464,9 @@ mod defaults {
     }
     pub fn shutdown_grace() -> u64 {
         30
+    }
+    pub fn login_starts_per_minute() -> u32 {
+        60
     }
     pub fn ops_listen() -> SocketAddr {
         SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090)

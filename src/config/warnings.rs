@@ -39,26 +39,57 @@ pub fn warnings(config: &Config, main_file: &Path) -> Vec<Issue> {
         );
     }
     for provider in &config.provider {
-        let ProviderConfig::Saml(saml) = &provider.value else { continue };
         let name = provider.name();
-        let flags = [
-            (
-                saml.allow_unsolicited,
-                "allow_unsolicited = true: IdP-initiated logins are bound to no browser (login CSRF)",
-            ),
-            (
-                saml.allow_unencrypted_assertions,
-                "allow_unencrypted_assertions = true: assertions may travel unencrypted",
-            ),
-            (
-                saml.accept_unsigned_logout_requests(),
-                "accepts unsigned LogoutRequests (accept_unsigned_logout_requests)",
-            ),
-            (!saml.enforce_returned_loa, "enforce_returned_loa = false: the achieved LoA is not checked"),
-        ];
-        for (_, message) in flags.iter().filter(|(on, _)| *on) {
+        let mut flags: Vec<String> = Vec::new();
+        match &provider.value {
+            ProviderConfig::Saml(saml) => {
+                let d = &saml.dangerous;
+                let preset_note = if d.issuer_case_insensitive.is_none() { " (implied by the preset)" } else { "" };
+                for (on, message) in [
+                    (d.allow_plain_http, "dangerous.allow_plain_http: IdP endpoints may be plain http://".to_owned()),
+                    (
+                        d.allow_unsolicited,
+                        "dangerous.allow_unsolicited: IdP-initiated logins are bound to no browser (login CSRF)".to_owned(),
+                    ),
+                    (
+                        d.allow_unencrypted_assertions,
+                        "dangerous.allow_unencrypted_assertions: assertions may travel unencrypted".to_owned(),
+                    ),
+                    (
+                        d.accept_unsigned_logout_requests,
+                        "dangerous.accept_unsigned_logout_requests: unsigned back-channel LogoutRequests end sessions"
+                            .to_owned(),
+                    ),
+                    (
+                        saml.issuer_case_insensitive(),
+                        format!("dangerous.issuer_case_insensitive: the IdP entityID is compared ignoring case{preset_note}"),
+                    ),
+                    (d.ignore_returned_loa, "dangerous.ignore_returned_loa: the achieved LoA is not checked".to_owned()),
+                ] {
+                    if on {
+                        flags.push(message);
+                    }
+                }
+            }
+            ProviderConfig::Oidc(oidc) if oidc.dangerous.allow_plain_http => {
+                flags.push(
+                    "dangerous.allow_plain_http: discovery, JWKS, token and userinfo may be plain http://".into(),
+                );
+            }
+            ProviderConfig::Kaas(kaas) if kaas.dangerous.allow_plain_http => {
+                flags.push("dangerous.allow_plain_http: the SOAP channel may be plain http://".into());
+            }
+            _ => {}
+        }
+        for message in flags {
             warn(&provider.loc, format!("provider {name:?}: {message}"));
         }
+    }
+    if config.identity_token.as_ref().is_some_and(|t| t.dangerous.ephemeral_key && t.key_file.is_none()) {
+        warn(
+            &main_loc,
+            "[identity_token] dangerous.ephemeral_key: tokens are signed with a key generated at start (apps refetch the JWKS after every restart)".into(),
+        );
     }
     for app in &config.app {
         let name = &app.name;

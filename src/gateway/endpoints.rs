@@ -185,6 +185,13 @@ pub async fn start_login_at(
         audit_refused(info, gw.providers[index].name(), "loop_protection");
         return rescue::error(ErrorKind::TooManyRequests, info, None);
     };
+    // Every start stores a pending login: one address may not fill the store (issue 15 item 2).
+    let verdict = gw.login_start_limiter.check(info.client_ip);
+    if !verdict.allowed() {
+        tracing::warn!(request_id = info.id(), client = %info.client_ip, reason = verdict.reason(), "login starts rate-limited");
+        audit_refused(info, gw.providers[index].name(), "login_start_rate_limited");
+        return rescue::error(ErrorKind::TooManyRequests, info, None);
+    }
     let provider = &gw.providers[index];
     let mut ctx = gw.login_context(provider.name());
     // The one-time-credential form carries the app's return URL, so its error pages can send
@@ -341,8 +348,9 @@ async fn direct_submit(
     if gw.provider(&provider).and_then(|(_, p)| p.direct_generator_url()).is_none() {
         return rescue::error(ErrorKind::NotFound, &info, None);
     }
-    if !gw.direct_limiter.allow(info.client_ip) {
-        tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, "one-time credential attempts rate-limited");
+    let verdict = gw.direct_limiter.check(info.client_ip);
+    if !verdict.allowed() {
+        tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, reason = verdict.reason(), "one-time credential attempts rate-limited");
         audit_refused(&info, &provider, "rate_limited");
         return rescue::error(ErrorKind::TooManyRequests, &info, None);
     }
@@ -444,7 +452,12 @@ async fn finish_login_for(
             if provider.direct_credentials().is_some() && credentials_refused {
                 return retry_direct_form(gw, provider_name, pending, info).await;
             }
-            return with_cleared_login(gw, rescue::error(e.page(), info, Some(&retry)));
+            let mut resp = with_cleared_login(gw, rescue::error(e.page(), info, Some(&retry)));
+            if matches!(e.reason(), crate::provider::Reason::Common(CommonReason::Busy)) {
+                // The CPU pool for login messages is full (issue 15 item 1): say when to retry.
+                rescue::retry_after(&mut resp, crate::cpu::RETRY_AFTER_SECS);
+            }
+            return resp;
         }
     };
     if let Some(min) = pending.min_loa {

@@ -110,6 +110,8 @@ pub struct Gateway {
     pub access_log: bool,
     /// Attempts at one-time-credential forms, per client address.
     pub direct_limiter: rate_limit::RateLimiter,
+    /// Login starts, per client address (`server.login_starts_per_minute`).
+    pub login_start_limiter: rate_limit::RateLimiter,
     /// Client connection metrics (open, refused, reaped).
     pub conn_metrics: crate::listen::conn::ConnMetrics,
     /// Returns from an IdP's logout: `[verified, unverified]` `state`.
@@ -195,6 +197,8 @@ impl Gateway {
         let (Some(keyring), true) = (keyring, errors.is_empty()) else {
             return Err(errors);
         };
+        // Log labels of users and sessions: keyed by the session key (issue 15 item 12).
+        crate::identity::label::set_key(keyring.log_label_key());
         // The store keeps pending logins as long as the slowest provider needs; each login's
         // own provider limit is enforced at the callback (`Gateway::login_ttl_for`).
         let longest_login = providers
@@ -223,6 +227,10 @@ impl Gateway {
             )
         });
         let conn_metrics = crate::listen::conn::ConnMetrics::register(&mut metrics);
+        // CPU-heavy login work runs off the I/O workers, bounded (issue 15 item 1; `cpu`).
+        let workers = config.server.login_workers.unwrap_or_else(crate::cpu::default_workers);
+        let queue = config.server.login_queue.unwrap_or_else(|| crate::cpu::default_queue(workers));
+        crate::cpu::configure(workers, queue).register_metrics(&mut metrics);
         let own_body_limit = own_body::own_body_limit(providers.iter().map(|p| p.as_ref()));
         let metrics = Arc::new(metrics);
         let mut extra_names: Vec<String> = Vec::new();
@@ -254,6 +262,11 @@ impl Gateway {
             access_log: config.log.access_log,
             // One-time credentials: 10 attempts per client per 5 minutes is plenty for a human.
             direct_limiter: rate_limit::RateLimiter::new(10, Duration::from_secs(300), 100_000),
+            login_start_limiter: rate_limit::RateLimiter::new(
+                config.server.login_starts_per_minute,
+                Duration::from_secs(60),
+                100_000,
+            ),
             logout_returns,
             conn_metrics,
             endpoints: OnceLock::new(),
@@ -315,10 +328,7 @@ fn build_token_issuer(cfg: &crate::config::IdentityTokenConfig) -> Result<TokenI
     };
     let signer = match &cfg.key_file {
         Some(path) => load(path, cfg.algorithm)?,
-        None => {
-            tracing::warn!("[identity_token] has no key_file: using an ephemeral key (tokens change key on restart)");
-            IdentityTokenSigner::generate(cfg.algorithm).map_err(|e| e.to_string())?
-        }
+        None => IdentityTokenSigner::generate(cfg.algorithm).map_err(|e| e.to_string())?,
     };
     let previous = cfg.published_keys.iter().map(|k| load(&k.file, k.algorithm)).collect::<Result<_, _>>()?;
     Ok(TokenIssuer { signer, previous, lifetime_secs: cfg.lifetime_secs })

@@ -46,6 +46,11 @@ pub fn error(kind: ErrorKind, info: &RequestInfo, retry_url: Option<&str>) -> Re
     }
 }
 
+/// Adds `Retry-After: secs` (RFC 9110 §10.2.3) to a 503 or 429.
+pub fn retry_after(resp: &mut Response<Body>, secs: u64) {
+    resp.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+}
+
 /// 401 for API/XHR/non-GET requests without a session.
 pub fn unauthorized(info: &RequestInfo, login_url: &str) -> Response<Body> {
     let body =

@@ -6,6 +6,7 @@
 //! needs a change in the request path.
 
 pub mod headers;
+pub mod label;
 pub mod token;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+pub use self::label::LogLabelKey;
 
 /// eIDAS level of assurance. Ordered: `Low < Substantial < High`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -149,7 +152,10 @@ pub struct PersonalData {
 /// The authenticated user, as every protocol reports it after normalization.
 ///
 /// Missing fields deserialize to their defaults (`check --explain --as` reads a partial one).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `Debug` prints no personal data: no subject, names, contacts, organisation details or
+/// attribute values (see [`crate::redact`]).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Identity {
     /// Configured provider name (`[[provider]] name`).
@@ -196,14 +202,42 @@ pub struct Identity {
     pub attributes: BTreeMap<String, Vec<String>>,
 }
 
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::redact::{opt, Redacted};
+        f.debug_struct("Identity")
+            .field("provider", &self.provider)
+            .field("protocol", &self.protocol)
+            .field("subject", &Redacted)
+            .field("username", &opt(&self.username))
+            .field("organisation", &opt(&self.organisation))
+            .field("access_roles", &self.access_roles.len())
+            .field("agenda_roles", &self.agenda_roles.len())
+            .field("loa", &self.loa)
+            .field("auth_method", &self.auth_method)
+            .field("identity_verified", &self.identity_verified)
+            .field("authenticated_at", &self.authenticated_at)
+            .field("expires_at", &self.expires_at)
+            .field("personal", &opt(&self.personal))
+            .field("no_personal_data", &self.no_personal_data)
+            .field("attributes", &self.attributes.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Identity {
-    /// A display-safe, non-identifying label for logs: provider and a short hash of the subject.
+    /// A display-safe, non-identifying label for logs: provider and a short HMAC of the
+    /// subject under the server's label key ([`label`]).
     ///
-    /// Logs must not carry personal data, so the subject is hashed, not printed.
+    /// Logs must not carry personal data, so the subject is never printed, and a keyed MAC
+    /// (not a plain hash) keeps guessable subjects from being recovered from the label.
     pub fn log_label(&self) -> String {
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.subject.as_bytes());
-        let short: String = digest.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect();
-        format!("{}:{short}", self.provider)
+        self.log_label_with(&label::key())
+    }
+
+    /// [`Identity::log_label`] under `key`.
+    pub fn log_label_with(&self, key: &LogLabelKey) -> String {
+        format!("{}:{}", self.provider, key.label(self.subject.as_bytes(), 6))
     }
 
     /// Claims of the signed identity token: registered claims plus the non-personal identity.
@@ -273,6 +307,41 @@ mod tests {
         assert!(Loa::Low < Loa::Substantial && Loa::Substantial < Loa::High);
     }
 
+    /// Issue 15 item 12: the label is an HMAC under a server key, not a plain hash anyone
+    /// can recompute from a guessed subject.
+    #[test]
+    fn log_label_is_keyed_stable_per_key_and_not_a_plain_hash() {
+        let id = Identity { provider: "nia".into(), subject: "CZ/CZ/secret-bsi".into(), ..Identity::default() };
+        let (k1, k2) = (LogLabelKey::from_bytes(&[1; 32]), LogLabelKey::from_bytes(&[2; 32]));
+        assert_eq!(id.log_label_with(&k1), id.log_label_with(&LogLabelKey::from_bytes(&[1; 32])), "stable per key");
+        assert_ne!(id.log_label_with(&k1), id.log_label_with(&k2), "differs across keys");
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, id.subject.as_bytes());
+        let plain: String = digest.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect();
+        for key in [&k1, &k2] {
+            let label = id.log_label_with(key);
+            assert!(label.starts_with("nia:") && !label.contains("secret") && !label.contains(&plain), "{label}");
+        }
+    }
+
+    #[test]
+    fn debug_output_contains_no_personal_data() {
+        let id = Identity {
+            provider: "nia".into(),
+            subject: "CZ/CZ/secret-bsi".into(),
+            given_name: Some("Jan".into()),
+            family_name: Some("Novák".into()),
+            email: Some("jan@example.cz".into()),
+            personal: Some(PersonalData { birth_date: Some("1970-01-01".into()), ..PersonalData::default() }),
+            attributes: [("CurrentAddress".to_owned(), vec!["Praha 1".to_owned()])].into(),
+            ..Identity::default()
+        };
+        let dbg = format!("{id:?} {id:#?}");
+        for secret in ["secret-bsi", "Jan", "Novák", "jan@example", "1970", "Praha"] {
+            assert!(!dbg.contains(secret), "{secret} in {dbg}");
+        }
+        assert!(dbg.contains("nia") && dbg.contains("CurrentAddress"), "{dbg}");
+    }
+
     #[test]
     fn roles_match_access_and_agenda_forms() {
         let id = Identity {
@@ -298,7 +367,7 @@ mod tests {
     }
 
     #[test]
-    fn log_label_does_not_contain_subject() {
+    fn log_label_does_not_contain_subject_legacy() {
         let id = Identity { provider: "jip".into(), subject: "CZ/CZ/secret".into(), ..Identity::default() };
         assert!(!id.log_label().contains("secret"));
         assert!(id.log_label().starts_with("jip:"));

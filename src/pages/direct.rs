@@ -5,7 +5,7 @@
 //! carries a CSRF token bound to the browser's pre-login cookie. It never asks for the user's
 //! real JIP credentials (direct v1 is deliberately not supported).
 
-use super::{html_escape, is_safe_url, layout, paragraph, Lang};
+use super::{is_safe_url, view, Lang};
 
 /// What the form shows.
 pub struct DirectForm<'a> {
@@ -72,34 +72,22 @@ pub fn direct_login_page(form: &DirectForm<'_>, lang: Lang) -> String {
             "The one-time credentials were not accepted: they are invalid, already used or expired. Generate new ones.",
         ],
     };
-    let (action, csrf, generator_url, failed) = (form.action, form.csrf, form.generator_url, form.failed);
     let [title, step1, generate, step2, user, pass, submit, refused] = t;
-    let mut body = String::new();
-    if failed {
-        body.push_str(&format!("<p class=\"error\" role=\"alert\">{}</p>\n", html_escape(refused)));
-    }
-    body.push_str(&paragraph(step1));
-    if is_safe_url(generator_url) {
-        body.push_str(&format!(
-            "<p><a class=\"button secondary\" href=\"{}\" target=\"_blank\" rel=\"noopener noreferrer\">{}</a></p>\n",
-            html_escape(generator_url),
-            html_escape(generate)
-        ));
-    }
-    body.push_str(&paragraph(step2));
-    body.push_str(&format!(
-        "<form method=\"post\" action=\"{}\">\n\
-         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\n\
-         <p><label for=\"username\">{}</label><br><input id=\"username\" name=\"username\" required autocomplete=\"off\" spellcheck=\"false\"></p>\n\
-         <p><label for=\"password\">{}</label><br><input id=\"password\" name=\"password\" type=\"password\" required autocomplete=\"off\"></p>\n\
-         <button type=\"submit\" class=\"button\">{}</button>\n</form>\n",
-        html_escape(action),
-        html_escape(csrf),
-        html_escape(user),
-        html_escape(pass),
-        html_escape(submit)
-    ));
-    layout(lang, title, &body)
+    view::render(&view::DirectView {
+        lang,
+        title,
+        failed: form.failed,
+        refused,
+        step1,
+        generator_url: Some(form.generator_url).filter(|u| is_safe_url(u)),
+        generate,
+        step2,
+        action: form.action,
+        csrf: form.csrf,
+        user,
+        pass,
+        submit,
+    })
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@
 //! details — only a generic explanation, the status code and the request id.
 
 mod direct;
+mod escape;
+mod view;
 pub use direct::{direct_login_page, DirectForm};
 
 use ::http::StatusCode;
@@ -222,19 +224,13 @@ pub struct ProviderChoice<'a> {
 const MAX_REQUEST_ID_CHARS: usize = 128;
 
 /// Escapes `&`, `<`, `>`, `"` and `'` so that `s` is safe in HTML text and in
-/// quoted attribute values.
+/// quoted attribute values: the escaper askama applies to the page templates
+/// ([`escape::Html`]), for pages built outside them (the simulators).
 pub fn html_escape(s: &str) -> String {
+    use askama::filters::Escaper as _;
     let mut out = String::with_capacity(s.len() + s.len() / 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
+    // Writing to a String cannot fail.
+    let _ = escape::Html.write_escaped_str(&mut out, s);
     out
 }
 
@@ -283,55 +279,21 @@ a:focus-visible,button:focus-visible{outline:3px solid #1a1a1a;outline-offset:3p
 @media (max-width:40rem){main{margin:0;min-height:100vh;border-radius:0}h1{font-size:1.5rem}}\
 @media (forced-colors:active){.button{border:2px solid ButtonText}}";
 
-/// Wraps `body_html` (already safe HTML) in the common page skeleton.
-/// `title` is plain text and is escaped here.
-fn layout(lang: Lang, title: &str, body_html: &str) -> String {
-    let title = html_escape(title);
-    let mut out = String::with_capacity(PAGE_STYLE.len() + body_html.len() + 512);
-    out.push_str("<!DOCTYPE html>\n<html lang=\"");
-    out.push_str(lang.code());
-    out.push_str("\">\n<head>\n<meta charset=\"utf-8\">\n");
-    out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
-    out.push_str("<meta name=\"robots\" content=\"noindex, nofollow\">\n");
-    out.push_str("<meta name=\"referrer\" content=\"no-referrer\">\n");
-    out.push_str("<title>");
-    out.push_str(&title);
-    out.push_str("</title>\n<style>");
-    out.push_str(PAGE_STYLE);
-    out.push_str("</style>\n</head>\n<body>\n<main>\n<h1>");
-    out.push_str(&title);
-    out.push_str("</h1>\n");
-    out.push_str(body_html);
-    out.push_str("</main>\n</body>\n</html>\n");
-    out
-}
-
-fn paragraph(text: &str) -> String {
-    format!("<p>{}</p>\n", html_escape(text))
-}
-
-/// A link styled as a button; `None` if `url` is unsafe.
-fn button_link(url: &str, label: &str, secondary: bool) -> Option<String> {
-    if !is_safe_url(url) {
-        return None;
-    }
+/// A button link to `url`, or `None` if `url` is unsafe (dropped, never rendered).
+fn button_link<'a>(url: &'a str, label: &'a str, secondary: bool) -> Option<view::Link<'a>> {
     let class = if secondary { "button secondary" } else { "button" };
-    Some(format!("<a class=\"{class}\" href=\"{}\">{}</a>", html_escape(url), html_escape(label)))
+    is_safe_url(url).then_some(view::Link { class, url, label })
 }
 
-/// An action list from already rendered links; empty if there are none.
-fn action_list(links: &[String], class: &str) -> String {
-    if links.is_empty() {
-        return String::new();
-    }
-    let mut out = format!("<ul class=\"{class}\">\n");
-    for link in links {
-        out.push_str("<li>");
-        out.push_str(link);
-        out.push_str("</li>\n");
-    }
-    out.push_str("</ul>\n");
-    out
+/// A page of plain-text paragraphs and optional button links, in `message.html`.
+fn message_view<'a>(
+    lang: Lang,
+    title: &'a str,
+    paragraphs: Vec<&'a str>,
+    links: Vec<view::Link<'a>>,
+    list_class: &'static str,
+) -> String {
+    view::render(&view::MessageView { lang, title, paragraphs, links, list_class })
 }
 
 /// Title, explanation and advice for one error kind.
@@ -516,35 +478,31 @@ fn labels(lang: Lang) -> Labels {
 pub fn error_page(page: &ErrorPage, lang: Lang) -> String {
     let text = error_text(page.kind, lang);
     let l = labels(lang);
-    let mut body = String::new();
-    body.push_str(&paragraph(text.what));
-    body.push_str(&paragraph(text.todo));
-
     let retry_label = if page.kind.is_login_error() { l.log_in_again } else { l.try_again };
-    let links: Vec<String> = [
+    let links = [
         page.retry_url.and_then(|u| button_link(u, retry_label, false)),
         page.home_url.and_then(|u| button_link(u, l.home, page.retry_url.is_some())),
     ]
     .into_iter()
     .flatten()
     .collect();
-    body.push_str(&action_list(&links, "actions"));
-
-    body.push_str("<div class=\"details\">\n<dl>\n");
-    body.push_str(&format!("<dt>{}</dt><dd>{}</dd>\n", html_escape(l.error_code), page.kind.status().as_u16()));
     let request_id = page
         .request_id
         .map(|id| id.chars().take(MAX_REQUEST_ID_CHARS).collect::<String>())
         .filter(|id| !id.trim().is_empty());
-    if let Some(id) = &request_id {
-        body.push_str(&format!("<dt>{}</dt><dd>{}</dd>\n", html_escape(l.request_id), html_escape(id)));
-    }
-    body.push_str("</dl>\n");
-    if request_id.is_some() {
-        body.push_str(&paragraph(l.quote_request_id));
-    }
-    body.push_str("</div>\n");
-    layout(lang, text.title, &body)
+    view::render(&view::ErrorView {
+        lang,
+        title: text.title,
+        what: text.what,
+        todo: text.todo,
+        links,
+        list_class: "actions",
+        error_code_label: l.error_code,
+        status: page.kind.status().as_u16(),
+        request_id_label: l.request_id,
+        request_id,
+        quote_request_id: l.quote_request_id,
+    })
 }
 
 /// Renders the "choose how to log in" page with one button per provider.
@@ -563,15 +521,9 @@ pub fn chooser_page(choices: &[ProviderChoice], lang: Lang) -> String {
             "No login method is available at the moment. Please try again later.",
         ),
     };
-    let links: Vec<String> = choices.iter().filter_map(|c| button_link(c.url, c.label, false)).collect();
-    let mut body = String::new();
-    if links.is_empty() {
-        body.push_str(&paragraph(none));
-    } else {
-        body.push_str(&paragraph(intro));
-        body.push_str(&action_list(&links, "choices"));
-    }
-    layout(lang, title, &body)
+    let links: Vec<_> = choices.iter().filter_map(|c| button_link(c.url, c.label, false)).collect();
+    let paragraph = if links.is_empty() { none } else { intro };
+    message_view(lang, title, vec![paragraph], links, "choices")
 }
 
 /// Renders the "you have been logged out" page. It never logs in again by
@@ -590,11 +542,8 @@ pub fn logged_out_page(login_again_url: Option<&str>, lang: Lang) -> String {
             "If you are using a shared computer, we recommend closing all browser windows.",
         ),
     };
-    let mut body = paragraph(what);
-    body.push_str(&paragraph(advice));
-    let links: Vec<String> = login_again_url.and_then(|u| button_link(u, l.log_in_again, false)).into_iter().collect();
-    body.push_str(&action_list(&links, "actions"));
-    layout(lang, title, &body)
+    let links = login_again_url.and_then(|u| button_link(u, l.log_in_again, false)).into_iter().collect();
+    message_view(lang, title, vec![what, advice], links, "actions")
 }
 
 /// Renders a POST form to `action` carrying `fields` as hidden inputs, for
@@ -622,29 +571,15 @@ pub fn form_post_page(action: &str, fields: &[(&str, &str)], lang: Lang) -> Stri
         ),
     };
     if !is_safe_url(action) {
-        return layout(lang, title, &paragraph(broken));
+        return message_view(lang, title, vec![broken], Vec::new(), "actions");
     }
-    let mut body = paragraph(explain);
-    body.push_str(&format!("<form method=\"post\" action=\"{}\">\n", html_escape(action)));
-    for (name, value) in fields {
-        body.push_str(&format!(
-            "<input type=\"hidden\" name=\"{}\" value=\"{}\">\n",
-            html_escape(name),
-            html_escape(value)
-        ));
-    }
-    body.push_str(&format!(
-        "<button type=\"submit\" class=\"button\" autofocus>{}</button>\n</form>\n",
-        html_escape(button)
-    ));
-    layout(lang, title, &body)
+    view::render(&view::FormPostView { lang, title, explain, action, fields, button })
 }
 
 /// Renders a simple informational page: a title and paragraphs, all plain
-/// text (escaped here, so callers cannot inject markup).
+/// text (escaped by the template, so callers cannot inject markup).
 pub fn message_page(title: &str, paragraphs: &[&str], lang: Lang) -> String {
-    let body: String = paragraphs.iter().map(|p| paragraph(p)).collect();
-    layout(lang, title, &body)
+    message_view(lang, title, paragraphs.to_vec(), Vec::new(), "actions")
 }
 
 #[cfg(test)]
@@ -1121,5 +1056,115 @@ mod tests {
         assert_eq!(parse_qvalue("0.1234"), None);
         assert_eq!(parse_qvalue("-0"), None);
         assert_eq!(parse_qvalue(""), None);
+    }
+}
+
+/// Tests of the template engine switch (issue 15, 13b): every page kind renders in both
+/// languages, and user-controlled values are escaped by the templates.
+#[cfg(test)]
+mod template_tests {
+    use super::*;
+
+    /// Every page kind, rendered in `lang`, with its language marker (a text only that
+    /// language's page has).
+    fn page_kinds(lang: Lang) -> Vec<(&'static str, String, &'static str)> {
+        let (cs, en) = (lang == Lang::Cs, lang == Lang::En);
+        let pick = |c: &'static str, e: &'static str| {
+            if cs {
+                c
+            } else if en {
+                e
+            } else {
+                unreachable!()
+            }
+        };
+        let form = DirectForm {
+            action: "/.aisgate/direct/jip",
+            csrf: "t",
+            generator_url: "https://idp/",
+            minutes: 5,
+            failed: true,
+        };
+        vec![
+            (
+                "error",
+                error_page(&ErrorPage::new(ErrorKind::LoginFailed), lang),
+                pick("Přihlášení se nezdařilo", "Login failed"),
+            ),
+            (
+                "chooser",
+                chooser_page(&[ProviderChoice { label: "NIA", url: "/.aisgate/login?provider=nia" }], lang),
+                pick("Zvolte způsob přihlášení", "Choose how to log in"),
+            ),
+            (
+                "logged_out",
+                logged_out_page(Some("/"), lang),
+                pick("Odhlášení proběhlo úspěšně", "You have been logged out"),
+            ),
+            (
+                "form_post",
+                form_post_page("https://idp/sso", &[("SAMLRequest", "x")], lang),
+                pick("Pokračovat", "Continue"),
+            ),
+            ("message", message_page("T", &["p"], lang), ""),
+            ("direct", direct_login_page(&form, lang), pick("Jednorázové heslo", "One-time password")),
+        ]
+    }
+
+    #[test]
+    fn every_page_kind_renders_in_both_languages() {
+        for lang in [Lang::Cs, Lang::En] {
+            for (kind, html, marker) in page_kinds(lang) {
+                assert!(html.contains(&format!("<html lang=\"{}\">", lang.code())), "{kind} {lang:?}: {html}");
+                assert!(html.contains(marker), "{kind} {lang:?} lacks {marker:?}: {html}");
+                assert!(html.trim_end().ends_with("</html>"), "{kind} {lang:?}");
+                assert_eq!(html.matches("<h1>").count(), 1, "{kind} {lang:?}");
+            }
+        }
+        // And the two languages differ (no page kind is served only in Czech).
+        for ((kind, cs, _), (_, en, _)) in page_kinds(Lang::Cs).into_iter().zip(page_kinds(Lang::En)) {
+            if kind != "message" {
+                assert_ne!(cs, en, "{kind}");
+            }
+        }
+    }
+
+    /// A return URL, a provider's display name, a request id, form fields and a CSRF token
+    /// carrying markup come out as text on every page kind.
+    #[test]
+    fn user_controlled_values_are_escaped_by_the_templates() {
+        const SCRIPT: &str = "\"><script>alert(1)</script>";
+        let return_url = format!("/.aisgate/login?return=/app{SCRIPT}");
+        let pages = [
+            error_page(
+                &ErrorPage {
+                    kind: ErrorKind::LoginExpired,
+                    request_id: Some(SCRIPT),
+                    retry_url: Some(&return_url),
+                    home_url: Some(&return_url),
+                },
+                Lang::Cs,
+            ),
+            chooser_page(&[ProviderChoice { label: SCRIPT, url: &return_url }], Lang::En),
+            logged_out_page(Some(&return_url), Lang::Cs),
+            form_post_page(&return_url, &[(SCRIPT, SCRIPT)], Lang::En),
+            message_page(SCRIPT, &[SCRIPT], Lang::Cs),
+            direct_login_page(
+                &DirectForm {
+                    action: &return_url,
+                    csrf: SCRIPT,
+                    generator_url: &return_url,
+                    minutes: 5,
+                    failed: false,
+                },
+                Lang::En,
+            ),
+        ];
+        for html in pages {
+            assert!(!html.contains("<script"), "{html}");
+            // Every occurrence is the escaped one: no attribute or element was broken out of.
+            assert_eq!(html.matches("alert(1)").count(), html.matches("&quot;&gt;&lt;script&gt;alert(1)").count());
+            assert!(html.contains("&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+        }
     }
 }

@@ -113,6 +113,15 @@ pub enum CommonReason {
     /// Gateway check: a step-up login achieved a lower LoA than the route needs.
     #[error("the login achieved a lower LoA than required")]
     LoaTooLow,
+    /// Every CPU worker for login messages is busy and the wait queue is full
+    /// ([`crate::cpu`]): answered 503 with `Retry-After`. Our capacity, not the IdP, but
+    /// real users cannot log in, so it counts as an outage (and in
+    /// `aisgate_login_work_refused_total`).
+    #[error("login work pool is full: every CPU worker busy and the queue full")]
+    Busy,
+    /// The CPU job processing a login message failed unexpectedly (a bug).
+    #[error("processing the login message failed unexpectedly")]
+    WorkFailed,
 }
 
 impl CommonReason {
@@ -132,6 +141,8 @@ impl CommonReason {
             CommonReason::LoginExpired => "login_expired",
             CommonReason::ProviderMismatch => "provider_mismatch",
             CommonReason::LoaTooLow => "loa_too_low",
+            CommonReason::Busy => "busy",
+            CommonReason::WorkFailed => "work_failed",
         }
     }
 
@@ -148,7 +159,11 @@ impl CommonReason {
             | CommonReason::LoginExpired
             | CommonReason::ProviderMismatch
             | CommonReason::LoaTooLow => Side::Refused,
-            CommonReason::Unreachable | CommonReason::HttpStatus | CommonReason::ResponseTooLarge => Side::Outage,
+            CommonReason::Unreachable
+            | CommonReason::HttpStatus
+            | CommonReason::ResponseTooLarge
+            | CommonReason::Busy
+            | CommonReason::WorkFailed => Side::Outage,
         }
     }
 }

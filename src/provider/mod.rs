@@ -239,3 +239,12 @@ pub(crate) async fn read_limited(mut resp: reqwest::Response, limit: usize) -> R
     }
     Ok(body)
 }
+
+/// A login message refused by the bounded CPU pool ([`crate::cpu`]): every worker busy and
+/// the queue full (503 with `Retry-After`), or the job failed.
+pub(crate) fn cpu_refused(e: crate::cpu::CpuError) -> ProviderError {
+    match e {
+        crate::cpu::CpuError::Busy(_) => ProviderError::with_context(CommonReason::Busy, e),
+        crate::cpu::CpuError::Failed(_) => ProviderError::with_context(CommonReason::WorkFailed, e),
+    }
+}

@@ -3,12 +3,23 @@
 //! Several keys may be configured for rotation: the first signs, all verify. Each purpose
 //! (session cookie, pre-login cookie) is domain-separated, so a value minted for one can never
 //! be replayed as the other. Comparison is constant-time (`hmac::verify`).
+//!
+//! Key files and variables are read strictly (issue 15 item 12): text is canonical, padded,
+//! standard base64 (what `head -c 32 /dev/urandom | base64` prints) with at most one final
+//! newline; anything else that looks like base64 (URL-safe alphabet, missing padding, inner
+//! whitespace or line breaks, non-canonical trailing bits) is refused with its position,
+//! instead of being silently taken as raw bytes — a mangled key that "works" on one instance
+//! and differs on the next is worse than a startup error. A file of binary bytes (any byte
+//! outside the base64 alphabet) is taken raw. The secret bytes are wiped after use.
 
 use aws_lc_rs::hmac;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 
+use zeroize::Zeroizing;
+
 use crate::config::SecretSource;
+use crate::identity::LogLabelKey;
 
 /// What a cookie value is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +72,20 @@ pub enum KeyError {
     /// Too short.
     #[error("session key {0:?} is shorter than 32 bytes")]
     TooShort(String),
+    /// Text that is not canonical padded standard base64.
+    #[error("session key {id:?}: {source_name}:{line}:{column}: {reason}")]
+    BadBase64 {
+        /// Key id.
+        id: String,
+        /// The file, or `environment variable NAME`.
+        source_name: String,
+        /// Line in the source, from 1.
+        line: usize,
+        /// Column (byte) in that line, from 1.
+        column: usize,
+        /// What is wrong there.
+        reason: &'static str,
+    },
     /// Neither or both sources.
     #[error("session key {0:?} needs exactly one of file or env")]
     NoSource(String),
@@ -69,6 +94,7 @@ pub enum KeyError {
 /// Authenticating keys for cookie values.
 pub struct Keyring {
     keys: Vec<(String, hmac::Key)>,
+    label_key: Option<LogLabelKey>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -78,25 +104,82 @@ impl std::fmt::Debug for Keyring {
     }
 }
 
-fn decode_secret(raw: &[u8]) -> Vec<u8> {
-    let trimmed = String::from_utf8_lossy(raw).trim().to_owned();
-    match STANDARD.decode(trimmed.as_bytes()).or_else(|_| URL_SAFE_NO_PAD.decode(trimmed.as_bytes())) {
-        Ok(decoded) if decoded.len() >= 32 => decoded,
-        _ => raw.to_vec(),
+/// Where a strict decode failed: byte offset in the input and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BadText {
+    offset: usize,
+    reason: &'static str,
+}
+
+/// Whether `b` may appear in base64 text (either alphabet, padding, or whitespace).
+fn base64ish(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=') || b.is_ascii_whitespace()
+}
+
+/// Decodes a secret strictly (see the module docs). `allow_raw`: binary input is the key
+/// itself (files); otherwise it is an error (environment variables are text).
+fn decode_secret(raw: &[u8], allow_raw: bool) -> Result<Zeroizing<Vec<u8>>, BadText> {
+    if !raw.iter().all(|b| base64ish(*b)) {
+        if allow_raw {
+            return Ok(Zeroizing::new(raw.to_vec()));
+        }
+        let offset = raw.iter().position(|b| !base64ish(*b)).unwrap_or(0);
+        return Err(BadText { offset, reason: "not base64 text" });
     }
+    let text = raw.strip_suffix(b"\r\n").or_else(|| raw.strip_suffix(b"\n")).unwrap_or(raw);
+    if let Some(offset) = text.iter().position(u8::is_ascii_whitespace) {
+        return Err(BadText {
+            offset,
+            reason: "whitespace or a line break inside the key (write it on one line: base64 -w0)",
+        });
+    }
+    if let Some(offset) = text.iter().position(|b| matches!(b, b'-' | b'_')) {
+        return Err(BadText { offset, reason: "URL-safe base64: use the standard alphabet (+ and /)" });
+    }
+    if text.is_empty() {
+        return Err(BadText { offset: 0, reason: "empty" });
+    }
+    // STANDARD: padding required and canonical, no trailing bits.
+    STANDARD.decode(text).map(Zeroizing::new).map_err(|e| match e {
+        base64::DecodeError::InvalidByte(offset, b'=') => BadText { offset, reason: "misplaced padding" },
+        base64::DecodeError::InvalidByte(offset, _) => BadText { offset, reason: "invalid base64 character" },
+        base64::DecodeError::InvalidLastSymbol(offset, _) => {
+            BadText { offset, reason: "non-canonical last character (trailing bits set)" }
+        }
+        base64::DecodeError::InvalidLength(_) | base64::DecodeError::InvalidPadding => {
+            BadText { offset: text.len(), reason: "missing or wrong padding (= at the end)" }
+        }
+    })
+}
+
+/// Line and column (from 1) of byte `offset` in `raw`.
+fn line_column(raw: &[u8], offset: usize) -> (usize, usize) {
+    let before = &raw[..offset.min(raw.len())];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let column = offset - before.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1) + 1;
+    (line, column)
 }
 
 impl Keyring {
     /// Builds a keyring from raw secrets (first = signing key).
     pub fn from_secrets(secrets: Vec<(String, Vec<u8>)>) -> Result<Keyring, KeyError> {
         let mut keys = Vec::new();
+        let mut label_key = None;
         for (id, secret) in secrets {
+            let secret = Zeroizing::new(secret);
             if secret.len() < 32 {
                 return Err(KeyError::TooShort(id));
             }
-            keys.push((id, hmac::Key::new(hmac::HMAC_SHA256, &secret)));
+            let key = hmac::Key::new(hmac::HMAC_SHA256, &secret);
+            if label_key.is_none() {
+                // A key of its own, derived from the signing key (domain-separated), so a log
+                // label can never be a cookie tag.
+                let derived = hmac::sign(&key, b"aisgate/log-label/v1\0");
+                label_key = Some(LogLabelKey::from_bytes(derived.as_ref()));
+            }
+            keys.push((id, key));
         }
-        Ok(Keyring { keys })
+        Ok(Keyring { keys, label_key })
     }
 
     /// Reads every configured key, through `env` for variables (so tests never touch the
@@ -104,18 +187,32 @@ impl Keyring {
     pub fn load(sources: &[SecretSource], env: &dyn Fn(&str) -> Option<String>) -> Result<Keyring, KeyError> {
         let mut secrets = Vec::new();
         for source in sources {
-            let raw = match (&source.file, &source.env) {
-                (Some(path), None) => std::fs::read(path).map_err(|e| KeyError::Read {
-                    id: source.id.clone(),
-                    path: path.display().to_string(),
-                    source: e,
-                })?,
-                (None, Some(var)) => env(var)
-                    .ok_or_else(|| KeyError::MissingEnv { id: source.id.clone(), var: var.clone() })?
-                    .into_bytes(),
+            let (raw, source_name, allow_raw) = match (&source.file, &source.env) {
+                (Some(path), None) => (
+                    Zeroizing::new(std::fs::read(path).map_err(|e| KeyError::Read {
+                        id: source.id.clone(),
+                        path: path.display().to_string(),
+                        source: e,
+                    })?),
+                    path.display().to_string(),
+                    true,
+                ),
+                (None, Some(var)) => (
+                    Zeroizing::new(
+                        env(var)
+                            .ok_or_else(|| KeyError::MissingEnv { id: source.id.clone(), var: var.clone() })?
+                            .into_bytes(),
+                    ),
+                    format!("environment variable {var}"),
+                    false,
+                ),
                 _ => return Err(KeyError::NoSource(source.id.clone())),
             };
-            secrets.push((source.id.clone(), decode_secret(&raw)));
+            let secret = decode_secret(&raw, allow_raw).map_err(|bad| {
+                let (line, column) = line_column(&raw, bad.offset);
+                KeyError::BadBase64 { id: source.id.clone(), source_name, line, column, reason: bad.reason }
+            })?;
+            secrets.push((source.id.clone(), secret.to_vec()));
         }
         Keyring::from_secrets(secrets)
     }
@@ -149,6 +246,11 @@ impl Keyring {
 }
 
 impl Keyring {
+    /// The key for log labels (see [`LogLabelKey`]).
+    pub fn log_label_key(&self) -> LogLabelKey {
+        self.label_key.clone().unwrap_or_else(LogLabelKey::random)
+    }
+
     /// A MAC of `id` alone (no id in the output), e.g. a CSRF token for a form bound to the
     /// pre-login handle in the browser's cookie.
     pub fn mac(&self, purpose: Purpose, id: &[u8; 32]) -> String {
@@ -232,7 +334,61 @@ mod tests {
     fn short_keys_are_refused_and_base64_keys_are_decoded() {
         assert!(matches!(Keyring::from_secrets(vec![("k".into(), vec![0; 31])]), Err(KeyError::TooShort(_))));
         let b64 = STANDARD.encode([5u8; 32]);
-        assert_eq!(decode_secret(format!("{b64}\n").as_bytes()), vec![5u8; 32]);
-        assert_eq!(decode_secret(&[b'x'; 40]), vec![b'x'; 40]);
+        assert_eq!(*decode_secret(format!("{b64}\n").as_bytes(), false).unwrap(), vec![5u8; 32]);
+        assert_eq!(*decode_secret(format!("{b64}\r\n").as_bytes(), false).unwrap(), vec![5u8; 32]);
+        // Binary key files are the key itself.
+        let binary: Vec<u8> = (0..40u8).map(|b| b.wrapping_mul(37) | 0x80).collect();
+        assert_eq!(*decode_secret(&binary, true).unwrap(), binary);
+        assert!(decode_secret(&binary, false).is_err(), "an environment variable holds text");
+    }
+
+    /// Issue 15 item 12: text that is not canonical padded standard base64 is refused with
+    /// its position. The old decoder fell back to the raw text bytes (a different key).
+    #[test]
+    fn ambiguous_base64_keys_are_refused_with_their_position() {
+        let b64 = STANDARD.encode([0xfbu8; 32]); // contains '+' and '/'
+        let url_safe = b64.replace('+', "-").replace('/', "_");
+        let unpadded = b64.trim_end_matches('=').to_owned();
+        let wrapped = format!("{}\n{}\n", &b64[..20], &b64[20..]);
+        let spaced = format!(" {b64}");
+        let mut bits = b64.clone().into_bytes();
+        bits[42] = b'x'; // last symbol of 32 bytes carries 4 unused bits: must be zero
+        let bits = String::from_utf8(bits).unwrap();
+        for (text, line, column, reason) in [
+            (url_safe.as_str(), 1, url_safe.find(['-', '_']).unwrap() + 1, "URL-safe"),
+            (unpadded.as_str(), 1, 44, "padding"),
+            (wrapped.as_str(), 1, 21, "line break"),
+            (spaced.as_str(), 1, 1, "whitespace"),
+            (bits.as_str(), 1, 43, "non-canonical"),
+        ] {
+            let sources = [SecretSource { id: "k1".into(), file: None, env: Some("KEY".into()) }];
+            let err = Keyring::load(&sources, &|_| Some(text.to_owned())).unwrap_err();
+            match &err {
+                KeyError::BadBase64 { id, source_name, line: l, column: c, reason: r } => {
+                    assert_eq!((id.as_str(), source_name.as_str()), ("k1", "environment variable KEY"));
+                    assert_eq!((*l, *c), (line, column), "{text:?}: {err}");
+                    assert!(r.contains(reason), "{text:?}: {r}");
+                }
+                other => panic!("{text:?}: {other}"),
+            }
+            assert!(err.to_string().contains(&format!("environment variable KEY:{line}:{column}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_key_file_error_names_the_file_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("session.key");
+        std::fs::write(&path, format!("{}\n\n", STANDARD.encode([1u8; 32]))).unwrap();
+        let sources = [SecretSource { id: "c1".into(), file: Some(path.clone()), env: None }];
+        let err = Keyring::load(&sources, &|_| None).unwrap_err().to_string();
+        assert!(err.contains(&format!("{}:1:45", path.display())), "{err}");
+    }
+
+    #[test]
+    fn debug_output_contains_no_key_material() {
+        let r = ring(&[("k1", 0x41)]);
+        let dbg = format!("{r:?} {:?}", r.log_label_key());
+        assert!(dbg.contains("k1") && !dbg.contains("AAAA") && !dbg.contains("65, 65"), "{dbg}");
     }
 }

@@ -1,7 +1,8 @@
 //! In-process session store: bounded, with idle and absolute expiry per entry.
 //!
 //! Built on moka's concurrent cache: reads are lock-free on the hot path, capacity is bounded
-//! (least-valuable entries are evicted first, so a flood of logins cannot exhaust memory), and a
+//! (least recently used entries are evicted first, so a flood of logins cannot exhaust memory
+//! and never locks newcomers out: see [`one_shot_cache`]), and a
 //! per-entry expiry gives each session `min(idle timeout, time to absolute expiry)`, renewed on
 //! every read — which is exactly the idle-timeout semantics.
 //!
@@ -20,11 +21,30 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 use moka::Expiry;
 
 use super::{PendingLogin, Session, SessionStore, StoreError, StoreKey};
 use crate::clock::Clock;
+
+/// A bounded cache with least-recently-used eviction and a time to live, for entries that are
+/// written once and read (at most) once: pending logins, replay caches, sent-request IDs.
+///
+/// moka's default policy (TinyLFU) admits a new key only if it is estimated to be used more
+/// often than the entry it would evict. A one-shot key is never used before it is inserted,
+/// so once a flood has filled the cache every new key is refused admission: real users'
+/// pending logins vanish at once ("expired login"), a replay cache forgets what it was told
+/// to remember. LRU always admits the newest key and evicts the oldest instead, so a flood
+/// must outpace a login's whole round trip to disturb it (and per-address limits on login
+/// starts, `server.login_starts_per_minute`, make that a botnet's job).
+pub fn one_shot_cache<K, V>(capacity: u64, ttl: Duration) -> Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Cache::builder().max_capacity(capacity).eviction_policy(EvictionPolicy::lru()).time_to_live(ttl).build()
+}
 
 /// Memory-backed [`SessionStore`].
 pub struct MemoryStore {
@@ -153,6 +173,9 @@ impl MemoryStore {
         MemoryStore {
             sessions: Cache::builder()
                 .max_capacity(max_sessions)
+                // A new session has never been read: under TinyLFU a full store would refuse
+                // it and the fresh login would loop. The least recently used session goes.
+                .eviction_policy(EvictionPolicy::lru())
                 .expire_after(SessionExpiry { idle, clock: clock.clone() })
                 .eviction_listener(listener)
                 .build(),
@@ -160,7 +183,7 @@ impl MemoryStore {
             clock,
             ended,
             // Pending logins are small and short-lived; bound them too (login floods).
-            pending: Cache::builder().max_capacity(max_sessions.max(1000)).time_to_live(login_ttl).build(),
+            pending: one_shot_cache(max_sessions.max(1000), login_ttl),
             index,
         }
     }
@@ -395,5 +418,45 @@ mod tests {
         store.put_pending(key, pending).await.unwrap();
         assert!(store.take_pending(&key).await.unwrap().is_some());
         assert!(store.take_pending(&key).await.unwrap().is_none());
+    }
+
+    fn pending(provider: &str) -> PendingLogin {
+        PendingLogin {
+            provider: provider.into(),
+            return_to: "/".into(),
+            created_at: 0,
+            protocol_state: crate::provider::PendingState::new(crate::provider::ProtocolState::Kaas),
+            min_loa: None,
+        }
+    }
+
+    /// Issue 15 item 2: under moka's default admission policy a store filled by a flood of
+    /// login starts refused every new pending login, so the real user's callback found
+    /// nothing ("expired login"). With LRU the newest login is kept.
+    #[tokio::test]
+    async fn a_real_login_completes_after_a_flood_filled_the_pending_store() {
+        let store = MemoryStore::new(1000, Duration::from_secs(60), Duration::from_secs(60));
+        for i in 0..3000u32 {
+            let mut id = [0u8; 32];
+            id[..4].copy_from_slice(&i.to_be_bytes());
+            store.put_pending(StoreKey::of(&id), pending("flood")).await.unwrap();
+            if i % 100 == 0 {
+                store.pending.run_pending_tasks();
+            }
+        }
+        store.pending.run_pending_tasks();
+        let real = StoreKey::of(&[0xee; 32]);
+        store.put_pending(real, pending("real")).await.unwrap();
+        store.pending.run_pending_tasks();
+        // More of the flood arrives while the user is at the IdP.
+        for i in 3000..3100u32 {
+            let mut id = [0u8; 32];
+            id[..4].copy_from_slice(&i.to_be_bytes());
+            store.put_pending(StoreKey::of(&id), pending("flood")).await.unwrap();
+        }
+        store.pending.run_pending_tasks();
+        assert!(store.pending.entry_count() <= 1000, "still bounded");
+        let taken = store.take_pending(&real).await.unwrap();
+        assert_eq!(taken.map(|p| p.provider), Some("real".to_owned()));
     }
 }

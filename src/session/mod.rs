@@ -24,16 +24,30 @@ pub fn now_unix() -> u64 {
     crate::clock::Clock::system().now_unix()
 }
 
-/// A fresh 256-bit random value (session ids, login handles).
+/// A fresh 256-bit random value (session ids, login handles, request and message ids).
+///
+/// If the system random number generator fails the process aborts (after an ERROR log and a
+/// line on stderr): every id derived from a failed fill would be the same predictable value
+/// (all zeros), i.e. guessable sessions and login handles for everybody. There is no safe
+/// way to go on without randomness, and an abort makes the supervisor restart or alert.
 pub fn random_id() -> [u8; 32] {
+    random_or_abort(|buf| aws_lc_rs::rand::fill(buf).map_err(|_| ()))
+}
+
+/// Fills 32 bytes with `fill`, aborting the process when it fails (see [`random_id`]).
+fn random_or_abort(fill: impl FnOnce(&mut [u8]) -> Result<(), ()>) -> [u8; 32] {
     let mut id = [0u8; 32];
-    // aws-lc's DRBG only fails if the OS RNG is unavailable; an all-zero id would then be
-    // refused by the MAC-less check below, so treat failure as fatal for this request.
-    if aws_lc_rs::rand::fill(&mut id).is_err() {
-        tracing::error!("system random number generator failed");
+    if fill(&mut id).is_err() {
+        tracing::error!("system random number generator failed: aborting (ids would be predictable)");
+        eprintln!("{RNG_FAILURE}");
+        std::process::abort();
     }
     id
 }
+
+/// The line written to stderr before the abort of [`random_or_abort`].
+const RNG_FAILURE: &str =
+    "aisgate: FATAL: the system random number generator failed; aborting rather than issuing predictable ids";
 
 /// The key under which a session or pending login is stored: SHA-256 of its id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -48,17 +62,19 @@ impl StoreKey {
         StoreKey(key)
     }
 
-    /// A short, non-reversible label for audit logs ("gateway session id hash").
+    /// A short, non-reversible label for audit logs: an HMAC of the store key under the
+    /// server's label key ([`crate::identity::label`]), so log lines cannot be matched to
+    /// entries of a leaked store dump.
     pub fn log_label(&self) -> String {
-        self.0[..8].iter().map(|b| format!("{b:02x}")).collect()
+        crate::identity::label::key().label(&self.0, 8)
     }
 }
 
 /// Rendered identity headers for one app, cached on the session.
 pub type RenderedHeaders = Arc<[(HeaderName, HeaderValue)]>;
 
-/// A logged-in session.
-#[derive(Debug, Serialize, Deserialize)]
+/// A logged-in session. `Debug` redacts the logout state and tokens.
+#[derive(Serialize, Deserialize)]
 pub struct Session {
     /// Who.
     pub identity: Identity,
@@ -77,6 +93,18 @@ pub struct Session {
     /// Per-app signed identity token and its expiry; a per-process cache.
     #[serde(skip)]
     tokens: Mutex<Vec<Option<(u64, HeaderValue)>>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("identity", &self.identity)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("logout_state", &crate::redact::Redacted)
+            .field("upstream_tokens", &self.upstream_tokens)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session {
@@ -167,7 +195,7 @@ impl Session {
 }
 
 /// State kept between "send the browser to the IdP" and "the IdP sent it back".
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct PendingLogin {
     /// Provider name.
     pub provider: String,
@@ -180,6 +208,17 @@ pub struct PendingLogin {
     /// LoA the login must achieve (step-up); a lower one is refused.
     #[serde(default)]
     pub min_loa: Option<crate::identity::Loa>,
+}
+
+/// Redacted: the protocol state holds request ids, nonces and PKCE verifiers; the return URL
+/// may carry personal data in its query.
+impl std::fmt::Debug for PendingLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingLogin")
+            .field("provider", &self.provider)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Session store failure. Existing sessions in other stores or caches are unaffected.
@@ -224,4 +263,73 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Delivery is best effort: a receiver that lags (`RecvError::Lagged`) may have missed
     /// keys and must re-check its session with [`SessionStore::load`].
     fn ended_sessions(&self) -> tokio::sync::broadcast::Receiver<StoreKey>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_of_sessions_and_pending_logins_contains_no_secret() {
+        let identity = Identity { provider: "nia".into(), subject: "CZ/CZ/secret-bsi".into(), ..Identity::default() };
+        let subject = crate::provider::saml::logout::LogoutSubject {
+            name_id: "secret-nameid".into(),
+            format: None,
+            name_qualifier: None,
+            sp_name_qualifier: None,
+            session_index: Some("secret-index".into()),
+        };
+        let logout = crate::provider::LogoutState::Saml(subject);
+        let session = Session::new(identity, logout, 60, 1).with_tokens(Some(tokens::UpstreamTokens {
+            access_token: "secret-access".into(),
+            issued_at: 0,
+            expires_at: 60,
+            refresh_token: Some("secret-refresh".into()),
+            client_loa: None,
+        }));
+        let pending = PendingLogin {
+            provider: "nia".into(),
+            return_to: "/desk?rc=secret-rc".into(),
+            created_at: 0,
+            protocol_state: crate::provider::PendingState::new(crate::provider::ProtocolState::Kaas),
+            min_loa: None,
+        };
+        let dbg = format!("{session:?} {pending:?} {:?}", StoreKey::of(&[1; 32]).log_label());
+        assert!(!dbg.contains("secret"), "{dbg}");
+        assert!(dbg.contains("nia"), "{dbg}");
+    }
+
+    #[test]
+    fn random_ids_are_never_all_zero_and_never_repeat() {
+        let ids: std::collections::HashSet<[u8; 32]> = (0..1000).map(|_| random_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        assert!(!ids.contains(&[0u8; 32]));
+    }
+
+    /// Runs in a child process only (see below): a failing RNG must abort, not return zeros.
+    #[test]
+    #[ignore = "aborts the process; run as a child by rng_failure_aborts_the_process"]
+    fn rng_failure_child() {
+        let id = random_or_abort(|_| Err(()));
+        // Reached only if the failure was swallowed (the old behaviour: an all-zero id).
+        println!("RETURNED {id:?}");
+    }
+
+    #[test]
+    fn rng_failure_aborts_the_process() {
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new(exe)
+            .args(["--ignored", "--exact", "session::tests::rng_failure_child", "--nocapture", "--test-threads=1"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stdout.contains("RETURNED"), "random_or_abort returned after a failure: {stdout}");
+        assert!(stderr.contains(RNG_FAILURE), "no fatal message on stderr: {stderr}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(out.status.signal(), Some(6), "expected SIGABRT, got {:?}", out.status);
+        }
+    }
 }

@@ -46,6 +46,15 @@ impl std::fmt::Debug for UpstreamTokens {
     }
 }
 
+/// The tokens are bearer credentials: wiped from memory when dropped (issue 15 item 12).
+impl Drop for UpstreamTokens {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.access_token.zeroize();
+        self.refresh_token.zeroize();
+    }
+}
+
 impl UpstreamTokens {
     /// Whether the access token should be refreshed at `now`: within `margin` seconds of
     /// expiry, the margin capped at half the token's lifetime so short-lived tokens are used
@@ -132,14 +141,18 @@ impl TokenSlot {
         if let Some(fresh) = self.fresh(now, margin) {
             return Ok(fresh);
         }
-        let Some(old) = self.get() else { return Ok(None) };
+        let Some(mut old) = self.get() else { return Ok(None) };
         if old.refresh_token.is_none() {
-            return if old.is_valid(now) { Ok(Some(old.access_token)) } else { Err(TokenError::Ended) };
+            return if old.is_valid(now) {
+                Ok(Some(std::mem::take(&mut old.access_token)))
+            } else {
+                Err(TokenError::Ended)
+            };
         }
         match refresh(old.clone()).await {
             Ok(mut new) => {
                 if new.refresh_token.is_none() {
-                    new.refresh_token = old.refresh_token;
+                    new.refresh_token = old.refresh_token.take();
                 }
                 let token = new.access_token.clone();
                 let mut current = self.lock();
@@ -156,7 +169,7 @@ impl TokenSlot {
                 tracing::error!(error = %e, "token refresh failed");
                 self.lock().retry_at = now.saturating_add(RETRY_AFTER_OUTAGE_SECS);
                 if old.is_valid(now) {
-                    Ok(Some(old.access_token))
+                    Ok(Some(std::mem::take(&mut old.access_token)))
                 } else {
                     Err(TokenError::Unavailable)
                 }

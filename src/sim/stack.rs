@@ -282,6 +282,13 @@ pub async fn prepare(opts: StackOptions) -> Result<Stack, String> {
         .unwrap_or(&default_apps)
         .replace("{upstream}", &upstream)
         .replace("{dir}", &dir.display().to_string());
+    // Tests and load tools start many logins from 127.0.0.1: the per-address limit is opted
+    // out of unless the extra lines set it.
+    let server_extra = if opts.server_extra.contains("login_starts_per_minute") {
+        opts.server_extra.clone()
+    } else {
+        format!("login_starts_per_minute = 1000000\n{}", opts.server_extra)
+    };
     let session_extra = if opts.session_extra.contains("cookie_name") {
         opts.session_extra.clone()
     } else {
@@ -306,6 +313,8 @@ keys = [{{ id = "demo", file = "{key_file}" }}]
 
 [identity_token]
 algorithm = "ES256"
+# The local stack opts in: a fresh signing key at every start.
+dangerous.ephemeral_key = true
 
 [[provider]]
 name = "jip"
@@ -323,7 +332,7 @@ ca_bundle = "{ca}"
 {oidc_tables}
 {apps}"#,
         listen = listener.local_addr().map_err(|e| e.to_string())?,
-        server_extra = opts.server_extra,
+        server_extra = server_extra,
         access_log = opts.access_log,
         key_file = key_file.display(),
         session_extra = session_extra,
@@ -373,7 +382,7 @@ async fn saml_provider(
     let table = format!(
         "\n[[provider]]\nname = \"{name}\"\nkind = \"saml\"\nprofile = \"nia\"\ndisplay_name = \"NIA (simulátor)\"\n\
          entity_id = \"{entity_id}\"\nidp_metadata_url = \"{metadata}\"\nidp_metadata_signer_certs = [\"{pin}\"]\n\
-         idp_entity_id = \"urn:microsoft:cgg2010:FPSTS\"\nissuer_case_insensitive = true\naudience_ignores_trailing_slash = true\n\
+         idp_entity_id = \"urn:microsoft:cgg2010:FPSTS\"\ndangerous.issuer_case_insensitive = true\naudience_ignores_trailing_slash = true\n\
          signing_key = \"{sign_key}\"\nsigning_cert = \"{sign_cert}\"\n\
          encryption_keys = [{{ key = \"{enc_key}\", cert = \"{enc_cert}\" }}]\nloa = \"substantial\"\n{extra}\n",
         entity_id = p.entity_id,

@@ -139,6 +139,9 @@ pub struct KaasProviderConfig {
     /// Interval of `heartBeat` checks, seconds.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_interval_secs: u64,
+    /// Options that weaken security (`allow_plain_http`).
+    #[serde(default)]
+    pub dangerous: crate::config::dangerous::ProviderDangerous,
 }
 
 /// How users log in through a KAAS provider.
@@ -212,6 +215,19 @@ impl KaasProviderConfig {
                     match url::Url::parse(url) {
                         Ok(u) if matches!(u.scheme(), "https" | "http") => {}
                         _ => problems.push(format!("{what} {url:?} is not an http(s) URL")),
+                    }
+                }
+                // The SOAP channel carries the user's identity: plain HTTP only by opt-in.
+                // Every preset is a real CAAIS/JIP environment: all count as production here.
+                let production = self.preset.is_some();
+                for (what, url) in [("auth_ws_url", &ep.auth_ws), ("direct_ws_url", &ep.direct_ws)] {
+                    if !url.is_empty() {
+                        problems.extend(crate::config::dangerous::plain_http_problem(
+                            what,
+                            url,
+                            self.dangerous.allow_plain_http,
+                            production,
+                        ));
                     }
                 }
             }

@@ -106,7 +106,10 @@ impl KaasProvider {
         let request = soap::auth_confirmation_request(self.version, session_id);
         let result =
             match self.channel.call(&self.endpoints.auth_ws, soap::SOAP_ACTION_AUTH_CONFIRMATION, &request).await {
-                Ok(body) => soap::parse_auth_confirmation_response(&body, self.version).map_err(soap_error),
+                Ok(body) => {
+                    let version = self.version;
+                    parse_bounded(body, move |b| soap::parse_auth_confirmation_response(b, version)).await
+                }
                 Err(e) => Err(e),
             };
         self.record(started, result.as_ref().map_or("error", |a| status_label(&a.status)));
@@ -124,7 +127,10 @@ impl KaasProvider {
             .map_err(|e| ProviderError::with_context(Failure::CredentialsMalformed, e))?;
         let result =
             match self.channel.call(&self.endpoints.direct_ws, soap::SOAP_ACTION_DIRECT_AUTH_USER, &request).await {
-                Ok(body) => soap::parse_direct_auth_user_response(&body, self.version, ns).map_err(soap_error),
+                Ok(body) => {
+                    let version = self.version;
+                    parse_bounded(body, move |b| soap::parse_direct_auth_user_response(b, version, ns)).await
+                }
                 Err(e) => Err(e),
             };
         self.record(started, result.as_ref().map_or("error", |a| status_label(&a.status)));
@@ -196,6 +202,18 @@ fn status_label(status: &AuthStatus) -> &'static str {
         AuthStatus::VerificationFailed => "verification_failed",
         AuthStatus::Other(_) => "error",
     }
+}
+
+/// Parses a SOAP answer; a big body (up to `soap::MAX_RESPONSE_BYTES`) is parsed on the
+/// bounded CPU pool, off the I/O worker (issue 15 item 1).
+async fn parse_bounded<T: Send + 'static>(
+    body: Vec<u8>,
+    parse: impl FnOnce(&[u8]) -> Result<T, soap::SoapError> + Send + 'static,
+) -> Result<T, ProviderError> {
+    crate::cpu::run_sized(crate::cpu::Work::Soap, body.len(), move || parse(&body))
+        .await
+        .map_err(crate::provider::cpu_refused)?
+        .map_err(soap_error)
 }
 
 fn soap_error(e: soap::SoapError) -> ProviderError {

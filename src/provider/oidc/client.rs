@@ -69,7 +69,8 @@ pub struct IdpClient {
     http: reqwest::Client,
     auth: ClientAuth,
     client_id: String,
-    secret: Option<String>,
+    /// Wiped from memory on drop.
+    secret: Option<zeroize::Zeroizing<String>>,
 }
 
 impl IdpClient {
@@ -112,7 +113,9 @@ impl IdpClient {
             Duration::from_secs(cfg.timeout_secs),
         )?;
         let secret = match (auth, creds.client_secret) {
-            (ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost, Some(s)) => Some(s.read(env)?),
+            (ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost, Some(s)) => {
+                Some(zeroize::Zeroizing::new(s.read(env)?))
+            }
             (ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost, None) => {
                 return Err(format!("client_auth = \"{}\" needs client_secret", auth.as_str()))
             }
@@ -189,7 +192,7 @@ impl IdpClient {
         if self.auth != ClientAuth::ClientSecretBasic {
             form.push(("client_id", &self.client_id));
         }
-        let secret = self.secret.as_deref().unwrap_or("");
+        let secret = self.secret.as_ref().map_or("", |s| s.as_str());
         if self.auth == ClientAuth::ClientSecretPost {
             form.push(("client_secret", secret));
         }

@@ -236,6 +236,9 @@ pub struct OidcProviderConfig {
     /// Total timeout of one call to the IdP, seconds.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Options that weaken security (`allow_plain_http`: discovery, JWKS, token, userinfo).
+    #[serde(default)]
+    pub dangerous: crate::config::dangerous::ProviderDangerous,
 }
 
 fn default_skew() -> u64 {
@@ -300,7 +303,16 @@ impl OidcProviderConfig {
             _ => problems.push(format!("{what} {url:?} is not an http(s) URL")),
         };
         match self.discovery_url() {
-            Ok(url) => http_url("discovery_url", &url, &mut problems),
+            Ok(url) => {
+                http_url("discovery_url", &url, &mut problems);
+                // Presets are real CAAIS/EnviIAM environments: all count as production here.
+                problems.extend(crate::config::dangerous::plain_http_problem(
+                    "discovery_url",
+                    &url,
+                    self.dangerous.allow_plain_http,
+                    self.preset.is_some(),
+                ));
+            }
             Err(e) => problems.push(e),
         }
         if let Some(issuer) = &self.issuer {

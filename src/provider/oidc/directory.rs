@@ -33,10 +33,26 @@ pub struct Directory {
     /// When a login last fetched discovery because none was loaded.
     inline_discovery: tokio::sync::Mutex<Option<Instant>>,
     min_refetch: Duration,
+    /// `[provider.dangerous] allow_plain_http`: back-channel endpoints may be plain http://.
+    allow_plain_http: bool,
 }
 
 fn http_url(url: &str) -> bool {
     url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some())
+}
+
+/// The first back-channel endpoint of `m` (token, JWKS, userinfo) that is plain `http://` off
+/// loopback while `allow_plain_http` is off (issue 15 item 11): over plain HTTP anyone on the
+/// path could substitute the keys or read the tokens.
+fn plain_http_endpoint(m: &Metadata, allow_plain_http: bool) -> Option<&'static str> {
+    [
+        ("token_endpoint", Some(&m.token_endpoint)),
+        ("jwks_uri", Some(&m.jwks_uri)),
+        ("userinfo_endpoint", m.userinfo_endpoint.as_ref()),
+    ]
+    .into_iter()
+    .find(|(_, url)| url.is_some_and(|u| !crate::config::dangerous::endpoint_allowed(u, allow_plain_http)))
+    .map(|(what, _)| what)
 }
 
 impl Directory {
@@ -55,7 +71,14 @@ impl Directory {
             refetch: tokio::sync::Mutex::new(None),
             inline_discovery: tokio::sync::Mutex::new(None),
             min_refetch,
+            allow_plain_http: false,
         }
+    }
+
+    /// Allows plain `http://` back-channel endpoints off loopback (`dangerous.allow_plain_http`).
+    pub fn with_plain_http(mut self, allow: bool) -> Directory {
+        self.allow_plain_http = allow;
+        self
     }
 
     /// The current metadata, if any was ever fetched.
@@ -98,6 +121,12 @@ impl Directory {
                     format_args!("{what} is not an http(s) URL"),
                 ));
             }
+        }
+        if let Some(what) = plain_http_endpoint(&m, self.allow_plain_http) {
+            return Err(ProviderError::with_context(
+                Failure::DiscoveryInvalid,
+                format_args!("{what} is plain http:// (set [provider.dangerous] allow_plain_http = true to allow)"),
+            ));
         }
         Ok(m)
     }
@@ -189,5 +218,30 @@ impl Directory {
         let changed = *self.keys() != keys;
         self.set_keys(keys);
         Ok(changed)
+    }
+}
+
+#[cfg(test)]
+mod plain_http_tests {
+    use super::*;
+
+    fn metadata(base: &str) -> Metadata {
+        serde_json::from_value(serde_json::json!({
+            "issuer": base,
+            "authorization_endpoint": format!("{base}/auth"),
+            "token_endpoint": format!("{base}/token"),
+            "jwks_uri": format!("{base}/jwks"),
+            "userinfo_endpoint": format!("{base}/userinfo"),
+        }))
+        .unwrap()
+    }
+
+    /// Issue 15 item 11: discovered back-channel endpoints over plain http were used silently.
+    #[test]
+    fn discovered_plain_http_endpoints_are_refused_off_loopback_unless_allowed() {
+        assert_eq!(plain_http_endpoint(&metadata("http://idp.example.cz"), false), Some("token_endpoint"));
+        assert_eq!(plain_http_endpoint(&metadata("http://idp.example.cz"), true), None);
+        assert_eq!(plain_http_endpoint(&metadata("http://127.0.0.1:8080"), false), None);
+        assert_eq!(plain_http_endpoint(&metadata("https://idp.example.cz"), false), None);
     }
 }

@@ -53,7 +53,10 @@ impl Alg {
 }
 
 /// A parsed, not yet verified, compact JWS.
-#[derive(Debug)]
+///
+/// `Debug` shows the header only: the payload holds personal data and the signing input is
+/// the token itself.
+#[derive(Clone)]
 pub struct Jws {
     /// Allowed algorithm from the header.
     pub alg: Alg,
@@ -63,6 +66,16 @@ pub struct Jws {
     pub payload: Vec<u8>,
     signing_input: String,
     signature: Vec<u8>,
+}
+
+impl std::fmt::Debug for Jws {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jws")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .field("payload", &format_args!("<{} bytes>", self.payload.len()))
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Deserialize)]
@@ -98,6 +111,17 @@ impl Jws {
             return Err(JwsError::Malformed("empty signature"));
         }
         Ok(Jws { alg, kid: header.kid, payload: b64(p)?, signing_input: format!("{h}.{p}"), signature })
+    }
+
+    /// [`Jws::verify`] on the bounded CPU pool when the token is big (issue 15 item 1): a
+    /// token of hundreds of KB checked against every fitting key would stall an I/O worker.
+    /// `Err(CpuError)` when the pool refuses the job.
+    pub async fn verify_bounded(
+        &self,
+        keys: std::sync::Arc<Vec<Jwk>>,
+    ) -> Result<Result<(), JwsError>, crate::cpu::CpuError> {
+        let jws = self.clone();
+        crate::cpu::run_sized(crate::cpu::Work::Jws, self.signing_input.len(), move || jws.verify(&keys)).await
     }
 
     /// Verifies with the first fitting key of `keys` that accepts the signature. With a `kid`

@@ -67,8 +67,9 @@ const MAX_LOGOUT_TOKEN_BYTES: usize = 16 * 1024;
 /// real logout rate within the replay window.
 const MAX_REMEMBERED_JTIS: u64 = 100_000;
 
-/// The protocol state kept server-side between `begin` and `finish`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The protocol state kept server-side between `begin` and `finish` (`Debug` redacted: the
+/// nonce and PKCE verifier are secrets).
+#[derive(Clone, Serialize, Deserialize)]
 pub struct ExpectCallback {
     state: String,
     nonce: String,
@@ -80,12 +81,31 @@ pub struct ExpectCallback {
     client_loa: Option<Loa>,
 }
 
+impl std::fmt::Debug for ExpectCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExpectCallback")
+            .field("issuer", &self.issuer)
+            .field("client_loa", &self.client_loa)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What RP-initiated logout needs from the login: the ID token (`id_token_hint`) and the
-/// client registration the session logged in with (a per-LoA one after step-up).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// client registration the session logged in with (a per-LoA one after step-up). `Debug`
+/// redacts the ID token.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct LogoutHint {
     id_token: String,
     client_id: String,
+}
+
+impl std::fmt::Debug for LogoutHint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogoutHint")
+            .field("id_token", &crate::redact::Redacted)
+            .field("client_id", &self.client_id)
+            .finish()
+    }
 }
 
 /// A running OpenID Connect provider.
@@ -207,11 +227,14 @@ impl OidcProvider {
                 cfg.discovery_url()?,
                 cfg.expected_issuer(),
                 Duration::from_secs(cfg.jwks_min_refetch_secs),
+            )
+            .with_plain_http(cfg.dangerous.allow_plain_http),
+            // LRU: under moka's default admission a full cache would not admit a new jti, and
+            // the replay check would pass it a second time (issue 15 item 2).
+            seen_logout_jtis: crate::session::memory::one_shot_cache(
+                MAX_REMEMBERED_JTIS,
+                Duration::from_secs(logout_token::replay_window_secs(cfg.clock_skew_secs)),
             ),
-            seen_logout_jtis: moka::sync::Cache::builder()
-                .max_capacity(MAX_REMEMBERED_JTIS)
-                .time_to_live(Duration::from_secs(logout_token::replay_window_secs(cfg.clock_skew_secs)))
-                .build(),
             metrics: OnceLock::new(),
         })
     }
@@ -219,7 +242,7 @@ impl OidcProvider {
     /// Verifies the signature, refetching the JWKS once (rate-limited) when no key we hold
     /// fits: a rotation at the IdP, or a token without `kid` signed with a new key.
     async fn verify_signature(&self, jws: &Jws, jwks_uri: &str, kind: TokenKind) -> Result<(), ProviderError> {
-        let refetch = match jws.verify(&self.directory.keys()) {
+        let refetch = match jws.verify_bounded(self.directory.keys()).await.map_err(crate::provider::cpu_refused)? {
             Ok(()) => return Ok(()),
             Err(JwsError::NoMatchingKey(_)) => true,
             // Without a `kid` (or with one no key carries) a failed signature may be a key we
@@ -231,7 +254,10 @@ impl OidcProvider {
             return Err(kind.rejected(JwsError::BadSignature));
         }
         self.directory.refetch_keys(&self.client, jwks_uri).await?;
-        jws.verify(&self.directory.keys()).map_err(|e| kind.rejected(e))
+        jws.verify_bounded(self.directory.keys())
+            .await
+            .map_err(crate::provider::cpu_refused)?
+            .map_err(|e| kind.rejected(e))
     }
 
     /// Parses, verifies and checks the ID token; returns its claims.

@@ -89,8 +89,9 @@ pub struct SamlAttribute {
     pub values: Vec<String>,
 }
 
-/// A checked assertion: everything later steps may rely on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A checked assertion: everything later steps may rely on. `Debug` prints no NameID,
+/// SessionIndex or attribute value.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SamlAssertion {
     /// Assertion `ID` (replay cache key).
     pub id: String,
@@ -117,6 +118,19 @@ pub struct SamlAssertion {
     pub not_on_or_after: u64,
     /// Attributes in document order.
     pub attributes: Vec<SamlAttribute>,
+}
+
+impl std::fmt::Debug for SamlAssertion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SamlAssertion")
+            .field("issuer", &self.issuer)
+            .field("name_id", &crate::redact::Redacted)
+            .field("name_id_format", &self.name_id_format)
+            .field("authn_context", &self.authn_context)
+            .field("not_on_or_after", &self.not_on_or_after)
+            .field("attributes", &self.attributes.iter().map(|a| a.name.as_str()).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a Response was refused: the precise [`Refusal`] (metric label, side) and the operator

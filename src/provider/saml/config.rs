@@ -51,8 +51,6 @@ pub struct SamlPresetValues {
     pub pending_request_ttl_secs: u64,
     /// EnviIAM's logout URL (`{server}/logout?service=…`, enviam.md §5.7), used when the IdP has no SAML SLO.
     pub logout_redirect_url: Option<&'static str>,
-    /// EnviIAM's back-channel SLO POSTs unsigned LogoutRequests (enviam.md §5.7, CAS).
-    pub accept_unsigned_logout_requests: bool,
     /// Request eIDAS extensions (SPType and RequestedAttributes).
     pub eidas_extensions: bool,
     /// The NameID format published in SP metadata.
@@ -82,7 +80,6 @@ impl SamlPreset {
             sso_binding: Binding::Redirect,
             pending_request_ttl_secs: 3600,
             logout_redirect_url: None,
-            accept_unsigned_logout_requests: false,
             eidas_extensions: true,
             name_id_format: PERSISTENT,
             encrypts_assertions: true,
@@ -100,7 +97,6 @@ impl SamlPreset {
             sso_binding: Binding::Redirect,
             pending_request_ttl_secs: 3600,
             logout_redirect_url: None,
-            accept_unsigned_logout_requests: false,
             eidas_extensions: true,
             name_id_format: UNSPECIFIED,
             encrypts_assertions: true,
@@ -117,7 +113,6 @@ impl SamlPreset {
             sso_binding: Binding::Post,
             pending_request_ttl_secs: 900,
             logout_redirect_url: Some(logout),
-            accept_unsigned_logout_requests: true,
             eidas_extensions: false,
             name_id_format: UNSPECIFIED,
             encrypts_assertions: false,
@@ -254,9 +249,6 @@ pub struct SamlProviderConfig {
     /// Expected IdP entityID (default: the preset's, else the metadata's).
     #[serde(default)]
     pub idp_entity_id: Option<String>,
-    /// Compare the IdP entityID case-insensitively (NIA presets: on).
-    #[serde(default)]
-    pub issuer_case_insensitive: Option<bool>,
     /// Accept an Audience equal to the entityID without its trailing slash (NIA presets: on).
     #[serde(default)]
     pub audience_ignores_trailing_slash: Option<bool>,
@@ -294,9 +286,6 @@ pub struct SamlProviderConfig {
     /// `minimum` (default), `exact`, `maximum` or `better`.
     #[serde(default = "default_comparison")]
     pub loa_comparison: LoaComparison,
-    /// Check the achieved LoA against `loa` (CAAIS-IdP always reports "low": turn off there, caais.md §2.7).
-    #[serde(default = "yes")]
-    pub enforce_returned_loa: bool,
     /// `ForceAuthn="true"`: re-authenticate even with an IdP SSO session.
     #[serde(default)]
     pub force_authn: bool,
@@ -309,12 +298,6 @@ pub struct SamlProviderConfig {
     /// Accept foreign eIDAS identities (PersonIdentifier not starting with `CZ/CZ/`).
     #[serde(default = "yes")]
     pub allow_foreign_eidas: bool,
-    /// Accept an unencrypted Assertion (test environments without an encryption certificate only).
-    #[serde(default)]
-    pub allow_unencrypted_assertions: bool,
-    /// Accept a Response without InResponseTo (IdP-initiated login). Off: login CSRF risk.
-    #[serde(default)]
-    pub allow_unsolicited: bool,
     /// Lifetime of a pending AuthnRequest, seconds (NIA preset: 3600); the gateway keeps this
     /// provider's pending logins and pre-login cookies that long even when `[session]
     /// login_ttl_secs` is shorter.
@@ -333,9 +316,10 @@ pub struct SamlProviderConfig {
     /// registered post-logout URL.
     #[serde(default)]
     pub post_logout_redirect_url: Option<String>,
-    /// Accept unsigned IdP LogoutRequests by HTTP POST (EnviIAM back channel); they must name a SessionIndex.
+    /// Options that weaken security (issue 15 item 11): unsolicited Responses, unencrypted
+    /// assertions, unsigned logout requests, case-insensitive issuer, unchecked LoA, plain HTTP.
     #[serde(default)]
-    pub accept_unsigned_logout_requests: Option<bool>,
+    pub dangerous: crate::config::dangerous::SamlDangerous,
     /// TCP+TLS connect timeout for the metadata URL, seconds.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_secs: u64,
@@ -427,7 +411,7 @@ impl SamlProviderConfig {
 
     /// Case-insensitive IdP entityID comparison.
     pub fn issuer_case_insensitive(&self) -> bool {
-        self.preset_flag(self.issuer_case_insensitive, |p| p.issuer_case_insensitive)
+        self.preset_flag(self.dangerous.issuer_case_insensitive, |p| p.issuer_case_insensitive)
     }
 
     /// Audience may lack the entityID's trailing slash.
@@ -447,9 +431,9 @@ impl SamlProviderConfig {
             .unwrap_or(matches!(self.profile(), Some(Profile::Nia | Profile::Caais)))
     }
 
-    /// Accept unsigned POSTed LogoutRequests.
+    /// Accept unsigned POSTed LogoutRequests (`dangerous`; no preset turns it on).
     pub fn accept_unsigned_logout_requests(&self) -> bool {
-        self.preset_flag(self.accept_unsigned_logout_requests, |p| p.accept_unsigned_logout_requests)
+        self.dangerous.accept_unsigned_logout_requests
     }
 
     /// The SSO binding.
@@ -501,7 +485,7 @@ impl SamlProviderConfig {
     /// Whether a plain (unencrypted, signed) Assertion is refused: unless
     /// `allow_unencrypted_assertions` is set or the preset's IdP does not encrypt (EnviIAM).
     pub fn requires_encrypted_assertions(&self) -> bool {
-        !self.allow_unencrypted_assertions && self.preset_values().is_none_or(|p| p.encrypts_assertions)
+        !self.dangerous.allow_unencrypted_assertions && self.preset_values().is_none_or(|p| p.encrypts_assertions)
     }
 
     /// Cross-field checks that need no files.
@@ -528,8 +512,25 @@ impl SamlProviderConfig {
             }
             _ => {}
         }
+        let production = self.preset.is_some_and(SamlPreset::is_production);
+        let allow_http = self.dangerous.allow_plain_http;
         if let Some(url) = self.metadata_url() {
             http_url("idp_metadata_url", &url, &mut problems);
+            problems.extend(crate::config::dangerous::plain_http_problem(
+                "idp_metadata_url",
+                &url,
+                allow_http,
+                production,
+            ));
+        }
+        for (what, url) in [
+            ("idp_sso_url", &self.idp_sso_url),
+            ("idp_slo_url", &self.idp_slo_url),
+            ("logout_redirect_url", &self.logout_redirect_url),
+        ] {
+            if let Some(url) = url {
+                problems.extend(crate::config::dangerous::plain_http_problem(what, url, allow_http, production));
+            }
         }
         for (what, url) in [
             ("idp_sso_url", &self.idp_sso_url),
@@ -556,10 +557,10 @@ impl SamlProviderConfig {
         }
         if self.encryption_keys.is_empty() && self.requires_encrypted_assertions() {
             problems.push(
-                "encryption_keys is empty: add a key pair or set allow_unencrypted_assertions (test only)".to_owned(),
+                "encryption_keys is empty: add a key pair or set [provider.dangerous] allow_unencrypted_assertions = true (test only)".to_owned(),
             );
         }
-        if self.allow_unencrypted_assertions && encrypting_production {
+        if self.dangerous.allow_unencrypted_assertions && encrypting_production {
             problems.push("allow_unencrypted_assertions is not allowed with a production preset".to_owned());
         }
         if let Some(list) = &self.requested_attributes {
@@ -619,7 +620,7 @@ mod tests {
 
     #[test]
     fn production_presets_require_an_encryption_key() {
-        let cfg = parse("name = \"n\"\npreset = \"nia-prod\"\nentity_id = \"https://gw.example.cz/\"\nallow_unencrypted_assertions = true");
+        let cfg = parse("name = \"n\"\npreset = \"nia-prod\"\nentity_id = \"https://gw.example.cz/\"\ndangerous.allow_unencrypted_assertions = true");
         let problems = cfg.check().join("\n");
         assert!(problems.contains("mandatory in production"));
         assert!(problems.contains("not allowed with a production preset"));
@@ -648,7 +649,7 @@ mod tests {
             .filter(|l| !l.starts_with('#'))
             .map(|l| format!("{l}\n"))
             .collect();
-        let block = block.replace("kind = \"saml\"\n", "");
+        let block = block.replace("kind = \"saml\"\n", "").replace("[provider.dangerous]", "[dangerous]");
         let cfg: SamlProviderConfig = toml::from_str(&block).unwrap();
         assert_eq!(cfg.preset, Some(SamlPreset::NiaTest));
         assert!(cfg.check().is_empty(), "{:?}", cfg.check());
@@ -672,8 +673,9 @@ mod tests {
 
     #[test]
     fn a_generic_provider_needs_a_profile_and_metadata() {
-        let problems =
-            parse("name = \"g\"\nentity_id = \"urn:x\"\nallow_unencrypted_assertions = true").check().join("\n");
+        let problems = parse("name = \"g\"\nentity_id = \"urn:x\"\ndangerous.allow_unencrypted_assertions = true")
+            .check()
+            .join("\n");
         assert!(problems.contains("profile is not set"));
         assert!(problems.contains("idp_metadata_file or idp_metadata_url"));
         assert!(toml::from_str::<SamlProviderConfig>("name = \"g\"\nentity_id = \"x\"\nunknown = 1").is_err());

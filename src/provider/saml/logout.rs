@@ -23,8 +23,9 @@ pub const STATUS_RESPONDER: &str = "urn:oasis:names:tc:SAML:2.0:status:Responder
 /// `…:status:UnknownPrincipal` (second level): the principal named is not known to us.
 pub const STATUS_UNKNOWN_PRINCIPAL: &str = "urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal";
 
-/// The subject of a logout, as the login's assertion named it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// The subject of a logout, as the login's assertion named it. `Debug` redacts the NameID
+/// (personal data) and the SessionIndex (it ends the session).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LogoutSubject {
     /// NameID value.
     pub name_id: String,
@@ -36,6 +37,16 @@ pub struct LogoutSubject {
     pub sp_name_qualifier: Option<String>,
     /// `SessionIndex`.
     pub session_index: Option<String>,
+}
+
+impl std::fmt::Debug for LogoutSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogoutSubject")
+            .field("name_id", &crate::redact::Redacted)
+            .field("format", &self.format)
+            .field("session_index", &crate::redact::opt(&self.session_index))
+            .finish_non_exhaustive()
+    }
 }
 
 fn opt_attr(name: &str, value: Option<&str>) -> String {
@@ -249,6 +260,19 @@ pub fn parse(xml: &[u8]) -> Result<LogoutMessage, LogoutParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logout_subject_debug_redacts_the_name_id_and_session_index() {
+        let subject = LogoutSubject {
+            name_id: "CZ/CZ/secret-bsi".into(),
+            format: None,
+            name_qualifier: None,
+            sp_name_qualifier: None,
+            session_index: Some("secret-index".into()),
+        };
+        let dbg = format!("{subject:?}");
+        assert!(!dbg.contains("secret"), "{dbg}");
+    }
 
     fn subject() -> LogoutSubject {
         LogoutSubject {

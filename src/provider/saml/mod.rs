@@ -55,8 +55,8 @@ const LOGOUT_WAIT: Duration = Duration::from_secs(15 * 60);
 /// How long a NameID → subject pair is kept after its last login (a day covers any session).
 const NAME_ID_MEMORY: Duration = Duration::from_secs(24 * 3600);
 
-/// The protocol state kept server-side between `begin` and `finish`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The protocol state kept server-side between `begin` and `finish` (`Debug` redacted).
+#[derive(Clone, Serialize, Deserialize)]
 pub struct PendingRequest {
     request_id: String,
     issued_at: u64,
@@ -64,6 +64,12 @@ pub struct PendingRequest {
     /// The LoA this request asked for, when it differs from the configured one (step-up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     step_up_loa: Option<Loa>,
+}
+
+impl std::fmt::Debug for PendingRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingRequest").field("issued_at", &self.issued_at).finish_non_exhaustive()
+    }
 }
 
 /// The SP's own URLs, derived from `public_base_url` and the provider name (stable).
@@ -109,7 +115,7 @@ pub struct SamlProvider {
     signing: Option<SigningKey>,
     sign_requests: bool,
     redirect_signature: RedirectSignature,
-    decryption: DecryptionKeys,
+    decryption: std::sync::Arc<DecryptionKeys>,
     encryption_certs: Vec<Vec<u8>>,
     idp: Idp,
     idp_sso_url: Option<String>,
@@ -290,7 +296,7 @@ impl SamlProvider {
             signing,
             sign_requests: cfg.sign_requests(),
             redirect_signature: cfg.redirect_signature(),
-            decryption,
+            decryption: std::sync::Arc::new(decryption),
             encryption_certs,
             idp,
             idp_sso_url: cfg.idp_sso_url.clone(),
@@ -300,7 +306,7 @@ impl SamlProvider {
             requested_attributes: cfg.requested_attribute_uris(),
             is_age_over: cfg.is_age_over,
             loa: cfg.loa.map(|l| (l, cfg.loa_comparison)),
-            enforce_returned_loa: cfg.enforce_returned_loa,
+            enforce_returned_loa: !cfg.dangerous.ignore_returned_loa,
             force_authn: cfg.force_authn,
             name_id_format: cfg.name_id_format(),
             mapping: attributes::MappingOptions {
@@ -310,7 +316,7 @@ impl SamlProvider {
             issuer_case_insensitive: cfg.issuer_case_insensitive(),
             audience_ignores_trailing_slash: cfg.audience_ignores_trailing_slash(),
             require_encrypted_assertion: cfg.requires_encrypted_assertions(),
-            allow_unsolicited: cfg.allow_unsolicited,
+            allow_unsolicited: cfg.dangerous.allow_unsolicited,
             pending_ttl: cfg.pending_request_ttl_secs(),
             skew: cfg.clock_skew_secs,
             max_message_bytes: cfg.max_message_bytes,
@@ -319,7 +325,8 @@ impl SamlProvider {
             accept_unsigned_logout_requests: cfg.accept_unsigned_logout_requests(),
             refresh_interval: Duration::from_secs(cfg.metadata_refresh_secs.max(1)),
             replay: acs::ReplayCache::new(100_000),
-            pending_logouts: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(LOGOUT_WAIT).build(),
+            // One-shot IDs: LRU, so a full cache still admits the newest (issue 15 item 2).
+            pending_logouts: crate::session::memory::one_shot_cache(100_000, LOGOUT_WAIT),
             logout_replay: acs::ReplayCache::new(100_000),
             name_ids: moka::sync::Cache::builder().max_capacity(100_000).time_to_idle(NAME_ID_MEMORY).build(),
             metrics: OnceLock::new(),
@@ -379,7 +386,7 @@ impl SamlProvider {
         })
     }
 
-    fn check_response(
+    async fn check_response(
         &self,
         params: &[(String, String)],
         state: &ProtocolState,
@@ -412,25 +419,39 @@ impl SamlProvider {
         let xml = binding::decode_lenient(value, self.max_message_bytes)
             .map_err(|e| ProviderError::with_context(Refusal::Encoding, format_args!("SAMLResponse: {e}")))?;
         let idp = self.idp.current().ok_or_else(|| ProviderError::from(self.idp.unusable_because()))?;
-        let expect = acs::Expectations {
-            idp_entity_id: &idp.metadata.entity_id,
-            issuer_case_insensitive: self.issuer_case_insensitive,
-            sp_entity_id: &self.entity_id,
-            audience_ignores_trailing_slash: self.audience_ignores_trailing_slash,
-            acs_url: &self.urls.acs,
-            request_id: pending.as_ref().map(|p| p.request_id.as_str()),
-            requested_loa: pending
-                .as_ref()
-                .and_then(|p| p.step_up_loa)
-                .map(|l| (l, acs::LoaComparison::Minimum))
-                .or(self.loa)
-                .filter(|_| self.enforce_returned_loa),
-            clock_skew: Duration::from_secs(self.skew),
-            now,
-            require_encrypted_assertion: self.require_encrypted_assertion,
-        };
-        let assertion = acs::process_response(&xml, &idp.certs, &self.decryption, &expect)
-            .map_err(|e| ProviderError::with_context(e.refusal(), e))?;
+        let requested_loa = pending
+            .as_ref()
+            .and_then(|p| p.step_up_loa)
+            .map(|l| (l, acs::LoaComparison::Minimum))
+            .or(self.loa)
+            .filter(|_| self.enforce_returned_loa);
+        // Verify, decrypt and parse off the I/O worker, bounded (issue 15 item 1, `crate::cpu`):
+        // the job owns what it reads.
+        let (sp_entity_id, acs_url) = (self.entity_id.clone(), self.urls.acs.clone());
+        let request_id = pending.as_ref().map(|p| p.request_id.clone());
+        let decryption = std::sync::Arc::clone(&self.decryption);
+        let (issuer_case_insensitive, audience_ignores_trailing_slash) =
+            (self.issuer_case_insensitive, self.audience_ignores_trailing_slash);
+        let (clock_skew, require_encrypted_assertion) =
+            (Duration::from_secs(self.skew), self.require_encrypted_assertion);
+        let processed = crate::cpu::run(crate::cpu::Work::SamlAcs, move || {
+            let expect = acs::Expectations {
+                idp_entity_id: &idp.metadata.entity_id,
+                issuer_case_insensitive,
+                sp_entity_id: &sp_entity_id,
+                audience_ignores_trailing_slash,
+                acs_url: &acs_url,
+                request_id: request_id.as_deref(),
+                requested_loa,
+                clock_skew,
+                now,
+                require_encrypted_assertion,
+            };
+            acs::process_response(&xml, &idp.certs, &decryption, &expect)
+        })
+        .await
+        .map_err(crate::provider::cpu_refused)?;
+        let assertion = processed.map_err(|e| ProviderError::with_context(e.refusal(), e))?;
         self.replay
             .check(&assertion, Duration::from_secs(self.skew), now)
             .map_err(|e| ProviderError::with_context(e.refusal(), e))?;
@@ -491,7 +512,7 @@ impl Provider for SamlProvider {
         params: &[(String, String)],
         state: &ProtocolState,
     ) -> Result<Authenticated, ProviderError> {
-        self.check_response(params, state).map_err(|e| self.rejected(e))
+        self.check_response(params, state).await.map_err(|e| self.rejected(e))
     }
 
     fn logout(&self, ctx: &LoginContext, logout_state: &LogoutState) -> BrowserStep {

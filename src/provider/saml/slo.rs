@@ -62,6 +62,32 @@ pub(super) fn logout_step(p: &SamlProvider, ctx: &LoginContext, logout_state: &L
     }
 }
 
+/// [`binding::decode_redirect`] (inflate, duplicate-parameter check) on the bounded CPU pool
+/// when the query is big (issue 15 item 1): the message is unauthenticated.
+async fn decode_redirect(
+    query: &str,
+    limit: usize,
+) -> Result<Result<binding::RedirectMessage, binding::BindingError>, ProviderError> {
+    let query = query.to_owned();
+    crate::cpu::run_sized(crate::cpu::Work::SamlSlo, query.len(), move || binding::decode_redirect(&query, limit))
+        .await
+        .map_err(crate::provider::cpu_refused)
+}
+
+/// [`xmlsec::verify_root`] (parse, canonicalise, verify) on the bounded CPU pool when the
+/// message is big (issue 15 item 1).
+async fn verify_root(
+    xml: &[u8],
+    idp: &std::sync::Arc<super::idp::IdpState>,
+) -> Result<Result<xmlsec::SignedRoot, xmlsec::XmlSecError>, ProviderError> {
+    let (xml, idp) = (xml.to_vec(), std::sync::Arc::clone(idp));
+    crate::cpu::run_sized(crate::cpu::Work::SamlSlo, xml.len(), move || {
+        xmlsec::verify_root(&xml, &idp.certs, &xmlsec::Limits::LOGOUT)
+    })
+        .await
+        .map_err(crate::provider::cpu_refused)
+}
+
 fn refuse(refusal: Refusal, detail: impl std::fmt::Display) -> ProviderError {
     ProviderError::with_context(refusal, detail)
 }
@@ -92,12 +118,12 @@ enum Arrival {
 /// unsigned bytes only when `unsigned_ok` says an unsigned message may be acceptable (decided
 /// later); every other XML-security failure (bad signature, wrapping, DOCTYPE, too complex)
 /// refuses the message.
-fn read_posted(
+async fn read_posted(
     xml: &[u8],
-    certs: &xmlsec::IdpCertificates,
+    idp: &std::sync::Arc<super::idp::IdpState>,
     unsigned_ok: impl Fn(&LogoutMessage) -> bool,
 ) -> Result<(LogoutMessage, bool), ProviderError> {
-    match xmlsec::verify_root(xml, certs, &xmlsec::Limits::LOGOUT) {
+    match verify_root(xml, idp).await? {
         Ok(signed) => Ok((logout::parse(signed.canonical.as_bytes()).map_err(parse_error)?, true)),
         Err(e @ xmlsec::XmlSecError::Unsigned(_)) => {
             let msg = logout::parse(xml).map_err(parse_error)?;
@@ -117,7 +143,7 @@ pub(super) async fn handle(p: &SamlProvider, m: &SloMessage) -> Result<SloOutcom
     let limit = p.max_message_bytes;
     let (msg, signed, arrival) = if !m.is_post {
         let query = m.raw_query.as_deref().ok_or_else(|| refuse(Refusal::MissingMessage, "no SAML message"))?;
-        let decoded = binding::decode_redirect(query, limit).map_err(encoding)?;
+        let decoded = decode_redirect(query, limit).await?.map_err(encoding)?;
         let signed = match &decoded.signature {
             Some((alg, signed, sig)) => {
                 xmlsec::verify_redirect(&idp.certs, alg, signed, sig)
@@ -135,7 +161,7 @@ pub(super) async fn handle(p: &SamlProvider, m: &SloMessage) -> Result<SloOutcom
         let xml = binding::decode_base64(value, limit).map_err(encoding)?;
         let relay_state = param(&m.form, "RelayState").map(str::to_owned);
         // NIA's LogoutResponse is unsigned (nia.md §8.7); it is bound by InResponseTo.
-        let (msg, signed) = read_posted(&xml, &idp.certs, |msg| !msg.is_request)?;
+        let (msg, signed) = read_posted(&xml, &idp, |msg| !msg.is_request).await?;
         (msg, signed, Arrival::Post { relay_state })
     } else {
         let xml = match (param(&m.form, "logoutRequest"), &m.xml_body) {
@@ -146,7 +172,7 @@ pub(super) async fn handle(p: &SamlProvider, m: &SloMessage) -> Result<SloOutcom
         if xml.len() > limit {
             return Err(refuse(Refusal::TooLarge, "back-channel message larger than the limit"));
         }
-        let (msg, signed) = read_posted(&xml, &idp.certs, |_| p.accept_unsigned_logout_requests)?;
+        let (msg, signed) = read_posted(&xml, &idp, |_| p.accept_unsigned_logout_requests).await?;
         if !msg.is_request {
             return Err(refuse(Refusal::Malformed, "back channel carries only LogoutRequests"));
         }
