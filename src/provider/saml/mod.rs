@@ -663,7 +663,7 @@ mod tests {
         let metadata = write(dir.path(), "idp.xml", &metadata);
         let test_idp: SamlProviderConfig = toml::from_str(&format!(
             "name = \"t\"\nprofile = \"nia\"\nentity_id = \"https://gw.example.cz/\"\n\
-             idp_metadata_file = {metadata:?}\nallow_unencrypted_assertions = true"
+             idp_metadata_file = {metadata:?}\ndangerous.allow_unencrypted_assertions = true"
         ))
         .unwrap();
         let built = SamlProvider::build(&test_idp, "https://gw.example.cz").unwrap();
@@ -683,8 +683,8 @@ mod tests {
 
     /// Issue 15 item 5: an expired metadata file does not keep the gateway from starting, is
     /// not used, and readiness says why.
-    #[test]
-    fn an_expired_metadata_file_is_not_trusted_and_readiness_says_why() {
+    #[tokio::test]
+    async fn an_expired_metadata_file_is_not_trusted_and_readiness_says_why() {
         let dir = tempfile::tempdir().unwrap();
         let idp = crate::sim::certs::rsa_identity("test idp").unwrap();
         let cert = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &idp.cert_der);
@@ -699,7 +699,7 @@ mod tests {
         let metadata = write(dir.path(), "idp.xml", &metadata);
         let cfg: SamlProviderConfig = toml::from_str(&format!(
             "name = \"t\"\nprofile = \"nia\"\nentity_id = \"https://gw.example.cz/\"\n\
-             idp_metadata_file = {metadata:?}\nallow_unencrypted_assertions = true\nallow_unsolicited = true"
+             idp_metadata_file = {metadata:?}\ndangerous.allow_unencrypted_assertions = true\ndangerous.allow_unsolicited = true"
         ))
         .unwrap();
         let provider = SamlProvider::build(&cfg, "https://gw.example.cz").unwrap();
@@ -707,7 +707,7 @@ mod tests {
         assert!(!readiness.ready);
         assert!(readiness.detail.contains("expired"), "{}", readiness.detail);
         let form = [("SAMLResponse".to_owned(), "PHIvPg==".to_owned())];
-        let err = provider.check_response(&form, &ProtocolState::Unsolicited).err().unwrap();
+        let err = provider.check_response(&form, &ProtocolState::Unsolicited).await.err().unwrap();
         assert_eq!(err.reason(), &crate::provider::Reason::Saml(Refusal::MetadataExpired));
         assert_eq!(err.side(), crate::provider::Side::Outage);
     }
