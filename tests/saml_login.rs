@@ -4,6 +4,7 @@
 
 mod support;
 
+use aisgate::provider::saml::limits::Amplifier;
 use aisgate::provider::saml::logout::{self, LogoutSubject};
 use aisgate::provider::saml::reason::Refusal;
 use aisgate::sim::saml::MetadataSigner;
@@ -643,6 +644,48 @@ async fn an_idp_logout_request_without_a_fresh_issue_instant_is_refused() {
         assert_refusal_logged(&resp, refusal);
     }
     assert_eq!(upstream_headers(&gw, &cookie).await.status(), 200, "the session survives");
+}
+
+/// The HTTP-POST binding: an enveloped-signed LogoutRequest addressed elsewhere is refused;
+/// one carrying a pile of extra signatures is refused by count before any verification.
+#[tokio::test]
+async fn a_posted_idp_logout_request_is_held_to_destination_and_signature_limits() {
+    let gw = gateway("").await;
+    let cookie = login(&gw).await;
+    let idp = &sim(&gw).idp;
+    let key =
+        aisgate::provider::saml::xmlsec::SigningKey::from_pem(idp.key_pem.as_bytes(), idp.cert_pem.as_bytes()).unwrap();
+    let now = aisgate::session::now_unix();
+    let subject = LogoutSubject {
+        name_id: BSI.to_owned(),
+        format: None,
+        name_qualifier: None,
+        sp_name_qualifier: None,
+        session_index: None,
+    };
+    let post = |xml: String| {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(xml);
+        gw.client
+            .post(gw.url("/.aisgate/saml/nia/slo"))
+            .header("accept", "text/html")
+            .form(&[("SAMLRequest", b64)])
+            .send()
+    };
+    let foreign =
+        logout::build_request("_lp_foreign", now, "https://other-sp.example/slo", sim(&gw).entity_id(), &subject);
+    let resp = post(key.sign_enveloped(&foreign).unwrap()).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_refusal_logged(&resp, Refusal::Destination);
+    let ours = logout::build_request("_lp_many", now, sim(&gw).sp_slo_url(), sim(&gw).entity_id(), &subject);
+    let signed = key.sign_enveloped(&ours).unwrap();
+    let start = signed.find("<ds:Signature").unwrap();
+    let end = signed.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let many = signed.replacen(&signed[start..end], &signed[start..end].repeat(50), 1);
+    let resp = post(many).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_refusal_logged(&resp, Refusal::TooComplex(Amplifier::Signatures));
+    assert_eq!(upstream_headers(&gw, &cookie).await.status(), 200, "the session survives both");
 }
 
 /// NIA's NameID need not be the PersonIdentifier (the session subject): a NameID-only

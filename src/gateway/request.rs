@@ -365,6 +365,25 @@ mod tests {
         assert_eq!(set_cookie("s", "a\r\nSet-Cookie: x=1", None, true), "invalid=; Max-Age=0");
     }
 
+    /// What browsers require of a `__Host-` cookie (RFC 6265bis §4.1.3.2): `Secure`, `Path=/`,
+    /// no `Domain`; read back with the same crate that wrote it.
+    #[test]
+    fn host_prefixed_cookies_carry_exactly_the_required_attributes() {
+        for v in [
+            set_cookie("__Host-s", "v", None, true),
+            set_cookie("__Host-s", "v", Some(60), true),
+            clear_cookie("__Host-s", true),
+            set_login_cookie_cross_site("__Host-l", "v", 900, true),
+        ] {
+            let c = Cookie::parse(v.to_str().expect("ascii")).expect("parses");
+            assert_eq!(c.secure(), Some(true), "{v:?}");
+            assert_eq!(c.path(), Some("/"), "{v:?}");
+            assert_eq!(c.domain(), None, "{v:?}");
+            assert_eq!(c.http_only(), Some(true), "{v:?}");
+            assert!(c.same_site().is_some(), "{v:?}");
+        }
+    }
+
     #[test]
     fn the_cross_site_login_cookie_is_samesite_none_only_when_secure() {
         let v = set_login_cookie_cross_site("l", "v", 900, true);

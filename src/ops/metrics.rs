@@ -979,10 +979,14 @@ mod tests {
         builtin.inc();
         conflict.set(5.0);
         hist.observe(0.7);
+        m.gateway().observe_request(200, 0.0);
         let text = m.render();
-        assert!(text.contains("bad_name{x__x=\"v\",a_b=\"w\"} 1\n"), "{text}");
+        // A counter's name always ends in `_total` (prometheus-client appends it).
+        assert!(text.contains("bad_name_total{x__x=\"v\",a_b=\"w\"} 1\n"), "{text}");
         assert_eq!(text.matches("# TYPE aisgate_requests_total").count(), 1);
-        assert_eq!(text.matches("# TYPE dup ").count(), 1);
+        assert!(!text.contains("aisgate_requests_total 1"), "the detached series is not rendered: {text}");
+        assert_eq!(text.matches("# TYPE dup").count(), 1);
+        assert!(!text.contains("dup 5"), "{text}");
         assert!(text.contains("h_seconds_bucket{le=\"0.5\"} 0\nh_seconds_bucket{le=\"1\"} 1\n"));
     }
 

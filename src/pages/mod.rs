@@ -12,6 +12,10 @@
 //! string is HTML-escaped, link targets with a non-HTTP scheme
 //! (`javascript:`, `data:` …) are dropped, and error pages never show internal
 //! details — only a generic explanation, the status code and the request id.
+//!
+//! The HTML is askama templates (`templates/`, compiled in): every `{{ value }}`
+//! is escaped by the template engine (`escape.rs`, set in `askama.toml`), so a
+//! value cannot reach a page unescaped by forgetting a call.
 
 mod direct;
 mod escape;
@@ -225,7 +229,7 @@ const MAX_REQUEST_ID_CHARS: usize = 128;
 
 /// Escapes `&`, `<`, `>`, `"` and `'` so that `s` is safe in HTML text and in
 /// quoted attribute values: the escaper askama applies to the page templates
-/// ([`escape::Html`]), for pages built outside them (the simulators).
+/// (`escape.rs`), for pages built outside them (the simulators).
 pub fn html_escape(s: &str) -> String {
     use askama::filters::Escaper as _;
     let mut out = String::with_capacity(s.len() + s.len() / 8);

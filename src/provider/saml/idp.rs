@@ -14,7 +14,6 @@ use super::metadata::{parse_idp, IdpMetadata};
 use super::reason::Refusal;
 use super::xmlsec::{verify_root, IdpCertificates, Limits};
 use crate::provider::ProviderError;
-use crate::session::now_unix;
 
 /// Largest metadata document accepted (NIA's ADFS metadata is ~60 kB).
 const MAX_METADATA_BYTES: usize = 2 * 1024 * 1024;
@@ -75,6 +74,8 @@ pub struct Idp {
     fetching: tokio::sync::Mutex<()>,
     /// Why the last install or refresh failed (cleared by a success), for readiness.
     last_failure: RwLock<Option<MetadataFailure>>,
+    /// The clock `validUntil` is compared with (a test clock in tests).
+    clock: crate::clock::Clock,
 }
 
 impl IdpState {
@@ -101,7 +102,13 @@ impl Idp {
             current: RwLock::new(None),
             fetching: tokio::sync::Mutex::new(()),
             last_failure: RwLock::new(None),
+            clock: crate::clock::Clock::system(),
         }
+    }
+
+    /// Reads time from `clock` (tests move it forward).
+    pub fn set_clock(&mut self, clock: crate::clock::Clock) {
+        self.clock = clock;
     }
 
     /// The metadata source, for log lines.
@@ -114,7 +121,7 @@ impl Idp {
 
     /// The current good copy, unless its `validUntil` has passed.
     pub fn current(&self) -> Option<Arc<IdpState>> {
-        self.current_at(now_unix())
+        self.current_at(self.clock.now_unix())
     }
 
     /// [`Self::current`] at time `now` (Unix seconds).
@@ -126,7 +133,7 @@ impl Idp {
     pub fn unusable_because(&self) -> MetadataFailure {
         let held = self.current.read().ok().and_then(|g| g.clone());
         match held {
-            Some(state) if state.expired_at(now_unix()) => MetadataFailure {
+            Some(state) if state.expired_at(self.clock.now_unix()) => MetadataFailure {
                 refusal: Refusal::MetadataExpired,
                 detail: format!("IdP metadata from {} expired (validUntil passed)", self.describe()),
             },
@@ -191,7 +198,8 @@ impl Idp {
 
     /// Checks `bytes` and makes them the current copy (a metadata file read at startup).
     pub fn install(&self, bytes: &[u8]) -> Result<(), MetadataFailure> {
-        let state = Arc::new(self.accept_at(bytes, now_unix()).inspect_err(|e| self.remember(Some(e.clone())))?);
+        let state =
+            Arc::new(self.accept_at(bytes, self.clock.now_unix()).inspect_err(|e| self.remember(Some(e.clone())))?);
         if let Ok(mut guard) = self.current.write() {
             *guard = Some(state);
         }

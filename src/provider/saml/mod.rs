@@ -220,6 +220,7 @@ impl SamlProvider {
 
     /// Reads time from `clock` instead of the system clock (tests move it forward).
     pub fn with_clock(mut self, clock: crate::clock::Clock) -> SamlProvider {
+        self.idp.set_clock(clock.clone());
         self.clock = clock;
         self
     }

@@ -17,7 +17,6 @@ use super::xmlsec;
 use super::Refusal;
 use super::SamlProvider;
 use crate::provider::{BrowserStep, LoginContext, LogoutState, LogoutTarget, ProviderError, SloMessage, SloOutcome};
-use crate::session::now_unix;
 
 const REDIRECT: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
 const POST: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
@@ -41,7 +40,7 @@ pub(super) fn logout_step(p: &SamlProvider, ctx: &LoginContext, logout_state: &L
     };
     if let (Some(subject), Some(destination)) = (subject, p.idp_slo(REDIRECT)) {
         let id = super::authn_request::new_id();
-        let xml = logout::build_request(&id, now_unix(), &destination, &p.entity_id, subject);
+        let xml = logout::build_request(&id, p.clock.now_unix(), &destination, &p.entity_id, subject);
         match binding::redirect_url(&destination, MessageKind::Request, &xml, None, p.signing.as_ref()) {
             Ok(url) => {
                 p.pending_logouts.insert(id, ());
@@ -185,7 +184,7 @@ pub(super) async fn handle(p: &SamlProvider, m: &SloMessage) -> Result<SloOutcom
     check_issuer(p, &idp.metadata.entity_id, &msg)?;
     let front_channel = !matches!(arrival, Arrival::BackChannel);
     check_destination(p, &msg, signed && front_channel)?;
-    let now = now_unix();
+    let now = p.clock.now_unix();
     let issued = check_instant(p, &msg, now)?;
     if !msg.is_request {
         return response_outcome(p, &msg);
@@ -232,8 +231,9 @@ fn check_destination(p: &SamlProvider, msg: &LogoutMessage, required: bool) -> R
     }
 }
 
-/// `Version` 2.0 and `IssueInstant` present, an `xs:dateTime`, and within the skew of now
-/// (a logout message is used at once; a late one is a captured one). Returns the instant.
+/// `Version` 2.0 and `IssueInstant` present, an `xs:dateTime`, not in the future and, for a
+/// request, within the skew of now (an IdP's LogoutRequest is delivered at once; a late one
+/// is a captured one). Returns the instant.
 fn check_instant(p: &SamlProvider, msg: &LogoutMessage, now: u64) -> Result<u64, ProviderError> {
     if msg.version.as_deref() != Some("2.0") {
         return Err(refuse(Refusal::Version, format_args!("{} Version is not 2.0", msg.kind())));
@@ -247,7 +247,9 @@ fn check_instant(p: &SamlProvider, msg: &LogoutMessage, now: u64) -> Result<u64,
             format_args!("{} IssueInstant is {}s in the future", msg.kind(), issued - now),
         ));
     }
-    if issued.saturating_add(p.skew) < now {
+    // A LogoutResponse is bound by single use to a request we sent (15 min); NIA may show its
+    // own page before the browser comes back, so it is not held to the skew window.
+    if msg.is_request && issued.saturating_add(p.skew) < now {
         return Err(refuse(Refusal::Stale, format_args!("{} issued {}s ago", msg.kind(), now - issued)));
     }
     if let Some(until) = msg.not_on_or_after.as_deref().and_then(super::metadata::parse_instant) {
@@ -308,7 +310,7 @@ fn request_outcome(p: &SamlProvider, msg: LogoutMessage, arrival: Arrival) -> Re
                 let id = super::authn_request::new_id();
                 let xml = logout::build_response(
                     &id,
-                    now_unix(),
+                    p.clock.now_unix(),
                     Some(&destination),
                     &msg.id,
                     &p.entity_id,
