@@ -49,7 +49,6 @@
 //!   `Debug` output so that they do not end up in logs by accident.
 //! * Builders XML-escape every value, so credentials cannot inject markup.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -57,32 +56,18 @@ use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
-use quick_xml::escape::resolve_predefined_entity;
-use quick_xml::events::{BytesRef, BytesStart, Event};
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
+
+use crate::xml::{is_xml_char, truncate, XmlError};
+pub(crate) use crate::xml::{parse_tree, Node};
 
 #[cfg(test)]
 mod tests;
 
-/// Largest SOAP response (in bytes) the parsers accept.
+/// Largest SOAP response (in bytes) the parsers accept (the tree parser's limit).
 ///
 /// Real responses are a few kilobytes; anything near this size is an error
 /// page or an attack.
-pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
-
-/// Deepest element nesting the parser accepts. The deepest legitimate path
-/// (`Envelope/Body/…Response/attributes/MistoNarozeni/MistoNarozeniSvet/stat`)
-/// has seven levels.
-const MAX_DEPTH: usize = 32;
-
-/// Most elements a document may contain. Bounds the work done on input that
-/// consists of many tiny elements.
-const MAX_ELEMENTS: usize = 50_000;
-
-/// Longest server-supplied text (fault strings, namespaces) copied into an
-/// error value.
-const MAX_ERROR_TEXT: usize = 256;
+pub const MAX_RESPONSE_BYTES: usize = crate::xml::MAX_DOCUMENT_BYTES;
 
 /// SOAP 1.1 envelope namespace.
 pub const SOAP_ENV_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
@@ -329,13 +314,16 @@ pub enum SoapError {
     InvalidCharacter,
 }
 
-/// Caps server-supplied text before it goes into an error value.
-fn truncate(s: &str) -> String {
-    let mut out: String = s.chars().take(MAX_ERROR_TEXT).collect();
-    if out.len() < s.len() {
-        out.push('…');
+impl From<XmlError> for SoapError {
+    fn from(e: XmlError) -> SoapError {
+        match e {
+            XmlError::TooLarge { limit } => SoapError::TooLarge { limit },
+            XmlError::Dtd => SoapError::Dtd,
+            XmlError::Malformed(what) => SoapError::Malformed(what),
+            // No element at all (e.g. a JSON error body) is "not SOAP", not malformed.
+            XmlError::NoElement => SoapError::NotSoapEnvelope,
+        }
     }
-    out
 }
 
 // ---------------------------------------------------------------------------
@@ -1472,15 +1460,6 @@ impl XmlOut {
 // Escaping
 // ---------------------------------------------------------------------------
 
-/// Whether XML 1.0 can carry `c` at all (production `Char`).
-fn is_xml_char(c: char) -> bool {
-    matches!(c,
-        '\t' | '\n' | '\r'
-        | '\u{20}'..='\u{D7FF}'
-        | '\u{E000}'..='\u{FFFD}'
-        | '\u{10000}'..='\u{10FFFF}')
-}
-
 /// Escapes `s` for element content (`attr = false`) or a double-quoted
 /// attribute value (`attr = true`). Characters XML cannot carry become
 /// U+FFFD; callers that must not alter data check [`is_xml_char`] first.
@@ -1625,42 +1604,7 @@ fn direct_version_of(ns: &str) -> Result<(ServiceVersion, DirectNamespace), Soap
         .ok_or_else(|| SoapError::UnsupportedVersion(truncate(ns)))
 }
 
-// ---------------------------------------------------------------------------
-// Namespace-aware tree parser
-// ---------------------------------------------------------------------------
-
-/// One element of the parsed document (also the SAML SP's view of canonical signed XML).
-#[derive(Debug, Default)]
-pub(crate) struct Node {
-    /// Resolved namespace; `None` if unqualified.
-    pub(crate) ns: Option<String>,
-    /// Local name.
-    pub(crate) local: String,
-    /// Attributes other than namespace declarations.
-    pub(crate) attrs: Vec<AttrValue>,
-    /// Child elements in document order.
-    pub(crate) children: Vec<Node>,
-    /// Character data directly inside this element, references resolved, comments dropped.
-    pub(crate) text: String,
-}
-
-/// One (non-`xmlns`) attribute.
-#[derive(Debug)]
-pub(crate) struct AttrValue {
-    /// Resolved namespace; `None` if unqualified.
-    pub(crate) ns: Option<String>,
-    /// Local name.
-    pub(crate) local: String,
-    /// Unescaped value.
-    pub(crate) value: String,
-}
-
 impl Node {
-    /// Namespace-qualified name test.
-    pub(crate) fn is(&self, ns: &str, local: &str) -> bool {
-        self.local == local && self.ns.as_deref() == Some(ns)
-    }
-
     /// A payload child: in the service namespace (XSD-conformant) or
     /// unqualified (lenient).
     fn is_field(&self, ns: &str, local: &str) -> bool {
@@ -1745,157 +1689,4 @@ fn fault_error(fault: &Node) -> SoapError {
 /// reported as [`SoapError::NotSoapEnvelope`] without reading further.
 fn parse_document(xml: &[u8]) -> Result<Node, SoapError> {
     parse_tree(xml, |node| if node.is(SOAP_ENV_NS, "Envelope") { Ok(()) } else { Err(SoapError::NotSoapEnvelope) })
-}
-
-/// The namespace-aware tree parser behind [`parse_document`]; `check_root` sees the document
-/// element (without children) before anything else is read.
-pub(crate) fn parse_tree(xml: &[u8], check_root: impl Fn(&Node) -> Result<(), SoapError>) -> Result<Node, SoapError> {
-    if xml.len() > MAX_RESPONSE_BYTES {
-        return Err(SoapError::TooLarge { limit: MAX_RESPONSE_BYTES });
-    }
-    let mut reader = NsReader::from_reader(xml);
-    let config = reader.config_mut();
-    config.expand_empty_elements = true;
-    config.check_end_names = true;
-    config.trim_text(false);
-
-    let mut stack: Vec<Node> = Vec::new();
-    let mut root: Option<Node> = None;
-    let mut elements = 0usize;
-    loop {
-        let event = match reader.read_event() {
-            Ok(event) => event,
-            Err(e) => return Err(map_xml_error(&e, reader.error_position())),
-        };
-        match event {
-            Event::Start(ref start) | Event::Empty(ref start) => {
-                // `expand_empty_elements` makes `Empty` unreachable, but it
-                // is handled correctly anyway.
-                let is_empty = matches!(event, Event::Empty(_));
-                if root.is_some() {
-                    return Err(SoapError::Malformed("element after the document element".into()));
-                }
-                elements += 1;
-                if stack.len() >= MAX_DEPTH || elements > MAX_ELEMENTS {
-                    return Err(SoapError::Malformed("document too deep or too large".into()));
-                }
-                let node = new_node(&reader, start)?;
-                if stack.is_empty() {
-                    check_root(&node)?;
-                }
-                stack.push(node);
-                if is_empty {
-                    close_node(&mut stack, &mut root)?;
-                }
-            }
-            Event::End(_) => close_node(&mut stack, &mut root)?,
-            Event::Text(text) => {
-                let text = text.xml_content().map_err(|_| SoapError::Malformed("invalid UTF-8 in text".into()))?;
-                append_text(&mut stack, &text);
-            }
-            Event::CData(cdata) => {
-                let text = cdata.xml_content().map_err(|_| SoapError::Malformed("invalid UTF-8 in CDATA".into()))?;
-                append_text(&mut stack, &text);
-            }
-            Event::GeneralRef(reference) => {
-                let resolved = resolve_reference(&reference)?;
-                append_text(&mut stack, &resolved);
-            }
-            Event::DocType(_) => return Err(SoapError::Dtd),
-            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
-            Event::Eof => break,
-        }
-    }
-    if !stack.is_empty() {
-        return Err(SoapError::Malformed("truncated document: unclosed elements".into()));
-    }
-    // No element at all (e.g. a JSON error body) is "not SOAP", not malformed.
-    root.ok_or(SoapError::NotSoapEnvelope)
-}
-
-/// Pops the innermost open element and attaches it to its parent (or makes
-/// it the document element).
-fn close_node(stack: &mut Vec<Node>, root: &mut Option<Node>) -> Result<(), SoapError> {
-    let node = stack.pop().ok_or_else(|| SoapError::Malformed("unbalanced end tag".into()))?;
-    match stack.last_mut() {
-        Some(parent) => parent.children.push(node),
-        None => *root = Some(node),
-    }
-    Ok(())
-}
-
-/// Appends character data to the innermost open element. Text outside the
-/// document element is ignored (quick-xml rejects non-whitespace there only
-/// loosely, and it carries no meaning for us).
-fn append_text(stack: &mut [Node], text: &str) {
-    if let Some(node) = stack.last_mut() {
-        node.text.push_str(text);
-    }
-}
-
-/// Builds a node for a start tag, resolving attribute namespaces and
-/// unescaping attribute values (predefined entities only).
-fn new_node(reader: &NsReader<&[u8]>, start: &BytesStart<'_>) -> Result<Node, SoapError> {
-    let (resolved, local) = reader.resolve_element(start.name());
-    let ns = owned_namespace(resolved)?;
-    let local = utf8(local.as_ref())?;
-    let mut attrs = Vec::new();
-    for attr in start.attributes() {
-        let attr = attr.map_err(|e| SoapError::Malformed(format!("bad attribute: {e}")))?;
-        if attr.key.as_namespace_binding().is_some() {
-            continue;
-        }
-        let (resolved, attr_local) = reader.resolve_attribute(attr.key);
-        let attr_ns = owned_namespace(resolved)?;
-        let value = attr
-            .decode_and_unescape_value(reader.decoder())
-            .map_err(|e| map_xml_error(&e, reader.buffer_position()))?;
-        attrs.push(AttrValue { ns: attr_ns, local: utf8(attr_local.as_ref())?, value: value.into_owned() });
-    }
-    Ok(Node { ns, local, attrs, ..Node::default() })
-}
-
-/// Converts a resolution result into an owned namespace; an undeclared
-/// prefix makes the document namespace-ill-formed.
-fn owned_namespace(resolved: ResolveResult<'_>) -> Result<Option<String>, SoapError> {
-    match resolved {
-        ResolveResult::Bound(ns) => Ok(Some(utf8(ns.as_ref())?)),
-        ResolveResult::Unbound => Ok(None),
-        ResolveResult::Unknown(_) => Err(SoapError::Malformed("undeclared namespace prefix".into())),
-    }
-}
-
-/// Resolves `&…;` in text: character references and the five predefined
-/// entities. Anything else could only come from a DTD, which is refused.
-fn resolve_reference(reference: &BytesRef<'_>) -> Result<String, SoapError> {
-    if reference.is_char_ref() {
-        return match reference.resolve_char_ref() {
-            Ok(Some(c)) if is_xml_char(c) => Ok(c.to_string()),
-            _ => Err(SoapError::Malformed("invalid character reference".into())),
-        };
-    }
-    let name = reference.decode().map_err(|_| SoapError::Malformed("invalid UTF-8 in entity reference".into()))?;
-    resolve_predefined_entity(&name).map(str::to_owned).ok_or(SoapError::Dtd)
-}
-
-/// UTF-8 view of a name.
-fn utf8(bytes: &[u8]) -> Result<String, SoapError> {
-    std::str::from_utf8(bytes).map(str::to_owned).map_err(|_| SoapError::Malformed("invalid UTF-8 in a name".into()))
-}
-
-/// Maps a quick-xml error without copying document text into the message:
-/// escape and encoding errors could quote element content.
-fn map_xml_error(err: &quick_xml::Error, position: u64) -> SoapError {
-    use quick_xml::escape::EscapeError;
-    let what: Cow<'static, str> = match err {
-        quick_xml::Error::Escape(EscapeError::UnrecognizedEntity(..)) => return SoapError::Dtd,
-        quick_xml::Error::Escape(_) => "invalid character or entity reference".into(),
-        quick_xml::Error::Encoding(_) => "invalid UTF-8".into(),
-        quick_xml::Error::Io(_) => "I/O error".into(),
-        quick_xml::Error::Syntax(e) => e.to_string().into(),
-        quick_xml::Error::IllFormed(e) => e.to_string().into(),
-        quick_xml::Error::InvalidAttr(e) => e.to_string().into(),
-        quick_xml::Error::Namespace(e) => e.to_string().into(),
-    };
-    SoapError::Malformed(format!("{} at byte {position}", truncate(&what)))
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::xmlsec::{self, DecryptionKeys, IdpCertificates, XmlSecError};
 use crate::identity::Loa;
-use crate::provider::kaas::soap::{parse_tree, Node};
+use crate::xml::{parse_tree, Node, XmlError};
 use bergshamra::xml::uppsala;
 
 /// SAML 2.0 assertion namespace.
@@ -146,7 +146,7 @@ fn quote(v: &str) -> String {
 
 /// Parses canonical XML (already size-capped, DOCTYPE-free) into the namespace-aware tree.
 fn tree(canonical: &str) -> Result<Node, AcsError> {
-    parse_tree(canonical.as_bytes(), |_| Ok(())).map_err(|e| AcsError::Malformed(e.to_string()))
+    parse_tree(canonical.as_bytes(), |_| Ok::<(), XmlError>(())).map_err(|e| AcsError::Malformed(e.to_string()))
 }
 
 impl Node {

@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::acs::SamlAssertion;
 use crate::identity::{Identity, Loa};
-use crate::provider::kaas::soap::{parse_tree, Node};
+use crate::xml::{parse_tree, Node, XmlError};
 
 /// Which attribute profile a provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -86,7 +86,7 @@ fn base64_xml(value: &str) -> Option<Node> {
         t => t,
     };
     let wrapped = format!("<w xmlns:eidas=\"http://eidas.europa.eu/attributes/naturalperson\">{body}</w>");
-    parse_tree(wrapped.as_bytes(), |_| Ok(())).ok()
+    parse_tree(wrapped.as_bytes(), |_| Ok::<(), XmlError>(())).ok()
 }
 
 /// Depth-first elements by local name, namespaces ignored (nia.md §10.3 "parse leniently").

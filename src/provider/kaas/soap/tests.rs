@@ -12,6 +12,7 @@
 //!   `xmllint` is not installed); see [`builders_validate_against_wsdl_xsd`].
 
 use super::*;
+use crate::xml::MAX_ERROR_TEXT;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
