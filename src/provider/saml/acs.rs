@@ -168,7 +168,7 @@ impl Node {
 fn instant(node: &Node, attr: &str, what: &str) -> Result<Option<u64>, AcsError> {
     match node.plain_attr(attr) {
         None => Ok(None),
-        Some(v) => crate::provider::oidc::identity::parse_rfc3339(v.trim())
+        Some(v) => crate::date::parse_rfc3339(v.trim())
             .map(Some)
             .ok_or_else(|| AcsError::Malformed(format!("{what}@{attr} is not an xs:dateTime"))),
     }
