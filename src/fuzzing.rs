@@ -239,7 +239,8 @@ pub fn oidc_jws(data: &[u8]) {
     let _ = check_claims(&jws.payload, &oidc_expected());
 }
 
-/// The KAAS SOAP codec: both response parsers, the heartbeat parser and the request parser.
+/// The KAAS SOAP codec: both response parsers, the heartbeat parser, and the simulator's
+/// request parser.
 /// The version and namespace variant come from the input length, so the fuzzer reaches each.
 pub fn kaas_soap(data: &[u8]) {
     let version = ServiceVersion::ALL[data.len() % ServiceVersion::ALL.len()];
@@ -247,5 +248,5 @@ pub fn kaas_soap(data: &[u8]) {
     let _ = soap::parse_auth_confirmation_response(data, version);
     let _ = soap::parse_direct_auth_user_response(data, version, ns);
     let _ = soap::parse_heart_beat_response(data, version);
-    let _ = soap::parse_request(data);
+    let _ = crate::sim::kaas_soap::parse_request(data);
 }

@@ -29,6 +29,7 @@ pub mod session;
 pub mod sim;
 pub mod tls;
 pub mod upstream;
+pub(crate) mod xml;
 
 /// Formats an error with its whole `source()` chain (`outer: inner: innermost`), for operator
 /// log lines that must say exactly what failed (DNS, TLS, HTTP).

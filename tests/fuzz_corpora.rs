@@ -241,7 +241,7 @@ fn write_seed_corpora() {
             write_seed("kaas_soap", &name, std::fs::read(&path).unwrap());
         }
     }
-    write_seed("kaas_soap", "fault", soap::soap_fault_response("soap:Server", "x"));
+    write_seed("kaas_soap", "fault", aisgate::sim::kaas_soap::soap_fault_response("soap:Server", "x"));
     for version in soap::ServiceVersion::ALL {
         write_seed(
             "kaas_soap",

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use aisgate::provider::kaas::soap::{self, AuthStatus, KaasRequest, ResponseStyle, ServiceVersion};
+use aisgate::provider::kaas::soap::{self, AuthStatus, ServiceVersion};
+use aisgate::sim::kaas_soap::{self as sim_soap, KaasRequest, ResponseStyle};
 use aisgate::sim::stack::StackOptions;
 use support::{header_echo, location, set_cookie, Gateway};
 
@@ -160,7 +161,7 @@ fn extract_body_child(envelope: &str) -> String {
 
 /// Validates one request envelope against the XSD of the version its namespace names.
 fn validate_request(envelope: &str, dir: &Path, n: usize) -> Result<(), String> {
-    let version = match soap::parse_request(envelope.as_bytes()) {
+    let version = match sim_soap::parse_request(envelope.as_bytes()) {
         Ok(KaasRequest::HeartBeat { version }) | Ok(KaasRequest::AuthConfirmation { version, .. }) => version,
         other => return Err(format!("not an auth-WS request ({other:?}):\n{envelope}")),
     };
@@ -230,7 +231,7 @@ async fn ok_creates_a_session_and_returns_to_the_original_url_without_the_token(
     let calls = auth_calls(&gw);
     assert_eq!(calls.len(), 1);
     assert!(matches!(
-        soap::parse_request(calls[0].as_bytes()),
+        sim_soap::parse_request(calls[0].as_bytes()),
         Ok(KaasRequest::AuthConfirmation { version: ServiceVersion::V4_2, session_id }) if session_id == token
     ));
     // The session works and carries the user.
@@ -301,7 +302,7 @@ async fn system_error_twice_shows_the_service_unavailable_page() {
 async fn soap_fault_with_http_500_shows_the_service_unavailable_page() {
     let gw = gateway(StackOptions::default()).await;
     let (url, cookie) = gw.begin_login("/desk", 0).await;
-    let fault = soap::soap_fault_response("SOAP-ENV:Server", "Interní chyba");
+    let fault = sim_soap::soap_fault_response("SOAP-ENV:Server", "Interní chyba");
     set_override(&gw, vec![], Some((500, fault)));
     let resp = callback(&gw, &url, Some(&cookie)).await;
     assert_error_page(resp, 503, UNAVAILABLE, "SOAP Fault").await;
@@ -314,7 +315,7 @@ async fn soap_fault_with_http_500_shows_the_service_unavailable_page() {
 /// A valid OK answer for demo user 0 in `version`, CAAIS-shaped.
 fn ok_response(version: ServiceVersion) -> String {
     let user = aisgate::sim::kaas::demo_users().remove(0);
-    soap::auth_confirmation_response(
+    sim_soap::auth_confirmation_response(
         version,
         &AuthStatus::Ok,
         Some(&user.attributes),
@@ -366,8 +367,8 @@ async fn broken_and_hostile_responses_give_503_without_panicking_and_the_gateway
         ("wrong namespace (a v4_1 answer to a v4_2 request)", 200, ok_response(ServiceVersion::V4_1)),
         ("foreign namespace", 200, ok.replace(&format!(" xmlns:ns2=\"{ns}\""), " xmlns:ns2=\"urn:other\"")),
         ("SOAP 1.2 envelope", 200, ok.replace("http://schemas.xmlsoap.org/soap/envelope/", "http://www.w3.org/2003/05/soap-envelope")),
-        ("another operation", 200, soap::heart_beat_response(ServiceVersion::V4_2, true, None, None)),
-        ("OK without attributes", 200, soap::auth_confirmation_response(ServiceVersion::V4_2, &AuthStatus::Ok, None, ResponseStyle::Strict)),
+        ("another operation", 200, sim_soap::heart_beat_response(ServiceVersion::V4_2, true, None, None)),
+        ("OK without attributes", 200, sim_soap::auth_confirmation_response(ServiceVersion::V4_2, &AuthStatus::Ok, None, ResponseStyle::Strict)),
         ("unknown status", 200, ok.replace(">OK</ns2:status>", ">MAYBE</ns2:status>")),
         ("no status", 200, envelope(&format!("<ns2:authConfirmationResponse xmlns:ns2=\"{ns}\"/>"))),
         ("empty body", 200, String::new()),
@@ -498,7 +499,7 @@ async fn each_version_logs_in_and_forwards_what_that_version_carries() {
         let calls = gw.sim.calls.lock().unwrap().clone();
         let ns = format!("xmlns:m=\"http://agw-as.cz/ats-ws/atsSzr/{v}\"");
         assert!(calls.iter().all(|c| c.contains(&ns)), "{v}: {calls:?}");
-        let auth: Vec<_> = calls.iter().filter_map(|c| soap::parse_request(c.as_bytes()).ok()).collect();
+        let auth: Vec<_> = calls.iter().filter_map(|c| sim_soap::parse_request(c.as_bytes()).ok()).collect();
         assert!(auth.iter().any(|r| matches!(r, KaasRequest::AuthConfirmation { version: rv, .. } if *rv == version)));
         assert!(auth.iter().any(|r| matches!(r, KaasRequest::HeartBeat { version: rv } if *rv == version)));
         assert_requests_valid(&gw);

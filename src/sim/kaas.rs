@@ -23,7 +23,8 @@ use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
 
 use crate::pages::html_escape;
-use crate::provider::kaas::soap::{self, AuthStatus, KaasAttributes, KaasRequest, ResponseStyle};
+use crate::provider::kaas::soap::{self, AuthStatus, KaasAttributes};
+use crate::sim::kaas_soap::{self as sim_soap, KaasRequest, ResponseStyle};
 use crate::sim::certs::TestPki;
 
 /// A user the simulator can log in.
@@ -358,7 +359,7 @@ async fn soap_endpoint(
         Err(_) => return xml(StatusCode::PAYLOAD_TOO_LARGE, String::new()),
     };
     state.calls.lock().unwrap_or_else(|e| e.into_inner()).push(String::from_utf8_lossy(&body).into_owned());
-    let request = soap::parse_request(&body);
+    let request = sim_soap::parse_request(&body);
     // The periodic heartBeat must not consume a raw body meant for a login's authConfirmation.
     if !matches!(request, Ok(KaasRequest::HeartBeat { .. })) {
         if let Some((status, raw)) = state.overrides.lock().unwrap_or_else(|e| e.into_inner()).next_raw_body.take() {
@@ -367,7 +368,7 @@ async fn soap_endpoint(
     }
     match request {
         Ok(KaasRequest::HeartBeat { version }) => {
-            xml(StatusCode::OK, soap::heart_beat_response(version, true, None, None))
+            xml(StatusCode::OK, sim_soap::heart_beat_response(version, true, None, None))
         }
         Ok(KaasRequest::AuthConfirmation { version, session_id }) => {
             let forced = {
@@ -377,7 +378,7 @@ async fn soap_endpoint(
             if let Some(status) = forced {
                 return xml(
                     StatusCode::OK,
-                    soap::auth_confirmation_response(version, &status, None, state.cfg.style.clone()),
+                    sim_soap::auth_confirmation_response(version, &status, None, state.cfg.style.clone()),
                 );
             }
             // Single use: the token is consumed whatever the outcome.
@@ -387,7 +388,7 @@ async fn soap_endpoint(
                     let attrs = state.cfg.users.get(user).map(|u| u.attributes.clone());
                     xml(
                         StatusCode::OK,
-                        soap::auth_confirmation_response(
+                        sim_soap::auth_confirmation_response(
                             version,
                             &AuthStatus::Ok,
                             attrs.as_ref(),
@@ -397,7 +398,7 @@ async fn soap_endpoint(
                 }
                 _ => xml(
                     StatusCode::OK,
-                    soap::auth_confirmation_response(
+                    sim_soap::auth_confirmation_response(
                         version,
                         &AuthStatus::SessionNotFound,
                         None,
@@ -419,16 +420,16 @@ async fn soap_endpoint(
             let status = if attrs.is_some() { AuthStatus::Ok } else { AuthStatus::VerificationFailed };
             xml(
                 StatusCode::OK,
-                soap::direct_auth_user_response(version, ns, &status, attrs.as_ref(), state.cfg.style.clone()),
+                sim_soap::direct_auth_user_response(version, ns, &status, attrs.as_ref(), state.cfg.style.clone()),
             )
         }
         Ok(_) => xml(
             StatusCode::INTERNAL_SERVER_ERROR,
-            soap::soap_fault_response("soap:Client", "operation not served at this endpoint"),
+            sim_soap::soap_fault_response("soap:Client", "operation not served at this endpoint"),
         ),
         Err(e) => xml(
             StatusCode::INTERNAL_SERVER_ERROR,
-            soap::soap_fault_response("soap:Client", &format!("invalid request: {e}")),
+            sim_soap::soap_fault_response("soap:Client", &format!("invalid request: {e}")),
         ),
     }
 }

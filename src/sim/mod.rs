@@ -7,6 +7,7 @@
 pub mod certs;
 pub mod echo;
 pub mod kaas;
+pub mod kaas_soap;
 pub mod oidc;
 pub mod saml;
 pub mod saml_response;

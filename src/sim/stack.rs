@@ -214,7 +214,7 @@ pub async fn prepare(opts: StackOptions) -> Result<Stack, String> {
             callback_url: format!("{public_base}/.aisgate/callback/jip"),
             logout_prefix: format!("{public_base}/"),
             token_ttl: Duration::from_secs(300),
-            style: crate::provider::kaas::soap::ResponseStyle::Quirks(Default::default()),
+            style: crate::sim::kaas_soap::ResponseStyle::Quirks(Default::default()),
             users: sim::kaas::demo_users(),
         },
         &pki,

@@ -49,40 +49,25 @@
 //!   `Debug` output so that they do not end up in logs by accident.
 //! * Builders XML-escape every value, so credentials cannot inject markup.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
 use base64::alphabet;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
-use quick_xml::escape::resolve_predefined_entity;
-use quick_xml::events::{BytesRef, BytesStart, Event};
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
+
+use crate::xml::{is_xml_char, truncate, XmlError};
+pub(crate) use crate::xml::{parse_tree, Node};
 
 #[cfg(test)]
 mod tests;
 
-/// Largest SOAP response (in bytes) the parsers accept.
+/// Largest SOAP response (in bytes) the parsers accept (the tree parser's limit).
 ///
 /// Real responses are a few kilobytes; anything near this size is an error
 /// page or an attack.
-pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
-
-/// Deepest element nesting the parser accepts. The deepest legitimate path
-/// (`Envelope/Body/…Response/attributes/MistoNarozeni/MistoNarozeniSvet/stat`)
-/// has seven levels.
-const MAX_DEPTH: usize = 32;
-
-/// Most elements a document may contain. Bounds the work done on input that
-/// consists of many tiny elements.
-const MAX_ELEMENTS: usize = 50_000;
-
-/// Longest server-supplied text (fault strings, namespaces) copied into an
-/// error value.
-const MAX_ERROR_TEXT: usize = 256;
+pub const MAX_RESPONSE_BYTES: usize = crate::xml::MAX_DOCUMENT_BYTES;
 
 /// SOAP 1.1 envelope namespace.
 pub const SOAP_ENV_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
@@ -157,17 +142,17 @@ impl ServiceVersion {
     }
 
     /// Whether the v3_4 attribute additions exist in this version's XSD.
-    fn has_v3_4(self) -> bool {
+    pub(crate) fn has_v3_4(self) -> bool {
         self >= ServiceVersion::V3_4
     }
 
     /// Whether the v4_1 personal-data attributes exist in this version's XSD.
-    fn has_v4_1(self) -> bool {
+    pub(crate) fn has_v4_1(self) -> bool {
         self >= ServiceVersion::V4_1
     }
 
     /// Whether the v4_2 attributes exist in this version's XSD.
-    fn has_v4_2(self) -> bool {
+    pub(crate) fn has_v4_2(self) -> bool {
         self >= ServiceVersion::V4_2
     }
 }
@@ -329,13 +314,16 @@ pub enum SoapError {
     InvalidCharacter,
 }
 
-/// Caps server-supplied text before it goes into an error value.
-fn truncate(s: &str) -> String {
-    let mut out: String = s.chars().take(MAX_ERROR_TEXT).collect();
-    if out.len() < s.len() {
-        out.push('…');
+impl From<XmlError> for SoapError {
+    fn from(e: XmlError) -> SoapError {
+        match e {
+            XmlError::TooLarge { limit } => SoapError::TooLarge { limit },
+            XmlError::Dtd => SoapError::Dtd,
+            XmlError::Malformed(what) => SoapError::Malformed(what),
+            // No element at all (e.g. a JSON error body) is "not SOAP", not malformed.
+            XmlError::NoElement => SoapError::NotSoapEnvelope,
+        }
     }
-    out
 }
 
 // ---------------------------------------------------------------------------
@@ -917,7 +905,7 @@ fn decode_user_id(raw: &str) -> String {
 }
 
 /// Parses hyphenated UUID text (`8-4-4-4-12` hex digits).
-fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+pub(crate) fn parse_uuid(s: &str) -> Option<[u8; 16]> {
     let b = s.as_bytes();
     if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b.get(i) != Some(&b'-')) {
         return None;
@@ -935,7 +923,7 @@ fn parse_uuid(s: &str) -> Option<[u8; 16]> {
 }
 
 /// Formats 16 bytes as lower-case hyphenated UUID text.
-fn format_uuid(bytes: &[u8]) -> String {
+pub(crate) fn format_uuid(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(36);
     for (i, byte) in bytes.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
@@ -947,544 +935,13 @@ fn format_uuid(bytes: &[u8]) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// Response builders (simulator side)
-// ---------------------------------------------------------------------------
-
-/// How the simulator shapes its responses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ResponseStyle {
-    /// Valid against the version's XSD, provided the attribute *values*
-    /// satisfy the XSD facets (e.g. `Username` 4–50 chars, `TypInstituce`
-    /// 1–100, at least one access role). XSD element order, `soapenv`/`ns2`
-    /// prefixes, `UzivatelId` as base64 of 16 bytes, at most one of
-    /// `MistoNarozeniCr`/`MistoNarozeniSvet`, and the required `description`
-    /// in direct responses (no `userRequestIp` there: the XSD lacks it).
-    Strict,
-    /// The deviations seen from real servers and in the official examples.
-    Quirks(Quirks),
-}
-
-/// Knobs for [`ResponseStyle::Quirks`]. `Default` gives the CAAIS shape.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Quirks {
-    /// Payload prefix (`ns2` CAAIS, `kaas`, `v4_2` KAAS); `None` or an empty
-    /// string puts the payload in a default namespace. An invalid prefix
-    /// falls back to `ns2`.
-    pub prefix: Option<String>,
-    /// Envelope prefix (`SOAP-ENV` CAAIS, `soapenv`/`soap` KAAS); empty means
-    /// a default namespace. An invalid prefix falls back to `soapenv`.
-    pub envelope_prefix: String,
-    /// Emit `attributes` before `status` (CAAIS `directAuthUser`); otherwise
-    /// the KAAS document order `status`, `description`, `userRequestIp`,
-    /// `attributes` is used.
-    pub attributes_before_status: bool,
-    /// When `UzivatelId` is derived from `user_id`, send base64 of the
-    /// 36-char UUID text (CAAIS) instead of 16 raw bytes (KAAS/XSD).
-    pub base64_user_id: bool,
-    /// Always send an empty `<PristupoveRole/>` (CAAIS users without roles),
-    /// whatever `pristupove_role` holds.
-    pub empty_access_roles: bool,
-}
-
-impl Default for Quirks {
-    fn default() -> Self {
-        Quirks {
-            prefix: Some("ns2".into()),
-            envelope_prefix: "SOAP-ENV".into(),
-            attributes_before_status: false,
-            base64_user_id: true,
-            empty_access_roles: false,
-        }
-    }
-}
-
-/// Builds an `authConfirmationResponse` envelope.
-///
-/// Only elements that exist in `version`'s XSD are emitted. Absent values
-/// become empty elements (as KAAS and CAAIS do), except the optional
-/// `DatumNarozeni`/`DatumUmrti`/`Pracoviste` children, which are omitted.
-/// `attrs.user_request_ip` becomes the response-level `userRequestIp`.
-pub fn auth_confirmation_response(
-    version: ServiceVersion,
-    status: &AuthStatus,
-    attrs: Option<&KaasAttributes>,
-    style: ResponseStyle,
-) -> String {
-    let shape = Shape::new(&style);
-    let mut w = XmlOut::new(shape.prefix);
-    w.depth = 2;
-    w.open_root("authConfirmationResponse", version.auth_namespace());
-    let write_attrs = |w: &mut XmlOut| {
-        if let Some(a) = attrs {
-            write_attributes(w, version, a, &shape);
-        }
-    };
-    if shape.attributes_first {
-        write_attrs(&mut w);
-    }
-    w.leaf("status", status.as_str());
-    if let Some(ip) = attrs.and_then(|a| a.user_request_ip.as_deref()) {
-        w.leaf("userRequestIp", ip);
-    }
-    if !shape.attributes_first {
-        write_attrs(&mut w);
-    }
-    w.close("authConfirmationResponse");
-    response_envelope(shape.envelope_prefix, &w.buf)
-}
-
-/// Builds a `directAuthUserResponse` envelope with a status-derived
-/// `description` (see [`direct_auth_user_response_with_description`]).
-///
-/// For v2_1 (no such service) a SOAP Fault is returned instead.
-pub fn direct_auth_user_response(
-    version: ServiceVersion,
-    ns: DirectNamespace,
-    status: &AuthStatus,
-    attrs: Option<&KaasAttributes>,
-    style: ResponseStyle,
-) -> String {
-    direct_auth_user_response_with_description(version, ns, status, None, attrs, style)
-}
-
-/// Builds a `directAuthUserResponse` envelope.
-///
-/// `description: None` uses a Czech default text for the status (the XSD
-/// requires the element). Strict: `attributes`, `status`, `description`.
-/// Quirks: see [`Quirks::attributes_before_status`]; `userRequestIp` is
-/// emitted when present. For v2_1 a SOAP Fault is returned instead.
-pub fn direct_auth_user_response_with_description(
-    version: ServiceVersion,
-    ns: DirectNamespace,
-    status: &AuthStatus,
-    description: Option<&str>,
-    attrs: Option<&KaasAttributes>,
-    style: ResponseStyle,
-) -> String {
-    let Ok(namespace) = ns.namespace(version) else {
-        return soap_fault_response("SOAP-ENV:Client", "directAuthUser v2_1 does not exist");
-    };
-    let shape = Shape::new(&style);
-    let description = description.unwrap_or_else(|| default_description(status));
-    // The XSD sequence puts `attributes` first.
-    let attributes_first = shape.strict || shape.attributes_first;
-    let mut w = XmlOut::new(shape.prefix);
-    w.depth = 2;
-    w.open_root("directAuthUserResponse", namespace);
-    let write_attrs = |w: &mut XmlOut| {
-        if let Some(a) = attrs {
-            write_attributes(w, version, a, &shape);
-        }
-    };
-    if attributes_first {
-        write_attrs(&mut w);
-    }
-    w.leaf("status", status.as_str());
-    w.leaf("description", description);
-    if !shape.strict {
-        if let Some(ip) = attrs.and_then(|a| a.user_request_ip.as_deref()) {
-            w.leaf("userRequestIp", ip);
-        }
-    }
-    if !attributes_first {
-        write_attrs(&mut w);
-    }
-    w.close("directAuthUserResponse");
-    response_envelope(shape.envelope_prefix, &w.buf)
-}
-
-/// Builds a `heartBeatResponse` envelope (CAAIS shape: `SOAP-ENV`/`ns2`,
-/// valid against the XSD).
-pub fn heart_beat_response(version: ServiceVersion, ok: bool, code: Option<&str>, message: Option<&str>) -> String {
-    let mut w = XmlOut::new("ns2");
-    w.depth = 2;
-    w.open_root("heartBeatResponse", version.auth_namespace());
-    w.leaf("status", if ok { "OK" } else { "ERROR" });
-    if let Some(code) = code {
-        w.leaf("code", code);
-    }
-    if let Some(message) = message {
-        w.leaf("message", message);
-    }
-    w.close("heartBeatResponse");
-    response_envelope("SOAP-ENV", &w.buf)
-}
-
-/// Builds a SOAP 1.1 Fault envelope (for the simulator's error paths).
-pub fn soap_fault_response(faultcode: &str, faultstring: &str) -> String {
-    let mut w = XmlOut::new("");
-    w.depth = 2;
-    w.open_prefixed("SOAP-ENV:Fault");
-    w.leaf("faultcode", faultcode);
-    w.leaf("faultstring", faultstring);
-    w.close_prefixed("SOAP-ENV:Fault");
-    response_envelope("SOAP-ENV", &w.buf)
-}
-
-/// Default Czech `description` for a direct-WS status.
-fn default_description(status: &AuthStatus) -> &'static str {
-    match status {
-        AuthStatus::Ok => "Autentizace proběhla úspěšně.",
-        AuthStatus::VerificationFailed => "Ověření uživatele selhalo.",
-        AuthStatus::SystemError => "Systémová chyba.",
-        AuthStatus::SessionNotFound | AuthStatus::Other(_) => "Chyba.",
-    }
-}
-
-/// Resolved output shape shared by the response builders.
-struct Shape<'a> {
-    strict: bool,
-    prefix: &'a str,
-    envelope_prefix: &'a str,
-    attributes_first: bool,
-    base64_user_id: bool,
-    empty_access_roles: bool,
-}
-
-impl<'a> Shape<'a> {
-    fn new(style: &'a ResponseStyle) -> Self {
-        match style {
-            ResponseStyle::Strict => Shape {
-                strict: true,
-                prefix: "ns2",
-                envelope_prefix: "soapenv",
-                attributes_first: false,
-                base64_user_id: false,
-                empty_access_roles: false,
-            },
-            ResponseStyle::Quirks(q) => Shape {
-                strict: false,
-                prefix: match q.prefix.as_deref() {
-                    None | Some("") => "",
-                    Some(p) if is_valid_prefix(p) => p,
-                    Some(_) => "ns2",
-                },
-                envelope_prefix: match q.envelope_prefix.as_str() {
-                    "" => "",
-                    p if is_valid_prefix(p) => p,
-                    _ => "soapenv",
-                },
-                attributes_first: q.attributes_before_status,
-                base64_user_id: q.base64_user_id,
-                empty_access_roles: q.empty_access_roles,
-            },
-        }
-    }
-}
-
-/// Writes the response envelope (with an empty `Header`, as both KAAS and
-/// CAAIS do) around an already serialised payload.
-fn response_envelope(prefix: &str, payload: &str) -> String {
-    let (p, decl) = if prefix.is_empty() {
-        (String::new(), "xmlns".to_owned())
-    } else {
-        (format!("{prefix}:"), format!("xmlns:{prefix}"))
-    };
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{p}Envelope {decl}=\"{SOAP_ENV_NS}\">\n  <{p}Header/>\n  <{p}Body>{payload}\n  </{p}Body>\n</{p}Envelope>\n"
-    )
-}
-
-/// Writes `attributes` with the elements of `version`'s XSD, in XSD order.
-fn write_attributes(w: &mut XmlOut, version: ServiceVersion, a: &KaasAttributes, shape: &Shape) {
-    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-    w.open("attributes");
-    w.leaf("Username", &opt(&a.username));
-    w.leaf("UzivatelId", &encode_user_id(a, shape));
-    w.leaf("ZkratkaSubjektu", &opt(&a.zkratka_subjektu));
-    w.leaf("IcSubjektu", &opt(&a.ic_subjektu));
-    w.leaf("Jmeno", &opt(&a.jmeno));
-    w.leaf("Prijmeni", &opt(&a.prijmeni));
-    w.leaf("TitulPred", &opt(&a.titul_pred));
-    w.leaf("TitulZa", &opt(&a.titul_za));
-    write_access_roles(w, a, shape);
-    write_agenda_roles(w, a);
-    if version.has_v3_4() {
-        w.leaf("Email", &opt(&a.email));
-        w.leaf("NazevSubjektu", &opt(&a.nazev_subjektu));
-        w.leaf("EmailSubjektu", &opt(&a.email_subjektu));
-        let typ = a.typ_instituce.map(|t| t.to_string()).unwrap_or_default();
-        w.leaf("TypInstituce", &typ);
-        let primary = match a.ovm_primarni {
-            Some(true) => "TRUE",
-            Some(false) => "FALSE",
-            None => "",
-        };
-        w.leaf("OvmPrimarni", primary);
-        w.leaf("TypPrihlaseni", &opt(&a.typ_prihlaseni));
-    }
-    if version.has_v4_2() {
-        w.leaf("TypPrihlaseniNia", &opt(&a.typ_prihlaseni_nia));
-    }
-    if version.has_v3_4() {
-        w.leaf("OsobaZtotoznena", bool_text(a.osoba_ztotoznena));
-        w.leaf("TokenAifo", &opt(&a.token_aifo));
-        write_workplace(w, a.pracoviste.as_ref());
-    }
-    if version.has_v4_1() {
-        write_birth_place(w, a.misto_narozeni.as_ref(), shape);
-        write_date(w, "DatumNarozeni", a.datum_narozeni.as_ref());
-        write_date(w, "DatumUmrti", a.datum_umrti.as_ref());
-        write_documents(w, &a.doklady);
-        w.leaf("NeevidovatOsobniUdaje", bool_text(a.neevidovat_osobni_udaje));
-    }
-    if version.has_v3_4() {
-        w.leaf("IdentifikatorOvm", &opt(&a.identifikator_ovm));
-    }
-    if version.has_v4_2() {
-        w.leaf("IdentifikatorSpuu", &opt(&a.identifikator_spuu));
-    }
-    if version.has_v3_4() {
-        w.leaf("TimeLimitedId", &opt(&a.time_limited_id));
-    }
-    w.close("attributes");
-}
-
-/// `xs:boolean` text; empty for unknown.
-fn bool_text(v: Option<bool>) -> &'static str {
-    match v {
-        Some(true) => "true",
-        Some(false) => "false",
-        None => "",
-    }
-}
-
-/// Chooses the `UzivatelId` wire value: the raw value if set, else derived
-/// from a UUID `user_id` (16 raw bytes, or UUID text under
-/// [`Quirks::base64_user_id`]), else `user_id` verbatim.
-fn encode_user_id(a: &KaasAttributes, shape: &Shape) -> String {
-    if let Some(raw) = &a.uzivatel_id {
-        return raw.clone();
-    }
-    let Some(id) = &a.user_id else {
-        return String::new();
-    };
-    match parse_uuid(id) {
-        Some(_) if shape.base64_user_id => STANDARD.encode(id.to_ascii_lowercase()),
-        Some(bytes) => STANDARD.encode(bytes),
-        None => id.clone(),
-    }
-}
-
-/// `PristupoveRole`; empty element when there are no roles (or the quirk
-/// asks for it).
-fn write_access_roles(w: &mut XmlOut, a: &KaasAttributes, shape: &Shape) {
-    if shape.empty_access_roles || a.pristupove_role.is_empty() {
-        w.empty("PristupoveRole");
-        return;
-    }
-    w.open("PristupoveRole");
-    for role in &a.pristupove_role {
-        w.leaf("role", role);
-    }
-    w.close("PristupoveRole");
-}
-
-/// `CinnostniRole/Agenda*`.
-fn write_agenda_roles(w: &mut XmlOut, a: &KaasAttributes) {
-    if a.cinnostni_role.is_empty() {
-        w.empty("CinnostniRole");
-        return;
-    }
-    w.open("CinnostniRole");
-    for (agenda, roles) in &a.cinnostni_role {
-        w.open("Agenda");
-        w.leaf("KodAgendy", agenda);
-        for role in roles {
-            w.leaf("KodCinnostniRole", role);
-        }
-        w.close("Agenda");
-    }
-    w.close("CinnostniRole");
-}
-
-/// `Pracoviste`; its children are optional in the XSD, so absent ones are
-/// omitted.
-fn write_workplace(w: &mut XmlOut, p: Option<&Pracoviste>) {
-    let Some(p) = p else {
-        w.empty("Pracoviste");
-        return;
-    };
-    w.open("Pracoviste");
-    let children = [("Id", &p.id), ("Nazev", &p.nazev), ("Adresa", &p.adresa), ("KodAdresy", &p.kod_adresy)];
-    for (name, value) in children {
-        if let Some(v) = value {
-            w.leaf(name, v);
-        }
-    }
-    w.close("Pracoviste");
-}
-
-/// `MistoNarozeni`. Strict emits at most one branch of the XSD choice
-/// (`MistoNarozeniCr` wins); Quirks emits both like the KAAS examples.
-fn write_birth_place(w: &mut XmlOut, m: Option<&MistoNarozeni>, shape: &Shape) {
-    let Some(m) = m else {
-        w.empty("MistoNarozeni");
-        return;
-    };
-    let stav = m.stav.as_ref().map(StavUdaje::as_str);
-    w.open_with_attrs("MistoNarozeni", &[("stav", stav)]);
-    if let Some(cr) = &m.cr {
-        let mop = cr.mop.map(|b| bool_text(Some(b)));
-        let attrs = [("mop", mop), ("nazev", cr.nazev.as_deref())];
-        w.leaf_with_attrs("MistoNarozeniCr", &attrs, cr.kod.as_deref().unwrap_or(""));
-    }
-    if let Some(svet) = m.svet.as_ref().filter(|_| !shape.strict || m.cr.is_none()) {
-        w.open("MistoNarozeniSvet");
-        let attrs = [("nazev", svet.stat_nazev.as_deref())];
-        w.leaf_with_attrs("stat", &attrs, svet.stat.as_deref().unwrap_or(""));
-        w.leaf("misto", svet.misto.as_deref().unwrap_or(""));
-        w.close("MistoNarozeniSvet");
-    }
-    w.close("MistoNarozeni");
-}
-
-/// `DatumNarozeni` / `DatumUmrti` (optional in the XSD: omitted if absent).
-fn write_date(w: &mut XmlOut, name: &str, d: Option<&DatumSeStavem>) {
-    if let Some(d) = d {
-        let attrs = [("stav", d.stav.as_ref().map(StavUdaje::as_str))];
-        w.leaf_with_attrs(name, &attrs, &d.datum);
-    }
-}
-
-/// `Doklady/Doklad*`.
-fn write_documents(w: &mut XmlOut, docs: &[Doklad]) {
-    if docs.is_empty() {
-        w.empty("Doklady");
-        return;
-    }
-    w.open("Doklady");
-    for doc in docs {
-        let attrs = [("stav", doc.stav.as_ref().map(StavUdaje::as_str)), ("typ", doc.typ.as_deref())];
-        w.leaf_with_attrs("Doklad", &attrs, &doc.cislo);
-    }
-    w.close("Doklady");
-}
-
-/// Whether `p` can be used as a namespace prefix (an ASCII NCName not
-/// starting with `xml`).
-fn is_valid_prefix(p: &str) -> bool {
-    let mut chars = p.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    first_ok
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        && !p.to_ascii_lowercase().starts_with("xml")
-}
-
-/// Minimal indenting XML writer for payload elements that share one prefix.
-struct XmlOut {
-    buf: String,
-    /// `"ns2:"` or `""` (default namespace).
-    prefix: String,
-    depth: usize,
-}
-
-impl XmlOut {
-    fn new(prefix: &str) -> Self {
-        let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}:") };
-        XmlOut { buf: String::new(), prefix, depth: 0 }
-    }
-
-    fn newline(&mut self) {
-        self.buf.push('\n');
-        for _ in 0..self.depth {
-            self.buf.push_str("  ");
-        }
-    }
-
-    /// Opens the payload root and declares its namespace.
-    fn open_root(&mut self, name: &str, namespace: &str) {
-        self.newline();
-        let decl = match self.prefix.strip_suffix(':') {
-            Some(p) => format!("xmlns:{p}"),
-            None => "xmlns".to_owned(),
-        };
-        self.buf.push_str(&format!("<{}{name} {decl}=\"", self.prefix));
-        escape_into(namespace, true, &mut self.buf);
-        self.buf.push_str("\">");
-        self.depth += 1;
-    }
-
-    fn open(&mut self, name: &str) {
-        self.open_with_attrs(name, &[]);
-    }
-
-    fn open_with_attrs(&mut self, name: &str, attrs: &[(&str, Option<&str>)]) {
-        self.newline();
-        self.start_tag(name, attrs);
-        self.buf.push('>');
-        self.depth += 1;
-    }
-
-    fn close(&mut self, name: &str) {
-        self.depth = self.depth.saturating_sub(1);
-        self.newline();
-        self.buf.push_str(&format!("</{}{name}>", self.prefix));
-    }
-
-    /// Opens an element whose (prefixed) name is given literally.
-    fn open_prefixed(&mut self, qname: &str) {
-        self.newline();
-        self.buf.push_str(&format!("<{qname}>"));
-        self.depth += 1;
-    }
-
-    fn close_prefixed(&mut self, qname: &str) {
-        self.depth = self.depth.saturating_sub(1);
-        self.newline();
-        self.buf.push_str(&format!("</{qname}>"));
-    }
-
-    fn empty(&mut self, name: &str) {
-        self.leaf(name, "");
-    }
-
-    fn leaf(&mut self, name: &str, value: &str) {
-        self.leaf_with_attrs(name, &[], value);
-    }
-
-    /// `<p:name a="…">value</p:name>`, or `<p:name a="…"/>` for "".
-    fn leaf_with_attrs(&mut self, name: &str, attrs: &[(&str, Option<&str>)], value: &str) {
-        self.newline();
-        self.start_tag(name, attrs);
-        if value.is_empty() {
-            self.buf.push_str("/>");
-        } else {
-            self.buf.push('>');
-            escape_into(value, false, &mut self.buf);
-            self.buf.push_str(&format!("</{}{name}>", self.prefix));
-        }
-    }
-
-    fn start_tag(&mut self, name: &str, attrs: &[(&str, Option<&str>)]) {
-        self.buf.push_str(&format!("<{}{name}", self.prefix));
-        for (key, value) in attrs {
-            if let Some(value) = value {
-                self.buf.push_str(&format!(" {key}=\""));
-                escape_into(value, true, &mut self.buf);
-                self.buf.push('"');
-            }
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
 // Escaping
 // ---------------------------------------------------------------------------
-
-/// Whether XML 1.0 can carry `c` at all (production `Char`).
-fn is_xml_char(c: char) -> bool {
-    matches!(c,
-        '\t' | '\n' | '\r'
-        | '\u{20}'..='\u{D7FF}'
-        | '\u{E000}'..='\u{FFFD}'
-        | '\u{10000}'..='\u{10FFFF}')
-}
 
 /// Escapes `s` for element content (`attr = false`) or a double-quoted
 /// attribute value (`attr = true`). Characters XML cannot carry become
 /// U+FFFD; callers that must not alter data check [`is_xml_char`] first.
-fn escape_into(s: &str, attr: bool, out: &mut String) {
+pub(crate) fn escape_into(s: &str, attr: bool, out: &mut String) {
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -1504,13 +961,13 @@ fn escape_into(s: &str, attr: bool, out: &mut String) {
 }
 
 /// Element-content escaping that replaces unrepresentable characters.
-fn escape_text_lossy(s: &str, out: &mut String) {
+pub(crate) fn escape_text_lossy(s: &str, out: &mut String) {
     escape_into(s, false, out);
 }
 
 /// Element-content escaping that refuses unrepresentable characters, for
 /// credentials that must arrive unaltered.
-fn escape_text_strict(s: &str) -> Result<String, SoapError> {
+pub(crate) fn escape_text_strict(s: &str) -> Result<String, SoapError> {
     if !s.chars().all(is_xml_char) {
         return Err(SoapError::InvalidCharacter);
     }
@@ -1519,175 +976,34 @@ fn escape_text_strict(s: &str) -> Result<String, SoapError> {
     Ok(out)
 }
 
-// ---------------------------------------------------------------------------
-// Request parser (simulator side)
-// ---------------------------------------------------------------------------
-
-/// A request the simulator received, identified by the body element's
-/// (namespace, local name).
-#[derive(Clone, PartialEq, Eq)]
-pub enum KaasRequest {
-    /// `heartBeatRequest`.
-    HeartBeat {
-        /// Version selected by the namespace.
-        version: ServiceVersion,
-    },
-    /// `authConfirmationRequest`.
-    AuthConfirmation {
-        /// Version selected by the namespace.
-        version: ServiceVersion,
-        /// The token (trimmed). Redacted by `Debug`.
-        session_id: String,
-    },
-    /// `directAuthUserRequest`.
-    DirectAuthUser {
-        /// Version selected by the namespace.
-        version: ServiceVersion,
-        /// Namespace variant the client used.
-        ns: DirectNamespace,
-        /// One-time username, verbatim.
-        username: String,
-        /// One-time password, verbatim. Redacted by `Debug`.
-        password: String,
-    },
-}
-
-impl fmt::Debug for KaasRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            KaasRequest::HeartBeat { version } => f.debug_struct("HeartBeat").field("version", version).finish(),
-            KaasRequest::AuthConfirmation { version, .. } => {
-                f.debug_struct("AuthConfirmation").field("version", version).field("session_id", &"<redacted>").finish()
-            }
-            KaasRequest::DirectAuthUser { version, ns, username, .. } => f
-                .debug_struct("DirectAuthUser")
-                .field("version", version)
-                .field("ns", ns)
-                .field("username", username)
-                .field("password", &"<redacted>")
-                .finish(),
-        }
-    }
-}
-
-/// Parses a request envelope (for the simulator). Accepts every version and
-/// namespace variant; `…/atsUser/v1` and other namespaces are
-/// [`SoapError::UnsupportedVersion`].
-pub fn parse_request(xml: &[u8]) -> Result<KaasRequest, SoapError> {
-    let payload = body_payload(parse_document(xml)?)?;
-    let ns = payload.ns.clone().unwrap_or_default();
-    match payload.local.as_str() {
-        "heartBeatRequest" => Ok(KaasRequest::HeartBeat { version: auth_version_of(&ns)? }),
-        "authConfirmationRequest" => {
-            let version = auth_version_of(&ns)?;
-            let session_id = payload
-                .field_text(&ns, "sessionId")
-                .ok_or_else(|| SoapError::Malformed("authConfirmationRequest without sessionId".into()))?;
-            Ok(KaasRequest::AuthConfirmation { version, session_id })
-        }
-        "directAuthUserRequest" => {
-            let (version, variant) = direct_version_of(&ns)?;
-            // Credentials are taken verbatim: whitespace may be significant.
-            let raw = |local: &str| {
-                payload
-                    .field(&ns, local)
-                    .map(|n| n.text.clone())
-                    .ok_or_else(|| SoapError::Malformed(format!("directAuthUserRequest without {local}")))
-            };
-            Ok(KaasRequest::DirectAuthUser {
-                version,
-                ns: variant,
-                username: raw("username")?,
-                password: raw("password")?,
-            })
-        }
-        other => Err(SoapError::UnexpectedElement {
-            expected: "heartBeatRequest|authConfirmationRequest|directAuthUserRequest",
-            found: truncate(other),
-        }),
-    }
-}
-
-/// Auth-WS version whose namespace is `ns`.
-fn auth_version_of(ns: &str) -> Result<ServiceVersion, SoapError> {
-    ServiceVersion::ALL
-        .into_iter()
-        .find(|v| v.auth_namespace() == ns)
-        .ok_or_else(|| SoapError::UnsupportedVersion(truncate(ns)))
-}
-
-/// Direct-WS version and variant whose namespace is `ns`.
-fn direct_version_of(ns: &str) -> Result<(ServiceVersion, DirectNamespace), SoapError> {
-    ServiceVersion::ALL
-        .into_iter()
-        .flat_map(|v| DirectNamespace::ALL.into_iter().map(move |d| (v, d)))
-        .find(|(v, d)| d.namespace(*v).ok() == Some(ns))
-        .ok_or_else(|| SoapError::UnsupportedVersion(truncate(ns)))
-}
-
-// ---------------------------------------------------------------------------
-// Namespace-aware tree parser
-// ---------------------------------------------------------------------------
-
-/// One element of the parsed document (also the SAML SP's view of canonical signed XML).
-#[derive(Debug, Default)]
-pub(crate) struct Node {
-    /// Resolved namespace; `None` if unqualified.
-    pub(crate) ns: Option<String>,
-    /// Local name.
-    pub(crate) local: String,
-    /// Attributes other than namespace declarations.
-    pub(crate) attrs: Vec<AttrValue>,
-    /// Child elements in document order.
-    pub(crate) children: Vec<Node>,
-    /// Character data directly inside this element, references resolved, comments dropped.
-    pub(crate) text: String,
-}
-
-/// One (non-`xmlns`) attribute.
-#[derive(Debug)]
-pub(crate) struct AttrValue {
-    /// Resolved namespace; `None` if unqualified.
-    pub(crate) ns: Option<String>,
-    /// Local name.
-    pub(crate) local: String,
-    /// Unescaped value.
-    pub(crate) value: String,
-}
-
 impl Node {
-    /// Namespace-qualified name test.
-    pub(crate) fn is(&self, ns: &str, local: &str) -> bool {
-        self.local == local && self.ns.as_deref() == Some(ns)
-    }
-
     /// A payload child: in the service namespace (XSD-conformant) or
     /// unqualified (lenient).
-    fn is_field(&self, ns: &str, local: &str) -> bool {
+    pub(crate) fn is_field(&self, ns: &str, local: &str) -> bool {
         self.local == local && self.ns.as_deref().is_none_or(|n| n == ns)
     }
 
-    fn field(&self, ns: &str, local: &str) -> Option<&Node> {
+    pub(crate) fn field(&self, ns: &str, local: &str) -> Option<&Node> {
         self.children.iter().find(|c| c.is_field(ns, local))
     }
 
-    fn fields<'a>(&'a self, ns: &'a str, local: &'a str) -> impl Iterator<Item = &'a Node> {
+    pub(crate) fn fields<'a>(&'a self, ns: &'a str, local: &'a str) -> impl Iterator<Item = &'a Node> {
         self.children.iter().filter(move |c| c.is_field(ns, local))
     }
 
     /// Trimmed text; `None` when empty (empty element = absent).
-    fn value(&self) -> Option<String> {
+    pub(crate) fn value(&self) -> Option<String> {
         let t = trim_xml(&self.text);
         (!t.is_empty()).then(|| t.to_owned())
     }
 
-    fn field_text(&self, ns: &str, local: &str) -> Option<String> {
+    pub(crate) fn field_text(&self, ns: &str, local: &str) -> Option<String> {
         self.field(ns, local).and_then(Node::value)
     }
 
     /// Trimmed attribute value, unqualified (per `attributeFormDefault`) or
     /// in the service namespace; `None` when absent or empty.
-    fn attr(&self, ns: &str, local: &str) -> Option<String> {
+    pub(crate) fn attr(&self, ns: &str, local: &str) -> Option<String> {
         self.attrs
             .iter()
             .find(|a| a.local == local && a.ns.as_deref().is_none_or(|n| n == ns))
@@ -1698,7 +1014,7 @@ impl Node {
 }
 
 /// Trims XML whitespace only (not e.g. NBSP, which is data).
-fn trim_xml(s: &str) -> &str {
+pub(crate) fn trim_xml(s: &str) -> &str {
     s.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'))
 }
 
@@ -1716,7 +1032,7 @@ fn parse_body_payload(xml: &[u8], local: &'static str, ns: &str) -> Result<Node,
 }
 
 /// Extracts the first element child of `Envelope/Body`.
-fn body_payload(envelope: Node) -> Result<Node, SoapError> {
+pub(crate) fn body_payload(envelope: Node) -> Result<Node, SoapError> {
     if !envelope.is(SOAP_ENV_NS, "Envelope") {
         return Err(SoapError::NotSoapEnvelope);
     }
@@ -1743,159 +1059,6 @@ fn fault_error(fault: &Node) -> SoapError {
 ///
 /// The first element must be a SOAP 1.1 `Envelope`; anything else is
 /// reported as [`SoapError::NotSoapEnvelope`] without reading further.
-fn parse_document(xml: &[u8]) -> Result<Node, SoapError> {
+pub(crate) fn parse_document(xml: &[u8]) -> Result<Node, SoapError> {
     parse_tree(xml, |node| if node.is(SOAP_ENV_NS, "Envelope") { Ok(()) } else { Err(SoapError::NotSoapEnvelope) })
-}
-
-/// The namespace-aware tree parser behind [`parse_document`]; `check_root` sees the document
-/// element (without children) before anything else is read.
-pub(crate) fn parse_tree(xml: &[u8], check_root: impl Fn(&Node) -> Result<(), SoapError>) -> Result<Node, SoapError> {
-    if xml.len() > MAX_RESPONSE_BYTES {
-        return Err(SoapError::TooLarge { limit: MAX_RESPONSE_BYTES });
-    }
-    let mut reader = NsReader::from_reader(xml);
-    let config = reader.config_mut();
-    config.expand_empty_elements = true;
-    config.check_end_names = true;
-    config.trim_text(false);
-
-    let mut stack: Vec<Node> = Vec::new();
-    let mut root: Option<Node> = None;
-    let mut elements = 0usize;
-    loop {
-        let event = match reader.read_event() {
-            Ok(event) => event,
-            Err(e) => return Err(map_xml_error(&e, reader.error_position())),
-        };
-        match event {
-            Event::Start(ref start) | Event::Empty(ref start) => {
-                // `expand_empty_elements` makes `Empty` unreachable, but it
-                // is handled correctly anyway.
-                let is_empty = matches!(event, Event::Empty(_));
-                if root.is_some() {
-                    return Err(SoapError::Malformed("element after the document element".into()));
-                }
-                elements += 1;
-                if stack.len() >= MAX_DEPTH || elements > MAX_ELEMENTS {
-                    return Err(SoapError::Malformed("document too deep or too large".into()));
-                }
-                let node = new_node(&reader, start)?;
-                if stack.is_empty() {
-                    check_root(&node)?;
-                }
-                stack.push(node);
-                if is_empty {
-                    close_node(&mut stack, &mut root)?;
-                }
-            }
-            Event::End(_) => close_node(&mut stack, &mut root)?,
-            Event::Text(text) => {
-                let text = text.xml_content().map_err(|_| SoapError::Malformed("invalid UTF-8 in text".into()))?;
-                append_text(&mut stack, &text);
-            }
-            Event::CData(cdata) => {
-                let text = cdata.xml_content().map_err(|_| SoapError::Malformed("invalid UTF-8 in CDATA".into()))?;
-                append_text(&mut stack, &text);
-            }
-            Event::GeneralRef(reference) => {
-                let resolved = resolve_reference(&reference)?;
-                append_text(&mut stack, &resolved);
-            }
-            Event::DocType(_) => return Err(SoapError::Dtd),
-            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
-            Event::Eof => break,
-        }
-    }
-    if !stack.is_empty() {
-        return Err(SoapError::Malformed("truncated document: unclosed elements".into()));
-    }
-    // No element at all (e.g. a JSON error body) is "not SOAP", not malformed.
-    root.ok_or(SoapError::NotSoapEnvelope)
-}
-
-/// Pops the innermost open element and attaches it to its parent (or makes
-/// it the document element).
-fn close_node(stack: &mut Vec<Node>, root: &mut Option<Node>) -> Result<(), SoapError> {
-    let node = stack.pop().ok_or_else(|| SoapError::Malformed("unbalanced end tag".into()))?;
-    match stack.last_mut() {
-        Some(parent) => parent.children.push(node),
-        None => *root = Some(node),
-    }
-    Ok(())
-}
-
-/// Appends character data to the innermost open element. Text outside the
-/// document element is ignored (quick-xml rejects non-whitespace there only
-/// loosely, and it carries no meaning for us).
-fn append_text(stack: &mut [Node], text: &str) {
-    if let Some(node) = stack.last_mut() {
-        node.text.push_str(text);
-    }
-}
-
-/// Builds a node for a start tag, resolving attribute namespaces and
-/// unescaping attribute values (predefined entities only).
-fn new_node(reader: &NsReader<&[u8]>, start: &BytesStart<'_>) -> Result<Node, SoapError> {
-    let (resolved, local) = reader.resolve_element(start.name());
-    let ns = owned_namespace(resolved)?;
-    let local = utf8(local.as_ref())?;
-    let mut attrs = Vec::new();
-    for attr in start.attributes() {
-        let attr = attr.map_err(|e| SoapError::Malformed(format!("bad attribute: {e}")))?;
-        if attr.key.as_namespace_binding().is_some() {
-            continue;
-        }
-        let (resolved, attr_local) = reader.resolve_attribute(attr.key);
-        let attr_ns = owned_namespace(resolved)?;
-        let value = attr
-            .decode_and_unescape_value(reader.decoder())
-            .map_err(|e| map_xml_error(&e, reader.buffer_position()))?;
-        attrs.push(AttrValue { ns: attr_ns, local: utf8(attr_local.as_ref())?, value: value.into_owned() });
-    }
-    Ok(Node { ns, local, attrs, ..Node::default() })
-}
-
-/// Converts a resolution result into an owned namespace; an undeclared
-/// prefix makes the document namespace-ill-formed.
-fn owned_namespace(resolved: ResolveResult<'_>) -> Result<Option<String>, SoapError> {
-    match resolved {
-        ResolveResult::Bound(ns) => Ok(Some(utf8(ns.as_ref())?)),
-        ResolveResult::Unbound => Ok(None),
-        ResolveResult::Unknown(_) => Err(SoapError::Malformed("undeclared namespace prefix".into())),
-    }
-}
-
-/// Resolves `&…;` in text: character references and the five predefined
-/// entities. Anything else could only come from a DTD, which is refused.
-fn resolve_reference(reference: &BytesRef<'_>) -> Result<String, SoapError> {
-    if reference.is_char_ref() {
-        return match reference.resolve_char_ref() {
-            Ok(Some(c)) if is_xml_char(c) => Ok(c.to_string()),
-            _ => Err(SoapError::Malformed("invalid character reference".into())),
-        };
-    }
-    let name = reference.decode().map_err(|_| SoapError::Malformed("invalid UTF-8 in entity reference".into()))?;
-    resolve_predefined_entity(&name).map(str::to_owned).ok_or(SoapError::Dtd)
-}
-
-/// UTF-8 view of a name.
-fn utf8(bytes: &[u8]) -> Result<String, SoapError> {
-    std::str::from_utf8(bytes).map(str::to_owned).map_err(|_| SoapError::Malformed("invalid UTF-8 in a name".into()))
-}
-
-/// Maps a quick-xml error without copying document text into the message:
-/// escape and encoding errors could quote element content.
-fn map_xml_error(err: &quick_xml::Error, position: u64) -> SoapError {
-    use quick_xml::escape::EscapeError;
-    let what: Cow<'static, str> = match err {
-        quick_xml::Error::Escape(EscapeError::UnrecognizedEntity(..)) => return SoapError::Dtd,
-        quick_xml::Error::Escape(_) => "invalid character or entity reference".into(),
-        quick_xml::Error::Encoding(_) => "invalid UTF-8".into(),
-        quick_xml::Error::Io(_) => "I/O error".into(),
-        quick_xml::Error::Syntax(e) => e.to_string().into(),
-        quick_xml::Error::IllFormed(e) => e.to_string().into(),
-        quick_xml::Error::InvalidAttr(e) => e.to_string().into(),
-        quick_xml::Error::Namespace(e) => e.to_string().into(),
-    };
-    SoapError::Malformed(format!("{} at byte {position}", truncate(&what)))
 }

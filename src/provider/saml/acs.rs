@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::reason::Refusal;
 use super::xmlsec::{self, DecryptionKeys, IdpCertificates, Limits, XmlSecError};
 use crate::identity::Loa;
-use crate::provider::kaas::soap::{parse_tree, Node};
+use crate::xml::{parse_tree, Node, XmlError};
 use bergshamra::xml::uppsala;
 
 /// SAML 2.0 assertion namespace.
@@ -185,7 +185,7 @@ fn quote(v: &str) -> String {
 
 /// Parses canonical XML (already size-capped, DOCTYPE-free) into the namespace-aware tree.
 fn tree(canonical: &str) -> Result<Node, AcsError> {
-    parse_tree(canonical.as_bytes(), |_| Ok(())).map_err(|e| malformed(Refusal::NotWellFormed, e))
+    parse_tree(canonical.as_bytes(), |_| Ok::<(), XmlError>(())).map_err(|e| malformed(Refusal::NotWellFormed, e))
 }
 
 impl Node {
@@ -207,7 +207,7 @@ impl Node {
 fn instant(node: &Node, attr: &str, what: &str) -> Result<Option<u64>, AcsError> {
     match node.plain_attr(attr) {
         None => Ok(None),
-        Some(v) => crate::provider::oidc::identity::parse_rfc3339(v.trim())
+        Some(v) => crate::date::parse_rfc3339(v.trim())
             .map(Some)
             .ok_or_else(|| malformed(Refusal::IssueInstant, format!("{what}@{attr} is not an xs:dateTime"))),
     }

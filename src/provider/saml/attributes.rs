@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use super::acs::SamlAssertion;
 use super::reason::Refusal;
 use crate::identity::{Identity, Loa};
-use crate::provider::kaas::soap::{parse_tree, Node};
+use crate::xml::{parse_tree, Node, XmlError};
 
 /// Which attribute profile a provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -107,7 +107,7 @@ fn base64_xml_checked(value: &str) -> Result<Node, &'static str> {
         t => t,
     };
     let wrapped = format!("<w xmlns:eidas=\"http://eidas.europa.eu/attributes/naturalperson\">{body}</w>");
-    parse_tree(wrapped.as_bytes(), |_| Ok(())).map_err(|_| "not well-formed XML")
+    parse_tree(wrapped.as_bytes(), |_| Ok::<(), XmlError>(())).map_err(|_| "not well-formed XML")
 }
 
 /// Depth-first elements by local name, namespaces ignored (nia.md §10.3 "parse leniently").

@@ -120,7 +120,7 @@ fn err(s: impl Into<String>) -> MetadataError {
 
 /// Parses an `xs:dateTime` (`validUntil`) to Unix seconds.
 pub fn parse_instant(s: &str) -> Option<u64> {
-    crate::provider::oidc::identity::parse_rfc3339(s.trim())
+    crate::date::parse_rfc3339(s.trim())
 }
 
 /// Reads IdP metadata: an EntityDescriptor, or an EntitiesDescriptor holding the one with

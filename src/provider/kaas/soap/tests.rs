@@ -12,6 +12,9 @@
 //!   `xmllint` is not installed); see [`builders_validate_against_wsdl_xsd`].
 
 use super::*;
+use crate::sim::kaas_soap::*;
+use base64::engine::general_purpose::STANDARD;
+use crate::xml::MAX_ERROR_TEXT;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
