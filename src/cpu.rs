@@ -225,9 +225,12 @@ pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-/// Default wait queue: a few jobs per worker, enough to absorb a burst of real logins.
+/// Default wait queue: 32 jobs per worker. A real login's ACS costs a few milliseconds of
+/// CPU and a hostile one is refused by count after a parse (~2 ms), so a full queue waits
+/// ~0.1–0.2 s and holds at most 32 × `max_message_bytes` per worker. Four per worker refused
+/// a morning burst: 16 concurrent SAML logins on two cores got 503 (`benches/saml_logins`).
 pub fn default_queue(workers: usize) -> usize {
-    workers.saturating_mul(4)
+    workers.saturating_mul(32)
 }
 
 static GLOBAL: RwLock<Option<Arc<CpuPool>>> = RwLock::new(None);

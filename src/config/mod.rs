@@ -112,7 +112,7 @@ pub struct ServerConfig {
     #[serde(default)]
     pub login_workers: Option<usize>,
     /// Such messages allowed to wait for a worker; beyond, 503 with `Retry-After`. Default:
-    /// four per worker.
+    /// 32 per worker.
     #[serde(default)]
     pub login_queue: Option<usize>,
 }
