@@ -78,6 +78,9 @@ async fn a_full_cpu_pool_answers_the_acs_503_at_once_and_proxied_requests_go_on(
     // The operator sees why: the typed reason `busy` and the kind of work.
     let line = line_with(&request_id(&refused), "login work pool is full (saml_acs)");
     assert!(line.contains("reason=\"busy\""), "{line}");
+    // Our capacity, not the IdP's: the line must not send the operator to the IdP.
+    assert!(line.contains("login work refused by the gateway"), "{line}");
+    assert!(!line.contains("identity provider unavailable"), "{line}");
     assert_eq!(pool.refused(aisgate::cpu::Work::SamlAcs), 1);
     let m = metrics(&gw).await;
     assert!(m.contains(r#"aisgate_login_work_refused_total{work="saml_acs"} 1"#), "{m}");

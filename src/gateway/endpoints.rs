@@ -568,7 +568,7 @@ fn record_failure(
     let reason = e.label();
     match side {
         Side::Outage => {
-            tracing::error!(request_id = info.id(), provider, reason, step, "{}: {e}", side.log_prefix())
+            tracing::error!(request_id = info.id(), provider, reason, step, "{}: {e}", e.log_prefix())
         }
         Side::Refused | Side::Denied => {
             tracing::warn!(request_id = info.id(), provider, reason, step, "{}: {e}", side.log_prefix())

@@ -272,6 +272,16 @@ impl ProviderError {
         self.reason.side()
     }
 
+    /// The words the operator log line starts with: the side's, except for the gateway's own
+    /// capacity (a full CPU pool), which is no identity provider's outage — an operator reading
+    /// "identity provider unavailable" would look in the wrong place.
+    pub fn log_prefix(&self) -> &'static str {
+        match self.reason {
+            Reason::Common(CommonReason::Busy | CommonReason::WorkFailed) => "login work refused by the gateway",
+            _ => self.side().log_prefix(),
+        }
+    }
+
     /// The bounded metric label of the reason.
     pub fn label(&self) -> &'static str {
         self.reason.label()
