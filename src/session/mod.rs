@@ -8,6 +8,8 @@
 
 pub mod keyring;
 pub mod memory;
+pub mod record;
+pub mod redis;
 pub mod tokens;
 
 use std::sync::{Arc, Mutex, OnceLock};
@@ -131,6 +133,14 @@ impl Session {
             rendered: (0..apps).map(|_| OnceLock::new()).collect(),
             tokens: Mutex::new(vec![None; apps]),
         }
+    }
+
+    /// Gives a session read back from a shared store its per-process caches for `apps` apps
+    /// (they are never stored: see the `serde(skip)` fields).
+    pub(crate) fn with_app_caches(mut self, apps: usize) -> Session {
+        self.rendered = (0..apps).map(|_| OnceLock::new()).collect();
+        self.tokens = Mutex::new(vec![None; apps]);
+        self
     }
 
     /// The session with the IdP's tokens for upstreams.
@@ -263,6 +273,22 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Delivery is best effort: a receiver that lags (`RecvError::Lagged`) may have missed
     /// keys and must re-check its session with [`SessionStore::load`].
     fn ended_sessions(&self) -> tokio::sync::broadcast::Receiver<StoreKey>;
+    /// Whether the store can serve requests now, and why not (for `/readyz`). The memory
+    /// store always can.
+    fn readiness(&self) -> StoreReadiness {
+        StoreReadiness { ready: true, backend: "memory", detail: None }
+    }
+}
+
+/// What `/readyz` says about the session store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreReadiness {
+    /// Whether sessions can be read and written now.
+    pub ready: bool,
+    /// `memory` or `redis`.
+    pub backend: &'static str,
+    /// Why not (an operator-facing error text: no ids, no personal data).
+    pub detail: Option<String>,
 }
 
 #[cfg(test)]
