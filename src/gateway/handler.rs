@@ -264,7 +264,7 @@ async fn load_session(
     match gw.store.load(&key).await {
         Ok(found) => Ok(found.filter(|s| !s.is_expired(gw.clock.now_unix())).map(|s| (key, s))),
         Err(e) => {
-            tracing::error!(error = %e, "session store failed");
+            tracing::error!(request_id = info.id(), error = %e, "session store failed");
             Err(|info| rescue::error(ErrorKind::SessionStoreUnavailable, info, None))
         }
     }

@@ -211,7 +211,10 @@ mod tests {
         assert_eq!(keys(&[("new", 2)]).open(RecordKind::Pending, &key, &sealed, 0), Err(RecordError::UnknownKey));
         assert_eq!(
             rotated.index_names("sub", "caais", "alice"),
-            vec![rotated.index_name("sub", "caais", "alice").unwrap(), old.index_name("sub", "caais", "alice").unwrap()]
+            vec![
+                rotated.index_name("sub", "caais", "alice").unwrap(),
+                old.index_name("sub", "caais", "alice").unwrap()
+            ]
         );
         assert_ne!(rotated.index_name("sub", "caais", "alice"), rotated.index_name("sid", "caais", "alice"));
     }
