@@ -205,32 +205,22 @@ impl Gateway {
             .iter()
             .filter_map(|p| p.login_profile().pending_login_ttl)
             .fold(config.session.login_ttl_secs, u64::max);
-        let store: Arc<dyn SessionStore> =
-            match config.session.store {
-                StoreKind::Memory => Arc::new(MemoryStore::new(
-                    config.session.max_sessions,
-                    Duration::from_secs(config.session.idle_timeout_secs),
-                    Duration::from_secs(longest_login),
-                    clock.clone(),
-                )),
-                StoreKind::Redis => {
-                    let opts = crate::session::redis::RedisStoreOptions {
-                        idle: Duration::from_secs(config.session.idle_timeout_secs),
-                        login_ttl: Duration::from_secs(longest_login),
-                        absolute: Duration::from_secs(config.session.absolute_timeout_secs),
-                        apps: apps.len(),
-                        clock: clock.clone(),
-                    };
-                    let built =
-                        config.session.redis.as_ref().ok_or(crate::session::redis::RedisSetupError::Missing).and_then(
-                            |cfg| crate::session::redis::RedisStore::new(cfg, keyring.record_keys(), opts, env),
-                        );
-                    match built {
-                        Ok(store) => Arc::new(store),
-                        Err(e) => return Err(vec![ConfigError::at(&main_loc, e.to_string())]),
-                    }
+        let store: Arc<dyn SessionStore> = match config.session.store {
+            StoreKind::Memory => Arc::new(MemoryStore::new(
+                config.session.max_sessions,
+                Duration::from_secs(config.session.idle_timeout_secs),
+                Duration::from_secs(longest_login),
+                clock.clone(),
+            )),
+            StoreKind::Redis => {
+                let opts =
+                    crate::session::redis::RedisStoreOptions::of(&config.session, longest_login, apps.len(), &clock);
+                match crate::session::redis::RedisStore::configured(&config.session, keyring.record_keys(), opts, env) {
+                    Ok(store) => Arc::new(store),
+                    Err(e) => return Err(vec![ConfigError::at(&main_loc, e.to_string())]),
                 }
-            };
+            }
+        };
         let app_names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
         let provider_names: Vec<&str> = providers.iter().map(|p| p.name()).collect();
         let mut metrics = Metrics::new(&app_names, &provider_names);

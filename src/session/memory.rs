@@ -435,7 +435,7 @@ mod tests {
     /// nothing ("expired login"). With LRU the newest login is kept.
     #[tokio::test]
     async fn a_real_login_completes_after_a_flood_filled_the_pending_store() {
-        let store = MemoryStore::new(1000, Duration::from_secs(60), Duration::from_secs(60));
+        let store = MemoryStore::new(1000, Duration::from_secs(60), Duration::from_secs(60), Clock::system());
         for i in 0..3000u32 {
             let mut id = [0u8; 32];
             id[..4].copy_from_slice(&i.to_be_bytes());

@@ -306,7 +306,7 @@ mod tests {
             session_index: Some("secret-index".into()),
         };
         let logout = crate::provider::LogoutState::Saml(subject);
-        let session = Session::new(identity, logout, 60, 1).with_tokens(Some(tokens::UpstreamTokens {
+        let session = Session::new(identity, logout, 60, 1, 0).with_tokens(Some(tokens::UpstreamTokens {
             access_token: "secret-access".into(),
             issued_at: 0,
             expires_at: 60,

@@ -86,6 +86,19 @@ pub struct RedisStoreOptions {
     pub clock: Clock,
 }
 
+impl RedisStoreOptions {
+    /// The options of `[session]`, with the longest pending-login lifetime of all providers.
+    pub fn of(session: &crate::config::SessionConfig, login_ttl_secs: u64, apps: usize, clock: &Clock) -> Self {
+        RedisStoreOptions {
+            idle: Duration::from_secs(session.idle_timeout_secs),
+            login_ttl: Duration::from_secs(login_ttl_secs),
+            absolute: Duration::from_secs(session.absolute_timeout_secs),
+            apps,
+            clock: clock.clone(),
+        }
+    }
+}
+
 /// Reads a session, renews its idle TTL capped by its absolute end, in one round trip.
 /// ARGV: now (Unix seconds), idle timeout (ms). An expired record is deleted.
 const LOAD: &str = r"
@@ -262,6 +275,16 @@ impl RedisStore {
             spawn_subscriber(store.client.clone(), store.channel.clone(), store.instance.clone(), store.ended.clone());
         }
         Ok(store)
+    }
+
+    /// [`RedisStore::new`] from `[session]`, which must have a `[session.redis]` table.
+    pub fn configured(
+        session: &crate::config::SessionConfig,
+        keys: RecordKeys,
+        opts: RedisStoreOptions,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<RedisStore, RedisSetupError> {
+        RedisStore::new(session.redis.as_ref().ok_or(RedisSetupError::Missing)?, keys, opts, env)
     }
 
     fn conn(&self) -> Result<ConnectionManager, StoreError> {

@@ -85,8 +85,8 @@ async fn verify_root(
     crate::cpu::run_sized(crate::cpu::Work::SamlSlo, xml.len(), move || {
         xmlsec::verify_root(&xml, &idp.certs, &xmlsec::Limits::LOGOUT)
     })
-    .await
-    .map_err(crate::provider::cpu_refused)
+        .await
+        .map_err(crate::provider::cpu_refused)
 }
 
 fn refuse(refusal: Refusal, detail: impl std::fmt::Display) -> ProviderError {
