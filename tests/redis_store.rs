@@ -30,6 +30,10 @@ struct Redis {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Extra server arguments (TLS); `{port}` is replaced by the port.
+    extra: Vec<String>,
+    /// Whether the port speaks TLS (only TCP acceptance is probed then).
+    tls: bool,
 }
 
 fn redis_binary() -> Option<PathBuf> {
@@ -45,19 +49,35 @@ fn redis_binary() -> Option<PathBuf> {
     found
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 impl Redis {
     /// Starts a server, or `None` (test skipped) without the binary.
     async fn start() -> Option<Redis> {
+        Redis::start_with(Vec::new(), false).await
+    }
+
+    /// Starts a server with extra arguments; `tls`: the port is a TLS port.
+    async fn start_with(extra: Vec<String>, tls: bool) -> Option<Redis> {
         let binary = redis_binary()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut redis = Redis { port, dir: tempfile::tempdir().unwrap(), child: None };
+        let mut redis = Redis { port: free_port(), dir: tempfile::tempdir().unwrap(), child: None, extra, tls };
         redis.spawn(&binary).await;
         Some(redis)
     }
 
     async fn spawn(&mut self, binary: &std::path::Path) {
+        let port = self.port.to_string();
+        let mut args: Vec<String> = if self.tls {
+            vec!["--port".into(), "0".into(), "--tls-port".into(), port.clone()]
+        } else {
+            vec!["--port".into(), port.clone()]
+        };
+        args.extend(self.extra.iter().map(|a| a.replace("{port}", &port)));
         let child = Command::new(binary)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "3600 1", "--appendonly", "no"])
+            .args(&args)
+            .args(["--bind", "127.0.0.1", "--save", "3600 1", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
             .args(["--daemonize", "no", "--protected-mode", "yes"])
@@ -68,7 +88,11 @@ impl Redis {
         self.child = Some(child);
         // Wait (bounded) until it answers.
         for _ in 0..200 {
-            if let Ok(mut conn) = self.client().get_multiplexed_async_connection().await {
+            if self.tls {
+                if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                    return;
+                }
+            } else if let Ok(mut conn) = self.client().get_multiplexed_async_connection().await {
                 if redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok() {
                     return;
                 }
@@ -114,6 +138,7 @@ impl Redis {
 impl Drop for Redis {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // SIGKILL: nothing to save at the end of a test.
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -240,6 +265,8 @@ async fn a_session_made_at_one_instance_works_at_the_other_and_logout_there_ends
     })
     .await;
     let b = Instance::of(&a).await;
+    let (_, ready) = readyz(b.ops).await;
+    assert_eq!(ready["session_store"]["backend"], "redis", "{ready}");
 
     let cookie = a.login().await;
     let at_a = get_json(&a, "/x", &cookie).await;
@@ -388,6 +415,81 @@ async fn a_gateway_starts_while_redis_is_down_and_is_not_ready_until_it_is_up() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("logins did not recover after Redis came up");
+}
+
+#[tokio::test]
+async fn an_acl_user_limited_to_the_stores_commands_and_keys_works_and_a_wrong_password_is_named() {
+    logs::capture();
+    let Some(redis) = Redis::start().await else { return };
+    let mut conn = redis.conn().await;
+    // What the store needs, nothing more: its key prefix, its channel, these commands.
+    let acl = "reset on >s3cret-pw resetkeys ~aisgate:* resetchannels &aisgate:* -@all +@connection \
+               +get +set +del +getdel +pexpire +sadd +srem +sunion +evalsha +script|load +publish +subscribe +multi +exec";
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("aisgate")
+        .arg(acl.split_whitespace().collect::<Vec<_>>())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (good, bad) = (dir.path().join("good"), dir.path().join("bad"));
+    std::fs::write(&good, "s3cret-pw\n").unwrap();
+    std::fs::write(&bad, "wrong-pw\n").unwrap();
+    let with = |file: &std::path::Path| {
+        format!("{}username = \"aisgate\"\npassword_file = \"{}\"\n", redis.session_extra(), file.display())
+    };
+
+    let a = Gateway::start(StackOptions { session_extra: with(&good), ..Default::default() }).await;
+    let cookie = a.login().await;
+    let used = get_json(&a, "/x", &cookie).await;
+    let id = logs::request_id(&used);
+    assert_eq!(used.status(), 200, "the limited ACL user runs the store: {:?}", logs::lines_for(&id));
+    let logout = a.client.post(a.url("/.aisgate/logout")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(logout.status(), 302);
+    assert_eq!(a.navigate("/x", Some(&cookie)).await.status(), 302, "logged out");
+
+    let b = Gateway::start(StackOptions { session_extra: with(&bad), ..Default::default() }).await;
+    let start = b.navigate("/y", None).await;
+    assert_eq!(start.status(), 503, "no store, no login");
+    let (_, ready) = readyz(b.ops).await;
+    let detail = ready["session_store"]["detail"].as_str().unwrap_or_default().to_owned();
+    assert!(detail.contains("Password authentication failed"), "{ready}");
+}
+
+#[tokio::test]
+async fn tls_to_redis_trusts_the_configured_ca_only() {
+    logs::capture();
+    let (dir, other_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let pki = aisgate::sim::certs::generate(dir.path()).unwrap();
+    let other = aisgate::sim::certs::generate(other_dir.path()).unwrap();
+    let args = vec![
+        "--tls-cert-file".to_owned(),
+        pki.server_cert.display().to_string(),
+        "--tls-key-file".to_owned(),
+        pki.server_key.display().to_string(),
+        "--tls-ca-cert-file".to_owned(),
+        pki.ca_cert.display().to_string(),
+        "--tls-auth-clients".to_owned(),
+        "no".to_owned(),
+    ];
+    let Some(redis) = Redis::start_with(args, true).await else { return };
+    let with = |ca: &std::path::Path| {
+        format!(
+            "store = \"redis\"\n[session.redis]\nurl = \"rediss://localhost:{}\"\nca_file = \"{}\"\ntimeout_ms = 500\n",
+            redis.port,
+            ca.display()
+        )
+    };
+    let a = Gateway::start(StackOptions { session_extra: with(&pki.ca_cert), ..Default::default() }).await;
+    let cookie = a.login().await;
+    assert_eq!(get_json(&a, "/x", &cookie).await.status(), 200, "sessions over TLS");
+
+    let b = Gateway::start(StackOptions { session_extra: with(&other.ca_cert), ..Default::default() }).await;
+    assert_eq!(b.navigate("/y", None).await.status(), 503, "a server the CA does not vouch for is not used");
+    let (_, ready) = readyz(b.ops).await;
+    let detail = ready["session_store"]["detail"].as_str().unwrap_or_default().to_lowercase();
+    assert!(detail.contains("certificate"), "{ready}");
 }
 
 // ---------------------------------------------------------------------------------------
