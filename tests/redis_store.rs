@@ -123,6 +123,14 @@ impl Redis {
         }
     }
 
+    /// Kills the server (a crash: nothing saved).
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Starts it again on the same port and directory.
     async fn restart(&mut self) {
         let binary = redis_binary().unwrap();
@@ -492,6 +500,120 @@ async fn tls_to_redis_trusts_the_configured_ca_only() {
     assert!(detail.contains("certificate"), "{ready}");
 }
 
+/// A `redis-sentinel` monitoring `master` as `mymaster` (quorum 1, quick failure detection).
+struct Sentinel {
+    port: u16,
+    _dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Sentinel {
+    async fn start(master: &Redis) -> Option<Sentinel> {
+        let Some(binary) = which("redis-sentinel") else {
+            assert!(
+                std::env::var_os("AISGATE_REQUIRE_PEERS").is_none(),
+                "redis-sentinel is required (apt-get install redis-sentinel)"
+            );
+            eprintln!("SKIPPED: redis-sentinel is not installed (apt-get install redis-sentinel)");
+            return None;
+        };
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {}\n\
+                 sentinel monitor mymaster 127.0.0.1 {} 1\n\
+                 sentinel down-after-milliseconds mymaster 500\n\
+                 sentinel failover-timeout mymaster 3000\n",
+                dir.path().display(),
+                master.port
+            ),
+        )
+        .unwrap();
+        let child = Command::new(binary).arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        // Owned by the guard from here on: killed and waited for on every path.
+        let sentinel = Sentinel { port, _dir: dir, child };
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Some(sentinel);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("redis-sentinel did not come up");
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()))
+}
+
+#[tokio::test]
+async fn sentinel_failover_keeps_sessions_and_no_request_passes_without_one() {
+    logs::capture();
+    let Some(mut master) = Redis::start().await else { return };
+    let Some(replica) =
+        Redis::start_with(vec!["--replicaof".into(), "127.0.0.1".into(), master.port.to_string()], false).await
+    else {
+        return;
+    };
+    let Some(sentinel) = Sentinel::start(&master).await else { return };
+    let extra = format!(
+        "store = \"redis\"\n[session.redis]\nsentinels = [\"127.0.0.1:{}\"]\nmaster_name = \"mymaster\"\ntimeout_ms = 300\n",
+        sentinel.port
+    );
+    let a = Gateway::start(StackOptions { session_extra: extra, ..Default::default() }).await;
+    let cookie = a.login().await;
+    assert_eq!(get_json(&a, "/x", &cookie).await.status(), 200);
+    // The session is on the replica before the master dies.
+    let mut conn = master.conn().await;
+    let mut acked = 0;
+    for _ in 0..40 {
+        acked = redis::cmd("WAIT").arg(1).arg(200).query_async::<i64>(&mut conn).await.unwrap();
+        if acked == 1 {
+            break;
+        }
+    }
+    assert_eq!(acked, 1, "the replica acknowledged the writes");
+    drop(conn);
+
+    master.kill();
+    let killed = std::time::Instant::now();
+    let mut seen = std::collections::BTreeMap::<u16, u32>::new();
+    let took = loop {
+        let resp = get_json(&a, "/x", &cookie).await;
+        let status = resp.status().as_u16();
+        *seen.entry(status).or_default() += 1;
+        assert!(
+            status == 200 || status == 503,
+            "during the failover: {status} (never a login, never without a session)"
+        );
+        // Without a session: never the app.
+        assert_ne!(a.navigate("/x", None).await.status(), 200);
+        if status == 200 {
+            break killed.elapsed();
+        }
+        assert!(killed.elapsed() < Duration::from_secs(20), "no failover within 20 s: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!("sentinel failover: the session was served again {took:?} after the master was killed ({seen:?})");
+    assert!(logs::text().contains("session store (redis): master from the sentinels"));
+    // Writes go to the new master: a new login works.
+    let fresh = a.login().await;
+    assert_eq!(get_json(&a, "/x", &fresh).await.status(), 200);
+    let mut conn = replica.conn().await;
+    let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut conn).await.unwrap();
+    assert_eq!(role.first(), Some(&redis::Value::BulkString(b"master".to_vec())), "the replica was promoted");
+}
+
 // ---------------------------------------------------------------------------------------
 // The store itself, on the real server
 // ---------------------------------------------------------------------------------------
@@ -695,6 +817,12 @@ fn configuration_errors_name_the_problem() {
     );
     // Outside a runtime (`aisgate check`) a valid table builds and reports it is not started.
     let store =
-        RedisStore::new(&parse("url = \"redis://127.0.0.1\""), keyring().record_keys(), opts, &|_| None).unwrap();
+        RedisStore::new(&parse("url = \"redis://127.0.0.1\""), keyring().record_keys(), opts.clone(), &|_| None)
+            .unwrap();
     assert!(!store.readiness().ready);
+    assert!(err("sentinels = [\"127.0.0.1:26379\"]").unwrap().contains("need master_name"));
+    assert!(err("url = \"redis://127.0.0.1\"\nsentinels = [\"h:1\"]\nmaster_name = \"m\"")
+        .unwrap()
+        .contains("exactly one"));
+    assert!(err("sentinels = [\"nohostport\"]\nmaster_name = \"m\"").unwrap().contains("is not host:port"));
 }

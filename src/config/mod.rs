@@ -190,9 +190,17 @@ pub enum StoreKind {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://host:port/db` or `rediss://host:port/db` (TLS). No password in the URL: use
-    /// `password_file` / `password_env`.
-    pub url: String,
+    /// One server: `redis://host:port/db` or `rediss://host:port/db` (TLS). No password in
+    /// the URL: use `password_file` / `password_env`. Exactly one of `url` and `sentinels`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Redis Sentinel addresses (`host:port`); the master is the one they name `master_name`,
+    /// followed across failovers.
+    #[serde(default)]
+    pub sentinels: Vec<String>,
+    /// The master name the Sentinels monitor (with `sentinels`).
+    #[serde(default)]
+    pub master_name: Option<String>,
     /// PEM CA bundle the server certificate must chain to (`rediss://` only); default: the
     /// system roots.
     #[serde(default)]

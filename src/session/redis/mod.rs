@@ -29,8 +29,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Client, IntoConnectionInfo, Script};
+mod backend;
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
 
 use super::record::{RecordKeys, RecordKind};
 use super::{PendingLogin, Session, SessionStore, StoreError, StoreKey, StoreReadiness};
@@ -66,6 +68,18 @@ pub enum RedisSetupError {
     /// The password variable is not set.
     #[error("[session.redis] password_env: environment variable {0} is not set")]
     MissingEnv(String),
+    /// Neither or both of `url` and `sentinels`.
+    #[error("[session.redis] set exactly one of url (one server) and sentinels (with master_name)")]
+    UrlOrSentinels,
+    /// `sentinels` without `master_name`.
+    #[error("[session.redis] sentinels need master_name (the name the sentinels monitor)")]
+    NoMasterName,
+    /// A Sentinel address that is not `host:port`.
+    #[error("[session.redis] sentinel {0:?} is not host:port")]
+    BadSentinel(String),
+    /// TLS with Sentinel is not supported in this version.
+    #[error("[session.redis] ca_file (TLS) is not supported with sentinels in this version")]
+    SentinelTls,
     /// The client refused the settings (e.g. a CA file without a certificate).
     #[error("[session.redis] {0}")]
     Client(String),
@@ -125,10 +139,9 @@ return v
 
 /// The shared store.
 pub struct RedisStore {
-    client: Client,
-    /// `None` when built outside a runtime (`aisgate check`): the settings are validated,
-    /// nothing connects.
-    conn: Option<ConnectionManager>,
+    /// The connection (single server or Sentinel). Outside a runtime (`aisgate check`) the
+    /// settings are validated and nothing connects.
+    backend: Arc<backend::Backend>,
     prefix: String,
     channel: String,
     keys: RecordKeys,
@@ -181,52 +194,6 @@ fn unhex32(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// Builds the client from the configuration, reading the password and CA.
-fn client(cfg: &RedisConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Client, RedisSetupError> {
-    let url = url::Url::parse(&cfg.url).map_err(|e| RedisSetupError::BadUrl(e.to_string()))?;
-    let tls = match url.scheme() {
-        "redis" => false,
-        "rediss" => true,
-        other => return Err(RedisSetupError::BadUrl(format!("scheme {other:?}: use redis:// or rediss://"))),
-    };
-    if url.password().is_some() {
-        return Err(RedisSetupError::PasswordInUrl);
-    }
-    if cfg.ca_file.is_some() && !tls {
-        return Err(RedisSetupError::CaWithoutTls);
-    }
-    let password = match (&cfg.password_file, &cfg.password_env) {
-        (Some(_), Some(_)) => return Err(RedisSetupError::TwoPasswords),
-        (Some(path), None) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| RedisSetupError::Read { path: path.display().to_string(), source })?;
-            Some(zeroize::Zeroizing::new(text.trim_end_matches(['\r', '\n']).to_owned()))
-        }
-        (None, Some(var)) => {
-            Some(zeroize::Zeroizing::new(env(var).ok_or_else(|| RedisSetupError::MissingEnv(var.clone()))?))
-        }
-        (None, None) => None,
-    };
-    let info = url.into_connection_info().map_err(|e| RedisSetupError::BadUrl(e.to_string()))?;
-    let mut settings = info.redis_settings().clone();
-    if let Some(user) = &cfg.username {
-        settings = settings.set_username(user);
-    }
-    if let Some(password) = &password {
-        settings = settings.set_password(password.as_str());
-    }
-    let info = info.set_redis_settings(settings);
-    let built = match &cfg.ca_file {
-        Some(path) => {
-            let pem = std::fs::read(path)
-                .map_err(|source| RedisSetupError::Read { path: path.display().to_string(), source })?;
-            Client::build_with_tls(info, redis::TlsCertificates { client_tls: None, root_cert: Some(pem) })
-        }
-        None => Client::open(info),
-    };
-    built.map_err(|e| RedisSetupError::Client(e.to_string()))
-}
-
 impl RedisStore {
     /// Validates the settings and, inside a Tokio runtime, starts the connection (lazily: the
     /// gateway starts while Redis is down, and `/readyz` says so), the health task and the
@@ -237,29 +204,11 @@ impl RedisStore {
         opts: RedisStoreOptions,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<RedisStore, RedisSetupError> {
-        let client = client(cfg, env)?;
-        let timeout = Duration::from_millis(cfg.timeout_ms.max(1));
+        let backend = Arc::new(backend::Backend::new(cfg, env)?);
         let (ended, _) = tokio::sync::broadcast::channel(1024);
         let health = Arc::new(Health::default());
-        let conn = match tokio::runtime::Handle::try_current() {
-            Err(_) => None,
-            Ok(_) => {
-                // One quick retry, then the error: a request waits for at most about two
-                // timeouts, never for a long reconnect back-off. The next operation retries.
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(timeout))
-                    .set_response_timeout(Some(timeout))
-                    .set_number_of_retries(1)
-                    .set_max_delay(Duration::from_millis(200));
-                Some(
-                    ConnectionManager::new_lazy_with_config(client.clone(), config)
-                        .map_err(|e| RedisSetupError::Client(e.to_string()))?,
-                )
-            }
-        };
         let store = RedisStore {
-            client,
-            conn,
+            backend,
             prefix: cfg.key_prefix.clone(),
             channel: format!("{}ended", cfg.key_prefix),
             keys,
@@ -270,9 +219,10 @@ impl RedisStore {
             ended,
             health,
         };
-        if let Some(conn) = &store.conn {
-            spawn_health(conn.clone(), store.health.clone(), timeout);
-            spawn_subscriber(store.client.clone(), store.channel.clone(), store.instance.clone(), store.ended.clone());
+        if store.backend.started() {
+            let timeout = Duration::from_millis(cfg.timeout_ms.max(1));
+            spawn_health(store.backend.clone(), store.health.clone(), timeout);
+            spawn_subscriber(store.backend.clone(), store.channel.clone(), store.instance.clone(), store.ended.clone());
         }
         Ok(store)
     }
@@ -287,12 +237,14 @@ impl RedisStore {
         RedisStore::new(session.redis.as_ref().ok_or(RedisSetupError::Missing)?, keys, opts, env)
     }
 
-    fn conn(&self) -> Result<ConnectionManager, StoreError> {
-        self.conn.clone().ok_or_else(|| StoreError::Unavailable("redis store not started (no runtime)".into()))
+    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+        self.backend.conn().await.map_err(|e| self.failed(e))
     }
 
-    /// Turns a Redis error into the store error, noting the outage for `/readyz`.
+    /// Turns a Redis error into the store error, noting the outage for `/readyz` (and, with
+    /// Sentinel, that the master must be looked up again).
     fn failed(&self, e: redis::RedisError) -> StoreError {
+        self.backend.failed(&e);
         let why = format!("redis: {e}");
         self.health.fail(&why);
         StoreError::Unavailable(why)
@@ -380,7 +332,7 @@ impl RedisStore {
 
 /// Pings once a second so `/readyz` follows Redis going and coming back without traffic
 /// (and the connection manager reconnects after an outage).
-fn spawn_health(mut conn: ConnectionManager, health: Arc<Health>, timeout: Duration) {
+fn spawn_health(backend: Arc<backend::Backend>, health: Arc<Health>, timeout: Duration) {
     let weak = Arc::downgrade(&health);
     drop(health);
     tokio::spawn(async move {
@@ -390,10 +342,16 @@ fn spawn_health(mut conn: ConnectionManager, health: Arc<Health>, timeout: Durat
             tick.tick().await;
             // The store is gone (gateway dropped): stop.
             let Some(health) = weak.upgrade() else { return };
-            let ping = tokio::time::timeout(timeout * 2, redis::cmd("PING").query_async::<String>(&mut conn)).await;
-            match ping {
+            let ping = tokio::time::timeout(timeout * 2, async {
+                let mut conn = backend.conn().await?;
+                redis::cmd("PING").query_async::<String>(&mut conn).await
+            });
+            match ping.await {
                 Ok(Ok(_)) => health.ok(),
-                Ok(Err(e)) => health.fail(&format!("redis: {e}")),
+                Ok(Err(e)) => {
+                    backend.failed(&e);
+                    health.fail(&format!("redis: {e}"));
+                }
                 Err(_) => health.fail("redis: no answer to PING within the timeout"),
             }
         }
@@ -403,7 +361,7 @@ fn spawn_health(mut conn: ConnectionManager, health: Arc<Health>, timeout: Durat
 /// Listens on the `ended` channel and feeds other instances' endings into the local
 /// broadcast; reconnects after any failure. Stops when the store is dropped.
 fn spawn_subscriber(
-    client: Client,
+    backend: Arc<backend::Backend>,
     channel: String,
     instance: String,
     ended: tokio::sync::broadcast::Sender<StoreKey>,
@@ -416,6 +374,14 @@ fn spawn_subscriber(
             if weak.upgrade().is_none() {
                 return;
             }
+            let client = match backend.client().await {
+                Ok(client) => client,
+                Err(e) => {
+                    tracing::debug!(error = %e, "session store (redis): no server for the subscription");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    continue;
+                }
+            };
             match client.get_async_pubsub().await {
                 Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
                     Ok(()) => {
@@ -448,7 +414,7 @@ fn spawn_subscriber(
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Arc<Session>>, StoreError> {
-        let mut conn = self.conn()?;
+        let mut conn = self.conn().await?;
         let now = self.opts.clock.now_unix();
         let idle_ms = u64::try_from(self.opts.idle.as_millis()).unwrap_or(u64::MAX);
         let record: Option<Vec<u8>> = self
@@ -464,7 +430,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn save(&self, key: StoreKey, session: Arc<Session>) -> Result<(), StoreError> {
-        let mut conn = self.conn()?;
+        let mut conn = self.conn().await?;
         let now = self.opts.clock.now_unix();
         let left_ms = session.expires_at.saturating_sub(now).saturating_mul(1000);
         let ttl_ms = left_ms.min(u64::try_from(self.opts.idle.as_millis()).unwrap_or(u64::MAX));
@@ -490,12 +456,12 @@ impl SessionStore for RedisStore {
     }
 
     async fn remove(&self, key: &StoreKey) -> Result<Option<Arc<Session>>, StoreError> {
-        let mut conn = self.conn()?;
+        let mut conn = self.conn().await?;
         Ok(self.remove_session(&mut conn, key).await?.map(Arc::new))
     }
 
     async fn put_pending(&self, key: StoreKey, pending: PendingLogin) -> Result<(), StoreError> {
-        let mut conn = self.conn()?;
+        let mut conn = self.conn().await?;
         let plain = serde_json::to_vec(&pending)
             .map_err(|e| StoreError::Unavailable(format!("pending login does not encode: {e}")))?;
         let record = self
@@ -515,7 +481,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn take_pending(&self, key: &StoreKey) -> Result<Option<PendingLogin>, StoreError> {
-        let mut conn = self.conn()?;
+        let mut conn = self.conn().await?;
         // GETDEL: atomic, so of two callbacks with the same handle (on any instances) exactly
         // one gets the login.
         let record: Option<Vec<u8>> = conn.get_del(self.pending_key(key)).await.map_err(|e| self.failed(e))?;
@@ -543,7 +509,7 @@ impl SessionStore for RedisStore {
             (None, Some(sub)) => self.keys.index_names("sub", provider, sub),
             (None, None) => return Ok(0),
         };
-        let mut conn = self.conn()?;
+        let mut conn = self.conn().await?;
         let sets: Vec<String> = names.iter().map(|n| self.index_key(n)).collect();
         let members: Vec<String> = conn.sunion(&sets).await.map_err(|e| self.failed(e))?;
         let now = self.opts.clock.now_unix();
@@ -581,10 +547,7 @@ impl SessionStore for RedisStore {
 
     fn readiness(&self) -> StoreReadiness {
         let detail = self.health.detail.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let detail = match (&self.conn, detail) {
-            (None, _) => Some("redis store not started".to_owned()),
-            (Some(_), detail) => detail,
-        };
+        let detail = if self.backend.started() { detail } else { Some("redis store not started".to_owned()) };
         StoreReadiness { ready: detail.is_none(), backend: "redis", detail }
     }
 }
