@@ -344,6 +344,52 @@ async fn a_login_started_at_one_instance_completes_at_the_other_exactly_once() {
     logs::line_with(&id, "callback for an unknown, used or expired login");
 }
 
+/// The `Authorization` the upstream received for `path` through `base` (A's or B's URL).
+async fn upstream_authorization(client: &reqwest::Client, url: String, cookie: &str) -> Option<String> {
+    let resp = client.get(url).header("cookie", cookie).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    body["headers"]["authorization"].as_str().map(str::to_owned)
+}
+
+/// Refreshed upstream tokens must reach the shared store: otherwise the next request (at any
+/// instance) reads the old record, refreshes again with a refresh token the IdP already
+/// rotated away, and the user is logged out.
+#[tokio::test]
+async fn refreshed_upstream_tokens_are_kept_in_the_shared_store_for_both_instances() {
+    logs::capture();
+    let Some(redis) = Redis::start().await else { return };
+    let apps = "[[app]]\nname = \"api\"\npath_prefix = \"/api\"\nupstream = \"{upstream}\"\nproviders = [\"caais\"]\nupstream_bearer = true\n";
+    let a = Gateway::start(StackOptions {
+        upstream: Some(support::header_echo().await),
+        apps: Some(apps.to_owned()),
+        oidc: vec![support::caais_provider("loa = \"substantial\"\n")],
+        session_extra: redis.session_extra(),
+        ..Default::default()
+    })
+    .await;
+    let b = Instance::of(&a).await;
+    a.oidc[0].knobs().access_token_ttl = Some(4);
+    let cookie = a.oidc_login("caais", "/api").await;
+    // Past half the token's lifetime: due for refresh.
+    let due = || a.clock.advance(Duration::from_millis(2050));
+
+    due();
+    let at_a = upstream_authorization(&a.client, a.url("/api/x"), &cookie).await;
+    assert_eq!(a.oidc[0].knobs().refresh_calls, 1);
+    let at_b = upstream_authorization(&b.client, b.url("/api/x"), &cookie).await;
+    assert_eq!(at_b, at_a, "B sends the token A refreshed");
+    assert_eq!(a.oidc[0].knobs().refresh_calls, 1, "B did not refresh again");
+    due();
+    // The simulator rotated the refresh token at the first refresh: this one succeeds only
+    // with the rotated token, which B must have read from the store.
+    let again = upstream_authorization(&b.client, b.url("/api/x"), &cookie).await;
+    assert_eq!(a.oidc[0].knobs().refresh_calls, 2);
+    let last = a.oidc[0].knobs().last_access_token.clone().unwrap();
+    assert_eq!(again, Some(format!("Bearer {last}")));
+    assert_eq!(upstream_authorization(&a.client, a.url("/api/x"), &cookie).await, again, "and A sees it too");
+}
+
 #[tokio::test]
 async fn redis_down_gives_503_with_the_reason_and_everything_recovers_when_it_is_back() {
     logs::capture();
@@ -719,6 +765,21 @@ async fn reading_a_session_is_one_round_trip_and_renews_its_idle_ttl() {
     );
     let ttl: i64 = redis::cmd("PTTL").arg(&name).query_async(&mut conn).await.unwrap();
     assert!(ttl > 590_000, "the read renewed the idle timeout (ttl {ttl} ms)");
+}
+
+#[tokio::test]
+async fn writing_back_refreshed_tokens_never_resurrects_a_session_logged_out_meanwhile() {
+    let Some(redis) = Redis::start().await else { return };
+    let store = store(&redis, "t5:");
+    let key = StoreKey::of(&[5; 32]);
+    let session = user_session("caais", "alice", Some("s1"));
+    store.save(key, session.clone()).await.unwrap();
+    store.tokens_refreshed(&key, &session).await.unwrap();
+    assert!(store.load(&key).await.unwrap().is_some(), "written back over the live record");
+    store.remove(&key).await.unwrap();
+    // The refresh finishes after a logout at another instance.
+    store.tokens_refreshed(&key, &session).await.unwrap();
+    assert!(store.load(&key).await.unwrap().is_none(), "the logout stands");
 }
 
 #[tokio::test]

@@ -182,9 +182,16 @@ async fn app_request(
         }
         add_identity_headers(gw, app, session, &mut req);
         if app.upstream_bearer {
+            let issued = session.upstream_tokens.get().map(|t| t.issued_at);
             match bearer(gw, session).await {
                 Ok(Some(value)) => {
                     req.headers_mut().insert(AUTHORIZATION, value);
+                    // Refreshed: a shared store must keep the new (possibly rotated) tokens.
+                    if session.upstream_tokens.get().map(|t| t.issued_at) != issued {
+                        if let Err(e) = gw.store.tokens_refreshed(key, session).await {
+                            tracing::error!(request_id = info.id(), error = %e, "cannot store refreshed tokens");
+                        }
+                    }
                 }
                 Ok(None) => {}
                 Err(TokenError::Ended) => {

@@ -263,6 +263,13 @@ pub trait SessionStore: Send + Sync + 'static {
         subject: Option<&str>,
         sid: Option<&str>,
     ) -> Result<usize, StoreError>;
+    /// Keeps a session whose upstream tokens were just refreshed. The memory store holds the
+    /// very `Session` the refresh updated, so it has nothing to do; a shared store writes it
+    /// back, or the next request (at any instance) would refresh again with a refresh token
+    /// the IdP may already have rotated away.
+    async fn tokens_refreshed(&self, _key: &StoreKey, _session: &Arc<Session>) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Approximate number of live sessions, for the metric.
     fn active_sessions(&self) -> u64;
     /// Subscribes to the keys of sessions that end from now on, however they end: logout,

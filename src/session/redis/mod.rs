@@ -296,6 +296,24 @@ impl RedisStore {
         }
     }
 
+    /// The sealed record of `session` and its TTL (ms), or `None` when it is already over.
+    fn sealed_session(&self, key: &StoreKey, session: &Session) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
+        let now = self.opts.clock.now_unix();
+        let left_ms = session.expires_at.saturating_sub(now).saturating_mul(1000);
+        let ttl_ms = left_ms.min(u64::try_from(self.opts.idle.as_millis()).unwrap_or(u64::MAX));
+        if ttl_ms == 0 {
+            return Ok(None);
+        }
+        let plain = serde_json::to_vec(session)
+            .map_err(|e| StoreError::Unavailable(format!("session does not encode: {e}")))?;
+        let header = format!("{}\n", session.expires_at);
+        let record = self
+            .keys
+            .seal(RecordKind::Session, key, header.as_bytes(), &plain)
+            .ok_or_else(|| StoreError::Unavailable("no session key to seal records".into()))?;
+        Ok(Some((record, ttl_ms)))
+    }
+
     /// Announces locally that `key` ended (other instances hear it on the channel).
     fn announce(&self, key: StoreKey) {
         // Fails only when nobody listens.
@@ -430,20 +448,8 @@ impl SessionStore for RedisStore {
     }
 
     async fn save(&self, key: StoreKey, session: Arc<Session>) -> Result<(), StoreError> {
+        let Some((record, ttl_ms)) = self.sealed_session(&key, &session)? else { return Ok(()) };
         let mut conn = self.conn().await?;
-        let now = self.opts.clock.now_unix();
-        let left_ms = session.expires_at.saturating_sub(now).saturating_mul(1000);
-        let ttl_ms = left_ms.min(u64::try_from(self.opts.idle.as_millis()).unwrap_or(u64::MAX));
-        if ttl_ms == 0 {
-            return Ok(());
-        }
-        let plain = serde_json::to_vec(&*session)
-            .map_err(|e| StoreError::Unavailable(format!("session does not encode: {e}")))?;
-        let header = format!("{}\n", session.expires_at);
-        let record = self
-            .keys
-            .seal(RecordKind::Session, &key, header.as_bytes(), &plain)
-            .ok_or_else(|| StoreError::Unavailable("no session key to seal records".into()))?;
         let member = hex(&key.0);
         let index_ttl_ms = u64::try_from(self.opts.absolute.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut pipe = redis::pipe();
@@ -533,6 +539,23 @@ impl SessionStore for RedisStore {
             }
         }
         Ok(ended)
+    }
+
+    async fn tokens_refreshed(&self, key: &StoreKey, session: &Arc<Session>) -> Result<(), StoreError> {
+        // `XX`: only over the existing record. A logout (at any instance) while the refresh
+        // was under way must not be undone by writing the session back.
+        let Some((record, ttl_ms)) = self.sealed_session(key, session)? else { return Ok(()) };
+        let mut conn = self.conn().await?;
+        redis::cmd("SET")
+            .arg(self.session_key(key))
+            .arg(record)
+            .arg("PX")
+            .arg(ttl_ms)
+            .arg("XX")
+            .query_async::<Option<String>>(&mut conn)
+            .await
+            .map(drop)
+            .map_err(|e| self.failed(e))
     }
 
     fn active_sessions(&self) -> u64 {
