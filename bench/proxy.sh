@@ -15,6 +15,8 @@
 #   ROUNDS>1 repeats the three measurements and reports the median per target.
 #   KEEP_TMP=1 keeps the temp dir (configs, logs, raw wrk output) for inspection;
 #   VERBOSE=1 prints the raw wrk output of every measured run.
+#   AISGATE_DEMO_ARGS="--session-store redis://127.0.0.1:6379" runs the gateway with the
+#   Redis session store (compare with a run without it).
 # Needs: wrk, nginx, curl, python3 (Debian: apt-get install -y wrk nginx curl python3).
 set -euo pipefail
 
@@ -148,10 +150,12 @@ wait_http "http://127.0.0.1:$p_nginx/" "${pids[-1]}" "proxy nginx" "$tmp/proxy-e
 # ---------------------------------------------------------------------------------------
 # aisgate in demo mode in front of the same upstream. TMPDIR points into our temp dir so
 # the demo's generated config, keys and certificates go away with it.
+# AISGATE_DEMO_ARGS is split into words on purpose (several flags).
+# shellcheck disable=SC2086
 TMPDIR="$tmp" "$aisgate_bin" demo \
     --listen "127.0.0.1:$p_gw" --ops-listen "127.0.0.1:$p_ops" \
     --sim-login-listen "127.0.0.1:$p_login" --sim-ws-listen "127.0.0.1:$p_ws" \
-    --upstream "http://127.0.0.1:$p_up" --no-access-log >"$tmp/aisgate.out" 2>&1 &
+    --upstream "http://127.0.0.1:$p_up" --no-access-log ${AISGATE_DEMO_ARGS:-} >"$tmp/aisgate.out" 2>&1 &
 pids+=($!)
 aisgate_pid=${pids[-1]}
 wait_http "http://127.0.0.1:$p_ops/healthz" "$aisgate_pid" "aisgate" "$tmp/aisgate.out"

@@ -76,6 +76,9 @@ enum Command {
         /// Turn off access logs (benchmarks).
         #[arg(long)]
         no_access_log: bool,
+        /// Keep sessions in this Redis (`redis://host:port`) instead of memory.
+        #[arg(long, value_name = "REDIS_URL")]
+        session_store: Option<String>,
     },
 }
 
@@ -109,7 +112,18 @@ fn main() -> ExitCode {
                 1
             }
         },
-        (Some(Command::Demo { listen, ops_listen, upstream, sim_login_listen, sim_ws_listen, no_access_log }), _) => {
+        (
+            Some(Command::Demo {
+                listen,
+                ops_listen,
+                upstream,
+                sim_login_listen,
+                sim_ws_listen,
+                no_access_log,
+                session_store,
+            }),
+            _,
+        ) => {
             let opts = aisgate::sim::stack::StackOptions {
                 listen,
                 ops_listen,
@@ -117,6 +131,9 @@ fn main() -> ExitCode {
                 sim_login_listen,
                 sim_ws_listen,
                 access_log: !no_access_log,
+                session_extra: session_store
+                    .map(|url| format!("store = \"redis\"\n[session.redis]\nurl = {}\n", toml_edit::value(url)))
+                    .unwrap_or_default(),
                 saml: Some(aisgate::sim::stack::SamlStackProvider::default()),
                 ..Default::default()
             };

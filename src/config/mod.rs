@@ -181,6 +181,47 @@ pub enum StoreKind {
     /// In-process, bounded, with TTL eviction. Sessions die with the process.
     #[default]
     Memory,
+    /// Shared by every instance on one Redis (`[session.redis]`): sessions survive restarts
+    /// and any instance serves any request.
+    Redis,
+}
+
+/// `[session.redis]`: where the shared store lives (with `store = "redis"`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// One server: `redis://host:port/db` or `rediss://host:port/db` (TLS). No password in
+    /// the URL: use `password_file` / `password_env`. Exactly one of `url` and `sentinels`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Redis Sentinel addresses (`host:port`); the master is the one they name `master_name`,
+    /// followed across failovers.
+    #[serde(default)]
+    pub sentinels: Vec<String>,
+    /// The master name the Sentinels monitor (with `sentinels`).
+    #[serde(default)]
+    pub master_name: Option<String>,
+    /// PEM CA bundle the server certificate must chain to (`rediss://` only); default: the
+    /// system roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// ACL user name (Redis 6+); default: the `default` user.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding the password (one line).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Prefix of every key and channel name, so several gateways (or other software) can
+    /// share one Redis.
+    #[serde(default = "defaults::redis_key_prefix")]
+    pub key_prefix: String,
+    /// Connect and response timeout, milliseconds: how long a request waits for Redis
+    /// before it gets the 503 page.
+    #[serde(default = "defaults::redis_timeout_ms")]
+    pub timeout_ms: u64,
 }
 
 /// `[session]`
@@ -213,6 +254,9 @@ pub struct SessionConfig {
     /// Maximum number of sessions held in memory (oldest/least used evicted first).
     #[serde(default = "defaults::max_sessions")]
     pub max_sessions: u64,
+    /// The Redis store's connection (with `store = "redis"`).
+    #[serde(default)]
+    pub redis: Option<RedisConfig>,
 }
 
 /// The prefix browsers enforce `Secure`, `Path=/` and no `Domain` for (RFC 6265bis §4.1.3.2):
@@ -485,6 +529,12 @@ mod defaults {
     }
     pub fn login_ttl() -> u64 {
         15 * 60
+    }
+    pub fn redis_key_prefix() -> String {
+        "aisgate:".into()
+    }
+    pub fn redis_timeout_ms() -> u64 {
+        1000
     }
     pub fn max_sessions() -> u64 {
         100_000

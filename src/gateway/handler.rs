@@ -182,9 +182,16 @@ async fn app_request(
         }
         add_identity_headers(gw, app, session, &mut req);
         if app.upstream_bearer {
+            let issued = session.upstream_tokens.get().map(|t| t.issued_at);
             match bearer(gw, session).await {
                 Ok(Some(value)) => {
                     req.headers_mut().insert(AUTHORIZATION, value);
+                    // Refreshed: a shared store must keep the new (possibly rotated) tokens.
+                    if session.upstream_tokens.get().map(|t| t.issued_at) != issued {
+                        if let Err(e) = gw.store.tokens_refreshed(key, session).await {
+                            tracing::error!(request_id = info.id(), error = %e, "cannot store refreshed tokens");
+                        }
+                    }
                 }
                 Ok(None) => {}
                 Err(TokenError::Ended) => {
@@ -264,7 +271,7 @@ async fn load_session(
     match gw.store.load(&key).await {
         Ok(found) => Ok(found.filter(|s| !s.is_expired(gw.clock.now_unix())).map(|s| (key, s))),
         Err(e) => {
-            tracing::error!(error = %e, "session store failed");
+            tracing::error!(request_id = info.id(), error = %e, "session store failed");
             Err(|info| rescue::error(ErrorKind::SessionStoreUnavailable, info, None))
         }
     }

@@ -212,6 +212,14 @@ impl Gateway {
                 Duration::from_secs(longest_login),
                 clock.clone(),
             )),
+            StoreKind::Redis => {
+                let opts =
+                    crate::session::redis::RedisStoreOptions::of(&config.session, longest_login, apps.len(), &clock);
+                match crate::session::redis::RedisStore::configured(&config.session, keyring.record_keys(), opts, env) {
+                    Ok(store) => Arc::new(store),
+                    Err(e) => return Err(vec![ConfigError::at(&main_loc, e.to_string())]),
+                }
+            }
         };
         let app_names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
         let provider_names: Vec<&str> = providers.iter().map(|p| p.name()).collect();

@@ -26,10 +26,12 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
 
 async fn readyz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
     let providers = gw.readiness();
-    let ready = providers.iter().all(|(_, r)| r.ready);
+    let store = gw.store.readiness();
+    let ready = store.ready && providers.iter().all(|(_, r)| r.ready);
     let body = serde_json::json!({
         "ready": ready,
         "config": "loaded",
+        "session_store": {"backend": store.backend, "ready": store.ready, "detail": store.detail},
         "providers": providers.iter().map(|(name, r)| (name.clone(), serde_json::json!({"ready": r.ready, "detail": r.detail}))).collect::<serde_json::Map<_, _>>(),
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

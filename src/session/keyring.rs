@@ -246,6 +246,12 @@ impl Keyring {
 }
 
 impl Keyring {
+    /// The keys sealing records at rest in a shared store, derived from these session keys
+    /// (see [`super::record`]).
+    pub fn record_keys(&self) -> super::record::RecordKeys {
+        super::record::RecordKeys::derive(self.keys.iter().map(|(id, key)| (id.as_str(), key)))
+    }
+
     /// The key for log labels (see [`LogLabelKey`]).
     pub fn log_label_key(&self) -> LogLabelKey {
         self.label_key.clone().unwrap_or_else(LogLabelKey::random)

@@ -8,6 +8,8 @@
 
 pub mod keyring;
 pub mod memory;
+pub mod record;
+pub mod redis;
 pub mod tokens;
 
 use std::sync::{Arc, Mutex, OnceLock};
@@ -133,6 +135,14 @@ impl Session {
         }
     }
 
+    /// Gives a session read back from a shared store its per-process caches for `apps` apps
+    /// (they are never stored: see the `serde(skip)` fields).
+    pub(crate) fn with_app_caches(mut self, apps: usize) -> Session {
+        self.rendered = (0..apps).map(|_| OnceLock::new()).collect();
+        self.tokens = Mutex::new(vec![None; apps]);
+        self
+    }
+
     /// The session with the IdP's tokens for upstreams.
     pub fn with_tokens(mut self, tokens: Option<tokens::UpstreamTokens>) -> Session {
         self.upstream_tokens = tokens::TokenSlot::new(tokens);
@@ -253,6 +263,13 @@ pub trait SessionStore: Send + Sync + 'static {
         subject: Option<&str>,
         sid: Option<&str>,
     ) -> Result<usize, StoreError>;
+    /// Keeps a session whose upstream tokens were just refreshed. The memory store holds the
+    /// very `Session` the refresh updated, so it has nothing to do; a shared store writes it
+    /// back, or the next request (at any instance) would refresh again with a refresh token
+    /// the IdP may already have rotated away.
+    async fn tokens_refreshed(&self, _key: &StoreKey, _session: &Arc<Session>) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Approximate number of live sessions, for the metric.
     fn active_sessions(&self) -> u64;
     /// Subscribes to the keys of sessions that end from now on, however they end: logout,
@@ -263,6 +280,22 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Delivery is best effort: a receiver that lags (`RecvError::Lagged`) may have missed
     /// keys and must re-check its session with [`SessionStore::load`].
     fn ended_sessions(&self) -> tokio::sync::broadcast::Receiver<StoreKey>;
+    /// Whether the store can serve requests now, and why not (for `/readyz`). The memory
+    /// store always can.
+    fn readiness(&self) -> StoreReadiness {
+        StoreReadiness { ready: true, backend: "memory", detail: None }
+    }
+}
+
+/// What `/readyz` says about the session store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreReadiness {
+    /// Whether sessions can be read and written now.
+    pub ready: bool,
+    /// `memory` or `redis`.
+    pub backend: &'static str,
+    /// Why not (an operator-facing error text: no ids, no personal data).
+    pub detail: Option<String>,
 }
 
 #[cfg(test)]

@@ -1,0 +1,896 @@
+//! The shared session store on a real Redis (issue 10 items 1–4): two gateway instances on
+//! one `redis-server` started by the test itself (loopback, free port, temporary directory,
+//! no system service). Skipped with a message when `redis-server` is missing, unless
+//! `AISGATE_REQUIRE_PEERS` is set (`tools/test`), where a skip is a failure.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aisgate::clock::Clock;
+use aisgate::identity::Identity;
+use aisgate::session::keyring::Keyring;
+use aisgate::session::redis::{RedisStore, RedisStoreOptions};
+use aisgate::session::{PendingLogin, Session, SessionStore, StoreKey};
+use aisgate::sim::stack::StackOptions;
+use support::{location, logs, set_cookie, Gateway};
+use tokio::net::TcpListener;
+
+// ---------------------------------------------------------------------------------------
+// A real redis-server
+// ---------------------------------------------------------------------------------------
+
+/// A `redis-server` process on a loopback port, persisting to its own directory (so a
+/// `SHUTDOWN SAVE` and restart keeps the data, as a production restart with persistence).
+struct Redis {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    /// Extra server arguments (TLS); `{port}` is replaced by the port.
+    extra: Vec<String>,
+    /// Whether the port speaks TLS (only TCP acceptance is probed then).
+    tls: bool,
+}
+
+fn redis_binary() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join("redis-server")).find(|p| p.is_file()));
+    if found.is_none() {
+        assert!(
+            std::env::var_os("AISGATE_REQUIRE_PEERS").is_none(),
+            "redis-server is required (apt-get install redis-server)"
+        );
+        eprintln!("SKIPPED: redis-server is not installed (apt-get install redis-server)");
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Redis {
+    /// Starts a server, or `None` (test skipped) without the binary.
+    async fn start() -> Option<Redis> {
+        Redis::start_with(Vec::new(), false).await
+    }
+
+    /// Starts a server with extra arguments; `tls`: the port is a TLS port.
+    async fn start_with(extra: Vec<String>, tls: bool) -> Option<Redis> {
+        let binary = redis_binary()?;
+        let mut redis = Redis { port: free_port(), dir: tempfile::tempdir().unwrap(), child: None, extra, tls };
+        redis.spawn(&binary).await;
+        Some(redis)
+    }
+
+    async fn spawn(&mut self, binary: &std::path::Path) {
+        let port = self.port.to_string();
+        let mut args: Vec<String> = if self.tls {
+            vec!["--port".into(), "0".into(), "--tls-port".into(), port.clone()]
+        } else {
+            vec!["--port".into(), port.clone()]
+        };
+        args.extend(self.extra.iter().map(|a| a.replace("{port}", &port)));
+        let child = Command::new(binary)
+            .args(&args)
+            .args(["--bind", "127.0.0.1", "--save", "3600 1", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(["--daemonize", "no", "--protected-mode", "yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        // Wait (bounded) until it answers.
+        for _ in 0..200 {
+            if self.tls {
+                if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                    return;
+                }
+            } else if let Ok(mut conn) = self.client().get_multiplexed_async_connection().await {
+                if redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("redis-server on port {} did not come up", self.port);
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).unwrap()
+    }
+
+    async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        self.client().get_multiplexed_async_connection().await.unwrap()
+    }
+
+    /// Stops the server, saving its data first (what a restart with persistence does).
+    async fn stop(&mut self) {
+        let mut conn = self.conn().await;
+        let _ = redis::cmd("SHUTDOWN").arg("SAVE").query_async::<()>(&mut conn).await;
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the server (a crash: nothing saved).
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and directory.
+    async fn restart(&mut self) {
+        let binary = redis_binary().unwrap();
+        self.spawn(&binary).await;
+    }
+
+    /// `[session]` lines pointing a gateway at this server.
+    fn session_extra(&self) -> String {
+        format!("store = \"redis\"\n[session.redis]\nurl = \"{}\"\ntimeout_ms = 300\n", self.url())
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGKILL: nothing to save at the end of a test.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A second gateway instance on the same configuration
+// ---------------------------------------------------------------------------------------
+
+/// Another instance of gateway `a`: the same configuration file (same public URL, session
+/// keys, providers, Redis) built anew and served on its own ports, as the second gateway of
+/// a pair behind a load balancer.
+struct Instance {
+    addr: SocketAddr,
+    ops: SocketAddr,
+    client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Instance {
+    async fn of(a: &Gateway) -> Instance {
+        let path = a.stack_dir.join("aisgate.toml");
+        let config = aisgate::config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+        let gw = aisgate::gateway::Gateway::build_with_clock(
+            &config,
+            &path,
+            &aisgate::gateway::process_env,
+            a.clock.clone(),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ops = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (addr, ops_addr) = (listener.local_addr().unwrap(), ops.local_addr().unwrap());
+        aisgate::run::spawn_provider_refresh(&gw);
+        let limits = aisgate::run::limits(&config);
+        let public = vec![aisgate::listen::PublicListener { listener, tls: None }];
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(aisgate::listen::serve(gw, public, ops, limits, Duration::from_secs(1), async {
+            let _ = rx.await;
+        }));
+        Instance {
+            addr,
+            ops: ops_addr,
+            client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+            stop: Some(tx),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://localhost:{}{path}", self.addr.port())
+    }
+
+    async fn get_json(&self, path: &str, cookie: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .header("accept", "application/json")
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+async fn get_json(gw: &Gateway, path: &str, cookie: &str) -> reqwest::Response {
+    gw.client.get(gw.url(path)).header("accept", "application/json").header("cookie", cookie).send().await.unwrap()
+}
+
+async fn readyz(ops: SocketAddr) -> (u16, serde_json::Value) {
+    let resp = reqwest::get(format!("http://{ops}/readyz")).await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+/// A WebSocket upstream echoing every text frame.
+async fn websocket_echo() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use futures_util::{SinkExt, StreamExt};
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
+                while let Some(Ok(msg)) = ws.next().await {
+                    if msg.is_text() && ws.send(msg).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Two apps: the HTTP echo for every path, and a WebSocket echo under `/live`.
+async fn apps_with_websocket() -> String {
+    format!(
+        "[[app]]\nname = \"live\"\nupstream = \"{}\"\nproviders = [\"jip\"]\npath_prefix = \"/live\"\n\n\
+         [[app]]\nname = \"echo\"\nupstream = \"{{upstream}}\"\nproviders = [\"jip\"]\npublic_paths = [\"/public\"]\n",
+        websocket_echo().await
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Two instances on one Redis
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_session_made_at_one_instance_works_at_the_other_and_logout_there_ends_it_everywhere() {
+    logs::capture();
+    let Some(redis) = Redis::start().await else { return };
+    let a = Gateway::start(StackOptions {
+        session_extra: redis.session_extra(),
+        apps: Some(apps_with_websocket().await),
+        ..Default::default()
+    })
+    .await;
+    let b = Instance::of(&a).await;
+    let (_, ready) = readyz(b.ops).await;
+    assert_eq!(ready["session_store"]["backend"], "redis", "{ready}");
+
+    let cookie = a.login().await;
+    let at_a = get_json(&a, "/x", &cookie).await;
+    assert_eq!(at_a.status(), 200);
+    let at_a: serde_json::Value = at_a.json().await.unwrap();
+    let at_b = b.get_json("/x", &cookie).await;
+    assert_eq!(at_b.status(), 200, "instance B serves the session made at A");
+    let at_b: serde_json::Value = at_b.json().await.unwrap();
+    assert!(at_a["headers"]["x-auth-subject"].is_string());
+    assert_eq!(at_b["headers"]["x-auth-subject"], at_a["headers"]["x-auth-subject"], "same identity at B");
+    // The figure for the issue: what one (KAAS demo user) session costs in Redis.
+    let mut conn = redis.conn().await;
+    let sessions: Vec<String> = redis::cmd("KEYS").arg("aisgate:s:*").query_async(&mut conn).await.unwrap();
+    assert_eq!(sessions.len(), 1);
+    let record: usize = redis::cmd("STRLEN").arg(&sessions[0]).query_async(&mut conn).await.unwrap();
+    let memory: usize = redis::cmd("MEMORY").arg("USAGE").arg(&sessions[0]).query_async(&mut conn).await.unwrap();
+    eprintln!("one session in Redis: record {record} bytes, MEMORY USAGE {memory} bytes (plus its index entries)");
+
+    // A WebSocket of the session, tunnelled by A.
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}/live", a.addr).into_client_request().unwrap();
+    request.headers_mut().insert("cookie", cookie.parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(request).await.expect("upgrade through A");
+    assert_eq!(resp.status(), 101);
+
+    // Logout at B…
+    let logout = b.client.post(b.url("/.aisgate/logout")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(logout.status(), 302);
+    // …closes A's tunnel within a second (the `ended` channel) …
+    let started = tokio::time::Instant::now();
+    loop {
+        use futures_util::StreamExt;
+        match tokio::time::timeout_at(started + Duration::from_secs(1), ws.next()).await {
+            Err(_) => panic!("the WebSocket at A is still open 1 s after the logout at B"),
+            Ok(None) | Ok(Some(Err(_))) => break,
+            Ok(Some(Ok(msg))) if msg.is_close() => break,
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+    let closed = logs::text()
+        .lines()
+        .filter(|l| l.contains("upgraded connection closed: its session is over") && l.contains("session ended"))
+        .count();
+    assert!(closed >= 1, "A logged why it closed the tunnel");
+    // …and A no longer knows the session: login required, the request never reaches the app.
+    let after = a.navigate("/x", Some(&cookie)).await;
+    assert_eq!(after.status(), 302, "logged out at B means logged out at A");
+    assert!(!location(&after).starts_with(&a.url("/")), "to the IdP, not the app: {}", location(&after));
+}
+
+#[tokio::test]
+async fn a_login_started_at_one_instance_completes_at_the_other_exactly_once() {
+    logs::capture();
+    let Some(redis) = Redis::start().await else { return };
+    let a = Gateway::start(StackOptions { session_extra: redis.session_extra(), ..Default::default() }).await;
+    let b = Instance::of(&a).await;
+
+    let (callback, login_cookie) = a.begin_login("/desk", 0).await;
+    let at_b = callback.replace(&a.base, &format!("http://localhost:{}", b.addr.port()));
+    assert_ne!(at_b, callback);
+    let done = b.client.get(&at_b).header("cookie", &login_cookie).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(done.status(), 302, "B completes the login A started");
+    assert!(location(&done).ends_with("/desk"), "{}", location(&done));
+    let session = set_cookie(&done, "aisgate_session").expect("session cookie from B");
+    let use_at_a = get_json(&a, "/desk", &format!("aisgate_session={session}")).await;
+    assert_eq!(use_at_a.status(), 200);
+
+    // The same callback again, at A: the pending login was taken (GETDEL) at B.
+    let again =
+        a.client.get(&callback).header("cookie", &login_cookie).header("accept", "text/html").send().await.unwrap();
+    let id = logs::request_id(&again);
+    assert_eq!(again.status(), 400, "a pending login is redeemed once across instances");
+    assert!(again.text().await.unwrap().contains(support::EXPIRED));
+    logs::line_with(&id, "callback for an unknown, used or expired login");
+}
+
+/// The `Authorization` the upstream received for `path` through `base` (A's or B's URL).
+async fn upstream_authorization(client: &reqwest::Client, url: String, cookie: &str) -> Option<String> {
+    let resp = client.get(url).header("cookie", cookie).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    body["headers"]["authorization"].as_str().map(str::to_owned)
+}
+
+/// Refreshed upstream tokens must reach the shared store: otherwise the next request (at any
+/// instance) reads the old record, refreshes again with a refresh token the IdP already
+/// rotated away, and the user is logged out.
+#[tokio::test]
+async fn refreshed_upstream_tokens_are_kept_in_the_shared_store_for_both_instances() {
+    logs::capture();
+    let Some(redis) = Redis::start().await else { return };
+    let apps = "[[app]]\nname = \"api\"\npath_prefix = \"/api\"\nupstream = \"{upstream}\"\nproviders = [\"caais\"]\nupstream_bearer = true\n";
+    let a = Gateway::start(StackOptions {
+        upstream: Some(support::header_echo().await),
+        apps: Some(apps.to_owned()),
+        oidc: vec![support::caais_provider("loa = \"substantial\"\n")],
+        session_extra: redis.session_extra(),
+        ..Default::default()
+    })
+    .await;
+    let b = Instance::of(&a).await;
+    a.oidc[0].knobs().access_token_ttl = Some(4);
+    let cookie = a.oidc_login("caais", "/api").await;
+    // Past half the token's lifetime: due for refresh.
+    let due = || a.clock.advance(Duration::from_millis(2050));
+
+    due();
+    let at_a = upstream_authorization(&a.client, a.url("/api/x"), &cookie).await;
+    assert_eq!(a.oidc[0].knobs().refresh_calls, 1);
+    let at_b = upstream_authorization(&b.client, b.url("/api/x"), &cookie).await;
+    assert_eq!(at_b, at_a, "B sends the token A refreshed");
+    assert_eq!(a.oidc[0].knobs().refresh_calls, 1, "B did not refresh again");
+    due();
+    // The simulator rotated the refresh token at the first refresh: this one succeeds only
+    // with the rotated token, which B must have read from the store.
+    let again = upstream_authorization(&b.client, b.url("/api/x"), &cookie).await;
+    assert_eq!(a.oidc[0].knobs().refresh_calls, 2);
+    let last = a.oidc[0].knobs().last_access_token.clone().unwrap();
+    assert_eq!(again, Some(format!("Bearer {last}")));
+    assert_eq!(upstream_authorization(&a.client, a.url("/api/x"), &cookie).await, again, "and A sees it too");
+}
+
+#[tokio::test]
+async fn redis_down_gives_503_with_the_reason_and_everything_recovers_when_it_is_back() {
+    logs::capture();
+    let Some(mut redis) = Redis::start().await else { return };
+    let a = Gateway::start(StackOptions { session_extra: redis.session_extra(), ..Default::default() }).await;
+    let cookie = a.login().await;
+    let before = readyz(a.ops).await;
+    assert_eq!(before.1["session_store"]["ready"], true, "{:?}", before.1);
+
+    redis.stop().await;
+
+    // A request needing its session: 503 page, never the app.
+    let resp = get_json(&a, "/x", &cookie).await;
+    let id = logs::request_id(&resp);
+    assert_eq!(resp.status(), 503, "no session read, no access");
+    let body = resp.text().await.unwrap();
+    assert!(!body.contains("x-auth-subject"), "nothing reached the app: {body}");
+    logs::line_with(&id, "session store failed");
+    // A new login: 503 page, no redirect to the IdP.
+    let start = a.navigate("/y", None).await;
+    let id = logs::request_id(&start);
+    assert_eq!(start.status(), 503, "a login that cannot be stored is not started");
+    assert!(start.text().await.unwrap().contains("<html"), "a page, not an empty answer");
+    logs::line_with(&id, "cannot store pending login");
+    // /readyz says why.
+    let (status, ready) = readyz(a.ops).await;
+    assert_eq!(status, 503);
+    assert_eq!(ready["session_store"]["backend"], "redis");
+    assert_eq!(ready["session_store"]["ready"], false);
+    let detail = ready["session_store"]["detail"].as_str().unwrap_or_default().to_owned();
+    assert!(detail.starts_with("redis: "), "{ready}");
+    assert!(logs::text().contains("session store (redis) unavailable"));
+
+    redis.restart().await;
+
+    // Recovery by itself (reconnect; the health ping clears /readyz within about a second).
+    let mut recovered = false;
+    for _ in 0..100 {
+        if readyz(a.ops).await.1["session_store"]["ready"] == true {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(recovered, "/readyz still failing after Redis came back: {:?}", readyz(a.ops).await);
+    assert!(logs::text().contains("session store (redis) available again"));
+    let resp = get_json(&a, "/x", &cookie).await;
+    assert_eq!(resp.status(), 200, "the session (persisted by Redis) works again");
+    let (status, _) = (a.navigate("/z", None).await.status(), ());
+    assert_eq!(status, 302, "new logins start again");
+}
+
+#[tokio::test]
+async fn a_gateway_starts_while_redis_is_down_and_is_not_ready_until_it_is_up() {
+    logs::capture();
+    let Some(mut redis) = Redis::start().await else { return };
+    let session_extra = redis.session_extra();
+    redis.stop().await;
+    let a = Gateway::start(StackOptions { session_extra, ..Default::default() }).await;
+    let start = a.navigate("/y", None).await;
+    assert_eq!(start.status(), 503);
+    let mut ready = readyz(a.ops).await;
+    for _ in 0..60 {
+        if ready.1["session_store"]["ready"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        ready = readyz(a.ops).await;
+    }
+    assert_eq!(ready.0, 503, "{:?}", ready.1);
+    assert_eq!(ready.1["session_store"]["ready"], false, "{:?}", ready.1);
+    redis.restart().await;
+    for _ in 0..100 {
+        if a.navigate("/y", None).await.status() == 302 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("logins did not recover after Redis came up");
+}
+
+#[tokio::test]
+async fn an_acl_user_limited_to_the_stores_commands_and_keys_works_and_a_wrong_password_is_named() {
+    logs::capture();
+    let Some(redis) = Redis::start().await else { return };
+    let mut conn = redis.conn().await;
+    // What the store needs, nothing more: its key prefix, its channel, these commands.
+    let acl = "reset on >s3cret-pw resetkeys ~aisgate:* resetchannels &aisgate:* -@all +@connection \
+               +get +set +del +getdel +pexpire +sadd +srem +sunion +evalsha +script|load +publish +subscribe +multi +exec";
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("aisgate")
+        .arg(acl.split_whitespace().collect::<Vec<_>>())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (good, bad) = (dir.path().join("good"), dir.path().join("bad"));
+    std::fs::write(&good, "s3cret-pw\n").unwrap();
+    std::fs::write(&bad, "wrong-pw\n").unwrap();
+    let with = |file: &std::path::Path| {
+        format!("{}username = \"aisgate\"\npassword_file = \"{}\"\n", redis.session_extra(), file.display())
+    };
+
+    let a = Gateway::start(StackOptions { session_extra: with(&good), ..Default::default() }).await;
+    let cookie = a.login().await;
+    let used = get_json(&a, "/x", &cookie).await;
+    let id = logs::request_id(&used);
+    assert_eq!(used.status(), 200, "the limited ACL user runs the store: {:?}", logs::lines_for(&id));
+    let logout = a.client.post(a.url("/.aisgate/logout")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(logout.status(), 302);
+    assert_eq!(a.navigate("/x", Some(&cookie)).await.status(), 302, "logged out");
+
+    let b = Gateway::start(StackOptions { session_extra: with(&bad), ..Default::default() }).await;
+    let start = b.navigate("/y", None).await;
+    assert_eq!(start.status(), 503, "no store, no login");
+    let (_, ready) = readyz(b.ops).await;
+    let detail = ready["session_store"]["detail"].as_str().unwrap_or_default().to_owned();
+    assert!(detail.contains("Password authentication failed"), "{ready}");
+}
+
+#[tokio::test]
+async fn tls_to_redis_trusts_the_configured_ca_only() {
+    logs::capture();
+    let (dir, other_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let pki = aisgate::sim::certs::generate(dir.path()).unwrap();
+    let other = aisgate::sim::certs::generate(other_dir.path()).unwrap();
+    let args = vec![
+        "--tls-cert-file".to_owned(),
+        pki.server_cert.display().to_string(),
+        "--tls-key-file".to_owned(),
+        pki.server_key.display().to_string(),
+        "--tls-ca-cert-file".to_owned(),
+        pki.ca_cert.display().to_string(),
+        "--tls-auth-clients".to_owned(),
+        "no".to_owned(),
+    ];
+    let Some(redis) = Redis::start_with(args, true).await else { return };
+    let with = |ca: &std::path::Path| {
+        format!(
+            "store = \"redis\"\n[session.redis]\nurl = \"rediss://localhost:{}\"\nca_file = \"{}\"\ntimeout_ms = 500\n",
+            redis.port,
+            ca.display()
+        )
+    };
+    let a = Gateway::start(StackOptions { session_extra: with(&pki.ca_cert), ..Default::default() }).await;
+    let cookie = a.login().await;
+    assert_eq!(get_json(&a, "/x", &cookie).await.status(), 200, "sessions over TLS");
+
+    let b = Gateway::start(StackOptions { session_extra: with(&other.ca_cert), ..Default::default() }).await;
+    assert_eq!(b.navigate("/y", None).await.status(), 503, "a server the CA does not vouch for is not used");
+    let (_, ready) = readyz(b.ops).await;
+    let detail = ready["session_store"]["detail"].as_str().unwrap_or_default().to_lowercase();
+    assert!(detail.contains("certificate"), "{ready}");
+}
+
+/// A `redis-sentinel` monitoring `master` as `mymaster` (quorum 1, quick failure detection).
+struct Sentinel {
+    port: u16,
+    _dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Sentinel {
+    async fn start(master: &Redis) -> Option<Sentinel> {
+        let Some(binary) = which("redis-sentinel") else {
+            assert!(
+                std::env::var_os("AISGATE_REQUIRE_PEERS").is_none(),
+                "redis-sentinel is required (apt-get install redis-sentinel)"
+            );
+            eprintln!("SKIPPED: redis-sentinel is not installed (apt-get install redis-sentinel)");
+            return None;
+        };
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {}\n\
+                 sentinel monitor mymaster 127.0.0.1 {} 1\n\
+                 sentinel down-after-milliseconds mymaster 500\n\
+                 sentinel failover-timeout mymaster 3000\n",
+                dir.path().display(),
+                master.port
+            ),
+        )
+        .unwrap();
+        let child = Command::new(binary).arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        // Owned by the guard from here on: killed and waited for on every path.
+        let sentinel = Sentinel { port, _dir: dir, child };
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Some(sentinel);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("redis-sentinel did not come up");
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()))
+}
+
+#[tokio::test]
+async fn sentinel_failover_keeps_sessions_and_no_request_passes_without_one() {
+    logs::capture();
+    let Some(mut master) = Redis::start().await else { return };
+    let Some(replica) =
+        Redis::start_with(vec!["--replicaof".into(), "127.0.0.1".into(), master.port.to_string()], false).await
+    else {
+        return;
+    };
+    let Some(sentinel) = Sentinel::start(&master).await else { return };
+    let extra = format!(
+        "store = \"redis\"\n[session.redis]\nsentinels = [\"127.0.0.1:{}\"]\nmaster_name = \"mymaster\"\ntimeout_ms = 300\n",
+        sentinel.port
+    );
+    let a = Gateway::start(StackOptions { session_extra: extra, ..Default::default() }).await;
+    let cookie = a.login().await;
+    assert_eq!(get_json(&a, "/x", &cookie).await.status(), 200);
+    // The session is on the replica before the master dies.
+    let mut conn = master.conn().await;
+    let mut acked = 0;
+    for _ in 0..40 {
+        acked = redis::cmd("WAIT").arg(1).arg(200).query_async::<i64>(&mut conn).await.unwrap();
+        if acked == 1 {
+            break;
+        }
+    }
+    assert_eq!(acked, 1, "the replica acknowledged the writes");
+    drop(conn);
+
+    master.kill();
+    let killed = std::time::Instant::now();
+    let mut seen = std::collections::BTreeMap::<u16, u32>::new();
+    let took = loop {
+        let resp = get_json(&a, "/x", &cookie).await;
+        let status = resp.status().as_u16();
+        *seen.entry(status).or_default() += 1;
+        assert!(
+            status == 200 || status == 503,
+            "during the failover: {status} (never a login, never without a session)"
+        );
+        // Without a session: never the app.
+        assert_ne!(a.navigate("/x", None).await.status(), 200);
+        if status == 200 {
+            break killed.elapsed();
+        }
+        assert!(killed.elapsed() < Duration::from_secs(20), "no failover within 20 s: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!("sentinel failover: the session was served again {took:?} after the master was killed ({seen:?})");
+    assert!(logs::text().contains("session store (redis): master from the sentinels"));
+    // Writes go to the new master: a new login works.
+    let fresh = a.login().await;
+    assert_eq!(get_json(&a, "/x", &fresh).await.status(), 200);
+    let mut conn = replica.conn().await;
+    let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut conn).await.unwrap();
+    assert_eq!(role.first(), Some(&redis::Value::BulkString(b"master".to_vec())), "the replica was promoted");
+}
+
+// ---------------------------------------------------------------------------------------
+// The store itself, on the real server
+// ---------------------------------------------------------------------------------------
+
+fn keyring() -> Keyring {
+    Keyring::from_secrets(vec![("k1".into(), vec![7u8; 32])]).unwrap()
+}
+
+fn store(redis: &Redis, prefix: &str) -> RedisStore {
+    let cfg: aisgate::config::RedisConfig =
+        toml::from_str(&format!("url = \"{}\"\nkey_prefix = \"{prefix}\"\ntimeout_ms = 500\n", redis.url())).unwrap();
+    let opts = RedisStoreOptions {
+        idle: Duration::from_secs(600),
+        login_ttl: Duration::from_secs(60),
+        absolute: Duration::from_secs(3600),
+        apps: 1,
+        clock: Clock::system(),
+    };
+    RedisStore::new(&cfg, keyring().record_keys(), opts, &|_| None).unwrap()
+}
+
+fn user_session(provider: &str, sub: &str, sid: Option<&str>) -> Arc<Session> {
+    let mut identity = Identity { provider: provider.into(), subject: sub.into(), ..Identity::default() };
+    if let Some(sid) = sid {
+        identity.attributes.insert("sid".into(), vec![sid.into()]);
+    }
+    Arc::new(Session::new(identity, aisgate::provider::LogoutState::None, 3600, 1, Clock::system().now_unix()))
+}
+
+fn pending() -> PendingLogin {
+    PendingLogin {
+        provider: "jip".into(),
+        return_to: "/".into(),
+        created_at: 0,
+        protocol_state: aisgate::provider::PendingState::new(aisgate::provider::ProtocolState::Kaas),
+        min_loa: None,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn records_are_encrypted_at_rest_and_a_tampered_or_moved_record_is_no_session() {
+    let Some(redis) = Redis::start().await else { return };
+    let store = store(&redis, "t1:");
+    let (key, other) = (StoreKey::of(&[1; 32]), StoreKey::of(&[2; 32]));
+    store.save(key, user_session("caais", "secret-subject-alice", Some("sid-1"))).await.unwrap();
+    let mut conn = redis.conn().await;
+    let raw: Vec<u8> = redis::cmd("GET").arg(format!("t1:s:{}", hex(&key.0))).query_async(&mut conn).await.unwrap();
+    assert!(!raw.windows(14).any(|w| w == b"secret-subject"), "the subject is not readable in Redis");
+    let names: Vec<String> = redis::cmd("KEYS").arg("t1:*").query_async(&mut conn).await.unwrap();
+    assert!(names.iter().all(|n| !n.contains("alice") && !n.contains("sid-1")), "{names:?}");
+    assert_eq!(store.load(&key).await.unwrap().unwrap().identity.subject, "secret-subject-alice");
+
+    // The same bytes under another session's key: refused (bound to its store key).
+    let _: () =
+        redis::cmd("SET").arg(format!("t1:s:{}", hex(&other.0))).arg(&raw).query_async(&mut conn).await.unwrap();
+    assert!(store.load(&other).await.unwrap().is_none(), "a record moved to another key opens nowhere");
+    // One flipped bit: refused.
+    let mut flipped = raw.clone();
+    *flipped.last_mut().unwrap() ^= 1;
+    let _: () =
+        redis::cmd("SET").arg(format!("t1:s:{}", hex(&key.0))).arg(&flipped).query_async(&mut conn).await.unwrap();
+    assert!(store.load(&key).await.unwrap().is_none(), "a tampered record is no session");
+}
+
+#[tokio::test]
+async fn reading_a_session_is_one_round_trip_and_renews_its_idle_ttl() {
+    let Some(redis) = Redis::start().await else { return };
+    let store = store(&redis, "t2:");
+    let key = StoreKey::of(&[3; 32]);
+    store.save(key, user_session("jip", "bob", None)).await.unwrap();
+    assert!(store.load(&key).await.unwrap().is_some(), "warm-up (loads the script)");
+    let mut conn = redis.conn().await;
+    let name = format!("t2:s:{}", hex(&key.0));
+    let _: () = redis::cmd("PEXPIRE").arg(&name).arg(5000).query_async(&mut conn).await.unwrap();
+    // Per-command call counts (the health task's PING and these INFO calls left out).
+    async fn commands(conn: &mut redis::aio::MultiplexedConnection) -> std::collections::BTreeMap<String, u64> {
+        let info: String = redis::cmd("INFO").arg("commandstats").query_async(conn).await.unwrap();
+        info.lines()
+            .filter_map(|l| {
+                let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = rest.split("calls=").nth(1)?.split(',').next()?.parse().ok()?;
+                (name != "ping" && name != "info").then(|| (name.to_owned(), calls))
+            })
+            .collect()
+    }
+    let before = commands(&mut conn).await;
+    assert!(store.load(&key).await.unwrap().is_some());
+    let after = commands(&mut conn).await;
+    let delta: Vec<(String, u64)> = after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+        .filter(|(_, d)| *d > 0)
+        .collect();
+    // One command from the client (EVALSHA); GET and PEXPIRE run inside the script.
+    assert_eq!(
+        delta,
+        vec![("evalsha".to_owned(), 1), ("get".to_owned(), 1), ("pexpire".to_owned(), 1)],
+        "one round trip per session read"
+    );
+    let ttl: i64 = redis::cmd("PTTL").arg(&name).query_async(&mut conn).await.unwrap();
+    assert!(ttl > 590_000, "the read renewed the idle timeout (ttl {ttl} ms)");
+}
+
+#[tokio::test]
+async fn writing_back_refreshed_tokens_never_resurrects_a_session_logged_out_meanwhile() {
+    let Some(redis) = Redis::start().await else { return };
+    let store = store(&redis, "t5:");
+    let key = StoreKey::of(&[5; 32]);
+    let session = user_session("caais", "alice", Some("s1"));
+    store.save(key, session.clone()).await.unwrap();
+    store.tokens_refreshed(&key, &session).await.unwrap();
+    assert!(store.load(&key).await.unwrap().is_some(), "written back over the live record");
+    store.remove(&key).await.unwrap();
+    // The refresh finishes after a logout at another instance.
+    store.tokens_refreshed(&key, &session).await.unwrap();
+    assert!(store.load(&key).await.unwrap().is_none(), "the logout stands");
+}
+
+#[tokio::test]
+async fn a_pending_login_is_taken_exactly_once_by_concurrent_instances() {
+    let Some(redis) = Redis::start().await else { return };
+    let stores = [Arc::new(store(&redis, "t3:")), Arc::new(store(&redis, "t3:"))];
+    let key = StoreKey::of(&[4; 32]);
+    stores[0].put_pending(key, pending()).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = stores[i % 2].clone();
+        tasks.push(tokio::spawn(async move { store.take_pending(&key).await.unwrap().is_some() }));
+    }
+    let mut taken = 0;
+    for t in tasks {
+        taken += usize::from(t.await.unwrap());
+    }
+    assert_eq!(taken, 1, "20 callbacks with one handle on two instances: exactly one login");
+}
+
+#[tokio::test]
+async fn back_channel_logout_through_the_shared_indexes_ends_the_right_sessions_and_announces_them() {
+    let Some(redis) = Redis::start().await else { return };
+    let (a, b) = (store(&redis, "t4:"), store(&redis, "t4:"));
+    let mut ended_at_a = a.ended_sessions();
+    // Let A's subscriber attach before anything ends.
+    for _ in 0..100 {
+        let mut conn = redis.conn().await;
+        let subs: Vec<(String, u64)> =
+            redis::cmd("PUBSUB").arg("NUMSUB").arg("t4:ended").query_async(&mut conn).await.unwrap();
+        if subs.first().is_some_and(|(_, n)| *n >= 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let keys: Vec<StoreKey> = (20u8..25).map(|i| StoreKey::of(&[i; 32])).collect();
+    a.save(keys[0], user_session("caais", "alice", Some("s1"))).await.unwrap();
+    a.save(keys[1], user_session("caais", "alice", Some("s2"))).await.unwrap();
+    a.save(keys[2], user_session("caais", "alice", None)).await.unwrap();
+    a.save(keys[3], user_session("enviam", "alice", Some("s1"))).await.unwrap();
+    a.save(keys[4], user_session("caais", "bob", Some("s3"))).await.unwrap();
+
+    // At B: by sid; a sid with another user's subject ends nothing; empty ends nothing.
+    assert_eq!(b.remove_for_subject("caais", Some("bob"), Some("s1")).await.unwrap(), 0);
+    assert_eq!(b.remove_for_subject("caais", None, None).await.unwrap(), 0);
+    assert_eq!(b.remove_for_subject("caais", Some(""), Some("")).await.unwrap(), 0);
+    assert_eq!(b.remove_for_subject("caais", None, Some("s1")).await.unwrap(), 1);
+    assert!(a.load(&keys[0]).await.unwrap().is_none());
+    assert!(a.load(&keys[3]).await.unwrap().is_some(), "the sid is per provider");
+    // By subject: the rest of alice's caais sessions, nobody else's.
+    assert_eq!(b.remove_for_subject("caais", Some("alice"), None).await.unwrap(), 2);
+    assert!(a.load(&keys[1]).await.unwrap().is_none());
+    assert!(a.load(&keys[2]).await.unwrap().is_none());
+    assert!(a.load(&keys[3]).await.unwrap().is_some(), "other provider untouched");
+    assert!(a.load(&keys[4]).await.unwrap().is_some(), "other user untouched");
+
+    // A heard every ending made at B.
+    let mut heard = Vec::new();
+    while heard.len() < 3 {
+        match tokio::time::timeout(Duration::from_secs(1), ended_at_a.recv()).await {
+            Ok(Ok(key)) => heard.push(key),
+            other => panic!("A heard {heard:?}, then {other:?}"),
+        }
+    }
+    heard.sort_by_key(|k| k.0);
+    let mut expected = keys[..3].to_vec();
+    expected.sort_by_key(|k| k.0);
+    assert_eq!(heard, expected);
+}
+
+#[test]
+fn configuration_errors_name_the_problem() {
+    let parse = |text: &str| toml::from_str::<aisgate::config::RedisConfig>(text).unwrap();
+    let opts = RedisStoreOptions {
+        idle: Duration::from_secs(1),
+        login_ttl: Duration::from_secs(1),
+        absolute: Duration::from_secs(1),
+        apps: 1,
+        clock: Clock::system(),
+    };
+    let err = |text: &str| {
+        RedisStore::new(&parse(text), keyring().record_keys(), opts.clone(), &|_| None).err().map(|e| e.to_string())
+    };
+    assert_eq!(
+        err("url = \"redis://:pw@127.0.0.1\"").as_deref(),
+        Some("[session.redis] url must not contain a password: use password_file or password_env")
+    );
+    assert_eq!(
+        err("url = \"redis://127.0.0.1\"\nca_file = \"/x\"").as_deref(),
+        Some("[session.redis] ca_file is set but the url is not rediss:// (TLS)")
+    );
+    assert!(err("url = \"http://127.0.0.1\"").unwrap().contains("use redis:// or rediss://"));
+    assert_eq!(
+        err("url = \"redis://127.0.0.1\"\npassword_env = \"AISGATE_TEST_NO_SUCH_VAR\"").as_deref(),
+        Some("[session.redis] password_env: environment variable AISGATE_TEST_NO_SUCH_VAR is not set")
+    );
+    // Outside a runtime (`aisgate check`) a valid table builds and reports it is not started.
+    let store =
+        RedisStore::new(&parse("url = \"redis://127.0.0.1\""), keyring().record_keys(), opts.clone(), &|_| None)
+            .unwrap();
+    assert!(!store.readiness().ready);
+    assert!(err("sentinels = [\"127.0.0.1:26379\"]").unwrap().contains("need master_name"));
+    assert!(err("url = \"redis://127.0.0.1\"\nsentinels = [\"h:1\"]\nmaster_name = \"m\"")
+        .unwrap()
+        .contains("exactly one"));
+    assert!(err("sentinels = [\"nohostport\"]\nmaster_name = \"m\"").unwrap().contains("is not host:port"));
+}
