@@ -708,6 +708,15 @@ mod tests {
             pages.push(logged_out_page(Some("/.aisgate/login"), lang));
             pages.push(logged_out_page(None, lang));
             pages.push(form_post_page("/.aisgate/acs", &[("SAMLRequest", "abc")], lang));
+            pages.push(logout_confirm_page("/.aisgate/logout", Some("/desk"), lang));
+            pages.push(logout_confirm_page("/.aisgate/logout", None, lang));
+            let who = SignedIn {
+                name: Some("Ing. Jiřina Nováková"),
+                provider: "NIA",
+                logout_url: "/.aisgate/logout",
+                switch_url: "/.aisgate/logout?switch=1&return=%2Fdesk",
+            };
+            pages.push(forbidden_page(&ErrorPage::new(ErrorKind::Forbidden), &who, lang));
             pages.push(message_page("Titulek", &["Text"], lang));
         }
         pages
@@ -1126,6 +1135,64 @@ mod tests {
             assert!(!html.contains("SAMLRequest"));
             assert!(html.contains("Přesměrování nelze dokončit"));
         }
+    }
+
+    fn who<'a>(name: Option<&'a str>, provider: &'a str) -> SignedIn<'a> {
+        SignedIn {
+            name,
+            provider,
+            logout_url: "/.aisgate/logout",
+            switch_url: "/.aisgate/logout?switch=1&return=%2Fdesk%2Fadmin",
+        }
+    }
+
+    /// Issue 14 item 11: the 403 page says who is logged in and offers a way out.
+    #[test]
+    fn forbidden_page_names_the_user_and_provider_and_offers_logout_and_another_account() {
+        let page =
+            ErrorPage { kind: ErrorKind::Forbidden, request_id: Some("r-1"), retry_url: None, home_url: Some("/desk") };
+        let cs = forbidden_page(&page, &who(Some("Ing. Jiřina Nováková"), "Identita občana (NIA)"), Lang::Cs);
+        assert!(cs.contains("<p>Jste přihlášeni jako Ing. Jiřina Nováková (Identita občana (NIA)).</p>"), "{cs}");
+        assert!(cs.contains("href=\"/.aisgate/logout\">Odhlásit se</a>"), "{cs}");
+        assert!(
+            cs.contains("href=\"/.aisgate/logout?switch=1&amp;return=%2Fdesk%2Fadmin\">Přihlásit se jiným účtem</a>")
+        );
+        assert!(cs.contains("href=\"/desk\">Přejít na úvodní stránku</a>"));
+        assert!(cs.contains("Přístup odepřen") && cs.contains("<dd>403</dd>"));
+        let en = forbidden_page(&page, &who(None, "CAAIS"), Lang::En);
+        assert!(en.contains("<p>You are logged in with CAAIS.</p>"), "{en}");
+        assert!(en.contains(">Log out</a>") && en.contains(">Log in with another account</a>"));
+        assert!(!en.contains("Jste přihlášeni"));
+    }
+
+    #[test]
+    fn forbidden_page_escapes_the_name_and_provider_and_drops_unsafe_links() {
+        let mut signed = who(Some(XSS), XSS);
+        signed.logout_url = "javascript:alert(1)";
+        let html = forbidden_page(&ErrorPage::new(ErrorKind::Forbidden), &signed, Lang::En);
+        assert_no_active_content(&html);
+        assert!(html.contains("You are logged in as &quot;&#x27;&gt;&lt;script&gt;"), "{html}");
+        assert!(!html.contains(">Log out</a>"));
+        assert!(html.contains(">Log in with another account</a>"));
+    }
+
+    /// Issue 14 item 12: the cross-site logout confirmation asks "Log out?" with a Log out
+    /// button and a Cancel link back to the app — not "Redirecting to the identity provider".
+    #[test]
+    fn logout_confirmation_asks_log_out_with_log_out_and_cancel() {
+        let cs = logout_confirm_page("https://gw.example/.aisgate/logout", Some("/desk"), Lang::Cs);
+        assert!(cs.contains("<title>Odhlásit se?</title>") && cs.contains("<h1>Odhlásit se?</h1>"), "{cs}");
+        assert!(cs.contains("<form method=\"post\" action=\"https://gw.example/.aisgate/logout\">"));
+        assert!(cs.contains("<button type=\"submit\" class=\"button\" autofocus>Odhlásit se</button>"));
+        assert!(cs.contains("<a class=\"button secondary\" href=\"/desk\">Zrušit</a>"));
+        assert!(!cs.contains("Přesměrování") && !cs.contains("Pokračovat"));
+        let en = logout_confirm_page("/.aisgate/logout", Some("/desk"), Lang::En);
+        assert!(en.contains("<h1>Log out?</h1>") && en.contains(">Log out</button>") && en.contains(">Cancel</a>"));
+        assert!(!en.contains("Redirecting") && !en.contains("Continue"));
+        // No cancel target (or an unsafe one): no cancel link; an unsafe action: no form.
+        assert!(!logout_confirm_page("/.aisgate/logout", Some("javascript:x"), Lang::En).contains("Cancel"));
+        assert!(!logout_confirm_page("javascript:x", Some("/desk"), Lang::En).contains("<form"));
+        assert_no_active_content(&logout_confirm_page(&format!("/l{XSS}"), Some(&format!("/c{XSS}")), Lang::En));
     }
 
     #[test]
