@@ -359,7 +359,7 @@ impl Gateway {
 fn base_home(public_base_url: &str, apps: &[route::App]) -> Option<(String, Arc<str>)> {
     let base = url::Url::parse(public_base_url).ok()?;
     let host = base.host_str()?.to_ascii_lowercase();
-    let app = apps.iter().find(|a| a.hosts.is_empty() || a.hosts.iter().any(|h| *h == host))?;
+    let app = apps.iter().find(|a| a.hosts.is_empty() || a.hosts.contains(&host))?;
     let origin = base.origin().ascii_serialization();
     Some((host, Arc::from(format!("{origin}{}", app.path_prefix).as_str())))
 }
