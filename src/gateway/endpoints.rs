@@ -110,7 +110,7 @@ async fn login(
     let return_to = param(&params, "return").and_then(|r| ReturnUrl::parse(r).ok()).unwrap_or_else(ReturnUrl::root);
     let host = request_host(&headers);
     let Ok(path) = CanonicalPath::parse(return_to.path()) else {
-        return rescue::error(ErrorKind::BadRequest, &info, Some("/"));
+        return rescue::error(ErrorKind::BadRequest, &info, info.home());
     };
     let Some(app) = route::find(&gw.apps, &host, &crate::http::path_forms::PathForms::new(&path)) else {
         return rescue::error(ErrorKind::NotFound, &info, None);
@@ -118,7 +118,7 @@ async fn login(
     let loa = match param(&params, "loa").map(crate::identity::Loa::parse_lenient) {
         None => None,
         Some(Some(loa)) => Some(loa),
-        Some(None) => return rescue::error(ErrorKind::BadRequest, &info, Some("/")),
+        Some(None) => return rescue::error(ErrorKind::BadRequest, &info, info.home()),
     };
     start_login_at(&gw, app, param(&params, "provider"), loa, return_to, &headers, &info).await
 }
