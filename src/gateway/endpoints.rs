@@ -743,12 +743,7 @@ pub async fn logout_response(
     if let Some(value) = switch_cookie {
         resp.headers_mut().append(
             SET_COOKIE,
-            set_cookie(
-                &super::logout_return::switch_cookie_name(gw),
-                &value,
-                Some(gw.login_ttl_secs),
-                gw.cookie_secure,
-            ),
+            set_cookie(super::logout_return::switch_cookie_name(gw), &value, Some(gw.login_ttl_secs), gw.cookie_secure),
         );
     }
     resp

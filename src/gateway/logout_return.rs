@@ -29,8 +29,8 @@ pub(super) fn logout_cookie_name(gw: &Gateway) -> &str {
 }
 
 /// The cookie carrying "log in with another account" through the IdP's logout.
-pub(super) fn switch_cookie_name(gw: &Gateway) -> String {
-    gw.switch_cookie_name.clone()
+pub(super) fn switch_cookie_name(gw: &Gateway) -> &str {
+    &gw.switch_cookie_name
 }
 
 /// Remembers "log in with another account to `to`" across the IdP's logout: the URL is kept
