@@ -232,6 +232,14 @@ upstream = "{upstream}"
 providers = ["jip", "caais"]
 
 [[app]]
+name = "archive"
+hosts = ["localhost"]
+path_prefix = "/archive"
+upstream = "http://127.0.0.1:9"
+providers = ["jip"]
+public_paths = ["/archive"]
+
+[[app]]
 name = "desk"
 hosts = ["desk.localhost"]
 path_prefix = "/desk"
@@ -266,6 +274,11 @@ async fn the_404_page_links_home_only_to_a_real_app_never_to_the_same_404() {
     let page = missing.text().await.unwrap();
     assert!(page.contains(&format!("href=\"/portal\">{home}</a>")), "{page}");
     assert!(!page.contains("href=\"/\""), "{page}");
+    // Inside an app, home is that app: the archive's upstream is down (502), its page links
+    // to the archive, not to the host's first app.
+    let down = gw.navigate("/archive/2020", None).await;
+    assert_eq!(down.status(), 502);
+    assert!(down.text().await.unwrap().contains(&format!("href=\"/archive\">{home}</a>")));
     // The other host: its own app.
     let desk = get(&gw, &gw.url("/nothing"), None, &[("host", &format!("desk.localhost:{port}"))]).await;
     assert!(desk.text().await.unwrap().contains(&format!("href=\"/desk\">{home}</a>")));
