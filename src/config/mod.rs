@@ -391,6 +391,10 @@ pub enum DefaultAccess {
 pub struct AppConfig {
     /// Unique name (metrics label, logs).
     pub name: String,
+    /// Name shown to users on the gateway's pages ("you are logging in to …"); default: the
+    /// request's host and the app's path prefix.
+    #[serde(default)]
+    pub display_name: Option<String>,
     /// Host names this app answers for (any if empty).
     #[serde(default)]
     pub hosts: Vec<String>,

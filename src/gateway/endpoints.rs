@@ -110,7 +110,7 @@ async fn login(
     let return_to = param(&params, "return").and_then(|r| ReturnUrl::parse(r).ok()).unwrap_or_else(ReturnUrl::root);
     let host = request_host(&headers);
     let Ok(path) = CanonicalPath::parse(return_to.path()) else {
-        return rescue::error(ErrorKind::BadRequest, &info, Some("/"));
+        return rescue::error(ErrorKind::BadRequest, &info, info.home());
     };
     let Some(app) = route::find(&gw.apps, &host, &crate::http::path_forms::PathForms::new(&path)) else {
         return rescue::error(ErrorKind::NotFound, &info, None);
@@ -118,7 +118,7 @@ async fn login(
     let loa = match param(&params, "loa").map(crate::identity::Loa::parse_lenient) {
         None => None,
         Some(Some(loa)) => Some(loa),
-        Some(None) => return rescue::error(ErrorKind::BadRequest, &info, Some("/")),
+        Some(None) => return rescue::error(ErrorKind::BadRequest, &info, info.home()),
     };
     start_login_at(&gw, app, param(&params, "provider"), loa, return_to, &headers, &info).await
 }
@@ -173,7 +173,8 @@ pub async fn start_login_at(
             })
             .collect();
         let choices: Vec<ProviderChoice> = links.iter().map(|(label, url)| ProviderChoice { label, url }).collect();
-        return rescue::html(StatusCode::OK, pages::chooser_page(&choices, info.lang()));
+        let entering = app.user_label(&request_host(headers));
+        return rescue::html(StatusCode::OK, pages::chooser_page(&entering, &choices, info.lang()));
     };
     let loop_cookie = &gw.loop_cookie_name;
     let Some(counted) = super::loop_guard::count_start(
@@ -397,17 +398,28 @@ async fn finish_login_for(
     let restart = restart_url(provider_name, &fallback);
     let handle = super::cookies::login_handle(gw, headers, info);
     let pending = match handle {
-        None if provider.login_profile().accepts_unsolicited => {
-            unsolicited_login(provider_name, &params, info, gw.clock.now_unix())
-        }
         None => {
-            tracing::warn!(request_id = info.id(), provider = provider_name, client = %info.client_ip, "callback without a valid pre-login cookie refused");
-            gateway_refusal(gw, index, provider_name, CommonReason::NoLoginCookie, info);
-            return rescue::error(ErrorKind::LoginNotInitiated, info, Some(&restart));
+            // Reload or Back after a successful login (the pre-login cookie is gone): a
+            // browser already logged in goes on instead of seeing "login was not started here".
+            let reason = "no_login_cookie";
+            if let Some(resp) = already_logged_in(gw, provider_name, &fallback, headers, info, reason).await {
+                return resp;
+            }
+            if !provider.login_profile().accepts_unsolicited {
+                tracing::warn!(request_id = info.id(), provider = provider_name, client = %info.client_ip, "callback without a valid pre-login cookie refused");
+                gateway_refusal(gw, index, provider_name, CommonReason::NoLoginCookie, info);
+                return rescue::error(ErrorKind::LoginNotInitiated, info, Some(&restart));
+            }
+            unsolicited_login(provider_name, &params, info, gw.clock.now_unix())
         }
         Some(handle) => match gw.store.take_pending(&StoreKey::of(&handle)).await {
             Ok(Some(p)) => p,
             Ok(None) => {
+                // The same message again (a replayed state, a re-submitted form) in a browser
+                // that the first delivery logged in: go on, the message is not looked at.
+                if let Some(resp) = already_logged_in(gw, provider_name, &fallback, headers, info, "login_used").await {
+                    return with_cleared_login(gw, resp);
+                }
                 tracing::warn!(
                     request_id = info.id(),
                     provider = provider_name,
@@ -517,6 +529,33 @@ async fn finish_login_for(
     resp
 }
 
+/// A callback that cannot be finished (no pre-login cookie, or its login already used) in a
+/// browser that carries a valid session of `provider`, which the app at `return_to` accepts:
+/// the user reloaded the callback or went Back after logging in (issue 14 item 10). They go on
+/// to `return_to` with a redirect. The callback's message is never processed and no session is
+/// made from it — the existing session is what lets the user in, and only an app that accepts
+/// it is a target; otherwise `None` and the caller refuses as before.
+async fn already_logged_in(
+    gw: &Gateway,
+    provider: &str,
+    return_to: &ReturnUrl,
+    headers: &HeaderMap,
+    info: &RequestInfo,
+    reason: &'static str,
+) -> Option<Response<Body>> {
+    let (_, session) = super::handler::load_session(gw, headers, info).await.ok()??;
+    if session.identity.provider != provider {
+        return None;
+    }
+    let path = CanonicalPath::parse(return_to.path()).ok()?;
+    let app = route::find(&gw.apps, &request_host(headers), &crate::http::path_forms::PathForms::new(&path))?;
+    if !app.accepts_provider(&gw.providers, provider) {
+        return None;
+    }
+    tracing::info!(request_id = info.id(), provider, app = %app.name, reason, "callback in a browser already logged in: continuing to the return URL, the message is not processed");
+    Some(rescue::redirect(return_to.as_str()))
+}
+
 /// The stand-in pending login of an IdP-initiated login: no protocol state (the provider then
 /// requires a Response that answers no request), the RelayState as the return URL when it is a
 /// valid local one (SAML IdP-initiated convention), else `/`.
@@ -601,6 +640,32 @@ fn with_cleared_login(gw: &Gateway, mut resp: Response<Body>) -> Response<Body> 
     resp
 }
 
+/// The "log in with another account" link for `return_to` (a local URL): a logout that, once
+/// the IdP's logout is done too, starts a login to the same URL (issue 14 item 11).
+pub fn switch_account_url(return_to: &str) -> String {
+    format!("{RESERVED_PREFIX}logout?switch=1&return={}", encode(return_to))
+}
+
+/// What a logout request asks for besides logging out.
+#[derive(Debug, Default)]
+pub struct LogoutRequest {
+    /// Where "Cancel" on the cross-site confirmation leads (the app), if known.
+    pub cancel: Option<String>,
+    /// "Log in with another account": after the logout, a login to this URL starts.
+    pub switch_to: Option<ReturnUrl>,
+}
+
+impl LogoutRequest {
+    /// Reads `return` and `switch=1` from the query of `/.aisgate/logout`; `cancel` is the
+    /// `return` URL, else `home` (an app of this host).
+    fn from_query(params: &[(String, String)], home: Option<&str>) -> LogoutRequest {
+        let back = param(params, "return").and_then(|r| ReturnUrl::parse(r).ok());
+        let switch_to = back.clone().filter(|_| param(params, "switch") == Some("1"));
+        let cancel = back.map(ReturnUrl::into_string).or_else(|| home.map(str::to_owned));
+        LogoutRequest { cancel, switch_to }
+    }
+}
+
 /// `GET|POST /.aisgate/logout` and intercepted app logout paths: destroy the session first,
 /// then send the browser to the provider's logout (or the logged-out page).
 pub async fn logout_response(
@@ -608,12 +673,18 @@ pub async fn logout_response(
     method: &http::Method,
     headers: &HeaderMap,
     info: &RequestInfo,
+    request: LogoutRequest,
 ) -> Response<Body> {
     // A top-level GET from another site (a link that logs users out) gets a confirmation
-    // button instead; same-site links and POSTs proceed.
+    // instead — "Log out?" with a POST button and a Cancel link back to the app (issue 14
+    // item 12); same-site links and POSTs proceed.
     if method == http::Method::GET && headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site") {
-        let action = gw.url(&format!("{RESERVED_PREFIX}logout"));
-        return rescue::html(StatusCode::OK, pages::form_post_page(&action, &[], info.lang()));
+        let mut action = gw.url(&format!("{RESERVED_PREFIX}logout"));
+        if let Some(to) = &request.switch_to {
+            action = gw.url(&switch_account_url(to.as_str()));
+        }
+        let page = pages::logout_confirm_page(&action, request.cancel.as_deref(), info.lang());
+        return rescue::html(StatusCode::OK, page);
     }
     let mut location = gw.url(&format!("{RESERVED_PREFIX}logged-out"));
     let mut step = None;
@@ -634,6 +705,23 @@ pub async fn logout_response(
             Err(e) => tracing::error!(request_id = info.id(), error = %e, "cannot remove session at logout"),
         }
     }
+    let switch_cookie = match (&request.switch_to, &step) {
+        // Nothing to log out of at an IdP: the new login starts right away.
+        (Some(to), None) => {
+            tracing::info!(
+                request_id = info.id(),
+                reason = "switch_account",
+                "logged out; login with another account starts"
+            );
+            let mut resp = rescue::redirect(&login_url(to.as_str()));
+            resp.headers_mut().append(SET_COOKIE, clear_cookie(&gw.cookie_name, gw.cookie_secure));
+            return resp;
+        }
+        // The IdP's logout comes first (else it would log the same account in again); the
+        // logged-out page then starts the login (`logout_return::logged_out`).
+        (Some(to), Some(_)) => super::logout_return::remember_switch(gw, to, info).await,
+        (None, _) => None,
+    };
     let mut resp = match step {
         Some(BrowserStep::PostForm { action, fields }) => {
             let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -652,6 +740,12 @@ pub async fn logout_response(
             set_cookie(super::logout_return::logout_cookie_name(gw), &value, Some(gw.login_ttl_secs), gw.cookie_secure),
         );
     }
+    if let Some(value) = switch_cookie {
+        resp.headers_mut().append(
+            SET_COOKIE,
+            set_cookie(super::logout_return::switch_cookie_name(gw), &value, Some(gw.login_ttl_secs), gw.cookie_secure),
+        );
+    }
     resp
 }
 
@@ -660,8 +754,10 @@ async fn logout(
     Extension(info): Extension<RequestInfo>,
     method: http::Method,
     headers: HeaderMap,
+    RawQuery(query): RawQuery,
 ) -> Response<Body> {
-    logout_response(&gw, &method, &headers, &info).await
+    let request = LogoutRequest::from_query(&query_pairs(query.as_deref()), info.home());
+    logout_response(&gw, &method, &headers, &info, request).await
 }
 
 /// A JSON error answer of the back-channel logout endpoint (§2.8: `400` with an OAuth-style

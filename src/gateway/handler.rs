@@ -30,9 +30,9 @@ use crate::upstream::{hop_by_hop, splice_upgrade, SessionBinding, Tunnel, Upstre
 /// Handles one client request.
 pub async fn handle(gw: Arc<Gateway>, req: Request<hyper::body::Incoming>, conn: ConnInfo) -> Response<Body> {
     let started = Instant::now();
-    let info = RequestInfo::new(req.headers(), &conn, &gw.trusted_proxies);
+    let mut info = RequestInfo::new(req.headers(), &conn, &gw.trusted_proxies);
     let method = req.method().clone();
-    let (mut resp, app, path) = pipeline(&gw, req.map(Body::new), &conn, &info).await;
+    let (mut resp, app, path) = pipeline(&gw, req.map(Body::new), &conn, &mut info).await;
     let status = resp.status();
     let elapsed = started.elapsed();
     let metrics = match app {
@@ -59,7 +59,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<hyper::body::Incoming>, conn:
 
 type Outcome = (Response<Body>, Option<usize>, Option<String>);
 
-async fn pipeline(gw: &Arc<Gateway>, req: Request<Body>, conn: &ConnInfo, info: &RequestInfo) -> Outcome {
+async fn pipeline(gw: &Arc<Gateway>, req: Request<Body>, conn: &ConnInfo, info: &mut RequestInfo) -> Outcome {
     // Exactly one well-formed host, in `Host` (HTTP/2 `:authority` copied there): routing,
     // `preserve_host` and the upstream must all read the same one (RFC 9112 §3.2).
     let (mut parts, body) = req.into_parts();
@@ -68,6 +68,9 @@ async fn pipeline(gw: &Arc<Gateway>, req: Request<Body>, conn: &ConnInfo, info: 
         return (rescue::error(ErrorKind::BadRequest, info, None), None, None);
     }
     let req = Request::from_parts(parts, body);
+    // Pages link "home" to a real app of this host, not a hard-coded `/` (issue 14 item 13).
+    let host = endpoints::request_host(req.headers());
+    info.set_home(gw.home_for_host(&host));
     let path = match CanonicalPath::parse(req.uri().path()) {
         Ok(path) => path,
         Err(e) => {
@@ -82,11 +85,12 @@ async fn pipeline(gw: &Arc<Gateway>, req: Request<Body>, conn: &ConnInfo, info: 
         return (own_endpoint(gw, req, info).await, None, path_text);
     }
 
-    let host = endpoints::request_host(req.headers());
     let forms = PathForms::new(&path);
     let Some(app) = route::find(&gw.apps, &host, &forms) else {
         return (rescue::error(ErrorKind::NotFound, info, None), None, path_text);
     };
+    // Within an app, "home" is that app.
+    info.set_home(gw.home_for_app(app));
     if let Err(e) = app.check_path(&forms) {
         tracing::info!(request_id = info.id(), app = %app.name, error = %e, "request path refused");
         return (rescue::error(ErrorKind::BadRequest, info, None), Some(app.index), path_text);
@@ -148,7 +152,9 @@ async fn app_request(
     }
 
     if app.is_logout(forms) {
-        return endpoints::logout_response(gw, req.method(), req.headers(), info).await;
+        // "Cancel" on a cross-site logout confirmation goes back to this app.
+        let request = endpoints::LogoutRequest { cancel: Some(app.path_prefix.clone()), switch_to: None };
+        return endpoints::logout_response(gw, req.method(), req.headers(), info, request).await;
     }
 
     let session = if app.is_public(forms) {
@@ -178,7 +184,7 @@ async fn app_request(
                 return resp;
             }
             tracing::warn!(request_id = info.id(), app = %app.name, user = %session.identity.log_label(), reason = ?denied, "access denied");
-            return rescue::error(ErrorKind::Forbidden, info, None);
+            return forbidden(gw, &session.identity, return_url(path, req.uri().query()), info);
         }
         add_identity_headers(gw, app, session, &mut req);
         if app.upstream_bearer {
@@ -242,6 +248,38 @@ async fn step_up(
     Some(rescue::step_up_required(info, &login, loa.as_str()))
 }
 
+/// The 403 page of a logged-in user: who they are, and the way out — log out, or log out and
+/// log in to this same URL with another account (issue 14 item 11).
+fn forbidden(
+    gw: &Gateway,
+    identity: &crate::identity::Identity,
+    here: ReturnUrl,
+    info: &RequestInfo,
+) -> Response<Body> {
+    let provider = gw.provider(&identity.provider).map_or(identity.provider.as_str(), |(_, p)| p.display_name());
+    let name = display_name(identity);
+    let logout_url = format!("{RESERVED_PREFIX}logout");
+    let switch_url = endpoints::switch_account_url(here.as_str());
+    let who =
+        crate::pages::SignedIn { name: name.as_deref(), provider, logout_url: &logout_url, switch_url: &switch_url };
+    rescue::forbidden(info, &who)
+}
+
+/// The name a user recognises as theirs: titles, given and family name; else the username or
+/// e-mail. Shown only to the user themselves, on their own page — never logged.
+fn display_name(identity: &crate::identity::Identity) -> Option<String> {
+    let text = |v: &Option<String>| v.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned);
+    let (given, family) = (text(&identity.given_name), text(&identity.family_name));
+    if given.is_none() && family.is_none() {
+        return text(&identity.username).or_else(|| text(&identity.email));
+    }
+    let name = [text(&identity.title_before), given, family].into_iter().flatten().collect::<Vec<_>>().join(" ");
+    Some(match text(&identity.title_after) {
+        Some(after) => format!("{name}, {after}"),
+        None => name,
+    })
+}
+
 fn strip_identity(gw: &Gateway, req: &mut Request<Body>, info: &RequestInfo) {
     let headers = req.headers_mut();
     let spoofed: Vec<http::HeaderName> =
@@ -255,9 +293,9 @@ fn strip_identity(gw: &Gateway, req: &mut Request<Body>, info: &RequestInfo) {
     }
 }
 
-type Failure = fn(&RequestInfo) -> Response<Body>;
+pub(super) type Failure = fn(&RequestInfo) -> Response<Body>;
 
-async fn load_session(
+pub(super) async fn load_session(
     gw: &Gateway,
     headers: &http::HeaderMap,
     info: &RequestInfo,
@@ -385,7 +423,13 @@ async fn forward(
     }
     if !app.forward_gateway_cookies {
         // Every gateway cookie, the logout-state one included: each is a bearer value.
-        let own = [&gw.cookie_name, &gw.login_cookie_name, &gw.loop_cookie_name, &gw.logout_cookie_name];
+        let own = [
+            &gw.cookie_name,
+            &gw.login_cookie_name,
+            &gw.loop_cookie_name,
+            &gw.logout_cookie_name,
+            &gw.switch_cookie_name,
+        ];
         remove_cookies(&mut parts.headers, &own.map(String::as_str));
     }
     // A Referer pointing at the gateway's callback may carry a login token.

@@ -15,6 +15,7 @@ use super::endpoints::{param, query_pairs};
 use super::request::{clear_cookie, RequestInfo};
 use super::rescue;
 use super::Gateway;
+use crate::http::return_url::ReturnUrl;
 use crate::pages;
 use crate::provider::{BrowserStep, LogoutState, PendingState, ProtocolState};
 use crate::session::keyring::Purpose;
@@ -25,6 +26,46 @@ type Gw = State<Arc<Gateway>>;
 /// The cookie binding an RP-initiated logout's `state` to the browser.
 pub(super) fn logout_cookie_name(gw: &Gateway) -> &str {
     &gw.logout_cookie_name
+}
+
+/// The cookie carrying "log in with another account" through the IdP's logout.
+pub(super) fn switch_cookie_name(gw: &Gateway) -> &str {
+    &gw.switch_cookie_name
+}
+
+/// Remembers "log in with another account to `to`" across the IdP's logout: the URL is kept
+/// server-side, single use, under a fresh handle sealed into a cookie of this browser (so
+/// no other site can make the logged-out page start a login). Returns the cookie value.
+pub(super) async fn remember_switch(gw: &Gateway, to: &ReturnUrl, info: &RequestInfo) -> Option<String> {
+    let handle = random_id();
+    let pending = PendingLogin {
+        provider: String::new(),
+        return_to: to.as_str().to_owned(),
+        created_at: gw.clock.now_unix(),
+        // Never usable as a login's state: no provider's `finish` takes it.
+        protocol_state: PendingState::new(ProtocolState::LogoutReturn),
+        min_loa: None,
+    };
+    if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {
+        // The logout itself happens; the user starts the new login by hand.
+        tracing::error!(request_id = info.id(), error = %e, "cannot store the account switch");
+        return None;
+    }
+    Some(gw.keyring.seal(Purpose::Logout, &handle))
+}
+
+/// The login URL of a remembered account switch, taken (single use) from this browser's
+/// switch cookie.
+async fn take_switch(gw: &Gateway, headers: &HeaderMap, info: &RequestInfo) -> Option<ReturnUrl> {
+    let handle = super::cookies::open(gw, headers, &gw.switch_cookie_name, Purpose::Logout, info)?;
+    match gw.store.take_pending(&StoreKey::of(&handle)).await {
+        Ok(Some(p))
+            if p.provider.is_empty() && matches!(p.protocol_state.protocol(), Ok(ProtocolState::LogoutReturn)) =>
+        {
+            ReturnUrl::parse(&p.return_to).ok()
+        }
+        _ => None,
+    }
 }
 
 /// `GET /.aisgate/logged-out[?state=…]`: the local session is already gone, so the page is the
@@ -57,9 +98,25 @@ pub(super) async fn logged_out(
             tracing::warn!(request_id = info.id(), client = %info.client_ip, "return from the IdP's logout without this browser's state (missing, wrong or reused)");
         }
     }
-    let mut resp = rescue::html(StatusCode::OK, pages::logged_out_page(Some("/"), info.lang()));
+    let switch = take_switch(&gw, &headers, &info).await;
+    let mut resp = match &switch {
+        // "Log in with another account": the IdP's logout is done, the new login starts.
+        Some(to) => {
+            tracing::info!(
+                request_id = info.id(),
+                reason = "switch_account",
+                "logged out at the IdP; login with another account starts"
+            );
+            rescue::redirect(&super::endpoints::login_path(to.as_str()))
+        }
+        // "Log in again" leads to an app of this host, not a `/` that may be no app's.
+        None => rescue::html(StatusCode::OK, pages::logged_out_page(info.home(), info.lang())),
+    };
     if handle.is_some() {
         resp.headers_mut().append(SET_COOKIE, clear_cookie(cookie_name, gw.cookie_secure));
+    }
+    if super::cookies::read(&headers, &gw.switch_cookie_name, &info).is_some() {
+        resp.headers_mut().append(SET_COOKIE, clear_cookie(&gw.switch_cookie_name, gw.cookie_secure));
     }
     resp
 }

@@ -96,6 +96,9 @@ pub struct Gateway {
     /// Cookie binding an RP-initiated logout's `state` to the browser
     /// (`<login_cookie_name>_logout`).
     pub logout_cookie_name: String,
+    /// Cookie carrying "log in with another account" through the IdP's logout
+    /// (`<login_cookie_name>_switch`).
+    pub switch_cookie_name: String,
     /// `Secure` on cookies.
     pub cookie_secure: bool,
     /// Absolute session timeout, seconds.
@@ -116,6 +119,11 @@ pub struct Gateway {
     pub conn_metrics: crate::listen::conn::ConnMetrics,
     /// Returns from an IdP's logout: `[verified, unverified]` `state`.
     pub logout_returns: [crate::ops::metrics::CounterHandle; 2],
+    /// Each app's "home page" link target (its path prefix), by app index, shared by pages.
+    app_homes: Vec<Arc<str>>,
+    /// The public base URL's host and the link to its first app, for pages on a host that
+    /// has no app (issue 14 item 13).
+    base_home: Option<(String, Arc<str>)>,
     endpoints: OnceLock<axum::Router>,
 }
 
@@ -246,6 +254,8 @@ impl Gateway {
             extra_names.extend(app.headers.header_names().map(|n| n.as_str().to_owned()));
         }
         let namespace = IdentityNamespace::new(extra_names.iter().map(String::as_str));
+        let app_homes: Vec<Arc<str>> = apps.iter().map(|a| Arc::from(a.path_prefix.as_str())).collect();
+        let base_home = base_home(&public_base_url, &apps);
         let gateway = Arc::new(Gateway {
             public_base_url,
             apps,
@@ -262,6 +272,7 @@ impl Gateway {
             login_cookie_name: config.session.login_cookie_name(),
             loop_cookie_name: format!("{}_count", config.session.login_cookie_name()),
             logout_cookie_name: format!("{}_logout", config.session.login_cookie_name()),
+            switch_cookie_name: format!("{}_switch", config.session.login_cookie_name()),
             cookie_secure: config.session.cookie_secure,
             absolute_timeout_secs: config.session.absolute_timeout_secs,
             login_ttl_secs: config.session.login_ttl_secs,
@@ -277,6 +288,8 @@ impl Gateway {
             ),
             logout_returns,
             conn_metrics,
+            app_homes,
+            base_home,
             endpoints: OnceLock::new(),
         });
         let _ = gateway.endpoints.set(endpoints::router(gateway.clone()));
@@ -308,6 +321,26 @@ impl Gateway {
         provider.login_profile().pending_login_ttl.map_or(self.login_ttl_secs, |ttl| ttl.max(self.login_ttl_secs))
     }
 
+    /// Where the "home page" link of a page served on `host` leads: the first app answering
+    /// for `host` (its path prefix); on a host without apps, the first app of the public base
+    /// URL's host when that is another host; else `None` — no link, rather than one that leads
+    /// to the same 404 (issue 14 item 13).
+    pub fn home_for_host(&self, host: &str) -> Option<Arc<str>> {
+        let on_host = |app: &route::App| app.hosts.is_empty() || app.hosts.iter().any(|h| h.eq_ignore_ascii_case(host));
+        if let Some(app) = self.apps.iter().find(|a| on_host(a)) {
+            return self.app_homes.get(app.index).cloned();
+        }
+        match &self.base_home {
+            Some((base_host, link)) if !base_host.eq_ignore_ascii_case(host) => Some(link.clone()),
+            _ => None,
+        }
+    }
+
+    /// The "home page" link of pages of `app`: its path prefix.
+    pub fn home_for_app(&self, app: &route::App) -> Option<Arc<str>> {
+        self.app_homes.get(app.index).cloned()
+    }
+
     /// Readiness of every provider, for `/readyz`.
     pub fn readiness(&self) -> Vec<(String, crate::provider::Readiness)> {
         self.providers.iter().map(|p| (p.name().to_owned(), p.readiness())).collect()
@@ -327,6 +360,16 @@ impl Gateway {
     fn endpoints(&self) -> Option<axum::Router> {
         self.endpoints.get().cloned()
     }
+}
+
+/// The public base URL's host and the absolute link to its first app, if an app answers
+/// there (a base URL that only serves `/.aisgate/` endpoints is no home page).
+fn base_home(public_base_url: &str, apps: &[route::App]) -> Option<(String, Arc<str>)> {
+    let base = url::Url::parse(public_base_url).ok()?;
+    let host = base.host_str()?.to_ascii_lowercase();
+    let app = apps.iter().find(|a| a.hosts.is_empty() || a.hosts.contains(&host))?;
+    let origin = base.origin().ascii_serialization();
+    Some((host, Arc::from(format!("{origin}{}", app.path_prefix).as_str())))
 }
 
 fn build_token_issuer(cfg: &crate::config::IdentityTokenConfig) -> Result<TokenIssuer, String> {

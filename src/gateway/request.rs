@@ -37,6 +37,9 @@ pub struct RequestInfo {
     accept_language: Option<HeaderValue>,
     /// `Accept`, likewise.
     accept: Option<HeaderValue>,
+    /// Where an error page's "home page" link leads: an app of this host (see
+    /// `Gateway::home_for_host`); `None` omits the link rather than offer one that 404s.
+    home: Option<std::sync::Arc<str>>,
 }
 
 impl RequestInfo {
@@ -57,7 +60,18 @@ impl RequestInfo {
             from_trusted_proxy,
             accept_language: headers.get(http::header::ACCEPT_LANGUAGE).cloned(),
             accept: headers.get(ACCEPT).cloned(),
+            home: None,
         }
+    }
+
+    /// The "home page" link target of this request's pages, if there is a real one.
+    pub fn home(&self) -> Option<&str> {
+        self.home.as_deref()
+    }
+
+    /// Sets the "home page" link target (by the pipeline, once the host or app is known).
+    pub(crate) fn set_home(&mut self, home: Option<std::sync::Arc<str>>) {
+        self.home = home;
     }
 
     /// Page language: Czech unless `Accept-Language` prefers English.

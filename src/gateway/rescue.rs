@@ -38,12 +38,26 @@ pub fn html(status: StatusCode, body: String) -> Response<Body> {
 /// An error as a page (browsers) or JSON (API clients).
 pub fn error(kind: ErrorKind, info: &RequestInfo, retry_url: Option<&str>) -> Response<Body> {
     if info.wants_html() {
-        let page = ErrorPage { kind, request_id: Some(info.id()), retry_url, home_url: Some("/") };
+        // The home link leads to a real app of this host (or the public base URL on another
+        // host), never to a hard-coded `/` that may itself be a 404 (issue 14 item 13).
+        let page = ErrorPage { kind, request_id: Some(info.id()), retry_url, home_url: info.home() };
         html(kind.status(), pages::error_page(&page, info.lang()))
     } else {
         let body = serde_json::json!({ "error": error_code(kind), "request_id": info.id() }).to_string();
         own_response(kind.status(), "application/json", body)
     }
+}
+
+/// 403 for a logged-in user: browsers get the page that says who is logged in (display name
+/// and provider) and offers logout and "log in with another account" (issue 14 item 11); API
+/// clients the same JSON as any error.
+pub fn forbidden(info: &RequestInfo, who: &pages::SignedIn) -> Response<Body> {
+    if !info.wants_html() {
+        return error(ErrorKind::Forbidden, info, None);
+    }
+    let page =
+        ErrorPage { kind: ErrorKind::Forbidden, request_id: Some(info.id()), retry_url: None, home_url: info.home() };
+    html(ErrorKind::Forbidden.status(), pages::forbidden_page(&page, who, info.lang()))
 }
 
 /// Adds `Retry-After: secs` (RFC 9110 §10.2.3) to a 503 or 429.

@@ -33,6 +33,8 @@ pub struct App {
     pub index: usize,
     /// Name.
     pub name: String,
+    /// Name shown to users (`display_name`), if configured.
+    pub display_name: Option<String>,
     /// Lower-case host names (empty = any host).
     pub hosts: Vec<String>,
     /// How the upstream compares paths; the prefixes below are folded accordingly.
@@ -130,6 +132,7 @@ impl App {
         Ok(App {
             index,
             name: cfg.name.clone(),
+            display_name: cfg.display_name.clone().filter(|n| !n.trim().is_empty()),
             hosts: cfg.hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
             path_case: cfg.path_case,
             path_prefix: fold(&cfg.path_prefix),
@@ -150,6 +153,16 @@ impl App {
                 .map(|p| p.split('/').next().unwrap_or("").to_ascii_lowercase())
                 .collect(),
         })
+    }
+
+    /// What the user's pages call this app: its `display_name`, else `host` (the request's)
+    /// followed by the path prefix, e.g. `intranet.example.cz/desk/` — never the internal
+    /// `name`, which is a metrics label.
+    pub fn user_label(&self, host: &str) -> String {
+        match &self.display_name {
+            Some(name) => name.clone(),
+            None => format!("{host}{}", self.path_prefix),
+        }
     }
 
     /// The readings of `forms` under this app's path comparison.

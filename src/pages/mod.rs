@@ -448,6 +448,8 @@ struct Labels {
     try_again: &'static str,
     log_in_again: &'static str,
     home: &'static str,
+    log_out: &'static str,
+    switch_account: &'static str,
     error_code: &'static str,
     request_id: &'static str,
     quote_request_id: &'static str,
@@ -459,6 +461,8 @@ fn labels(lang: Lang) -> Labels {
             try_again: "Zkusit znovu",
             log_in_again: "Přihlásit se znovu",
             home: "Přejít na úvodní stránku",
+            log_out: "Odhlásit se",
+            switch_account: "Přihlásit se jiným účtem",
             error_code: "Kód chyby",
             request_id: "Identifikátor požadavku",
             quote_request_id: "Při kontaktu s podporou uveďte identifikátor požadavku.",
@@ -467,6 +471,8 @@ fn labels(lang: Lang) -> Labels {
             try_again: "Try again",
             log_in_again: "Log in again",
             home: "Go to the home page",
+            log_out: "Log out",
+            switch_account: "Log in with another account",
             error_code: "Error code",
             request_id: "Request ID",
             quote_request_id: "Please quote the request ID when contacting support.",
@@ -498,6 +504,7 @@ pub fn error_page(page: &ErrorPage, lang: Lang) -> String {
         lang,
         title: text.title,
         what: text.what,
+        signed_in: None,
         todo: text.todo,
         links,
         list_class: "actions",
@@ -509,25 +516,84 @@ pub fn error_page(page: &ErrorPage, lang: Lang) -> String {
     })
 }
 
+/// Who is logged in, for the 403 page (issue 14 item 11): without it the page is a dead end
+/// for a user who logged in with the wrong account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedIn<'a> {
+    /// The user's display name, if the identity has one (escaped when rendered).
+    pub name: Option<&'a str>,
+    /// The display name of the provider the user logged in with (escaped).
+    pub provider: &'a str,
+    /// Target of the "log out" link.
+    pub logout_url: &'a str,
+    /// Target of the "log in with another account" link: a logout that then starts a login
+    /// to the same app.
+    pub switch_url: &'a str,
+}
+
+/// Renders the 403 page for a logged-in user: the error page of [`ErrorKind::Forbidden`]
+/// plus who is logged in (name and provider) and links to log out and to log in with another
+/// account. Links with an unsafe URL are dropped, like everywhere else.
+pub fn forbidden_page(page: &ErrorPage, who: &SignedIn, lang: Lang) -> String {
+    let text = error_text(ErrorKind::Forbidden, lang);
+    let l = labels(lang);
+    let signed_in = match (who.name.filter(|n| !n.trim().is_empty()), lang) {
+        (Some(name), Lang::Cs) => format!("Jste přihlášeni jako {name} ({}).", who.provider),
+        (Some(name), Lang::En) => format!("You are logged in as {name} ({}).", who.provider),
+        (None, Lang::Cs) => format!("Jste přihlášeni přes {}.", who.provider),
+        (None, Lang::En) => format!("You are logged in with {}.", who.provider),
+    };
+    let links = [
+        button_link(who.switch_url, l.switch_account, false),
+        button_link(who.logout_url, l.log_out, true),
+        page.home_url.and_then(|u| button_link(u, l.home, true)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let request_id = page
+        .request_id
+        .map(|id| id.chars().take(MAX_REQUEST_ID_CHARS).collect::<String>())
+        .filter(|id| !id.trim().is_empty());
+    view::render(&view::ErrorView {
+        lang,
+        title: text.title,
+        what: text.what,
+        signed_in: Some(signed_in),
+        todo: text.todo,
+        links,
+        list_class: "actions",
+        error_code_label: l.error_code,
+        status: ErrorKind::Forbidden.status().as_u16(),
+        request_id_label: l.request_id,
+        request_id,
+        quote_request_id: l.quote_request_id,
+    })
+}
+
 /// Renders the "choose how to log in" page with one button per provider.
 /// Choices with an unsafe URL are omitted; with no usable choice the page
-/// says that no login method is available.
-pub fn chooser_page(choices: &[ProviderChoice], lang: Lang) -> String {
-    let (title, intro, none) = match lang {
+/// says that no login method is available. `app` names the application the
+/// user is entering (its display name, or host and path), so the user knows
+/// which service asks them to log in (issue 14 item 14).
+pub fn chooser_page(app: &str, choices: &[ProviderChoice], lang: Lang) -> String {
+    let (title, entering, intro, none) = match lang {
         Lang::Cs => (
             "Zvolte způsob přihlášení",
+            format!("Přihlašujete se do aplikace {app}."),
             "Vyberte, jakým způsobem se chcete přihlásit.",
             "Momentálně není k dispozici žádný způsob přihlášení. Zkuste to prosím později.",
         ),
         Lang::En => (
             "Choose how to log in",
+            format!("You are logging in to {app}."),
             "Select the way you want to log in.",
             "No login method is available at the moment. Please try again later.",
         ),
     };
     let links: Vec<_> = choices.iter().filter_map(|c| button_link(c.url, c.label, false)).collect();
     let paragraph = if links.is_empty() { none } else { intro };
-    message_view(lang, title, vec![paragraph], links, "choices")
+    message_view(lang, title, vec![&entering, paragraph], links, "choices")
 }
 
 /// Renders the "you have been logged out" page. It never logs in again by
@@ -548,6 +614,34 @@ pub fn logged_out_page(login_again_url: Option<&str>, lang: Lang) -> String {
     };
     let links = login_again_url.and_then(|u| button_link(u, l.log_in_again, false)).into_iter().collect();
     message_view(lang, title, vec![what, advice], links, "actions")
+}
+
+/// Renders the confirmation of a logout that another site started (a cross-site GET, e.g.
+/// a link or image on a foreign page): the question "Log out?", a POST button to `action`
+/// that logs out, and a "Cancel" link back to `cancel_url` (the app). Nothing happens until
+/// the user presses the button (issue 14 item 12). An unsafe `action` renders no form; an
+/// unsafe `cancel_url` no cancel link.
+pub fn logout_confirm_page(action: &str, cancel_url: Option<&str>, lang: Lang) -> String {
+    let l = labels(lang);
+    let (title, explain, cancel, broken) = match lang {
+        Lang::Cs => (
+            "Odhlásit se?",
+            "Odhlášení vyžádala jiná stránka. Chcete se opravdu odhlásit?",
+            "Zrušit",
+            "Odhlášení nelze dokončit. Zkuste to prosím znovu.",
+        ),
+        Lang::En => (
+            "Log out?",
+            "Another page asked to log you out. Do you really want to log out?",
+            "Cancel",
+            "The logout cannot be completed. Please try again.",
+        ),
+    };
+    if !is_safe_url(action) {
+        return message_view(lang, title, vec![broken], Vec::new(), "actions");
+    }
+    let cancel_url = cancel_url.filter(|u| is_safe_url(u));
+    view::render(&view::ConfirmView { lang, title, explain, action, confirm: l.log_out, cancel_url, cancel })
 }
 
 /// Renders a POST form to `action` carrying `fields` as hidden inputs, for
@@ -609,11 +703,20 @@ mod tests {
                     lang,
                 ));
             }
-            pages.push(chooser_page(&[ProviderChoice { label: "NIA", url: "/.aisgate/login/nia" }], lang));
-            pages.push(chooser_page(&[], lang));
+            pages.push(chooser_page("Portál", &[ProviderChoice { label: "NIA", url: "/.aisgate/login/nia" }], lang));
+            pages.push(chooser_page("Portál", &[], lang));
             pages.push(logged_out_page(Some("/.aisgate/login"), lang));
             pages.push(logged_out_page(None, lang));
             pages.push(form_post_page("/.aisgate/acs", &[("SAMLRequest", "abc")], lang));
+            pages.push(logout_confirm_page("/.aisgate/logout", Some("/desk"), lang));
+            pages.push(logout_confirm_page("/.aisgate/logout", None, lang));
+            let who = SignedIn {
+                name: Some("Ing. Jiřina Nováková"),
+                provider: "NIA",
+                logout_url: "/.aisgate/logout",
+                switch_url: "/.aisgate/logout?switch=1&return=%2Fdesk",
+            };
+            pages.push(forbidden_page(&ErrorPage::new(ErrorKind::Forbidden), &who, lang));
             pages.push(message_page("Titulek", &["Text"], lang));
         }
         pages
@@ -887,7 +990,7 @@ mod tests {
         assert!(page(ErrorKind::UpstreamUnavailable).contains("Služba je dočasně nedostupná"));
         assert!(page(ErrorKind::LoginNotInitiated).contains("nebylo zahájeno"));
         assert!(logged_out_page(None, Lang::Cs).contains("Odhlášení proběhlo úspěšně"));
-        assert!(chooser_page(&[], Lang::Cs).contains("Momentálně není"));
+        assert!(chooser_page("Portál", &[], Lang::Cs).contains("Momentálně není"));
     }
 
     #[test]
@@ -895,7 +998,7 @@ mod tests {
         let html = error_page(&ErrorPage::new(ErrorKind::UpstreamTimeout), Lang::En);
         assert!(html.contains("The service did not respond in time"));
         assert!(logged_out_page(None, Lang::En).contains("You have been logged out"));
-        assert!(chooser_page(&[], Lang::En).contains("No login method"));
+        assert!(chooser_page("Portál", &[], Lang::En).contains("No login method"));
     }
 
     #[test]
@@ -925,6 +1028,7 @@ mod tests {
     #[test]
     fn chooser_lists_every_safe_choice_in_order() {
         let html = chooser_page(
+            "Portál",
             &[
                 ProviderChoice { label: "Identita občana (NIA)", url: "/.aisgate/login/nia" },
                 ProviderChoice { label: "JIP/KAAS", url: "/.aisgate/login/jip" },
@@ -938,10 +1042,23 @@ mod tests {
         assert!(html.contains("href=\"/.aisgate/login/nia\""));
     }
 
+    /// Issue 14 item 14: the chooser names the app the user is entering, in both languages.
+    #[test]
+    fn chooser_names_the_app_being_entered() {
+        let choices = [ProviderChoice { label: "NIA", url: "/.aisgate/login?provider=nia" }];
+        let cs = chooser_page("Spisová služba", &choices, Lang::Cs);
+        assert!(cs.contains("<p>Přihlašujete se do aplikace Spisová služba.</p>"), "{cs}");
+        let en = chooser_page("intranet.example.cz/desk/", &choices, Lang::En);
+        assert!(en.contains("<p>You are logging in to intranet.example.cz/desk/.</p>"), "{en}");
+        // Even with no usable choice the page says which app asked.
+        assert!(chooser_page("Spisová služba", &[], Lang::Cs).contains("Spisová služba"));
+    }
+
     #[test]
     fn chooser_escapes_labels_and_urls_and_drops_unsafe_choices() {
         let url = format!("/login{XSS}");
         let html = chooser_page(
+            XSS,
             &[ProviderChoice { label: XSS, url: &url }, ProviderChoice { label: "evil", url: "javascript:alert(1)" }],
             Lang::En,
         );
@@ -953,7 +1070,7 @@ mod tests {
 
     #[test]
     fn chooser_with_only_unsafe_choices_says_none_available() {
-        let html = chooser_page(&[ProviderChoice { label: "x", url: "data:x" }], Lang::En);
+        let html = chooser_page("Portál", &[ProviderChoice { label: "x", url: "data:x" }], Lang::En);
         assert!(html.contains("No login method is available"));
         assert!(!html.contains("<a "));
     }
@@ -1018,6 +1135,64 @@ mod tests {
             assert!(!html.contains("SAMLRequest"));
             assert!(html.contains("Přesměrování nelze dokončit"));
         }
+    }
+
+    fn who<'a>(name: Option<&'a str>, provider: &'a str) -> SignedIn<'a> {
+        SignedIn {
+            name,
+            provider,
+            logout_url: "/.aisgate/logout",
+            switch_url: "/.aisgate/logout?switch=1&return=%2Fdesk%2Fadmin",
+        }
+    }
+
+    /// Issue 14 item 11: the 403 page says who is logged in and offers a way out.
+    #[test]
+    fn forbidden_page_names_the_user_and_provider_and_offers_logout_and_another_account() {
+        let page =
+            ErrorPage { kind: ErrorKind::Forbidden, request_id: Some("r-1"), retry_url: None, home_url: Some("/desk") };
+        let cs = forbidden_page(&page, &who(Some("Ing. Jiřina Nováková"), "Identita občana (NIA)"), Lang::Cs);
+        assert!(cs.contains("<p>Jste přihlášeni jako Ing. Jiřina Nováková (Identita občana (NIA)).</p>"), "{cs}");
+        assert!(cs.contains("href=\"/.aisgate/logout\">Odhlásit se</a>"), "{cs}");
+        assert!(
+            cs.contains("href=\"/.aisgate/logout?switch=1&amp;return=%2Fdesk%2Fadmin\">Přihlásit se jiným účtem</a>")
+        );
+        assert!(cs.contains("href=\"/desk\">Přejít na úvodní stránku</a>"));
+        assert!(cs.contains("Přístup odepřen") && cs.contains("<dd>403</dd>"));
+        let en = forbidden_page(&page, &who(None, "CAAIS"), Lang::En);
+        assert!(en.contains("<p>You are logged in with CAAIS.</p>"), "{en}");
+        assert!(en.contains(">Log out</a>") && en.contains(">Log in with another account</a>"));
+        assert!(!en.contains("Jste přihlášeni"));
+    }
+
+    #[test]
+    fn forbidden_page_escapes_the_name_and_provider_and_drops_unsafe_links() {
+        let mut signed = who(Some(XSS), XSS);
+        signed.logout_url = "javascript:alert(1)";
+        let html = forbidden_page(&ErrorPage::new(ErrorKind::Forbidden), &signed, Lang::En);
+        assert_no_active_content(&html);
+        assert!(html.contains("You are logged in as &quot;&#x27;&gt;&lt;script&gt;"), "{html}");
+        assert!(!html.contains(">Log out</a>"));
+        assert!(html.contains(">Log in with another account</a>"));
+    }
+
+    /// Issue 14 item 12: the cross-site logout confirmation asks "Log out?" with a Log out
+    /// button and a Cancel link back to the app — not "Redirecting to the identity provider".
+    #[test]
+    fn logout_confirmation_asks_log_out_with_log_out_and_cancel() {
+        let cs = logout_confirm_page("https://gw.example/.aisgate/logout", Some("/desk"), Lang::Cs);
+        assert!(cs.contains("<title>Odhlásit se?</title>") && cs.contains("<h1>Odhlásit se?</h1>"), "{cs}");
+        assert!(cs.contains("<form method=\"post\" action=\"https://gw.example/.aisgate/logout\">"));
+        assert!(cs.contains("<button type=\"submit\" class=\"button\" autofocus>Odhlásit se</button>"));
+        assert!(cs.contains("<a class=\"button secondary\" href=\"/desk\">Zrušit</a>"));
+        assert!(!cs.contains("Přesměrování") && !cs.contains("Pokračovat"));
+        let en = logout_confirm_page("/.aisgate/logout", Some("/desk"), Lang::En);
+        assert!(en.contains("<h1>Log out?</h1>") && en.contains(">Log out</button>") && en.contains(">Cancel</a>"));
+        assert!(!en.contains("Redirecting") && !en.contains("Continue"));
+        // No cancel target (or an unsafe one): no cancel link; an unsafe action: no form.
+        assert!(!logout_confirm_page("/.aisgate/logout", Some("javascript:x"), Lang::En).contains("Cancel"));
+        assert!(!logout_confirm_page("javascript:x", Some("/desk"), Lang::En).contains("<form"));
+        assert_no_active_content(&logout_confirm_page(&format!("/l{XSS}"), Some(&format!("/c{XSS}")), Lang::En));
     }
 
     #[test]
@@ -1097,7 +1272,7 @@ mod template_tests {
             ),
             (
                 "chooser",
-                chooser_page(&[ProviderChoice { label: "NIA", url: "/.aisgate/login?provider=nia" }], lang),
+                chooser_page("Portál", &[ProviderChoice { label: "NIA", url: "/.aisgate/login?provider=nia" }], lang),
                 pick("Zvolte způsob přihlášení", "Choose how to log in"),
             ),
             (
@@ -1149,7 +1324,7 @@ mod template_tests {
                 },
                 Lang::Cs,
             ),
-            chooser_page(&[ProviderChoice { label: SCRIPT, url: &return_url }], Lang::En),
+            chooser_page("Portál", &[ProviderChoice { label: SCRIPT, url: &return_url }], Lang::En),
             logged_out_page(Some(&return_url), Lang::Cs),
             form_post_page(&return_url, &[(SCRIPT, SCRIPT)], Lang::En),
             message_page(SCRIPT, &[SCRIPT], Lang::Cs),

@@ -23,6 +23,8 @@ pub(super) struct ErrorView<'a> {
     pub lang: Lang,
     pub title: &'a str,
     pub what: &'a str,
+    /// "You are logged in as …" on the 403 page (issue 14 item 11).
+    pub signed_in: Option<String>,
     pub todo: &'a str,
     pub links: Vec<Link<'a>>,
     pub list_class: &'static str,
@@ -55,6 +57,20 @@ pub(super) struct FormPostView<'a> {
     pub action: &'a str,
     pub fields: &'a [(&'a str, &'a str)],
     pub button: &'a str,
+}
+
+/// A question answered by a POST button or a cancel link (`confirm.html`): the cross-site
+/// logout confirmation.
+#[derive(Template)]
+#[template(path = "confirm.html")]
+pub(super) struct ConfirmView<'a> {
+    pub lang: Lang,
+    pub title: &'a str,
+    pub explain: &'a str,
+    pub action: &'a str,
+    pub confirm: &'a str,
+    pub cancel_url: Option<&'a str>,
+    pub cancel: &'a str,
 }
 
 /// The one-time-credential form (`direct.html`).
