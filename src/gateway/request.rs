@@ -103,16 +103,32 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
 }
 
 /// The rightmost address in `X-Forwarded-For` that is not a trusted proxy.
+///
+/// Entries are read right to left, each written by the hop after it; everything left of the
+/// first untrusted one is the client's own text. An entry that is not an address (`ip:port`
+/// and `[ip6]:port` count as their address) ends the walk at the trusted hop that wrote it:
+/// skipping it would walk on into text the client wrote and let it pick the address its rate
+/// limits are counted under.
 fn forwarded_client(headers: &HeaderMap, peer: IpAddr, trusted: &[IpNet]) -> IpAddr {
-    let mut chain: Vec<IpAddr> = headers
+    let entries: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.to_str().unwrap_or(""))
         .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
         .collect();
-    chain.push(peer);
-    chain.iter().rev().find(|ip| !is_trusted(**ip, trusted)).copied().unwrap_or(peer)
+    let mut hop = peer;
+    for entry in entries.iter().rev() {
+        if is_trusted(hop, trusted) {
+            let entry = entry.trim();
+            match entry.parse::<IpAddr>().or_else(|_| entry.parse::<SocketAddr>().map(|a| a.ip())) {
+                Ok(ip) => hop = ip,
+                Err(_) => return hop,
+            }
+        } else {
+            return hop;
+        }
+    }
+    hop
 }
 
 /// A cheap unique request id: a per-process random prefix and a counter.
@@ -325,6 +341,24 @@ mod tests {
         set_forwarded(&mut h, &c, &info, "gw.cz");
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.9, 10.0.0.5");
         assert_eq!(h["x-forwarded-proto"], "https");
+    }
+
+    /// Issue 15 review (item 2): the per-address login-start limit is keyed on this address.
+    /// An entry the proxy wrote in a form that does not parse as a bare address (with a port,
+    /// as some load balancers write it, or garbage) was skipped, so the walk went on into the
+    /// client-written part of the header and the client chose its own address (and escaped
+    /// the limit). Now `ip:port` forms count as their address, and an entry that cannot be
+    /// read ends the walk at the trusted hop that wrote it.
+    #[test]
+    fn a_client_cannot_choose_its_address_past_an_unreadable_proxy_entry() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let c = conn("10.0.0.5");
+        let client = |xff: &str| RequestInfo::new(&headers(&[("x-forwarded-for", xff)]), &c, &trusted).client_ip;
+        assert_eq!(client("6.6.6.6, 1.2.3.4:5678").to_string(), "1.2.3.4");
+        assert_eq!(client("6.6.6.6, [2001:db8::1]:443").to_string(), "2001:db8::1");
+        assert_eq!(client("6.6.6.6, unknown").to_string(), "10.0.0.5");
+        assert_eq!(client("6.6.6.6, unknown, 10.0.0.9").to_string(), "10.0.0.9");
+        assert_eq!(client("junk, 1.2.3.4, 10.0.0.9").to_string(), "1.2.3.4");
     }
 
     #[test]

@@ -132,8 +132,8 @@ impl fmt::Display for AgendaRole {
 }
 
 /// Personal data: forwarded only when an app opts in, never when the IdP flags the person
-/// as "do not record personal data".
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// as "do not record personal data". `Debug` says only which fields are present.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonalData {
     /// Date of birth, `YYYY-MM-DD`.
     pub birth_date: Option<String>,
@@ -200,6 +200,20 @@ pub struct Identity {
     pub no_personal_data: bool,
     /// Raw protocol attributes by name, for custom header mappings.
     pub attributes: BTreeMap<String, Vec<String>>,
+}
+
+impl fmt::Debug for PersonalData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::redact::opt;
+        f.debug_struct("PersonalData")
+            .field("birth_date", &opt(&self.birth_date))
+            .field("birth_place", &opt(&self.birth_place))
+            .field("birth_country", &opt(&self.birth_country))
+            .field("death_date", &opt(&self.death_date))
+            .field("documents", &self.documents.len())
+            .field("address", &opt(&self.address))
+            .finish()
+    }
 }
 
 impl fmt::Debug for Identity {
@@ -296,6 +310,21 @@ fn prune_empty(value: &mut serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 15 review (item 12): `Identity`'s `Debug` hid `personal`, but `PersonalData`'s own
+    /// derived `Debug` printed birth data, documents and address.
+    #[test]
+    fn personal_data_debug_prints_no_personal_data() {
+        let personal = PersonalData {
+            birth_date: Some("1970-01-01".into()),
+            birth_place: Some("secret-place".into()),
+            documents: vec!["ID:secret-123".into()],
+            address: Some("secret-street 1".into()),
+            ..PersonalData::default()
+        };
+        let text = format!("{personal:?}");
+        assert!(!text.contains("secret") && !text.contains("1970"), "{text}");
+    }
 
     #[test]
     fn loa_parses_every_uri_family() {

@@ -72,8 +72,8 @@ pub struct Authenticated {
 }
 
 /// Whose sessions a verified back-channel logout ends: the IdP session `sid` when given
-/// (narrowest), else every session of `subject`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// (narrowest), else every session of `subject`. `Debug` redacts both.
+#[derive(Clone, PartialEq, Eq)]
 pub struct LogoutTarget {
     /// The user (`sub`), if the token names one.
     pub subject: Option<String>,
@@ -81,8 +81,9 @@ pub struct LogoutTarget {
     pub sid: Option<String>,
 }
 
-/// A message delivered to a provider's single-logout endpoint (SAML SLO), as received.
-#[derive(Debug, Clone, Default)]
+/// A message delivered to a provider's single-logout endpoint (SAML SLO), as received
+/// (`Debug` shows sizes only: the message names the user).
+#[derive(Clone, Default)]
 pub struct SloMessage {
     /// `true` for an HTTP POST, `false` for a GET.
     pub is_post: bool,
@@ -92,6 +93,27 @@ pub struct SloMessage {
     pub form: Vec<(String, String)>,
     /// The raw body of a POST that is not a form (a bare XML LogoutRequest, EnviIAM).
     pub xml_body: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for LogoutTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogoutTarget")
+            .field("subject", &crate::redact::opt(&self.subject))
+            .field("sid", &crate::redact::opt(&self.sid))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SloMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::redact::Len;
+        f.debug_struct("SloMessage")
+            .field("is_post", &self.is_post)
+            .field("raw_query", &self.raw_query.as_ref().map(|q| Len(q.len())))
+            .field("form", &self.form.iter().map(|(k, v)| (k.as_str(), Len(v.len()))).collect::<Vec<_>>())
+            .field("xml_body", &self.xml_body.as_ref().map(|b| Len(b.len())))
+            .finish()
+    }
 }
 
 /// What the gateway does after a provider accepted a single-logout message.

@@ -116,6 +116,23 @@ mod tests {
     use super::*;
     use crate::provider::Reason;
 
+    /// Issue 15 review (item 12): what a verified back-channel logout names (user, IdP
+    /// session) and a received SLO message (its SAMLRequest) printed in full under the derived
+    /// `Debug` of `LogoutTarget` and `SloMessage`.
+    #[test]
+    fn logout_target_and_slo_message_debug_redact_their_content() {
+        let target =
+            crate::provider::LogoutTarget { subject: Some("secret-sub".into()), sid: Some("secret-sid".into()) };
+        let message = crate::provider::SloMessage {
+            is_post: true,
+            raw_query: Some("SAMLRequest=secret".into()),
+            form: vec![("SAMLRequest".into(), "secret".into())],
+            xml_body: Some(b"<secret/>".to_vec()),
+        };
+        let text = format!("{target:?} {message:?}");
+        assert!(!text.contains("secret"), "{text}");
+    }
+
     #[test]
     fn a_state_round_trips_in_its_version() {
         let json = serde_json::to_string(&PendingState::new(ProtocolState::Unsolicited)).unwrap();

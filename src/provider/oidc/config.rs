@@ -315,6 +315,14 @@ impl OidcProviderConfig {
             }
             Err(e) => problems.push(e),
         }
+        // The runtime takes token, JWKS and userinfo endpoints from discovery under this flag:
+        // with a (production) preset it would weaken a real environment.
+        if self.preset.is_some() && self.dangerous.allow_plain_http {
+            problems.push(
+                "dangerous.allow_plain_http is not allowed with a production preset (every OIDC preset is a real environment)"
+                    .to_owned(),
+            );
+        }
         if let Some(issuer) = &self.issuer {
             http_url("issuer", issuer, &mut problems);
         }
@@ -394,6 +402,20 @@ mod tests {
         assert_eq!(cfg.client_auth(), ClientAuth::TlsClientAuth);
         assert_eq!(cfg.scopes(), ["openid", "profile", "role", "subject"]);
         assert!(cfg.check().is_empty(), "{:?}", cfg.check());
+    }
+
+    /// Issue 15 review (item 11): `dangerous.allow_plain_http` is documented "never with a
+    /// production preset", and every OIDC preset counts as production. `check` refused only a
+    /// configured `http://` discovery URL, so with a preset and the flag the runtime still took
+    /// plain-http token, JWKS and userinfo endpoints from the discovery document.
+    #[test]
+    fn presets_refuse_allow_plain_http() {
+        let cfg = parse(
+            "name = \"c\"\npreset = \"caais-oidc-cms\"\nclient_id = \"X\"\nclient_cert = \"c.pem\"\nclient_key = \"c.key\"\n\
+             dangerous.allow_plain_http = true",
+        );
+        let problems = cfg.check();
+        assert!(problems.iter().any(|p| p.contains("allow_plain_http") && p.contains("production")), "{problems:?}");
     }
 
     #[test]

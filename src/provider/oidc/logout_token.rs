@@ -81,8 +81,8 @@ pub struct Expected<'a> {
     pub skew: u64,
 }
 
-/// The verified content of a logout token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The verified content of a logout token (`Debug` redacts `sub` and `sid`).
+#[derive(Clone, PartialEq, Eq)]
 pub struct LogoutClaims {
     /// Unique token id, for the replay cache.
     pub jti: String,
@@ -90,6 +90,15 @@ pub struct LogoutClaims {
     pub sub: Option<String>,
     /// The IdP session, if named.
     pub sid: Option<String>,
+}
+
+impl std::fmt::Debug for LogoutClaims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogoutClaims")
+            .field("sub", &crate::redact::opt(&self.sub))
+            .field("sid", &crate::redact::opt(&self.sid))
+            .finish_non_exhaustive()
+    }
 }
 
 /// An optional string claim: absent is `None`, present but not a non-empty string is an error
@@ -164,6 +173,16 @@ pub fn check_claims(payload: &[u8], want: &Expected<'_>) -> Result<LogoutClaims,
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Issue 15 review (item 12): the verified claims name the user and the IdP session; the
+    /// derived `Debug` printed them.
+    #[test]
+    fn logout_claims_debug_redacts_sub_and_sid() {
+        let claims =
+            LogoutClaims { jti: "jti-1".into(), sub: Some("secret-sub".into()), sid: Some("secret-sid".into()) };
+        let text = format!("{claims:?}");
+        assert!(!text.contains("secret"), "{text}");
+    }
 
     const ISS: &str = "https://idp.example/";
 

@@ -72,6 +72,9 @@ pub struct Idp {
     /// Single flight: one fetch at a time. A burst of logins while no copy is usable (startup,
     /// expiry) waits for the one fetch in progress instead of each fetching the IdP again.
     fetching: tokio::sync::Mutex<()>,
+    /// Fetches completed (either way): a caller that waited for the lock while this moved
+    /// takes that fetch's outcome instead of fetching again.
+    fetches: std::sync::atomic::AtomicU64,
     /// Why the last install or refresh failed (cleared by a success), for readiness.
     last_failure: RwLock<Option<MetadataFailure>>,
     /// The clock `validUntil` is compared with (a test clock in tests).
@@ -101,6 +104,7 @@ impl Idp {
             case_insensitive,
             current: RwLock::new(None),
             fetching: tokio::sync::Mutex::new(()),
+            fetches: std::sync::atomic::AtomicU64::new(0),
             last_failure: RwLock::new(None),
             clock: crate::clock::Clock::system(),
         }
@@ -221,20 +225,31 @@ impl Idp {
     }
 
     async fn fetch_and_install(&self) -> Result<Arc<IdpState>, MetadataFailure> {
-        let bytes = self.fetch().await.inspect_err(|e| self.remember(Some(e.clone())))?;
-        self.install(&bytes)?;
-        self.current().ok_or_else(|| MetadataFailure::unavailable("metadata store unavailable"))
+        let installed = async {
+            let bytes = self.fetch().await.inspect_err(|e| self.remember(Some(e.clone())))?;
+            self.install(&bytes)?;
+            self.current().ok_or_else(|| MetadataFailure::unavailable("metadata store unavailable"))
+        }
+        .await;
+        self.fetches.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        installed
     }
 
     /// The current copy, loading it now when none is usable. Concurrent callers share one
-    /// fetch: whoever waited for the lock finds the copy the first one installed.
+    /// fetch, whatever its outcome: whoever waited for the lock finds the copy the first one
+    /// installed, or its failure (else a burst of unauthenticated SLO messages while the IdP
+    /// is down would fetch once per message, one after the other).
     pub async fn state(&self) -> Result<Arc<IdpState>, ProviderError> {
         if let Some(state) = self.current() {
             return Ok(state);
         }
+        let before = self.fetches.load(std::sync::atomic::Ordering::Acquire);
         let _one = self.fetching.lock().await;
         if let Some(state) = self.current() {
             return Ok(state);
+        }
+        if self.fetches.load(std::sync::atomic::Ordering::Acquire) != before {
+            return Err(self.unusable_because().into());
         }
         Ok(self.fetch_and_install().await?)
     }
@@ -259,6 +274,56 @@ mod tests {
     use crate::provider::saml::reason::Refusal;
     use crate::provider::saml::xmlsec::SigningKey;
     use crate::sim::certs::rsa_identity;
+
+    /// Issue 15 review (item 5): single flight shared only a success. While the IdP's
+    /// metadata was unavailable, every request waiting for the one fetch fetched again in
+    /// turn once it failed, so a burst of SLO messages (anyone can send them) became as many
+    /// sequential outgoing fetches, each holding its connection for the fetch timeout.
+    /// Waiters now take the outcome of the fetch they waited for.
+    #[tokio::test]
+    async fn callers_waiting_for_a_failing_fetch_share_its_failure() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/metadata", listener.local_addr().unwrap());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+        let seen = Arc::clone(&connections);
+        tokio::spawn(async move {
+            let (mut first_tx, mut release_rx) = (Some(first_tx), Some(release_rx));
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else { return };
+                seen.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 1024];
+                let _ = sock.read(&mut buf).await;
+                if let (Some(tx), Some(rx)) = (first_tx.take(), release_rx.take()) {
+                    let _ = tx.send(());
+                    let _ = rx.await;
+                }
+                let _ = sock
+                    .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            }
+        });
+        let client = http_client(None, Duration::from_secs(5), Duration::from_secs(5)).unwrap();
+        let idp = Arc::new(Idp::new(Source::Url { url, client }, None, None, false));
+        let callers: Vec<_> = (0..8)
+            .map(|_| {
+                let idp = Arc::clone(&idp);
+                tokio::spawn(async move { idp.state().await.err().map(|e| e.label()) })
+            })
+            .collect();
+        first_rx.await.unwrap();
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        release_tx.send(()).unwrap();
+        for caller in callers {
+            assert_eq!(caller.await.unwrap(), Some("metadata_unavailable"));
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 1, "one fetch for the whole burst");
+    }
 
     fn metadata(idp_cert: &[u8]) -> String {
         metadata_valid_until(idp_cert, None)

@@ -49,6 +49,20 @@ impl std::fmt::Debug for LogoutSubject {
     }
 }
 
+impl std::fmt::Debug for LogoutMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogoutMessage")
+            .field("is_request", &self.is_request)
+            .field("in_response_to", &self.in_response_to.is_some())
+            .field("destination", &self.destination)
+            .field("issuer", &self.issuer)
+            .field("name_id", &crate::redact::opt(&self.name_id))
+            .field("session_indexes", &self.session_indexes.len())
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
 fn opt_attr(name: &str, value: Option<&str>) -> String {
     value.map(|v| format!(" {name}=\"{}\"", escape(v))).unwrap_or_default()
 }
@@ -106,8 +120,9 @@ pub fn build_response(
     )
 }
 
-/// A parsed LogoutRequest or LogoutResponse (only what the SP acts on).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A parsed LogoutRequest or LogoutResponse (only what the SP acts on; `Debug` redacts the
+/// NameID and SessionIndexes).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct LogoutMessage {
     /// `true` for a LogoutRequest, `false` for a LogoutResponse.
     pub is_request: bool,
@@ -260,6 +275,21 @@ pub fn parse(xml: &[u8]) -> Result<LogoutMessage, LogoutParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 15 review (item 12): a received LogoutRequest carries the user's NameID and
+    /// SessionIndex; its derived `Debug` printed them.
+    #[test]
+    fn logout_message_debug_redacts_the_name_id_and_session_indexes() {
+        let msg = LogoutMessage {
+            is_request: true,
+            name_id: Some("CZ/CZ/secret-bsi".into()),
+            session_indexes: vec!["secret-index".into()],
+            ..LogoutMessage::default()
+        };
+        let text = format!("{msg:?}");
+        assert!(!text.contains("secret"), "{text}");
+        assert!(text.contains("is_request: true"), "{text}");
+    }
 
     #[test]
     fn logout_subject_debug_redacts_the_name_id_and_session_index() {

@@ -328,7 +328,7 @@ impl SamlProvider {
             // One-shot IDs: LRU, so a full cache still admits the newest (issue 15 item 2).
             pending_logouts: crate::session::memory::one_shot_cache(100_000, LOGOUT_WAIT),
             logout_replay: acs::ReplayCache::new(100_000),
-            name_ids: moka::sync::Cache::builder().max_capacity(100_000).time_to_idle(NAME_ID_MEMORY).build(),
+            name_ids: name_id_cache(100_000),
             metrics: OnceLock::new(),
         })
     }
@@ -633,9 +633,37 @@ impl capability::Background for SamlProvider {
     }
 }
 
+/// The NameID → session subject memory for NameID-only LogoutRequests. Each login writes its
+/// pair once and at most one logout reads it: LRU, so a full memory forgets the oldest login
+/// instead of refusing the newest (moka's default admission policy would, issue 15 item 2).
+fn name_id_cache(capacity: u64) -> moka::sync::Cache<String, String> {
+    moka::sync::Cache::builder()
+        .max_capacity(capacity)
+        .eviction_policy(moka::policy::EvictionPolicy::lru())
+        .time_to_idle(NAME_ID_MEMORY)
+        .build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 15 review (item 2 for item 4): every login writes its NameID once and at most one
+    /// NameID-only LogoutRequest reads it. With moka's default admission policy a full memory
+    /// refused every newer NameID, so after that many logins a day a NameID-only logout of a
+    /// newer user answered UnknownPrincipal and left the session (item 4's defect again).
+    #[test]
+    fn a_full_name_id_memory_still_remembers_the_newest_login() {
+        let names = name_id_cache(50);
+        for i in 0..200 {
+            names.insert(format!("old-{i}"), format!("subject-{i}"));
+            names.run_pending_tasks();
+        }
+        names.insert("newest".to_owned(), "subject-new".to_owned());
+        names.run_pending_tasks();
+        assert_eq!(names.get("newest").as_deref(), Some("subject-new"));
+        assert!(names.entry_count() <= 50);
+    }
 
     fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
         let path = dir.join(name);
