@@ -11,6 +11,7 @@
 pub mod clock;
 pub mod config;
 pub mod date;
+#[cfg(feature = "sim")]
 pub mod demo;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -24,6 +25,7 @@ pub mod pages;
 pub mod provider;
 pub mod run;
 pub mod session;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod tls;
 pub mod upstream;

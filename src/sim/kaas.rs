@@ -24,8 +24,8 @@ use tokio::net::TcpListener;
 
 use crate::pages::html_escape;
 use crate::provider::kaas::soap::{self, AuthStatus, KaasAttributes};
-use crate::sim::kaas_soap::{self as sim_soap, KaasRequest, ResponseStyle};
 use crate::sim::certs::TestPki;
+use crate::sim::kaas_soap::{self as sim_soap, KaasRequest, ResponseStyle};
 
 /// A user the simulator can log in.
 #[derive(Clone, Debug)]

@@ -13,8 +13,8 @@
 
 use super::*;
 use crate::sim::kaas_soap::*;
-use base64::engine::general_purpose::STANDARD;
 use crate::xml::MAX_ERROR_TEXT;
+use base64::engine::general_purpose::STANDARD;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
