@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 concurrency=${1:-16}
 seconds=${2:-10}
 if [[ ${SMOKE:-0} == 1 ]]; then profile=debug build=(); else profile=release build=(--release); fi
-cargo build "${build[@]}" --locked --quiet --bin aisgate --example login_load
+cargo build "${build[@]}" --locked --quiet --features sim --bin aisgate --example login_load
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 gw=$(free_port); ops=$(free_port); login=$(free_port); ws=$(free_port)
 target/$profile/aisgate demo --no-access-log --listen "127.0.0.1:$gw" --ops-listen "127.0.0.1:$ops" \

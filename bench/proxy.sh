@@ -10,7 +10,7 @@
 #
 # Usage: bash bench/proxy.sh [AISGATE_BINARY]
 #   The binary may also be given as AISGATE_BIN=...; with neither, the script runs
-#   `cargo build --release` in the repository and uses the result.
+#   `cargo build --release --features sim` (the demo needs the simulators) and uses the result.
 # Tunables (environment): THREADS=2 CONNECTIONS=64 DURATION=15 WARMUP=3 ROUNDS=1
 #   ROUNDS>1 repeats the three measurements and reports the median per target.
 #   KEEP_TMP=1 keeps the temp dir (configs, logs, raw wrk output) for inspection;
@@ -56,8 +56,8 @@ fi
 aisgate_bin=${1:-${AISGATE_BIN:-}}
 if [[ -z $aisgate_bin ]]; then
     command -v cargo >/dev/null 2>&1 || die "no aisgate binary given and cargo not found"
-    log "building aisgate: cargo build --release --manifest-path $repo/Cargo.toml"
-    cargo build --release --manifest-path "$repo/Cargo.toml" >&2 || die "cargo build failed"
+    log "building aisgate: cargo build --release --features sim --manifest-path $repo/Cargo.toml"
+    cargo build --release --features sim --manifest-path "$repo/Cargo.toml" >&2 || die "cargo build failed"
     aisgate_bin="${CARGO_TARGET_DIR:-$repo/target}/release/aisgate"
 fi
 [[ -x $aisgate_bin ]] || die "aisgate binary '$aisgate_bin' does not exist or is not executable"

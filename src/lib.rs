@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod cpu;
 pub mod date;
+#[cfg(feature = "sim")]
 pub mod demo;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -26,6 +27,7 @@ pub mod provider;
 pub mod redact;
 pub mod run;
 pub mod session;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod tls;
 pub mod upstream;

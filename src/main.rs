@@ -112,43 +112,50 @@ fn main() -> ExitCode {
                 1
             }
         },
-        (
-            Some(Command::Demo {
-                listen,
-                ops_listen,
-                upstream,
-                sim_login_listen,
-                sim_ws_listen,
-                no_access_log,
-                session_store,
-            }),
-            _,
-        ) => {
-            let opts = aisgate::sim::stack::StackOptions {
-                listen,
-                ops_listen,
-                upstream,
-                sim_login_listen,
-                sim_ws_listen,
-                access_log: !no_access_log,
-                session_extra: session_store
-                    .map(|url| format!("store = \"redis\"\n[session.redis]\nurl = {}\n", toml_edit::value(url)))
-                    .unwrap_or_default(),
-                saml: Some(aisgate::sim::stack::SamlStackProvider::default()),
-                ..Default::default()
-            };
-            match runtime() {
-                Ok(rt) => rt.block_on(aisgate::demo::run(opts)),
-                Err(e) => {
-                    eprintln!("cannot start the runtime: {e}");
-                    1
-                }
-            }
-        }
+        (Some(demo @ Command::Demo { .. }), _) => run_demo(demo),
         (None, None) => {
             eprintln!("usage: aisgate run --config FILE | aisgate check --config FILE | aisgate demo (see --help)");
             2
         }
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// `aisgate demo`: the simulators exist only in a build with the `sim` feature.
+#[cfg(feature = "sim")]
+fn run_demo(demo: Command) -> i32 {
+    let Command::Demo { listen, ops_listen, upstream, sim_login_listen, sim_ws_listen, no_access_log, session_store } =
+        demo
+    else {
+        return 2;
+    };
+    let opts = aisgate::sim::stack::StackOptions {
+        listen,
+        ops_listen,
+        upstream,
+        sim_login_listen,
+        sim_ws_listen,
+        access_log: !no_access_log,
+        session_extra: session_store
+            .map(|url| format!("store = \"redis\"\n[session.redis]\nurl = {}\n", toml_edit::value(url)))
+            .unwrap_or_default(),
+        saml: Some(aisgate::sim::stack::SamlStackProvider::default()),
+        ..Default::default()
+    };
+    match runtime() {
+        Ok(rt) => rt.block_on(aisgate::demo::run(opts)),
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            1
+        }
+    }
+}
+
+/// `aisgate demo` in a production build (no simulators compiled in).
+#[cfg(not(feature = "sim"))]
+fn run_demo(_demo: Command) -> i32 {
+    eprintln!(
+        "this aisgate was built without the simulators; run the demo with `cargo run --release --features sim -- demo`"
+    );
+    2
 }

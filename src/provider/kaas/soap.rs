@@ -142,16 +142,19 @@ impl ServiceVersion {
     }
 
     /// Whether the v3_4 attribute additions exist in this version's XSD.
+    #[cfg(feature = "sim")] // only the simulator's builders ask
     pub(crate) fn has_v3_4(self) -> bool {
         self >= ServiceVersion::V3_4
     }
 
     /// Whether the v4_1 personal-data attributes exist in this version's XSD.
+    #[cfg(feature = "sim")] // only the simulator's builders ask
     pub(crate) fn has_v4_1(self) -> bool {
         self >= ServiceVersion::V4_1
     }
 
     /// Whether the v4_2 attributes exist in this version's XSD.
+    #[cfg(feature = "sim")] // only the simulator's builders ask
     pub(crate) fn has_v4_2(self) -> bool {
         self >= ServiceVersion::V4_2
     }
