@@ -9,10 +9,15 @@ use crate::gateway::{self, Gateway};
 use crate::listen::{self, Limits};
 
 /// Sets up tracing from `[log]`; `RUST_LOG` overrides the level.
+///
+/// Log lines go to stdout. The human format is coloured only when stdout is a terminal: ANSI
+/// escape codes in a file, a pipe or the journal are noise that breaks `grep` (issue 14).
 pub fn init_logging(format: LogFormat, level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true);
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_target(true).with_ansi(std::io::stdout().is_terminal());
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Human => builder.try_init(),

@@ -416,3 +416,84 @@ fn every_set_dangerous_option_is_printed_by_check_and_plain_http_needs_one() {
     assert_ne!(code, 0);
     assert!(err.contains("plain http:// is not allowed with a production preset"), "{err}");
 }
+
+#[test]
+fn human_logs_written_to_a_pipe_have_no_colour_codes() {
+    // Issue 14: the human format wrote ANSI colour codes into files and pipes. Here stdout
+    // is a pipe, so the lines must be plain text.
+    use std::io::{BufRead, BufReader};
+    let dir = Dir::new();
+    let config = dir.write("run.toml", &good_config("127.0.0.1:0", "127.0.0.1:0", "http://127.0.0.1:1"));
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    // Reads until the start line; if the gateway exits first, the pipe closes and the loop ends.
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let started = line.contains("aisgate started");
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let start =
+        seen.iter().find(|l| l.contains("aisgate started")).unwrap_or_else(|| panic!("no start line: {seen:#?}"));
+    assert!(start.contains("INFO"), "{start}");
+    assert!(seen.iter().all(|l| !l.contains('\x1b')), "colour codes in a pipe: {seen:#?}");
+}
+
+#[test]
+fn a_demo_that_cannot_listen_removes_its_directory_and_suggests_another_address() {
+    // Issue 14 item 9: a busy port left `aisgate-*` (with private keys) in the temp dir.
+    let tmp = tempfile::tempdir().unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = Command::new(BIN)
+        .args(["demo", "--listen", &busy.local_addr().unwrap().to_string()])
+        .args(["--ops-listen", "127.0.0.1:0", "--sim-login-listen", "127.0.0.1:0", "--sim-ws-listen", "127.0.0.1:0"])
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("cannot listen on {} (gateway)", busy.local_addr().unwrap())), "{stderr}");
+    assert!(stderr.contains("aisgate demo --listen 127.0.0.1:PORT"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "left behind in TMPDIR: {left:?}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_stack_directory_and_its_keys_are_private() {
+    // Issue 14 item 9: the directory holding the demo's keys was world-readable.
+    use std::os::unix::fs::PermissionsExt;
+    let stack = aisgate::sim::stack::prepare(aisgate::sim::stack::StackOptions {
+        saml: Some(aisgate::sim::stack::SamlStackProvider::default()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir_mode = mode(&stack.dir);
+    let mut keys = Vec::new();
+    for entry in std::fs::read_dir(&stack.dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "key") {
+            keys.push((path.clone(), mode(&path)));
+        }
+    }
+    std::fs::remove_dir_all(&stack.dir).unwrap();
+    assert_eq!(dir_mode, 0o700, "directory mode {dir_mode:o}");
+    assert!(keys.len() >= 4, "session, server, client and SAML keys expected: {keys:?}");
+    for (path, m) in keys {
+        assert_eq!(m, 0o600, "{} has mode {m:o}", path.display());
+    }
+}
