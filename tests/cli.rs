@@ -497,3 +497,34 @@ async fn the_stack_directory_and_its_keys_are_private() {
         assert_eq!(m, 0o600, "{} has mode {m:o}", path.display());
     }
 }
+
+#[test]
+fn check_prints_every_url_to_register_at_each_idp() {
+    // Issue 14 item 4: `check` printed only the callback; the registration forms also ask for
+    // the SLO, metadata, post-logout and back-channel URLs.
+    let dir = Dir::new();
+    with_rsa_keys(&dir);
+    let config = good_config("127.0.0.1:0", "127.0.0.1:0", "http://127.0.0.1:1")
+        + NIA
+        + "\n[[provider]]\nname = \"caais\"\nkind = \"oidc\"\npreset = \"caais-oidc-test\"\nclient_id = \"MY_AIS\"\n\
+           client_cert = \"{dir}/client.pem\"\nclient_key = \"{dir}/client.key\"\n\
+           post_logout_redirect_uri = \"https://portal.example.cz/bye\"\n";
+    let (code, out, err) = check(&dir.write("all.toml", &config));
+    assert_eq!(code, 0, "{err}");
+    let base = "https://portal.example.cz/.aisgate";
+    for expected in [
+        format!("register return URL (login callback): {base}/callback/jip"),
+        format!("register logout return URL: {base}/logged-out"),
+        "register entity ID (NIA: Unikátní URL adresa zabezpečené části webu): https://portal.example.cz/".to_owned(),
+        format!(
+            "register assertion consumer service (NIA: URL adresa pro příjem vydaného tokenu): {base}/callback/nia"
+        ),
+        format!("register single logout service (NIA: URL adresa po odhlášení): {base}/saml/nia/slo"),
+        format!("register SP metadata (encryption and signing certificates): {base}/saml/nia/metadata"),
+        format!("register redirect_uri: {base}/callback/caais"),
+        "register post_logout_redirect_uri: https://portal.example.cz/bye".to_owned(),
+        format!("register backchannel_logout_uri: {base}/backchannel-logout/caais"),
+    ] {
+        assert!(out.lines().any(|l| l.trim() == expected), "{expected} missing:\n{out}");
+    }
+}
