@@ -189,6 +189,22 @@ fn the_example_config_fails_only_for_its_missing_key_and_certificate_files() {
 }
 
 #[test]
+fn the_readme_shows_what_check_prints_for_the_example_config() {
+    // Issue 14 item 5: the README's example named line 163 for the jip provider long after it
+    // had moved. Every line it quotes for the example config must be in check's output.
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (_, _, err) = check(&repo.join("config/aisgate.example.toml"));
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
+    let quoted: Vec<&str> = readme.lines().filter(|l| l.starts_with("config/aisgate.example.toml:")).collect();
+    assert!(quoted.len() >= 2, "the README quotes the example's errors");
+    // check prints paths as given; the test passes an absolute one.
+    let printed: Vec<String> = err.lines().map(|l| l.replace(&format!("{}/", repo.display()), "")).collect();
+    for line in quoted {
+        assert!(printed.iter().any(|p| p == line), "README line not printed by check: {line}\n{printed:#?}");
+    }
+}
+
+#[test]
 fn check_refuses_secure_cookies_on_a_plain_http_public_url_except_for_localhost() {
     let dir = Dir::new();
     let base = good_config("127.0.0.1:8080", "127.0.0.1:9090", "http://127.0.0.1:3000");
@@ -527,4 +543,30 @@ fn check_prints_every_url_to_register_at_each_idp() {
     ] {
         assert!(out.lines().any(|l| l.trim() == expected), "{expected} missing:\n{out}");
     }
+}
+
+#[test]
+fn the_quick_start_config_passes_check_and_prints_what_to_register() {
+    // Issue 14 item 4: the README's quick-start configuration (one app behind NIA, one behind
+    // CAAIS OIDC) must load as written, with the files its openssl commands make.
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = &readme[readme.find("### 2. Your own gateway").expect("quick-start section")..];
+    let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+    let block = &section[start..start + section[start..].find("```").unwrap()];
+    let dir = Dir::new();
+    let rsa = aisgate::sim::certs::rsa_identity("nia").unwrap();
+    dir.write("nia-enc.key", &rsa.key_pem);
+    dir.write("nia-enc.pem", &rsa.cert_pem);
+    std::fs::copy(dir.0.join("client.pem"), dir.0.join("caais.pem")).unwrap();
+    std::fs::copy(dir.0.join("client.key"), dir.0.join("caais.key")).unwrap();
+    let config = dir.write("aisgate.toml", &block.replace("/etc/aisgate/", "{dir}/"));
+    let (code, out, err) = check(&config);
+    assert_eq!(code, 0, "{err}");
+    for expected in [
+        "register single logout service (NIA: URL adresa po odhlášení): https://portal.example.cz/.aisgate/saml/nia/slo",
+        "register backchannel_logout_uri: https://portal.example.cz/.aisgate/backchannel-logout/caais",
+    ] {
+        assert!(out.lines().any(|l| l.trim() == expected), "{expected} missing:\n{out}");
+    }
+    assert!(block.lines().count() <= 35, "the quick-start config stays short");
 }
