@@ -260,15 +260,31 @@ fn make_files_private(dir: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Assembles the stack. On failure its temporary directory is already removed; on success
-/// the caller removes [`Stack::dir`].
+/// Removes the stack directory when dropped, unless [`DirGuard::keep`] handed it over.
+struct DirGuard(Option<PathBuf>);
+
+impl DirGuard {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Assembles the stack. If it fails, or the future is dropped before it completes, its
+/// temporary directory is removed; on success the caller removes [`Stack::dir`].
 pub async fn prepare(opts: StackOptions) -> Result<Stack, StackError> {
     let dir = temp_dir().map_err(|e| StackError::Other(format!("cannot create a temporary directory: {e}")))?;
-    let prepared = prepare_in(dir.clone(), opts).await;
-    if prepared.is_err() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    prepared
+    let guard = DirGuard(Some(dir.clone()));
+    let stack = prepare_in(dir, opts).await?;
+    guard.keep();
+    Ok(stack)
 }
 
 async fn prepare_in(dir: PathBuf, opts: StackOptions) -> Result<Stack, StackError> {
