@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::listen::{self, PublicListener};
 use crate::sim;
-use crate::sim::stack::StackOptions;
+use crate::sim::stack::{StackError, StackListener, StackOptions};
 
 /// Runs the demo until Ctrl-C. Returns the exit code.
 pub async fn run(opts: StackOptions) -> i32 {
@@ -17,14 +17,36 @@ pub async fn run(opts: StackOptions) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("demo failed: {e}");
+            if let StackError::Listen { listener, .. } = e {
+                let flag = match listener {
+                    StackListener::Gateway => "--listen",
+                    StackListener::Ops => "--ops-listen",
+                };
+                eprintln!(
+                    "Another program (another demo?) holds that address: stop it, or choose a free one with \
+                     `aisgate demo {flag} 127.0.0.1:PORT` (`aisgate demo --help` lists every address)."
+                );
+            }
             1
         }
     }
 }
 
-async fn start(opts: StackOptions) -> Result<(), String> {
+/// Removes the demo's directory (keys, certificates, configuration) when dropped: on Ctrl-C,
+/// SIGTERM, an error while serving or a panic alike.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn start(opts: StackOptions) -> Result<(), StackError> {
     let ops_listen = opts.ops_listen;
+    // `prepare` removes the directory itself when it fails (e.g. a port is busy).
     let stack = sim::stack::prepare(opts).await?;
+    let _remove = RemoveOnDrop(stack.dir.clone());
     crate::run::spawn_provider_refresh(&stack.gateway);
     println!(
         "\n================================================================================\n\
@@ -52,6 +74,5 @@ async fn start(opts: StackOptions) -> Result<(), String> {
     let limits = crate::run::limits(&stack.config);
     let public = vec![PublicListener { listener: stack.listener, tls: None }];
     listen::serve(stack.gateway, public, stack.ops, limits, Duration::from_secs(5), listen::shutdown_signal()).await;
-    let _ = std::fs::remove_dir_all(&stack.dir);
     Ok(())
 }

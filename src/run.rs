@@ -9,10 +9,15 @@ use crate::gateway::{self, Gateway};
 use crate::listen::{self, Limits};
 
 /// Sets up tracing from `[log]`; `RUST_LOG` overrides the level.
+///
+/// Log lines go to stdout. The human format is coloured only when stdout is a terminal: ANSI
+/// escape codes in a file, a pipe or the journal are noise that breaks `grep` (issue 14).
 pub fn init_logging(format: LogFormat, level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true);
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_target(true).with_ansi(std::io::stdout().is_terminal());
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Human => builder.try_init(),
@@ -107,6 +112,46 @@ fn read_identity(file: &Path) -> Result<crate::identity::Identity, String> {
         .map_err(|e| format!("{}:{}:{}: not an identity: {e}", file.display(), e.line(), e.column()))
 }
 
+/// Every URL of the gateway that the IdP's registration form for provider `p` asks for, with
+/// the form's own name for it (README, "Quick start"): the operator copies them from `check`
+/// instead of deriving them by hand, which is where registrations go wrong.
+fn registration_urls(p: &crate::config::ProviderConfig, gw: &Gateway) -> Vec<(&'static str, String)> {
+    use crate::config::ProviderConfig;
+    let ctx = gw.login_context(p.name());
+    // A configured return URL may be a path on the gateway (SAML's default is one).
+    let absolute = |url: &Option<String>| match url.as_deref() {
+        Some(u) if u.starts_with('/') => gw.url(u),
+        Some(u) => u.to_owned(),
+        None => ctx.logged_out_url.clone(),
+    };
+    match p {
+        ProviderConfig::Kaas(c) => vec![
+            ("return URL (login callback)", ctx.callback_url.clone()),
+            ("logout return URL", absolute(&c.logout_return_url)),
+        ],
+        ProviderConfig::Saml(c) => {
+            // NIA's form names (spec nia.md, registration fields); the SLO endpoint is where NIA
+            // sends its LogoutResponse ("URL adresa po odhlášení"). The gateway's own
+            // post_logout_redirect_url is not registered anywhere.
+            let urls = crate::provider::saml::SpUrls::new(&gw.public_base_url, p.name());
+            vec![
+                ("entity ID (NIA: Unikátní URL adresa zabezpečené části webu)", c.entity_id.clone()),
+                ("assertion consumer service (NIA: URL adresa pro příjem vydaného tokenu)", urls.acs),
+                ("single logout service (NIA: URL adresa po odhlášení)", urls.slo),
+                ("SP metadata (encryption and signing certificates)", urls.metadata),
+            ]
+        }
+        ProviderConfig::Oidc(c) => vec![
+            ("redirect_uri", ctx.callback_url.clone()),
+            ("post_logout_redirect_uri", absolute(&c.post_logout_redirect_uri)),
+            (
+                "backchannel_logout_uri",
+                gw.url(&format!("{}backchannel-logout/{}", crate::http::RESERVED_PREFIX, p.name())),
+            ),
+        ],
+    }
+}
+
 fn print_summary(config: &Config, gw: &Gateway) {
     out!("configuration OK");
     let listen: Vec<String> = config.server.listen.iter().map(ToString::to_string).collect();
@@ -120,6 +165,9 @@ fn print_summary(config: &Config, gw: &Gateway) {
     out!("  providers:");
     for p in &config.provider {
         out!("    {} (kind {}), callback {}", p.name(), p.kind(), gw.login_context(p.name()).callback_url);
+        for (what, url) in registration_urls(p, gw) {
+            out!("      register {what}: {url}");
+        }
     }
     out!("  apps:");
     for a in &config.app {

@@ -189,6 +189,22 @@ fn the_example_config_fails_only_for_its_missing_key_and_certificate_files() {
 }
 
 #[test]
+fn the_readme_shows_what_check_prints_for_the_example_config() {
+    // Issue 14 item 5: the README's example named line 163 for the jip provider long after it
+    // had moved. Every line it quotes for the example config must be in check's output.
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (_, _, err) = check(&repo.join("config/aisgate.example.toml"));
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
+    let quoted: Vec<&str> = readme.lines().filter(|l| l.starts_with("config/aisgate.example.toml:")).collect();
+    assert!(quoted.len() >= 2, "the README quotes the example's errors");
+    // check prints paths as given; the test passes an absolute one.
+    let printed: Vec<String> = err.lines().map(|l| l.replace(&format!("{}/", repo.display()), "")).collect();
+    for line in quoted {
+        assert!(printed.iter().any(|p| p == line), "README line not printed by check: {line}\n{printed:#?}");
+    }
+}
+
+#[test]
 fn check_refuses_secure_cookies_on_a_plain_http_public_url_except_for_localhost() {
     let dir = Dir::new();
     let base = good_config("127.0.0.1:8080", "127.0.0.1:9090", "http://127.0.0.1:3000");
@@ -415,4 +431,142 @@ fn every_set_dangerous_option_is_printed_by_check_and_plain_http_needs_one() {
     let (code, _, err) = check(&dir.write("prod.toml", &prod));
     assert_ne!(code, 0);
     assert!(err.contains("plain http:// is not allowed with a production preset"), "{err}");
+}
+
+#[test]
+fn human_logs_written_to_a_pipe_have_no_colour_codes() {
+    // Issue 14: the human format wrote ANSI colour codes into files and pipes. Here stdout
+    // is a pipe, so the lines must be plain text.
+    use std::io::{BufRead, BufReader};
+    let dir = Dir::new();
+    let config = dir.write("run.toml", &good_config("127.0.0.1:0", "127.0.0.1:0", "http://127.0.0.1:1"));
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    // Reads until the start line; if the gateway exits first, the pipe closes and the loop ends.
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let started = line.contains("aisgate started");
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let start =
+        seen.iter().find(|l| l.contains("aisgate started")).unwrap_or_else(|| panic!("no start line: {seen:#?}"));
+    assert!(start.contains("INFO"), "{start}");
+    assert!(seen.iter().all(|l| !l.contains('\x1b')), "colour codes in a pipe: {seen:#?}");
+}
+
+#[test]
+fn a_demo_that_cannot_listen_removes_its_directory_and_suggests_another_address() {
+    // Issue 14 item 9: a busy port left `aisgate-*` (with private keys) in the temp dir.
+    let tmp = tempfile::tempdir().unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = Command::new(BIN)
+        .args(["demo", "--listen", &busy.local_addr().unwrap().to_string()])
+        .args(["--ops-listen", "127.0.0.1:0", "--sim-login-listen", "127.0.0.1:0", "--sim-ws-listen", "127.0.0.1:0"])
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("cannot listen on {} (gateway)", busy.local_addr().unwrap())), "{stderr}");
+    assert!(stderr.contains("aisgate demo --listen 127.0.0.1:PORT"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "left behind in TMPDIR: {left:?}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_stack_directory_and_its_keys_are_private() {
+    // Issue 14 item 9: the directory holding the demo's keys was world-readable.
+    use std::os::unix::fs::PermissionsExt;
+    let stack = aisgate::sim::stack::prepare(aisgate::sim::stack::StackOptions {
+        saml: Some(aisgate::sim::stack::SamlStackProvider::default()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir_mode = mode(&stack.dir);
+    let mut keys = Vec::new();
+    for entry in std::fs::read_dir(&stack.dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "key") {
+            keys.push((path.clone(), mode(&path)));
+        }
+    }
+    std::fs::remove_dir_all(&stack.dir).unwrap();
+    assert_eq!(dir_mode, 0o700, "directory mode {dir_mode:o}");
+    assert!(keys.len() >= 4, "session, server, client and SAML keys expected: {keys:?}");
+    for (path, m) in keys {
+        assert_eq!(m, 0o600, "{} has mode {m:o}", path.display());
+    }
+}
+
+#[test]
+fn check_prints_every_url_to_register_at_each_idp() {
+    // Issue 14 item 4: `check` printed only the callback; the registration forms also ask for
+    // the SLO, metadata, post-logout and back-channel URLs.
+    let dir = Dir::new();
+    with_rsa_keys(&dir);
+    let config = good_config("127.0.0.1:0", "127.0.0.1:0", "http://127.0.0.1:1")
+        + NIA
+        + "\n[[provider]]\nname = \"caais\"\nkind = \"oidc\"\npreset = \"caais-oidc-test\"\nclient_id = \"MY_AIS\"\n\
+           client_cert = \"{dir}/client.pem\"\nclient_key = \"{dir}/client.key\"\n\
+           post_logout_redirect_uri = \"https://portal.example.cz/bye\"\n";
+    let (code, out, err) = check(&dir.write("all.toml", &config));
+    assert_eq!(code, 0, "{err}");
+    let base = "https://portal.example.cz/.aisgate";
+    for expected in [
+        format!("register return URL (login callback): {base}/callback/jip"),
+        format!("register logout return URL: {base}/logged-out"),
+        "register entity ID (NIA: Unikátní URL adresa zabezpečené části webu): https://portal.example.cz/".to_owned(),
+        format!(
+            "register assertion consumer service (NIA: URL adresa pro příjem vydaného tokenu): {base}/callback/nia"
+        ),
+        format!("register single logout service (NIA: URL adresa po odhlášení): {base}/saml/nia/slo"),
+        format!("register SP metadata (encryption and signing certificates): {base}/saml/nia/metadata"),
+        format!("register redirect_uri: {base}/callback/caais"),
+        "register post_logout_redirect_uri: https://portal.example.cz/bye".to_owned(),
+        format!("register backchannel_logout_uri: {base}/backchannel-logout/caais"),
+    ] {
+        assert!(out.lines().any(|l| l.trim() == expected), "{expected} missing:\n{out}");
+    }
+}
+
+#[test]
+fn the_quick_start_config_passes_check_and_prints_what_to_register() {
+    // Issue 14 item 4: the README's quick-start configuration (one app behind NIA, one behind
+    // CAAIS OIDC) must load as written, with the files its openssl commands make.
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = &readme[readme.find("### 2. Your own gateway").expect("quick-start section")..];
+    let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+    let block = &section[start..start + section[start..].find("```").unwrap()];
+    let dir = Dir::new();
+    let rsa = aisgate::sim::certs::rsa_identity("nia").unwrap();
+    dir.write("nia-enc.key", &rsa.key_pem);
+    dir.write("nia-enc.pem", &rsa.cert_pem);
+    std::fs::copy(dir.0.join("client.pem"), dir.0.join("caais.pem")).unwrap();
+    std::fs::copy(dir.0.join("client.key"), dir.0.join("caais.key")).unwrap();
+    let config = dir.write("aisgate.toml", &block.replace("/etc/aisgate/", "{dir}/"));
+    let (code, out, err) = check(&config);
+    assert_eq!(code, 0, "{err}");
+    for expected in [
+        "register single logout service (NIA: URL adresa po odhlášení): https://portal.example.cz/.aisgate/saml/nia/slo",
+        "register backchannel_logout_uri: https://portal.example.cz/.aisgate/backchannel-logout/caais",
+    ] {
+        assert!(out.lines().any(|l| l.trim() == expected), "{expected} missing:\n{out}");
+    }
+    assert!(block.lines().count() <= 35, "the quick-start config stays short");
 }

@@ -91,7 +91,7 @@ pub static CONTRACT: &[Field] = &[
         exposure: Exposure::Default,
         list: false,
         extract: |i| Some(Cow::Borrowed(&i.protocol)),
-        about: "protocol and version, e.g. kaas-ws/v4_2, saml2-eidas, oidc",
+        about: "protocol and version: kaas-ws/v4_2 (KAAS, its version), saml2, oidc",
     },
     Field {
         header: "X-Auth-Subject",

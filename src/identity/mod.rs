@@ -160,7 +160,7 @@ pub struct PersonalData {
 pub struct Identity {
     /// Configured provider name (`[[provider]] name`).
     pub provider: String,
-    /// Protocol and version, e.g. `kaas-ws/v4_2`, `saml2-eidas`, `oidc`.
+    /// Protocol and version: `kaas-ws/<version>` (e.g. `kaas-ws/v4_2`), `saml2`, `oidc`.
     pub protocol: String,
     /// Stable subject identifier within the provider (BSI, `sub`, `UzivatelId`).
     pub subject: String,

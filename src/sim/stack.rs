@@ -182,22 +182,123 @@ pub struct Stack {
     pub saml: Option<sim::saml::SamlSim>,
 }
 
+/// Why the stack could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    /// A listener could not be bound (typically: another program holds the port).
+    #[error("cannot listen on {addr} ({listener}): {source}")]
+    Listen {
+        /// Which of the stack's own listeners.
+        listener: StackListener,
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// Anything else (certificates, simulators, the written configuration).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The stack's listeners that a caller chooses the address of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StackListener {
+    /// [`StackOptions::listen`].
+    Gateway,
+    /// [`StackOptions::ops_listen`].
+    Ops,
+}
+
+impl std::fmt::Display for StackListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StackListener::Gateway => "gateway",
+            StackListener::Ops => "ops",
+        })
+    }
+}
+
+impl From<String> for StackError {
+    fn from(message: String) -> Self {
+        StackError::Other(message)
+    }
+}
+
+/// Creates the stack's directory under the system temp dir (`TMPDIR`), mode 0700: it holds
+/// the session key and the private keys of the test PKI and the SAML SP, which must not be
+/// readable by other users of a shared machine even though they are throwaway.
 fn temp_dir() -> std::io::Result<PathBuf> {
     let id = crate::session::random_id();
     let name: String = id[..8].iter().map(|b| format!("{b:02x}")).collect();
     let dir = std::env::temp_dir().join(format!("aisgate-{name}"));
-    std::fs::create_dir_all(&dir)?;
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    // `create`, not `create_dir_all`: a directory that already exists under the random name
+    // is someone else's, never reused.
+    builder.create(&dir)?;
     Ok(dir)
 }
 
-/// Assembles the stack.
-pub async fn prepare(opts: StackOptions) -> Result<Stack, String> {
-    let dir = temp_dir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+/// Makes every file in the stack directory private (0600): the directory's 0700 already
+/// keeps others out; this keeps the keys private if a file is copied or the mode changed.
+fn make_files_private(dir: &std::path::Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_file() {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Removes the stack directory when dropped, unless [`DirGuard::keep`] handed it over.
+struct DirGuard(Option<PathBuf>);
+
+impl DirGuard {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Assembles the stack. If it fails, or the future is dropped before it completes, its
+/// temporary directory is removed; on success the caller removes [`Stack::dir`].
+pub async fn prepare(opts: StackOptions) -> Result<Stack, StackError> {
+    let dir = temp_dir().map_err(|e| StackError::Other(format!("cannot create a temporary directory: {e}")))?;
+    let guard = DirGuard(Some(dir.clone()));
+    let stack = prepare_in(dir, opts).await?;
+    guard.keep();
+    Ok(stack)
+}
+
+async fn prepare_in(dir: PathBuf, opts: StackOptions) -> Result<Stack, StackError> {
     let pki = sim::certs::generate(&dir)?;
-    let listener =
-        TcpListener::bind(opts.listen).await.map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
-    let ops =
-        TcpListener::bind(opts.ops_listen).await.map_err(|e| format!("cannot listen on {}: {e}", opts.ops_listen))?;
+    let listener = TcpListener::bind(opts.listen).await.map_err(|source| StackError::Listen {
+        listener: StackListener::Gateway,
+        addr: opts.listen,
+        source,
+    })?;
+    let ops = TcpListener::bind(opts.ops_listen).await.map_err(|source| StackError::Listen {
+        listener: StackListener::Ops,
+        addr: opts.ops_listen,
+        source,
+    })?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let ops_addr = ops.local_addr().map_err(|e| e.to_string())?;
     let public_base = format!("http://localhost:{port}");
@@ -349,6 +450,7 @@ ca_bundle = "{ca}"
     std::fs::write(&config_path, config_text).map_err(|e| e.to_string())?;
     let joined =
         |errors: Vec<crate::config::ConfigError>| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+    make_files_private(&dir)?;
     let config = crate::config::load(&config_path).map_err(joined)?;
     let gateway =
         Gateway::build_with_clock(&config, &config_path, &gateway::process_env, opts.clock.clone()).map_err(joined)?;
