@@ -263,6 +263,26 @@ pub async fn header_echo() -> String {
     .await
 }
 
+/// A WebSocket upstream echoing every text frame.
+pub async fn websocket_echo() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use futures_util::{SinkExt, StreamExt};
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
+                while let Some(Ok(msg)) = ws.next().await {
+                    if msg.is_text() && ws.send(msg).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
 impl Gateway {
     /// A complete OIDC login (query response mode) at `provider` returning to `return_to`;
     /// returns the session `Cookie` header value.
