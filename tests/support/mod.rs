@@ -128,6 +128,19 @@ impl Gateway {
         req.send().await.unwrap()
     }
 
+    /// Takes a login start `start` to the IdP, as a browser does: follows the redirect (302)
+    /// or submits the auto-submit form (200, SAML HTTP-POST binding). Returns the IdP's answer.
+    pub async fn to_idp(&self, start: reqwest::Response) -> reqwest::Response {
+        match start.status().as_u16() {
+            302 => self.client.get(location(&start)).send().await.unwrap(),
+            200 => {
+                let (action, fields) = parse_form(&start.text().await.unwrap());
+                self.client.post(action).form(&fields).send().await.unwrap()
+            }
+            other => panic!("login start answered {other}"),
+        }
+    }
+
     /// Logs in through the simulated IdP as demo user `user`; returns the `Cookie` header
     /// value carrying the session, and the final redirect target.
     pub async fn login_to(&self, path: &str, user: usize) -> (String, String) {
