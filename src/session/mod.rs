@@ -160,12 +160,12 @@ impl Session {
         if self.identity.provider != provider {
             return false;
         }
-        match LogoutTarget::new(subject, sid) {
+        match LogoutBy::new(subject, sid) {
             // With both, both must match: a sid from one user never ends another's session.
-            Some(LogoutTarget::Sid { sid, subject }) => {
+            Some(LogoutBy::Sid { sid, subject }) => {
                 self.idp_session_id() == Some(sid) && subject.is_none_or(|s| self.identity.subject == s)
             }
-            Some(LogoutTarget::Subject(sub)) => self.identity.subject == sub,
+            Some(LogoutBy::Subject(sub)) => self.identity.subject == sub,
             None => false,
         }
     }
@@ -246,7 +246,7 @@ pub enum StoreError {
 /// absent. One rule for [`Session::matches_logout`] and for the stores' index look-ups, so
 /// that the index a store searches is always the one the re-check applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LogoutTarget<'a> {
+pub(crate) enum LogoutBy<'a> {
     /// By IdP session id (`sid`), narrowed by `subject` when that is given.
     Sid {
         /// The IdP session id.
@@ -258,14 +258,14 @@ pub(crate) enum LogoutTarget<'a> {
     Subject(&'a str),
 }
 
-impl<'a> LogoutTarget<'a> {
+impl<'a> LogoutBy<'a> {
     /// The target of a logout naming `subject` and/or `sid`; `None` when it names neither
     /// (both absent or empty): a logout must never widen into "everyone".
     pub(crate) fn new(subject: Option<&'a str>, sid: Option<&'a str>) -> Option<Self> {
         let subject = subject.filter(|s| !s.is_empty());
         match (sid.filter(|s| !s.is_empty()), subject) {
-            (Some(sid), subject) => Some(LogoutTarget::Sid { sid, subject }),
-            (None, Some(sub)) => Some(LogoutTarget::Subject(sub)),
+            (Some(sid), subject) => Some(LogoutBy::Sid { sid, subject }),
+            (None, Some(sub)) => Some(LogoutBy::Subject(sub)),
             (None, None) => None,
         }
     }

@@ -35,7 +35,7 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
 use super::record::{RecordKeys, RecordKind};
-use super::{LogoutTarget, PendingLogin, Session, SessionStore, StoreError, StoreKey, StoreReadiness};
+use super::{LogoutBy, PendingLogin, Session, SessionStore, StoreError, StoreKey, StoreReadiness};
 use crate::clock::Clock;
 use crate::config::RedisConfig;
 
@@ -510,9 +510,9 @@ impl SessionStore for RedisStore {
         subject: Option<&str>,
         sid: Option<&str>,
     ) -> Result<usize, StoreError> {
-        let names = match LogoutTarget::new(subject, sid) {
-            Some(LogoutTarget::Sid { sid, .. }) => self.keys.index_names("sid", provider, sid),
-            Some(LogoutTarget::Subject(sub)) => self.keys.index_names("sub", provider, sub),
+        let names = match LogoutBy::new(subject, sid) {
+            Some(LogoutBy::Sid { sid, .. }) => self.keys.index_names("sid", provider, sid),
+            Some(LogoutBy::Subject(sub)) => self.keys.index_names("sub", provider, sub),
             None => return Ok(0),
         };
         let mut conn = self.conn().await?;
