@@ -186,6 +186,17 @@ fn ms(d: Duration) -> String {
 }
 
 /// Sends authenticated proxied requests back to back until `stop`; returns their latencies.
+/// `n=… p50 … p99 … max …` of `sorted` latencies.
+fn latencies(sorted: &[Duration]) -> String {
+    format!(
+        "n={} p50 {} p99 {} max {}",
+        sorted.len(),
+        ms(percentile(sorted, 0.5)),
+        ms(percentile(sorted, 0.99)),
+        ms(sorted.last().copied().unwrap_or_default())
+    )
+}
+
 async fn probe(bench: &Bench, session: &str, stop: tokio::sync::watch::Receiver<bool>) -> Vec<Duration> {
     let mut latencies = Vec::new();
     while !*stop.borrow() {
@@ -298,20 +309,8 @@ async fn main() {
     for (s, _) in &results {
         *burst_statuses.entry(*s).or_insert(0u32) += 1;
     }
-    println!(
-        "proxied GET idle:   n={} p50 {} p99 {} max {}",
-        idle.len(),
-        ms(percentile(&idle, 0.5)),
-        ms(percentile(&idle, 0.99)),
-        ms(idle.last().copied().unwrap_or_default())
-    );
-    println!(
-        "proxied GET during {burst} hostile Responses: n={} p50 {} p99 {} max {}",
-        during.len(),
-        ms(percentile(&during, 0.5)),
-        ms(percentile(&during, 0.99)),
-        ms(during.last().copied().unwrap_or_default())
-    );
+    println!("proxied GET idle:   {}", latencies(&idle));
+    println!("proxied GET during {burst} hostile Responses: {}", latencies(&during));
     println!("burst: all {burst} answered in {}, statuses {burst_statuses:?}", ms(took));
     let _ = stop_tx.send(());
     let _ = server.await;

@@ -306,26 +306,6 @@ async fn silent_preface_only_and_idle_connections_are_reaped_and_the_cap_refuses
     wait_metric(&gw, open, "0").await;
 }
 
-/// A WebSocket upstream echoing every text frame.
-async fn websocket_echo() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                use futures_util::{SinkExt, StreamExt};
-                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
-                while let Some(Ok(msg)) = ws.next().await {
-                    if msg.is_text() && ws.send(msg).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    format!("http://{addr}")
-}
-
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
 async fn open_ws(gw: &Gateway, path: &str, cookie: Option<&str>) -> Ws {
@@ -375,7 +355,7 @@ fn assert_tunnel_close_logged(reason: &str) {
 #[tokio::test]
 async fn websockets_close_when_their_session_logs_out_and_others_stay_open() {
     logs();
-    let gw = Gateway::with_upstream(&websocket_echo().await).await;
+    let gw = Gateway::with_upstream(&support::websocket_echo().await).await;
     let cookie = gw.login().await;
     let other = gw.login().await;
     let mut mine = open_ws(&gw, "/live", Some(&cookie)).await;
@@ -395,7 +375,7 @@ async fn websockets_close_when_their_session_logs_out_and_others_stay_open() {
 async fn websockets_close_at_the_sessions_absolute_expiry() {
     logs();
     let gw = Gateway::start(StackOptions {
-        upstream: Some(websocket_echo().await),
+        upstream: Some(support::websocket_echo().await),
         session_extra: "absolute_timeout_secs = 1\nidle_timeout_secs = 1".into(),
         ..Default::default()
     })
@@ -414,7 +394,7 @@ async fn websockets_close_on_back_channel_logout() {
     logs();
     let apps = "[[app]]\nname = \"desk\"\nupstream = \"{upstream}\"\nproviders = [\"caais\"]\n";
     let gw = Gateway::start(StackOptions {
-        upstream: Some(websocket_echo().await),
+        upstream: Some(support::websocket_echo().await),
         apps: Some(apps.into()),
         oidc: vec![support::caais_provider("")],
         ..Default::default()

@@ -8,7 +8,7 @@ mod support;
 
 use aisgate::sim::stack::{SamlStackProvider, StackOptions};
 use support::logs::{capture, line_with, request_id};
-use support::{header_echo, location, parse_form, set_cookie, Gateway};
+use support::{header_echo, parse_form, set_cookie, Gateway};
 
 const APPS: &str = r#"
 [[app]]
@@ -36,14 +36,7 @@ async fn gateway(server_extra: &str) -> Gateway {
 async fn begin(gw: &Gateway) -> (String, String, Vec<(String, String)>) {
     let start = gw.navigate("/.aisgate/login?return=%2Fdesk&provider=nia", None).await;
     let cookie = format!("aisgate_login={}", set_cookie(&start, "aisgate_login").expect("pre-login cookie"));
-    let answer = match start.status().as_u16() {
-        302 => gw.client.get(location(&start)).send().await.unwrap(),
-        200 => {
-            let (action, fields) = parse_form(&start.text().await.unwrap());
-            gw.client.post(action).form(&fields).send().await.unwrap()
-        }
-        other => panic!("login start answered {other}"),
-    };
+    let answer = gw.to_idp(start).await;
     let (acs, form) = parse_form(&answer.text().await.unwrap());
     (cookie, acs, form)
 }

@@ -114,6 +114,20 @@ async fn deliver_to(gw: &Gateway, url: &str, p: &Pending) -> reqwest::Response {
     req.header("cookie", &p.cookie).header("accept", "text/html").send().await.unwrap()
 }
 
+/// `callback` with its `state` parameter replaced by `forged` (other parameters kept, in order).
+fn with_forged_state(callback: &str) -> String {
+    let mut url = url::Url::parse(callback).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "state" { "forged".to_owned() } else { v.into_owned() };
+            (k.into_owned(), v)
+        })
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    url.into()
+}
+
 /// A complete login; returns the session `Cookie` value.
 async fn login(gw: &Gateway, provider: &str) -> String {
     let p = begin(gw, provider).await;
@@ -263,14 +277,8 @@ async fn the_caais_token_endpoint_refuses_an_unregistered_client_certificate() {
 async fn a_forged_state_is_refused_with_its_reason_not_as_the_idps_rejection() {
     let gw = both().await;
     let p = begin(&gw, "caais").await;
-    let mut url = url::Url::parse(&p.callback).unwrap();
-    let pairs: Vec<(String, String)> = url
-        .query_pairs()
-        .map(|(k, v)| (k.to_string(), if k == "state" { "forged".to_owned() } else { v.into_owned() }))
-        .collect();
-    url.query_pairs_mut().clear().extend_pairs(pairs);
-    let resp =
-        gw.client.get(url.as_str()).header("cookie", &p.cookie).header("accept", "text/html").send().await.unwrap();
+    let url = with_forged_state(&p.callback);
+    let resp = gw.client.get(&url).header("cookie", &p.cookie).header("accept", "text/html").send().await.unwrap();
     let id = support::logs::request_id(&resp);
     assert_refused(resp, 400, LOGIN_FAILED, "forged state").await;
     let line = support::logs::line_with(&id, "login refused: state does not match this login");
@@ -336,16 +344,8 @@ async fn userinfo_for_another_subject_is_refused() {
 async fn a_callback_with_another_state_is_rejected_before_the_code_is_redeemed() {
     let gw = both().await;
     let p = begin(&gw, "caais").await;
-    let mut url = url::Url::parse(&p.callback).unwrap();
-    let pairs: Vec<(String, String)> = url
-        .query_pairs()
-        .map(|(k, v)| {
-            let v = if k == "state" { "forged".to_owned() } else { v.into_owned() };
-            (k.into_owned(), v)
-        })
-        .collect();
-    url.query_pairs_mut().clear().extend_pairs(pairs);
-    assert_refused(deliver_to(&gw, url.as_str(), &p).await, 400, LOGIN_FAILED, "state mismatch").await;
+    let url = with_forged_state(&p.callback);
+    assert_refused(deliver_to(&gw, &url, &p).await, 400, LOGIN_FAILED, "state mismatch").await;
     assert_eq!(sim(&gw, "caais").knobs().token_calls, 0, "no token request");
 }
 

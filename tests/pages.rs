@@ -91,13 +91,7 @@ async fn a_resubmitted_nia_post_in_a_logged_in_browser_goes_on_and_is_not_proces
     .await;
     let start = gw.navigate("/.aisgate/login?return=%2Fdesk&provider=nia", None).await;
     let login_cookie = format!("aisgate_login={}", set_cookie(&start, "aisgate_login").unwrap());
-    let answer = match start.status().as_u16() {
-        302 => gw.client.get(location(&start)).send().await.unwrap(),
-        _ => {
-            let (action, fields) = parse_form(&start.text().await.unwrap());
-            gw.client.post(action).form(&fields).send().await.unwrap()
-        }
-    };
+    let answer = gw.to_idp(start).await;
     let (acs, form) = parse_form(&answer.text().await.unwrap());
     let post = |cookie: String| {
         let req = gw.client.post(&acs).form(&form).header("accept", "text/html").header("cookie", cookie);

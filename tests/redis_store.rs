@@ -229,32 +229,12 @@ async fn readyz(ops: SocketAddr) -> (u16, serde_json::Value) {
     (status, resp.json().await.unwrap())
 }
 
-/// A WebSocket upstream echoing every text frame.
-async fn websocket_echo() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                use futures_util::{SinkExt, StreamExt};
-                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
-                while let Some(Ok(msg)) = ws.next().await {
-                    if msg.is_text() && ws.send(msg).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    format!("http://{addr}")
-}
-
 /// Two apps: the HTTP echo for every path, and a WebSocket echo under `/live`.
 async fn apps_with_websocket() -> String {
     format!(
         "[[app]]\nname = \"live\"\nupstream = \"{}\"\nproviders = [\"jip\"]\npath_prefix = \"/live\"\n\n\
          [[app]]\nname = \"echo\"\nupstream = \"{{upstream}}\"\nproviders = [\"jip\"]\npublic_paths = [\"/public\"]\n",
-        websocket_echo().await
+        support::websocket_echo().await
     )
 }
 

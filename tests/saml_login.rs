@@ -67,14 +67,7 @@ async fn begin(gw: &Gateway) -> Pending {
     // The IdP returns by cross-site POST: a Lax cookie would not come back.
     assert!(raw_cookie.contains("SameSite=None; Secure"), "{raw_cookie}");
     let cookie = format!("aisgate_login={}", set_cookie(&start, "aisgate_login").unwrap());
-    let answer = match start.status().as_u16() {
-        302 => gw.client.get(location(&start)).send().await.unwrap(),
-        200 => {
-            let (action, fields) = parse_form(&start.text().await.unwrap());
-            gw.client.post(action).form(&fields).send().await.unwrap()
-        }
-        other => panic!("login start answered {other}"),
-    };
+    let answer = gw.to_idp(start).await;
     assert_eq!(answer.status(), 200, "the simulator answers with a form");
     let (acs, form) = parse_form(&answer.text().await.unwrap());
     Pending { cookie, acs, form }

@@ -486,7 +486,6 @@ fn labels(lang: Lang) -> Labels {
 /// "try again"/"log in again" and home links, the status code and, if
 /// given, the request id. Never shows internal details.
 pub fn error_page(page: &ErrorPage, lang: Lang) -> String {
-    let text = error_text(page.kind, lang);
     let l = labels(lang);
     let retry_label = if page.kind.is_login_error() { l.log_in_again } else { l.try_again };
     let links = [
@@ -496,20 +495,35 @@ pub fn error_page(page: &ErrorPage, lang: Lang) -> String {
     .into_iter()
     .flatten()
     .collect();
-    let request_id = page
-        .request_id
+    render_error_view(page.kind, page.request_id, None, links, lang)
+}
+
+/// Puts an error page of `kind` together: its texts, the status code, `links`, who is
+/// signed in (the 403 page only) and the request id, cut to [`MAX_REQUEST_ID_CHARS`] and
+/// dropped when blank. Shared by [`error_page`] and [`forbidden_page`] so that both show
+/// the request id under the same bound.
+fn render_error_view(
+    kind: ErrorKind,
+    request_id: Option<&str>,
+    signed_in: Option<String>,
+    links: Vec<view::Link<'_>>,
+    lang: Lang,
+) -> String {
+    let text = error_text(kind, lang);
+    let l = labels(lang);
+    let request_id = request_id
         .map(|id| id.chars().take(MAX_REQUEST_ID_CHARS).collect::<String>())
         .filter(|id| !id.trim().is_empty());
     view::render(&view::ErrorView {
         lang,
         title: text.title,
         what: text.what,
-        signed_in: None,
+        signed_in,
         todo: text.todo,
         links,
         list_class: "actions",
         error_code_label: l.error_code,
-        status: page.kind.status().as_u16(),
+        status: kind.status().as_u16(),
         request_id_label: l.request_id,
         request_id,
         quote_request_id: l.quote_request_id,
@@ -535,7 +549,6 @@ pub struct SignedIn<'a> {
 /// plus who is logged in (name and provider) and links to log out and to log in with another
 /// account. Links with an unsafe URL are dropped, like everywhere else.
 pub fn forbidden_page(page: &ErrorPage, who: &SignedIn, lang: Lang) -> String {
-    let text = error_text(ErrorKind::Forbidden, lang);
     let l = labels(lang);
     let signed_in = match (who.name.filter(|n| !n.trim().is_empty()), lang) {
         (Some(name), Lang::Cs) => format!("Jste přihlášeni jako {name} ({}).", who.provider),
@@ -551,24 +564,7 @@ pub fn forbidden_page(page: &ErrorPage, who: &SignedIn, lang: Lang) -> String {
     .into_iter()
     .flatten()
     .collect();
-    let request_id = page
-        .request_id
-        .map(|id| id.chars().take(MAX_REQUEST_ID_CHARS).collect::<String>())
-        .filter(|id| !id.trim().is_empty());
-    view::render(&view::ErrorView {
-        lang,
-        title: text.title,
-        what: text.what,
-        signed_in: Some(signed_in),
-        todo: text.todo,
-        links,
-        list_class: "actions",
-        error_code_label: l.error_code,
-        status: ErrorKind::Forbidden.status().as_u16(),
-        request_id_label: l.request_id,
-        request_id,
-        quote_request_id: l.quote_request_id,
-    })
+    render_error_view(ErrorKind::Forbidden, page.request_id, Some(signed_in), links, lang)
 }
 
 /// Renders the "choose how to log in" page with one button per provider.

@@ -25,7 +25,7 @@ use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 use moka::Expiry;
 
-use super::{PendingLogin, Session, SessionStore, StoreError, StoreKey};
+use super::{LogoutBy, PendingLogin, Session, SessionStore, StoreError, StoreKey};
 use crate::clock::Clock;
 
 /// A bounded cache with least-recently-used eviction and a time to live, for entries that are
@@ -236,10 +236,10 @@ impl SessionStore for MemoryStore {
         subject: Option<&str>,
         sid: Option<&str>,
     ) -> Result<usize, StoreError> {
-        let entry = match (sid.filter(|s| !s.is_empty()), subject.filter(|s| !s.is_empty())) {
-            (Some(sid), _) => IndexKey::Sid(provider.to_owned(), sid.to_owned()),
-            (None, Some(sub)) => IndexKey::Subject(provider.to_owned(), sub.to_owned()),
-            (None, None) => return Ok(0),
+        let entry = match LogoutBy::new(subject, sid) {
+            Some(LogoutBy::Sid { sid, .. }) => IndexKey::Sid(provider.to_owned(), sid.to_owned()),
+            Some(LogoutBy::Subject(sub)) => IndexKey::Subject(provider.to_owned(), sub.to_owned()),
+            None => return Ok(0),
         };
         // Copy the candidates out and release the lock: removing fires the listener, which
         // takes the same lock.

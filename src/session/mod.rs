@@ -160,11 +160,13 @@ impl Session {
         if self.identity.provider != provider {
             return false;
         }
-        match (sid.filter(|s| !s.is_empty()), subject.filter(|s| !s.is_empty())) {
+        match LogoutBy::new(subject, sid) {
             // With both, both must match: a sid from one user never ends another's session.
-            (Some(sid), sub) => self.idp_session_id() == Some(sid) && sub.is_none_or(|s| self.identity.subject == s),
-            (None, Some(sub)) => self.identity.subject == sub,
-            (None, None) => false,
+            Some(LogoutBy::Sid { sid, subject }) => {
+                self.idp_session_id() == Some(sid) && subject.is_none_or(|s| self.identity.subject == s)
+            }
+            Some(LogoutBy::Subject(sub)) => self.identity.subject == sub,
+            None => false,
         }
     }
 
@@ -237,6 +239,36 @@ pub enum StoreError {
     /// The backend is unreachable or answered with an error.
     #[error("session store unavailable: {0}")]
     Unavailable(String),
+}
+
+/// What a back-channel logout names its sessions by: the IdP session id when it gives one
+/// (then a subject, if also given, must match too), else the subject. Empty values count as
+/// absent. One rule for [`Session::matches_logout`] and for the stores' index look-ups, so
+/// that the index a store searches is always the one the re-check applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LogoutBy<'a> {
+    /// By IdP session id (`sid`), narrowed by `subject` when that is given.
+    Sid {
+        /// The IdP session id.
+        sid: &'a str,
+        /// The subject that must match too, if the logout named one.
+        subject: Option<&'a str>,
+    },
+    /// Every session of this subject.
+    Subject(&'a str),
+}
+
+impl<'a> LogoutBy<'a> {
+    /// The target of a logout naming `subject` and/or `sid`; `None` when it names neither
+    /// (both absent or empty): a logout must never widen into "everyone".
+    pub(crate) fn new(subject: Option<&'a str>, sid: Option<&'a str>) -> Option<Self> {
+        let subject = subject.filter(|s| !s.is_empty());
+        match (sid.filter(|s| !s.is_empty()), subject) {
+            (Some(sid), subject) => Some(LogoutBy::Sid { sid, subject }),
+            (None, Some(sub)) => Some(LogoutBy::Subject(sub)),
+            (None, None) => None,
+        }
+    }
 }
 
 /// Server-side session storage. Memory now; Redis implements the same trait.

@@ -128,6 +128,19 @@ impl Gateway {
         req.send().await.unwrap()
     }
 
+    /// Takes a login start `start` to the IdP, as a browser does: follows the redirect (302)
+    /// or submits the auto-submit form (200, SAML HTTP-POST binding). Returns the IdP's answer.
+    pub async fn to_idp(&self, start: reqwest::Response) -> reqwest::Response {
+        match start.status().as_u16() {
+            302 => self.client.get(location(&start)).send().await.unwrap(),
+            200 => {
+                let (action, fields) = parse_form(&start.text().await.unwrap());
+                self.client.post(action).form(&fields).send().await.unwrap()
+            }
+            other => panic!("login start answered {other}"),
+        }
+    }
+
     /// Logs in through the simulated IdP as demo user `user`; returns the `Cookie` header
     /// value carrying the session, and the final redirect target.
     pub async fn login_to(&self, path: &str, user: usize) -> (String, String) {
@@ -261,6 +274,26 @@ pub async fn header_echo() -> String {
         text(200, body.to_string())
     })
     .await
+}
+
+/// A WebSocket upstream echoing every text frame.
+pub async fn websocket_echo() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use futures_util::{SinkExt, StreamExt};
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
+                while let Some(Ok(msg)) = ws.next().await {
+                    if msg.is_text() && ws.send(msg).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
 }
 
 impl Gateway {

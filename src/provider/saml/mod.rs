@@ -665,6 +665,21 @@ mod tests {
         assert!(names.entry_count() <= 50);
     }
 
+    /// Minimal IdP metadata (entity `urn:idp`): the signing certificate `cert_der`, a
+    /// redirect-binding SSO endpoint and, when given, `validUntil`.
+    fn idp_metadata(cert_der: &[u8], valid_until: Option<&str>) -> String {
+        let cert = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, cert_der);
+        let valid_until = valid_until.map(|v| format!(" validUntil=\"{v}\"")).unwrap_or_default();
+        format!(
+            "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"urn:idp\"{valid_until}>\
+             <md:IDPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\"><md:KeyDescriptor>\
+             <ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:X509Data><ds:X509Certificate>{cert}\
+             </ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>\
+             <md:SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"https://idp/sso\"/>\
+             </md:IDPSSODescriptor></md:EntityDescriptor>"
+        )
+    }
+
     fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
@@ -679,16 +694,7 @@ mod tests {
     fn providers_without_encryption_keys_build_when_plain_assertions_are_accepted() {
         let dir = tempfile::tempdir().unwrap();
         let idp = crate::sim::certs::rsa_identity("test idp").unwrap();
-        let cert = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &idp.cert_der);
-        let metadata = format!(
-            "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"urn:idp\">\
-             <md:IDPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\"><md:KeyDescriptor>\
-             <ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:X509Data><ds:X509Certificate>{cert}\
-             </ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>\
-             <md:SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"https://idp/sso\"/>\
-             </md:IDPSSODescriptor></md:EntityDescriptor>"
-        );
-        let metadata = write(dir.path(), "idp.xml", &metadata);
+        let metadata = write(dir.path(), "idp.xml", &idp_metadata(&idp.cert_der, None));
         let test_idp: SamlProviderConfig = toml::from_str(&format!(
             "name = \"t\"\nprofile = \"nia\"\nentity_id = \"https://gw.example.cz/\"\n\
              idp_metadata_file = {metadata:?}\ndangerous.allow_unencrypted_assertions = true"
@@ -715,16 +721,7 @@ mod tests {
     async fn an_expired_metadata_file_is_not_trusted_and_readiness_says_why() {
         let dir = tempfile::tempdir().unwrap();
         let idp = crate::sim::certs::rsa_identity("test idp").unwrap();
-        let cert = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &idp.cert_der);
-        let metadata = format!(
-            "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"urn:idp\" \
-             validUntil=\"2020-01-01T00:00:00Z\"><md:IDPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\
-             <md:KeyDescriptor><ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:X509Data><ds:X509Certificate>{cert}\
-             </ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>\
-             <md:SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"https://idp/sso\"/>\
-             </md:IDPSSODescriptor></md:EntityDescriptor>"
-        );
-        let metadata = write(dir.path(), "idp.xml", &metadata);
+        let metadata = write(dir.path(), "idp.xml", &idp_metadata(&idp.cert_der, Some("2020-01-01T00:00:00Z")));
         let cfg: SamlProviderConfig = toml::from_str(&format!(
             "name = \"t\"\nprofile = \"nia\"\nentity_id = \"https://gw.example.cz/\"\n\
              idp_metadata_file = {metadata:?}\ndangerous.allow_unencrypted_assertions = true\ndangerous.allow_unsolicited = true"

@@ -35,7 +35,7 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
 use super::record::{RecordKeys, RecordKind};
-use super::{PendingLogin, Session, SessionStore, StoreError, StoreKey, StoreReadiness};
+use super::{LogoutBy, PendingLogin, Session, SessionStore, StoreError, StoreKey, StoreReadiness};
 use crate::clock::Clock;
 use crate::config::RedisConfig;
 
@@ -510,10 +510,10 @@ impl SessionStore for RedisStore {
         subject: Option<&str>,
         sid: Option<&str>,
     ) -> Result<usize, StoreError> {
-        let names = match (sid.filter(|s| !s.is_empty()), subject.filter(|s| !s.is_empty())) {
-            (Some(sid), _) => self.keys.index_names("sid", provider, sid),
-            (None, Some(sub)) => self.keys.index_names("sub", provider, sub),
-            (None, None) => return Ok(0),
+        let names = match LogoutBy::new(subject, sid) {
+            Some(LogoutBy::Sid { sid, .. }) => self.keys.index_names("sid", provider, sid),
+            Some(LogoutBy::Subject(sub)) => self.keys.index_names("sub", provider, sub),
+            None => return Ok(0),
         };
         let mut conn = self.conn().await?;
         let sets: Vec<String> = names.iter().map(|n| self.index_key(n)).collect();
