@@ -169,7 +169,7 @@ fn caais_roles(claims: &mut Map<String, Value>, short_lower: &str, xml: &Node) {
     if short_lower == "accessroles" {
         find_all(xml, "AccessRoleCode", &mut found);
         let list = found.iter().map(|c| json!({"access_role_code": c.text.trim()}));
-        claims.insert("access_roles".to_owned(), Value::Array(list.collect()));
+        append(claims, "access_roles", list);
     } else {
         find_all(xml, "Agenda", &mut found);
         let list = found.iter().map(|agenda| {
@@ -180,7 +180,15 @@ fn caais_roles(claims: &mut Map<String, Value>, short_lower: &str, xml: &Node) {
                 "activity_role_code": codes.iter().map(|c| c.text.trim().to_owned()).collect::<Vec<_>>(),
             })
         });
-        claims.insert("activity_roles".to_owned(), Value::Array(list.collect()));
+        append(claims, "activity_roles", list);
+    }
+}
+
+/// Appends to the array claim `key` (several attribute values add up, none replaces another).
+fn append(claims: &mut Map<String, Value>, key: &str, items: impl Iterator<Item = Value>) {
+    match claims.entry(key.to_owned()).or_insert_with(|| Value::Array(Vec::new())) {
+        Value::Array(list) => list.extend(items),
+        other => *other = Value::Array(items.collect()),
     }
 }
 
@@ -222,26 +230,34 @@ pub fn to_identity(
                 }
             }
             (_, "fullids" | "documentids" | "accessroles" | "activityroles") => {
-                let xml = match base64_xml_checked(first) {
-                    Ok(xml) => xml,
-                    // CAAIS roles and documents decide what the user may do: a login that
-                    // silently lost them would succeed with no roles and no trace (issue 15
-                    // item 4c). Refuse, naming the attribute (never its value).
-                    Err(why) if profile == Profile::Caais => {
-                        return Err(MappingError::new(
-                            Refusal::AttributeUndecodable,
-                            format!("attribute {short} is {why} (base64 XML expected, caais.md §2.6)"),
-                        ))
+                // Every value, not only the first: an IdP (or an attacker's test of the
+                // parser) may split the list, and a bad second value must not pass unseen.
+                for value in attr.values.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
+                    let xml = match base64_xml_checked(value) {
+                        Ok(xml) => xml,
+                        // CAAIS roles and documents decide what the user may do: a login that
+                        // silently lost them would succeed with no roles and no trace (issue 15
+                        // item 4c). Refuse, naming the attribute (never its value).
+                        Err(why) if profile == Profile::Caais => {
+                            return Err(MappingError::new(
+                                Refusal::AttributeUndecodable,
+                                format!("attribute {short} is {why} (base64 XML expected, caais.md §2.6)"),
+                            ))
+                        }
+                        Err(why) => {
+                            tracing::warn!(
+                                attribute = short,
+                                problem = why,
+                                "SAML attribute value dropped: undecodable"
+                            );
+                            continue;
+                        }
+                    };
+                    if lower.ends_with("roles") {
+                        caais_roles(&mut claims, &lower, &xml);
+                    } else {
+                        docs.extend(documents(&xml));
                     }
-                    Err(why) => {
-                        tracing::warn!(attribute = short, problem = why, "SAML attribute value dropped: undecodable");
-                        continue;
-                    }
-                };
-                if lower.ends_with("roles") {
-                    caais_roles(&mut claims, &lower, &xml);
-                } else {
-                    docs.extend(documents(&xml));
                 }
             }
             (_, "personidentified" | "isstatutoryrepresentative") => {

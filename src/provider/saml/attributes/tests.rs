@@ -199,6 +199,24 @@ fn undecodable_caais_base64_xml_attributes_refuse_the_login() {
     }
 }
 
+/// Review of issue 15 item 4c: only the first value of a multi-valued CAAIS base64-XML
+/// attribute was decoded, so an undecodable second value passed without a trace and the
+/// roles of a second valid value were lost. Every value counts now.
+#[test]
+fn every_value_of_a_multi_valued_caais_role_attribute_is_decoded_and_checked() {
+    let roles = |codes: &[&str]| {
+        let inner: String = codes.iter().map(|c| format!("<AccessRoleCode>{c}</AccessRoleCode>")).collect();
+        B64.encode(format!("<AccessRoles>{inner}</AccessRoles>"))
+    };
+    let multi = |values: Vec<String>| SamlAttribute { name: "AccessRoles".to_owned(), friendly_name: None, values };
+    let a = assertion("nameid", vec![multi(vec![roles(&["editor"]), "!!not-base64!!".to_owned()])]);
+    let err = to_identity(Profile::Caais, "caais", &a, &MappingOptions::default(), 5000).unwrap_err();
+    assert_eq!(err.refusal(), Refusal::AttributeUndecodable, "{err}");
+    let a = assertion("nameid", vec![multi(vec![roles(&["editor"]), roles(&["spravce", "C101"])])]);
+    let id = to_identity(Profile::Caais, "caais", &a, &MappingOptions::default(), 5000).unwrap();
+    assert_eq!(id.access_roles, vec!["C101", "editor", "spravce"]);
+}
+
 /// Issue 15 item 4c: the `CZ/CZ/` foreign-eIDAS rule is NIA's; a CAAIS PersonIdentifier is a
 /// bare UUID, so every CAAIS user was `foreign` and `allow_foreign_eidas = false` refused all.
 #[test]
