@@ -40,9 +40,9 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
     let main_loc = SourceLoc { file: main_file.into(), line: 1, column: 1 };
     let mut at = |loc: &SourceLoc, message: String| issues.push(Issue { loc: loc.clone(), message });
 
-    match url::Url::parse(&config.server.public_base_url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.path() == "/" && u.query().is_none() => {}
-        _ => at(
+    match super::hosts::parse_base(&config.server.public_base_url) {
+        Some(_) => {}
+        None => at(
             &main_loc,
             format!(
                 "[server] public_base_url {:?} must be an absolute http(s) URL without path or query",
@@ -51,8 +51,7 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
         ),
     }
     if let Ok(u) = url::Url::parse(&config.server.public_base_url) {
-        let local = matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-        if config.session.cookie_secure && u.scheme() == "http" && !local {
+        if super::hosts::drops_secure_cookies(&u, config.session.cookie_secure) {
             // Browsers keep `Secure` cookies only from https origins (and localhost): the
             // pre-login cookie would never come back and every login would fail.
             at(
@@ -201,6 +200,8 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
     if config.app.is_empty() {
         at(&main_loc, "no [[app]] is configured".into());
     }
+    // Apps on several hosts: where each login completes (issue 12 items 6 and 7).
+    super::hosts::check(config, &mut at);
     if config.identity_token.as_ref().is_some_and(|t| t.key_file.is_none() && !t.dangerous.ephemeral_key) {
         at(
             &main_loc,

@@ -7,6 +7,7 @@
 
 mod check;
 pub mod dangerous;
+pub mod hosts;
 mod load;
 mod warnings;
 
@@ -405,6 +406,23 @@ pub struct AppConfig {
     pub upstream: String,
     /// Providers users may log in with (names of `[[provider]]`); a chooser is shown if several.
     pub providers: Vec<String>,
+    /// Base URL of this app's login callbacks (`https://host[:port]`, no path), when the IdP
+    /// has a registration for this app's own host; default `[server] public_base_url`. See
+    /// README "Apps on several hosts".
+    #[serde(default)]
+    pub public_base_url: Option<String>,
+    /// The provider of each host of the app (`{ "ais.cms.example" = "caais-cms", … }`): a
+    /// request's host picks it, without a chooser, and the login's callbacks stay on that host
+    /// (one IdP registration per host: CAAIS allows one domain per configuration). Every host
+    /// of `hosts` needs an entry; every provider named must be in `providers`.
+    #[serde(default)]
+    pub providers_by_host: std::collections::BTreeMap<String, String>,
+    /// Logins into this app on a host other than its callback host complete on the callback
+    /// host (`[server] public_base_url`'s, or this app's `public_base_url`'s) and are then
+    /// handed to the app's host: a single-use, 60-second handoff bound to the browser. Without
+    /// it, `check` refuses an app whose host differs from its callback host.
+    #[serde(default)]
+    pub central_login: bool,
     /// Path prefixes that pass without a session (identity headers are still stripped).
     #[serde(default)]
     pub public_paths: Vec<String>,

@@ -23,6 +23,7 @@ use crate::http::return_url::ReturnUrl;
 use crate::ops::metrics::LoginResult;
 use crate::pages::{self, ErrorKind, ProviderChoice};
 use crate::provider::{BrowserStep, CommonReason, PendingState, ProtocolState, ProviderError, Reason, Side};
+use crate::session::handoff::HandoffTarget;
 use crate::session::keyring::Purpose;
 use crate::session::{random_id, PendingLogin, Session, StoreKey};
 
@@ -36,6 +37,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/.aisgate/direct/{provider}", get(direct_form).post(direct_submit))
         .route("/.aisgate/logout", get(logout).post(logout))
         .route("/.aisgate/logged-out", get(super::logout_return::logged_out))
+        .route("/.aisgate/handoff", get(super::handoff::take))
         .route("/.aisgate/jwks.json", get(jwks))
         .route("/.aisgate/backchannel-logout/{provider}", axum::routing::post(backchannel_logout))
         .route("/.aisgate/saml/{provider}/metadata", get(super::slo::metadata))
@@ -47,11 +49,11 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .with_state(gateway)
 }
 
-fn encode(value: &str) -> String {
+pub(super) fn encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
-fn login_url(return_to: &str) -> String {
+pub(super) fn login_url(return_to: &str) -> String {
     format!("{RESERVED_PREFIX}login?return={}", encode(return_to))
 }
 
@@ -109,10 +111,14 @@ async fn login(
     let params = query_pairs(query.as_deref());
     let return_to = param(&params, "return").and_then(|r| ReturnUrl::parse(r).ok()).unwrap_or_else(ReturnUrl::root);
     let host = request_host(&headers);
+    // A login the app's host sent to this (central) login host names that host: the app is
+    // found there, and only a configured host of an app with `central_login` is accepted.
+    let target = param(&params, "for").map(str::to_ascii_lowercase);
     let Ok(path) = CanonicalPath::parse(return_to.path()) else {
         return rescue::error(ErrorKind::BadRequest, &info, info.home());
     };
-    let Some(app) = route::find(&gw.apps, &host, &crate::http::path_forms::PathForms::new(&path)) else {
+    let app_host = target.as_deref().unwrap_or(&host);
+    let Some(app) = route::find(&gw.apps, app_host, &crate::http::path_forms::PathForms::new(&path)) else {
         return rescue::error(ErrorKind::NotFound, &info, None);
     };
     let loa = match param(&params, "loa").map(crate::identity::Loa::parse_lenient) {
@@ -120,7 +126,14 @@ async fn login(
         Some(Some(loa)) => Some(loa),
         Some(None) => return rescue::error(ErrorKind::BadRequest, &info, info.home()),
     };
-    start_login_at(&gw, app, param(&params, "provider"), loa, return_to, &headers, &info).await
+    let handoff = match target {
+        None => None,
+        Some(target) => match super::handoff::accept_start(&gw, app, target, &host, param(&params, "bind"), &info) {
+            Ok(handoff) => Some(handoff),
+            Err(refused) => return refused,
+        },
+    };
+    begin_login(&gw, app, param(&params, "provider"), loa, return_to, &headers, &info, handoff).await
 }
 
 /// The request host (HTTP/1 `Host` or HTTP/2 `:authority` copied into it by the handler).
@@ -152,8 +165,27 @@ pub async fn start_login_at(
     headers: &HeaderMap,
     info: &RequestInfo,
 ) -> Response<Body> {
+    begin_login(gw, app, provider, loa, return_to, headers, info, None).await
+}
+
+/// [`start_login_at`] on the central login host for the app host of `handoff`, if given
+/// (the login is then handed to that host when it is done: `handoff`).
+#[allow(clippy::too_many_arguments)]
+async fn begin_login(
+    gw: &Gateway,
+    app: &App,
+    provider: Option<&str>,
+    loa: Option<crate::identity::Loa>,
+    return_to: ReturnUrl,
+    headers: &HeaderMap,
+    info: &RequestInfo,
+    handoff: Option<HandoffTarget>,
+) -> Response<Body> {
+    let here = request_host(headers);
+    // The host the login is for: this one, or the app host that sent the browser here.
+    let app_host = handoff.as_ref().map_or(here.as_str(), |t| t.host.as_str());
     let able = |i: &usize| loa.is_none_or(|loa| gw.providers[*i].can_reach_loa(loa));
-    let candidates: Vec<usize> = app.providers.iter().copied().filter(able).collect();
+    let candidates: Vec<usize> = app.providers_on(app_host).into_iter().filter(able).collect();
     let chosen = match provider {
         Some(name) => candidates.iter().copied().find(|i| gw.providers[*i].name() == name),
         None if candidates.len() == 1 => candidates.first().copied(),
@@ -176,6 +208,18 @@ pub async fn start_login_at(
         let entering = app.user_label(&request_host(headers));
         return rescue::html(StatusCode::OK, pages::chooser_page(&entering, &choices, info.lang()));
     };
+    let base = gw.login_base(app, app_host);
+    if handoff.is_none() && app.names_host(&here) && !crate::config::hosts::host_of(&base).eq_ignore_ascii_case(&here) {
+        // The IdP returns to another host than this one, which never sees this browser's
+        // pre-login cookie: the login runs there and is handed back (`central_login`).
+        if app.central_login {
+            let provider = gw.providers[index].name();
+            return super::handoff::send_to_login_host(gw, app, &base, provider, loa, &return_to, &here, info);
+        }
+        // `check` refuses this configuration; should it get here anyway, fail closed.
+        tracing::error!(request_id = info.id(), app = %app.name, host = %here, callback_base = %base, "login cannot complete: the IdP returns to another host and central_login is off");
+        return rescue::error(ErrorKind::Internal, info, None);
+    }
     let loop_cookie = &gw.loop_cookie_name;
     let Some(counted) = super::loop_guard::count_start(
         &gw.keyring,
@@ -194,7 +238,7 @@ pub async fn start_login_at(
         return rescue::error(ErrorKind::TooManyRequests, info, None);
     }
     let provider = &gw.providers[index];
-    let mut ctx = gw.login_context(provider.name());
+    let mut ctx = gw.login_context_at(provider.name(), &base);
     // The one-time-credential form carries the app's return URL, so its error pages can send
     // the user back to this app's login (there may be no app at `/`).
     ctx.direct_form_url = format!("{}?return={}", ctx.direct_form_url, encode(return_to.as_str()));
@@ -219,6 +263,8 @@ pub async fn start_login_at(
         created_at: gw.clock.now_unix(),
         protocol_state: PendingState::new(start.state),
         min_loa: loa,
+        login_base: (base != gw.public_base_url).then_some(base),
+        handoff,
     };
     if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {
         tracing::error!(request_id = info.id(), error = %e, "cannot store pending login");
@@ -448,7 +494,7 @@ async fn finish_login_for(
         gateway_refusal(gw, index, provider_name, CommonReason::ProviderMismatch, info);
         return with_cleared_login(gw, rescue::error(ErrorKind::LoginNotInitiated, info, Some(&retry)));
     }
-    let ctx = gw.login_context(provider_name);
+    let ctx = gw.login_context_at(provider_name, pending.login_base.as_deref().unwrap_or(&gw.public_base_url));
     let finished = match pending.protocol_state.protocol() {
         Ok(state) => provider.finish(&ctx, &params, state).await,
         Err(e) => Err(e),
@@ -492,6 +538,21 @@ async fn finish_login_for(
     // (session fixation). After a step-up this replaces the lower-LoA session.
     if let Some(old) = super::cookies::session_id(gw, headers, info) {
         let _ = gw.store.remove(&StoreKey::of(&old)).await;
+    }
+    if let Some(target) = pending.handoff.clone() {
+        // A login for an app on another host: that host makes the session (`handoff`).
+        let base = pending.login_base.as_deref().unwrap_or(&gw.public_base_url);
+        let session = Session::new(
+            authenticated.identity,
+            authenticated.logout_state,
+            gw.absolute_timeout_secs,
+            gw.apps.len(),
+            gw.clock.now_unix(),
+        )
+        .with_tokens(authenticated.tokens);
+        let resp =
+            super::handoff::grant(gw, (index, provider_name), target, session, &pending.return_to, base, info).await;
+        return with_cleared_login(gw, resp);
     }
     let id = random_id();
     let key = StoreKey::of(&id);
@@ -568,6 +629,8 @@ fn unsolicited_login(provider: &str, params: &[(String, String)], info: &Request
         created_at: now,
         protocol_state: PendingState::new(ProtocolState::Unsolicited),
         min_loa: None,
+        login_base: None,
+        handoff: None,
     }
 }
 
@@ -631,11 +694,11 @@ fn gateway_refusal(gw: &Gateway, index: usize, provider: &str, reason: CommonRea
 
 /// Audits a request the gateway refused before any provider step (not a login attempt at the
 /// IdP, so not counted in `aisgate_logins_total`); `reason` is a bounded `snake_case` label.
-fn audit_refused(info: &RequestInfo, provider: &str, reason: &'static str) {
+pub(super) fn audit_refused(info: &RequestInfo, provider: &str, reason: &'static str) {
     tracing::info!(target: "aisgate::audit", event = "login", request_id = info.id(), provider, result = "refused", reason);
 }
 
-fn with_cleared_login(gw: &Gateway, mut resp: Response<Body>) -> Response<Body> {
+pub(super) fn with_cleared_login(gw: &Gateway, mut resp: Response<Body>) -> Response<Body> {
     resp.headers_mut().append(SET_COOKIE, clear_cookie(&gw.login_cookie_name, gw.cookie_secure));
     resp
 }

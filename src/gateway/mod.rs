@@ -23,6 +23,7 @@ mod endpoints;
 pub mod explain;
 mod forwarding;
 mod handler;
+mod handoff;
 mod logout_return;
 mod loop_guard;
 mod own_body;
@@ -160,6 +161,8 @@ impl Gateway {
             .map_err(|e| errors.push(ConfigError::at(&main_loc, format!("[session] {e}"))))
             .ok();
         let public_base_url = config.server.public_base_url.trim_end_matches('/').to_owned();
+        // Where each provider receives its callbacks (one base for SAML: `check` saw to it).
+        let provider_bases = crate::config::hosts::provider_bases(config);
         let mut providers: Vec<Arc<dyn Provider>> = Vec::new();
         for p in &config.provider {
             let built: Result<Arc<dyn Provider>, String> = match &p.value {
@@ -168,8 +171,11 @@ impl Gateway {
                 }
                 ProviderConfig::Oidc(oidc) => crate::provider::oidc::OidcProvider::build(oidc, env)
                     .map(|o| Arc::new(o.with_clock(clock.clone())) as _),
-                ProviderConfig::Saml(saml) => crate::provider::saml::SamlProvider::build(saml, &public_base_url)
-                    .map(|s| Arc::new(s.with_clock(clock.clone())) as _),
+                ProviderConfig::Saml(saml) => {
+                    let base = provider_bases.get(&saml.name).and_then(|b| b.first()).unwrap_or(&public_base_url);
+                    crate::provider::saml::SamlProvider::build(saml, base)
+                        .map(|s| Arc::new(s.with_clock(clock.clone())) as _)
+                }
             };
             match built {
                 Ok(provider) => providers.push(provider),
@@ -308,11 +314,28 @@ impl Gateway {
 
     /// The callback URL of a provider, as registered at the IdP.
     pub fn login_context(&self, provider: &str) -> crate::provider::LoginContext {
+        self.login_context_at(provider, &self.public_base_url)
+    }
+
+    /// The URLs of a login at `provider` whose callbacks go to `base` (a base URL without
+    /// trailing slash: `public_base_url`, or an app's own; see [`Gateway::login_base`]).
+    pub fn login_context_at(&self, provider: &str, base: &str) -> crate::provider::LoginContext {
         crate::provider::LoginContext {
-            callback_url: self.url(&format!("{RESERVED_PREFIX}callback/{provider}")),
+            callback_url: format!("{base}{RESERVED_PREFIX}callback/{provider}"),
             logged_out_url: self.url(&format!("{RESERVED_PREFIX}logged-out")),
-            direct_form_url: self.url(&format!("{RESERVED_PREFIX}direct/{provider}")),
+            direct_form_url: format!("{base}{RESERVED_PREFIX}direct/{provider}"),
         }
+    }
+
+    /// The callback base URL of a login into `app` started on `host` (README "Apps on several
+    /// hosts"; the rule is [`crate::config::hosts::login_base`], shared with `check`).
+    pub fn login_base(&self, app: &route::App, host: &str) -> String {
+        crate::config::hosts::login_base(
+            &self.public_base_url,
+            app.public_base_url.as_deref(),
+            !app.providers_by_host.is_empty(),
+            app.names_host(host).then_some(host),
+        )
     }
 
     /// How long a login started at `provider` may take, seconds: `[session] login_ttl_secs`,

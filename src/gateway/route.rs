@@ -45,6 +45,12 @@ pub struct App {
     pub upstream: Upstream,
     /// Indices into the gateway's provider list.
     pub providers: Vec<usize>,
+    /// Base URL of this app's login callbacks, if it has its own (`public_base_url`).
+    pub public_base_url: Option<String>,
+    /// The provider of each host (`providers_by_host`: lower-case host, provider index).
+    pub providers_by_host: Vec<(String, usize)>,
+    /// Logins on another host than the callback host are handed over (`central_login`).
+    pub central_login: bool,
     /// Public path prefixes.
     pub public_paths: Vec<String>,
     /// Logout path prefixes.
@@ -123,6 +129,13 @@ impl App {
             .iter()
             .map(|p| provider_index(p).ok_or_else(|| format!("unknown provider {p:?}")))
             .collect::<Result<_, _>>()?;
+        let providers_by_host = cfg
+            .providers_by_host
+            .iter()
+            .map(|(h, p)| {
+                provider_index(p).map(|i| (h.to_ascii_lowercase(), i)).ok_or_else(|| format!("unknown provider {p:?}"))
+            })
+            .collect::<Result<_, _>>()?;
         // Insensitive apps compare folded readings with folded prefixes.
         let fold = |p: &String| match cfg.path_case {
             PathCase::Sensitive => p.clone(),
@@ -138,6 +151,9 @@ impl App {
             path_prefix: fold(&cfg.path_prefix),
             upstream: Upstream { scheme, authority, base_path: url.path().trim_end_matches('/').to_owned(), trust },
             providers,
+            public_base_url: cfg.public_base_url.as_ref().map(|b| b.trim_end_matches('/').to_owned()),
+            providers_by_host,
+            central_login: cfg.central_login,
             public_paths: cfg.public_paths.iter().map(fold).collect(),
             logout_paths: cfg.logout_paths.iter().map(fold).collect(),
             unauthenticated: cfg.unauthenticated,
@@ -177,6 +193,21 @@ impl App {
             PathCase::Sensitive => Ok(()),
             PathCase::Insensitive => forms.check_insensitive(),
         }
+    }
+
+    /// The providers a login on `host` may use: the host's own with `providers_by_host`,
+    /// else all of the app's.
+    pub fn providers_on(&self, host: &str) -> Vec<usize> {
+        match self.providers_by_host.iter().find(|(h, _)| h.eq_ignore_ascii_case(host)) {
+            Some((_, index)) => vec![*index],
+            None => self.providers.clone(),
+        }
+    }
+
+    /// Whether the app names `host` among its hosts (an app without hosts answers any host,
+    /// but names none).
+    pub fn names_host(&self, host: &str) -> bool {
+        self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
     }
 
     /// Whether the session's provider (by name) is one of this app's: a session is served only

@@ -28,6 +28,9 @@ pub enum ProtocolState {
     /// Not a login: the gateway's check of the return from an RP-initiated logout. No
     /// provider's `finish` accepts it.
     LogoutReturn,
+    /// Not a login: a finished login waiting to be handed to an app's host
+    /// (`gateway::handoff`). No provider's `finish` accepts it.
+    Handoff(crate::session::handoff::HandoffGrant),
 }
 
 /// The stored, versioned form of a [`ProtocolState`].

@@ -34,6 +34,12 @@ pub enum Purpose {
     LoopGuard,
     /// The cookie binding an RP-initiated logout's `state` to the browser, and that state.
     Logout,
+    /// The app host's cookie binding a login on the central login host to the browser
+    /// (`gateway::handoff`).
+    Handoff,
+    /// The commitment to that binding which travels to the login host (a MAC of the binding
+    /// id; the id itself never leaves the cookie).
+    HandoffBinding,
 }
 
 impl Purpose {
@@ -44,6 +50,8 @@ impl Purpose {
             Purpose::Csrf => b"aisgate/csrf/v1\0",
             Purpose::LoopGuard => b"aisgate/loop/v1\0",
             Purpose::Logout => b"aisgate/logout/v1\0",
+            Purpose::Handoff => b"aisgate/handoff/v1\0",
+            Purpose::HandoffBinding => b"aisgate/handoff-binding/v1\0",
         }
     }
 }

@@ -414,6 +414,8 @@ mod tests {
             created_at: 0,
             protocol_state: crate::provider::PendingState::new(crate::provider::ProtocolState::Kaas),
             min_loa: None,
+            login_base: None,
+            handoff: None,
         };
         store.put_pending(key, pending).await.unwrap();
         assert!(store.take_pending(&key).await.unwrap().is_some());
@@ -427,6 +429,8 @@ mod tests {
             created_at: 0,
             protocol_state: crate::provider::PendingState::new(crate::provider::ProtocolState::Kaas),
             min_loa: None,
+            login_base: None,
+            handoff: None,
         }
     }
 

@@ -6,6 +6,7 @@
 //! junk cookies. The store is keyed by SHA-256 of the id, so a leaked store dump (Redis
 //! snapshot) does not contain usable cookies.
 
+pub mod handoff;
 pub mod keyring;
 pub mod memory;
 pub mod record;
@@ -220,6 +221,14 @@ pub struct PendingLogin {
     /// LoA the login must achieve (step-up); a lower one is refused.
     #[serde(default)]
     pub min_loa: Option<crate::identity::Loa>,
+    /// The callback base URL the login was started with, when it is not `[server]
+    /// public_base_url` (an app's own base, or its host's with `providers_by_host`): the
+    /// provider must finish with the same redirect URI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_base: Option<String>,
+    /// A login on the central login host for an app on another host: where it is handed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<handoff::HandoffTarget>,
 }
 
 /// Redacted: the protocol state holds request ids, nonces and PKCE verifiers; the return URL
@@ -358,6 +367,8 @@ mod tests {
             created_at: 0,
             protocol_state: crate::provider::PendingState::new(crate::provider::ProtocolState::Kaas),
             min_loa: None,
+            login_base: None,
+            handoff: None,
         };
         let dbg = format!("{session:?} {pending:?} {:?}", StoreKey::of(&[1; 32]).log_label());
         assert!(!dbg.contains("secret"), "{dbg}");

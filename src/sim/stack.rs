@@ -43,7 +43,7 @@ pub struct StackOptions {
     /// same CA that it does not (`false`: every SOAP call gets HTTP 401 JSON).
     pub registered_client: bool,
     /// The `[[app]]` tables (and extra `[[provider]]`s); `{upstream}` is replaced by the upstream
-    /// URL and `{dir}` by the stack directory (certificates). `None`: one app
+    /// URL, `{dir}` by the stack directory (certificates) and `{port}` by the gateway's port. `None`: one app
     /// `echo` for every path, with `/public` public and `/logout` intercepted.
     pub apps: Option<String>,
     /// Simulated OpenID providers, each written as a `[[provider]] kind = "oidc"` table.
@@ -327,7 +327,12 @@ async fn prepare_in(dir: PathBuf, opts: StackOptions) -> Result<Stack, StackErro
     let mut oidc_tables = String::new();
     for p in &opts.oidc {
         let mut cfg = p.sim.clone();
-        cfg.redirect_uri = format!("{public_base}/.aisgate/callback/{}", p.name);
+        // A preset redirect URI (an app's own host) keeps it; `{port}` is the gateway's port.
+        cfg.redirect_uri = if cfg.redirect_uri.is_empty() {
+            format!("{public_base}/.aisgate/callback/{}", p.name)
+        } else {
+            cfg.redirect_uri.replace("{port}", &port.to_string())
+        };
         let started = sim::oidc::start(cfg.clone(), &pki).await?;
         let (default_auth, credentials) = match &cfg.client_auth {
             sim::oidc::SimClientAuth::Mtls => ("tls_client_auth", {
@@ -382,7 +387,8 @@ async fn prepare_in(dir: PathBuf, opts: StackOptions) -> Result<Stack, StackErro
         .as_deref()
         .unwrap_or(&default_apps)
         .replace("{upstream}", &upstream)
-        .replace("{dir}", &dir.display().to_string());
+        .replace("{dir}", &dir.display().to_string())
+        .replace("{port}", &port.to_string());
     // Tests and load tools start many logins from 127.0.0.1: the per-address limit is opted
     // out of unless the extra lines set it.
     let server_extra = if opts.server_extra.contains("login_starts_per_minute") {

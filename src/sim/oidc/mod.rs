@@ -56,7 +56,7 @@ pub enum SimAlg {
 pub struct OidcSimConfig {
     /// Registered client id.
     pub client_id: String,
-    /// Registered redirect URI (set by the stack to the gateway's callback).
+    /// Registered redirect URI (the stack sets the gateway's callback when empty).
     pub redirect_uri: String,
     /// Client authentication.
     pub client_auth: SimClientAuth,
