@@ -114,42 +114,50 @@ fn read_identity(file: &Path) -> Result<crate::identity::Identity, String> {
 
 /// Every URL of the gateway that the IdP's registration form for provider `p` asks for, with
 /// the form's own name for it (README, "Quick start"): the operator copies them from `check`
-/// instead of deriving them by hand, which is where registrations go wrong.
+/// instead of deriving them by hand, which is where registrations go wrong. A provider that
+/// apps use at several base URLs (apps on several hosts) lists each base's URL.
 fn registration_urls(p: &crate::config::ProviderConfig, gw: &Gateway) -> Vec<(&'static str, String)> {
     use crate::config::ProviderConfig;
-    let ctx = gw.login_context(p.name());
+    let fallback = [gw.public_base_url.clone()];
+    let bases = gw.provider_bases.get(p.name()).map_or(&fallback[..], Vec::as_slice);
+    let first = bases.first().map_or(gw.public_base_url.as_str(), String::as_str);
+    let each = |what: &'static str, url: &dyn Fn(&str) -> String| -> Vec<(&'static str, String)> {
+        bases.iter().map(|base| (what, url(base))).collect()
+    };
+    let callback = |base: &str| gw.login_context_at(p.name(), base).callback_url;
+    let logged_out = |base: &str| gw.login_context_at(p.name(), base).logged_out_url;
     // A configured return URL may be a path on the gateway (SAML's default is one).
     let absolute = |url: &Option<String>| match url.as_deref() {
-        Some(u) if u.starts_with('/') => gw.url(u),
-        Some(u) => u.to_owned(),
-        None => ctx.logged_out_url.clone(),
+        Some(u) if u.starts_with('/') => vec![gw.url(u)],
+        Some(u) => vec![u.to_owned()],
+        None => bases.iter().map(|b| logged_out(b)).collect(),
     };
+    let mut urls = Vec::new();
     match p {
-        ProviderConfig::Kaas(c) => vec![
-            ("return URL (login callback)", ctx.callback_url.clone()),
-            ("logout return URL", absolute(&c.logout_return_url)),
-        ],
+        ProviderConfig::Kaas(c) => {
+            urls.extend(each("return URL (login callback)", &callback));
+            urls.extend(absolute(&c.logout_return_url).into_iter().map(|u| ("logout return URL", u)));
+        }
         ProviderConfig::Saml(c) => {
             // NIA's form names (spec nia.md, registration fields); the SLO endpoint is where NIA
             // sends its LogoutResponse ("URL adresa po odhlášení"). The gateway's own
-            // post_logout_redirect_url is not registered anywhere.
-            let urls = crate::provider::saml::SpUrls::new(&gw.public_base_url, p.name());
-            vec![
-                ("entity ID (NIA: Unikátní URL adresa zabezpečené části webu)", c.entity_id.clone()),
-                ("assertion consumer service (NIA: URL adresa pro příjem vydaného tokenu)", urls.acs),
-                ("single logout service (NIA: URL adresa po odhlášení)", urls.slo),
-                ("SP metadata (encryption and signing certificates)", urls.metadata),
-            ]
+            // post_logout_redirect_url is not registered anywhere. One base (`check`).
+            let sp = crate::provider::saml::SpUrls::new(first, p.name());
+            urls.push(("entity ID (NIA: Unikátní URL adresa zabezpečené části webu)", c.entity_id.clone()));
+            urls.push(("assertion consumer service (NIA: URL adresa pro příjem vydaného tokenu)", sp.acs));
+            urls.push(("single logout service (NIA: URL adresa po odhlášení)", sp.slo));
+            urls.push(("SP metadata (encryption and signing certificates)", sp.metadata));
         }
-        ProviderConfig::Oidc(c) => vec![
-            ("redirect_uri", ctx.callback_url.clone()),
-            ("post_logout_redirect_uri", absolute(&c.post_logout_redirect_uri)),
-            (
-                "backchannel_logout_uri",
-                gw.url(&format!("{}backchannel-logout/{}", crate::http::RESERVED_PREFIX, p.name())),
-            ),
-        ],
+        ProviderConfig::Oidc(c) => {
+            urls.extend(each("redirect_uri", &callback));
+            let logout = absolute(&c.post_logout_redirect_uri);
+            urls.extend(logout.into_iter().map(|u| ("post_logout_redirect_uri", u)));
+            // One back-channel URL per registration: the IdP calls it server to server.
+            let backchannel = format!("{first}{}backchannel-logout/{}", crate::http::RESERVED_PREFIX, p.name());
+            urls.push(("backchannel_logout_uri", backchannel));
+        }
     }
+    urls
 }
 
 fn print_summary(config: &Config, gw: &Gateway) {
@@ -164,7 +172,9 @@ fn print_summary(config: &Config, gw: &Gateway) {
     );
     out!("  providers:");
     for p in &config.provider {
-        out!("    {} (kind {}), callback {}", p.name(), p.kind(), gw.login_context(p.name()).callback_url);
+        let bases = gw.provider_bases.get(p.name()).map(Vec::as_slice).unwrap_or_default();
+        let first = bases.first().map_or(gw.public_base_url.as_str(), String::as_str);
+        out!("    {} (kind {}), callback {}", p.name(), p.kind(), gw.login_context_at(p.name(), first).callback_url);
         for (what, url) in registration_urls(p, gw) {
             out!("      register {what}: {url}");
         }
@@ -182,6 +192,16 @@ fn print_summary(config: &Config, gw: &Gateway) {
             a.public_paths,
             a.rule.len()
         );
+    }
+    // Where the logins of apps on other hosts than public_base_url's complete.
+    for app in &gw.apps {
+        for host in &app.hosts {
+            let base = gw.login_base(app, host);
+            if crate::config::hosts::host_of(&base) != *host || base != gw.public_base_url {
+                let handed = if crate::config::hosts::host_of(&base) == *host { "" } else { ", handed over" };
+                out!("    {} on {host}: logins complete at {base}{handed}", app.name);
+            }
+        }
     }
 }
 

@@ -165,3 +165,298 @@ async fn an_app_on_another_host_than_the_public_base_url_completes_its_login() {
     assert!(headers["x-auth-subject"].as_str().is_some_and(|s| !s.is_empty()), "{headers}");
     assert!(browser.cookie("spis.test", "aisgate_session").is_some(), "the app host has its own session cookie");
 }
+
+/// Two apps: `portal` on public_base_url's own host (`localhost`, direct) and `spis` on its
+/// own host, handed over from the central login host.
+const TWO_HOSTS_CENTRAL: &str = r#"
+[[app]]
+name = "portal"
+hosts = ["localhost"]
+upstream = "{upstream}"
+providers = ["jip"]
+
+[[app]]
+name = "spis"
+hosts = ["spis.test", "spis-alias.test"]
+upstream = "{upstream}"
+providers = ["jip"]
+central_login = true
+"#;
+
+/// Runs a login for the app at `start_url` up to the handoff: returns the URL of the handoff
+/// to the app's host (not yet used).
+async fn until_handoff(browser: &Browser, gw: &Gateway, start_url: &str) -> String {
+    let (start, at) = follow(browser, start_url.to_owned(), gw.addr.port()).await;
+    assert!(at.starts_with(&gw.url("/.aisgate/login?")), "the login runs on the central host: {at}");
+    assert!(at.contains("&bind="), "with the browser binding's commitment: {at}");
+    let form = browser.post(&location(&start), &[("user", "0".to_owned())]).await;
+    let callback = browser.get(&location(&form)).await;
+    assert_eq!(callback.status(), 302, "the callback hands the login over");
+    assert!(support::set_cookie(&callback, "aisgate_session").is_none(), "no session on the login host");
+    let to = location(&callback);
+    assert!(to.contains("/.aisgate/handoff?h="), "{to}");
+    assert!(!to.contains("aisgate_session") && to.len() < 200, "only a handle travels: {to}");
+    to
+}
+
+#[tokio::test]
+async fn apps_on_two_hosts_log_in_directly_and_through_the_central_host() {
+    let gw = stack(TWO_HOSTS_CENTRAL).await;
+    let browser = Browser::new(&gw, &["spis.test", "spis-alias.test"]);
+    // The app on the public base URL's host: the usual direct login.
+    let (start, _) = follow(&browser, gw.url("/portal-page"), gw.addr.port()).await;
+    let (done, url) = kaas_login(&browser, &gw, start, 0).await;
+    assert_eq!(url, gw.url("/portal-page"));
+    let portal = upstream_saw(done).await;
+    // The app on another host: central login, then the handoff.
+    for host in ["spis.test", "spis-alias.test"] {
+        let (start, _) = follow(&browser, app_url(host, &gw, "/spis/1?a=b"), gw.addr.port()).await;
+        let (done, url) = kaas_login(&browser, &gw, start, 1).await;
+        assert_eq!(url, app_url(host, &gw, "/spis/1?a=b"), "back on {host} at the requested URL");
+        let spis = upstream_saw(done).await;
+        assert_eq!(spis["x-auth-provider"], "jip", "{spis}");
+        assert!(spis["x-auth-subject"].as_str().is_some_and(|s| !s.is_empty()), "{spis}");
+        assert_ne!(spis["x-auth-subject"], portal["x-auth-subject"], "user 1 on {host}, user 0 on the portal");
+        assert!(browser.cookie(host, "aisgate_login_handoff").is_none(), "the binding is spent on {host}");
+    }
+    // Each host has its own session: different ids, nothing shared through the URL.
+    let (a, b) = (browser.cookie("spis.test", "aisgate_session"), browser.cookie("localhost", "aisgate_session"));
+    assert!(a.is_some() && b.is_some() && a != b);
+}
+
+#[tokio::test]
+async fn a_replayed_handoff_is_refused_with_its_reason() {
+    let gw = stack(TWO_HOSTS_CENTRAL).await;
+    let browser = Browser::new(&gw, &["spis.test"]);
+    let handoff = until_handoff(&browser, &gw, &app_url("spis.test", &gw, "/desk")).await;
+    let first = browser.get(&handoff).await;
+    assert_eq!(first.status(), 302, "the first use logs in");
+    assert_eq!(location(&first), "/desk");
+    // The same URL again — in the same browser, which even holds a fresh binding.
+    let _ = follow(&browser, app_url("spis.test", &gw, "/other"), gw.addr.port()).await;
+    let again = browser.get(&handoff).await;
+    assert_eq!(again.status(), 400);
+    logs::assert_reason(&again, "handoff_replayed");
+    assert!(support::set_cookie(&again, "aisgate_session").is_none(), "no session from a replay");
+    let page = again.text().await.unwrap();
+    assert!(page.contains(support::EXPIRED), "{page}");
+}
+
+#[tokio::test]
+async fn a_handoff_used_in_another_browser_is_refused_and_spent() {
+    let gw = stack(TWO_HOSTS_CENTRAL).await;
+    let victim = Browser::new(&gw, &["spis.test"]);
+    let handoff = until_handoff(&victim, &gw, &app_url("spis.test", &gw, "/desk")).await;
+    // A browser without any binding cookie (the URL leaked, or was sent to it).
+    let stranger = Browser::new(&gw, &["spis.test"]);
+    let refused = stranger.get(&handoff).await;
+    logs::assert_reason(&refused, "handoff_not_bound");
+    assert!(support::set_cookie(&refused, "aisgate_session").is_none());
+    assert!(refused.text().await.unwrap().contains(support::NOT_INITIATED));
+    // Fail closed: the handoff is spent, the victim's own use is a replay now.
+    let late = victim.get(&handoff).await;
+    logs::assert_reason(&late, "handoff_replayed");
+
+    // A browser with a binding of its own (it started a login of its own on the app host).
+    let handoff = until_handoff(&victim, &gw, &app_url("spis.test", &gw, "/desk")).await;
+    let attacker = Browser::new(&gw, &["spis.test"]);
+    let _ = follow(&attacker, app_url("spis.test", &gw, "/desk"), gw.addr.port()).await;
+    assert!(attacker.cookie("spis.test", "aisgate_login_handoff").is_some());
+    let refused = attacker.get(&handoff).await;
+    logs::assert_reason(&refused, "handoff_binding_mismatch");
+    assert!(support::set_cookie(&refused, "aisgate_session").is_none());
+}
+
+#[tokio::test]
+async fn a_late_handoff_and_one_for_another_host_are_refused() {
+    let gw = stack(TWO_HOSTS_CENTRAL).await;
+    let browser = Browser::new(&gw, &["spis.test", "spis-alias.test"]);
+    let handoff = until_handoff(&browser, &gw, &app_url("spis.test", &gw, "/desk")).await;
+    gw.clock.advance(std::time::Duration::from_secs(61));
+    let late = browser.get(&handoff).await;
+    logs::assert_reason(&late, "handoff_expired");
+    assert!(support::set_cookie(&late, "aisgate_session").is_none());
+
+    let handoff = until_handoff(&browser, &gw, &app_url("spis.test", &gw, "/desk")).await;
+    let elsewhere = handoff.replace("spis.test", "spis-alias.test");
+    let refused = browser.get(&elsewhere).await;
+    logs::assert_reason(&refused, "handoff_wrong_host");
+    assert!(support::set_cookie(&refused, "aisgate_session").is_none());
+}
+
+#[tokio::test]
+async fn the_login_host_refuses_a_login_for_a_host_that_does_not_hand_over() {
+    let gw = stack(TWO_HOSTS_CENTRAL).await;
+    let browser = Browser::new(&gw, &["spis.test"]);
+    // `portal` lives on the login host itself; `evil.test` is no app's host.
+    for target in ["localhost", "evil.test"] {
+        let url = gw.url(&format!("/.aisgate/login?return=%2Fdesk&provider=jip&for={target}&bind=k.x"));
+        let resp = browser.get(&url).await;
+        assert!(matches!(resp.status().as_u16(), 400 | 404), "{target}: {}", resp.status());
+        assert!(support::set_cookie(&resp, "aisgate_login").is_none(), "{target}: no login started");
+    }
+    // The right host, but no binding: refused too.
+    let resp = browser.get(&gw.url("/.aisgate/login?return=%2Fdesk&provider=jip&for=spis.test")).await;
+    assert_eq!(resp.status(), 400);
+    logs::assert_reason(&resp, "handoff_start_refused");
+}
+
+/// An OpenID provider registered for `host` only (its redirect URI on that host).
+fn oidc_for(name: &str, host: &str) -> aisgate::sim::stack::OidcStackProvider {
+    let mut p = aisgate::sim::stack::OidcStackProvider::caais_like(name, "");
+    p.sim.redirect_uri = format!("http://{host}:{{port}}/.aisgate/callback/{name}");
+    p
+}
+
+/// Follows an OpenID login `start` (the gateway's redirect to the simulated IdP) through the
+/// IdP and the gateway; returns the final answer and its URL.
+async fn oidc_login(browser: &Browser, gw: &Gateway, start: reqwest::Response) -> (reqwest::Response, String) {
+    assert_eq!(start.status(), 302, "the gateway sends the browser to the IdP");
+    let answer = browser.get(&location(&start)).await;
+    assert_eq!(answer.status(), 303, "the IdP accepted the authorization request (redirect_uri registered)");
+    follow(browser, location(&answer), gw.addr.port()).await
+}
+
+#[tokio::test]
+async fn an_app_with_its_own_public_base_url_logs_in_on_its_own_host() {
+    logs::capture();
+    let apps = r#"
+[[app]]
+name = "app2"
+hosts = ["app2.test"]
+upstream = "{upstream}"
+providers = ["caais"]
+public_base_url = "http://app2.test:{port}"
+"#;
+    let gw = Gateway::start(StackOptions {
+        upstream: Some(header_echo().await),
+        apps: Some(apps.to_owned()),
+        oidc: vec![oidc_for("caais", "app2.test")],
+        session_extra: "cookie_secure = false".to_owned(),
+        ..Default::default()
+    })
+    .await;
+    let browser = Browser::new(&gw, &["app2.test"]);
+    let (start, _) = follow(&browser, app_url("app2.test", &gw, "/work"), gw.addr.port()).await;
+    let redirect_uri =
+        format!("redirect_uri={}", support_encode(&app_url("app2.test", &gw, "/.aisgate/callback/caais")));
+    assert!(location(&start).contains(&redirect_uri), "{}", location(&start));
+    let (done, url) = oidc_login(&browser, &gw, start).await;
+    assert_eq!(url, app_url("app2.test", &gw, "/work"));
+    let seen = upstream_saw(done).await;
+    assert_eq!(seen["x-auth-subject"], "16b33670-a816-4c1a-8712-d99e9ff85fec", "{seen}");
+}
+
+fn support_encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn the_request_host_picks_the_cms_or_the_internet_registration_without_a_chooser() {
+    // Issue 12 item 7: CAAIS allows one domain per configuration; one AIS on the government
+    // network (CMS) and the Internet has two registrations, picked by the request's host.
+    logs::capture();
+    let apps = r#"
+[[app]]
+name = "ais"
+hosts = ["ais.cms.test", "ais.internet.test"]
+upstream = "{upstream}"
+providers = ["caais-cms", "caais-internet"]
+providers_by_host = { "ais.cms.test" = "caais-cms", "ais.internet.test" = "caais-internet" }
+"#;
+    let gw = Gateway::start(StackOptions {
+        upstream: Some(header_echo().await),
+        apps: Some(apps.to_owned()),
+        oidc: vec![oidc_for("caais-cms", "ais.cms.test"), oidc_for("caais-internet", "ais.internet.test")],
+        session_extra: "cookie_secure = false".to_owned(),
+        ..Default::default()
+    })
+    .await;
+    let browser = Browser::new(&gw, &["ais.cms.test", "ais.internet.test"]);
+    for (host, provider, sim) in [("ais.cms.test", "caais-cms", 0), ("ais.internet.test", "caais-internet", 1)] {
+        let (start, _) = follow(&browser, app_url(host, &gw, "/agenda"), gw.addr.port()).await;
+        assert_eq!(start.status(), 302, "{host}: straight to the IdP, no chooser");
+        assert!(location(&start).starts_with(&gw.oidc[sim].base), "{host}: {provider}'s IdP: {}", location(&start));
+        let (done, url) = oidc_login(&browser, &gw, start).await;
+        assert_eq!(url, app_url(host, &gw, "/agenda"));
+        let seen = upstream_saw(done).await;
+        assert_eq!(seen["x-auth-provider"], provider, "{host}: {seen}");
+    }
+}
+
+/// Writes `text` as a configuration next to the stack-independent files it names.
+fn load_config(text: &str) -> Result<aisgate::config::Config, Vec<aisgate::config::ConfigError>> {
+    let dir = std::env::temp_dir().join(format!("aisgate-multi-host-{}-{}", std::process::id(), text.len()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("aisgate.toml");
+    std::fs::write(&path, text).unwrap();
+    let loaded = aisgate::config::load(&path);
+    std::fs::remove_dir_all(&dir).unwrap();
+    loaded
+}
+
+const BASE_CONFIG: &str = r#"
+[server]
+listen = ["127.0.0.1:0"]
+public_base_url = "https://portal.example.cz"
+
+[session]
+keys = [{ id = "k1", env = "AISGATE_TEST_KEY" }]
+
+[[provider]]
+name = "jip"
+kind = "kaas"
+preset = "kaas-test"
+ats_id = "AIS"
+client_cert = "/nonexistent/client.pem"
+client_key = "/nonexistent/client.key"
+"#;
+
+#[test]
+fn check_refuses_an_app_whose_login_cannot_complete_with_a_precise_message() {
+    let app = "\n[[app]]\nname = \"spis\"\nhosts = [\"spis.example.cz\"]\nupstream = \"http://127.0.0.1:1\"\nproviders = [\"jip\"]\n";
+    let errors = load_config(&format!("{BASE_CONFIG}{app}")).expect_err("refused");
+    let line = BASE_CONFIG.lines().count() + 2;
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    let hit = text
+        .iter()
+        .find(|e| e.contains("app \"spis\": a login on host \"spis.example.cz\" returns from provider \"jip\" to https://portal.example.cz"))
+        .unwrap_or_else(|| panic!("{text:#?}"));
+    assert!(hit.contains(&format!("aisgate.toml:{line}:1: ")), "file:line:column of the [[app]]: {hit}");
+    assert!(
+        hit.contains("central_login = true") && hit.contains("public_base_url = \"https://spis.example.cz\""),
+        "{hit}"
+    );
+    // Each remedy makes it valid.
+    for fix in ["central_login = true\n", "public_base_url = \"https://spis.example.cz\"\n"] {
+        let fixed = format!("{BASE_CONFIG}{app}{fix}");
+        let errors = load_config(&fixed).err().unwrap_or_default();
+        let relevant: Vec<String> = errors.iter().map(ToString::to_string).filter(|e| e.contains("spis")).collect();
+        // KAAS has one return URL: with the app's own base it is fine as long as no other app
+        // uses jip at another base.
+        assert!(relevant.is_empty(), "{fix}: {relevant:#?}");
+    }
+}
+
+#[test]
+fn check_refuses_a_single_registration_used_at_two_hosts_and_bad_providers_by_host() {
+    let apps = "\n[[app]]\nname = \"a\"\nhosts = [\"a.example.cz\"]\nupstream = \"http://127.0.0.1:1\"\nproviders = [\"jip\"]\npublic_base_url = \"https://a.example.cz\"\n\
+        \n[[app]]\nname = \"b\"\nhosts = [\"b.example.cz\"]\nupstream = \"http://127.0.0.1:1\"\nproviders = [\"jip\"]\npublic_base_url = \"https://b.example.cz\"\n";
+    let text: Vec<String> =
+        load_config(&format!("{BASE_CONFIG}{apps}")).expect_err("refused").iter().map(ToString::to_string).collect();
+    assert!(
+        text.iter().any(|e| e.contains("provider \"jip\" (kind kaas) has one registered return URL, but apps log in with it at https://a.example.cz and https://b.example.cz")),
+        "{text:#?}"
+    );
+    let by_host = "\n[[app]]\nname = \"ais\"\nhosts = [\"ais.cms.cz\", \"ais.gov.cz\"]\nupstream = \"http://127.0.0.1:1\"\nproviders = [\"jip\"]\n\
+        providers_by_host = { \"ais.cms.cz\" = \"jip\", \"other.cz\" = \"nope\" }\n";
+    let text: Vec<String> =
+        load_config(&format!("{BASE_CONFIG}{by_host}")).expect_err("refused").iter().map(ToString::to_string).collect();
+    for expected in [
+        "providers_by_host names host \"other.cz\", which is not in hosts",
+        "providers_by_host names provider \"nope\", which is not in providers",
+        "host \"ais.gov.cz\" has no entry in providers_by_host",
+    ] {
+        assert!(text.iter().any(|e| e.contains(expected)), "{expected}: {text:#?}");
+    }
+}

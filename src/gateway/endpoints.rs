@@ -742,9 +742,11 @@ pub async fn logout_response(
     // instead — "Log out?" with a POST button and a Cancel link back to the app (issue 14
     // item 12); same-site links and POSTs proceed.
     if method == http::Method::GET && headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site") {
-        let mut action = gw.url(&format!("{RESERVED_PREFIX}logout"));
+        // Relative: the form posts to this host, whose session cookie it must end (an app on
+        // another host than public_base_url's has its session there).
+        let mut action = format!("{RESERVED_PREFIX}logout");
         if let Some(to) = &request.switch_to {
-            action = gw.url(&switch_account_url(to.as_str()));
+            action = switch_account_url(to.as_str());
         }
         let page = pages::logout_confirm_page(&action, request.cancel.as_deref(), info.lang());
         return rescue::html(StatusCode::OK, page);
@@ -758,8 +760,13 @@ pub async fn logout_response(
             Ok(Some(session)) => {
                 tracing::info!(target: "aisgate::audit", event = "logout", request_id = info.id(), session = %key.log_label(), user = %session.identity.log_label());
                 if let Some((_, provider)) = gw.provider(&session.identity.provider) {
-                    let (found, bound) =
-                        super::logout_return::provider_logout(gw, provider.as_ref(), &session.logout_state).await;
+                    let (found, bound) = super::logout_return::provider_logout(
+                        gw,
+                        provider.as_ref(),
+                        &session.logout_state,
+                        &request_host(headers),
+                    )
+                    .await;
                     step = Some(found);
                     logout_cookie = bound;
                 }

@@ -130,8 +130,9 @@ pub(super) async fn provider_logout(
     gw: &Gateway,
     provider: &dyn crate::provider::Provider,
     logout_state: &LogoutState,
+    host: &str,
 ) -> (BrowserStep, Option<String>) {
-    let ctx = gw.login_context(provider.name());
+    let ctx = gw.logout_context(provider.name(), host);
     let handle = random_id();
     let state = gw.keyring.mac(Purpose::Logout, &handle);
     let Some(step) = provider.stateful_logout().and_then(|s| s.logout_with_state(&ctx, logout_state, &state)) else {

@@ -70,6 +70,8 @@ pub struct Gateway {
     pub public_base_url: String,
     /// Apps in config order.
     pub apps: Vec<route::App>,
+    /// Every base URL each provider (by name) receives callbacks at (`config::hosts`).
+    pub provider_bases: std::collections::BTreeMap<String, Vec<String>>,
     /// Providers in config order.
     pub providers: Vec<Arc<dyn Provider>>,
     /// Session store.
@@ -265,6 +267,7 @@ impl Gateway {
         let gateway = Arc::new(Gateway {
             public_base_url,
             apps,
+            provider_bases,
             providers,
             store,
             clock,
@@ -322,9 +325,22 @@ impl Gateway {
     pub fn login_context_at(&self, provider: &str, base: &str) -> crate::provider::LoginContext {
         crate::provider::LoginContext {
             callback_url: format!("{base}{RESERVED_PREFIX}callback/{provider}"),
-            logged_out_url: self.url(&format!("{RESERVED_PREFIX}logged-out")),
+            logged_out_url: format!("{base}{RESERVED_PREFIX}logged-out"),
             direct_form_url: format!("{base}{RESERVED_PREFIX}direct/{provider}"),
         }
+    }
+
+    /// The URLs of a logout at `provider` requested on `host`: the provider's base on that
+    /// host when it has one (the IdP then returns the browser to the host holding its logout
+    /// cookie), else its first base.
+    pub fn logout_context(&self, provider: &str, host: &str) -> crate::provider::LoginContext {
+        let bases = self.provider_bases.get(provider).map(Vec::as_slice).unwrap_or_default();
+        let base = bases
+            .iter()
+            .find(|b| crate::config::hosts::host_of(b).eq_ignore_ascii_case(host))
+            .or(bases.first())
+            .map_or(self.public_base_url.as_str(), String::as_str);
+        self.login_context_at(provider, base)
     }
 
     /// The callback base URL of a login into `app` started on `host` (README "Apps on several
