@@ -460,3 +460,28 @@ fn check_refuses_a_single_registration_used_at_two_hosts_and_bad_providers_by_ho
         assert!(text.iter().any(|e| e.contains(expected)), "{expected}: {text:#?}");
     }
 }
+
+#[test]
+fn the_shipped_example_is_valid_and_was_the_broken_setup() {
+    // config/apps.d/example-app.toml: an app on its own host behind JIP, whose one return URL
+    // is on public_base_url's host. With central_login it loads; without, check refuses it.
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("aisgate-multi-host-example-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("apps.d")).unwrap();
+    std::fs::copy(repo.join("config/aisgate.example.toml"), dir.join("aisgate.example.toml")).unwrap();
+    let app = std::fs::read_to_string(repo.join("config/apps.d/example-app.toml")).unwrap();
+    assert!(app.contains("\ncentral_login = true\n"), "the example hands its logins over");
+    std::fs::write(dir.join("apps.d/example-app.toml"), &app).unwrap();
+    let valid = aisgate::config::load(&dir.join("aisgate.example.toml")).map(|_| ());
+    std::fs::write(dir.join("apps.d/example-app.toml"), app.replace("\ncentral_login = true\n", "\n")).unwrap();
+    let broken = aisgate::config::load(&dir.join("aisgate.example.toml")).map(|_| ());
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(valid.is_ok(), "{valid:?}");
+    let errors: Vec<String> = broken.expect_err("refused").iter().map(ToString::to_string).collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0]
+            .contains("apps.d/example-app.toml:8:1: app \"spisova-sluzba\": a login on host \"spis.example.gov.cz\""),
+        "{errors:#?}"
+    );
+}

@@ -237,6 +237,7 @@ public_paths = ["/archive"]
 [[app]]
 name = "desk"
 hosts = ["desk.localhost"]
+central_login = true
 path_prefix = "/desk"
 upstream = "{upstream}"
 providers = ["jip", "caais"]
@@ -283,7 +284,7 @@ async fn the_404_page_links_home_only_to_a_real_app_never_to_the_same_404() {
 async fn the_404_page_of_an_unknown_host_on_the_public_base_host_has_no_home_link() {
     logs::capture();
     let apps =
-        "[[app]]\nname = \"only\"\nhosts = [\"app.localhost\"]\nupstream = \"{upstream}\"\nproviders = [\"jip\"]\n";
+        "[[app]]\nname = \"only\"\nhosts = [\"app.localhost\"]\ncentral_login = true\nupstream = \"{upstream}\"\nproviders = [\"jip\"]\n";
     let gw = start(apps).await;
     let port = gw.addr.port();
     // The base URL's host (localhost) has no app, nor does this host: no link at all.

@@ -34,6 +34,7 @@ path_prefix = "/api/open"
 [[app]]
 name = "iis"
 hosts = ["iis.localhost"]
+central_login = true
 upstream = "{upstream}"
 providers = ["jip"]
 path_case = "insensitive"

@@ -137,6 +137,14 @@ pub(super) fn check(config: &Config, at: &mut impl FnMut(&SourceLoc, String)) {
             }
         }
         check_providers_by_host(app, at);
+        // An app whose every path is public never sends anyone to a login.
+        let all_public = app.public_paths.iter().any(|p| {
+            p == "/"
+                || app.path_prefix.strip_prefix(p.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        });
+        if all_public {
+            continue;
+        }
         for route in routes(server_base, app) {
             let Some(host) = route.host else { continue };
             let callback_host = host_of(&route.base);
@@ -144,10 +152,11 @@ pub(super) fn check(config: &Config, at: &mut impl FnMut(&SourceLoc, String)) {
                 continue;
             }
             let (base, provider) = (&route.base, route.provider);
+            let own = with_host(base, host);
             at(
                 &app.loc,
                 format!(
-                    "app {name:?}: a login on host {host:?} returns from provider {provider:?} to {base}, but the browser's pre-login cookie belongs to {host:?} and is never sent to {callback_host:?}, so no login can complete: set central_login = true (the login completes on {callback_host:?} and is handed to {host:?}), or public_base_url = \"https://{host}\" if the IdP has a registration for that host"
+                    "app {name:?}: a login on host {host:?} returns from provider {provider:?} to {base}, but the browser's pre-login cookie belongs to {host:?} and is never sent to {callback_host:?}, so no login can complete: set central_login = true (the login completes on {callback_host:?} and is handed to {host:?}), or public_base_url = \"{own}\" if the IdP has a registration for that host"
                 ),
             );
         }
