@@ -129,11 +129,11 @@ async fn login(
     let handoff = match target {
         None => None,
         Some(target) => match super::handoff::accept_start(&gw, app, target, &host, param(&params, "bind"), &info) {
-            Ok(handoff) => Some(handoff),
-            Err(refused) => return refused,
+            Some(handoff) => Some(handoff),
+            None => return rescue::error(ErrorKind::BadRequest, &info, None),
         },
     };
-    begin_login(&gw, app, param(&params, "provider"), loa, return_to, &headers, &info, handoff).await
+    begin_login(&gw, app, (param(&params, "provider"), loa), return_to, &headers, &info, handoff).await
 }
 
 /// The request host (HTTP/1 `Host` or HTTP/2 `:authority` copied into it by the handler).
@@ -165,17 +165,15 @@ pub async fn start_login_at(
     headers: &HeaderMap,
     info: &RequestInfo,
 ) -> Response<Body> {
-    begin_login(gw, app, provider, loa, return_to, headers, info, None).await
+    begin_login(gw, app, (provider, loa), return_to, headers, info, None).await
 }
 
 /// [`start_login_at`] on the central login host for the app host of `handoff`, if given
 /// (the login is then handed to that host when it is done: `handoff`).
-#[allow(clippy::too_many_arguments)]
 async fn begin_login(
     gw: &Gateway,
     app: &App,
-    provider: Option<&str>,
-    loa: Option<crate::identity::Loa>,
+    (provider, loa): (Option<&str>, Option<crate::identity::Loa>),
     return_to: ReturnUrl,
     headers: &HeaderMap,
     info: &RequestInfo,
@@ -214,7 +212,7 @@ async fn begin_login(
         // pre-login cookie: the login runs there and is handed back (`central_login`).
         if app.central_login {
             let provider = gw.providers[index].name();
-            return super::handoff::send_to_login_host(gw, app, &base, provider, loa, &return_to, &here, info);
+            return super::handoff::send_to_login_host(gw, app, &base, (provider, loa), &return_to, &here, info);
         }
         // `check` refuses this configuration; should it get here anyway, fail closed.
         tracing::error!(request_id = info.id(), app = %app.name, host = %here, callback_base = %base, "login cannot complete: the IdP returns to another host and central_login is off");

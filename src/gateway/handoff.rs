@@ -58,8 +58,7 @@ pub(super) fn send_to_login_host(
     gw: &Gateway,
     app: &App,
     base: &str,
-    provider: &str,
-    loa: Option<crate::identity::Loa>,
+    (provider, loa): (&str, Option<crate::identity::Loa>),
     return_to: &ReturnUrl,
     here: &str,
     info: &RequestInfo,
@@ -88,7 +87,8 @@ pub(super) fn send_to_login_host(
 
 /// On the login host `here`: accepts a login for `target` (an app host) only when the app
 /// names that host, hands its logins over (`central_login`), and its callbacks come here; the
-/// binding commitment must be present. Else a 400 page, logged with the reason.
+/// binding commitment must be present. Else `None` (the caller answers 400), logged with the
+/// reason.
 pub(super) fn accept_start(
     gw: &Gateway,
     app: &App,
@@ -96,7 +96,7 @@ pub(super) fn accept_start(
     here: &str,
     bind: Option<&str>,
     info: &RequestInfo,
-) -> Result<HandoffTarget, Response<Body>> {
+) -> Option<HandoffTarget> {
     let callback_host = crate::config::hosts::host_of(&gw.login_base(app, &target));
     let why = if !app.names_host(&target) {
         Some("the app does not answer for that host")
@@ -110,11 +110,11 @@ pub(super) fn accept_start(
         None
     };
     match (why, bind) {
-        (None, Some(binding)) => Ok(HandoffTarget { host: target, binding: binding.to_owned() }),
+        (None, Some(binding)) => Some(HandoffTarget { host: target, binding: binding.to_owned() }),
         (why, _) => {
             let why = why.unwrap_or("no browser binding");
             tracing::warn!(request_id = info.id(), client = %info.client_ip, app = %app.name, reason = "handoff_start_refused", "login for another host refused: {why}");
-            Err(rescue::error(ErrorKind::BadRequest, info, None))
+            None
         }
     }
 }
