@@ -570,3 +570,34 @@ fn the_quick_start_config_passes_check_and_prints_what_to_register() {
     }
     assert!(block.lines().count() <= 35, "the quick-start config stays short");
 }
+
+#[test]
+fn check_prints_the_urls_to_register_for_every_host_a_provider_serves() {
+    // Issue 12 item 6: an OpenID provider serving an app with its own public_base_url has a
+    // redirect URI on that host too; and where each app host's logins complete is shown.
+    let dir = Dir::new();
+    let config = good_config("127.0.0.1:0", "127.0.0.1:0", "http://127.0.0.1:1")
+        + "\n[[provider]]\nname = \"caais\"\nkind = \"oidc\"\npreset = \"caais-oidc-test\"\nclient_id = \"MY_AIS\"\n\
+           client_cert = \"{dir}/client.pem\"\nclient_key = \"{dir}/client.key\"\n\
+           \n[[app]]\nname = \"own\"\nhosts = [\"own.example.cz\"]\nupstream = \"http://127.0.0.1:1\"\nproviders = [\"caais\"]\n\
+           public_base_url = \"https://own.example.cz\"\n\
+           \n[[app]]\nname = \"central\"\nhosts = [\"spis.example.cz\"]\nupstream = \"http://127.0.0.1:1\"\nproviders = [\"caais\", \"jip\"]\n\
+           central_login = true\n";
+    let (code, out, err) = check(&dir.write("hosts.toml", &config));
+    assert_eq!(code, 0, "{err}");
+    for expected in [
+        "register redirect_uri: https://own.example.cz/.aisgate/callback/caais",
+        "register redirect_uri: https://portal.example.cz/.aisgate/callback/caais",
+        "register return URL (login callback): https://portal.example.cz/.aisgate/callback/jip",
+        "own on own.example.cz: logins complete at https://own.example.cz",
+        "central on spis.example.cz: logins complete at https://portal.example.cz, handed over",
+    ] {
+        assert!(out.lines().any(|l| l.trim() == expected), "{expected} missing:\n{out}");
+    }
+    // JIP/KAAS has one return URL: jip is used at one base only, so one line.
+    assert_eq!(
+        out.lines().filter(|l| l.trim().starts_with("register return URL (login callback):")).count(),
+        1,
+        "{out}"
+    );
+}
