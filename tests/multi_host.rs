@@ -166,6 +166,13 @@ async fn an_app_on_another_host_than_the_public_base_url_completes_its_login() {
     assert!(browser.cookie("spis.test", "aisgate_session").is_some(), "the app host has its own session cookie");
 }
 
+/// `resp` refused a handoff for `reason` (the log line of its request says so) and made no
+/// session.
+fn assert_refused(resp: &reqwest::Response, reason: &str) {
+    logs::assert_reason(resp, reason);
+    assert!(support::set_cookie(resp, "aisgate_session").is_none(), "{reason}: no session");
+}
+
 /// Two apps: `portal` on public_base_url's own host (`localhost`, direct) and `spis` on its
 /// own host, handed over from the central login host.
 const TWO_HOSTS_CENTRAL: &str = r#"
@@ -232,12 +239,10 @@ async fn a_replayed_handoff_is_refused_with_its_reason() {
     let first = browser.get(&handoff).await;
     assert_eq!(first.status(), 302, "the first use logs in");
     assert_eq!(location(&first), "/desk");
-    // The same URL again — in the same browser, which even holds a fresh binding.
-    let _ = follow(&browser, app_url("spis.test", &gw, "/other"), gw.addr.port()).await;
+    // The same URL again, in the same browser (a reload, the history).
     let again = browser.get(&handoff).await;
     assert_eq!(again.status(), 400);
-    logs::assert_reason(&again, "handoff_replayed");
-    assert!(support::set_cookie(&again, "aisgate_session").is_none(), "no session from a replay");
+    assert_refused(&again, "handoff_replayed");
     let page = again.text().await.unwrap();
     assert!(page.contains(support::EXPIRED), "{page}");
 }
@@ -250,8 +255,7 @@ async fn a_handoff_used_in_another_browser_is_refused_and_spent() {
     // A browser without any binding cookie (the URL leaked, or was sent to it).
     let stranger = Browser::new(&gw, &["spis.test"]);
     let refused = stranger.get(&handoff).await;
-    logs::assert_reason(&refused, "handoff_not_bound");
-    assert!(support::set_cookie(&refused, "aisgate_session").is_none());
+    assert_refused(&refused, "handoff_not_bound");
     assert!(refused.text().await.unwrap().contains(support::NOT_INITIATED));
     // Fail closed: the handoff is spent, the victim's own use is a replay now.
     let late = victim.get(&handoff).await;
@@ -263,8 +267,7 @@ async fn a_handoff_used_in_another_browser_is_refused_and_spent() {
     let _ = follow(&attacker, app_url("spis.test", &gw, "/desk"), gw.addr.port()).await;
     assert!(attacker.cookie("spis.test", "aisgate_login_handoff").is_some());
     let refused = attacker.get(&handoff).await;
-    logs::assert_reason(&refused, "handoff_binding_mismatch");
-    assert!(support::set_cookie(&refused, "aisgate_session").is_none());
+    assert_refused(&refused, "handoff_binding_mismatch");
 }
 
 #[tokio::test]
@@ -274,14 +277,12 @@ async fn a_late_handoff_and_one_for_another_host_are_refused() {
     let handoff = until_handoff(&browser, &gw, &app_url("spis.test", &gw, "/desk")).await;
     gw.clock.advance(std::time::Duration::from_secs(61));
     let late = browser.get(&handoff).await;
-    logs::assert_reason(&late, "handoff_expired");
-    assert!(support::set_cookie(&late, "aisgate_session").is_none());
+    assert_refused(&late, "handoff_expired");
 
     let handoff = until_handoff(&browser, &gw, &app_url("spis.test", &gw, "/desk")).await;
     let elsewhere = handoff.replace("spis.test", "spis-alias.test");
     let refused = browser.get(&elsewhere).await;
-    logs::assert_reason(&refused, "handoff_wrong_host");
-    assert!(support::set_cookie(&refused, "aisgate_session").is_none());
+    assert_refused(&refused, "handoff_wrong_host");
 }
 
 #[tokio::test]
