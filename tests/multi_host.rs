@@ -245,6 +245,14 @@ async fn a_replayed_handoff_is_refused_with_its_reason() {
     assert_refused(&again, "handoff_replayed");
     let page = again.text().await.unwrap();
     assert!(page.contains(support::EXPIRED), "{page}");
+    let metrics = gw.client.get(format!("http://{}/metrics", gw.ops)).send().await.unwrap().text().await.unwrap();
+    for series in [
+        "aisgate_login_handoffs_total{result=\"success\",reason=\"none\"} 1",
+        "aisgate_login_handoffs_total{result=\"refused\",reason=\"handoff_replayed\"} 1",
+        "aisgate_login_handoffs_total{result=\"refused\",reason=\"handoff_expired\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == series), "{series} missing:\n{metrics}");
+    }
 }
 
 #[tokio::test]

@@ -172,6 +172,33 @@ pub(super) async fn grant(
     resp
 }
 
+/// `aisgate_login_handoffs_total{result, reason}`: handoffs taken, and refused by reason.
+pub struct HandoffMetrics {
+    success: crate::ops::metrics::CounterHandle,
+    refused: Vec<(Refusal, crate::ops::metrics::CounterHandle)>,
+}
+
+impl HandoffMetrics {
+    /// Registers every series (all reasons start at 0).
+    pub fn register(metrics: &mut crate::ops::metrics::Metrics) -> HandoffMetrics {
+        const NAME: &str = "aisgate_login_handoffs_total";
+        const HELP: &str =
+            "Logins handed from the central login host to an app's host: taken (success) or refused, by reason.";
+        let success = metrics.register_counter(NAME, HELP, &[("result", "success"), ("reason", "none")]);
+        let refused = Refusal::ALL
+            .iter()
+            .map(|r| (*r, metrics.register_counter(NAME, HELP, &[("result", "refused"), ("reason", r.label())])))
+            .collect();
+        HandoffMetrics { success, refused }
+    }
+
+    fn refused(&self, refusal: Refusal) {
+        if let Some((_, counter)) = self.refused.iter().find(|(r, _)| *r == refusal) {
+            counter.inc();
+        }
+    }
+}
+
 /// Why a handoff was refused: the log reason and the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Refusal {
@@ -194,6 +221,17 @@ enum Refusal {
 }
 
 impl Refusal {
+    const ALL: [Refusal; 8] = [
+        Refusal::Malformed,
+        Refusal::Unknown,
+        Refusal::Replayed,
+        Refusal::Expired,
+        Refusal::WrongHost,
+        Refusal::NotBound,
+        Refusal::BindingMismatch,
+        Refusal::SessionUnusable,
+    ];
+
     fn label(self) -> &'static str {
         match self {
             Refusal::Malformed => "handoff_malformed",
@@ -240,6 +278,7 @@ fn refuse(
 ) -> Response<Body> {
     tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, reason = refusal.label(), "login handoff refused: {}", refusal.why());
     audit_refused(info, provider, refusal.label());
+    gw.handoffs.refused(refusal);
     let restart = return_to.map(login_url);
     let mut resp = rescue::error(refusal.page(), info, restart.as_deref().or(info.home()));
     resp.headers_mut().append(SET_COOKIE, clear_cookie(&binding_cookie_name(gw), gw.cookie_secure));
@@ -331,6 +370,7 @@ pub(super) async fn take(
         tracing::error!(request_id = info.id(), error = %e, "cannot store session");
         return rescue::error(ErrorKind::SessionStoreUnavailable, &info, None);
     }
+    gw.handoffs.success.inc();
     // Re-validated: stored values never skip the return URL rules.
     let target = ReturnUrl::parse(return_to).unwrap_or_else(|_| ReturnUrl::root());
     let mut resp = rescue::redirect(target.as_str());
@@ -355,17 +395,8 @@ mod tests {
 
     #[test]
     fn every_refusal_has_its_own_reason() {
-        let all = [
-            Refusal::Malformed,
-            Refusal::Unknown,
-            Refusal::Replayed,
-            Refusal::Expired,
-            Refusal::WrongHost,
-            Refusal::NotBound,
-            Refusal::BindingMismatch,
-            Refusal::SessionUnusable,
-        ];
-        let labels: std::collections::HashSet<&str> = all.iter().map(|r| r.label()).collect();
-        assert_eq!(labels.len(), all.len());
+        let labels: std::collections::HashSet<&str> = Refusal::ALL.iter().map(|r| r.label()).collect();
+        assert_eq!(labels.len(), Refusal::ALL.len());
+        assert!(labels.iter().all(|l| l.starts_with("handoff_")));
     }
 }

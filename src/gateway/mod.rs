@@ -122,6 +122,8 @@ pub struct Gateway {
     pub conn_metrics: crate::listen::conn::ConnMetrics,
     /// Returns from an IdP's logout: `[verified, unverified]` `state`.
     pub logout_returns: [crate::ops::metrics::CounterHandle; 2],
+    /// Logins handed from the central login host to app hosts (`handoff`).
+    handoffs: handoff::HandoffMetrics,
     /// Each app's "home page" link target (its path prefix), by app index, shared by pages.
     app_homes: Vec<Arc<str>>,
     /// The public base URL's host and the link to its first app, for pages on a host that
@@ -251,6 +253,7 @@ impl Gateway {
             )
         });
         let conn_metrics = crate::listen::conn::ConnMetrics::register(&mut metrics);
+        let handoffs = handoff::HandoffMetrics::register(&mut metrics);
         // CPU-heavy login work runs off the I/O workers, bounded (issue 15 item 1; `cpu`).
         let workers = config.server.login_workers.unwrap_or_else(crate::cpu::default_workers);
         let queue = config.server.login_queue.unwrap_or_else(|| crate::cpu::default_queue(workers));
@@ -296,6 +299,7 @@ impl Gateway {
                 100_000,
             ),
             logout_returns,
+            handoffs,
             conn_metrics,
             app_homes,
             base_home,
