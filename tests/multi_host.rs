@@ -356,6 +356,54 @@ public_base_url = "http://app2.test:{port}"
     assert_eq!(seen["x-auth-subject"], "16b33670-a816-4c1a-8712-d99e9ff85fec", "{seen}");
 }
 
+#[tokio::test]
+async fn a_saml_provider_registered_for_an_apps_own_host_has_its_acs_there() {
+    // SAML fixes one ACS per registration: the provider serving the app with its own base
+    // is built with that base (check refuses a second one).
+    logs::capture();
+    let apps = r#"
+[[app]]
+name = "nia-app"
+hosts = ["nia.test"]
+upstream = "{upstream}"
+providers = ["nia"]
+public_base_url = "http://nia.test:{port}"
+"#;
+    let saml = aisgate::sim::stack::SamlStackProvider {
+        sp_base: Some("http://nia.test:{port}".to_owned()),
+        ..Default::default()
+    };
+    let gw = Gateway::start(StackOptions {
+        upstream: Some(header_echo().await),
+        apps: Some(apps.to_owned()),
+        saml: Some(saml),
+        session_extra: "cookie_secure = false".to_owned(),
+        ..Default::default()
+    })
+    .await;
+    let browser = Browser::new(&gw, &["nia.test"]);
+    let (start, _) = follow(&browser, app_url("nia.test", &gw, "/spis"), gw.addr.port()).await;
+    let answer = match start.status().as_u16() {
+        302 => browser.get(&location(&start)).await,
+        200 => {
+            let (action, fields) = support::parse_form(&start.text().await.unwrap());
+            let fields: Vec<(&str, String)> = fields.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            browser.post(&action, &fields).await
+        }
+        other => panic!("login start answered {other}"),
+    };
+    assert_eq!(answer.status(), 200, "the simulated IdP answers with a form");
+    let (acs, form) = support::parse_form(&answer.text().await.unwrap());
+    assert_eq!(acs, app_url("nia.test", &gw, "/.aisgate/callback/nia"), "the ACS is on the app's host");
+    let form: Vec<(&str, String)> = form.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let done = browser.post(&acs, &form).await;
+    assert_eq!(done.status(), 302, "the ACS completes the login on the app's host");
+    let (app, url) = follow(&browser, absolute(&acs, &done), gw.addr.port()).await;
+    assert_eq!(url, app_url("nia.test", &gw, "/spis"));
+    let seen = upstream_saw(app).await;
+    assert_eq!(seen["x-auth-provider"], "nia", "{seen}");
+}
+
 fn support_encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }

@@ -64,6 +64,9 @@ pub struct SamlStackProvider {
     pub entity_id: String,
     /// Extra lines for the provider table (`{dir}` is replaced by the stack directory).
     pub extra: String,
+    /// The base URL of the SP's ACS and SLO the simulator knows (an app's own
+    /// `public_base_url`; `{port}` is the gateway's port); default: the public base URL.
+    pub sp_base: Option<String>,
 }
 
 impl Default for SamlStackProvider {
@@ -72,6 +75,7 @@ impl Default for SamlStackProvider {
             name: "nia".to_owned(),
             entity_id: "https://sp.aisgate.test/app/".to_owned(),
             extra: String::new(),
+            sp_base: None,
         }
     }
 }
@@ -369,7 +373,8 @@ async fn prepare_in(dir: PathBuf, opts: StackOptions) -> Result<Stack, StackErro
     }
     let (saml, saml_table) = match &opts.saml {
         Some(p) => {
-            let (sim, table) = saml_provider(p, &dir, &public_base).await?;
+            let sp_base = p.sp_base.as_ref().map_or(public_base.clone(), |b| b.replace("{port}", &port.to_string()));
+            let (sim, table) = saml_provider(p, &dir, &sp_base).await?;
             (Some(sim), table)
         }
         None => (None, String::new()),
