@@ -294,6 +294,21 @@ async fn a_late_handoff_and_one_for_another_host_are_refused() {
 }
 
 #[tokio::test]
+async fn a_login_failing_on_the_central_host_offers_the_retry_on_the_apps_host() {
+    // On the login host, `/desk` is the portal's: the retry link leads back to the app's host.
+    let gw = stack(TWO_HOSTS_CENTRAL).await;
+    let browser = Browser::new(&gw, &["spis.test"]);
+    gw.sim.overrides.lock().unwrap().next_statuses = vec![aisgate::provider::kaas::soap::AuthStatus::SessionNotFound];
+    let (start, _) = follow(&browser, app_url("spis.test", &gw, "/desk"), gw.addr.port()).await;
+    let (failed, at) = kaas_login(&browser, &gw, start, 0).await;
+    assert!(at.starts_with(&gw.url("/.aisgate/callback/jip")), "{at}");
+    assert!(failed.status().is_client_error() || failed.status().is_server_error(), "{}", failed.status());
+    assert!(support::set_cookie(&failed, "aisgate_session").is_none());
+    let page = failed.text().await.unwrap();
+    assert!(page.contains(&format!("href=\"{}\"", app_url("spis.test", &gw, "/desk"))), "{page}");
+}
+
+#[tokio::test]
 async fn the_login_host_refuses_a_login_for_a_host_that_does_not_hand_over() {
     let gw = stack(TWO_HOSTS_CENTRAL).await;
     let browser = Browser::new(&gw, &["spis.test"]);

@@ -478,7 +478,16 @@ async fn finish_login_for(
             }
         },
     };
-    let retry = login_url(&pending.return_to);
+    // A login for an app on another host restarts there (on this host the return URL may
+    // belong to another app).
+    let retry = match &pending.handoff {
+        Some(target) => {
+            let base = pending.login_base.as_deref().unwrap_or(&gw.public_base_url);
+            let local = ReturnUrl::parse(&pending.return_to).unwrap_or_else(|_| ReturnUrl::root());
+            format!("{}{}", crate::config::hosts::with_host(base, &target.host), local.as_str())
+        }
+        None => login_url(&pending.return_to),
+    };
     // The store may keep pending logins longer than this provider allows (another provider
     // needs more); the provider's own limit applies.
     if gw.clock.now_unix().saturating_sub(pending.created_at) > gw.login_ttl_for(provider.as_ref()) {
