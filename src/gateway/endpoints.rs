@@ -190,7 +190,9 @@ async fn begin_login(
         None => None,
     };
     let Some(index) = chosen else {
-        if provider.is_some() {
+        // A handed-over login chose its provider on the app's host: no chooser here (its
+        // links would lose the handoff).
+        if provider.is_some() || handoff.is_some() {
             return rescue::error(ErrorKind::BadRequest, info, Some(&login_url(return_to.as_str())));
         }
         let loa_param = loa.map_or(String::new(), |l| format!("&loa={}", l.as_str()));
