@@ -81,7 +81,9 @@ fn routes<'a>(server_base: &str, app: &'a AppConfig) -> Vec<LoginRoute<'a>> {
         if app.hosts.is_empty() { vec![None] } else { app.hosts.iter().map(|h| Some(h.as_str())).collect() };
     let mut out = Vec::new();
     for host in hosts {
-        let base = login_base(server_base, app.public_base_url.as_deref(), by_host, host);
+        // Hosts compare in lower case (as the gateway routes them).
+        let lower = host.map(str::to_ascii_lowercase);
+        let base = login_base(server_base, app.public_base_url.as_deref(), by_host, lower.as_deref());
         let chosen = host.and_then(|h| provider_for_host(app, h));
         let providers: Vec<&str> = match chosen {
             Some(p) if by_host => vec![p],
@@ -219,6 +221,52 @@ mod tests {
         assert_eq!(login_base(server, None, false, Some("app.example.cz")), server);
         assert_eq!(login_base(server, Some("https://app.example.cz/"), false, None), "https://app.example.cz");
         assert_eq!(login_base("https://portal.example.cz:8443/", None, true, Some("ais.cms")), "https://ais.cms:8443");
+    }
+
+    fn problems(apps: &str) -> Vec<String> {
+        let text = format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\npublic_base_url = \"https://portal.example.cz\"\n\
+             [session]\nkeys = [{{ id = \"k\", env = \"K\" }}]\n\
+             [[provider]]\nname = \"caais\"\nkind = \"oidc\"\npreset = \"caais-oidc-test\"\nclient_id = \"X\"\nclient_cert = \"c.pem\"\nclient_key = \"c.key\"\n\
+             [[provider]]\nname = \"cms\"\nkind = \"oidc\"\npreset = \"caais-oidc-cms\"\nclient_id = \"Y\"\nclient_cert = \"c.pem\"\nclient_key = \"c.key\"\n{apps}"
+        );
+        let config: Config = toml::from_str(&text).unwrap();
+        let mut found = Vec::new();
+        check(&config, &mut |_: &SourceLoc, m: String| found.push(m));
+        found
+    }
+
+    #[test]
+    fn only_an_app_whose_logins_cannot_complete_is_refused() {
+        let app = |extra: &str| {
+            format!("[[app]]\nname = \"a\"\nhosts = [\"a.example.cz\"]\nupstream = \"http://u\"\nproviders = [\"caais\"]\n{extra}\n")
+        };
+        assert_eq!(problems(&app("")).len(), 1, "another host, no remedy");
+        assert!(problems(&app("central_login = true")).is_empty());
+        assert!(problems(&app("public_base_url = \"https://a.example.cz\"")).is_empty());
+        // Every path public: nobody is ever sent to a login.
+        assert!(problems(&app("public_paths = [\"/\"]")).is_empty());
+        // On public_base_url's own host: nothing to do.
+        assert!(problems(&app("").replace("a.example.cz", "portal.example.cz")).is_empty());
+        // An own base on a host the app does not answer for is the same problem.
+        assert_eq!(problems(&app("public_base_url = \"https://b.example.cz\"")).len(), 1);
+        // Plain http for an own base while cookies are Secure.
+        let plain = problems(&app("public_base_url = \"http://a.example.cz\""));
+        assert!(plain.iter().any(|p| p.contains("plain http")), "{plain:?}");
+    }
+
+    #[test]
+    fn providers_by_host_keeps_each_login_on_its_host() {
+        let app = "[[app]]\nname = \"ais\"\nhosts = [\"ais.cms2.cz\", \"ais.gov.cz\"]\nupstream = \"http://u\"\n\
+                   providers = [\"caais\", \"cms\"]\nproviders_by_host = { \"ais.cms2.cz\" = \"cms\", \"AIS.gov.cz\" = \"caais\" }\n";
+        assert!(problems(app).is_empty(), "{:?}", problems(app));
+        let text = format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\npublic_base_url = \"https://portal.example.cz:8443\"\n[session]\nkeys = []\n{app}"
+        );
+        let config: Config = toml::from_str(&text).unwrap();
+        let bases = provider_bases(&config);
+        assert_eq!(bases["cms"], ["https://ais.cms2.cz:8443"]);
+        assert_eq!(bases["caais"], ["https://ais.gov.cz:8443"]);
     }
 
     #[test]
