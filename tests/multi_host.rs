@@ -140,10 +140,22 @@ central_login = true
 "#;
 
 async fn stack(apps: &str) -> Gateway {
+    stack_with(apps, Vec::new(), None).await
+}
+
+/// The gateway with `apps` (plain http on the test hosts: no `Secure` cookies), the echo
+/// upstream, and these simulated OpenID / SAML IdPs besides JIP/KAAS.
+async fn stack_with(
+    apps: &str,
+    oidc: Vec<aisgate::sim::stack::OidcStackProvider>,
+    saml: Option<aisgate::sim::stack::SamlStackProvider>,
+) -> Gateway {
     logs::capture();
     Gateway::start(StackOptions {
         upstream: Some(header_echo().await),
         apps: Some(apps.to_owned()),
+        oidc,
+        saml,
         session_extra: "cookie_secure = false".to_owned(),
         ..Default::default()
     })
@@ -343,7 +355,6 @@ async fn oidc_login(browser: &Browser, gw: &Gateway, start: reqwest::Response) -
 
 #[tokio::test]
 async fn an_app_with_its_own_public_base_url_logs_in_on_its_own_host() {
-    logs::capture();
     let apps = r#"
 [[app]]
 name = "app2"
@@ -352,14 +363,7 @@ upstream = "{upstream}"
 providers = ["caais"]
 public_base_url = "http://app2.test:{port}"
 "#;
-    let gw = Gateway::start(StackOptions {
-        upstream: Some(header_echo().await),
-        apps: Some(apps.to_owned()),
-        oidc: vec![oidc_for("caais", "app2.test")],
-        session_extra: "cookie_secure = false".to_owned(),
-        ..Default::default()
-    })
-    .await;
+    let gw = stack_with(apps, vec![oidc_for("caais", "app2.test")], None).await;
     let browser = Browser::new(&gw, &["app2.test"]);
     let (start, _) = follow(&browser, app_url("app2.test", &gw, "/work"), gw.addr.port()).await;
     let redirect_uri =
@@ -375,7 +379,6 @@ public_base_url = "http://app2.test:{port}"
 async fn a_saml_provider_registered_for_an_apps_own_host_has_its_acs_there() {
     // SAML fixes one ACS per registration: the provider serving the app with its own base
     // is built with that base (check refuses a second one).
-    logs::capture();
     let apps = r#"
 [[app]]
 name = "nia-app"
@@ -388,14 +391,7 @@ public_base_url = "http://nia.test:{port}"
         sp_base: Some("http://nia.test:{port}".to_owned()),
         ..Default::default()
     };
-    let gw = Gateway::start(StackOptions {
-        upstream: Some(header_echo().await),
-        apps: Some(apps.to_owned()),
-        saml: Some(saml),
-        session_extra: "cookie_secure = false".to_owned(),
-        ..Default::default()
-    })
-    .await;
+    let gw = stack_with(apps, Vec::new(), Some(saml)).await;
     let browser = Browser::new(&gw, &["nia.test"]);
     let (start, _) = follow(&browser, app_url("nia.test", &gw, "/spis"), gw.addr.port()).await;
     let answer = match start.status().as_u16() {
@@ -427,7 +423,6 @@ fn support_encode(value: &str) -> String {
 async fn the_request_host_picks_the_cms_or_the_internet_registration_without_a_chooser() {
     // Issue 12 item 7: CAAIS allows one domain per configuration; one AIS on the government
     // network (CMS) and the Internet has two registrations, picked by the request's host.
-    logs::capture();
     let apps = r#"
 [[app]]
 name = "ais"
@@ -436,13 +431,11 @@ upstream = "{upstream}"
 providers = ["caais-cms", "caais-internet"]
 providers_by_host = { "ais.cms.test" = "caais-cms", "ais.internet.test" = "caais-internet" }
 "#;
-    let gw = Gateway::start(StackOptions {
-        upstream: Some(header_echo().await),
-        apps: Some(apps.to_owned()),
-        oidc: vec![oidc_for("caais-cms", "ais.cms.test"), oidc_for("caais-internet", "ais.internet.test")],
-        session_extra: "cookie_secure = false".to_owned(),
-        ..Default::default()
-    })
+    let gw = stack_with(
+        apps,
+        vec![oidc_for("caais-cms", "ais.cms.test"), oidc_for("caais-internet", "ais.internet.test")],
+        None,
+    )
     .await;
     let browser = Browser::new(&gw, &["ais.cms.test", "ais.internet.test"]);
     for (host, provider, sim) in [("ais.cms.test", "caais-cms", 0), ("ais.internet.test", "caais-internet", 1)] {
