@@ -18,6 +18,7 @@ use super::request::{clear_cookie, set_cookie, set_login_cookie_cross_site, Requ
 use super::rescue;
 use super::route::{self, App};
 use super::{Gateway, RESERVED_PREFIX};
+use crate::audit::{EndReason, Event, LogoutBy, Outcome, SessionRef, Subject};
 use crate::http::canonical_path::CanonicalPath;
 use crate::http::return_url::ReturnUrl;
 use crate::ops::metrics::LoginResult;
@@ -183,14 +184,14 @@ pub async fn start_login_at(
         gw.clock.now_unix(),
     ) else {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, "login loop: too many logins started by this browser");
-        audit_refused(info, gw.providers[index].name(), "loop_protection");
+        audit_refused(gw, info, gw.providers[index].name(), "loop_protection");
         return rescue::error(ErrorKind::TooManyRequests, info, None);
     };
     // Every start stores a pending login: one address may not fill the store (issue 15 item 2).
     let verdict = gw.login_start_limiter.check(info.client_ip);
     if !verdict.allowed() {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, reason = verdict.reason(), "login starts rate-limited");
-        audit_refused(info, gw.providers[index].name(), "login_start_rate_limited");
+        audit_refused(gw, info, gw.providers[index].name(), "login_start_rate_limited");
         return rescue::error(ErrorKind::TooManyRequests, info, None);
     }
     let provider = &gw.providers[index];
@@ -292,7 +293,7 @@ fn credentials_at_callback(
         return None;
     }
     tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, "one-time credentials sent to the callback refused (only the direct form redeems them)");
-    audit_refused(info, provider, "credentials_at_callback");
+    audit_refused(gw, info, provider, "credentials_at_callback");
     let form = format!("{RESERVED_PREFIX}direct/{provider}");
     Some(rescue::error(ErrorKind::LoginNotInitiated, info, Some(&form)))
 }
@@ -352,7 +353,7 @@ async fn direct_submit(
     let verdict = gw.direct_limiter.check(info.client_ip);
     if !verdict.allowed() {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, reason = verdict.reason(), "one-time credential attempts rate-limited");
-        audit_refused(&info, &provider, "rate_limited");
+        audit_refused(&gw, &info, &provider, "rate_limited");
         return rescue::error(ErrorKind::TooManyRequests, &info, None);
     }
     let params: Vec<(String, String)> = url::form_urlencoded::parse(&form).into_owned().collect();
@@ -363,7 +364,7 @@ async fn direct_submit(
     };
     if !csrf_ok {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, "one-time credential form without a valid CSRF token");
-        audit_refused(&info, &provider, "csrf_mismatch");
+        audit_refused(&gw, &info, &provider, "csrf_mismatch");
         let return_to = fallback_return(&gw, &provider, &query_pairs(query.as_deref()), &headers);
         return rescue::error(ErrorKind::LoginNotInitiated, &info, Some(&restart_url(&provider, &return_to)));
     }
@@ -491,22 +492,19 @@ async fn finish_login_for(
     // A fresh id on every login; any previous session of this browser is destroyed
     // (session fixation). After a step-up this replaces the lower-LoA session.
     if let Some(old) = super::cookies::session_id(gw, headers, info) {
-        let _ = gw.store.remove(&StoreKey::of(&old)).await;
+        let old = StoreKey::of(&old);
+        if let Ok(Some(replaced)) = gw.store.remove(&old).await {
+            gw.audit.emit(Event::SessionEnd {
+                origin: info.audit_origin(),
+                reason: EndReason::Replaced,
+                subject: Subject(&replaced.identity),
+                session: SessionRef(&old),
+            });
+        }
     }
     let id = random_id();
     let key = StoreKey::of(&id);
     let identity = authenticated.identity;
-    tracing::info!(
-        target: "aisgate::audit",
-        event = "login",
-        request_id = info.id(),
-        provider = provider_name,
-        session = %key.log_label(),
-        user = %identity.log_label(),
-        loa = identity.loa.map_or("-", |l| l.as_str()),
-        method = identity.auth_method.as_deref().unwrap_or("-"),
-        result = "success",
-    );
     let session = Session::new(
         identity,
         authenticated.logout_state,
@@ -515,10 +513,27 @@ async fn finish_login_for(
         gw.clock.now_unix(),
     )
     .with_tokens(authenticated.tokens);
-    if let Err(e) = gw.store.save(key, Arc::new(session)).await {
+    let session = Arc::new(session);
+    if let Err(e) = gw.store.save(key, session.clone()).await {
         tracing::error!(request_id = info.id(), error = %e, "cannot store session");
         return rescue::error(ErrorKind::SessionStoreUnavailable, info, None);
     }
+    let identity = &session.identity;
+    tracing::info!(
+        request_id = info.id(),
+        provider = provider_name,
+        session = %key.log_label(),
+        user = %identity.log_label(),
+        loa = identity.loa.map_or("-", |l| l.as_str()),
+        method = identity.auth_method.as_deref().unwrap_or("-"),
+        "login succeeded",
+    );
+    gw.audit.emit(Event::LoginSuccess {
+        origin: info.audit_origin(),
+        subject: Subject(identity),
+        session: SessionRef(&key),
+        required_loa: pending.min_loa.map(|l| l.as_str()),
+    });
     gw.metrics.provider(index).login(LoginResult::Success);
     // Re-validate: the stored value passed ReturnUrl at login start, but never trust storage.
     let target = ReturnUrl::parse(&pending.return_to).unwrap_or_else(|_| ReturnUrl::root());
@@ -614,7 +629,7 @@ fn record_failure(
         }
     }
     let result = e.metric_result();
-    tracing::info!(target: "aisgate::audit", event = "login", request_id = info.id(), provider, result = result.as_str(), reason);
+    audit_login_failure(gw, info, provider, result, reason);
     let metrics = gw.metrics.provider(index);
     metrics.login(result);
     metrics.refusal(reason);
@@ -623,7 +638,7 @@ fn record_failure(
 /// Audits and counts a login the gateway refused by its own check (the caller logs the
 /// detail): `result="refused"` and the reason label, like a provider's refusal.
 fn gateway_refusal(gw: &Gateway, index: usize, provider: &str, reason: CommonReason, info: &RequestInfo) {
-    tracing::info!(target: "aisgate::audit", event = "login", request_id = info.id(), provider, result = "refused", reason = reason.label());
+    audit_login_failure(gw, info, provider, LoginResult::Refused, reason.label());
     let metrics = gw.metrics.provider(index);
     metrics.login(LoginResult::Refused);
     metrics.refusal(reason.label());
@@ -631,8 +646,21 @@ fn gateway_refusal(gw: &Gateway, index: usize, provider: &str, reason: CommonRea
 
 /// Audits a request the gateway refused before any provider step (not a login attempt at the
 /// IdP, so not counted in `aisgate_logins_total`); `reason` is a bounded `snake_case` label.
-fn audit_refused(info: &RequestInfo, provider: &str, reason: &'static str) {
-    tracing::info!(target: "aisgate::audit", event = "login", request_id = info.id(), provider, result = "refused", reason);
+fn audit_refused(gw: &Gateway, info: &RequestInfo, provider: &str, reason: &'static str) {
+    audit_login_failure(gw, info, provider, LoginResult::Refused, reason);
+}
+
+/// The `login_failure` audit event: `result` as `aisgate_logins_total`, `reason` the bounded
+/// label.
+fn audit_login_failure(gw: &Gateway, info: &RequestInfo, provider: &str, result: LoginResult, reason: &'static str) {
+    let protocol = gw.provider(provider).and_then(|(index, _)| gw.protocol_of(index));
+    gw.audit.emit(Event::LoginFailure {
+        origin: info.audit_origin(),
+        provider,
+        protocol,
+        result: result.as_str(),
+        reason,
+    });
 }
 
 fn with_cleared_login(gw: &Gateway, mut resp: Response<Body>) -> Response<Body> {
@@ -693,7 +721,20 @@ pub async fn logout_response(
         let key = StoreKey::of(&id);
         match gw.store.remove(&key).await {
             Ok(Some(session)) => {
-                tracing::info!(target: "aisgate::audit", event = "logout", request_id = info.id(), session = %key.log_label(), user = %session.identity.log_label());
+                tracing::info!(request_id = info.id(), session = %key.log_label(), user = %session.identity.log_label(), "logged out");
+                let (origin, subject, session_ref) =
+                    (info.audit_origin(), Subject(&session.identity), SessionRef(&key));
+                gw.audit.emit(Event::Logout {
+                    origin,
+                    by: LogoutBy::User,
+                    provider: None,
+                    subject: Some(subject),
+                    session: Some(session_ref),
+                    sessions_ended: 1,
+                    result: Outcome::Success,
+                    reason: None,
+                });
+                gw.audit.emit(Event::SessionEnd { origin, reason: EndReason::Logout, subject, session: session_ref });
                 if let Some((_, provider)) = gw.provider(&session.identity.provider) {
                     let (found, bound) =
                         super::logout_return::provider_logout(gw, provider.as_ref(), &session.logout_state).await;
@@ -762,6 +803,8 @@ async fn logout(
 
 /// A JSON error answer of the back-channel logout endpoint (§2.8: `400` with an OAuth-style
 /// error), never cached.
+const BACK_CHANNEL: LogoutBy = LogoutBy::BackChannel;
+
 fn backchannel_answer(status: StatusCode, error: Option<&str>) -> Response<Body> {
     let body = error.map_or_else(Body::empty, |e| Body::from(serde_json::json!({ "error": e }).to_string()));
     let mut resp = Response::new(body);
@@ -774,9 +817,26 @@ fn backchannel_answer(status: StatusCode, error: Option<&str>) -> Response<Body>
     resp
 }
 
-fn audit_backchannel(info: &RequestInfo, provider: &str, ended: usize, result: &str) {
-    // The token itself is never logged: it is a bearer credential for ending sessions.
-    tracing::info!(target: "aisgate::audit", event = "backchannel_logout", request_id = info.id(), provider, sessions_ended = ended, result);
+/// The `logout` audit event of an IdP-initiated logout (back-channel or through the browser);
+/// `reason` is the bounded label of a refusal or failure.
+pub(super) fn audit_idp_logout(
+    gw: &Gateway,
+    info: &RequestInfo,
+    (by, provider): (LogoutBy, &str),
+    ended: usize,
+    (result, reason): (Outcome, Option<&'static str>),
+) {
+    // The token or message itself is never logged: it is a bearer credential for ending sessions.
+    gw.audit.emit(Event::Logout {
+        origin: info.audit_origin(),
+        by,
+        provider: Some(provider),
+        subject: None,
+        session: None,
+        sessions_ended: ended,
+        result,
+        reason,
+    });
 }
 
 /// `POST /.aisgate/backchannel-logout/{provider}`: OpenID Connect Back-Channel Logout 1.0.
@@ -804,7 +864,7 @@ async fn backchannel_logout(
             provider = provider_name,
             "back-channel logout without a logout_token form field"
         );
-        audit_backchannel(&info, &provider_name, 0, "refused");
+        audit_idp_logout(&gw, &info, (BACK_CHANNEL, &provider_name), 0, (Outcome::Refused, Some("missing_token")));
         return backchannel_answer(StatusCode::BAD_REQUEST, Some("invalid_request"));
     };
     let target = match provider.verify_logout_token(token).await {
@@ -812,23 +872,23 @@ async fn backchannel_logout(
         Err(e) if e.side() == Side::Outage => {
             // Our side cannot verify now (no discovery or keys): the IdP may retry later.
             tracing::error!(request_id = info.id(), provider = provider_name, reason = e.label(), error = %e, "back-channel logout could not be verified");
-            audit_backchannel(&info, &provider_name, 0, "error");
+            audit_idp_logout(&gw, &info, (BACK_CHANNEL, &provider_name), 0, (Outcome::Error, Some(e.label())));
             return backchannel_answer(StatusCode::SERVICE_UNAVAILABLE, Some("temporarily_unavailable"));
         }
         Err(e) => {
             tracing::warn!(request_id = info.id(), provider = provider_name, reason = e.label(), error = %e, "back-channel logout token refused");
-            audit_backchannel(&info, &provider_name, 0, "refused");
+            audit_idp_logout(&gw, &info, (BACK_CHANNEL, &provider_name), 0, (Outcome::Refused, Some(e.label())));
             return backchannel_answer(StatusCode::BAD_REQUEST, Some("invalid_request"));
         }
     };
     match gw.store.remove_for_subject(&provider_name, target.subject.as_deref(), target.sid.as_deref()).await {
         Ok(ended) => {
-            audit_backchannel(&info, &provider_name, ended, "success");
+            audit_idp_logout(&gw, &info, (BACK_CHANNEL, &provider_name), ended, (Outcome::Success, None));
             backchannel_answer(StatusCode::OK, None)
         }
         Err(e) => {
             tracing::error!(request_id = info.id(), provider = provider_name, error = %e, "cannot end sessions for back-channel logout");
-            audit_backchannel(&info, &provider_name, 0, "error");
+            audit_idp_logout(&gw, &info, (BACK_CHANNEL, &provider_name), 0, (Outcome::Error, Some("session_store")));
             backchannel_answer(StatusCode::SERVICE_UNAVAILABLE, Some("temporarily_unavailable"))
         }
     }

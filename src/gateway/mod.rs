@@ -121,6 +121,9 @@ pub struct Gateway {
     pub conn_metrics: crate::listen::conn::ConnMetrics,
     /// Returns from an IdP's logout: `[verified, unverified]` `state`.
     pub logout_returns: [crate::ops::metrics::CounterHandle; 2],
+    /// Each provider's protocol (`kaas`, `saml2`, `oidc`), by provider index, for audit events
+    /// of logins that have no identity yet.
+    protocols: Vec<&'static str>,
     /// Each app's "home page" link target (its path prefix), by app index, shared by pages.
     app_homes: Vec<Arc<str>>,
     /// The public base URL's host and the link to its first app, for pages on a host that
@@ -267,6 +270,15 @@ impl Gateway {
             extra_names.extend(app.headers.header_names().map(|n| n.as_str().to_owned()));
         }
         let namespace = IdentityNamespace::new(extra_names.iter().map(String::as_str));
+        let protocols = config
+            .provider
+            .iter()
+            .map(|p| match &p.value {
+                ProviderConfig::Kaas(_) => "kaas",
+                ProviderConfig::Saml(_) => "saml2",
+                ProviderConfig::Oidc(_) => "oidc",
+            })
+            .collect();
         let app_homes: Vec<Arc<str>> = apps.iter().map(|a| Arc::from(a.path_prefix.as_str())).collect();
         let base_home = base_home(&public_base_url, &apps);
         let gateway = Arc::new(Gateway {
@@ -302,6 +314,7 @@ impl Gateway {
             ),
             logout_returns,
             conn_metrics,
+            protocols,
             app_homes,
             base_home,
             endpoints: OnceLock::new(),
@@ -313,6 +326,11 @@ impl Gateway {
     /// Looks up a provider by name.
     pub fn provider(&self, name: &str) -> Option<(usize, &Arc<dyn Provider>)> {
         self.providers.iter().enumerate().find(|(_, p)| p.name() == name)
+    }
+
+    /// The protocol of the provider at `index` (`kaas`, `saml2`, `oidc`).
+    pub fn protocol_of(&self, index: usize) -> Option<&'static str> {
+        self.protocols.get(index).copied()
     }
 
     /// Absolute URL of a gateway endpoint path (which starts with `/`).
