@@ -502,4 +502,68 @@ mod tests {
         let taken = store.take_pending(&real).await.unwrap();
         assert_eq!(taken.map(|p| p.provider), Some("real".to_owned()));
     }
+
+    /// The audit lines a store with an audit file wrote while `f` ran.
+    async fn audited<F: std::future::Future<Output = ()>>(
+        store: impl FnOnce(Audit) -> MemoryStore,
+        f: impl FnOnce(MemoryStore) -> F,
+    ) -> Vec<serde_json::Value> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let config = crate::audit::AuditConfig { file: Some(path.clone()), ..Default::default() };
+        let audit = Audit::start(&config, Clock::test()).unwrap();
+        f(store(audit.clone())).await;
+        assert!(audit.flush(Duration::from_secs(5)));
+        let text = std::fs::read_to_string(&path).unwrap();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    #[tokio::test]
+    async fn sessions_the_store_ends_are_audited_with_their_reason() {
+        let clock = Clock::test();
+        let (idle, expired, removed) = (StoreKey::of(&[50; 32]), StoreKey::of(&[51; 32]), StoreKey::of(&[52; 32]));
+        let store_clock = clock.clone();
+        let make = move |audit| {
+            MemoryStore::new(10, Duration::from_secs(600), Duration::from_secs(60), store_clock).with_audit(audit)
+        };
+        let lines = audited(make, |store| async move {
+            store.save(idle, user_session("jip", "idle-user", None, 3600)).await.unwrap();
+            store.save(expired, user_session("jip", "expired-user", None, 300)).await.unwrap();
+            store.save(removed, user_session("jip", "removed-user", None, 3600)).await.unwrap();
+            // A removal the caller asked for (logout, admin) is the caller's to audit.
+            store.remove(&removed).await.unwrap();
+            clock.advance(Duration::from_secs(301));
+            assert!(store.load(&expired).await.unwrap().is_none());
+            clock.advance(Duration::from_secs(300));
+            assert!(store.load(&idle).await.unwrap().is_none());
+        })
+        .await;
+        let got: Vec<(&str, &str, String)> = lines
+            .iter()
+            .map(|l| (l["event"].as_str().unwrap(), l["reason"].as_str().unwrap(), l["session"].to_string()))
+            .collect();
+        let label = |k: &StoreKey| format!("\"{}\"", k.log_label());
+        assert_eq!(got, [("session_end", "expired", label(&expired)), ("session_end", "idle", label(&idle))]);
+        assert!(lines.iter().all(|l| l.get("request_id").is_none()), "no request ended these");
+        let text = serde_json::to_string(&lines).unwrap();
+        assert!(!text.contains("-user"), "subjects never appear: {text}");
+    }
+
+    #[tokio::test]
+    async fn a_full_store_audits_the_session_it_evicts_as_limit() {
+        let make = |audit| {
+            MemoryStore::new(1, Duration::from_secs(600), Duration::from_secs(60), Clock::system()).with_audit(audit)
+        };
+        let (first, second) = (StoreKey::of(&[60; 32]), StoreKey::of(&[61; 32]));
+        let lines = audited(make, |store| async move {
+            store.save(first, user_session("jip", "a", None, 3600)).await.unwrap();
+            store.sessions.run_pending_tasks();
+            store.save(second, user_session("jip", "b", None, 3600)).await.unwrap();
+            store.sessions.run_pending_tasks();
+        })
+        .await;
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!((lines[0]["event"].as_str(), lines[0]["reason"].as_str()), (Some("session_end"), Some("limit")));
+        assert_eq!(lines[0]["session"].as_str().unwrap(), first.log_label());
+    }
 }
