@@ -35,6 +35,11 @@ pub struct AuditConfig {
     /// `aisgate_audit_dropped_total` (requests never wait for the audit log).
     #[serde(default = "default_queue", deserialize_with = "queue")]
     pub queue: usize,
+    /// Set by `aisgate check` and `check --explain`: the sinks are checked (the file can be
+    /// appended to or created, the syslog socket answers) but nothing is created or written,
+    /// so a `check` run as another user never leaves a file the service cannot append to.
+    #[serde(skip)]
+    pub dry_run: bool,
 }
 
 impl Default for AuditConfig {
@@ -48,6 +53,7 @@ impl Default for AuditConfig {
             syslog_format: SyslogFormat::default(),
             client_ip: true,
             queue: default_queue(),
+            dry_run: false,
         }
     }
 }

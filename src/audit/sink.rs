@@ -63,6 +63,28 @@ impl Sinks {
         Ok(Sinks { file, syslog })
     }
 
+    /// Checks what [`Sinks::open`] would open, without creating or writing anything.
+    pub fn check(config: &AuditConfig) -> Result<(), AuditError> {
+        if let Some(path) = &config.file {
+            let probe = if path.exists() {
+                OpenOptions::new().append(true).open(path).map(drop)
+            } else {
+                match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    Some(dir) if !dir.is_dir() => {
+                        Err(std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory"))
+                    }
+                    _ => Ok(()),
+                }
+            };
+            probe.map_err(|source| AuditError::File { path: path.clone(), source })?;
+        }
+        if config.syslog {
+            let path = &config.syslog_socket;
+            connect(path).map_err(|source| AuditError::Syslog { path: path.clone(), source })?;
+        }
+        Ok(())
+    }
+
     /// The writer loop: runs until every sender is gone, then returns (closing the file).
     pub fn run(mut self, rx: Receiver<Msg>, shared: Arc<Shared>) {
         while let Ok(msg) = rx.recv() {
