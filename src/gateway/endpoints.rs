@@ -507,26 +507,42 @@ async fn finish_login_for(
         method = identity.auth_method.as_deref().unwrap_or("-"),
         result = "success",
     );
-    let session = Session::new(
-        identity,
-        authenticated.logout_state,
-        gw.absolute_timeout_secs,
-        gw.apps.len(),
-        gw.clock.now_unix(),
-    )
-    .with_tokens(authenticated.tokens);
-    if let Err(e) = gw.store.save(key, Arc::new(session)).await {
+    // Re-validate: the stored value passed ReturnUrl at login start, but never trust storage.
+    let target = ReturnUrl::parse(&pending.return_to).unwrap_or_else(|_| ReturnUrl::root());
+    let session = Arc::new(
+        Session::new(
+            identity,
+            authenticated.logout_state,
+            gw.absolute_timeout_secs,
+            gw.apps.len(),
+            gw.clock.now_unix(),
+        )
+        .with_tokens(authenticated.tokens)
+        .with_app(app_at(gw, &target, headers).map(|app| app.name.clone())),
+    );
+    if let Err(e) = gw.store.save(key, session.clone()).await {
         tracing::error!(request_id = info.id(), error = %e, "cannot store session");
         return rescue::error(ErrorKind::SessionStoreUnavailable, info, None);
     }
+    // The newest login wins: beyond the per-user limit the user's oldest sessions end. The
+    // login itself stands even if that fails (the limit is enforced at the next login).
+    if let Err(e) =
+        crate::session::users::enforce_limit(gw.store.as_ref(), key, &session, gw.max_sessions_per_user).await
+    {
+        tracing::error!(request_id = info.id(), error = %e, "cannot apply max_sessions_per_user");
+    }
     gw.metrics.provider(index).login(LoginResult::Success);
-    // Re-validate: the stored value passed ReturnUrl at login start, but never trust storage.
-    let target = ReturnUrl::parse(&pending.return_to).unwrap_or_else(|_| ReturnUrl::root());
     let mut resp = with_cleared_login(gw, rescue::redirect(target.as_str()));
     let value = gw.keyring.seal(Purpose::Session, &id);
     resp.headers_mut().append(SET_COOKIE, set_cookie(&gw.cookie_name, &value, None, gw.cookie_secure));
     resp.headers_mut().append(SET_COOKIE, clear_cookie(&gw.loop_cookie_name, gw.cookie_secure));
     resp
+}
+
+/// The app serving `target` on this host (for a login: the app it was made for).
+fn app_at<'g>(gw: &'g Gateway, target: &ReturnUrl, headers: &HeaderMap) -> Option<&'g App> {
+    let path = CanonicalPath::parse(target.path()).ok()?;
+    route::find(&gw.apps, &request_host(headers), &crate::http::path_forms::PathForms::new(&path))
 }
 
 /// A callback that cannot be finished (no pre-login cookie, or its login already used) in a
@@ -547,8 +563,7 @@ async fn already_logged_in(
     if session.identity.provider != provider {
         return None;
     }
-    let path = CanonicalPath::parse(return_to.path()).ok()?;
-    let app = route::find(&gw.apps, &request_host(headers), &crate::http::path_forms::PathForms::new(&path))?;
+    let app = app_at(gw, return_to, headers)?;
     if !app.accepts_provider(&gw.providers, provider) {
         return None;
     }
@@ -653,6 +668,9 @@ pub struct LogoutRequest {
     pub cancel: Option<String>,
     /// "Log in with another account": after the logout, a login to this URL starts.
     pub switch_to: Option<ReturnUrl>,
+    /// "Log out everywhere" (`everywhere=1`): every session of this user at this provider
+    /// ends, on every instance, not only this browser's.
+    pub everywhere: bool,
 }
 
 impl LogoutRequest {
@@ -662,7 +680,7 @@ impl LogoutRequest {
         let back = param(params, "return").and_then(|r| ReturnUrl::parse(r).ok());
         let switch_to = back.clone().filter(|_| param(params, "switch") == Some("1"));
         let cancel = back.map(ReturnUrl::into_string).or_else(|| home.map(str::to_owned));
-        LogoutRequest { cancel, switch_to }
+        LogoutRequest { cancel, switch_to, everywhere: param(params, "everywhere") == Some("1") }
     }
 }
 
@@ -683,6 +701,9 @@ pub async fn logout_response(
         if let Some(to) = &request.switch_to {
             action = gw.url(&switch_account_url(to.as_str()));
         }
+        if request.everywhere {
+            action.push_str(if action.contains('?') { "&everywhere=1" } else { "?everywhere=1" });
+        }
         let page = pages::logout_confirm_page(&action, request.cancel.as_deref(), info.lang());
         return rescue::html(StatusCode::OK, page);
     }
@@ -694,6 +715,13 @@ pub async fn logout_response(
         match gw.store.remove(&key).await {
             Ok(Some(session)) => {
                 tracing::info!(target: "aisgate::audit", event = "logout", request_id = info.id(), session = %key.log_label(), user = %session.identity.log_label());
+                if request.everywhere && !log_out_everywhere(gw, &session, info).await {
+                    // The user asked for all devices: saying "logged out" while other
+                    // sessions live on would mislead. This browser's session is gone.
+                    let mut resp = rescue::error(ErrorKind::SessionStoreUnavailable, info, None);
+                    resp.headers_mut().append(SET_COOKIE, clear_cookie(&gw.cookie_name, gw.cookie_secure));
+                    return resp;
+                }
                 if let Some((_, provider)) = gw.provider(&session.identity.provider) {
                     let (found, bound) =
                         super::logout_return::provider_logout(gw, provider.as_ref(), &session.logout_state).await;
@@ -747,6 +775,23 @@ pub async fn logout_response(
         );
     }
     resp
+}
+
+/// Ends every other session of the user of `session` (at its provider), on every instance:
+/// the store announces each end, so tunnels close and other instances drop their copies.
+/// Returns whether that worked.
+async fn log_out_everywhere(gw: &Gateway, session: &Session, info: &RequestInfo) -> bool {
+    let id = &session.identity;
+    match gw.store.remove_for_subject(&id.provider, Some(&id.subject), None).await {
+        Ok(ended) => {
+            tracing::info!(target: "aisgate::audit", event = "logout_everywhere", request_id = info.id(), user = %id.log_label(), ended);
+            true
+        }
+        Err(e) => {
+            tracing::error!(request_id = info.id(), user = %id.log_label(), error = %e, "cannot end the user's other sessions");
+            false
+        }
+    }
 }
 
 async fn logout(

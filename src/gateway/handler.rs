@@ -132,6 +132,11 @@ async fn app_request(
     info: &RequestInfo,
 ) -> Response<Body> {
     let path = forms.canonical();
+    if let Some(notice) = gw.maintenance.notice(&app.name) {
+        // Maintenance (admin API): nothing reaches the upstream, sessions are not even read.
+        tracing::debug!(request_id = info.id(), app = %app.name, "app in maintenance: 503");
+        return rescue::maintenance(&notice, info);
+    }
     // Hop-by-hop headers go first: a client could otherwise list `X-Auth-Subject` in
     // `Connection` and have the gateway delete the identity headers it sets below.
     // Upgrades only to protocols the app allows; anything else goes upstream as a plain request.
@@ -153,7 +158,7 @@ async fn app_request(
 
     if app.is_logout(forms) {
         // "Cancel" on a cross-site logout confirmation goes back to this app.
-        let request = endpoints::LogoutRequest { cancel: Some(app.path_prefix.clone()), switch_to: None };
+        let request = endpoints::LogoutRequest { cancel: Some(app.path_prefix.clone()), ..Default::default() };
         return endpoints::logout_response(gw, req.method(), req.headers(), info, request).await;
     }
 

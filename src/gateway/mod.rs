@@ -119,6 +119,8 @@ pub struct Gateway {
     pub conn_metrics: crate::listen::conn::ConnMetrics,
     /// The admin API's credential (`[admin] token_file`); `None`: the admin API is off.
     pub admin: Option<crate::admin::AdminAuth>,
+    /// Apps in maintenance, as this instance enforces them ([`crate::admin::maintenance`]).
+    pub maintenance: crate::admin::maintenance::Board,
     /// Sessions one user may hold at once (`[session] max_sessions_per_user`; 0: no limit).
     pub max_sessions_per_user: usize,
     /// Returns from an IdP's logout: `[verified, unverified]` `state`.
@@ -297,6 +299,7 @@ impl Gateway {
                 100_000,
             ),
             admin,
+            maintenance: Default::default(),
             max_sessions_per_user: config.session.max_sessions_per_user,
             logout_returns,
             conn_metrics,
@@ -305,6 +308,7 @@ impl Gateway {
             endpoints: OnceLock::new(),
         });
         let _ = gateway.endpoints.set(endpoints::router(gateway.clone()));
+        crate::admin::maintenance::spawn_refresh(&gateway);
         Ok(gateway)
     }
 

@@ -11,6 +11,8 @@
 //!   `(provider, subject)` for back-channel and SAML logout; the name is an HMAC (subjects are
 //!   personal data). Entries may outlive their session (idle expiry does not clean them); a
 //!   logout re-checks every candidate against the session itself, as the memory store does.
+//! - `u:<hex HMAC>` and `maintenance`: the per-user index and the apps' maintenance notices
+//!   (see `index.rs`).
 //! - channel `ended`: every ended session's store key, published by the instance that ended
 //!   it and fed into [`SessionStore::ended_sessions`] on every other instance.
 //!
@@ -30,6 +32,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 mod backend;
+mod index;
 
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
@@ -343,6 +346,7 @@ impl RedisStore {
             for set in self.index_entries(session) {
                 let _: Result<(), _> = conn.srem(set, &member).await;
             }
+            self.unindex_user(conn, session, &member).await;
         }
         Ok(session)
     }
@@ -458,6 +462,7 @@ impl SessionStore for RedisStore {
             pipe.cmd("SADD").arg(&set).arg(&member).ignore();
             pipe.cmd("PEXPIRE").arg(&set).arg(index_ttl_ms).ignore();
         }
+        self.index_user(&mut pipe, &session, &member, index_ttl_ms);
         pipe.query_async::<()>(&mut conn).await.map_err(|e| self.failed(e))
     }
 
@@ -556,6 +561,37 @@ impl SessionStore for RedisStore {
             .await
             .map(drop)
             .map_err(|e| self.failed(e))
+    }
+
+    async fn user_sessions(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Vec<crate::session::users::UserSession>, StoreError> {
+        self.sessions_of_user(provider, subject).await
+    }
+
+    async fn scan_sessions(
+        &self,
+        keep: &crate::session::users::Keep<'_>,
+        limit: usize,
+    ) -> Result<Vec<crate::session::users::Listed>, StoreError> {
+        self.scan(keep, limit).await
+    }
+
+    async fn set_maintenance(&self, app: &str, notice: Option<&[u8]>) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let key = self.maintenance_key();
+        match notice {
+            Some(notice) => conn.hset::<_, _, _, ()>(key, app, notice).await,
+            None => conn.hdel::<_, _, ()>(key, app).await,
+        }
+        .map_err(|e| self.failed(e))
+    }
+
+    async fn maintenance(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut conn = self.conn().await?;
+        conn.hgetall(self.maintenance_key()).await.map_err(|e| self.failed(e))
     }
 
     fn active_sessions(&self) -> u64 {
