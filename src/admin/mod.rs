@@ -19,6 +19,7 @@
 //! `.merge(crate::reload::admin_routes())` for `POST /admin/reload`). Everything merged there
 //! sits behind the same bearer-token check; nothing else is needed for authentication.
 
+pub mod cli;
 pub mod maintenance;
 mod sessions;
 
