@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 mod backend;
+mod shared;
 
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
@@ -148,6 +149,8 @@ pub struct RedisStore {
     opts: RedisStoreOptions,
     load: Script,
     remove: Script,
+    /// Attempt counters (see `shared`).
+    count: Script,
     /// This instance's id on the channel: its own announcements are delivered locally, not
     /// twice.
     instance: String,
@@ -215,6 +218,7 @@ impl RedisStore {
             opts,
             load: Script::new(LOAD),
             remove: Script::new(REMOVE),
+            count: Script::new(shared::COUNT),
             instance: hex(&super::random_id()[..16]),
             ended,
             health,
