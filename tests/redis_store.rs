@@ -489,7 +489,7 @@ async fn an_acl_user_limited_to_the_stores_commands_and_keys_works_and_a_wrong_p
     let mut conn = redis.conn().await;
     // What the store needs, nothing more: its key prefix, its channel, these commands.
     let acl = "reset on >s3cret-pw resetkeys ~aisgate:* resetchannels &aisgate:* -@all +@connection \
-               +get +set +del +getdel +incr +pexpire +sadd +srem +sunion +evalsha +script|load +publish +subscribe +multi +exec";
+               +get +set +del +getdel +incr +exists +pexpire +sadd +srem +sunion +zadd +zrem +zrangebyscore +zcard +evalsha +script|load +publish +subscribe +multi +exec";
     let _: () = redis::cmd("ACL")
         .arg("SETUSER")
         .arg("aisgate")
@@ -712,10 +712,11 @@ async fn reading_a_session_is_one_round_trip_and_renews_its_idle_ttl() {
         .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
         .filter(|(_, d)| *d > 0)
         .collect();
-    // One command from the client (EVALSHA); GET and PEXPIRE run inside the script.
+    // One command from the client (EVALSHA); GET, PEXPIRE and the live set's ZADD run inside
+    // the script.
     assert_eq!(
         delta,
-        vec![("evalsha".to_owned(), 1), ("get".to_owned(), 1), ("pexpire".to_owned(), 1)],
+        vec![("evalsha".to_owned(), 1), ("get".to_owned(), 1), ("pexpire".to_owned(), 1), ("zadd".to_owned(), 1)],
         "one round trip per session read"
     );
     let ttl: i64 = redis::cmd("PTTL").arg(&name).query_async(&mut conn).await.unwrap();
@@ -855,6 +856,84 @@ async fn one_time_ids_counters_and_the_refresh_lease_are_shared_by_instances() {
     late.release().await;
     let holder: Option<String> = redis::cmd("GET").arg(&name).query_async(&mut conn).await.unwrap();
     assert_eq!(holder.as_deref(), Some("new-holder"));
+}
+
+/// Issue 10 item 4: with Redis, `active_sessions` counts the live sessions of all instances
+/// (the `live` set, counted by each instance's sweep every 5 s), and a session that ends by
+/// expiry (its record gone by TTL) is announced once, by whichever instance's sweep finds it,
+/// to every instance's `ended_sessions` (WebSocket tunnels close on it).
+#[tokio::test]
+async fn active_sessions_are_counted_across_instances_and_expiries_are_announced() {
+    let Some(redis) = Redis::start().await else { return };
+    let clock = Clock::test();
+    let with_clock = |prefix: &str| {
+        let cfg: aisgate::config::RedisConfig =
+            toml::from_str(&format!("url = \"{}\"\nkey_prefix = \"{prefix}\"\ntimeout_ms = 500\n", redis.url()))
+                .unwrap();
+        let opts = RedisStoreOptions {
+            idle: Duration::from_secs(600),
+            login_ttl: Duration::from_secs(60),
+            absolute: Duration::from_secs(3600),
+            apps: 1,
+            clock: clock.clone(),
+        };
+        RedisStore::new(&cfg, keyring().record_keys(), opts, &|_| None).unwrap()
+    };
+    let (a, b) = (with_clock("t7:"), with_clock("t7:"));
+    let now = clock.now_unix();
+    let session = |sub: &str| {
+        let identity = Identity { provider: "jip".into(), subject: sub.into(), ..Identity::default() };
+        Arc::new(Session::new(identity, aisgate::provider::LogoutState::None, 3600, 1, now))
+    };
+    let keys: Vec<StoreKey> = (30u8..33).map(|i| StoreKey::of(&[i; 32])).collect();
+    for (i, key) in keys.iter().enumerate() {
+        a.save(*key, session(&format!("user{i}"))).await.unwrap();
+    }
+    // Both instances count A's sessions (within one sweep period).
+    let counted = |want: u64| {
+        let (a, b) = (&a, &b);
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
+            while a.active_sessions() != want || b.active_sessions() != want {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "counts {} and {}, want {want}",
+                    a.active_sessions(),
+                    b.active_sessions()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    counted(3).await;
+    b.remove(&keys[0]).await.unwrap();
+    counted(2).await;
+
+    // keys[1]'s record expires (Redis drops it by TTL; here at once) and the clock passes its
+    // idle end: a sweep announces it at both instances, exactly once, and the count drops.
+    let (mut at_a, mut at_b) = (a.ended_sessions(), b.ended_sessions());
+    let mut conn = redis.conn().await;
+    let _: () = redis::cmd("DEL").arg(format!("t7:s:{}", hex(&keys[1].0))).query_async(&mut conn).await.unwrap();
+    clock.advance(Duration::from_secs(601));
+    for ended in [&mut at_a, &mut at_b] {
+        let heard = tokio::time::timeout(Duration::from_secs(12), async {
+            // (keys[0]'s logout may still be on its way from the channel.)
+            loop {
+                match ended.recv().await {
+                    Ok(key) if key == keys[0] => continue,
+                    other => return other.ok(),
+                }
+            }
+        })
+        .await;
+        assert_eq!(heard.ok().flatten(), Some(keys[1]), "the expiry is announced");
+    }
+    // keys[2] is past its idle end by this clock too, but its record is still in Redis: not
+    // announced, still counted.
+    counted(1).await;
+    let live: Vec<String> = redis::cmd("ZRANGE").arg("t7:live").arg(0).arg(-1).query_async(&mut conn).await.unwrap();
+    assert_eq!(live, vec![hex(&keys[2].0)]);
+    assert!(at_a.try_recv().is_err() && at_b.try_recv().is_err(), "announced once");
 }
 
 #[test]

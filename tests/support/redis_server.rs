@@ -146,6 +146,11 @@ pub struct Sentinel {
 
 impl Sentinel {
     pub async fn start(master: &Redis) -> Option<Sentinel> {
+        Sentinel::start_with_quorum(master, 1).await
+    }
+
+    /// A Sentinel of a group that needs `quorum` of its members to agree the master is down.
+    pub async fn start_with_quorum(master: &Redis, quorum: u32) -> Option<Sentinel> {
         let Some(binary) = which("redis-sentinel") else {
             assert!(
                 std::env::var_os("AISGATE_REQUIRE_PEERS").is_none(),
@@ -161,7 +166,7 @@ impl Sentinel {
             &conf,
             format!(
                 "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {}\n\
-                 sentinel monitor mymaster 127.0.0.1 {} 1\n\
+                 sentinel monitor mymaster 127.0.0.1 {} {quorum}\n\
                  sentinel down-after-milliseconds mymaster 500\n\
                  sentinel failover-timeout mymaster 3000\n",
                 dir.path().display(),
