@@ -30,6 +30,7 @@ use http::{header, StatusCode};
 use serde::Deserialize;
 
 use super::maintenance::{self, Notice, DEFAULT_RETRY_AFTER_SECS, MAX_MESSAGE_CHARS};
+use crate::audit::{EndReason, Event, Origin, Outcome, SessionRef, Subject};
 use crate::gateway::Gateway;
 use crate::session::users::Listed;
 use crate::session::{Session, StoreError, StoreKey};
@@ -112,9 +113,10 @@ fn view(listed: &Listed) -> serde_json::Value {
     })
 }
 
-/// Logs an admin action to the audit target.
-fn audit(action: &'static str, target: &str, ended: usize) {
-    tracing::info!(target: "aisgate::audit", event = "admin", action, target, ended);
+/// Audits an admin action (the admin API has no request id: its origin is empty).
+fn audit(gw: &Gateway, action: &'static str, target: &str, sessions_ended: Option<usize>, result: Outcome) {
+    let target = Some(target);
+    gw.audit.emit(Event::AdminAction { origin: Origin::none(), action, target, sessions_ended, result });
 }
 
 async fn list(State(gw): Gw, Query(filter): Query<Filter>) -> Response {
@@ -133,15 +135,43 @@ async fn list(State(gw): Gw, Query(filter): Query<Filter>) -> Response {
     }
 }
 
-/// Ends every session `keep` selects; each end is announced (other instances, tunnels).
+/// Ends every session `keep` selects; each end is announced (other instances, tunnels) and
+/// audited (`session_end`, reason `admin`).
 async fn end_all(gw: &Gateway, keep: &crate::session::users::Keep<'_>) -> Result<usize, StoreError> {
     let mut ended = 0;
     for listed in gw.store.scan_sessions(keep, usize::MAX).await? {
-        if gw.store.remove(&listed.key).await?.is_some() {
+        if let Some(gone) = gw.store.remove(&listed.key).await? {
+            let (subject, session) = (Subject(&gone.identity), SessionRef(&listed.key));
+            gw.audit.emit(Event::SessionEnd { origin: Origin::none(), reason: EndReason::Admin, subject, session });
             ended += 1;
         }
     }
     Ok(ended)
+}
+
+/// Ends what `keep` selects and answers `{"ended": n}` (404 for a handle that names
+/// nothing), auditing the action either way.
+async fn end_and_answer(
+    gw: &Gateway,
+    action: &'static str,
+    target: &str,
+    keep: &crate::session::users::Keep<'_>,
+) -> Response {
+    match end_all(gw, keep).await {
+        Ok(ended) => {
+            tracing::info!(action, target, ended, "admin: sessions ended");
+            if ended == 0 && action == "end_session" {
+                audit(gw, action, target, Some(0), Outcome::Unmatched);
+                return json(StatusCode::NOT_FOUND, serde_json::json!({ "ended": 0, "error": "no such session" }));
+            }
+            audit(gw, action, target, Some(ended), Outcome::Success);
+            json(StatusCode::OK, serde_json::json!({ "ended": ended }))
+        }
+        Err(e) => {
+            audit(gw, action, target, None, Outcome::Error);
+            unavailable(&e)
+        }
+    }
 }
 
 async fn end_matching(State(gw): Gw, Query(filter): Query<Filter>) -> Response {
@@ -154,25 +184,12 @@ async fn end_matching(State(gw): Gw, Query(filter): Query<Filter>) -> Response {
         (None, None) => return bad_request("name a user or an organisation"),
     };
     let keep = |_: &StoreKey, s: &Session| filter.matches(s);
-    match end_all(&gw, &keep).await {
-        Ok(ended) => {
-            audit(action, &target, ended);
-            json(StatusCode::OK, serde_json::json!({ "ended": ended }))
-        }
-        Err(e) => unavailable(&e),
-    }
+    end_and_answer(&gw, action, &target, &keep).await
 }
 
 async fn end_one(State(gw): Gw, Path(handle): Path<String>) -> Response {
     let keep = |key: &StoreKey, _: &Session| key.log_label() == handle;
-    match end_all(&gw, &keep).await {
-        Ok(0) => json(StatusCode::NOT_FOUND, serde_json::json!({ "ended": 0, "error": "no such session" })),
-        Ok(ended) => {
-            audit("end_session", &handle, ended);
-            json(StatusCode::OK, serde_json::json!({ "ended": ended }))
-        }
-        Err(e) => unavailable(&e),
-    }
+    end_and_answer(&gw, "end_session", &handle, &keep).await
 }
 
 fn notice_view(app: &str, notice: &Notice) -> serde_json::Value {
@@ -230,10 +247,13 @@ async fn maintenance_on(State(gw): Gw, Path(app): Path<String>, body: Bytes) -> 
     match maintenance::set(&gw, &app, Some(notice)).await {
         Ok(()) => {
             tracing::warn!(app, "maintenance on: the app answers 503");
-            audit("maintenance_on", &app, 0);
+            audit(&gw, "maintenance_on", &app, None, Outcome::Success);
             json(StatusCode::OK, view)
         }
-        Err(e) => unavailable(&e),
+        Err(e) => {
+            audit(&gw, "maintenance_on", &app, None, Outcome::Error);
+            unavailable(&e)
+        }
     }
 }
 
@@ -244,10 +264,13 @@ async fn maintenance_off(State(gw): Gw, Path(app): Path<String>) -> Response {
     match maintenance::set(&gw, &app, None).await {
         Ok(()) => {
             tracing::warn!(app, "maintenance off");
-            audit("maintenance_off", &app, 0);
+            audit(&gw, "maintenance_off", &app, None, Outcome::Success);
             json(StatusCode::OK, serde_json::json!({ "app": app, "maintenance": false }))
         }
-        Err(e) => unavailable(&e),
+        Err(e) => {
+            audit(&gw, "maintenance_off", &app, None, Outcome::Error);
+            unavailable(&e)
+        }
     }
 }
 

@@ -83,6 +83,8 @@ pub struct Gateway {
     pub keyring: Keyring,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The audit trail (`[audit]`): `gateway.audit.emit(Event::…)`, never blocking.
+    pub audit: crate::audit::Audit,
     /// Identity token issuer.
     pub tokens: Option<TokenIssuer>,
     /// Upstream client.
@@ -129,6 +131,9 @@ pub struct Gateway {
     pub max_sessions_per_user: usize,
     /// Returns from an IdP's logout: `[verified, unverified]` `state`.
     pub logout_returns: [crate::ops::metrics::CounterHandle; 2],
+    /// Each provider's protocol (`kaas`, `saml2`, `oidc`), by provider index, for audit events
+    /// of logins that have no identity yet.
+    protocols: Vec<&'static str>,
     /// Each app's "home page" link target (its path prefix), by app index, shared by pages.
     app_homes: Vec<Arc<str>>,
     /// The public base URL's host and the link to its first app, for pages on a host that
@@ -218,6 +223,13 @@ impl Gateway {
                 .map_err(|e| errors.push(ConfigError::at(&main_loc, e.to_string())))
                 .ok(),
         };
+        let audit = match crate::audit::Audit::start(&config.audit, clock.clone()) {
+            Ok(audit) => audit,
+            Err(e) => {
+                errors.push(ConfigError::at(&main_loc, e.to_string()));
+                crate::audit::Audit::off()
+            }
+        };
         let (Some(keyring), true) = (keyring, errors.is_empty()) else {
             return Err(errors);
         };
@@ -231,12 +243,15 @@ impl Gateway {
             .fold(config.session.login_ttl_secs, u64::max);
         let (store, shared): (Arc<dyn SessionStore>, Option<Arc<dyn SharedState>>) = match config.session.store {
             StoreKind::Memory => (
-                Arc::new(MemoryStore::new(
-                    config.session.max_sessions,
-                    Duration::from_secs(config.session.idle_timeout_secs),
-                    Duration::from_secs(longest_login),
-                    clock.clone(),
-                )),
+                Arc::new(
+                    MemoryStore::new(
+                        config.session.max_sessions,
+                        Duration::from_secs(config.session.idle_timeout_secs),
+                        Duration::from_secs(longest_login),
+                        clock.clone(),
+                    )
+                    .with_audit(audit.clone()),
+                ),
                 None,
             ),
             StoreKind::Redis => {
@@ -271,6 +286,7 @@ impl Gateway {
             )
         });
         let conn_metrics = crate::listen::conn::ConnMetrics::register(&mut metrics);
+        audit.register_metrics(&mut metrics);
         // CPU-heavy login work runs off the I/O workers, bounded (issue 15 item 1; `cpu`).
         let workers = config.server.login_workers.unwrap_or_else(crate::cpu::default_workers);
         let queue = config.server.login_queue.unwrap_or_else(|| crate::cpu::default_queue(workers));
@@ -282,6 +298,15 @@ impl Gateway {
             extra_names.extend(app.headers.header_names().map(|n| n.as_str().to_owned()));
         }
         let namespace = IdentityNamespace::new(extra_names.iter().map(String::as_str));
+        let protocols = config
+            .provider
+            .iter()
+            .map(|p| match &p.value {
+                ProviderConfig::Kaas(_) => "kaas",
+                ProviderConfig::Saml(_) => "saml2",
+                ProviderConfig::Oidc(_) => "oidc",
+            })
+            .collect();
         let app_homes: Vec<Arc<str>> = apps.iter().map(|a| Arc::from(a.path_prefix.as_str())).collect();
         let base_home = base_home(&public_base_url, &apps);
         let gateway = Arc::new(Gateway {
@@ -293,6 +318,7 @@ impl Gateway {
             clock,
             keyring,
             metrics,
+            audit,
             tokens,
             upstream,
             namespace,
@@ -320,6 +346,7 @@ impl Gateway {
             max_sessions_per_user: config.session.max_sessions_per_user,
             logout_returns,
             conn_metrics,
+            protocols,
             app_homes,
             base_home,
             endpoints: OnceLock::new(),
@@ -332,6 +359,11 @@ impl Gateway {
     /// Looks up a provider by name.
     pub fn provider(&self, name: &str) -> Option<(usize, &Arc<dyn Provider>)> {
         self.providers.iter().enumerate().find(|(_, p)| p.name() == name)
+    }
+
+    /// The protocol of the provider at `index` (`kaas`, `saml2`, `oidc`).
+    pub fn protocol_of(&self, index: usize) -> Option<&'static str> {
+        self.protocols.get(index).copied()
     }
 
     /// Absolute URL of a gateway endpoint path (which starts with `/`).

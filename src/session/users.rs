@@ -15,6 +15,7 @@
 use std::sync::Arc;
 
 use super::{Session, SessionStore, StoreError, StoreKey};
+use crate::audit::{Audit, EndReason, Event, Origin, SessionRef, Subject};
 
 /// One session of a user in the per-user index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,9 +41,12 @@ pub struct Listed {
 pub type Keep<'a> = dyn Fn(&StoreKey, &Session) -> bool + Send + Sync + 'a;
 
 /// Ends the oldest sessions of the user of `session` (just saved under `key`) beyond `max`
-/// (0: no limit), never `key` itself. Returns how many ended.
+/// (0: no limit), never `key` itself; each end is audited (`session_end`, reason `limit`).
+/// Returns how many ended.
 pub async fn enforce_limit(
     store: &dyn SessionStore,
+    audit: &Audit,
+    origin: Origin<'_>,
     key: StoreKey,
     session: &Session,
     max: usize,
@@ -59,14 +63,10 @@ pub async fn enforce_limit(
     let excess = sessions.len() - max;
     let mut ended = 0;
     for old in sessions.iter().filter(|s| s.key != key).take(excess) {
-        if store.remove(&old.key).await?.is_some() {
-            tracing::info!(
-                target: "aisgate::audit",
-                event = "session_end",
-                reason = "max_sessions_per_user",
-                session = %old.key.log_label(),
-                user = %session.identity.log_label(),
-            );
+        if let Some(gone) = store.remove(&old.key).await? {
+            tracing::info!(session = %old.key.log_label(), user = %gone.identity.log_label(), "max_sessions_per_user: oldest session ended");
+            let (subject, session) = (Subject(&gone.identity), SessionRef(&old.key));
+            audit.emit(Event::SessionEnd { origin, reason: EndReason::Limit, subject, session });
             ended += 1;
         }
     }
@@ -101,7 +101,7 @@ mod tests {
         store.save(bob, Arc::new(session("bob", now))).await.unwrap();
         let newest = session("alice", now + 3);
         store.save(keys[3], Arc::new(session("alice", now + 3))).await.unwrap();
-        assert_eq!(enforce_limit(&store, keys[3], &newest, 2).await.unwrap(), 2);
+        assert_eq!(enforce_limit(&store, &Audit::off(), Origin::none(), keys[3], &newest, 2).await.unwrap(), 2);
         assert!(store.load(&keys[0]).await.unwrap().is_none(), "oldest ended");
         assert!(store.load(&keys[1]).await.unwrap().is_none(), "second oldest ended");
         assert!(store.load(&keys[2]).await.unwrap().is_some());
@@ -120,10 +120,16 @@ mod tests {
             store.save(StoreKey::of(&[i; 32]), Arc::new(session("alice", now))).await.unwrap();
         }
         let newest = session("alice", now);
-        assert_eq!(enforce_limit(&store, StoreKey::of(&[4; 32]), &newest, 0).await.unwrap(), 0);
+        assert_eq!(
+            enforce_limit(&store, &Audit::off(), Origin::none(), StoreKey::of(&[4; 32]), &newest, 0).await.unwrap(),
+            0
+        );
         assert_eq!(store.user_sessions("nia", "alice").await.unwrap().len(), 5);
         // Same creation second for all: the new key is skipped wherever it sorts, never ended.
-        assert_eq!(enforce_limit(&store, StoreKey::of(&[0; 32]), &newest, 1).await.unwrap(), 4);
+        assert_eq!(
+            enforce_limit(&store, &Audit::off(), Origin::none(), StoreKey::of(&[0; 32]), &newest, 1).await.unwrap(),
+            4
+        );
         assert!(store.load(&StoreKey::of(&[0; 32])).await.unwrap().is_some());
     }
 }
