@@ -25,6 +25,7 @@ use crate::ops::metrics::LoginResult;
 use crate::pages::{self, ErrorKind, ProviderChoice};
 use crate::provider::{BrowserStep, CommonReason, PendingState, ProtocolState, ProviderError, Reason, Side};
 use crate::session::keyring::Purpose;
+use crate::session::shared::CounterScope;
 use crate::session::{random_id, PendingLogin, Session, StoreKey};
 
 type Gw = State<Arc<Gateway>>;
@@ -188,11 +189,12 @@ pub async fn start_login_at(
         return rescue::error(ErrorKind::TooManyRequests, info, None);
     };
     // Every start stores a pending login: one address may not fill the store (issue 15 item 2).
-    let verdict = gw.login_start_limiter.check(info.client_ip);
+    let verdict =
+        gw.login_start_limiter.check_shared(info.client_ip, gw.shared.as_deref(), CounterScope::LoginStart).await;
     if !verdict.allowed() {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, reason = verdict.reason(), "login starts rate-limited");
         audit_refused(gw, info, gw.providers[index].name(), "login_start_rate_limited");
-        return rescue::error(ErrorKind::TooManyRequests, info, None);
+        return rescue::error(limited_page(verdict), info, None);
     }
     let provider = &gw.providers[index];
     let mut ctx = gw.login_context(provider.name());
@@ -350,11 +352,12 @@ async fn direct_submit(
     if gw.provider(&provider).and_then(|(_, p)| p.direct_generator_url()).is_none() {
         return rescue::error(ErrorKind::NotFound, &info, None);
     }
-    let verdict = gw.direct_limiter.check(info.client_ip);
+    let verdict =
+        gw.direct_limiter.check_shared(info.client_ip, gw.shared.as_deref(), CounterScope::DirectCredentials).await;
     if !verdict.allowed() {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, reason = verdict.reason(), "one-time credential attempts rate-limited");
         audit_refused(&gw, &info, &provider, "rate_limited");
-        return rescue::error(ErrorKind::TooManyRequests, &info, None);
+        return rescue::error(limited_page(verdict), &info, None);
     }
     let params: Vec<(String, String)> = url::form_urlencoded::parse(&form).into_owned().collect();
     let handle = super::cookies::login_handle(&gw, &headers, &info);
@@ -505,15 +508,19 @@ async fn finish_login_for(
     let id = random_id();
     let key = StoreKey::of(&id);
     let identity = authenticated.identity;
-    let session = Session::new(
-        identity,
-        authenticated.logout_state,
-        gw.absolute_timeout_secs,
-        gw.apps.len(),
-        gw.clock.now_unix(),
-    )
-    .with_tokens(authenticated.tokens);
-    let session = Arc::new(session);
+    // Re-validate: the stored value passed ReturnUrl at login start, but never trust storage.
+    let target = ReturnUrl::parse(&pending.return_to).unwrap_or_else(|_| ReturnUrl::root());
+    let session = Arc::new(
+        Session::new(
+            identity,
+            authenticated.logout_state,
+            gw.absolute_timeout_secs,
+            gw.apps.len(),
+            gw.clock.now_unix(),
+        )
+        .with_tokens(authenticated.tokens)
+        .with_app(app_at(gw, &target, headers).map(|app| app.name.clone())),
+    );
     if let Err(e) = gw.store.save(key, session.clone()).await {
         tracing::error!(request_id = info.id(), error = %e, "cannot store session");
         return rescue::error(ErrorKind::SessionStoreUnavailable, info, None);
@@ -534,14 +541,32 @@ async fn finish_login_for(
         session: SessionRef(&key),
         required_loa: pending.min_loa.map(|l| l.as_str()),
     });
+    // The newest login wins: beyond the per-user limit the user's oldest sessions end. The
+    // login itself stands even if that fails (the limit is enforced at the next login).
+    if let Err(e) = crate::session::users::enforce_limit(
+        gw.store.as_ref(),
+        &gw.audit,
+        info.audit_origin(),
+        key,
+        &session,
+        gw.max_sessions_per_user,
+    )
+    .await
+    {
+        tracing::error!(request_id = info.id(), error = %e, "cannot apply max_sessions_per_user");
+    }
     gw.metrics.provider(index).login(LoginResult::Success);
-    // Re-validate: the stored value passed ReturnUrl at login start, but never trust storage.
-    let target = ReturnUrl::parse(&pending.return_to).unwrap_or_else(|_| ReturnUrl::root());
     let mut resp = with_cleared_login(gw, rescue::redirect(target.as_str()));
     let value = gw.keyring.seal(Purpose::Session, &id);
     resp.headers_mut().append(SET_COOKIE, set_cookie(&gw.cookie_name, &value, None, gw.cookie_secure));
     resp.headers_mut().append(SET_COOKIE, clear_cookie(&gw.loop_cookie_name, gw.cookie_secure));
     resp
+}
+
+/// The app serving `target` on this host (for a login: the app it was made for).
+fn app_at<'g>(gw: &'g Gateway, target: &ReturnUrl, headers: &HeaderMap) -> Option<&'g App> {
+    let path = CanonicalPath::parse(target.path()).ok()?;
+    route::find(&gw.apps, &request_host(headers), &crate::http::path_forms::PathForms::new(&path))
 }
 
 /// A callback that cannot be finished (no pre-login cookie, or its login already used) in a
@@ -562,8 +587,7 @@ async fn already_logged_in(
     if session.identity.provider != provider {
         return None;
     }
-    let path = CanonicalPath::parse(return_to.path()).ok()?;
-    let app = route::find(&gw.apps, &request_host(headers), &crate::http::path_forms::PathForms::new(&path))?;
+    let app = app_at(gw, return_to, headers)?;
     if !app.accepts_provider(&gw.providers, provider) {
         return None;
     }
@@ -681,6 +705,9 @@ pub struct LogoutRequest {
     pub cancel: Option<String>,
     /// "Log in with another account": after the logout, a login to this URL starts.
     pub switch_to: Option<ReturnUrl>,
+    /// "Log out everywhere" (`everywhere=1`): every session of this user at this provider
+    /// ends, on every instance, not only this browser's.
+    pub everywhere: bool,
 }
 
 impl LogoutRequest {
@@ -690,7 +717,7 @@ impl LogoutRequest {
         let back = param(params, "return").and_then(|r| ReturnUrl::parse(r).ok());
         let switch_to = back.clone().filter(|_| param(params, "switch") == Some("1"));
         let cancel = back.map(ReturnUrl::into_string).or_else(|| home.map(str::to_owned));
-        LogoutRequest { cancel, switch_to }
+        LogoutRequest { cancel, switch_to, everywhere: param(params, "everywhere") == Some("1") }
     }
 }
 
@@ -710,6 +737,9 @@ pub async fn logout_response(
         let mut action = gw.url(&format!("{RESERVED_PREFIX}logout"));
         if let Some(to) = &request.switch_to {
             action = gw.url(&switch_account_url(to.as_str()));
+        }
+        if request.everywhere {
+            action.push_str(if action.contains('?') { "&everywhere=1" } else { "?everywhere=1" });
         }
         let page = pages::logout_confirm_page(&action, request.cancel.as_deref(), info.lang());
         return rescue::html(StatusCode::OK, page);
@@ -735,6 +765,13 @@ pub async fn logout_response(
                     reason: None,
                 });
                 gw.audit.emit(Event::SessionEnd { origin, reason: EndReason::Logout, subject, session: session_ref });
+                if request.everywhere && !log_out_everywhere(gw, &session, info).await {
+                    // The user asked for all devices: saying "logged out" while other
+                    // sessions live on would mislead. This browser's session is gone.
+                    let mut resp = rescue::error(ErrorKind::SessionStoreUnavailable, info, None);
+                    resp.headers_mut().append(SET_COOKIE, clear_cookie(&gw.cookie_name, gw.cookie_secure));
+                    return resp;
+                }
                 if let Some((_, provider)) = gw.provider(&session.identity.provider) {
                     let (found, bound) =
                         super::logout_return::provider_logout(gw, provider.as_ref(), &session.logout_state).await;
@@ -788,6 +825,35 @@ pub async fn logout_response(
         );
     }
     resp
+}
+
+/// Ends every other session of the user of `session` (at its provider), on every instance:
+/// the store announces each end, so tunnels close and other instances drop their copies.
+/// Returns whether that worked.
+async fn log_out_everywhere(gw: &Gateway, session: &Session, info: &RequestInfo) -> bool {
+    let id = &session.identity;
+    let ended = gw.store.remove_for_subject(&id.provider, Some(&id.subject), None).await;
+    let (sessions_ended, result, reason) = match &ended {
+        Ok(n) => {
+            tracing::info!(request_id = info.id(), user = %id.log_label(), ended = n, "logged out everywhere");
+            (*n, Outcome::Success, "everywhere")
+        }
+        Err(e) => {
+            tracing::error!(request_id = info.id(), user = %id.log_label(), error = %e, "cannot end the user's other sessions");
+            (0, Outcome::Error, "everywhere_store_unavailable")
+        }
+    };
+    gw.audit.emit(Event::Logout {
+        origin: info.audit_origin(),
+        by: LogoutBy::User,
+        provider: None,
+        subject: Some(Subject(id)),
+        session: None,
+        sessions_ended,
+        result,
+        reason: Some(reason),
+    });
+    ended.is_ok()
 }
 
 async fn logout(
@@ -897,4 +963,12 @@ async fn backchannel_logout(
 /// The login URL for an unauthenticated request to `return_to`.
 pub fn login_path(return_to: &str) -> String {
     login_url(return_to)
+}
+
+/// The page of a refused attempt: 429, or 503 when the shared store could not count it.
+fn limited_page(verdict: super::rate_limit::Verdict) -> ErrorKind {
+    match verdict {
+        super::rate_limit::Verdict::Unavailable => ErrorKind::SessionStoreUnavailable,
+        _ => ErrorKind::TooManyRequests,
+    }
 }

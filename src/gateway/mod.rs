@@ -45,6 +45,7 @@ use crate::ops::metrics::Metrics;
 use crate::provider::Provider;
 use crate::session::keyring::Keyring;
 use crate::session::memory::MemoryStore;
+use crate::session::shared::SharedState;
 use crate::session::SessionStore;
 use crate::upstream::UpstreamClient;
 
@@ -73,6 +74,9 @@ pub struct Gateway {
     pub providers: Vec<Arc<dyn Provider>>,
     /// Session store.
     pub store: Arc<dyn SessionStore>,
+    /// What instances share besides sessions (replay caches, attempt counters, refresh
+    /// leases): the Redis store; `None` with the memory store (each instance keeps its own).
+    pub shared: Option<Arc<dyn SharedState>>,
     /// The clock of every expiry decision (a test clock in tests, see [`Clock`]).
     pub clock: Clock,
     /// Cookie keys.
@@ -119,6 +123,12 @@ pub struct Gateway {
     pub login_start_limiter: rate_limit::RateLimiter,
     /// Client connection metrics (open, refused, reaped).
     pub conn_metrics: crate::listen::conn::ConnMetrics,
+    /// The admin API's credential (`[admin] token_file`); `None`: the admin API is off.
+    pub admin: Option<crate::admin::AdminAuth>,
+    /// Apps in maintenance, as this instance enforces them ([`crate::admin::maintenance`]).
+    pub maintenance: crate::admin::maintenance::Board,
+    /// Sessions one user may hold at once (`[session] max_sessions_per_user`; 0: no limit).
+    pub max_sessions_per_user: usize,
     /// Returns from an IdP's logout: `[verified, unverified]` `state`.
     pub logout_returns: [crate::ops::metrics::CounterHandle; 2],
     /// Each provider's protocol (`kaas`, `saml2`, `oidc`), by provider index, for audit events
@@ -207,6 +217,12 @@ impl Gateway {
                 }
             },
         };
+        let admin = match &config.admin.token_file {
+            None => None,
+            Some(path) => crate::admin::AdminAuth::load(path)
+                .map_err(|e| errors.push(ConfigError::at(&main_loc, e.to_string())))
+                .ok(),
+        };
         let audit = match crate::audit::Audit::start(&config.audit, clock.clone()) {
             Ok(audit) => audit,
             Err(e) => {
@@ -225,25 +241,37 @@ impl Gateway {
             .iter()
             .filter_map(|p| p.login_profile().pending_login_ttl)
             .fold(config.session.login_ttl_secs, u64::max);
-        let store: Arc<dyn SessionStore> = match config.session.store {
-            StoreKind::Memory => Arc::new(
-                MemoryStore::new(
-                    config.session.max_sessions,
-                    Duration::from_secs(config.session.idle_timeout_secs),
-                    Duration::from_secs(longest_login),
-                    clock.clone(),
-                )
-                .with_audit(audit.clone()),
+        let (store, shared): (Arc<dyn SessionStore>, Option<Arc<dyn SharedState>>) = match config.session.store {
+            StoreKind::Memory => (
+                Arc::new(
+                    MemoryStore::new(
+                        config.session.max_sessions,
+                        Duration::from_secs(config.session.idle_timeout_secs),
+                        Duration::from_secs(longest_login),
+                        clock.clone(),
+                    )
+                    .with_audit(audit.clone()),
+                ),
+                None,
             ),
             StoreKind::Redis => {
                 let opts =
                     crate::session::redis::RedisStoreOptions::of(&config.session, longest_login, apps.len(), &clock);
                 match crate::session::redis::RedisStore::configured(&config.session, keyring.record_keys(), opts, env) {
-                    Ok(store) => Arc::new(store),
+                    Ok(store) => {
+                        let store = Arc::new(store);
+                        (store.clone(), Some(store))
+                    }
                     Err(e) => return Err(vec![ConfigError::at(&main_loc, e.to_string())]),
                 }
             }
         };
+        // Replay caches follow the sessions: shared when the sessions are.
+        if let Some(shared) = &shared {
+            for provider in &providers {
+                provider.use_shared_state(shared.clone());
+            }
+        }
         let app_names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
         let provider_names: Vec<&str> = providers.iter().map(|p| p.name()).collect();
         let mut metrics = Metrics::new(&app_names, &provider_names);
@@ -286,6 +314,7 @@ impl Gateway {
             apps,
             providers,
             store,
+            shared,
             clock,
             keyring,
             metrics,
@@ -312,6 +341,9 @@ impl Gateway {
                 Duration::from_secs(60),
                 100_000,
             ),
+            admin,
+            maintenance: Default::default(),
+            max_sessions_per_user: config.session.max_sessions_per_user,
             logout_returns,
             conn_metrics,
             protocols,
@@ -320,6 +352,7 @@ impl Gateway {
             endpoints: OnceLock::new(),
         });
         let _ = gateway.endpoints.set(endpoints::router(gateway.clone()));
+        crate::admin::maintenance::spawn_refresh(&gateway);
         Ok(gateway)
     }
 

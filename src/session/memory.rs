@@ -25,6 +25,7 @@ use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 use moka::Expiry;
 
+use super::users::{Keep, Listed, UserSession};
 use super::{LogoutBy, PendingLogin, Session, SessionStore, StoreError, StoreKey};
 use crate::audit::{Audit, EndReason, Event, Origin, SessionRef, Subject};
 use crate::clock::Clock;
@@ -56,6 +57,8 @@ pub struct MemoryStore {
     ended: tokio::sync::broadcast::Sender<StoreKey>,
     pending: Cache<StoreKey, PendingLogin>,
     index: Arc<Mutex<LogoutIndex>>,
+    /// Maintenance notices by app (kept here so that they survive a reload with the store).
+    maintenance: Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
     /// Where the ends the store itself decides (expiry, idle, capacity) are audited; ends
     /// callers ask for (logout, replacement, admin) are audited by the caller, who knows why.
     audit: Arc<OnceLock<Audit>>,
@@ -203,6 +206,7 @@ impl MemoryStore {
             // Pending logins are small and short-lived; bound them too (login floods).
             pending: one_shot_cache(max_sessions.max(1000), login_ttl),
             index,
+            maintenance: Mutex::default(),
             audit,
         }
     }
@@ -223,6 +227,15 @@ impl MemoryStore {
 
     fn index(&self) -> std::sync::MutexGuard<'_, LogoutIndex> {
         self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// When `entry` was last read (ms), if it is still live on the store's clock (idle and
+    /// absolute limits); looking does not renew it.
+    fn live(&self, entry: &Entry) -> Option<u64> {
+        let now = self.clock.now_millis();
+        let last_seen = entry.last_seen_ms.load(Ordering::Relaxed);
+        let idle = now.saturating_sub(last_seen) > self.idle_ms;
+        (!idle && !entry.session.is_expired(now / 1000)).then_some(last_seen)
     }
 }
 
@@ -297,6 +310,54 @@ impl SessionStore for MemoryStore {
             }
         }
         Ok(ended)
+    }
+
+    async fn user_sessions(&self, provider: &str, subject: &str) -> Result<Vec<UserSession>, StoreError> {
+        if subject.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The per-user index is the logout index by subject.
+        let candidates = self.index().lookup(&IndexKey::Subject(provider.to_owned(), subject.to_owned()));
+        let mut found: Vec<UserSession> = candidates
+            .into_iter()
+            .filter_map(|key| {
+                let entry = self.sessions.get(&key)?;
+                self.live(&entry)?;
+                let id = &entry.session.identity;
+                (id.provider == provider && id.subject == subject)
+                    .then_some(UserSession { key, created_at: entry.session.created_at })
+            })
+            .collect();
+        found.sort_by_key(|s| (s.created_at, s.key.0));
+        Ok(found)
+    }
+
+    async fn scan_sessions(&self, keep: &Keep<'_>, limit: usize) -> Result<Vec<Listed>, StoreError> {
+        let mut found = Vec::new();
+        for (key, entry) in self.sessions.iter() {
+            if found.len() >= limit {
+                break;
+            }
+            let Some(last_seen_ms) = self.live(&entry) else { continue };
+            if keep(&key, &entry.session) {
+                found.push(Listed { key: *key, session: entry.session.clone(), last_seen: Some(last_seen_ms / 1000) });
+            }
+        }
+        Ok(found)
+    }
+
+    async fn set_maintenance(&self, app: &str, notice: Option<&[u8]>) -> Result<(), StoreError> {
+        let mut map = self.maintenance.lock().unwrap_or_else(|e| e.into_inner());
+        match notice {
+            Some(notice) => map.insert(app.to_owned(), notice.to_vec()),
+            None => map.remove(app),
+        };
+        Ok(())
+    }
+
+    async fn maintenance(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let map = self.maintenance.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
     }
 
     fn active_sessions(&self) -> u64 {
