@@ -308,3 +308,47 @@ async fn without_an_audit_table_no_file_is_written_and_metrics_show_zero_drops()
     let ready: Value = gw.client.get(format!("http://{}/readyz", gw.ops)).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["audit"], serde_json::json!({"enabled": false, "healthy": true, "detail": null}));
 }
+
+#[tokio::test]
+async fn an_operator_ending_a_session_is_audited_as_admin_action_and_session_end_admin() {
+    use std::os::unix::fs::PermissionsExt;
+    let secrets = tempfile::tempdir().unwrap();
+    let token = "audit-test-admin-token-0123456789abcdef";
+    let token_file = secrets.path().join("admin.token");
+    std::fs::write(&token_file, token).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let gw = Gateway::start(StackOptions {
+        upstream: Some(header_echo().await),
+        // `[admin]` is a table of its own after the `[audit]` lines.
+        audit: format!("{AUDIT}\n[admin]\ntoken_file = \"{}\"\n", token_file.display()),
+        ..Default::default()
+    })
+    .await;
+    let (session, _) = gw.login_to("/", 0).await;
+    let first = audit_lines(&gw, 1).await;
+    let handle = first[0]["session"].as_str().unwrap().to_owned();
+    let admin = |method: reqwest::Method, path: &str| {
+        gw.client.request(method, format!("http://{}{path}", gw.ops)).bearer_auth(token).send()
+    };
+    let ended = admin(reqwest::Method::DELETE, &format!("/admin/sessions/{handle}")).await.unwrap();
+    assert_eq!(ended.status(), 200);
+    let again = admin(reqwest::Method::DELETE, &format!("/admin/sessions/{handle}")).await.unwrap();
+    assert_eq!(again.status(), 404, "already ended");
+    assert_eq!(gw.navigate("/", Some(&session)).await.status(), 302, "the session is over");
+
+    let lines = audit_lines(&gw, 4).await;
+    assert_eq!(
+        events(&lines),
+        pairs(&[("login_success", "-"), ("session_end", "admin"), ("admin_action", "-"), ("admin_action", "-")]),
+        "{lines:#?}"
+    );
+    assert_eq!(lines[1]["session"], handle.as_str());
+    assert_eq!(lines[1]["user"], first[0]["user"]);
+    let summary =
+        |l: &Value| (l["action"].clone(), l["target"].clone(), l["sessions_ended"].clone(), l["result"].clone());
+    let (action, target) = (Value::from("end_session"), Value::from(handle.as_str()));
+    assert_eq!(summary(&lines[2]), (action.clone(), target.clone(), Value::from(1), Value::from("success")));
+    assert_eq!(summary(&lines[3]), (action, target, Value::from(0), Value::from("unmatched")));
+    let text = std::fs::read_to_string(audit_file(&gw)).unwrap();
+    assert!(!text.contains(token), "the admin token never reaches the audit file");
+}
