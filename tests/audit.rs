@@ -352,3 +352,45 @@ async fn an_operator_ending_a_session_is_audited_as_admin_action_and_session_end
     let text = std::fs::read_to_string(audit_file(&gw)).unwrap();
     assert!(!text.contains(token), "the admin token never reaches the audit file");
 }
+
+/// The simulated NIA's BSI of its demo user (a pseudonym: never in the audit file).
+const BSI: &str = "CZ/CZ/2e3883ee-7e0d-47cb-8fee-2ea231a58ee6";
+
+#[tokio::test]
+async fn saml_idp_initiated_logouts_are_audited_by_idp_and_back_channel() {
+    let gw = Gateway::start(StackOptions {
+        upstream: Some(header_echo().await),
+        apps: Some("[[app]]\nname = \"desk\"\nupstream = \"{upstream}\"\nproviders = [\"nia\"]\n".to_owned()),
+        saml: Some(aisgate::sim::stack::SamlStackProvider::default()),
+        audit: AUDIT.to_owned(),
+        ..Default::default()
+    })
+    .await;
+    let saml = gw.saml.as_ref().unwrap();
+    let start = gw.navigate("/.aisgate/login?return=%2Fdesk&provider=nia", None).await;
+    let cookie = format!("aisgate_login={}", set_cookie(&start, "aisgate_login").unwrap());
+    let (acs, form) = support::parse_form(&gw.to_idp(start).await.text().await.unwrap());
+    let done = gw.client.post(&acs).form(&form).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(done.status(), 302, "logged in at NIA");
+    let session = format!("aisgate_session={}", set_cookie(&done, "aisgate_session").unwrap());
+    // An unsigned LogoutRequest on the SOAP back channel is refused; a signed one through the
+    // browser ends the session.
+    let unsigned = saml.unsigned_logout_request(BSI, Some("_x"));
+    let refused = gw.client.post(gw.url("/.aisgate/saml/nia/slo")).header("content-type", "text/xml").body(unsigned);
+    assert_eq!(refused.send().await.unwrap().status(), 400);
+    let index = saml.knobs().last_session_index.clone();
+    let (url, _) = saml.logout_request_url(BSI, index.as_deref()).unwrap();
+    assert_eq!(gw.client.get(&url).send().await.unwrap().status(), 302);
+    assert_eq!(gw.client.get(gw.url("/desk")).header("cookie", &session).send().await.unwrap().status(), 401);
+
+    let lines = audit_lines(&gw, 3).await;
+    assert_eq!(events(&lines), pairs(&[("login_success", "-"), ("logout", "unsigned"), ("logout", "-")]), "{lines:#?}");
+    assert_eq!((lines[0]["provider"].as_str(), lines[0]["protocol"].as_str()), (Some("nia"), Some("saml2")));
+    let summary =
+        |l: &Value| (l["by"].clone(), l["provider"].clone(), l["sessions_ended"].clone(), l["result"].clone());
+    let nia = Value::from("nia");
+    assert_eq!(summary(&lines[1]), (Value::from("back_channel"), nia.clone(), Value::from(0), Value::from("refused")));
+    assert_eq!(summary(&lines[2]), (Value::from("idp"), nia, Value::from(1), Value::from("success")));
+    let text = std::fs::read_to_string(audit_file(&gw)).unwrap();
+    assert!(!text.contains("2e3883ee") && !text.contains("SAML"), "no BSI, no SAML message: {text}");
+}
