@@ -139,6 +139,7 @@ async fn kaas_logins_refusals_a_denied_rule_logout_and_idle_end_are_audited_with
     assert_eq!(refusal["client_ip"], "127.0.0.1");
     assert_eq!(success["request_id"], login_request.as_str(), "the login's request id");
     assert_eq!(success["provider"], "jip");
+    assert_eq!(success["app"], "echo", "the app the login was for");
     assert!(success["protocol"].as_str().unwrap().starts_with("kaas-ws/"), "{success}");
     assert_eq!(success["organisation"], "00007064", "the IČO the user acted for");
     let user = success["user"].as_str().unwrap();
@@ -253,6 +254,7 @@ async fn step_up_replaced_session_and_back_channel_logouts_are_audited() {
     );
     let (first, step_up, replaced, second) = (&lines[0], &lines[1], &lines[2], &lines[3]);
     assert_eq!((first["protocol"].as_str(), first["loa"].as_str()), (Some("oidc"), Some("substantial")));
+    assert_eq!(first["app"], "desk");
     assert_eq!(
         (step_up["app"].as_str(), step_up["required_loa"].as_str(), step_up["via"].as_str()),
         (Some("desk"), Some("high"), Some("caais"))
