@@ -165,6 +165,7 @@ fn print_summary(config: &Config, gw: &Gateway) {
         config.ops.listen,
         gw.public_base_url
     );
+    out!("  audit: {}", config.audit.describe());
     out!("  providers:");
     for p in &config.provider {
         out!("    {} (kind {}), callback {}", p.name(), p.kind(), gw.login_context(p.name()).callback_url);

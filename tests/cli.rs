@@ -577,8 +577,10 @@ fn check_probes_the_audit_file_without_creating_it_and_names_a_missing_directory
     let base = good_config("127.0.0.1:8080", "127.0.0.1:9090", "http://127.0.0.1:3000");
     std::fs::create_dir(dir.0.join("logs")).unwrap();
     let good = dir.write("good.toml", &format!("{base}\n[audit]\nfile = \"{{dir}}/logs/audit.jsonl\"\n"));
-    let (code, _, err) = check(&good);
+    let (code, out, err) = check(&good);
     assert_eq!(code, 0, "{err}");
+    let summary = format!("  audit: file {}/logs/audit.jsonl (0o600)", dir.0.display());
+    assert!(out.lines().any(|l| l == summary), "{out}");
     assert!(!dir.0.join("logs/audit.jsonl").exists(), "check creates no audit file (it may run as another user)");
     let missing = dir.write("missing.toml", &format!("{base}\n[audit]\nfile = \"{{dir}}/nope/audit.jsonl\"\n"));
     let (code, _, err) = check(&missing);

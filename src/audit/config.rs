@@ -63,6 +63,27 @@ impl AuditConfig {
     pub fn enabled(&self) -> bool {
         self.file.is_some() || self.syslog
     }
+
+    /// One line for `aisgate check`'s summary: `off`, or the sinks.
+    pub fn describe(&self) -> String {
+        let mut sinks = Vec::new();
+        if let Some(file) = &self.file {
+            sinks.push(format!("file {} (0o{:o})", file.display(), self.file_mode));
+        }
+        if self.syslog {
+            sinks.push(format!(
+                "syslog {} ({:?}, {:?})",
+                self.syslog_socket.display(),
+                self.syslog_facility,
+                self.syslog_format
+            ));
+        }
+        if sinks.is_empty() {
+            return "off".to_owned();
+        }
+        let ip = if self.client_ip { "" } else { ", without client addresses" };
+        format!("{}{ip}", sinks.join(" and "))
+    }
 }
 
 /// Syslog facilities an audit trail may go to.
