@@ -253,8 +253,13 @@ pub(super) fn format_syslog(
         SyslogFormat::Rfc5424 => format!("<{pri}>1 {} {hostname} aisgate {pid} {} - ", entry.ts, entry.name),
         SyslogFormat::Rfc3164 => format!("<{pri}>{} aisgate[{pid}]: ", bsd_timestamp(entry.unix_millis)),
     };
-    let mut message = Vec::with_capacity(head.len() + entry.json.len());
+    let mut message = Vec::with_capacity(head.len() + 3 + entry.json.len());
     message.extend_from_slice(head.as_bytes());
+    // RFC 5424 §6.4: a UTF-8 MSG starts with the BOM (an app or provider name with
+    // diacritics); plain ASCII is MSG-ANY and goes as is.
+    if format == SyslogFormat::Rfc5424 && !entry.json.is_ascii() {
+        message.extend_from_slice("\u{feff}".as_bytes());
+    }
     message.extend_from_slice(&entry.json);
     message
 }

@@ -195,6 +195,9 @@ fn syslog_rfc3164_uses_the_bsd_header() {
         String::from_utf8(message).unwrap(),
         "<38>1 2026-12-05T11:19:01.123Z gw-a aisgate 42 login_success - {\"v\":1}"
     );
+    let utf8 = sink::Entry { json: "{\"app\":\"spisová služba\"}".as_bytes().to_vec(), ..entry };
+    let message = String::from_utf8(sink::format_syslog(SyslogFormat::Rfc5424, Facility::Auth, "gw-a", 42, &utf8));
+    assert!(message.unwrap().ends_with(" - \u{feff}{\"app\":\"spisová služba\"}"), "RFC 5424 §6.4: BOM before UTF-8");
 }
 
 #[test]
