@@ -154,15 +154,14 @@ pub(super) async fn grant(
         tracing::error!(request_id = info.id(), error = %e, "cannot store the login handoff");
         return rescue::error(ErrorKind::SessionStoreUnavailable, info, None);
     }
+    // The login succeeded at the IdP; `login_success` is audited where the session is made.
     tracing::info!(
-        target: "aisgate::audit",
-        event = "login",
         request_id = info.id(),
         provider,
         user = %session.identity.log_label(),
         loa = session.identity.loa.map_or("-", |l| l.as_str()),
         handoff_to = %host,
-        result = "success",
+        "login handed over to the app's host",
     );
     gw.metrics.provider(index).login(crate::ops::metrics::LoginResult::Success);
     let handle = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(handle);
@@ -277,7 +276,7 @@ fn refuse(
     info: &RequestInfo,
 ) -> Response<Body> {
     tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, reason = refusal.label(), "login handoff refused: {}", refusal.why());
-    audit_refused(info, provider, refusal.label());
+    audit_refused(gw, info, provider, refusal.label());
     gw.handoffs.refused(refusal);
     let restart = return_to.map(login_url);
     let mut resp = rescue::error(refusal.page(), info, restart.as_deref().or(info.home()));
@@ -352,24 +351,15 @@ pub(super) async fn take(
         _ => return refuse(&gw, Refusal::SessionUnusable, provider, Some(return_to), &info),
     };
     // A fresh id on this host; any previous session of this browser here ends (fixation).
-    if let Some(old) = super::cookies::session_id(&gw, &headers, &info) {
-        let _ = gw.store.remove(&StoreKey::of(&old)).await;
-    }
+    super::endpoints::end_replaced_session(&gw, &headers, &info).await;
     let id = random_id();
     let key = StoreKey::of(&id);
-    tracing::info!(
-        target: "aisgate::audit",
-        event = "login_handoff",
-        request_id = info.id(),
-        provider,
-        session = %key.log_label(),
-        user = %session.identity.log_label(),
-        result = "success",
-    );
-    if let Err(e) = gw.store.save(key, Arc::new(session)).await {
+    let session = Arc::new(session);
+    if let Err(e) = gw.store.save(key, session.clone()).await {
         tracing::error!(request_id = info.id(), error = %e, "cannot store session");
         return rescue::error(ErrorKind::SessionStoreUnavailable, &info, None);
     }
+    super::endpoints::session_established(&gw, &info, key, &session, None).await;
     gw.handoffs.success.inc();
     // Re-validated: stored values never skip the return URL rules.
     let target = ReturnUrl::parse(return_to).unwrap_or_else(|_| ReturnUrl::root());

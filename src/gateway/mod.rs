@@ -46,6 +46,7 @@ use crate::ops::metrics::Metrics;
 use crate::provider::Provider;
 use crate::session::keyring::Keyring;
 use crate::session::memory::MemoryStore;
+use crate::session::shared::SharedState;
 use crate::session::SessionStore;
 use crate::upstream::UpstreamClient;
 
@@ -76,12 +77,17 @@ pub struct Gateway {
     pub providers: Vec<Arc<dyn Provider>>,
     /// Session store.
     pub store: Arc<dyn SessionStore>,
+    /// What instances share besides sessions (replay caches, attempt counters, refresh
+    /// leases): the Redis store; `None` with the memory store (each instance keeps its own).
+    pub shared: Option<Arc<dyn SharedState>>,
     /// The clock of every expiry decision (a test clock in tests, see [`Clock`]).
     pub clock: Clock,
     /// Cookie keys.
     pub keyring: Keyring,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The audit trail (`[audit]`): `gateway.audit.emit(Event::…)`, never blocking.
+    pub audit: crate::audit::Audit,
     /// Identity token issuer.
     pub tokens: Option<TokenIssuer>,
     /// Upstream client.
@@ -120,10 +126,19 @@ pub struct Gateway {
     pub login_start_limiter: rate_limit::RateLimiter,
     /// Client connection metrics (open, refused, reaped).
     pub conn_metrics: crate::listen::conn::ConnMetrics,
+    /// The admin API's credential (`[admin] token_file`); `None`: the admin API is off.
+    pub admin: Option<crate::admin::AdminAuth>,
+    /// Apps in maintenance, as this instance enforces them ([`crate::admin::maintenance`]).
+    pub maintenance: crate::admin::maintenance::Board,
+    /// Sessions one user may hold at once (`[session] max_sessions_per_user`; 0: no limit).
+    pub max_sessions_per_user: usize,
     /// Returns from an IdP's logout: `[verified, unverified]` `state`.
     pub logout_returns: [crate::ops::metrics::CounterHandle; 2],
     /// Logins handed from the central login host to app hosts (`handoff`).
     handoffs: handoff::HandoffMetrics,
+    /// Each provider's protocol (`kaas`, `saml2`, `oidc`), by provider index, for audit events
+    /// of logins that have no identity yet.
+    protocols: Vec<&'static str>,
     /// Each app's "home page" link target (its path prefix), by app index, shared by pages.
     app_homes: Vec<Arc<str>>,
     /// The public base URL's host and the link to its first app, for pages on a host that
@@ -212,6 +227,19 @@ impl Gateway {
                 }
             },
         };
+        let admin = match &config.admin.token_file {
+            None => None,
+            Some(path) => crate::admin::AdminAuth::load(path)
+                .map_err(|e| errors.push(ConfigError::at(&main_loc, e.to_string())))
+                .ok(),
+        };
+        let audit = match crate::audit::Audit::start(&config.audit, clock.clone()) {
+            Ok(audit) => audit,
+            Err(e) => {
+                errors.push(ConfigError::at(&main_loc, e.to_string()));
+                crate::audit::Audit::off()
+            }
+        };
         let (Some(keyring), true) = (keyring, errors.is_empty()) else {
             return Err(errors);
         };
@@ -223,22 +251,37 @@ impl Gateway {
             .iter()
             .filter_map(|p| p.login_profile().pending_login_ttl)
             .fold(config.session.login_ttl_secs, u64::max);
-        let store: Arc<dyn SessionStore> = match config.session.store {
-            StoreKind::Memory => Arc::new(MemoryStore::new(
-                config.session.max_sessions,
-                Duration::from_secs(config.session.idle_timeout_secs),
-                Duration::from_secs(longest_login),
-                clock.clone(),
-            )),
+        let (store, shared): (Arc<dyn SessionStore>, Option<Arc<dyn SharedState>>) = match config.session.store {
+            StoreKind::Memory => (
+                Arc::new(
+                    MemoryStore::new(
+                        config.session.max_sessions,
+                        Duration::from_secs(config.session.idle_timeout_secs),
+                        Duration::from_secs(longest_login),
+                        clock.clone(),
+                    )
+                    .with_audit(audit.clone()),
+                ),
+                None,
+            ),
             StoreKind::Redis => {
                 let opts =
                     crate::session::redis::RedisStoreOptions::of(&config.session, longest_login, apps.len(), &clock);
                 match crate::session::redis::RedisStore::configured(&config.session, keyring.record_keys(), opts, env) {
-                    Ok(store) => Arc::new(store),
+                    Ok(store) => {
+                        let store = Arc::new(store);
+                        (store.clone(), Some(store))
+                    }
                     Err(e) => return Err(vec![ConfigError::at(&main_loc, e.to_string())]),
                 }
             }
         };
+        // Replay caches follow the sessions: shared when the sessions are.
+        if let Some(shared) = &shared {
+            for provider in &providers {
+                provider.use_shared_state(shared.clone());
+            }
+        }
         let app_names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
         let provider_names: Vec<&str> = providers.iter().map(|p| p.name()).collect();
         let mut metrics = Metrics::new(&app_names, &provider_names);
@@ -254,6 +297,7 @@ impl Gateway {
         });
         let conn_metrics = crate::listen::conn::ConnMetrics::register(&mut metrics);
         let handoffs = handoff::HandoffMetrics::register(&mut metrics);
+        audit.register_metrics(&mut metrics);
         // CPU-heavy login work runs off the I/O workers, bounded (issue 15 item 1; `cpu`).
         let workers = config.server.login_workers.unwrap_or_else(crate::cpu::default_workers);
         let queue = config.server.login_queue.unwrap_or_else(|| crate::cpu::default_queue(workers));
@@ -265,6 +309,15 @@ impl Gateway {
             extra_names.extend(app.headers.header_names().map(|n| n.as_str().to_owned()));
         }
         let namespace = IdentityNamespace::new(extra_names.iter().map(String::as_str));
+        let protocols = config
+            .provider
+            .iter()
+            .map(|p| match &p.value {
+                ProviderConfig::Kaas(_) => "kaas",
+                ProviderConfig::Saml(_) => "saml2",
+                ProviderConfig::Oidc(_) => "oidc",
+            })
+            .collect();
         let app_homes: Vec<Arc<str>> = apps.iter().map(|a| Arc::from(a.path_prefix.as_str())).collect();
         let base_home = base_home(&public_base_url, &apps);
         let gateway = Arc::new(Gateway {
@@ -273,9 +326,11 @@ impl Gateway {
             provider_bases,
             providers,
             store,
+            shared,
             clock,
             keyring,
             metrics,
+            audit,
             tokens,
             upstream,
             namespace,
@@ -298,20 +353,30 @@ impl Gateway {
                 Duration::from_secs(60),
                 100_000,
             ),
+            admin,
+            maintenance: Default::default(),
+            max_sessions_per_user: config.session.max_sessions_per_user,
             logout_returns,
             handoffs,
             conn_metrics,
+            protocols,
             app_homes,
             base_home,
             endpoints: OnceLock::new(),
         });
         let _ = gateway.endpoints.set(endpoints::router(gateway.clone()));
+        crate::admin::maintenance::spawn_refresh(&gateway);
         Ok(gateway)
     }
 
     /// Looks up a provider by name.
     pub fn provider(&self, name: &str) -> Option<(usize, &Arc<dyn Provider>)> {
         self.providers.iter().enumerate().find(|(_, p)| p.name() == name)
+    }
+
+    /// The protocol of the provider at `index` (`kaas`, `saml2`, `oidc`).
+    pub fn protocol_of(&self, index: usize) -> Option<&'static str> {
+        self.protocols.get(index).copied()
     }
 
     /// Absolute URL of a gateway endpoint path (which starts with `/`).

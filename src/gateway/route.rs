@@ -88,6 +88,19 @@ pub enum Denied {
     NoRule,
 }
 
+impl Denied {
+    /// The bounded label of the audit event's `denied`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Denied::MissingRole => "missing_role",
+            Denied::LoaTooLow => "loa_too_low",
+            Denied::Organisation => "organisation",
+            Denied::Provider => "provider",
+            Denied::NoRule => "no_rule",
+        }
+    }
+}
+
 /// How one reading of a path was decided (`aisgate check --explain`).
 #[derive(Debug, PartialEq, Eq)]
 pub struct ReadingDecision<'a> {
@@ -242,6 +255,16 @@ impl App {
         self.readings(forms).iter().try_for_each(|r| self.decide(r, identity).1)
     }
 
+    /// [`App::authorize`] naming the deciding `[[app.rule]]` (its index in the app, `None`
+    /// when no rule matched and the app's default denied) of the first refusing reading, for
+    /// the audit event.
+    pub fn authorize_rule(&self, forms: &PathForms<'_>, identity: &Identity) -> Result<(), (Option<usize>, Denied)> {
+        self.readings(forms).iter().try_for_each(|r| {
+            let (rule, result) = self.decide(r, identity);
+            result.map_err(|denied| (rule, denied))
+        })
+    }
+
     /// Every reading with its deciding rule and result (`check --explain`).
     pub fn explain<'f>(&self, forms: &'f PathForms<'_>, identity: &Identity) -> Vec<ReadingDecision<'f>> {
         self.readings(forms)
@@ -381,6 +404,18 @@ mod tests {
         assert_eq!(a.authorize(&path("/admin"), &id), Ok(()));
         id.organisation = None;
         assert_eq!(a.authorize(&path("/admin"), &id), Err(Denied::Organisation));
+    }
+
+    #[test]
+    fn a_refusal_names_the_deciding_rule_or_none_for_the_default() {
+        let user = Identity { provider: "p".into(), loa: Some(Loa::High), ..Identity::default() };
+        let a = app_with(0, &[], "/", "");
+        assert_eq!(a.authorize_rule(&path("/admin/x"), &user), Err((Some(0), Denied::MissingRole)));
+        assert_eq!(a.authorize_rule(&path("/other"), &user), Ok(()));
+        let deny = app_with(1, &[], "/", "default = \"deny\"");
+        assert_eq!(deny.authorize_rule(&path("/other"), &user), Err((None, Denied::NoRule)));
+        assert_eq!(Denied::NoRule.label(), "no_rule");
+        assert_eq!(Denied::MissingRole.label(), "missing_role");
     }
 
     fn admin() -> Identity {

@@ -1,4 +1,4 @@
-//! The ops listener: `/healthz`, `/readyz`, `/metrics`.
+//! The ops listener: `/healthz`, `/readyz`, `/metrics`, and the admin API ([`crate::admin`]).
 //!
 //! Kept on its own listener (default `127.0.0.1:9090`) so that readiness details and metrics
 //! never reach the public network.
@@ -21,17 +21,22 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(gateway)
+        .with_state(gateway.clone())
+        // `/admin/…`: only with `[admin] token_file`, behind its bearer token.
+        .merge(crate::admin::router(gateway))
 }
 
 async fn readyz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
     let providers = gw.readiness();
     let store = gw.store.readiness();
     let ready = store.ready && providers.iter().all(|(_, r)| r.ready);
+    // Informational only: a failing audit sink never makes the gateway unready (see `audit`).
+    let audit = gw.audit.health();
     let body = serde_json::json!({
         "ready": ready,
         "config": "loaded",
         "session_store": {"backend": store.backend, "ready": store.ready, "detail": store.detail},
+        "audit": {"enabled": audit.enabled, "healthy": audit.healthy, "detail": audit.detail},
         "providers": providers.iter().map(|(name, r)| (name.clone(), serde_json::json!({"ready": r.ready, "detail": r.detail}))).collect::<serde_json::Map<_, _>>(),
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

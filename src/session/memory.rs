@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -25,7 +25,9 @@ use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 use moka::Expiry;
 
+use super::users::{Keep, Listed, UserSession};
 use super::{LogoutBy, PendingLogin, Session, SessionStore, StoreError, StoreKey};
+use crate::audit::{Audit, EndReason, Event, Origin, SessionRef, Subject};
 use crate::clock::Clock;
 
 /// A bounded cache with least-recently-used eviction and a time to live, for entries that are
@@ -55,6 +57,11 @@ pub struct MemoryStore {
     ended: tokio::sync::broadcast::Sender<StoreKey>,
     pending: Cache<StoreKey, PendingLogin>,
     index: Arc<Mutex<LogoutIndex>>,
+    /// Maintenance notices by app (kept here so that they survive a reload with the store).
+    maintenance: Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
+    /// Where the ends the store itself decides (expiry, idle, capacity) are audited; ends
+    /// callers ask for (logout, replacement, admin) are audited by the caller, who knows why.
+    audit: Arc<OnceLock<Audit>>,
 }
 
 /// What a session is indexed under: by IdP session id or by subject, always per provider.
@@ -160,6 +167,8 @@ impl MemoryStore {
         // re-check their session), it never grows memory.
         let (ended, _) = tokio::sync::broadcast::channel(1024);
         let listener_ended = ended.clone();
+        let audit: Arc<OnceLock<Audit>> = Arc::default();
+        let (listener_audit, listener_clock) = (audit.clone(), clock.clone());
         // Runs for every removal cause, so the index shrinks with the cache. It must not call
         // back into the cache (moka may run it while holding internal locks).
         let listener = move |key: Arc<StoreKey>, entry: Entry, cause: moka::notification::RemovalCause| {
@@ -168,6 +177,18 @@ impl MemoryStore {
             // Sending fails only when nobody listens, which is fine.
             if cause != moka::notification::RemovalCause::Replaced {
                 let _ = listener_ended.send(*key);
+            }
+            // moka's housekeeping found it over (idle or absolute) or made room.
+            let reason = match cause {
+                moka::notification::RemovalCause::Expired if entry.session.is_expired(listener_clock.now_unix()) => {
+                    Some(EndReason::Expired)
+                }
+                moka::notification::RemovalCause::Expired => Some(EndReason::Idle),
+                moka::notification::RemovalCause::Size => Some(EndReason::Limit),
+                _ => None,
+            };
+            if let (Some(reason), Some(audit)) = (reason, listener_audit.get()) {
+                audit_end(audit, reason, &key, &entry.session);
             }
         };
         MemoryStore {
@@ -185,12 +206,43 @@ impl MemoryStore {
             // Pending logins are small and short-lived; bound them too (login floods).
             pending: one_shot_cache(max_sessions.max(1000), login_ttl),
             index,
+            maintenance: Mutex::default(),
+            audit,
+        }
+    }
+
+    /// Audits the session ends this store decides (expiry, idle timeout, capacity) to `audit`.
+    pub fn with_audit(self, audit: Audit) -> MemoryStore {
+        let _ = self.audit.set(audit);
+        self
+    }
+
+    /// Removes a session `load` found over, auditing why.
+    fn end(&self, key: &StoreKey, reason: EndReason) {
+        // An explicit removal: the listener leaves the audit to us.
+        if let (Some(entry), Some(audit)) = (self.sessions.remove(key), self.audit.get()) {
+            audit_end(audit, reason, key, &entry.session);
         }
     }
 
     fn index(&self) -> std::sync::MutexGuard<'_, LogoutIndex> {
         self.index.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// When `entry` was last read (ms), if it is still live on the store's clock (idle and
+    /// absolute limits); looking does not renew it.
+    fn live(&self, entry: &Entry) -> Option<u64> {
+        let now = self.clock.now_millis();
+        let last_seen = entry.last_seen_ms.load(Ordering::Relaxed);
+        let idle = now.saturating_sub(last_seen) > self.idle_ms;
+        (!idle && !entry.session.is_expired(now / 1000)).then_some(last_seen)
+    }
+}
+
+/// The `session_end` event of a session the store ended by itself (no request: no origin).
+fn audit_end(audit: &Audit, reason: EndReason, key: &StoreKey, session: &Session) {
+    let subject = Subject(&session.identity);
+    audit.emit(Event::SessionEnd { origin: Origin::none(), reason, subject, session: SessionRef(key) });
 }
 
 #[async_trait]
@@ -201,11 +253,15 @@ impl SessionStore for MemoryStore {
         // exactly, on the store's clock. An idle session is gone for good.
         let now = self.clock.now_millis();
         if now.saturating_sub(entry.last_seen_ms.load(Ordering::Relaxed)) > self.idle_ms {
-            self.sessions.remove(key);
+            self.end(key, EndReason::Idle);
+            return Ok(None);
+        }
+        if entry.session.is_expired(now / 1000) {
+            self.end(key, EndReason::Expired);
             return Ok(None);
         }
         entry.last_seen_ms.fetch_max(now, Ordering::Relaxed);
-        Ok(Some(entry.session).filter(|s| !s.is_expired(now / 1000)))
+        Ok(Some(entry.session))
     }
 
     async fn save(&self, key: StoreKey, session: Arc<Session>) -> Result<(), StoreError> {
@@ -254,6 +310,54 @@ impl SessionStore for MemoryStore {
             }
         }
         Ok(ended)
+    }
+
+    async fn user_sessions(&self, provider: &str, subject: &str) -> Result<Vec<UserSession>, StoreError> {
+        if subject.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The per-user index is the logout index by subject.
+        let candidates = self.index().lookup(&IndexKey::Subject(provider.to_owned(), subject.to_owned()));
+        let mut found: Vec<UserSession> = candidates
+            .into_iter()
+            .filter_map(|key| {
+                let entry = self.sessions.get(&key)?;
+                self.live(&entry)?;
+                let id = &entry.session.identity;
+                (id.provider == provider && id.subject == subject)
+                    .then_some(UserSession { key, created_at: entry.session.created_at })
+            })
+            .collect();
+        found.sort_by_key(|s| (s.created_at, s.key.0));
+        Ok(found)
+    }
+
+    async fn scan_sessions(&self, keep: &Keep<'_>, limit: usize) -> Result<Vec<Listed>, StoreError> {
+        let mut found = Vec::new();
+        for (key, entry) in self.sessions.iter() {
+            if found.len() >= limit {
+                break;
+            }
+            let Some(last_seen_ms) = self.live(&entry) else { continue };
+            if keep(&key, &entry.session) {
+                found.push(Listed { key: *key, session: entry.session.clone(), last_seen: Some(last_seen_ms / 1000) });
+            }
+        }
+        Ok(found)
+    }
+
+    async fn set_maintenance(&self, app: &str, notice: Option<&[u8]>) -> Result<(), StoreError> {
+        let mut map = self.maintenance.lock().unwrap_or_else(|e| e.into_inner());
+        match notice {
+            Some(notice) => map.insert(app.to_owned(), notice.to_vec()),
+            None => map.remove(app),
+        };
+        Ok(())
+    }
+
+    async fn maintenance(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let map = self.maintenance.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
     }
 
     fn active_sessions(&self) -> u64 {
@@ -462,5 +566,69 @@ mod tests {
         assert!(store.pending.entry_count() <= 1000, "still bounded");
         let taken = store.take_pending(&real).await.unwrap();
         assert_eq!(taken.map(|p| p.provider), Some("real".to_owned()));
+    }
+
+    /// The audit lines a store with an audit file wrote while `f` ran.
+    async fn audited<F: std::future::Future<Output = ()>>(
+        store: impl FnOnce(Audit) -> MemoryStore,
+        f: impl FnOnce(MemoryStore) -> F,
+    ) -> Vec<serde_json::Value> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let config = crate::audit::AuditConfig { file: Some(path.clone()), ..Default::default() };
+        let audit = Audit::start(&config, Clock::test()).unwrap();
+        f(store(audit.clone())).await;
+        assert!(audit.flush(Duration::from_secs(5)));
+        let text = std::fs::read_to_string(&path).unwrap();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    #[tokio::test]
+    async fn sessions_the_store_ends_are_audited_with_their_reason() {
+        let clock = Clock::test();
+        let (idle, expired, removed) = (StoreKey::of(&[50; 32]), StoreKey::of(&[51; 32]), StoreKey::of(&[52; 32]));
+        let store_clock = clock.clone();
+        let make = move |audit| {
+            MemoryStore::new(10, Duration::from_secs(600), Duration::from_secs(60), store_clock).with_audit(audit)
+        };
+        let lines = audited(make, |store| async move {
+            store.save(idle, user_session("jip", "idle-user", None, 3600)).await.unwrap();
+            store.save(expired, user_session("jip", "expired-user", None, 300)).await.unwrap();
+            store.save(removed, user_session("jip", "removed-user", None, 3600)).await.unwrap();
+            // A removal the caller asked for (logout, admin) is the caller's to audit.
+            store.remove(&removed).await.unwrap();
+            clock.advance(Duration::from_secs(301));
+            assert!(store.load(&expired).await.unwrap().is_none());
+            clock.advance(Duration::from_secs(300));
+            assert!(store.load(&idle).await.unwrap().is_none());
+        })
+        .await;
+        let got: Vec<(&str, &str, String)> = lines
+            .iter()
+            .map(|l| (l["event"].as_str().unwrap(), l["reason"].as_str().unwrap(), l["session"].to_string()))
+            .collect();
+        let label = |k: &StoreKey| format!("\"{}\"", k.log_label());
+        assert_eq!(got, [("session_end", "expired", label(&expired)), ("session_end", "idle", label(&idle))]);
+        assert!(lines.iter().all(|l| l.get("request_id").is_none()), "no request ended these");
+        let text = serde_json::to_string(&lines).unwrap();
+        assert!(!text.contains("-user"), "subjects never appear: {text}");
+    }
+
+    #[tokio::test]
+    async fn a_full_store_audits_the_session_it_evicts_as_limit() {
+        let make = |audit| {
+            MemoryStore::new(1, Duration::from_secs(600), Duration::from_secs(60), Clock::system()).with_audit(audit)
+        };
+        let (first, second) = (StoreKey::of(&[60; 32]), StoreKey::of(&[61; 32]));
+        let lines = audited(make, |store| async move {
+            store.save(first, user_session("jip", "a", None, 3600)).await.unwrap();
+            store.sessions.run_pending_tasks();
+            store.save(second, user_session("jip", "b", None, 3600)).await.unwrap();
+            store.sessions.run_pending_tasks();
+        })
+        .await;
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!((lines[0]["event"].as_str(), lines[0]["reason"].as_str()), (Some("session_end"), Some("limit")));
+        assert_eq!(lines[0]["session"].as_str().unwrap(), first.log_label());
     }
 }
