@@ -462,18 +462,15 @@ async fn without_a_token_file_the_admin_api_does_not_exist() {
 // Redis
 // ---------------------------------------------------------------------------------------
 
+/// A store as `[session]` with the server's `session_extra` configures it (one instance).
 fn redis_store(redis: &Redis) -> RedisStore {
-    let cfg: aisgate::config::RedisConfig =
-        toml::from_str(&format!("url = \"{}\"\ntimeout_ms = 500\n", redis.url())).unwrap();
-    let opts = RedisStoreOptions {
-        idle: Duration::from_secs(600),
-        login_ttl: Duration::from_secs(60),
-        absolute: Duration::from_secs(3600),
-        apps: 1,
-        clock: Clock::system(),
-    };
+    // The `[session.redis]` table, read as the `redis` field of `[session]`.
+    let lines =
+        format!("keys = []\nidle_timeout_secs = 600\n{}", redis.session_extra().replace("[session.redis]", "[redis]"));
+    let session: aisgate::config::SessionConfig = toml::from_str(&lines).unwrap();
+    let opts = RedisStoreOptions::of(&session, 60, 1, &Clock::system());
     let keyring = Keyring::from_secrets(vec![("k1".into(), vec![7u8; 32])]).unwrap();
-    RedisStore::new(&cfg, keyring.record_keys(), opts, &|_| None).unwrap()
+    RedisStore::configured(&session, keyring.record_keys(), opts, &|_| None).unwrap()
 }
 
 fn session(sub: &str, created_at: u64) -> Arc<Session> {
