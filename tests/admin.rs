@@ -166,6 +166,9 @@ async fn the_admin_api_needs_its_token_and_lists_sessions_without_personal_data(
     assert!(admin.logged_in("/desk/", &official).await, "an unauthorised end ended nothing");
     let healthz = admin.gw.client.get(admin.ops("/healthz")).send().await.unwrap();
     assert_eq!(healthz.status(), 200, "the rest of the ops listener needs no token");
+    let refused = admin.audit("admin_action", 4).await;
+    assert_eq!(refused.len(), 4, "{refused:#?}");
+    assert!(refused.iter().all(|a| a["action"] == "authenticate" && a["result"] == "refused"), "{refused:#?}");
 
     let (status, body) = admin.get("/admin/sessions").await;
     assert_eq!(status, 200);
