@@ -139,6 +139,7 @@ async fn kaas_logins_refusals_a_denied_rule_logout_and_idle_end_are_audited_with
     assert_eq!(refusal["client_ip"], "127.0.0.1");
     assert_eq!(success["request_id"], login_request.as_str(), "the login's request id");
     assert_eq!(success["provider"], "jip");
+    assert_eq!(success["app"], "echo", "the app the login was for");
     assert!(success["protocol"].as_str().unwrap().starts_with("kaas-ws/"), "{success}");
     assert_eq!(success["organisation"], "00007064", "the IČO the user acted for");
     let user = success["user"].as_str().unwrap();
@@ -253,6 +254,7 @@ async fn step_up_replaced_session_and_back_channel_logouts_are_audited() {
     );
     let (first, step_up, replaced, second) = (&lines[0], &lines[1], &lines[2], &lines[3]);
     assert_eq!((first["protocol"].as_str(), first["loa"].as_str()), (Some("oidc"), Some("substantial")));
+    assert_eq!(first["app"], "desk");
     assert_eq!(
         (step_up["app"].as_str(), step_up["required_loa"].as_str(), step_up["via"].as_str()),
         (Some("desk"), Some("high"), Some("caais"))
@@ -307,4 +309,90 @@ async fn without_an_audit_table_no_file_is_written_and_metrics_show_zero_drops()
     assert!(metrics.contains("aisgate_audit_dropped_total 0"), "{metrics}");
     let ready: Value = gw.client.get(format!("http://{}/readyz", gw.ops)).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["audit"], serde_json::json!({"enabled": false, "healthy": true, "detail": null}));
+}
+
+#[tokio::test]
+async fn an_operator_ending_a_session_is_audited_as_admin_action_and_session_end_admin() {
+    use std::os::unix::fs::PermissionsExt;
+    let secrets = tempfile::tempdir().unwrap();
+    let token = "audit-test-admin-token-0123456789abcdef";
+    let token_file = secrets.path().join("admin.token");
+    std::fs::write(&token_file, token).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let gw = Gateway::start(StackOptions {
+        upstream: Some(header_echo().await),
+        // `[admin]` is a table of its own after the `[audit]` lines.
+        audit: format!("{AUDIT}\n[admin]\ntoken_file = \"{}\"\n", token_file.display()),
+        ..Default::default()
+    })
+    .await;
+    let (session, _) = gw.login_to("/", 0).await;
+    let first = audit_lines(&gw, 1).await;
+    let handle = first[0]["session"].as_str().unwrap().to_owned();
+    let admin = |method: reqwest::Method, path: &str| {
+        gw.client.request(method, format!("http://{}{path}", gw.ops)).bearer_auth(token).send()
+    };
+    let ended = admin(reqwest::Method::DELETE, &format!("/admin/sessions/{handle}")).await.unwrap();
+    assert_eq!(ended.status(), 200);
+    let again = admin(reqwest::Method::DELETE, &format!("/admin/sessions/{handle}")).await.unwrap();
+    assert_eq!(again.status(), 404, "already ended");
+    assert_eq!(gw.navigate("/", Some(&session)).await.status(), 302, "the session is over");
+
+    let lines = audit_lines(&gw, 4).await;
+    assert_eq!(
+        events(&lines),
+        pairs(&[("login_success", "-"), ("session_end", "admin"), ("admin_action", "-"), ("admin_action", "-")]),
+        "{lines:#?}"
+    );
+    assert_eq!(lines[1]["session"], handle.as_str());
+    assert_eq!(lines[1]["user"], first[0]["user"]);
+    let summary =
+        |l: &Value| (l["action"].clone(), l["target"].clone(), l["sessions_ended"].clone(), l["result"].clone());
+    let (action, target) = (Value::from("end_session"), Value::from(handle.as_str()));
+    assert_eq!(summary(&lines[2]), (action.clone(), target.clone(), Value::from(1), Value::from("success")));
+    assert_eq!(summary(&lines[3]), (action, target, Value::from(0), Value::from("unmatched")));
+    let text = std::fs::read_to_string(audit_file(&gw)).unwrap();
+    assert!(!text.contains(token), "the admin token never reaches the audit file");
+}
+
+/// The simulated NIA's BSI of its demo user (a pseudonym: never in the audit file).
+const BSI: &str = "CZ/CZ/2e3883ee-7e0d-47cb-8fee-2ea231a58ee6";
+
+#[tokio::test]
+async fn saml_idp_initiated_logouts_are_audited_by_idp_and_back_channel() {
+    let gw = Gateway::start(StackOptions {
+        upstream: Some(header_echo().await),
+        apps: Some("[[app]]\nname = \"desk\"\nupstream = \"{upstream}\"\nproviders = [\"nia\"]\n".to_owned()),
+        saml: Some(aisgate::sim::stack::SamlStackProvider::default()),
+        audit: AUDIT.to_owned(),
+        ..Default::default()
+    })
+    .await;
+    let saml = gw.saml.as_ref().unwrap();
+    let start = gw.navigate("/.aisgate/login?return=%2Fdesk&provider=nia", None).await;
+    let cookie = format!("aisgate_login={}", set_cookie(&start, "aisgate_login").unwrap());
+    let (acs, form) = support::parse_form(&gw.to_idp(start).await.text().await.unwrap());
+    let done = gw.client.post(&acs).form(&form).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(done.status(), 302, "logged in at NIA");
+    let session = format!("aisgate_session={}", set_cookie(&done, "aisgate_session").unwrap());
+    // An unsigned LogoutRequest on the SOAP back channel is refused; a signed one through the
+    // browser ends the session.
+    let unsigned = saml.unsigned_logout_request(BSI, Some("_x"));
+    let refused = gw.client.post(gw.url("/.aisgate/saml/nia/slo")).header("content-type", "text/xml").body(unsigned);
+    assert_eq!(refused.send().await.unwrap().status(), 400);
+    let index = saml.knobs().last_session_index.clone();
+    let (url, _) = saml.logout_request_url(BSI, index.as_deref()).unwrap();
+    assert_eq!(gw.client.get(&url).send().await.unwrap().status(), 302);
+    assert_eq!(gw.client.get(gw.url("/desk")).header("cookie", &session).send().await.unwrap().status(), 401);
+
+    let lines = audit_lines(&gw, 3).await;
+    assert_eq!(events(&lines), pairs(&[("login_success", "-"), ("logout", "unsigned"), ("logout", "-")]), "{lines:#?}");
+    assert_eq!((lines[0]["provider"].as_str(), lines[0]["protocol"].as_str()), (Some("nia"), Some("saml2")));
+    let summary =
+        |l: &Value| (l["by"].clone(), l["provider"].clone(), l["sessions_ended"].clone(), l["result"].clone());
+    let nia = Value::from("nia");
+    assert_eq!(summary(&lines[1]), (Value::from("back_channel"), nia.clone(), Value::from(0), Value::from("refused")));
+    assert_eq!(summary(&lines[2]), (Value::from("idp"), nia, Value::from(1), Value::from("success")));
+    let text = std::fs::read_to_string(audit_file(&gw)).unwrap();
+    assert!(!text.contains("2e3883ee") && !text.contains("SAML"), "no BSI, no SAML message: {text}");
 }

@@ -142,6 +142,9 @@ pub enum Event<'a> {
         /// Request.
         #[serde(flatten)]
         origin: Origin<'a>,
+        /// The app the login was for (its return URL's), if one serves it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        app: Option<&'a str>,
         /// Who logged in.
         #[serde(flatten)]
         subject: Subject<'a>,

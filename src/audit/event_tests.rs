@@ -46,8 +46,8 @@ fn schema_v1_golden_lines() {
     let (subject, session) = (Subject(&id), SessionRef(&key));
     let cases: Vec<(Event<'_>, &str)> = vec![
         (
-            Event::LoginSuccess { origin, subject, session, required_loa: None },
-            r#"{"v":1,"ts":"2026-12-05T11:19:01.123Z","event":"login_success","request_id":"gw1-42","client_ip":"192.0.2.10","user":"<user>","provider":"caais","protocol":"oidc","loa":"substantial","organisation":"00007064","session":"<session>"}"#,
+            Event::LoginSuccess { origin, app: Some("spisovka"), subject, session, required_loa: None },
+            r#"{"v":1,"ts":"2026-12-05T11:19:01.123Z","event":"login_success","request_id":"gw1-42","client_ip":"192.0.2.10","app":"spisovka","user":"<user>","provider":"caais","protocol":"oidc","loa":"substantial","organisation":"00007064","session":"<session>"}"#,
         ),
         (
             Event::LoginFailure {
@@ -124,6 +124,7 @@ fn records_carry_no_subject_names_contacts_or_organisation_name() {
     let key = StoreKey([9; 32]);
     let event = Event::LoginSuccess {
         origin: Origin::none(),
+        app: None,
         subject: Subject(&id),
         session: SessionRef(&key),
         required_loa: Some("high"),

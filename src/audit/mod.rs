@@ -161,9 +161,14 @@ impl Audit {
     }
 
     /// Opens the configured sinks and starts the writer thread; with no sink configured,
-    /// [`Audit::off`]. Timestamps come from `clock`.
+    /// [`Audit::off`]. Timestamps come from `clock`. With [`AuditConfig::dry_run`] the sinks
+    /// are only checked and the handle is off.
     pub fn start(config: &AuditConfig, clock: Clock) -> Result<Audit, AuditError> {
         if !config.enabled() {
+            return Ok(Audit::off());
+        }
+        if config.dry_run {
+            sink::Sinks::check(config)?;
             return Ok(Audit::off());
         }
         let sinks = sink::Sinks::open(config)?;

@@ -195,6 +195,9 @@ fn syslog_rfc3164_uses_the_bsd_header() {
         String::from_utf8(message).unwrap(),
         "<38>1 2026-12-05T11:19:01.123Z gw-a aisgate 42 login_success - {\"v\":1}"
     );
+    let utf8 = sink::Entry { json: "{\"app\":\"spisová služba\"}".as_bytes().to_vec(), ..entry };
+    let message = String::from_utf8(sink::format_syslog(SyslogFormat::Rfc5424, Facility::Auth, "gw-a", 42, &utf8));
+    assert!(message.unwrap().ends_with(" - \u{feff}{\"app\":\"spisová služba\"}"), "RFC 5424 §6.4: BOM before UTF-8");
 }
 
 #[test]
@@ -238,4 +241,25 @@ fn counts_before_the_metrics_exist_are_kept() {
     count.attach(series.clone());
     count.inc();
     assert_eq!((series.get(), count.get()), (3, 3));
+}
+
+#[test]
+fn a_dry_run_checks_the_sinks_without_creating_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let dry = |config: AuditConfig| AuditConfig { dry_run: true, ..config };
+    let audit = Audit::start(&dry(file_config(&path)), Clock::test()).unwrap();
+    assert!(!audit.is_enabled());
+    assert!(!path.exists(), "check creates no file");
+    let missing = dir.path().join("missing").join("audit.jsonl");
+    let text = Audit::start(&dry(file_config(&missing)), Clock::test()).unwrap_err().to_string();
+    assert!(text.contains("missing/audit.jsonl") && text.contains("No such file"), "{text}");
+    std::fs::write(&path, "").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+    // Root may write a read-only file anyway: only assert where permissions bind.
+    if std::fs::OpenOptions::new().append(true).open(&path).is_err() {
+        assert!(Audit::start(&dry(file_config(&path)), Clock::test()).is_err(), "an unwritable file is an error");
+    }
+    let socket = dry(AuditConfig { syslog: true, syslog_socket: dir.path().join("nope"), ..AuditConfig::default() });
+    assert!(Audit::start(&socket, Clock::test()).is_err(), "a missing syslog socket is an error");
 }

@@ -537,6 +537,7 @@ async fn finish_login_for(
     );
     gw.audit.emit(Event::LoginSuccess {
         origin: info.audit_origin(),
+        app: session.app.as_deref(),
         subject: Subject(identity),
         session: SessionRef(&key),
         required_loa: pending.min_loa.map(|l| l.as_str()),
