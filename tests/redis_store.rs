@@ -936,6 +936,41 @@ async fn active_sessions_are_counted_across_instances_and_expiries_are_announced
     assert!(at_a.try_recv().is_err() && at_b.try_recv().is_err(), "announced once");
 }
 
+/// An instance reuses the session it decoded (with its rendered headers and signed identity
+/// token) while the record in Redis is unchanged, and only then: a record rewritten by another
+/// instance (refreshed tokens) is decoded anew, and one deleted there (logout) is no session.
+#[tokio::test]
+async fn a_decoded_session_is_reused_only_while_its_record_is_unchanged() {
+    let Some(redis) = Redis::start().await else { return };
+    let (a, b) = (store(&redis, "t8:"), store(&redis, "t8:"));
+    let key = StoreKey::of(&[40; 32]);
+    a.save(key, user_session("caais", "alice", None)).await.unwrap();
+    let first = a.load(&key).await.unwrap().unwrap();
+    let second = a.load(&key).await.unwrap().unwrap();
+    assert!(Arc::ptr_eq(&first, &second), "unchanged record: the same decoded session");
+
+    // B writes the session back with new tokens (a refresh there).
+    let at_b = b.load(&key).await.unwrap().unwrap();
+    let tokens = aisgate::session::tokens::UpstreamTokens {
+        access_token: "new-access".into(),
+        issued_at: 1,
+        expires_at: u64::MAX / 2,
+        refresh_token: None,
+        client_loa: None,
+    };
+    let refreshed = Arc::new(
+        Session::new(at_b.identity.clone(), aisgate::provider::LogoutState::None, 3600, 1, Clock::system().now_unix())
+            .with_tokens(Some(tokens)),
+    );
+    b.tokens_refreshed(&key, &refreshed).await.unwrap();
+    let third = a.load(&key).await.unwrap().unwrap();
+    assert!(!Arc::ptr_eq(&second, &third), "a changed record is decoded anew");
+    assert_eq!(third.upstream_tokens.get().map(|t| t.access_token.clone()).as_deref(), Some("new-access"));
+
+    b.remove(&key).await.unwrap();
+    assert!(a.load(&key).await.unwrap().is_none(), "logged out at B: no session at A, cached copy or not");
+}
+
 #[test]
 fn configuration_errors_name_the_problem() {
     let parse = |text: &str| toml::from_str::<aisgate::config::RedisConfig>(text).unwrap();
