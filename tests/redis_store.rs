@@ -557,6 +557,58 @@ async fn tls_to_redis_trusts_the_configured_ca_only() {
     assert!(detail.contains("certificate"), "{ready}");
 }
 
+/// TLS with Sentinel: with `ca_file`, the gateway speaks TLS to the Sentinels and to the master
+/// they name, and trusts only that CA for both.
+#[tokio::test]
+async fn tls_with_sentinel_trusts_the_configured_ca_only() {
+    logs::capture();
+    let (dir, other_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let pki = aisgate::sim::certs::generate(dir.path()).unwrap();
+    let other = aisgate::sim::certs::generate(other_dir.path()).unwrap();
+    let args = vec![
+        "--tls-cert-file".to_owned(),
+        pki.server_cert.display().to_string(),
+        "--tls-key-file".to_owned(),
+        pki.server_key.display().to_string(),
+        "--tls-ca-cert-file".to_owned(),
+        pki.ca_cert.display().to_string(),
+        "--tls-auth-clients".to_owned(),
+        "no".to_owned(),
+        "--tls-replication".to_owned(),
+        "yes".to_owned(),
+    ];
+    let Some(master) = Redis::start_with(args, true).await else { return };
+    let Some(sentinel) = Sentinel::start_tls(&master, &pki).await else { return };
+    let with = |ca: &std::path::Path| {
+        format!(
+            "store = \"redis\"\n[session.redis]\nsentinels = [\"127.0.0.1:{}\"]\nmaster_name = \"mymaster\"\n\
+             ca_file = \"{}\"\ntimeout_ms = 500\n",
+            sentinel.port,
+            ca.display()
+        )
+    };
+    let a = Gateway::start(StackOptions { session_extra: with(&pki.ca_cert), ..Default::default() }).await;
+    let mut cookie = None;
+    // The Sentinel learns about the master within a moment of starting.
+    for _ in 0..100 {
+        let start = a.navigate("/x", None).await;
+        if start.status() == 302 {
+            cookie = Some(a.login().await);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cookie = cookie.expect("logins through the TLS Sentinel");
+    assert_eq!(get_json(&a, "/x", &cookie).await.status(), 200, "sessions over TLS via the Sentinel");
+    assert!(logs::text().contains("session store (redis): master from the sentinels"));
+
+    let b = Gateway::start(StackOptions { session_extra: with(&other.ca_cert), ..Default::default() }).await;
+    assert_eq!(b.navigate("/y", None).await.status(), 503, "a Sentinel the CA does not vouch for is not used");
+    let (_, ready) = readyz(b.ops).await;
+    let detail = ready["session_store"]["detail"].as_str().unwrap_or_default().to_lowercase();
+    assert!(detail.contains("certificate"), "{ready}");
+}
+
 #[tokio::test]
 async fn sentinel_failover_keeps_sessions_and_no_request_passes_without_one() {
     logs::capture();
