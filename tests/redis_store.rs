@@ -205,13 +205,11 @@ async fn upstream_authorization(client: &reqwest::Client, url: String, cookie: &
     body["headers"]["authorization"].as_str().map(str::to_owned)
 }
 
-/// Refreshed upstream tokens must reach the shared store: otherwise the next request (at any
-/// instance) reads the old record, refreshes again with a refresh token the IdP already
-/// rotated away, and the user is logged out.
-#[tokio::test]
-async fn refreshed_upstream_tokens_are_kept_in_the_shared_store_for_both_instances() {
+/// Two instances on one Redis serving an `upstream_bearer` app behind the CAAIS-like IdP (access
+/// tokens of 4 s), and a session logged in at A; `None` without `redis-server`.
+async fn bearer_pair() -> Option<(Redis, Gateway, Instance, String)> {
     logs::capture();
-    let Some(redis) = Redis::start().await else { return };
+    let redis = Redis::start().await?;
     let apps = "[[app]]\nname = \"api\"\npath_prefix = \"/api\"\nupstream = \"{upstream}\"\nproviders = [\"caais\"]\nupstream_bearer = true\n";
     let a = Gateway::start(StackOptions {
         upstream: Some(support::header_echo().await),
@@ -224,6 +222,15 @@ async fn refreshed_upstream_tokens_are_kept_in_the_shared_store_for_both_instanc
     let b = Instance::of(&a).await;
     a.oidc[0].knobs().access_token_ttl = Some(4);
     let cookie = a.oidc_login("caais", "/api").await;
+    Some((redis, a, b, cookie))
+}
+
+/// Refreshed upstream tokens must reach the shared store: otherwise the next request (at any
+/// instance) reads the old record, refreshes again with a refresh token the IdP already
+/// rotated away, and the user is logged out.
+#[tokio::test]
+async fn refreshed_upstream_tokens_are_kept_in_the_shared_store_for_both_instances() {
+    let Some((_redis, a, b, cookie)) = bearer_pair().await else { return };
     // Past half the token's lifetime: due for refresh.
     let due = || a.clock.advance(Duration::from_millis(2050));
 
@@ -249,20 +256,7 @@ async fn refreshed_upstream_tokens_are_kept_in_the_shared_store_for_both_instanc
 /// the store every copy would refresh.)
 #[tokio::test]
 async fn forty_parallel_requests_over_both_instances_refresh_the_tokens_once() {
-    logs::capture();
-    let Some(redis) = Redis::start().await else { return };
-    let apps = "[[app]]\nname = \"api\"\npath_prefix = \"/api\"\nupstream = \"{upstream}\"\nproviders = [\"caais\"]\nupstream_bearer = true\n";
-    let a = Gateway::start(StackOptions {
-        upstream: Some(support::header_echo().await),
-        apps: Some(apps.to_owned()),
-        oidc: vec![support::caais_provider("loa = \"substantial\"\n")],
-        session_extra: redis.session_extra(),
-        ..Default::default()
-    })
-    .await;
-    let b = Instance::of(&a).await;
-    a.oidc[0].knobs().access_token_ttl = Some(4);
-    let cookie = a.oidc_login("caais", "/api").await;
+    let Some((_redis, a, b, cookie)) = bearer_pair().await else { return };
     let before = a.oidc[0].knobs().refresh_calls;
     a.clock.advance(Duration::from_millis(2050));
     let mut tasks = Vec::new();
