@@ -119,6 +119,15 @@ impl Admin {
         }
     }
 
+    /// One login at `/` per demo user index, in order: the session cookies.
+    async fn logins<const N: usize>(&self, users: [usize; N]) -> [String; N] {
+        let mut cookies = Vec::with_capacity(N);
+        for user in users {
+            cookies.push(self.gw.login_to("/", user).await.0);
+        }
+        cookies.try_into().unwrap()
+    }
+
     /// Whether `cookie` still opens `path` (200 from the upstream) or is sent to log in
     /// (302 to the IdP).
     async fn logged_in(&self, path: &str, cookie: &str) -> bool {
@@ -205,10 +214,7 @@ async fn the_admin_api_needs_its_token_and_lists_sessions_without_personal_data(
 #[tokio::test]
 async fn ending_a_users_an_organisations_and_one_session_logs_them_out_and_is_audited() {
     let admin = Admin::start("").await;
-    let (first, _) = admin.gw.login_to("/", 0).await;
-    let (second, _) = admin.gw.login_to("/", 0).await;
-    let (clerk, _) = admin.gw.login_to("/", 1).await;
-    let (clerk_again, _) = admin.gw.login_to("/", 1).await;
+    let [first, second, clerk, clerk_again] = admin.logins([0, 0, 1, 1]).await;
     let user = admin.sessions("?organisation=00007064").await[0]["user"].as_str().unwrap().to_owned();
 
     let (status, body) = admin.delete("/admin/sessions").await;
@@ -286,9 +292,7 @@ async fn a_login_beyond_max_sessions_per_user_ends_that_users_oldest_session() {
 #[tokio::test]
 async fn log_out_everywhere_ends_the_users_sessions_in_every_browser() {
     let admin = Admin::start("").await;
-    let (laptop, _) = admin.gw.login_to("/", 0).await;
-    let (phone, _) = admin.gw.login_to("/", 0).await;
-    let (clerk, _) = admin.gw.login_to("/", 1).await;
+    let [laptop, phone, clerk] = admin.logins([0, 0, 1]).await;
 
     // A link from another site asks first, offering both choices as POST forms.
     let confirm = admin
