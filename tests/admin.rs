@@ -541,7 +541,19 @@ async fn redis_per_user_index_ends_the_oldest_across_instances_and_drops_stale_m
 #[tokio::test]
 async fn redis_admin_listing_ending_and_maintenance_are_shared_by_both_instances() {
     let Some(redis) = Redis::start().await else { return };
-    let admin = Admin::start_with("max_sessions_per_user = 5", redis.session_extra()).await;
+    // As the README's ACL for the store allows, and no more: the admin features need no
+    // command beyond it (a refused one would read as an outage).
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let acl = readme.lines().find(|l| l.starts_with("ACL SETUSER aisgate on >PASSWORD")).expect("the README's ACL");
+    let mut args: Vec<String> = acl.split_whitespace().skip(2).map(str::to_owned).collect();
+    args[2] = ">admin-test-password".into();
+    let mut conn = redis.conn().await;
+    let _: () = redis::cmd("ACL").arg("SETUSER").arg(&args).query_async(&mut conn).await.unwrap();
+    let password = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(password.path(), "admin-test-password").unwrap();
+    let store =
+        redis.session_extra() + &format!("username = \"aisgate\"\npassword_file = \"{}\"\n", password.path().display());
+    let admin = Admin::start_with("max_sessions_per_user = 5", store).await;
     let (official, _) = admin.gw.login_to("/desk/", 0).await;
     let (clerk, _) = admin.gw.login_to("/", 1).await;
     // Instance B: the same configuration built anew (as the pair's second gateway).

@@ -138,15 +138,26 @@ async fn list(State(gw): Gw, Query(filter): Query<Filter>) -> Response {
     }
 }
 
+/// Walks of the store an end makes at most: a walk that runs while other sessions end may
+/// miss a match (see `SessionStore::scan_sessions`), so an end walks again until a walk finds
+/// nothing more.
+const END_WALKS: usize = 3;
+
 /// Ends every session `keep` selects; each end is announced (other instances, tunnels) and
 /// audited (`session_end`, reason `admin`).
 async fn end_all(gw: &Gateway, keep: &crate::session::users::Keep<'_>) -> Result<usize, StoreError> {
     let mut ended = 0;
-    for listed in gw.store.scan_sessions(keep, usize::MAX).await? {
-        if let Some(gone) = gw.store.remove(&listed.key).await? {
-            let (subject, session) = (Subject(&gone.identity), SessionRef(&listed.key));
-            gw.audit.emit(Event::SessionEnd { origin: Origin::none(), reason: EndReason::Admin, subject, session });
-            ended += 1;
+    for _ in 0..END_WALKS {
+        let found = gw.store.scan_sessions(keep, usize::MAX).await?;
+        if found.is_empty() {
+            break;
+        }
+        for listed in found {
+            if let Some(gone) = gw.store.remove(&listed.key).await? {
+                let (subject, session) = (Subject(&gone.identity), SessionRef(&listed.key));
+                gw.audit.emit(Event::SessionEnd { origin: Origin::none(), reason: EndReason::Admin, subject, session });
+                ended += 1;
+            }
         }
     }
     Ok(ended)
