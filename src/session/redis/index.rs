@@ -7,12 +7,14 @@
 //!   is the absolute timeout, renewed by every login of that user. Members may outlive their
 //!   session (idle expiry does not clean them): a look-up checks each member's record still
 //!   exists and drops those that do not.
-//! - `maintenance`: a hash of app name → maintenance notice (the admin API's record), read
-//!   by every instance about once a second.
+//! - `maintenance` (a set of app names) and `m:<app>` (each app's maintenance notice, the
+//!   admin API's record), read by every instance about once a second.
 //!
-//! The admin listing walks the session records with `SCAN` in batches (never `KEYS`, which
-//! would block Redis), opening each one: it costs a pass over the store, which is fine for
-//! an operator's query and never runs on the request path.
+//! The admin listing walks the `live` set (every live session, scored by when it expires;
+//! see `live.rs`) in batches, opening each record: a pass over the store, fine for an
+//! operator's query and never on the request path. Only commands of the README's ACL for
+//! the store are used (no `SCAN`, `PTTL` or hash commands): a missing permission would read
+//! as an outage.
 //!
 //! [`RecordKeys::index_name`]: crate::session::record::RecordKeys::index_name
 
@@ -23,28 +25,53 @@ use super::{hex, unhex32, RedisStore};
 use crate::session::users::{Keep, Listed, UserSession};
 use crate::session::{Session, StoreError, StoreKey};
 
-/// Session records fetched per `SCAN` step of the admin listing.
-const SCAN_BATCH: usize = 200;
-
-/// `text` with Redis glob characters escaped, for a `SCAN MATCH` pattern.
-fn glob_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
+/// Session records fetched per step of the admin listing.
+const BATCH: usize = 200;
 
 impl RedisStore {
     fn user_key(&self, name: &[u8; 32]) -> String {
         format!("{}u:{}", self.prefix, hex(name))
     }
 
-    pub(super) fn maintenance_key(&self) -> String {
+    fn maintenance_key(&self) -> String {
         format!("{}maintenance", self.prefix)
+    }
+
+    fn notice_key(&self, app: &str) -> String {
+        format!("{}m:{app}", self.prefix)
+    }
+
+    /// Sets or clears `app`'s notice: its key and its name in the set, in one transaction.
+    pub(super) async fn put_notice(&self, app: &str, notice: Option<&[u8]>) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        match notice {
+            Some(notice) => {
+                pipe.cmd("SET").arg(self.notice_key(app)).arg(notice).ignore();
+                pipe.cmd("SADD").arg(self.maintenance_key()).arg(app).ignore();
+            }
+            None => {
+                pipe.cmd("DEL").arg(self.notice_key(app)).ignore();
+                pipe.cmd("SREM").arg(self.maintenance_key()).arg(app).ignore();
+            }
+        }
+        pipe.query_async::<()>(&mut conn).await.map_err(|e| self.failed(e))
+    }
+
+    /// Every app's notice (`SUNION` of the one set reads its members).
+    pub(super) async fn notices(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut conn = self.conn().await?;
+        let apps: Vec<String> = conn.sunion(self.maintenance_key()).await.map_err(|e| self.failed(e))?;
+        if apps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for app in &apps {
+            pipe.cmd("GET").arg(self.notice_key(app));
+        }
+        let notices: Vec<Option<Vec<u8>>> = pipe.query_async(&mut conn).await.map_err(|e| self.failed(e))?;
+        Ok(apps.into_iter().zip(notices).filter_map(|(app, notice)| Some((app, notice?))).collect())
     }
 
     /// The per-user set `session` is written to (under the sealing key); `None` without a
@@ -83,7 +110,8 @@ impl RedisStore {
         let mut found = Vec::new();
         for name in self.keys.index_names("user", provider, subject) {
             let set = self.user_key(&name);
-            let members: Vec<(String, f64)> = conn.zrange_withscores(&set, 0, -1).await.map_err(|e| self.failed(e))?;
+            let members: Vec<(String, f64)> =
+                conn.zrangebyscore_withscores(&set, "-inf", "+inf").await.map_err(|e| self.failed(e))?;
             if members.is_empty() {
                 continue;
             }
@@ -112,63 +140,68 @@ impl RedisStore {
     }
 
     /// [`SessionStore::scan_sessions`](crate::session::SessionStore::scan_sessions) over
-    /// `SCAN MATCH <prefix>s:*`.
+    /// the `live` set, in batches by expiry. A session renewed while the walk runs moves
+    /// further on and may be met twice (kept once); one removed meanwhile may shift another
+    /// past the walk, so callers that must catch every match walk again until none is left.
     pub(super) async fn scan(&self, keep: &Keep<'_>, limit: usize) -> Result<Vec<Listed>, StoreError> {
         let mut conn = self.conn().await?;
-        let pattern = format!("{}s:*", glob_escape(&self.prefix));
-        let prefix_len = self.prefix.len() + 2;
         let now_ms = self.opts.clock.now_millis();
         let idle_ms = u64::try_from(self.opts.idle.as_millis()).unwrap_or(u64::MAX);
+        let mut seen = std::collections::HashSet::new();
         let mut found = Vec::new();
-        let mut cursor: u64 = 0;
+        let mut offset = 0usize;
         loop {
-            let (next, names): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(SCAN_BATCH)
+            let batch: Vec<(String, f64)> = redis::cmd("ZRANGEBYSCORE")
+                .arg(self.live_key())
+                .arg(now_ms)
+                .arg("+inf")
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(offset)
+                .arg(BATCH)
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| self.failed(e))?;
-            let keys: Vec<StoreKey> =
-                names.iter().filter_map(|n| n.get(prefix_len..).and_then(unhex32)).map(StoreKey).collect();
-            if !keys.is_empty() {
-                let mut pipe = redis::pipe();
-                for key in &keys {
-                    pipe.cmd("GET").arg(self.session_key(key));
-                    pipe.cmd("PTTL").arg(self.session_key(key));
-                }
-                let answers: Vec<(Option<Vec<u8>>, i64)> =
-                    pipe.query_async(&mut conn).await.map_err(|e| self.failed(e))?;
-                for (key, (record, pttl)) in keys.into_iter().zip(answers) {
-                    if found.len() >= limit {
-                        return Ok(found);
-                    }
-                    let Some(session) = record.and_then(|r| self.open_session(&key, &r)) else { continue };
-                    if session.is_expired(now_ms / 1000) || !keep(&key, &session) {
-                        continue;
-                    }
-                    let last_seen = last_seen(now_ms, idle_ms, pttl, &session);
-                    found.push(Listed { key, session: std::sync::Arc::new(session), last_seen });
-                }
-            }
-            if next == 0 || found.len() >= limit {
+            if batch.is_empty() {
                 return Ok(found);
             }
-            cursor = next;
+            offset += batch.len();
+            // Scores are Unix milliseconds: whole numbers, exact in an f64.
+            let members: Vec<(StoreKey, u64)> = batch
+                .iter()
+                .filter_map(|(m, score)| Some((StoreKey(unhex32(m)?), *score as u64)))
+                .filter(|(key, _)| seen.insert(key.0))
+                .collect();
+            if members.is_empty() {
+                continue;
+            }
+            let mut pipe = redis::pipe();
+            for (key, _) in &members {
+                pipe.cmd("GET").arg(self.session_key(key));
+            }
+            let records: Vec<Option<Vec<u8>>> = pipe.query_async(&mut conn).await.map_err(|e| self.failed(e))?;
+            for ((key, expires_ms), record) in members.into_iter().zip(records) {
+                if found.len() >= limit {
+                    return Ok(found);
+                }
+                let Some(session) = record.and_then(|r| self.open_session(&key, &r)) else { continue };
+                if session.is_expired(now_ms / 1000) || !keep(&key, &session) {
+                    continue;
+                }
+                let last_seen = last_seen(idle_ms, expires_ms, &session);
+                found.push(Listed { key, session: std::sync::Arc::new(session), last_seen });
+            }
         }
     }
 }
 
-/// When a session was last read, from its remaining TTL: every read sets the TTL to
-/// `min(idle, time to the absolute end)`, so with `pttl` left it was read at
-/// `now - idle + pttl` — unless the absolute end capped the TTL, when the read time is not
-/// known (`None`).
-fn last_seen(now_ms: u64, idle_ms: u64, pttl: i64, session: &Session) -> Option<u64> {
-    let pttl = u64::try_from(pttl).ok()?;
-    let read_ms = now_ms.saturating_add(pttl).checked_sub(idle_ms)?;
-    let capped = read_ms.saturating_add(idle_ms) >= session.expires_at.saturating_mul(1000);
+/// When a session was last read, from when its record expires (`expires_ms`, its score in
+/// `live`): every read sets the TTL to `min(idle, time to the absolute end)`, so it was read
+/// at `expires_ms - idle` — unless the absolute end capped the TTL, when the read time is
+/// not known (`None`).
+fn last_seen(idle_ms: u64, expires_ms: u64, session: &Session) -> Option<u64> {
+    let read_ms = expires_ms.checked_sub(idle_ms)?;
+    let capped = expires_ms >= session.expires_at.saturating_mul(1000);
     (!capped).then_some((read_ms / 1000).max(session.created_at))
 }
 
@@ -177,19 +210,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn glob_characters_of_the_prefix_are_escaped() {
-        assert_eq!(glob_escape("aisgate:"), "aisgate:");
-        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
-    }
-
-    #[test]
-    fn last_seen_follows_the_idle_ttl_and_is_unknown_when_the_absolute_end_capped_it() {
+    fn last_seen_follows_the_idle_expiry_and_is_unknown_when_the_absolute_end_capped_it() {
         let identity = crate::identity::Identity::default();
         let session = Session::new(identity, crate::provider::LogoutState::None, 10_000, 1, 1_000);
-        // Read at 2000 s with a 600 s idle timeout; now 2100 s: 500 s left.
-        assert_eq!(last_seen(2_100_000, 600_000, 500_000, &session), Some(2_000));
-        // 200 s before the absolute end (11 000 s) the TTL is capped: unknown.
-        assert_eq!(last_seen(10_850_000, 600_000, 150_000, &session), None);
-        assert_eq!(last_seen(2_100_000, 600_000, -2, &session), None, "no TTL");
+        // Read at 2000 s with a 600 s idle timeout: the record expires at 2600 s.
+        assert_eq!(last_seen(600_000, 2_600_000, &session), Some(2_000));
+        // Read 200 s before the absolute end (11 000 s): the TTL is capped, the time unknown.
+        assert_eq!(last_seen(600_000, 11_000_000, &session), None);
+        assert_eq!(last_seen(600_000, 500_000, &session), None, "no sensible score");
     }
 }

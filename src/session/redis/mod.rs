@@ -11,8 +11,8 @@
 //!   `(provider, subject)` for back-channel and SAML logout; the name is an HMAC (subjects are
 //!   personal data). Entries may outlive their session (idle expiry does not clean them); a
 //!   logout re-checks every candidate against the session itself, as the memory store does.
-//! - `u:<hex HMAC>` and `maintenance`: the per-user index and the apps' maintenance notices
-//!   (see `index.rs`).
+//! - `u:<hex HMAC>`, `maintenance` and `m:<app>`: the per-user index and the apps'
+//!   maintenance notices (see `index.rs`).
 //! - `live`: a sorted set of the live sessions' store keys scored by expiry, for the
 //!   `aisgate_active_sessions` gauge and for announcing expiries (see [`live`]).
 //! - `o:…`, `c:…`, `l:…`: one-time ids, attempt counters and refresh leases shared by the
@@ -88,9 +88,6 @@ pub enum RedisSetupError {
     /// A Sentinel address that is not `host:port`.
     #[error("[session.redis] sentinel {0:?} is not host:port")]
     BadSentinel(String),
-    /// TLS with Sentinel is not supported in this version.
-    #[error("[session.redis] ca_file (TLS) is not supported with sentinels in this version")]
-    SentinelTls,
     /// The client refused the settings (e.g. a CA file without a certificate).
     #[error("[session.redis] {0}")]
     Client(String),
@@ -639,18 +636,11 @@ impl SessionStore for RedisStore {
     }
 
     async fn set_maintenance(&self, app: &str, notice: Option<&[u8]>) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
-        let key = self.maintenance_key();
-        match notice {
-            Some(notice) => conn.hset::<_, _, _, ()>(key, app, notice).await,
-            None => conn.hdel::<_, _, ()>(key, app).await,
-        }
-        .map_err(|e| self.failed(e))
+        self.put_notice(app, notice).await
     }
 
     async fn maintenance(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let mut conn = self.conn().await?;
-        conn.hgetall(self.maintenance_key()).await.map_err(|e| self.failed(e))
+        self.notices().await
     }
 
     fn active_sessions(&self) -> u64 {
