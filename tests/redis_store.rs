@@ -683,6 +683,7 @@ fn pending() -> PendingLogin {
         created_at: 0,
         protocol_state: aisgate::provider::PendingState::new(aisgate::provider::ProtocolState::Kaas),
         min_loa: None,
+        link: None,
     }
 }
 

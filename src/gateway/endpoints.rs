@@ -219,6 +219,7 @@ pub async fn start_login_at(
         created_at: gw.clock.now_unix(),
         protocol_state: PendingState::new(start.state),
         min_loa: loa,
+        link: None,
     };
     if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {
         tracing::error!(request_id = info.id(), error = %e, "cannot store pending login");
@@ -568,6 +569,7 @@ fn unsolicited_login(provider: &str, params: &[(String, String)], info: &Request
         created_at: now,
         protocol_state: PendingState::new(ProtocolState::Unsolicited),
         min_loa: None,
+        link: None,
     }
 }
 

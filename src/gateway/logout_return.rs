@@ -45,6 +45,7 @@ pub(super) async fn remember_switch(gw: &Gateway, to: &ReturnUrl, info: &Request
         // Never usable as a login's state: no provider's `finish` takes it.
         protocol_state: PendingState::new(ProtocolState::LogoutReturn),
         min_loa: None,
+        link: None,
     };
     if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {
         // The logout itself happens; the user starts the new login by hand.
@@ -142,6 +143,7 @@ pub(super) async fn provider_logout(
         // Never usable as a login's state: no provider's `finish` takes it.
         protocol_state: PendingState::new(ProtocolState::LogoutReturn),
         min_loa: None,
+        link: None,
     };
     if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {
         // The logout itself has happened; only the return check is lost.

@@ -65,6 +65,10 @@ pub struct TokenIssuer {
 
 /// The running gateway: everything the request path needs, built once from [`Config`].
 pub struct Gateway {
+    /// Account links JIP/KAAS ↔ CAAIS (`[links]`), when configured.
+    pub links: Option<crate::links::Links>,
+    /// `aisgate_app_logins_total{app,protocol}`.
+    pub app_logins: crate::links::AppLogins,
     /// Public base URL without trailing slash.
     pub public_base_url: String,
     /// Apps in config order.
@@ -243,6 +247,15 @@ impl Gateway {
             )
         });
         let conn_metrics = crate::listen::conn::ConnMetrics::register(&mut metrics);
+        let app_logins =
+            crate::links::AppLogins::new(&apps, config.provider.iter().map(|p| p.kind()).collect(), &mut metrics);
+        let links = match &config.links {
+            None => None,
+            Some(cfg) => match crate::links::open(cfg) {
+                Ok(store) => Some(crate::links::Links::new(store, cfg, &app_names, &mut metrics)),
+                Err(e) => return Err(vec![ConfigError::at(&main_loc, format!("[links] {e}"))]),
+            },
+        };
         // CPU-heavy login work runs off the I/O workers, bounded (issue 15 item 1; `cpu`).
         let workers = config.server.login_workers.unwrap_or_else(crate::cpu::default_workers);
         let queue = config.server.login_queue.unwrap_or_else(|| crate::cpu::default_queue(workers));
@@ -257,6 +270,8 @@ impl Gateway {
         let app_homes: Vec<Arc<str>> = apps.iter().map(|a| Arc::from(a.path_prefix.as_str())).collect();
         let base_home = base_home(&public_base_url, &apps);
         let gateway = Arc::new(Gateway {
+            links,
+            app_logins,
             public_base_url,
             apps,
             providers,

@@ -414,6 +414,7 @@ mod tests {
             created_at: 0,
             protocol_state: crate::provider::PendingState::new(crate::provider::ProtocolState::Kaas),
             min_loa: None,
+            link: None,
         };
         store.put_pending(key, pending).await.unwrap();
         assert!(store.take_pending(&key).await.unwrap().is_some());
@@ -427,6 +428,7 @@ mod tests {
             created_at: 0,
             protocol_state: crate::provider::PendingState::new(crate::provider::ProtocolState::Kaas),
             min_loa: None,
+            link: None,
         }
     }
 

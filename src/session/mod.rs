@@ -89,6 +89,9 @@ pub struct Session {
     /// Access and refresh tokens for `upstream_bearer` apps (empty for providers without).
     #[serde(default)]
     pub upstream_tokens: tokens::TokenSlot,
+    /// The user chose "not now" on the account-link offer (`account_link = "offer"`).
+    #[serde(default)]
+    pub link_skipped: bool,
     /// Per-app rendered headers; a per-process cache, never stored.
     #[serde(skip)]
     rendered: Vec<OnceLock<RenderedHeaders>>,
@@ -130,6 +133,7 @@ impl Session {
             expires_at,
             logout_state,
             upstream_tokens: tokens::TokenSlot::default(),
+            link_skipped: false,
             rendered: (0..apps).map(|_| OnceLock::new()).collect(),
             tokens: Mutex::new(vec![None; apps]),
         }
@@ -141,6 +145,22 @@ impl Session {
         self.rendered = (0..apps).map(|_| OnceLock::new()).collect();
         self.tokens = Mutex::new(vec![None; apps]);
         self
+    }
+
+    /// A copy of this session with `identity` (an account link added) and `link_skipped`, and
+    /// fresh per-process caches: same creation, expiry, logout state and tokens. Stored under
+    /// a new id by the caller (the account link is a change of what the session grants).
+    pub(crate) fn relinked(&self, identity: Identity, link_skipped: bool, apps: usize) -> Session {
+        Session {
+            identity,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            logout_state: self.logout_state.clone(),
+            upstream_tokens: tokens::TokenSlot::new(self.upstream_tokens.get()),
+            link_skipped,
+            rendered: (0..apps).map(|_| OnceLock::new()).collect(),
+            tokens: Mutex::new(vec![None; apps]),
+        }
     }
 
     /// The session with the IdP's tokens for upstreams.
@@ -220,6 +240,10 @@ pub struct PendingLogin {
     /// LoA the login must achieve (step-up); a lower one is refused.
     #[serde(default)]
     pub min_loa: Option<crate::identity::Loa>,
+    /// Set when this is the JIP/KAAS confirmation of an account link: the CAAIS session it
+    /// belongs to. The login then makes a link, never a session.
+    #[serde(default)]
+    pub link: Option<crate::links::LinkIntent>,
 }
 
 /// Redacted: the protocol state holds request ids, nonces and PKCE verifiers; the return URL
@@ -358,6 +382,7 @@ mod tests {
             created_at: 0,
             protocol_state: crate::provider::PendingState::new(crate::provider::ProtocolState::Kaas),
             min_loa: None,
+            link: None,
         };
         let dbg = format!("{session:?} {pending:?} {:?}", StoreKey::of(&[1; 32]).log_label());
         assert!(!dbg.contains("secret"), "{dbg}");
