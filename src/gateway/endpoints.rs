@@ -34,6 +34,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/.aisgate/login", get(login))
         .route("/.aisgate/callback/{provider}", get(callback_get).post(callback_post))
         .route("/.aisgate/direct/{provider}", get(direct_form).post(direct_submit))
+        .route("/.aisgate/link", get(super::link_flow::page).post(super::link_flow::submit))
         .route("/.aisgate/logout", get(logout).post(logout))
         .route("/.aisgate/logged-out", get(super::logout_return::logged_out))
         .route("/.aisgate/jwks.json", get(jwks))
@@ -47,7 +48,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .with_state(gateway)
 }
 
-fn encode(value: &str) -> String {
+pub(super) fn encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
@@ -176,6 +177,20 @@ pub async fn start_login_at(
         let entering = app.user_label(&request_host(headers));
         return rescue::html(StatusCode::OK, pages::chooser_page(&entering, &choices, info.lang()));
     };
+    begin_at(gw, index, loa, return_to, headers, info, None).await
+}
+
+/// Sends the browser to provider `index` with a fresh pending login (and pre-login cookie);
+/// `link` marks the JIP/KAAS confirmation of an account link (see `link_flow`).
+pub(super) async fn begin_at(
+    gw: &Gateway,
+    index: usize,
+    loa: Option<crate::identity::Loa>,
+    return_to: ReturnUrl,
+    headers: &HeaderMap,
+    info: &RequestInfo,
+    link: Option<crate::links::LinkIntent>,
+) -> Response<Body> {
     let loop_cookie = &gw.loop_cookie_name;
     let Some(counted) = super::loop_guard::count_start(
         &gw.keyring,
@@ -219,7 +234,7 @@ pub async fn start_login_at(
         created_at: gw.clock.now_unix(),
         protocol_state: PendingState::new(start.state),
         min_loa: loa,
-        link: None,
+        link,
     };
     if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {
         tracing::error!(request_id = info.id(), error = %e, "cannot store pending login");
@@ -489,6 +504,12 @@ async fn finish_login_for(
             return with_cleared_login(gw, rescue::error(ErrorKind::LoginFailed, info, Some(&retry)));
         }
     }
+    if let Some(intent) = pending.link {
+        // The JIP/KAAS confirmation of an account link: it makes a link, never a session.
+        gw.metrics.provider(index).login(LoginResult::Success);
+        let resp = super::link_flow::complete(gw, intent, authenticated.identity, &pending.return_to, headers, info);
+        return with_cleared_login(gw, resp.await);
+    }
     // A fresh id on every login; any previous session of this browser is destroyed
     // (session fixation). After a step-up this replaces the lower-LoA session.
     if let Some(old) = super::cookies::session_id(gw, headers, info) {
@@ -496,7 +517,11 @@ async fn finish_login_for(
     }
     let id = random_id();
     let key = StoreKey::of(&id);
-    let identity = authenticated.identity;
+    let mut identity = authenticated.identity;
+    if let Some(links) = &gw.links {
+        links.annotate(&mut identity).await;
+    }
+    let returns_to = return_app(gw, &pending.return_to, headers);
     tracing::info!(
         target: "aisgate::audit",
         event = "login",
@@ -508,19 +533,27 @@ async fn finish_login_for(
         method = identity.auth_method.as_deref().unwrap_or("-"),
         result = "success",
     );
-    let session = Session::new(
-        identity,
-        authenticated.logout_state,
-        gw.absolute_timeout_secs,
-        gw.apps.len(),
-        gw.clock.now_unix(),
-    )
-    .with_tokens(authenticated.tokens);
-    if let Err(e) = gw.store.save(key, Arc::new(session)).await {
+    let session = Arc::new(
+        Session::new(
+            identity,
+            authenticated.logout_state,
+            gw.absolute_timeout_secs,
+            gw.apps.len(),
+            gw.clock.now_unix(),
+        )
+        .with_tokens(authenticated.tokens),
+    );
+    if let Err(e) = gw.store.save(key, session.clone()).await {
         tracing::error!(request_id = info.id(), error = %e, "cannot store session");
         return rescue::error(ErrorKind::SessionStoreUnavailable, info, None);
     }
     gw.metrics.provider(index).login(LoginResult::Success);
+    if let Some(app) = returns_to {
+        gw.app_logins.count(app, index);
+        if let Some(links) = &gw.links {
+            links.count_login(app, &session.identity);
+        }
+    }
     // Re-validate: the stored value passed ReturnUrl at login start, but never trust storage.
     let target = ReturnUrl::parse(&pending.return_to).unwrap_or_else(|_| ReturnUrl::root());
     let mut resp = with_cleared_login(gw, rescue::redirect(target.as_str()));
@@ -528,6 +561,14 @@ async fn finish_login_for(
     resp.headers_mut().append(SET_COOKIE, set_cookie(&gw.cookie_name, &value, None, gw.cookie_secure));
     resp.headers_mut().append(SET_COOKIE, clear_cookie(&gw.loop_cookie_name, gw.cookie_secure));
     resp
+}
+
+/// The index of the app a login returns to (`return_to` on the request's host), for the
+/// per-app login metrics.
+fn return_app(gw: &Gateway, return_to: &str, headers: &HeaderMap) -> Option<usize> {
+    let target = ReturnUrl::parse(return_to).ok()?;
+    let path = CanonicalPath::parse(target.path()).ok()?;
+    route::find(&gw.apps, &request_host(headers), &crate::http::path_forms::PathForms::new(&path)).map(|a| a.index)
 }
 
 /// A callback that cannot be finished (no pre-login cookie, or its login already used) in a

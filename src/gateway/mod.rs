@@ -23,6 +23,7 @@ mod endpoints;
 pub mod explain;
 mod forwarding;
 mod handler;
+mod link_flow;
 mod logout_return;
 mod loop_guard;
 mod own_body;
