@@ -1,0 +1,283 @@
+//! JIP/KAAS → CAAIS migration through the whole gateway (issue 12 items 1–5): one app offering
+//! the simulated JIP/KAAS and CAAIS (OIDC) side by side, account links made by two logins in
+//! one browser session, kept in the SQLite file across a restart, refused for a second BSI,
+//! bulk import/export through the CLI, and the Big Bang switch by configuration.
+
+mod support;
+
+use std::path::Path;
+
+use aisgate::sim::stack::StackOptions;
+use serde_json::Value;
+use support::{caais_provider, header_echo, location, logs, parse_form, set_cookie, Gateway};
+
+/// KAAS demo user 0's `UzivatelId` (the legacy id).
+const JIP_USER_0: &str = "6f1c0d2a-6b7e-4d0e-9a51-3c2b1f0e9d84";
+/// The CAAIS simulator's official (BSI).
+const CAAIS_BSI: &str = "16b33670-a816-4c1a-8712-d99e9ff85fec";
+/// A second CAAIS user (another BSI).
+const CAAIS_BSI_2: &str = "0c0ffee0-0000-4000-8000-000000000002";
+
+fn apps(db: &Path, providers: &str, account_link: &str) -> String {
+    format!(
+        r#"
+[links]
+database = "{db}"
+legacy_providers = ["jip"]
+
+[[app]]
+name = "desk"
+upstream = "{{upstream}}"
+providers = [{providers}]
+account_link = "{account_link}"
+
+[app.headers]
+identity_token = true
+rename = {{ "X-Auth-Legacy-Id" = "X-Legacy-User" }}
+"#,
+        db = db.display()
+    )
+}
+
+async fn gateway(db: &Path, providers: &str, account_link: &str) -> Gateway {
+    logs::capture();
+    let mut caais = caais_provider("");
+    let mut second = aisgate::sim::oidc::caais_user();
+    second.insert("sub".into(), CAAIS_BSI_2.into());
+    second.insert("username".into(), "bernard_woolley".into());
+    caais.sim.users.push(second);
+    Gateway::start(StackOptions {
+        upstream: Some(header_echo().await),
+        oidc: vec![caais],
+        apps: Some(apps(db, providers, account_link)),
+        ..StackOptions::default()
+    })
+    .await
+}
+
+/// The upstream's view of a request: the headers it received.
+async fn upstream_headers(gw: &Gateway, cookie: &str) -> serde_json::Map<String, Value> {
+    let resp = gw.navigate("/", Some(cookie)).await;
+    assert_eq!(resp.status(), 200, "served by the upstream");
+    let body: Value = resp.json().await.unwrap();
+    body["headers"].as_object().unwrap().clone()
+}
+
+/// Confirms the link from the page the app sends a CAAIS session without one to: POSTs the
+/// confirmation, logs in at the KAAS simulator as `kaas_user` and redeems the callback in the
+/// same browser. Returns the callback's answer.
+async fn confirm_with_kaas(gw: &Gateway, session: &str, kaas_user: usize) -> reqwest::Response {
+    let to_page = gw.navigate("/", Some(session)).await;
+    assert_eq!(to_page.status(), 302, "an unlinked CAAIS session is sent to the link page");
+    assert_eq!(location(&to_page), "/.aisgate/link?return=%2F");
+    let page = gw.navigate(&location(&to_page), Some(session)).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Propojení s účtem JIP/KAAS"), "{html}");
+    let (action, fields) = parse_form(&html);
+    assert_eq!(action, "/.aisgate/link");
+    assert!(fields.iter().any(|(k, v)| k == "do" && v == "confirm"), "{fields:?}");
+    let start = gw.client.post(gw.url(&action)).header("cookie", session).form(&fields).send().await.unwrap();
+    assert_eq!(start.status(), 302, "the confirmation starts a JIP/KAAS login");
+    let login_cookie = set_cookie(&start, "aisgate_login").expect("pre-login cookie");
+    let form = gw.client.post(location(&start)).form(&[("user", kaas_user.to_string())]).send().await.unwrap();
+    assert_eq!(form.status(), 303);
+    gw.client
+        .get(location(&form))
+        .header("cookie", format!("aisgate_login={login_cookie}; {session}"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+}
+
+fn metric(text: &str, series: &str) -> u64 {
+    text.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok()).unwrap_or(0)
+}
+
+async fn metrics(gw: &Gateway) -> String {
+    gw.client.get(format!("http://{}/metrics", gw.ops)).send().await.unwrap().text().await.unwrap()
+}
+
+#[tokio::test]
+async fn unlinked_caais_user_confirms_with_kaas_and_the_link_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("links.sqlite");
+    let gw = gateway(&db, r#""caais", "jip""#, "require").await;
+
+    let caais = gw.oidc_login("caais", "/").await;
+    // `require`: API requests of an unlinked user are refused, with the reason logged.
+    let api = gw.client.get(gw.url("/")).header("cookie", &caais).send().await.unwrap();
+    assert_eq!(api.status(), 403);
+    logs::assert_reason(&api, "account_link_required");
+    // The require page offers no "skip".
+    let page = gw.navigate("/.aisgate/link?return=%2F", Some(&caais)).await.text().await.unwrap();
+    assert!(!page.contains("value=\"skip\""), "{page}");
+
+    let done = confirm_with_kaas(&gw, &caais, 0).await;
+    assert_eq!(done.status(), 302, "the link is stored and the user continues");
+    assert_eq!(location(&done), "/");
+    let linked = format!("aisgate_session={}", set_cookie(&done, "aisgate_session").expect("a new session id"));
+    assert_ne!(linked, caais, "the linked session has a new id");
+    let headers = upstream_headers(&gw, &linked).await;
+    assert_eq!(headers["x-auth-subject"], CAAIS_BSI);
+    assert_eq!(headers["x-legacy-user"], JIP_USER_0, "the legacy id under the app's header name");
+    assert_eq!(headers["x-auth-legacy-username"], "novakova");
+    assert_eq!(headers["x-auth-legacy-org"], "00007064");
+    // The old session id is gone: the app's login chooser, not the upstream.
+    let old = gw.navigate("/", Some(&caais)).await.text().await.unwrap();
+    assert!(old.contains("provider=caais") && !old.contains("x-auth-subject"), "{old}");
+    let m = metrics(&gw).await;
+    assert_eq!(metric(&m, r#"aisgate_caais_logins_total{app="desk",linked="false"}"#), 1, "{m}");
+    drop(gw);
+
+    // Restart on the same database: the next CAAIS login carries the legacy id at once.
+    let gw = gateway(&db, r#""caais", "jip""#, "require").await;
+    let again = gw.oidc_login("caais", "/").await;
+    let headers = upstream_headers(&gw, &again).await;
+    assert_eq!(headers["x-legacy-user"], JIP_USER_0);
+    let claims = identity_token_claims(headers["x-auth-token"].as_str().unwrap());
+    assert_eq!(claims["legacy"]["id"], JIP_USER_0, "the identity token carries the legacy id");
+    let m = metrics(&gw).await;
+    assert_eq!(metric(&m, r#"aisgate_caais_logins_total{app="desk",linked="true"}"#), 1, "{m}");
+    assert_eq!(metric(&m, r#"aisgate_app_logins_total{app="desk",protocol="oidc"}"#), 1, "{m}");
+
+    // A second CAAIS user (another BSI) cannot take the same legacy account.
+    gw.oidc[0].knobs().user = 1;
+    let other = gw.oidc_login("caais", "/").await;
+    let refused = confirm_with_kaas(&gw, &other, 0).await;
+    assert_eq!(refused.status(), 409);
+    logs::assert_reason(&refused, "legacy_id_linked_to_other_bsi");
+    let page = refused.text().await.unwrap();
+    assert!(page.contains("Účet JIP/KAAS je již propojen"), "{page}");
+    assert_eq!(gw.navigate("/", Some(&other)).await.status(), 302, "still unlinked: back to the link page");
+    drop(gw);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let rows: Vec<(String, String)> = conn
+        .prepare("SELECT bsi, legacy_id FROM links")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows, vec![(CAAIS_BSI.to_owned(), JIP_USER_0.to_owned())]);
+}
+
+#[tokio::test]
+async fn offer_can_be_skipped_and_a_confirmation_from_another_session_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&dir.path().join("links.sqlite"), r#""caais", "jip""#, "offer").await;
+    let caais = gw.oidc_login("caais", "/").await;
+    let page = gw.navigate("/.aisgate/link?return=%2F", Some(&caais)).await.text().await.unwrap();
+    assert!(page.contains("value=\"skip\""), "offer has a skip button: {page}");
+    let csrf = parse_form(&page).1.into_iter().find(|(k, _)| k == "csrf").unwrap().1;
+    // A forged token is refused.
+    let forged = [("do", "skip"), ("return", "/"), ("csrf", "x")];
+    let bad = gw.client.post(gw.url("/.aisgate/link")).header("cookie", &caais).form(&forged).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    logs::assert_reason(&bad, "account link form refused");
+
+    // Confirmation started in this session, finished in a browser logged in as someone else.
+    let start = gw
+        .client
+        .post(gw.url("/.aisgate/link"))
+        .header("cookie", &caais)
+        .form(&[("do", "confirm"), ("return", "/"), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 302);
+    let login_cookie = set_cookie(&start, "aisgate_login").unwrap();
+    gw.oidc[0].knobs().user = 1;
+    let other = gw.oidc_login("caais", "/").await;
+    let form = gw.client.post(location(&start)).form(&[("user", "0")]).send().await.unwrap();
+    let done = gw
+        .client
+        .get(location(&form))
+        .header("cookie", format!("aisgate_login={login_cookie}; {other}"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 403);
+    logs::assert_reason(&done, "session_changed");
+
+    // Skip: the app is served without the legacy headers.
+    let skip = [("do", "skip"), ("return", "/"), ("csrf", csrf.as_str())];
+    let skipped = gw.client.post(gw.url("/.aisgate/link")).header("cookie", &caais).form(&skip).send().await.unwrap();
+    assert_eq!(skipped.status(), 302);
+    let headers = upstream_headers(&gw, &caais).await;
+    assert_eq!(headers["x-auth-subject"], CAAIS_BSI);
+    assert!(!headers.contains_key("x-legacy-user"), "{headers:?}");
+}
+
+fn identity_token_claims(jwt: &str) -> Value {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn switching_an_app_from_kaas_to_caais_by_config_keeps_the_same_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("links.sqlite");
+    // Before: JIP/KAAS only.
+    let gw = gateway(&db, r#""jip""#, "off").await;
+    let (kaas, _) = gw.login_to("/", 0).await;
+    let before = upstream_headers(&gw, &kaas).await;
+    drop(gw);
+    // The institution's migration links the user; then only the provider list changes.
+    let store = aisgate::links::sqlite::SqliteLinks::open(&db).unwrap();
+    let legacy = aisgate::identity::LegacyAccount {
+        id: JIP_USER_0.into(),
+        username: Some("novakova".into()),
+        organisation: Some("00007064".into()),
+    };
+    let link = aisgate::links::Link { bsi: CAAIS_BSI.into(), legacy, created_at: 1, source: "import".into() };
+    aisgate::links::LinkStore::create(&store, link).await.unwrap();
+    drop(store);
+    let gw = gateway(&db, r#""caais""#, "require").await;
+    let caais = gw.oidc_login("caais", "/").await;
+    let after = upstream_headers(&gw, &caais).await;
+
+    let identity = |h: &serde_json::Map<String, Value>| -> std::collections::BTreeSet<String> {
+        h.keys().filter(|k| k.starts_with("x-auth-") || *k == "x-legacy-user").cloned().collect()
+    };
+    // What the app keys its users on is the same value under the same name.
+    assert_eq!(before["x-legacy-user"], JIP_USER_0);
+    assert_eq!(after["x-legacy-user"], JIP_USER_0);
+    // Headers the KAAS login sent and the CAAIS login did not, and the reverse: only those
+    // whose value the simulated CAAIS user or its protocol lacks.
+    let only_kaas: Vec<String> = identity(&before).difference(&identity(&after)).cloned().collect();
+    let only_caais: Vec<String> = identity(&after).difference(&identity(&before)).cloned().collect();
+    assert!(only_caais.is_empty(), "CAAIS adds headers KAAS did not send: {only_caais:?}");
+    for header in &only_kaas {
+        assert!(
+            [
+                "x-auth-email",
+                "x-auth-loa",
+                "x-auth-loa-uri",
+                "x-auth-method",
+                "x-auth-identity-verified",
+                "x-auth-org-email",
+                "x-auth-org-kind",
+                "x-auth-org-type",
+                "x-auth-org-ovm-id"
+            ]
+            .contains(&header.as_str()),
+            "{header} missing after the switch ({only_kaas:?})"
+        );
+    }
+    for header in [
+        "x-auth-subject",
+        "x-auth-username",
+        "x-auth-org-ico",
+        "x-auth-legacy-username",
+        "x-auth-legacy-org",
+        "x-auth-token",
+    ] {
+        assert!(after.contains_key(header) && before.contains_key(header), "{header}");
+    }
+    assert_eq!(before["x-auth-protocol"].as_str().map(|p| p.starts_with("kaas-ws/")), Some(true));
+    assert_eq!(after["x-auth-protocol"], "oidc");
+}
