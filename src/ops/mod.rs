@@ -1,4 +1,4 @@
-//! The ops listener: `/healthz`, `/readyz`, `/metrics`.
+//! The ops listener: `/healthz`, `/readyz`, `/metrics`, and the admin API ([`crate::admin`]).
 //!
 //! Kept on its own listener (default `127.0.0.1:9090`) so that readiness details and metrics
 //! never reach the public network.
@@ -21,7 +21,9 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(gateway)
+        .with_state(gateway.clone())
+        // `/admin/…`: only with `[admin] token_file`, behind its bearer token.
+        .merge(crate::admin::router(gateway))
 }
 
 async fn readyz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
