@@ -84,6 +84,8 @@ pub struct Gateway {
     pub keyring: Keyring,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The audit trail (`[audit]`): `gateway.audit.emit(Event::…)`, never blocking.
+    pub audit: crate::audit::Audit,
     /// Identity token issuer.
     pub tokens: Option<TokenIssuer>,
     /// Upstream client.
@@ -217,6 +219,13 @@ impl Gateway {
                 .map_err(|e| errors.push(ConfigError::at(&main_loc, e.to_string())))
                 .ok(),
         };
+        let audit = match crate::audit::Audit::start(&config.audit, clock.clone()) {
+            Ok(audit) => audit,
+            Err(e) => {
+                errors.push(ConfigError::at(&main_loc, e.to_string()));
+                crate::audit::Audit::off()
+            }
+        };
         let (Some(keyring), true) = (keyring, errors.is_empty()) else {
             return Err(errors);
         };
@@ -229,12 +238,15 @@ impl Gateway {
             .filter_map(|p| p.login_profile().pending_login_ttl)
             .fold(config.session.login_ttl_secs, u64::max);
         let store: Arc<dyn SessionStore> = match config.session.store {
-            StoreKind::Memory => Arc::new(MemoryStore::new(
-                config.session.max_sessions,
-                Duration::from_secs(config.session.idle_timeout_secs),
-                Duration::from_secs(longest_login),
-                clock.clone(),
-            )),
+            StoreKind::Memory => Arc::new(
+                MemoryStore::new(
+                    config.session.max_sessions,
+                    Duration::from_secs(config.session.idle_timeout_secs),
+                    Duration::from_secs(longest_login),
+                    clock.clone(),
+                )
+                .with_audit(audit.clone()),
+            ),
             StoreKind::Redis => {
                 let opts =
                     crate::session::redis::RedisStoreOptions::of(&config.session, longest_login, apps.len(), &clock);
@@ -267,6 +279,7 @@ impl Gateway {
                 Err(e) => return Err(vec![ConfigError::at(&main_loc, format!("[links] {e}"))]),
             },
         };
+        audit.register_metrics(&mut metrics);
         // CPU-heavy login work runs off the I/O workers, bounded (issue 15 item 1; `cpu`).
         let workers = config.server.login_workers.unwrap_or_else(crate::cpu::default_workers);
         let queue = config.server.login_queue.unwrap_or_else(|| crate::cpu::default_queue(workers));
@@ -290,6 +303,7 @@ impl Gateway {
             clock,
             keyring,
             metrics,
+            audit,
             tokens,
             upstream,
             namespace,
