@@ -281,3 +281,139 @@ async fn switching_an_app_from_kaas_to_caais_by_config_keeps_the_same_headers() 
     assert_eq!(before["x-auth-protocol"].as_str().map(|p| p.starts_with("kaas-ws/")), Some(true));
     assert_eq!(after["x-auth-protocol"], "oidc");
 }
+
+const ADMIN_TOKEN: &str = "links-admin-token-0123456789abcdef";
+
+fn cli(config: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_aisgate"))
+        .arg("links")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn bulk_import_export_round_trip_through_the_cli_and_the_admin_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("links.sqlite");
+    let token = dir.path().join("admin.token");
+    std::fs::write(&token, ADMIN_TOKEN).unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let extra = format!("[admin]\ntoken_file = \"{}\"\n\n[audit]\nfile = \"{}\"\n", token.display(), audit.display());
+    logs::capture();
+    let gw = Gateway::start(StackOptions {
+        upstream: Some(header_echo().await),
+        oidc: vec![caais_provider("")],
+        apps: Some(format!("{extra}{}", apps(&db, r#""caais", "jip""#, "offer"))),
+        ..StackOptions::default()
+    })
+    .await;
+    let config = gw.stack_dir.join("aisgate.toml");
+    let csv = "bsi,legacy_id,legacy_username,legacy_organisation\n\
+               a-bsi,jip-1,novakova,00007064\n\
+               b-bsi,jip-2,,\n\
+               c-bsi,jip-3,dvorak,00261581\n";
+    let input = dir.path().join("migration.csv");
+    std::fs::write(&input, csv).unwrap();
+
+    let out = cli(&config, &["import", input.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("imported 3 new link(s) from {}", input.display()));
+
+    // A file whose third line takes an already linked legacy id: nothing of it is imported.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "bsi,legacy_id,legacy_username,legacy_organisation\nd-bsi,jip-4,,\ne-bsi,jip-1,,\n").unwrap();
+    let out = cli(&config, &["import", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 3: the legacy id is already linked to another CAAIS user; nothing was imported"),
+        "{err}"
+    );
+
+    // Export (CLI, JSON file) and list (CLI, CSV) give back what was imported.
+    let exported = dir.path().join("export.json");
+    assert!(cli(&config, &["export", exported.to_str().unwrap()]).status.success());
+    let json: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&exported).unwrap()).unwrap();
+    let ids: Vec<(&str, &str)> = json.iter().map(|l| (l["bsi"].as_str().unwrap(), l["id"].as_str().unwrap())).collect();
+    assert_eq!(ids, vec![("a-bsi", "jip-1"), ("b-bsi", "jip-2"), ("c-bsi", "jip-3")]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&exported).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let list = cli(&config, &["list"]);
+    assert_eq!(String::from_utf8_lossy(&list.stdout), csv);
+
+    // The admin API: token required; export as CSV; delete; import the JSON export back.
+    let admin = |path: &str| format!("http://{}{path}", gw.ops);
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let anonymous = gw.client.get(admin("/admin/links")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let got = gw.client.get(admin("/admin/links?format=csv")).header("authorization", &bearer).send().await.unwrap();
+    assert_eq!(got.text().await.unwrap(), csv);
+    let deleted =
+        gw.client.delete(admin("/admin/links/legacy/jip-2")).header("authorization", &bearer).send().await.unwrap();
+    assert_eq!(deleted.status(), 200);
+    let body: Value = deleted.json().await.unwrap();
+    assert_eq!(body["deleted"]["bsi"], "b-bsi");
+    assert_eq!(String::from_utf8_lossy(&cli(&config, &["list"]).stdout).lines().count(), 3, "header + 2 links");
+    let imported = gw
+        .client
+        .post(admin("/admin/links"))
+        .header("authorization", &bearer)
+        .header("content-type", "application/json")
+        .body(std::fs::read_to_string(&exported).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(imported.status(), 200);
+    assert_eq!(imported.json::<Value>().await.unwrap()["imported"], 1, "only the deleted link was new");
+    let got = gw.client.get(admin("/admin/links?format=csv")).header("authorization", &bearer).send().await.unwrap();
+    assert_eq!(got.text().await.unwrap(), csv, "round trip");
+    let refused = gw
+        .client
+        .post(admin("/admin/links"))
+        .header("authorization", &bearer)
+        .header("content-type", "text/csv")
+        .body("bsi,legacy_id,legacy_username,legacy_organisation\nz-bsi,jip-3,,\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let why: Value = refused.json().await.unwrap();
+    assert_eq!(why["detail"], "line 2: the legacy id is already linked to another CAAIS user");
+
+    // Delete by BSI through the CLI.
+    let stored = cli(&config, &["delete", "--bsi", "a-bsi"]);
+    assert!(stored.status.success(), "{}", String::from_utf8_lossy(&stored.stderr));
+
+    // Every change is an audit event, with labels instead of ids.
+    drop(gw);
+    let trail = std::fs::read_to_string(&audit).unwrap();
+    let events: Vec<Value> = trail.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let changes: Vec<(String, String, String, u64)> = events
+        .iter()
+        .filter(|e| e["event"] == "link_change")
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or("").to_owned();
+            (s("action"), s("source"), s("result"), e["count"].as_u64().unwrap())
+        })
+        .collect();
+    let expect = |a: &str, s: &str, r: &str, n: u64| (a.to_owned(), s.to_owned(), r.to_owned(), n);
+    assert_eq!(
+        changes,
+        vec![
+            expect("import", "cli", "success", 3),
+            expect("import", "cli", "refused", 0),
+            expect("delete", "admin", "success", 1),
+            expect("import", "admin", "success", 1),
+            expect("import", "admin", "refused", 0),
+            expect("delete", "cli", "success", 1),
+        ],
+        "{trail}"
+    );
+    assert!(!trail.contains("a-bsi") && !trail.contains("jip-1"), "ids never reach the audit trail: {trail}");
+}

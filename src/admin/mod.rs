@@ -127,7 +127,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
     let Some(auth) = gw.admin.clone() else {
         return Router::new();
     };
-    let routes: Router<Arc<Gateway>> = Router::new();
+    let routes: Router<Arc<Gateway>> = Router::new().merge(crate::links::admin::routes());
     // Other modules' admin routes: one `.merge(…)` line each, above this comment.
     routes.layer(axum::middleware::from_fn_with_state(Arc::new(auth), require_token)).with_state(gw)
 }

@@ -209,18 +209,24 @@ pub(super) async fn complete(
     };
     let user = session.identity.log_label();
     let legacy_user = legacy.log_label();
-    match links.store.create(link).await {
-        Ok(()) => {}
+    let stored = links.store.create(link.clone()).await;
+    let origin = crate::audit::Origin::request(info.id(), info.client_ip);
+    let change =
+        |result| crate::links::Change { action: "create", source: "login", link: Some(&link), count: 1, result };
+    match &stored {
+        Ok(()) => crate::links::audit(&gw.audit, origin, change(Ok(()))),
         Err(e @ (LinkError::LegacyTaken | LinkError::BsiTaken)) => {
             tracing::warn!(request_id = info.id(), user = %user, legacy = %legacy_user, reason = e.label(), "account link refused: {e}");
+            crate::links::audit(&gw.audit, origin, change(Err(e)));
             return refused(LinkRefusal::LegacyTaken, StatusCode::CONFLICT);
         }
         Err(e) => {
             tracing::error!(request_id = info.id(), user = %user, reason = e.label(), error = %e, "account link could not be stored");
+            crate::links::audit(&gw.audit, origin, change(Err(e)));
             return refused(LinkRefusal::Unavailable, StatusCode::SERVICE_UNAVAILABLE);
         }
     }
-    tracing::info!(target: "aisgate::audit", event = "link_created", request_id = info.id(), user = %user, legacy = %legacy_user, source = "login");
+    tracing::info!(request_id = info.id(), user = %user, legacy = %legacy_user, "account link created");
     // The session now grants the legacy account: a new id for it (like any login).
     let mut identity = session.identity.clone();
     identity.legacy = Some(account);

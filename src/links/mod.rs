@@ -12,6 +12,8 @@
 //! by an operator (import, admin API). Never from user input. One legacy id links to exactly
 //! one BSI and one BSI to one legacy id: the stores enforce both atomically.
 
+pub mod admin;
+pub mod cli;
 pub mod file;
 pub mod sqlite;
 
@@ -348,4 +350,51 @@ impl AppLogins {
             counter.inc();
         }
     }
+}
+
+/// The keyed, non-reversible log label of a BSI (`bsi:…`): logs and audit events never carry
+/// the id itself.
+pub fn bsi_label(bsi: &str) -> String {
+    format!("bsi:{}", crate::identity::label::key().label(bsi.as_bytes(), 6))
+}
+
+/// The log label of a legacy id (`legacy:…`).
+pub fn legacy_label(id: &str) -> String {
+    format!("legacy:{}", crate::identity::label::key().label(id.as_bytes(), 6))
+}
+
+/// One link change for the audit log.
+pub struct Change<'a> {
+    /// `create`, `delete` or `import`.
+    pub action: &'static str,
+    /// `login`, `admin` or `cli`.
+    pub source: &'static str,
+    /// The link, when one is concerned.
+    pub link: Option<&'a Link>,
+    /// How many links changed.
+    pub count: usize,
+    /// The store's answer.
+    pub result: Result<(), &'a LinkError>,
+}
+
+/// Emits `change` as a `link_change` audit event.
+pub fn audit(audit: &crate::audit::Audit, origin: crate::audit::Origin<'_>, change: Change<'_>) {
+    use crate::audit::{Event, Outcome};
+    let user = change.link.map(|l| bsi_label(&l.bsi));
+    let legacy = change.link.map(|l| legacy_label(&l.legacy.id));
+    let (result, reason) = match change.result {
+        Ok(()) => (Outcome::Success, None),
+        Err(e @ LinkError::Storage(_)) => (Outcome::Error, Some(e.label())),
+        Err(e) => (Outcome::Refused, Some(e.label())),
+    };
+    audit.emit(Event::LinkChange {
+        origin,
+        action: change.action,
+        source: change.source,
+        user: user.as_deref(),
+        legacy: legacy.as_deref(),
+        count: change.count,
+        result,
+        reason,
+    });
 }
