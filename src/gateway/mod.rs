@@ -274,7 +274,7 @@ impl Gateway {
             crate::links::AppLogins::new(&apps, config.provider.iter().map(|p| p.kind()).collect(), &mut metrics);
         let links = match &config.links {
             None => None,
-            Some(cfg) => match crate::links::open(cfg) {
+            Some(cfg) => match crate::links::open(cfg, &config.session, env) {
                 Ok(store) => Some(crate::links::Links::new(store, cfg, &app_names, &mut metrics)),
                 Err(e) => return Err(vec![ConfigError::at(&main_loc, format!("[links] {e}"))]),
             },

@@ -60,17 +60,18 @@ pub fn run(config_path: &Path, command: Command) -> i32 {
             return 2;
         }
     };
-    let store = match super::open(cfg) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("[links] {e}");
-            return 1;
-        }
-    };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    // Inside the runtime: the Redis store's connection manager needs one.
+    let store = match runtime.block_on(async { super::open(cfg, &config.session, &crate::gateway::process_env) }) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("[links] {e}");
             return 1;
         }
     };

@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod cli;
 pub mod file;
+pub mod redis;
 pub mod sqlite;
 
 use std::path::PathBuf;
@@ -46,6 +47,8 @@ pub enum LinkStoreKind {
     /// An SQLite file on this instance (bundled SQLite, WAL, mode 0600).
     #[default]
     Sqlite,
+    /// The sessions' Redis (`[session.redis]`), shared by several instances.
+    Redis,
 }
 
 /// `[links]`: the account link table.
@@ -189,10 +192,15 @@ pub trait LinkStore: Send + Sync + 'static {
     async fn import(&self, links: Vec<Link>, lines: Vec<usize>) -> Result<usize, LinkError>;
 }
 
-/// Opens the configured store.
-pub fn open(cfg: &LinksConfig) -> Result<Arc<dyn LinkStore>, LinkError> {
+/// Opens the configured store; `session` holds the Redis connection settings.
+pub fn open(
+    cfg: &LinksConfig,
+    session: &crate::config::SessionConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Arc<dyn LinkStore>, LinkError> {
     match cfg.store {
         LinkStoreKind::Sqlite => Ok(Arc::new(sqlite::SqliteLinks::open(&cfg.database)?)),
+        LinkStoreKind::Redis => Ok(Arc::new(redis::RedisLinks::configured(session, env)?)),
     }
 }
 

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-mod backend;
+pub(crate) mod backend;
 
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
