@@ -24,6 +24,7 @@ use crate::ops::metrics::LoginResult;
 use crate::pages::{self, ErrorKind, ProviderChoice};
 use crate::provider::{BrowserStep, CommonReason, PendingState, ProtocolState, ProviderError, Reason, Side};
 use crate::session::keyring::Purpose;
+use crate::session::shared::CounterScope;
 use crate::session::{random_id, PendingLogin, Session, StoreKey};
 
 type Gw = State<Arc<Gateway>>;
@@ -202,11 +203,12 @@ pub(super) async fn begin_at(
         return rescue::error(ErrorKind::TooManyRequests, info, None);
     };
     // Every start stores a pending login: one address may not fill the store (issue 15 item 2).
-    let verdict = gw.login_start_limiter.check(info.client_ip);
+    let verdict =
+        gw.login_start_limiter.check_shared(info.client_ip, gw.shared.as_deref(), CounterScope::LoginStart).await;
     if !verdict.allowed() {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, reason = verdict.reason(), "login starts rate-limited");
         audit_refused(info, gw.providers[index].name(), "login_start_rate_limited");
-        return rescue::error(ErrorKind::TooManyRequests, info, None);
+        return rescue::error(limited_page(verdict), info, None);
     }
     let provider = &gw.providers[index];
     let mut ctx = gw.login_context(provider.name());
@@ -365,11 +367,12 @@ async fn direct_submit(
     if gw.provider(&provider).and_then(|(_, p)| p.direct_generator_url()).is_none() {
         return rescue::error(ErrorKind::NotFound, &info, None);
     }
-    let verdict = gw.direct_limiter.check(info.client_ip);
+    let verdict =
+        gw.direct_limiter.check_shared(info.client_ip, gw.shared.as_deref(), CounterScope::DirectCredentials).await;
     if !verdict.allowed() {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, reason = verdict.reason(), "one-time credential attempts rate-limited");
         audit_refused(&info, &provider, "rate_limited");
-        return rescue::error(ErrorKind::TooManyRequests, &info, None);
+        return rescue::error(limited_page(verdict), &info, None);
     }
     let params: Vec<(String, String)> = url::form_urlencoded::parse(&form).into_owned().collect();
     let handle = super::cookies::login_handle(&gw, &headers, &info);
@@ -880,4 +883,12 @@ async fn backchannel_logout(
 /// The login URL for an unauthenticated request to `return_to`.
 pub fn login_path(return_to: &str) -> String {
     login_url(return_to)
+}
+
+/// The page of a refused attempt: 429, or 503 when the shared store could not count it.
+fn limited_page(verdict: super::rate_limit::Verdict) -> ErrorKind {
+    match verdict {
+        super::rate_limit::Verdict::Unavailable => ErrorKind::SessionStoreUnavailable,
+        _ => ErrorKind::TooManyRequests,
+    }
 }

@@ -21,7 +21,7 @@ use crate::listen::conn::ConnSlot;
 use crate::ops::metrics::UpstreamErrorKind;
 use crate::pages::ErrorKind;
 use crate::provider::{CommonReason, ProviderError};
-use crate::session::tokens::TokenError;
+use crate::session::tokens::{TokenError, UpstreamTokens};
 use crate::session::{Session, StoreKey};
 use crate::upstream::body::{BodyFault, BodyWatch, WatchedBody};
 use crate::upstream::upgrade::{self, Requested};
@@ -192,16 +192,9 @@ async fn app_request(
         }
         add_identity_headers(gw, app, session, &mut req);
         if app.upstream_bearer {
-            let issued = session.upstream_tokens.get().map(|t| t.issued_at);
-            match bearer(gw, session).await {
+            match bearer(gw, key, session, info).await {
                 Ok(Some(value)) => {
                     req.headers_mut().insert(AUTHORIZATION, value);
-                    // Refreshed: a shared store must keep the new (possibly rotated) tokens.
-                    if session.upstream_tokens.get().map(|t| t.issued_at) != issued {
-                        if let Err(e) = gw.store.tokens_refreshed(key, session).await {
-                            tracing::error!(request_id = info.id(), error = %e, "cannot store refreshed tokens");
-                        }
-                    }
                 }
                 Ok(None) => {}
                 Err(TokenError::Ended) => {
@@ -377,18 +370,62 @@ const REFRESH_MARGIN_SECS: u64 = 60;
 
 /// The `Authorization: Bearer` value for the session's access token, refreshed (once, for all
 /// concurrent requests of the session) when it is about to expire.
-async fn bearer(gw: &Gateway, session: &Session) -> Result<Option<HeaderValue>, TokenError> {
+/// The `Authorization` value for an `upstream_bearer` app, refreshing the tokens when due:
+/// single flight within this instance (the session's token slot) and, with a shared store,
+/// across instances (a lease in the store; see `session::shared::refresh_across_instances`).
+/// Tokens this request refreshed are stored before the lease is released, so no instance
+/// refreshes again with a refresh token the IdP may have rotated away.
+async fn bearer(
+    gw: &Gateway,
+    key: &StoreKey,
+    session: &Arc<Session>,
+    info: &RequestInfo,
+) -> Result<Option<HeaderValue>, TokenError> {
     let Some((_, provider)) = gw.provider(&session.identity.provider) else { return Ok(None) };
+    let now = gw.clock.now_unix();
+    let provider_refresh = |old: UpstreamTokens| async move {
+        match provider.token_refresh() {
+            Some(refresh) => refresh.refresh_tokens(&old).await,
+            None => Err(ProviderError::with_context(CommonReason::Unsupported, "token refresh")),
+        }
+    };
+    let mut held = None;
+    let mut refreshed_here = false;
     let token = session
         .upstream_tokens
-        .access_token(gw.clock.now_unix(), REFRESH_MARGIN_SECS, |old| async move {
-            match provider.token_refresh() {
-                Some(refresh) => refresh.refresh_tokens(&old).await,
-                None => Err(ProviderError::with_context(CommonReason::Unsupported, "token refresh")),
+        .access_token(now, REFRESH_MARGIN_SECS, |old| async {
+            match &gw.shared {
+                None => {
+                    refreshed_here = true;
+                    provider_refresh(old).await
+                }
+                Some(shared) => {
+                    let both = (shared.as_ref(), gw.store.as_ref());
+                    let (tokens, here) = crate::session::shared::refresh_across_instances(
+                        both,
+                        key,
+                        old,
+                        (now, REFRESH_MARGIN_SECS),
+                        &mut held,
+                        provider_refresh,
+                    )
+                    .await?;
+                    refreshed_here = here;
+                    Ok(tokens)
+                }
             }
         })
-        .await?;
-    Ok(token.and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok()).map(|mut v| {
+        .await;
+    if refreshed_here && token.is_ok() {
+        // A shared store must keep the new (possibly rotated) tokens, before the lease goes.
+        if let Err(e) = gw.store.tokens_refreshed(key, session).await {
+            tracing::error!(request_id = info.id(), error = %e, "cannot store refreshed tokens");
+        }
+    }
+    if let Some(lease) = held {
+        lease.release().await;
+    }
+    Ok(token?.and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok()).map(|mut v| {
         v.set_sensitive(true);
         v
     }))

@@ -46,6 +46,7 @@ use crate::ops::metrics::Metrics;
 use crate::provider::Provider;
 use crate::session::keyring::Keyring;
 use crate::session::memory::MemoryStore;
+use crate::session::shared::SharedState;
 use crate::session::SessionStore;
 use crate::upstream::UpstreamClient;
 
@@ -78,6 +79,9 @@ pub struct Gateway {
     pub providers: Vec<Arc<dyn Provider>>,
     /// Session store.
     pub store: Arc<dyn SessionStore>,
+    /// What instances share besides sessions (replay caches, attempt counters, refresh
+    /// leases): the Redis store; `None` with the memory store (each instance keeps its own).
+    pub shared: Option<Arc<dyn SharedState>>,
     /// The clock of every expiry decision (a test clock in tests, see [`Clock`]).
     pub clock: Clock,
     /// Cookie keys.
@@ -237,25 +241,37 @@ impl Gateway {
             .iter()
             .filter_map(|p| p.login_profile().pending_login_ttl)
             .fold(config.session.login_ttl_secs, u64::max);
-        let store: Arc<dyn SessionStore> = match config.session.store {
-            StoreKind::Memory => Arc::new(
-                MemoryStore::new(
-                    config.session.max_sessions,
-                    Duration::from_secs(config.session.idle_timeout_secs),
-                    Duration::from_secs(longest_login),
-                    clock.clone(),
-                )
-                .with_audit(audit.clone()),
+        let (store, shared): (Arc<dyn SessionStore>, Option<Arc<dyn SharedState>>) = match config.session.store {
+            StoreKind::Memory => (
+                Arc::new(
+                    MemoryStore::new(
+                        config.session.max_sessions,
+                        Duration::from_secs(config.session.idle_timeout_secs),
+                        Duration::from_secs(longest_login),
+                        clock.clone(),
+                    )
+                    .with_audit(audit.clone()),
+                ),
+                None,
             ),
             StoreKind::Redis => {
                 let opts =
                     crate::session::redis::RedisStoreOptions::of(&config.session, longest_login, apps.len(), &clock);
                 match crate::session::redis::RedisStore::configured(&config.session, keyring.record_keys(), opts, env) {
-                    Ok(store) => Arc::new(store),
+                    Ok(store) => {
+                        let store = Arc::new(store);
+                        (store.clone(), Some(store))
+                    }
                     Err(e) => return Err(vec![ConfigError::at(&main_loc, e.to_string())]),
                 }
             }
         };
+        // Replay caches follow the sessions: shared when the sessions are.
+        if let Some(shared) = &shared {
+            for provider in &providers {
+                provider.use_shared_state(shared.clone());
+            }
+        }
         let app_names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
         let provider_names: Vec<&str> = providers.iter().map(|p| p.name()).collect();
         let mut metrics = Metrics::new(&app_names, &provider_names);
@@ -300,6 +316,7 @@ impl Gateway {
             apps,
             providers,
             store,
+            shared,
             clock,
             keyring,
             metrics,

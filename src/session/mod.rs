@@ -10,6 +10,7 @@ pub mod keyring;
 pub mod memory;
 pub mod record;
 pub mod redis;
+pub mod shared;
 pub mod tokens;
 
 use std::sync::{Arc, Mutex, OnceLock};
