@@ -19,10 +19,15 @@ const CAAIS_BSI: &str = "16b33670-a816-4c1a-8712-d99e9ff85fec";
 const CAAIS_BSI_2: &str = "0c0ffee0-0000-4000-8000-000000000002";
 
 fn apps(db: &Path, providers: &str, account_link: &str) -> String {
+    apps_with(&format!("database = \"{}\"", db.display()), providers, account_link)
+}
+
+/// The app tables with `links` as the body of `[links]` (besides `legacy_providers`).
+fn apps_with(links: &str, providers: &str, account_link: &str) -> String {
     format!(
         r#"
 [links]
-database = "{db}"
+{links}
 legacy_providers = ["jip"]
 
 [[app]]
@@ -34,12 +39,16 @@ account_link = "{account_link}"
 [app.headers]
 identity_token = true
 rename = {{ "X-Auth-Legacy-Id" = "X-Legacy-User" }}
-"#,
-        db = db.display()
+"#
     )
 }
 
 async fn gateway(db: &Path, providers: &str, account_link: &str) -> Gateway {
+    start(apps(db, providers, account_link), String::new()).await
+}
+
+/// A gateway with the simulated KAAS and CAAIS (two CAAIS users: `knobs().user` picks).
+async fn start(apps: String, session_extra: String) -> Gateway {
     logs::capture();
     let mut caais = caais_provider("");
     let mut second = aisgate::sim::oidc::caais_user();
@@ -49,7 +58,8 @@ async fn gateway(db: &Path, providers: &str, account_link: &str) -> Gateway {
     Gateway::start(StackOptions {
         upstream: Some(header_echo().await),
         oidc: vec![caais],
-        apps: Some(apps(db, providers, account_link)),
+        apps: Some(apps),
+        session_extra,
         ..StackOptions::default()
     })
     .await
@@ -416,4 +426,55 @@ async fn bulk_import_export_round_trip_through_the_cli_and_the_admin_api() {
         "{trail}"
     );
     assert!(!trail.contains("a-bsi") && !trail.contains("jip-1"), "ids never reach the audit trail: {trail}");
+}
+
+#[tokio::test]
+async fn links_on_redis_are_shared_by_two_instances_and_unique_across_them() {
+    let Some(redis) = support::redis_server::Redis::start().await else { return };
+    let apps = apps_with("store = \"redis\"", r#""caais", "jip""#, "require");
+    let one = start(apps.clone(), redis.session_extra()).await;
+    let two = start(apps, redis.session_extra()).await;
+
+    // Linked at instance one.
+    let caais = one.oidc_login("caais", "/").await;
+    let done = confirm_with_kaas(&one, &caais, 0).await;
+    assert_eq!(done.status(), 302);
+    // Instance two knows the link at the next login.
+    let again = two.oidc_login("caais", "/").await;
+    assert_eq!(upstream_headers(&two, &again).await["x-legacy-user"], JIP_USER_0);
+    // The second BSI is refused at instance two: the uniqueness is the store's, not a process's.
+    two.oidc[0].knobs().user = 1;
+    let other = two.oidc_login("caais", "/").await;
+    let refused = confirm_with_kaas(&two, &other, 0).await;
+    assert_eq!(refused.status(), 409);
+    logs::assert_reason(&refused, "legacy_id_linked_to_other_bsi");
+    // What Redis holds: one hash per BSI and one key per legacy id, without expiry.
+    let mut conn = redis.conn().await;
+    let legacy: String = redis::cmd("HGET")
+        .arg(format!("aisgate:{{links}}:b:{CAAIS_BSI}"))
+        .arg("legacy_id")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(legacy, JIP_USER_0);
+    let owner: String =
+        redis::cmd("GET").arg(format!("aisgate:{{links}}:l:{JIP_USER_0}")).query_async(&mut conn).await.unwrap();
+    assert_eq!(owner, CAAIS_BSI);
+    let ttl: i64 =
+        redis::cmd("TTL").arg(format!("aisgate:{{links}}:l:{JIP_USER_0}")).query_async(&mut conn).await.unwrap();
+    assert_eq!(ttl, -1, "links never expire");
+
+    // Import on Redis is all or nothing too, with the refused entry's line.
+    let config = aisgate::config::load(&one.stack_dir.join("aisgate.toml")).unwrap();
+    let store = aisgate::links::redis::RedisLinks::configured(&config.session, &|_| None).unwrap();
+    let csv = format!("{}\nnew-bsi,jip-new,,\nthird-bsi,{JIP_USER_0},,\n", aisgate::links::file::CSV_HEADER);
+    let (batch, lines) = aisgate::links::file::parse(&csv, aisgate::links::file::Format::Csv, 1).unwrap();
+    match aisgate::links::LinkStore::import(&store, batch, lines).await {
+        Err(aisgate::links::LinkError::Import { line: 3, reason }) => {
+            assert!(reason.contains("already linked"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let all = aisgate::links::LinkStore::list(&store).await.unwrap();
+    assert_eq!(all.iter().map(|l| l.bsi.as_str()).collect::<Vec<_>>(), vec![CAAIS_BSI], "nothing of the batch stored");
 }

@@ -128,10 +128,8 @@ impl RedisLinks {
         session: &crate::config::SessionConfig,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<RedisLinks, LinkError> {
-        let cfg = session
-            .redis
-            .as_ref()
-            .ok_or(LinkError::Storage("store = \"redis\" needs [session.redis]".to_owned()))?;
+        let cfg =
+            session.redis.as_ref().ok_or(LinkError::Storage("store = \"redis\" needs [session.redis]".to_owned()))?;
         let backend = Backend::new(cfg, env).map_err(|e| LinkError::Storage(e.to_string()))?;
         Ok(RedisLinks { backend: Arc::new(backend), space: format!("{}{{links}}:", cfg.key_prefix) })
     }
