@@ -18,7 +18,7 @@ use axum::Router;
 use http::{header, HeaderMap, Response, StatusCode};
 
 use super::file::{self, Format};
-use super::{Change, LinkError, LinkKey, Links};
+use super::{Change, LinkError, LinkKey};
 use crate::gateway::Gateway;
 
 /// Largest accepted import body: about 100 000 links.
@@ -53,10 +53,8 @@ fn failure(e: &LinkError) -> Response<Body> {
     json(status, &serde_json::json!({ "error": e.label(), "detail": e.to_string() }))
 }
 
-fn links(gw: &Gateway) -> Result<&Links, Response<Body>> {
-    gw.links
-        .as_ref()
-        .ok_or_else(|| json(StatusCode::NOT_FOUND, &serde_json::json!({ "error": "links_not_configured" })))
+fn not_configured() -> Response<Body> {
+    json(StatusCode::NOT_FOUND, &serde_json::json!({ "error": "links_not_configured" }))
 }
 
 fn origin() -> crate::audit::Origin<'static> {
@@ -64,10 +62,7 @@ fn origin() -> crate::audit::Origin<'static> {
 }
 
 async fn list(State(gw): State<Arc<Gateway>>, RawQuery(query): RawQuery) -> Response<Body> {
-    let links = match links(&gw) {
-        Ok(l) => l,
-        Err(resp) => return resp,
-    };
+    let Some(links) = gw.links.as_ref() else { return not_configured() };
     let format = if query.as_deref().is_some_and(|q| q.split('&').any(|p| p == "format=csv")) {
         Format::Csv
     } else {
@@ -85,10 +80,7 @@ async fn list(State(gw): State<Arc<Gateway>>, RawQuery(query): RawQuery) -> Resp
 }
 
 async fn one(State(gw): State<Arc<Gateway>>, Path(bsi): Path<String>) -> Response<Body> {
-    let links = match links(&gw) {
-        Ok(l) => l,
-        Err(resp) => return resp,
-    };
+    let Some(links) = gw.links.as_ref() else { return not_configured() };
     match links.store.by_bsi(&bsi).await {
         Ok(Some(link)) => json(StatusCode::OK, &serde_json::json!(link)),
         Ok(None) => json(StatusCode::NOT_FOUND, &serde_json::json!({ "error": "not_found" })),
@@ -102,10 +94,7 @@ async fn import(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes)
 
 /// The import behind `POST /admin/links`.
 async fn import_body(gw: &Gateway, headers: &HeaderMap, body: &[u8]) -> Response<Body> {
-    let links = match links(gw) {
-        Ok(l) => l,
-        Err(resp) => return resp,
-    };
+    let Some(links) = gw.links.as_ref() else { return not_configured() };
     let csv = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -142,10 +131,7 @@ async fn delete_legacy(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -
 }
 
 async fn delete(gw: &Gateway, key: LinkKey) -> Response<Body> {
-    let links = match links(gw) {
-        Ok(l) => l,
-        Err(resp) => return resp,
-    };
+    let Some(links) = gw.links.as_ref() else { return not_configured() };
     let result = links.store.delete(key).await;
     let found = result.as_ref().ok().and_then(Option::as_ref);
     let change = Change {
