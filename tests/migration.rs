@@ -478,3 +478,42 @@ async fn links_on_redis_are_shared_by_two_instances_and_unique_across_them() {
     let all = aisgate::links::LinkStore::list(&store).await.unwrap();
     assert_eq!(all.iter().map(|l| l.bsi.as_str()).collect::<Vec<_>>(), vec![CAAIS_BSI], "nothing of the batch stored");
 }
+
+#[tokio::test]
+async fn check_refuses_account_links_it_cannot_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&dir.path().join("links.sqlite"), r#""caais", "jip""#, "offer").await;
+    let good = std::fs::read_to_string(gw.stack_dir.join("aisgate.toml")).unwrap();
+    let check = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_aisgate"))
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // `offer` without a legacy provider among the app's providers: nothing to confirm with.
+    let (code, err) =
+        check("no-legacy.toml", good.replace(r#"providers = ["caais", "jip"]"#, r#"providers = ["caais"]"#));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(r#"app "desk": account_link = "offer" needs one of [links] legacy_providers among its providers"#),
+        "{err}"
+    );
+    // A legacy provider that is not JIP/KAAS.
+    let (code, err) =
+        check("not-kaas.toml", good.replace(r#"legacy_providers = ["jip"]"#, r#"legacy_providers = ["caais"]"#));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(r#"provider "caais" is listed in [links] legacy_providers but is kind "oidc", not "kaas""#),
+        "{err}"
+    );
+    // account_link without [links].
+    let start = good.find("[links]").unwrap();
+    let end = good[start..].find("[[app]]").unwrap() + start;
+    let (code, err) = check("no-links.toml", format!("{}{}", &good[..start], &good[end..]));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(r#"app "desk": account_link needs a [links] table"#), "{err}");
+}
