@@ -65,8 +65,7 @@ pub enum LinkRefusal {
     NoLegacyLogin,
 }
 
-/// The page for a refused link; `continue_url` (the app, when it can be used without the
-/// link) becomes a button.
+/// The page for a refused link: what happened and what to do.
 pub fn link_refused_page(reason: LinkRefusal, lang: Lang) -> String {
     let (title, text, todo) = match (reason, lang) {
         (LinkRefusal::LegacyTaken, Lang::Cs) => (
@@ -111,4 +110,42 @@ pub fn link_refused_page(reason: LinkRefusal, lang: Lang) -> String {
         ),
     };
     message_page(title, &[text, todo], lang)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offer_has_skip_require_does_not_and_values_are_escaped() {
+        let offer = link_page("/.aisgate/link", "tok\"<x>", "/desk?a=1&b=2", "JIP <KAAS>", false, Lang::Cs);
+        assert!(offer.contains("lang=\"cs\"") && offer.contains("Teď ne"), "{offer}");
+        assert!(offer.contains("value=\"skip\""), "{offer}");
+        assert!(offer.contains("/desk?a=1&amp;b=2") && offer.contains("JIP &lt;KAAS&gt;"), "{offer}");
+        assert!(!offer.contains("tok\"<x>"), "the token is escaped: {offer}");
+        let require = link_page("/.aisgate/link", "t", "/desk", "JIP", true, Lang::En);
+        assert!(require.contains("lang=\"en\"") && require.contains("cannot serve you without the link"), "{require}");
+        assert!(!require.contains("value=\"skip\""), "{require}");
+        // An unsafe return URL renders no form at all.
+        let broken = link_page("/.aisgate/link", "t", "javascript:alert(1)", "JIP", false, Lang::En);
+        assert!(!broken.contains("<form"), "{broken}");
+    }
+
+    #[test]
+    fn every_refusal_explains_itself_in_both_languages() {
+        for reason in [
+            LinkRefusal::LegacyTaken,
+            LinkRefusal::SessionChanged,
+            LinkRefusal::Unavailable,
+            LinkRefusal::NoLegacyLogin,
+        ] {
+            let cs = link_refused_page(reason, Lang::Cs);
+            let en = link_refused_page(reason, Lang::En);
+            assert!(cs.contains("lang=\"cs\"") && en.contains("lang=\"en\""));
+            assert_ne!(cs, en);
+        }
+        assert!(
+            link_refused_page(LinkRefusal::LegacyTaken, Lang::En).contains("already linked to another CAAIS account")
+        );
+    }
 }
