@@ -74,6 +74,8 @@ async fn context<'a>(
         return Err(rescue::error(ErrorKind::NotFound, info, None));
     };
     match super::handler::load_session(gw, headers, info).await {
+        // Linked already (or a legacy session): nothing to do here.
+        Ok(Some((_, session))) if already_done(gw, &session) => Err(rescue::redirect(return_to.as_str())),
         Ok(Some((key, session))) if app.accepts_provider(&gw.providers, &session.identity.provider) => {
             Ok((key, session, app, return_to))
         }
@@ -89,6 +91,16 @@ fn legacy_provider(gw: &Gateway, app: &App) -> Option<usize> {
     app.providers.iter().copied().find(|i| links.is_legacy(gw.providers[*i].name()))
 }
 
+/// `require` at an app without a legacy login: only an operator can link this user.
+fn no_legacy_login(info: &RequestInfo) -> Response<Body> {
+    tracing::info!(
+        request_id = info.id(),
+        reason = "no_legacy_login",
+        "account link required but the app has no legacy login"
+    );
+    rescue::html(StatusCode::FORBIDDEN, link_refused_page(LinkRefusal::NoLegacyLogin, info.lang()))
+}
+
 fn already_done(gw: &Gateway, session: &Session) -> bool {
     let legacy = gw.links.as_ref().is_none_or(|l| l.is_legacy(&session.identity.provider));
     session.identity.legacy.is_some() || legacy
@@ -102,16 +114,13 @@ pub(super) async fn page(
     RawQuery(query): RawQuery,
 ) -> Response<Body> {
     let params = query_pairs(query.as_deref());
-    let (key, session, app, return_to) = match context(&gw, &headers, &params, &info).await {
+    let (key, _, app, return_to) = match context(&gw, &headers, &params, &info).await {
         Ok(found) => found,
         Err(resp) => return resp,
     };
-    if already_done(&gw, &session) {
-        return rescue::redirect(return_to.as_str());
-    }
     let required = app.account_link == AccountLink::Require;
     let Some(legacy) = legacy_provider(&gw, app) else {
-        return rescue::html(StatusCode::FORBIDDEN, link_refused_page(LinkRefusal::NoLegacyLogin, info.lang()));
+        return no_legacy_login(&info);
     };
     let csrf = gw.keyring.mac(Purpose::Csrf, &key.0);
     let name = gw.providers[legacy].display_name();
@@ -134,9 +143,6 @@ pub(super) async fn submit(
         tracing::warn!(request_id = info.id(), client = %info.client_ip, reason = "csrf", "account link form refused");
         return rescue::error(ErrorKind::BadRequest, &info, None);
     }
-    if already_done(&gw, &session) {
-        return rescue::redirect(return_to.as_str());
-    }
     match param(&params, "do") {
         Some("skip") if app.account_link == AccountLink::Offer => {
             let skipped = session.relinked(session.identity.clone(), true, gw.apps.len());
@@ -149,7 +155,7 @@ pub(super) async fn submit(
         }
         Some("confirm") => {
             let Some(legacy) = legacy_provider(&gw, app) else {
-                return rescue::html(StatusCode::FORBIDDEN, link_refused_page(LinkRefusal::NoLegacyLogin, info.lang()));
+                return no_legacy_login(&info);
             };
             let intent = LinkIntent {
                 session: key.0,

@@ -107,9 +107,7 @@ async fn import_body(gw: &Gateway, headers: &HeaderMap, body: &[u8]) -> Response
         Ok((batch, lines)) => links.store.import(batch, lines).await,
         Err(e) => Err(e),
     };
-    let count = *result.as_ref().unwrap_or(&0);
-    let change = Change { action: "import", source: "admin", link: None, count, result: result.as_ref().map(|_| ()) };
-    super::audit(&gw.audit, origin(), change);
+    super::audit(&gw.audit, origin(), Change::imported("admin", &result));
     match result {
         Ok(added) => {
             tracing::info!(added, "account links imported through the admin API");
@@ -133,15 +131,7 @@ async fn delete_legacy(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -
 async fn delete(gw: &Gateway, key: LinkKey) -> Response<Body> {
     let Some(links) = gw.links.as_ref() else { return not_configured() };
     let result = links.store.delete(key).await;
-    let found = result.as_ref().ok().and_then(Option::as_ref);
-    let change = Change {
-        action: "delete",
-        source: "admin",
-        link: found,
-        count: usize::from(found.is_some()),
-        result: result.as_ref().map(|_| ()),
-    };
-    super::audit(&gw.audit, origin(), change);
+    super::audit(&gw.audit, origin(), Change::deleted("admin", &result));
     match result {
         Ok(Some(link)) => {
             tracing::info!(user = %super::bsi_label(&link.bsi), legacy = %super::legacy_label(&link.legacy.id), "account link deleted through the admin API");

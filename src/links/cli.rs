@@ -101,12 +101,7 @@ async fn execute(store: &dyn LinkStore, audit: &crate::audit::Audit, command: Co
                 Ok((links, lines)) => store.import(links, lines).await,
                 Err(e) => Err(e),
             };
-            let count = *result.as_ref().unwrap_or(&0);
-            super::audit(
-                audit,
-                origin,
-                Change { action: "import", source: "cli", link: None, count, result: result.as_ref().map(|_| ()) },
-            );
+            super::audit(audit, origin, Change::imported("cli", &result));
             match result {
                 Ok(added) => {
                     println!("imported {added} new link(s) from {}", file.display());
@@ -156,15 +151,7 @@ async fn execute(store: &dyn LinkStore, audit: &crate::audit::Audit, command: Co
         }
         Command::Delete { key } => {
             let result = store.delete(key).await;
-            let found = result.as_ref().ok().and_then(Option::as_ref);
-            let change = Change {
-                action: "delete",
-                source: "cli",
-                link: found,
-                count: usize::from(found.is_some()),
-                result: result.as_ref().map(|_| ()),
-            };
-            super::audit(audit, origin, change);
+            super::audit(audit, origin, Change::deleted("cli", &result));
             match result {
                 Ok(Some(link)) => {
                     println!("deleted the link {} ↔ {}", link.bsi, link.legacy.id);

@@ -385,6 +385,26 @@ pub struct Change<'a> {
     pub result: Result<(), &'a LinkError>,
 }
 
+impl<'a> Change<'a> {
+    /// The change of a delete that answered `result`.
+    pub fn deleted(source: &'static str, result: &'a Result<Option<Link>, LinkError>) -> Change<'a> {
+        let link = result.as_ref().ok().and_then(Option::as_ref);
+        Change {
+            action: "delete",
+            source,
+            link,
+            count: usize::from(link.is_some()),
+            result: result.as_ref().map(|_| ()),
+        }
+    }
+
+    /// The change of an import that answered `result` (links added).
+    pub fn imported(source: &'static str, result: &'a Result<usize, LinkError>) -> Change<'a> {
+        let count = *result.as_ref().unwrap_or(&0);
+        Change { action: "import", source, link: None, count, result: result.as_ref().map(|_| ()) }
+    }
+}
+
 /// Emits `change` as a `link_change` audit event.
 pub fn audit(audit: &crate::audit::Audit, origin: crate::audit::Origin<'_>, change: Change<'_>) {
     use crate::audit::{Event, Outcome};
