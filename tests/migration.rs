@@ -113,7 +113,10 @@ async fn metrics(gw: &Gateway) -> String {
 async fn unlinked_caais_user_confirms_with_kaas_and_the_link_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("links.sqlite");
-    let gw = gateway(&db, r#""caais", "jip""#, "require").await;
+    let audit = dir.path().join("audit.jsonl");
+    let with_audit =
+        || format!("[audit]\nfile = \"{}\"\n{}", audit.display(), apps(&db, r#""caais", "jip""#, "require"));
+    let gw = start(with_audit(), String::new()).await;
 
     let caais = gw.oidc_login("caais", "/").await;
     // `require`: API requests of an unlinked user are refused, with the reason logged.
@@ -142,7 +145,7 @@ async fn unlinked_caais_user_confirms_with_kaas_and_the_link_survives_a_restart(
     drop(gw);
 
     // Restart on the same database: the next CAAIS login carries the legacy id at once.
-    let gw = gateway(&db, r#""caais", "jip""#, "require").await;
+    let gw = start(with_audit(), String::new()).await;
     let again = gw.oidc_login("caais", "/").await;
     let headers = upstream_headers(&gw, &again).await;
     assert_eq!(headers["x-legacy-user"], JIP_USER_0);
@@ -158,10 +161,29 @@ async fn unlinked_caais_user_confirms_with_kaas_and_the_link_survives_a_restart(
     let refused = confirm_with_kaas(&gw, &other, 0).await;
     assert_eq!(refused.status(), 409);
     logs::assert_reason(&refused, "legacy_id_linked_to_other_bsi");
+    let refused_id = logs::request_id(&refused);
     let page = refused.text().await.unwrap();
     assert!(page.contains("Účet JIP/KAAS je již propojen"), "{page}");
     assert_eq!(gw.navigate("/", Some(&other)).await.status(), 302, "still unlinked: back to the link page");
     drop(gw);
+    // Both attempts are audit events: labels, never the ids.
+    let trail = std::fs::read_to_string(&audit).unwrap();
+    let changes: Vec<(String, String, String)> = trail
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "link_change")
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or("-").to_owned();
+            assert_eq!((s("action"), s("source")), ("create".to_owned(), "login".to_owned()));
+            assert!(s("user").starts_with("bsi:") && s("legacy").starts_with("legacy:"), "{e}");
+            (s("result"), s("reason"), s("request_id"))
+        })
+        .collect();
+    assert_eq!(changes.len(), 2, "{trail}");
+    assert_eq!((changes[0].0.as_str(), changes[0].1.as_str()), ("success", "-"));
+    assert_eq!((changes[1].0.as_str(), changes[1].1.as_str()), ("refused", "legacy_id_linked_to_other_bsi"));
+    assert_eq!(changes[1].2, refused_id);
+    assert!(!trail.contains(JIP_USER_0) && !trail.contains(CAAIS_BSI), "{trail}");
     let conn = rusqlite::Connection::open(&db).unwrap();
     let rows: Vec<(String, String)> = conn
         .prepare("SELECT bsi, legacy_id FROM links")
@@ -235,6 +257,8 @@ async fn switching_an_app_from_kaas_to_caais_by_config_keeps_the_same_headers() 
     let gw = gateway(&db, r#""jip""#, "off").await;
     let (kaas, _) = gw.login_to("/", 0).await;
     let before = upstream_headers(&gw, &kaas).await;
+    let m = metrics(&gw).await;
+    assert_eq!(metric(&m, r#"aisgate_app_logins_total{app="desk",protocol="kaas"}"#), 1, "{m}");
     drop(gw);
     // The institution's migration links the user; then only the provider list changes.
     let store = aisgate::links::sqlite::SqliteLinks::open(&db).unwrap();
@@ -516,4 +540,18 @@ async fn check_refuses_account_links_it_cannot_serve() {
     let (code, err) = check("no-links.toml", format!("{}{}", &good[..start], &good[end..]));
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains(r#"app "desk": account_link needs a [links] table"#), "{err}");
+}
+
+#[tokio::test]
+async fn require_without_a_legacy_login_explains_that_only_an_administrator_can_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&dir.path().join("links.sqlite"), r#""caais""#, "require").await;
+    let caais = gw.oidc_login("caais", "/").await;
+    let to_page = gw.navigate("/", Some(&caais)).await;
+    assert_eq!(location(&to_page), "/.aisgate/link?return=%2F");
+    let page = gw.navigate(&location(&to_page), Some(&caais)).await;
+    assert_eq!(page.status(), 403);
+    logs::assert_reason(&page, "no_legacy_login");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Aplikace vyžaduje propojení s účtem JIP/KAAS") && !html.contains("<form"), "{html}");
 }
