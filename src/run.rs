@@ -55,7 +55,13 @@ fn build(config: &Config, path: &Path) -> Option<Arc<Gateway>> {
 pub fn check(path: &Path) -> i32 {
     // Warnings from building (dangerous options, ephemeral keys) belong in the check output.
     init_logging(LogFormat::Human, "warn");
-    let Some(config) = load(path) else { return 2 };
+    let Some(mut config) = load(path) else { return 2 };
+    // The audit sink is checked, not created (check may run as another user than the service).
+    config.audit.dry_run = true;
+    // So is the links database.
+    if let Some(links) = &mut config.links {
+        links.dry_run = true;
+    }
     let mut errors = Vec::new();
     if let Some(tls) = &config.server.tls {
         if let Err(e) = crate::tls::server_config(&tls.cert, &tls.key) {
@@ -89,7 +95,11 @@ pub fn check(path: &Path) -> i32 {
 /// code 0 when it is served, 1 when not, 2 for configuration or input errors.
 pub fn explain(path: &Path, url: &str, identity_file: Option<&Path>) -> i32 {
     init_logging(LogFormat::Human, "warn");
-    let Some(config) = load(path) else { return 2 };
+    let Some(mut config) = load(path) else { return 2 };
+    config.audit.dry_run = true;
+    if let Some(links) = &mut config.links {
+        links.dry_run = true;
+    }
     let identity = match identity_file.map(read_identity).transpose() {
         Ok(identity) => identity,
         Err(message) => {
@@ -162,6 +172,7 @@ fn print_summary(config: &Config, gw: &Gateway) {
         config.ops.listen,
         gw.public_base_url
     );
+    out!("  audit: {}", config.audit.describe());
     out!("  providers:");
     for p in &config.provider {
         out!("    {} (kind {}), callback {}", p.name(), p.kind(), gw.login_context(p.name()).callback_url);

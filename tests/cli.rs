@@ -570,3 +570,22 @@ fn the_quick_start_config_passes_check_and_prints_what_to_register() {
     }
     assert!(block.lines().count() <= 35, "the quick-start config stays short");
 }
+
+#[test]
+fn check_probes_the_audit_file_without_creating_it_and_names_a_missing_directory() {
+    let dir = Dir::new();
+    let base = good_config("127.0.0.1:8080", "127.0.0.1:9090", "http://127.0.0.1:3000");
+    std::fs::create_dir(dir.0.join("logs")).unwrap();
+    let good = dir.write("good.toml", &format!("{base}\n[audit]\nfile = \"{{dir}}/logs/audit.jsonl\"\n"));
+    let (code, out, err) = check(&good);
+    assert_eq!(code, 0, "{err}");
+    let summary = format!("  audit: file {}/logs/audit.jsonl (0o600)", dir.0.display());
+    assert!(out.lines().any(|l| l == summary), "{out}");
+    assert!(!dir.0.join("logs/audit.jsonl").exists(), "check creates no audit file (it may run as another user)");
+    let missing = dir.write("missing.toml", &format!("{base}\n[audit]\nfile = \"{{dir}}/nope/audit.jsonl\"\n"));
+    let (code, _, err) = check(&missing);
+    assert_eq!(code, 2);
+    let line = err.lines().find(|l| l.contains("[audit] file")).unwrap_or_else(|| panic!("{err}"));
+    assert!(line.starts_with(&format!("{}:", missing.display())), "file:line:column first: {line}");
+    assert!(line.contains("nope/audit.jsonl") && line.contains("No such file or directory"), "{line}");
+}

@@ -540,6 +540,16 @@ async fn check_refuses_account_links_it_cannot_serve() {
     let (code, err) = check("no-links.toml", format!("{}{}", &good[..start], &good[end..]));
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains(r#"app "desk": account_link needs a [links] table"#), "{err}");
+    // check creates no database, and names a database in a missing directory.
+    let db = dir.path().join("links.sqlite");
+    let fresh = dir.path().join("fresh.sqlite");
+    let (code, err) = check("fresh.toml", good.replace(&db.display().to_string(), &fresh.display().to_string()));
+    assert_ne!(code, Some(2), "{err}");
+    assert!(!fresh.exists(), "check must not create the links database");
+    let nowhere = dir.path().join("missing-dir/links.sqlite");
+    let (code, err) = check("nowhere.toml", good.replace(&db.display().to_string(), &nowhere.display().to_string()));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("missing-dir does not exist"), "{err}");
 }
 
 #[tokio::test]

@@ -19,6 +19,10 @@
 //! `.merge(crate::reload::admin_routes())` for `POST /admin/reload`). Everything merged there
 //! sits behind the same bearer-token check; nothing else is needed for authentication.
 
+pub mod cli;
+pub mod maintenance;
+mod sessions;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -127,8 +131,12 @@ pub fn router(gw: Arc<Gateway>) -> Router {
     let Some(auth) = gw.admin.clone() else {
         return Router::new();
     };
-    let routes: Router<Arc<Gateway>> = Router::new().merge(crate::links::admin::routes());
-    // Other modules' admin routes: one `.merge(…)` line each, above this comment.
+    let routes: Router<Arc<Gateway>> = Router::new()
+        // `/admin/sessions…`, `/admin/maintenance…`
+        .merge(sessions::routes())
+        // `/admin/links…`
+        .merge(crate::links::admin::routes());
+    // Other modules' admin routes: one `.merge(…)` line each, above the `;`.
     routes.layer(axum::middleware::from_fn_with_state(Arc::new(auth), require_token)).with_state(gw)
 }
 

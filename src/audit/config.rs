@@ -35,6 +35,11 @@ pub struct AuditConfig {
     /// `aisgate_audit_dropped_total` (requests never wait for the audit log).
     #[serde(default = "default_queue", deserialize_with = "queue")]
     pub queue: usize,
+    /// Set by `aisgate check` and `check --explain`: the sinks are checked (the file can be
+    /// appended to or created, the syslog socket answers) but nothing is created or written,
+    /// so a `check` run as another user never leaves a file the service cannot append to.
+    #[serde(skip)]
+    pub dry_run: bool,
 }
 
 impl Default for AuditConfig {
@@ -48,6 +53,7 @@ impl Default for AuditConfig {
             syslog_format: SyslogFormat::default(),
             client_ip: true,
             queue: default_queue(),
+            dry_run: false,
         }
     }
 }
@@ -56,6 +62,27 @@ impl AuditConfig {
     /// Whether any sink is configured.
     pub fn enabled(&self) -> bool {
         self.file.is_some() || self.syslog
+    }
+
+    /// One line for `aisgate check`'s summary: `off`, or the sinks.
+    pub fn describe(&self) -> String {
+        let mut sinks = Vec::new();
+        if let Some(file) = &self.file {
+            sinks.push(format!("file {} (0o{:o})", file.display(), self.file_mode));
+        }
+        if self.syslog {
+            sinks.push(format!(
+                "syslog {} ({:?}, {:?})",
+                self.syslog_socket.display(),
+                self.syslog_facility,
+                self.syslog_format
+            ));
+        }
+        if sinks.is_empty() {
+            return "off".to_owned();
+        }
+        let ip = if self.client_ip { "" } else { ", without client addresses" };
+        format!("{}{ip}", sinks.join(" and "))
     }
 }
 

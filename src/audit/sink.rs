@@ -36,8 +36,8 @@ pub(super) struct Entry {
 pub(super) enum Msg {
     /// Write this.
     Entry(Entry),
-    /// Look at the reopen flag now (sent best effort; the flag is checked before every write).
-    Wake,
+    /// Reopen the file (and reconnect to syslog) before what comes next.
+    Reopen,
     /// Answer once everything before this was written.
     Flush(Sender<()>),
 }
@@ -63,6 +63,28 @@ impl Sinks {
         Ok(Sinks { file, syslog })
     }
 
+    /// Checks what [`Sinks::open`] would open, without creating or writing anything.
+    pub fn check(config: &AuditConfig) -> Result<(), AuditError> {
+        if let Some(path) = &config.file {
+            let probe = if path.exists() {
+                OpenOptions::new().append(true).open(path).map(drop)
+            } else {
+                match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    Some(dir) if !dir.is_dir() => {
+                        Err(std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory"))
+                    }
+                    _ => Ok(()),
+                }
+            };
+            probe.map_err(|source| AuditError::File { path: path.clone(), source })?;
+        }
+        if config.syslog {
+            let path = &config.syslog_socket;
+            connect(path).map_err(|source| AuditError::Syslog { path: path.clone(), source })?;
+        }
+        Ok(())
+    }
+
     /// The writer loop: runs until every sender is gone, then returns (closing the file).
     pub fn run(mut self, rx: Receiver<Msg>, shared: Arc<Shared>) {
         while let Ok(msg) = rx.recv() {
@@ -71,7 +93,7 @@ impl Sinks {
             }
             match msg {
                 Msg::Entry(entry) => self.write(&entry, &shared),
-                Msg::Wake => {}
+                Msg::Reopen => self.reopen(&shared),
                 Msg::Flush(done) => {
                     let _ = done.send(());
                 }
@@ -231,8 +253,13 @@ pub(super) fn format_syslog(
         SyslogFormat::Rfc5424 => format!("<{pri}>1 {} {hostname} aisgate {pid} {} - ", entry.ts, entry.name),
         SyslogFormat::Rfc3164 => format!("<{pri}>{} aisgate[{pid}]: ", bsd_timestamp(entry.unix_millis)),
     };
-    let mut message = Vec::with_capacity(head.len() + entry.json.len());
+    let mut message = Vec::with_capacity(head.len() + 3 + entry.json.len());
     message.extend_from_slice(head.as_bytes());
+    // RFC 5424 §6.4: a UTF-8 MSG starts with the BOM (an app or provider name with
+    // diacritics); plain ASCII is MSG-ANY and goes as is.
+    if format == SyslogFormat::Rfc5424 && !entry.json.is_ascii() {
+        message.extend_from_slice("\u{feff}".as_bytes());
+    }
     message.extend_from_slice(&entry.json);
     message
 }

@@ -13,6 +13,7 @@ use super::request::{clear_cookie, is_navigation, remove_cookies, set_forwarded,
 use super::rescue;
 use super::route::{self, App};
 use super::{Gateway, RESERVED_PREFIX};
+use crate::audit::{EndReason, Event, SessionRef, Subject};
 use crate::config::Unauthenticated;
 use crate::http::canonical_path::CanonicalPath;
 use crate::http::path_forms::PathForms;
@@ -132,6 +133,11 @@ async fn app_request(
     info: &RequestInfo,
 ) -> Response<Body> {
     let path = forms.canonical();
+    if let Some(notice) = gw.maintenance.notice(&app.name) {
+        // Maintenance (admin API): nothing reaches the upstream, sessions are not even read.
+        tracing::debug!(request_id = info.id(), app = %app.name, "app in maintenance: 503");
+        return rescue::maintenance(&notice, info);
+    }
     // Hop-by-hop headers go first: a client could otherwise list `X-Auth-Subject` in
     // `Connection` and have the gateway delete the identity headers it sets below.
     // Upgrades only to protocols the app allows; anything else goes upstream as a plain request.
@@ -153,7 +159,7 @@ async fn app_request(
 
     if app.is_logout(forms) {
         // "Cancel" on a cross-site logout confirmation goes back to this app.
-        let request = endpoints::LogoutRequest { cancel: Some(app.path_prefix.clone()), switch_to: None };
+        let request = endpoints::LogoutRequest { cancel: Some(app.path_prefix.clone()), ..Default::default() };
         return endpoints::logout_response(gw, req.method(), req.headers(), info, request).await;
     }
 
@@ -182,12 +188,19 @@ async fn app_request(
         if let Some(resp) = super::link_flow::gate(gw, app, session, request, info) {
             return resp;
         }
-        if let Err(denied) = app.authorize(forms, &session.identity) {
+        if let Err((rule, denied)) = app.authorize_rule(forms, &session.identity) {
             let (method, headers, query) = (req.method(), req.headers(), req.uri().query());
             if let Some(resp) = step_up(gw, app, (method, headers, query), forms, session, info).await {
                 return resp;
             }
             tracing::warn!(request_id = info.id(), app = %app.name, user = %session.identity.log_label(), reason = ?denied, "access denied");
+            gw.audit.emit(Event::AccessDenied {
+                origin: info.audit_origin(),
+                app: &app.name,
+                rule,
+                denied: denied.label(),
+                subject: Subject(&session.identity),
+            });
             return forbidden(gw, &session.identity, return_url(path, req.uri().query()), info);
         }
         add_identity_headers(gw, app, session, &mut req);
@@ -199,7 +212,13 @@ async fn app_request(
                 Ok(None) => {}
                 Err(TokenError::Ended) => {
                     // The IdP ended the grant: so does the gateway, and the user logs in again.
-                    tracing::info!(target: "aisgate::audit", event = "session_end", request_id = info.id(), session = %key.log_label(), user = %session.identity.log_label(), reason = "token refresh refused");
+                    tracing::info!(request_id = info.id(), session = %key.log_label(), user = %session.identity.log_label(), "token refresh refused: session ends");
+                    gw.audit.emit(Event::SessionEnd {
+                        origin: info.audit_origin(),
+                        reason: EndReason::Revoked,
+                        subject: Subject(&session.identity),
+                        session: SessionRef(key),
+                    });
                     if let Err(e) = gw.store.remove(key).await {
                         tracing::error!(request_id = info.id(), error = %e, "cannot remove session");
                     }
@@ -238,6 +257,13 @@ async fn step_up(
     let provider = able.iter().copied().find(|p| *p == session.identity.provider).or(able.first().copied())?;
     let return_to = return_url(path, query);
     tracing::info!(request_id = info.id(), app = %app.name, user = %session.identity.log_label(), required = loa.as_str(), provider, "step-up login");
+    gw.audit.emit(Event::StepUp {
+        origin: info.audit_origin(),
+        app: &app.name,
+        required_loa: loa.as_str(),
+        via: provider,
+        subject: Subject(&session.identity),
+    });
     if is_navigation(method, headers) {
         return Some(endpoints::start_login_at(gw, app, Some(provider), Some(loa), return_to, headers, info).await);
     }

@@ -55,6 +55,13 @@ pub(super) fn gate(
         return Some(rescue::redirect(&format!("{LINK_PATH}?return={}", encode(here.as_str()))));
     }
     tracing::info!(request_id = info.id(), app = %app.name, user = %identity.log_label(), reason = "account_link_required", "access denied");
+    gw.audit.emit(crate::audit::Event::AccessDenied {
+        origin: info.audit_origin(),
+        app: &app.name,
+        rule: None,
+        denied: "account_link_required",
+        subject: crate::audit::Subject(identity),
+    });
     Some(rescue::error(ErrorKind::Forbidden, info, None))
 }
 
@@ -216,7 +223,7 @@ pub(super) async fn complete(
     let user = session.identity.log_label();
     let legacy_user = legacy.log_label();
     let stored = links.store.create(link.clone()).await;
-    let origin = crate::audit::Origin::request(info.id(), info.client_ip);
+    let origin = info.audit_origin();
     let change =
         |result| crate::links::Change { action: "create", source: "login", link: Some(&link), count: 1, result };
     match &stored {

@@ -130,10 +130,15 @@ pub struct Gateway {
     pub conn_metrics: crate::listen::conn::ConnMetrics,
     /// The admin API's credential (`[admin] token_file`); `None`: the admin API is off.
     pub admin: Option<crate::admin::AdminAuth>,
+    /// Apps in maintenance, as this instance enforces them ([`crate::admin::maintenance`]).
+    pub maintenance: crate::admin::maintenance::Board,
     /// Sessions one user may hold at once (`[session] max_sessions_per_user`; 0: no limit).
     pub max_sessions_per_user: usize,
     /// Returns from an IdP's logout: `[verified, unverified]` `state`.
     pub logout_returns: [crate::ops::metrics::CounterHandle; 2],
+    /// Each provider's protocol (`kaas`, `saml2`, `oidc`), by provider index, for audit events
+    /// of logins that have no identity yet.
+    protocols: Vec<&'static str>,
     /// Each app's "home page" link target (its path prefix), by app index, shared by pages.
     app_homes: Vec<Arc<str>>,
     /// The public base URL's host and the link to its first app, for pages on a host that
@@ -307,6 +312,15 @@ impl Gateway {
             extra_names.extend(app.headers.header_names().map(|n| n.as_str().to_owned()));
         }
         let namespace = IdentityNamespace::new(extra_names.iter().map(String::as_str));
+        let protocols = config
+            .provider
+            .iter()
+            .map(|p| match &p.value {
+                ProviderConfig::Kaas(_) => "kaas",
+                ProviderConfig::Saml(_) => "saml2",
+                ProviderConfig::Oidc(_) => "oidc",
+            })
+            .collect();
         let app_homes: Vec<Arc<str>> = apps.iter().map(|a| Arc::from(a.path_prefix.as_str())).collect();
         let base_home = base_home(&public_base_url, &apps);
         let gateway = Arc::new(Gateway {
@@ -344,20 +358,28 @@ impl Gateway {
                 100_000,
             ),
             admin,
+            maintenance: Default::default(),
             max_sessions_per_user: config.session.max_sessions_per_user,
             logout_returns,
             conn_metrics,
+            protocols,
             app_homes,
             base_home,
             endpoints: OnceLock::new(),
         });
         let _ = gateway.endpoints.set(endpoints::router(gateway.clone()));
+        crate::admin::maintenance::spawn_refresh(&gateway);
         Ok(gateway)
     }
 
     /// Looks up a provider by name.
     pub fn provider(&self, name: &str) -> Option<(usize, &Arc<dyn Provider>)> {
         self.providers.iter().enumerate().find(|(_, p)| p.name() == name)
+    }
+
+    /// The protocol of the provider at `index` (`kaas`, `saml2`, `oidc`).
+    pub fn protocol_of(&self, index: usize) -> Option<&'static str> {
+        self.protocols.get(index).copied()
     }
 
     /// Absolute URL of a gateway endpoint path (which starts with `/`).

@@ -64,6 +64,10 @@ pub struct LinksConfig {
     /// Providers whose logins are legacy JIP/KAAS accounts (their `UzivatelId` is the legacy
     /// id); every other provider's login is a CAAIS login whose subject is the BSI.
     pub legacy_providers: Vec<String>,
+    /// `aisgate check`: the database's directory is checked, nothing is created (the store is
+    /// an empty in-memory one).
+    #[serde(skip)]
+    pub dry_run: bool,
 }
 
 fn default_database() -> PathBuf {
@@ -199,6 +203,7 @@ pub fn open(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Arc<dyn LinkStore>, LinkError> {
     match cfg.store {
+        LinkStoreKind::Sqlite if cfg.dry_run => Ok(Arc::new(sqlite::SqliteLinks::dry_run(&cfg.database)?)),
         LinkStoreKind::Sqlite => Ok(Arc::new(sqlite::SqliteLinks::open(&cfg.database)?)),
         LinkStoreKind::Redis => Ok(Arc::new(redis::RedisLinks::configured(session, env)?)),
     }

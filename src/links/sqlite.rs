@@ -47,6 +47,22 @@ impl SqliteLinks {
         Ok(SqliteLinks { conn: Arc::new(Mutex::new(conn)), path: path.to_owned() })
     }
 
+    /// For `aisgate check`: refuses a database whose directory is missing, creates nothing,
+    /// and returns an empty in-memory store.
+    pub fn dry_run(path: &Path) -> Result<SqliteLinks, LinkError> {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            return Err(LinkError::Storage(format!(
+                "{}: the directory {} does not exist",
+                path.display(),
+                dir.display()
+            )));
+        }
+        let conn = Connection::open_in_memory().map_err(storage)?;
+        conn.execute(SCHEMA, []).map_err(storage)?;
+        Ok(SqliteLinks { conn: Arc::new(Mutex::new(conn)), path: path.to_owned() })
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path

@@ -12,6 +12,7 @@ pub mod record;
 pub mod redis;
 pub mod shared;
 pub mod tokens;
+pub mod users;
 
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -93,6 +94,10 @@ pub struct Session {
     /// The user chose "not now" on the account-link offer (`account_link = "offer"`).
     #[serde(default)]
     pub link_skipped: bool,
+    /// The app whose page the login started from (`[[app]] name`), for the admin listing;
+    /// `None` for logins that named no app (IdP-initiated, or a return URL no app serves).
+    #[serde(default)]
+    pub app: Option<String>,
     /// Per-app rendered headers; a per-process cache, never stored.
     #[serde(skip)]
     rendered: Vec<OnceLock<RenderedHeaders>>,
@@ -135,6 +140,7 @@ impl Session {
             logout_state,
             upstream_tokens: tokens::TokenSlot::default(),
             link_skipped: false,
+            app: None,
             rendered: (0..apps).map(|_| OnceLock::new()).collect(),
             tokens: Mutex::new(vec![None; apps]),
         }
@@ -159,6 +165,7 @@ impl Session {
             logout_state: self.logout_state.clone(),
             upstream_tokens: tokens::TokenSlot::new(self.upstream_tokens.get()),
             link_skipped,
+            app: self.app.clone(),
             rendered: (0..apps).map(|_| OnceLock::new()).collect(),
             tokens: Mutex::new(vec![None; apps]),
         }
@@ -167,6 +174,12 @@ impl Session {
     /// The session with the IdP's tokens for upstreams.
     pub fn with_tokens(mut self, tokens: Option<tokens::UpstreamTokens>) -> Session {
         self.upstream_tokens = tokens::TokenSlot::new(tokens);
+        self
+    }
+
+    /// The session, noting the app its login started from (see [`Session::app`]).
+    pub fn with_app(mut self, app: Option<String>) -> Session {
+        self.app = app;
         self
     }
 
@@ -327,6 +340,17 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn tokens_refreshed(&self, _key: &StoreKey, _session: &Arc<Session>) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Every live session of the user `subject` at `provider`, oldest first: the per-user
+    /// index behind `[session] max_sessions_per_user` ([`users::enforce_limit`]).
+    async fn user_sessions(&self, provider: &str, subject: &str) -> Result<Vec<users::UserSession>, StoreError>;
+    /// Live sessions for which `keep` holds, at most `limit` of them, in no particular order
+    /// (the admin listing). Walks the whole store: for operators, never the request path.
+    async fn scan_sessions(&self, keep: &users::Keep<'_>, limit: usize) -> Result<Vec<users::Listed>, StoreError>;
+    /// Sets (`Some`) or clears (`None`) the maintenance notice of `app` — an opaque record
+    /// the admin API writes — for every instance sharing this store.
+    async fn set_maintenance(&self, app: &str, notice: Option<&[u8]>) -> Result<(), StoreError>;
+    /// Every maintenance notice, by app name.
+    async fn maintenance(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Approximate number of live sessions, for the metric.
     fn active_sessions(&self) -> u64;
     /// Subscribes to the keys of sessions that end from now on, however they end: logout,

@@ -11,6 +11,8 @@
 //!   `(provider, subject)` for back-channel and SAML logout; the name is an HMAC (subjects are
 //!   personal data). Entries may outlive their session (idle expiry does not clean them); a
 //!   logout re-checks every candidate against the session itself, as the memory store does.
+//! - `u:<hex HMAC>` and `maintenance`: the per-user index and the apps' maintenance notices
+//!   (see `index.rs`).
 //! - `live`: a sorted set of the live sessions' store keys scored by expiry, for the
 //!   `aisgate_active_sessions` gauge and for announcing expiries (see [`live`]).
 //! - `o:…`, `c:…`, `l:…`: one-time ids, attempt counters and refresh leases shared by the
@@ -36,6 +38,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 pub(crate) mod backend;
 mod decoded;
+mod index;
 mod live;
 mod shared;
 
@@ -382,6 +385,7 @@ impl RedisStore {
             for set in self.index_entries(session) {
                 let _: Result<(), _> = conn.srem(set, &member).await;
             }
+            self.unindex_user(conn, session, &member).await;
         }
         Ok(session)
     }
@@ -513,6 +517,7 @@ impl SessionStore for RedisStore {
             pipe.cmd("SADD").arg(&set).arg(&member).ignore();
             pipe.cmd("PEXPIRE").arg(&set).arg(index_ttl_ms).ignore();
         }
+        self.index_user(&mut pipe, &session, &member, index_ttl_ms);
         pipe.query_async::<()>(&mut conn).await.map_err(|e| self.failed(e))
     }
 
@@ -615,6 +620,37 @@ impl SessionStore for RedisStore {
             self.decoded.put(*key, record, session.clone());
         }
         Ok(())
+    }
+
+    async fn user_sessions(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Vec<crate::session::users::UserSession>, StoreError> {
+        self.sessions_of_user(provider, subject).await
+    }
+
+    async fn scan_sessions(
+        &self,
+        keep: &crate::session::users::Keep<'_>,
+        limit: usize,
+    ) -> Result<Vec<crate::session::users::Listed>, StoreError> {
+        self.scan(keep, limit).await
+    }
+
+    async fn set_maintenance(&self, app: &str, notice: Option<&[u8]>) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let key = self.maintenance_key();
+        match notice {
+            Some(notice) => conn.hset::<_, _, _, ()>(key, app, notice).await,
+            None => conn.hdel::<_, _, ()>(key, app).await,
+        }
+        .map_err(|e| self.failed(e))
+    }
+
+    async fn maintenance(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut conn = self.conn().await?;
+        conn.hgetall(self.maintenance_key()).await.map_err(|e| self.failed(e))
     }
 
     fn active_sessions(&self) -> u64 {
