@@ -17,6 +17,9 @@
 #   VERBOSE=1 prints the raw wrk output of every measured run.
 #   AISGATE_DEMO_ARGS="--session-store redis://127.0.0.1:6379" runs the gateway with the
 #   Redis session store (compare with a run without it).
+#   REDIS_URL=redis://127.0.0.1:6379 adds a fourth target in the same run: a second aisgate
+#   (same binary, same demo) with --session-store REDIS_URL, measured in every round right
+#   after the memory-store aisgate, and reports its throughput against it (target >= 0.85).
 # Needs: wrk, nginx, curl, python3 (Debian: apt-get install -y wrk nginx curl python3).
 set -euo pipefail
 
@@ -94,18 +97,18 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # Free loopback ports from the OS (bound together so they are distinct).
-read -r p_up p_status p_nginx p_gw p_ops p_login p_ws < <(
+read -r p_up p_status p_nginx p_gw p_ops p_login p_ws r_gw r_ops r_login r_ws < <(
     python3 -c '
 import socket
 socks = []
-for _ in range(7):
+for _ in range(11):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     socks.append(s)
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 '
 )
-[[ -n ${p_ws:-} ]] || die "could not get free ports"
+[[ -n ${r_ws:-} ]] || die "could not get free ports"
 
 # Waits until `url` answers (any HTTP status), checking that process `pid` is still alive.
 wait_http() {
@@ -150,54 +153,70 @@ wait_http "http://127.0.0.1:$p_nginx/" "${pids[-1]}" "proxy nginx" "$tmp/proxy-e
 # ---------------------------------------------------------------------------------------
 # aisgate in demo mode in front of the same upstream. TMPDIR points into our temp dir so
 # the demo's generated config, keys and certificates go away with it.
+# start_aisgate NAME GW_PORT OPS_PORT LOGIN_PORT WS_PORT [DEMO ARGS...]
+start_aisgate() {
+    local name=$1 gw_port=$2 ops_port=$3 login_port=$4 ws_port=$5 pid i
+    shift 5
+    mkdir -p "$tmp/$name"
+    TMPDIR="$tmp/$name" "$aisgate_bin" demo \
+        --listen "127.0.0.1:$gw_port" --ops-listen "127.0.0.1:$ops_port" \
+        --sim-login-listen "127.0.0.1:$login_port" --sim-ws-listen "127.0.0.1:$ws_port" \
+        --upstream "http://127.0.0.1:$p_up" --no-access-log "$@" >"$tmp/$name.out" 2>&1 &
+    pids+=($!)
+    pid=${pids[-1]}
+    wait_http "http://127.0.0.1:$ops_port/healthz" "$pid" "$name" "$tmp/$name.out"
+    for ((i = 0; i < 100; i++)); do
+        [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$ops_port/readyz") == 200 ]] && break
+        sleep 0.1
+    done
+}
 # AISGATE_DEMO_ARGS is split into words on purpose (several flags).
 # shellcheck disable=SC2086
-TMPDIR="$tmp" "$aisgate_bin" demo \
-    --listen "127.0.0.1:$p_gw" --ops-listen "127.0.0.1:$p_ops" \
-    --sim-login-listen "127.0.0.1:$p_login" --sim-ws-listen "127.0.0.1:$p_ws" \
-    --upstream "http://127.0.0.1:$p_up" --no-access-log ${AISGATE_DEMO_ARGS:-} >"$tmp/aisgate.out" 2>&1 &
-pids+=($!)
-aisgate_pid=${pids[-1]}
-wait_http "http://127.0.0.1:$p_ops/healthz" "$aisgate_pid" "aisgate" "$tmp/aisgate.out"
-for ((i = 0; i < 100; i++)); do
-    [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$p_ops/readyz") == 200 ]] && break
-    sleep 0.1
-done
+start_aisgate aisgate "$p_gw" "$p_ops" "$p_login" "$p_ws" ${AISGATE_DEMO_ARGS:-}
+if [[ -n ${REDIS_URL:-} ]]; then
+    # shellcheck disable=SC2086
+    start_aisgate aisgate-redis "$r_gw" "$r_ops" "$r_login" "$r_ws" ${AISGATE_DEMO_ARGS:-} --session-store "$REDIS_URL"
+fi
 
 # ---------------------------------------------------------------------------------------
 # Log in through the simulated JIP/KAAS IdP to get a session cookie. The gateway's public
 # URL is http://localhost:PORT; --resolve pins localhost to 127.0.0.1.
-gw="http://localhost:$p_gw"
-resolve=(--resolve "localhost:$p_gw:127.0.0.1")
-jar="$tmp/cookies.txt"
-
 header() { # header NAME < response-head
     tr -d '\r' | awk -v name="$1" 'BEGIN { IGNORECASE = 1; n = tolower(name) ":" }
         tolower(substr($0, 1, length(n))) == n { sub(/^[^:]*:[ \t]*/, ""); print; exit }'
 }
 status_of() { tr -d '\r' | awk 'NR == 1 { print $2; exit }'; }
 
-# The demo offers several providers (GET / shows the chooser): follow its JIP/KAAS link.
-head1=$(curl -sS --max-time 5 -o /dev/null -D - "${resolve[@]}" -c "$jar" -b "$jar" -H 'Accept: text/html' \
-    "$gw/.aisgate/login?return=%2F&provider=jip") ||
-    die "login step 1: request failed"
-login_url=$(header Location <<<"$head1")
-[[ $(status_of <<<"$head1") == 30[1237] && $login_url == "http://127.0.0.1:$p_login/as/login?"* ]] ||
-    die "login step 1: expected a redirect to the simulated IdP, got:"$'\n'"$head1"
-head2=$(curl -sS --max-time 5 -o /dev/null -D - -c "$jar" -b "$jar" -d user=0 "$login_url") ||
-    die "login step 2: request failed"
-callback_url=$(header Location <<<"$head2")
-[[ $(status_of <<<"$head2") == 30[1237] && $callback_url == "$gw/.aisgate/callback/jip?"* ]] ||
-    die "login step 2: expected a redirect to the gateway callback, got:"$'\n'"$head2"
-head3=$(curl -sS --max-time 10 -o /dev/null -D - "${resolve[@]}" -c "$jar" -b "$jar" "$callback_url") ||
-    die "login step 3: request failed"
-session=$(tr -d '\r' <<<"$head3" | sed -n 's/^[Ss]et-[Cc]ookie: *aisgate_session=\([^;]*\).*/\1/p' | head -n 1)
-[[ $(status_of <<<"$head3") == 30[1237] && -n $session ]] ||
-    die "login step 3: expected a redirect setting aisgate_session, got:"$'\n'"$head3"
+# login_at GW_PORT LOGIN_PORT: prints the session cookie's value.
+login_at() {
+    local gw="http://localhost:$1" login_port=$2 jar="$tmp/cookies.$1.txt" head1 head2 head3 login_url callback_url session
+    local resolve=(--resolve "localhost:$1:127.0.0.1")
+    # The demo offers several providers (GET / shows the chooser): follow its JIP/KAAS link.
+    head1=$(curl -sS --max-time 5 -o /dev/null -D - "${resolve[@]}" -c "$jar" -b "$jar" -H 'Accept: text/html' \
+        "$gw/.aisgate/login?return=%2F&provider=jip") ||
+        die "login step 1: request failed"
+    login_url=$(header Location <<<"$head1")
+    [[ $(status_of <<<"$head1") == 30[1237] && $login_url == "http://127.0.0.1:$login_port/as/login?"* ]] ||
+        die "login step 1: expected a redirect to the simulated IdP, got:"$'\n'"$head1"
+    head2=$(curl -sS --max-time 5 -o /dev/null -D - -c "$jar" -b "$jar" -d user=0 "$login_url") ||
+        die "login step 2: request failed"
+    callback_url=$(header Location <<<"$head2")
+    [[ $(status_of <<<"$head2") == 30[1237] && $callback_url == "$gw/.aisgate/callback/jip?"* ]] ||
+        die "login step 2: expected a redirect to the gateway callback, got:"$'\n'"$head2"
+    head3=$(curl -sS --max-time 10 -o /dev/null -D - "${resolve[@]}" -c "$jar" -b "$jar" "$callback_url") ||
+        die "login step 3: request failed"
+    session=$(tr -d '\r' <<<"$head3" | sed -n 's/^[Ss]et-[Cc]ookie: *aisgate_session=\([^;]*\).*/\1/p' | head -n 1)
+    [[ $(status_of <<<"$head3") == 30[1237] && -n $session ]] ||
+        die "login step 3: expected a redirect setting aisgate_session, got:"$'\n'"$head3"
+    printf '%s\n' "$session"
+}
 
-# The same headers go to every target; only the gateway checks the cookie. The gateway is
-# addressed as 127.0.0.1 with Host: localhost:PORT (its public_base_url host).
-cookie="Cookie: aisgate_session=$session"
+# The same headers go to every target; only the gateways check the cookie (each its own).
+# A gateway is addressed as 127.0.0.1 with Host: localhost:PORT (its public_base_url host).
+declare -A cookie
+cookie[aisgate]="Cookie: aisgate_session=$(login_at "$p_gw" "$p_login")"
+cookie[upstream]=${cookie[aisgate]}
+cookie[nginx]=${cookie[aisgate]}
 names=(upstream nginx aisgate)
 declare -A url host
 url[upstream]="http://127.0.0.1:$p_up/"
@@ -206,12 +225,18 @@ url[aisgate]="http://127.0.0.1:$p_gw/"
 host[upstream]="localhost:$p_up"
 host[nginx]="localhost:$p_nginx"
 host[aisgate]="localhost:$p_gw"
+if [[ -n ${REDIS_URL:-} ]]; then
+    names+=(aisgate-redis)
+    cookie[aisgate-redis]="Cookie: aisgate_session=$(login_at "$r_gw" "$r_login")"
+    url[aisgate-redis]="http://127.0.0.1:$r_gw/"
+    host[aisgate-redis]="localhost:$r_gw"
+fi
 
 # Before any load: every target must answer the exact request wrk will send with 200 and
 # the upstream's body. For aisgate that proves the cookie authenticates (no 302 to login).
 check_target() {
     local name=$1 out code body
-    out=$(curl -sS --max-time 5 -H "$cookie" -H "Host: ${host[$name]}" -w '\n%{http_code}' "${url[$name]}") ||
+    out=$(curl -sS --max-time 5 -H "${cookie[$name]}" -H "Host: ${host[$name]}" -w '\n%{http_code}' "${url[$name]}") ||
         die "$name: request failed"
     code=${out##*$'\n'}
     body=${out%$'\n'*}
@@ -250,7 +275,7 @@ declare -A rps p50 p99 errs
 # run NAME ROUND: warm-up, then the measured run; results into rps/p50/p99/errs[NAME,ROUND].
 run() {
     local name=$1 r=$2 out="$tmp/$1.$2.wrk" before after total sock non2xx delta
-    local hdrs=(-H "$cookie" -H "Host: ${host[$name]}")
+    local hdrs=(-H "${cookie[$name]}" -H "Host: ${host[$name]}")
     log "[$name, round $r] warm-up ${WARMUP}s, then ${DURATION}s measured"
     run_wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" "${hdrs[@]}" "${url[$name]}" >"$tmp/$name.$r.warmup" 2>&1 ||
         die "$name: wrk warm-up failed: $(cat "$tmp/$name.$r.warmup")"
@@ -288,8 +313,9 @@ run() {
 for ((r = 1; r <= ROUNDS; r++)); do
     for name in "${names[@]}"; do run "$name" "$r"; done
 done
-# The session must still be valid after the load.
+# The sessions must still be valid after the load.
 check_target aisgate
+[[ -z ${REDIS_URL:-} ]] || check_target aisgate-redis
 
 median() { tr ' ' '\n' | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 declare -A m_rps m_p50 m_p99 m_err
@@ -329,9 +355,9 @@ if ((ROUNDS > 1)); then
     done
     echo
 fi
-printf '%-10s %12s %10s %10s %15s %13s %8s\n' target 'req/s' 'p50 ms' 'p99 ms' 'req/s vs nginx' 'p99 vs nginx' errors
+printf '%-13s %12s %10s %10s %15s %13s %8s\n' target 'req/s' 'p50 ms' 'p99 ms' 'req/s vs nginx' 'p99 vs nginx' errors
 for name in "${names[@]}"; do
-    printf '%-10s %12.0f %10.3f %10.3f %14sx %12sx %8d\n' "$name" "${m_rps[$name]}" "${m_p50[$name]}" "${m_p99[$name]}" \
+    printf '%-13s %12.0f %10.3f %10.3f %14sx %12sx %8d\n' "$name" "${m_rps[$name]}" "${m_p50[$name]}" "${m_p99[$name]}" \
         "$(ratio "${m_rps[$name]}" "${m_rps[nginx]}")" "$(ratio "${m_p99[$name]}" "${m_p99[nginx]}")" "${m_err[$name]}"
 done
 echo
@@ -343,6 +369,11 @@ p99_ok=$(awk -v x="$p99_ratio" 'BEGIN { print (x <= 1.10) ? "PASS" : "FAIL" }')
 overall=PASS
 [[ $tput_ok == PASS && $p99_ok == PASS ]] || overall=FAIL
 echo "targets: throughput aisgate/nginx = ${tput_ratio}x (>= 0.95: $tput_ok); p99 aisgate/nginx = ${p99_ratio}x (<= 1.10: $p99_ok)"
+if [[ -n ${REDIS_URL:-} ]]; then
+    redis_ratio=$(ratio "${m_rps[aisgate-redis]}" "${m_rps[aisgate]}")
+    redis_ok=$(awk -v x="$redis_ratio" 'BEGIN { print (x >= 0.85) ? "PASS" : "FAIL" }')
+    echo "redis store: throughput aisgate-redis/aisgate (memory store) = ${redis_ratio}x (>= 0.85: $redis_ok); p99 ${m_p99[aisgate-redis]} vs ${m_p99[aisgate]} ms"
+fi
 echo "RESULT: $overall (informational)"
 
 if ((failures > 0)); then

@@ -32,11 +32,12 @@ fn readme_docker_run_mounts() -> Vec<Mount> {
         .collect()
 }
 
-/// The aisgate service's `volumes` (relative to docker/) and `secrets` (at /run/secrets/NAME)
-/// in docker/compose.yaml. A line-based reading of the file's own layout, not a YAML parser:
-/// if the layout changes, the assertion that mounts were found fails.
-fn compose_mounts() -> Vec<Mount> {
-    let text = std::fs::read_to_string(Path::new(REPO).join("docker/compose.yaml")).unwrap();
+/// Gateway service `service`'s `volumes` (relative to docker/) and `secrets` (at
+/// /run/secrets/NAME) in docker/compose.yaml. A line-based reading of the file's own layout,
+/// not a YAML parser: if the layout changes, the assertion that mounts were found fails.
+fn compose_mounts(service: &str) -> Vec<Mount> {
+    let text = compose_text();
+    let header = format!("{service}:");
     let mut mounts = Vec::new();
     let mut section = "";
     let mut secret_files = std::collections::HashMap::new();
@@ -49,7 +50,7 @@ fn compose_mounts() -> Vec<Mount> {
         }
         match (indent, trimmed) {
             (0, t) => section = if t == "secrets:" { "top-secrets" } else { "" },
-            (2, "aisgate:") => section = "aisgate",
+            (2, t) if t == header => section = "aisgate",
             (2, name) if section == "top-secrets" => secret_name = name.trim_end_matches(':').to_owned(),
             (2, _) => section = if section == "top-secrets" { section } else { "" },
             (4, "volumes:") if section.starts_with("aisgate") => section = "aisgate-volumes",
@@ -89,8 +90,11 @@ fn prepared_host(host: &Path) {
     for d in ["secrets", "token", "kaas"] {
         std::fs::create_dir_all(docker.join(d)).unwrap();
     }
-    std::fs::copy(Path::new(REPO).join("docker/aisgate.toml"), docker.join("aisgate.toml")).unwrap();
+    for config in ["aisgate.toml", "aisgate-pair.toml"] {
+        std::fs::copy(Path::new(REPO).join("docker").join(config), docker.join(config)).unwrap();
+    }
     std::fs::write(docker.join("secrets/session_key"), "c2Vzc2lvbi1rZXktZm9yLXRoZS1jb250YWluZXItdGVzdA==\n").unwrap();
+    std::fs::write(docker.join("secrets/redis_password"), "cmVkaXMtcGFzc3dvcmQ=\n").unwrap();
     std::fs::create_dir_all(host.join("pki")).unwrap();
     let pki = aisgate::sim::certs::generate(&host.join("pki")).unwrap();
     // rcgen's keys are EC P-256 in PKCS#8, as `openssl genpkey … ec_paramgen_curve:P-256` writes.
@@ -153,13 +157,83 @@ fn the_readme_docker_run_line_mounts_everything_the_container_config_needs() {
     assert!(out.contains("configuration OK"), "{out}");
 }
 
+fn compose_text() -> String {
+    std::fs::read_to_string(Path::new(REPO).join("docker/compose.yaml")).unwrap()
+}
+
 #[test]
 fn the_compose_file_mounts_everything_the_container_config_needs() {
-    let mounts = compose_mounts();
-    assert!(paths(&mounts).contains(&PathBuf::from("/run/secrets/session_key")), "{mounts:?}");
-    let (code, out) = check_in_container(&mounts);
-    assert_eq!(code, 0, "mounts {mounts:?}:\n{out}");
-    assert!(out.contains("configuration OK"), "{out}");
+    for service in ["aisgate-a", "aisgate-b"] {
+        let mounts = compose_mounts(service);
+        let paths = paths(&mounts);
+        for secret in ["/run/secrets/session_key", "/run/secrets/redis_password"] {
+            assert!(paths.contains(&PathBuf::from(secret)), "{service}: {mounts:?}");
+        }
+        let (code, out) = check_in_container(&mounts);
+        assert_eq!(code, 0, "{service}: mounts {mounts:?}:\n{out}");
+        assert!(out.contains("configuration OK"), "{out}");
+    }
+}
+
+/// The lines of the top-level service `name` in docker/compose.yaml (its header excluded).
+fn service_block(text: &str, name: &str) -> Vec<String> {
+    let header = format!("  {name}:");
+    let mut lines = text.lines().skip_while(|l| *l != header);
+    assert!(lines.next().is_some(), "docker/compose.yaml has no service {name}");
+    let mut block: Vec<String> =
+        lines.take_while(|l| l.is_empty() || l.starts_with("    ")).map(str::to_owned).collect();
+    while block.last().is_some_and(|l| l.is_empty()) {
+        block.pop();
+    }
+    block
+}
+
+/// docker/compose.yaml is the production shape the README describes (issue 10): two identical
+/// gateways sharing sessions on the compose Redis, behind a load balancer without stickiness
+/// whose address is the one the gateways trust. Checked without a container engine, so the
+/// files cannot drift apart unnoticed.
+#[test]
+fn the_compose_pair_is_two_identical_gateways_on_redis_behind_a_balancer_without_stickiness() {
+    let text = compose_text();
+    for service in ["lb", "aisgate-a", "aisgate-b", "redis", "echo"] {
+        assert!(!service_block(&text, service).is_empty(), "service {service}");
+    }
+    assert_eq!(service_block(&text, "aisgate-a"), service_block(&text, "aisgate-b"), "the two gateways differ");
+    let gateway = service_block(&text, "aisgate-a").join("\n");
+    assert!(gateway.contains("./aisgate-pair.toml:/etc/aisgate/aisgate.toml:ro"), "{gateway}");
+    assert!(!gateway.contains("ports:"), "gateways are reached only through the balancer");
+
+    // The balancer: its configuration exists, is mounted, names both gateways, never sticks.
+    let lb = service_block(&text, "lb").join("\n");
+    assert!(lb.contains("./haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro"), "{lb}");
+    let haproxy = std::fs::read_to_string(Path::new(REPO).join("docker/haproxy.cfg")).unwrap();
+    let directives: Vec<&str> =
+        haproxy.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    for server in ["server aisgate-a aisgate-a:8080", "server aisgate-b aisgate-b:8080"] {
+        assert!(directives.contains(&server), "haproxy.cfg lacks {server:?}");
+    }
+    assert!(directives.contains(&"balance roundrobin"), "{directives:?}");
+    for sticky in ["cookie", "stick", "balance source", "hash-type"] {
+        assert!(!directives.iter().any(|d| d.starts_with(sticky)), "haproxy.cfg sticks: {sticky}");
+    }
+
+    // The gateways trust exactly the balancer's fixed address, inside the compose network.
+    let address = lb.lines().find_map(|l| l.trim().strip_prefix("ipv4_address: ")).expect("lb ipv4_address").trim();
+    let pair = std::fs::read_to_string(Path::new(REPO).join("docker/aisgate-pair.toml")).unwrap();
+    let config: toml::Value = toml::from_str(&pair).unwrap();
+    assert_eq!(
+        config["server"]["trusted_proxies"].as_array().unwrap(),
+        &vec![toml::Value::from(format!("{address}/32"))]
+    );
+    let subnet = text.lines().find_map(|l| l.trim().strip_prefix("- subnet: ")).expect("network subnet");
+    let net: ipnet::IpNet = subnet.trim().parse().unwrap();
+    assert!(net.contains(&address.parse::<std::net::IpAddr>().unwrap()), "{address} outside {subnet}");
+    // Sessions on the compose Redis, with the password the Redis service is given.
+    assert_eq!(config["session"]["store"].as_str(), Some("redis"));
+    assert_eq!(config["session"]["redis"]["url"].as_str(), Some("redis://redis:6379"));
+    assert_eq!(config["session"]["redis"]["password_file"].as_str(), Some("/run/secrets/redis_password"));
+    let redis = service_block(&text, "redis").join("\n");
+    assert!(redis.contains("--requirepass \\\"$$(cat /run/secrets/redis_password)\\\""), "{redis}");
 }
 
 #[test]

@@ -205,13 +205,11 @@ async fn upstream_authorization(client: &reqwest::Client, url: String, cookie: &
     body["headers"]["authorization"].as_str().map(str::to_owned)
 }
 
-/// Refreshed upstream tokens must reach the shared store: otherwise the next request (at any
-/// instance) reads the old record, refreshes again with a refresh token the IdP already
-/// rotated away, and the user is logged out.
-#[tokio::test]
-async fn refreshed_upstream_tokens_are_kept_in_the_shared_store_for_both_instances() {
+/// Two instances on one Redis serving an `upstream_bearer` app behind the CAAIS-like IdP (access
+/// tokens of 4 s), and a session logged in at A; `None` without `redis-server`.
+async fn bearer_pair() -> Option<(Redis, Gateway, Instance, String)> {
     logs::capture();
-    let Some(redis) = Redis::start().await else { return };
+    let redis = Redis::start().await?;
     let apps = "[[app]]\nname = \"api\"\npath_prefix = \"/api\"\nupstream = \"{upstream}\"\nproviders = [\"caais\"]\nupstream_bearer = true\n";
     let a = Gateway::start(StackOptions {
         upstream: Some(support::header_echo().await),
@@ -224,6 +222,15 @@ async fn refreshed_upstream_tokens_are_kept_in_the_shared_store_for_both_instanc
     let b = Instance::of(&a).await;
     a.oidc[0].knobs().access_token_ttl = Some(4);
     let cookie = a.oidc_login("caais", "/api").await;
+    Some((redis, a, b, cookie))
+}
+
+/// Refreshed upstream tokens must reach the shared store: otherwise the next request (at any
+/// instance) reads the old record, refreshes again with a refresh token the IdP already
+/// rotated away, and the user is logged out.
+#[tokio::test]
+async fn refreshed_upstream_tokens_are_kept_in_the_shared_store_for_both_instances() {
+    let Some((_redis, a, b, cookie)) = bearer_pair().await else { return };
     // Past half the token's lifetime: due for refresh.
     let due = || a.clock.advance(Duration::from_millis(2050));
 
@@ -249,20 +256,7 @@ async fn refreshed_upstream_tokens_are_kept_in_the_shared_store_for_both_instanc
 /// the store every copy would refresh.)
 #[tokio::test]
 async fn forty_parallel_requests_over_both_instances_refresh_the_tokens_once() {
-    logs::capture();
-    let Some(redis) = Redis::start().await else { return };
-    let apps = "[[app]]\nname = \"api\"\npath_prefix = \"/api\"\nupstream = \"{upstream}\"\nproviders = [\"caais\"]\nupstream_bearer = true\n";
-    let a = Gateway::start(StackOptions {
-        upstream: Some(support::header_echo().await),
-        apps: Some(apps.to_owned()),
-        oidc: vec![support::caais_provider("loa = \"substantial\"\n")],
-        session_extra: redis.session_extra(),
-        ..Default::default()
-    })
-    .await;
-    let b = Instance::of(&a).await;
-    a.oidc[0].knobs().access_token_ttl = Some(4);
-    let cookie = a.oidc_login("caais", "/api").await;
+    let Some((_redis, a, b, cookie)) = bearer_pair().await else { return };
     let before = a.oidc[0].knobs().refresh_calls;
     a.clock.advance(Duration::from_millis(2050));
     let mut tasks = Vec::new();
@@ -552,6 +546,58 @@ async fn tls_to_redis_trusts_the_configured_ca_only() {
 
     let b = Gateway::start(StackOptions { session_extra: with(&other.ca_cert), ..Default::default() }).await;
     assert_eq!(b.navigate("/y", None).await.status(), 503, "a server the CA does not vouch for is not used");
+    let (_, ready) = readyz(b.ops).await;
+    let detail = ready["session_store"]["detail"].as_str().unwrap_or_default().to_lowercase();
+    assert!(detail.contains("certificate"), "{ready}");
+}
+
+/// TLS with Sentinel: with `ca_file`, the gateway speaks TLS to the Sentinels and to the master
+/// they name, and trusts only that CA for both.
+#[tokio::test]
+async fn tls_with_sentinel_trusts_the_configured_ca_only() {
+    logs::capture();
+    let (dir, other_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let pki = aisgate::sim::certs::generate(dir.path()).unwrap();
+    let other = aisgate::sim::certs::generate(other_dir.path()).unwrap();
+    let args = vec![
+        "--tls-cert-file".to_owned(),
+        pki.server_cert.display().to_string(),
+        "--tls-key-file".to_owned(),
+        pki.server_key.display().to_string(),
+        "--tls-ca-cert-file".to_owned(),
+        pki.ca_cert.display().to_string(),
+        "--tls-auth-clients".to_owned(),
+        "no".to_owned(),
+        "--tls-replication".to_owned(),
+        "yes".to_owned(),
+    ];
+    let Some(master) = Redis::start_with(args, true).await else { return };
+    let Some(sentinel) = Sentinel::start_tls(&master, &pki).await else { return };
+    let with = |ca: &std::path::Path| {
+        format!(
+            "store = \"redis\"\n[session.redis]\nsentinels = [\"127.0.0.1:{}\"]\nmaster_name = \"mymaster\"\n\
+             ca_file = \"{}\"\ntimeout_ms = 500\n",
+            sentinel.port,
+            ca.display()
+        )
+    };
+    let a = Gateway::start(StackOptions { session_extra: with(&pki.ca_cert), ..Default::default() }).await;
+    let mut cookie = None;
+    // The Sentinel learns about the master within a moment of starting.
+    for _ in 0..100 {
+        let start = a.navigate("/x", None).await;
+        if start.status() == 302 {
+            cookie = Some(a.login().await);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cookie = cookie.expect("logins through the TLS Sentinel");
+    assert_eq!(get_json(&a, "/x", &cookie).await.status(), 200, "sessions over TLS via the Sentinel");
+    assert!(logs::text().contains("session store (redis): master from the sentinels"));
+
+    let b = Gateway::start(StackOptions { session_extra: with(&other.ca_cert), ..Default::default() }).await;
+    assert_eq!(b.navigate("/y", None).await.status(), 503, "a Sentinel the CA does not vouch for is not used");
     let (_, ready) = readyz(b.ops).await;
     let detail = ready["session_store"]["detail"].as_str().unwrap_or_default().to_lowercase();
     assert!(detail.contains("certificate"), "{ready}");

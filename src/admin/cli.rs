@@ -116,13 +116,13 @@ impl AdminClient {
 #[derive(Debug, clap::Args)]
 pub struct Target {
     /// The gateway's configuration: `[ops] listen` and `[admin] token_file`.
-    #[arg(long, short)]
+    #[arg(long, short, global = true)]
     pub config: Option<PathBuf>,
     /// The ops listener, `HOST:PORT` (instead of, or overriding, the configuration).
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", global = true)]
     pub ops: Option<SocketAddr>,
     /// File holding the admin token (instead of, or overriding, the configuration).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     pub token_file: Option<PathBuf>,
 }
 

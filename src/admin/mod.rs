@@ -137,15 +137,31 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         // `/admin/links…`
         .merge(crate::links::admin::routes());
     // Other modules' admin routes: one `.merge(…)` line each, above the `;`.
-    routes.layer(axum::middleware::from_fn_with_state(Arc::new(auth), require_token)).with_state(gw)
+    let guard = Arc::new(Guard { auth, audit: gw.audit.clone() });
+    routes.layer(axum::middleware::from_fn_with_state(guard, require_token)).with_state(gw)
 }
 
-/// `401` unless the request carries the admin token.
-async fn require_token(State(auth): State<Arc<AdminAuth>>, req: Request, next: Next) -> Response {
-    if auth.accepts(req.headers()) {
+/// What the token check needs: the credential, and the audit sink for refusals.
+struct Guard {
+    auth: AdminAuth,
+    audit: crate::audit::Audit,
+}
+
+/// `401` unless the request carries the admin token. A refusal is logged and audited
+/// (`admin_action` `authenticate`, result `refused`; the path is not recorded: it is the
+/// caller's text).
+async fn require_token(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    if guard.auth.accepts(req.headers()) {
         return next.run(req).await;
     }
     tracing::warn!(path = %req.uri().path(), "admin API request without a valid token");
+    guard.audit.emit(crate::audit::Event::AdminAction {
+        origin: crate::audit::Origin::none(),
+        action: "authenticate",
+        target: None,
+        sessions_ended: None,
+        result: crate::audit::Outcome::Refused,
+    });
     unauthorized()
 }
 

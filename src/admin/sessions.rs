@@ -11,11 +11,11 @@
 //! | `DELETE /admin/maintenance/{app}` | maintenance off |
 //!
 //! A session is shown as its handle (the session's log label: an HMAC of the store key, the
-//! same `session=` label the logs carry), the user's log label (`provider:HMAC`), provider,
+//! same `session=` label the logs carry; computed under this gateway's own label key), the user's log label (`provider:HMAC`), provider,
 //! app, organisation IČO, LoA and times — never an id, store key, token, subject or name. A
 //! user is named by that log label, so no personal data is sent to the API either.
 //!
-//! Filters are exact matches and unknown query parameters are refused (`400`): a typo in
+//! Filters are exact matches (an IČO ignoring zero padding, as IdPs differ) and unknown query parameters are refused (`400`): a typo in
 //! `DELETE /admin/sessions?usr=…` must not widen into "everyone". Ending needs a user or an
 //! organisation.
 
@@ -32,6 +32,7 @@ use serde::Deserialize;
 use super::maintenance::{self, Notice, DEFAULT_RETRY_AFTER_SECS, MAX_MESSAGE_CHARS};
 use crate::audit::{EndReason, Event, Origin, Outcome, SessionRef, Subject};
 use crate::gateway::Gateway;
+use crate::identity::LogLabelKey;
 use crate::session::users::Listed;
 use crate::session::{Session, StoreError, StoreKey};
 
@@ -68,14 +69,15 @@ struct Filter {
 }
 
 impl Filter {
-    fn matches(&self, session: &Session) -> bool {
+    /// Whether `session` matches, user labels computed under `labels`.
+    fn matches(&self, session: &Session, labels: &LogLabelKey) -> bool {
         let id = &session.identity;
         let ico = id.organisation.as_ref().and_then(|o| o.ico.as_deref());
         self.provider.as_ref().is_none_or(|p| *p == id.provider)
             && self.app.as_ref().is_none_or(|a| session.app.as_ref() == Some(a))
-            && self.organisation.as_ref().is_none_or(|o| ico == Some(o.as_str()))
+            && self.organisation.as_ref().is_none_or(|o| ico.is_some_and(|ico| crate::gateway::route::same_ico(o, ico)))
             // The label is compared last: it costs an HMAC.
-            && self.user.as_ref().is_none_or(|u| *u == id.log_label())
+            && self.user.as_ref().is_none_or(|u| *u == id.log_label_with(labels))
     }
 }
 
@@ -97,12 +99,12 @@ fn unavailable(e: &StoreError) -> Response {
 }
 
 /// What the API shows of a session: nothing that identifies the person or opens the session.
-fn view(listed: &Listed) -> serde_json::Value {
+fn view(listed: &Listed, labels: &LogLabelKey) -> serde_json::Value {
     let s = &listed.session;
     let id = &s.identity;
     serde_json::json!({
-        "handle": listed.key.log_label(),
-        "user": id.log_label(),
+        "handle": listed.key.log_label_with(labels),
+        "user": id.log_label_with(labels),
         "provider": id.provider,
         "app": s.app,
         "organisation": id.organisation.as_ref().and_then(|o| o.ico.as_deref()),
@@ -122,13 +124,14 @@ fn audit(gw: &Gateway, action: &'static str, target: &str, sessions_ended: Optio
 async fn list(State(gw): Gw, Query(filter): Query<Filter>) -> Response {
     let limit = filter.limit.unwrap_or(DEFAULT_LIST_LIMIT).min(MAX_LIST_LIMIT);
     // One more than asked, to say whether the list was cut.
-    let keep = |_: &StoreKey, s: &Session| filter.matches(s);
+    let labels = gw.keyring.log_label_key();
+    let keep = |_: &StoreKey, s: &Session| filter.matches(s, &labels);
     match gw.store.scan_sessions(&keep, limit.saturating_add(1)).await {
         Ok(mut found) => {
             let truncated = found.len() > limit;
             found.truncate(limit);
             found.sort_by_key(|l| (l.session.created_at, l.key.0));
-            let sessions: Vec<_> = found.iter().map(view).collect();
+            let sessions: Vec<_> = found.iter().map(|l| view(l, &labels)).collect();
             json(StatusCode::OK, serde_json::json!({ "sessions": sessions, "truncated": truncated }))
         }
         Err(e) => unavailable(&e),
@@ -183,12 +186,14 @@ async fn end_matching(State(gw): Gw, Query(filter): Query<Filter>) -> Response {
         (None, Some(org)) => ("end_organisation_sessions", org.clone()),
         (None, None) => return bad_request("name a user or an organisation"),
     };
-    let keep = |_: &StoreKey, s: &Session| filter.matches(s);
+    let labels = gw.keyring.log_label_key();
+    let keep = |_: &StoreKey, s: &Session| filter.matches(s, &labels);
     end_and_answer(&gw, action, &target, &keep).await
 }
 
 async fn end_one(State(gw): Gw, Path(handle): Path<String>) -> Response {
-    let keep = |key: &StoreKey, _: &Session| key.log_label() == handle;
+    let labels = gw.keyring.log_label_key();
+    let keep = |key: &StoreKey, _: &Session| key.log_label_with(&labels) == handle;
     end_and_answer(&gw, "end_session", &handle, &keep).await
 }
 
@@ -293,26 +298,37 @@ mod tests {
     #[test]
     fn filters_match_every_given_field_exactly() {
         let s = session("nia", Some("00006947"), Some("desk"));
-        assert!(Filter::default().matches(&s));
-        let by_user = Filter { user: Some(s.identity.log_label()), ..Filter::default() };
-        assert!(by_user.matches(&s));
-        assert!(!Filter { user: Some("nia:000000000000".into()), ..Filter::default() }.matches(&s));
-        assert!(
-            Filter { organisation: Some("00006947".into()), app: Some("desk".into()), ..Filter::default() }.matches(&s)
-        );
-        assert!(!Filter { organisation: Some("0000694".into()), ..Filter::default() }.matches(&s), "exact");
-        assert!(!Filter { provider: Some("caais".into()), ..Filter::default() }.matches(&s));
-        assert!(!Filter { app: Some("desk".into()), ..Filter::default() }.matches(&session("nia", None, None)));
+        let k = LogLabelKey::from_bytes(&[3; 32]);
+        let matches = |f: Filter| f.matches(&s, &k);
+        assert!(matches(Filter::default()));
+        assert!(matches(Filter { user: Some(s.identity.log_label_with(&k)), ..Filter::default() }));
+        let other_key = LogLabelKey::from_bytes(&[4; 32]);
+        let by_user = Filter { user: Some(s.identity.log_label_with(&k)), ..Filter::default() };
+        assert!(!by_user.matches(&s, &other_key), "labels are per key");
+        assert!(!matches(Filter { user: Some("nia:000000000000".into()), ..Filter::default() }));
+        assert!(matches(Filter {
+            organisation: Some("00006947".into()),
+            app: Some("desk".into()),
+            ..Filter::default()
+        }));
+        assert!(!matches(Filter { organisation: Some("0000694".into()), ..Filter::default() }), "whole IČO");
+        assert!(matches(Filter { organisation: Some("6947".into()), ..Filter::default() }), "zero padding aside");
+        assert!(!matches(Filter { provider: Some("caais".into()), ..Filter::default() }));
+        let no_app = Filter { app: Some("desk".into()), ..Filter::default() };
+        assert!(!no_app.matches(&session("nia", None, None), &k));
     }
 
     #[test]
     fn the_view_carries_no_personal_data_and_no_key() {
         let key = StoreKey::of(&[7; 32]);
         let listed = Listed { key, session: Arc::new(session("nia", Some("00006947"), Some("desk"))), last_seen: None };
-        let text = view(&listed).to_string();
+        let k = LogLabelKey::from_bytes(&[3; 32]);
+        let text = view(&listed, &k).to_string();
         assert!(!text.contains("secret") && !text.contains("Secret"), "{text}");
         let key_hex: String = key.0.iter().map(|b| format!("{b:02x}")).collect();
         assert!(!text.contains(&key_hex[..16]), "{text}");
-        assert!(text.contains(&key.log_label()) && text.contains("00006947") && text.contains("\"app\":\"desk\""));
+        assert!(
+            text.contains(&key.log_label_with(&k)) && text.contains("00006947") && text.contains("\"app\":\"desk\"")
+        );
     }
 }

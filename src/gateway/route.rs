@@ -283,7 +283,7 @@ fn check_rule(rule: &AccessRule, identity: &Identity) -> Result<(), Denied> {
 }
 
 /// IČO comparison ignoring zero padding, which differs between IdPs (`00007064` vs `7064`).
-fn same_ico(a: &str, b: &str) -> bool {
+pub(crate) fn same_ico(a: &str, b: &str) -> bool {
     a.trim_start_matches('0') == b.trim_start_matches('0')
 }
 

@@ -70,7 +70,12 @@ impl StoreKey {
     /// server's label key ([`crate::identity::label`]), so log lines cannot be matched to
     /// entries of a leaked store dump.
     pub fn log_label(&self) -> String {
-        crate::identity::label::key().label(&self.0, 8)
+        self.log_label_with(&crate::identity::label::key())
+    }
+
+    /// [`StoreKey::log_label`] under `key`.
+    pub fn log_label_with(&self, key: &crate::identity::LogLabelKey) -> String {
+        key.label(&self.0, 8)
     }
 }
 

@@ -3,8 +3,10 @@
 //!
 //! Refresh is single-flight per session: concurrent requests of one session wait for the one
 //! refresh in progress instead of each spending the refresh token (with rotation, a second use
-//! of the old token would look like theft to the IdP and end the grant). Tokens never appear
-//! in `Debug` output or logs.
+//! of the old token would look like theft to the IdP and end the grant). With a shared store
+//! the refresh is also single-flight across instances: see
+//! [`crate::session::shared::refresh_across_instances`]. Tokens never appear in `Debug`
+//! output or logs.
 
 use std::future::Future;
 use std::sync::Mutex;

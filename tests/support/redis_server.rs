@@ -151,6 +151,20 @@ impl Sentinel {
 
     /// A Sentinel of a group that needs `quorum` of its members to agree the master is down.
     pub async fn start_with_quorum(master: &Redis, quorum: u32) -> Option<Sentinel> {
+        Sentinel::start_configured(master, quorum, None).await
+    }
+
+    /// A Sentinel speaking only TLS (its own port and to the master), with the server
+    /// certificate, key and CA of `tls`.
+    pub async fn start_tls(master: &Redis, tls: &aisgate::sim::certs::TestPki) -> Option<Sentinel> {
+        Sentinel::start_configured(master, 1, Some(tls)).await
+    }
+
+    async fn start_configured(
+        master: &Redis,
+        quorum: u32,
+        tls: Option<&aisgate::sim::certs::TestPki>,
+    ) -> Option<Sentinel> {
         let Some(binary) = which("redis-sentinel") else {
             assert!(
                 std::env::var_os("AISGATE_REQUIRE_PEERS").is_none(),
@@ -162,10 +176,20 @@ impl Sentinel {
         let port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("sentinel.conf");
+        let listen = match tls {
+            None => format!("port {port}\n"),
+            Some(pki) => format!(
+                "port 0\ntls-port {port}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n\
+                 tls-auth-clients no\ntls-replication yes\n",
+                pki.server_cert.display(),
+                pki.server_key.display(),
+                pki.ca_cert.display()
+            ),
+        };
         std::fs::write(
             &conf,
             format!(
-                "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {}\n\
+                "{listen}bind 127.0.0.1\ndaemonize no\ndir {}\n\
                  sentinel monitor mymaster 127.0.0.1 {} {quorum}\n\
                  sentinel down-after-milliseconds mymaster 500\n\
                  sentinel failover-timeout mymaster 3000\n",

@@ -95,26 +95,39 @@ fn fixed_client(cfg: &RedisConfig, url: &str, env: &dyn Fn(&str) -> Option<Strin
     built.map_err(|e| RedisSetupError::Client(e.to_string()))
 }
 
-/// A Sentinel address `host:port`.
-fn sentinel_addr(text: &str) -> Result<ConnectionAddr, RedisSetupError> {
+/// A Sentinel address `host:port`; over TLS when `tls` (then verified against the CA the
+/// builder is given).
+fn sentinel_addr(text: &str, tls: bool) -> Result<ConnectionAddr, RedisSetupError> {
     let bad = || RedisSetupError::BadSentinel(text.to_owned());
     let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
         return Err(bad());
     }
-    Ok(ConnectionAddr::Tcp(host.to_owned(), port.parse().map_err(|_| bad())?))
+    let port = port.parse().map_err(|_| bad())?;
+    Ok(if tls {
+        ConnectionAddr::TcpTls { host: host.to_owned(), port, insecure: false, tls_params: None }
+    } else {
+        ConnectionAddr::Tcp(host.to_owned(), port)
+    })
 }
 
 /// The Sentinel client for `sentinels` + `master_name`.
 fn sentinel_client(cfg: &RedisConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<SentinelClient, RedisSetupError> {
     let name = cfg.master_name.as_deref().filter(|n| !n.is_empty()).ok_or(RedisSetupError::NoMasterName)?;
-    if cfg.ca_file.is_some() {
-        return Err(RedisSetupError::SentinelTls);
-    }
-    let addrs = cfg.sentinels.iter().map(|s| sentinel_addr(s)).collect::<Result<Vec<_>, _>>()?;
+    // With a CA: TLS to the Sentinels and to the master they name, both verified against it
+    // (a deployment with `tls-port` on both, and `tls-replication yes`).
+    let ca = read_ca(cfg)?;
+    let addrs = cfg.sentinels.iter().map(|s| sentinel_addr(s, ca.is_some())).collect::<Result<Vec<_>, _>>()?;
     let mut builder = SentinelClientBuilder::new(addrs, name, SentinelServerType::Master)
         .map_err(|e| RedisSetupError::Client(e.to_string()))?;
+    if let Some(pem) = ca {
+        let certificates = || redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) };
+        builder = builder
+            .set_client_to_sentinel_certificates(certificates())
+            .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
+            .set_client_to_redis_certificates(certificates());
+    }
     if let Some(user) = &cfg.username {
         builder = builder.set_client_to_redis_username(user);
     }

@@ -88,9 +88,6 @@ pub enum RedisSetupError {
     /// A Sentinel address that is not `host:port`.
     #[error("[session.redis] sentinel {0:?} is not host:port")]
     BadSentinel(String),
-    /// TLS with Sentinel is not supported in this version.
-    #[error("[session.redis] ca_file (TLS) is not supported with sentinels in this version")]
-    SentinelTls,
     /// The client refused the settings (e.g. a CA file without a certificate).
     #[error("[session.redis] {0}")]
     Client(String),

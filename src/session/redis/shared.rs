@@ -59,15 +59,13 @@ impl RedisStore {
     fn lease_key(&self, key: &StoreKey) -> String {
         format!("{}l:{}", self.prefix, hex(&key.0))
     }
-}
 
-#[async_trait]
-impl SharedState for RedisStore {
-    async fn first_use(&self, scope: OnceScope, provider: &str, id: &str, ttl: Duration) -> Result<bool, StoreError> {
+    /// `SET name value PX ttl NX`: whether `name` was new (and is now set).
+    async fn set_new(&self, name: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
         let mut conn = self.conn().await?;
         let set: Option<String> = redis::cmd("SET")
-            .arg(self.once_key(scope, provider, id))
-            .arg(1)
+            .arg(name)
+            .arg(value)
             .arg("PX")
             .arg(ms(ttl))
             .arg("NX")
@@ -75,6 +73,13 @@ impl SharedState for RedisStore {
             .await
             .map_err(|e| self.failed(e))?;
         Ok(set.is_some())
+    }
+}
+
+#[async_trait]
+impl SharedState for RedisStore {
+    async fn first_use(&self, scope: OnceScope, provider: &str, id: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.set_new(&self.once_key(scope, provider, id), "1", ttl).await
     }
 
     async fn count_attempt(&self, scope: CounterScope, client: &str, window: Duration) -> Result<u64, StoreError> {
@@ -92,17 +97,7 @@ impl SharedState for RedisStore {
     async fn try_refresh_lease(&self, key: &StoreKey, lease: Duration) -> Result<Option<RefreshLease>, StoreError> {
         let token = hex(&crate::session::random_id()[..16]);
         let name = self.lease_key(key);
-        let mut conn = self.conn().await?;
-        let set: Option<String> = redis::cmd("SET")
-            .arg(&name)
-            .arg(&token)
-            .arg("PX")
-            .arg(ms(lease))
-            .arg("NX")
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.failed(e))?;
-        if set.is_none() {
+        if !self.set_new(&name, &token, lease).await? {
             return Ok(None);
         }
         let backend = self.backend.clone();
