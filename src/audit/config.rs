@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer};
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// JSON-lines file, opened for append (created with `file_mode`); reopened by
-    /// `aisgate reload` / SIGHUP after the operator rotated it.
+    /// SIGHUP after the operator rotated (renamed) it.
     #[serde(default)]
     pub file: Option<PathBuf>,
     /// Permissions of a file the gateway creates: `0o600` (default) or `0o640` (a log group

@@ -4,8 +4,8 @@
 //! Auditors and security teams read a different stream than operators: it must be complete
 //! for what it records, machine-readable, versioned, and free of secrets and personal data
 //! (labels, not subjects; no tokens, cookie values or names — see [`event`]). It goes to a
-//! JSON-lines file the operator rotates (reopened by [`Audit::reopen`], which `aisgate reload`
-//! / SIGHUP calls) and/or to the local syslog (`[audit]`, see [`AuditConfig`]).
+//! JSON-lines file the operator rotates (reopened by [`Audit::reopen`], which the SIGHUP handler
+//! calls) and/or to the local syslog (`[audit]`, see [`AuditConfig`]).
 //!
 //! **Never in the way of a request.** [`Audit::emit`] serializes the event and hands it to a
 //! bounded channel read by a writer thread; when the channel is full (the disk or the syslog

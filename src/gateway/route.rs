@@ -378,6 +378,18 @@ mod tests {
         assert_eq!(a.authorize(&path("/admin"), &id), Err(Denied::Organisation));
     }
 
+    #[test]
+    fn a_refusal_names_the_deciding_rule_or_none_for_the_default() {
+        let user = Identity { provider: "p".into(), loa: Some(Loa::High), ..Identity::default() };
+        let a = app_with(0, &[], "/", "");
+        assert_eq!(a.authorize_rule(&path("/admin/x"), &user), Err((Some(0), Denied::MissingRole)));
+        assert_eq!(a.authorize_rule(&path("/other"), &user), Ok(()));
+        let deny = app_with(1, &[], "/", "default = \"deny\"");
+        assert_eq!(deny.authorize_rule(&path("/other"), &user), Err((None, Denied::NoRule)));
+        assert_eq!(Denied::NoRule.label(), "no_rule");
+        assert_eq!(Denied::MissingRole.label(), "missing_role");
+    }
+
     fn admin() -> Identity {
         Identity {
             provider: "p".into(),
