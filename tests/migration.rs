@@ -233,6 +233,19 @@ async fn offer_can_be_skipped_and_a_confirmation_from_another_session_is_refused
         .unwrap();
     assert_eq!(done.status(), 403);
     logs::assert_reason(&done, "session_changed");
+    // Single use: the same confirmation delivered again, now with the right session, is dead.
+    let replay = gw
+        .client
+        .get(location(&form))
+        .header("cookie", format!("aisgate_login={login_cookie}; {caais}"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 400, "the pending confirmation was taken by its first use");
+    logs::assert_reason(&replay, "callback for an unknown, used or expired login");
+    let still = gw.navigate("/", Some(&caais)).await;
+    assert_eq!(location(&still), "/.aisgate/link?return=%2F", "no link from a replay");
 
     // Skip: the app is served without the legacy headers.
     let skip = [("do", "skip"), ("return", "/"), ("csrf", csrf.as_str())];
