@@ -22,6 +22,7 @@ pub mod fuzzing;
 pub mod gateway;
 pub mod http;
 pub mod identity;
+pub mod links;
 pub mod listen;
 pub mod ops;
 pub mod pages;

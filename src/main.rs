@@ -56,6 +56,15 @@ enum Command {
         #[arg(long, short)]
         provider: String,
     },
+    /// Account links JIP/KAAS ↔ CAAIS on the configured `[links]` database: import, export,
+    /// list, delete. Every change is an audit event.
+    Links {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: LinksAction,
+    },
     /// List or end sessions through the running gateway's admin API (`[admin] token_file`).
     Sessions {
         #[command(flatten)]
@@ -94,6 +103,51 @@ enum Command {
         #[arg(long, value_name = "REDIS_URL")]
         session_store: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum LinksAction {
+    /// Import links from a CSV or JSON file: all or nothing, errors name the line.
+    Import {
+        /// `.csv` (header bsi,legacy_id,legacy_username,legacy_organisation) or `.json`.
+        file: PathBuf,
+    },
+    /// Export every link to FILE (`.csv` or `.json`, created mode 0600) or to stdout.
+    Export {
+        /// Target file; stdout when absent.
+        file: Option<PathBuf>,
+        /// Format on stdout.
+        #[arg(long, value_parser = ["csv", "json"], default_value = "json")]
+        format: String,
+    },
+    /// Print every link as CSV.
+    List,
+    /// Delete the link of a BSI or of a legacy id.
+    Delete {
+        /// The CAAIS user id.
+        #[arg(long, conflicts_with = "legacy_id", required_unless_present = "legacy_id")]
+        bsi: Option<String>,
+        /// The legacy JIP/KAAS UzivatelId.
+        #[arg(long)]
+        legacy_id: Option<String>,
+    },
+}
+
+fn links_command(config: &std::path::Path, action: LinksAction) -> i32 {
+    use aisgate::links::cli::Command;
+    use aisgate::links::file::Format;
+    use aisgate::links::LinkKey;
+    let command = match action {
+        LinksAction::Import { file } => Command::Import { file },
+        LinksAction::Export { file, format } => {
+            Command::Export { file, format: if format == "csv" { Format::Csv } else { Format::Json } }
+        }
+        LinksAction::List => Command::List,
+        LinksAction::Delete { bsi: Some(bsi), .. } => Command::Delete { key: LinkKey::Bsi(bsi) },
+        LinksAction::Delete { legacy_id: Some(id), .. } => Command::Delete { key: LinkKey::Legacy(id) },
+        LinksAction::Delete { .. } => return 2,
+    };
+    aisgate::links::cli::run(config, command)
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -135,6 +189,7 @@ fn main() -> ExitCode {
         (Some(Command::Maintenance { target, command }), _) => {
             block_on(aisgate::admin::cli::maintenance(&target, command))
         }
+        (Some(Command::Links { config, action }), _) => links_command(&config, action),
         (Some(demo @ Command::Demo { .. }), _) => run_demo(demo),
         (None, None) => {
             eprintln!("usage: aisgate run --config FILE | aisgate check --config FILE | aisgate demo (see --help)");

@@ -58,6 +58,10 @@ pub fn check(path: &Path) -> i32 {
     let Some(mut config) = load(path) else { return 2 };
     // The audit sink is checked, not created (check may run as another user than the service).
     config.audit.dry_run = true;
+    // So is the links database.
+    if let Some(links) = &mut config.links {
+        links.dry_run = true;
+    }
     let mut errors = Vec::new();
     if let Some(tls) = &config.server.tls {
         if let Err(e) = crate::tls::server_config(&tls.cert, &tls.key) {
@@ -93,6 +97,9 @@ pub fn explain(path: &Path, url: &str, identity_file: Option<&Path>) -> i32 {
     init_logging(LogFormat::Human, "warn");
     let Some(mut config) = load(path) else { return 2 };
     config.audit.dry_run = true;
+    if let Some(links) = &mut config.links {
+        links.dry_run = true;
+    }
     let identity = match identity_file.map(read_identity).transpose() {
         Ok(identity) => identity,
         Err(message) => {

@@ -699,6 +699,7 @@ fn pending() -> PendingLogin {
         min_loa: None,
         login_base: None,
         handoff: None,
+        link: None,
     }
 }
 

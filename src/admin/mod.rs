@@ -133,7 +133,9 @@ pub fn router(gw: Arc<Gateway>) -> Router {
     };
     let routes: Router<Arc<Gateway>> = Router::new()
         // `/admin/sessions…`, `/admin/maintenance…`
-        .merge(sessions::routes());
+        .merge(sessions::routes())
+        // `/admin/links…`
+        .merge(crate::links::admin::routes());
     // Other modules' admin routes: one `.merge(…)` line each, above the `;`.
     let guard = Arc::new(Guard { auth, audit: gw.audit.clone() });
     routes.layer(axum::middleware::from_fn_with_state(guard, require_token)).with_state(gw)

@@ -260,6 +260,29 @@ pub enum Event<'a> {
         /// What happened.
         result: Outcome,
     },
+    /// Account links JIP/KAAS ↔ CAAIS created or deleted ([`crate::links`]).
+    LinkChange {
+        /// Request (login or admin API), or none (CLI).
+        #[serde(flatten)]
+        origin: Origin<'a>,
+        /// `create`, `delete` or `import`.
+        action: &'static str,
+        /// `login` (two logins in one session), `admin` (admin API) or `cli`.
+        source: &'static str,
+        /// Log label of the CAAIS user (BSI) when one link is concerned — never the BSI.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user: Option<&'a str>,
+        /// Log label of the legacy account when one link is concerned — never the id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        legacy: Option<&'a str>,
+        /// Links created or deleted.
+        count: usize,
+        /// What happened.
+        result: Outcome,
+        /// Why not, for a refusal (a bounded label such as `legacy_id_linked_to_other_bsi`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'static str>,
+    },
     /// A configuration reload (SIGHUP or the admin API).
     Reload {
         /// Request (admin API), or none (signal).
@@ -287,6 +310,7 @@ impl<'a> Event<'a> {
             Event::AccessDenied { .. } => "access_denied",
             Event::StepUp { .. } => "step_up",
             Event::AdminAction { .. } => "admin_action",
+            Event::LinkChange { .. } => "link_change",
             Event::Reload { .. } => "reload",
         }
     }
@@ -296,7 +320,10 @@ impl<'a> Event<'a> {
     pub fn is_refusal(&self) -> bool {
         match self {
             Event::LoginFailure { .. } | Event::AccessDenied { .. } => true,
-            Event::Logout { result, .. } | Event::AdminAction { result, .. } | Event::Reload { result, .. } => {
+            Event::Logout { result, .. }
+            | Event::AdminAction { result, .. }
+            | Event::LinkChange { result, .. }
+            | Event::Reload { result, .. } => {
                 matches!(result, Outcome::Refused | Outcome::Error)
             }
             _ => false,
@@ -312,6 +339,7 @@ impl<'a> Event<'a> {
             | Event::AccessDenied { origin, .. }
             | Event::StepUp { origin, .. }
             | Event::AdminAction { origin, .. }
+            | Event::LinkChange { origin, .. }
             | Event::Reload { origin, .. } => origin,
         }
     }

@@ -208,5 +208,8 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
             "[identity_token] has no key_file: set one, or [identity_token.dangerous] ephemeral_key = true (a new key at every start)".into(),
         );
     }
+    for (loc, message) in crate::links::check(config, &main_loc) {
+        issues.push(Issue { loc, message });
+    }
     issues
 }

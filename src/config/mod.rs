@@ -62,6 +62,9 @@ pub struct Config {
     /// Protected upstream apps.
     #[serde(default)]
     pub app: Vec<Located<AppConfig>>,
+    /// Account links JIP/KAAS ↔ CAAIS (`[links]`); needed by apps with `account_link`.
+    #[serde(default)]
+    pub links: Option<crate::links::LinksConfig>,
 }
 
 /// `[server]`
@@ -484,6 +487,10 @@ pub struct AppConfig {
     /// requests without `Upgrade`; `h2c` is never allowed.
     #[serde(default = "defaults::upgrade_protocols")]
     pub upgrade_protocols: Vec<String>,
+    /// Account links for CAAIS logins (`off`, `offer`, `require`): whether a CAAIS user
+    /// without a link to a legacy JIP/KAAS account is asked to confirm one (see `[links]`).
+    #[serde(default)]
+    pub account_link: crate::links::AccountLink,
     /// Options that weaken security; each one is logged at startup.
     #[serde(default)]
     pub dangerous: AppDangerous,

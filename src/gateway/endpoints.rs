@@ -37,6 +37,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/.aisgate/login", get(login))
         .route("/.aisgate/callback/{provider}", get(callback_get).post(callback_post))
         .route("/.aisgate/direct/{provider}", get(direct_form).post(direct_submit))
+        .route("/.aisgate/link", get(super::link_flow::page).post(super::link_flow::submit))
         .route("/.aisgate/logout", get(logout).post(logout))
         .route("/.aisgate/logged-out", get(super::logout_return::logged_out))
         .route("/.aisgate/handoff", get(super::handoff::take))
@@ -222,6 +223,29 @@ async fn begin_login(
         tracing::error!(request_id = info.id(), app = %app.name, host = %here, callback_base = %base, "login cannot complete: the IdP returns to another host and central_login is off");
         return rescue::error(ErrorKind::Internal, info, None);
     }
+    begin_at(gw, index, loa, return_to, headers, info, Start { base, handoff, link: None }).await
+}
+
+/// Where and for what a login starts (see [`begin_at`]).
+pub(super) struct Start {
+    /// The callback base URL (`[server] public_base_url` or the app's, see `login_base`).
+    pub(super) base: String,
+    /// A login on the central login host for an app on another host (`handoff`).
+    pub(super) handoff: Option<HandoffTarget>,
+    /// The JIP/KAAS confirmation of an account link (see `link_flow`).
+    pub(super) link: Option<crate::links::LinkIntent>,
+}
+
+/// Sends the browser to provider `index` with a fresh pending login (and pre-login cookie).
+pub(super) async fn begin_at(
+    gw: &Gateway,
+    index: usize,
+    loa: Option<crate::identity::Loa>,
+    return_to: ReturnUrl,
+    headers: &HeaderMap,
+    info: &RequestInfo,
+    Start { base, handoff, link }: Start,
+) -> Response<Body> {
     let loop_cookie = &gw.loop_cookie_name;
     let Some(counted) = super::loop_guard::count_start(
         &gw.keyring,
@@ -268,6 +292,7 @@ async fn begin_login(
         min_loa: loa,
         login_base: (base != gw.public_base_url).then_some(base),
         handoff,
+        link,
     };
     if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {
         tracing::error!(request_id = info.id(), error = %e, "cannot store pending login");
@@ -547,14 +572,24 @@ async fn finish_login_for(
             return with_cleared_login(gw, rescue::error(ErrorKind::LoginFailed, info, Some(&retry)));
         }
     }
+    if let Some(intent) = pending.link {
+        // The JIP/KAAS confirmation of an account link: it makes a link, never a session.
+        gw.metrics.provider(index).login(LoginResult::Success);
+        let resp = super::link_flow::complete(gw, intent, authenticated.identity, &pending.return_to, headers, info);
+        return with_cleared_login(gw, resp.await);
+    }
     // A fresh id on every login; any previous session of this browser is destroyed
     // (session fixation). After a step-up this replaces the lower-LoA session.
     end_replaced_session(gw, headers, info).await;
+    let mut identity = authenticated.identity;
+    if let Some(links) = &gw.links {
+        links.annotate(&mut identity).await;
+    }
     if let Some(target) = pending.handoff.clone() {
         // A login for an app on another host: that host makes the session (`handoff`).
         let base = pending.login_base.as_deref().unwrap_or(&gw.public_base_url);
         let session = Session::new(
-            authenticated.identity,
+            identity,
             authenticated.logout_state,
             gw.absolute_timeout_secs,
             gw.apps.len(),
@@ -567,9 +602,9 @@ async fn finish_login_for(
     }
     let id = random_id();
     let key = StoreKey::of(&id);
-    let identity = authenticated.identity;
     // Re-validate: the stored value passed ReturnUrl at login start, but never trust storage.
     let target = ReturnUrl::parse(&pending.return_to).unwrap_or_else(|_| ReturnUrl::root());
+    let app = app_at(gw, &target, headers);
     let session = Arc::new(
         Session::new(
             identity,
@@ -579,7 +614,7 @@ async fn finish_login_for(
             gw.clock.now_unix(),
         )
         .with_tokens(authenticated.tokens)
-        .with_app(app_at(gw, &target, headers).map(|app| app.name.clone())),
+        .with_app(app.map(|app| app.name.clone())),
     );
     if let Err(e) = gw.store.save(key, session.clone()).await {
         tracing::error!(request_id = info.id(), error = %e, "cannot store session");
@@ -587,6 +622,12 @@ async fn finish_login_for(
     }
     session_established(gw, info, key, &session, pending.min_loa.map(|l| l.as_str())).await;
     gw.metrics.provider(index).login(LoginResult::Success);
+    if let Some(app) = app {
+        gw.app_logins.count(app.index, index);
+        if let Some(links) = &gw.links {
+            links.count_login(app.index, &session.identity);
+        }
+    }
     let mut resp = with_cleared_login(gw, rescue::redirect(target.as_str()));
     let value = gw.keyring.seal(Purpose::Session, &id);
     resp.headers_mut().append(SET_COOKIE, set_cookie(&gw.cookie_name, &value, None, gw.cookie_secure));
@@ -697,6 +738,7 @@ fn unsolicited_login(provider: &str, params: &[(String, String)], info: &Request
         min_loa: None,
         login_base: None,
         handoff: None,
+        link: None,
     }
 }
 

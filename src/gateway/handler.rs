@@ -184,6 +184,10 @@ async fn app_request(
     };
 
     if let Some((key, session)) = &session {
+        let request = (req.method(), req.headers(), path, req.uri().query());
+        if let Some(resp) = super::link_flow::gate(gw, app, session, request, info) {
+            return resp;
+        }
         if let Err((rule, denied)) = app.authorize_rule(forms, &session.identity) {
             let (method, headers, query) = (req.method(), req.headers(), req.uri().query());
             if let Some(resp) = step_up(gw, app, (method, headers, query), forms, session, info).await {
@@ -352,7 +356,7 @@ async fn unauthenticated(
 }
 
 /// Where to come back to after a login started by this request.
-fn return_url(path: &CanonicalPath, query: Option<&str>) -> ReturnUrl {
+pub(super) fn return_url(path: &CanonicalPath, query: Option<&str>) -> ReturnUrl {
     let original = match query {
         Some(q) => format!("{}?{q}", path.as_str()),
         None => path.as_str().to_owned(),

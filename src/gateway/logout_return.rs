@@ -47,6 +47,7 @@ pub(super) async fn remember_switch(gw: &Gateway, to: &ReturnUrl, info: &Request
         min_loa: None,
         login_base: None,
         handoff: None,
+        link: None,
     };
     if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {
         // The logout itself happens; the user starts the new login by hand.
@@ -147,6 +148,7 @@ pub(super) async fn provider_logout(
         min_loa: None,
         login_base: None,
         handoff: None,
+        link: None,
     };
     if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {
         // The logout itself has happened; only the return check is lost.

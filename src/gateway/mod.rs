@@ -24,6 +24,7 @@ pub mod explain;
 mod forwarding;
 mod handler;
 mod handoff;
+mod link_flow;
 mod logout_return;
 mod loop_guard;
 mod own_body;
@@ -67,6 +68,10 @@ pub struct TokenIssuer {
 
 /// The running gateway: everything the request path needs, built once from [`Config`].
 pub struct Gateway {
+    /// Account links JIP/KAAS ↔ CAAIS (`[links]`), when configured.
+    pub links: Option<crate::links::Links>,
+    /// `aisgate_app_logins_total{app,protocol}`.
+    pub app_logins: crate::links::AppLogins,
     /// Public base URL without trailing slash.
     pub public_base_url: String,
     /// Apps in config order.
@@ -297,6 +302,15 @@ impl Gateway {
         });
         let conn_metrics = crate::listen::conn::ConnMetrics::register(&mut metrics);
         let handoffs = handoff::HandoffMetrics::register(&mut metrics);
+        let app_logins =
+            crate::links::AppLogins::new(&apps, config.provider.iter().map(|p| p.kind()).collect(), &mut metrics);
+        let links = match &config.links {
+            None => None,
+            Some(cfg) => match crate::links::open(cfg, &config.session, env) {
+                Ok(store) => Some(crate::links::Links::new(store, cfg, &app_names, &mut metrics)),
+                Err(e) => return Err(vec![ConfigError::at(&main_loc, format!("[links] {e}"))]),
+            },
+        };
         audit.register_metrics(&mut metrics);
         // CPU-heavy login work runs off the I/O workers, bounded (issue 15 item 1; `cpu`).
         let workers = config.server.login_workers.unwrap_or_else(crate::cpu::default_workers);
@@ -321,6 +335,8 @@ impl Gateway {
         let app_homes: Vec<Arc<str>> = apps.iter().map(|a| Arc::from(a.path_prefix.as_str())).collect();
         let base_home = base_home(&public_base_url, &apps);
         let gateway = Arc::new(Gateway {
+            links,
+            app_logins,
             public_base_url,
             apps,
             provider_bases,

@@ -71,6 +71,8 @@ pub struct App {
     pub default_access: DefaultAccess,
     /// Lower-case protocol names clients may upgrade to (`upgrade_protocols`).
     pub upgrade_protocols: Vec<String>,
+    /// Account links for CAAIS logins (`[[app]] account_link`).
+    pub account_link: crate::links::AccountLink,
 }
 
 /// Why access was denied (operator log; the user sees a generic 403 page).
@@ -181,6 +183,7 @@ impl App {
                 .iter()
                 .map(|p| p.split('/').next().unwrap_or("").to_ascii_lowercase())
                 .collect(),
+            account_link: cfg.account_link,
         })
     }
 

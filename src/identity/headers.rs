@@ -262,6 +262,27 @@ pub static CONTRACT: &[Field] = &[
         about: "present (true) when the IdP forbids recording personal data",
     },
     Field {
+        header: "X-Auth-Legacy-Id",
+        exposure: Exposure::Default,
+        list: false,
+        extract: |i| i.legacy.as_ref().map(|l| Cow::Borrowed(l.id.as_str())).filter(|v| !v.is_empty()),
+        about: "legacy JIP/KAAS UzivatelId: the login's own, or the account linked to the CAAIS user",
+    },
+    Field {
+        header: "X-Auth-Legacy-Username",
+        exposure: Exposure::Default,
+        list: false,
+        extract: |i| i.legacy.as_ref().and_then(|l| opt(&l.username)),
+        about: "legacy JIP/KAAS login name (with X-Auth-Legacy-Id)",
+    },
+    Field {
+        header: "X-Auth-Legacy-Org",
+        exposure: Exposure::Default,
+        list: false,
+        extract: |i| i.legacy.as_ref().and_then(|l| opt(&l.organisation)),
+        about: "legacy JIP/KAAS organisation IČO (with X-Auth-Legacy-Id)",
+    },
+    Field {
         header: "X-Auth-Birth-Date",
         exposure: Exposure::Personal,
         list: false,

@@ -200,6 +200,22 @@ pub struct Identity {
     pub no_personal_data: bool,
     /// Raw protocol attributes by name, for custom header mappings.
     pub attributes: BTreeMap<String, Vec<String>>,
+    /// The user's legacy JIP/KAAS account: their own for a legacy login, the linked one for a
+    /// CAAIS login with an account link (see [`crate::links`]); absent otherwise.
+    pub legacy: Option<LegacyAccount>,
+}
+
+/// A legacy JIP/KAAS account as the JIP/KAAS login names it: what a legacy app keyed its
+/// user records on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LegacyAccount {
+    /// `UzivatelId` of the JIP/KAAS login.
+    pub id: String,
+    /// Login name (`Username`) at JIP/KAAS.
+    pub username: Option<String>,
+    /// Organisation IČO (`IcSubjektu`) of the JIP/KAAS login.
+    pub organisation: Option<String>,
 }
 
 impl fmt::Debug for PersonalData {
@@ -235,6 +251,7 @@ impl fmt::Debug for Identity {
             .field("personal", &opt(&self.personal))
             .field("no_personal_data", &self.no_personal_data)
             .field("attributes", &self.attributes.keys().collect::<Vec<_>>())
+            .field("legacy", &self.legacy.as_ref().map(|_| crate::redact::Redacted))
             .finish_non_exhaustive()
     }
 }
@@ -279,6 +296,9 @@ impl Identity {
             "org": org.map(|o| serde_json::json!({
                 "ico": o.ico, "code": o.code, "name": o.name,
                 "kind": o.kind.map(OrgKind::as_str), "ovm_id": o.ovm_id, "spuu_id": o.spuu_id,
+            })),
+            "legacy": self.legacy.as_ref().map(|l| serde_json::json!({
+                "id": l.id, "username": l.username, "org": l.organisation,
             })),
         });
         // Like headers: an absent value is an absent claim, never `null` or `[]`.

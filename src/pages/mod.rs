@@ -19,6 +19,7 @@
 
 mod direct;
 mod escape;
+pub mod link;
 mod view;
 pub use direct::{direct_login_page, DirectForm};
 

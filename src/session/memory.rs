@@ -520,6 +520,7 @@ mod tests {
             min_loa: None,
             login_base: None,
             handoff: None,
+            link: None,
         };
         store.put_pending(key, pending).await.unwrap();
         assert!(store.take_pending(&key).await.unwrap().is_some());
@@ -535,6 +536,7 @@ mod tests {
             min_loa: None,
             login_base: None,
             handoff: None,
+            link: None,
         }
     }
 

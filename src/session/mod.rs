@@ -97,6 +97,9 @@ pub struct Session {
     /// Access and refresh tokens for `upstream_bearer` apps (empty for providers without).
     #[serde(default)]
     pub upstream_tokens: tokens::TokenSlot,
+    /// The user chose "not now" on the account-link offer (`account_link = "offer"`).
+    #[serde(default)]
+    pub link_skipped: bool,
     /// The app whose page the login started from (`[[app]] name`), for the admin listing;
     /// `None` for logins that named no app (IdP-initiated, or a return URL no app serves).
     #[serde(default)]
@@ -142,6 +145,7 @@ impl Session {
             expires_at,
             logout_state,
             upstream_tokens: tokens::TokenSlot::default(),
+            link_skipped: false,
             app: None,
             rendered: (0..apps).map(|_| OnceLock::new()).collect(),
             tokens: Mutex::new(vec![None; apps]),
@@ -154,6 +158,23 @@ impl Session {
         self.rendered = (0..apps).map(|_| OnceLock::new()).collect();
         self.tokens = Mutex::new(vec![None; apps]);
         self
+    }
+
+    /// A copy of this session with `identity` (an account link added) and `link_skipped`, and
+    /// fresh per-process caches: same creation, expiry, logout state and tokens. Stored under
+    /// a new id by the caller (the account link is a change of what the session grants).
+    pub(crate) fn relinked(&self, identity: Identity, link_skipped: bool, apps: usize) -> Session {
+        Session {
+            identity,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            logout_state: self.logout_state.clone(),
+            upstream_tokens: tokens::TokenSlot::new(self.upstream_tokens.get()),
+            link_skipped,
+            app: self.app.clone(),
+            rendered: (0..apps).map(|_| OnceLock::new()).collect(),
+            tokens: Mutex::new(vec![None; apps]),
+        }
     }
 
     /// The session with the IdP's tokens for upstreams.
@@ -247,6 +268,10 @@ pub struct PendingLogin {
     /// A login on the central login host for an app on another host: where it is handed to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handoff: Option<handoff::HandoffTarget>,
+    /// Set when this is the JIP/KAAS confirmation of an account link: the CAAIS session it
+    /// belongs to. The login then makes a link, never a session.
+    #[serde(default)]
+    pub link: Option<crate::links::LinkIntent>,
 }
 
 /// Redacted: the protocol state holds request ids, nonces and PKCE verifiers; the return URL
@@ -398,6 +423,7 @@ mod tests {
             min_loa: None,
             login_base: None,
             handoff: None,
+            link: None,
         };
         let dbg = format!("{session:?} {pending:?} {:?}", StoreKey::of(&[1; 32]).log_label());
         assert!(!dbg.contains("secret"), "{dbg}");

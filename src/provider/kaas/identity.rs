@@ -82,6 +82,7 @@ pub fn to_identity(provider: &str, version: ServiceVersion, a: KaasAttributes) -
         personal,
         no_personal_data,
         attributes,
+        legacy: None,
     })
 }
 

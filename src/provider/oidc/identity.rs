@@ -195,6 +195,7 @@ pub fn to_identity(provider: &str, claims: &Map<String, Value>, configured_loa: 
         personal: personal(claims),
         no_personal_data: false,
         attributes,
+        legacy: None,
     }
 }
 

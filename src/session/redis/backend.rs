@@ -27,7 +27,7 @@ enum Target {
 }
 
 /// The current connection and how to find the next one.
-pub(super) struct Backend {
+pub(crate) struct Backend {
     target: Target,
     config: ConnectionManagerConfig,
     /// The connected client and its manager; `None` until resolved (Sentinel) or after a
@@ -149,7 +149,7 @@ fn connection_level(e: &RedisError) -> bool {
 
 impl Backend {
     /// Validates the settings; connects nothing yet.
-    pub(super) fn new(cfg: &RedisConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Backend, RedisSetupError> {
+    pub(crate) fn new(cfg: &RedisConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Backend, RedisSetupError> {
         let timeout = Duration::from_millis(cfg.timeout_ms.max(1));
         // One quick retry, then the error: a request waits for at most about two timeouts,
         // never for a long reconnect back-off. The next operation retries.
@@ -188,7 +188,7 @@ impl Backend {
     }
 
     /// The connection to the master.
-    pub(super) async fn conn(&self) -> Result<ConnectionManager, RedisError> {
+    pub(crate) async fn conn(&self) -> Result<ConnectionManager, RedisError> {
         if let Some((_, manager)) = self.lock().as_ref() {
             return Ok(manager.clone());
         }
@@ -228,7 +228,7 @@ impl Backend {
 
     /// Notes a failed operation: with Sentinel, a connection-level failure makes the next
     /// operation ask the Sentinels again.
-    pub(super) fn failed(&self, e: &RedisError) {
+    pub(crate) fn failed(&self, e: &RedisError) {
         if matches!(self.target, Target::Sentinel(_)) && connection_level(e) {
             *self.lock() = None;
         }

@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-mod backend;
+pub(crate) mod backend;
 mod decoded;
 mod index;
 mod live;

@@ -1,0 +1,253 @@
+//! The Redis link store, for several gateway instances: the same Redis as the sessions
+//! (`[session.redis]`, its connection, Sentinel and TLS settings and `key_prefix`).
+//!
+//! Keys, all in one hash slot (`{links}`, so Redis Cluster runs the scripts too):
+//! - `<prefix>{links}:b:<bsi>` — hash `legacy_id`, `legacy_username`, `legacy_org`,
+//!   `created_at`, `source`;
+//! - `<prefix>{links}:l:<legacy id>` — the BSI;
+//! - `<prefix>{links}:all` — set of every linked BSI (list, export).
+//!
+//! Uniqueness of both sides is checked and written inside one Lua script per change, so two
+//! instances linking the same legacy id at once cannot both succeed. Links have no TTL: Redis
+//! must persist them (AOF or RDB, see README, "Backups").
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redis::Script;
+
+use super::{Link, LinkError, LinkKey, LinkStore};
+use crate::identity::LegacyAccount;
+use crate::session::redis::backend::Backend;
+
+/// Creates one link. KEYS: bsi hash, legacy key, set; ARGV: bsi, legacy id, username, org,
+/// created_at, source. Returns 1 (created), 0 (identical exists), -1 (BSI taken), -2 (legacy taken).
+const CREATE: &str = r"
+local cur = redis.call('HGET', KEYS[1], 'legacy_id')
+if cur then
+  if cur == ARGV[2] then return 0 end
+  return -1
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then return -2 end
+redis.call('HSET', KEYS[1], 'legacy_id', ARGV[2], 'legacy_username', ARGV[3], 'legacy_org', ARGV[4], 'created_at', ARGV[5], 'source', ARGV[6])
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+return 1
+";
+
+/// Imports a batch, all or nothing. KEYS: set, then per link its bsi hash and legacy key;
+/// ARGV: per link the six CREATE arguments. Checks every link first (returns {i, code} for
+/// the first refused, 1-based), then writes. Returns {0, added} on success.
+const IMPORT: &str = r"
+local n = (#KEYS - 1) / 2
+local seen_b, seen_l = {}, {}
+local new = {}
+for i = 1, n do
+  local b, l = KEYS[2 * i], KEYS[2 * i + 1]
+  local a = (i - 1) * 6
+  local cur = redis.call('HGET', b, 'legacy_id')
+  if cur then
+    if cur ~= ARGV[a + 2] then return {i, -1} end
+    new[i] = false
+  else
+    if redis.call('EXISTS', l) == 1 or seen_l[l] then return {i, -2} end
+    if seen_b[b] then return {i, -1} end
+    new[i] = true
+  end
+  seen_b[b] = true
+  seen_l[l] = true
+end
+local added = 0
+for i = 1, n do
+  if new[i] then
+    local a = (i - 1) * 6
+    redis.call('HSET', KEYS[2 * i], 'legacy_id', ARGV[a + 2], 'legacy_username', ARGV[a + 3], 'legacy_org', ARGV[a + 4], 'created_at', ARGV[a + 5], 'source', ARGV[a + 6])
+    redis.call('SET', KEYS[2 * i + 1], ARGV[a + 1])
+    redis.call('SADD', KEYS[1], ARGV[a + 1])
+    added = added + 1
+  end
+end
+return {0, added}
+";
+
+/// Deletes the link of a BSI (ARGV[2] = 'b') or a legacy id ('l'). ARGV[1]: the key space
+/// prefix (`<prefix>{links}:`), ARGV[3]: the id. Returns {} or {bsi, legacy_id, username,
+/// org, created_at, source}.
+const DELETE: &str = r"
+local space, by, id = ARGV[1], ARGV[2], ARGV[3]
+local bsi = id
+if by == 'l' then
+  bsi = redis.call('GET', space .. 'l:' .. id)
+  if not bsi then return {} end
+end
+local f = redis.call('HMGET', space .. 'b:' .. bsi, 'legacy_id', 'legacy_username', 'legacy_org', 'created_at', 'source')
+if not f[1] then return {} end
+redis.call('DEL', space .. 'b:' .. bsi, space .. 'l:' .. f[1])
+redis.call('SREM', space .. 'all', bsi)
+return {bsi, f[1], f[2] or '', f[3] or '', f[4] or '0', f[5] or ''}
+";
+
+/// The Redis store.
+pub struct RedisLinks {
+    backend: Arc<Backend>,
+    space: String,
+}
+
+fn storage(e: redis::RedisError) -> LinkError {
+    LinkError::Storage(format!("redis: {e}"))
+}
+
+fn opt(v: &str) -> Option<String> {
+    (!v.is_empty()).then(|| v.to_owned())
+}
+
+fn args(link: &Link) -> [String; 6] {
+    [
+        link.bsi.clone(),
+        link.legacy.id.clone(),
+        link.legacy.username.clone().unwrap_or_default(),
+        link.legacy.organisation.clone().unwrap_or_default(),
+        link.created_at.to_string(),
+        link.source.clone(),
+    ]
+}
+
+fn from_fields(bsi: String, f: &[String]) -> Option<Link> {
+    let [id, username, org, created, source] = f else { return None };
+    Some(Link {
+        bsi,
+        legacy: LegacyAccount { id: id.clone(), username: opt(username), organisation: opt(org) },
+        created_at: created.parse().unwrap_or(0),
+        source: source.clone(),
+    })
+}
+
+impl RedisLinks {
+    /// A store on the sessions' Redis (`[session.redis]`).
+    pub fn configured(
+        session: &crate::config::SessionConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<RedisLinks, LinkError> {
+        let cfg =
+            session.redis.as_ref().ok_or(LinkError::Storage("store = \"redis\" needs [session.redis]".to_owned()))?;
+        let backend = Backend::new(cfg, env).map_err(|e| LinkError::Storage(e.to_string()))?;
+        Ok(RedisLinks { backend: Arc::new(backend), space: format!("{}{{links}}:", cfg.key_prefix) })
+    }
+
+    async fn conn(&self) -> Result<redis::aio::ConnectionManager, LinkError> {
+        self.backend.conn().await.map_err(|e| self.failed(e))
+    }
+
+    fn failed(&self, e: redis::RedisError) -> LinkError {
+        self.backend.failed(&e);
+        storage(e)
+    }
+
+    fn bsi_key(&self, bsi: &str) -> String {
+        format!("{}b:{bsi}", self.space)
+    }
+
+    fn legacy_key(&self, id: &str) -> String {
+        format!("{}l:{id}", self.space)
+    }
+
+    fn all_key(&self) -> String {
+        format!("{}all", self.space)
+    }
+
+    async fn fields(&self, conn: &mut redis::aio::ConnectionManager, bsi: &str) -> Result<Option<Link>, LinkError> {
+        let f: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.bsi_key(bsi))
+            .arg(&["legacy_id", "legacy_username", "legacy_org", "created_at", "source"])
+            .query_async(conn)
+            .await
+            .map_err(|e| self.failed(e))?;
+        if f.first().is_none_or(Option::is_none) {
+            return Ok(None);
+        }
+        let f: Vec<String> = f.into_iter().map(Option::unwrap_or_default).collect();
+        Ok(from_fields(bsi.to_owned(), &f))
+    }
+}
+
+#[async_trait]
+impl LinkStore for RedisLinks {
+    async fn by_bsi(&self, bsi: &str) -> Result<Option<Link>, LinkError> {
+        let mut conn = self.conn().await?;
+        self.fields(&mut conn, bsi).await
+    }
+
+    async fn create(&self, link: Link) -> Result<(), LinkError> {
+        link.validate()?;
+        let mut conn = self.conn().await?;
+        let code: i64 = Script::new(CREATE)
+            .key(self.bsi_key(&link.bsi))
+            .key(self.legacy_key(&link.legacy.id))
+            .key(self.all_key())
+            .arg(&args(&link)[..])
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.failed(e))?;
+        match code {
+            -1 => Err(LinkError::BsiTaken),
+            -2 => Err(LinkError::LegacyTaken),
+            _ => Ok(()),
+        }
+    }
+
+    async fn delete(&self, key: LinkKey) -> Result<Option<Link>, LinkError> {
+        let (by, id) = match &key {
+            LinkKey::Bsi(v) => ("b", v),
+            LinkKey::Legacy(v) => ("l", v),
+        };
+        let mut conn = self.conn().await?;
+        let found: Vec<String> = Script::new(DELETE)
+            .arg(&self.space)
+            .arg(by)
+            .arg(id)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(match found.split_first() {
+            Some((bsi, rest)) => from_fields(bsi.clone(), rest),
+            None => None,
+        })
+    }
+
+    async fn list(&self) -> Result<Vec<Link>, LinkError> {
+        let mut conn = self.conn().await?;
+        let mut all: Vec<String> =
+            redis::cmd("SMEMBERS").arg(self.all_key()).query_async(&mut conn).await.map_err(|e| self.failed(e))?;
+        all.sort();
+        let mut out = Vec::with_capacity(all.len());
+        for bsi in all {
+            if let Some(link) = self.fields(&mut conn, &bsi).await? {
+                out.push(link);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn import(&self, links: Vec<Link>, lines: Vec<usize>) -> Result<usize, LinkError> {
+        for (i, link) in links.iter().enumerate() {
+            let line = lines.get(i).copied().unwrap_or(i + 1);
+            link.validate().map_err(|e| LinkError::Import { line, reason: e.to_string() })?;
+        }
+        if links.is_empty() {
+            return Ok(0);
+        }
+        let import = Script::new(IMPORT);
+        let mut script = import.key(self.all_key());
+        for link in &links {
+            script.key(self.bsi_key(&link.bsi)).key(self.legacy_key(&link.legacy.id)).arg(&args(link)[..]);
+        }
+        let mut conn = self.conn().await?;
+        let (at, value): (usize, i64) = script.invoke_async(&mut conn).await.map_err(|e| self.failed(e))?;
+        if at == 0 {
+            return Ok(usize::try_from(value).unwrap_or(0));
+        }
+        let line = lines.get(at - 1).copied().unwrap_or(at);
+        let reason = if value == -1 { LinkError::BsiTaken } else { LinkError::LegacyTaken };
+        Err(LinkError::Import { line, reason: reason.to_string() })
+    }
+}
