@@ -100,9 +100,7 @@ async fn pipeline(gw: &Arc<Gateway>, req: Request<Body>, conn: &ConnInfo, info: 
 }
 
 async fn own_endpoint(gw: &Arc<Gateway>, mut req: Request<Body>, info: &RequestInfo) -> Response<Body> {
-    let Some(router) = gw.endpoints() else {
-        return rescue::error(ErrorKind::Internal, info, None);
-    };
+    let router = super::Gateway::endpoints(gw);
     req.extensions_mut().insert(info.clone());
     // Own endpoints take small forms and SAML messages; the cap is sized in `own_body`.
     if content_length(req.headers()).is_some_and(|len| len > gw.own_body_limit as u64) {

@@ -32,7 +32,7 @@ mod rescue;
 pub mod route;
 mod slo;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -111,10 +111,14 @@ pub struct Gateway {
     pub own_body_limit: usize,
     /// Write access-log lines.
     pub access_log: bool,
-    /// Attempts at one-time-credential forms, per client address.
-    pub direct_limiter: rate_limit::RateLimiter,
-    /// Login starts, per client address (`server.login_starts_per_minute`).
-    pub login_start_limiter: rate_limit::RateLimiter,
+    /// Attempts at one-time-credential forms, per client address (carried over by a reload).
+    pub direct_limiter: Arc<rate_limit::RateLimiter>,
+    /// Login starts, per client address (`server.login_starts_per_minute`; carried over by a
+    /// reload that keeps the limit).
+    pub login_start_limiter: Arc<rate_limit::RateLimiter>,
+    /// The settings the session store was built with: a reload may carry the store over only
+    /// when they are unchanged.
+    store_spec: StoreSpec,
     /// Client connection metrics (open, refused, reaped).
     pub conn_metrics: crate::listen::conn::ConnMetrics,
     /// Returns from an IdP's logout: `[verified, unverified]` `state`.
@@ -124,7 +128,51 @@ pub struct Gateway {
     /// The public base URL's host and the link to its first app, for pages on a host that
     /// has no app (issue 14 item 13).
     base_home: Option<(String, Arc<str>)>,
-    endpoints: OnceLock<axum::Router>,
+    /// The own endpoints, without their state: the gateway is given per request, so the
+    /// router holds no `Arc` of the gateway and a replaced gateway is freed (hot reload).
+    endpoints: axum::Router<Arc<Gateway>>,
+}
+
+/// What a session store is built from. Two gateways with equal specs can share one store, so
+/// a reload carries sessions, pending logins and the store's one-shot caches over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StoreSpec {
+    kind: StoreKind,
+    max_sessions: u64,
+    idle_timeout_secs: u64,
+    /// The longest pending-login lifetime of any provider.
+    pending_login_secs: u64,
+    /// `[session.redis]` as written (file paths and names; the password is not in it).
+    redis: Option<String>,
+    /// With Redis: records at rest are sealed with keys derived from the session keys; a
+    /// keyed fingerprint of them (never logged).
+    record_keys: Option<String>,
+}
+
+impl StoreSpec {
+    /// The settings that differ between `self` (running) and `new`, for the refusal message.
+    fn changes(&self, new: &StoreSpec) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.kind != new.kind {
+            out.push("store");
+        }
+        if self.max_sessions != new.max_sessions {
+            out.push("max_sessions");
+        }
+        if self.idle_timeout_secs != new.idle_timeout_secs {
+            out.push("idle_timeout_secs");
+        }
+        if self.pending_login_secs != new.pending_login_secs {
+            out.push("login_ttl_secs (or a provider's pending-login lifetime)");
+        }
+        if self.redis != new.redis {
+            out.push("[session.redis]");
+        }
+        if self.record_keys != new.record_keys {
+            out.push("keys (the Redis store seals records with them)");
+        }
+        out
+    }
 }
 
 /// Reads environment variables; a trait object so tests never mutate the process environment.
@@ -154,6 +202,32 @@ impl Gateway {
         env: &EnvSource,
         clock: Clock,
     ) -> Result<Arc<Gateway>, Vec<ConfigError>> {
+        Gateway::build_inner(config, main_file, env, clock, None)
+    }
+
+    /// Builds the gateway that replaces `previous` (a hot reload, `crate::reload`): the same
+    /// path as [`Gateway::build`], every file read again, but the state that must outlive
+    /// a configuration is taken over from `previous` instead of starting empty — the session
+    /// store (sessions, pending logins, the store's one-shot caches), the per-client rate
+    /// limiters, the metrics' series and the clock. A changed session store setting cannot be
+    /// applied this way (the memory store would lose every session): it is an error naming
+    /// the settings, and `previous` stays in use.
+    pub fn rebuild(
+        config: &Config,
+        main_file: &std::path::Path,
+        env: &EnvSource,
+        previous: &Gateway,
+    ) -> Result<Arc<Gateway>, Vec<ConfigError>> {
+        Gateway::build_inner(config, main_file, env, previous.clock.clone(), Some(previous))
+    }
+
+    fn build_inner(
+        config: &Config,
+        main_file: &std::path::Path,
+        env: &EnvSource,
+        clock: Clock,
+        previous: Option<&Gateway>,
+    ) -> Result<Arc<Gateway>, Vec<ConfigError>> {
         let mut errors = Vec::new();
         let main_loc = crate::config::SourceLoc { file: main_file.into(), line: 1, column: 1 };
         let keyring = Keyring::load(&config.session.keys, env)
@@ -162,14 +236,31 @@ impl Gateway {
         let public_base_url = config.server.public_base_url.trim_end_matches('/').to_owned();
         let mut providers: Vec<Arc<dyn Provider>> = Vec::new();
         for p in &config.provider {
+            // The provider of the same name this one replaces (a reload), as its own type.
+            let before: Option<&dyn std::any::Any> =
+                previous.and_then(|g| g.provider(p.name())).map(|(_, old)| old.as_ref() as &dyn std::any::Any);
             let built: Result<Arc<dyn Provider>, String> = match &p.value {
                 ProviderConfig::Kaas(kaas) => {
                     crate::provider::kaas::KaasProvider::build(kaas).map(|k| Arc::new(k) as _)
                 }
-                ProviderConfig::Oidc(oidc) => crate::provider::oidc::OidcProvider::build(oidc, env)
-                    .map(|o| Arc::new(o.with_clock(clock.clone())) as _),
-                ProviderConfig::Saml(saml) => crate::provider::saml::SamlProvider::build(saml, &public_base_url)
-                    .map(|s| Arc::new(s.with_clock(clock.clone())) as _),
+                ProviderConfig::Oidc(oidc) => crate::provider::oidc::OidcProvider::build(oidc, env).map(|o| {
+                    let o = o.with_clock(clock.clone());
+                    let old = before.and_then(|a| a.downcast_ref::<crate::provider::oidc::OidcProvider>());
+                    Arc::new(match old {
+                        Some(old) => o.carrying_over(old),
+                        None => o,
+                    }) as _
+                }),
+                ProviderConfig::Saml(saml) => {
+                    crate::provider::saml::SamlProvider::build(saml, &public_base_url).map(|s| {
+                        let s = s.with_clock(clock.clone());
+                        let old = before.and_then(|a| a.downcast_ref::<crate::provider::saml::SamlProvider>());
+                        Arc::new(match old {
+                            Some(old) => s.carrying_over(old),
+                            None => s,
+                        }) as _
+                    })
+                }
             };
             match built {
                 Ok(provider) => providers.push(provider),
@@ -205,33 +296,44 @@ impl Gateway {
         let (Some(keyring), true) = (keyring, errors.is_empty()) else {
             return Err(errors);
         };
-        // Log labels of users and sessions: keyed by the session key (issue 15 item 12).
-        crate::identity::label::set_key(keyring.log_label_key());
         // The store keeps pending logins as long as the slowest provider needs; each login's
         // own provider limit is enforced at the callback (`Gateway::login_ttl_for`).
         let longest_login = providers
             .iter()
             .filter_map(|p| p.login_profile().pending_login_ttl)
             .fold(config.session.login_ttl_secs, u64::max);
-        let store: Arc<dyn SessionStore> = match config.session.store {
-            StoreKind::Memory => Arc::new(MemoryStore::new(
-                config.session.max_sessions,
-                Duration::from_secs(config.session.idle_timeout_secs),
-                Duration::from_secs(longest_login),
-                clock.clone(),
-            )),
-            StoreKind::Redis => {
-                let opts =
-                    crate::session::redis::RedisStoreOptions::of(&config.session, longest_login, apps.len(), &clock);
-                match crate::session::redis::RedisStore::configured(&config.session, keyring.record_keys(), opts, env) {
-                    Ok(store) => Arc::new(store),
-                    Err(e) => return Err(vec![ConfigError::at(&main_loc, e.to_string())]),
-                }
-            }
+        let store_spec = StoreSpec {
+            kind: config.session.store,
+            max_sessions: config.session.max_sessions,
+            idle_timeout_secs: config.session.idle_timeout_secs,
+            pending_login_secs: longest_login,
+            redis: config.session.redis.as_ref().map(|r| format!("{r:?}")),
+            record_keys: (config.session.store == StoreKind::Redis)
+                .then(|| keyring.mac(crate::session::keyring::Purpose::Session, &[0; 32])),
         };
+        let store: Arc<dyn SessionStore> = match previous {
+            Some(previous) if previous.store_spec == store_spec => previous.store.clone(),
+            Some(previous) => {
+                let changed = previous.store_spec.changes(&store_spec).join(", ");
+                return Err(vec![ConfigError::at(
+                    &main_loc,
+                    format!(
+                        "[session] {changed} changed: the session store cannot be rebuilt by a reload without losing sessions; restart aisgate to apply it (the running configuration stays)"
+                    ),
+                )]);
+            }
+            None => build_store(config, &keyring, longest_login, apps.len(), &clock, env)
+                .map_err(|e| vec![ConfigError::at(&main_loc, e)])?,
+        };
+        // Log labels of users and sessions: keyed by the session key (issue 15 item 12). Set
+        // only once nothing can fail any more: a refused reload keeps the running labels.
+        crate::identity::label::set_key(keyring.log_label_key());
         let app_names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
         let provider_names: Vec<&str> = providers.iter().map(|p| p.name()).collect();
-        let mut metrics = Metrics::new(&app_names, &provider_names);
+        let mut metrics = match previous {
+            Some(previous) => Metrics::continuing(&previous.metrics, &app_names, &provider_names),
+            None => Metrics::new(&app_names, &provider_names),
+        };
         for background in providers.iter().filter_map(|p| p.background()) {
             background.register_metrics(&mut metrics);
         }
@@ -279,20 +381,28 @@ impl Gateway {
             max_body_bytes: config.server.max_body_bytes,
             own_body_limit,
             access_log: config.log.access_log,
-            // One-time credentials: 10 attempts per client per 5 minutes is plenty for a human.
-            direct_limiter: rate_limit::RateLimiter::new(10, Duration::from_secs(300), 100_000),
-            login_start_limiter: rate_limit::RateLimiter::new(
-                config.server.login_starts_per_minute,
-                Duration::from_secs(60),
-                100_000,
-            ),
+            direct_limiter: match previous {
+                Some(previous) => previous.direct_limiter.clone(),
+                // One-time credentials: 10 attempts per client per 5 minutes is plenty for a human.
+                None => Arc::new(rate_limit::RateLimiter::new(10, Duration::from_secs(300), 100_000)),
+            },
+            login_start_limiter: match previous {
+                Some(previous) if previous.login_start_limiter.limit() == config.server.login_starts_per_minute => {
+                    previous.login_start_limiter.clone()
+                }
+                _ => Arc::new(rate_limit::RateLimiter::new(
+                    config.server.login_starts_per_minute,
+                    Duration::from_secs(60),
+                    100_000,
+                )),
+            },
+            store_spec,
             logout_returns,
             conn_metrics,
             app_homes,
             base_home,
-            endpoints: OnceLock::new(),
+            endpoints: endpoints::router(),
         });
-        let _ = gateway.endpoints.set(endpoints::router(gateway.clone()));
         Ok(gateway)
     }
 
@@ -357,8 +467,9 @@ impl Gateway {
         }
     }
 
-    fn endpoints(&self) -> Option<axum::Router> {
-        self.endpoints.get().cloned()
+    /// The own endpoints' router, serving with `this` gateway as its state.
+    fn endpoints(this: &Arc<Gateway>) -> axum::Router {
+        this.endpoints.clone().with_state(this.clone())
     }
 }
 
@@ -370,6 +481,32 @@ fn base_home(public_base_url: &str, apps: &[route::App]) -> Option<(String, Arc<
     let app = apps.iter().find(|a| a.hosts.is_empty() || a.hosts.contains(&host))?;
     let origin = base.origin().ascii_serialization();
     Some((host, Arc::from(format!("{origin}{}", app.path_prefix).as_str())))
+}
+
+/// The session store `[session]` asks for.
+fn build_store(
+    config: &Config,
+    keyring: &Keyring,
+    longest_login: u64,
+    apps: usize,
+    clock: &Clock,
+    env: &EnvSource,
+) -> Result<Arc<dyn SessionStore>, String> {
+    Ok(match config.session.store {
+        StoreKind::Memory => Arc::new(MemoryStore::new(
+            config.session.max_sessions,
+            Duration::from_secs(config.session.idle_timeout_secs),
+            Duration::from_secs(longest_login),
+            clock.clone(),
+        )),
+        StoreKind::Redis => {
+            let opts = crate::session::redis::RedisStoreOptions::of(&config.session, longest_login, apps, clock);
+            let store =
+                crate::session::redis::RedisStore::configured(&config.session, keyring.record_keys(), opts, env)
+                    .map_err(|e| e.to_string())?;
+            Arc::new(store)
+        }
+    })
 }
 
 fn build_token_issuer(cfg: &crate::config::IdentityTokenConfig) -> Result<TokenIssuer, String> {

@@ -1,11 +1,9 @@
-//! The ops listener: `/healthz`, `/readyz`, `/metrics`.
+//! The ops listener: `/healthz`, `/readyz`, `/metrics`, and `POST /admin/reload`.
 //!
 //! Kept on its own listener (default `127.0.0.1:9090`) so that readiness details and metrics
 //! never reach the public network.
 
 pub mod metrics;
-
-use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -13,24 +11,26 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-use crate::gateway::Gateway;
+use crate::reload::Live;
 
-/// The ops router.
-pub fn router(gateway: Arc<Gateway>) -> Router {
+/// The ops router, answering for the gateway in use.
+pub fn router(live: Live) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(gateway)
+        .with_state(live)
 }
 
-async fn readyz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+async fn readyz(State(live): State<Live>) -> impl IntoResponse {
+    let gw = live.gateway();
     let providers = gw.readiness();
     let store = gw.store.readiness();
     let ready = store.ready && providers.iter().all(|(_, r)| r.ready);
     let body = serde_json::json!({
         "ready": ready,
         "config": "loaded",
+        "config_hash": live.config_hash(),
         "session_store": {"backend": store.backend, "ready": store.ready, "detail": store.detail},
         "providers": providers.iter().map(|(name, r)| (name.clone(), serde_json::json!({"ready": r.ready, "detail": r.detail}))).collect::<serde_json::Map<_, _>>(),
     });
@@ -38,7 +38,8 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string())
 }
 
-async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+async fn metrics(State(live): State<Live>) -> impl IntoResponse {
+    let gw = live.gateway();
     gw.metrics.set_active_sessions(gw.store.active_sessions());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], gw.metrics.render())
 }

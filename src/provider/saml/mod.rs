@@ -141,11 +141,11 @@ pub struct SamlProvider {
     post_logout_redirect_url: Option<String>,
     accept_unsigned_logout_requests: bool,
     refresh_interval: Duration,
-    replay: acs::ReplayCache,
+    replay: std::sync::Arc<acs::ReplayCache>,
     /// IDs of LogoutRequests we sent, until their LogoutResponse (single use).
     pending_logouts: moka::sync::Cache<String, ()>,
     /// IDs of IdP LogoutRequests accepted, until they could no longer be accepted anyway.
-    logout_replay: acs::ReplayCache,
+    logout_replay: std::sync::Arc<acs::ReplayCache>,
     /// NameID → session subject of this instance's logins, so a NameID-only LogoutRequest
     /// finds sessions whose subject is the PersonIdentifier / userUUID attribute.
     name_ids: moka::sync::Cache<String, String>,
@@ -222,6 +222,18 @@ impl SamlProvider {
     pub fn with_clock(mut self, clock: crate::clock::Clock) -> SamlProvider {
         self.idp.set_clock(clock.clone());
         self.clock = clock;
+        self
+    }
+
+    /// Takes over the single-use memory of the provider this one replaces (hot reload,
+    /// `crate::reload`): assertion and LogoutRequest IDs already used, LogoutRequests sent
+    /// and awaiting their answer, and the NameID memory of logins. A reload must not reopen
+    /// a replay window nor forget who to log out.
+    pub fn carrying_over(mut self, previous: &SamlProvider) -> SamlProvider {
+        self.replay = previous.replay.clone();
+        self.logout_replay = previous.logout_replay.clone();
+        self.pending_logouts = previous.pending_logouts.clone();
+        self.name_ids = previous.name_ids.clone();
         self
     }
 
@@ -324,10 +336,10 @@ impl SamlProvider {
             post_logout_redirect_url: cfg.post_logout_redirect_url.clone(),
             accept_unsigned_logout_requests: cfg.accept_unsigned_logout_requests(),
             refresh_interval: Duration::from_secs(cfg.metadata_refresh_secs.max(1)),
-            replay: acs::ReplayCache::new(100_000),
+            replay: std::sync::Arc::new(acs::ReplayCache::new(100_000)),
             // One-shot IDs: LRU, so a full cache still admits the newest (issue 15 item 2).
             pending_logouts: crate::session::memory::one_shot_cache(100_000, LOGOUT_WAIT),
-            logout_replay: acs::ReplayCache::new(100_000),
+            logout_replay: std::sync::Arc::new(acs::ReplayCache::new(100_000)),
             name_ids: name_id_cache(100_000),
             metrics: OnceLock::new(),
         })

@@ -1,0 +1,279 @@
+//! Hot reload: the gateway in use, replaced atomically while the listeners keep serving.
+//!
+//! `SIGHUP` (and `POST /admin/reload` on the ops listener, which `aisgate reload` calls) runs
+//! [`Live::reload`]: the configuration and every file it names (keys, certificates, secrets,
+//! metadata) are read again and a complete new [`Gateway`] is built by the same code as at
+//! startup ([`Gateway::rebuild`]). Only when that succeeded is it swapped in, atomically;
+//! requests already running finish on the gateway they started with, which is freed when the
+//! last of them ends. On any error nothing changes: every error is logged with its
+//! `file:line:column`, counted in `aisgate_config_reloads_total{result="failure"}`, and the
+//! running configuration stays.
+//!
+//! State outlives a reload: the session store (memory store included: sessions, pending
+//! logins, its one-shot caches), the rate limiters, the providers' replay caches and the
+//! metrics carry over (see [`Gateway::rebuild`]). A changed session-store setting is refused
+//! (it needs a restart). Settings of the listeners and the process — addresses, TLS on/off,
+//! connection limits, shutdown grace, log format and level — are read by the listeners once:
+//! a reload that changes them applies everything else and logs a warning naming each one that
+//! waits for a restart ([`Reloaded::needs_restart`]). The TLS certificate and key are
+//! replaced for new handshakes.
+//!
+//! The hot path pays one atomic load per request ([`Live::gateway`], `arc-swap`).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use crate::config::{Config, ConfigError};
+use crate::gateway::{EnvSource, Gateway};
+use crate::ops::metrics::ReloadResult;
+use crate::tls::ServerCert;
+
+/// The gateway in use; cheap to clone, all clones see the same (current) gateway.
+#[derive(Clone)]
+pub struct Live(Arc<Inner>);
+
+struct Inner {
+    gateway: ArcSwap<Gateway>,
+    /// `None` for a gateway not started from a file (tests, the demo): it cannot reload.
+    source: Option<Source>,
+}
+
+/// What a reload reads and compares against.
+struct Source {
+    path: PathBuf,
+    env: Arc<EnvSource>,
+    /// The restart-only settings the process runs with.
+    running: Vec<(&'static str, String)>,
+    /// The public listener's certificate, when it terminates TLS.
+    tls: Option<Arc<ServerCert>>,
+    /// Hash of the configuration in use.
+    hash: Mutex<String>,
+    /// One reload at a time: the second waits, then reads the files again.
+    one_at_a_time: tokio::sync::Mutex<()>,
+}
+
+/// A reload that took effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Hash of the configuration now in use ([`config_hash`]).
+    pub hash: String,
+    /// Changed settings that only a restart applies (their running values stay).
+    pub needs_restart: Vec<&'static str>,
+}
+
+/// Why a reload did not take effect; the running configuration stays.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The gateway was not started from a configuration file.
+    #[error("this gateway was not started from a configuration file; there is nothing to reload")]
+    NotReloadable,
+    /// The new configuration (or a file it names) is invalid.
+    #[error("{}", joined(.0))]
+    Config(Vec<ConfigError>),
+}
+
+impl ReloadError {
+    /// Each error as one `file:line:column: reason` line.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            ReloadError::NotReloadable => vec![self.to_string()],
+            ReloadError::Config(errors) => errors.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+fn joined(errors: &[ConfigError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+}
+
+impl From<Arc<Gateway>> for Live {
+    fn from(gateway: Arc<Gateway>) -> Live {
+        Live(Arc::new(Inner { gateway: ArcSwap::new(gateway), source: None }))
+    }
+}
+
+impl Live {
+    /// The gateway built from the configuration file `path`, reloadable from it. `tls` is the
+    /// public listener's certificate (replaced by a reload), `env` where secrets named by
+    /// environment variable are read.
+    pub fn reloadable(
+        gateway: Arc<Gateway>,
+        config: &Config,
+        path: &Path,
+        tls: Option<Arc<ServerCert>>,
+        env: Arc<EnvSource>,
+    ) -> Live {
+        let hash = config_hash(path, config).unwrap_or_else(|_| "unreadable".to_owned());
+        gateway.metrics.set_config_hash(&hash);
+        let source = Source {
+            path: path.to_owned(),
+            env,
+            running: restart_only(config),
+            tls,
+            hash: Mutex::new(hash),
+            one_at_a_time: tokio::sync::Mutex::new(()),
+        };
+        Live(Arc::new(Inner { gateway: ArcSwap::new(gateway), source: Some(source) }))
+    }
+
+    /// The gateway in use now. A request takes it once and keeps it to its end.
+    #[inline]
+    pub fn gateway(&self) -> Arc<Gateway> {
+        self.0.gateway.load_full()
+    }
+
+    /// Hash of the configuration in use, when started from a file.
+    pub fn config_hash(&self) -> Option<String> {
+        let source = self.0.source.as_ref()?;
+        Some(source.hash.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    /// Reads the configuration again and swaps in the gateway built from it; see the module
+    /// docs. Logs the outcome (with the configuration hash) and counts it in
+    /// `aisgate_config_reloads_total`.
+    pub async fn reload(&self) -> Result<Reloaded, ReloadError> {
+        let Some(source) = &self.0.source else {
+            return Err(ReloadError::NotReloadable);
+        };
+        let _one = source.one_at_a_time.lock().await;
+        let running = self.gateway();
+        match self.rebuild(source, &running).await {
+            Ok(done) => {
+                let gateway = self.gateway();
+                gateway.metrics.config_reloaded(ReloadResult::Success);
+                gateway.metrics.set_config_hash(&done.hash);
+                *source.hash.lock().unwrap_or_else(|e| e.into_inner()) = done.hash.clone();
+                for setting in &done.needs_restart {
+                    tracing::warn!(setting, "configuration reload: this setting changed but only a restart applies it; the running value stays");
+                }
+                tracing::info!(
+                    config_hash = %done.hash,
+                    apps = gateway.apps.len(),
+                    providers = gateway.providers.len(),
+                    "configuration reloaded"
+                );
+                Ok(done)
+            }
+            Err(e) => {
+                running.metrics.config_reloaded(ReloadResult::Failure);
+                let hash = self.config_hash().unwrap_or_default();
+                for line in e.lines() {
+                    tracing::error!(config_hash = %hash, "configuration reload failed, the running configuration stays: {line}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn rebuild(&self, source: &Source, running: &Gateway) -> Result<Reloaded, ReloadError> {
+        let path = &source.path;
+        let config = crate::config::load(path).map_err(ReloadError::Config)?;
+        let hash = config_hash(path, &config).map_err(|e| ReloadError::Config(vec![e]))?;
+        let tls_files = match (&config.server.tls, &source.tls) {
+            (Some(t), Some(_)) => {
+                ServerCert::check(&t.cert, &t.key)
+                    .map_err(|e| ReloadError::Config(vec![ConfigError::file(path, format!("[server.tls] {e}"))]))?;
+                Some((t.cert.clone(), t.key.clone()))
+            }
+            _ => None,
+        };
+        let gateway = Gateway::rebuild(&config, path, &*source.env, running).map_err(ReloadError::Config)?;
+        if let (Some((cert, key)), Some(current)) = (tls_files, &source.tls) {
+            // Checked above; only a file replaced in the meantime can fail here.
+            current
+                .reload(&cert, &key)
+                .map_err(|e| ReloadError::Config(vec![ConfigError::file(path, format!("[server.tls] {e}"))]))?;
+        }
+        for warning in crate::config::rule_warnings(&config) {
+            tracing::warn!(at = %warning.loc, "{}", warning.message);
+        }
+        for warning in crate::config::warnings(&config, path) {
+            tracing::warn!(at = %warning.loc, "DANGEROUS: {}", warning.message);
+        }
+        let now = restart_only(&config);
+        let needs_restart =
+            source.running.iter().zip(&now).filter(|(before, after)| before.1 != after.1).map(|(b, _)| b.0).collect();
+        crate::run::spawn_provider_refresh(&gateway);
+        self.0.gateway.store(gateway);
+        Ok(Reloaded { hash, needs_restart })
+    }
+}
+
+/// The settings a reload cannot apply (the listeners and the process read them once), by
+/// name, with their values.
+fn restart_only(config: &Config) -> Vec<(&'static str, String)> {
+    let s = &config.server;
+    vec![
+        ("[server] listen", format!("{:?}", s.listen)),
+        ("[ops] listen", config.ops.listen.to_string()),
+        ("[server.tls] (on or off)", s.tls.is_some().to_string()),
+        ("[server] max_header_bytes", s.max_header_bytes.to_string()),
+        ("[server] header_read_timeout_secs", s.header_read_timeout_secs.to_string()),
+        ("[server] idle_timeout_secs", s.idle_timeout_secs.to_string()),
+        ("[server] http2_keepalive_interval_secs", s.http2_keepalive_interval_secs.to_string()),
+        ("[server] http2_keepalive_timeout_secs", s.http2_keepalive_timeout_secs.to_string()),
+        ("[server] max_connections", s.max_connections.to_string()),
+        ("[server] shutdown_grace_secs", s.shutdown_grace_secs.to_string()),
+        ("[log] format", format!("{:?}", config.log.format)),
+        ("[log] level", config.log.level.clone()),
+    ]
+}
+
+/// The configuration's hash: the first 12 hex digits of the SHA-256 of its files' bytes —
+/// the main file, then each included file that holds a table, in the order they were read.
+/// For a configuration without includes that is `sha256sum aisgate.toml | cut -c1-12`.
+pub fn config_hash(path: &Path, config: &Config) -> Result<String, ConfigError> {
+    let mut files: Vec<&Path> = vec![path];
+    let included = config.app.iter().map(|a| &*a.loc.file).chain(config.provider.iter().map(|p| &*p.loc.file));
+    for file in included {
+        if !files.contains(&file) {
+            files.push(file);
+        }
+    }
+    let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for file in files {
+        let bytes =
+            std::fs::read(file).map_err(|e| ConfigError::file(path, format!("cannot read {}: {e}", file.display())))?;
+        digest.update(&bytes);
+    }
+    let hex: String = digest.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    Ok(hex[..12].to_owned())
+}
+
+/// Reloads on every `SIGHUP` until the process ends. Install it before the listeners are up:
+/// a `SIGHUP` without a handler would end the process.
+#[cfg(unix)]
+pub fn reload_on_sighup(live: Live) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            // The outcome is logged and counted by `reload`.
+            let _ = live.reload().await;
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_is_the_first_12_hex_digits_of_the_sha256_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.toml");
+        std::fs::write(&path, "abc").unwrap();
+        let config: Config = toml::from_str(
+            "[server]\nlisten = [\"127.0.0.1:1\"]\npublic_base_url = \"http://localhost\"\n[session]\nkeys = []\n",
+        )
+        .unwrap();
+        // sha256("abc") = ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad
+        assert_eq!(config_hash(&path, &config).unwrap(), "ba7816bf8f01");
+        std::fs::write(&path, "abd").unwrap();
+        assert_ne!(config_hash(&path, &config).unwrap(), "ba7816bf8f01");
+    }
+}
