@@ -242,6 +242,47 @@ pub fn config_hash(path: &Path, config: &Config) -> Result<String, ConfigError> 
     Ok(hex[..12].to_owned())
 }
 
+/// `POST /admin/reload` (mounted in [`crate::admin::router`], behind the admin token): the
+/// same as `SIGHUP`, answering `200` with `{"result":"success","config_hash":…,
+/// "needs_restart":[…]}` or `422` with `{"result":"failure","errors":["file:line:column:
+/// reason", …]}` (the running configuration stays).
+pub fn admin_routes() -> axum::Router<Arc<Gateway>> {
+    axum::Router::new().route("/admin/reload", axum::routing::post(reload_endpoint))
+}
+
+fn json(status: http::StatusCode, body: &serde_json::Value) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (status, [(http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+async fn reload_endpoint(req: axum::extract::Request) -> axum::response::Response {
+    // The ops listener puts the `Live` handle on every admin request (`crate::ops::router`).
+    let Some(live) = req.extensions().get::<Live>().cloned() else {
+        return ReloadError::NotReloadable.response();
+    };
+    tracing::info!("POST /admin/reload: reloading the configuration");
+    match live.reload().await {
+        Ok(done) => json(
+            http::StatusCode::OK,
+            &serde_json::json!({
+                "result": "success",
+                "config_hash": done.hash,
+                "needs_restart": done.needs_restart,
+            }),
+        ),
+        Err(e) => e.response(),
+    }
+}
+
+impl ReloadError {
+    fn response(&self) -> axum::response::Response {
+        json(
+            http::StatusCode::UNPROCESSABLE_ENTITY,
+            &serde_json::json!({ "result": "failure", "errors": self.lines() }),
+        )
+    }
+}
+
 /// Reloads on every `SIGHUP` until the process ends. Install it before the listeners are up:
 /// a `SIGHUP` without a handler would end the process.
 #[cfg(unix)]

@@ -46,6 +46,9 @@ pub struct Config {
     pub log: LogConfig,
     /// Sessions.
     pub session: SessionConfig,
+    /// Admin API on the ops listener (off unless `token_file` is set).
+    #[serde(default)]
+    pub admin: AdminConfig,
     /// Signed identity token for upstreams.
     #[serde(default)]
     pub identity_token: Option<IdentityTokenConfig>,
@@ -257,6 +260,20 @@ pub struct SessionConfig {
     /// The Redis store's connection (with `store = "redis"`).
     #[serde(default)]
     pub redis: Option<RedisConfig>,
+    /// Sessions one user (provider + subject) may hold at once; a login beyond it ends that
+    /// user's oldest session. 0: no limit.
+    #[serde(default = "defaults::max_sessions_per_user")]
+    pub max_sessions_per_user: usize,
+}
+
+/// `[admin]`: the admin API under `/admin/` on the ops listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// File holding the bearer token of the admin API (one line, at least 32 characters).
+    /// Without it the admin API is off (every `/admin/` path is 404).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
 }
 
 /// The prefix browsers enforce `Secure`, `Path=/` and no `Domain` for (RFC 6265bis §4.1.3.2):
@@ -542,6 +559,9 @@ mod defaults {
     }
     pub fn max_sessions() -> u64 {
         100_000
+    }
+    pub fn max_sessions_per_user() -> usize {
+        20
     }
     pub fn token_lifetime() -> u64 {
         60

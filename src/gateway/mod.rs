@@ -121,6 +121,10 @@ pub struct Gateway {
     store_spec: StoreSpec,
     /// Client connection metrics (open, refused, reaped).
     pub conn_metrics: crate::listen::conn::ConnMetrics,
+    /// The admin API's credential (`[admin] token_file`); `None`: the admin API is off.
+    pub admin: Option<crate::admin::AdminAuth>,
+    /// Sessions one user may hold at once (`[session] max_sessions_per_user`; 0: no limit).
+    pub max_sessions_per_user: usize,
     /// Returns from an IdP's logout: `[verified, unverified]` `state`.
     pub logout_returns: [crate::ops::metrics::CounterHandle; 2],
     /// Each app's "home page" link target (its path prefix), by app index, shared by pages.
@@ -293,6 +297,12 @@ impl Gateway {
                 }
             },
         };
+        let admin = match &config.admin.token_file {
+            None => None,
+            Some(path) => crate::admin::AdminAuth::load(path)
+                .map_err(|e| errors.push(ConfigError::at(&main_loc, e.to_string())))
+                .ok(),
+        };
         let (Some(keyring), true) = (keyring, errors.is_empty()) else {
             return Err(errors);
         };
@@ -397,6 +407,8 @@ impl Gateway {
                 )),
             },
             store_spec,
+            admin,
+            max_sessions_per_user: config.session.max_sessions_per_user,
             logout_returns,
             conn_metrics,
             app_homes,

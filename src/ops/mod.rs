@@ -1,4 +1,5 @@
-//! The ops listener: `/healthz`, `/readyz`, `/metrics`, and `POST /admin/reload`.
+//! The ops listener: `/healthz`, `/readyz`, `/metrics`, and the admin API ([`crate::admin`],
+//! `POST /admin/reload` among it).
 //!
 //! Kept on its own listener (default `127.0.0.1:9090`) so that readiness details and metrics
 //! never reach the public network.
@@ -19,7 +20,21 @@ pub fn router(live: Live) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(live)
+        .with_state(live.clone())
+        // `/admin/…`: only with `[admin] token_file`, behind its bearer token. Built per
+        // request for the gateway in use (a reload may change the token file), with the
+        // `Live` handle in the request's extensions for `POST /admin/reload`.
+        .fallback(move |mut req: axum::extract::Request| {
+            let gw = live.gateway();
+            req.extensions_mut().insert(live.clone());
+            async move {
+                use tower::ServiceExt;
+                match crate::admin::router(gw).oneshot(req).await {
+                    Ok(resp) => resp,
+                    Err(never) => match never {},
+                }
+            }
+        })
 }
 
 async fn readyz(State(live): State<Live>) -> impl IntoResponse {
