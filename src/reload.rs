@@ -283,6 +283,81 @@ impl ReloadError {
     }
 }
 
+/// `aisgate reload --config FILE`: asks the gateway running with that configuration to
+/// reload, through `POST /admin/reload` on its ops listener with the admin token. Prints the
+/// new configuration hash (exit 0) or the errors (exit 1; the running configuration stays);
+/// exit 2 when the request cannot be made.
+pub async fn cli(path: &Path) -> i32 {
+    let config = match crate::config::load(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            crate::run::print_errors(&errors);
+            return 2;
+        }
+    };
+    let Some(token_file) = &config.admin.token_file else {
+        eprintln!("{}: [admin] token_file is not set: the admin API (POST /admin/reload) is off; send SIGHUP to the gateway process instead", path.display());
+        return 2;
+    };
+    let token = match std::fs::read_to_string(token_file) {
+        Ok(text) => zeroize::Zeroizing::new(text.trim_end_matches(['\r', '\n']).to_owned()),
+        Err(e) => {
+            eprintln!("[admin] token_file {}: {e}", token_file.display());
+            return 2;
+        }
+    };
+    // An ops listener on every address is reached on loopback.
+    let mut addr = config.ops.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+    }
+    let client = match reqwest::Client::builder().timeout(std::time::Duration::from_secs(120)).build() {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("cannot build an HTTP client: {e}");
+            return 2;
+        }
+    };
+    let url = format!("http://{addr}/admin/reload");
+    let resp = match client.post(&url).bearer_auth(token.as_str()).send().await {
+        Ok(resp) => resp,
+        Err(e) => {
+            eprintln!("cannot reach the gateway's ops listener at {url}: {}", crate::error_chain(&e));
+            return 2;
+        }
+    };
+    let status = resp.status();
+    let body: serde_json::Value =
+        resp.text().await.ok().and_then(|text| serde_json::from_str(&text).ok()).unwrap_or_default();
+    let mut stdout = std::io::stdout();
+    match (status.as_u16(), body["result"].as_str()) {
+        (200, Some("success")) => {
+            use std::io::Write;
+            let _ = writeln!(stdout, "configuration reloaded, hash {}", body["config_hash"].as_str().unwrap_or("?"));
+            for setting in body["needs_restart"].as_array().into_iter().flatten() {
+                let setting = setting.as_str().unwrap_or("?");
+                let _ = writeln!(stdout, "warning: {setting} changed: only a restart applies it");
+            }
+            0
+        }
+        (422, _) => {
+            eprintln!("reload refused, the running configuration stays:");
+            for line in body["errors"].as_array().into_iter().flatten() {
+                eprintln!("{}", line.as_str().unwrap_or("?"));
+            }
+            1
+        }
+        (401, _) => {
+            eprintln!("{url}: 401: the token in {} is not the running gateway's admin token", token_file.display());
+            2
+        }
+        (code, _) => {
+            eprintln!("{url}: unexpected answer {code}");
+            2
+        }
+    }
+}
+
 /// Reloads on every `SIGHUP` until the process ends. Install it before the listeners are up:
 /// a `SIGHUP` without a handler would end the process.
 #[cfg(unix)]
