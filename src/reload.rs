@@ -16,7 +16,8 @@
 //! connection limits, shutdown grace, log format and level — are read by the listeners once:
 //! a reload that changes them applies everything else and logs a warning naming each one that
 //! waits for a restart ([`Reloaded::needs_restart`]). The TLS certificate and key are
-//! replaced for new handshakes.
+//! replaced for new handshakes. `SIGHUP` also reopens the audit log file (rotation); every
+//! reload is an audit `reload` event.
 //!
 //! The hot path pays one atomic load per request ([`Live::gateway`], `arc-swap`).
 
@@ -25,6 +26,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
+use crate::audit::{Event, Origin, Outcome};
 use crate::config::{Config, ConfigError};
 use crate::gateway::{EnvSource, Gateway};
 use crate::ops::metrics::ReloadResult;
@@ -154,6 +156,12 @@ impl Live {
                     providers = gateway.providers.len(),
                     "configuration reloaded"
                 );
+                gateway.audit.emit(Event::Reload {
+                    origin: Origin::none(),
+                    result: Outcome::Success,
+                    config_hash: Some(&done.hash),
+                    error: None,
+                });
                 Ok(done)
             }
             Err(e) => {
@@ -162,6 +170,13 @@ impl Live {
                 for line in e.lines() {
                     tracing::error!(config_hash = %hash, "configuration reload failed, the running configuration stays: {line}");
                 }
+                let error = e.lines().join("; ");
+                running.audit.emit(Event::Reload {
+                    origin: Origin::none(),
+                    result: Outcome::Error,
+                    config_hash: Some(&hash),
+                    error: Some(&error),
+                });
                 Err(e)
             }
         }
@@ -218,6 +233,7 @@ fn restart_only(config: &Config) -> Vec<(&'static str, String)> {
         ("[server] shutdown_grace_secs", s.shutdown_grace_secs.to_string()),
         ("[log] format", format!("{:?}", config.log.format)),
         ("[log] level", config.log.level.clone()),
+        ("[audit]", format!("{:?}", config.audit)),
     ]
 }
 
@@ -309,7 +325,11 @@ pub async fn cli(path: &Path) -> i32 {
     // An ops listener on every address is reached on loopback.
     let mut addr = config.ops.listen;
     if addr.ip().is_unspecified() {
-        addr.set_ip(if addr.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
     }
     let client = match reqwest::Client::builder().timeout(std::time::Duration::from_secs(120)).build() {
         Ok(client) => client,
@@ -366,7 +386,9 @@ pub fn reload_on_sighup(live: Live) -> std::io::Result<()> {
     let mut hangups = signal(SignalKind::hangup())?;
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading the configuration");
+            tracing::info!("SIGHUP: reopening the audit log and reloading the configuration");
+            // A rotated audit file is reopened even when the new configuration is refused.
+            live.gateway().audit.reopen();
             // The outcome is logged and counted by `reload`.
             let _ = live.reload().await;
         }

@@ -44,6 +44,9 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Audit trail (off unless a sink is named).
+    #[serde(default)]
+    pub audit: crate::audit::AuditConfig,
     /// Sessions.
     pub session: SessionConfig,
     /// Admin API on the ops listener (off unless `token_file` is set).

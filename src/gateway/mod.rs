@@ -79,6 +79,8 @@ pub struct Gateway {
     pub keyring: Keyring,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The audit trail (`[audit]`): `gateway.audit.emit(Event::…)`, never blocking.
+    pub audit: crate::audit::Audit,
     /// Identity token issuer.
     pub tokens: Option<TokenIssuer>,
     /// Upstream client.
@@ -303,6 +305,18 @@ impl Gateway {
                 .map_err(|e| errors.push(ConfigError::at(&main_loc, e.to_string())))
                 .ok(),
         };
+        // The audit sink is the process's, like the listeners: a reload keeps it (`[audit]`
+        // changes wait for a restart, `crate::reload`), and SIGHUP reopens its file.
+        let audit = match previous {
+            Some(previous) => previous.audit.clone(),
+            None => match crate::audit::Audit::start(&config.audit, clock.clone()) {
+                Ok(audit) => audit,
+                Err(e) => {
+                    errors.push(ConfigError::at(&main_loc, e.to_string()));
+                    crate::audit::Audit::off()
+                }
+            },
+        };
         let (Some(keyring), true) = (keyring, errors.is_empty()) else {
             return Err(errors);
         };
@@ -332,7 +346,7 @@ impl Gateway {
                     ),
                 )]);
             }
-            None => build_store(config, &keyring, longest_login, apps.len(), &clock, env)
+            None => build_store(config, &keyring, longest_login, apps.len(), &clock, env, &audit)
                 .map_err(|e| vec![ConfigError::at(&main_loc, e)])?,
         };
         // Log labels of users and sessions: keyed by the session key (issue 15 item 12). Set
@@ -355,6 +369,7 @@ impl Gateway {
             )
         });
         let conn_metrics = crate::listen::conn::ConnMetrics::register(&mut metrics);
+        audit.register_metrics(&mut metrics);
         // CPU-heavy login work runs off the I/O workers, bounded (issue 15 item 1; `cpu`).
         let workers = config.server.login_workers.unwrap_or_else(crate::cpu::default_workers);
         let queue = config.server.login_queue.unwrap_or_else(|| crate::cpu::default_queue(workers));
@@ -376,6 +391,7 @@ impl Gateway {
             clock,
             keyring,
             metrics,
+            audit,
             tokens,
             upstream,
             namespace,
@@ -503,14 +519,18 @@ fn build_store(
     apps: usize,
     clock: &Clock,
     env: &EnvSource,
+    audit: &crate::audit::Audit,
 ) -> Result<Arc<dyn SessionStore>, String> {
     Ok(match config.session.store {
-        StoreKind::Memory => Arc::new(MemoryStore::new(
-            config.session.max_sessions,
-            Duration::from_secs(config.session.idle_timeout_secs),
-            Duration::from_secs(longest_login),
-            clock.clone(),
-        )),
+        StoreKind::Memory => Arc::new(
+            MemoryStore::new(
+                config.session.max_sessions,
+                Duration::from_secs(config.session.idle_timeout_secs),
+                Duration::from_secs(longest_login),
+                clock.clone(),
+            )
+            .with_audit(audit.clone()),
+        ),
         StoreKind::Redis => {
             let opts = crate::session::redis::RedisStoreOptions::of(&config.session, longest_login, apps, clock);
             let store =

@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -26,6 +26,7 @@ use moka::sync::Cache;
 use moka::Expiry;
 
 use super::{LogoutBy, PendingLogin, Session, SessionStore, StoreError, StoreKey};
+use crate::audit::{Audit, EndReason, Event, Origin, SessionRef, Subject};
 use crate::clock::Clock;
 
 /// A bounded cache with least-recently-used eviction and a time to live, for entries that are
@@ -55,6 +56,9 @@ pub struct MemoryStore {
     ended: tokio::sync::broadcast::Sender<StoreKey>,
     pending: Cache<StoreKey, PendingLogin>,
     index: Arc<Mutex<LogoutIndex>>,
+    /// Where the ends the store itself decides (expiry, idle, capacity) are audited; ends
+    /// callers ask for (logout, replacement, admin) are audited by the caller, who knows why.
+    audit: Arc<OnceLock<Audit>>,
 }
 
 /// What a session is indexed under: by IdP session id or by subject, always per provider.
@@ -160,6 +164,8 @@ impl MemoryStore {
         // re-check their session), it never grows memory.
         let (ended, _) = tokio::sync::broadcast::channel(1024);
         let listener_ended = ended.clone();
+        let audit: Arc<OnceLock<Audit>> = Arc::default();
+        let (listener_audit, listener_clock) = (audit.clone(), clock.clone());
         // Runs for every removal cause, so the index shrinks with the cache. It must not call
         // back into the cache (moka may run it while holding internal locks).
         let listener = move |key: Arc<StoreKey>, entry: Entry, cause: moka::notification::RemovalCause| {
@@ -168,6 +174,18 @@ impl MemoryStore {
             // Sending fails only when nobody listens, which is fine.
             if cause != moka::notification::RemovalCause::Replaced {
                 let _ = listener_ended.send(*key);
+            }
+            // moka's housekeeping found it over (idle or absolute) or made room.
+            let reason = match cause {
+                moka::notification::RemovalCause::Expired if entry.session.is_expired(listener_clock.now_unix()) => {
+                    Some(EndReason::Expired)
+                }
+                moka::notification::RemovalCause::Expired => Some(EndReason::Idle),
+                moka::notification::RemovalCause::Size => Some(EndReason::Limit),
+                _ => None,
+            };
+            if let (Some(reason), Some(audit)) = (reason, listener_audit.get()) {
+                audit_end(audit, reason, &key, &entry.session);
             }
         };
         MemoryStore {
@@ -185,12 +203,33 @@ impl MemoryStore {
             // Pending logins are small and short-lived; bound them too (login floods).
             pending: one_shot_cache(max_sessions.max(1000), login_ttl),
             index,
+            audit,
+        }
+    }
+
+    /// Audits the session ends this store decides (expiry, idle timeout, capacity) to `audit`.
+    pub fn with_audit(self, audit: Audit) -> MemoryStore {
+        let _ = self.audit.set(audit);
+        self
+    }
+
+    /// Removes a session `load` found over, auditing why.
+    fn end(&self, key: &StoreKey, reason: EndReason) {
+        // An explicit removal: the listener leaves the audit to us.
+        if let (Some(entry), Some(audit)) = (self.sessions.remove(key), self.audit.get()) {
+            audit_end(audit, reason, key, &entry.session);
         }
     }
 
     fn index(&self) -> std::sync::MutexGuard<'_, LogoutIndex> {
         self.index.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The `session_end` event of a session the store ended by itself (no request: no origin).
+fn audit_end(audit: &Audit, reason: EndReason, key: &StoreKey, session: &Session) {
+    let subject = Subject(&session.identity);
+    audit.emit(Event::SessionEnd { origin: Origin::none(), reason, subject, session: SessionRef(key) });
 }
 
 #[async_trait]
@@ -201,11 +240,15 @@ impl SessionStore for MemoryStore {
         // exactly, on the store's clock. An idle session is gone for good.
         let now = self.clock.now_millis();
         if now.saturating_sub(entry.last_seen_ms.load(Ordering::Relaxed)) > self.idle_ms {
-            self.sessions.remove(key);
+            self.end(key, EndReason::Idle);
+            return Ok(None);
+        }
+        if entry.session.is_expired(now / 1000) {
+            self.end(key, EndReason::Expired);
             return Ok(None);
         }
         entry.last_seen_ms.fetch_max(now, Ordering::Relaxed);
-        Ok(Some(entry.session).filter(|s| !s.is_expired(now / 1000)))
+        Ok(Some(entry.session))
     }
 
     async fn save(&self, key: StoreKey, session: Arc<Session>) -> Result<(), StoreError> {
