@@ -55,8 +55,8 @@ pub use crate::http::RESERVED_PREFIX;
 
 /// The signed identity token settings, compiled.
 pub struct TokenIssuer {
-    /// Signing key.
-    pub signer: IdentityTokenSigner,
+    /// Signing key (shared with the gateway a reload builds when it is an ephemeral one).
+    pub signer: Arc<IdentityTokenSigner>,
     /// Older keys still published in the JWKS.
     pub previous: Vec<IdentityTokenSigner>,
     /// Lifetime of each token, seconds.
@@ -291,7 +291,7 @@ impl Gateway {
         }
         let tokens = match &config.identity_token {
             None => None,
-            Some(t) => match build_token_issuer(t) {
+            Some(t) => match build_token_issuer(t, previous.and_then(|p| p.tokens.as_ref())) {
                 Ok(issuer) => Some(issuer),
                 Err(e) => {
                     errors.push(ConfigError::at(&main_loc, format!("[identity_token] {e}")));
@@ -489,7 +489,7 @@ impl Gateway {
         match &self.tokens {
             None => serde_json::json!({ "keys": [] }),
             Some(t) => {
-                let all: Vec<&IdentityTokenSigner> = std::iter::once(&t.signer).chain(t.previous.iter()).collect();
+                let all: Vec<&IdentityTokenSigner> = std::iter::once(&*t.signer).chain(t.previous.iter()).collect();
                 crate::identity::token::jwks(&all)
             }
         }
@@ -541,14 +541,21 @@ fn build_store(
     })
 }
 
-fn build_token_issuer(cfg: &crate::config::IdentityTokenConfig) -> Result<TokenIssuer, String> {
+/// The identity token issuer of `[identity_token]`. Without a `key_file` the key is generated
+/// — once per process: a reload keeps `previous`'s ephemeral key (same algorithm), so the
+/// upstreams' cached JWKS stays valid.
+fn build_token_issuer(
+    cfg: &crate::config::IdentityTokenConfig,
+    previous: Option<&TokenIssuer>,
+) -> Result<TokenIssuer, String> {
     let load = |path: &std::path::Path, algorithm| {
         let pem = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         IdentityTokenSigner::from_pkcs8_pem(&pem, algorithm).map_err(|e| format!("{}: {e}", path.display()))
     };
-    let signer = match &cfg.key_file {
-        Some(path) => load(path, cfg.algorithm)?,
-        None => IdentityTokenSigner::generate(cfg.algorithm).map_err(|e| e.to_string())?,
+    let signer = match (&cfg.key_file, previous) {
+        (Some(path), _) => Arc::new(load(path, cfg.algorithm)?),
+        (None, Some(p)) if p.signer.algorithm() == cfg.algorithm => p.signer.clone(),
+        (None, _) => Arc::new(IdentityTokenSigner::generate(cfg.algorithm).map_err(|e| e.to_string())?),
     };
     let previous = cfg.published_keys.iter().map(|k| load(&k.file, k.algorithm)).collect::<Result<_, _>>()?;
     Ok(TokenIssuer { signer, previous, lifetime_secs: cfg.lifetime_secs })
