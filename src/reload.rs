@@ -302,13 +302,17 @@ impl ReloadError {
 /// `aisgate reload --config FILE`: asks the gateway running with that configuration to
 /// reload, through `POST /admin/reload` on its ops listener with the admin token. Prints the
 /// new configuration hash (exit 0) or the errors (exit 1; the running configuration stays);
-/// exit 2 when the request cannot be made.
+/// exit 2 when the request cannot be made. A file that does not load is not sent (it names
+/// the ops listener and the token too): its errors are printed, exit 1.
 pub async fn cli(path: &Path) -> i32 {
     let config = match crate::config::load(path) {
         Ok(config) => config,
         Err(errors) => {
             crate::run::print_errors(&errors);
-            return 2;
+            eprintln!(
+                "the configuration has errors: the running gateway was not asked to reload and keeps its configuration"
+            );
+            return 1;
         }
     };
     let Some(token_file) = &config.admin.token_file else {
