@@ -294,7 +294,7 @@ where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let activity = conn::Activity::new(tokio::time::Instant::now());
-    let gateway = shared.gateway.clone();
+    let gateway = shared.gateway.cached();
     let service_activity = activity.clone();
     let slot = accepted.slot;
     let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
