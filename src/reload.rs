@@ -33,6 +33,9 @@ use crate::gateway::{EnvSource, Gateway};
 use crate::ops::metrics::ReloadResult;
 use crate::tls::ServerCert;
 
+/// Longest wait for the new providers' first heartBeat / metadata refresh before the swap.
+const WARM_UP_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The gateway in use; cheap to clone, all clones see the same (current) gateway.
 #[derive(Clone)]
 pub struct Live(Arc<Inner>);
@@ -236,7 +239,7 @@ impl Live {
         let now = restart_only(&config);
         let needs_restart =
             source.running.iter().zip(&now).filter(|(before, after)| before.1 != after.1).map(|(b, _)| b.0).collect();
-        crate::run::spawn_provider_refresh(&gateway);
+        crate::run::warm_up_provider_refresh(&gateway, WARM_UP_LIMIT).await;
         self.0.gateway.store(gateway);
         Ok(Reloaded { hash, needs_restart })
     }

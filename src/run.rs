@@ -185,13 +185,32 @@ fn print_summary(config: &Config, gw: &Gateway) {
     }
 }
 
-/// Starts periodic provider work (heartBeat, metadata refresh). A loop ends once its
-/// provider is gone (its gateway replaced by a reload and its last request finished).
+/// Starts periodic provider work (heartBeat, metadata refresh), the first round now. A loop
+/// ends once its provider is gone (its gateway replaced by a reload and its last request
+/// finished).
 pub fn spawn_provider_refresh(gw: &Arc<Gateway>) {
+    spawn_refresh_loops(gw, false);
+}
+
+/// For a gateway a reload is about to swap in: runs every provider's first refresh now (at
+/// most `limit`), so the new providers are as ready as the old ones when they take over and
+/// `/readyz` does not flap; then starts the periodic loops.
+pub async fn warm_up_provider_refresh(gw: &Arc<Gateway>, limit: Duration) {
+    let first = gw.providers.iter().filter_map(|p| p.background()).map(|b| b.refresh());
+    if tokio::time::timeout(limit, futures_util::future::join_all(first)).await.is_err() {
+        tracing::warn!("configuration reload: a provider's first heartBeat or metadata refresh is still running; swapping in anyway");
+    }
+    spawn_refresh_loops(gw, true);
+}
+
+fn spawn_refresh_loops(gw: &Arc<Gateway>, refreshed: bool) {
     for provider in &gw.providers {
         let Some(interval) = provider.background().and_then(|b| b.refresh_interval()) else { continue };
         let provider = Arc::downgrade(provider);
         tokio::spawn(async move {
+            if refreshed {
+                tokio::time::sleep(interval).await;
+            }
             loop {
                 let Some(provider) = provider.upgrade() else { break };
                 let Some(background) = provider.background() else { break };

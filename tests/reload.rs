@@ -183,9 +183,16 @@ async fn sighup_applies_a_new_rule_and_keeps_memory_store_sessions() {
     let started_hash = sha256_12(&gw.config);
     assert!(gw.metrics().await.contains(&format!("aisgate_config_info{{hash=\"{started_hash}\"}} 1")));
 
+    let readyz = &format!("{}/readyz", gw.ops);
+    let client = &gw.client;
+    gw.wait_for(|| async move { client.get(readyz).send().await.unwrap().status() == 200 }).await;
+
     gw.edit(r#"public_paths = ["/public"]"#, r#"public_paths = ["/public", "/open"]"#);
     gw.sighup("success").await;
 
+    // The new KAAS provider did its heartBeat before it took over: ready at once.
+    let ready = gw.client.get(readyz).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
     assert_eq!(gw.get("/open/page", None).await.status(), 200, "the new public path is in force");
     let headers = identity_headers(gw.get("/private", Some(&cookie)).await).await;
     assert!(!headers.is_empty(), "the session made before the reload still authenticates");
@@ -201,8 +208,7 @@ async fn sighup_applies_a_new_rule_and_keeps_memory_store_sessions() {
         .any(|l| l.starts_with("aisgate_logins_total{") && l.contains("success") && l.ends_with(" 1")));
     let log = gw.log_text();
     assert!(log.lines().any(|l| l.contains("configuration reloaded") && l.contains(&hash)), "{log}");
-    let ready: serde_json::Value =
-        gw.client.get(format!("{}/readyz", gw.ops)).send().await.unwrap().json().await.unwrap();
+    let ready: serde_json::Value = gw.client.get(readyz).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["config_hash"], hash.as_str());
 }
 
