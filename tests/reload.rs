@@ -439,3 +439,30 @@ async fn the_grace_period_bounds_the_drain_of_a_request_that_does_not_end() {
     assert!(log.contains("grace period over; dropping remaining connections"), "{log}");
     assert!(stuck.await.unwrap().is_err(), "the endless request was cut at the end of the grace period");
 }
+
+#[tokio::test]
+async fn a_rebuilt_gateway_shares_the_store_limits_and_ephemeral_token_key_of_the_one_it_replaces() {
+    let stack = prepare(StackOptions::default()).await.expect("stack");
+    let env = aisgate::gateway::process_env;
+    let old = &stack.gateway;
+    let new = aisgate::gateway::Gateway::rebuild(&stack.config, &stack.config_path, &env, old).expect("rebuilds");
+    assert!(Arc::ptr_eq(&old.store, &new.store), "the memory store (every session) carries over");
+    assert!(Arc::ptr_eq(&old.login_start_limiter, &new.login_start_limiter));
+    assert!(Arc::ptr_eq(&old.direct_limiter, &new.direct_limiter));
+    assert_eq!(old.jwks(), new.jwks(), "the ephemeral identity-token key is kept: upstreams' JWKS stays valid");
+    // A fresh build (a restart) gets a new ephemeral key and an empty store.
+    let fresh = aisgate::gateway::Gateway::build(&stack.config, &stack.config_path, &env).unwrap();
+    assert_ne!(old.jwks(), fresh.jwks());
+    assert!(!Arc::ptr_eq(&old.store, &fresh.store));
+
+    let text = std::fs::read_to_string(&stack.config_path).unwrap();
+    std::fs::write(&stack.config_path, text.replacen("[session]\n", "[session]\nidle_timeout_secs = 60\n", 1)).unwrap();
+    let changed = aisgate::config::load(&stack.config_path).unwrap();
+    let errors = match aisgate::gateway::Gateway::rebuild(&changed, &stack.config_path, &env, old) {
+        Ok(_) => panic!("a changed store setting must be refused"),
+        Err(errors) => errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"),
+    };
+    assert!(errors.contains("idle_timeout_secs changed") && errors.contains("restart aisgate"), "{errors}");
+    assert!(errors.starts_with(&format!("{}:1:1:", stack.config_path.display())), "{errors}");
+    let _ = std::fs::remove_dir_all(&stack.dir);
+}

@@ -1204,4 +1204,36 @@ mod tests {
         let ns = elapsed.as_nanos() as f64 / N as f64;
         println!("observe_request, 2 threads same app: {ns:.2} ns per op per thread");
     }
+
+    #[test]
+    fn metrics_continuing_share_every_series_and_keep_one_config_hash() {
+        let mut first = Metrics::new(&["a"], &["p"]);
+        let custom = first.register_counter("aisgate_test_events_total", "Test events.", &[("kind", "x")]);
+        first.app(0).observe_request(200, 0.01);
+        first.provider(0).login(LoginResult::Success);
+        custom.inc();
+        first.config_reloaded(ReloadResult::Failure);
+        first.set_config_hash("aaaaaaaaaaaa");
+
+        // A reload: app "a" stays, "b" is new, provider "p" stays.
+        let mut second = Metrics::continuing(&first, &["b", "a"], &["p"]);
+        let again = second.register_counter("aisgate_test_events_total", "Test events.", &[("kind", "x")]);
+        again.inc();
+        second.app(1).observe_request(200, 0.01);
+        second.provider(0).login(LoginResult::Success);
+        second.config_reloaded(ReloadResult::Success);
+        second.set_config_hash("bbbbbbbbbbbb");
+
+        let text = second.render();
+        assert!(text.contains("aisgate_requests_total{app=\"a\",status=\"200\"} 2\n"), "{text}");
+        assert!(text.contains("aisgate_logins_total{provider=\"p\",result=\"success\"} 2\n"), "{text}");
+        assert!(text.contains("aisgate_test_events_total{kind=\"x\"} 2\n"), "{text}");
+        assert!(text.contains("aisgate_config_reloads_total{result=\"failure\"} 1\n"), "{text}");
+        assert!(text.contains("aisgate_config_reloads_total{result=\"success\"} 1\n"), "{text}");
+        assert!(text.contains("aisgate_config_info{hash=\"bbbbbbbbbbbb\"} 1\n"), "{text}");
+        assert!(!text.contains("aaaaaaaaaaaa"), "only the hash in use: {text}");
+        assert_eq!(second.config_reloads(ReloadResult::Success), 1);
+        // The old registry (still rendering for requests that began before the swap) agrees.
+        assert_eq!(first.render(), text);
+    }
 }

@@ -749,6 +749,34 @@ mod tests {
         assert_eq!(err.side(), crate::provider::Side::Outage);
     }
 
+    /// A hot reload builds a new provider; the IDs used before it stay used (no replay
+    /// window opens at a reload), and LogoutRequests sent before it still match.
+    #[test]
+    fn a_provider_built_by_a_reload_remembers_the_ids_used_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let idp = crate::sim::certs::rsa_identity("test idp").unwrap();
+        let metadata = write(dir.path(), "idp.xml", &idp_metadata(&idp.cert_der, None));
+        let cfg: SamlProviderConfig = toml::from_str(&format!(
+            "name = \"t\"\nprofile = \"nia\"\nentity_id = \"https://gw.example.cz/\"\n\
+             idp_metadata_file = {metadata:?}\ndangerous.allow_unencrypted_assertions = true"
+        ))
+        .unwrap();
+        let before = SamlProvider::build(&cfg, "https://gw.example.cz").unwrap();
+        assert!(before.replay.first_use_at("assertion-1", 2_000, 1_000));
+        assert!(before.logout_replay.first_use_at("logout-1", 2_000, 1_000));
+        before.pending_logouts.insert("sent-1".into(), ());
+        before.name_ids.insert("name-id".into(), "subject".into());
+
+        let fresh = SamlProvider::build(&cfg, "https://gw.example.cz").unwrap();
+        let after = SamlProvider::build(&cfg, "https://gw.example.cz").unwrap().carrying_over(&before);
+        assert!(!after.replay.first_use_at("assertion-1", 2_000, 1_001), "a replay after the reload is refused");
+        assert!(!after.logout_replay.first_use_at("logout-1", 2_000, 1_001));
+        assert!(after.pending_logouts.contains_key("sent-1"));
+        assert_eq!(after.name_ids.get("name-id").as_deref(), Some("subject"));
+        // Without the carry-over the new provider would have accepted the replay.
+        assert!(fresh.replay.first_use_at("assertion-1", 2_000, 1_001));
+    }
+
     #[test]
     fn sp_urls_are_stable_under_the_gateway_prefix() {
         let urls = SpUrls::new("https://gw.example.cz/", "nia");
