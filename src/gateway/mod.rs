@@ -158,26 +158,20 @@ struct StoreSpec {
 impl StoreSpec {
     /// The settings that differ between `self` (running) and `new`, for the refusal message.
     fn changes(&self, new: &StoreSpec) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        if self.kind != new.kind {
-            out.push("store");
-        }
-        if self.max_sessions != new.max_sessions {
-            out.push("max_sessions");
-        }
-        if self.idle_timeout_secs != new.idle_timeout_secs {
-            out.push("idle_timeout_secs");
-        }
-        if self.pending_login_secs != new.pending_login_secs {
-            out.push("login_ttl_secs (or a provider's pending-login lifetime)");
-        }
-        if self.redis != new.redis {
-            out.push("[session.redis]");
-        }
-        if self.record_keys != new.record_keys {
-            out.push("keys (the Redis store seals records with them)");
-        }
-        out
+        [
+            (self.kind != new.kind, "store"),
+            (self.max_sessions != new.max_sessions, "max_sessions"),
+            (self.idle_timeout_secs != new.idle_timeout_secs, "idle_timeout_secs"),
+            (
+                self.pending_login_secs != new.pending_login_secs,
+                "login_ttl_secs (or a provider's pending-login lifetime)",
+            ),
+            (self.redis != new.redis, "[session.redis]"),
+            (self.record_keys != new.record_keys, "keys (the Redis store seals records with them)"),
+        ]
+        .into_iter()
+        .filter_map(|(changed, name)| changed.then_some(name))
+        .collect()
     }
 }
 
@@ -251,20 +245,12 @@ impl Gateway {
                 }
                 ProviderConfig::Oidc(oidc) => crate::provider::oidc::OidcProvider::build(oidc, env).map(|o| {
                     let o = o.with_clock(clock.clone());
-                    let old = before.and_then(|a| a.downcast_ref::<crate::provider::oidc::OidcProvider>());
-                    Arc::new(match old {
-                        Some(old) => o.carrying_over(old),
-                        None => o,
-                    }) as _
+                    Arc::new(carried(o, before, crate::provider::oidc::OidcProvider::carrying_over)) as _
                 }),
                 ProviderConfig::Saml(saml) => {
                     crate::provider::saml::SamlProvider::build(saml, &public_base_url).map(|s| {
                         let s = s.with_clock(clock.clone());
-                        let old = before.and_then(|a| a.downcast_ref::<crate::provider::saml::SamlProvider>());
-                        Arc::new(match old {
-                            Some(old) => s.carrying_over(old),
-                            None => s,
-                        }) as _
+                        Arc::new(carried(s, before, crate::provider::saml::SamlProvider::carrying_over)) as _
                     })
                 }
             };
@@ -509,6 +495,15 @@ fn base_home(public_base_url: &str, apps: &[route::App]) -> Option<(String, Arc<
     let app = apps.iter().find(|a| a.hosts.is_empty() || a.hosts.contains(&host))?;
     let origin = base.origin().ascii_serialization();
     Some((host, Arc::from(format!("{origin}{}", app.path_prefix).as_str())))
+}
+
+/// `new`, with the state `carry` takes over from `before` when that is a provider of the same
+/// type (the one a reload replaces).
+fn carried<T: 'static>(new: T, before: Option<&dyn std::any::Any>, carry: fn(T, &T) -> T) -> T {
+    match before.and_then(|old| old.downcast_ref::<T>()) {
+        Some(old) => carry(new, old),
+        None => new,
+    }
 }
 
 /// The session store `[session]` asks for.

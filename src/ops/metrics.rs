@@ -491,31 +491,24 @@ impl Metrics {
         build_info.get_or_create(&labels(&[("version", env!("CARGO_PKG_VERSION"))])).set(1);
         registry.register("aisgate_build_info", "Build information of the running aisgate binary", build_info);
         registry.register("aisgate_active_sessions", "Number of live user sessions", families.active_sessions.clone());
-        registry.register(
-            "aisgate_requests",
-            "HTTP requests answered, by app and response status",
-            families.requests.clone(),
-        );
+        let counters = [
+            ("aisgate_requests", "HTTP requests answered, by app and response status", &families.requests),
+            ("aisgate_upstream_errors", "Failed attempts to reach an upstream, by app and kind", &families.upstream_errors),
+            ("aisgate_logins", "Login attempts, by identity provider and result", &families.logins),
+            ("aisgate_login_refusals", "Failed logins, by identity provider and reason", &families.refusals),
+            (
+                "aisgate_config_reloads",
+                "Configuration reloads (SIGHUP, POST /admin/reload), by result; a failed one left the previous configuration in use",
+                &families.config_reloads,
+            ),
+        ];
+        for (name, help, family) in counters {
+            registry.register(name, help, family.clone());
+        }
         registry.register(
             "aisgate_request_duration_seconds",
             "Time from receiving a request until its response head is ready (bodies stream afterwards), by app",
             families.duration.clone(),
-        );
-        registry.register(
-            "aisgate_upstream_errors",
-            "Failed attempts to reach an upstream, by app and kind",
-            families.upstream_errors.clone(),
-        );
-        registry.register("aisgate_logins", "Login attempts, by identity provider and result", families.logins.clone());
-        registry.register(
-            "aisgate_login_refusals",
-            "Failed logins, by identity provider and reason",
-            families.refusals.clone(),
-        );
-        registry.register(
-            "aisgate_config_reloads",
-            "Configuration reloads (SIGHUP, POST /admin/reload), by result; a failed one left the previous configuration in use",
-            families.config_reloads.clone(),
         );
         registry.register(
             "aisgate_config_info",
