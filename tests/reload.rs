@@ -178,7 +178,7 @@ async fn identity_headers(resp: reqwest::Response) -> Vec<String> {
 async fn sighup_applies_a_new_rule_and_keeps_memory_store_sessions() {
     let gw = Running::start(Some(support::header_echo().await), "").await;
     let cookie = gw.login().await;
-    assert!(!identity_headers(gw.get("/private", Some(&cookie)).await).await.is_empty());
+    assert!(identity_headers(gw.get("/private", Some(&cookie)).await).await.contains(&"x-auth-subject".to_owned()));
     assert_eq!(gw.get("/open/page", None).await.status(), 401, "/open is protected before the reload");
     let started_hash = sha256_12(&gw.config);
     assert!(gw.metrics().await.contains(&format!("aisgate_config_info{{hash=\"{started_hash}\"}} 1")));
@@ -188,14 +188,19 @@ async fn sighup_applies_a_new_rule_and_keeps_memory_store_sessions() {
     gw.wait_for(|| async move { client.get(readyz).send().await.unwrap().status() == 200 }).await;
 
     gw.edit(r#"public_paths = ["/public"]"#, r#"public_paths = ["/public", "/open"]"#);
+    gw.edit("[app.headers]\n", "[app.headers]\nrename = { \"X-Auth-Subject\" = \"Remote-User\" }\n");
     gw.sighup("success").await;
 
     // The new KAAS provider did its heartBeat before it took over: ready at once.
     let ready = gw.client.get(readyz).send().await.unwrap();
     assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
     assert_eq!(gw.get("/open/page", None).await.status(), 200, "the new public path is in force");
-    let headers = identity_headers(gw.get("/private", Some(&cookie)).await).await;
-    assert!(!headers.is_empty(), "the session made before the reload still authenticates");
+    let echoed = gw.get("/private", Some(&cookie)).await;
+    assert_eq!(echoed.status(), 200, "the session made before the reload still authenticates");
+    let echoed: serde_json::Value = echoed.json().await.unwrap();
+    // The session's cached identity headers are those of the new configuration.
+    assert!(echoed["headers"]["remote-user"].is_string(), "{echoed}");
+    assert!(echoed["headers"].get("x-auth-subject").is_none(), "{echoed}");
     let hash = sha256_12(&gw.config);
     assert_ne!(hash, started_hash);
     let metrics = gw.metrics().await;

@@ -340,7 +340,8 @@ fn return_url(path: &CanonicalPath, query: Option<&str>) -> ReturnUrl {
 }
 
 fn add_identity_headers(gw: &Gateway, app: &App, session: &Session, req: &mut Request<Body>) {
-    let rendered = session.rendered_headers(app.index, |identity| app.headers.render(identity).into());
+    let rendered =
+        session.rendered_headers(gw.session_caches, app.index, |identity| app.headers.render(identity).into());
     let headers = req.headers_mut();
     // One growth instead of several rehashes while ~25 headers are added.
     headers.reserve(rendered.len() + 1);
@@ -349,7 +350,7 @@ fn add_identity_headers(gw: &Gateway, app: &App, session: &Session, req: &mut Re
     }
     if let (Some(name), Some(issuer)) = (&app.headers.token_header, &gw.tokens) {
         let now = gw.clock.now_unix();
-        let token = session.identity_token(app.index, now, issuer.lifetime_secs / 2, |identity| {
+        let token = session.identity_token(gw.session_caches, app.index, now, issuer.lifetime_secs / 2, |identity| {
             let exp = now + issuer.lifetime_secs;
             let claims = identity.token_claims(&gw.public_base_url, &app.name, now, exp);
             match issuer.signer.sign(&claims) {

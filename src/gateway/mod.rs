@@ -118,6 +118,9 @@ pub struct Gateway {
     /// Login starts, per client address (`server.login_starts_per_minute`; carried over by a
     /// reload that keeps the limit).
     pub login_start_limiter: Arc<rate_limit::RateLimiter>,
+    /// Which build of the gateway sessions' per-app caches (rendered headers, identity
+    /// tokens) belong to: a reload's new gateway renders them afresh.
+    pub session_caches: crate::session::CacheKey,
     /// The settings the session store was built with: a reload may carry the store over only
     /// when they are unchanged.
     store_spec: StoreSpec,
@@ -369,6 +372,7 @@ impl Gateway {
         let namespace = IdentityNamespace::new(extra_names.iter().map(String::as_str));
         let app_homes: Vec<Arc<str>> = apps.iter().map(|a| Arc::from(a.path_prefix.as_str())).collect();
         let base_home = base_home(&public_base_url, &apps);
+        let session_caches = crate::session::CacheKey::next(apps.len());
         let gateway = Arc::new(Gateway {
             public_base_url,
             apps,
@@ -409,6 +413,7 @@ impl Gateway {
                 )),
             },
             store_spec,
+            session_caches,
             admin,
             max_sessions_per_user: config.session.max_sessions_per_user,
             logout_returns,
