@@ -65,6 +65,20 @@ enum Command {
         #[arg(long, short)]
         provider: String,
     },
+    /// List or end sessions through the running gateway's admin API (`[admin] token_file`).
+    Sessions {
+        #[command(flatten)]
+        target: aisgate::admin::cli::Target,
+        #[command(subcommand)]
+        command: aisgate::admin::cli::SessionsCommand,
+    },
+    /// Switch an app's maintenance mode through the running gateway's admin API.
+    Maintenance {
+        #[command(flatten)]
+        target: aisgate::admin::cli::Target,
+        #[command(subcommand)]
+        command: aisgate::admin::cli::MaintenanceCommand,
+    },
     /// Start a local demo: gateway + echo upstream + simulated JIP/KAAS and NIA (SAML) IdPs.
     Demo {
         /// Gateway address.
@@ -95,6 +109,17 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build()
 }
 
+/// Runs `task` to completion on a new runtime; its exit code, or 1 without a runtime.
+fn block_on(task: impl std::future::Future<Output = i32>) -> i32 {
+    match runtime() {
+        Ok(rt) => rt.block_on(task),
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            1
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match (cli.command, cli.config) {
@@ -102,13 +127,7 @@ fn main() -> ExitCode {
         (Some(Command::Check { config, explain: Some(url), as_identity }), _) => {
             aisgate::run::explain(&config, &url, as_identity.as_deref())
         }
-        (Some(Command::Reload { config }), _) => match runtime() {
-            Ok(rt) => rt.block_on(aisgate::reload::cli(&config)),
-            Err(e) => {
-                eprintln!("cannot start the runtime: {e}");
-                1
-            }
-        },
+        (Some(Command::Reload { config }), _) => block_on(aisgate::reload::cli(&config)),
         (Some(Command::SamlMetadata { config, provider }), _) => {
             match aisgate::provider::saml::metadata_from_config(&config, &provider) {
                 Ok(xml) => {
@@ -121,13 +140,11 @@ fn main() -> ExitCode {
                 }
             }
         }
-        (Some(Command::Run { config }), _) | (None, Some(config)) => match runtime() {
-            Ok(rt) => rt.block_on(aisgate::run::run(&config)),
-            Err(e) => {
-                eprintln!("cannot start the runtime: {e}");
-                1
-            }
-        },
+        (Some(Command::Run { config }), _) | (None, Some(config)) => block_on(aisgate::run::run(&config)),
+        (Some(Command::Sessions { target, command }), _) => block_on(aisgate::admin::cli::sessions(&target, command)),
+        (Some(Command::Maintenance { target, command }), _) => {
+            block_on(aisgate::admin::cli::maintenance(&target, command))
+        }
         (Some(demo @ Command::Demo { .. }), _) => run_demo(demo),
         (None, None) => {
             eprintln!("usage: aisgate run --config FILE | aisgate check --config FILE | aisgate demo (see --help)");
@@ -158,13 +175,7 @@ fn run_demo(demo: Command) -> i32 {
         saml: Some(aisgate::sim::stack::SamlStackProvider::default()),
         ..Default::default()
     };
-    match runtime() {
-        Ok(rt) => rt.block_on(aisgate::demo::run(opts)),
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            1
-        }
-    }
+    block_on(aisgate::demo::run(opts))
 }
 
 /// `aisgate demo` in a production build (no simulators compiled in).

@@ -334,58 +334,30 @@ impl ReloadError {
 /// exit 2 when the request cannot be made. A file that does not load is not sent (it names
 /// the ops listener and the token too): its errors are printed, exit 1.
 pub async fn cli(path: &Path) -> i32 {
-    let config = match crate::config::load(path) {
-        Ok(config) => config,
-        Err(errors) => {
-            crate::run::print_errors(&errors);
+    use crate::admin::cli::{AdminClient, CliError};
+    use std::io::Write;
+    let client = match AdminClient::new(Some(path), None, None) {
+        Ok(client) => client,
+        Err(CliError::Config(errors)) => {
+            eprintln!("{errors}");
             eprintln!(
                 "the configuration has errors: the running gateway was not asked to reload and keeps its configuration"
             );
             return 1;
         }
-    };
-    let Some(token_file) = &config.admin.token_file else {
-        eprintln!("{}: [admin] token_file is not set: the admin API (POST /admin/reload) is off; send SIGHUP to the gateway process instead", path.display());
-        return 2;
-    };
-    let token = match std::fs::read_to_string(token_file) {
-        Ok(text) => zeroize::Zeroizing::new(text.trim_end_matches(['\r', '\n']).to_owned()),
+        Err(CliError::NoToken) => {
+            eprintln!("{}: [admin] token_file is not set: the admin API (POST /admin/reload) is off; send SIGHUP to the gateway process instead", path.display());
+            return 2;
+        }
         Err(e) => {
-            eprintln!("[admin] token_file {}: {e}", token_file.display());
+            eprintln!("{e}");
             return 2;
         }
     };
-    // An ops listener on every address is reached on loopback.
-    let mut addr = config.ops.listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(if addr.is_ipv4() {
-            std::net::Ipv4Addr::LOCALHOST.into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        });
-    }
-    let client = match reqwest::Client::builder().timeout(std::time::Duration::from_secs(120)).build() {
-        Ok(client) => client,
-        Err(e) => {
-            eprintln!("cannot build an HTTP client: {e}");
-            return 2;
-        }
-    };
-    let url = format!("http://{addr}/admin/reload");
-    let resp = match client.post(&url).bearer_auth(token.as_str()).send().await {
-        Ok(resp) => resp,
-        Err(e) => {
-            eprintln!("cannot reach the gateway's ops listener at {url}: {}", crate::error_chain(&e));
-            return 2;
-        }
-    };
-    let status = resp.status();
-    let body: serde_json::Value =
-        resp.text().await.ok().and_then(|text| serde_json::from_str(&text).ok()).unwrap_or_default();
-    let mut stdout = std::io::stdout();
-    match (status.as_u16(), body["result"].as_str()) {
-        (200, Some("success")) => {
-            use std::io::Write;
+    match client.call(reqwest::Method::POST, "/admin/reload", None).await {
+        Ok(text) => {
+            let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let mut stdout = std::io::stdout();
             let _ = writeln!(stdout, "configuration reloaded, hash {}", body["config_hash"].as_str().unwrap_or("?"));
             for setting in body["needs_restart"].as_array().into_iter().flatten() {
                 let setting = setting.as_str().unwrap_or("?");
@@ -393,19 +365,16 @@ pub async fn cli(path: &Path) -> i32 {
             }
             0
         }
-        (422, _) => {
+        Err(CliError::Status { status, body }) if status == http::StatusCode::UNPROCESSABLE_ENTITY => {
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
             eprintln!("reload refused, the running configuration stays:");
             for line in body["errors"].as_array().into_iter().flatten() {
                 eprintln!("{}", line.as_str().unwrap_or("?"));
             }
             1
         }
-        (401, _) => {
-            eprintln!("{url}: 401: the token in {} is not the running gateway's admin token", token_file.display());
-            2
-        }
-        (code, _) => {
-            eprintln!("{url}: unexpected answer {code}");
+        Err(e) => {
+            eprintln!("{e}");
             2
         }
     }

@@ -6,8 +6,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,141 +15,9 @@ use aisgate::session::keyring::Keyring;
 use aisgate::session::redis::{RedisStore, RedisStoreOptions};
 use aisgate::session::{PendingLogin, Session, SessionStore, StoreKey};
 use aisgate::sim::stack::StackOptions;
+use support::redis_server::{Redis, Sentinel};
 use support::{location, logs, set_cookie, Gateway};
 use tokio::net::TcpListener;
-
-// ---------------------------------------------------------------------------------------
-// A real redis-server
-// ---------------------------------------------------------------------------------------
-
-/// A `redis-server` process on a loopback port, persisting to its own directory (so a
-/// `SHUTDOWN SAVE` and restart keeps the data, as a production restart with persistence).
-struct Redis {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-    /// Extra server arguments (TLS); `{port}` is replaced by the port.
-    extra: Vec<String>,
-    /// Whether the port speaks TLS (only TCP acceptance is probed then).
-    tls: bool,
-}
-
-fn redis_binary() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join("redis-server")).find(|p| p.is_file()));
-    if found.is_none() {
-        assert!(
-            std::env::var_os("AISGATE_REQUIRE_PEERS").is_none(),
-            "redis-server is required (apt-get install redis-server)"
-        );
-        eprintln!("SKIPPED: redis-server is not installed (apt-get install redis-server)");
-    }
-    found
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-impl Redis {
-    /// Starts a server, or `None` (test skipped) without the binary.
-    async fn start() -> Option<Redis> {
-        Redis::start_with(Vec::new(), false).await
-    }
-
-    /// Starts a server with extra arguments; `tls`: the port is a TLS port.
-    async fn start_with(extra: Vec<String>, tls: bool) -> Option<Redis> {
-        let binary = redis_binary()?;
-        let mut redis = Redis { port: free_port(), dir: tempfile::tempdir().unwrap(), child: None, extra, tls };
-        redis.spawn(&binary).await;
-        Some(redis)
-    }
-
-    async fn spawn(&mut self, binary: &std::path::Path) {
-        let port = self.port.to_string();
-        let mut args: Vec<String> = if self.tls {
-            vec!["--port".into(), "0".into(), "--tls-port".into(), port.clone()]
-        } else {
-            vec!["--port".into(), port.clone()]
-        };
-        args.extend(self.extra.iter().map(|a| a.replace("{port}", &port)));
-        let child = Command::new(binary)
-            .args(&args)
-            .args(["--bind", "127.0.0.1", "--save", "3600 1", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args(["--daemonize", "no", "--protected-mode", "yes"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        // Wait (bounded) until it answers.
-        for _ in 0..200 {
-            if self.tls {
-                if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
-                    return;
-                }
-            } else if let Ok(mut conn) = self.client().get_multiplexed_async_connection().await {
-                if redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok() {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("redis-server on port {} did not come up", self.port);
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn client(&self) -> redis::Client {
-        redis::Client::open(self.url()).unwrap()
-    }
-
-    async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        self.client().get_multiplexed_async_connection().await.unwrap()
-    }
-
-    /// Stops the server, saving its data first (what a restart with persistence does).
-    async fn stop(&mut self) {
-        let mut conn = self.conn().await;
-        let _ = redis::cmd("SHUTDOWN").arg("SAVE").query_async::<()>(&mut conn).await;
-        if let Some(mut child) = self.child.take() {
-            let _ = child.wait();
-        }
-    }
-
-    /// Kills the server (a crash: nothing saved).
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again on the same port and directory.
-    async fn restart(&mut self) {
-        let binary = redis_binary().unwrap();
-        self.spawn(&binary).await;
-    }
-
-    /// `[session]` lines pointing a gateway at this server.
-    fn session_extra(&self) -> String {
-        format!("store = \"redis\"\n[session.redis]\nurl = \"{}\"\ntimeout_ms = 300\n", self.url())
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SIGKILL: nothing to save at the end of a test.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // A second gateway instance on the same configuration
@@ -377,6 +243,163 @@ async fn refreshed_upstream_tokens_are_kept_in_the_shared_store_for_both_instanc
     assert_eq!(upstream_authorization(&a.client, a.url("/api/x"), &cookie).await, again, "and A sees it too");
 }
 
+/// Issue 10 item 2: 40 parallel requests of one session due for refresh, spread over both
+/// instances, cause exactly one call at the IdP's token endpoint; every request sends the new
+/// token. (Each request reads its own copy of the session from Redis, so without the lease in
+/// the store every copy would refresh.)
+#[tokio::test]
+async fn forty_parallel_requests_over_both_instances_refresh_the_tokens_once() {
+    logs::capture();
+    let Some(redis) = Redis::start().await else { return };
+    let apps = "[[app]]\nname = \"api\"\npath_prefix = \"/api\"\nupstream = \"{upstream}\"\nproviders = [\"caais\"]\nupstream_bearer = true\n";
+    let a = Gateway::start(StackOptions {
+        upstream: Some(support::header_echo().await),
+        apps: Some(apps.to_owned()),
+        oidc: vec![support::caais_provider("loa = \"substantial\"\n")],
+        session_extra: redis.session_extra(),
+        ..Default::default()
+    })
+    .await;
+    let b = Instance::of(&a).await;
+    a.oidc[0].knobs().access_token_ttl = Some(4);
+    let cookie = a.oidc_login("caais", "/api").await;
+    let before = a.oidc[0].knobs().refresh_calls;
+    a.clock.advance(Duration::from_millis(2050));
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let (client, url) =
+            if i % 2 == 0 { (a.client.clone(), a.url("/api/x")) } else { (b.client.clone(), b.url("/api/x")) };
+        let cookie = cookie.clone();
+        tasks.push(tokio::spawn(async move { upstream_authorization(&client, url, &cookie).await }));
+    }
+    let mut sent = std::collections::BTreeSet::new();
+    for t in tasks {
+        sent.insert(t.await.unwrap());
+    }
+    assert_eq!(a.oidc[0].knobs().refresh_calls - before, 1, "one refresh at the IdP for 40 requests on 2 instances");
+    let last = a.oidc[0].knobs().last_access_token.clone().unwrap();
+    assert_eq!(sent.into_iter().collect::<Vec<_>>(), vec![Some(format!("Bearer {last}"))], "all sent the new token");
+}
+
+/// The apps of the SAML tests: NIA (and KAAS) in front of the header echo.
+const SAML_APPS: &str = "[[app]]\nname = \"desk\"\nupstream = \"{upstream}\"\nproviders = [\"nia\", \"jip\"]\n";
+
+/// Issue 10 item 2: the SAML assertion-ID replay cache is shared. An IdP-initiated Response
+/// (no request to answer, so only the replay cache can catch it) accepted at A is refused at
+/// B, naming the replay.
+#[tokio::test]
+async fn a_saml_response_used_at_one_instance_is_refused_at_the_other_as_a_replay() {
+    logs::capture();
+    let Some(redis) = Redis::start().await else { return };
+    let a = Gateway::start(StackOptions {
+        upstream: Some(support::header_echo().await),
+        apps: Some(SAML_APPS.to_owned()),
+        saml: Some(aisgate::sim::stack::SamlStackProvider {
+            extra: "dangerous.allow_unsolicited = true\n".into(),
+            ..Default::default()
+        }),
+        session_extra: redis.session_extra(),
+        ..Default::default()
+    })
+    .await;
+    let b = Instance::of(&a).await;
+    // The simulator answers the next login unasked: no InResponseTo.
+    a.saml.as_ref().unwrap().knobs().edit = Some(Box::new(|s| {
+        s.in_response_to = None;
+        s.sc_in_response_to = None;
+    }));
+    let start = a.navigate("/.aisgate/login?return=%2Fdesk&provider=nia", None).await;
+    let answer = a.to_idp(start).await;
+    let (acs, form) = support::parse_form(&answer.text().await.unwrap());
+    let at_a = a.client.post(&acs).form(&form).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(at_a.status(), 302, "accepted at A");
+    assert!(set_cookie(&at_a, "aisgate_session").is_some());
+
+    let acs_b = acs.replace(&a.base, &format!("http://localhost:{}", b.addr.port()));
+    assert_ne!(acs_b, acs);
+    let at_b = b.client.post(&acs_b).form(&form).header("accept", "text/html").send().await.unwrap();
+    let id = logs::request_id(&at_b);
+    assert_eq!(at_b.status(), 400, "the same Response at B is a replay");
+    assert!(set_cookie(&at_b, "aisgate_session").is_none(), "no session from a replay");
+    assert!(at_b.text().await.unwrap().contains(support::LOGIN_FAILED));
+    logs::line_with(&id, "Assertion ID already used (replay)");
+}
+
+/// Issue 10 item 2: the `jti` cache of back-channel logout tokens is shared: the token that
+/// ended a session at A is refused at B as replayed.
+#[tokio::test]
+async fn a_logout_token_used_at_one_instance_is_refused_at_the_other() {
+    logs::capture();
+    let Some(redis) = Redis::start().await else { return };
+    let a = Gateway::start(StackOptions {
+        oidc: vec![support::caais_provider("")],
+        apps: Some("[[app]]\nname = \"desk\"\nupstream = \"{upstream}\"\nproviders = [\"caais\"]\n".into()),
+        session_extra: redis.session_extra(),
+        ..Default::default()
+    })
+    .await;
+    let b = Instance::of(&a).await;
+    let cookie = a.oidc_login("caais", "/desk").await;
+    assert_eq!(b.get_json("/desk", &cookie).await.status(), 200, "B serves the session");
+    let sid = a.oidc[0].knobs().last_sid.clone().expect("the ID token's sid");
+    let token = a.oidc[0].logout_token(None, Some(&sid), None).unwrap();
+    let post = |url: String| {
+        let token = token.clone();
+        let client = a.client.clone();
+        async move { client.post(url).form(&[("logout_token", token)]).send().await.unwrap() }
+    };
+    let at_a = post(a.url("/.aisgate/backchannel-logout/caais")).await;
+    assert_eq!(at_a.status(), 200, "A accepts the logout token");
+    let ended = b.client.get(b.url("/desk")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(ended.status(), 401, "the session served by B ended by the logout at A");
+    let at_b = post(b.url("/.aisgate/backchannel-logout/caais")).await;
+    let id = logs::request_id(&at_b);
+    assert_eq!(at_b.status(), 400, "the same token at B is a replay");
+    let line = logs::line_with(&id, "back-channel logout token refused");
+    assert!(line.contains("logout_token_replayed"), "{line}");
+}
+
+/// Issue 10 item 2: rate limits count per client across instances, not per instance: with
+/// `login_starts_per_minute = 4`, two starts at A and two at B use the client's budget, and
+/// the fifth is refused at either. The same for one-time-credential attempts (10 per 5 min).
+#[tokio::test]
+async fn login_starts_and_one_time_credential_attempts_are_counted_across_instances() {
+    logs::capture();
+    let Some(redis) = Redis::start().await else { return };
+    let a = Gateway::start(StackOptions {
+        server_extra: "login_starts_per_minute = 4\n".into(),
+        provider_extra: "login_mode = \"direct\"".into(),
+        session_extra: redis.session_extra(),
+        ..Default::default()
+    })
+    .await;
+    let b = Instance::of(&a).await;
+    let at_b = |path: &str| b.client.get(b.url(path)).header("accept", "text/html,application/xhtml+xml").send();
+    for i in 0..2 {
+        assert_eq!(a.navigate(&format!("/a{i}"), None).await.status(), 302, "start {i} at A");
+        assert_eq!(at_b(&format!("/b{i}")).await.unwrap().status(), 302, "start {i} at B");
+    }
+    let fifth = at_b("/b3").await.unwrap();
+    let id = logs::request_id(&fifth);
+    assert_eq!(fifth.status(), 429, "the client's fifth start within the minute, whichever instance");
+    let line = logs::line_with(&id, "login starts rate-limited");
+    assert!(line.contains("too many attempts from this client address"), "{line}");
+    assert_eq!(a.navigate("/a3", None).await.status(), 429, "and at A too");
+
+    let direct = |url: String| {
+        let client = a.client.clone();
+        async move { client.post(url).form(&[("user", "x"), ("password", "y")]).send().await.unwrap() }
+    };
+    for i in 0..10 {
+        let url = if i % 2 == 0 { a.url("/.aisgate/direct/jip") } else { b.url("/.aisgate/direct/jip") };
+        assert_ne!(direct(url).await.status(), 429, "attempt {i}");
+    }
+    let eleventh = direct(b.url("/.aisgate/direct/jip")).await;
+    let id = logs::request_id(&eleventh);
+    assert_eq!(eleventh.status(), 429, "the 11th one-time-credential attempt over both instances");
+    logs::line_with(&id, "one-time credential attempts rate-limited");
+}
+
 #[tokio::test]
 async fn redis_down_gives_503_with_the_reason_and_everything_recovers_when_it_is_back() {
     logs::capture();
@@ -395,12 +418,13 @@ async fn redis_down_gives_503_with_the_reason_and_everything_recovers_when_it_is
     let body = resp.text().await.unwrap();
     assert!(!body.contains("x-auth-subject"), "nothing reached the app: {body}");
     logs::line_with(&id, "session store failed");
-    // A new login: 503 page, no redirect to the IdP.
+    // A new login: 503 page, no redirect to the IdP. The shared login-start counter is the
+    // first to need Redis: an attempt that cannot be counted is not made (fail closed).
     let start = a.navigate("/y", None).await;
     let id = logs::request_id(&start);
-    assert_eq!(start.status(), 503, "a login that cannot be stored is not started");
+    assert_eq!(start.status(), 503, "a login that cannot be counted and stored is not started");
     assert!(start.text().await.unwrap().contains("<html"), "a page, not an empty answer");
-    logs::line_with(&id, "cannot store pending login");
+    logs::line_with(&id, "session store unavailable: the attempt cannot be counted (fail closed)");
     // /readyz says why.
     let (status, ready) = readyz(a.ops).await;
     assert_eq!(status, 503);
@@ -465,7 +489,7 @@ async fn an_acl_user_limited_to_the_stores_commands_and_keys_works_and_a_wrong_p
     let mut conn = redis.conn().await;
     // What the store needs, nothing more: its key prefix, its channel, these commands.
     let acl = "reset on >s3cret-pw resetkeys ~aisgate:* resetchannels &aisgate:* -@all +@connection \
-               +get +set +del +getdel +pexpire +sadd +srem +sunion +evalsha +script|load +publish +subscribe +multi +exec";
+               +get +set +del +getdel +incr +exists +pexpire +sadd +srem +sunion +zadd +zrem +zrangebyscore +zcard +evalsha +script|load +publish +subscribe +multi +exec";
     let _: () = redis::cmd("ACL")
         .arg("SETUSER")
         .arg("aisgate")
@@ -531,62 +555,6 @@ async fn tls_to_redis_trusts_the_configured_ca_only() {
     let (_, ready) = readyz(b.ops).await;
     let detail = ready["session_store"]["detail"].as_str().unwrap_or_default().to_lowercase();
     assert!(detail.contains("certificate"), "{ready}");
-}
-
-/// A `redis-sentinel` monitoring `master` as `mymaster` (quorum 1, quick failure detection).
-struct Sentinel {
-    port: u16,
-    _dir: tempfile::TempDir,
-    child: Child,
-}
-
-impl Sentinel {
-    async fn start(master: &Redis) -> Option<Sentinel> {
-        let Some(binary) = which("redis-sentinel") else {
-            assert!(
-                std::env::var_os("AISGATE_REQUIRE_PEERS").is_none(),
-                "redis-sentinel is required (apt-get install redis-sentinel)"
-            );
-            eprintln!("SKIPPED: redis-sentinel is not installed (apt-get install redis-sentinel)");
-            return None;
-        };
-        let port = free_port();
-        let dir = tempfile::tempdir().unwrap();
-        let conf = dir.path().join("sentinel.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {}\n\
-                 sentinel monitor mymaster 127.0.0.1 {} 1\n\
-                 sentinel down-after-milliseconds mymaster 500\n\
-                 sentinel failover-timeout mymaster 3000\n",
-                dir.path().display(),
-                master.port
-            ),
-        )
-        .unwrap();
-        let child = Command::new(binary).arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-        // Owned by the guard from here on: killed and waited for on every path.
-        let sentinel = Sentinel { port, _dir: dir, child };
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return Some(sentinel);
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("redis-sentinel did not come up");
-    }
-}
-
-impl Drop for Sentinel {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()))
 }
 
 #[tokio::test]
@@ -744,10 +712,11 @@ async fn reading_a_session_is_one_round_trip_and_renews_its_idle_ttl() {
         .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
         .filter(|(_, d)| *d > 0)
         .collect();
-    // One command from the client (EVALSHA); GET and PEXPIRE run inside the script.
+    // One command from the client (EVALSHA); GET, PEXPIRE and the live set's ZADD run inside
+    // the script.
     assert_eq!(
         delta,
-        vec![("evalsha".to_owned(), 1), ("get".to_owned(), 1), ("pexpire".to_owned(), 1)],
+        vec![("evalsha".to_owned(), 1), ("get".to_owned(), 1), ("pexpire".to_owned(), 1), ("zadd".to_owned(), 1)],
         "one round trip per session read"
     );
     let ttl: i64 = redis::cmd("PTTL").arg(&name).query_async(&mut conn).await.unwrap();
@@ -835,6 +804,136 @@ async fn back_channel_logout_through_the_shared_indexes_ends_the_right_sessions_
     let mut expected = keys[..3].to_vec();
     expected.sort_by_key(|k| k.0);
     assert_eq!(heard, expected);
+}
+
+/// The shared primitives on the real server, across two store instances: a one-time id is
+/// new once; counters count per client and scope; the refresh lease is exclusive, kept past
+/// its period by renewal while held, and free again at once after release (and after expiry
+/// when its holder vanished without renewal).
+#[tokio::test]
+async fn one_time_ids_counters_and_the_refresh_lease_are_shared_by_instances() {
+    use aisgate::session::shared::{CounterScope, OnceScope, SharedState};
+    let Some(redis) = Redis::start().await else { return };
+    let (a, b) = (store(&redis, "t6:"), store(&redis, "t6:"));
+    let ttl = Duration::from_secs(60);
+    assert!(a.first_use(OnceScope::SamlAssertion, "nia", "_id1", ttl).await.unwrap());
+    assert!(!b.first_use(OnceScope::SamlAssertion, "nia", "_id1", ttl).await.unwrap(), "seen at A");
+    assert!(b.first_use(OnceScope::SamlAssertion, "other", "_id1", ttl).await.unwrap(), "per provider");
+    assert!(b.first_use(OnceScope::OidcLogoutJti, "nia", "_id1", ttl).await.unwrap(), "per scope");
+    let mut conn = redis.conn().await;
+    let names: Vec<String> = redis::cmd("KEYS").arg("t6:o:*").query_async(&mut conn).await.unwrap();
+    let left: i64 = redis::cmd("PTTL").arg(&names[0]).query_async(&mut conn).await.unwrap();
+    assert!(left > 50_000 && left <= 60_000, "kept for its window: {left} ms");
+
+    let window = Duration::from_secs(60);
+    assert_eq!(a.count_attempt(CounterScope::LoginStart, "192.0.2.1", window).await.unwrap(), 1);
+    assert_eq!(b.count_attempt(CounterScope::LoginStart, "192.0.2.1", window).await.unwrap(), 2);
+    assert_eq!(b.count_attempt(CounterScope::LoginStart, "192.0.2.2", window).await.unwrap(), 1);
+    assert_eq!(a.count_attempt(CounterScope::DirectCredentials, "192.0.2.1", window).await.unwrap(), 1);
+    let counters: Vec<String> = redis::cmd("KEYS").arg("t6:c:*").query_async(&mut conn).await.unwrap();
+    assert!(counters.iter().all(|c| !c.contains("192.0.2")), "client addresses are not readable: {counters:?}");
+
+    let key = StoreKey::of(&[9; 32]);
+    let period = Duration::from_millis(600);
+    let held = a.try_refresh_lease(&key, period).await.unwrap().expect("A takes the lease");
+    assert!(b.try_refresh_lease(&key, period).await.unwrap().is_none(), "B waits");
+    // Three periods later A still holds it: renewed while held.
+    tokio::time::sleep(period * 3).await;
+    assert!(b.try_refresh_lease(&key, period).await.unwrap().is_none(), "renewed by its holder");
+    held.release().await;
+    let again = b.try_refresh_lease(&key, period).await.unwrap().expect("released: B takes it at once");
+    again.release().await;
+    // A holder that crashed (no renewal, no release) left its lease behind: it expires.
+    let name = format!("t6:l:{}", hex(&key.0));
+    let _: () =
+        redis::cmd("SET").arg(&name).arg("crashed-holder").arg("PX").arg(200).query_async(&mut conn).await.unwrap();
+    assert!(a.try_refresh_lease(&key, period).await.unwrap().is_none(), "held by the crashed instance");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let late = a.try_refresh_lease(&key, period).await.unwrap().expect("an abandoned lease expires");
+    // A holder whose lease expired and was taken over releases nothing of the new holder's
+    // (compare-and-delete).
+    let _: () = redis::cmd("SET").arg(&name).arg("new-holder").query_async(&mut conn).await.unwrap();
+    late.release().await;
+    let holder: Option<String> = redis::cmd("GET").arg(&name).query_async(&mut conn).await.unwrap();
+    assert_eq!(holder.as_deref(), Some("new-holder"));
+}
+
+/// Issue 10 item 4: with Redis, `active_sessions` counts the live sessions of all instances
+/// (the `live` set, counted by each instance's sweep every 5 s), and a session that ends by
+/// expiry (its record gone by TTL) is announced once, by whichever instance's sweep finds it,
+/// to every instance's `ended_sessions` (WebSocket tunnels close on it).
+#[tokio::test]
+async fn active_sessions_are_counted_across_instances_and_expiries_are_announced() {
+    let Some(redis) = Redis::start().await else { return };
+    let clock = Clock::test();
+    let with_clock = |prefix: &str| {
+        let cfg: aisgate::config::RedisConfig =
+            toml::from_str(&format!("url = \"{}\"\nkey_prefix = \"{prefix}\"\ntimeout_ms = 500\n", redis.url()))
+                .unwrap();
+        let opts = RedisStoreOptions {
+            idle: Duration::from_secs(600),
+            login_ttl: Duration::from_secs(60),
+            absolute: Duration::from_secs(3600),
+            apps: 1,
+            clock: clock.clone(),
+        };
+        RedisStore::new(&cfg, keyring().record_keys(), opts, &|_| None).unwrap()
+    };
+    let (a, b) = (with_clock("t7:"), with_clock("t7:"));
+    let now = clock.now_unix();
+    let session = |sub: &str| {
+        let identity = Identity { provider: "jip".into(), subject: sub.into(), ..Identity::default() };
+        Arc::new(Session::new(identity, aisgate::provider::LogoutState::None, 3600, 1, now))
+    };
+    let keys: Vec<StoreKey> = (30u8..33).map(|i| StoreKey::of(&[i; 32])).collect();
+    for (i, key) in keys.iter().enumerate() {
+        a.save(*key, session(&format!("user{i}"))).await.unwrap();
+    }
+    // Both instances count A's sessions (within one sweep period).
+    let counted = |want: u64| {
+        let (a, b) = (&a, &b);
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
+            while a.active_sessions() != want || b.active_sessions() != want {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "counts {} and {}, want {want}",
+                    a.active_sessions(),
+                    b.active_sessions()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    counted(3).await;
+    b.remove(&keys[0]).await.unwrap();
+    counted(2).await;
+
+    // keys[1]'s record expires (Redis drops it by TTL; here at once) and the clock passes its
+    // idle end: a sweep announces it at both instances, exactly once, and the count drops.
+    let (mut at_a, mut at_b) = (a.ended_sessions(), b.ended_sessions());
+    let mut conn = redis.conn().await;
+    let _: () = redis::cmd("DEL").arg(format!("t7:s:{}", hex(&keys[1].0))).query_async(&mut conn).await.unwrap();
+    clock.advance(Duration::from_secs(601));
+    for ended in [&mut at_a, &mut at_b] {
+        let heard = tokio::time::timeout(Duration::from_secs(12), async {
+            // (keys[0]'s logout may still be on its way from the channel.)
+            loop {
+                match ended.recv().await {
+                    Ok(key) if key == keys[0] => continue,
+                    other => return other.ok(),
+                }
+            }
+        })
+        .await;
+        assert_eq!(heard.ok().flatten(), Some(keys[1]), "the expiry is announced");
+    }
+    // keys[2] is past its idle end by this clock too, but its record is still in Redis: not
+    // announced, still counted.
+    counted(1).await;
+    let live: Vec<String> = redis::cmd("ZRANGE").arg("t7:live").arg(0).arg(-1).query_async(&mut conn).await.unwrap();
+    assert_eq!(live, vec![hex(&keys[2].0)]);
+    assert!(at_a.try_recv().is_err() && at_b.try_recv().is_err(), "announced once");
 }
 
 #[test]

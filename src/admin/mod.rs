@@ -19,6 +19,10 @@
 //! `.merge(crate::reload::admin_routes())` for `POST /admin/reload`). Everything merged there
 //! sits behind the same bearer-token check; nothing else is needed for authentication.
 
+pub mod cli;
+pub mod maintenance;
+mod sessions;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -127,17 +131,37 @@ pub fn router(gw: Arc<Gateway>) -> Router {
     let Some(auth) = gw.admin.clone() else {
         return Router::new();
     };
-    let routes: Router<Arc<Gateway>> = Router::new().merge(crate::reload::admin_routes());
-    // Other modules' admin routes: one `.merge(…)` line each, above this comment.
-    routes.layer(axum::middleware::from_fn_with_state(Arc::new(auth), require_token)).with_state(gw)
+    let routes: Router<Arc<Gateway>> = Router::new()
+        // `/admin/sessions…`, `/admin/maintenance…`
+        .merge(sessions::routes())
+        // `POST /admin/reload`
+        .merge(crate::reload::admin_routes());
+    // Other modules' admin routes: one `.merge(…)` line each, above the `;`.
+    let guard = Arc::new(Guard { auth, audit: gw.audit.clone() });
+    routes.layer(axum::middleware::from_fn_with_state(guard, require_token)).with_state(gw)
 }
 
-/// `401` unless the request carries the admin token.
-async fn require_token(State(auth): State<Arc<AdminAuth>>, req: Request, next: Next) -> Response {
-    if auth.accepts(req.headers()) {
+/// What the token check needs: the credential, and the audit sink for refusals.
+struct Guard {
+    auth: AdminAuth,
+    audit: crate::audit::Audit,
+}
+
+/// `401` unless the request carries the admin token. A refusal is logged and audited
+/// (`admin_action` `authenticate`, result `refused`; the path is not recorded: it is the
+/// caller's text).
+async fn require_token(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    if guard.auth.accepts(req.headers()) {
         return next.run(req).await;
     }
     tracing::warn!(path = %req.uri().path(), "admin API request without a valid token");
+    guard.audit.emit(crate::audit::Event::AdminAction {
+        origin: crate::audit::Origin::none(),
+        action: "authenticate",
+        target: None,
+        sessions_ended: None,
+        result: crate::audit::Outcome::Refused,
+    });
     unauthorized()
 }
 

@@ -175,7 +175,8 @@ pub enum Event<'a> {
         origin: Origin<'a>,
         /// Who initiated it.
         by: LogoutBy,
-        /// The provider (of the session, or the IdP that asked).
+        /// The IdP that asked, for an IdP-initiated logout. `None` for a user's logout, whose
+        /// `subject` carries the provider (one `provider` key per record).
         #[serde(skip_serializing_if = "Option::is_none")]
         provider: Option<&'a str>,
         /// The user, for a logout by the user.

@@ -83,7 +83,7 @@ struct Inner {
 
 /// State shared by the handles and the writer thread.
 struct Shared {
-    /// Set by [`Audit::reopen`]; the writer reopens before its next write.
+    /// Set by [`Audit::reopen`] when the queue is full; the writer reopens before its next write.
     reopen: AtomicBool,
     /// Events are being dropped (warned about once per episode).
     dropping: AtomicBool,
@@ -228,12 +228,16 @@ impl Audit {
     }
 
     /// Reopens the audit file (after the operator renamed it for rotation) and reconnects to
-    /// syslog, before the next event is written. Never blocks: the writer does it.
+    /// syslog: events emitted before this call are written to the old file, events after it
+    /// to the new one. Never blocks: the writer does it. If the new file cannot be opened the
+    /// old handle stays (events go on into the renamed file), the error is logged and counted.
     pub fn reopen(&self) {
         let Some(inner) = &self.inner else { return };
-        inner.shared.reopen.store(true, Ordering::Release);
-        // Best effort: when the queue is full the writer sees the flag at its next event.
-        let _ = inner.tx.try_send(sink::Msg::Wake);
+        // In order: events emitted before go to the old file, events after to the new one.
+        // With the queue full, the flag makes the writer reopen before its next event.
+        if let Err(TrySendError::Full(_)) = inner.tx.try_send(sink::Msg::Reopen) {
+            inner.shared.reopen.store(true, Ordering::Release);
+        }
     }
 
     /// Waits until every event emitted before this call was written, at most `timeout`;

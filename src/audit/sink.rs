@@ -36,8 +36,8 @@ pub(super) struct Entry {
 pub(super) enum Msg {
     /// Write this.
     Entry(Entry),
-    /// Look at the reopen flag now (sent best effort; the flag is checked before every write).
-    Wake,
+    /// Reopen the file (and reconnect to syslog) before what comes next.
+    Reopen,
     /// Answer once everything before this was written.
     Flush(Sender<()>),
 }
@@ -71,7 +71,7 @@ impl Sinks {
             }
             match msg {
                 Msg::Entry(entry) => self.write(&entry, &shared),
-                Msg::Wake => {}
+                Msg::Reopen => self.reopen(&shared),
                 Msg::Flush(done) => {
                     let _ = done.send(());
                 }

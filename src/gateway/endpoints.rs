@@ -18,12 +18,14 @@ use super::request::{clear_cookie, set_cookie, set_login_cookie_cross_site, Requ
 use super::rescue;
 use super::route::{self, App};
 use super::{Gateway, RESERVED_PREFIX};
+use crate::audit::{EndReason, Event, LogoutBy, Outcome, SessionRef, Subject};
 use crate::http::canonical_path::CanonicalPath;
 use crate::http::return_url::ReturnUrl;
 use crate::ops::metrics::LoginResult;
 use crate::pages::{self, ErrorKind, ProviderChoice};
 use crate::provider::{BrowserStep, CommonReason, PendingState, ProtocolState, ProviderError, Reason, Side};
 use crate::session::keyring::Purpose;
+use crate::session::shared::CounterScope;
 use crate::session::{random_id, PendingLogin, Session, StoreKey};
 
 type Gw = State<Arc<Gateway>>;
@@ -183,15 +185,16 @@ pub async fn start_login_at(
         gw.clock.now_unix(),
     ) else {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, "login loop: too many logins started by this browser");
-        audit_refused(info, gw.providers[index].name(), "loop_protection");
+        audit_refused(gw, info, gw.providers[index].name(), "loop_protection");
         return rescue::error(ErrorKind::TooManyRequests, info, None);
     };
     // Every start stores a pending login: one address may not fill the store (issue 15 item 2).
-    let verdict = gw.login_start_limiter.check(info.client_ip);
+    let verdict =
+        gw.login_start_limiter.check_shared(info.client_ip, gw.shared.as_deref(), CounterScope::LoginStart).await;
     if !verdict.allowed() {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, reason = verdict.reason(), "login starts rate-limited");
-        audit_refused(info, gw.providers[index].name(), "login_start_rate_limited");
-        return rescue::error(ErrorKind::TooManyRequests, info, None);
+        audit_refused(gw, info, gw.providers[index].name(), "login_start_rate_limited");
+        return rescue::error(limited_page(verdict), info, None);
     }
     let provider = &gw.providers[index];
     let mut ctx = gw.login_context(provider.name());
@@ -292,7 +295,7 @@ fn credentials_at_callback(
         return None;
     }
     tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, "one-time credentials sent to the callback refused (only the direct form redeems them)");
-    audit_refused(info, provider, "credentials_at_callback");
+    audit_refused(gw, info, provider, "credentials_at_callback");
     let form = format!("{RESERVED_PREFIX}direct/{provider}");
     Some(rescue::error(ErrorKind::LoginNotInitiated, info, Some(&form)))
 }
@@ -349,11 +352,12 @@ async fn direct_submit(
     if gw.provider(&provider).and_then(|(_, p)| p.direct_generator_url()).is_none() {
         return rescue::error(ErrorKind::NotFound, &info, None);
     }
-    let verdict = gw.direct_limiter.check(info.client_ip);
+    let verdict =
+        gw.direct_limiter.check_shared(info.client_ip, gw.shared.as_deref(), CounterScope::DirectCredentials).await;
     if !verdict.allowed() {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, reason = verdict.reason(), "one-time credential attempts rate-limited");
-        audit_refused(&info, &provider, "rate_limited");
-        return rescue::error(ErrorKind::TooManyRequests, &info, None);
+        audit_refused(&gw, &info, &provider, "rate_limited");
+        return rescue::error(limited_page(verdict), &info, None);
     }
     let params: Vec<(String, String)> = url::form_urlencoded::parse(&form).into_owned().collect();
     let handle = super::cookies::login_handle(&gw, &headers, &info);
@@ -363,7 +367,7 @@ async fn direct_submit(
     };
     if !csrf_ok {
         tracing::warn!(request_id = info.id(), client = %info.client_ip, provider, "one-time credential form without a valid CSRF token");
-        audit_refused(&info, &provider, "csrf_mismatch");
+        audit_refused(&gw, &info, &provider, "csrf_mismatch");
         let return_to = fallback_return(&gw, &provider, &query_pairs(query.as_deref()), &headers);
         return rescue::error(ErrorKind::LoginNotInitiated, &info, Some(&restart_url(&provider, &return_to)));
     }
@@ -491,42 +495,78 @@ async fn finish_login_for(
     // A fresh id on every login; any previous session of this browser is destroyed
     // (session fixation). After a step-up this replaces the lower-LoA session.
     if let Some(old) = super::cookies::session_id(gw, headers, info) {
-        let _ = gw.store.remove(&StoreKey::of(&old)).await;
+        let old = StoreKey::of(&old);
+        if let Ok(Some(replaced)) = gw.store.remove(&old).await {
+            gw.audit.emit(Event::SessionEnd {
+                origin: info.audit_origin(),
+                reason: EndReason::Replaced,
+                subject: Subject(&replaced.identity),
+                session: SessionRef(&old),
+            });
+        }
     }
     let id = random_id();
     let key = StoreKey::of(&id);
     let identity = authenticated.identity;
+    // Re-validate: the stored value passed ReturnUrl at login start, but never trust storage.
+    let target = ReturnUrl::parse(&pending.return_to).unwrap_or_else(|_| ReturnUrl::root());
+    let session = Arc::new(
+        Session::new(
+            identity,
+            authenticated.logout_state,
+            gw.absolute_timeout_secs,
+            gw.apps.len(),
+            gw.clock.now_unix(),
+        )
+        .with_tokens(authenticated.tokens)
+        .with_app(app_at(gw, &target, headers).map(|app| app.name.clone())),
+    );
+    if let Err(e) = gw.store.save(key, session.clone()).await {
+        tracing::error!(request_id = info.id(), error = %e, "cannot store session");
+        return rescue::error(ErrorKind::SessionStoreUnavailable, info, None);
+    }
+    let identity = &session.identity;
     tracing::info!(
-        target: "aisgate::audit",
-        event = "login",
         request_id = info.id(),
         provider = provider_name,
         session = %key.log_label(),
         user = %identity.log_label(),
         loa = identity.loa.map_or("-", |l| l.as_str()),
         method = identity.auth_method.as_deref().unwrap_or("-"),
-        result = "success",
+        "login succeeded",
     );
-    let session = Session::new(
-        identity,
-        authenticated.logout_state,
-        gw.absolute_timeout_secs,
-        gw.apps.len(),
-        gw.clock.now_unix(),
+    gw.audit.emit(Event::LoginSuccess {
+        origin: info.audit_origin(),
+        subject: Subject(identity),
+        session: SessionRef(&key),
+        required_loa: pending.min_loa.map(|l| l.as_str()),
+    });
+    // The newest login wins: beyond the per-user limit the user's oldest sessions end. The
+    // login itself stands even if that fails (the limit is enforced at the next login).
+    if let Err(e) = crate::session::users::enforce_limit(
+        gw.store.as_ref(),
+        &gw.audit,
+        info.audit_origin(),
+        key,
+        &session,
+        gw.max_sessions_per_user,
     )
-    .with_tokens(authenticated.tokens);
-    if let Err(e) = gw.store.save(key, Arc::new(session)).await {
-        tracing::error!(request_id = info.id(), error = %e, "cannot store session");
-        return rescue::error(ErrorKind::SessionStoreUnavailable, info, None);
+    .await
+    {
+        tracing::error!(request_id = info.id(), error = %e, "cannot apply max_sessions_per_user");
     }
     gw.metrics.provider(index).login(LoginResult::Success);
-    // Re-validate: the stored value passed ReturnUrl at login start, but never trust storage.
-    let target = ReturnUrl::parse(&pending.return_to).unwrap_or_else(|_| ReturnUrl::root());
     let mut resp = with_cleared_login(gw, rescue::redirect(target.as_str()));
     let value = gw.keyring.seal(Purpose::Session, &id);
     resp.headers_mut().append(SET_COOKIE, set_cookie(&gw.cookie_name, &value, None, gw.cookie_secure));
     resp.headers_mut().append(SET_COOKIE, clear_cookie(&gw.loop_cookie_name, gw.cookie_secure));
     resp
+}
+
+/// The app serving `target` on this host (for a login: the app it was made for).
+fn app_at<'g>(gw: &'g Gateway, target: &ReturnUrl, headers: &HeaderMap) -> Option<&'g App> {
+    let path = CanonicalPath::parse(target.path()).ok()?;
+    route::find(&gw.apps, &request_host(headers), &crate::http::path_forms::PathForms::new(&path))
 }
 
 /// A callback that cannot be finished (no pre-login cookie, or its login already used) in a
@@ -547,8 +587,7 @@ async fn already_logged_in(
     if session.identity.provider != provider {
         return None;
     }
-    let path = CanonicalPath::parse(return_to.path()).ok()?;
-    let app = route::find(&gw.apps, &request_host(headers), &crate::http::path_forms::PathForms::new(&path))?;
+    let app = app_at(gw, return_to, headers)?;
     if !app.accepts_provider(&gw.providers, provider) {
         return None;
     }
@@ -614,7 +653,7 @@ fn record_failure(
         }
     }
     let result = e.metric_result();
-    tracing::info!(target: "aisgate::audit", event = "login", request_id = info.id(), provider, result = result.as_str(), reason);
+    audit_login_failure(gw, info, provider, result, reason);
     let metrics = gw.metrics.provider(index);
     metrics.login(result);
     metrics.refusal(reason);
@@ -623,7 +662,7 @@ fn record_failure(
 /// Audits and counts a login the gateway refused by its own check (the caller logs the
 /// detail): `result="refused"` and the reason label, like a provider's refusal.
 fn gateway_refusal(gw: &Gateway, index: usize, provider: &str, reason: CommonReason, info: &RequestInfo) {
-    tracing::info!(target: "aisgate::audit", event = "login", request_id = info.id(), provider, result = "refused", reason = reason.label());
+    audit_login_failure(gw, info, provider, LoginResult::Refused, reason.label());
     let metrics = gw.metrics.provider(index);
     metrics.login(LoginResult::Refused);
     metrics.refusal(reason.label());
@@ -631,8 +670,21 @@ fn gateway_refusal(gw: &Gateway, index: usize, provider: &str, reason: CommonRea
 
 /// Audits a request the gateway refused before any provider step (not a login attempt at the
 /// IdP, so not counted in `aisgate_logins_total`); `reason` is a bounded `snake_case` label.
-fn audit_refused(info: &RequestInfo, provider: &str, reason: &'static str) {
-    tracing::info!(target: "aisgate::audit", event = "login", request_id = info.id(), provider, result = "refused", reason);
+fn audit_refused(gw: &Gateway, info: &RequestInfo, provider: &str, reason: &'static str) {
+    audit_login_failure(gw, info, provider, LoginResult::Refused, reason);
+}
+
+/// The `login_failure` audit event: `result` as `aisgate_logins_total`, `reason` the bounded
+/// label.
+fn audit_login_failure(gw: &Gateway, info: &RequestInfo, provider: &str, result: LoginResult, reason: &'static str) {
+    let protocol = gw.provider(provider).and_then(|(index, _)| gw.protocol_of(index));
+    gw.audit.emit(Event::LoginFailure {
+        origin: info.audit_origin(),
+        provider,
+        protocol,
+        result: result.as_str(),
+        reason,
+    });
 }
 
 fn with_cleared_login(gw: &Gateway, mut resp: Response<Body>) -> Response<Body> {
@@ -653,6 +705,9 @@ pub struct LogoutRequest {
     pub cancel: Option<String>,
     /// "Log in with another account": after the logout, a login to this URL starts.
     pub switch_to: Option<ReturnUrl>,
+    /// "Log out everywhere" (`everywhere=1`): every session of this user at this provider
+    /// ends, on every instance, not only this browser's.
+    pub everywhere: bool,
 }
 
 impl LogoutRequest {
@@ -662,7 +717,7 @@ impl LogoutRequest {
         let back = param(params, "return").and_then(|r| ReturnUrl::parse(r).ok());
         let switch_to = back.clone().filter(|_| param(params, "switch") == Some("1"));
         let cancel = back.map(ReturnUrl::into_string).or_else(|| home.map(str::to_owned));
-        LogoutRequest { cancel, switch_to }
+        LogoutRequest { cancel, switch_to, everywhere: param(params, "everywhere") == Some("1") }
     }
 }
 
@@ -683,6 +738,9 @@ pub async fn logout_response(
         if let Some(to) = &request.switch_to {
             action = gw.url(&switch_account_url(to.as_str()));
         }
+        if request.everywhere {
+            action.push_str(if action.contains('?') { "&everywhere=1" } else { "?everywhere=1" });
+        }
         let page = pages::logout_confirm_page(&action, request.cancel.as_deref(), info.lang());
         return rescue::html(StatusCode::OK, page);
     }
@@ -693,7 +751,27 @@ pub async fn logout_response(
         let key = StoreKey::of(&id);
         match gw.store.remove(&key).await {
             Ok(Some(session)) => {
-                tracing::info!(target: "aisgate::audit", event = "logout", request_id = info.id(), session = %key.log_label(), user = %session.identity.log_label());
+                tracing::info!(request_id = info.id(), session = %key.log_label(), user = %session.identity.log_label(), "logged out");
+                let (origin, subject, session_ref) =
+                    (info.audit_origin(), Subject(&session.identity), SessionRef(&key));
+                gw.audit.emit(Event::Logout {
+                    origin,
+                    by: LogoutBy::User,
+                    provider: None,
+                    subject: Some(subject),
+                    session: Some(session_ref),
+                    sessions_ended: 1,
+                    result: Outcome::Success,
+                    reason: None,
+                });
+                gw.audit.emit(Event::SessionEnd { origin, reason: EndReason::Logout, subject, session: session_ref });
+                if request.everywhere && !log_out_everywhere(gw, &session, info).await {
+                    // The user asked for all devices: saying "logged out" while other
+                    // sessions live on would mislead. This browser's session is gone.
+                    let mut resp = rescue::error(ErrorKind::SessionStoreUnavailable, info, None);
+                    resp.headers_mut().append(SET_COOKIE, clear_cookie(&gw.cookie_name, gw.cookie_secure));
+                    return resp;
+                }
                 if let Some((_, provider)) = gw.provider(&session.identity.provider) {
                     let (found, bound) =
                         super::logout_return::provider_logout(gw, provider.as_ref(), &session.logout_state).await;
@@ -749,6 +827,35 @@ pub async fn logout_response(
     resp
 }
 
+/// Ends every other session of the user of `session` (at its provider), on every instance:
+/// the store announces each end, so tunnels close and other instances drop their copies.
+/// Returns whether that worked.
+async fn log_out_everywhere(gw: &Gateway, session: &Session, info: &RequestInfo) -> bool {
+    let id = &session.identity;
+    let ended = gw.store.remove_for_subject(&id.provider, Some(&id.subject), None).await;
+    let (sessions_ended, result, reason) = match &ended {
+        Ok(n) => {
+            tracing::info!(request_id = info.id(), user = %id.log_label(), ended = n, "logged out everywhere");
+            (*n, Outcome::Success, "everywhere")
+        }
+        Err(e) => {
+            tracing::error!(request_id = info.id(), user = %id.log_label(), error = %e, "cannot end the user's other sessions");
+            (0, Outcome::Error, "everywhere_store_unavailable")
+        }
+    };
+    gw.audit.emit(Event::Logout {
+        origin: info.audit_origin(),
+        by: LogoutBy::User,
+        provider: None,
+        subject: Some(Subject(id)),
+        session: None,
+        sessions_ended,
+        result,
+        reason: Some(reason),
+    });
+    ended.is_ok()
+}
+
 async fn logout(
     State(gw): Gw,
     Extension(info): Extension<RequestInfo>,
@@ -762,6 +869,8 @@ async fn logout(
 
 /// A JSON error answer of the back-channel logout endpoint (§2.8: `400` with an OAuth-style
 /// error), never cached.
+const BACK_CHANNEL: LogoutBy = LogoutBy::BackChannel;
+
 fn backchannel_answer(status: StatusCode, error: Option<&str>) -> Response<Body> {
     let body = error.map_or_else(Body::empty, |e| Body::from(serde_json::json!({ "error": e }).to_string()));
     let mut resp = Response::new(body);
@@ -774,9 +883,26 @@ fn backchannel_answer(status: StatusCode, error: Option<&str>) -> Response<Body>
     resp
 }
 
-fn audit_backchannel(info: &RequestInfo, provider: &str, ended: usize, result: &str) {
-    // The token itself is never logged: it is a bearer credential for ending sessions.
-    tracing::info!(target: "aisgate::audit", event = "backchannel_logout", request_id = info.id(), provider, sessions_ended = ended, result);
+/// The `logout` audit event of an IdP-initiated logout (back-channel or through the browser);
+/// `reason` is the bounded label of a refusal or failure.
+pub(super) fn audit_idp_logout(
+    gw: &Gateway,
+    info: &RequestInfo,
+    (by, provider): (LogoutBy, &str),
+    ended: usize,
+    (result, reason): (Outcome, Option<&'static str>),
+) {
+    // The token or message itself is never logged: it is a bearer credential for ending sessions.
+    gw.audit.emit(Event::Logout {
+        origin: info.audit_origin(),
+        by,
+        provider: Some(provider),
+        subject: None,
+        session: None,
+        sessions_ended: ended,
+        result,
+        reason,
+    });
 }
 
 /// `POST /.aisgate/backchannel-logout/{provider}`: OpenID Connect Back-Channel Logout 1.0.
@@ -804,7 +930,7 @@ async fn backchannel_logout(
             provider = provider_name,
             "back-channel logout without a logout_token form field"
         );
-        audit_backchannel(&info, &provider_name, 0, "refused");
+        audit_idp_logout(&gw, &info, (BACK_CHANNEL, &provider_name), 0, (Outcome::Refused, Some("missing_token")));
         return backchannel_answer(StatusCode::BAD_REQUEST, Some("invalid_request"));
     };
     let target = match provider.verify_logout_token(token).await {
@@ -812,23 +938,23 @@ async fn backchannel_logout(
         Err(e) if e.side() == Side::Outage => {
             // Our side cannot verify now (no discovery or keys): the IdP may retry later.
             tracing::error!(request_id = info.id(), provider = provider_name, reason = e.label(), error = %e, "back-channel logout could not be verified");
-            audit_backchannel(&info, &provider_name, 0, "error");
+            audit_idp_logout(&gw, &info, (BACK_CHANNEL, &provider_name), 0, (Outcome::Error, Some(e.label())));
             return backchannel_answer(StatusCode::SERVICE_UNAVAILABLE, Some("temporarily_unavailable"));
         }
         Err(e) => {
             tracing::warn!(request_id = info.id(), provider = provider_name, reason = e.label(), error = %e, "back-channel logout token refused");
-            audit_backchannel(&info, &provider_name, 0, "refused");
+            audit_idp_logout(&gw, &info, (BACK_CHANNEL, &provider_name), 0, (Outcome::Refused, Some(e.label())));
             return backchannel_answer(StatusCode::BAD_REQUEST, Some("invalid_request"));
         }
     };
     match gw.store.remove_for_subject(&provider_name, target.subject.as_deref(), target.sid.as_deref()).await {
         Ok(ended) => {
-            audit_backchannel(&info, &provider_name, ended, "success");
+            audit_idp_logout(&gw, &info, (BACK_CHANNEL, &provider_name), ended, (Outcome::Success, None));
             backchannel_answer(StatusCode::OK, None)
         }
         Err(e) => {
             tracing::error!(request_id = info.id(), provider = provider_name, error = %e, "cannot end sessions for back-channel logout");
-            audit_backchannel(&info, &provider_name, 0, "error");
+            audit_idp_logout(&gw, &info, (BACK_CHANNEL, &provider_name), 0, (Outcome::Error, Some("session_store")));
             backchannel_answer(StatusCode::SERVICE_UNAVAILABLE, Some("temporarily_unavailable"))
         }
     }
@@ -837,4 +963,12 @@ async fn backchannel_logout(
 /// The login URL for an unauthenticated request to `return_to`.
 pub fn login_path(return_to: &str) -> String {
     login_url(return_to)
+}
+
+/// The page of a refused attempt: 429, or 503 when the shared store could not count it.
+fn limited_page(verdict: super::rate_limit::Verdict) -> ErrorKind {
+    match verdict {
+        super::rate_limit::Verdict::Unavailable => ErrorKind::SessionStoreUnavailable,
+        _ => ErrorKind::TooManyRequests,
+    }
 }

@@ -13,6 +13,7 @@ use super::request::{clear_cookie, is_navigation, remove_cookies, set_forwarded,
 use super::rescue;
 use super::route::{self, App};
 use super::{Gateway, RESERVED_PREFIX};
+use crate::audit::{EndReason, Event, SessionRef, Subject};
 use crate::config::Unauthenticated;
 use crate::http::canonical_path::CanonicalPath;
 use crate::http::path_forms::PathForms;
@@ -21,7 +22,7 @@ use crate::listen::conn::ConnSlot;
 use crate::ops::metrics::UpstreamErrorKind;
 use crate::pages::ErrorKind;
 use crate::provider::{CommonReason, ProviderError};
-use crate::session::tokens::TokenError;
+use crate::session::tokens::{TokenError, UpstreamTokens};
 use crate::session::{Session, StoreKey};
 use crate::upstream::body::{BodyFault, BodyWatch, WatchedBody};
 use crate::upstream::upgrade::{self, Requested};
@@ -130,6 +131,11 @@ async fn app_request(
     info: &RequestInfo,
 ) -> Response<Body> {
     let path = forms.canonical();
+    if let Some(notice) = gw.maintenance.notice(&app.name) {
+        // Maintenance (admin API): nothing reaches the upstream, sessions are not even read.
+        tracing::debug!(request_id = info.id(), app = %app.name, "app in maintenance: 503");
+        return rescue::maintenance(&notice, info);
+    }
     // Hop-by-hop headers go first: a client could otherwise list `X-Auth-Subject` in
     // `Connection` and have the gateway delete the identity headers it sets below.
     // Upgrades only to protocols the app allows; anything else goes upstream as a plain request.
@@ -151,7 +157,7 @@ async fn app_request(
 
     if app.is_logout(forms) {
         // "Cancel" on a cross-site logout confirmation goes back to this app.
-        let request = endpoints::LogoutRequest { cancel: Some(app.path_prefix.clone()), switch_to: None };
+        let request = endpoints::LogoutRequest { cancel: Some(app.path_prefix.clone()), ..Default::default() };
         return endpoints::logout_response(gw, req.method(), req.headers(), info, request).await;
     }
 
@@ -176,31 +182,37 @@ async fn app_request(
     };
 
     if let Some((key, session)) = &session {
-        if let Err(denied) = app.authorize(forms, &session.identity) {
+        if let Err((rule, denied)) = app.authorize_rule(forms, &session.identity) {
             let (method, headers, query) = (req.method(), req.headers(), req.uri().query());
             if let Some(resp) = step_up(gw, app, (method, headers, query), forms, session, info).await {
                 return resp;
             }
             tracing::warn!(request_id = info.id(), app = %app.name, user = %session.identity.log_label(), reason = ?denied, "access denied");
+            gw.audit.emit(Event::AccessDenied {
+                origin: info.audit_origin(),
+                app: &app.name,
+                rule,
+                denied: denied.label(),
+                subject: Subject(&session.identity),
+            });
             return forbidden(gw, &session.identity, return_url(path, req.uri().query()), info);
         }
         add_identity_headers(gw, app, session, &mut req);
         if app.upstream_bearer {
-            let issued = session.upstream_tokens.get().map(|t| t.issued_at);
-            match bearer(gw, session).await {
+            match bearer(gw, key, session, info).await {
                 Ok(Some(value)) => {
                     req.headers_mut().insert(AUTHORIZATION, value);
-                    // Refreshed: a shared store must keep the new (possibly rotated) tokens.
-                    if session.upstream_tokens.get().map(|t| t.issued_at) != issued {
-                        if let Err(e) = gw.store.tokens_refreshed(key, session).await {
-                            tracing::error!(request_id = info.id(), error = %e, "cannot store refreshed tokens");
-                        }
-                    }
                 }
                 Ok(None) => {}
                 Err(TokenError::Ended) => {
                     // The IdP ended the grant: so does the gateway, and the user logs in again.
-                    tracing::info!(target: "aisgate::audit", event = "session_end", request_id = info.id(), session = %key.log_label(), user = %session.identity.log_label(), reason = "token refresh refused");
+                    tracing::info!(request_id = info.id(), session = %key.log_label(), user = %session.identity.log_label(), "token refresh refused: session ends");
+                    gw.audit.emit(Event::SessionEnd {
+                        origin: info.audit_origin(),
+                        reason: EndReason::Revoked,
+                        subject: Subject(&session.identity),
+                        session: SessionRef(key),
+                    });
                     if let Err(e) = gw.store.remove(key).await {
                         tracing::error!(request_id = info.id(), error = %e, "cannot remove session");
                     }
@@ -239,6 +251,13 @@ async fn step_up(
     let provider = able.iter().copied().find(|p| *p == session.identity.provider).or(able.first().copied())?;
     let return_to = return_url(path, query);
     tracing::info!(request_id = info.id(), app = %app.name, user = %session.identity.log_label(), required = loa.as_str(), provider, "step-up login");
+    gw.audit.emit(Event::StepUp {
+        origin: info.audit_origin(),
+        app: &app.name,
+        required_loa: loa.as_str(),
+        via: provider,
+        subject: Subject(&session.identity),
+    });
     if is_navigation(method, headers) {
         return Some(endpoints::start_login_at(gw, app, Some(provider), Some(loa), return_to, headers, info).await);
     }
@@ -372,18 +391,62 @@ const REFRESH_MARGIN_SECS: u64 = 60;
 
 /// The `Authorization: Bearer` value for the session's access token, refreshed (once, for all
 /// concurrent requests of the session) when it is about to expire.
-async fn bearer(gw: &Gateway, session: &Session) -> Result<Option<HeaderValue>, TokenError> {
+/// The `Authorization` value for an `upstream_bearer` app, refreshing the tokens when due:
+/// single flight within this instance (the session's token slot) and, with a shared store,
+/// across instances (a lease in the store; see `session::shared::refresh_across_instances`).
+/// Tokens this request refreshed are stored before the lease is released, so no instance
+/// refreshes again with a refresh token the IdP may have rotated away.
+async fn bearer(
+    gw: &Gateway,
+    key: &StoreKey,
+    session: &Arc<Session>,
+    info: &RequestInfo,
+) -> Result<Option<HeaderValue>, TokenError> {
     let Some((_, provider)) = gw.provider(&session.identity.provider) else { return Ok(None) };
+    let now = gw.clock.now_unix();
+    let provider_refresh = |old: UpstreamTokens| async move {
+        match provider.token_refresh() {
+            Some(refresh) => refresh.refresh_tokens(&old).await,
+            None => Err(ProviderError::with_context(CommonReason::Unsupported, "token refresh")),
+        }
+    };
+    let mut held = None;
+    let mut refreshed_here = false;
     let token = session
         .upstream_tokens
-        .access_token(gw.clock.now_unix(), REFRESH_MARGIN_SECS, |old| async move {
-            match provider.token_refresh() {
-                Some(refresh) => refresh.refresh_tokens(&old).await,
-                None => Err(ProviderError::with_context(CommonReason::Unsupported, "token refresh")),
+        .access_token(now, REFRESH_MARGIN_SECS, |old| async {
+            match &gw.shared {
+                None => {
+                    refreshed_here = true;
+                    provider_refresh(old).await
+                }
+                Some(shared) => {
+                    let both = (shared.as_ref(), gw.store.as_ref());
+                    let (tokens, here) = crate::session::shared::refresh_across_instances(
+                        both,
+                        key,
+                        old,
+                        (now, REFRESH_MARGIN_SECS),
+                        &mut held,
+                        provider_refresh,
+                    )
+                    .await?;
+                    refreshed_here = here;
+                    Ok(tokens)
+                }
             }
         })
-        .await?;
-    Ok(token.and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok()).map(|mut v| {
+        .await;
+    if refreshed_here && token.is_ok() {
+        // A shared store must keep the new (possibly rotated) tokens, before the lease goes.
+        if let Err(e) = gw.store.tokens_refreshed(key, session).await {
+            tracing::error!(request_id = info.id(), error = %e, "cannot store refreshed tokens");
+        }
+    }
+    if let Some(lease) = held {
+        lease.release().await;
+    }
+    Ok(token?.and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok()).map(|mut v| {
         v.set_sensitive(true);
         v
     }))

@@ -45,6 +45,7 @@ use crate::ops::metrics::Metrics;
 use crate::provider::Provider;
 use crate::session::keyring::Keyring;
 use crate::session::memory::MemoryStore;
+use crate::session::shared::SharedState;
 use crate::session::SessionStore;
 use crate::upstream::UpstreamClient;
 
@@ -73,6 +74,9 @@ pub struct Gateway {
     pub providers: Vec<Arc<dyn Provider>>,
     /// Session store.
     pub store: Arc<dyn SessionStore>,
+    /// What instances share besides sessions (replay caches, attempt counters, refresh
+    /// leases): the Redis store; `None` with the memory store (each instance keeps its own).
+    pub shared: Option<Arc<dyn SharedState>>,
     /// The clock of every expiry decision (a test clock in tests, see [`Clock`]).
     pub clock: Clock,
     /// Cookie keys.
@@ -128,10 +132,16 @@ pub struct Gateway {
     pub conn_metrics: crate::listen::conn::ConnMetrics,
     /// The admin API's credential (`[admin] token_file`); `None`: the admin API is off.
     pub admin: Option<crate::admin::AdminAuth>,
+    /// Apps in maintenance, as this instance enforces them ([`crate::admin::maintenance`]);
+    /// carried over by a reload.
+    pub maintenance: Arc<crate::admin::maintenance::Board>,
     /// Sessions one user may hold at once (`[session] max_sessions_per_user`; 0: no limit).
     pub max_sessions_per_user: usize,
     /// Returns from an IdP's logout: `[verified, unverified]` `state`.
     pub logout_returns: [crate::ops::metrics::CounterHandle; 2],
+    /// Each provider's protocol (`kaas`, `saml2`, `oidc`), by provider index, for audit events
+    /// of logins that have no identity yet.
+    protocols: Vec<&'static str>,
     /// Each app's "home page" link target (its path prefix), by app index, shared by pages.
     app_homes: Vec<Arc<str>>,
     /// The public base URL's host and the link to its first app, for pages on a host that
@@ -324,8 +334,8 @@ impl Gateway {
             record_keys: (config.session.store == StoreKind::Redis)
                 .then(|| keyring.mac(crate::session::keyring::Purpose::Session, &[0; 32])),
         };
-        let store: Arc<dyn SessionStore> = match previous {
-            Some(previous) if previous.store_spec == store_spec => previous.store.clone(),
+        let (store, shared) = match previous {
+            Some(previous) if previous.store_spec == store_spec => (previous.store.clone(), previous.shared.clone()),
             Some(previous) => {
                 let changed = previous.store_spec.changes(&store_spec).join(", ");
                 return Err(vec![ConfigError::at(
@@ -341,6 +351,12 @@ impl Gateway {
         // Log labels of users and sessions: keyed by the session key (issue 15 item 12). Set
         // only once nothing can fail any more: a refused reload keeps the running labels.
         crate::identity::label::set_key(keyring.log_label_key());
+        // Replay caches follow the sessions: shared when the sessions are.
+        if let Some(shared) = &shared {
+            for provider in &providers {
+                provider.use_shared_state(shared.clone());
+            }
+        }
         let app_names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
         let provider_names: Vec<&str> = providers.iter().map(|p| p.name()).collect();
         let mut metrics = match previous {
@@ -370,6 +386,15 @@ impl Gateway {
             extra_names.extend(app.headers.header_names().map(|n| n.as_str().to_owned()));
         }
         let namespace = IdentityNamespace::new(extra_names.iter().map(String::as_str));
+        let protocols = config
+            .provider
+            .iter()
+            .map(|p| match &p.value {
+                ProviderConfig::Kaas(_) => "kaas",
+                ProviderConfig::Saml(_) => "saml2",
+                ProviderConfig::Oidc(_) => "oidc",
+            })
+            .collect();
         let app_homes: Vec<Arc<str>> = apps.iter().map(|a| Arc::from(a.path_prefix.as_str())).collect();
         let base_home = base_home(&public_base_url, &apps);
         let session_caches = crate::session::CacheKey::next(apps.len());
@@ -378,6 +403,7 @@ impl Gateway {
             apps,
             providers,
             store,
+            shared,
             clock,
             keyring,
             metrics,
@@ -415,19 +441,27 @@ impl Gateway {
             store_spec,
             session_caches,
             admin,
+            maintenance: previous.map(|p| p.maintenance.clone()).unwrap_or_default(),
             max_sessions_per_user: config.session.max_sessions_per_user,
             logout_returns,
             conn_metrics,
+            protocols,
             app_homes,
             base_home,
             endpoints: endpoints::router(),
         });
+        crate::admin::maintenance::spawn_refresh(&gateway);
         Ok(gateway)
     }
 
     /// Looks up a provider by name.
     pub fn provider(&self, name: &str) -> Option<(usize, &Arc<dyn Provider>)> {
         self.providers.iter().enumerate().find(|(_, p)| p.name() == name)
+    }
+
+    /// The protocol of the provider at `index` (`kaas`, `saml2`, `oidc`).
+    pub fn protocol_of(&self, index: usize) -> Option<&'static str> {
+        self.protocols.get(index).copied()
     }
 
     /// Absolute URL of a gateway endpoint path (which starts with `/`).
@@ -520,23 +554,27 @@ fn build_store(
     clock: &Clock,
     env: &EnvSource,
     audit: &crate::audit::Audit,
-) -> Result<Arc<dyn SessionStore>, String> {
+) -> Result<(Arc<dyn SessionStore>, Option<Arc<dyn SharedState>>), String> {
     Ok(match config.session.store {
-        StoreKind::Memory => Arc::new(
-            MemoryStore::new(
-                config.session.max_sessions,
-                Duration::from_secs(config.session.idle_timeout_secs),
-                Duration::from_secs(longest_login),
-                clock.clone(),
-            )
-            .with_audit(audit.clone()),
+        StoreKind::Memory => (
+            Arc::new(
+                MemoryStore::new(
+                    config.session.max_sessions,
+                    Duration::from_secs(config.session.idle_timeout_secs),
+                    Duration::from_secs(longest_login),
+                    clock.clone(),
+                )
+                .with_audit(audit.clone()),
+            ),
+            None,
         ),
         StoreKind::Redis => {
             let opts = crate::session::redis::RedisStoreOptions::of(&config.session, longest_login, apps, clock);
             let store =
                 crate::session::redis::RedisStore::configured(&config.session, keyring.record_keys(), opts, env)
                     .map_err(|e| e.to_string())?;
-            Arc::new(store)
+            let store = Arc::new(store);
+            (store.clone(), Some(store))
         }
     })
 }

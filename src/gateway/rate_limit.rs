@@ -19,6 +19,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::session::shared::{CounterScope, SharedState};
+
 /// What the limiter says about one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -28,6 +30,9 @@ pub enum Verdict {
     Limited,
     /// Too many clients are tracked to take a new one: refused (fail closed).
     Full,
+    /// The shared store that counts attempts across instances cannot answer: refused (fail
+    /// closed) with the store-unavailable page.
+    Unavailable,
 }
 
 impl Verdict {
@@ -42,6 +47,7 @@ impl Verdict {
             Verdict::Allowed => "allowed",
             Verdict::Limited => "too many attempts from this client address",
             Verdict::Full => "too many clients tracked by the rate limiter (fail closed)",
+            Verdict::Unavailable => "session store unavailable: the attempt cannot be counted (fail closed)",
         }
     }
 }
@@ -86,6 +92,20 @@ impl RateLimiter {
     /// Counts an attempt now and says why it is refused, if it is.
     pub fn check(&self, client: IpAddr) -> Verdict {
         self.check_at(client, Instant::now())
+    }
+
+    /// Counts an attempt in the store all instances share, when there is one (so the limit
+    /// holds for the client across instances, not per instance), else here.
+    pub async fn check_shared(&self, client: IpAddr, shared: Option<&dyn SharedState>, scope: CounterScope) -> Verdict {
+        let Some(shared) = shared else { return self.check(client) };
+        match shared.count_attempt(scope, &bucket(client).to_string(), self.window).await {
+            Ok(count) if count <= u64::from(self.limit) => Verdict::Allowed,
+            Ok(_) => Verdict::Limited,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot count the attempt in the shared store");
+                Verdict::Unavailable
+            }
+        }
     }
 
     /// [`RateLimiter::check`] at time `now` (tests).

@@ -88,6 +88,11 @@ impl RequestInfo {
     pub fn id(&self) -> &str {
         self.request_id.to_str().unwrap_or("-")
     }
+
+    /// The request's audit origin: its id and client address.
+    pub fn audit_origin(&self) -> crate::audit::Origin<'_> {
+        crate::audit::Origin::request(self.id(), self.client_ip)
+    }
 }
 
 fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {

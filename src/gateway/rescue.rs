@@ -48,6 +48,20 @@ pub fn error(kind: ErrorKind, info: &RequestInfo, retry_url: Option<&str>) -> Re
     }
 }
 
+/// 503 for an app in maintenance: browsers get the maintenance page with the operator's
+/// message, API clients JSON; both with `Retry-After`.
+pub fn maintenance(notice: &crate::admin::maintenance::Notice, info: &RequestInfo) -> Response<Body> {
+    let status = StatusCode::SERVICE_UNAVAILABLE;
+    let mut resp = if info.wants_html() {
+        html(status, pages::maintenance_page(notice.message.as_deref(), info.lang()))
+    } else {
+        let body = serde_json::json!({ "error": "maintenance", "request_id": info.id() }).to_string();
+        own_response(status, "application/json", body)
+    };
+    retry_after(&mut resp, notice.retry_after_secs);
+    resp
+}
+
 /// 403 for a logged-in user: browsers get the page that says who is logged in (display name
 /// and provider) and offers logout and "log in with another account" (issue 14 item 11); API
 /// clients the same JSON as any error.

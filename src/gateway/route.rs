@@ -82,6 +82,19 @@ pub enum Denied {
     NoRule,
 }
 
+impl Denied {
+    /// The bounded label of the audit event's `denied`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Denied::MissingRole => "missing_role",
+            Denied::LoaTooLow => "loa_too_low",
+            Denied::Organisation => "organisation",
+            Denied::Provider => "provider",
+            Denied::NoRule => "no_rule",
+        }
+    }
+}
+
 /// How one reading of a path was decided (`aisgate check --explain`).
 #[derive(Debug, PartialEq, Eq)]
 pub struct ReadingDecision<'a> {
@@ -211,6 +224,16 @@ impl App {
         self.readings(forms).iter().try_for_each(|r| self.decide(r, identity).1)
     }
 
+    /// [`App::authorize`] naming the deciding `[[app.rule]]` (its index in the app, `None`
+    /// when no rule matched and the app's default denied) of the first refusing reading, for
+    /// the audit event.
+    pub fn authorize_rule(&self, forms: &PathForms<'_>, identity: &Identity) -> Result<(), (Option<usize>, Denied)> {
+        self.readings(forms).iter().try_for_each(|r| {
+            let (rule, result) = self.decide(r, identity);
+            result.map_err(|denied| (rule, denied))
+        })
+    }
+
     /// Every reading with its deciding rule and result (`check --explain`).
     pub fn explain<'f>(&self, forms: &'f PathForms<'_>, identity: &Identity) -> Vec<ReadingDecision<'f>> {
         self.readings(forms)
@@ -257,7 +280,7 @@ fn check_rule(rule: &AccessRule, identity: &Identity) -> Result<(), Denied> {
 }
 
 /// IČO comparison ignoring zero padding, which differs between IdPs (`00007064` vs `7064`).
-fn same_ico(a: &str, b: &str) -> bool {
+pub(crate) fn same_ico(a: &str, b: &str) -> bool {
     a.trim_start_matches('0') == b.trim_start_matches('0')
 }
 

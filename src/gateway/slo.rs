@@ -13,6 +13,7 @@ use http::{HeaderMap, Response, StatusCode};
 use super::request::RequestInfo;
 use super::rescue;
 use super::Gateway;
+use crate::audit::{LogoutBy, Outcome};
 use crate::pages::{self, ErrorKind};
 use crate::provider::{BrowserStep, Side, SloMessage, SloOutcome};
 
@@ -32,10 +33,6 @@ pub async fn metadata(
     headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/samlmetadata+xml"));
     headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("max-age=300"));
     resp
-}
-
-fn audit(info: &RequestInfo, provider: &str, ended: usize, result: &str) {
-    tracing::info!(target: "aisgate::audit", event = "saml_logout", request_id = info.id(), provider, sessions_ended = ended, result);
 }
 
 /// `GET|POST /.aisgate/saml/{provider}/slo`
@@ -62,6 +59,10 @@ pub async fn slo(
         xml_body: (is_post && !is_form && !body.is_empty()).then(|| body.to_vec()),
     };
     let back_channel = is_post && !message.form.iter().any(|(k, _)| k == "SAMLRequest" || k == "SAMLResponse");
+    let by = if back_channel { LogoutBy::BackChannel } else { LogoutBy::Idp };
+    let audit = |ended: usize, outcome: (Outcome, Option<&'static str>)| {
+        super::endpoints::audit_idp_logout(&gw, &info, (by, &name), ended, outcome);
+    };
     let outcome = match provider.handle_message(&message).await {
         Ok(outcome) => outcome,
         Err(e) => {
@@ -71,7 +72,7 @@ pub async fn slo(
             } else {
                 tracing::warn!(request_id = info.id(), provider = name, reason = e.label(), error = %e, "single logout message refused");
             }
-            audit(&info, &name, 0, if unavailable { "error" } else { "refused" });
+            audit(0, (if unavailable { Outcome::Error } else { Outcome::Refused }, Some(e.label())));
             if back_channel {
                 let status = if unavailable { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::BAD_REQUEST };
                 return plain(status);
@@ -81,8 +82,10 @@ pub async fn slo(
         }
     };
     match outcome {
+        // The IdP's answer to a logout the user started here: that logout (and its session's
+        // end) was audited when the user asked for it.
         SloOutcome::LoggedOut { redirect } => {
-            audit(&info, &name, 0, "success");
+            tracing::info!(request_id = info.id(), provider = name, "IdP confirmed the logout");
             rescue::redirect(&redirect)
         }
         SloOutcome::EndSessions { target, reply, unmatched_reply } => {
@@ -91,7 +94,7 @@ pub async fn slo(
                 Ok(n) => n,
                 Err(e) => {
                     tracing::error!(request_id = info.id(), provider = name, error = %e, "cannot end sessions for an IdP LogoutRequest");
-                    audit(&info, &name, 0, "error");
+                    audit(0, (Outcome::Error, Some("session_store")));
                     return if back_channel {
                         plain(StatusCode::SERVICE_UNAVAILABLE)
                     } else {
@@ -106,11 +109,11 @@ pub async fn slo(
                         provider = name,
                         "IdP LogoutRequest matched no session: answered as not recognised"
                     );
-                    audit(&info, &name, 0, "unmatched");
+                    audit(0, (Outcome::Unmatched, None));
                     Some(unmatched)
                 }
                 _ => {
-                    audit(&info, &name, ended, "success");
+                    audit(ended, (Outcome::Success, None));
                     reply
                 }
             };

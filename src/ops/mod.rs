@@ -42,11 +42,14 @@ async fn readyz(State(live): State<Live>) -> impl IntoResponse {
     let providers = gw.readiness();
     let store = gw.store.readiness();
     let ready = store.ready && providers.iter().all(|(_, r)| r.ready);
+    // Informational only: a failing audit sink never makes the gateway unready (see `audit`).
+    let audit = gw.audit.health();
     let body = serde_json::json!({
         "ready": ready,
         "config": "loaded",
         "config_hash": live.config_hash(),
         "session_store": {"backend": store.backend, "ready": store.ready, "detail": store.detail},
+        "audit": {"enabled": audit.enabled, "healthy": audit.healthy, "detail": audit.detail},
         "providers": providers.iter().map(|(name, r)| (name.clone(), serde_json::json!({"ready": r.ready, "detail": r.detail}))).collect::<serde_json::Map<_, _>>(),
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

@@ -619,25 +619,43 @@ pub fn logged_out_page(login_again_url: Option<&str>, lang: Lang) -> String {
 /// unsafe `cancel_url` no cancel link.
 pub fn logout_confirm_page(action: &str, cancel_url: Option<&str>, lang: Lang) -> String {
     let l = labels(lang);
-    let (title, explain, cancel, broken) = match lang {
+    let (title, explain, cancel, broken, everywhere) = match lang {
         Lang::Cs => (
             "Odhlásit se?",
             "Odhlášení vyžádala jiná stránka. Chcete se opravdu odhlásit?",
             "Zrušit",
             "Odhlášení nelze dokončit. Zkuste to prosím znovu.",
+            "Odhlásit se na všech zařízeních",
         ),
         Lang::En => (
             "Log out?",
             "Another page asked to log you out. Do you really want to log out?",
             "Cancel",
             "The logout cannot be completed. Please try again.",
+            "Log out on all devices",
         ),
     };
     if !is_safe_url(action) {
         return message_view(lang, title, vec![broken], Vec::new(), "actions");
     }
     let cancel_url = cancel_url.filter(|u| is_safe_url(u));
-    view::render(&view::ConfirmView { lang, title, explain, action, confirm: l.log_out, cancel_url, cancel })
+    // "Log out on all devices" ends every session of this user (`everywhere=1`); not offered
+    // twice when the action already asks for it.
+    let everywhere_url = (!action.contains("everywhere=1"))
+        .then(|| format!("{action}{}everywhere=1", if action.contains('?') { '&' } else { '?' }));
+    let everywhere_action = everywhere_url.as_deref();
+    let confirm = l.log_out;
+    view::render(&view::ConfirmView {
+        lang,
+        title,
+        explain,
+        action,
+        confirm,
+        cancel_url,
+        cancel,
+        everywhere_action,
+        everywhere,
+    })
 }
 
 /// Renders a POST form to `action` carrying `fields` as hidden inputs, for
@@ -668,6 +686,27 @@ pub fn form_post_page(action: &str, fields: &[(&str, &str)], lang: Lang) -> Stri
         return message_view(lang, title, vec![broken], Vec::new(), "actions");
     }
     view::render(&view::FormPostView { lang, title, explain, action, fields, button })
+}
+
+/// Renders the page of an app in maintenance (served with 503 and `Retry-After`): the
+/// operator's `message`, if any, and when to come back. The message is plain text.
+pub fn maintenance_page(message: Option<&str>, lang: Lang) -> String {
+    let (title, what, later) = match lang {
+        Lang::Cs => (
+            "Probíhá údržba",
+            "Aplikace je dočasně nedostupná kvůli plánované údržbě.",
+            "Zkuste to prosím znovu později.",
+        ),
+        Lang::En => (
+            "Under maintenance",
+            "The application is temporarily unavailable for scheduled maintenance.",
+            "Please try again later.",
+        ),
+    };
+    let mut paragraphs = vec![what];
+    paragraphs.extend(message.filter(|m| !m.trim().is_empty()));
+    paragraphs.push(later);
+    message_view(lang, title, paragraphs, Vec::new(), "actions")
 }
 
 /// Renders a simple informational page: a title and paragraphs, all plain
@@ -706,6 +745,7 @@ mod tests {
             pages.push(form_post_page("/.aisgate/acs", &[("SAMLRequest", "abc")], lang));
             pages.push(logout_confirm_page("/.aisgate/logout", Some("/desk"), lang));
             pages.push(logout_confirm_page("/.aisgate/logout", None, lang));
+            pages.push(maintenance_page(Some("message"), lang));
             let who = SignedIn {
                 name: Some("Ing. Jiřina Nováková"),
                 provider: "NIA",
@@ -1170,6 +1210,33 @@ mod tests {
         assert!(html.contains("You are logged in as &quot;&#x27;&gt;&lt;script&gt;"), "{html}");
         assert!(!html.contains(">Log out</a>"));
         assert!(html.contains(">Log in with another account</a>"));
+    }
+
+    /// Issue 10 item 5: the confirmation also offers "log out on all devices" as a second
+    /// POST form (`everywhere=1`), once.
+    #[test]
+    fn logout_confirmation_offers_logging_out_on_all_devices() {
+        let cs = logout_confirm_page("/.aisgate/logout?switch=1&return=%2Fdesk", None, Lang::Cs);
+        assert!(cs.contains("action=\"/.aisgate/logout?switch=1&amp;return=%2Fdesk&amp;everywhere=1\""), "{cs}");
+        assert!(cs.contains(">Odhlásit se na všech zařízeních</button>"), "{cs}");
+        let en = logout_confirm_page("/.aisgate/logout", None, Lang::En);
+        assert!(
+            en.contains("action=\"/.aisgate/logout?everywhere=1\"") && en.contains(">Log out on all devices</button>")
+        );
+        let once = logout_confirm_page("/.aisgate/logout?everywhere=1", None, Lang::En);
+        assert_eq!(once.matches("<form").count(), 1, "{once}");
+    }
+
+    #[test]
+    fn maintenance_page_shows_the_escaped_message_in_both_languages() {
+        let cs = maintenance_page(Some("Do 14:00 <b>migrace</b>"), Lang::Cs);
+        assert!(
+            cs.contains("<h1>Probíhá údržba</h1>") && cs.contains("<p>Do 14:00 &lt;b&gt;migrace&lt;/b&gt;</p>"),
+            "{cs}"
+        );
+        let en = maintenance_page(None, Lang::En);
+        assert!(en.contains("<h1>Under maintenance</h1>") && en.contains("Please try again later."), "{en}");
+        assert_no_active_content(&maintenance_page(Some(XSS), Lang::En));
     }
 
     /// Issue 14 item 12: the cross-site logout confirmation asks "Log out?" with a Log out

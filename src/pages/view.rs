@@ -71,6 +71,9 @@ pub(super) struct ConfirmView<'a> {
     pub confirm: &'a str,
     pub cancel_url: Option<&'a str>,
     pub cancel: &'a str,
+    /// "Log out on all devices": a second POST form, when offered.
+    pub everywhere_action: Option<&'a str>,
+    pub everywhere: &'a str,
 }
 
 /// The one-time-credential form (`direct.html`).

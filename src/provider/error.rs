@@ -122,6 +122,15 @@ pub enum CommonReason {
     /// The CPU job processing a login message failed unexpectedly (a bug).
     #[error("processing the login message failed unexpectedly")]
     WorkFailed,
+    /// The shared session store (Redis) could not record or check a one-time message id:
+    /// refused (fail closed), since the message might be a replay. Answered with the
+    /// store-unavailable page (503).
+    #[error("session store unavailable: a one-time message id could not be checked")]
+    StoreUnavailable,
+    /// The session ended (a logout, at any instance) while one of its requests waited for a
+    /// token refresh.
+    #[error("the session ended while its tokens were refreshed")]
+    SessionEnded,
 }
 
 impl CommonReason {
@@ -143,6 +152,8 @@ impl CommonReason {
             CommonReason::LoaTooLow => "loa_too_low",
             CommonReason::Busy => "busy",
             CommonReason::WorkFailed => "work_failed",
+            CommonReason::StoreUnavailable => "store_unavailable",
+            CommonReason::SessionEnded => "session_ended",
         }
     }
 
@@ -158,12 +169,14 @@ impl CommonReason {
             | CommonReason::LoginUnknown
             | CommonReason::LoginExpired
             | CommonReason::ProviderMismatch
-            | CommonReason::LoaTooLow => Side::Refused,
+            | CommonReason::LoaTooLow
+            | CommonReason::SessionEnded => Side::Refused,
             CommonReason::Unreachable
             | CommonReason::HttpStatus
             | CommonReason::ResponseTooLarge
             | CommonReason::Busy
-            | CommonReason::WorkFailed => Side::Outage,
+            | CommonReason::WorkFailed
+            | CommonReason::StoreUnavailable => Side::Outage,
         }
     }
 }
@@ -278,6 +291,7 @@ impl ProviderError {
     pub fn log_prefix(&self) -> &'static str {
         match self.reason {
             Reason::Common(CommonReason::Busy | CommonReason::WorkFailed) => "login work refused by the gateway",
+            Reason::Common(CommonReason::StoreUnavailable) => "session store unavailable",
             _ => self.side().log_prefix(),
         }
     }
@@ -289,6 +303,9 @@ impl ProviderError {
 
     /// The page shown to the user.
     pub fn page(&self) -> ErrorKind {
+        if self.reason == Reason::Common(CommonReason::StoreUnavailable) {
+            return ErrorKind::SessionStoreUnavailable;
+        }
         self.side().page()
     }
 
@@ -308,6 +325,13 @@ impl fmt::Display for ProviderError {
 }
 
 impl std::error::Error for ProviderError {}
+
+/// A shared-store failure while checking a one-time id: refused as unavailable (fail closed).
+impl From<crate::session::StoreError> for ProviderError {
+    fn from(e: crate::session::StoreError) -> ProviderError {
+        ProviderError::with_context(CommonReason::StoreUnavailable, e)
+    }
+}
 
 impl From<saml::Refusal> for ProviderError {
     fn from(r: saml::Refusal) -> ProviderError {

@@ -208,6 +208,10 @@ pub trait Provider: std::any::Any + Send + Sync + 'static {
     fn background(&self) -> Option<&dyn capability::Background> {
         None
     }
+    /// Records one-time ids (replay caches) in `shared` instead of this instance's memory:
+    /// called once at gateway build when the session store is shared (Redis). Providers
+    /// without one-time ids ignore it.
+    fn use_shared_state(&self, _shared: std::sync::Arc<dyn crate::session::shared::SharedState>) {}
 }
 
 impl dyn Provider {

@@ -25,6 +25,7 @@ use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 use moka::Expiry;
 
+use super::users::{Keep, Listed, UserSession};
 use super::{LogoutBy, PendingLogin, Session, SessionStore, StoreError, StoreKey};
 use crate::audit::{Audit, EndReason, Event, Origin, SessionRef, Subject};
 use crate::clock::Clock;
@@ -56,6 +57,8 @@ pub struct MemoryStore {
     ended: tokio::sync::broadcast::Sender<StoreKey>,
     pending: Cache<StoreKey, PendingLogin>,
     index: Arc<Mutex<LogoutIndex>>,
+    /// Maintenance notices by app (kept here so that they survive a reload with the store).
+    maintenance: Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
     /// Where the ends the store itself decides (expiry, idle, capacity) are audited; ends
     /// callers ask for (logout, replacement, admin) are audited by the caller, who knows why.
     audit: Arc<OnceLock<Audit>>,
@@ -203,6 +206,7 @@ impl MemoryStore {
             // Pending logins are small and short-lived; bound them too (login floods).
             pending: one_shot_cache(max_sessions.max(1000), login_ttl),
             index,
+            maintenance: Mutex::default(),
             audit,
         }
     }
@@ -223,6 +227,15 @@ impl MemoryStore {
 
     fn index(&self) -> std::sync::MutexGuard<'_, LogoutIndex> {
         self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// When `entry` was last read (ms), if it is still live on the store's clock (idle and
+    /// absolute limits); looking does not renew it.
+    fn live(&self, entry: &Entry) -> Option<u64> {
+        let now = self.clock.now_millis();
+        let last_seen = entry.last_seen_ms.load(Ordering::Relaxed);
+        let idle = now.saturating_sub(last_seen) > self.idle_ms;
+        (!idle && !entry.session.is_expired(now / 1000)).then_some(last_seen)
     }
 }
 
@@ -297,6 +310,54 @@ impl SessionStore for MemoryStore {
             }
         }
         Ok(ended)
+    }
+
+    async fn user_sessions(&self, provider: &str, subject: &str) -> Result<Vec<UserSession>, StoreError> {
+        if subject.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The per-user index is the logout index by subject.
+        let candidates = self.index().lookup(&IndexKey::Subject(provider.to_owned(), subject.to_owned()));
+        let mut found: Vec<UserSession> = candidates
+            .into_iter()
+            .filter_map(|key| {
+                let entry = self.sessions.get(&key)?;
+                self.live(&entry)?;
+                let id = &entry.session.identity;
+                (id.provider == provider && id.subject == subject)
+                    .then_some(UserSession { key, created_at: entry.session.created_at })
+            })
+            .collect();
+        found.sort_by_key(|s| (s.created_at, s.key.0));
+        Ok(found)
+    }
+
+    async fn scan_sessions(&self, keep: &Keep<'_>, limit: usize) -> Result<Vec<Listed>, StoreError> {
+        let mut found = Vec::new();
+        for (key, entry) in self.sessions.iter() {
+            if found.len() >= limit {
+                break;
+            }
+            let Some(last_seen_ms) = self.live(&entry) else { continue };
+            if keep(&key, &entry.session) {
+                found.push(Listed { key: *key, session: entry.session.clone(), last_seen: Some(last_seen_ms / 1000) });
+            }
+        }
+        Ok(found)
+    }
+
+    async fn set_maintenance(&self, app: &str, notice: Option<&[u8]>) -> Result<(), StoreError> {
+        let mut map = self.maintenance.lock().unwrap_or_else(|e| e.into_inner());
+        match notice {
+            Some(notice) => map.insert(app.to_owned(), notice.to_vec()),
+            None => map.remove(app),
+        };
+        Ok(())
+    }
+
+    async fn maintenance(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let map = self.maintenance.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
     }
 
     fn active_sessions(&self) -> u64 {
@@ -501,5 +562,69 @@ mod tests {
         assert!(store.pending.entry_count() <= 1000, "still bounded");
         let taken = store.take_pending(&real).await.unwrap();
         assert_eq!(taken.map(|p| p.provider), Some("real".to_owned()));
+    }
+
+    /// The audit lines a store with an audit file wrote while `f` ran.
+    async fn audited<F: std::future::Future<Output = ()>>(
+        store: impl FnOnce(Audit) -> MemoryStore,
+        f: impl FnOnce(MemoryStore) -> F,
+    ) -> Vec<serde_json::Value> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let config = crate::audit::AuditConfig { file: Some(path.clone()), ..Default::default() };
+        let audit = Audit::start(&config, Clock::test()).unwrap();
+        f(store(audit.clone())).await;
+        assert!(audit.flush(Duration::from_secs(5)));
+        let text = std::fs::read_to_string(&path).unwrap();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    #[tokio::test]
+    async fn sessions_the_store_ends_are_audited_with_their_reason() {
+        let clock = Clock::test();
+        let (idle, expired, removed) = (StoreKey::of(&[50; 32]), StoreKey::of(&[51; 32]), StoreKey::of(&[52; 32]));
+        let store_clock = clock.clone();
+        let make = move |audit| {
+            MemoryStore::new(10, Duration::from_secs(600), Duration::from_secs(60), store_clock).with_audit(audit)
+        };
+        let lines = audited(make, |store| async move {
+            store.save(idle, user_session("jip", "idle-user", None, 3600)).await.unwrap();
+            store.save(expired, user_session("jip", "expired-user", None, 300)).await.unwrap();
+            store.save(removed, user_session("jip", "removed-user", None, 3600)).await.unwrap();
+            // A removal the caller asked for (logout, admin) is the caller's to audit.
+            store.remove(&removed).await.unwrap();
+            clock.advance(Duration::from_secs(301));
+            assert!(store.load(&expired).await.unwrap().is_none());
+            clock.advance(Duration::from_secs(300));
+            assert!(store.load(&idle).await.unwrap().is_none());
+        })
+        .await;
+        let got: Vec<(&str, &str, String)> = lines
+            .iter()
+            .map(|l| (l["event"].as_str().unwrap(), l["reason"].as_str().unwrap(), l["session"].to_string()))
+            .collect();
+        let label = |k: &StoreKey| format!("\"{}\"", k.log_label());
+        assert_eq!(got, [("session_end", "expired", label(&expired)), ("session_end", "idle", label(&idle))]);
+        assert!(lines.iter().all(|l| l.get("request_id").is_none()), "no request ended these");
+        let text = serde_json::to_string(&lines).unwrap();
+        assert!(!text.contains("-user"), "subjects never appear: {text}");
+    }
+
+    #[tokio::test]
+    async fn a_full_store_audits_the_session_it_evicts_as_limit() {
+        let make = |audit| {
+            MemoryStore::new(1, Duration::from_secs(600), Duration::from_secs(60), Clock::system()).with_audit(audit)
+        };
+        let (first, second) = (StoreKey::of(&[60; 32]), StoreKey::of(&[61; 32]));
+        let lines = audited(make, |store| async move {
+            store.save(first, user_session("jip", "a", None, 3600)).await.unwrap();
+            store.sessions.run_pending_tasks();
+            store.save(second, user_session("jip", "b", None, 3600)).await.unwrap();
+            store.sessions.run_pending_tasks();
+        })
+        .await;
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!((lines[0]["event"].as_str(), lines[0]["reason"].as_str()), (Some("session_end"), Some("limit")));
+        assert_eq!(lines[0]["session"].as_str().unwrap(), first.log_label());
     }
 }

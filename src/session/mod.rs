@@ -10,7 +10,9 @@ pub mod keyring;
 pub mod memory;
 pub mod record;
 pub mod redis;
+pub mod shared;
 pub mod tokens;
+pub mod users;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -69,7 +71,12 @@ impl StoreKey {
     /// server's label key ([`crate::identity::label`]), so log lines cannot be matched to
     /// entries of a leaked store dump.
     pub fn log_label(&self) -> String {
-        crate::identity::label::key().label(&self.0, 8)
+        self.log_label_with(&crate::identity::label::key())
+    }
+
+    /// [`StoreKey::log_label`] under `key`.
+    pub fn log_label_with(&self, key: &crate::identity::LogLabelKey) -> String {
+        key.label(&self.0, 8)
     }
 }
 
@@ -90,6 +97,10 @@ pub struct Session {
     /// Access and refresh tokens for `upstream_bearer` apps (empty for providers without).
     #[serde(default)]
     pub upstream_tokens: tokens::TokenSlot,
+    /// The app whose page the login started from (`[[app]] name`), for the admin listing;
+    /// `None` for logins that named no app (IdP-initiated, or a return URL no app serves).
+    #[serde(default)]
+    pub app: Option<String>,
     /// Per-app rendered headers and identity tokens; a per-process cache, never stored, valid
     /// for one gateway configuration (a reload starts afresh, see [`CacheKey`]).
     #[serde(skip)]
@@ -170,6 +181,7 @@ impl Session {
             expires_at,
             logout_state,
             upstream_tokens: tokens::TokenSlot::default(),
+            app: None,
             caches: arc_swap::ArcSwap::from_pointee(AppCaches::new(0, apps)),
         }
     }
@@ -204,6 +216,12 @@ impl Session {
     /// The session with the IdP's tokens for upstreams.
     pub fn with_tokens(mut self, tokens: Option<tokens::UpstreamTokens>) -> Session {
         self.upstream_tokens = tokens::TokenSlot::new(tokens);
+        self
+    }
+
+    /// The session, noting the app its login started from (see [`Session::app`]).
+    pub fn with_app(mut self, app: Option<String>) -> Session {
+        self.app = app;
         self
     }
 
@@ -370,6 +388,17 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn tokens_refreshed(&self, _key: &StoreKey, _session: &Arc<Session>) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Every live session of the user `subject` at `provider`, oldest first: the per-user
+    /// index behind `[session] max_sessions_per_user` ([`users::enforce_limit`]).
+    async fn user_sessions(&self, provider: &str, subject: &str) -> Result<Vec<users::UserSession>, StoreError>;
+    /// Live sessions for which `keep` holds, at most `limit` of them, in no particular order
+    /// (the admin listing). Walks the whole store: for operators, never the request path.
+    async fn scan_sessions(&self, keep: &users::Keep<'_>, limit: usize) -> Result<Vec<users::Listed>, StoreError>;
+    /// Sets (`Some`) or clears (`None`) the maintenance notice of `app` — an opaque record
+    /// the admin API writes — for every instance sharing this store.
+    async fn set_maintenance(&self, app: &str, notice: Option<&[u8]>) -> Result<(), StoreError>;
+    /// Every maintenance notice, by app name.
+    async fn maintenance(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Approximate number of live sessions, for the metric.
     fn active_sessions(&self) -> u64;
     /// Subscribes to the keys of sessions that end from now on, however they end: logout,

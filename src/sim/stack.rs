@@ -36,6 +36,8 @@ pub struct StackOptions {
     /// `aisgate_session` / `aisgate_login`, which the tests' browser-less client reads, instead
     /// of the `__Host-` defaults of a secure config.
     pub session_extra: String,
+    /// Lines of an `[audit]` table (none when empty); `{dir}` is replaced by the stack directory.
+    pub audit: String,
     /// Extra lines for the KAAS `[[provider]]` (e.g. `version = "v3_4"`); `{dir}` is replaced
     /// by the stack directory.
     pub provider_extra: String,
@@ -132,6 +134,7 @@ impl Default for StackOptions {
             access_log: false,
             server_extra: String::new(),
             session_extra: String::new(),
+            audit: String::new(),
             provider_extra: String::new(),
             registered_client: true,
             apps: None,
@@ -407,7 +410,7 @@ listen = "{ops_addr}"
 
 [log]
 access_log = {access_log}
-
+{audit}
 [session]
 keys = [{{ id = "demo", file = "{key_file}" }}]
 {session_extra}
@@ -435,6 +438,11 @@ ca_bundle = "{ca}"
         listen = listener.local_addr().map_err(|e| e.to_string())?,
         server_extra = server_extra,
         access_log = opts.access_log,
+        audit = if opts.audit.is_empty() {
+            String::new()
+        } else {
+            format!("\n[audit]\n{}\n", opts.audit.replace("{dir}", &dir.display().to_string()))
+        },
         key_file = key_file.display(),
         session_extra = session_extra,
         login_url = sim.login_url(),

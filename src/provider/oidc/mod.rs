@@ -130,6 +130,8 @@ pub struct OidcProvider {
     /// `jti`s of accepted logout tokens, each kept for the whole window in which its token
     /// could still be accepted (single use, §2.6 step 7).
     seen_logout_jtis: moka::sync::Cache<String, ()>,
+    /// The shared store of the `jti` cache when several instances run (Redis).
+    shared: crate::session::shared::SharedSlot,
     metrics: OnceLock<OidcMetrics>,
 }
 
@@ -242,6 +244,7 @@ impl OidcProvider {
                 MAX_REMEMBERED_JTIS,
                 Duration::from_secs(logout_token::replay_window_secs(cfg.clock_skew_secs)),
             ),
+            shared: crate::session::shared::SharedSlot::default(),
             metrics: OnceLock::new(),
         })
     }
@@ -310,8 +313,11 @@ impl OidcProvider {
             .map_err(|e| ProviderError::with_context(Failure::TokenClaims(TokenKind::Logout), e))?;
         // Recorded only now, after every check: an unverified token cannot burn a jti. The
         // entry API makes check-and-insert atomic, so two concurrent replays cannot both pass.
-        let first_use = self.seen_logout_jtis.entry(claims.jti).or_insert_with(|| ()).is_fresh();
-        if !first_use {
+        let now = self.clock.now_unix();
+        let until = now.saturating_add(logout_token::replay_window_secs(self.skew));
+        let local = || self.seen_logout_jtis.entry(claims.jti.clone()).or_insert_with(|| ()).is_fresh();
+        let scope = crate::session::shared::OnceScope::OidcLogoutJti;
+        if !self.shared.first_use(scope, &self.name, &claims.jti, (until, now), local).await? {
             return Err(Failure::LogoutTokenReplayed.into());
         }
         Ok(LogoutTarget { subject: claims.sub, sid: claims.sid })
@@ -554,6 +560,10 @@ impl Provider for OidcProvider {
 
     fn background(&self) -> Option<&dyn capability::Background> {
         Some(self)
+    }
+
+    fn use_shared_state(&self, shared: std::sync::Arc<dyn crate::session::shared::SharedState>) {
+        self.shared.set(shared);
     }
 }
 

@@ -655,9 +655,15 @@ impl ReplayCache {
         if self.first_use_at(&assertion.id, assertion.not_on_or_after.saturating_add(skew.as_secs()), now) {
             Ok(())
         } else {
-            Err(invalid(Refusal::Replayed, "Assertion ID already used (replay) or the replay cache is full"))
+            Err(replayed())
         }
     }
+}
+
+/// The refusal of an assertion whose ID was seen before (here or, with a shared store, at
+/// any instance).
+pub(crate) fn replayed() -> AcsError {
+    invalid(Refusal::Replayed, "Assertion ID already used (replay) or the replay cache is full")
 }
 
 #[cfg(test)]

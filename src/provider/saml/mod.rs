@@ -149,6 +149,8 @@ pub struct SamlProvider {
     /// NameID → session subject of this instance's logins, so a NameID-only LogoutRequest
     /// finds sessions whose subject is the PersonIdentifier / userUUID attribute.
     name_ids: moka::sync::Cache<String, String>,
+    /// The shared store of the replay caches when several instances run (Redis).
+    shared: crate::session::shared::SharedSlot,
     metrics: OnceLock<SamlMetrics>,
 }
 
@@ -341,6 +343,7 @@ impl SamlProvider {
             pending_logouts: crate::session::memory::one_shot_cache(100_000, LOGOUT_WAIT),
             logout_replay: std::sync::Arc::new(acs::ReplayCache::new(100_000)),
             name_ids: name_id_cache(100_000),
+            shared: crate::session::shared::SharedSlot::default(),
             metrics: OnceLock::new(),
         })
     }
@@ -464,9 +467,14 @@ impl SamlProvider {
         .await
         .map_err(crate::provider::cpu_refused)?;
         let assertion = processed.map_err(|e| ProviderError::with_context(e.refusal(), e))?;
-        self.replay
-            .check(&assertion, Duration::from_secs(self.skew), now)
-            .map_err(|e| ProviderError::with_context(e.refusal(), e))?;
+        // Single use across every instance sharing the store; without one, this instance's.
+        let until = assertion.not_on_or_after.saturating_add(self.skew);
+        let local = || self.replay.check(&assertion, Duration::from_secs(self.skew), now).is_ok();
+        let scope = crate::session::shared::OnceScope::SamlAssertion;
+        if !self.shared.first_use(scope, &self.name, &assertion.id, (until, now), local).await? {
+            let e = acs::replayed();
+            return Err(ProviderError::with_context(e.refusal(), e));
+        }
         let mut identity = attributes::to_identity(self.profile, &self.name, &assertion, &self.mapping, now)
             .map_err(|e| ProviderError::with_context(e.refusal(), e))?;
         self.name_ids.insert(assertion.name_id.clone(), identity.subject.clone());
@@ -561,6 +569,10 @@ impl Provider for SamlProvider {
 
     fn background(&self) -> Option<&dyn capability::Background> {
         Some(self)
+    }
+
+    fn use_shared_state(&self, shared: std::sync::Arc<dyn crate::session::shared::SharedState>) {
+        self.shared.set(shared);
     }
 }
 

@@ -196,7 +196,9 @@ pub(super) async fn handle(p: &SamlProvider, m: &SloMessage) -> Result<SloOutcom
         // one (the SessionIndex is their secret), and recording them would let anyone fill
         // the cache, which then fails closed for the IdP's real requests.
         let until = remember_until(p, &msg, issued);
-        if !p.logout_replay.first_use_at(&msg.id, until, now) {
+        let local = || p.logout_replay.first_use_at(&msg.id, until, now);
+        let scope = crate::session::shared::OnceScope::SamlLogoutRequest;
+        if !p.shared.first_use(scope, &p.name, &msg.id, (until, now), local).await? {
             return Err(refuse(Refusal::Replayed, "LogoutRequest ID already used (or the replay cache is full)"));
         }
     }

@@ -11,8 +11,15 @@
 //!   `(provider, subject)` for back-channel and SAML logout; the name is an HMAC (subjects are
 //!   personal data). Entries may outlive their session (idle expiry does not clean them); a
 //!   logout re-checks every candidate against the session itself, as the memory store does.
+//! - `u:<hex HMAC>` and `maintenance`: the per-user index and the apps' maintenance notices
+//!   (see `index.rs`).
+//! - `live`: a sorted set of the live sessions' store keys scored by expiry, for the
+//!   `aisgate_active_sessions` gauge and for announcing expiries (see [`live`]).
+//! - `o:…`, `c:…`, `l:…`: one-time ids, attempt counters and refresh leases shared by the
+//!   instances (see [`shared`]).
 //! - channel `ended`: every ended session's store key, published by the instance that ended
-//!   it and fed into [`SessionStore::ended_sessions`] on every other instance.
+//!   it (or, for an expiry, by the instance whose sweep found it) and fed into
+//!   [`SessionStore::ended_sessions`] on every other instance.
 //!
 //! Store keys are SHA-256 of the session id, so a dump holds no usable cookie; records are
 //! encrypted and bound to their key, so a dump holds no identity and a write access to Redis
@@ -30,6 +37,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 mod backend;
+mod decoded;
+mod index;
+mod live;
+mod shared;
 
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
@@ -114,7 +125,8 @@ impl RedisStoreOptions {
 }
 
 /// Reads a session, renews its idle TTL capped by its absolute end, in one round trip.
-/// ARGV: now (Unix seconds), idle timeout (ms). An expired record is deleted.
+/// KEYS: the session, the live set ([`live`]). ARGV: now (Unix seconds), idle timeout (ms),
+/// the member (hex store key). An expired record is deleted.
 const LOAD: &str = r"
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
@@ -125,14 +137,17 @@ if left <= 0 then
   redis.call('DEL', KEYS[1])
   return false
 end
-redis.call('PEXPIRE', KEYS[1], math.min(tonumber(ARGV[2]), left * 1000))
+local ttl = math.min(tonumber(ARGV[2]), left * 1000)
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) * 1000 + ttl, ARGV[3])
 return v
 ";
 
 /// Deletes a session and announces it on the channel in one step, returning the record.
-/// KEYS: session, channel name in ARGV[1], message in ARGV[2].
+/// KEYS: session, the live set. ARGV: channel name, message, member (hex store key).
 const REMOVE: &str = r"
 local v = redis.call('GETDEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[3])
 if v then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
 return v
 ";
@@ -148,11 +163,17 @@ pub struct RedisStore {
     opts: RedisStoreOptions,
     load: Script,
     remove: Script,
+    /// Attempt counters (see `shared`).
+    count: Script,
     /// This instance's id on the channel: its own announcements are delivered locally, not
     /// twice.
     instance: String,
     ended: tokio::sync::broadcast::Sender<StoreKey>,
     health: Arc<Health>,
+    /// Sessions decoded from records read recently, reused while the record is unchanged.
+    decoded: decoded::Decoded,
+    /// Live sessions as last counted by the sweep ([`live`]).
+    live_count: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The last known state of the connection, for `/readyz`.
@@ -205,6 +226,7 @@ impl RedisStore {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<RedisStore, RedisSetupError> {
         let backend = Arc::new(backend::Backend::new(cfg, env)?);
+        let opts_idle = opts.idle;
         let (ended, _) = tokio::sync::broadcast::channel(1024);
         let health = Arc::new(Health::default());
         let store = RedisStore {
@@ -215,14 +237,27 @@ impl RedisStore {
             opts,
             load: Script::new(LOAD),
             remove: Script::new(REMOVE),
+            count: Script::new(shared::COUNT),
             instance: hex(&super::random_id()[..16]),
             ended,
             health,
+            decoded: decoded::Decoded::new(opts_idle),
+            live_count: Arc::default(),
         };
         if store.backend.started() {
             let timeout = Duration::from_millis(cfg.timeout_ms.max(1));
             spawn_health(store.backend.clone(), store.health.clone(), timeout);
             spawn_subscriber(store.backend.clone(), store.channel.clone(), store.instance.clone(), store.ended.clone());
+            let sweeper = live::Sweeper {
+                backend: store.backend.clone(),
+                live_key: store.live_key(),
+                prefix: store.prefix.clone(),
+                channel: store.channel.clone(),
+                instance: store.instance.clone(),
+                clock: store.opts.clock.clone(),
+                count: store.live_count.clone(),
+            };
+            sweeper.spawn(store.ended.clone());
         }
         Ok(store)
     }
@@ -252,6 +287,10 @@ impl RedisStore {
 
     fn session_key(&self, key: &StoreKey) -> String {
         format!("{}s:{}", self.prefix, hex(&key.0))
+    }
+
+    fn live_key(&self) -> String {
+        format!("{}live", self.prefix)
     }
 
     fn pending_key(&self, key: &StoreKey) -> String {
@@ -329,11 +368,14 @@ impl RedisStore {
         let record: Option<Vec<u8>> = self
             .remove
             .key(self.session_key(key))
+            .key(self.live_key())
             .arg(&self.channel)
             .arg(message)
+            .arg(hex(&key.0))
             .invoke_async(conn)
             .await
             .map_err(|e| self.failed(e))?;
+        self.decoded.forget(key);
         let Some(record) = record else { return Ok(None) };
         self.announce(*key);
         let session = self.open_session(key, &record);
@@ -343,6 +385,7 @@ impl RedisStore {
             for set in self.index_entries(session) {
                 let _: Result<(), _> = conn.srem(set, &member).await;
             }
+            self.unindex_user(conn, session, &member).await;
         }
         Ok(session)
     }
@@ -438,13 +481,27 @@ impl SessionStore for RedisStore {
         let record: Option<Vec<u8>> = self
             .load
             .key(self.session_key(key))
+            .key(self.live_key())
             .arg(now)
             .arg(idle_ms)
+            .arg(hex(&key.0))
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.failed(e))?;
-        let session = record.and_then(|r| self.open_session(key, &r));
-        Ok(session.filter(|s| !s.is_expired(now)).map(Arc::new))
+        let Some(record) = record else {
+            self.decoded.forget(key);
+            return Ok(None);
+        };
+        // The same record as last time here: the same session, caches and all.
+        let session = match self.decoded.get(key, &record) {
+            Some(session) => session,
+            None => {
+                let Some(session) = self.open_session(key, &record).map(Arc::new) else { return Ok(None) };
+                self.decoded.put(*key, record, session.clone());
+                session
+            }
+        };
+        Ok(Some(session).filter(|s| !s.is_expired(now)))
     }
 
     async fn save(&self, key: StoreKey, session: Arc<Session>) -> Result<(), StoreError> {
@@ -454,10 +511,13 @@ impl SessionStore for RedisStore {
         let index_ttl_ms = u64::try_from(self.opts.absolute.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut pipe = redis::pipe();
         pipe.atomic().cmd("SET").arg(self.session_key(&key)).arg(record).arg("PX").arg(ttl_ms).ignore();
+        let expires_ms = self.opts.clock.now_unix().saturating_mul(1000).saturating_add(ttl_ms);
+        pipe.cmd("ZADD").arg(self.live_key()).arg(expires_ms).arg(&member).ignore();
         for set in self.index_entries(&session) {
             pipe.cmd("SADD").arg(&set).arg(&member).ignore();
             pipe.cmd("PEXPIRE").arg(&set).arg(index_ttl_ms).ignore();
         }
+        self.index_user(&mut pipe, &session, &member, index_ttl_ms);
         pipe.query_async::<()>(&mut conn).await.map_err(|e| self.failed(e))
     }
 
@@ -546,22 +606,56 @@ impl SessionStore for RedisStore {
         // was under way must not be undone by writing the session back.
         let Some((record, ttl_ms)) = self.sealed_session(key, session)? else { return Ok(()) };
         let mut conn = self.conn().await?;
-        redis::cmd("SET")
+        let written = redis::cmd("SET")
             .arg(self.session_key(key))
-            .arg(record)
+            .arg(&record)
             .arg("PX")
             .arg(ttl_ms)
             .arg("XX")
             .query_async::<Option<String>>(&mut conn)
             .await
-            .map(drop)
-            .map_err(|e| self.failed(e))
+            .map_err(|e| self.failed(e))?;
+        if written.is_some() {
+            // This session (with its caches) is what the new record decodes to.
+            self.decoded.put(*key, record, session.clone());
+        }
+        Ok(())
+    }
+
+    async fn user_sessions(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Vec<crate::session::users::UserSession>, StoreError> {
+        self.sessions_of_user(provider, subject).await
+    }
+
+    async fn scan_sessions(
+        &self,
+        keep: &crate::session::users::Keep<'_>,
+        limit: usize,
+    ) -> Result<Vec<crate::session::users::Listed>, StoreError> {
+        self.scan(keep, limit).await
+    }
+
+    async fn set_maintenance(&self, app: &str, notice: Option<&[u8]>) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let key = self.maintenance_key();
+        match notice {
+            Some(notice) => conn.hset::<_, _, _, ()>(key, app, notice).await,
+            None => conn.hdel::<_, _, ()>(key, app).await,
+        }
+        .map_err(|e| self.failed(e))
+    }
+
+    async fn maintenance(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut conn = self.conn().await?;
+        conn.hgetall(self.maintenance_key()).await.map_err(|e| self.failed(e))
     }
 
     fn active_sessions(&self) -> u64 {
-        // Not counted: a SCAN over a shared keyspace per scrape is too costly. The metric
-        // reads 0 with this store.
-        0
+        // Counted by the sweep every few seconds (see `live`): no Redis call per scrape.
+        self.live_count.load(Ordering::Relaxed)
     }
 
     fn ended_sessions(&self) -> tokio::sync::broadcast::Receiver<StoreKey> {

@@ -1,0 +1,199 @@
+//! Real Redis processes for tests: a `redis-server` on a loopback port in its own temporary
+//! directory, and `redis-sentinel`s watching it. Both skip (return `None` with a message)
+//! when the binary is missing, unless `AISGATE_REQUIRE_PEERS` is set, where that fails.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A `redis-server` process on a loopback port, persisting to its own directory (so a
+/// `SHUTDOWN SAVE` and restart keeps the data, as a production restart with persistence).
+pub struct Redis {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+    /// Extra server arguments (TLS); `{port}` is replaced by the port.
+    extra: Vec<String>,
+    /// Whether the port speaks TLS (only TCP acceptance is probed then).
+    tls: bool,
+}
+
+pub fn redis_binary() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join("redis-server")).find(|p| p.is_file()));
+    if found.is_none() {
+        assert!(
+            std::env::var_os("AISGATE_REQUIRE_PEERS").is_none(),
+            "redis-server is required (apt-get install redis-server)"
+        );
+        eprintln!("SKIPPED: redis-server is not installed (apt-get install redis-server)");
+    }
+    found
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Redis {
+    /// Starts a server, or `None` (test skipped) without the binary.
+    pub async fn start() -> Option<Redis> {
+        Redis::start_with(Vec::new(), false).await
+    }
+
+    /// Starts a server with extra arguments; `tls`: the port is a TLS port.
+    pub async fn start_with(extra: Vec<String>, tls: bool) -> Option<Redis> {
+        let binary = redis_binary()?;
+        let mut redis = Redis { port: free_port(), dir: tempfile::tempdir().unwrap(), child: None, extra, tls };
+        redis.spawn(&binary).await;
+        Some(redis)
+    }
+
+    async fn spawn(&mut self, binary: &std::path::Path) {
+        let port = self.port.to_string();
+        let mut args: Vec<String> = if self.tls {
+            vec!["--port".into(), "0".into(), "--tls-port".into(), port.clone()]
+        } else {
+            vec!["--port".into(), port.clone()]
+        };
+        args.extend(self.extra.iter().map(|a| a.replace("{port}", &port)));
+        let child = Command::new(binary)
+            .args(&args)
+            .args(["--bind", "127.0.0.1", "--save", "3600 1", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(["--daemonize", "no", "--protected-mode", "yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        // Wait (bounded) until it answers.
+        for _ in 0..200 {
+            if self.tls {
+                if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                    return;
+                }
+            } else if let Ok(mut conn) = self.client().get_multiplexed_async_connection().await {
+                if redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("redis-server on port {} did not come up", self.port);
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).unwrap()
+    }
+
+    pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        self.client().get_multiplexed_async_connection().await.unwrap()
+    }
+
+    /// Stops the server, saving its data first (what a restart with persistence does).
+    pub async fn stop(&mut self) {
+        let mut conn = self.conn().await;
+        let _ = redis::cmd("SHUTDOWN").arg("SAVE").query_async::<()>(&mut conn).await;
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the server (a crash: nothing saved).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and directory.
+    pub async fn restart(&mut self) {
+        let binary = redis_binary().unwrap();
+        self.spawn(&binary).await;
+    }
+
+    /// `[session]` lines pointing a gateway at this server.
+    pub fn session_extra(&self) -> String {
+        format!("store = \"redis\"\n[session.redis]\nurl = \"{}\"\ntimeout_ms = 300\n", self.url())
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGKILL: nothing to save at the end of a test.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A `redis-sentinel` monitoring `master` as `mymaster` (quorum 1, quick failure detection).
+pub struct Sentinel {
+    pub port: u16,
+    _dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Sentinel {
+    pub async fn start(master: &Redis) -> Option<Sentinel> {
+        Sentinel::start_with_quorum(master, 1).await
+    }
+
+    /// A Sentinel of a group that needs `quorum` of its members to agree the master is down.
+    pub async fn start_with_quorum(master: &Redis, quorum: u32) -> Option<Sentinel> {
+        let Some(binary) = which("redis-sentinel") else {
+            assert!(
+                std::env::var_os("AISGATE_REQUIRE_PEERS").is_none(),
+                "redis-sentinel is required (apt-get install redis-sentinel)"
+            );
+            eprintln!("SKIPPED: redis-sentinel is not installed (apt-get install redis-sentinel)");
+            return None;
+        };
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {}\n\
+                 sentinel monitor mymaster 127.0.0.1 {} {quorum}\n\
+                 sentinel down-after-milliseconds mymaster 500\n\
+                 sentinel failover-timeout mymaster 3000\n",
+                dir.path().display(),
+                master.port
+            ),
+        )
+        .unwrap();
+        let child = Command::new(binary).arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        // Owned by the guard from here on: killed and waited for on every path.
+        let sentinel = Sentinel { port, _dir: dir, child };
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Some(sentinel);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("redis-sentinel did not come up");
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()))
+}
