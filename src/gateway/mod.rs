@@ -545,6 +545,9 @@ fn carried<T: 'static>(new: T, before: Option<&dyn std::any::Any>, carry: fn(T, 
     }
 }
 
+/// A session store, and its shared state when it is shared by several instances (Redis).
+type StoreParts = (Arc<dyn SessionStore>, Option<Arc<dyn SharedState>>);
+
 /// The session store `[session]` asks for.
 fn build_store(
     config: &Config,
@@ -554,7 +557,7 @@ fn build_store(
     clock: &Clock,
     env: &EnvSource,
     audit: &crate::audit::Audit,
-) -> Result<(Arc<dyn SessionStore>, Option<Arc<dyn SharedState>>), String> {
+) -> Result<StoreParts, String> {
     Ok(match config.session.store {
         StoreKind::Memory => (
             Arc::new(
