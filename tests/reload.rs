@@ -296,10 +296,20 @@ async fn the_reload_command_reloads_through_the_admin_api() {
     assert!(stderr.contains("max_sessions changed") && stderr.contains("the running configuration stays"), "{stderr}");
     assert_eq!(gw.get("/open/page", None).await.status(), 200, "still the configuration of the first reload");
 
+    // An app put in maintenance stays in maintenance across a reload.
+    let on = gw.client.put(format!("{}/admin/maintenance/echo", gw.ops)).bearer_auth(ADMIN_TOKEN).body("{}");
+    assert_eq!(on.send().await.unwrap().status(), 200);
+    assert_eq!(gw.get("/public/x", None).await.status(), 503);
+    gw.edit("[session]\nmax_sessions = 5\n", "[session]\n");
+    gw.sighup("success").await;
+    let resp = gw.get("/public/x", None).await;
+    assert_eq!(resp.status(), 503, "still in maintenance after the reload");
+    assert!(resp.headers().contains_key("retry-after"));
+
     // Without the admin token the endpoint refuses to reload anything.
     let resp = gw.client.post(format!("{}/admin/reload", gw.ops)).bearer_auth("x".repeat(40)).send().await.unwrap();
     assert_eq!(resp.status(), 401);
-    assert_eq!(gw.reloads("success").await, 1);
+    assert_eq!(gw.reloads("success").await, 2);
     assert_eq!(gw.reloads("failure").await, 1);
 }
 
