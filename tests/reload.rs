@@ -37,9 +37,18 @@ impl Running {
     /// Prepares the stack (simulated IdP, upstream, configuration with the admin API on),
     /// frees its ports and starts the binary on them.
     async fn start(upstream: Option<String>, server_extra: &str) -> Running {
-        let stack = prepare(StackOptions { upstream, server_extra: server_extra.to_owned(), ..Default::default() })
-            .await
-            .expect("stack");
+        Running::start_with(upstream, server_extra, "").await
+    }
+
+    /// [`Running::start`] with extra `[session]` lines.
+    async fn start_with(upstream: Option<String>, server_extra: &str, session_extra: &str) -> Running {
+        let opts = StackOptions {
+            upstream,
+            server_extra: server_extra.to_owned(),
+            session_extra: session_extra.to_owned(),
+            ..Default::default()
+        };
+        let stack = prepare(opts).await.expect("stack");
         let ops = stack.ops.local_addr().unwrap();
         let token_file = stack.dir.join("admin.token");
         std::fs::write(&token_file, format!("{ADMIN_TOKEN}\n")).unwrap();
@@ -480,4 +489,21 @@ async fn a_rebuilt_gateway_shares_the_store_limits_and_ephemeral_token_key_of_th
     assert!(errors.contains("idle_timeout_secs changed") && errors.contains("restart aisgate"), "{errors}");
     assert!(errors.starts_with(&format!("{}:1:1:", stack.config_path.display())), "{errors}");
     let _ = std::fs::remove_dir_all(&stack.dir);
+}
+
+#[tokio::test]
+async fn with_the_redis_store_a_reload_keeps_sessions_and_refuses_a_changed_redis_table() {
+    let Some(redis) = support::redis_server::Redis::start().await else { return };
+    let gw = Running::start_with(Some(support::header_echo().await), "", &redis.session_extra()).await;
+    let cookie = gw.login().await;
+    gw.edit(r#"public_paths = ["/public"]"#, r#"public_paths = ["/public", "/open"]"#);
+    gw.sighup("success").await;
+    assert_eq!(gw.get("/open/page", None).await.status(), 200);
+    assert!(!identity_headers(gw.get("/private", Some(&cookie)).await).await.is_empty(), "the session survives");
+
+    gw.edit("timeout_ms = 300\n", "timeout_ms = 1234\n");
+    gw.sighup("failure").await;
+    let log = gw.log_text();
+    assert!(log.lines().any(|l| l.contains("[session.redis] changed") && l.contains("restart")), "{log}");
+    assert!(!identity_headers(gw.get("/private", Some(&cookie)).await).await.is_empty());
 }
