@@ -28,6 +28,7 @@ pub mod ops;
 pub mod pages;
 pub mod provider;
 pub mod redact;
+pub mod reload;
 pub mod run;
 pub mod session;
 #[cfg(feature = "sim")]

@@ -47,6 +47,15 @@ enum Command {
         #[arg(long = "as", value_name = "IDENTITY.json", requires = "explain")]
         as_identity: Option<PathBuf>,
     },
+    /// Make the running gateway reload its configuration (like SIGHUP), through
+    /// `POST /admin/reload` on its ops listener with the `[admin] token_file` token. Exits 0
+    /// when the new configuration is in use, 1 when it was refused (the errors are printed;
+    /// the running one stays).
+    Reload {
+        /// Configuration file of the running gateway (for the ops address and admin token).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Print the SAML SP metadata of a provider (what `/.aisgate/saml/NAME/metadata` serves).
     SamlMetadata {
         /// Configuration file.
@@ -172,6 +181,7 @@ fn main() -> ExitCode {
         (Some(Command::Check { config, explain: Some(url), as_identity }), _) => {
             aisgate::run::explain(&config, &url, as_identity.as_deref())
         }
+        (Some(Command::Reload { config }), _) => block_on(aisgate::reload::cli(&config)),
         (Some(Command::SamlMetadata { config, provider }), _) => {
             match aisgate::provider::saml::metadata_from_config(&config, &provider) {
                 Ok(xml) => {

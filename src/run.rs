@@ -216,30 +216,53 @@ fn print_summary(config: &Config, gw: &Gateway) {
     }
 }
 
-/// Starts periodic provider work (heartBeat, metadata refresh).
+/// Starts periodic provider work (heartBeat, metadata refresh), the first round now. A loop
+/// ends once its provider is gone (its gateway replaced by a reload and its last request
+/// finished).
 pub fn spawn_provider_refresh(gw: &Arc<Gateway>) {
+    spawn_refresh_loops(gw, false);
+}
+
+/// For a gateway a reload is about to swap in: runs every provider's first refresh now (at
+/// most `limit`), so the new providers are as ready as the old ones when they take over and
+/// `/readyz` does not flap; then starts the periodic loops.
+pub async fn warm_up_provider_refresh(gw: &Arc<Gateway>, limit: Duration) {
+    let first = gw.providers.iter().filter_map(|p| p.background()).map(|b| b.refresh());
+    if tokio::time::timeout(limit, futures_util::future::join_all(first)).await.is_err() {
+        tracing::warn!("configuration reload: a provider's first heartBeat or metadata refresh is still running; swapping in anyway");
+    }
+    spawn_refresh_loops(gw, true);
+}
+
+fn spawn_refresh_loops(gw: &Arc<Gateway>, refreshed: bool) {
     for provider in &gw.providers {
         let Some(interval) = provider.background().and_then(|b| b.refresh_interval()) else { continue };
-        let provider = provider.clone();
+        let provider = Arc::downgrade(provider);
         tokio::spawn(async move {
-            while let Some(background) = provider.background() {
+            if refreshed {
+                tokio::time::sleep(interval).await;
+            }
+            loop {
+                let Some(provider) = provider.upgrade() else { break };
+                let Some(background) = provider.background() else { break };
                 background.refresh().await;
+                drop(provider);
                 tokio::time::sleep(interval).await;
             }
         });
     }
 }
 
-/// `aisgate run`: serves until SIGTERM/Ctrl-C. Returns the exit code.
+/// `aisgate run`: serves until SIGTERM/Ctrl-C, reloading on SIGHUP. Returns the exit code.
 pub async fn run(path: &Path) -> i32 {
     let Some(config) = load(path) else { return 2 };
     init_logging(config.log.format, &config.log.level);
     for warning in crate::config::rule_warnings(&config) {
         tracing::warn!(at = %warning.loc, "{}", warning.message);
     }
-    let tls = match &config.server.tls {
+    let cert = match &config.server.tls {
         None => None,
-        Some(t) => match crate::tls::server_config(&t.cert, &t.key) {
+        Some(t) => match crate::tls::ServerCert::load(&t.cert, &t.key) {
             Ok(c) => Some(c),
             Err(e) => {
                 eprintln!("{}", ConfigError::file(path, format!("[server.tls] {e}")));
@@ -248,6 +271,14 @@ pub async fn run(path: &Path) -> i32 {
         },
     };
     let Some(gw) = build(&config, path) else { return 2 };
+    let live = crate::reload::Live::reloadable(gw.clone(), &config, path, cert.clone(), Arc::new(gateway::process_env));
+    // Before anything listens: SIGHUP's default action would end the process.
+    #[cfg(unix)]
+    if let Err(e) = crate::reload::reload_on_sighup(live.clone()) {
+        eprintln!("cannot handle SIGHUP: {e}");
+        return 1;
+    }
+    let tls = cert.map(crate::tls::server_config_with);
     let public = match listen::bind_public(&config.server.listen, tls).await {
         Ok(l) => l,
         Err(e) => {
@@ -266,9 +297,16 @@ pub async fn run(path: &Path) -> i32 {
         tracing::warn!(at = %warning.loc, "DANGEROUS: {}", warning.message);
     }
     spawn_provider_refresh(&gw);
-    tracing::info!(listen = ?config.server.listen, ops = %config.ops.listen, apps = gw.apps.len(), "aisgate started");
+    tracing::info!(
+        listen = ?config.server.listen,
+        ops = %config.ops.listen,
+        apps = gw.apps.len(),
+        config_hash = %live.config_hash().unwrap_or_default(),
+        "aisgate started"
+    );
+    drop(gw);
     listen::serve(
-        gw,
+        live,
         public,
         ops,
         limits(&config),

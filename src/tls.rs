@@ -56,10 +56,50 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 
 /// The public listener's TLS config, offering HTTP/2 and HTTP/1.1 by ALPN.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let mut config =
-        rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(load_certs(cert)?, load_key(key)?)?;
+    Ok(server_config_with(ServerCert::load(cert, key)?))
+}
+
+/// The public listener's TLS config presenting `cert`, which a reload may replace while the
+/// listener serves (new handshakes get the new certificate, open connections keep theirs).
+pub fn server_config_with(cert: Arc<ServerCert>) -> Arc<rustls::ServerConfig> {
+    let mut config = rustls::ServerConfig::builder().with_no_client_auth().with_cert_resolver(cert);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Arc::new(config)
+}
+
+/// The public listener's certificate chain and key (`[server.tls]`), replaceable at run time.
+#[derive(Debug)]
+pub struct ServerCert(arc_swap::ArcSwap<rustls::sign::CertifiedKey>);
+
+impl ServerCert {
+    /// Reads the chain and key; the key must belong to the first certificate.
+    pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerCert>, TlsError> {
+        Ok(Arc::new(ServerCert(arc_swap::ArcSwap::from_pointee(certified_key(cert, key)?))))
+    }
+
+    /// Reads the chain and key again and presents them from the next handshake on; on an
+    /// error the current ones stay.
+    pub fn reload(&self, cert: &Path, key: &Path) -> Result<(), TlsError> {
+        self.0.store(Arc::new(certified_key(cert, key)?));
+        Ok(())
+    }
+
+    /// Checks the chain and key without using them (a reload checks everything before it
+    /// changes anything).
+    pub fn check(cert: &Path, key: &Path) -> Result<(), TlsError> {
+        certified_key(cert, key).map(drop)
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ServerCert {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.load_full())
+    }
+}
+
+fn certified_key(cert: &Path, key: &Path) -> Result<rustls::sign::CertifiedKey, TlsError> {
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    Ok(rustls::sign::CertifiedKey::from_der(load_certs(cert)?, load_key(key)?, &provider)?)
 }
 
 /// A client config that trusts the given CA bundle, or the webpki roots when `None`.

@@ -135,7 +135,9 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         // `/admin/sessions…`, `/admin/maintenance…`
         .merge(sessions::routes())
         // `/admin/links…`
-        .merge(crate::links::admin::routes());
+        .merge(crate::links::admin::routes())
+        // `POST /admin/reload`
+        .merge(crate::reload::admin_routes());
     // Other modules' admin routes: one `.merge(…)` line each, above the `;`.
     let guard = Arc::new(Guard { auth, audit: gw.audit.clone() });
     routes.layer(axum::middleware::from_fn_with_state(guard, require_token)).with_state(gw)

@@ -31,8 +31,9 @@ use crate::session::{random_id, PendingLogin, Session, StoreKey};
 
 type Gw = State<Arc<Gateway>>;
 
-/// The router for `/.aisgate/*`.
-pub fn router(gateway: Arc<Gateway>) -> Router {
+/// The router for `/.aisgate/*`; the caller gives the gateway as state per request
+/// (`Gateway::endpoints`), so the router holds no reference to it.
+pub fn router() -> Router<Arc<Gateway>> {
     Router::new()
         .route("/.aisgate/login", get(login))
         .route("/.aisgate/callback/{provider}", get(callback_get).post(callback_post))
@@ -49,7 +50,6 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         // The gateway caps own-endpoint bodies itself (`own_body`, applied in the handler);
         // axum's own 2 MB default would otherwise cut a large configured SAML message short.
         .layer(axum::extract::DefaultBodyLimit::disable())
-        .with_state(gateway)
 }
 
 pub(super) fn encode(value: &str) -> String {

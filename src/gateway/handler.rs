@@ -101,9 +101,7 @@ async fn pipeline(gw: &Arc<Gateway>, req: Request<Body>, conn: &ConnInfo, info: 
 }
 
 async fn own_endpoint(gw: &Arc<Gateway>, mut req: Request<Body>, info: &RequestInfo) -> Response<Body> {
-    let Some(router) = gw.endpoints() else {
-        return rescue::error(ErrorKind::Internal, info, None);
-    };
+    let router = super::Gateway::endpoints(gw);
     req.extensions_mut().insert(info.clone());
     // Own endpoints take small forms and SAML messages; the cap is sized in `own_body`.
     if content_length(req.headers()).is_some_and(|len| len > gw.own_body_limit as u64) {
@@ -365,7 +363,8 @@ pub(super) fn return_url(path: &CanonicalPath, query: Option<&str>) -> ReturnUrl
 }
 
 fn add_identity_headers(gw: &Gateway, app: &App, session: &Session, req: &mut Request<Body>) {
-    let rendered = session.rendered_headers(app.index, |identity| app.headers.render(identity).into());
+    let rendered =
+        session.rendered_headers(gw.session_caches, app.index, |identity| app.headers.render(identity).into());
     let headers = req.headers_mut();
     // One growth instead of several rehashes while ~25 headers are added.
     headers.reserve(rendered.len() + 1);
@@ -374,7 +373,7 @@ fn add_identity_headers(gw: &Gateway, app: &App, session: &Session, req: &mut Re
     }
     if let (Some(name), Some(issuer)) = (&app.headers.token_header, &gw.tokens) {
         let now = gw.clock.now_unix();
-        let token = session.identity_token(app.index, now, issuer.lifetime_secs / 2, |identity| {
+        let token = session.identity_token(gw.session_caches, app.index, now, issuer.lifetime_secs / 2, |identity| {
             let exp = now + issuer.lifetime_secs;
             let claims = identity.token_claims(&gw.public_base_url, &app.name, now, exp);
             match issuer.signer.sign(&claims) {

@@ -34,7 +34,7 @@ mod rescue;
 pub mod route;
 mod slo;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -58,8 +58,8 @@ pub use crate::http::RESERVED_PREFIX;
 
 /// The signed identity token settings, compiled.
 pub struct TokenIssuer {
-    /// Signing key.
-    pub signer: IdentityTokenSigner,
+    /// Signing key (shared with the gateway a reload builds when it is an ephemeral one).
+    pub signer: Arc<IdentityTokenSigner>,
     /// Older keys still published in the JWKS.
     pub previous: Vec<IdentityTokenSigner>,
     /// Lifetime of each token, seconds.
@@ -125,16 +125,24 @@ pub struct Gateway {
     pub own_body_limit: usize,
     /// Write access-log lines.
     pub access_log: bool,
-    /// Attempts at one-time-credential forms, per client address.
-    pub direct_limiter: rate_limit::RateLimiter,
-    /// Login starts, per client address (`server.login_starts_per_minute`).
-    pub login_start_limiter: rate_limit::RateLimiter,
+    /// Attempts at one-time-credential forms, per client address (carried over by a reload).
+    pub direct_limiter: Arc<rate_limit::RateLimiter>,
+    /// Login starts, per client address (`server.login_starts_per_minute`; carried over by a
+    /// reload that keeps the limit).
+    pub login_start_limiter: Arc<rate_limit::RateLimiter>,
+    /// Which build of the gateway sessions' per-app caches (rendered headers, identity
+    /// tokens) belong to: a reload's new gateway renders them afresh.
+    pub session_caches: crate::session::CacheKey,
+    /// The settings the session store was built with: a reload may carry the store over only
+    /// when they are unchanged.
+    store_spec: StoreSpec,
     /// Client connection metrics (open, refused, reaped).
     pub conn_metrics: crate::listen::conn::ConnMetrics,
     /// The admin API's credential (`[admin] token_file`); `None`: the admin API is off.
     pub admin: Option<crate::admin::AdminAuth>,
-    /// Apps in maintenance, as this instance enforces them ([`crate::admin::maintenance`]).
-    pub maintenance: crate::admin::maintenance::Board,
+    /// Apps in maintenance, as this instance enforces them ([`crate::admin::maintenance`]);
+    /// carried over by a reload.
+    pub maintenance: Arc<crate::admin::maintenance::Board>,
     /// Sessions one user may hold at once (`[session] max_sessions_per_user`; 0: no limit).
     pub max_sessions_per_user: usize,
     /// Returns from an IdP's logout: `[verified, unverified]` `state`.
@@ -149,7 +157,45 @@ pub struct Gateway {
     /// The public base URL's host and the link to its first app, for pages on a host that
     /// has no app (issue 14 item 13).
     base_home: Option<(String, Arc<str>)>,
-    endpoints: OnceLock<axum::Router>,
+    /// The own endpoints, without their state: the gateway is given per request, so the
+    /// router holds no `Arc` of the gateway and a replaced gateway is freed (hot reload).
+    endpoints: axum::Router<Arc<Gateway>>,
+}
+
+/// What a session store is built from. Two gateways with equal specs can share one store, so
+/// a reload carries sessions, pending logins and the store's one-shot caches over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StoreSpec {
+    kind: StoreKind,
+    max_sessions: u64,
+    idle_timeout_secs: u64,
+    /// The longest pending-login lifetime of any provider.
+    pending_login_secs: u64,
+    /// `[session.redis]` as written (file paths and names; the password is not in it).
+    redis: Option<String>,
+    /// With Redis: records at rest are sealed with keys derived from the session keys; a
+    /// keyed fingerprint of them (never logged).
+    record_keys: Option<String>,
+}
+
+impl StoreSpec {
+    /// The settings that differ between `self` (running) and `new`, for the refusal message.
+    fn changes(&self, new: &StoreSpec) -> Vec<&'static str> {
+        [
+            (self.kind != new.kind, "store"),
+            (self.max_sessions != new.max_sessions, "max_sessions"),
+            (self.idle_timeout_secs != new.idle_timeout_secs, "idle_timeout_secs"),
+            (
+                self.pending_login_secs != new.pending_login_secs,
+                "login_ttl_secs (or a provider's pending-login lifetime)",
+            ),
+            (self.redis != new.redis, "[session.redis]"),
+            (self.record_keys != new.record_keys, "keys (the Redis store seals records with them)"),
+        ]
+        .into_iter()
+        .filter_map(|(changed, name)| changed.then_some(name))
+        .collect()
+    }
 }
 
 /// Reads environment variables; a trait object so tests never mutate the process environment.
@@ -179,6 +225,32 @@ impl Gateway {
         env: &EnvSource,
         clock: Clock,
     ) -> Result<Arc<Gateway>, Vec<ConfigError>> {
+        Gateway::build_inner(config, main_file, env, clock, None)
+    }
+
+    /// Builds the gateway that replaces `previous` (a hot reload, `crate::reload`): the same
+    /// path as [`Gateway::build`], every file read again, but the state that must outlive
+    /// a configuration is taken over from `previous` instead of starting empty — the session
+    /// store (sessions, pending logins, the store's one-shot caches), the per-client rate
+    /// limiters, the metrics' series and the clock. A changed session store setting cannot be
+    /// applied this way (the memory store would lose every session): it is an error naming
+    /// the settings, and `previous` stays in use.
+    pub fn rebuild(
+        config: &Config,
+        main_file: &std::path::Path,
+        env: &EnvSource,
+        previous: &Gateway,
+    ) -> Result<Arc<Gateway>, Vec<ConfigError>> {
+        Gateway::build_inner(config, main_file, env, previous.clock.clone(), Some(previous))
+    }
+
+    fn build_inner(
+        config: &Config,
+        main_file: &std::path::Path,
+        env: &EnvSource,
+        clock: Clock,
+        previous: Option<&Gateway>,
+    ) -> Result<Arc<Gateway>, Vec<ConfigError>> {
         let mut errors = Vec::new();
         let main_loc = crate::config::SourceLoc { file: main_file.into(), line: 1, column: 1 };
         let keyring = Keyring::load(&config.session.keys, env)
@@ -189,16 +261,23 @@ impl Gateway {
         let provider_bases = crate::config::hosts::provider_bases(config);
         let mut providers: Vec<Arc<dyn Provider>> = Vec::new();
         for p in &config.provider {
+            // The provider of the same name this one replaces (a reload), as its own type.
+            let before: Option<&dyn std::any::Any> =
+                previous.and_then(|g| g.provider(p.name())).map(|(_, old)| old.as_ref() as &dyn std::any::Any);
             let built: Result<Arc<dyn Provider>, String> = match &p.value {
                 ProviderConfig::Kaas(kaas) => {
                     crate::provider::kaas::KaasProvider::build(kaas).map(|k| Arc::new(k) as _)
                 }
-                ProviderConfig::Oidc(oidc) => crate::provider::oidc::OidcProvider::build(oidc, env)
-                    .map(|o| Arc::new(o.with_clock(clock.clone())) as _),
+                ProviderConfig::Oidc(oidc) => crate::provider::oidc::OidcProvider::build(oidc, env).map(|o| {
+                    let o = o.with_clock(clock.clone());
+                    Arc::new(carried(o, before, crate::provider::oidc::OidcProvider::carrying_over)) as _
+                }),
                 ProviderConfig::Saml(saml) => {
                     let base = provider_bases.get(&saml.name).and_then(|b| b.first()).unwrap_or(&public_base_url);
-                    crate::provider::saml::SamlProvider::build(saml, base)
-                        .map(|s| Arc::new(s.with_clock(clock.clone())) as _)
+                    crate::provider::saml::SamlProvider::build(saml, base).map(|s| {
+                        let s = s.with_clock(clock.clone());
+                        Arc::new(carried(s, before, crate::provider::saml::SamlProvider::carrying_over)) as _
+                    })
                 }
             };
             match built {
@@ -224,7 +303,7 @@ impl Gateway {
         }
         let tokens = match &config.identity_token {
             None => None,
-            Some(t) => match build_token_issuer(t) {
+            Some(t) => match build_token_issuer(t, previous.and_then(|p| p.tokens.as_ref())) {
                 Ok(issuer) => Some(issuer),
                 Err(e) => {
                     errors.push(ConfigError::at(&main_loc, format!("[identity_token] {e}")));
@@ -238,49 +317,53 @@ impl Gateway {
                 .map_err(|e| errors.push(ConfigError::at(&main_loc, e.to_string())))
                 .ok(),
         };
-        let audit = match crate::audit::Audit::start(&config.audit, clock.clone()) {
-            Ok(audit) => audit,
-            Err(e) => {
-                errors.push(ConfigError::at(&main_loc, e.to_string()));
-                crate::audit::Audit::off()
-            }
+        // The audit sink is the process's, like the listeners: a reload keeps it (`[audit]`
+        // changes wait for a restart, `crate::reload`), and SIGHUP reopens its file.
+        let audit = match previous {
+            Some(previous) => previous.audit.clone(),
+            None => match crate::audit::Audit::start(&config.audit, clock.clone()) {
+                Ok(audit) => audit,
+                Err(e) => {
+                    errors.push(ConfigError::at(&main_loc, e.to_string()));
+                    crate::audit::Audit::off()
+                }
+            },
         };
         let (Some(keyring), true) = (keyring, errors.is_empty()) else {
             return Err(errors);
         };
-        // Log labels of users and sessions: keyed by the session key (issue 15 item 12).
-        crate::identity::label::set_key(keyring.log_label_key());
         // The store keeps pending logins as long as the slowest provider needs; each login's
         // own provider limit is enforced at the callback (`Gateway::login_ttl_for`).
         let longest_login = providers
             .iter()
             .filter_map(|p| p.login_profile().pending_login_ttl)
             .fold(config.session.login_ttl_secs, u64::max);
-        let (store, shared): (Arc<dyn SessionStore>, Option<Arc<dyn SharedState>>) = match config.session.store {
-            StoreKind::Memory => (
-                Arc::new(
-                    MemoryStore::new(
-                        config.session.max_sessions,
-                        Duration::from_secs(config.session.idle_timeout_secs),
-                        Duration::from_secs(longest_login),
-                        clock.clone(),
-                    )
-                    .with_audit(audit.clone()),
-                ),
-                None,
-            ),
-            StoreKind::Redis => {
-                let opts =
-                    crate::session::redis::RedisStoreOptions::of(&config.session, longest_login, apps.len(), &clock);
-                match crate::session::redis::RedisStore::configured(&config.session, keyring.record_keys(), opts, env) {
-                    Ok(store) => {
-                        let store = Arc::new(store);
-                        (store.clone(), Some(store))
-                    }
-                    Err(e) => return Err(vec![ConfigError::at(&main_loc, e.to_string())]),
-                }
-            }
+        let store_spec = StoreSpec {
+            kind: config.session.store,
+            max_sessions: config.session.max_sessions,
+            idle_timeout_secs: config.session.idle_timeout_secs,
+            pending_login_secs: longest_login,
+            redis: config.session.redis.as_ref().map(|r| format!("{r:?}")),
+            record_keys: (config.session.store == StoreKind::Redis)
+                .then(|| keyring.mac(crate::session::keyring::Purpose::Session, &[0; 32])),
         };
+        let (store, shared) = match previous {
+            Some(previous) if previous.store_spec == store_spec => (previous.store.clone(), previous.shared.clone()),
+            Some(previous) => {
+                let changed = previous.store_spec.changes(&store_spec).join(", ");
+                return Err(vec![ConfigError::at(
+                    &main_loc,
+                    format!(
+                        "[session] {changed} changed: the session store cannot be rebuilt by a reload without losing sessions; restart aisgate to apply it (the running configuration stays)"
+                    ),
+                )]);
+            }
+            None => build_store(config, &keyring, longest_login, apps.len(), &clock, env, &audit)
+                .map_err(|e| vec![ConfigError::at(&main_loc, e)])?,
+        };
+        // Log labels of users and sessions: keyed by the session key (issue 15 item 12). Set
+        // only once nothing can fail any more: a refused reload keeps the running labels.
+        crate::identity::label::set_key(keyring.log_label_key());
         // Replay caches follow the sessions: shared when the sessions are.
         if let Some(shared) = &shared {
             for provider in &providers {
@@ -289,7 +372,10 @@ impl Gateway {
         }
         let app_names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
         let provider_names: Vec<&str> = providers.iter().map(|p| p.name()).collect();
-        let mut metrics = Metrics::new(&app_names, &provider_names);
+        let mut metrics = match previous {
+            Some(previous) => Metrics::continuing(&previous.metrics, &app_names, &provider_names),
+            None => Metrics::new(&app_names, &provider_names),
+        };
         for background in providers.iter().filter_map(|p| p.background()) {
             background.register_metrics(&mut metrics);
         }
@@ -334,6 +420,7 @@ impl Gateway {
             .collect();
         let app_homes: Vec<Arc<str>> = apps.iter().map(|a| Arc::from(a.path_prefix.as_str())).collect();
         let base_home = base_home(&public_base_url, &apps);
+        let session_caches = crate::session::CacheKey::next(apps.len());
         let gateway = Arc::new(Gateway {
             links,
             app_logins,
@@ -362,15 +449,25 @@ impl Gateway {
             max_body_bytes: config.server.max_body_bytes,
             own_body_limit,
             access_log: config.log.access_log,
-            // One-time credentials: 10 attempts per client per 5 minutes is plenty for a human.
-            direct_limiter: rate_limit::RateLimiter::new(10, Duration::from_secs(300), 100_000),
-            login_start_limiter: rate_limit::RateLimiter::new(
-                config.server.login_starts_per_minute,
-                Duration::from_secs(60),
-                100_000,
-            ),
+            direct_limiter: match previous {
+                Some(previous) => previous.direct_limiter.clone(),
+                // One-time credentials: 10 attempts per client per 5 minutes is plenty for a human.
+                None => Arc::new(rate_limit::RateLimiter::new(10, Duration::from_secs(300), 100_000)),
+            },
+            login_start_limiter: match previous {
+                Some(previous) if previous.login_start_limiter.limit() == config.server.login_starts_per_minute => {
+                    previous.login_start_limiter.clone()
+                }
+                _ => Arc::new(rate_limit::RateLimiter::new(
+                    config.server.login_starts_per_minute,
+                    Duration::from_secs(60),
+                    100_000,
+                )),
+            },
+            store_spec,
+            session_caches,
             admin,
-            maintenance: Default::default(),
+            maintenance: previous.map(|p| p.maintenance.clone()).unwrap_or_default(),
             max_sessions_per_user: config.session.max_sessions_per_user,
             logout_returns,
             handoffs,
@@ -378,9 +475,8 @@ impl Gateway {
             protocols,
             app_homes,
             base_home,
-            endpoints: OnceLock::new(),
+            endpoints: endpoints::router(),
         });
-        let _ = gateway.endpoints.set(endpoints::router(gateway.clone()));
         crate::admin::maintenance::spawn_refresh(&gateway);
         Ok(gateway)
     }
@@ -475,14 +571,15 @@ impl Gateway {
         match &self.tokens {
             None => serde_json::json!({ "keys": [] }),
             Some(t) => {
-                let all: Vec<&IdentityTokenSigner> = std::iter::once(&t.signer).chain(t.previous.iter()).collect();
+                let all: Vec<&IdentityTokenSigner> = std::iter::once(&*t.signer).chain(t.previous.iter()).collect();
                 crate::identity::token::jwks(&all)
             }
         }
     }
 
-    fn endpoints(&self) -> Option<axum::Router> {
-        self.endpoints.get().cloned()
+    /// The own endpoints' router, serving with `this` gateway as its state.
+    fn endpoints(this: &Arc<Gateway>) -> axum::Router {
+        this.endpoints.clone().with_state(this.clone())
     }
 }
 
@@ -496,14 +593,67 @@ fn base_home(public_base_url: &str, apps: &[route::App]) -> Option<(String, Arc<
     Some((host, Arc::from(format!("{origin}{}", app.path_prefix).as_str())))
 }
 
-fn build_token_issuer(cfg: &crate::config::IdentityTokenConfig) -> Result<TokenIssuer, String> {
+/// `new`, with the state `carry` takes over from `before` when that is a provider of the same
+/// type (the one a reload replaces).
+fn carried<T: 'static>(new: T, before: Option<&dyn std::any::Any>, carry: fn(T, &T) -> T) -> T {
+    match before.and_then(|old| old.downcast_ref::<T>()) {
+        Some(old) => carry(new, old),
+        None => new,
+    }
+}
+
+/// A session store, and its shared state when it is shared by several instances (Redis).
+type StoreParts = (Arc<dyn SessionStore>, Option<Arc<dyn SharedState>>);
+
+/// The session store `[session]` asks for.
+fn build_store(
+    config: &Config,
+    keyring: &Keyring,
+    longest_login: u64,
+    apps: usize,
+    clock: &Clock,
+    env: &EnvSource,
+    audit: &crate::audit::Audit,
+) -> Result<StoreParts, String> {
+    Ok(match config.session.store {
+        StoreKind::Memory => (
+            Arc::new(
+                MemoryStore::new(
+                    config.session.max_sessions,
+                    Duration::from_secs(config.session.idle_timeout_secs),
+                    Duration::from_secs(longest_login),
+                    clock.clone(),
+                )
+                .with_audit(audit.clone()),
+            ),
+            None,
+        ),
+        StoreKind::Redis => {
+            let opts = crate::session::redis::RedisStoreOptions::of(&config.session, longest_login, apps, clock);
+            let store =
+                crate::session::redis::RedisStore::configured(&config.session, keyring.record_keys(), opts, env)
+                    .map_err(|e| e.to_string())?;
+            let store = Arc::new(store);
+            (store.clone(), Some(store))
+        }
+    })
+}
+
+/// The identity token issuer of `[identity_token]`. Without a `key_file` the key is generated
+/// — once per process: a reload keeps `previous`'s ephemeral key (same algorithm), so the
+/// upstreams' cached JWKS stays valid.
+fn build_token_issuer(
+    cfg: &crate::config::IdentityTokenConfig,
+    previous: Option<&TokenIssuer>,
+) -> Result<TokenIssuer, String> {
     let load = |path: &std::path::Path, algorithm| {
         let pem = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         IdentityTokenSigner::from_pkcs8_pem(&pem, algorithm).map_err(|e| format!("{}: {e}", path.display()))
     };
-    let signer = match &cfg.key_file {
-        Some(path) => load(path, cfg.algorithm)?,
-        None => IdentityTokenSigner::generate(cfg.algorithm).map_err(|e| e.to_string())?,
+    let signer = match (&cfg.key_file, previous) {
+        (Some(path), _) => Arc::new(load(path, cfg.algorithm)?),
+        (None, Some(p)) if p.signer.algorithm() == cfg.algorithm => p.signer.clone(),
+        (None, _) => Arc::new(IdentityTokenSigner::generate(cfg.algorithm).map_err(|e| e.to_string())?),
     };
     let previous = cfg.published_keys.iter().map(|k| load(&k.file, k.algorithm)).collect::<Result<_, _>>()?;
     Ok(TokenIssuer { signer, previous, lifetime_secs: cfg.lifetime_secs })

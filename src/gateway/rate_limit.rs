@@ -78,6 +78,11 @@ impl RateLimiter {
         }
     }
 
+    /// Attempts allowed per client per window.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
     /// Counts an attempt; `false` once the client is over the limit for this window (or the
     /// limiter cannot track it).
     pub fn allow(&self, client: IpAddr) -> bool {

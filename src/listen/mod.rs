@@ -20,7 +20,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::gateway::{self, ConnInfo, Gateway};
+use crate::gateway::{self, ConnInfo};
+use crate::reload::Live;
 
 /// Connection-level limits of the public listener.
 #[derive(Clone, Copy, Debug)]
@@ -74,21 +75,26 @@ struct Deadlines {
 /// Serves the gateway on `public` and the ops endpoints on `ops` until `shutdown` resolves,
 /// then drains connections for at most `grace`.
 ///
+/// `gateway` is an `Arc<Gateway>` or a [`Live`] one that a reload replaces: each request is
+/// served by the gateway in use when its head arrived, to its end.
+///
 /// Public connections are served by one single-threaded runtime per core (see
 /// [`worker`]); the ops endpoints and background tasks stay on the caller's runtime.
 pub async fn serve(
-    gateway: Arc<Gateway>,
+    gateway: impl Into<Live>,
     public: Vec<PublicListener>,
     ops: TcpListener,
     limits: Limits,
     grace: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
+    let gateway: Live = gateway.into();
     let graceful = Arc::new(GracefulShutdown::new());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (drained_tx, drained_rx) = watch::channel(false);
     let builder = Arc::new(builder(limits));
-    let tracker = conn::ConnTracker::new(limits.max_connections, gateway.conn_metrics.clone());
+    // The connection metrics' series outlive reloads (`Metrics::continuing`).
+    let tracker = conn::ConnTracker::new(limits.max_connections, gateway.gateway().conn_metrics.clone());
     let deadlines = Deadlines { first_request: limits.header_read_timeout, idle: limits.idle_timeout };
     let mut sockets = Vec::new();
     for l in public {
@@ -158,7 +164,7 @@ pub async fn serve(
 }
 
 struct WorkerContext {
-    gateway: Arc<Gateway>,
+    gateway: Live,
     builder: Arc<auto::Builder<TokioExecutor>>,
     tracker: Arc<conn::ConnTracker>,
     deadlines: Deadlines,
@@ -212,7 +218,7 @@ fn run_worker(index: usize, sockets: Vec<(std::net::TcpListener, Option<TlsAccep
 /// What every connection of a worker needs.
 #[derive(Clone)]
 struct Shared {
-    gateway: Arc<Gateway>,
+    gateway: Live,
     builder: Arc<auto::Builder<TokioExecutor>>,
     tracker: Arc<conn::ConnTracker>,
     deadlines: Deadlines,
@@ -288,11 +294,12 @@ where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let activity = conn::Activity::new(tokio::time::Instant::now());
-    let gateway = shared.gateway.clone();
+    let gateway = shared.gateway.cached();
     let service_activity = activity.clone();
     let slot = accepted.slot;
     let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        let gateway = gateway.clone();
+        // The gateway in use now serves this request to its end, even across a reload.
+        let gateway = gateway.gateway();
         let in_flight = service_activity.begin();
         // An upgraded tunnel outlives this connection's future and keeps the slot (see `conn`).
         req.extensions_mut().insert(slot.clone());
@@ -330,7 +337,7 @@ pub async fn bind_public(
     Ok(out)
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
+/// Resolves on SIGTERM or Ctrl-C (SIGINT).
 pub async fn shutdown_signal() {
     #[cfg(unix)]
     {

@@ -21,7 +21,13 @@
 //! * `aisgate_upstream_errors_total{app,kind}` counter;
 //! * `aisgate_logins_total{provider,result}` counter;
 //! * `aisgate_login_refusals_total{provider,reason}` counter: every failed login by its
-//!   bounded reason label (`ProviderError::label`), a series per reason seen.
+//!   bounded reason label (`ProviderError::label`), a series per reason seen;
+//! * `aisgate_config_reloads_total{result}` counter (`success`, `failure`);
+//! * `aisgate_config_info{hash}` gauge, 1 for the configuration in use (`crate::reload`).
+//!
+//! A hot reload builds a new gateway with [`Metrics::continuing`] the old one's metrics:
+//! every family and series is shared with the previous registry, so counters keep counting
+//! across reloads instead of starting again at zero.
 //!
 //! Requests that match no configured app are recorded on [`Metrics::gateway`] with
 //! `app="_gateway"`. The output is the Prometheus text format 0.0.4
@@ -61,7 +67,7 @@ const STATUS_MAX: u16 = 599;
 const STATUS_SLOTS: usize = (STATUS_MAX - STATUS_MIN + 1) as usize;
 
 /// Names of the built-in families; `register_*` refuses to reuse them.
-const BUILTIN_NAMES: [&str; 7] = [
+const BUILTIN_NAMES: [&str; 9] = [
     "aisgate_build_info",
     "aisgate_active_sessions",
     "aisgate_requests_total",
@@ -69,6 +75,8 @@ const BUILTIN_NAMES: [&str; 7] = [
     "aisgate_upstream_errors_total",
     "aisgate_logins_total",
     "aisgate_login_refusals_total",
+    "aisgate_config_reloads_total",
+    "aisgate_config_info",
 ];
 
 /// A series' labels, in rendering order.
@@ -382,20 +390,25 @@ impl MetricConstructor<Histogram> for Buckets {
 }
 
 /// A family registered through `register_*`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum CustomFamily {
     Counter(Family<Labels, Counter>),
     Gauge(Family<Labels, GaugeHandle>),
     Histogram(Family<Labels, Histogram, Buckets>, Arc<[f64]>),
 }
 
-/// The built-in families every [`AppMetrics`] / [`ProviderMetrics`] resolves its series in.
+/// The built-in families every [`AppMetrics`] / [`ProviderMetrics`] resolves its series in;
+/// a clone shares every series (what [`Metrics::continuing`] relies on).
+#[derive(Debug, Clone)]
 struct BuiltinFamilies {
     requests: Family<Labels, Counter>,
     duration: Family<Labels, Histogram, Buckets>,
     upstream_errors: Family<Labels, Counter>,
     logins: Family<Labels, Counter>,
     refusals: Family<Labels, Counter>,
+    active_sessions: Gauge<i64, AtomicI64>,
+    config_reloads: Family<Labels, Counter>,
+    config_info: Family<Labels, Gauge>,
 }
 
 impl BuiltinFamilies {
@@ -406,6 +419,36 @@ impl BuiltinFamilies {
             upstream_errors: Family::default(),
             logins: Family::default(),
             refusals: Family::default(),
+            active_sessions: Gauge::default(),
+            config_reloads: Family::default(),
+            config_info: Family::default(),
+        }
+    }
+}
+
+/// A family registered through `register_*`, with its name and HELP text.
+#[derive(Debug, Clone)]
+struct Custom {
+    name: String,
+    help: String,
+    family: CustomFamily,
+}
+
+/// Result of a configuration reload, the `result` label of `aisgate_config_reloads_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadResult {
+    /// The new configuration is in use.
+    Success,
+    /// The reload was refused; the previous configuration stays in use.
+    Failure,
+}
+
+impl ReloadResult {
+    /// The label value: `success` or `failure`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
         }
     }
 }
@@ -416,12 +459,12 @@ impl BuiltinFamilies {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    active_sessions: Gauge<i64, AtomicI64>,
+    families: BuiltinFamilies,
     apps: Box<[AppMetrics]>,
     gateway: AppMetrics,
     providers: Box<[ProviderMetrics]>,
     /// Families registered through `register_*`, by their (sanitised) name.
-    custom: Vec<(String, CustomFamily)>,
+    custom: Vec<Custom>,
 }
 
 impl Metrics {
@@ -431,42 +474,62 @@ impl Metrics {
     /// label values (escaped on output); keep them unique and do not name an
     /// app `_gateway`.
     pub fn new(apps: &[&str], providers: &[&str]) -> Metrics {
+        Metrics::with_families(apps, providers, BuiltinFamilies::new(), Vec::new())
+    }
+
+    /// Metrics for a gateway that replaces the one `previous` belongs to (a hot reload):
+    /// every family and series of `previous` is shared, built-in and registered alike, so
+    /// counters, histograms and gauges continue instead of restarting at zero. Series of apps
+    /// or providers that are gone keep their last values.
+    pub fn continuing(previous: &Metrics, apps: &[&str], providers: &[&str]) -> Metrics {
+        Metrics::with_families(apps, providers, previous.families.clone(), previous.custom.clone())
+    }
+
+    fn with_families(apps: &[&str], providers: &[&str], families: BuiltinFamilies, custom: Vec<Custom>) -> Metrics {
         let mut registry = Registry::default();
         let build_info = Family::<Labels, Gauge>::default();
         build_info.get_or_create(&labels(&[("version", env!("CARGO_PKG_VERSION"))])).set(1);
         registry.register("aisgate_build_info", "Build information of the running aisgate binary", build_info);
-        let active_sessions = Gauge::<i64, AtomicI64>::default();
-        registry.register("aisgate_active_sessions", "Number of live user sessions", active_sessions.clone());
-
-        let families = BuiltinFamilies::new();
-        registry.register(
-            "aisgate_requests",
-            "HTTP requests answered, by app and response status",
-            families.requests.clone(),
-        );
+        registry.register("aisgate_active_sessions", "Number of live user sessions", families.active_sessions.clone());
+        let counters = [
+            ("aisgate_requests", "HTTP requests answered, by app and response status", &families.requests),
+            ("aisgate_upstream_errors", "Failed attempts to reach an upstream, by app and kind", &families.upstream_errors),
+            ("aisgate_logins", "Login attempts, by identity provider and result", &families.logins),
+            ("aisgate_login_refusals", "Failed logins, by identity provider and reason", &families.refusals),
+            (
+                "aisgate_config_reloads",
+                "Configuration reloads (SIGHUP, POST /admin/reload), by result; a failed one left the previous configuration in use",
+                &families.config_reloads,
+            ),
+        ];
+        for (name, help, family) in counters {
+            registry.register(name, help, family.clone());
+        }
         registry.register(
             "aisgate_request_duration_seconds",
             "Time from receiving a request until its response head is ready (bodies stream afterwards), by app",
             families.duration.clone(),
         );
         registry.register(
-            "aisgate_upstream_errors",
-            "Failed attempts to reach an upstream, by app and kind",
-            families.upstream_errors.clone(),
+            "aisgate_config_info",
+            "The configuration in use: hash is the first 12 hex digits of the SHA-256 of its files",
+            families.config_info.clone(),
         );
-        registry.register("aisgate_logins", "Login attempts, by identity provider and result", families.logins.clone());
-        registry.register(
-            "aisgate_login_refusals",
-            "Failed logins, by identity provider and reason",
-            families.refusals.clone(),
-        );
+        for c in &custom {
+            let help = help_base(&c.help);
+            match &c.family {
+                CustomFamily::Counter(f) => registry.register(counter_base(&c.name), help, f.clone()),
+                CustomFamily::Gauge(f) => registry.register(c.name.as_str(), help, f.clone()),
+                CustomFamily::Histogram(f, _) => registry.register(c.name.as_str(), help, f.clone()),
+            }
+        }
         Metrics {
             registry,
-            active_sessions,
             apps: apps.iter().map(|a| AppMetrics::new(a, &families)).collect(),
             gateway: AppMetrics::new(GATEWAY_APP_LABEL, &families),
             providers: providers.iter().map(|p| ProviderMetrics::new(p, &families)).collect(),
-            custom: Vec::new(),
+            families,
+            custom,
         }
     }
 
@@ -516,7 +579,23 @@ impl Metrics {
     /// Sets the `aisgate_active_sessions` gauge.
     #[inline]
     pub fn set_active_sessions(&self, n: u64) {
-        self.active_sessions.set(i64::try_from(n).unwrap_or(i64::MAX));
+        self.families.active_sessions.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Counts one configuration reload in `aisgate_config_reloads_total{result}`.
+    pub fn config_reloaded(&self, result: ReloadResult) {
+        self.families.config_reloads.get_or_create(&labels(&[("result", result.as_str())])).inc();
+    }
+
+    /// Current value of `aisgate_config_reloads_total` for one result.
+    pub fn config_reloads(&self, result: ReloadResult) -> u64 {
+        self.families.config_reloads.get(&labels(&[("result", result.as_str())])).map_or(0, |c| c.get())
+    }
+
+    /// Sets `aisgate_config_info{hash}` to 1 for `hash`, the only series of the family.
+    pub fn set_config_hash(&self, hash: &str) {
+        self.families.config_info.clear();
+        self.families.config_info.get_or_create(&labels(&[("hash", hash)])).set(1);
     }
 
     /// Registers (or, when the same name, kind and label set were registered
@@ -535,7 +614,7 @@ impl Metrics {
             None => {
                 let family = Family::<Labels, GaugeHandle>::default();
                 self.registry.register(name.as_str(), help_base(help), family.clone());
-                self.custom.push((name, CustomFamily::Gauge(family.clone())));
+                self.custom.push(Custom { name, help: help.to_owned(), family: CustomFamily::Gauge(family.clone()) });
                 family
             }
         };
@@ -554,7 +633,7 @@ impl Metrics {
             None => {
                 let family = Family::<Labels, Counter>::default();
                 self.registry.register(counter_base(&name), help_base(help), family.clone());
-                self.custom.push((name, CustomFamily::Counter(family.clone())));
+                self.custom.push(Custom { name, help: help.to_owned(), family: CustomFamily::Counter(family.clone()) });
                 family
             }
         };
@@ -588,7 +667,8 @@ impl Metrics {
             None => {
                 let family = Family::new_with_constructor(Buckets(Arc::clone(&bounds)));
                 self.registry.register(name.as_str(), help_base(help), family.clone());
-                self.custom.push((name, CustomFamily::Histogram(family.clone(), bounds)));
+                let family_kind = CustomFamily::Histogram(family.clone(), bounds);
+                self.custom.push(Custom { name, help: help.to_owned(), family: family_kind });
                 family
             }
         };
@@ -597,7 +677,7 @@ impl Metrics {
 
     /// The custom family registered as `name`, if any.
     fn family(&self, name: &str) -> Option<&CustomFamily> {
-        self.custom.iter().find(|(n, _)| n == name).map(|(_, f)| f)
+        self.custom.iter().find(|c| c.name == name).map(|c| &c.family)
     }
 
     /// Validates and sanitises a registration's name and labels; `None` for one that must
@@ -1116,5 +1196,37 @@ mod tests {
         let elapsed = start.elapsed();
         let ns = elapsed.as_nanos() as f64 / N as f64;
         println!("observe_request, 2 threads same app: {ns:.2} ns per op per thread");
+    }
+
+    #[test]
+    fn metrics_continuing_share_every_series_and_keep_one_config_hash() {
+        let mut first = Metrics::new(&["a"], &["p"]);
+        let custom = first.register_counter("aisgate_test_events_total", "Test events.", &[("kind", "x")]);
+        first.app(0).observe_request(200, 0.01);
+        first.provider(0).login(LoginResult::Success);
+        custom.inc();
+        first.config_reloaded(ReloadResult::Failure);
+        first.set_config_hash("aaaaaaaaaaaa");
+
+        // A reload: app "a" stays, "b" is new, provider "p" stays.
+        let mut second = Metrics::continuing(&first, &["b", "a"], &["p"]);
+        let again = second.register_counter("aisgate_test_events_total", "Test events.", &[("kind", "x")]);
+        again.inc();
+        second.app(1).observe_request(200, 0.01);
+        second.provider(0).login(LoginResult::Success);
+        second.config_reloaded(ReloadResult::Success);
+        second.set_config_hash("bbbbbbbbbbbb");
+
+        let text = second.render();
+        assert!(text.contains("aisgate_requests_total{app=\"a\",status=\"200\"} 2\n"), "{text}");
+        assert!(text.contains("aisgate_logins_total{provider=\"p\",result=\"success\"} 2\n"), "{text}");
+        assert!(text.contains("aisgate_test_events_total{kind=\"x\"} 2\n"), "{text}");
+        assert!(text.contains("aisgate_config_reloads_total{result=\"failure\"} 1\n"), "{text}");
+        assert!(text.contains("aisgate_config_reloads_total{result=\"success\"} 1\n"), "{text}");
+        assert!(text.contains("aisgate_config_info{hash=\"bbbbbbbbbbbb\"} 1\n"), "{text}");
+        assert!(!text.contains("aaaaaaaaaaaa"), "only the hash in use: {text}");
+        assert_eq!(second.config_reloads(ReloadResult::Success), 1);
+        // The old registry (still rendering for requests that began before the swap) agrees.
+        assert_eq!(first.render(), text);
     }
 }

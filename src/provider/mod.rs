@@ -152,7 +152,7 @@ pub struct Readiness {
 /// then answers as if the endpoint did not exist (404) or leaves the feature out. There are
 /// no refusing default implementations to forget to override.
 #[async_trait]
-pub trait Provider: Send + Sync + 'static {
+pub trait Provider: std::any::Any + Send + Sync + 'static {
     /// Configured name.
     fn name(&self) -> &str;
     /// Label on the chooser page.

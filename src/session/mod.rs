@@ -15,6 +15,7 @@ pub mod shared;
 pub mod tokens;
 pub mod users;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
@@ -104,12 +105,51 @@ pub struct Session {
     /// `None` for logins that named no app (IdP-initiated, or a return URL no app serves).
     #[serde(default)]
     pub app: Option<String>,
-    /// Per-app rendered headers; a per-process cache, never stored.
+    /// Per-app rendered headers and identity tokens; a per-process cache, never stored, valid
+    /// for one gateway configuration (a reload starts afresh, see [`CacheKey`]).
     #[serde(skip)]
+    caches: arc_swap::ArcSwap<AppCaches>,
+}
+
+/// Which gateway configuration a session's per-app caches belong to: app indexes, header
+/// mappings and token keys are those of one build of the gateway. A session cached for
+/// another one (before a hot reload) renders again instead of sending stale headers, or
+/// another app's, to an upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheKey {
+    /// The gateway build, unique in the process (never 0).
+    pub generation: u64,
+    /// Its number of apps.
+    pub apps: usize,
+}
+
+impl CacheKey {
+    /// The key of a newly built gateway with `apps` apps.
+    pub fn next(apps: usize) -> CacheKey {
+        static GENERATION: AtomicU64 = AtomicU64::new(1);
+        CacheKey { generation: GENERATION.fetch_add(1, Ordering::Relaxed), apps }
+    }
+}
+
+/// A session's per-app caches for one gateway build.
+#[derive(Default)]
+struct AppCaches {
+    /// [`CacheKey::generation`] they belong to; 0 until the first request claims them.
+    generation: AtomicU64,
+    /// Per-app rendered headers.
     rendered: Vec<OnceLock<RenderedHeaders>>,
-    /// Per-app signed identity token and its expiry; a per-process cache.
-    #[serde(skip)]
+    /// Per-app signed identity token and its expiry.
     tokens: Mutex<Vec<Option<(u64, HeaderValue)>>>,
+}
+
+impl AppCaches {
+    fn new(generation: u64, apps: usize) -> AppCaches {
+        AppCaches {
+            generation: AtomicU64::new(generation),
+            rendered: (0..apps).map(|_| OnceLock::new()).collect(),
+            tokens: Mutex::new(vec![None; apps]),
+        }
+    }
 }
 
 impl std::fmt::Debug for Session {
@@ -147,16 +187,14 @@ impl Session {
             upstream_tokens: tokens::TokenSlot::default(),
             link_skipped: false,
             app: None,
-            rendered: (0..apps).map(|_| OnceLock::new()).collect(),
-            tokens: Mutex::new(vec![None; apps]),
+            caches: arc_swap::ArcSwap::from_pointee(AppCaches::new(0, apps)),
         }
     }
 
     /// Gives a session read back from a shared store its per-process caches for `apps` apps
     /// (they are never stored: see the `serde(skip)` fields).
     pub(crate) fn with_app_caches(mut self, apps: usize) -> Session {
-        self.rendered = (0..apps).map(|_| OnceLock::new()).collect();
-        self.tokens = Mutex::new(vec![None; apps]);
+        self.caches = arc_swap::ArcSwap::from_pointee(AppCaches::new(0, apps));
         self
     }
 
@@ -172,9 +210,28 @@ impl Session {
             upstream_tokens: tokens::TokenSlot::new(self.upstream_tokens.get()),
             link_skipped,
             app: self.app.clone(),
-            rendered: (0..apps).map(|_| OnceLock::new()).collect(),
-            tokens: Mutex::new(vec![None; apps]),
+            caches: arc_swap::ArcSwap::from_pointee(AppCaches::new(0, apps)),
         }
+    }
+
+    /// Runs `f` on the caches of the gateway build `key`: the current ones when they are its
+    /// (or unclaimed and sized for it), else fresh ones (the configuration was reloaded).
+    fn with_caches<T>(&self, key: CacheKey, f: impl FnOnce(&AppCaches) -> T) -> T {
+        let current = self.caches.load();
+        let generation = current.generation.load(Ordering::Acquire);
+        let claimed = generation == key.generation
+            || (generation == 0
+                && current.rendered.len() == key.apps
+                && current
+                    .generation
+                    .compare_exchange(0, key.generation, Ordering::AcqRel, Ordering::Acquire)
+                    .map_or_else(|now| now == key.generation, |_| true));
+        if claimed {
+            return f(&current);
+        }
+        let fresh = Arc::new(AppCaches::new(key.generation, key.apps));
+        self.caches.store(fresh.clone());
+        f(&fresh)
     }
 
     /// The session with the IdP's tokens for upstreams.
@@ -215,34 +272,44 @@ impl Session {
         now >= self.expires_at
     }
 
-    /// Returns the cached rendered headers for app `index`, rendering them once.
-    pub fn rendered_headers(&self, index: usize, render: impl FnOnce(&Identity) -> RenderedHeaders) -> RenderedHeaders {
-        match self.rendered.get(index) {
+    /// Returns the cached rendered headers for app `index` of the gateway build `key`,
+    /// rendering them once.
+    pub fn rendered_headers(
+        &self,
+        key: CacheKey,
+        index: usize,
+        render: impl FnOnce(&Identity) -> RenderedHeaders,
+    ) -> RenderedHeaders {
+        self.with_caches(key, |caches| match caches.rendered.get(index) {
             Some(cell) => cell.get_or_init(|| render(&self.identity)).clone(),
             None => render(&self.identity),
-        }
+        })
     }
 
-    /// Returns a cached identity token for app `index` valid for at least `min_remaining`
-    /// seconds, or mints one with `mint` (which returns the token and its expiry).
+    /// Returns a cached identity token for app `index` of the gateway build `key` valid for at
+    /// least `min_remaining` seconds, or mints one with `mint` (which returns the token and
+    /// its expiry).
     pub fn identity_token(
         &self,
+        key: CacheKey,
         index: usize,
         now: u64,
         min_remaining: u64,
         mint: impl FnOnce(&Identity) -> Option<(u64, HeaderValue)>,
     ) -> Option<HeaderValue> {
-        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(Some((exp, value))) = tokens.get(index) {
-            if *exp >= now.saturating_add(min_remaining) {
-                return Some(value.clone());
+        self.with_caches(key, |caches| {
+            let mut tokens = caches.tokens.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(Some((exp, value))) = tokens.get(index) {
+                if *exp >= now.saturating_add(min_remaining) {
+                    return Some(value.clone());
+                }
             }
-        }
-        let (exp, value) = mint(&self.identity)?;
-        if let Some(slot) = tokens.get_mut(index) {
-            *slot = Some((exp, value.clone()));
-        }
-        Some(value)
+            let (exp, value) = mint(&self.identity)?;
+            if let Some(slot) = tokens.get_mut(index) {
+                *slot = Some((exp, value.clone()));
+            }
+            Some(value)
+        })
     }
 }
 
@@ -396,6 +463,29 @@ pub struct StoreReadiness {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A session's cached headers and identity tokens belong to one gateway build: after a
+    /// hot reload (another key) they are rendered again, and an in-flight request of the old
+    /// build never gets the new build's (or the other way round).
+    #[test]
+    fn per_app_caches_are_rendered_again_for_another_gateway_build() {
+        let session = Session::new(Identity::default(), crate::provider::LogoutState::None, 60, 2, 0);
+        let headers = |value: &'static str| -> RenderedHeaders {
+            Arc::from(vec![(HeaderName::from_static("x-auth-subject"), HeaderValue::from_static(value))])
+        };
+        let (before, after) = (CacheKey::next(2), CacheKey::next(3));
+        assert_eq!(session.rendered_headers(before, 1, |_| headers("old"))[0].1, "old");
+        assert_eq!(session.rendered_headers(before, 1, |_| headers("unused"))[0].1, "old", "cached");
+        assert_eq!(session.rendered_headers(after, 1, |_| headers("new"))[0].1, "new", "reloaded: rendered again");
+        assert_eq!(session.rendered_headers(after, 2, |_| headers("third"))[0].1, "third", "the new build's app count");
+        assert_eq!(session.rendered_headers(after, 1, |_| headers("unused"))[0].1, "new");
+        assert_eq!(session.rendered_headers(before, 1, |_| headers("old again"))[0].1, "old again");
+
+        let token = |v: &'static str| Some((100, HeaderValue::from_static(v)));
+        assert_eq!(session.identity_token(before, 0, 0, 10, |_| token("t1")).unwrap(), "t1");
+        assert_eq!(session.identity_token(before, 0, 0, 10, |_| token("unused")).unwrap(), "t1", "cached");
+        assert_eq!(session.identity_token(after, 0, 0, 10, |_| token("t2")).unwrap(), "t2", "minted by the new build");
+    }
 
     #[test]
     fn debug_output_of_sessions_and_pending_logins_contains_no_secret() {

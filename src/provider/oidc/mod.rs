@@ -189,6 +189,13 @@ impl OidcProvider {
         self
     }
 
+    /// Takes over the `jti`s of accepted logout tokens from the provider this one replaces
+    /// (hot reload, `crate::reload`), so a reload does not reopen their replay window.
+    pub fn carrying_over(mut self, previous: &OidcProvider) -> OidcProvider {
+        self.seen_logout_jtis = previous.seen_logout_jtis.clone();
+        self
+    }
+
     /// Builds the provider: loads the client certificate or secret once. Discovery and keys are
     /// fetched by `refresh` (at start and periodically) or by the first login.
     pub fn build(cfg: &OidcProviderConfig, env: &crate::gateway::EnvSource) -> Result<OidcProvider, String> {

@@ -141,11 +141,11 @@ pub struct SamlProvider {
     post_logout_redirect_url: Option<String>,
     accept_unsigned_logout_requests: bool,
     refresh_interval: Duration,
-    replay: acs::ReplayCache,
+    replay: std::sync::Arc<acs::ReplayCache>,
     /// IDs of LogoutRequests we sent, until their LogoutResponse (single use).
     pending_logouts: moka::sync::Cache<String, ()>,
     /// IDs of IdP LogoutRequests accepted, until they could no longer be accepted anyway.
-    logout_replay: acs::ReplayCache,
+    logout_replay: std::sync::Arc<acs::ReplayCache>,
     /// NameID → session subject of this instance's logins, so a NameID-only LogoutRequest
     /// finds sessions whose subject is the PersonIdentifier / userUUID attribute.
     name_ids: moka::sync::Cache<String, String>,
@@ -224,6 +224,18 @@ impl SamlProvider {
     pub fn with_clock(mut self, clock: crate::clock::Clock) -> SamlProvider {
         self.idp.set_clock(clock.clone());
         self.clock = clock;
+        self
+    }
+
+    /// Takes over the single-use memory of the provider this one replaces (hot reload,
+    /// `crate::reload`): assertion and LogoutRequest IDs already used, LogoutRequests sent
+    /// and awaiting their answer, and the NameID memory of logins. A reload must not reopen
+    /// a replay window nor forget who to log out.
+    pub fn carrying_over(mut self, previous: &SamlProvider) -> SamlProvider {
+        self.replay = previous.replay.clone();
+        self.logout_replay = previous.logout_replay.clone();
+        self.pending_logouts = previous.pending_logouts.clone();
+        self.name_ids = previous.name_ids.clone();
         self
     }
 
@@ -326,10 +338,10 @@ impl SamlProvider {
             post_logout_redirect_url: cfg.post_logout_redirect_url.clone(),
             accept_unsigned_logout_requests: cfg.accept_unsigned_logout_requests(),
             refresh_interval: Duration::from_secs(cfg.metadata_refresh_secs.max(1)),
-            replay: acs::ReplayCache::new(100_000),
+            replay: std::sync::Arc::new(acs::ReplayCache::new(100_000)),
             // One-shot IDs: LRU, so a full cache still admits the newest (issue 15 item 2).
             pending_logouts: crate::session::memory::one_shot_cache(100_000, LOGOUT_WAIT),
-            logout_replay: acs::ReplayCache::new(100_000),
+            logout_replay: std::sync::Arc::new(acs::ReplayCache::new(100_000)),
             name_ids: name_id_cache(100_000),
             shared: crate::session::shared::SharedSlot::default(),
             metrics: OnceLock::new(),
@@ -747,6 +759,34 @@ mod tests {
         let err = provider.check_response(&form, &ProtocolState::Unsolicited).await.err().unwrap();
         assert_eq!(err.reason(), &crate::provider::Reason::Saml(Refusal::MetadataExpired));
         assert_eq!(err.side(), crate::provider::Side::Outage);
+    }
+
+    /// A hot reload builds a new provider; the IDs used before it stay used (no replay
+    /// window opens at a reload), and LogoutRequests sent before it still match.
+    #[test]
+    fn a_provider_built_by_a_reload_remembers_the_ids_used_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let idp = crate::sim::certs::rsa_identity("test idp").unwrap();
+        let metadata = write(dir.path(), "idp.xml", &idp_metadata(&idp.cert_der, None));
+        let cfg: SamlProviderConfig = toml::from_str(&format!(
+            "name = \"t\"\nprofile = \"nia\"\nentity_id = \"https://gw.example.cz/\"\n\
+             idp_metadata_file = {metadata:?}\ndangerous.allow_unencrypted_assertions = true"
+        ))
+        .unwrap();
+        let before = SamlProvider::build(&cfg, "https://gw.example.cz").unwrap();
+        assert!(before.replay.first_use_at("assertion-1", 2_000, 1_000));
+        assert!(before.logout_replay.first_use_at("logout-1", 2_000, 1_000));
+        before.pending_logouts.insert("sent-1".into(), ());
+        before.name_ids.insert("name-id".into(), "subject".into());
+
+        let fresh = SamlProvider::build(&cfg, "https://gw.example.cz").unwrap();
+        let after = SamlProvider::build(&cfg, "https://gw.example.cz").unwrap().carrying_over(&before);
+        assert!(!after.replay.first_use_at("assertion-1", 2_000, 1_001), "a replay after the reload is refused");
+        assert!(!after.logout_replay.first_use_at("logout-1", 2_000, 1_001));
+        assert!(after.pending_logouts.contains_key("sent-1"));
+        assert_eq!(after.name_ids.get("name-id").as_deref(), Some("subject"));
+        // Without the carry-over the new provider would have accepted the replay.
+        assert!(fresh.replay.first_use_at("assertion-1", 2_000, 1_001));
     }
 
     #[test]
