@@ -49,13 +49,6 @@ pub(crate) struct BearerValidator {
     clock: Clock,
 }
 
-fn key_of(token: &str) -> TokenKey {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    let mut key = [0u8; 32];
-    key.copy_from_slice(digest.as_ref());
-    key
-}
-
 /// RFC 6750 §2.1 `b64token`: the only characters a bearer token may have.
 fn is_b64token(token: &str) -> bool {
     let body = token.trim_end_matches('=');
@@ -99,7 +92,7 @@ impl BearerValidator {
         if !is_b64token(token) {
             return Err(Self::refused("token_malformed", "not an RFC 6750 b64token"));
         }
-        let key = key_of(token);
+        let key = super::cache_key(token);
         let now = self.clock.now_unix();
         let (validated, cached) = match self.cache.get(&key).filter(|v| v.until > now) {
             Some(hit) => (hit, true),
@@ -193,7 +186,7 @@ mod tests {
     #[test]
     fn key_is_the_sha256_of_the_token() {
         assert_eq!(
-            key_of("abc").iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            crate::api::cache_key("abc").iter().map(|b| format!("{b:02x}")).collect::<String>(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }
