@@ -24,6 +24,7 @@ name = "svc"
 path_prefix = "/svc/"
 upstream = "{upstream}"
 providers = ["enviam", "nia"]
+public_paths = ["/svc/health"]
 auth = ["bearer", "saml-header"]
 [app.bearer]
 provider = "enviam"
@@ -454,7 +455,8 @@ async fn soap12_failures_are_soap12_faults() {
     assert_eq!(text_of(&els, SOAP12, "Value"), "soap:Receiver");
 }
 
-/// `?wsdl`, `?singleWsdl` and `?xsd=…` pass without a credential; look-alikes do not.
+/// `?wsdl`, `?singleWsdl` and `?xsd=…` pass without a credential; look-alikes do not; public
+/// paths pass as well.
 #[tokio::test]
 async fn wsdl_passes_without_authentication() {
     let gw = gateway().await;
@@ -469,6 +471,10 @@ async fn wsdl_passes_without_authentication() {
     }
     let post = gw.client.post(gw.url("/svc/Service.svc?wsdl")).send().await.unwrap();
     assert_eq!(post.status(), 401, "only GET/HEAD fetch metadata");
+    // The app's public paths pass too, without the client's Authorization.
+    let h = echoed(get(&gw, "/svc/health", Some("Bearer whatever")).await).await;
+    assert!(!h.contains_key("authorization") && !h.contains_key("x-auth-subject"), "{h:?}");
+    assert_eq!(sim(&gw).knobs().userinfo_calls, 0);
 }
 
 // ---------------------------------------------------------------------------
