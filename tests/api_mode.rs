@@ -549,11 +549,31 @@ async fn saml_header_expired_not_on_or_after_is_refused() {
     support::logs::assert_reason(&resp, "subject_confirmation");
 }
 
-/// Signed by a key that is not the IdP's: refused (signature).
+/// Addressed to another ACS than the caller's: refused (Destination/Recipient).
+#[tokio::test]
+async fn saml_header_wrong_recipient_is_refused() {
+    let gw = gateway().await;
+    saml_ready(&gw).await;
+    let header = format!(
+        "SAML {}",
+        forwarded(&gw, &idp_key(&gw), |s| {
+            s.destination = Some("https://other.example.cz/acs".into());
+            s.recipient = "https://other.example.cz/acs".into();
+        })
+    );
+    let resp = get(&gw, "/svc/x", Some(&header)).await;
+    assert_eq!(resp.status(), 401);
+    support::logs::assert_reason(&resp, "destination");
+}
+
+/// Signed by a key that is not the IdP's: refused (signature) — also when a genuine Response
+/// with the same assertion ID is in the cache (the cache is keyed by the whole Response).
 #[tokio::test]
 async fn saml_header_bad_signature_is_refused() {
     let gw = gateway().await;
     saml_ready(&gw).await;
+    let genuine = format!("SAML {}", forwarded(&gw, &idp_key(&gw), |_| {}));
+    echoed(get(&gw, "/svc/x", Some(&genuine)).await).await;
     let stranger = aisgate::sim::certs::rsa_identity("stranger").unwrap();
     let key = SigningKey::from_pem(stranger.key_pem.as_bytes(), stranger.cert_pem.as_bytes()).unwrap();
     let resp = get(&gw, "/svc/x", Some(&format!("SAML {}", forwarded(&gw, &key, |_| {})))).await;
