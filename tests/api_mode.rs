@@ -250,6 +250,19 @@ async fn idp_down_is_503_not_401() {
     echoed(get(&gw, "/svc/x", Some(&format!("Bearer {token}"))).await).await;
 }
 
+/// The provider's discovery document was never available: 503 as well, the token untouched.
+#[tokio::test]
+async fn provider_without_discovery_is_503() {
+    let mut enviam = OidcStackProvider::enviam_like("enviam", "");
+    enviam.sim.outage_at_start = true;
+    let gw = gateway_with(APPS, vec![enviam], Some(SamlStackProvider::default())).await;
+    let token = sim(&gw).issue_access_token(0);
+    let resp = get(&gw, "/svc/x", Some(&format!("Bearer {token}"))).await;
+    assert_eq!(resp.status(), 503);
+    support::logs::assert_reason(&resp, "api credential validation unavailable");
+    assert_eq!(sim(&gw).knobs().userinfo_calls, 0);
+}
+
 /// A cached token is not sent to the provider again until the cache TTL (300 s) ends.
 #[tokio::test]
 async fn cache_hit_avoids_a_second_profile_call() {
