@@ -196,6 +196,9 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
         if app.headers.identity_token && config.identity_token.is_none() {
             at(&app.loc, format!("app {name:?}: headers.identity_token needs an [identity_token] section"));
         }
+        for message in crate::api::config::check(app, &config.provider) {
+            at(&app.loc, format!("app {name:?}: {message}"));
+        }
     }
     if config.app.is_empty() {
         at(&main_loc, "no [[app]] is configured".into());

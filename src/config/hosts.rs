@@ -144,7 +144,11 @@ pub(super) fn check(config: &Config, at: &mut impl FnMut(&SourceLoc, String)) {
             p == "/"
                 || app.path_prefix.strip_prefix(p.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         });
-        if all_public {
+        // Nor does an API app (every path authenticates by header: never a login redirect).
+        let session = crate::api::config::AuthMethod::Session;
+        let api_only =
+            !app.auth.methods().contains(&session) && !app.api.iter().any(|a| a.auth.methods().contains(&session));
+        if all_public || api_only {
             continue;
         }
         for route in routes(server_base, app) {
@@ -246,6 +250,8 @@ mod tests {
         assert!(problems(&app("public_base_url = \"https://a.example.cz\"")).is_empty());
         // Every path public: nobody is ever sent to a login.
         assert!(problems(&app("public_paths = [\"/\"]")).is_empty());
+        // An API app never sends anyone to a login.
+        assert!(problems(&app("auth = \"bearer\"\n[app.bearer]\nprovider = \"caais\"")).is_empty());
         // On public_base_url's own host: nothing to do.
         assert!(problems(&app("").replace("a.example.cz", "portal.example.cz")).is_empty());
         // An own base on a host the app does not answer for is the same problem.

@@ -9,6 +9,9 @@
 //!             4. route              host + path prefix → app (else 404)
 //!             5. strip identity     every X-Auth-* variant and mapped header name, and every
 //!                                   `_`/case spelling of forwarding/proxy headers (forwarding.rs)
+//!             5a. API paths         `auth = "bearer" | "saml-header"` (crate::api, api_request.rs):
+//!                                   Authorization header → Identity → authorization hook →
+//!                                   identity headers → 12; never a redirect
 //!             6. logout paths       app logout URLs → gateway logout
 //!             7. public paths       forward without identity
 //!             8. session            authenticated cookie → store (forged ids never looked up)
@@ -18,6 +21,7 @@
 //!            12. upstream           hop-by-hop, X-Forwarded-*, streaming, WebSocket
 //! ```
 
+mod api_request;
 mod cookies;
 mod endpoints;
 pub mod explain;
@@ -296,7 +300,11 @@ impl Gateway {
         let provider_index = |name: &str| providers.iter().position(|p| p.name() == name);
         let mut apps = Vec::new();
         for (index, a) in config.app.iter().enumerate() {
-            match route::App::compile(index, a, provider_index, &upstream) {
+            let compiled = route::App::compile(index, a, provider_index, &upstream).and_then(|mut app| {
+                app.api = crate::api::ApiApp::compile(a, &providers, &clock)?;
+                Ok(app)
+            });
+            match compiled {
                 Ok(app) => apps.push(app),
                 Err(e) => errors.push(ConfigError::at(&a.loc, format!("app {:?}: {e}", a.name))),
             }

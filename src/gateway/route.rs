@@ -73,6 +73,9 @@ pub struct App {
     pub upgrade_protocols: Vec<String>,
     /// Account links for CAAIS logins (`[[app]] account_link`).
     pub account_link: crate::links::AccountLink,
+    /// API mode (`auth`, `[[app.api]]`): paths authenticated by a header; `None` when every
+    /// path uses the browser session. Set by `Gateway::build`, which holds the providers.
+    pub api: Option<crate::api::ApiApp>,
 }
 
 /// Why access was denied (operator log; the user sees a generic 403 page).
@@ -184,6 +187,7 @@ impl App {
                 .map(|p| p.split('/').next().unwrap_or("").to_ascii_lowercase())
                 .collect(),
             account_link: cfg.account_link,
+            api: None,
         })
     }
 

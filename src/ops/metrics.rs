@@ -409,6 +409,9 @@ struct BuiltinFamilies {
     active_sessions: Gauge<i64, AtomicI64>,
     config_reloads: Family<Labels, Counter>,
     config_info: Family<Labels, Gauge>,
+    /// `aisgate_api_auth_total{app,scheme,result,reason}`: every label is a bounded static
+    /// set (app names from the config, the reason enums' labels).
+    api_auth: Family<Labels, Counter>,
 }
 
 impl BuiltinFamilies {
@@ -422,6 +425,7 @@ impl BuiltinFamilies {
             active_sessions: Gauge::default(),
             config_reloads: Family::default(),
             config_info: Family::default(),
+            api_auth: Family::default(),
         }
     }
 }
@@ -523,6 +527,11 @@ impl Metrics {
                 CustomFamily::Histogram(f, _) => registry.register(c.name.as_str(), help, f.clone()),
             }
         }
+        registry.register(
+            "aisgate_api_auth",
+            "Authentication of API requests (Authorization: Bearer / SAML), by app, scheme, result (success, refused, error, metadata) and reason (cache_hit and cache_miss for successes)",
+            families.api_auth.clone(),
+        );
         Metrics {
             registry,
             apps: apps.iter().map(|a| AppMetrics::new(a, &families)).collect(),
@@ -531,6 +540,23 @@ impl Metrics {
             families,
             custom,
         }
+    }
+
+    /// Increments `aisgate_api_auth_total{app,scheme,result,reason}`; every value is a static
+    /// label or a configured app name, never request data.
+    pub fn api_auth(&self, app: &str, scheme: &'static str, result: &'static str, reason: &'static str) {
+        self.families
+            .api_auth
+            .get_or_create(&labels(&[("app", app), ("scheme", scheme), ("result", result), ("reason", reason)]))
+            .inc();
+    }
+
+    /// Current value of `aisgate_api_auth_total` for one series.
+    pub fn api_auths(&self, app: &str, scheme: &str, result: &str, reason: &str) -> u64 {
+        self.families
+            .api_auth
+            .get(&labels(&[("app", app), ("scheme", scheme), ("result", result), ("reason", reason)]))
+            .map_or(0, |c| c.get())
     }
 
     /// Metrics of the app at `index` (its position in the `apps` given to

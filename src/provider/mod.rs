@@ -212,6 +212,14 @@ pub trait Provider: std::any::Any + Send + Sync + 'static {
     /// called once at gateway build when the session store is shared (Redis). Providers
     /// without one-time ids ignore it.
     fn use_shared_state(&self, _shared: std::sync::Arc<dyn crate::session::shared::SharedState>) {}
+    /// Validation of users' access tokens sent to API apps (`Authorization: Bearer`).
+    fn access_tokens(&self) -> Option<&dyn capability::AccessTokens> {
+        None
+    }
+    /// Validation of SAML Responses forwarded to API apps (`Authorization: SAML`).
+    fn forwarded_responses(&self) -> Option<&dyn capability::ForwardedResponses> {
+        None
+    }
 }
 
 impl dyn Provider {

@@ -2,8 +2,9 @@
 //!
 //! The browser-facing host (plain HTTP here) serves discovery, JWKS, `authorize` (which
 //! redirects back at once with a code for the selected user), userinfo and `end_session`.
-//! With `tls_client_auth` the token endpoint lives on a second, HTTPS host that asks for a
-//! client certificate and accepts only the registered one, like CAAIS's `cert-` host; public
+//! With `tls_client_auth` the token and userinfo endpoints live on a second, HTTPS host that
+//! asks for a client certificate and accepts only the registered one, like CAAIS's `cert-`
+//! host (its access tokens are certificate-bound); public
 //! clients must prove PKCE. The refresh-token grant rotates refresh tokens (the old one stops
 //! working) and is counted, so tests can prove single-flight refresh. Knobs make the next token bad in one precise way, rotate the
 //! signing key, or take the whole provider down.
@@ -133,6 +134,18 @@ pub struct Knobs {
     pub extra_client_ids: Vec<String>,
     /// ID tokens carry this `loa` claim.
     pub loa_claim: Option<String>,
+    /// Calls of the userinfo (profile) endpoint so far, counted on arrival.
+    pub userinfo_calls: usize,
+    /// The userinfo endpoint answers a signed JWT (`application/jwt`, EnviIAM `/oidc/profile`)
+    /// instead of JSON.
+    pub userinfo_jwt: bool,
+    /// The userinfo endpoint answers 503.
+    pub userinfo_outage: bool,
+    /// The userinfo answer carries this `exp` (JWT or JSON); default for JWTs: the token's.
+    pub userinfo_exp: Option<u64>,
+    /// The userinfo endpoint waits for a permit of this semaphore before answering (after
+    /// counting the call): tests hold concurrent calls in flight.
+    pub userinfo_gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// A way to make a back-channel logout token bad (see [`OidcSim::logout_token`]).
@@ -214,7 +227,15 @@ impl SimKey {
     }
 
     fn sign(&self, with_kid: bool, claims: &Value) -> Result<String, String> {
-        let mut header = json!({"alg": self.alg()});
+        self.sign_header(with_kid, json!({"alg": self.alg()}), claims)
+    }
+
+    /// Signs with a `typ` header (`at+jwt` for JWT access tokens, RFC 9068).
+    fn sign_typed(&self, with_kid: bool, typ: &str, claims: &Value) -> Result<String, String> {
+        self.sign_header(with_kid, json!({"alg": self.alg(), "typ": typ}), claims)
+    }
+
+    fn sign_header(&self, with_kid: bool, mut header: Value, claims: &Value) -> Result<String, String> {
         if with_kid {
             header["kid"] = json!(self.kid);
         }
@@ -283,6 +304,32 @@ impl OidcSim {
     /// Changes the knobs.
     pub fn knobs(&self) -> std::sync::MutexGuard<'_, Knobs> {
         self.knobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An access token for user `user` as if a login had just issued it (API tests: the
+    /// calling application's token).
+    pub fn issue_access_token(&self, user: usize) -> String {
+        token::issue_access_token(&self.state, user).0
+    }
+
+    /// Revokes an access token: the userinfo endpoint refuses it from now on.
+    pub fn revoke_access_token(&self, token: &str) {
+        self.state.access_tokens.lock().unwrap_or_else(|e| e.into_inner()).remove(token);
+    }
+
+    /// A JWT access token (RFC 9068, `typ: at+jwt`) for user `user`, signed with the current
+    /// key, valid for `ttl` seconds; the userinfo endpoint also accepts it.
+    pub fn jwt_access_token(&self, user: usize, ttl: u64) -> Result<String, String> {
+        let s = &self.state;
+        let now = crate::session::now_unix();
+        let claims = json!({
+            "iss": s.issuer, "sub": s.cfg.users.get(user).and_then(|u| u.get("sub")).cloned().unwrap_or_default(),
+            "aud": s.cfg.client_id, "client_id": s.cfg.client_id, "iat": now, "exp": now + ttl, "jti": random(),
+        });
+        let key = s.key.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let token = key.sign_typed(s.cfg.kid, "at+jwt", &claims)?;
+        s.access_tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(token.clone(), user);
+        Ok(token)
     }
 
     /// A back-channel logout token (Back-Channel Logout 1.0 §2.4) for `sub` and/or `sid`, signed
@@ -436,6 +483,14 @@ fn spawn_token_host(listener: TcpListener, pki: &TestPki, state: Arc<SimState>) 
                         let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                         let resp = if parts.uri.path() == "/oauth2/token" && parts.method == http::Method::POST {
                             token(&state, Some(cert.as_deref()), &parts.headers, &body)
+                        } else if parts.uri.path() == "/userinfo" && parts.method == http::Method::GET {
+                            // CAAIS binds access tokens to the client certificate (caais.md
+                            // §7.2): userinfo on this host answers only the registered one.
+                            if cert.as_deref() == Some(state.registered_client.as_slice()) {
+                                userinfo(State(state.clone()), parts.headers).await
+                            } else {
+                                oauth_error(StatusCode::UNAUTHORIZED, "invalid_token")
+                            }
                         } else {
                             StatusCode::NOT_FOUND.into_response()
                         };
@@ -476,7 +531,8 @@ async fn discovery(State(s): State<Arc<SimState>>) -> Response {
             "authorization_endpoint": format!("{}/oauth2/authorize", s.base),
             "token_endpoint": format!("{}/oauth2/token", s.token_base),
             "jwks_uri": format!("{}/oauth2/jwks", s.base),
-            "userinfo_endpoint": format!("{}/userinfo", s.base),
+            // With mTLS (CAAIS) userinfo is on the certificate host, like the token endpoint.
+            "userinfo_endpoint": format!("{}/userinfo", s.token_base),
             "end_session_endpoint": format!("{}/oauth2/end_session", s.base),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query", "form_post"],
@@ -562,16 +618,54 @@ fn oauth_error(status: StatusCode, error: &str) -> Response {
 }
 
 async fn userinfo(State(s): State<Arc<SimState>>, headers: http::HeaderMap) -> Response {
+    let (gate, outage) = {
+        let mut knobs = s.knobs.lock().unwrap_or_else(|e| e.into_inner());
+        knobs.userinfo_calls += 1;
+        (knobs.userinfo_gate.clone(), knobs.userinfo_outage)
+    };
+    if let Some(gate) = gate {
+        if let Ok(permit) = gate.acquire().await {
+            permit.forget();
+        }
+    }
+    if outage {
+        return unavailable();
+    }
     let token =
         headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let user = token.and_then(|t| s.access_tokens.lock().unwrap_or_else(|e| e.into_inner()).get(t).copied());
     match user.and_then(|u| s.cfg.users.get(u)) {
         Some(claims) => {
             let mut claims = claims.clone();
-            if let Some(sub) = s.knobs.lock().unwrap_or_else(|e| e.into_inner()).userinfo_sub.clone() {
+            let (sub, as_jwt, exp) = {
+                let knobs = s.knobs.lock().unwrap_or_else(|e| e.into_inner());
+                (knobs.userinfo_sub.clone(), knobs.userinfo_jwt, knobs.userinfo_exp)
+            };
+            if let Some(sub) = sub {
                 claims.insert("sub".to_owned(), json!(sub));
             }
-            json_response(StatusCode::OK, &Value::Object(claims))
+            if let Some(exp) = exp {
+                claims.insert("exp".to_owned(), json!(exp));
+            }
+            if !as_jwt {
+                return json_response(StatusCode::OK, &Value::Object(claims));
+            }
+            // EnviIAM `/oidc/profile` (enviam.md §5.5 step 4): the identity as a signed JWT.
+            let now = crate::session::now_unix();
+            for (k, v) in [
+                ("iss", json!(s.issuer)),
+                ("aud", json!(s.cfg.client_id)),
+                ("client_id", json!(s.cfg.client_id)),
+                ("iat", json!(now)),
+            ] {
+                claims.insert(k.to_owned(), v);
+            }
+            claims.entry("exp").or_insert(json!(now + 299));
+            let key = s.key.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            match key.sign(s.cfg.kid, &Value::Object(claims)) {
+                Ok(jwt) => (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/jwt")], jwt).into_response(),
+                Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            }
         }
         None => oauth_error(StatusCode::UNAUTHORIZED, "invalid_token"),
     }
