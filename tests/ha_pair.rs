@@ -388,8 +388,18 @@ async fn redis_down_gives_503s_with_the_reason_at_both_processes_and_both_recove
     let pair = Pair::start(redis_session(&redis)).await;
     let cookie = pair.kaas_login(&pair.a, &pair.a).await;
     redis.stop().await;
+    let stopped = Instant::now();
     for at in [&pair.a, &pair.b] {
-        let resp = pair.client.get(at.url("/desk/x")).header("cookie", &cookie).send().await.unwrap();
+        // A's copy of the session (read within local_cache_ms, 1 s) may serve it a moment
+        // longer; then 503. Never a request without its session.
+        let resp = loop {
+            let resp = pair.client.get(at.url("/desk/x")).header("cookie", &cookie).send().await.unwrap();
+            if resp.status() != 200 {
+                break resp;
+            }
+            assert!(stopped.elapsed() < Duration::from_millis(1500), "{}: served from its copy beyond 1 s", at.name);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         let id = support::logs::request_id(&resp);
         assert_eq!(resp.status(), 503, "{}: no session read, no access", at.name);
         assert!(!resp.text().await.unwrap().contains("x-auth-subject"), "nothing reached the app");
