@@ -535,12 +535,13 @@ async fn an_acl_user_limited_to_the_stores_commands_and_keys_works_and_a_wrong_p
     assert!(detail.contains("Password authentication failed"), "{ready}");
 }
 
-#[tokio::test]
-async fn tls_to_redis_trusts_the_configured_ca_only() {
+/// Two throw-away PKIs (the server's and another) in temporary directories (kept alive by the
+/// first element), and the `redis-server` arguments for TLS with the first.
+fn tls_pkis() -> ([tempfile::TempDir; 2], aisgate::sim::certs::TestPki, aisgate::sim::certs::TestPki, Vec<String>) {
     logs::capture();
-    let (dir, other_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let pki = aisgate::sim::certs::generate(dir.path()).unwrap();
-    let other = aisgate::sim::certs::generate(other_dir.path()).unwrap();
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let pki = aisgate::sim::certs::generate(dirs[0].path()).unwrap();
+    let other = aisgate::sim::certs::generate(dirs[1].path()).unwrap();
     let args = vec![
         "--tls-cert-file".to_owned(),
         pki.server_cert.display().to_string(),
@@ -551,6 +552,12 @@ async fn tls_to_redis_trusts_the_configured_ca_only() {
         "--tls-auth-clients".to_owned(),
         "no".to_owned(),
     ];
+    (dirs, pki, other, args)
+}
+
+#[tokio::test]
+async fn tls_to_redis_trusts_the_configured_ca_only() {
+    let (_dirs, pki, other, args) = tls_pkis();
     let Some(redis) = Redis::start_with(args, true).await else { return };
     let with = |ca: &std::path::Path| {
         format!(
@@ -574,22 +581,8 @@ async fn tls_to_redis_trusts_the_configured_ca_only() {
 /// they name, and trusts only that CA for both.
 #[tokio::test]
 async fn tls_with_sentinel_trusts_the_configured_ca_only() {
-    logs::capture();
-    let (dir, other_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let pki = aisgate::sim::certs::generate(dir.path()).unwrap();
-    let other = aisgate::sim::certs::generate(other_dir.path()).unwrap();
-    let args = vec![
-        "--tls-cert-file".to_owned(),
-        pki.server_cert.display().to_string(),
-        "--tls-key-file".to_owned(),
-        pki.server_key.display().to_string(),
-        "--tls-ca-cert-file".to_owned(),
-        pki.ca_cert.display().to_string(),
-        "--tls-auth-clients".to_owned(),
-        "no".to_owned(),
-        "--tls-replication".to_owned(),
-        "yes".to_owned(),
-    ];
+    let (_dirs, pki, other, mut args) = tls_pkis();
+    args.extend(["--tls-replication".to_owned(), "yes".to_owned()]);
     let Some(master) = Redis::start_with(args, true).await else { return };
     let Some(sentinel) = Sentinel::start_tls(&master, &pki).await else { return };
     let with = |ca: &std::path::Path| {
