@@ -344,8 +344,17 @@ async fn a_logout_token_used_at_one_instance_is_refused_at_the_other() {
     };
     let at_a = post(a.url("/.aisgate/backchannel-logout/caais")).await;
     assert_eq!(at_a.status(), 200, "A accepts the logout token");
-    let ended = b.client.get(b.url("/desk")).header("cookie", &cookie).send().await.unwrap();
-    assert_eq!(ended.status(), 401, "the session served by B ended by the logout at A");
+    // B's copy of the session is dropped by the `ended` message (at once; 1 s at the latest).
+    let started = tokio::time::Instant::now();
+    loop {
+        let status = b.client.get(b.url("/desk")).header("cookie", &cookie).send().await.unwrap().status();
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(started.elapsed() < Duration::from_secs(1), "the session served by B outlived the logout at A by 1 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let at_b = post(b.url("/.aisgate/backchannel-logout/caais")).await;
     let id = logs::request_id(&at_b);
     assert_eq!(at_b.status(), 400, "the same token at B is a replay");
@@ -405,8 +414,18 @@ async fn redis_down_gives_503_with_the_reason_and_everything_recovers_when_it_is
 
     redis.stop().await;
 
-    // A request needing its session: 503 page, never the app.
-    let resp = get_json(&a, "/x", &cookie).await;
+    // A request needing its session: 503 page, never the app — once the instance's copy of
+    // the session (read within `local_cache_ms`, 1 s) is used up; until then the session it
+    // read is served, never a request without one.
+    let stopped = tokio::time::Instant::now();
+    let resp = loop {
+        let resp = get_json(&a, "/x", &cookie).await;
+        if resp.status() != 200 {
+            break resp;
+        }
+        assert!(stopped.elapsed() < Duration::from_millis(1500), "served from the local copy for more than 1 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let id = logs::request_id(&resp);
     assert_eq!(resp.status(), 503, "no session read, no access");
     let body = resp.text().await.unwrap();
@@ -516,12 +535,13 @@ async fn an_acl_user_limited_to_the_stores_commands_and_keys_works_and_a_wrong_p
     assert!(detail.contains("Password authentication failed"), "{ready}");
 }
 
-#[tokio::test]
-async fn tls_to_redis_trusts_the_configured_ca_only() {
+/// Two throw-away PKIs (the server's and another) in temporary directories (kept alive by the
+/// first element), and the `redis-server` arguments for TLS with the first.
+fn tls_pkis() -> ([tempfile::TempDir; 2], aisgate::sim::certs::TestPki, aisgate::sim::certs::TestPki, Vec<String>) {
     logs::capture();
-    let (dir, other_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let pki = aisgate::sim::certs::generate(dir.path()).unwrap();
-    let other = aisgate::sim::certs::generate(other_dir.path()).unwrap();
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let pki = aisgate::sim::certs::generate(dirs[0].path()).unwrap();
+    let other = aisgate::sim::certs::generate(dirs[1].path()).unwrap();
     let args = vec![
         "--tls-cert-file".to_owned(),
         pki.server_cert.display().to_string(),
@@ -532,6 +552,12 @@ async fn tls_to_redis_trusts_the_configured_ca_only() {
         "--tls-auth-clients".to_owned(),
         "no".to_owned(),
     ];
+    (dirs, pki, other, args)
+}
+
+#[tokio::test]
+async fn tls_to_redis_trusts_the_configured_ca_only() {
+    let (_dirs, pki, other, args) = tls_pkis();
     let Some(redis) = Redis::start_with(args, true).await else { return };
     let with = |ca: &std::path::Path| {
         format!(
@@ -555,22 +581,8 @@ async fn tls_to_redis_trusts_the_configured_ca_only() {
 /// they name, and trusts only that CA for both.
 #[tokio::test]
 async fn tls_with_sentinel_trusts_the_configured_ca_only() {
-    logs::capture();
-    let (dir, other_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let pki = aisgate::sim::certs::generate(dir.path()).unwrap();
-    let other = aisgate::sim::certs::generate(other_dir.path()).unwrap();
-    let args = vec![
-        "--tls-cert-file".to_owned(),
-        pki.server_cert.display().to_string(),
-        "--tls-key-file".to_owned(),
-        pki.server_key.display().to_string(),
-        "--tls-ca-cert-file".to_owned(),
-        pki.ca_cert.display().to_string(),
-        "--tls-auth-clients".to_owned(),
-        "no".to_owned(),
-        "--tls-replication".to_owned(),
-        "yes".to_owned(),
-    ];
+    let (_dirs, pki, other, mut args) = tls_pkis();
+    args.extend(["--tls-replication".to_owned(), "yes".to_owned()]);
     let Some(master) = Redis::start_with(args, true).await else { return };
     let Some(sentinel) = Sentinel::start_tls(&master, &pki).await else { return };
     let with = |ca: &std::path::Path| {
@@ -670,8 +682,11 @@ fn keyring() -> Keyring {
 }
 
 fn store(redis: &Redis, prefix: &str) -> RedisStore {
-    let cfg: aisgate::config::RedisConfig =
-        toml::from_str(&format!("url = \"{}\"\nkey_prefix = \"{prefix}\"\ntimeout_ms = 500\n", redis.url())).unwrap();
+    let cfg: aisgate::config::RedisConfig = toml::from_str(&format!(
+        "url = \"{}\"\nkey_prefix = \"{prefix}\"\ntimeout_ms = 500\nlocal_cache_ms = 0\n",
+        redis.url()
+    ))
+    .unwrap();
     let opts = RedisStoreOptions {
         idle: Duration::from_secs(600),
         login_ttl: Duration::from_secs(60),
@@ -1018,6 +1033,63 @@ async fn a_decoded_session_is_reused_only_while_its_record_is_unchanged() {
 
     b.remove(&key).await.unwrap();
     assert!(a.load(&key).await.unwrap().is_none(), "logged out at B: no session at A, cached copy or not");
+}
+
+/// The per-instance copy (`local_cache_ms`): a session read at A is served by A without a
+/// Redis read for up to that long, a logout at B drops A's copy at once (pub/sub), and no copy
+/// outlives the bound.
+#[tokio::test]
+async fn the_local_copy_is_used_briefly_and_dropped_by_a_logout_at_another_instance() {
+    let Some(redis) = Redis::start().await else { return };
+    let with_cache = |ms: u64| {
+        let cfg: aisgate::config::RedisConfig = toml::from_str(&format!(
+            "url = \"{}\"\nkey_prefix = \"t9:\"\ntimeout_ms = 500\nlocal_cache_ms = {ms}\n",
+            redis.url()
+        ))
+        .unwrap();
+        let opts = RedisStoreOptions {
+            idle: Duration::from_secs(600),
+            login_ttl: Duration::from_secs(60),
+            absolute: Duration::from_secs(3600),
+            apps: 1,
+            clock: Clock::system(),
+        };
+        RedisStore::new(&cfg, keyring().record_keys(), opts, &|_| None)
+    };
+    assert_eq!(
+        with_cache(1001).err().map(|e| e.to_string()).as_deref(),
+        Some("[session.redis] local_cache_ms = 1001: at most 1000 (a logout elsewhere must take effect within 1 s)")
+    );
+    let (a, b) = (with_cache(1000).unwrap(), with_cache(1000).unwrap());
+    // A's subscriber is attached before anything ends.
+    for _ in 0..100 {
+        let mut conn = redis.conn().await;
+        let subs: Vec<(String, u64)> =
+            redis::cmd("PUBSUB").arg("NUMSUB").arg("t9:ended").query_async(&mut conn).await.unwrap();
+        if subs.first().is_some_and(|(_, n)| *n >= 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (one, two) = (StoreKey::of(&[50; 32]), StoreKey::of(&[51; 32]));
+    a.save(one, user_session("jip", "alice", None)).await.unwrap();
+    a.save(two, user_session("jip", "bob", None)).await.unwrap();
+    assert!(a.load(&one).await.unwrap().is_some() && a.load(&two).await.unwrap().is_some());
+    // Within the bound, A serves its copy: even with the record gone behind its back.
+    let mut conn = redis.conn().await;
+    let _: () = redis::cmd("DEL").arg(format!("t9:s:{}", hex(&two.0))).query_async(&mut conn).await.unwrap();
+    assert!(a.load(&two).await.unwrap().is_some(), "the copy, within local_cache_ms");
+    // A logout at B reaches A's copy by pub/sub, long before the bound.
+    b.remove(&one).await.unwrap();
+    let started = tokio::time::Instant::now();
+    while a.load(&one).await.unwrap().is_some() {
+        assert!(started.elapsed() < Duration::from_millis(500), "A still serves a session logged out at B");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // And no copy outlives the bound: the record deleted without any message is gone at A
+    // after at most 1 s.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(a.load(&two).await.unwrap().is_none(), "a copy older than local_cache_ms is read again");
 }
 
 #[test]

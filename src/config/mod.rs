@@ -232,6 +232,11 @@ pub struct RedisConfig {
     /// before it gets the 503 page.
     #[serde(default = "defaults::redis_timeout_ms")]
     pub timeout_ms: u64,
+    /// How long, milliseconds, an instance may serve a session it read from Redis without
+    /// reading it again (0: every request reads Redis). At most 1000: a logout at another
+    /// instance reaches this one by pub/sub at once, and by this bound at the latest.
+    #[serde(default = "defaults::redis_local_cache_ms")]
+    pub local_cache_ms: u64,
 }
 
 /// `[session]`
@@ -608,6 +613,9 @@ mod defaults {
     }
     pub fn redis_key_prefix() -> String {
         "aisgate:".into()
+    }
+    pub fn redis_local_cache_ms() -> u64 {
+        1000
     }
     pub fn redis_timeout_ms() -> u64 {
         1000

@@ -395,6 +395,12 @@ impl<'a> LogoutBy<'a> {
 pub trait SessionStore: Send + Sync + 'static {
     /// Looks up a session and refreshes its idle timer.
     async fn load(&self, key: &StoreKey) -> Result<Option<Arc<Session>>, StoreError>;
+    /// [`SessionStore::load`] from the store itself, never from a per-instance copy: what a
+    /// token refresh reads to see whether another instance refreshed already. The memory
+    /// store has no copies.
+    async fn reload(&self, key: &StoreKey) -> Result<Option<Arc<Session>>, StoreError> {
+        self.load(key).await
+    }
     /// Stores a new session.
     async fn save(&self, key: StoreKey, session: Arc<Session>) -> Result<(), StoreError>;
     /// Destroys a session, returning it if it existed.

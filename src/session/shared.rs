@@ -208,7 +208,7 @@ where
     loop {
         let lease = shared.try_refresh_lease(key, REFRESH_LEASE).await?;
         // Under the lease or not: the stored session may already carry the new tokens.
-        let stored = store.load(key).await?.ok_or_else(ended)?;
+        let stored = store.reload(key).await?.ok_or_else(ended)?;
         if let Some(tokens) = newer_tokens(&stored, &old, (now, margin)) {
             if let Some(lease) = lease {
                 lease.release().await;

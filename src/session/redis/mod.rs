@@ -91,7 +91,13 @@ pub enum RedisSetupError {
     /// The client refused the settings (e.g. a CA file without a certificate).
     #[error("[session.redis] {0}")]
     Client(String),
+    /// A local cache longer than the one-second bound on logouts at other instances.
+    #[error("[session.redis] local_cache_ms = {0}: at most 1000 (a logout elsewhere must take effect within 1 s)")]
+    LocalCacheTooLong(u64),
 }
+
+/// The longest `local_cache_ms`: a logout at one instance takes effect at all within 1 s.
+const MAX_LOCAL_CACHE_MS: u64 = 1000;
 
 /// Timing and sizing the store needs from `[session]` and the gateway.
 #[derive(Debug, Clone)]
@@ -168,7 +174,7 @@ pub struct RedisStore {
     ended: tokio::sync::broadcast::Sender<StoreKey>,
     health: Arc<Health>,
     /// Sessions decoded from records read recently, reused while the record is unchanged.
-    decoded: decoded::Decoded,
+    decoded: Arc<decoded::Decoded>,
     /// Live sessions as last counted by the sweep ([`live`]).
     live_count: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -222,6 +228,9 @@ impl RedisStore {
         opts: RedisStoreOptions,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<RedisStore, RedisSetupError> {
+        if cfg.local_cache_ms > MAX_LOCAL_CACHE_MS {
+            return Err(RedisSetupError::LocalCacheTooLong(cfg.local_cache_ms));
+        }
         let backend = Arc::new(backend::Backend::new(cfg, env)?);
         let opts_idle = opts.idle;
         let (ended, _) = tokio::sync::broadcast::channel(1024);
@@ -238,13 +247,18 @@ impl RedisStore {
             instance: hex(&super::random_id()[..16]),
             ended,
             health,
-            decoded: decoded::Decoded::new(opts_idle),
+            decoded: Arc::new(decoded::Decoded::new(opts_idle, Duration::from_millis(cfg.local_cache_ms))),
             live_count: Arc::default(),
         };
         if store.backend.started() {
             let timeout = Duration::from_millis(cfg.timeout_ms.max(1));
             spawn_health(store.backend.clone(), store.health.clone(), timeout);
-            spawn_subscriber(store.backend.clone(), store.channel.clone(), store.instance.clone(), store.ended.clone());
+            spawn_subscriber(
+                store.backend.clone(),
+                (store.channel.clone(), store.instance.clone()),
+                store.ended.clone(),
+                store.decoded.clone(),
+            );
             let sweeper = live::Sweeper {
                 backend: store.backend.clone(),
                 live_key: store.live_key(),
@@ -420,9 +434,9 @@ fn spawn_health(backend: Arc<backend::Backend>, health: Arc<Health>, timeout: Du
 /// broadcast; reconnects after any failure. Stops when the store is dropped.
 fn spawn_subscriber(
     backend: Arc<backend::Backend>,
-    channel: String,
-    instance: String,
+    (channel, instance): (String, String),
     ended: tokio::sync::broadcast::Sender<StoreKey>,
+    decoded: Arc<decoded::Decoded>,
 ) {
     use futures_util::StreamExt;
     let weak = ended.downgrade();
@@ -455,6 +469,8 @@ fn spawn_subscriber(
                                 continue;
                             }
                             if let Some(key) = unhex32(key) {
+                                // Ended elsewhere: this instance's copy goes first.
+                                decoded.forget(&StoreKey(key));
                                 let _ = ended.send(StoreKey(key));
                             }
                         }
@@ -472,6 +488,14 @@ fn spawn_subscriber(
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Arc<Session>>, StoreError> {
+        // Read within the last `local_cache_ms` and not ended since (see `decoded`).
+        if let Some(session) = self.decoded.recent(key) {
+            return Ok(Some(session).filter(|s| !s.is_expired(self.opts.clock.now_unix())));
+        }
+        self.reload(key).await
+    }
+
+    async fn reload(&self, key: &StoreKey) -> Result<Option<Arc<Session>>, StoreError> {
         let mut conn = self.conn().await?;
         let now = self.opts.clock.now_unix();
         let idle_ms = u64::try_from(self.opts.idle.as_millis()).unwrap_or(u64::MAX);
