@@ -197,6 +197,14 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
         if app.headers.identity_token && config.identity_token.is_none() {
             at(&app.loc, format!("app {name:?}: headers.identity_token needs an [identity_token] section"));
         }
+        for message in crate::api::authorize::check_app(app, config.authorizer.as_ref()) {
+            at(&app.loc, format!("app {name:?}: {message}"));
+        }
+    }
+    if let Some(authorizer) = &config.authorizer {
+        for message in crate::api::authorize::check_authorizer(authorizer) {
+            at(&main_loc, format!("[authorizer] {message}"));
+        }
     }
     if config.app.is_empty() {
         at(&main_loc, "no [[app]] is configured".into());

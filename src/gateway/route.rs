@@ -59,8 +59,12 @@ pub struct App {
     pub upstream_bearer: bool,
     /// Header mapping.
     pub headers: HeaderMapping,
-    /// Authorization rules.
+    /// Authorization rules by path (rules without `operation`).
     pub rules: Vec<AccessRule>,
+    /// Authorization rules by SOAP operation (`operation` set), checked by `api::authorize`.
+    pub operation_rules: Vec<AccessRule>,
+    /// `[app.authorize]`, compiled.
+    pub authorize: Option<crate::api::authorize::AppAuthorize>,
     /// What a path no rule matches gets.
     pub default_access: DefaultAccess,
     /// Lower-case protocol names clients may upgrade to (`upgrade_protocols`).
@@ -128,7 +132,14 @@ impl App {
             PathCase::Sensitive => p.clone(),
             PathCase::Insensitive => fold_case(p).into_owned(),
         };
-        let rules = cfg.rule.iter().map(|r| AccessRule { path_prefix: fold(&r.path_prefix), ..r.clone() }).collect();
+        let compiled = |r: &AccessRule| AccessRule {
+            path_prefix: fold(&r.path_prefix),
+            require_roles: r.require_roles.as_ref().map(|q| q.normalized()),
+            ..r.clone()
+        };
+        let (operation_rules, rules): (Vec<AccessRule>, Vec<AccessRule>) =
+            cfg.rule.iter().map(compiled).partition(|r| r.operation.is_some());
+        let authorize = cfg.authorize.as_ref().map(crate::api::authorize::AppAuthorize::compile).transpose()?;
         Ok(App {
             index,
             name: cfg.name.clone(),
@@ -146,6 +157,8 @@ impl App {
             upstream_bearer: cfg.upstream_bearer,
             headers,
             rules,
+            operation_rules,
+            authorize,
             default_access: cfg.default_access,
             upgrade_protocols: cfg
                 .upgrade_protocols
@@ -222,6 +235,44 @@ impl App {
             .collect()
     }
 
+    /// `[app.authorize]`, if configured.
+    pub fn authorize_config(&self) -> Option<&crate::api::authorize::AppAuthorize> {
+        self.authorize.as_ref()
+    }
+
+    /// Whether any rule names a SOAP operation.
+    pub fn has_operation_rules(&self) -> bool {
+        !self.operation_rules.is_empty()
+    }
+
+    /// Whether requests need the operation hook (`api::authorize`): the body is then buffered.
+    pub fn authorizes_operations(&self) -> bool {
+        self.authorize.is_some() || self.has_operation_rules()
+    }
+
+    /// Operation rules for every (path reading, operation name) pair: the first rule naming
+    /// the operation whose prefix covers the reading decides; a pair no operation rule covers
+    /// was decided by the path rules alone.
+    pub fn authorize_operation(
+        &self,
+        forms: &PathForms<'_>,
+        operations: &[&str],
+        identity: &Identity,
+    ) -> Result<(), Denied> {
+        for reading in self.readings(forms).iter() {
+            for op in operations {
+                let rule = self
+                    .operation_rules
+                    .iter()
+                    .find(|r| r.operation.as_deref() == Some(op) && under_prefix(reading, &r.path_prefix));
+                if let Some(rule) = rule {
+                    check_rule(rule, identity)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn rule_for(&self, reading: &str) -> Option<(usize, &AccessRule)> {
         self.rules.iter().enumerate().find(|(_, r)| under_prefix(reading, &r.path_prefix))
     }
@@ -240,6 +291,9 @@ fn check_rule(rule: &AccessRule, identity: &Identity) -> Result<(), Denied> {
         return Err(Denied::Provider);
     }
     if !rule.any_role.is_empty() && !rule.any_role.iter().any(|r| identity.has_role(r)) {
+        return Err(Denied::MissingRole);
+    }
+    if rule.require_roles.as_ref().is_some_and(|r| r.check(identity).is_err()) {
         return Err(Denied::MissingRole);
     }
     if let Some(min) = rule.min_loa {
