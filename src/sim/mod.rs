@@ -4,6 +4,7 @@
 //! Nothing here is reachable from a production configuration: simulators only start from the
 //! `demo` command (with a loud banner) or from tests.
 
+pub mod authorizer;
 pub mod certs;
 pub mod echo;
 pub mod kaas;

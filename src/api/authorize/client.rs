@@ -266,6 +266,97 @@ pub fn parse_answer(bytes: &[u8]) -> Result<Verdict, AuthorizerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::authorizer::{self, AuthorizerSim, Mode};
+
+    async fn setup(timeout_ms: u64) -> (Authorizer, AuthorizerSim, Clock, Metrics) {
+        let (sim, url) = authorizer::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let cfg: AuthorizerConfig = toml::from_str(&format!(
+            "url = \"{url}\"\ntimeout_ms = {timeout_ms}\ncache_ttl_secs = 300\ndeny_cache_ttl_secs = 30"
+        ))
+        .unwrap();
+        let mut metrics = Metrics::new(&[], &[]);
+        let clock = Clock::test();
+        let a = Authorizer::build(&cfg, &mut metrics, clock.clone()).unwrap();
+        (a, sim, clock, metrics)
+    }
+
+    fn q(user: &str, ico: &str) -> Question {
+        Question { app: "isoh".into(), user: user.into(), ico: ico.into(), operation: "Poskytni".into() }
+    }
+
+    fn metric(metrics: &Metrics, line: &str) -> bool {
+        metrics.render().lines().any(|l| l == line)
+    }
+
+    #[tokio::test]
+    async fn allowed_and_denied_are_cached_for_their_own_ttl() {
+        let (a, sim, clock, metrics) = setup(2000).await;
+        sim.grant("u1", "00007064", &["C100", "C110:C206"]);
+        let allowed = a.decide(q("u1", "00007064")).await.unwrap();
+        assert_eq!(allowed, Verdict { allowed: true, roles: vec!["C100".into(), "C110:C206".into()] });
+        assert_eq!(
+            sim.last_request(),
+            Some(serde_json::json!({"user": "u1", "ico": "00007064", "operation": "Poskytni", "app": "isoh"}))
+        );
+        assert!(!a.decide(q("u1", "00000001")).await.unwrap().allowed);
+        assert_eq!(sim.calls(), 2);
+        // Both answers come from the cache now.
+        a.decide(q("u1", "00007064")).await.unwrap();
+        a.decide(q("u1", "00000001")).await.unwrap();
+        assert_eq!(sim.calls(), 2);
+        assert!(metric(&metrics, "aisgate_authorizer_cache_total{result=\"hit\"} 2"), "{}", metrics.render());
+        // After the denial TTL (30 s) only the denial is asked again; after 300 s both.
+        sim.grant("u1", "00000001", &[]);
+        clock.advance(Duration::from_secs(31));
+        assert!(a.decide(q("u1", "00000001")).await.unwrap().allowed);
+        a.decide(q("u1", "00007064")).await.unwrap();
+        assert_eq!(sim.calls(), 3);
+        clock.advance(Duration::from_secs(300));
+        a.decide(q("u1", "00007064")).await.unwrap();
+        assert_eq!(sim.calls(), 4);
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_share_one_call() {
+        let (a, sim, _, _) = setup(2000).await;
+        sim.grant("u1", "00007064", &[]);
+        let results = futures_util::future::join_all((0..20).map(|_| a.decide(q("u1", "00007064")))).await;
+        assert!(results.iter().all(|r| r.as_ref().is_ok_and(|v| v.allowed)));
+        assert_eq!(sim.calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn down_malformed_and_slow_authorizers_fail_and_are_not_cached() {
+        let (a, sim, _, metrics) = setup(300).await;
+        sim.grant("u1", "00007064", &[]);
+        sim.set_mode(Mode::Down);
+        assert_eq!(a.decide(q("u1", "00007064")).await, Err(AuthorizerError::Unavailable("HTTP 503".into())));
+        sim.set_mode(Mode::Malformed);
+        assert_eq!(
+            a.decide(q("u1", "00007064")).await,
+            Err(AuthorizerError::Malformed("\"allowed\" is not a boolean"))
+        );
+        sim.set_mode(Mode::Slow);
+        assert_eq!(a.decide(q("u1", "00007064")).await, Err(AuthorizerError::Timeout));
+        // Each failure was a call of its own: failures are never served from the cache.
+        assert_eq!(sim.calls(), 3);
+        sim.set_mode(Mode::Normal);
+        assert!(a.decide(q("u1", "00007064")).await.unwrap().allowed);
+        for result in ["unavailable", "malformed", "timeout", "allowed"] {
+            let line = format!("aisgate_authorizer_calls_total{{result=\"{result}\"}} 1");
+            assert!(metric(&metrics, &line), "{line} in {}", metrics.render());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_unavailable() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/authorize", listener.local_addr().unwrap());
+        drop(listener);
+        let cfg: AuthorizerConfig = toml::from_str(&format!("url = \"{url}\"")).unwrap();
+        let a = Authorizer::build(&cfg, &mut Metrics::new(&[], &[]), Clock::test()).unwrap();
+        assert!(matches!(a.decide(q("u", "00000001")).await, Err(AuthorizerError::Unavailable(_))));
+    }
 
     #[test]
     fn answers_are_parsed_strictly() {
