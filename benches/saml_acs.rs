@@ -35,6 +35,7 @@ fn bench(c: &mut Criterion) {
         clock_skew: Duration::from_secs(180),
         now: NOW,
         require_encrypted_assertion: true,
+        callers: &[],
     };
     let mut group = c.benchmark_group("saml_acs");
     for (name, enc) in

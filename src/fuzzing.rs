@@ -199,6 +199,7 @@ pub fn acs_expectations() -> Expectations<'static> {
         clock_skew: Duration::from_secs(180),
         now: NOW,
         require_encrypted_assertion: false,
+        callers: &[],
     }
 }
 

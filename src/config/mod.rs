@@ -452,6 +452,33 @@ pub struct AppConfig {
     /// requests without `Upgrade`; `h2c` is never allowed.
     #[serde(default = "defaults::upgrade_protocols")]
     pub upgrade_protocols: Vec<String>,
+    /// How requests authenticate: `"session"` (the default: browser session and login
+    /// redirects), `"bearer"`, `"saml-header"`, or a list of header methods (API mode: never a
+    /// redirect, failures are 401 with `WWW-Authenticate`).
+    #[serde(default)]
+    pub auth: crate::api::config::AuthSetting,
+    /// Path prefixes with their own `auth` (mixed apps), longest prefix first.
+    #[serde(default)]
+    pub api: Vec<crate::api::config::ApiPathConfig>,
+    /// Bearer-token validation (with `auth` including `"bearer"`).
+    #[serde(default)]
+    pub bearer: Option<crate::api::config::BearerConfig>,
+    /// Forwarded SAML Response validation (with `auth` including `"saml-header"`).
+    #[serde(default)]
+    pub saml_header: Option<crate::api::config::SamlHeaderConfig>,
+    /// API failures as SOAP Faults: `true`, `false`, or unset (detected from the request's
+    /// `Content-Type`: `text/xml` is SOAP 1.1, `application/soap+xml` SOAP 1.2).
+    #[serde(default)]
+    pub soap: Option<bool>,
+    /// Forward the client's `Authorization` header upstream on API paths (default: removed,
+    /// it carries the user's credential).
+    #[serde(default)]
+    pub keep_authorization: bool,
+    /// Query keys that let a GET through API paths without authentication (service
+    /// metadata: `?wsdl`, `?singleWsdl`, `?xsd=…`), compared exactly (case-insensitively);
+    /// `[]` turns the pass-through off.
+    #[serde(default = "crate::api::config::defaults::metadata_queries")]
+    pub metadata_queries: Vec<String>,
     /// Options that weaken security; each one is logged at startup.
     #[serde(default)]
     pub dangerous: AppDangerous,

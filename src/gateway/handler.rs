@@ -145,6 +145,11 @@ async fn app_request(
         // Names only: values could be anything, including personal data.
         tracing::info!(request_id = info.id(), client = %info.client_ip, headers = ?forged, "client sent forwarding or proxy headers; stripped");
     }
+    // API paths authenticate by the Authorization header (issue 11): read before anything
+    // else may remove it.
+    if let Some((api, route)) = app.api.as_ref().and_then(|api| api.route(forms).map(|r| (api, r))) {
+        return super::api_request::serve(gw, app, (api, route), req, forms, (upgrade, conn), info).await;
+    }
     if app.upstream_bearer && req.headers_mut().remove(AUTHORIZATION).is_some() {
         // The upstream's Authorization header belongs to the gateway for this app: a client's
         // own credentials are never mixed with (or mistaken for) the IdP's token.
@@ -189,7 +194,7 @@ async fn app_request(
         if app.authorizes_operations() {
             // SOAP operation rules and the IČO check hold for browser sessions too.
             let here = return_url(path, req.uri().query());
-            match crate::api::authorize::authorize(gw, app, forms, &session.identity, req, info.id()).await {
+            match crate::api::authorize::check(gw, app, forms, &session.identity, req, info.id()).await {
                 Ok(checked) => req = checked,
                 Err(denial) => {
                     return match denial.status() {
@@ -367,18 +372,30 @@ fn add_identity_headers(gw: &Gateway, app: &App, session: &Session, req: &mut Re
     if let (Some(name), Some(issuer)) = (&app.headers.token_header, &gw.tokens) {
         let now = gw.clock.now_unix();
         let token = session.identity_token(app.index, now, issuer.lifetime_secs / 2, |identity| {
-            let exp = now + issuer.lifetime_secs;
-            let claims = identity.token_claims(&gw.public_base_url, &app.name, now, exp);
-            match issuer.signer.sign(&claims) {
-                Ok(jwt) => HeaderValue::from_str(&jwt).ok().map(|v| (exp, v)),
-                Err(e) => {
-                    tracing::error!(error = %e, "identity token signing failed");
-                    None
-                }
-            }
+            sign_identity_token(gw, issuer, app, identity, now)
         });
         if let Some(token) = token {
             headers.insert(name.clone(), token);
+        }
+    }
+}
+
+/// The signed identity token of `identity` for `app` (`[identity_token]`), issued `now`, with
+/// its expiry.
+pub(super) fn sign_identity_token(
+    gw: &Gateway,
+    issuer: &super::TokenIssuer,
+    app: &App,
+    identity: &crate::identity::Identity,
+    now: u64,
+) -> Option<(u64, HeaderValue)> {
+    let exp = now + issuer.lifetime_secs;
+    let claims = identity.token_claims(&gw.public_base_url, &app.name, now, exp);
+    match issuer.signer.sign(&claims) {
+        Ok(jwt) => HeaderValue::from_str(&jwt).ok().map(|v| (exp, v)),
+        Err(e) => {
+            tracing::error!(error = %e, "identity token signing failed");
+            None
         }
     }
 }
@@ -405,7 +422,7 @@ async fn bearer(gw: &Gateway, session: &Session) -> Result<Option<HeaderValue>, 
     }))
 }
 
-async fn forward(
+pub(super) async fn forward(
     gw: &Gateway,
     app: &App,
     req: Request<Body>,

@@ -18,6 +18,7 @@
 //!            12. upstream           hop-by-hop, X-Forwarded-*, streaming, WebSocket
 //! ```
 
+mod api_request;
 mod cookies;
 mod endpoints;
 pub mod explain;
@@ -189,7 +190,11 @@ impl Gateway {
         let provider_index = |name: &str| providers.iter().position(|p| p.name() == name);
         let mut apps = Vec::new();
         for (index, a) in config.app.iter().enumerate() {
-            match route::App::compile(index, a, provider_index, &upstream) {
+            let compiled = route::App::compile(index, a, provider_index, &upstream).and_then(|mut app| {
+                app.api = crate::api::ApiApp::compile(a, &providers, &clock)?;
+                Ok(app)
+            });
+            match compiled {
                 Ok(app) => apps.push(app),
                 Err(e) => errors.push(ConfigError::at(&a.loc, format!("app {:?}: {e}", a.name))),
             }

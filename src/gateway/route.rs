@@ -69,6 +69,9 @@ pub struct App {
     pub default_access: DefaultAccess,
     /// Lower-case protocol names clients may upgrade to (`upgrade_protocols`).
     pub upgrade_protocols: Vec<String>,
+    /// API mode (`auth`, `[[app.api]]`): paths authenticated by a header; `None` when every
+    /// path uses the browser session. Set by `Gateway::build`, which holds the providers.
+    pub api: Option<crate::api::ApiApp>,
 }
 
 /// Why access was denied (operator log; the user sees a generic 403 page).
@@ -165,6 +168,7 @@ impl App {
                 .iter()
                 .map(|p| p.split('/').next().unwrap_or("").to_ascii_lowercase())
                 .collect(),
+            api: None,
         })
     }
 

@@ -422,6 +422,9 @@ pub struct Metrics {
     providers: Box<[ProviderMetrics]>,
     /// Families registered through `register_*`, by their (sanitised) name.
     custom: Vec<(String, CustomFamily)>,
+    /// `aisgate_api_auth_total{app,scheme,result,reason}`: every label is a bounded static
+    /// set (app names from the config, the reason enums' labels).
+    api_auth: Family<Labels, Counter>,
 }
 
 impl Metrics {
@@ -460,7 +463,14 @@ impl Metrics {
             "Failed logins, by identity provider and reason",
             families.refusals.clone(),
         );
+        let api_auth = Family::<Labels, Counter>::default();
+        registry.register(
+            "aisgate_api_auth",
+            "Authentication of API requests (Authorization: Bearer / SAML), by app, scheme, result (success, refused, error, metadata) and reason (cache_hit and cache_miss for successes)",
+            api_auth.clone(),
+        );
         Metrics {
+            api_auth,
             registry,
             active_sessions,
             apps: apps.iter().map(|a| AppMetrics::new(a, &families)).collect(),
@@ -468,6 +478,21 @@ impl Metrics {
             providers: providers.iter().map(|p| ProviderMetrics::new(p, &families)).collect(),
             custom: Vec::new(),
         }
+    }
+
+    /// Increments `aisgate_api_auth_total{app,scheme,result,reason}`; every value is a static
+    /// label or a configured app name, never request data.
+    pub fn api_auth(&self, app: &str, scheme: &'static str, result: &'static str, reason: &'static str) {
+        self.api_auth
+            .get_or_create(&labels(&[("app", app), ("scheme", scheme), ("result", result), ("reason", reason)]))
+            .inc();
+    }
+
+    /// Current value of `aisgate_api_auth_total` for one series.
+    pub fn api_auths(&self, app: &str, scheme: &str, result: &str, reason: &str) -> u64 {
+        self.api_auth
+            .get(&labels(&[("app", app), ("scheme", scheme), ("result", result), ("reason", reason)]))
+            .map_or(0, |c| c.get())
     }
 
     /// Metrics of the app at `index` (its position in the `apps` given to

@@ -11,6 +11,8 @@
 //! | [`BackchannelLogout`], [`StatefulLogout`], [`TokenRefresh`] | OIDC |
 //! | [`DirectCredentials`] | JIP/KAAS in a direct login mode |
 //! | [`Background`] | all three (heartBeat, discovery/JWKS, metadata refresh) |
+//! | [`AccessTokens`] | OIDC (API apps: `Authorization: Bearer`) |
+//! | [`ForwardedResponses`] | SAML (API apps: `Authorization: SAML`) |
 
 use std::time::Duration;
 
@@ -83,4 +85,53 @@ pub trait Background: Send + Sync {
     async fn refresh(&self);
     /// How often `refresh` runs; `None` for never.
     fn refresh_interval(&self) -> Option<Duration>;
+}
+
+/// A user's access token, validated by the provider that issued it (API apps).
+#[derive(Debug)]
+pub struct ValidatedToken {
+    /// The user, mapped like a login of this provider.
+    pub identity: crate::identity::Identity,
+    /// The calling application: `client_id`, else `azp`, when the answer names one.
+    pub client_id: Option<String>,
+    /// `aud` of the answer (string or list).
+    pub audiences: Vec<String>,
+    /// The token's expiry (`exp`), when the answer states it, Unix seconds.
+    pub expires_at: Option<u64>,
+    /// Verified locally (JWT access token), without a call to the provider.
+    pub verified_locally: bool,
+}
+
+/// Access tokens validated by the provider (OIDC userinfo / EnviIAM `/oidc/profile`).
+#[async_trait]
+pub trait AccessTokens: Send + Sync {
+    /// Validates `token`: with `local_jwt`, a JWT access token whose signature, issuer and
+    /// times verify with the provider's keys is accepted without a call; otherwise (and for
+    /// every other token) the profile endpoint is asked. A refused token is a refusal, an
+    /// endpoint that cannot answer an outage.
+    async fn validate_access_token(&self, token: &str, local_jwt: bool) -> Result<ValidatedToken, ProviderError>;
+}
+
+/// A SAML Response forwarded by a calling application, validated.
+#[derive(Debug)]
+pub struct ForwardedAssertion {
+    /// The user, mapped like a login of this provider.
+    pub identity: crate::identity::Identity,
+    /// The caller's entity ID the Response was issued to (its `Audience`).
+    pub audience: String,
+    /// Valid until (the earliest `NotOnOrAfter`), Unix seconds.
+    pub not_on_or_after: u64,
+}
+
+/// SAML Responses issued to other applications and forwarded in `Authorization: SAML`.
+#[async_trait]
+pub trait ForwardedResponses: Send + Sync {
+    /// Decodes (at most `max_bytes` of base64) and validates a forwarded Response issued to
+    /// one of `callers`: the ACS checks, without `InResponseTo` and without a replay check.
+    async fn validate_forwarded(
+        &self,
+        base64: &str,
+        max_bytes: usize,
+        callers: std::sync::Arc<[super::saml::acs::SamlCaller]>,
+    ) -> Result<ForwardedAssertion, ProviderError>;
 }

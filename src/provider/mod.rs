@@ -208,6 +208,14 @@ pub trait Provider: Send + Sync + 'static {
     fn background(&self) -> Option<&dyn capability::Background> {
         None
     }
+    /// Validation of users' access tokens sent to API apps (`Authorization: Bearer`).
+    fn access_tokens(&self) -> Option<&dyn capability::AccessTokens> {
+        None
+    }
+    /// Validation of SAML Responses forwarded to API apps (`Authorization: SAML`).
+    fn forwarded_responses(&self) -> Option<&dyn capability::ForwardedResponses> {
+        None
+    }
 }
 
 impl dyn Provider {

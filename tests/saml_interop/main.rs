@@ -70,6 +70,7 @@ impl Fixture {
             clock_skew: Duration::from_secs(180),
             now: spec.issue_instant,
             require_encrypted_assertion: true,
+            callers: &[],
         };
         process_response(bytes, &certs, &keys, &expect)
     }

@@ -1,9 +1,12 @@
 //! Authorization after authentication: role rules per path and SOAP operation, and the IČO
 //! check by the subject authorizer (enviam.md §6, §12.4; README "Authorizer contract").
 //!
-//! [`authorize`] is the hook every authenticated request of an app passes before it is
-//! forwarded (API requests after the bearer/SAML-header check, browser requests after the
-//! session check). It
+//! [`authorize`] is the hook every authenticated API request passes after
+//! [`ApiApp::authenticate`](super::ApiApp::authenticate) established the user, before the
+//! identity headers are added and the request goes upstream; browser requests to apps that
+//! authorize operations pass [`check`] after the session check. Refusals of API requests use
+//! [`super::fault::error_response`], so SOAP paths get a SOAP Fault in the request's version.
+//! It
 //! 1. applies the app's path rules (`[[app.rule]]` without `operation`);
 //! 2. for apps with `[app.authorize]` or operation rules, buffers the body (at most
 //!    `max_body_bytes`, 413 beyond), reads the SOAP operation and, where configured, the IČO;
@@ -22,12 +25,14 @@ pub mod roles;
 pub mod soap;
 
 use axum::body::Body;
-use http::{HeaderValue, Request, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 
 pub use self::client::{Authorizer, AuthorizerError, Question, Verdict};
 use self::config::AppAuthorizeConfig;
 use self::soap::{BodyView, SoapError};
+use super::{ApiIdentity, SoapVersion};
+use crate::gateway::request::RequestInfo;
 use crate::gateway::route::{App, Denied};
 use crate::gateway::Gateway;
 use crate::http::path_forms::PathForms;
@@ -205,9 +210,14 @@ impl Denial {
         }
     }
 
-    /// Whether the fault is the client's (SOAP `Client`/`Sender`) rather than the server's.
-    pub fn is_client_fault(&self) -> bool {
-        self.status().is_client_error()
+    /// The JSON `error` code of API answers.
+    pub fn code(&self) -> &'static str {
+        match self.status() {
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::BAD_REQUEST => "invalid_request",
+            _ => "temporarily_unavailable",
+        }
     }
 }
 
@@ -219,8 +229,33 @@ struct Decision {
     roles: Vec<String>,
 }
 
-/// The authorization hook (see the module documentation). `request_id` is for the log.
-pub async fn authorize(
+/// One authenticated API request, as the hook sees it.
+pub struct ApiCall<'a, 'p> {
+    /// The gateway.
+    pub gw: &'a Gateway,
+    /// The app the request is routed to.
+    pub app: &'a App,
+    /// Every reading of the request path.
+    pub forms: &'a PathForms<'p>,
+    /// Request id, client address.
+    pub info: &'a RequestInfo,
+    /// The SOAP version refusals are answered in (`None`: JSON).
+    pub soap: Option<SoapVersion>,
+    /// Who the request is from and how it authenticated.
+    pub user: &'a ApiIdentity,
+}
+
+/// Authorizes an authenticated API request: `Ok` with the request to forward, or the
+/// refusal to answer (a SOAP Fault on SOAP paths, JSON otherwise).
+pub async fn authorize(call: &ApiCall<'_, '_>, req: Request<Body>) -> Result<Request<Body>, Response<Body>> {
+    check(call.gw, call.app, call.forms, &call.user.identity, req, call.info.id()).await.map_err(|denial| {
+        super::fault::error_response(call.soap, denial.status(), denial.code(), denial.public_reason(), call.info)
+    })
+}
+
+/// The authorization decision for any authenticated request (see the module documentation);
+/// `request_id` is for the log.
+pub async fn check(
     gw: &Gateway,
     app: &App,
     forms: &PathForms<'_>,
@@ -253,7 +288,7 @@ async fn decide(
     };
     let (mut parts, body) = req.into_parts();
     let action = soap::action(&parts.headers);
-    let is_soap = soap::content_type(&parts.headers).is_some();
+    let is_soap = soap::SoapVersion::of(&parts.headers).is_some();
     // The buffered bytes go upstream unchanged (`Bytes` clones share them).
     let (body, bytes, view) = if is_soap {
         let bytes = buffer(body, cfg.max_body_bytes).await?;

@@ -16,10 +16,7 @@ use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 
-/// SOAP 1.1 envelope namespace.
-pub const SOAP11_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
-/// SOAP 1.2 envelope namespace.
-pub const SOAP12_NS: &str = "http://www.w3.org/2003/05/soap-envelope";
+pub use crate::api::fault::{SoapVersion, SOAP11_NS, SOAP12_NS};
 
 /// Deepest element nesting read (a SOAP request of the ISOH services has well under ten).
 pub const MAX_DEPTH: usize = 32;
@@ -54,29 +51,16 @@ pub enum SoapError {
     IcoNotText,
 }
 
-/// SOAP version, from the request's `Content-Type`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SoapVersion {
-    /// `text/xml`.
-    V11,
-    /// `application/soap+xml`.
-    V12,
-}
-
-/// The media type and `action` parameter of a `Content-Type`.
-pub fn content_type(headers: &http::HeaderMap) -> Option<(SoapVersion, Option<String>)> {
+/// The `action` parameter of a SOAP 1.2 `Content-Type`.
+fn action_param(headers: &http::HeaderMap) -> Option<String> {
+    SoapVersion::of(headers)?;
     let value = headers.get(http::header::CONTENT_TYPE)?.to_str().ok()?;
-    let mut parts = value.split(';');
-    let media = parts.next()?.trim().to_ascii_lowercase();
-    let version = match media.as_str() {
-        "text/xml" => SoapVersion::V11,
-        "application/soap+xml" => SoapVersion::V12,
-        _ => return None,
-    };
-    let action = parts
+    value
+        .split(';')
+        .skip(1)
         .filter_map(|p| p.split_once('='))
-        .find_map(|(k, v)| k.trim().eq_ignore_ascii_case("action").then(|| v.trim().trim_matches('"').to_owned()));
-    Some((version, action.filter(|a| !a.is_empty())))
+        .find_map(|(k, v)| k.trim().eq_ignore_ascii_case("action").then(|| v.trim().trim_matches('"').to_owned()))
+        .filter(|a| !a.is_empty())
 }
 
 /// The action of a request: `SOAPAction` (1.1), else the 1.2 `action` parameter.
@@ -86,7 +70,7 @@ pub fn action(headers: &http::HeaderMap) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().trim_matches('"').to_owned())
         .filter(|v| !v.is_empty());
-    header.or_else(|| content_type(headers).and_then(|(_, a)| a))
+    header.or_else(|| action_param(headers))
 }
 
 /// The operation name an action stands for: its last `/` or `#` segment.
@@ -348,14 +332,15 @@ mod tests {
                 .parse()
                 .unwrap(),
         );
-        assert_eq!(content_type(&h).map(|c| c.0), Some(SoapVersion::V12));
+        assert_eq!(SoapVersion::of(&h), Some(SoapVersion::V12));
         assert_eq!(action(&h).as_deref().map(action_name), Some("PrijmiData"));
         h.insert("content-type", "text/xml; charset=utf-8".parse().unwrap());
         h.insert("soapaction", "\"urn:isoh#Poskytni\"".parse().unwrap());
-        assert_eq!(content_type(&h), Some((SoapVersion::V11, None)));
+        assert_eq!(action_param(&h), None);
         assert_eq!(action(&h).as_deref().map(action_name), Some("Poskytni"));
-        h.insert("content-type", "application/json".parse().unwrap());
-        assert_eq!(content_type(&h), None);
+        h.remove("soapaction");
+        h.insert("content-type", "application/json; action=x".parse().unwrap());
+        assert_eq!(action(&h), None);
     }
 
     #[test]

@@ -266,6 +266,38 @@ impl IdpClient {
     }
 }
 
+/// The profile (userinfo) endpoint's answer to an access token, as received: the body is
+/// a JWT or a JSON object, told apart by the caller. No `Debug`: it holds personal data.
+pub struct ProfileAnswer {
+    /// HTTP status.
+    pub status: reqwest::StatusCode,
+    /// `Content-Type`, when sent.
+    pub content_type: Option<String>,
+    /// The body (at most [`MAX_RESPONSE_BYTES`]).
+    pub body: Vec<u8>,
+}
+
+impl IdpClient {
+    /// Calls the profile (userinfo) endpoint with a user's access token (RFC 6750 §2.1), over
+    /// this client's channel (mTLS with `tls_client_auth`: CAAIS binds its access tokens to
+    /// the certificate). Only transport failures are errors here; the status is the caller's.
+    pub async fn profile(&self, endpoint: &str, access_token: &str) -> Result<ProfileAnswer, ProviderError> {
+        let resp = self
+            .http
+            .get(endpoint)
+            .bearer_auth(access_token)
+            .header(reqwest::header::ACCEPT, "application/jwt, application/json")
+            .send()
+            .await
+            .map_err(|e| unreachable(endpoint, &e))?;
+        let status = resp.status();
+        let content_type =
+            resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = crate::provider::read_limited(resp, MAX_RESPONSE_BYTES).await?;
+        Ok(ProfileAnswer { status, content_type, body })
+    }
+}
+
 /// A transport failure towards `url` (the URL is configuration, not user data).
 fn unreachable(url: &str, e: &reqwest::Error) -> ProviderError {
     ProviderError::with_context(CommonReason::Unreachable, format_args!("{url}: {}", crate::error_chain(e)))

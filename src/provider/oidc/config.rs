@@ -208,6 +208,12 @@ pub struct OidcProviderConfig {
     /// Call the userinfo endpoint after the token exchange and merge its claims (the ID token wins).
     #[serde(default)]
     pub userinfo: bool,
+    /// Where API apps validate users' access tokens (`[app.bearer]`): EnviIAM's
+    /// `{ENVIAM_SERVER}/oidc/profile`. Default: the discovery document's
+    /// `userinfo_endpoint`. Called over the provider's back channel (its client certificate
+    /// with `tls_client_auth`).
+    #[serde(default)]
+    pub profile_endpoint: Option<String>,
     /// Level of assurance this client registration guarantees (CAAIS sends none: one client per LoA).
     #[serde(default)]
     pub loa: Option<Loa>,
@@ -328,6 +334,14 @@ impl OidcProviderConfig {
         }
         if let Some(uri) = &self.post_logout_redirect_uri {
             http_url("post_logout_redirect_uri", uri, &mut problems);
+        }
+        if let Some(uri) = &self.profile_endpoint {
+            http_url("profile_endpoint", uri, &mut problems);
+            if !crate::config::dangerous::endpoint_allowed(uri, self.dangerous.allow_plain_http) {
+                problems.push(format!(
+                    "profile_endpoint {uri:?} is plain http:// off loopback (set dangerous.allow_plain_http to allow)"
+                ));
+            }
         }
         if self.client_id.trim().is_empty() {
             problems.push("client_id is empty".to_owned());

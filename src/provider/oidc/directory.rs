@@ -81,6 +81,11 @@ impl Directory {
         self
     }
 
+    /// Whether plain `http://` back-channel endpoints are allowed off loopback.
+    pub fn allows_plain_http(&self) -> bool {
+        self.allow_plain_http
+    }
+
     /// The current metadata, if any was ever fetched.
     pub fn metadata(&self) -> Option<Arc<Metadata>> {
         self.metadata.read().unwrap_or_else(|e| e.into_inner()).clone()

@@ -62,6 +62,8 @@ pub struct Jws {
     pub alg: Alg,
     /// Key id from the header, if any (CAAIS sends none).
     pub kid: Option<String>,
+    /// Media type from the header (`at+jwt` for JWT access tokens, RFC 9068 §2.1), if any.
+    pub typ: Option<String>,
     /// Decoded payload bytes.
     pub payload: Vec<u8>,
     signing_input: String,
@@ -85,6 +87,8 @@ struct Header {
     kid: Option<String>,
     #[serde(default)]
     crit: Option<serde_json::Value>,
+    #[serde(default)]
+    typ: Option<String>,
 }
 
 fn b64(part: &str) -> Result<Vec<u8>, JwsError> {
@@ -110,7 +114,14 @@ impl Jws {
         if signature.is_empty() {
             return Err(JwsError::Malformed("empty signature"));
         }
-        Ok(Jws { alg, kid: header.kid, payload: b64(p)?, signing_input: format!("{h}.{p}"), signature })
+        Ok(Jws {
+            alg,
+            kid: header.kid,
+            typ: header.typ,
+            payload: b64(p)?,
+            signing_input: format!("{h}.{p}"),
+            signature,
+        })
     }
 
     /// [`Jws::verify`] on the bounded CPU pool when the token is big (issue 15 item 1): a

@@ -15,6 +15,7 @@
 //! control over key selection and HTTP that the crate's typed flow makes awkward. The JOSE
 //! subset needed here (two algorithms, compact JWS) is small enough to own and test.
 
+mod access_token;
 mod client;
 mod config;
 mod directory;
@@ -118,6 +119,8 @@ pub struct OidcProvider {
     scopes: String,
     response_mode: ResponseMode,
     userinfo: bool,
+    /// `profile_endpoint`: where API apps validate access tokens (default: userinfo).
+    profile_endpoint: Option<String>,
     loa: Option<Loa>,
     post_logout_redirect_uri: Option<String>,
     skew: u64,
@@ -202,6 +205,7 @@ impl OidcProvider {
             scopes: cfg.scopes().join(" "),
             response_mode: cfg.response_mode,
             userinfo: cfg.userinfo,
+            profile_endpoint: cfg.profile_endpoint.clone(),
             loa: cfg.loa,
             post_logout_redirect_uri: cfg.post_logout_redirect_uri.clone(),
             skew: cfg.clock_skew_secs,
@@ -547,6 +551,21 @@ impl Provider for OidcProvider {
 
     fn background(&self) -> Option<&dyn capability::Background> {
         Some(self)
+    }
+
+    fn access_tokens(&self) -> Option<&dyn capability::AccessTokens> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl capability::AccessTokens for OidcProvider {
+    async fn validate_access_token(
+        &self,
+        token: &str,
+        local_jwt: bool,
+    ) -> Result<capability::ValidatedToken, ProviderError> {
+        self.check_access_token(token, local_jwt).await
     }
 }
 

@@ -110,6 +110,10 @@ pub enum TokenKind {
     Id,
     /// A back-channel logout token.
     Logout,
+    /// The JWT answer of the profile (userinfo) endpoint for an API request's access token.
+    Profile,
+    /// A JWT access token verified locally (`[app.bearer] local_jwt`).
+    Access,
 }
 
 impl fmt::Display for TokenKind {
@@ -117,6 +121,8 @@ impl fmt::Display for TokenKind {
         f.write_str(match self {
             TokenKind::Id => "ID token",
             TokenKind::Logout => "logout token",
+            TokenKind::Profile => "profile JWT",
+            TokenKind::Access => "access token",
         })
     }
 }
@@ -171,6 +177,14 @@ pub enum Failure {
     TokenResponseInvalid,
     /// The userinfo answer is not a JSON object.
     UserinfoInvalid,
+    /// The profile (userinfo) endpoint refused an API request's access token (HTTP 401/403:
+    /// invalid, expired or revoked).
+    AccessTokenRefused,
+    /// The profile endpoint's answer for an access token is unusable (not a JWT or JSON
+    /// object, no `sub`) or there is no profile endpoint.
+    ProfileInvalid,
+    /// The profile answer says the access token has expired (`exp` past).
+    AccessTokenExpired,
 }
 
 impl Failure {
@@ -186,14 +200,24 @@ impl Failure {
             Failure::IssuerMismatch => "issuer_mismatch",
             Failure::TokenMalformed(TokenKind::Id) => "id_token_malformed",
             Failure::TokenMalformed(TokenKind::Logout) => "logout_token_malformed",
+            Failure::TokenMalformed(TokenKind::Access) => "access_token_malformed",
+            Failure::TokenMalformed(TokenKind::Profile) => "profile_jwt_malformed",
             Failure::TokenAlgorithm(TokenKind::Id) => "id_token_algorithm",
             Failure::TokenAlgorithm(TokenKind::Logout) => "logout_token_algorithm",
+            Failure::TokenAlgorithm(TokenKind::Access) => "access_token_algorithm",
+            Failure::TokenAlgorithm(TokenKind::Profile) => "profile_jwt_algorithm",
             Failure::TokenKeyUnknown(TokenKind::Id) => "id_token_key_unknown",
             Failure::TokenKeyUnknown(TokenKind::Logout) => "logout_token_key_unknown",
+            Failure::TokenKeyUnknown(TokenKind::Access) => "access_token_key_unknown",
+            Failure::TokenKeyUnknown(TokenKind::Profile) => "profile_jwt_key_unknown",
             Failure::TokenSignature(TokenKind::Id) => "id_token_signature",
             Failure::TokenSignature(TokenKind::Logout) => "logout_token_signature",
+            Failure::TokenSignature(TokenKind::Access) => "access_token_signature",
+            Failure::TokenSignature(TokenKind::Profile) => "profile_jwt_signature",
             Failure::TokenClaims(TokenKind::Id) => "id_token_claims",
             Failure::TokenClaims(TokenKind::Logout) => "logout_token_claims",
+            Failure::TokenClaims(TokenKind::Access) => "access_token_claims",
+            Failure::TokenClaims(TokenKind::Profile) => "profile_jwt_claims",
             Failure::LogoutTokenReplayed => "logout_token_replayed",
             Failure::SsoExpired => "sso_expired",
             Failure::UserinfoSubjectMismatch => "userinfo_subject_mismatch",
@@ -204,12 +228,23 @@ impl Failure {
             Failure::JwksInvalid => "jwks_invalid",
             Failure::TokenResponseInvalid => "token_response_invalid",
             Failure::UserinfoInvalid => "userinfo_invalid",
+            Failure::AccessTokenRefused => "access_token_refused",
+            Failure::ProfileInvalid => "profile_invalid",
+            Failure::AccessTokenExpired => "access_token_expired",
         }
     }
 
     /// Whose fault it is.
     pub fn side(&self) -> Side {
         match self {
+            // The profile JWT comes from the IdP over the authenticated back channel: an
+            // outsider's token cannot make it fail these checks, only the IdP (or a key
+            // rollover we cannot follow) can.
+            Failure::TokenMalformed(TokenKind::Profile)
+            | Failure::TokenAlgorithm(TokenKind::Profile)
+            | Failure::TokenKeyUnknown(TokenKind::Profile)
+            | Failure::TokenSignature(TokenKind::Profile)
+            | Failure::TokenClaims(TokenKind::Profile) => Side::Outage,
             Failure::AuthorizationError(_) | Failure::NoRefreshToken => Side::Denied,
             Failure::TokenEndpointError(code) if code.blames_our_client() => Side::Outage,
             Failure::TokenEndpointError(_) => Side::Denied,
@@ -224,13 +259,16 @@ impl Failure {
             | Failure::TokenClaims(_)
             | Failure::LogoutTokenReplayed
             | Failure::SsoExpired
-            | Failure::LoaUnreachable => Side::Refused,
+            | Failure::LoaUnreachable
+            | Failure::AccessTokenRefused
+            | Failure::AccessTokenExpired => Side::Refused,
             Failure::DiscoveryInvalid
             | Failure::DiscoveryUnavailable
             | Failure::JwksInvalid
             | Failure::TokenResponseInvalid
             | Failure::UserinfoInvalid
-            | Failure::UserinfoSubjectMismatch => Side::Outage,
+            | Failure::UserinfoSubjectMismatch
+            | Failure::ProfileInvalid => Side::Outage,
         }
     }
 }
@@ -263,6 +301,9 @@ impl fmt::Display for Failure {
             Failure::JwksInvalid => f.write_str("JWKS invalid"),
             Failure::TokenResponseInvalid => f.write_str("token response invalid"),
             Failure::UserinfoInvalid => f.write_str("userinfo response invalid"),
+            Failure::AccessTokenRefused => f.write_str("the profile endpoint refused the access token"),
+            Failure::ProfileInvalid => f.write_str("profile endpoint answer unusable"),
+            Failure::AccessTokenExpired => f.write_str("the access token has expired"),
         }
     }
 }

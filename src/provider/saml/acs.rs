@@ -76,6 +76,45 @@ pub struct Expectations<'a> {
     pub now: u64,
     /// Refuse a plain (unencrypted) Assertion.
     pub require_encrypted_assertion: bool,
+    /// Forwarded Responses (`Authorization: SAML` on API apps): issued to one of these calling
+    /// applications instead of us. The `Audience` must be one of their entity IDs,
+    /// `Destination` and `Recipient` one of their ACS URLs, and `InResponseTo` (the caller's
+    /// request) is not ours to check. Empty: a Response to our own ACS.
+    pub callers: &'a [SamlCaller],
+}
+
+/// An application allowed to forward the Responses the IdP issued to it (API apps).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SamlCaller {
+    /// Its SP entity ID.
+    pub entity_id: String,
+    /// Its ACS URLs.
+    pub acs_urls: Vec<String>,
+}
+
+impl Expectations<'_> {
+    /// Whether `url` is where this Response may be addressed (`Destination`, `Recipient`).
+    fn recipient_ok(&self, url: &str) -> bool {
+        if self.callers.is_empty() {
+            url == self.acs_url
+        } else {
+            self.callers.iter().any(|c| c.acs_urls.iter().any(|a| a == url))
+        }
+    }
+
+    /// Whether `audience` names a party this Response may be for.
+    fn audience_ok(&self, audience: &str) -> bool {
+        let same = |ours: &str| {
+            audience == ours
+                || (self.audience_ignores_trailing_slash
+                    && audience.trim_end_matches('/') == ours.trim_end_matches('/'))
+        };
+        if self.callers.is_empty() {
+            same(self.sp_entity_id)
+        } else {
+            self.callers.iter().any(|c| same(&c.entity_id))
+        }
+    }
 }
 
 /// One `saml:Attribute`.
@@ -116,6 +155,8 @@ pub struct SamlAssertion {
     /// Latest instant the assertion may be accepted (`Conditions@NotOnOrAfter`), Unix seconds;
     /// the replay cache keeps the ID until then.
     pub not_on_or_after: u64,
+    /// The accepted `Audience` of each `AudienceRestriction` (ours, or a caller's entity ID).
+    pub audiences: Vec<String>,
     /// Attributes in document order.
     pub attributes: Vec<SamlAttribute>,
 }
@@ -324,7 +365,7 @@ fn check_response(response: &Node, signed: bool, expect: &Expectations<'_>) -> R
         None => {}
     }
     match response.plain_attr("Destination") {
-        Some(d) if d != expect.acs_url => {
+        Some(d) if !expect.recipient_ok(d) => {
             return Err(invalid(Refusal::Destination, format!("Response Destination {} is not our ACS URL", quote(d))))
         }
         None if signed => {
@@ -375,6 +416,10 @@ fn check_issuer(issuer: &Node, what: &str, expect: &Expectations<'_>) -> Result<
 }
 
 fn check_in_response_to(found: Option<&str>, expect: &Expectations<'_>, what: &str) -> Result<(), AcsError> {
+    if !expect.callers.is_empty() {
+        // A forwarded Response answers the caller's AuthnRequest.
+        return Ok(());
+    }
     match (found, expect.request_id) {
         (Some(f), Some(r)) if f == r => Ok(()),
         (Some(f), Some(_)) => {
@@ -458,7 +503,7 @@ fn check_assertion(a: &Node, expect: &Expectations<'_>) -> Result<SamlAssertion,
             ));
         }
     }
-    audience(conditions, expect)?;
+    let audiences = audience(conditions, expect)?;
 
     let authn = a
         .child(SAML_NS, "AuthnStatement")
@@ -504,6 +549,7 @@ fn check_assertion(a: &Node, expect: &Expectations<'_>) -> Result<SamlAssertion,
         session_not_on_or_after,
         authn_context,
         not_on_or_after,
+        audiences,
         attributes: attributes(a),
     })
 }
@@ -521,7 +567,7 @@ fn bearer_confirmation(subject: &Node, expect: &Expectations<'_>) -> Result<u64,
             );
             continue;
         };
-        if data.plain_attr("Recipient") != Some(expect.acs_url) {
+        if !data.plain_attr("Recipient").is_some_and(|r| expect.recipient_ok(r)) {
             why = AcsError::new(
                 Refusal::SubjectConfirmation,
                 format!(
@@ -555,26 +601,23 @@ fn bearer_confirmation(subject: &Node, expect: &Expectations<'_>) -> Result<u64,
     Err(why)
 }
 
-/// Every `AudienceRestriction` must name us (core §2.5.1.4); at least one must exist (profiles
-/// §4.1.4.2).
-fn audience(conditions: &Node, expect: &Expectations<'_>) -> Result<(), AcsError> {
-    let ours = |a: &str| {
-        a == expect.sp_entity_id
-            || (expect.audience_ignores_trailing_slash
-                && a.trim_end_matches('/') == expect.sp_entity_id.trim_end_matches('/'))
-    };
-    let mut any = false;
+/// Every `AudienceRestriction` must name us (core §2.5.1.4), or a caller for a forwarded
+/// Response; at least one must exist (profiles §4.1.4.2). Returns the accepted audiences.
+fn audience(conditions: &Node, expect: &Expectations<'_>) -> Result<Vec<String>, AcsError> {
+    let mut matched = Vec::new();
     for restriction in conditions.kids(SAML_NS, "AudienceRestriction") {
-        any = true;
-        if !restriction.kids(SAML_NS, "Audience").any(|a| ours(a.trimmed())) {
-            let first = restriction.child(SAML_NS, "Audience").map(Node::trimmed).unwrap_or("");
-            return Err(invalid(Refusal::Audience, format!("Audience {} is not our entityID", quote(first))));
+        match restriction.kids(SAML_NS, "Audience").map(Node::trimmed).find(|a| expect.audience_ok(a)) {
+            Some(a) => matched.push(a.to_owned()),
+            None => {
+                let first = restriction.child(SAML_NS, "Audience").map(Node::trimmed).unwrap_or("");
+                return Err(invalid(Refusal::Audience, format!("Audience {} is not our entityID", quote(first))));
+            }
         }
     }
-    if any {
-        Ok(())
-    } else {
+    if matched.is_empty() {
         Err(invalid(Refusal::Audience, "Assertion without AudienceRestriction"))
+    } else {
+        Ok(matched)
     }
 }
 

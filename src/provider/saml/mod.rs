@@ -354,6 +354,46 @@ impl SamlProvider {
     /// Counts every refused message in `aisgate_saml_message_rejected_total`: malformed ones
     /// too (they were missed: 55 of 75 refusals counted, issue 15 item 4b); only our own
     /// outages (no metadata, cannot sign) are not a refused message.
+    /// Verifies, decrypts and checks a Response (the ACS checks of `acs::process_response`)
+    /// off the I/O worker, bounded (issue 15 item 1, `crate::cpu`): the job owns what it
+    /// reads. `callers`: a Response forwarded by one of them (API apps) instead of one to our
+    /// own ACS.
+    async fn verify(
+        &self,
+        xml: Vec<u8>,
+        request_id: Option<String>,
+        requested_loa: Option<(Loa, acs::LoaComparison)>,
+        now: u64,
+        callers: Option<std::sync::Arc<[acs::SamlCaller]>>,
+    ) -> Result<acs::SamlAssertion, ProviderError> {
+        let idp = self.idp.current().ok_or_else(|| ProviderError::from(self.idp.unusable_because()))?;
+        let (sp_entity_id, acs_url) = (self.entity_id.clone(), self.urls.acs.clone());
+        let decryption = std::sync::Arc::clone(&self.decryption);
+        let (issuer_case_insensitive, audience_ignores_trailing_slash) =
+            (self.issuer_case_insensitive, self.audience_ignores_trailing_slash);
+        let (clock_skew, require_encrypted_assertion) =
+            (Duration::from_secs(self.skew), self.require_encrypted_assertion);
+        let processed = crate::cpu::run(crate::cpu::Work::SamlAcs, move || {
+            let expect = acs::Expectations {
+                idp_entity_id: &idp.metadata.entity_id,
+                issuer_case_insensitive,
+                sp_entity_id: &sp_entity_id,
+                audience_ignores_trailing_slash,
+                acs_url: &acs_url,
+                request_id: request_id.as_deref(),
+                requested_loa,
+                clock_skew,
+                now,
+                require_encrypted_assertion,
+                callers: callers.as_deref().unwrap_or(&[]),
+            };
+            acs::process_response(&xml, &idp.certs, &decryption, &expect)
+        })
+        .await
+        .map_err(crate::provider::cpu_refused)?;
+        processed.map_err(|e| ProviderError::with_context(e.refusal(), e))
+    }
+
     fn rejected(&self, e: ProviderError) -> ProviderError {
         if let (crate::provider::Side::Refused | crate::provider::Side::Denied, Some(m)) =
             (e.side(), self.metrics.get())
@@ -418,40 +458,14 @@ impl SamlProvider {
         }
         let xml = binding::decode_lenient(value, self.max_message_bytes)
             .map_err(|e| ProviderError::with_context(Refusal::Encoding, format_args!("SAMLResponse: {e}")))?;
-        let idp = self.idp.current().ok_or_else(|| ProviderError::from(self.idp.unusable_because()))?;
         let requested_loa = pending
             .as_ref()
             .and_then(|p| p.step_up_loa)
             .map(|l| (l, acs::LoaComparison::Minimum))
             .or(self.loa)
             .filter(|_| self.enforce_returned_loa);
-        // Verify, decrypt and parse off the I/O worker, bounded (issue 15 item 1, `crate::cpu`):
-        // the job owns what it reads.
-        let (sp_entity_id, acs_url) = (self.entity_id.clone(), self.urls.acs.clone());
         let request_id = pending.as_ref().map(|p| p.request_id.clone());
-        let decryption = std::sync::Arc::clone(&self.decryption);
-        let (issuer_case_insensitive, audience_ignores_trailing_slash) =
-            (self.issuer_case_insensitive, self.audience_ignores_trailing_slash);
-        let (clock_skew, require_encrypted_assertion) =
-            (Duration::from_secs(self.skew), self.require_encrypted_assertion);
-        let processed = crate::cpu::run(crate::cpu::Work::SamlAcs, move || {
-            let expect = acs::Expectations {
-                idp_entity_id: &idp.metadata.entity_id,
-                issuer_case_insensitive,
-                sp_entity_id: &sp_entity_id,
-                audience_ignores_trailing_slash,
-                acs_url: &acs_url,
-                request_id: request_id.as_deref(),
-                requested_loa,
-                clock_skew,
-                now,
-                require_encrypted_assertion,
-            };
-            acs::process_response(&xml, &idp.certs, &decryption, &expect)
-        })
-        .await
-        .map_err(crate::provider::cpu_refused)?;
-        let assertion = processed.map_err(|e| ProviderError::with_context(e.refusal(), e))?;
+        let assertion = self.verify(xml, request_id, requested_loa, now, None).await?;
         self.replay
             .check(&assertion, Duration::from_secs(self.skew), now)
             .map_err(|e| ProviderError::with_context(e.refusal(), e))?;
@@ -547,6 +561,10 @@ impl Provider for SamlProvider {
         Some(self)
     }
 
+    fn forwarded_responses(&self) -> Option<&dyn capability::ForwardedResponses> {
+        Some(self)
+    }
+
     fn background(&self) -> Option<&dyn capability::Background> {
         Some(self)
     }
@@ -571,6 +589,32 @@ impl capability::StepUp for SamlProvider {
 impl capability::SingleLogout for SamlProvider {
     async fn handle_message(&self, message: &SloMessage) -> Result<SloOutcome, ProviderError> {
         slo::handle(self, message).await.map_err(|e| self.rejected(e))
+    }
+}
+
+#[async_trait]
+impl capability::ForwardedResponses for SamlProvider {
+    async fn validate_forwarded(
+        &self,
+        base64: &str,
+        max_bytes: usize,
+        callers: std::sync::Arc<[acs::SamlCaller]>,
+    ) -> Result<capability::ForwardedAssertion, ProviderError> {
+        let result = async {
+            // Base64 of the XML itself (no DEFLATE: that is the Redirect binding's), bounded.
+            let xml = binding::decode_base64(base64, max_bytes.min(self.max_message_bytes)).map_err(|e| {
+                ProviderError::with_context(Refusal::Encoding, format_args!("Authorization: SAML: {e}"))
+            })?;
+            let now = self.clock.now_unix();
+            let requested_loa = self.loa.filter(|_| self.enforce_returned_loa);
+            let assertion = self.verify(xml, None, requested_loa, now, Some(callers)).await?;
+            let identity = attributes::to_identity(self.profile, &self.name, &assertion, &self.mapping, now)
+                .map_err(|e| ProviderError::with_context(e.refusal(), e))?;
+            let audience = assertion.audiences.first().cloned().unwrap_or_default();
+            Ok(capability::ForwardedAssertion { identity, audience, not_on_or_after: assertion.not_on_or_after })
+        }
+        .await;
+        result.map_err(|e| self.rejected(e))
     }
 }
 

@@ -57,6 +57,7 @@ pub(crate) fn expect() -> Expectations<'static> {
         clock_skew: Duration::from_secs(180),
         now: NOW + 5,
         require_encrypted_assertion: false,
+        callers: &[],
     }
 }
 

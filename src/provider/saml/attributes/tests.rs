@@ -23,6 +23,7 @@ fn assertion(name_id: &str, attributes: Vec<SamlAttribute>) -> SamlAssertion {
         session_not_on_or_after: None,
         authn_context: Some("http://eidas.europa.eu/LoA/substantial".to_owned()),
         not_on_or_after: 4600,
+        audiences: Vec::new(),
         attributes,
     }
 }

@@ -56,6 +56,7 @@ fn real_nia_response_passes_the_signature_and_fails_uniformly_at_decryption() {
         clock_skew: std::time::Duration::from_secs(180),
         now: 1_574_079_910,
         require_encrypted_assertion: true,
+        callers: &[],
     };
     let err = crate::provider::saml::acs::process_response(NIA, &nia_certs(), &keys().decrypt, &expect).unwrap_err();
     assert_eq!(err.to_string(), "decryption failed");
