@@ -142,16 +142,16 @@ impl BearerValidator {
         let now = self.clock.now_unix();
         let ttl_end = now.saturating_add(self.max_ttl);
         let until = answer.expires_at.map_or(ttl_end, |exp| exp.min(ttl_end));
-        if until <= now {
-            return Err(Self::refused("token_expired", "the token's expiry has passed"));
-        }
         let validated = Arc::new(Validated {
             identity: Arc::new(answer.identity),
             client_id: answer.client_id,
             audiences: answer.audiences,
             until,
         });
-        self.cache.insert(key, Arc::clone(&validated));
+        // `cache_ttl_secs = 0`: every request asks the provider.
+        if until > now {
+            self.cache.insert(key, Arc::clone(&validated));
+        }
         Ok(validated)
     }
 

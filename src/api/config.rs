@@ -129,6 +129,11 @@ pub struct SamlHeaderConfig {
     /// Most validated Responses remembered (each until its `NotOnOrAfter`).
     #[serde(default = "defaults::cache_entries")]
     pub cache_entries: u64,
+    /// Clock difference tolerated on the Response's times, seconds. Small: EnviIAM's
+    /// Responses are valid for about 15 s (enviam.md §5.4), the provider's login skew would
+    /// stretch that many times over.
+    #[serde(default = "defaults::saml_header_skew")]
+    pub clock_skew_secs: u64,
 }
 
 pub(crate) mod defaults {
@@ -140,6 +145,9 @@ pub(crate) mod defaults {
     }
     pub fn max_token_bytes() -> usize {
         8 * 1024
+    }
+    pub fn saml_header_skew() -> u64 {
+        5
     }
     pub fn max_saml_header_bytes() -> usize {
         256 * 1024
@@ -153,4 +161,80 @@ impl std::fmt::Display for AuthMethod {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Cross-field checks of an app's API settings (`aisgate check` and startup), as messages
+/// prefixed by the caller with the app's name and location.
+pub(crate) fn check(
+    app: &crate::config::AppConfig,
+    providers: &[crate::config::Located<crate::config::ProviderConfig>],
+) -> Vec<String> {
+    use crate::config::ProviderConfig;
+    let mut problems = Vec::new();
+    let mut settings: Vec<(&str, &AuthSetting)> = vec![("auth", &app.auth)];
+    settings.extend(app.api.iter().map(|p| (p.path_prefix.as_str(), &p.auth)));
+    let mut bearer = false;
+    let mut saml = false;
+    for (what, setting) in &settings {
+        let methods = setting.methods();
+        if methods.is_empty() {
+            problems.push(format!("{what}: auth lists no method"));
+        }
+        if methods.contains(&AuthMethod::Session) && methods.len() > 1 {
+            problems.push(format!(
+                "{what}: auth cannot mix \"session\" with header methods (use [[app.api]] paths for a mixed app)"
+            ));
+        }
+        bearer |= methods.contains(&AuthMethod::Bearer);
+        saml |= methods.contains(&AuthMethod::SamlHeader);
+    }
+    for path in &app.api {
+        if let Err(e) = crate::http::canonical_path::CanonicalPath::parse(&path.path_prefix) {
+            problems.push(format!("[[app.api]] path_prefix {:?}: {e}", path.path_prefix));
+        } else if !crate::http::path_forms::under_prefix(&path.path_prefix, &app.path_prefix) {
+            problems.push(format!("[[app.api]] path_prefix {:?} is outside the app's path_prefix", path.path_prefix));
+        }
+    }
+    let kind_of = |name: &str| providers.iter().find(|p| p.name() == name).map(|p| &p.value);
+    match (&app.bearer, bearer) {
+        (None, true) => problems.push("auth includes \"bearer\" but there is no [app.bearer]".to_owned()),
+        (Some(_), false) => problems.push("[app.bearer] is set but no auth includes \"bearer\"".to_owned()),
+        (Some(b), true) => match kind_of(&b.provider) {
+            Some(ProviderConfig::Oidc(_)) => {}
+            Some(_) => problems.push(format!("[app.bearer] provider {:?} is not kind = \"oidc\"", b.provider)),
+            None => problems.push(format!("[app.bearer] provider {:?} is not defined", b.provider)),
+        },
+        (None, false) => {}
+    }
+    match (&app.saml_header, saml) {
+        (None, true) => problems.push("auth includes \"saml-header\" but there is no [app.saml_header]".to_owned()),
+        (Some(_), false) => problems.push("[app.saml_header] is set but no auth includes \"saml-header\"".to_owned()),
+        (Some(s), true) => {
+            match kind_of(&s.provider) {
+                Some(ProviderConfig::Saml(_)) => {}
+                Some(_) => problems.push(format!("[app.saml_header] provider {:?} is not kind = \"saml\"", s.provider)),
+                None => problems.push(format!("[app.saml_header] provider {:?} is not defined", s.provider)),
+            }
+            if s.caller.is_empty() {
+                problems.push("[app.saml_header] needs at least one [[app.saml_header.caller]]".to_owned());
+            }
+            for c in &s.caller {
+                if c.entity_id.trim().is_empty() || c.acs_urls.is_empty() {
+                    problems.push("[[app.saml_header.caller]] needs entity_id and acs_urls".to_owned());
+                }
+                for url in &c.acs_urls {
+                    if url::Url::parse(url).is_err() {
+                        problems.push(format!("[[app.saml_header.caller]] acs_urls entry {url:?} is not a URL"));
+                    }
+                }
+            }
+        }
+        (None, false) => {}
+    }
+    if app.upstream_bearer && (bearer || saml) {
+        problems.push(
+            "upstream_bearer cannot be combined with API auth (the Authorization header is the client's)".to_owned(),
+        );
+    }
+    problems
 }

@@ -34,6 +34,7 @@ pub(crate) struct SamlHeaderValidator {
     provider: Arc<dyn Provider>,
     callers: Arc<[SamlCaller]>,
     max_header_bytes: usize,
+    skew: u64,
     cache: moka::sync::Cache<[u8; 32], Arc<Validated>>,
     clock: Clock,
 }
@@ -59,6 +60,7 @@ impl SamlHeaderValidator {
             provider,
             callers: callers.into(),
             max_header_bytes: cfg.max_header_bytes,
+            skew: cfg.clock_skew_secs,
             cache: moka::sync::Cache::builder()
                 .max_capacity(cfg.cache_entries)
                 .time_to_live(Duration::from_secs(MAX_CACHE_SECS))
@@ -96,7 +98,7 @@ impl SamlHeaderValidator {
             return Err(Self::refused("unsupported", "the provider does not take forwarded Responses"));
         };
         let answer = forwarded
-            .validate_forwarded(value, self.max_header_bytes, Arc::clone(&self.callers))
+            .validate_forwarded(value, self.max_header_bytes, self.skew, Arc::clone(&self.callers))
             .await
             .map_err(|e| ApiFailure::from_provider(AuthMethod::SamlHeader, &e))?;
         let validated = Arc::new(Validated {

@@ -197,6 +197,9 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
         if app.headers.identity_token && config.identity_token.is_none() {
             at(&app.loc, format!("app {name:?}: headers.identity_token needs an [identity_token] section"));
         }
+        for message in crate::api::config::check(app, &config.provider) {
+            at(&app.loc, format!("app {name:?}: {message}"));
+        }
         for message in crate::api::authorize::check_app(app, config.authorizer.as_ref()) {
             at(&app.loc, format!("app {name:?}: {message}"));
         }

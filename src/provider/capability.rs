@@ -127,11 +127,13 @@ pub struct ForwardedAssertion {
 #[async_trait]
 pub trait ForwardedResponses: Send + Sync {
     /// Decodes (at most `max_bytes` of base64) and validates a forwarded Response issued to
-    /// one of `callers`: the ACS checks, without `InResponseTo` and without a replay check.
+    /// one of `callers`: the ACS checks, without `InResponseTo` and without a replay check,
+    /// with `skew_secs` of clock difference tolerated (the validity is seconds, not minutes).
     async fn validate_forwarded(
         &self,
         base64: &str,
         max_bytes: usize,
+        skew_secs: u64,
         callers: std::sync::Arc<[super::saml::acs::SamlCaller]>,
     ) -> Result<ForwardedAssertion, ProviderError>;
 }

@@ -363,7 +363,7 @@ impl SamlProvider {
         xml: Vec<u8>,
         request_id: Option<String>,
         requested_loa: Option<(Loa, acs::LoaComparison)>,
-        now: u64,
+        (now, skew): (u64, u64),
         callers: Option<std::sync::Arc<[acs::SamlCaller]>>,
     ) -> Result<acs::SamlAssertion, ProviderError> {
         let idp = self.idp.current().ok_or_else(|| ProviderError::from(self.idp.unusable_because()))?;
@@ -371,8 +371,7 @@ impl SamlProvider {
         let decryption = std::sync::Arc::clone(&self.decryption);
         let (issuer_case_insensitive, audience_ignores_trailing_slash) =
             (self.issuer_case_insensitive, self.audience_ignores_trailing_slash);
-        let (clock_skew, require_encrypted_assertion) =
-            (Duration::from_secs(self.skew), self.require_encrypted_assertion);
+        let (clock_skew, require_encrypted_assertion) = (Duration::from_secs(skew), self.require_encrypted_assertion);
         let processed = crate::cpu::run(crate::cpu::Work::SamlAcs, move || {
             let expect = acs::Expectations {
                 idp_entity_id: &idp.metadata.entity_id,
@@ -465,7 +464,7 @@ impl SamlProvider {
             .or(self.loa)
             .filter(|_| self.enforce_returned_loa);
         let request_id = pending.as_ref().map(|p| p.request_id.clone());
-        let assertion = self.verify(xml, request_id, requested_loa, now, None).await?;
+        let assertion = self.verify(xml, request_id, requested_loa, (now, self.skew), None).await?;
         self.replay
             .check(&assertion, Duration::from_secs(self.skew), now)
             .map_err(|e| ProviderError::with_context(e.refusal(), e))?;
@@ -598,6 +597,7 @@ impl capability::ForwardedResponses for SamlProvider {
         &self,
         base64: &str,
         max_bytes: usize,
+        skew_secs: u64,
         callers: std::sync::Arc<[acs::SamlCaller]>,
     ) -> Result<capability::ForwardedAssertion, ProviderError> {
         let result = async {
@@ -607,7 +607,7 @@ impl capability::ForwardedResponses for SamlProvider {
             })?;
             let now = self.clock.now_unix();
             let requested_loa = self.loa.filter(|_| self.enforce_returned_loa);
-            let assertion = self.verify(xml, None, requested_loa, now, Some(callers)).await?;
+            let assertion = self.verify(xml, None, requested_loa, (now, skew_secs), Some(callers)).await?;
             let identity = attributes::to_identity(self.profile, &self.name, &assertion, &self.mapping, now)
                 .map_err(|e| ProviderError::with_context(e.refusal(), e))?;
             let audience = assertion.audiences.first().cloned().unwrap_or_default();

@@ -133,6 +133,18 @@ pub struct Knobs {
     pub extra_client_ids: Vec<String>,
     /// ID tokens carry this `loa` claim.
     pub loa_claim: Option<String>,
+    /// Calls of the userinfo (profile) endpoint so far, counted on arrival.
+    pub userinfo_calls: usize,
+    /// The userinfo endpoint answers a signed JWT (`application/jwt`, EnviIAM `/oidc/profile`)
+    /// instead of JSON.
+    pub userinfo_jwt: bool,
+    /// The userinfo endpoint answers 503.
+    pub userinfo_outage: bool,
+    /// The userinfo answer carries this `exp` (JWT or JSON); default for JWTs: the token's.
+    pub userinfo_exp: Option<u64>,
+    /// The userinfo endpoint waits for a permit of this semaphore before answering (after
+    /// counting the call): tests hold concurrent calls in flight.
+    pub userinfo_gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// A way to make a back-channel logout token bad (see [`OidcSim::logout_token`]).
@@ -214,7 +226,15 @@ impl SimKey {
     }
 
     fn sign(&self, with_kid: bool, claims: &Value) -> Result<String, String> {
-        let mut header = json!({"alg": self.alg()});
+        self.sign_header(with_kid, json!({"alg": self.alg()}), claims)
+    }
+
+    /// Signs with a `typ` header (`at+jwt` for JWT access tokens, RFC 9068).
+    fn sign_typed(&self, with_kid: bool, typ: &str, claims: &Value) -> Result<String, String> {
+        self.sign_header(with_kid, json!({"alg": self.alg(), "typ": typ}), claims)
+    }
+
+    fn sign_header(&self, with_kid: bool, mut header: Value, claims: &Value) -> Result<String, String> {
         if with_kid {
             header["kid"] = json!(self.kid);
         }
@@ -283,6 +303,32 @@ impl OidcSim {
     /// Changes the knobs.
     pub fn knobs(&self) -> std::sync::MutexGuard<'_, Knobs> {
         self.knobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An access token for user `user` as if a login had just issued it (API tests: the
+    /// calling application's token).
+    pub fn issue_access_token(&self, user: usize) -> String {
+        token::issue_access_token(&self.state, user).0
+    }
+
+    /// Revokes an access token: the userinfo endpoint refuses it from now on.
+    pub fn revoke_access_token(&self, token: &str) {
+        self.state.access_tokens.lock().unwrap_or_else(|e| e.into_inner()).remove(token);
+    }
+
+    /// A JWT access token (RFC 9068, `typ: at+jwt`) for user `user`, signed with the current
+    /// key, valid for `ttl` seconds; the userinfo endpoint also accepts it.
+    pub fn jwt_access_token(&self, user: usize, ttl: u64) -> Result<String, String> {
+        let s = &self.state;
+        let now = crate::session::now_unix();
+        let claims = json!({
+            "iss": s.issuer, "sub": s.cfg.users.get(user).and_then(|u| u.get("sub")).cloned().unwrap_or_default(),
+            "aud": s.cfg.client_id, "client_id": s.cfg.client_id, "iat": now, "exp": now + ttl, "jti": random(),
+        });
+        let key = s.key.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let token = key.sign_typed(s.cfg.kid, "at+jwt", &claims)?;
+        s.access_tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(token.clone(), user);
+        Ok(token)
     }
 
     /// A back-channel logout token (Back-Channel Logout 1.0 §2.4) for `sub` and/or `sid`, signed
@@ -562,16 +608,54 @@ fn oauth_error(status: StatusCode, error: &str) -> Response {
 }
 
 async fn userinfo(State(s): State<Arc<SimState>>, headers: http::HeaderMap) -> Response {
+    let (gate, outage) = {
+        let mut knobs = s.knobs.lock().unwrap_or_else(|e| e.into_inner());
+        knobs.userinfo_calls += 1;
+        (knobs.userinfo_gate.clone(), knobs.userinfo_outage)
+    };
+    if let Some(gate) = gate {
+        if let Ok(permit) = gate.acquire().await {
+            permit.forget();
+        }
+    }
+    if outage {
+        return unavailable();
+    }
     let token =
         headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let user = token.and_then(|t| s.access_tokens.lock().unwrap_or_else(|e| e.into_inner()).get(t).copied());
     match user.and_then(|u| s.cfg.users.get(u)) {
         Some(claims) => {
             let mut claims = claims.clone();
-            if let Some(sub) = s.knobs.lock().unwrap_or_else(|e| e.into_inner()).userinfo_sub.clone() {
+            let (sub, as_jwt, exp) = {
+                let knobs = s.knobs.lock().unwrap_or_else(|e| e.into_inner());
+                (knobs.userinfo_sub.clone(), knobs.userinfo_jwt, knobs.userinfo_exp)
+            };
+            if let Some(sub) = sub {
                 claims.insert("sub".to_owned(), json!(sub));
             }
-            json_response(StatusCode::OK, &Value::Object(claims))
+            if let Some(exp) = exp {
+                claims.insert("exp".to_owned(), json!(exp));
+            }
+            if !as_jwt {
+                return json_response(StatusCode::OK, &Value::Object(claims));
+            }
+            // EnviIAM `/oidc/profile` (enviam.md §5.5 step 4): the identity as a signed JWT.
+            let now = crate::session::now_unix();
+            for (k, v) in [
+                ("iss", json!(s.issuer)),
+                ("aud", json!(s.cfg.client_id)),
+                ("client_id", json!(s.cfg.client_id)),
+                ("iat", json!(now)),
+            ] {
+                claims.insert(k.to_owned(), v);
+            }
+            claims.entry("exp").or_insert(json!(now + 299));
+            let key = s.key.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            match key.sign(s.cfg.kid, &Value::Object(claims)) {
+                Ok(jwt) => (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/jwt")], jwt).into_response(),
+                Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            }
         }
         None => oauth_error(StatusCode::UNAUTHORIZED, "invalid_token"),
     }

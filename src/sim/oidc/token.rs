@@ -92,7 +92,7 @@ pub(super) fn token(
 }
 
 /// A new access token for `user` and its lifetime.
-fn issue_access_token(s: &SimState, user: usize) -> (String, u64) {
+pub(super) fn issue_access_token(s: &SimState, user: usize) -> (String, u64) {
     let access_token = random();
     s.access_tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(access_token.clone(), user);
     let mut knobs = s.knobs.lock().unwrap_or_else(|e| e.into_inner());
