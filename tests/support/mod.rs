@@ -5,6 +5,7 @@
 
 pub mod logs;
 pub mod oidc_provider;
+pub mod soap_peer;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
