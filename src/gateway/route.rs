@@ -479,6 +479,48 @@ mod tests {
         assert_eq!(deny.authorize(&path("/admin/a.jsp;jsessionid=1"), &admin()), Ok(()));
     }
 
+    fn enviam(crzp: &str, rpp: &str) -> Identity {
+        let mut id = Identity { provider: "p".into(), ..Identity::default() };
+        id.attributes.insert("role_crzp".into(), vec![crzp.into()]);
+        id.attributes.insert("role_rpp".into(), vec![rpp.into()]);
+        id
+    }
+
+    #[test]
+    fn require_roles_on_path_rules_and_operation_rules_on_every_operation_reading() {
+        let a = app_with(
+            0,
+            &[],
+            "/",
+            "[[rule]]\npath_prefix = \"/svc\"\noperation = \"Poskytni\"\nrequire_roles = { role_crzp = [\"C110:C206\"] }\n\
+             [[rule]]\npath_prefix = \"/svc\"\noperation = \"Prijmi\"\nrequire_roles = { role_rpp = [\"A100:A001\", \"A101:A002\"], match = \"all\" }\n\
+             [[rule]]\npath_prefix = \"/svc\"\nrequire_roles = { role_cizp = [\"C100\"] }\n",
+        );
+        // The `/admin` rule of `app_with` comes first and still decides `/admin`.
+        assert_eq!(a.rules.len(), 2);
+        assert_eq!(a.operation_rules.len(), 2);
+        let both = enviam("C100, C110:C206", "A100:A001,A101:A002");
+        let crzp_only = enviam("C100,C110:C206", "A100:A001");
+        let no_pair = enviam("C100,C110,C206", "");
+        // Path rule: `role_cizp` key is the CRŽP claim.
+        assert_eq!(a.authorize(&path("/svc/x"), &no_pair), Ok(()));
+        assert_eq!(a.authorize(&path("/svc/x"), &enviam("C101", "")), Err(Denied::MissingRole));
+        // Operation rules: the pair must be held whole; `all` needs every RPP role.
+        assert_eq!(a.authorize_operation(&path("/svc/x"), &["Poskytni"], &no_pair), Err(Denied::MissingRole));
+        assert_eq!(a.authorize_operation(&path("/svc/x"), &["Poskytni"], &crzp_only), Ok(()));
+        assert_eq!(a.authorize_operation(&path("/svc/x"), &["Prijmi"], &crzp_only), Err(Denied::MissingRole));
+        assert_eq!(a.authorize_operation(&path("/svc/x"), &["Prijmi"], &both), Ok(()));
+        // Body element says one operation, SOAPAction another: both rules must hold.
+        assert_eq!(
+            a.authorize_operation(&path("/svc/x"), &["Poskytni", "Prijmi"], &crzp_only),
+            Err(Denied::MissingRole)
+        );
+        assert_eq!(a.authorize_operation(&path("/svc/x"), &["Prijmi", "Poskytni"], &both), Ok(()));
+        // Operations no rule names, and paths outside the rules' prefix, are left to the path rules.
+        assert_eq!(a.authorize_operation(&path("/svc/x"), &["Jina"], &no_pair), Ok(()));
+        assert_eq!(a.authorize_operation(&path("/other"), &["Poskytni"], &no_pair), Ok(()));
+    }
+
     #[test]
     fn host_port_is_removed() {
         assert_eq!(host_without_port("Example.CZ:8443"), "example.cz");

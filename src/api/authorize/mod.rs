@@ -91,6 +91,12 @@ impl AppAuthorize {
             .or(self.default_path.as_deref())
     }
 
+    /// Whether the IČO check is skipped: only when every reading of the operation is exempt
+    /// (a body element `PrijmiData` under the action `PoskytniData` is checked).
+    fn is_exempt(&self, names: &[&str]) -> bool {
+        !names.is_empty() && names.iter().all(|n| self.exempt.iter().any(|e| e == n))
+    }
+
     /// Whether the IČO check needs the `[authorizer]`.
     pub fn needs_authorizer(&self) -> bool {
         self.ico_check
@@ -301,8 +307,7 @@ async fn decide(
     app.authorize_operation(forms, &names, identity).map_err(Denial::Rule)?;
 
     let mut decision = Decision { operation: names.first().map(|s| (*s).to_owned()), ..Decision::default() };
-    let exempt = !names.is_empty() && names.iter().all(|n| cfg.exempt.iter().any(|e| e == n));
-    if cfg.ico_check && !exempt {
+    if cfg.ico_check && !cfg.is_exempt(&names) {
         let operation = decision.operation.clone().ok_or(Denial::NoOperation)?;
         // A body whose element has no path, under an action that has one: read again by the
         // action's path (the two readings may be configured differently).
@@ -382,4 +387,45 @@ fn set_headers(headers: &mut http::HeaderMap, decision: &Decision) {
     put(OPERATION_HEADER, decision.operation.clone().filter(|o| o.is_ascii()));
     put(ICO_HEADER, decision.ico.clone());
     put(SUBJECT_ROLES_HEADER, (!decision.roles.is_empty()).then(|| decision.roles.join(",")));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exempt_only_when_every_reading_is_exempt() {
+        let cfg: AppAuthorizeConfig =
+            toml::from_str("ico_check = true\nico_path = \"Zadost/Ico\"\nexempt_operations = [\"PrijmiData\"]")
+                .unwrap();
+        let cfg = AppAuthorize::compile(&cfg).unwrap();
+        let view = |op: &str| BodyView { operation: op.into(), ico: None };
+        let prijmi = view("PrijmiData");
+        let names = operation_names(Some(&prijmi), Some("http://tempuri.org/IHlaseniOrp/PrijmiData"));
+        assert_eq!(names, ["PrijmiData"]);
+        assert!(cfg.is_exempt(&names));
+        // The action names a provision operation: the stack may dispatch on it, so no exemption.
+        let names = operation_names(Some(&prijmi), Some("urn:x#PoskytniData"));
+        assert_eq!(names, ["PrijmiData", "PoskytniData"]);
+        assert!(!cfg.is_exempt(&names));
+        assert!(!cfg.is_exempt(&[]));
+        assert_eq!(cfg.path_for("Anything").map(<[String]>::len), Some(2));
+    }
+
+    #[test]
+    fn ico_paths_and_settings_are_checked() {
+        for bad in ["ico_path = \"Zadost//Ico\"", "ico_path = \"\"", "max_body_bytes = 0"] {
+            let cfg: AppAuthorizeConfig = toml::from_str(bad).unwrap();
+            assert!(AppAuthorize::compile(&cfg).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn denials_never_name_roles_and_map_to_statuses() {
+        assert_eq!(Denial::IcoDenied.status(), StatusCode::FORBIDDEN);
+        assert_eq!(Denial::TooLarge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(Denial::Authorizer(AuthorizerError::Timeout).status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(Denial::Soap(SoapError::Dtd).code(), "invalid_request");
+        assert_eq!(Denial::Authorizer(AuthorizerError::Timeout).log_reason(), "authorizer: authorizer timed out");
+    }
 }
