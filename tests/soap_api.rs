@@ -409,3 +409,52 @@ async fn raw_soap_bodies_are_forwarded_byte_identical_and_refused_when_unsafe() 
     }
     assert_eq!(s.service.posts().await, 1);
 }
+
+/// Issue 11 item 7: `aisgate demo` prints a command line that gets a token from its
+/// EnviIAM-like IdP and calls its SOAP app; run as printed (bash, curl, openssl), it reaches
+/// the demo SOAP service with the checked IČO and the user's CRŽP roles.
+#[test]
+fn the_demo_prints_a_working_soap_call_with_an_enviam_token() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    for tool in ["bash", "curl", "openssl"] {
+        if Command::new(tool).arg("--version").output().is_err() && Command::new(tool).arg("version").output().is_err()
+        {
+            eprintln!("SKIPPED the_demo_prints_a_working_soap_call_with_an_enviam_token: no {tool}");
+            return;
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_aisgate"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0"])
+        .args(["--sim-login-listen", "127.0.0.1:0", "--sim-ws-listen", "127.0.0.1:0", "--no-access-log"])
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines().map_while(Result::ok);
+    let mut script = Vec::new();
+    for line in lines.by_ref() {
+        if line.starts_with("Call the SOAP app") {
+            break;
+        }
+    }
+    for line in lines.by_ref() {
+        if line.is_empty() && !script.is_empty() {
+            break;
+        }
+        if !line.is_empty() {
+            script.push(line);
+        }
+    }
+    assert_eq!(script.len(), 5, "{script:#?}");
+    let out = Command::new("bash").arg("-c").arg(script.join("\n")).output().unwrap();
+    let _ = demo.kill();
+    let _ = demo.wait();
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(answer.contains("<e:Header name=\"x-auth-subject-ico\">00007064</e:Header>"), "{answer}");
+    assert!(answer.contains("<e:Header name=\"x-auth-roles\">A100,A101</e:Header>"), "{answer}");
+    assert!(answer.contains("<e:Header name=\"x-auth-subject-roles\">ISOH_EDIT,ISOH_READ</e:Header>"), "{answer}");
+    assert!(answer.contains("<e:Authorization>absent</e:Authorization>"), "{answer}");
+}

@@ -12,4 +12,5 @@ pub mod kaas_soap;
 pub mod oidc;
 pub mod saml;
 pub mod saml_response;
+pub mod soap_echo;
 pub mod stack;

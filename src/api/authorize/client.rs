@@ -210,7 +210,8 @@ impl Authorizer {
                 .http
                 .post(&self.url)
                 .header(http::header::ACCEPT, "application/json")
-                .json(&body)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string())
                 .send()
                 .await
                 .map_err(classify)?;
