@@ -351,6 +351,35 @@ async fn mixed_app_uses_sessions_and_bearer_by_path() {
     assert_eq!(h["authorization"], bearer.as_str());
 }
 
+/// CAAIS: the access token is bound to the gateway's client certificate, and the simulated
+/// userinfo endpoint sits on the mTLS host that answers only the registered certificate —
+/// so a successful call proves the profile request used the provider's mTLS back channel.
+#[tokio::test]
+async fn caais_token_is_validated_over_the_mtls_back_channel() {
+    support::logs::capture();
+    let apps = r#"
+[[app]]
+name = "caais-api"
+upstream = "{upstream}"
+providers = ["caais"]
+auth = "bearer"
+[app.bearer]
+provider = "caais"
+"#;
+    let gw = Gateway::start(StackOptions {
+        upstream: Some(header_echo().await),
+        apps: Some(apps.to_owned()),
+        oidc: vec![support::caais_provider("")],
+        ..Default::default()
+    })
+    .await;
+    let token = gw.oidc[0].issue_access_token(0);
+    let h = echoed(get(&gw, "/x", Some(&format!("Bearer {token}"))).await).await;
+    assert_eq!(h["x-auth-subject"], "16b33670-a816-4c1a-8712-d99e9ff85fec");
+    assert_eq!(h["x-auth-org-ico"], "00006947");
+    assert_eq!(gw.oidc[0].knobs().userinfo_calls, 1);
+}
+
 // ---------------------------------------------------------------------------
 // SOAP faults and metadata
 // ---------------------------------------------------------------------------

@@ -290,6 +290,56 @@ async fn declining_to_end_the_sso_session_at_oidc_provider_leaves_the_other_clie
     assert!(s.alive("/desk", &desk).await, "the SSO session and the other client's session go on");
 }
 
+/// API mode against a real provider: the access token oidc-provider issued at a real login
+/// (passed upstream by a session app with `upstream_bearer`) is what a calling application
+/// sends to an API app; the gateway validates it at oidc-provider's userinfo endpoint and the
+/// service gets the same identity. A token the provider never issued is refused (401
+/// `invalid_token`), and a second call with the valid token is served from the cache.
+#[tokio::test]
+async fn an_access_token_from_oidc_provider_authenticates_an_api_app_through_its_userinfo_endpoint() {
+    if !available("api bearer") {
+        return;
+    }
+    let api = "upstream_bearer = true\n\n[[app]]\nname = \"svc\"\nupstream = \"{upstream}\"\npath_prefix = \"/svc\"\n\
+               providers = [\"enviam\"]\nauth = \"bearer\"\n[app.bearer]\nprovider = \"enviam\"\n";
+    let mut s = setup(Profile::Enviam, None, api, |op, pki| {
+        op.provider_table("enviam", "isoh", pki, ClientAuth::Public, "response_mode = \"form_post\"")
+    })
+    .await;
+    s.op.register(NodeOp::enviam_client("isoh", &s.gw.base, "enviam", &sub(&enviam_user()))).await;
+    let browser = s.browser();
+    let cookie = s.login(&browser, "enviam", "/desk").await;
+    let token = s.upstream_headers("/desk", &cookie).await["authorization"]
+        .as_str()
+        .expect("the session's access token upstream")
+        .to_owned();
+    assert!(token.starts_with("Bearer "), "{token}");
+    let call = |authorization: String| {
+        s.gw.client.get(s.gw.url("/svc/Service.svc")).header("authorization", authorization).send()
+    };
+    for _ in 0..2 {
+        let resp = call(token.clone()).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let h = resp.json::<serde_json::Value>().await.unwrap()["headers"].clone();
+        assert_eq!(h["x-auth-subject"], sub(&enviam_user()));
+        assert_eq!(h["x-auth-roles"], "A100,A101");
+        assert!(h.get("authorization").is_none(), "the user's token is not forwarded");
+    }
+    let metrics = s.gw.client.get(format!("http://{}/metrics", s.gw.ops)).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains(
+            "aisgate_api_auth_total{app=\"svc\",scheme=\"bearer\",result=\"success\",reason=\"cache_miss\"} 1"
+        ) && metrics.contains(
+            "aisgate_api_auth_total{app=\"svc\",scheme=\"bearer\",result=\"success\",reason=\"cache_hit\"} 1"
+        ),
+        "{metrics}"
+    );
+    let forged = call("Bearer not-issued-by-the-provider".to_owned()).await.unwrap();
+    assert_eq!(forged.status(), 401);
+    let challenge = forged.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(challenge.starts_with("Bearer realm=\"svc\", error=\"invalid_token\""), "{challenge}");
+}
+
 /// Access-token lifetime for the refresh test, seconds. The gateway refreshes when less than
 /// half of it remains.
 const SHORT_TTL: u64 = 4;

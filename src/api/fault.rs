@@ -241,34 +241,29 @@ mod tests {
         String::from_utf8(bytes.to_vec()).unwrap()
     }
 
-    /// The fault parsed with the gateway's own XML reader; (namespace, local, text, attrs)
-    /// of every element in document order.
-    struct Doc(Vec<(String, String, String, Vec<(String, String)>)>);
+    /// The fault parsed with the gateway's own XML reader.
+    struct Doc(crate::xml::Node);
 
     fn parse(xml: &str) -> Doc {
-        fn walk(n: &crate::xml::Node, out: &mut Vec<(String, String, String, Vec<(String, String)>)>) {
-            let attrs = n.attrs.iter().map(|a| (a.local.clone(), a.value.clone())).collect();
-            out.push((n.ns.clone().unwrap_or_default(), n.local.clone(), n.text.clone(), attrs));
-            n.children.iter().for_each(|c| walk(c, out));
+        Doc(crate::xml::parse_tree::<crate::xml::XmlError>(xml.as_bytes(), |_| Ok(())).unwrap())
+    }
+
+    fn find<'a>(n: &'a crate::xml::Node, local: &str) -> Option<&'a crate::xml::Node> {
+        if n.local == local {
+            return Some(n);
         }
-        let root = crate::xml::parse_tree::<crate::xml::XmlError>(xml.as_bytes(), |_| Ok(())).unwrap();
-        let mut out = Vec::new();
-        walk(&root, &mut out);
-        Doc(out)
+        n.children.iter().find_map(|c| find(c, local))
     }
 
     impl Doc {
-        fn find(&self, local: &str) -> Option<&(String, String, String, Vec<(String, String)>)> {
-            self.0.iter().find(|(_, l, _, _)| l == local)
-        }
         fn text(&self, local: &str) -> Option<&str> {
-            self.find(local).map(|e| e.2.as_str())
+            find(&self.0, local).map(|e| e.text.as_str())
         }
         fn ns_of(&self, local: &str) -> Option<&str> {
-            self.find(local).map(|e| e.0.as_str())
+            find(&self.0, local).and_then(|e| e.ns.as_deref())
         }
         fn attr(&self, local: &str, name: &str) -> Option<&str> {
-            self.find(local).and_then(|e| e.3.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()))
+            find(&self.0, local).and_then(|e| e.attrs.iter().find(|a| a.local == name).map(|a| a.value.as_str()))
         }
     }
 

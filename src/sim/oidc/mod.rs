@@ -2,8 +2,9 @@
 //!
 //! The browser-facing host (plain HTTP here) serves discovery, JWKS, `authorize` (which
 //! redirects back at once with a code for the selected user), userinfo and `end_session`.
-//! With `tls_client_auth` the token endpoint lives on a second, HTTPS host that asks for a
-//! client certificate and accepts only the registered one, like CAAIS's `cert-` host; public
+//! With `tls_client_auth` the token and userinfo endpoints live on a second, HTTPS host that
+//! asks for a client certificate and accepts only the registered one, like CAAIS's `cert-`
+//! host (its access tokens are certificate-bound); public
 //! clients must prove PKCE. The refresh-token grant rotates refresh tokens (the old one stops
 //! working) and is counted, so tests can prove single-flight refresh. Knobs make the next token bad in one precise way, rotate the
 //! signing key, or take the whole provider down.
@@ -482,6 +483,14 @@ fn spawn_token_host(listener: TcpListener, pki: &TestPki, state: Arc<SimState>) 
                         let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                         let resp = if parts.uri.path() == "/oauth2/token" && parts.method == http::Method::POST {
                             token(&state, Some(cert.as_deref()), &parts.headers, &body)
+                        } else if parts.uri.path() == "/userinfo" && parts.method == http::Method::GET {
+                            // CAAIS binds access tokens to the client certificate (caais.md
+                            // §7.2): userinfo on this host answers only the registered one.
+                            if cert.as_deref() == Some(state.registered_client.as_slice()) {
+                                userinfo(State(state.clone()), parts.headers).await
+                            } else {
+                                oauth_error(StatusCode::UNAUTHORIZED, "invalid_token")
+                            }
                         } else {
                             StatusCode::NOT_FOUND.into_response()
                         };
@@ -522,7 +531,8 @@ async fn discovery(State(s): State<Arc<SimState>>) -> Response {
             "authorization_endpoint": format!("{}/oauth2/authorize", s.base),
             "token_endpoint": format!("{}/oauth2/token", s.token_base),
             "jwks_uri": format!("{}/oauth2/jwks", s.base),
-            "userinfo_endpoint": format!("{}/userinfo", s.base),
+            // With mTLS (CAAIS) userinfo is on the certificate host, like the token endpoint.
+            "userinfo_endpoint": format!("{}/userinfo", s.token_base),
             "end_session_endpoint": format!("{}/oauth2/end_session", s.base),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query", "form_post"],
