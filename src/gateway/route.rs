@@ -59,10 +59,9 @@ pub struct App {
     pub upstream_bearer: bool,
     /// Header mapping.
     pub headers: HeaderMapping,
-    /// Authorization rules by path (rules without `operation`).
+    /// Authorization rules in config order: path rules, and operation rules (`operation`
+    /// set), which only `api::authorize` applies.
     pub rules: Vec<AccessRule>,
-    /// Authorization rules by SOAP operation (`operation` set), checked by `api::authorize`.
-    pub operation_rules: Vec<AccessRule>,
     /// `[app.authorize]`, compiled.
     pub authorize: Option<crate::api::authorize::AppAuthorize>,
     /// What a path no rule matches gets.
@@ -140,8 +139,7 @@ impl App {
             require_roles: r.require_roles.as_ref().map(|q| q.normalized()),
             ..r.clone()
         };
-        let (operation_rules, rules): (Vec<AccessRule>, Vec<AccessRule>) =
-            cfg.rule.iter().map(compiled).partition(|r| r.operation.is_some());
+        let rules = cfg.rule.iter().map(compiled).collect();
         let authorize = cfg.authorize.as_ref().map(crate::api::authorize::AppAuthorize::compile).transpose()?;
         Ok(App {
             index,
@@ -160,7 +158,6 @@ impl App {
             upstream_bearer: cfg.upstream_bearer,
             headers,
             rules,
-            operation_rules,
             authorize,
             default_access: cfg.default_access,
             upgrade_protocols: cfg
@@ -246,7 +243,7 @@ impl App {
 
     /// Whether any rule names a SOAP operation.
     pub fn has_operation_rules(&self) -> bool {
-        !self.operation_rules.is_empty()
+        self.rules.iter().any(|r| r.operation.is_some())
     }
 
     /// Whether requests need the operation hook (`api::authorize`): the body is then buffered.
@@ -266,7 +263,7 @@ impl App {
         for reading in self.readings(forms).iter() {
             for op in operations {
                 let rule = self
-                    .operation_rules
+                    .rules
                     .iter()
                     .find(|r| r.operation.as_deref() == Some(op) && under_prefix(reading, &r.path_prefix));
                 if let Some(rule) = rule {
@@ -278,7 +275,7 @@ impl App {
     }
 
     fn rule_for(&self, reading: &str) -> Option<(usize, &AccessRule)> {
-        self.rules.iter().enumerate().find(|(_, r)| under_prefix(reading, &r.path_prefix))
+        self.rules.iter().enumerate().find(|(_, r)| r.operation.is_none() && under_prefix(reading, &r.path_prefix))
     }
 
     fn decide(&self, reading: &str, identity: &Identity) -> (Option<usize>, Result<(), Denied>) {
@@ -497,8 +494,8 @@ mod tests {
              [[rule]]\npath_prefix = \"/svc\"\nrequire_roles = { role_cizp = [\"C100\"] }\n",
         );
         // The `/admin` rule of `app_with` comes first and still decides `/admin`.
-        assert_eq!(a.rules.len(), 2);
-        assert_eq!(a.operation_rules.len(), 2);
+        assert_eq!(a.rules.len(), 4);
+        assert!(a.has_operation_rules());
         let both = enviam("C100, C110:C206", "A100:A001,A101:A002");
         let crzp_only = enviam("C100,C110:C206", "A100:A001");
         let no_pair = enviam("C100,C110,C206", "");
