@@ -15,28 +15,6 @@ use crate::sim::stack::{OidcStackProvider, StackError, StackListener, StackOptio
 /// The IČO the simulated authorizer lets the EnviIAM demo user act for.
 const DEMO_ICO: &str = "00007064";
 
-/// The EnviIAM-like OIDC provider of the demo: a public client with PKCE, ES256 with `kid`,
-/// the EnviIAM claims (`role_crzp`, `role_rpp`, `loa`, …).
-fn enviam_provider() -> OidcStackProvider {
-    OidcStackProvider {
-        name: "enviam".into(),
-        sim: sim::oidc::OidcSimConfig {
-            client_id: "isoh".into(),
-            redirect_uri: String::new(),
-            client_auth: sim::oidc::SimClientAuth::Public,
-            issuer_trailing_slash: false,
-            kid: true,
-            alg: sim::oidc::SimAlg::Es256,
-            users: vec![sim::oidc::enviam_user()],
-            outage_at_start: false,
-        },
-        client_auth: None,
-        issuer: None,
-        registered_client: true,
-        extra: "display_name = \"EnviIAM (simulátor)\"".into(),
-    }
-}
-
 /// The demo's apps: the echo app for browser logins with every simulated IdP, and the SOAP
 /// API app `/isoh/` (bearer tokens of the EnviIAM simulator, CRŽP role `A100` for
 /// `PoskytniData`, the IČO in `Zadost/Ico` checked by the authorizer; `PrijmiData` is a
@@ -137,7 +115,7 @@ async fn start(mut opts: StackOptions) -> Result<(), StackError> {
     if let Some(sub) = sim::oidc::enviam_user().get("sub").and_then(|s| s.as_str()) {
         authorizer.grant(sub, DEMO_ICO, &["ISOH_EDIT", "ISOH_READ"]);
     }
-    opts.oidc.push(enviam_provider());
+    opts.oidc.push(OidcStackProvider::enviam_like("enviam", Vec::new(), "display_name = \"EnviIAM (simulátor)\""));
     opts.oidc.push(OidcStackProvider::caais_like("caais", "display_name = \"CAAIS (simulátor)\""));
     if opts.apps.is_none() {
         let saml = opts.saml.as_ref().map(|s| s.name.clone());

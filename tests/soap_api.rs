@@ -11,20 +11,16 @@
 
 mod support;
 
-use std::time::Duration;
-
 use aisgate::provider::saml::xmlsec::SigningKey;
 use aisgate::sim::authorizer::{AuthorizerSim, Mode};
-use aisgate::sim::oidc::{enviam_user, OidcSimConfig, SimAlg, SimClientAuth};
-use aisgate::sim::saml_response::{Encryption, ResponseSpec};
+use aisgate::sim::oidc::enviam_user;
+use aisgate::sim::saml_response::ResponseSpec;
 use aisgate::sim::stack::{OidcStackProvider, SamlStackProvider, StackOptions};
-use base64::Engine;
 use serde_json::{json, Value};
+use support::forwarded_saml::{forwarded, idp_key, saml_ready, stranger_key};
 use support::soap_peer::{self, zeep, SoapService};
 use support::Gateway;
 
-const CALLER_ENTITY: &str = "https://crzp.example.cz/sp";
-const CALLER_ACS: &str = "https://crzp.example.cz/acs";
 /// The EnviIAM user's subject (CRŽP UUID) in `enviam_user()`.
 const ENVIAM_SUB: &str = "123e4567-e89b-12d3-a456-426655440000";
 /// The NIA simulator's subject (BSI) in forwarded Responses.
@@ -86,26 +82,6 @@ fn roleless_user() -> serde_json::Map<String, Value> {
     user
 }
 
-fn enviam() -> OidcStackProvider {
-    OidcStackProvider {
-        name: "enviam".into(),
-        sim: OidcSimConfig {
-            client_id: "isoh".into(),
-            redirect_uri: String::new(),
-            client_auth: SimClientAuth::Public,
-            issuer_trailing_slash: false,
-            kid: true,
-            alg: SimAlg::Es256,
-            users: vec![enviam_user(), roleless_user()],
-            outage_at_start: false,
-        },
-        client_auth: None,
-        issuer: None,
-        registered_client: true,
-        extra: String::new(),
-    }
-}
-
 struct Setup {
     gw: Gateway,
     service: SoapService,
@@ -124,7 +100,7 @@ async fn setup(test: &str) -> Option<Setup> {
     let gw = Gateway::start(StackOptions {
         upstream: Some(service.base.clone()),
         apps: Some(APPS.replace("{authorizer}", &url)),
-        oidc: vec![enviam()],
+        oidc: vec![OidcStackProvider::enviam_like("enviam", vec![roleless_user()], "")],
         saml: Some(SamlStackProvider::default()),
         ..Default::default()
     })
@@ -173,28 +149,8 @@ fn fault(result: &Value, reason: &str) -> (String, String) {
     (code, message)
 }
 
-fn forwarded_saml(gw: &Gateway, key: &SigningKey, edit: impl FnOnce(&mut ResponseSpec)) -> String {
-    let now = gw.clock.now_unix();
-    let mut spec = ResponseSpec::nia(now, "_caller_request_1", CALLER_ACS, CALLER_ENTITY);
-    spec.sc_not_on_or_after = now + 15;
-    spec.not_on_or_after = now + 30;
-    spec.encryption = Encryption::Aes256Cbc;
-    edit(&mut spec);
-    let cert = aisgate::tls::load_certs(&gw.stack_dir.join("nia-encryption.pem")).unwrap();
-    let xml = spec.build(key, cert[0].as_ref()).unwrap();
-    format!("SAML {}", base64::engine::general_purpose::STANDARD.encode(xml))
-}
-
-fn idp_key(gw: &Gateway) -> SigningKey {
-    let idp = &gw.saml.as_ref().unwrap().idp;
-    SigningKey::from_pem(idp.key_pem.as_bytes(), idp.cert_pem.as_bytes()).unwrap()
-}
-
-async fn saml_ready(gw: &Gateway) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while gw.saml.as_ref().unwrap().knobs().metadata_fetches == 0 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+fn saml(gw: &Gateway, key: &SigningKey, edit: impl FnOnce(&mut ResponseSpec)) -> String {
+    format!("SAML {}", forwarded(gw, key, edit))
 }
 
 /// zeep over SOAP 1.1 and 1.2 with a bearer token: the WSDL comes without a token, the IČO in
@@ -247,7 +203,7 @@ async fn zeep_soap11_and_soap12_bearer_calls_carry_the_checked_ico_upstream() {
 async fn zeep_with_a_saml_header_is_authorized_by_ico() {
     let Some(s) = setup("zeep_with_a_saml_header_is_authorized_by_ico").await else { return };
     saml_ready(&s.gw).await;
-    let header = forwarded_saml(&s.gw, &idp_key(&s.gw), |_| {});
+    let header = saml(&s.gw, &idp_key(&s.gw), |_| {});
     let results =
         s.zeep("isohs", 11, json!([{"op": "PoskytniData", "ico": "00007064", "authorization": header}])).await;
     let provided = ok(&results[0]);
@@ -271,10 +227,9 @@ async fn zeep_sees_401_faults_for_expired_wrong_audience_and_wrong_signature() {
     assert!(code.ends_with("Sender"), "{code}");
     assert!(message.contains("(request id "), "{message}");
 
-    let stranger = aisgate::sim::certs::rsa_identity("stranger").unwrap();
-    let stranger = SigningKey::from_pem(stranger.key_pem.as_bytes(), stranger.cert_pem.as_bytes()).unwrap();
-    let wrong_audience = forwarded_saml(&s.gw, &idp_key(&s.gw), |r| r.audience = "https://other.example.cz/sp".into());
-    let wrong_signature = forwarded_saml(&s.gw, &stranger, |_| {});
+    let stranger = stranger_key();
+    let wrong_audience = saml(&s.gw, &idp_key(&s.gw), |r| r.audience = "https://other.example.cz/sp".into());
+    let wrong_signature = saml(&s.gw, &stranger, |_| {});
     let results = s
         .zeep(
             "isohs",

@@ -16,7 +16,6 @@ use axum::routing::post;
 use axum::Router;
 use http::StatusCode;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 
 /// How the simulator answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,10 +34,13 @@ pub enum Mode {
 /// The delay of [`Mode::Slow`].
 pub const SLOW: Duration = Duration::from_secs(5);
 
+/// Roles by (user, IČO).
+type Grants = HashMap<(String, String), Vec<String>>;
+
 /// Shared state and handles of a running simulator.
 #[derive(Clone, Default)]
 pub struct AuthorizerSim {
-    grants: Arc<Mutex<HashMap<(String, String), Vec<String>>>>,
+    grants: Arc<Mutex<Grants>>,
     calls: Arc<AtomicU64>,
     mode: Arc<AtomicU8>,
     last: Arc<Mutex<Option<Value>>>,
@@ -79,15 +81,9 @@ impl AuthorizerSim {
 
 /// Starts the simulator on `addr`; returns its state and the endpoint URL.
 pub async fn start(addr: SocketAddr) -> std::io::Result<(AuthorizerSim, String)> {
-    let listener = TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
     let sim = AuthorizerSim::default();
-    let app = Router::new().route("/authorize", post(authorize)).with_state(sim.clone());
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "simulated authorizer stopped");
-        }
-    });
+    let router = Router::new().route("/authorize", post(authorize)).with_state(sim.clone());
+    let bound = super::serve(addr, router, "simulated authorizer").await?;
     Ok((sim, format!("http://{bound}/authorize")))
 }
 

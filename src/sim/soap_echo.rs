@@ -10,21 +10,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use http::header::CONTENT_TYPE;
 use http::StatusCode;
-use tokio::net::TcpListener;
 
 use crate::api::fault::{xml_escape, SoapVersion, SOAP11_NS, SOAP12_NS};
 
 /// Starts the service on `addr`; returns the bound address.
 pub async fn start(addr: SocketAddr) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    let app = Router::new().fallback(echo);
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "demo SOAP service stopped");
-        }
-    });
-    Ok(bound)
+    super::serve(addr, Router::new().fallback(echo), "demo SOAP service").await
 }
 
 async fn echo(req: Request) -> Response {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod forwarded_saml;
 pub mod logs;
 pub mod oidc_provider;
 pub mod soap_peer;
