@@ -9,7 +9,6 @@ mod support;
 use std::time::Duration;
 
 use aisgate::provider::saml::xmlsec::SigningKey;
-use aisgate::sim::oidc::{enviam_user, OidcSimConfig, SimAlg, SimClientAuth};
 use aisgate::sim::saml_response::{Encryption, ResponseSpec};
 use aisgate::sim::stack::{OidcStackProvider, SamlStackProvider, StackOptions};
 use base64::Engine;
@@ -25,6 +24,7 @@ name = "svc"
 path_prefix = "/svc/"
 upstream = "{upstream}"
 providers = ["enviam", "nia"]
+public_paths = ["/svc/health"]
 auth = ["bearer", "saml-header"]
 [app.bearer]
 provider = "enviam"
@@ -68,36 +68,28 @@ auth = "bearer"
 provider = "enviam"
 "#;
 
-fn enviam() -> OidcStackProvider {
-    OidcStackProvider {
-        name: "enviam".into(),
-        sim: OidcSimConfig {
-            client_id: "isoh".into(),
-            redirect_uri: String::new(),
-            client_auth: SimClientAuth::Public,
-            issuer_trailing_slash: false,
-            kid: true,
-            alg: SimAlg::Es256,
-            users: vec![enviam_user()],
-            outage_at_start: false,
-        },
-        client_auth: None,
-        issuer: None,
-        registered_client: true,
-        extra: String::new(),
-    }
+async fn gateway() -> Gateway {
+    gateway_with(APPS, vec![OidcStackProvider::enviam_like("enviam", "")], Some(SamlStackProvider::default())).await
 }
 
-async fn gateway() -> Gateway {
+async fn gateway_with(apps: &str, oidc: Vec<OidcStackProvider>, saml: Option<SamlStackProvider>) -> Gateway {
     support::logs::capture();
     Gateway::start(StackOptions {
         upstream: Some(header_echo().await),
-        apps: Some(APPS.to_owned()),
-        oidc: vec![enviam()],
-        saml: Some(SamlStackProvider::default()),
+        apps: Some(apps.to_owned()),
+        oidc,
+        saml,
         ..Default::default()
     })
     .await
+}
+
+/// Polls `done` (a peer's counter) until it holds, for at most 10 s.
+async fn wait_until(done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 fn sim(gw: &Gateway) -> &aisgate::sim::oidc::OidcSim {
@@ -258,6 +250,19 @@ async fn idp_down_is_503_not_401() {
     echoed(get(&gw, "/svc/x", Some(&format!("Bearer {token}"))).await).await;
 }
 
+/// The provider's discovery document was never available: 503 as well, the token untouched.
+#[tokio::test]
+async fn provider_without_discovery_is_503() {
+    let mut enviam = OidcStackProvider::enviam_like("enviam", "");
+    enviam.sim.outage_at_start = true;
+    let gw = gateway_with(APPS, vec![enviam], Some(SamlStackProvider::default())).await;
+    let token = sim(&gw).issue_access_token(0);
+    let resp = get(&gw, "/svc/x", Some(&format!("Bearer {token}"))).await;
+    assert_eq!(resp.status(), 503);
+    support::logs::assert_reason(&resp, "api credential validation unavailable");
+    assert_eq!(sim(&gw).knobs().userinfo_calls, 0);
+}
+
 /// A cached token is not sent to the provider again until the cache TTL (300 s) ends.
 #[tokio::test]
 async fn cache_hit_avoids_a_second_profile_call() {
@@ -293,10 +298,7 @@ async fn concurrent_requests_with_a_new_token_make_one_profile_call() {
         })
         .collect();
     // The first call arrives; give the others time to reach the gateway and join it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while sim(&gw).knobs().userinfo_calls == 0 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until(|| sim(&gw).knobs().userinfo_calls > 0).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     gate.add_permits(100);
     for r in requests {
@@ -325,10 +327,7 @@ async fn local_jwt_verification_skips_the_profile_call() {
     let jwt = sim(&gw).jwt_access_token(0, 300).unwrap();
     // The keys are loaded by the background refresh; the first request may still see none
     // and fall back to the profile endpoint. Wait for the JWKS.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while sim(&gw).knobs().jwks_fetches == 0 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until(|| sim(&gw).knobs().jwks_fetches > 0).await;
     let h = echoed(get(&gw, "/local/x", Some(&format!("Bearer {jwt}"))).await).await;
     assert_eq!(h["x-auth-subject"], "123e4567-e89b-12d3-a456-426655440000");
     assert_eq!(sim(&gw).knobs().userinfo_calls, 0);
@@ -356,7 +355,6 @@ async fn mixed_app_uses_sessions_and_bearer_by_path() {
 /// so a successful call proves the profile request used the provider's mTLS back channel.
 #[tokio::test]
 async fn caais_token_is_validated_over_the_mtls_back_channel() {
-    support::logs::capture();
     let apps = r#"
 [[app]]
 name = "caais-api"
@@ -366,13 +364,7 @@ auth = "bearer"
 [app.bearer]
 provider = "caais"
 "#;
-    let gw = Gateway::start(StackOptions {
-        upstream: Some(header_echo().await),
-        apps: Some(apps.to_owned()),
-        oidc: vec![support::caais_provider("")],
-        ..Default::default()
-    })
-    .await;
+    let gw = gateway_with(apps, vec![support::caais_provider("")], None).await;
     let token = gw.oidc[0].issue_access_token(0);
     let h = echoed(get(&gw, "/x", Some(&format!("Bearer {token}"))).await).await;
     assert_eq!(h["x-auth-subject"], "16b33670-a816-4c1a-8712-d99e9ff85fec");
@@ -476,7 +468,8 @@ async fn soap12_failures_are_soap12_faults() {
     assert_eq!(text_of(&els, SOAP12, "Value"), "soap:Receiver");
 }
 
-/// `?wsdl`, `?singleWsdl` and `?xsd=…` pass without a credential; look-alikes do not.
+/// `?wsdl`, `?singleWsdl` and `?xsd=…` pass without a credential; look-alikes do not; public
+/// paths pass as well.
 #[tokio::test]
 async fn wsdl_passes_without_authentication() {
     let gw = gateway().await;
@@ -491,6 +484,10 @@ async fn wsdl_passes_without_authentication() {
     }
     let post = gw.client.post(gw.url("/svc/Service.svc?wsdl")).send().await.unwrap();
     assert_eq!(post.status(), 401, "only GET/HEAD fetch metadata");
+    // The app's public paths pass too, without the client's Authorization.
+    let h = echoed(get(&gw, "/svc/health", Some("Bearer whatever")).await).await;
+    assert!(!h.contains_key("authorization") && !h.contains_key("x-auth-subject"), "{h:?}");
+    assert_eq!(sim(&gw).knobs().userinfo_calls, 0);
 }
 
 // ---------------------------------------------------------------------------
@@ -518,10 +515,7 @@ fn idp_key(gw: &Gateway) -> SigningKey {
 
 /// Wait until the gateway holds the IdP metadata (loaded by the background refresh).
 async fn saml_ready(gw: &Gateway) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while gw.saml.as_ref().unwrap().knobs().metadata_fetches == 0 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until(|| gw.saml.as_ref().unwrap().knobs().metadata_fetches > 0).await;
 }
 
 /// A valid forwarded Response: the user's identity upstream; re-used within its validity it
@@ -568,11 +562,31 @@ async fn saml_header_expired_not_on_or_after_is_refused() {
     support::logs::assert_reason(&resp, "subject_confirmation");
 }
 
-/// Signed by a key that is not the IdP's: refused (signature).
+/// Addressed to another ACS than the caller's: refused (Destination/Recipient).
+#[tokio::test]
+async fn saml_header_wrong_recipient_is_refused() {
+    let gw = gateway().await;
+    saml_ready(&gw).await;
+    let header = format!(
+        "SAML {}",
+        forwarded(&gw, &idp_key(&gw), |s| {
+            s.destination = Some("https://other.example.cz/acs".into());
+            s.recipient = "https://other.example.cz/acs".into();
+        })
+    );
+    let resp = get(&gw, "/svc/x", Some(&header)).await;
+    assert_eq!(resp.status(), 401);
+    support::logs::assert_reason(&resp, "destination");
+}
+
+/// Signed by a key that is not the IdP's: refused (signature) — also when a genuine Response
+/// with the same assertion ID is in the cache (the cache is keyed by the whole Response).
 #[tokio::test]
 async fn saml_header_bad_signature_is_refused() {
     let gw = gateway().await;
     saml_ready(&gw).await;
+    let genuine = format!("SAML {}", forwarded(&gw, &idp_key(&gw), |_| {}));
+    echoed(get(&gw, "/svc/x", Some(&genuine)).await).await;
     let stranger = aisgate::sim::certs::rsa_identity("stranger").unwrap();
     let key = SigningKey::from_pem(stranger.key_pem.as_bytes(), stranger.cert_pem.as_bytes()).unwrap();
     let resp = get(&gw, "/svc/x", Some(&format!("SAML {}", forwarded(&gw, &key, |_| {})))).await;

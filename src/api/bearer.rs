@@ -36,6 +36,26 @@ struct Validated {
 
 type Flight = Arc<OnceCell<Result<Arc<Validated>, ApiFailure>>>;
 
+/// Removes a flight from the table once it has an answer, or once no other request waits
+/// for it (then a later request starts a new one).
+struct FlightGuard<'a> {
+    flights: &'a Mutex<HashMap<TokenKey, Flight>>,
+    key: TokenKey,
+    flight: Flight,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(current) = flights.get(&self.key) else { return };
+        // Under the lock nobody can join: two references are the table's and this guard's.
+        let alone = Arc::strong_count(&self.flight) <= 2;
+        if Arc::ptr_eq(current, &self.flight) && (self.flight.initialized() || alone) {
+            flights.remove(&self.key);
+        }
+    }
+}
+
 /// Validates bearer tokens of one app.
 pub(crate) struct BearerValidator {
     provider: Arc<dyn Provider>,
@@ -47,13 +67,6 @@ pub(crate) struct BearerValidator {
     /// Validations in progress, by token: the single-flight table.
     flights: Mutex<HashMap<TokenKey, Flight>>,
     clock: Clock,
-}
-
-fn key_of(token: &str) -> TokenKey {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    let mut key = [0u8; 32];
-    key.copy_from_slice(digest.as_ref());
-    key
 }
 
 /// RFC 6750 §2.1 `b64token`: the only characters a bearer token may have.
@@ -99,7 +112,7 @@ impl BearerValidator {
         if !is_b64token(token) {
             return Err(Self::refused("token_malformed", "not an RFC 6750 b64token"));
         }
-        let key = key_of(token);
+        let key = super::cache_key(token);
         let now = self.clock.now_unix();
         let (validated, cached) = match self.cache.get(&key).filter(|v| v.until > now) {
             Some(hit) => (hit, true),
@@ -116,14 +129,10 @@ impl BearerValidator {
             let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
             Arc::clone(flights.entry(key).or_default())
         };
-        let result = flight.get_or_init(|| self.call_provider(key, token)).await.clone();
-        // The first to finish removes the flight (only this one: a later flight for the same
-        // token, after an expiry, is another Arc).
-        let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
-        if flights.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
-            flights.remove(&key);
-        }
-        result
+        // Leaves the table when this request is done or dropped (a client that disconnects
+        // mid-call must not leave its flight behind: the table would grow with every token).
+        let guard = FlightGuard { flights: &self.flights, key, flight };
+        guard.flight.get_or_init(|| self.call_provider(key, token)).await.clone()
     }
 
     async fn call_provider(&self, key: TokenKey, token: &str) -> Result<Arc<Validated>, ApiFailure> {
@@ -180,6 +189,39 @@ impl BearerValidator {
 mod tests {
     use super::*;
 
+    /// A waiter's guard, holding the only clone outside the table (as `validate_once` does).
+    fn join(flights: &Mutex<HashMap<TokenKey, Flight>>, key: TokenKey) -> FlightGuard<'_> {
+        let flight = Arc::clone(flights.lock().unwrap().entry(key).or_default());
+        FlightGuard { flights, key, flight }
+    }
+
+    #[test]
+    fn a_flight_leaves_the_table_when_answered_or_abandoned() {
+        let flights: Mutex<HashMap<TokenKey, Flight>> = Mutex::new(HashMap::new());
+        let key = [7u8; 32];
+        let first = join(&flights, key);
+        let second = join(&flights, key);
+        assert!(Arc::ptr_eq(&first.flight, &second.flight), "one flight per token");
+        // One of two waiters gives up (a client disconnected): the other still waits.
+        drop(first);
+        assert!(flights.lock().unwrap().contains_key(&key));
+        // The last waiter gives up before an answer: the flight goes.
+        drop(second);
+        assert!(flights.lock().unwrap().is_empty());
+        // An answered flight goes as soon as any waiter is done, others still holding it.
+        let answered = join(&flights, key);
+        let waiting = join(&flights, key);
+        answered.flight.set(Err(ApiFailure::Missing)).unwrap();
+        drop(answered);
+        assert!(flights.lock().unwrap().is_empty());
+        // A new flight for the same token is not removed by the old one's last waiter.
+        let fresh = join(&flights, key);
+        drop(waiting);
+        assert!(flights.lock().unwrap().contains_key(&key));
+        drop(fresh);
+        assert!(flights.lock().unwrap().is_empty());
+    }
+
     #[test]
     fn b64token_grammar() {
         for ok in ["abc", "a.b.c", "AT-1-xyz_~+/==", "eyJ.eyJ.sig"] {
@@ -193,7 +235,7 @@ mod tests {
     #[test]
     fn key_is_the_sha256_of_the_token() {
         assert_eq!(
-            key_of("abc").iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            crate::api::cache_key("abc").iter().map(|b| format!("{b:02x}")).collect::<String>(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }

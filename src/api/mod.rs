@@ -172,6 +172,15 @@ impl ApiFailure {
     }
 }
 
+/// SHA-256 of a credential: the key its validated result is cached under (the credential
+/// itself is never kept).
+pub(crate) fn cache_key(credential: &str) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, credential.as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(digest.as_ref());
+    key
+}
+
 /// An authenticated API request.
 #[derive(Debug, Clone)]
 pub struct ApiIdentity {

@@ -82,9 +82,7 @@ impl SamlHeaderValidator {
         if value.is_empty() {
             return Err(Self::refused("saml_header_empty", "no SAMLResponse after the scheme"));
         }
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes());
-        let mut key = [0u8; 32];
-        key.copy_from_slice(digest.as_ref());
+        let key = super::cache_key(value);
         let now = self.clock.now_unix();
         if let Some(hit) = self.cache.get(&key).filter(|v| v.until > now) {
             return Ok(ApiIdentity {

@@ -25,13 +25,17 @@ pub(super) async fn serve(
     info: &RequestInfo,
 ) -> Response<Body> {
     let path = forms.canonical();
-    if api.is_metadata_request(req.method(), req.uri().query()) {
-        // WSDL/XSD: legacy clients generate their proxies from it before they hold a token.
+    // WSDL/XSD (legacy clients generate their proxies from it before they hold a token) and
+    // the app's public paths pass without a credential and without identity.
+    let metadata = api.is_metadata_request(req.method(), req.uri().query());
+    if metadata || app.is_public(forms) {
         if !api.keep_authorization {
             req.headers_mut().remove(AUTHORIZATION);
         }
-        gw.metrics.api_auth(&app.name, "none", "metadata", "metadata");
-        tracing::debug!(request_id = info.id(), app = %app.name, "service metadata request passed without authentication");
+        if metadata {
+            gw.metrics.api_auth(&app.name, "none", "metadata", "metadata");
+        }
+        tracing::debug!(request_id = info.id(), app = %app.name, metadata, "api request passed without authentication");
         return forward(gw, app, req, (upgrade, None), path, conn, info).await;
     }
     let user = match api.authenticate(&route, req.headers()).await {

@@ -9,6 +9,9 @@
 //!             4. route              host + path prefix → app (else 404)
 //!             5. strip identity     every X-Auth-* variant and mapped header name, and every
 //!                                   `_`/case spelling of forwarding/proxy headers (forwarding.rs)
+//!             5a. API paths         `auth = "bearer" | "saml-header"` (crate::api, api_request.rs):
+//!                                   Authorization header → Identity → authorization hook →
+//!                                   identity headers → 12; never a redirect
 //!             6. logout paths       app logout URLs → gateway logout
 //!             7. public paths       forward without identity
 //!             8. session            authenticated cookie → store (forged ids never looked up)

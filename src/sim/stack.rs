@@ -147,6 +147,31 @@ impl OidcStackProvider {
     }
 }
 
+impl OidcStackProvider {
+    /// An EnviIAM-like simulated provider (enviam.md §5.5): public client `isoh` with PKCE,
+    /// ES256 keys with `kid`, an issuer without trailing slash, one EnviIAM user. `extra` is
+    /// appended to its provider table.
+    pub fn enviam_like(name: &str, extra: &str) -> OidcStackProvider {
+        OidcStackProvider {
+            name: name.to_owned(),
+            sim: sim::oidc::OidcSimConfig {
+                client_id: "isoh".into(),
+                redirect_uri: String::new(),
+                client_auth: sim::oidc::SimClientAuth::Public,
+                issuer_trailing_slash: false,
+                kid: true,
+                alg: sim::oidc::SimAlg::Es256,
+                users: vec![sim::oidc::enviam_user()],
+                outage_at_start: false,
+            },
+            client_auth: None,
+            issuer: None,
+            registered_client: true,
+            extra: extra.to_owned(),
+        }
+    }
+}
+
 impl Default for StackOptions {
     fn default() -> Self {
         let any = SocketAddr::from(([127, 0, 0, 1], 0));

@@ -245,24 +245,38 @@ impl IdpClient {
         endpoint: &str,
         access_token: &str,
     ) -> Result<serde_json::Map<String, serde_json::Value>, ProviderError> {
+        let answer = self.with_token(endpoint, access_token, "application/json").await?;
+        if !answer.status.is_success() {
+            return Err(ProviderError::with_context(
+                CommonReason::HttpStatus,
+                format_args!("HTTP {} from the userinfo endpoint", answer.status),
+            ));
+        }
+        serde_json::from_slice(&answer.body)
+            .map_err(|_| ProviderError::with_context(Failure::UserinfoInvalid, "not a JSON object"))
+    }
+
+    /// GETs `endpoint` with a user's access token (RFC 6750 §2.1) over this client's channel;
+    /// only transport failures are errors here.
+    async fn with_token(
+        &self,
+        endpoint: &str,
+        access_token: &str,
+        accept: &str,
+    ) -> Result<ProfileAnswer, ProviderError> {
         let resp = self
             .http
             .get(endpoint)
             .bearer_auth(access_token)
-            .header(reqwest::header::ACCEPT, "application/json")
+            .header(reqwest::header::ACCEPT, accept)
             .send()
             .await
             .map_err(|e| unreachable(endpoint, &e))?;
         let status = resp.status();
+        let content_type =
+            resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = crate::provider::read_limited(resp, MAX_RESPONSE_BYTES).await?;
-        if !status.is_success() {
-            return Err(ProviderError::with_context(
-                CommonReason::HttpStatus,
-                format_args!("HTTP {status} from the userinfo endpoint"),
-            ));
-        }
-        serde_json::from_slice(&body)
-            .map_err(|_| ProviderError::with_context(Failure::UserinfoInvalid, "not a JSON object"))
+        Ok(ProfileAnswer { status, content_type, body })
     }
 }
 
@@ -282,19 +296,7 @@ impl IdpClient {
     /// this client's channel (mTLS with `tls_client_auth`: CAAIS binds its access tokens to
     /// the certificate). Only transport failures are errors here; the status is the caller's.
     pub async fn profile(&self, endpoint: &str, access_token: &str) -> Result<ProfileAnswer, ProviderError> {
-        let resp = self
-            .http
-            .get(endpoint)
-            .bearer_auth(access_token)
-            .header(reqwest::header::ACCEPT, "application/jwt, application/json")
-            .send()
-            .await
-            .map_err(|e| unreachable(endpoint, &e))?;
-        let status = resp.status();
-        let content_type =
-            resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let body = crate::provider::read_limited(resp, MAX_RESPONSE_BYTES).await?;
-        Ok(ProfileAnswer { status, content_type, body })
+        self.with_token(endpoint, access_token, "application/jwt, application/json").await
     }
 }
 
