@@ -115,7 +115,7 @@ async fn start(mut opts: StackOptions) -> Result<(), StackError> {
     if let Some(sub) = sim::oidc::enviam_user().get("sub").and_then(|s| s.as_str()) {
         authorizer.grant(sub, DEMO_ICO, &["ISOH_EDIT", "ISOH_READ"]);
     }
-    opts.oidc.push(OidcStackProvider::enviam_like("enviam", Vec::new(), "display_name = \"EnviIAM (simulátor)\""));
+    opts.oidc.push(OidcStackProvider::enviam_like("enviam", "display_name = \"EnviIAM (simulátor)\""));
     opts.oidc.push(OidcStackProvider::caais_like("caais", "display_name = \"CAAIS (simulátor)\""));
     if opts.apps.is_none() {
         let saml = opts.saml.as_ref().map(|s| s.name.clone());

@@ -97,10 +97,12 @@ async fn setup(test: &str) -> Option<Setup> {
     let (authorizer, url) = aisgate::sim::authorizer::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
     authorizer.grant(ENVIAM_SUB, "00007064", &["ISOH_EDIT", "ISOH_READ"]);
     authorizer.grant(NIA_SUB, "00007064", &["ISOH_READ"]);
+    let mut enviam = OidcStackProvider::enviam_like("enviam", "");
+    enviam.sim.users.push(roleless_user());
     let gw = Gateway::start(StackOptions {
         upstream: Some(service.base.clone()),
         apps: Some(APPS.replace("{authorizer}", &url)),
-        oidc: vec![OidcStackProvider::enviam_like("enviam", vec![roleless_user()], "")],
+        oidc: vec![enviam],
         saml: Some(SamlStackProvider::default()),
         ..Default::default()
     })

@@ -96,33 +96,6 @@ pub struct OidcStackProvider {
 }
 
 impl OidcStackProvider {
-    /// An EnviIAM-like provider named `name`: a public client `isoh` with PKCE, ES256 keys
-    /// with `kid`, the EnviIAM user (`role_crzp`, `role_rpp`, `loa`, …) and `users` after it.
-    /// `extra` is appended to its provider table.
-    pub fn enviam_like(
-        name: &str,
-        users: Vec<serde_json::Map<String, serde_json::Value>>,
-        extra: &str,
-    ) -> OidcStackProvider {
-        OidcStackProvider {
-            name: name.to_owned(),
-            sim: sim::oidc::OidcSimConfig {
-                client_id: "isoh".into(),
-                redirect_uri: String::new(),
-                client_auth: sim::oidc::SimClientAuth::Public,
-                issuer_trailing_slash: false,
-                kid: true,
-                alg: sim::oidc::SimAlg::Es256,
-                users: std::iter::once(sim::oidc::enviam_user()).chain(users).collect(),
-                outage_at_start: false,
-            },
-            client_auth: None,
-            issuer: None,
-            registered_client: true,
-            extra: extra.to_owned(),
-        }
-    }
-
     /// A CAAIS-like simulated provider (caais.md §1): client `MY_AIS` authenticated by mutual
     /// TLS, an issuer with a trailing slash, RS256 keys without `kid`, one official. `extra`
     /// is appended to its provider table.
