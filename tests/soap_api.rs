@@ -56,6 +56,15 @@ operation = "PrijmiData"
 require_roles = { role_rpp = ["A101:A002"] }
 
 [[app]]
+name = "isoh-web"
+path_prefix = "/web/"
+upstream = "{upstream}"
+providers = ["enviam"]
+[app.authorize]
+ico_check = true
+ico_path = "Zadost/Ico"
+
+[[app]]
 name = "isoh-saml"
 path_prefix = "/isohs/"
 upstream = "{upstream}"
@@ -414,4 +423,30 @@ fn the_demo_prints_a_working_soap_call_with_an_enviam_token() {
     assert!(answer.contains("<e:Header name=\"x-auth-roles\">A100,A101</e:Header>"), "{answer}");
     assert!(answer.contains("<e:Header name=\"x-auth-subject-roles\">ISOH_EDIT,ISOH_READ</e:Header>"), "{answer}");
     assert!(answer.contains("<e:Authorization>absent</e:Authorization>"), "{answer}");
+}
+
+/// The IČO check of `[app.authorize]` holds for browser sessions too: a session user posting
+/// SOAP to a session app is forwarded with the checked IČO only when the authorizer allows it
+/// (403 page otherwise), and nothing is forwarded for the refused one.
+#[tokio::test]
+async fn the_ico_check_holds_on_browser_session_paths_too() {
+    let Some(s) = setup("the_ico_check_holds_on_browser_session_paths_too").await else { return };
+    let cookie = s.gw.oidc_login("enviam", "/web/").await;
+    let post = |ico: &str| {
+        s.gw.client
+            .post(s.gw.url("/web/Hlaseni11.svc"))
+            .header("cookie", &cookie)
+            .header("content-type", "text/xml; charset=utf-8")
+            .body(format!(
+                "<S:Envelope xmlns:S=\"http://schemas.xmlsoap.org/soap/envelope/\"><S:Body><PoskytniData xmlns=\"urn:aisgate:isoh\"><Zadost><Ico>{ico}</Ico></Zadost></PoskytniData></S:Body></S:Envelope>"
+            ))
+            .send()
+    };
+    let allowed = post("7064").await.unwrap();
+    assert_eq!(allowed.status(), 200);
+    assert!(allowed.text().await.unwrap().contains("<t:Ico>00007064</t:Ico>"));
+    let refused = post("12345678").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    support::logs::assert_reason(&refused, "IcoDenied");
+    assert_eq!(s.service.posts().await, 1);
 }
