@@ -1,4 +1,6 @@
-//! `aisgate demo`: the gateway, an echo upstream and simulated JIP/KAAS and NIA IdPs on localhost.
+//! `aisgate demo`: the gateway, an echo upstream and simulated JIP/KAAS, NIA, EnviIAM and
+//! CAAIS IdPs on localhost, plus an EnviIAM-authenticated SOAP API app (a demo SOAP service
+//! behind `auth = "bearer"`, CRŽP role rule and IČO check by the simulated authorizer).
 //!
 //! The demo writes a real configuration file (and real certificates for mutual TLS) into a
 //! temporary directory and loads it through the same code path as `aisgate run`, so what you
@@ -8,7 +10,69 @@ use std::time::Duration;
 
 use crate::listen::{self, PublicListener};
 use crate::sim;
-use crate::sim::stack::{StackError, StackListener, StackOptions};
+use crate::sim::stack::{OidcStackProvider, StackError, StackListener, StackOptions};
+
+/// The IČO the simulated authorizer lets the EnviIAM demo user act for.
+const DEMO_ICO: &str = "00007064";
+
+/// The demo's apps: the echo app for browser logins with every simulated IdP, and the SOAP
+/// API app `/isoh/` (bearer tokens of the EnviIAM simulator, CRŽP role `A100` for
+/// `PoskytniData`, the IČO in `Zadost/Ico` checked by the authorizer; `PrijmiData` is a
+/// reception operation exempt from the IČO check, like those of `HlaseniOrp.svc`).
+fn demo_apps(saml: Option<&str>, soap_upstream: &str, authorizer_url: &str) -> String {
+    let providers: Vec<String> =
+        ["jip"].into_iter().chain(saml).chain(["enviam", "caais"]).map(|p| format!("\"{p}\"")).collect();
+    format!(
+        r#"
+[[app]]
+name = "echo"
+upstream = "{{upstream}}"
+providers = [{providers}]
+public_paths = ["/public"]
+logout_paths = ["/logout"]
+
+[app.headers]
+identity_token = true
+
+[[app]]
+name = "isoh-soap"
+display_name = "ISOH SOAP (demo)"
+path_prefix = "/isoh/"
+upstream = "{soap_upstream}"
+providers = ["enviam"]
+auth = "bearer"
+soap = true
+[app.bearer]
+provider = "enviam"
+[app.authorize]
+ico_check = true
+exempt_operations = ["PrijmiData"]
+[[app.authorize.operation]]
+name = "PoskytniData"
+ico_path = "Zadost/Ico"
+[[app.rule]]
+operation = "PoskytniData"
+require_roles = {{ role_crzp = ["A100"] }}
+
+[authorizer]
+url = "{authorizer_url}"
+"#,
+        providers = providers.join(", "),
+    )
+}
+
+/// The shell commands that get an access token from the simulated EnviIAM (authorization
+/// code + PKCE, the code read from the redirect without following it) and call the SOAP app.
+pub fn soap_call_script(idp: &str, redirect_uri: &str, gateway: &str) -> String {
+    format!(
+        r#"V=demo-pkce-verifier-0123456789-0123456789-0123456789
+C=$(printf %s "$V" | openssl dgst -sha256 -binary | base64 | tr '+/' '-_' | tr -d '=')
+CODE=$(curl -s -o /dev/null -w '%{{redirect_url}}' "{idp}/oauth2/authorize?response_type=code&client_id=isoh&scope=openid&state=s&code_challenge_method=S256&code_challenge=$C&redirect_uri={redirect_uri}" | sed 's/.*[?&]code=\([^&]*\).*/\1/')
+TOKEN=$(curl -s {idp}/oauth2/token -d grant_type=authorization_code -d client_id=isoh -d "code=$CODE" -d "code_verifier=$V" --data-urlencode "redirect_uri={redirect_uri}" | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+curl -s {gateway}/isoh/Hlaseni.svc -H "Authorization: Bearer $TOKEN" -H 'Content-Type: text/xml; charset=utf-8' -H 'SOAPAction: "urn:aisgate:isoh/IHlaseni/PoskytniData"' --data '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><PoskytniData xmlns="urn:aisgate:isoh"><Zadost><Ico>{ico}</Ico></Zadost></PoskytniData></s:Body></s:Envelope>'"#,
+        ico = DEMO_ICO.trim_start_matches('0'),
+    )
+}
 
 /// Runs the demo until Ctrl-C. Returns the exit code.
 pub async fn run(opts: StackOptions) -> i32 {
@@ -42,12 +106,29 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-async fn start(opts: StackOptions) -> Result<(), StackError> {
+async fn start(mut opts: StackOptions) -> Result<(), StackError> {
     let ops_listen = opts.ops_listen;
+    let local = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let soap = sim::soap_echo::start(local).await.map_err(|e| StackError::Other(format!("demo SOAP service: {e}")))?;
+    let (authorizer, authorizer_url) =
+        sim::authorizer::start(local).await.map_err(|e| StackError::Other(format!("simulated authorizer: {e}")))?;
+    if let Some(sub) = sim::oidc::enviam_user().get("sub").and_then(|s| s.as_str()) {
+        authorizer.grant(sub, DEMO_ICO, &["ISOH_EDIT", "ISOH_READ"]);
+    }
+    opts.oidc.push(OidcStackProvider::enviam_like("enviam", "display_name = \"EnviIAM (simulátor)\""));
+    opts.oidc.push(OidcStackProvider::caais_like("caais", "display_name = \"CAAIS (simulátor)\""));
+    if opts.apps.is_none() {
+        let saml = opts.saml.as_ref().map(|s| s.name.clone());
+        opts.apps = Some(demo_apps(saml.as_deref(), &format!("http://{soap}"), &authorizer_url));
+    }
     // `prepare` removes the directory itself when it fails (e.g. a port is busy).
     let stack = sim::stack::prepare(opts).await?;
     let _remove = RemoveOnDrop(stack.dir.clone());
     crate::run::spawn_provider_refresh(&stack.gateway);
+    let enviam = stack.oidc.first().map_or("-", |o| o.base.as_str());
+    let caais = stack.oidc.get(1).map_or("-", |o| o.base.as_str());
+    let script =
+        soap_call_script(enviam, &format!("{}/.aisgate/callback/enviam", stack.public_base), &stack.public_base);
     println!(
         "\n================================================================================\n\
          \x20 aisgate DEMO — SIMULATED identity provider, NOT FOR PRODUCTION\n\
@@ -56,6 +137,9 @@ async fn start(opts: StackOptions) -> Result<(), StackError> {
          \x20 Upstream:        {}\n\
          \x20 Simulated KAAS:  {} (login), {} (SOAP, mutual TLS)\n\
          \x20 Simulated NIA:   {} (SAML; SP metadata at {}/.aisgate/saml/nia/metadata)\n\
+         \x20 Simulated EnviIAM: {} (OIDC, user Ing. Otto Klus, CRŽP roles A100, A101)\n\
+         \x20 Simulated CAAIS:   {} (OIDC, mutual TLS token endpoint)\n\
+         \x20 SOAP API app:    {}/isoh/Hlaseni.svc (bearer token; IČO {} allowed by the simulated authorizer)\n\
          \x20 Ops:             http://{}/metrics  /readyz  /healthz\n\
          \x20 JWKS:            {}/.aisgate/jwks.json\n\
          \x20 Config written:  {}\n\
@@ -67,10 +151,15 @@ async fn start(opts: StackOptions) -> Result<(), StackError> {
         stack.sim.ws_base,
         stack.saml.as_ref().map_or("-", |s| s.base.as_str()),
         stack.public_base,
+        enviam,
+        caais,
+        stack.public_base,
+        DEMO_ICO,
         ops_listen,
         stack.public_base,
         stack.config_path.display()
     );
+    println!("Call the SOAP app with a token of the simulated EnviIAM (bash, curl, openssl):\n\n{script}\n");
     let limits = crate::run::limits(&stack.config);
     let public = vec![PublicListener { listener: stack.listener, tls: None }];
     listen::serve(stack.gateway, public, stack.ops, limits, Duration::from_secs(5), listen::shutdown_signal()).await;

@@ -300,6 +300,40 @@ fn check_warns_about_a_rule_shadowed_by_an_earlier_broader_one() {
     assert!(stderr.contains("aisgate.toml:"), "the warning names the file: {stderr}");
 }
 
+/// Issue 11 item 5: an operation rule (`operation = …`) decides SOAP operations, not paths:
+/// it is not shadowed by a path rule with the same prefix, nor does it shadow one; two rules
+/// for the same operation do shadow.
+#[test]
+fn operation_rules_shadow_only_rules_of_the_same_operation() {
+    let dir = Dir::new();
+    let rules = r#"
+[[app.rule]]
+path_prefix = "/admin"
+operation = "PoskytniData"
+require_roles = { role_crzp = ["C110:C206"] }
+
+[[app.rule]]
+path_prefix = "/admin"
+any_role = ["ADMIN"]
+
+[[app.rule]]
+path_prefix = "/admin/x"
+operation = "PrijmiData"
+require_roles = { role_rpp = ["A100:A001"] }
+
+[[app.rule]]
+path_prefix = "/admin/x"
+operation = "PoskytniData"
+require_roles = { role_cizp = ["C100"] }
+"#;
+    let config = dir.write("aisgate.toml", &(good_config("127.0.0.1:0", "127.0.0.1:0", "http://127.0.0.1:1") + rules));
+    let (code, _, stderr) = check(&config);
+    assert_eq!(code, 0, "{stderr}");
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("is never used")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains("rule #4 (path_prefix \"/admin/x\") is never used: rule #1"), "{stderr}");
+}
+
 #[test]
 fn check_explain_names_app_readings_rule_and_verdict() {
     let dir = Dir::new();

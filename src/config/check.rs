@@ -199,6 +199,14 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
         for message in crate::api::config::check(app, &config.provider) {
             at(&app.loc, format!("app {name:?}: {message}"));
         }
+        for message in crate::api::authorize::check_app(app, config.authorizer.as_ref()) {
+            at(&app.loc, format!("app {name:?}: {message}"));
+        }
+    }
+    if let Some(authorizer) = &config.authorizer {
+        for message in crate::api::authorize::check_authorizer(authorizer) {
+            at(&main_loc, format!("[authorizer] {message}"));
+        }
     }
     if config.app.is_empty() {
         at(&main_loc, "no [[app]] is configured".into());

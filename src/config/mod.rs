@@ -65,6 +65,9 @@ pub struct Config {
     /// Account links JIP/KAAS ↔ CAAIS (`[links]`); needed by apps with `account_link`.
     #[serde(default)]
     pub links: Option<crate::links::LinksConfig>,
+    /// The subject authorizer (CRŽP role + IČO check) apps with `[app.authorize]` ask.
+    #[serde(default)]
+    pub authorizer: Option<crate::api::authorize::config::AuthorizerConfig>,
 }
 
 /// `[server]`
@@ -487,6 +490,9 @@ pub struct AppConfig {
     /// Authorization rules, checked in order; the first whose path prefix matches decides.
     #[serde(default)]
     pub rule: Vec<AccessRule>,
+    /// SOAP operation authorization: body buffering, IČO extraction, exemptions.
+    #[serde(default)]
+    pub authorize: Option<crate::api::authorize::config::AppAuthorizeConfig>,
     /// Protocols a client may upgrade to through this app (`Upgrade` tokens, matched by name,
     /// any case). Default `["websocket"]`. Other upgrade requests are forwarded as plain
     /// requests without `Upgrade`; `h2c` is never allowed.
@@ -547,6 +553,13 @@ pub struct AccessRule {
     /// Allowed providers (any of the app's if empty).
     #[serde(default)]
     pub providers: Vec<String>,
+    /// SOAP operation (body element local name or SOAPAction last segment) the rule is for;
+    /// such rules are checked per operation after the path rules (see `api::authorize`).
+    #[serde(default)]
+    pub operation: Option<String>,
+    /// EnviIAM role requirements against `role_crzp`/`role_cizp` and `role_rpp`.
+    #[serde(default)]
+    pub require_roles: Option<crate::api::authorize::roles::RoleRequirement>,
 }
 
 /// `[app.dangerous]`

@@ -119,9 +119,11 @@ pub fn rule_warnings(config: &Config) -> Vec<Issue> {
             PathCase::Insensitive => fold_case(p).into_owned(),
         };
         for (j, later) in app.rule.iter().enumerate() {
-            let shadowing = app.rule[..j]
-                .iter()
-                .position(|earlier| under_prefix(&fold(&later.path_prefix), &fold(&earlier.path_prefix)));
+            // Path rules shadow path rules; an operation rule only rules of the same operation.
+            let shadowing = app.rule[..j].iter().position(|earlier| {
+                earlier.operation == later.operation
+                    && under_prefix(&fold(&later.path_prefix), &fold(&earlier.path_prefix))
+            });
             if let Some(i) = shadowing {
                 warnings.push(Issue {
                     loc: app.loc.clone(),

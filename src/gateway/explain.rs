@@ -130,6 +130,9 @@ fn describe_rule(app: &route::App, index: usize) -> String {
     if !rule.organisations.is_empty() {
         let _ = write!(s, ", organisations {:?}", rule.organisations);
     }
+    if let Some(req) = &rule.require_roles {
+        let _ = write!(s, ", require_roles crzp {:?} rpp {:?} ({:?})", req.role_crzp, req.role_rpp, req.mode);
+    }
     if !rule.providers.is_empty() {
         let _ = write!(s, ", providers {:?}", rule.providers);
     }

@@ -206,6 +206,21 @@ async fn app_request(
             });
             return forbidden(gw, &session.identity, return_url(path, req.uri().query()), info);
         }
+        if app.authorizes_operations() {
+            // SOAP operation rules and the IČO check hold for browser sessions too.
+            let here = return_url(path, req.uri().query());
+            match crate::api::authorize::check(gw, app, forms, &session.identity, req, info.id()).await {
+                Ok(checked) => req = checked,
+                Err(denial) => {
+                    return match denial.status() {
+                        StatusCode::FORBIDDEN => forbidden(gw, &session.identity, here, info),
+                        StatusCode::PAYLOAD_TOO_LARGE => rescue::error(ErrorKind::PayloadTooLarge, info, None),
+                        StatusCode::BAD_REQUEST => rescue::error(ErrorKind::BadRequest, info, None),
+                        _ => rescue::error(ErrorKind::IdpUnavailable, info, None),
+                    };
+                }
+            }
+        }
         add_identity_headers(gw, app, session, &mut req);
         if app.upstream_bearer {
             match bearer(gw, key, session, info).await {

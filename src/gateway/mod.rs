@@ -101,6 +101,8 @@ pub struct Gateway {
     pub tokens: Option<TokenIssuer>,
     /// Upstream client.
     pub upstream: UpstreamClient,
+    /// The subject authorizer (`[authorizer]`), if configured.
+    pub authorizer: Option<crate::api::authorize::Authorizer>,
     /// Client headers removed before forwarding.
     pub namespace: IdentityNamespace,
     /// Trusted proxies.
@@ -406,6 +408,13 @@ impl Gateway {
             },
         };
         audit.register_metrics(&mut metrics);
+        let authorizer = match &config.authorizer {
+            None => None,
+            Some(cfg) => match crate::api::authorize::Authorizer::build(cfg, &mut metrics, clock.clone()) {
+                Ok(a) => Some(a),
+                Err(e) => return Err(vec![ConfigError::at(&main_loc, format!("[authorizer] {e}"))]),
+            },
+        };
         // CPU-heavy login work runs off the I/O workers, bounded (issue 15 item 1; `cpu`).
         let workers = config.server.login_workers.unwrap_or_else(crate::cpu::default_workers);
         let queue = config.server.login_queue.unwrap_or_else(|| crate::cpu::default_queue(workers));
@@ -444,6 +453,7 @@ impl Gateway {
             audit,
             tokens,
             upstream,
+            authorizer,
             namespace,
             trusted_proxies: config.server.trusted_proxies.clone(),
             cookie_name: config.session.cookie_name(),

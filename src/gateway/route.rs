@@ -65,8 +65,11 @@ pub struct App {
     pub upstream_bearer: bool,
     /// Header mapping.
     pub headers: HeaderMapping,
-    /// Authorization rules.
+    /// Authorization rules in config order: path rules, and operation rules (`operation`
+    /// set), which only `api::authorize` applies.
     pub rules: Vec<AccessRule>,
+    /// `[app.authorize]`, compiled.
+    pub authorize: Option<crate::api::authorize::AppAuthorize>,
     /// What a path no rule matches gets.
     pub default_access: DefaultAccess,
     /// Lower-case protocol names clients may upgrade to (`upgrade_protocols`).
@@ -159,7 +162,13 @@ impl App {
             PathCase::Sensitive => p.clone(),
             PathCase::Insensitive => fold_case(p).into_owned(),
         };
-        let rules = cfg.rule.iter().map(|r| AccessRule { path_prefix: fold(&r.path_prefix), ..r.clone() }).collect();
+        let compiled = |r: &AccessRule| AccessRule {
+            path_prefix: fold(&r.path_prefix),
+            require_roles: r.require_roles.as_ref().map(|q| q.normalized()),
+            ..r.clone()
+        };
+        let rules = cfg.rule.iter().map(compiled).collect();
+        let authorize = cfg.authorize.as_ref().map(crate::api::authorize::AppAuthorize::compile).transpose()?;
         Ok(App {
             index,
             name: cfg.name.clone(),
@@ -180,6 +189,7 @@ impl App {
             upstream_bearer: cfg.upstream_bearer,
             headers,
             rules,
+            authorize,
             default_access: cfg.default_access,
             upgrade_protocols: cfg
                 .upgrade_protocols
@@ -283,8 +293,46 @@ impl App {
             .collect()
     }
 
+    /// `[app.authorize]`, if configured.
+    pub fn authorize_config(&self) -> Option<&crate::api::authorize::AppAuthorize> {
+        self.authorize.as_ref()
+    }
+
+    /// Whether any rule names a SOAP operation.
+    pub fn has_operation_rules(&self) -> bool {
+        self.rules.iter().any(|r| r.operation.is_some())
+    }
+
+    /// Whether requests need the operation hook (`api::authorize`): the body is then buffered.
+    pub fn authorizes_operations(&self) -> bool {
+        self.authorize.is_some() || self.has_operation_rules()
+    }
+
+    /// Operation rules for every (path reading, operation name) pair: the first rule naming
+    /// the operation whose prefix covers the reading decides; a pair no operation rule covers
+    /// was decided by the path rules alone.
+    pub fn authorize_operation(
+        &self,
+        forms: &PathForms<'_>,
+        operations: &[&str],
+        identity: &Identity,
+    ) -> Result<(), Denied> {
+        for reading in self.readings(forms).iter() {
+            for op in operations {
+                let rule = self
+                    .rules
+                    .iter()
+                    .find(|r| r.operation.as_deref() == Some(op) && under_prefix(reading, &r.path_prefix));
+                if let Some(rule) = rule {
+                    check_rule(rule, identity)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn rule_for(&self, reading: &str) -> Option<(usize, &AccessRule)> {
-        self.rules.iter().enumerate().find(|(_, r)| under_prefix(reading, &r.path_prefix))
+        self.rules.iter().enumerate().find(|(_, r)| r.operation.is_none() && under_prefix(reading, &r.path_prefix))
     }
 
     fn decide(&self, reading: &str, identity: &Identity) -> (Option<usize>, Result<(), Denied>) {
@@ -301,6 +349,9 @@ fn check_rule(rule: &AccessRule, identity: &Identity) -> Result<(), Denied> {
         return Err(Denied::Provider);
     }
     if !rule.any_role.is_empty() && !rule.any_role.iter().any(|r| identity.has_role(r)) {
+        return Err(Denied::MissingRole);
+    }
+    if rule.require_roles.as_ref().is_some_and(|r| r.check(identity).is_err()) {
         return Err(Denied::MissingRole);
     }
     if let Some(min) = rule.min_loa {
@@ -492,6 +543,48 @@ mod tests {
         let decided: Vec<_> = explained.iter().map(|d| (d.reading, d.rule, d.result.clone())).collect();
         assert_eq!(decided, vec![("/admin;x/y", None, Err(Denied::NoRule)), ("/admin/y", Some(0), Ok(()))]);
         assert_eq!(deny.authorize(&path("/admin/a.jsp;jsessionid=1"), &admin()), Ok(()));
+    }
+
+    fn enviam(crzp: &str, rpp: &str) -> Identity {
+        let mut id = Identity { provider: "p".into(), ..Identity::default() };
+        id.attributes.insert("role_crzp".into(), vec![crzp.into()]);
+        id.attributes.insert("role_rpp".into(), vec![rpp.into()]);
+        id
+    }
+
+    #[test]
+    fn require_roles_on_path_rules_and_operation_rules_on_every_operation_reading() {
+        let a = app_with(
+            0,
+            &[],
+            "/",
+            "[[rule]]\npath_prefix = \"/svc\"\noperation = \"Poskytni\"\nrequire_roles = { role_crzp = [\"C110:C206\"] }\n\
+             [[rule]]\npath_prefix = \"/svc\"\noperation = \"Prijmi\"\nrequire_roles = { role_rpp = [\"A100:A001\", \"A101:A002\"], match = \"all\" }\n\
+             [[rule]]\npath_prefix = \"/svc\"\nrequire_roles = { role_cizp = [\"C100\"] }\n",
+        );
+        // The `/admin` rule of `app_with` comes first and still decides `/admin`.
+        assert_eq!(a.rules.len(), 4);
+        assert!(a.has_operation_rules());
+        let both = enviam("C100, C110:C206", "A100:A001,A101:A002");
+        let crzp_only = enviam("C100,C110:C206", "A100:A001");
+        let no_pair = enviam("C100,C110,C206", "");
+        // Path rule: `role_cizp` key is the CRŽP claim.
+        assert_eq!(a.authorize(&path("/svc/x"), &no_pair), Ok(()));
+        assert_eq!(a.authorize(&path("/svc/x"), &enviam("C101", "")), Err(Denied::MissingRole));
+        // Operation rules: the pair must be held whole; `all` needs every RPP role.
+        assert_eq!(a.authorize_operation(&path("/svc/x"), &["Poskytni"], &no_pair), Err(Denied::MissingRole));
+        assert_eq!(a.authorize_operation(&path("/svc/x"), &["Poskytni"], &crzp_only), Ok(()));
+        assert_eq!(a.authorize_operation(&path("/svc/x"), &["Prijmi"], &crzp_only), Err(Denied::MissingRole));
+        assert_eq!(a.authorize_operation(&path("/svc/x"), &["Prijmi"], &both), Ok(()));
+        // Body element says one operation, SOAPAction another: both rules must hold.
+        assert_eq!(
+            a.authorize_operation(&path("/svc/x"), &["Poskytni", "Prijmi"], &crzp_only),
+            Err(Denied::MissingRole)
+        );
+        assert_eq!(a.authorize_operation(&path("/svc/x"), &["Prijmi", "Poskytni"], &both), Ok(()));
+        // Operations no rule names, and paths outside the rules' prefix, are left to the path rules.
+        assert_eq!(a.authorize_operation(&path("/svc/x"), &["Jina"], &no_pair), Ok(()));
+        assert_eq!(a.authorize_operation(&path("/other"), &["Poskytni"], &no_pair), Ok(()));
     }
 
     #[test]

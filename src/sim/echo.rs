@@ -7,21 +7,12 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{Html, IntoResponse, Response};
 use axum::Router;
-use tokio::net::TcpListener;
 
 use crate::pages::html_escape;
 
 /// Starts the echo upstream on `addr`; returns the bound address.
 pub async fn start(addr: SocketAddr) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    let app = Router::new().fallback(echo);
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "echo upstream stopped");
-        }
-    });
-    Ok(bound)
+    super::serve(addr, Router::new().fallback(echo), "echo upstream").await
 }
 
 fn decoded(value: &[u8]) -> String {

@@ -3,9 +3,11 @@
 
 #![allow(dead_code)]
 
+pub mod forwarded_saml;
 pub mod logs;
 pub mod oidc_provider;
 pub mod redis_server;
+pub mod soap_peer;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
