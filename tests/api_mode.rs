@@ -8,15 +8,10 @@ mod support;
 
 use std::time::Duration;
 
-use aisgate::provider::saml::xmlsec::SigningKey;
-use aisgate::sim::saml_response::{Encryption, ResponseSpec};
 use aisgate::sim::stack::{OidcStackProvider, SamlStackProvider, StackOptions};
-use base64::Engine;
 use serde_json::Value;
+use support::forwarded_saml::{forwarded, idp_key, saml_ready, stranger_key};
 use support::{header_echo, Gateway};
-
-const CALLER_ENTITY: &str = "https://crzp.example.cz/sp";
-const CALLER_ACS: &str = "https://crzp.example.cz/acs";
 
 const APPS: &str = r#"
 [[app]]
@@ -494,30 +489,6 @@ async fn wsdl_passes_without_authentication() {
 // SAML header
 // ---------------------------------------------------------------------------
 
-/// A Response the IdP issued to the calling application (encrypted to the gateway's key),
-/// edited by `edit`, signed with `key`, base64.
-fn forwarded(gw: &Gateway, key: &SigningKey, edit: impl FnOnce(&mut ResponseSpec)) -> String {
-    let now = gw.clock.now_unix();
-    let mut spec = ResponseSpec::nia(now, "_caller_request_1", CALLER_ACS, CALLER_ENTITY);
-    spec.sc_not_on_or_after = now + 15;
-    spec.not_on_or_after = now + 30;
-    spec.encryption = Encryption::Aes256Cbc;
-    edit(&mut spec);
-    let cert = aisgate::tls::load_certs(&gw.stack_dir.join("nia-encryption.pem")).unwrap();
-    let xml = spec.build(key, cert[0].as_ref()).unwrap();
-    base64::engine::general_purpose::STANDARD.encode(xml)
-}
-
-fn idp_key(gw: &Gateway) -> SigningKey {
-    let idp = &gw.saml.as_ref().unwrap().idp;
-    SigningKey::from_pem(idp.key_pem.as_bytes(), idp.cert_pem.as_bytes()).unwrap()
-}
-
-/// Wait until the gateway holds the IdP metadata (loaded by the background refresh).
-async fn saml_ready(gw: &Gateway) {
-    wait_until(|| gw.saml.as_ref().unwrap().knobs().metadata_fetches > 0).await;
-}
-
 /// A valid forwarded Response: the user's identity upstream; re-used within its validity it
 /// is served from the cache (no one-time replay check).
 #[tokio::test]
@@ -587,9 +558,7 @@ async fn saml_header_bad_signature_is_refused() {
     saml_ready(&gw).await;
     let genuine = format!("SAML {}", forwarded(&gw, &idp_key(&gw), |_| {}));
     echoed(get(&gw, "/svc/x", Some(&genuine)).await).await;
-    let stranger = aisgate::sim::certs::rsa_identity("stranger").unwrap();
-    let key = SigningKey::from_pem(stranger.key_pem.as_bytes(), stranger.cert_pem.as_bytes()).unwrap();
-    let resp = get(&gw, "/svc/x", Some(&format!("SAML {}", forwarded(&gw, &key, |_| {})))).await;
+    let resp = get(&gw, "/svc/x", Some(&format!("SAML {}", forwarded(&gw, &stranger_key(), |_| {})))).await;
     assert_eq!(resp.status(), 401);
     support::logs::assert_reason(&resp, "api credential refused");
     let line = support::logs::line_with(&support::logs::request_id(&resp), "api credential refused");

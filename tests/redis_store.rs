@@ -682,8 +682,17 @@ fn keyring() -> Keyring {
 }
 
 fn store(redis: &Redis, prefix: &str) -> RedisStore {
+    store_with_cache(redis, prefix, 0).unwrap()
+}
+
+/// A store whose instance-local copies live `local_cache_ms`.
+fn store_with_cache(
+    redis: &Redis,
+    prefix: &str,
+    local_cache_ms: u64,
+) -> Result<RedisStore, aisgate::session::redis::RedisSetupError> {
     let cfg: aisgate::config::RedisConfig = toml::from_str(&format!(
-        "url = \"{}\"\nkey_prefix = \"{prefix}\"\ntimeout_ms = 500\nlocal_cache_ms = 0\n",
+        "url = \"{}\"\nkey_prefix = \"{prefix}\"\ntimeout_ms = 500\nlocal_cache_ms = {local_cache_ms}\n",
         redis.url()
     ))
     .unwrap();
@@ -694,7 +703,7 @@ fn store(redis: &Redis, prefix: &str) -> RedisStore {
         apps: 1,
         clock: Clock::system(),
     };
-    RedisStore::new(&cfg, keyring().record_keys(), opts, &|_| None).unwrap()
+    RedisStore::new(&cfg, keyring().record_keys(), opts, &|_| None)
 }
 
 fn user_session(provider: &str, sub: &str, sid: Option<&str>) -> Arc<Session> {
@@ -1041,21 +1050,7 @@ async fn a_decoded_session_is_reused_only_while_its_record_is_unchanged() {
 #[tokio::test]
 async fn the_local_copy_is_used_briefly_and_dropped_by_a_logout_at_another_instance() {
     let Some(redis) = Redis::start().await else { return };
-    let with_cache = |ms: u64| {
-        let cfg: aisgate::config::RedisConfig = toml::from_str(&format!(
-            "url = \"{}\"\nkey_prefix = \"t9:\"\ntimeout_ms = 500\nlocal_cache_ms = {ms}\n",
-            redis.url()
-        ))
-        .unwrap();
-        let opts = RedisStoreOptions {
-            idle: Duration::from_secs(600),
-            login_ttl: Duration::from_secs(60),
-            absolute: Duration::from_secs(3600),
-            apps: 1,
-            clock: Clock::system(),
-        };
-        RedisStore::new(&cfg, keyring().record_keys(), opts, &|_| None)
-    };
+    let with_cache = |ms: u64| store_with_cache(&redis, "t9:", ms);
     assert_eq!(
         with_cache(1001).err().map(|e| e.to_string()).as_deref(),
         Some("[session.redis] local_cache_ms = 1001: at most 1000 (a logout elsewhere must take effect within 1 s)")
