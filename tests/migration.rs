@@ -7,7 +7,7 @@ mod support;
 
 use std::path::Path;
 
-use aisgate::sim::stack::StackOptions;
+use aisgate::sim::stack::{SamlStackProvider, StackOptions};
 use serde_json::Value;
 use support::{caais_provider, header_echo, location, logs, parse_form, set_cookie, Gateway};
 
@@ -29,6 +29,7 @@ fn apps_with(links: &str, providers: &str, account_link: &str) -> String {
 [links]
 {links}
 legacy_providers = ["jip"]
+caais_providers = ["caais"]
 
 [[app]]
 name = "desk"
@@ -577,4 +578,88 @@ async fn require_without_a_legacy_login_explains_that_only_an_administrator_can_
     logs::assert_reason(&page, "no_legacy_login");
     let html = page.text().await.unwrap();
     assert!(html.contains("Aplikace vyžaduje propojení s účtem JIP/KAAS") && !html.contains("<form"), "{html}");
+}
+
+/// The simulated NIA's subject: an eIDAS PersonIdentifier, not a CAAIS BSI.
+const NIA_SUBJECT: &str = "CZ/CZ/2e3883ee-7e0d-47cb-8fee-2ea231a58ee6";
+
+/// A complete login at the simulated NIA returning to `/`; the session `Cookie` value.
+async fn nia_login(gw: &Gateway) -> String {
+    let start = gw.navigate("/.aisgate/login?return=%2F&provider=nia", None).await;
+    let login_cookie = format!("aisgate_login={}", set_cookie(&start, "aisgate_login").expect("pre-login cookie"));
+    let answer = gw.to_idp(start).await;
+    assert_eq!(answer.status(), 200, "the simulated NIA answers with a form");
+    let (acs, form) = parse_form(&answer.text().await.unwrap());
+    let done = gw
+        .client
+        .post(&acs)
+        .form(&form)
+        .header("cookie", &login_cookie)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 302, "the NIA login completes");
+    assert_eq!(location(&done), "/");
+    format!("aisgate_session={}", set_cookie(&done, "aisgate_session").expect("session cookie"))
+}
+
+/// A NIA (SAML eIDAS) login at an app that requires links and also offers CAAIS and JIP/KAAS:
+/// the subject is no CAAIS BSI, so there is nothing to link. The user reaches the upstream
+/// with no link page and no legacy headers — even when the table (wrongly) holds a link under
+/// that very subject — and is not counted as a CAAIS login; a CAAIS user of the same app still is.
+#[tokio::test]
+async fn a_nia_login_at_a_require_app_passes_without_link_page_legacy_headers_or_caais_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("links.sqlite");
+    logs::capture();
+    let gw = Gateway::start(StackOptions {
+        upstream: Some(header_echo().await),
+        oidc: vec![caais_provider("")],
+        saml: Some(SamlStackProvider::default()),
+        apps: Some(apps(&db, r#""nia", "caais", "jip""#, "require")),
+        ..StackOptions::default()
+    })
+    .await;
+
+    // Straight to the upstream (a navigation and an API request), with no legacy headers.
+    let nia = nia_login(&gw).await;
+    let to_app = gw.navigate("/", Some(&nia)).await;
+    assert_eq!(to_app.status(), 200, "no link page for a NIA session: {:?}", to_app.headers().get("location"));
+    let headers = upstream_headers(&gw, &nia).await;
+    assert_eq!(headers["x-auth-provider"], "nia");
+    assert_eq!(headers["x-auth-subject"], NIA_SUBJECT);
+    let api = gw.client.get(gw.url("/")).header("cookie", &nia).send().await.unwrap();
+    assert_eq!(api.status(), 200, "require does not refuse a NIA session");
+    // The link page has nothing to offer a NIA session: back to the app.
+    let page = gw.navigate("/.aisgate/link?return=%2F", Some(&nia)).await;
+    assert_eq!(page.status(), 302);
+    assert_eq!(location(&page), "/");
+    // Counted as a SAML login of the app, not as a CAAIS login.
+    let m = metrics(&gw).await;
+    assert_eq!(metric(&m, r#"aisgate_app_logins_total{app="desk",protocol="saml"}"#), 1, "{m}");
+    assert_eq!(metric(&m, r#"aisgate_caais_logins_total{app="desk",linked="false"}"#), 0, "{m}");
+    assert_eq!(metric(&m, r#"aisgate_caais_logins_total{app="desk",linked="true"}"#), 0, "{m}");
+
+    // A link stored (by mistake) under the NIA subject is not looked up for a NIA login.
+    let store = aisgate::links::sqlite::SqliteLinks::open(&db).unwrap();
+    let legacy = aisgate::identity::LegacyAccount { id: JIP_USER_0.into(), username: None, organisation: None };
+    let link = aisgate::links::Link { bsi: NIA_SUBJECT.into(), legacy, created_at: 1, source: "import".into() };
+    aisgate::links::LinkStore::create(&store, link).await.unwrap();
+    drop(store);
+    let again = nia_login(&gw).await;
+    let headers = upstream_headers(&gw, &again).await;
+    let legacy: Vec<&String> =
+        headers.keys().filter(|k| k.starts_with("x-auth-legacy") || *k == "x-legacy-user").collect();
+    assert!(legacy.is_empty(), "a NIA subject is never looked up as a BSI: {legacy:?}");
+    let claims = identity_token_claims(headers["x-auth-token"].as_str().unwrap());
+    assert!(claims.get("legacy").is_none(), "{claims}");
+    let m = metrics(&gw).await;
+    assert_eq!(metric(&m, r#"aisgate_caais_logins_total{app="desk",linked="true"}"#), 0, "{m}");
+
+    // A CAAIS user of the same app is still asked to link, and counted.
+    let caais = gw.oidc_login("caais", "/").await;
+    assert_eq!(location(&gw.navigate("/", Some(&caais)).await), "/.aisgate/link?return=%2F");
+    let m = metrics(&gw).await;
+    assert_eq!(metric(&m, r#"aisgate_caais_logins_total{app="desk",linked="false"}"#), 1, "{m}");
 }

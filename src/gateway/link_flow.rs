@@ -33,7 +33,8 @@ use crate::session::{random_id, Session, StoreKey};
 const LINK_PATH: &str = "/.aisgate/link";
 
 /// The request-path check (after the session is loaded, before authorization): `Some` when a
-/// CAAIS session without a link must see the link page first.
+/// CAAIS session without a link must see the link page first. Sessions of other providers
+/// (legacy, NIA, …) pass.
 pub(super) fn gate(
     gw: &Gateway,
     app: &App,
@@ -43,7 +44,7 @@ pub(super) fn gate(
 ) -> Option<Response<Body>> {
     let links = gw.links.as_ref()?;
     let identity = &session.identity;
-    if app.account_link == AccountLink::Off || identity.legacy.is_some() || links.is_legacy(&identity.provider) {
+    if app.account_link == AccountLink::Off || identity.legacy.is_some() || !links.is_caais(&identity.provider) {
         return None;
     }
     let navigation = is_navigation(method, headers);
@@ -81,7 +82,7 @@ async fn context<'a>(
         return Err(rescue::error(ErrorKind::NotFound, info, None));
     };
     match super::handler::load_session(gw, headers, info).await {
-        // Linked already (or a legacy session): nothing to do here.
+        // Linked already (or not a CAAIS session): nothing to do here.
         Ok(Some((_, session))) if already_done(gw, &session) => Err(rescue::redirect(return_to.as_str())),
         Ok(Some((key, session))) if app.accepts_provider(&gw.providers, &session.identity.provider) => {
             Ok((key, session, app, return_to))
@@ -109,8 +110,8 @@ fn no_legacy_login(info: &RequestInfo) -> Response<Body> {
 }
 
 fn already_done(gw: &Gateway, session: &Session) -> bool {
-    let legacy = gw.links.as_ref().is_none_or(|l| l.is_legacy(&session.identity.provider));
-    session.identity.legacy.is_some() || legacy
+    let not_caais = gw.links.as_ref().is_none_or(|l| !l.is_caais(&session.identity.provider));
+    session.identity.legacy.is_some() || not_caais
 }
 
 /// `GET /.aisgate/link?return=…`: the offer/require page.

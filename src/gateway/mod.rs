@@ -403,7 +403,7 @@ impl Gateway {
         let links = match &config.links {
             None => None,
             Some(cfg) => match crate::links::open(cfg, &config.session, env) {
-                Ok(store) => Some(crate::links::Links::new(store, cfg, &app_names, &mut metrics)),
+                Ok(store) => Some(crate::links::Links::new(store, cfg, &config.provider, &app_names, &mut metrics)),
                 Err(e) => return Err(vec![ConfigError::at(&main_loc, format!("[links] {e}"))]),
             },
         };

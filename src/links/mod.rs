@@ -40,6 +40,17 @@ pub enum AccountLink {
     Require,
 }
 
+impl AccountLink {
+    /// The configured spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountLink::Off => "off",
+            AccountLink::Offer => "offer",
+            AccountLink::Require => "require",
+        }
+    }
+}
+
 /// Where links are kept.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -62,12 +73,76 @@ pub struct LinksConfig {
     #[serde(default = "default_database")]
     pub database: PathBuf,
     /// Providers whose logins are legacy JIP/KAAS accounts (their `UzivatelId` is the legacy
-    /// id); every other provider's login is a CAAIS login whose subject is the BSI.
+    /// id).
     pub legacy_providers: Vec<String>,
+    /// Providers whose login subject is a CAAIS BSI: only their logins are annotated with a
+    /// link, asked to link and counted. Default: see [`LinksConfig::caais_providers`]. Logins
+    /// of any other provider (NIA, EnviIAM, …) pass untouched.
+    #[serde(default, rename = "caais_providers")]
+    pub caais_list: Option<Vec<String>>,
     /// `aisgate check`: the database's directory is checked, nothing is created (the store is
     /// an empty in-memory one).
     #[serde(skip)]
     pub dry_run: bool,
+}
+
+impl LinksConfig {
+    /// The providers whose subject is a CAAIS BSI: `caais_providers` when set, else every
+    /// provider that is certainly CAAIS ([`CaaisSource::Certain`]) and not a legacy provider.
+    pub fn caais_providers(&self, providers: &[crate::config::Located<crate::config::ProviderConfig>]) -> Vec<String> {
+        match &self.caais_list {
+            Some(list) => list.clone(),
+            None => providers
+                .iter()
+                .filter(|p| {
+                    caais_source(p) == CaaisSource::Certain && !self.legacy_providers.iter().any(|l| l == p.name())
+                })
+                .map(|p| p.name().to_owned())
+                .collect(),
+        }
+    }
+}
+
+/// Whether a provider's login subject is a CAAIS BSI, as far as its configuration tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaaisSource {
+    /// Certainly: a `caais-*` preset (OIDC, or `kind = "kaas"` at the CAAIS legacy API, whose
+    /// `UzivatelId` is the BSI, caais.md §0 and §3.10, decoded to the same UUID text as the
+    /// OIDC `sub`) or the CAAIS SAML profile. In the default `caais_providers`.
+    Certain,
+    /// Possibly: a generic OIDC provider or a `kind = "kaas"` provider without a preset (the
+    /// configuration does not say which IdP it talks to). Only when listed.
+    Possible,
+    /// Never; why.
+    Never(&'static str),
+}
+
+/// How `provider`'s configuration classifies its subject (see [`CaaisSource`]).
+pub fn caais_source(provider: &crate::config::ProviderConfig) -> CaaisSource {
+    use crate::config::ProviderConfig;
+    use crate::provider::kaas::KaasPreset;
+    use crate::provider::oidc::OidcPreset;
+    use crate::provider::saml::attributes::Profile;
+    match provider {
+        ProviderConfig::Oidc(c) => match c.preset {
+            Some(OidcPreset::CaaisOidcTest | OidcPreset::CaaisOidcProd | OidcPreset::CaaisOidcCms) => {
+                CaaisSource::Certain
+            }
+            Some(OidcPreset::EnviamOidcTest | OidcPreset::EnviamOidcProd) => CaaisSource::Never("an EnviIAM preset"),
+            None => CaaisSource::Possible,
+        },
+        ProviderConfig::Saml(c) => match c.profile() {
+            Some(Profile::Caais) => CaaisSource::Certain,
+            Some(Profile::Nia) => CaaisSource::Never("the NIA profile: an eIDAS PersonIdentifier"),
+            Some(Profile::Enviam) => CaaisSource::Never("the EnviIAM profile"),
+            None => CaaisSource::Never("no attribute profile"),
+        },
+        ProviderConfig::Kaas(c) => match c.preset {
+            Some(KaasPreset::CaaisTest | KaasPreset::CaaisProd | KaasPreset::CaaisCms) => CaaisSource::Certain,
+            Some(_) => CaaisSource::Never("a JIP/KAAS preset: its UzivatelId is a legacy JIP id"),
+            None => CaaisSource::Possible,
+        },
+    }
 }
 
 fn default_database() -> PathBuf {
@@ -209,18 +284,27 @@ pub fn open(
     }
 }
 
-/// The links of a running gateway: the store, which providers are legacy, and the metrics.
+/// The links of a running gateway: the store, which providers are legacy and which CAAIS,
+/// and the metrics.
 pub struct Links {
     /// The table.
     pub store: Arc<dyn LinkStore>,
     legacy_providers: Vec<String>,
+    caais_providers: Vec<String>,
     /// `aisgate_caais_logins_total{app,linked}`: per app index, [unlinked, linked].
     caais_logins: Vec<[CounterHandle; 2]>,
 }
 
 impl Links {
-    /// Builds the handle and registers `aisgate_caais_logins_total{app,linked}` for `apps`.
-    pub fn new(store: Arc<dyn LinkStore>, cfg: &LinksConfig, apps: &[&str], metrics: &mut Metrics) -> Links {
+    /// Builds the handle and registers `aisgate_caais_logins_total{app,linked}` for `apps`;
+    /// `providers` are the configured providers (for the default `caais_providers`).
+    pub fn new(
+        store: Arc<dyn LinkStore>,
+        cfg: &LinksConfig,
+        providers: &[crate::config::Located<crate::config::ProviderConfig>],
+        apps: &[&str],
+        metrics: &mut Metrics,
+    ) -> Links {
         let caais_logins = apps
             .iter()
             .map(|app| {
@@ -233,12 +317,18 @@ impl Links {
                 })
             })
             .collect();
-        Links { store, legacy_providers: cfg.legacy_providers.clone(), caais_logins }
+        let caais_providers = cfg.caais_providers(providers);
+        Links { store, legacy_providers: cfg.legacy_providers.clone(), caais_providers, caais_logins }
     }
 
     /// Whether `provider` is a legacy JIP/KAAS provider.
     pub fn is_legacy(&self, provider: &str) -> bool {
         self.legacy_providers.iter().any(|p| p == provider)
+    }
+
+    /// Whether `provider`'s subject is a CAAIS BSI (and not a legacy provider's id).
+    pub fn is_caais(&self, provider: &str) -> bool {
+        !self.is_legacy(provider) && self.caais_providers.iter().any(|p| p == provider)
     }
 
     /// The configured legacy providers, in order.
@@ -247,11 +337,16 @@ impl Links {
     }
 
     /// Sets `identity.legacy` at login: a legacy login names its own account; a CAAIS login
-    /// the linked one, if any. A store failure leaves it unset (logged): the user is then
-    /// treated as unlinked, which `require` apps refuse — fail closed.
+    /// the linked one, if any; any other login none (its subject is no BSI: never looked up).
+    /// A store failure leaves it unset (logged): the user is then treated as unlinked, which
+    /// `require` apps refuse — fail closed.
     pub async fn annotate(&self, identity: &mut Identity) {
         if self.is_legacy(&identity.provider) {
             identity.legacy = legacy_of(identity);
+            return;
+        }
+        if !self.is_caais(&identity.provider) {
+            identity.legacy = None;
             return;
         }
         match self.store.by_bsi(&identity.subject).await {
@@ -260,9 +355,9 @@ impl Links {
         }
     }
 
-    /// Counts a CAAIS (non-legacy) login at app `index`.
+    /// Counts a CAAIS login at app `index` (other logins are not counted).
     pub fn count_login(&self, index: usize, identity: &Identity) {
-        if self.is_legacy(&identity.provider) {
+        if !self.is_caais(&identity.provider) {
             return;
         }
         if let Some(pair) = self.caais_logins.get(index) {
@@ -281,8 +376,10 @@ pub fn legacy_of(identity: &Identity) -> Option<LegacyAccount> {
 }
 
 /// Cross-field checks of `[links]` and `account_link` for `aisgate check`: an app asking for
-/// links needs `[links]` and a legacy provider among its providers (to confirm with); every
-/// legacy provider must exist and be a JIP/KAAS (`kind = "kaas"`) provider.
+/// links needs `[links]`, a CAAIS provider among its providers (whose users get linked) and,
+/// for `offer`, a legacy provider (to confirm with); every legacy provider must exist and be a
+/// JIP/KAAS (`kind = "kaas"`) provider not at CAAIS; every listed CAAIS provider must exist,
+/// may be CAAIS ([`caais_source`]) and must not be a legacy provider too.
 pub fn check(
     config: &crate::config::Config,
     main_loc: &crate::config::SourceLoc,
@@ -300,7 +397,29 @@ pub fn check(
                         p.kind()
                     ),
                 )),
+                Some(p) if caais_source(p) == CaaisSource::Certain => issues.push((
+                    p.loc.clone(),
+                    format!("provider {name:?} is listed in [links] legacy_providers but has a CAAIS preset: its UzivatelId is a CAAIS BSI, not a legacy JIP id"),
+                )),
                 Some(_) => {}
+            }
+        }
+        for name in links.caais_list.iter().flatten() {
+            match config.provider.iter().find(|p| p.name() == name) {
+                None => issues
+                    .push((main_loc.clone(), format!("[links] caais provider {name:?} is not a configured provider"))),
+                Some(p) if links.legacy_providers.contains(name) => issues.push((
+                    p.loc.clone(),
+                    format!("provider {name:?} is listed in both [links] legacy_providers and caais_providers"),
+                )),
+                Some(p) => {
+                    if let CaaisSource::Never(why) = caais_source(p) {
+                        issues.push((
+                            p.loc.clone(),
+                            format!("provider {name:?} is listed in [links] caais_providers but its subject is not a CAAIS BSI ({why})"),
+                        ));
+                    }
+                }
             }
         }
     }
@@ -311,6 +430,17 @@ pub fn check(
         match &config.links {
             None => issues.push((app.loc.clone(), format!("app {:?}: account_link needs a [links] table", app.name))),
             Some(links) => {
+                let caais = links.caais_providers(&config.provider);
+                if !app.providers.iter().any(|p| caais.contains(p)) {
+                    issues.push((
+                        app.loc.clone(),
+                        format!(
+                            "app {:?}: account_link = \"{}\" needs a CAAIS provider among its providers (one of [links] caais_providers; by default the providers with a caais-* preset or the CAAIS SAML profile)",
+                            app.name,
+                            app.account_link.as_str()
+                        ),
+                    ));
+                }
                 if !app.providers.iter().any(|p| links.legacy_providers.contains(p))
                     && app.account_link == AccountLink::Offer
                 {
@@ -430,4 +560,168 @@ pub fn audit(audit: &crate::audit::Audit, origin: crate::audit::Origin<'_>, chan
         result,
         reason,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROVIDERS: &str = r#"
+[server]
+listen = ["127.0.0.1:8080"]
+public_base_url = "https://portal.example.cz"
+
+[session]
+keys = [{ id = "k1", file = "session.key" }]
+
+[[provider]]
+name = "jip"
+kind = "kaas"
+preset = "kaas-test"
+ats_id = "MY_AIS"
+client_cert = "c.pem"
+client_key = "c.key"
+
+[[provider]]
+name = "caais"
+kind = "oidc"
+preset = "caais-oidc-test"
+client_id = "MY_AIS"
+client_cert = "c.pem"
+client_key = "c.key"
+
+[[provider]]
+name = "caais-legacy"
+kind = "kaas"
+preset = "caais-test"
+ats_id = "MY_AIS"
+client_cert = "c.pem"
+client_key = "c.key"
+
+[[provider]]
+name = "generic"
+kind = "oidc"
+issuer = "https://idp.example.cz/"
+client_id = "x"
+
+[[provider]]
+name = "nia"
+kind = "saml"
+preset = "nia-test"
+entity_id = "https://portal.example.cz/"
+signing_key = "s.key"
+signing_cert = "s.pem"
+encryption_keys = [{ key = "e.key", cert = "e.pem" }]
+
+[[provider]]
+name = "caais-saml"
+kind = "saml"
+preset = "caais-saml-test"
+entity_id = "AIS1"
+signing_key = "s.key"
+signing_cert = "s.pem"
+encryption_keys = [{ key = "e.key", cert = "e.pem" }]
+
+[[provider]]
+name = "enviam"
+kind = "oidc"
+preset = "enviam-oidc-test"
+client_id = "isoh"
+"#;
+
+    /// Loads `PROVIDERS` + `rest`; returns the config, the main file's location and the text.
+    fn load(dir: &tempfile::TempDir, rest: &str) -> (crate::config::Config, crate::config::SourceLoc, String) {
+        let text = format!("{PROVIDERS}{rest}");
+        let path = dir.path().join("aisgate.toml");
+        std::fs::write(&path, &text).unwrap();
+        let config = crate::config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+        (config, crate::config::SourceLoc { file: path.into(), line: 1, column: 1 }, text)
+    }
+
+    /// 1-based line of the table header `header` that precedes the first `marker`.
+    fn table_line(text: &str, header: &str, marker: &str) -> usize {
+        let at = text.find(marker).unwrap();
+        let start = text[..at].rfind(header).unwrap();
+        text[..start].lines().count() + 1
+    }
+
+    fn names(list: &[String]) -> Vec<&str> {
+        list.iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn default_caais_providers_are_the_certain_ones_and_a_list_replaces_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = "\n[[app]]\nname = \"plain\"\nupstream = \"http://127.0.0.1:3000\"\nproviders = [\"caais\"]\n";
+        let (config, _, _) = load(&dir, &format!("[links]\nlegacy_providers = [\"jip\"]\n{plain}"));
+        let links = config.links.as_ref().unwrap();
+        // CAAIS presets (OIDC, the legacy API) and the CAAIS SAML profile; not the JIP/KAAS
+        // preset, not a generic OIDC provider, not NIA, not EnviIAM.
+        assert_eq!(names(&links.caais_providers(&config.provider)), ["caais", "caais-legacy", "caais-saml"]);
+        let by_name = |n: &str| caais_source(config.provider.iter().find(|p| p.name() == n).unwrap());
+        assert_eq!(by_name("generic"), CaaisSource::Possible);
+        assert_eq!(by_name("nia"), CaaisSource::Never("the NIA profile: an eIDAS PersonIdentifier"));
+        assert_eq!(by_name("jip"), CaaisSource::Never("a JIP/KAAS preset: its UzivatelId is a legacy JIP id"));
+
+        let (config, _, _) =
+            load(&dir, &format!("[links]\nlegacy_providers = [\"jip\"]\ncaais_providers = [\"generic\"]\n{plain}"));
+        assert_eq!(names(&config.links.as_ref().unwrap().caais_providers(&config.provider)), ["generic"]);
+    }
+
+    #[test]
+    fn check_accepts_a_caais_app_and_refuses_links_without_a_caais_provider_or_with_wrong_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = |name: &str, providers: &str, link: &str| {
+            format!("\n[[app]]\nname = \"{name}\"\nupstream = \"http://127.0.0.1:3000\"\nproviders = [{providers}]\naccount_link = \"{link}\"\n")
+        };
+        let good =
+            format!("[links]\nlegacy_providers = [\"jip\"]\n{}", app("desk", r#""caais", "nia", "jip""#, "offer"));
+        let (config, main, _) = load(&dir, &good);
+        assert!(check(&config, &main).is_empty(), "{:?}", check(&config, &main));
+
+        // The loader runs `check`: its errors carry file:line:column.
+        let refused = |rest: &str| -> (Vec<(usize, String)>, String) {
+            let text = format!("{PROVIDERS}{rest}");
+            let path = dir.path().join("bad.toml");
+            std::fs::write(&path, &text).unwrap();
+            let errors = crate::config::load(&path).expect_err("refused");
+            assert!(errors.iter().all(|e| *e.loc.file == *path), "{errors:?}");
+            (errors.into_iter().map(|e| (e.loc.line, e.message)).collect(), text)
+        };
+        let expect = |line: usize, m: &str| (line, m.to_owned());
+        let (errors, text) = refused(&format!(
+            "[links]\nlegacy_providers = [\"jip\", \"caais-legacy\"]\ncaais_providers = [\"caais\", \"nia\", \"missing\", \"jip\", \"generic\"]\n{}",
+            app("desk", r#""caais", "jip""#, "offer")
+        ));
+        assert_eq!(
+            errors,
+            vec![
+                expect(
+                    table_line(&text, "[[provider]]", "name = \"caais-legacy\""),
+                    "provider \"caais-legacy\" is listed in [links] legacy_providers but has a CAAIS preset: its UzivatelId is a CAAIS BSI, not a legacy JIP id"
+                ),
+                expect(
+                    table_line(&text, "[[provider]]", "name = \"nia\""),
+                    "provider \"nia\" is listed in [links] caais_providers but its subject is not a CAAIS BSI (the NIA profile: an eIDAS PersonIdentifier)"
+                ),
+                expect(1, "[links] caais provider \"missing\" is not a configured provider"),
+                expect(
+                    table_line(&text, "[[provider]]", "name = \"jip\""),
+                    "provider \"jip\" is listed in both [links] legacy_providers and caais_providers"
+                ),
+            ]
+        );
+        // An app asking for links whose providers are NIA and JIP/KAAS only: nobody to link.
+        let (errors, text) = refused(&format!(
+            "[links]\nlegacy_providers = [\"jip\"]\n{}",
+            app("citizens", r#""nia", "jip""#, "require")
+        ));
+        assert_eq!(
+            errors,
+            vec![expect(
+                table_line(&text, "[[app]]", "name = \"citizens\""),
+                "app \"citizens\": account_link = \"require\" needs a CAAIS provider among its providers (one of [links] caais_providers; by default the providers with a caais-* preset or the CAAIS SAML profile)"
+            )]
+        );
+    }
 }
