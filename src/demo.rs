@@ -19,7 +19,10 @@ const DEMO_ICO: &str = "00007064";
 /// API app `/isoh/` (bearer tokens of the EnviIAM simulator, CRŽP role `A100` for
 /// `PoskytniData`, the IČO in `Zadost/Ico` checked by the authorizer; `PrijmiData` is a
 /// reception operation exempt from the IČO check, like those of `HlaseniOrp.svc`).
-fn demo_apps(saml: Option<&str>, soap_upstream: &str, authorizer_url: &str) -> String {
+///
+/// The echo app's `/admin` needs the access role `ADMIN`, which no simulated user has: the
+/// demo's way to show a 403.
+pub fn demo_apps(saml: Option<&str>, soap_upstream: &str, authorizer_url: &str) -> String {
     let providers: Vec<String> =
         ["jip"].into_iter().chain(saml).chain(["enviam", "caais"]).map(|p| format!("\"{p}\"")).collect();
     format!(
@@ -33,6 +36,10 @@ logout_paths = ["/logout"]
 
 [app.headers]
 identity_token = true
+
+[[app.rule]]
+path_prefix = "/admin"
+any_role = ["ADMIN"]
 
 [[app]]
 name = "isoh-soap"

@@ -1,7 +1,8 @@
-//! Pages that must not strand users (issue 14 items 10–14), through the real gateway: a reload
-//! or Back after a login (KAAS callback, NIA form re-submitted, OIDC callback replayed), the
-//! 403 page of a logged-in user, the cross-site logout confirmation, the home link of error
-//! pages, and the chooser naming the app.
+//! Pages that must not strand users (issue 14 items 7, 8 and 10–14), through the real gateway:
+//! the simulated NIA page and the demo's echo page and `/admin` rule, a reload or Back after a
+//! login (KAAS callback, NIA form re-submitted, OIDC callback replayed), the 403 page of a
+//! logged-in user, the cross-site logout confirmation, the home link of error pages, and the
+//! chooser naming the app.
 
 mod support;
 
@@ -311,4 +312,101 @@ async fn the_chooser_says_which_app_the_user_is_entering() {
     let unnamed = get(&gw, &gw.url("/desk"), None, &[("host", &host), ("accept-language", "en")]).await;
     let page = unnamed.text().await.unwrap();
     assert!(page.contains("<p>You are logging in to desk.localhost/desk.</p>"), "{page}");
+}
+
+// ---------------------------------------------------------------------------
+// Items 7 and 8: the demo's simulated NIA page, the echo page, a 403 to see
+// ---------------------------------------------------------------------------
+
+/// A gateway with the simulated NIA (and JIP) in front of the demo's echo upstream.
+async fn nia_to_echo() -> Gateway {
+    logs::capture();
+    let echo = aisgate::sim::echo::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let apps = "[[app]]\nname = \"desk\"\nupstream = \"{upstream}\"\nproviders = [\"nia\", \"jip\"]\n";
+    Gateway::start(StackOptions {
+        upstream: Some(format!("http://{echo}")),
+        apps: Some(apps.to_owned()),
+        saml: Some(SamlStackProvider::default()),
+        ..Default::default()
+    })
+    .await
+}
+
+/// The `n`th form (0-based) of `page`, as [`parse_form`] reads the first.
+fn nth_form(page: &str, n: usize) -> (String, Vec<(String, String)>) {
+    let at = page.match_indices("<form").nth(n).unwrap_or_else(|| panic!("no form {n} in {page}")).0;
+    parse_form(&page[at..])
+}
+
+#[tokio::test]
+async fn the_nia_simulator_page_has_the_banner_and_a_user_choice_that_sets_the_identity_upstream() {
+    let gw = nia_to_echo().await;
+    let users = aisgate::sim::saml::nia_demo_users();
+    assert!(users.len() >= 2 && users[0].bsi != users[1].bsi, "two different people to choose from");
+    let mut seen = Vec::new();
+    for (n, user) in users.iter().enumerate().take(2) {
+        let start = gw.navigate("/.aisgate/login?return=%2Fdesk&provider=nia", None).await;
+        let login_cookie = format!("aisgate_login={}", set_cookie(&start, "aisgate_login").unwrap());
+        let page = gw.to_idp(start).await.text().await.unwrap();
+        // The same page as the JIP/KAAS simulator's: lang, title, banner, h1, one button per user.
+        assert!(page.starts_with("<!doctype html><html lang=\"cs\">"), "{page}");
+        assert!(page.contains("<title>Simulovaný NIA</title>"), "{page}");
+        assert!(page.contains("<strong>SIMULÁTOR / SIMULATOR</strong> — not a real identity provider."), "{page}");
+        assert!(page.contains("<h1>Přihlášení přes NIA (simulace)</h1>"), "{page}");
+        for u in &users {
+            assert!(page.contains(&format!("<button type=\"submit\">{}</button>", u.label)), "{page}");
+        }
+        assert_eq!(page.matches("<form").count(), users.len(), "one form per user: {page}");
+
+        let (acs, form) = nth_form(&page, n);
+        let done = gw
+            .client
+            .post(&acs)
+            .form(&form)
+            .header("accept", "text/html")
+            .header("cookie", &login_cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(done.status(), 302, "the chosen user's Response is accepted");
+        let session = format!("aisgate_session={}", set_cookie(&done, "aisgate_session").unwrap());
+        let echo = gw.navigate("/desk", Some(&session)).await;
+        assert_eq!(echo.status(), 200);
+        let echo = echo.text().await.unwrap();
+        // The upstream sees the chosen person: subject (BSI) and name in the echo's summary.
+        assert!(echo.contains(&format!("<dt>Subject</dt><dd>{}</dd>", user.bsi)), "user {n}: {echo}");
+        let name = format!("<dt>Name</dt><dd>{} {}</dd>", user.given_name, user.family_name);
+        assert!(echo.contains(&name), "user {n}: {echo}");
+        assert!(echo.contains("<dt>Provider</dt><dd>nia</dd>"), "{echo}");
+        seen.push(user.bsi.clone());
+    }
+    assert_ne!(seen[0], seen[1]);
+}
+
+#[tokio::test]
+async fn the_demo_config_denies_admin_to_its_users_with_a_403_and_the_reason_logged() {
+    logs::capture();
+    let apps = aisgate::demo::demo_apps(Some("nia"), "http://127.0.0.1:9", "http://127.0.0.1:9");
+    let gw = Gateway::start(StackOptions {
+        upstream: Some(header_echo().await),
+        apps: Some(apps),
+        saml: Some(SamlStackProvider::default()),
+        oidc: vec![
+            aisgate::sim::stack::OidcStackProvider::enviam_like("enviam", ""),
+            aisgate::sim::stack::OidcStackProvider::caais_like("caais", ""),
+        ],
+        ..Default::default()
+    })
+    .await;
+    for user in 0..aisgate::sim::kaas::demo_users().len() {
+        let start = gw.navigate("/.aisgate/login?return=%2F&provider=jip", None).await;
+        let done = gw.finish_kaas_login(&start, user).await;
+        assert_eq!(done.status(), 302);
+        let session = format!("aisgate_session={}", set_cookie(&done, "aisgate_session").unwrap());
+        assert_eq!(gw.navigate("/", Some(&session)).await.status(), 200, "user {user} may use the app");
+        let denied = gw.navigate("/admin", Some(&session)).await;
+        assert_eq!(denied.status(), 403, "user {user}");
+        let line = line_with(&request_id(&denied), "access denied");
+        assert!(line.contains("MissingRole"), "{line}");
+    }
 }

@@ -253,26 +253,15 @@ async fn login_page(State(state): State<Arc<SimState>>, Query(q): Query<LoginQue
         return (StatusCode::BAD_REQUEST, "Neznámý atsId / unknown atsId").into_response();
     }
     let direct = q.provider_type.as_deref() == Some("directAuth");
-    let users: String = state
-        .cfg
-        .users
-        .iter()
-        .enumerate()
-        .map(|(i, u)| {
-            format!("<p><button name=\"user\" value=\"{i}\" type=\"submit\">{}</button></p>", html_escape(&u.label))
-        })
-        .collect();
-    Html(format!(
-        "<!doctype html><html lang=\"cs\"><head><meta charset=\"utf-8\"><title>Simulovaný JIP/KAAS</title>\
-         <style>body{{font-family:system-ui,sans-serif;margin:2rem}}.sim{{background:#fff3cd;padding:.5rem 1rem;border:2px solid #b58900}}\
-         button{{font-size:1rem;padding:.5rem 1rem}}</style></head><body><main>\
-         <p class=\"sim\"><strong>SIMULÁTOR / SIMULATOR</strong> — not a real identity provider.</p>\
-         <h1>Přihlášení do JIP/KAAS (simulace)</h1><p>AIS: <code>{}</code>. Vyberte uživatele / choose a user:</p>\
-         <form method=\"post\" action=\"/as/login?atsId={}\">{users}</form></main></body></html>",
+    let users: String =
+        state.cfg.users.iter().enumerate().map(|(i, u)| super::user_button(Some(i), &u.label)).collect();
+    let body = format!(
+        "<p>AIS: <code>{}</code>. Vyberte uživatele / choose a user:</p>\
+         <form method=\"post\" action=\"/as/login?atsId={}\">{users}</form>",
         html_escape(&state.cfg.ats_id),
         html_escape(&format!("{}{}", state.cfg.ats_id, if direct { "&providerType=directAuth" } else { "" })),
-    ))
-    .into_response()
+    );
+    Html(super::sim_page("Simulovaný JIP/KAAS", "Přihlášení do JIP/KAAS (simulace)", &body)).into_response()
 }
 
 #[derive(serde::Deserialize)]

@@ -1,8 +1,9 @@
 //! A simulated SAML IdP in the shape of NIA, for tests and the demo.
 //!
 //! It serves signed metadata, takes AuthnRequests by HTTP-Redirect or HTTP-POST at `/sso` and
-//! answers at once with an auto-submitted form carrying a signed Response whose Assertion is
-//! encrypted to the SP (built by [`crate::sim::saml_response`]), and at `/slo` answers a
+//! answers with a login page (the simulator banner, one button per [`nia_demo_users`] person),
+//! each button POSTing to the ACS that person's signed Response whose Assertion is encrypted
+//! to the SP (built by [`crate::sim::saml_response`]), and at `/slo` answers a
 //! LogoutRequest with a signed LogoutResponse by HTTP-Redirect. Knobs change the next
 //! Response, take the metadata down or sign it with a stranger's key.
 
@@ -76,7 +77,7 @@ pub struct Knobs {
     pub last_logout_request: Option<String>,
     /// The LogoutResponse answers this InResponseTo instead of the request's (one-shot).
     pub logout_in_response_to: Option<String>,
-    /// The last Response sent (XML), for replay tests.
+    /// The last Response sent (XML) for the first user (the page's first form), for replay tests.
     pub last_response: Option<String>,
     /// SessionIndex of the last login (inside the encrypted assertion).
     pub last_session_index: Option<String>,
@@ -292,7 +293,7 @@ async fn sso_post(State(s): St, Form(form): Form<Vec<(String, String)>>) -> Resp
     answer(&s, xml, field("RelayState"), ("post", signed))
 }
 
-/// Logs the user in at once: an auto-submitted form POSTing the Response to the ACS.
+/// The login page: one Response per demo user, each in its own form POSTing to the ACS.
 fn answer(s: &SimState, xml: String, relay_state: Option<String>, binding_seen: (&'static str, bool)) -> Response {
     let Some(request_id) = root_id(&xml) else {
         return (StatusCode::BAD_REQUEST, "AuthnRequest without ID").into_response();
@@ -319,20 +320,84 @@ fn answer(s: &SimState, xml: String, relay_state: Option<String>, binding_seen: 
     if let Some(edit) = edit {
         edit(&mut spec);
     }
-    let response = match spec.build(&s.idp, &s.cfg.sp_encryption_cert) {
-        Ok(r) => r,
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
-    };
+    // One Response per demo user (the same session, the user's identity): the page offers each
+    // as its own form. The first user is the spec as built (and edited by a test).
+    let mut responses = Vec::new();
+    for (i, user) in nia_demo_users().iter().enumerate() {
+        let mut for_user = spec.clone();
+        if i > 0 {
+            user.apply(&mut for_user);
+        }
+        match for_user.build(&s.idp, &s.cfg.sp_encryption_cert) {
+            Ok(r) => responses.push((user.label.clone(), r)),
+            Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+        }
+    }
     {
         let mut k = lock(&s.knobs);
-        k.last_response = Some(response.clone());
+        k.last_response = responses.first().map(|(_, r)| r.clone());
         k.last_session_index = Some(spec.session_index.clone());
     }
-    let mut fields = vec![("SAMLResponse", binding::base64(&response))];
-    if let Some(rs) = &relay_state {
-        fields.push(("RelayState", rs.clone()));
+    Html(login_page(&s.cfg.acs_url, relay_state.as_deref(), &responses)).into_response()
+}
+
+/// A person the simulated NIA can log in: its login page offers each.
+#[derive(Clone, Debug)]
+pub struct NiaUser {
+    /// Label on the login page.
+    pub label: String,
+    /// The BSI (NameID and `PersonIdentifier`).
+    pub bsi: String,
+    /// `CurrentGivenName`.
+    pub given_name: String,
+    /// `CurrentFamilyName`.
+    pub family_name: String,
+    /// `DateOfBirth` (`YYYY-MM-DD`).
+    pub date_of_birth: String,
+    /// `eMail`.
+    pub email: String,
+}
+
+impl NiaUser {
+    /// Makes `spec` this user's login: the NameID and the identity attributes.
+    pub fn apply(&self, spec: &mut ResponseSpec) {
+        use crate::sim::saml_response::{esc, nia};
+        spec.name_id = esc(&self.bsi);
+        for (name, _, values) in &mut spec.attributes {
+            let value = match name.as_str() {
+                nia::PERSON_IDENTIFIER => &self.bsi,
+                nia::GIVEN_NAME => &self.given_name,
+                nia::FAMILY_NAME => &self.family_name,
+                nia::DATE_OF_BIRTH => &self.date_of_birth,
+                nia::EMAIL => &self.email,
+                _ => continue,
+            };
+            *values = vec![value.clone()];
+        }
     }
-    Html(auto_post(&s.cfg.acs_url, &fields)).into_response()
+}
+
+/// The simulated NIA's users: first the person of [`ResponseSpec::nia`] (what a test that
+/// submits the page's first form gets), then a second person, to show the identity change.
+pub fn nia_demo_users() -> Vec<NiaUser> {
+    vec![
+        NiaUser {
+            label: "Jan Novák — eObčanka (substantial)".into(),
+            bsi: "CZ/CZ/2e3883ee-7e0d-47cb-8fee-2ea231a58ee6".into(),
+            given_name: "JAN".into(),
+            family_name: "NOVÁK".into(),
+            date_of_birth: "1968-03-29".into(),
+            email: "jan.novak@example.cz".into(),
+        },
+        NiaUser {
+            label: "Marie Svobodová — Bankovní identita (substantial)".into(),
+            bsi: "CZ/CZ/7b1d9c40-3f2a-4e86-b5d1-0a9e8c7f6b52".into(),
+            given_name: "MARIE".into(),
+            family_name: "SVOBODOVÁ".into(),
+            date_of_birth: "1985-11-02".into(),
+            email: "marie.svobodova@example.cz".into(),
+        },
+    ]
 }
 
 /// The `AuthnContextClassRef` an AuthnRequest asks for (the simulator reads its own
@@ -343,16 +408,28 @@ fn requested_authn_context(xml: &str) -> Option<String> {
     Some(xml[start..end].trim().to_owned()).filter(|v| !v.is_empty())
 }
 
-/// A form a test client (or a browser: press the button) submits; no inline script.
-pub fn auto_post(action: &str, fields: &[(&str, String)]) -> String {
-    let inputs: String = fields
+/// The simulated NIA's login page: the simulator banner and one form per user, each POSTing
+/// that user's Response (and the RelayState) to the ACS. No inline script: a browser presses
+/// a button, a test client submits the first form (the first user) or the one it picks.
+pub fn login_page(action: &str, relay_state: Option<&str>, responses: &[(String, String)]) -> String {
+    let relay = relay_state
+        .map(|rs| format!("<input type=\"hidden\" name=\"RelayState\" value=\"{}\">", html_escape(rs)))
+        .unwrap_or_default();
+    let forms: String = responses
         .iter()
-        .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", html_escape(k), html_escape(v)))
+        .map(|(label, response)| {
+            format!(
+                "<form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"SAMLResponse\" value=\"{}\">{relay}{}</form>",
+                html_escape(action),
+                html_escape(&binding::base64(response)),
+                super::user_button(None, label)
+            )
+        })
         .collect();
-    format!(
-        "<!doctype html><html><body><form method=\"post\" action=\"{}\">{inputs}\
-         <button type=\"submit\">Pokračovat / Continue</button></form></body></html>",
-        html_escape(action)
+    super::sim_page(
+        "Simulovaný NIA",
+        "Přihlášení přes NIA (simulace)",
+        &format!("<p>Vyberte uživatele / choose a user:</p>{forms}"),
     )
 }
 
@@ -388,5 +465,46 @@ async fn slo(State(s): St, RawQuery(query): RawQuery) -> Response {
     ) {
         Ok(url) => Redirect::to(&url).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(spec: &ResponseSpec) -> (String, Vec<(String, String, Vec<String>)>) {
+        (spec.name_id.clone(), spec.attributes.clone())
+    }
+
+    #[test]
+    fn the_first_user_is_the_default_spec_and_the_second_a_different_person() {
+        let spec = ResponseSpec::nia(1_700_000_000, "_req", "https://sp/acs", "https://sp");
+        let users = nia_demo_users();
+        let mut first = spec.clone();
+        users[0].apply(&mut first);
+        // The page's first form (what tests submit) carries the spec unchanged.
+        assert_eq!(identity(&first), identity(&spec));
+        let mut second = spec.clone();
+        users[1].apply(&mut second);
+        assert_eq!(second.name_id, users[1].bsi);
+        let values = |s: &ResponseSpec, name: &str| {
+            s.attributes.iter().find(|(n, _, _)| n == name).map(|(_, _, v)| v.clone()).unwrap_or_default()
+        };
+        use crate::sim::saml_response::nia;
+        assert_eq!(values(&second, nia::PERSON_IDENTIFIER), vec![users[1].bsi.clone()]);
+        assert_eq!(values(&second, nia::FAMILY_NAME), vec![users[1].family_name.clone()]);
+        assert_ne!(values(&second, nia::FAMILY_NAME), values(&spec, nia::FAMILY_NAME));
+        // Everything but the identity stays: same session, same LoA.
+        assert_eq!((second.session_index, second.authn_context), (spec.session_index, spec.authn_context));
+    }
+
+    #[test]
+    fn the_login_page_escapes_and_carries_the_relay_state_in_every_form() {
+        let responses = vec![("A <b>".to_owned(), "<r1/>".to_owned()), ("B".to_owned(), "<r2/>".to_owned())];
+        let page = login_page("https://sp/acs?a=1&b=2", Some("rs\"x"), &responses);
+        assert!(page.contains("<html lang=\"cs\">") && page.contains("<title>Simulovaný NIA</title>"));
+        assert!(page.contains("<button type=\"submit\">A &lt;b&gt;</button>"), "{page}");
+        assert_eq!(page.matches("action=\"https://sp/acs?a=1&amp;b=2\"").count(), 2, "{page}");
+        assert_eq!(page.matches("name=\"RelayState\" value=\"rs&quot;x\"").count(), 2, "{page}");
     }
 }
