@@ -715,6 +715,7 @@ fn pending() -> PendingLogin {
         login_base: None,
         handoff: None,
         link: None,
+        saved_post: None,
     }
 }
 

@@ -521,6 +521,7 @@ mod tests {
             login_base: None,
             handoff: None,
             link: None,
+            saved_post: None,
         };
         store.put_pending(key, pending).await.unwrap();
         assert!(store.take_pending(&key).await.unwrap().is_some());
@@ -537,6 +538,7 @@ mod tests {
             login_base: None,
             handoff: None,
             link: None,
+            saved_post: None,
         }
     }
 
