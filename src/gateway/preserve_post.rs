@@ -99,7 +99,7 @@ pub(super) async fn login_keeping(
 /// The form's fields, when the POST may be kept (checks before the body is read; the read is
 /// capped).
 async fn keep(gw: &Gateway, app: &App, headers: &HeaderMap, body: Body) -> Result<SavedPost, NotKept> {
-    if !is_form_navigation(headers) {
+    if !super::request::navigates(headers) {
         return Err(NotKept::NotNavigation);
     }
     if !same_origin(gw, app, headers) {
@@ -119,17 +119,6 @@ async fn keep(gw: &Gateway, app: &App, headers: &HeaderMap, body: Body) -> Resul
         Err(_) => return Err(NotKept::Unreadable),
     };
     decode(&bytes).map(|fields| SavedPost { fields }).ok_or(NotKept::Unreadable)
-}
-
-/// A browser form submission navigating the top-level window: not `fetch`/XHR.
-fn is_form_navigation(headers: &HeaderMap) -> bool {
-    if headers.get("x-requested-with").is_some() {
-        return false;
-    }
-    if let Some(mode) = headers.get("sec-fetch-mode") {
-        return mode == "navigate";
-    }
-    headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
 }
 
 /// `Content-Type: application/x-www-form-urlencoded` (parameters such as `charset` allowed).
