@@ -354,6 +354,13 @@ pub struct SavedPost {
     pub fields: Vec<(String, String)>,
 }
 
+impl SavedPost {
+    /// The bytes its names and values take (what a store holding it in memory budgets).
+    pub fn bytes(&self) -> usize {
+        self.fields.iter().map(|(k, v)| k.len() + v.len()).sum()
+    }
+}
+
 impl std::fmt::Debug for SavedPost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SavedPost").field("fields", &self.fields.len()).finish_non_exhaustive()
