@@ -724,6 +724,7 @@ fn pending() -> PendingLogin {
         login_base: None,
         handoff: None,
         link: None,
+        saved_post: None,
     }
 }
 
@@ -827,6 +828,28 @@ async fn a_pending_login_is_taken_exactly_once_by_concurrent_instances() {
         taken += usize::from(t.await.unwrap());
     }
     assert_eq!(taken, 1, "20 callbacks with one handle on two instances: exactly one login");
+}
+
+/// A form POST kept with a pending login (README "Form posts across a login") comes back
+/// whole from another instance, once, and is sealed at rest: the stored record does not
+/// show what the user typed.
+#[tokio::test]
+async fn a_kept_form_post_travels_sealed_with_its_pending_login() {
+    let Some(redis) = Redis::start().await else { return };
+    let (a, b) = (store(&redis, "t3p:"), store(&redis, "t3p:"));
+    let key = StoreKey::of(&[5; 32]);
+    let saved = aisgate::session::SavedPost {
+        fields: vec![("note".into(), "tajná-poznámka-12345".into()), ("note".into(), "a&b=c".into())],
+    };
+    a.put_pending(key, PendingLogin { saved_post: Some(saved.clone()), ..pending() }).await.unwrap();
+    let mut conn = redis.conn().await;
+    let keys: Vec<String> = redis::cmd("KEYS").arg("t3p:*").query_async(&mut conn).await.unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let raw: Vec<u8> = redis::cmd("GET").arg(&keys[0]).query_async(&mut conn).await.unwrap();
+    assert!(!String::from_utf8_lossy(&raw).contains("12345"), "the form is sealed with the pending login");
+    let taken = b.take_pending(&key).await.unwrap().expect("the other instance takes it");
+    assert_eq!(taken.saved_post, Some(saved));
+    assert!(a.take_pending(&key).await.unwrap().is_none(), "single use across instances");
 }
 
 #[tokio::test]

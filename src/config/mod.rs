@@ -90,6 +90,11 @@ pub struct ServerConfig {
     /// Maximum request body size, bytes (streamed, never buffered).
     #[serde(default = "defaults::max_body_bytes")]
     pub max_body_bytes: u64,
+    /// Largest `application/x-www-form-urlencoded` body of a same-origin form POST kept across
+    /// the login it triggered (sent after the session expired) and replayed after it, bytes;
+    /// 0 disables. Larger bodies are not kept (the user gets the usual login page).
+    #[serde(default = "defaults::preserve_post_max_bytes")]
+    pub preserve_post_max_bytes: usize,
     /// Time allowed for a client to send the request head, seconds.
     #[serde(default = "defaults::header_read_timeout")]
     pub header_read_timeout_secs: u64,
@@ -578,6 +583,9 @@ mod defaults {
     }
     pub fn max_body_bytes() -> u64 {
         1 << 30
+    }
+    pub fn preserve_post_max_bytes() -> usize {
+        64 * 1024
     }
     pub fn header_read_timeout() -> u64 {
         30

@@ -27,7 +27,7 @@ use crate::provider::{BrowserStep, CommonReason, PendingState, ProtocolState, Pr
 use crate::session::handoff::HandoffTarget;
 use crate::session::keyring::Purpose;
 use crate::session::shared::CounterScope;
-use crate::session::{random_id, PendingLogin, Session, StoreKey};
+use crate::session::{random_id, PendingLogin, SavedPost, Session, StoreKey};
 
 type Gw = State<Arc<Gateway>>;
 
@@ -136,7 +136,7 @@ async fn login(
             None => return rescue::error(ErrorKind::BadRequest, &info, None),
         },
     };
-    begin_login(&gw, app, (param(&params, "provider"), loa), return_to, &headers, &info, handoff).await
+    begin_login(&gw, app, (param(&params, "provider"), loa), return_to, &headers, &info, (handoff, None)).await
 }
 
 /// The request host (HTTP/1 `Host` or HTTP/2 `:authority` copied into it by the handler).
@@ -168,7 +168,21 @@ pub async fn start_login_at(
     headers: &HeaderMap,
     info: &RequestInfo,
 ) -> Response<Body> {
-    begin_login(gw, app, (provider, loa), return_to, headers, info, None).await
+    begin_login(gw, app, (provider, loa), return_to, headers, info, (None, None)).await
+}
+
+/// [`start_login`] for a same-origin form POST whose session had expired: `saved` is kept in
+/// the pending login and replayed after it (see `preserve_post`). Only a login that starts
+/// here keeps it: a provider chooser or a central login host starts without it.
+pub(super) async fn start_login_keeping(
+    gw: &Gateway,
+    app: &App,
+    return_to: ReturnUrl,
+    headers: &HeaderMap,
+    info: &RequestInfo,
+    saved: SavedPost,
+) -> Response<Body> {
+    begin_login(gw, app, (None, None), return_to, headers, info, (None, Some(saved))).await
 }
 
 /// [`start_login_at`] on the central login host for the app host of `handoff`, if given
@@ -180,7 +194,7 @@ async fn begin_login(
     return_to: ReturnUrl,
     headers: &HeaderMap,
     info: &RequestInfo,
-    handoff: Option<HandoffTarget>,
+    (handoff, saved_post): (Option<HandoffTarget>, Option<SavedPost>),
 ) -> Response<Body> {
     let here = request_host(headers);
     // The host the login is for: this one, or the app host that sent the browser here.
@@ -223,7 +237,7 @@ async fn begin_login(
         tracing::error!(request_id = info.id(), app = %app.name, host = %here, callback_base = %base, "login cannot complete: the IdP returns to another host and central_login is off");
         return rescue::error(ErrorKind::Internal, info, None);
     }
-    begin_at(gw, index, loa, return_to, headers, info, Start { base, handoff, link: None }).await
+    begin_at(gw, index, loa, return_to, headers, info, Start { base, handoff, link: None, saved_post }).await
 }
 
 /// Where and for what a login starts (see [`begin_at`]).
@@ -234,6 +248,8 @@ pub(super) struct Start {
     pub(super) handoff: Option<HandoffTarget>,
     /// The JIP/KAAS confirmation of an account link (see `link_flow`).
     pub(super) link: Option<crate::links::LinkIntent>,
+    /// A form POST to replay after the login (`preserve_post`).
+    pub(super) saved_post: Option<SavedPost>,
 }
 
 /// Sends the browser to provider `index` with a fresh pending login (and pre-login cookie).
@@ -244,7 +260,7 @@ pub(super) async fn begin_at(
     return_to: ReturnUrl,
     headers: &HeaderMap,
     info: &RequestInfo,
-    Start { base, handoff, link }: Start,
+    Start { base, handoff, link, saved_post }: Start,
 ) -> Response<Body> {
     let loop_cookie = &gw.loop_cookie_name;
     let Some(counted) = super::loop_guard::count_start(
@@ -293,6 +309,7 @@ pub(super) async fn begin_at(
         login_base: (base != gw.public_base_url).then_some(base),
         handoff,
         link,
+        saved_post,
     };
     if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {
         tracing::error!(request_id = info.id(), error = %e, "cannot store pending login");
@@ -628,7 +645,13 @@ async fn finish_login_for(
             links.count_login(app.index, &session.identity);
         }
     }
-    let mut resp = with_cleared_login(gw, rescue::redirect(target.as_str()));
+    // A form POST that started this login goes on as the user's POST (single use: the pending
+    // login is gone); otherwise back to where the login started.
+    let next = match pending.saved_post {
+        Some(saved) => super::preserve_post::replay(&target, &saved, info),
+        None => rescue::redirect(target.as_str()),
+    };
+    let mut resp = with_cleared_login(gw, next);
     let value = gw.keyring.seal(Purpose::Session, &id);
     resp.headers_mut().append(SET_COOKIE, set_cookie(&gw.cookie_name, &value, None, gw.cookie_secure));
     resp.headers_mut().append(SET_COOKIE, clear_cookie(&gw.loop_cookie_name, gw.cookie_secure));
@@ -739,6 +762,7 @@ fn unsolicited_login(provider: &str, params: &[(String, String)], info: &Request
         login_base: None,
         handoff: None,
         link: None,
+        saved_post: None,
     }
 }
 

@@ -176,12 +176,10 @@ async fn app_request(
                 // made for app `a` by another IdP. The session stays valid for its own apps;
                 // here the user logs in with one of this app's providers.
                 tracing::info!(request_id = info.id(), app = %app.name, user = %found.identity.log_label(), "session's provider is not one of the app's; login required");
-                return unauthenticated(gw, app, req.method(), req.headers(), req.uri().query(), path, info).await;
+                return unauthenticated_request(gw, app, req, path, info).await;
             }
             Ok(Some(found)) => Some(found),
-            Ok(None) => {
-                return unauthenticated(gw, app, req.method(), req.headers(), req.uri().query(), path, info).await
-            }
+            Ok(None) => return unauthenticated_request(gw, app, req, path, info).await,
             Err(resp) => return resp(info),
         }
     };
@@ -370,6 +368,25 @@ async fn unauthenticated(
         endpoints::start_login(gw, app, None, return_to, headers, info).await
     } else {
         rescue::unauthorized(info, &login_path(return_to.as_str()))
+    }
+}
+
+/// [`unauthenticated`] for a whole request: a form POST may be kept across the login it
+/// starts (`preserve_post`); whatever is not kept gets the usual answer.
+async fn unauthenticated_request(
+    gw: &Gateway,
+    app: &App,
+    req: Request<Body>,
+    path: &CanonicalPath,
+    info: &RequestInfo,
+) -> Response<Body> {
+    if !super::preserve_post::applies(gw, app, req.method()) {
+        return unauthenticated(gw, app, req.method(), req.headers(), req.uri().query(), path, info).await;
+    }
+    let return_to = return_url(path, req.uri().query());
+    match super::preserve_post::login_keeping(gw, app, req, return_to, info).await {
+        Ok(resp) => resp,
+        Err(parts) => unauthenticated(gw, app, &parts.method, &parts.headers, parts.uri.query(), path, info).await,
     }
 }
 

@@ -150,6 +150,7 @@ pub(super) async fn grant(
         login_base: None,
         handoff: None,
         link: None,
+        saved_post: None,
     };
     if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), record).await {
         tracing::error!(request_id = info.id(), error = %e, "cannot store the login handoff");

@@ -178,7 +178,7 @@ pub(super) async fn submit(
                 tracing::error!(request_id = info.id(), app = %app.name, host = %here, callback_base = %base, "account link confirmation cannot complete: the JIP/KAAS login returns to another host (central_login)");
                 return rescue::error(ErrorKind::Internal, &info, None);
             }
-            let start = super::endpoints::Start { base, handoff: None, link: Some(intent) };
+            let start = super::endpoints::Start { base, handoff: None, link: Some(intent), saved_post: None };
             super::endpoints::begin_at(&gw, legacy, None, return_to, &headers, &info, start).await
         }
         _ => rescue::error(ErrorKind::BadRequest, &info, None),

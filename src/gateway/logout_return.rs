@@ -48,6 +48,7 @@ pub(super) async fn remember_switch(gw: &Gateway, to: &ReturnUrl, info: &Request
         login_base: None,
         handoff: None,
         link: None,
+        saved_post: None,
     };
     if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {
         // The logout itself happens; the user starts the new login by hand.
@@ -149,6 +150,7 @@ pub(super) async fn provider_logout(
         login_base: None,
         handoff: None,
         link: None,
+        saved_post: None,
     };
     if let Err(e) = gw.store.put_pending(StoreKey::of(&handle), pending).await {
         // The logout itself has happened; only the return check is lost.

@@ -32,6 +32,7 @@ mod link_flow;
 mod logout_return;
 mod loop_guard;
 mod own_body;
+mod preserve_post;
 pub mod rate_limit;
 pub mod request;
 mod rescue;
@@ -127,6 +128,8 @@ pub struct Gateway {
     pub login_ttl_secs: u64,
     /// Maximum request body, bytes.
     pub max_body_bytes: u64,
+    /// Largest form POST body kept across a login, bytes; 0: none (`preserve_post`).
+    pub preserve_post_max_bytes: usize,
     /// Maximum request body of the own endpoints, bytes (see `own_body`).
     pub own_body_limit: usize,
     /// Write access-log lines.
@@ -465,6 +468,7 @@ impl Gateway {
             absolute_timeout_secs: config.session.absolute_timeout_secs,
             login_ttl_secs: config.session.login_ttl_secs,
             max_body_bytes: config.server.max_body_bytes,
+            preserve_post_max_bytes: config.server.preserve_post_max_bytes,
             own_body_limit,
             access_log: config.log.access_log,
             direct_limiter: match previous {

@@ -151,9 +151,13 @@ fn new_request_id() -> HeaderValue {
 /// Whether the request is a top-level browser navigation (which may be redirected to a
 /// login page) rather than an API call, XHR or form POST (which get 401).
 pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
-    if method != Method::GET && method != Method::HEAD {
-        return false;
-    }
+    (method == Method::GET || method == Method::HEAD) && navigates(headers)
+}
+
+/// Whether the headers are those of a browser loading a page into the window (a link, or a
+/// form submitted: `Sec-Fetch-Mode: navigate`, else HTML accepted), not of a script's
+/// `fetch`/XHR.
+pub(crate) fn navigates(headers: &HeaderMap) -> bool {
     if headers.get("x-requested-with").is_some() {
         return false;
     }

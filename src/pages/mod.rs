@@ -683,6 +683,40 @@ pub fn form_post_page(action: &str, fields: &[(&str, &str)], lang: Lang) -> Stri
             "The redirect cannot be completed. Please try again.",
         ),
     };
+    post_form(lang, (title, explain, button, broken), action, fields)
+}
+
+/// Renders the form POST that a login interrupted (its session had expired), to be sent on
+/// now that the user is logged in: the saved `fields` as hidden inputs posted to `action`
+/// (the validated return URL) with a visible "Continue" button. Nothing submits it for the
+/// user: the gateway's pages run no script (CSP `default-src 'none'`), and a second look
+/// before a form is sent again is no bad thing. Escaped and refused like [`form_post_page`].
+pub fn saved_post_page(action: &str, fields: &[(&str, &str)], lang: Lang) -> String {
+    let texts = match lang {
+        Lang::Cs => (
+            "Odeslání formuláře",
+            "Přihlášení proběhlo. Formulář, který jste odeslali před přihlášením, odešlete stisknutím tlačítka Pokračovat.",
+            "Pokračovat",
+            "Formulář nelze odeslat. Vyplňte jej prosím znovu.",
+        ),
+        Lang::En => (
+            "Sending your form",
+            "You are signed in. Press Continue to send the form you submitted before signing in.",
+            "Continue",
+            "The form cannot be sent. Please fill it in again.",
+        ),
+    };
+    post_form(lang, texts, action, fields)
+}
+
+/// The hidden-field POST form of [`form_post_page`] and [`saved_post_page`]: `texts` are the
+/// title, explanation, button label and the message shown instead for an unsafe `action`.
+fn post_form(
+    lang: Lang,
+    (title, explain, button, broken): (&str, &str, &str, &str),
+    action: &str,
+    fields: &[(&str, &str)],
+) -> String {
     if !is_safe_url(action) {
         return message_view(lang, title, vec![broken], Vec::new(), "actions");
     }
@@ -1349,6 +1383,11 @@ mod template_tests {
                 form_post_page("https://idp/sso", &[("SAMLRequest", "x")], lang),
                 pick("Pokračovat", "Continue"),
             ),
+            (
+                "saved_post",
+                saved_post_page("/app/form", &[("note", "x")], lang),
+                pick("Odeslání formuláře", "Sending your form"),
+            ),
             ("message", message_page("T", &["p"], lang), ""),
             ("direct", direct_login_page(&form, lang), pick("Jednorázové heslo", "One-time password")),
         ]
@@ -1391,6 +1430,7 @@ mod template_tests {
             chooser_page("Portál", &[ProviderChoice { label: SCRIPT, url: &return_url }], Lang::En),
             logged_out_page(Some(&return_url), Lang::Cs),
             form_post_page(&return_url, &[(SCRIPT, SCRIPT)], Lang::En),
+            saved_post_page(&return_url, &[(SCRIPT, SCRIPT)], Lang::Cs),
             message_page(SCRIPT, &[SCRIPT], Lang::Cs),
             direct_login_page(
                 &DirectForm {

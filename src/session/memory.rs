@@ -26,7 +26,7 @@ use moka::sync::Cache;
 use moka::Expiry;
 
 use super::users::{Keep, Listed, UserSession};
-use super::{LogoutBy, PendingLogin, Session, SessionStore, StoreError, StoreKey};
+use super::{LogoutBy, PendingLogin, SavedPost, Session, SessionStore, StoreError, StoreKey};
 use crate::audit::{Audit, EndReason, Event, Origin, SessionRef, Subject};
 use crate::clock::Clock;
 
@@ -48,6 +48,10 @@ where
     Cache::builder().max_capacity(capacity).eviction_policy(EvictionPolicy::lru()).time_to_live(ttl).build()
 }
 
+/// Bytes of kept form POSTs ([`PendingLogin::saved_post`]) a memory store holds at most:
+/// 64 MiB, a thousand forms of the default 64 KiB cap.
+pub const SAVED_POSTS_BUDGET: u64 = 64 << 20;
+
 /// Memory-backed [`SessionStore`].
 pub struct MemoryStore {
     sessions: Cache<StoreKey, Entry>,
@@ -56,6 +60,10 @@ pub struct MemoryStore {
     clock: Clock,
     ended: tokio::sync::broadcast::Sender<StoreKey>,
     pending: Cache<StoreKey, PendingLogin>,
+    /// The form POSTs kept with pending logins, by the same key, within
+    /// [`SAVED_POSTS_BUDGET`] bytes: a flood of large forms evicts other saved forms (their
+    /// logins still finish, by GET), never pending logins, and cannot grow the process.
+    saved_posts: Cache<StoreKey, Arc<SavedPost>>,
     index: Arc<Mutex<LogoutIndex>>,
     /// Maintenance notices by app (kept here so that they survive a reload with the store).
     maintenance: Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
@@ -205,6 +213,12 @@ impl MemoryStore {
             ended,
             // Pending logins are small and short-lived; bound them too (login floods).
             pending: one_shot_cache(max_sessions.max(1000), login_ttl),
+            saved_posts: Cache::builder()
+                .max_capacity(SAVED_POSTS_BUDGET)
+                .eviction_policy(EvictionPolicy::lru())
+                .weigher(|_, saved: &Arc<SavedPost>| u32::try_from(saved.bytes()).unwrap_or(u32::MAX).max(1))
+                .time_to_live(login_ttl)
+                .build(),
             index,
             maintenance: Mutex::default(),
             audit,
@@ -277,13 +291,20 @@ impl SessionStore for MemoryStore {
         Ok(self.sessions.remove(key).map(|e| e.session))
     }
 
-    async fn put_pending(&self, key: StoreKey, pending: PendingLogin) -> Result<(), StoreError> {
+    async fn put_pending(&self, key: StoreKey, mut pending: PendingLogin) -> Result<(), StoreError> {
+        if let Some(saved) = pending.saved_post.take() {
+            self.saved_posts.insert(key, Arc::new(saved));
+        }
         self.pending.insert(key, pending);
         Ok(())
     }
 
     async fn take_pending(&self, key: &StoreKey) -> Result<Option<PendingLogin>, StoreError> {
-        Ok(self.pending.remove(key))
+        let saved = self.saved_posts.remove(key);
+        Ok(self.pending.remove(key).map(|mut pending| {
+            pending.saved_post = saved.map(Arc::unwrap_or_clone);
+            pending
+        }))
     }
 
     async fn remove_for_subject(
@@ -521,10 +542,47 @@ mod tests {
             login_base: None,
             handoff: None,
             link: None,
+            saved_post: None,
         };
         store.put_pending(key, pending).await.unwrap();
         assert!(store.take_pending(&key).await.unwrap().is_some());
         assert!(store.take_pending(&key).await.unwrap().is_none());
+    }
+
+    /// Kept form POSTs have their own byte budget: a flood of large ones evicts older saved
+    /// forms, never pending logins, and memory stays bounded.
+    #[tokio::test]
+    async fn kept_form_posts_stay_within_their_byte_budget_and_never_evict_logins() {
+        let store = MemoryStore::new(10_000, Duration::from_secs(60), Duration::from_secs(300), Clock::system());
+        let big = SavedPost { fields: vec![("text".into(), "x".repeat(64 * 1024))] };
+        let first = StoreKey::of(&[1; 32]);
+        store.put_pending(first, PendingLogin { saved_post: Some(big.clone()), ..pending("first") }).await.unwrap();
+        for i in 0..1100u32 {
+            let mut id = [0u8; 32];
+            id[..4].copy_from_slice(&i.to_be_bytes());
+            id[31] = 7;
+            store
+                .put_pending(StoreKey::of(&id), PendingLogin { saved_post: Some(big.clone()), ..pending("flood") })
+                .await
+                .unwrap();
+        }
+        store.saved_posts.run_pending_tasks();
+        store.pending.run_pending_tasks();
+        assert!(
+            store.saved_posts.weighted_size() <= SAVED_POSTS_BUDGET,
+            "bounded: {}",
+            store.saved_posts.weighted_size()
+        );
+        let taken = store.take_pending(&first).await.unwrap().expect("the login itself survives");
+        assert_eq!(taken.provider, "first");
+        assert_eq!(taken.saved_post, None, "its form was evicted by the flood");
+        // A recent one comes back whole, once.
+        let mut id = [0u8; 32];
+        id[..4].copy_from_slice(&1099u32.to_be_bytes());
+        id[31] = 7;
+        let last = store.take_pending(&StoreKey::of(&id)).await.unwrap().expect("recent login");
+        assert_eq!(last.saved_post, Some(big));
+        assert!(store.take_pending(&StoreKey::of(&id)).await.unwrap().is_none(), "single use");
     }
 
     fn pending(provider: &str) -> PendingLogin {
@@ -537,6 +595,7 @@ mod tests {
             login_base: None,
             handoff: None,
             link: None,
+            saved_post: None,
         }
     }
 

@@ -339,6 +339,32 @@ pub struct PendingLogin {
     /// belongs to. The login then makes a link, never a session.
     #[serde(default)]
     pub link: Option<crate::links::LinkIntent>,
+    /// The form POST whose expired session started this login, replayed once after it
+    /// (README "Form posts across a login").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_post: Option<SavedPost>,
+}
+
+/// The fields of a same-origin `application/x-www-form-urlencoded` POST kept in a pending
+/// login, in their order. `Debug` shows only their number: values are whatever the user
+/// typed.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SavedPost {
+    /// Decoded name/value pairs, in the order of the body.
+    pub fields: Vec<(String, String)>,
+}
+
+impl SavedPost {
+    /// The bytes its names and values take (what a store holding it in memory budgets).
+    pub fn bytes(&self) -> usize {
+        self.fields.iter().map(|(k, v)| k.len() + v.len()).sum()
+    }
+}
+
+impl std::fmt::Debug for SavedPost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SavedPost").field("fields", &self.fields.len()).finish_non_exhaustive()
+    }
 }
 
 /// Redacted: the protocol state holds request ids, nonces and PKCE verifiers; the return URL
@@ -520,6 +546,7 @@ mod tests {
             login_base: None,
             handoff: None,
             link: None,
+            saved_post: None,
         };
         let dbg = format!("{session:?} {pending:?} {:?}", StoreKey::of(&[1; 32]).log_label());
         assert!(!dbg.contains("secret"), "{dbg}");
