@@ -113,6 +113,7 @@ async fn setup(test: &str) -> Option<Setup> {
         apps: Some(APPS.replace("{authorizer}", &url)),
         oidc: vec![enviam],
         saml: Some(SamlStackProvider::default()),
+        audit: "file = \"{dir}/audit.jsonl\"\n".to_owned(),
         ..Default::default()
     })
     .await;
@@ -120,6 +121,25 @@ async fn setup(test: &str) -> Option<Setup> {
 }
 
 impl Setup {
+    /// The audit file's events of type `event`, once at least `n` are written (the writer is
+    /// asynchronous: polls with a deadline).
+    async fn audit_events(&self, event: &str, n: usize) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(self.gw.stack_dir.join("audit.jsonl")).unwrap_or_default();
+            let found: Vec<Value> = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|e| e["event"] == event)
+                .collect();
+            if found.len() >= n || std::time::Instant::now() > deadline {
+                assert_eq!(found.len(), n, "{event} events:\n{text}");
+                return found;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     fn token(&self, user: usize) -> String {
         format!("Bearer {}", self.gw.oidc[0].issue_access_token(user))
     }
@@ -287,6 +307,13 @@ async fn zeep_sees_403_faults_for_foreign_ico_and_missing_role() {
     }
     assert_eq!(s.authorizer.calls(), 1, "a refused role is not sent to the authorizer");
     assert_eq!(s.service.posts().await, 0);
+    // Each refusal is an `access_denied` audit event with its reason, and never the IČO asked for.
+    let denied = s.audit_events("access_denied", 3).await;
+    let reasons: Vec<&str> = denied.iter().map(|e| e["denied"].as_str().unwrap_or("")).collect();
+    assert_eq!(reasons, ["ico_denied", "missing_role", "missing_role"], "{denied:#?}");
+    assert!(denied.iter().all(|e| e["app"] == "isoh" && e.get("rule").is_none()), "{denied:#?}");
+    let text = std::fs::read_to_string(s.gw.stack_dir.join("audit.jsonl")).unwrap();
+    assert!(!text.contains("12345678"), "the IČO asked for is not audited: {text}");
 }
 
 /// The authorizer down (503), answering garbage or too slow (over `timeout_ms`): 503 Faults

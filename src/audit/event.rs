@@ -221,7 +221,8 @@ pub enum Event<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         rule: Option<usize>,
         /// What the rule found missing: `missing_role`, `loa_too_low`, `organisation`,
-        /// `provider`, `no_rule`.
+        /// `provider`, `no_rule`; from the CRŽP IČO check `ico_denied`, `ico_missing`,
+        /// `no_operation` (`api::authorize::Denial::audit_label`).
         denied: &'static str,
         /// Who.
         #[serde(flatten)]

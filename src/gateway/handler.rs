@@ -207,7 +207,7 @@ async fn app_request(
         if app.authorizes_operations() {
             // SOAP operation rules and the IČO check hold for browser sessions too.
             let here = return_url(path, req.uri().query());
-            match crate::api::authorize::check(gw, app, forms, &session.identity, req, info.id()).await {
+            match crate::api::authorize::check(gw, app, forms, &session.identity, req, info).await {
                 Ok(checked) => req = checked,
                 Err(denial) => {
                     return match denial.status() {

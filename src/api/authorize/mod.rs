@@ -185,6 +185,19 @@ impl Denial {
         }
     }
 
+    /// The `denied` label of the audit event for a refusal of the user (403): the rule's
+    /// label, `ico_denied`, `ico_missing` or `no_operation`; `None` for a bad request or an
+    /// outage (not an access decision).
+    pub fn audit_label(&self) -> Option<&'static str> {
+        match self {
+            Denial::Rule(denied) => Some(denied.label()),
+            Denial::IcoDenied => Some("ico_denied"),
+            Denial::IcoMissing => Some("ico_missing"),
+            Denial::NoOperation => Some("no_operation"),
+            _ => None,
+        }
+    }
+
     /// Short reason safe to show the client (fault string): no role names, no IČO values.
     pub fn public_reason(&self) -> &'static str {
         match self {
@@ -254,28 +267,37 @@ pub struct ApiCall<'a, 'p> {
 /// Authorizes an authenticated API request: `Ok` with the request to forward, or the
 /// refusal to answer (a SOAP Fault on SOAP paths, JSON otherwise).
 pub async fn authorize(call: &ApiCall<'_, '_>, req: Request<Body>) -> Result<Request<Body>, Response<Body>> {
-    check(call.gw, call.app, call.forms, &call.user.identity, req, call.info.id()).await.map_err(|denial| {
+    check(call.gw, call.app, call.forms, &call.user.identity, req, call.info).await.map_err(|denial| {
         super::fault::error_response(call.soap, denial.status(), denial.code(), denial.public_reason(), call.info)
     })
 }
 
 /// The authorization decision for any authenticated request (see the module documentation);
-/// `request_id` is for the log.
+/// `info` is for the log and the audit trail (a 403 is an `access_denied` event).
 pub async fn check(
     gw: &Gateway,
     app: &App,
     forms: &PathForms<'_>,
     identity: &Identity,
     req: Request<Body>,
-    request_id: &str,
+    info: &RequestInfo,
 ) -> Result<Request<Body>, Denial> {
     let result = decide(gw, app, forms, identity, req).await;
     if let Err(denial) = &result {
-        let status = denial.status().as_u16();
+        let (request_id, status) = (info.id(), denial.status().as_u16());
         if denial.status().is_server_error() {
             tracing::error!(request_id, app = %app.name, user = %identity.log_label(), status, reason = %denial.log_reason(), "request refused: authorization unavailable");
         } else {
             tracing::warn!(request_id, app = %app.name, user = %identity.log_label(), status, reason = %denial.log_reason(), "access denied");
+        }
+        if let Some(denied) = denial.audit_label() {
+            gw.audit.emit(crate::audit::Event::AccessDenied {
+                origin: info.audit_origin(),
+                app: &app.name,
+                rule: None,
+                denied,
+                subject: crate::audit::Subject(identity),
+            });
         }
     }
     result
