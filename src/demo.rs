@@ -81,11 +81,36 @@ curl -s {gateway}/isoh/Hlaseni.svc -H "Authorization: Bearer $TOKEN" -H 'Content
     )
 }
 
-/// Runs the demo until Ctrl-C. Returns the exit code.
+/// Runs the demo until Ctrl-C or SIGTERM. Returns the exit code.
+///
+/// The signals are taken over before anything is created: a Ctrl-C or SIGTERM while the demo
+/// is still generating its keys or starting its simulators stops the start, whose dropped
+/// future removes the temporary directory (its keys), instead of killing the process with the
+/// directory left behind. SIGHUP, which would reload `aisgate run`, is logged and ignored: the
+/// demo's configuration is generated, there is nothing to reload.
 pub async fn run(opts: StackOptions) -> i32 {
     crate::run::init_logging(crate::config::LogFormat::Human, "info");
-    match start(opts).await {
-        Ok(()) => 0,
+    let mut signals = match Signals::new() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("demo failed: cannot handle signals: {e}");
+            return 1;
+        }
+    };
+    let ready = tokio::select! {
+        // Polled first: a signal that came during the start wins over a start that completed.
+        biased;
+        signal = signals.stop() => {
+            eprintln!("demo stopped by {signal} while starting; its temporary directory is removed");
+            return 0;
+        }
+        ready = start(opts) => ready,
+    };
+    match ready {
+        Ok(ready) => {
+            ready.serve(signals).await;
+            0
+        }
         Err(e) => {
             eprintln!("demo failed: {e}");
             if let StackError::Listen { listener, .. } = e {
@@ -103,6 +128,52 @@ pub async fn run(opts: StackOptions) -> i32 {
     }
 }
 
+/// The demo's signal handlers, installed (replacing the default actions, which end the
+/// process on the spot) when created.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+                hup: signal(SignalKind::hangup())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// Resolves on SIGTERM or SIGINT (naming it); logs and ignores every SIGHUP meanwhile.
+    async fn stop(&mut self) -> &'static str {
+        #[cfg(unix)]
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return "SIGTERM",
+                _ = self.int.recv() => return "SIGINT",
+                _ = self.hup.recv() => {
+                    tracing::warn!("SIGHUP ignored: the demo cannot reload its configuration (restart it to change it)");
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
+}
+
 /// Removes the demo's directory (keys, certificates, configuration) when dropped: on Ctrl-C,
 /// SIGTERM, an error while serving or a panic alike.
 struct RemoveOnDrop(std::path::PathBuf);
@@ -113,7 +184,31 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-async fn start(mut opts: StackOptions) -> Result<(), StackError> {
+/// A demo that has started: its stack, serving once [`Ready::serve`] is called; dropping it
+/// removes the directory.
+struct Ready {
+    stack: sim::stack::Stack,
+    _remove: RemoveOnDrop,
+}
+
+impl Ready {
+    /// Serves until SIGTERM or Ctrl-C, then removes the directory.
+    async fn serve(self, mut signals: Signals) {
+        let Ready { stack, _remove } = self;
+        let limits = crate::run::limits(&stack.config);
+        let public = vec![PublicListener { listener: stack.listener, tls: None }];
+        let stop = async move {
+            let signal = signals.stop().await;
+            tracing::info!("{signal}: the demo stops");
+        };
+        listen::serve(stack.gateway, public, stack.ops, limits, Duration::from_secs(5), stop).await;
+    }
+}
+
+/// Starts the simulators and the gateway and prints the banner; nothing serves browsers yet.
+/// If this future is dropped (a signal) or fails, the temporary directory is removed: by
+/// `prepare` until it returns, then by [`Ready`]'s guard.
+async fn start(mut opts: StackOptions) -> Result<Ready, StackError> {
     let ops_listen = opts.ops_listen;
     let local = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let soap = sim::soap_echo::start(local).await.map_err(|e| StackError::Other(format!("demo SOAP service: {e}")))?;
@@ -130,7 +225,7 @@ async fn start(mut opts: StackOptions) -> Result<(), StackError> {
     }
     // `prepare` removes the directory itself when it fails (e.g. a port is busy).
     let stack = sim::stack::prepare(opts).await?;
-    let _remove = RemoveOnDrop(stack.dir.clone());
+    let remove = RemoveOnDrop(stack.dir.clone());
     crate::run::spawn_provider_refresh(&stack.gateway);
     let enviam = stack.oidc.first().map_or("-", |o| o.base.as_str());
     let caais = stack.oidc.get(1).map_or("-", |o| o.base.as_str());
@@ -167,8 +262,5 @@ async fn start(mut opts: StackOptions) -> Result<(), StackError> {
         stack.config_path.display()
     );
     println!("Call the SOAP app with a token of the simulated EnviIAM (bash, curl, openssl):\n\n{script}\n");
-    let limits = crate::run::limits(&stack.config);
-    let public = vec![PublicListener { listener: stack.listener, tls: None }];
-    listen::serve(stack.gateway, public, stack.ops, limits, Duration::from_secs(5), listen::shutdown_signal()).await;
-    Ok(())
+    Ok(Ready { stack, _remove: remove })
 }
