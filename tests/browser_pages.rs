@@ -120,6 +120,12 @@ const LINK: Expect = gateway_page("account-link", "Propojení s účtem JIP/KAAS
 const MAINTENANCE: Expect = gateway_page("maintenance-503", "Probíhá údržba", "Under maintenance");
 const NOT_FOUND: Expect = gateway_page("404-unknown-host", "Stránka nebyla nalezena", "Page not found");
 const SAVED_POST: Expect = gateway_page("form-post-continue", "Odeslání formuláře", "Sending your form");
+const DIRECT_FORM: Expect =
+    gateway_page("direct-login-form", "Přihlášení jednorázovými údaji", "Log in with one-time credentials");
+const DIRECT_REFUSED: Expect =
+    gateway_page("direct-login-refused", "Přihlášení jednorázovými údaji", "Log in with one-time credentials");
+const ONE_TIME_SIM: Expect = fixed_page("sim-jip-kaas-one-time-credentials", "cs", "Jednorázové přihlašovací údaje");
+const KAAS_SIM_DIRECT: Expect = fixed_page("sim-jip-kaas-direct", "cs", "Přihlášení do JIP/KAAS (simulace)");
 const UPSTREAM_DOWN: Expect =
     gateway_page("502-upstream-down", "Služba je dočasně nedostupná", "The service is temporarily unavailable");
 
@@ -378,11 +384,39 @@ async fn walk(walk: &mut Walk<'_>) {
     );
 }
 
+/// The JIP/KAAS one-time-credential login (`login_mode = "direct"`, another gateway): the
+/// gateway's form, the simulator's generator and its credentials, a refusal, the login.
+async fn walk_direct(walk: &mut Walk<'_>, direct: &Gateway) {
+    walk.goto(&direct.url("/")).await;
+    walk.check(&DIRECT_FORM).await;
+    let form = walk.session.url().await;
+    // The generator opens in a new window for a user; here in the same one.
+    let generator = walk.session.execute("return document.querySelector('a[target=_blank]').href", json!([])).await;
+    walk.goto(generator.as_str().expect("a generator link")).await;
+    walk.check(&KAAS_SIM_DIRECT).await;
+    walk.session.click("button[name=user]").await;
+    walk.check(&ONE_TIME_SIM).await;
+    let read = "return [document.getElementById('username').innerText, document.getElementById('password').innerText]";
+    let credentials = walk.session.execute(read, json!([])).await;
+    let fill = "document.getElementById('username').value = arguments[0]; document.getElementById('password').value = arguments[1];";
+    walk.goto(&form).await;
+    walk.session.execute(fill, json!(["no-such-name", "wrong-password"])).await;
+    walk.session.click("button[type=submit]").await;
+    walk.check(&DIRECT_REFUSED).await;
+    let refusal = walk.session.execute("return document.querySelector('[role=alert]').innerText", json!([])).await;
+    assert!(refusal.as_str().is_some_and(|t| !t.is_empty()), "the refusal is shown");
+    walk.session.execute(fill, json!([credentials[0], credentials[1]])).await;
+    walk.session.click("button[type=submit]").await;
+    walk.check(&ECHO).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_page_renders_in_czech_and_english_and_is_usable_375_px_wide() {
     let Some(driver) = Driver::start("browser_pages") else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     let gw = gateway(dir.path()).await;
+    let direct =
+        Gateway::start(StackOptions { provider_extra: "login_mode = \"direct\"".into(), ..Default::default() }).await;
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir").join("browser-pages");
     std::fs::create_dir_all(&shots).expect("screenshot dir");
     let mut failures = Vec::new();
@@ -391,12 +425,11 @@ async fn every_page_renders_in_czech_and_english_and_is_usable_375_px_wide() {
         let session = driver.session(lang, WIDTH).await;
         let mut w = Walk { gw: &gw, session, lang, shots: shots.clone(), seen: Vec::new(), failures: Vec::new() };
         walk(&mut w).await;
+        walk_direct(&mut w, &direct).await;
         failures.append(&mut w.failures);
         seen.append(&mut w.seen);
         w.session.close().await;
     }
-    // 18 page visits per language (the echo page three times).
-    assert_eq!(seen.len(), 2 * 18, "pages checked: {seen:?}");
     assert!(
         failures.is_empty(),
         "{} failures (screenshots in {}):\n{}",
@@ -404,6 +437,59 @@ async fn every_page_renders_in_czech_and_english_and_is_usable_375_px_wide() {
         shots.display(),
         failures.join("\n")
     );
+    // 23 page visits per language (the echo page four times).
+    assert_eq!(seen.len(), 2 * 23, "pages checked: {seen:?}");
+}
+
+/// Two pages with every defect the walk looks for: the checks must report each one (they
+/// can fail, and say why).
+const BROKEN_HEAD: &str = "<!doctype html><html><head><title> </title></head><body>\
+    <h1>One</h1><h1>Two</h1><p>Some text long enough to count as rendered.</p>\
+    <img src=\"http://tracker.example.com/pixel.png\" alt=\"\"></body></html>";
+const BROKEN_LAYOUT: &str = "<!doctype html><html lang=\"cs\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
+    content=\"width=device-width, initial-scale=1\"><title>Rozbitá</title></head><body><h1>Rozbitá stránka</h1>\
+    <div style=\"width:600px\">Too wide for a phone.</div>\
+    <p style=\"width:100px;overflow:hidden;white-space:nowrap\">A sentence cut off by its box.</p>\
+    <p><a id=\"covered\" href=\"/x\">covered link</a></p>\
+    <div style=\"position:relative;top:-3em;height:3em;background:#c00\">cover</div></body></html>";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_checks_report_every_defect_of_a_broken_page() {
+    let Some(driver) = Driver::start("browser_pages") else { return };
+    let gw = Gateway::start(StackOptions::default()).await;
+    let broken = support::upstream(|req: hyper::Request<hyper::body::Incoming>| async move {
+        let page = if req.uri().path() == "/head" { BROKEN_HEAD } else { BROKEN_LAYOUT };
+        support::text(200, page)
+    })
+    .await;
+    let shots = tempfile::tempdir().expect("temp dir");
+    let session = driver.session("cs", WIDTH).await;
+    let mut w =
+        Walk { gw: &gw, session, lang: "cs", shots: shots.path().to_owned(), seen: Vec::new(), failures: Vec::new() };
+    w.goto(&format!("{broken}/head")).await;
+    w.check(&gateway_page("broken-head", "Rozbitá stránka", "Broken page")).await;
+    w.goto(&format!("{broken}/layout")).await;
+    w.check(&gateway_page("broken-layout", "Rozbitá stránka", "Broken page")).await;
+    w.session.close().await;
+    let report = w.failures.join("\n");
+    for expected in [
+        "cs-broken-head (http://127.0.0.1:",
+        "document.documentElement.lang is \"\" instead of \"cs\"",
+        "the <title> is empty",
+        "the visible h1 elements are [\"One\",\"Two\"] instead of exactly one",
+        // A phone lays out a page without `<meta name=viewport>` 980 px wide.
+        "the viewport is 98",
+        "requested http://tracker.example.com/pixel.png: a host other than the loopback test servers",
+        "cs-broken-layout (http://127.0.0.1:",
+        // A phone zooms out to show an element wider than the screen: the viewport grows.
+        "the viewport is 608 CSS px wide instead of 375",
+        "at 375 px: horizontal scroll: scrollWidth 608 > clientWidth 375",
+        "at 375 px: text cut: <p> \"A sentence cut off by its box.\" scrollWidth",
+        "at 375 px: <a> \"covered link\" is covered by <div> \"cover\"",
+    ] {
+        assert!(report.contains(expected), "{expected:?} is not reported:\n{report}");
+    }
+    assert_eq!(w.seen.len(), 2, "both pages were screenshot");
 }
 
 #[test]
