@@ -279,16 +279,14 @@ async fn login_submit(
     }
     if q.provider_type.as_deref() == Some("directAuth") {
         let (username, password) = issue_one_time(&state, form.user);
-        return Html(format!(
-            "<!doctype html><html lang=\"cs\"><head><meta charset=\"utf-8\"><title>Jednorázové údaje (simulace)</title>\
-             <style>body{{font-family:system-ui,sans-serif;margin:2rem}}code{{font-size:1.4rem}}</style></head><body><main>\
-             <p><strong>SIMULÁTOR / SIMULATOR</strong></p><h1>Jednorázové přihlašovací údaje</h1>\
-             <p>Jméno / name: <code id=\"username\">{}</code></p><p>Heslo / password: <code id=\"password\">{}</code></p>\
-             <p>Platí 30 minut, jen jednou. Valid 30 minutes, single use.</p></main></body></html>",
+        let body = format!(
+            "<p>Jméno / name: <code class=\"credential\" id=\"username\">{}</code></p><p>Heslo / password: <code class=\"credential\" id=\"password\">{}</code></p>\
+             <p>Platí 30 minut, jen jednou. Valid 30 minutes, single use.</p>",
             html_escape(&username),
             html_escape(&password)
-        ))
-        .into_response();
+        );
+        return Html(super::sim_page("Jednorázové údaje (simulace)", "Jednorázové přihlašovací údaje", &body))
+            .into_response();
     }
     let token = new_token();
     state

@@ -24,7 +24,7 @@ pub fn sim_page(title: &str, h1: &str, body: &str) -> String {
         "<!doctype html><html lang=\"cs\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width\"><title>{}</title>\
          <style>body{{font-family:system-ui,sans-serif;margin:2rem}}.sim{{background:#fff3cd;padding:.5rem 1rem;border:2px solid #b58900}}\
-         button{{font-size:1rem;padding:.5rem 1rem}}</style></head><body><main>\
+         button{{font-size:1rem;padding:.5rem 1rem}}code{{overflow-wrap:anywhere}}.credential{{font-size:1.25rem}}</style></head><body><main>\
          <p class=\"sim\"><strong>SIMULÁTOR / SIMULATOR</strong> — not a real identity provider.</p>\
          <h1>{}</h1>{body}</main></body></html>",
         html_escape(title),
