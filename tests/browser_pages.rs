@@ -111,6 +111,7 @@ const SAML_POST: Expect =
     gateway_page("saml-post-to-idp", "Přesměrování k poskytovateli identity", "Redirecting to the identity provider");
 const NIA_SIM: Expect = fixed_page("sim-nia", "cs", "Přihlášení přes NIA (simulace)");
 const LOGIN_FAILED: Expect = gateway_page("login-refused-by-idp", "Přihlášení se nezdařilo", "Login failed");
+const LOGIN_EXPIRED: Expect = gateway_page("login-expired", "Platnost přihlášení vypršela", "The login has expired");
 const IDP_UNAVAILABLE: Expect = gateway_page(
     "idp-unavailable",
     "Přihlašovací služba je dočasně nedostupná",
@@ -410,6 +411,16 @@ async fn walk_direct(walk: &mut Walk<'_>, direct: &Gateway) {
     walk.check(&ECHO).await;
 }
 
+/// A login that took longer than it may (15 minutes) at the IdP, at a gateway of its own:
+/// its clock moves on, which would make the simulated OpenID providers' tokens look stale.
+async fn walk_expired(walk: &mut Walk<'_>, gw: &Gateway) {
+    walk.goto(&gw.url("/")).await;
+    walk.check(&KAAS_SIM).await;
+    gw.clock.advance(std::time::Duration::from_secs(16 * 60));
+    walk.session.click("button[name=user]").await;
+    walk.check(&LOGIN_EXPIRED).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_page_renders_in_czech_and_english_and_is_usable_375_px_wide() {
     let Some(driver) = Driver::start("browser_pages") else { return };
@@ -417,6 +428,7 @@ async fn every_page_renders_in_czech_and_english_and_is_usable_375_px_wide() {
     let gw = gateway(dir.path()).await;
     let direct =
         Gateway::start(StackOptions { provider_extra: "login_mode = \"direct\"".into(), ..Default::default() }).await;
+    let expiry = Gateway::start(StackOptions::default()).await;
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir").join("browser-pages");
     std::fs::create_dir_all(&shots).expect("screenshot dir");
     let mut failures = Vec::new();
@@ -426,6 +438,7 @@ async fn every_page_renders_in_czech_and_english_and_is_usable_375_px_wide() {
         let mut w = Walk { gw: &gw, session, lang, shots: shots.clone(), seen: Vec::new(), failures: Vec::new() };
         walk(&mut w).await;
         walk_direct(&mut w, &direct).await;
+        walk_expired(&mut w, &expiry).await;
         failures.append(&mut w.failures);
         seen.append(&mut w.seen);
         w.session.close().await;
@@ -437,8 +450,8 @@ async fn every_page_renders_in_czech_and_english_and_is_usable_375_px_wide() {
         shots.display(),
         failures.join("\n")
     );
-    // 23 page visits per language (the echo page four times).
-    assert_eq!(seen.len(), 2 * 23, "pages checked: {seen:?}");
+    // 25 page visits per language (the echo page four times, the JIP/KAAS simulator twice).
+    assert_eq!(seen.len(), 2 * 25, "pages checked: {seen:?}");
 }
 
 /// Two pages with every defect the walk looks for: the checks must report each one (they
