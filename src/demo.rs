@@ -209,7 +209,6 @@ impl Ready {
 /// If this future is dropped (a signal) or fails, the temporary directory is removed: by
 /// `prepare` until it returns, then by [`Ready`]'s guard.
 async fn start(mut opts: StackOptions) -> Result<Ready, StackError> {
-    let ops_listen = opts.ops_listen;
     let local = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let soap = sim::soap_echo::start(local).await.map_err(|e| StackError::Other(format!("demo SOAP service: {e}")))?;
     let (authorizer, authorizer_url) =
@@ -224,8 +223,11 @@ async fn start(mut opts: StackOptions) -> Result<Ready, StackError> {
         opts.apps = Some(demo_apps(saml.as_deref(), &format!("http://{soap}"), &authorizer_url));
     }
     // `prepare` removes the directory itself when it fails (e.g. a port is busy).
+    let ops_listen = opts.ops_listen;
     let stack = sim::stack::prepare(opts).await?;
     let remove = RemoveOnDrop(stack.dir.clone());
+    // The bound address: `--ops-listen 127.0.0.1:0` asks for any free port.
+    let ops = stack.ops.local_addr().unwrap_or(ops_listen);
     crate::run::spawn_provider_refresh(&stack.gateway);
     let enviam = stack.oidc.first().map_or("-", |o| o.base.as_str());
     let caais = stack.oidc.get(1).map_or("-", |o| o.base.as_str());
@@ -257,7 +259,7 @@ async fn start(mut opts: StackOptions) -> Result<Ready, StackError> {
         caais,
         stack.public_base,
         DEMO_ICO,
-        ops_listen,
+        ops,
         stack.public_base,
         stack.config_path.display()
     );

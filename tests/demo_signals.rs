@@ -118,11 +118,12 @@ impl Demo {
         (status, self.seen.join("\n"))
     }
 
-    /// The gateway's port, from the banner's "Open:" line.
-    fn gateway_port(&mut self) -> u16 {
-        let open = self.wait_for_line("Open:");
-        let port = open.rsplit(':').next().unwrap_or_default().trim_end_matches('/').trim();
-        port.parse().unwrap_or_else(|_| panic!("no port in {open:?}"))
+    /// The ops listener's address, from the banner's "Ops:" line.
+    fn ops_addr(&mut self) -> String {
+        let ops = self.wait_for_line("Ops:");
+        let addr = ops.split("http://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or_default();
+        assert!(!addr.ends_with(":0"), "the banner names the bound port: {ops:?}");
+        addr.to_owned()
     }
 }
 
@@ -180,15 +181,15 @@ fn ctrl_c_once_the_demo_serves_removes_its_directory() {
 #[test]
 fn sighup_is_logged_and_ignored_by_the_demo() {
     let mut demo = Demo::start();
-    let port = demo.gateway_port();
+    let ops = demo.ops_addr();
     demo.wait_for_line("Stop with Ctrl-C");
     let dir = demo.wait_for_directory();
     demo.signal("HUP");
     let line = demo.wait_for_line("SIGHUP ignored");
     assert!(line.contains("WARN") && line.contains("cannot reload"), "{line}");
-    // Still serving: the gateway answers on its public port.
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the gateway still listens");
-    stream.write_all(b"GET /.aisgate/logged-out HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    // Still serving: the liveness endpoint answers.
+    let mut stream = std::net::TcpStream::connect(&ops).expect("the demo still listens");
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).expect("an answer");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
