@@ -97,17 +97,31 @@ pub async fn run(opts: StackOptions) -> i32 {
             return 1;
         }
     };
+    // The start runs as a task of its own: key generation does not wait, so only another
+    // task can notice a signal meanwhile.
+    let mut starting = tokio::spawn(start(opts));
     let ready = tokio::select! {
         // Polled first: a signal that came during the start wins over a start that completed.
         biased;
         signal = signals.stop() => {
+            // The start ends at its next wait, or completes; either way what it made (the
+            // directory with the keys) is dropped, and so removed, before the demo exits.
+            starting.abort();
+            drop((&mut starting).await);
             eprintln!("demo stopped by {signal} while starting; its temporary directory is removed");
             return 0;
         }
-        ready = start(opts) => ready,
+        joined = &mut starting => match joined {
+            Ok(ready) => ready,
+            Err(e) => {
+                eprintln!("demo failed: the start failed: {e}");
+                return 1;
+            }
+        },
     };
     match ready {
         Ok(ready) => {
+            ready.announce();
             ready.serve(signals).await;
             0
         }
@@ -192,9 +206,51 @@ struct Ready {
 }
 
 impl Ready {
+    /// Prints the banner: what runs where, and how to call the SOAP app.
+    fn announce(&self) {
+        let stack = &self.stack;
+        let ops = stack.ops.local_addr().map_or_else(|_| "-".to_owned(), |a| a.to_string());
+        let enviam = stack.oidc.first().map_or("-", |o| o.base.as_str());
+        let caais = stack.oidc.get(1).map_or("-", |o| o.base.as_str());
+        let script =
+            soap_call_script(enviam, &format!("{}/.aisgate/callback/enviam", stack.public_base), &stack.public_base);
+        println!(
+            "\n================================================================================\n\
+             \x20 aisgate DEMO — SIMULATED identity provider, NOT FOR PRODUCTION\n\
+             ================================================================================\n\
+             \x20 Open:            {}/\n\
+             \x20 Upstream:        {}\n\
+             \x20 Simulated KAAS:  {} (login), {} (SOAP, mutual TLS)\n\
+             \x20 Simulated NIA:   {} (SAML; SP metadata at {}/.aisgate/saml/nia/metadata)\n\
+             \x20 Simulated EnviIAM: {} (OIDC, user Ing. Otto Klus, CRŽP roles A100, A101)\n\
+             \x20 Simulated CAAIS:   {} (OIDC, mutual TLS token endpoint)\n\
+             \x20 SOAP API app:    {}/isoh/Hlaseni.svc (bearer token; IČO {} allowed by the simulated authorizer)\n\
+             \x20 Ops:             http://{}/metrics  /readyz  /healthz\n\
+             \x20 JWKS:            {}/.aisgate/jwks.json\n\
+             \x20 Config written:  {}\n\
+             \x20 Stop with Ctrl-C.\n\
+             ================================================================================\n",
+            stack.public_base,
+            stack.upstream,
+            stack.sim.login_base,
+            stack.sim.ws_base,
+            stack.saml.as_ref().map_or("-", |s| s.base.as_str()),
+            stack.public_base,
+            enviam,
+            caais,
+            stack.public_base,
+            DEMO_ICO,
+            ops,
+            stack.public_base,
+            stack.config_path.display()
+        );
+        println!("Call the SOAP app with a token of the simulated EnviIAM (bash, curl, openssl):\n\n{script}\n");
+    }
+
     /// Serves until SIGTERM or Ctrl-C, then removes the directory.
     async fn serve(self, mut signals: Signals) {
         let Ready { stack, _remove } = self;
+        crate::run::spawn_provider_refresh(&stack.gateway);
         let limits = crate::run::limits(&stack.config);
         let public = vec![PublicListener { listener: stack.listener, tls: None }];
         let stop = async move {
@@ -205,7 +261,7 @@ impl Ready {
     }
 }
 
-/// Starts the simulators and the gateway and prints the banner; nothing serves browsers yet.
+/// Starts the simulators and prepares the gateway; nothing serves browsers yet.
 /// If this future is dropped (a signal) or fails, the temporary directory is removed: by
 /// `prepare` until it returns, then by [`Ready`]'s guard.
 async fn start(mut opts: StackOptions) -> Result<Ready, StackError> {
@@ -223,46 +279,7 @@ async fn start(mut opts: StackOptions) -> Result<Ready, StackError> {
         opts.apps = Some(demo_apps(saml.as_deref(), &format!("http://{soap}"), &authorizer_url));
     }
     // `prepare` removes the directory itself when it fails (e.g. a port is busy).
-    let ops_listen = opts.ops_listen;
     let stack = sim::stack::prepare(opts).await?;
     let remove = RemoveOnDrop(stack.dir.clone());
-    // The bound address: `--ops-listen 127.0.0.1:0` asks for any free port.
-    let ops = stack.ops.local_addr().unwrap_or(ops_listen);
-    crate::run::spawn_provider_refresh(&stack.gateway);
-    let enviam = stack.oidc.first().map_or("-", |o| o.base.as_str());
-    let caais = stack.oidc.get(1).map_or("-", |o| o.base.as_str());
-    let script =
-        soap_call_script(enviam, &format!("{}/.aisgate/callback/enviam", stack.public_base), &stack.public_base);
-    println!(
-        "\n================================================================================\n\
-         \x20 aisgate DEMO — SIMULATED identity provider, NOT FOR PRODUCTION\n\
-         ================================================================================\n\
-         \x20 Open:            {}/\n\
-         \x20 Upstream:        {}\n\
-         \x20 Simulated KAAS:  {} (login), {} (SOAP, mutual TLS)\n\
-         \x20 Simulated NIA:   {} (SAML; SP metadata at {}/.aisgate/saml/nia/metadata)\n\
-         \x20 Simulated EnviIAM: {} (OIDC, user Ing. Otto Klus, CRŽP roles A100, A101)\n\
-         \x20 Simulated CAAIS:   {} (OIDC, mutual TLS token endpoint)\n\
-         \x20 SOAP API app:    {}/isoh/Hlaseni.svc (bearer token; IČO {} allowed by the simulated authorizer)\n\
-         \x20 Ops:             http://{}/metrics  /readyz  /healthz\n\
-         \x20 JWKS:            {}/.aisgate/jwks.json\n\
-         \x20 Config written:  {}\n\
-         \x20 Stop with Ctrl-C.\n\
-         ================================================================================\n",
-        stack.public_base,
-        stack.upstream,
-        stack.sim.login_base,
-        stack.sim.ws_base,
-        stack.saml.as_ref().map_or("-", |s| s.base.as_str()),
-        stack.public_base,
-        enviam,
-        caais,
-        stack.public_base,
-        DEMO_ICO,
-        ops,
-        stack.public_base,
-        stack.config_path.display()
-    );
-    println!("Call the SOAP app with a token of the simulated EnviIAM (bash, curl, openssl):\n\n{script}\n");
     Ok(Ready { stack, _remove: remove })
 }

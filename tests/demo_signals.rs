@@ -156,11 +156,10 @@ fn sigterm_or_ctrl_c_while_the_demo_generates_its_keys_removes_its_directory() {
         let (status, output) = demo.wait_for_exit();
         assert!(!config_written, "SIG{signal} came after the keys were written; the test missed its moment");
         assert_exited_cleanly(status, &output);
-        // Where the start noticed the signal depends on where it next waited: before it was
-        // ready (the start is dropped), or right after (serving stops at once). Either way the
-        // demo stops on its own and the directory goes.
-        let stopped = [format!("demo stopped by SIG{signal} while starting"), format!("SIG{signal}: the demo stops")];
-        assert!(stopped.iter().any(|s| output.contains(s)), "{output}");
+        // The start (seconds of key generation and simulators in a debug build) is cut short:
+        // the demo never announces itself.
+        assert!(output.contains(&format!("demo stopped by SIG{signal} while starting")), "{output}");
+        assert!(!output.contains("Stop with Ctrl-C"), "the demo went on starting after SIG{signal}: {output}");
         assert_removed(&demo, &dir, &output);
     }
 }
