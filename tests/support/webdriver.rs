@@ -50,14 +50,18 @@ impl Driver {
             .spawn()
             .expect("chromedriver starts");
         let stdout = child.stdout.take().expect("chromedriver stdout");
+        let mut lines = BufReader::new(stdout).lines();
         let mut port = None;
-        for line in BufReader::new(stdout).lines().take(20) {
+        for line in lines.by_ref().take(20) {
             let line = line.expect("chromedriver output");
             if let Some(rest) = line.split("started successfully on port ").nth(1) {
                 port = rest.trim_end_matches('.').trim().parse::<u16>().ok();
                 break;
             }
         }
+        // Whatever the driver writes later is read and dropped: a closed pipe would make its
+        // next write fail.
+        std::thread::spawn(move || lines.for_each(drop));
         let Some(port) = port else {
             let _ = child.kill();
             panic!("chromedriver did not say which port it listens on");
