@@ -84,10 +84,10 @@ curl -s {gateway}/isoh/Hlaseni.svc -H "Authorization: Bearer $TOKEN" -H 'Content
 /// Runs the demo until Ctrl-C or SIGTERM. Returns the exit code.
 ///
 /// The signals are taken over before anything is created: a Ctrl-C or SIGTERM while the demo
-/// is still generating its keys or starting its simulators stops the start, whose dropped
-/// future removes the temporary directory (its keys), instead of killing the process with the
-/// directory left behind. SIGHUP, which would reload `aisgate run`, is logged and ignored: the
-/// demo's configuration is generated, there is nothing to reload.
+/// is still generating its keys or starting its simulators aborts the start, whose guards
+/// remove the temporary directory (its keys) before the demo exits, instead of the process
+/// dying with the directory left behind. SIGHUP, which would reload `aisgate run`, is logged
+/// and ignored: the demo's configuration is generated, there is nothing to reload.
 pub async fn run(opts: StackOptions) -> i32 {
     crate::run::init_logging(crate::config::LogFormat::Human, "info");
     let mut signals = match Signals::new() {
