@@ -41,6 +41,7 @@ mod decoded;
 mod index;
 mod live;
 mod shared;
+mod slo;
 
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
