@@ -133,7 +133,7 @@ async fn a_session_made_at_one_instance_works_at_the_other_and_logout_there_ends
     assert_eq!(at_b["headers"]["x-auth-subject"], at_a["headers"]["x-auth-subject"], "same identity at B");
     // The figure for the issue: what one (KAAS demo user) session costs in Redis.
     let mut conn = redis.conn().await;
-    let sessions: Vec<String> = redis::cmd("KEYS").arg("aisgate:s:*").query_async(&mut conn).await.unwrap();
+    let sessions: Vec<String> = redis::cmd("KEYS").arg("aisgate:{s:??}:*").query_async(&mut conn).await.unwrap();
     assert_eq!(sessions.len(), 1);
     let record: usize = redis::cmd("STRLEN").arg(&sessions[0]).query_async(&mut conn).await.unwrap();
     let memory: usize = redis::cmd("MEMORY").arg("USAGE").arg(&sessions[0]).query_async(&mut conn).await.unwrap();

@@ -209,13 +209,19 @@ pub enum StoreKind {
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     /// One server: `redis://host:port/db` or `rediss://host:port/db` (TLS). No password in
-    /// the URL: use `password_file` / `password_env`. Exactly one of `url` and `sentinels`.
+    /// the URL: use `password_file` / `password_env`. Exactly one of `url`, `sentinels` and
+    /// `cluster`.
     #[serde(default)]
     pub url: Option<String>,
     /// Redis Sentinel addresses (`host:port`); the master is the one they name `master_name`,
     /// followed across failovers.
     #[serde(default)]
     pub sentinels: Vec<String>,
+    /// Redis Cluster: some of its nodes (`redis://host:port` or `rediss://host:port`, all alike),
+    /// the others are learnt from them. The same CA, user and password for every node.
+    /// Exactly one of `url`, `sentinels` and `cluster`.
+    #[serde(default)]
+    pub cluster: Vec<String>,
     /// The master name the Sentinels monitor (with `sentinels`).
     #[serde(default)]
     pub master_name: Option<String>,

@@ -18,7 +18,7 @@ use redis::Script;
 
 use super::{Link, LinkError, LinkKey, LinkStore};
 use crate::identity::LegacyAccount;
-use crate::session::redis::backend::Backend;
+use crate::session::redis::backend::{Backend, Conn};
 
 /// Creates one link. KEYS: bsi hash, legacy key, set; ARGV: bsi, legacy id, username, org,
 /// created_at, source. Returns 1 (created), 0 (identical exists), -1 (BSI taken), -2 (legacy taken).
@@ -70,8 +70,9 @@ end
 return {0, added}
 ";
 
-/// Deletes the link of a BSI (ARGV[2] = 'b') or a legacy id ('l'). ARGV[1]: the key space
-/// prefix (`<prefix>{links}:`), ARGV[3]: the id. Returns {} or {bsi, legacy_id, username,
+/// Deletes the link of a BSI (ARGV[2] = 'b') or a legacy id ('l'). KEYS[1]: the set of every
+/// link (its slot is the slot of every link key, and routes the script in a cluster);
+/// ARGV[1]: the key space prefix (`<prefix>{links}:`), ARGV[3]: the id. Returns {} or {bsi, legacy_id, username,
 /// org, created_at, source}.
 const DELETE: &str = r"
 local space, by, id = ARGV[1], ARGV[2], ARGV[3]
@@ -83,7 +84,7 @@ end
 local f = redis.call('HMGET', space .. 'b:' .. bsi, 'legacy_id', 'legacy_username', 'legacy_org', 'created_at', 'source')
 if not f[1] then return {} end
 redis.call('DEL', space .. 'b:' .. bsi, space .. 'l:' .. f[1])
-redis.call('SREM', space .. 'all', bsi)
+redis.call('SREM', KEYS[1], bsi)
 return {bsi, f[1], f[2] or '', f[3] or '', f[4] or '0', f[5] or ''}
 ";
 
@@ -130,11 +131,15 @@ impl RedisLinks {
     ) -> Result<RedisLinks, LinkError> {
         let cfg =
             session.redis.as_ref().ok_or(LinkError::Storage("store = \"redis\" needs [session.redis]".to_owned()))?;
+        if !crate::session::redis::keys::prefix_ok(&cfg.key_prefix) {
+            return Err(LinkError::Storage(crate::session::redis::RedisSetupError::BracesInPrefix.to_string()));
+        }
         let backend = Backend::new(cfg, env).map_err(|e| LinkError::Storage(e.to_string()))?;
-        Ok(RedisLinks { backend: Arc::new(backend), space: format!("{}{{links}}:", cfg.key_prefix) })
+        let space = crate::session::redis::keys::KeyNames::new(&cfg.key_prefix).links_space();
+        Ok(RedisLinks { backend: Arc::new(backend), space })
     }
 
-    async fn conn(&self) -> Result<redis::aio::ConnectionManager, LinkError> {
+    async fn conn(&self) -> Result<Conn, LinkError> {
         self.backend.conn().await.map_err(|e| self.failed(e))
     }
 
@@ -155,7 +160,7 @@ impl RedisLinks {
         format!("{}all", self.space)
     }
 
-    async fn fields(&self, conn: &mut redis::aio::ConnectionManager, bsi: &str) -> Result<Option<Link>, LinkError> {
+    async fn fields(&self, conn: &mut Conn, bsi: &str) -> Result<Option<Link>, LinkError> {
         let f: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(self.bsi_key(bsi))
             .arg(&["legacy_id", "legacy_username", "legacy_org", "created_at", "source"])
@@ -202,6 +207,7 @@ impl LinkStore for RedisLinks {
         };
         let mut conn = self.conn().await?;
         let found: Vec<String> = Script::new(DELETE)
+            .key(self.all_key())
             .arg(&self.space)
             .arg(by)
             .arg(id)
