@@ -9,7 +9,8 @@
 //!   as its answer is awaited, taken with `DEL` (the first answer at any instance takes it, a
 //!   replay finds nothing).
 //!
-//! Single-key commands only (each works on a Redis Cluster, whatever slot the key is in).
+//! Single-key commands only, so the names carry no hash tag ([`super::keys::KeyNames::plain`]):
+//! each command works on a Redis Cluster, whatever slot its key is in.
 
 use std::time::Duration;
 
@@ -30,11 +31,11 @@ fn ms(d: Duration) -> u64 {
 
 impl RedisStore {
     fn name_id_key(&self, name: &[u8; 32]) -> String {
-        format!("{}n:{}", self.prefix, hex(name))
+        self.names.plain(&format!("n:{}", hex(name)))
     }
 
     fn sent_key(&self, name: &[u8; 32]) -> String {
-        format!("{}x:{}", self.prefix, hex(name))
+        self.names.plain(&format!("x:{}", hex(name)))
     }
 
     fn no_key() -> StoreError {
