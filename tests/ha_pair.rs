@@ -256,6 +256,21 @@ impl Pair {
         Pair::session_of(&done.unwrap())
     }
 
+    /// Logs the SAML session `cookie` out at `at`, which sends the browser to the IdP with a
+    /// LogoutRequest; returns the IdP's answer: the URL of its LogoutResponse (at the public
+    /// base URL), not yet delivered.
+    async fn saml_logout_answer(&self, at: &Process, cookie: &str) -> String {
+        let logout = self.client.post(at.url("/.aisgate/logout")).header("cookie", cookie).send().await.unwrap();
+        assert_eq!(logout.status(), 302);
+        let to_idp = location(&logout);
+        assert!(to_idp.starts_with(&self.saml.base) && to_idp.contains("SAMLRequest="), "{to_idp}");
+        let idp = self.client.get(&to_idp).send().await.unwrap();
+        assert!(idp.status().is_redirection(), "the IdP answers: {}", idp.status());
+        let answer = location(&idp);
+        assert!(answer.contains("SAMLResponse="), "{answer}");
+        answer
+    }
+
     /// A request of the session `cookie` at `at` for `path`; the status.
     async fn status(&self, at: &Process, path: &str, cookie: &str) -> u16 {
         let resp = self.client.get(at.url(path)).header("cookie", cookie).send().await.unwrap();
@@ -397,15 +412,8 @@ async fn a_saml_logout_sent_by_one_process_is_answered_at_the_other_once() {
     let pair = Pair::start(redis_session(&redis)).await;
     let (a, b) = (&pair.a, &pair.b);
     let saml = pair.saml_login(a).await;
-    let logout = pair.client.post(a.url("/.aisgate/logout")).header("cookie", &saml).send().await.unwrap();
-    assert_eq!(logout.status(), 302);
-    let to_idp = location(&logout);
-    assert!(to_idp.starts_with(&pair.saml.base) && to_idp.contains("SAMLRequest="), "{to_idp}");
+    let answer = pair.saml_logout_answer(a, &saml).await;
     pair.ended_within_a_second(b, &saml, "logout at A").await;
-    let idp = pair.client.get(&to_idp).send().await.unwrap();
-    assert!(idp.status().is_redirection(), "the IdP answers: {}", idp.status());
-    let answer = location(&idp);
-    assert!(answer.contains("SAMLResponse="), "{answer}");
 
     let done = pair.client.get(b.here(&answer, &pair.public_base)).send().await.unwrap();
     let id = support::logs::request_id(&done);
@@ -459,6 +467,9 @@ async fn redis_down_gives_503s_with_the_reason_at_both_processes_and_both_recove
     let Some(mut redis) = Redis::start().await else { return };
     let pair = Pair::start(redis_session(&redis)).await;
     let cookie = pair.kaas_login(&pair.a, &pair.a).await;
+    // A SAML logout sent by A whose answer comes back while Redis is down.
+    let saml = pair.saml_login(&pair.a).await;
+    let answer = pair.saml_logout_answer(&pair.a, &saml).await;
     redis.stop().await;
     let stopped = Instant::now();
     for at in [&pair.a, &pair.b] {
@@ -483,12 +494,22 @@ async fn redis_down_gives_503s_with_the_reason_at_both_processes_and_both_recove
         let ready = at.store_ready(false).await;
         assert!(ready["session_store"]["detail"].as_str().unwrap_or_default().starts_with("redis: "), "{ready}");
     }
+    // The IdP's LogoutResponse cannot be checked against the sent requests: refused with the
+    // reason, not accepted unchecked; it is still awaited when Redis is back.
+    let b = &pair.b;
+    let unchecked = pair.client.get(b.here(&answer, &pair.public_base)).header("accept", "text/html").send().await;
+    let unchecked = unchecked.unwrap();
+    let id = support::logs::request_id(&unchecked);
+    assert_eq!(unchecked.status(), 503, "no answer accepted unchecked");
+    assert!(b.line_with(&id, "single logout message could not be checked").contains("store_unavailable"));
     redis.restart().await;
     for at in [&pair.a, &pair.b] {
         at.store_ready(true).await;
         assert_eq!(pair.status(at, "/desk/x", &cookie).await, 200, "{}: the persisted session works again", at.name);
         assert!(at.log_text().contains("session store (redis) available again"));
     }
+    let done = pair.client.get(b.here(&answer, &pair.public_base)).send().await.unwrap();
+    assert_eq!(done.status(), 302, "accepted once Redis is back");
 }
 
 /// One master, one replica, three Sentinels (quorum 2); the master is killed under two

@@ -13,7 +13,7 @@ use aisgate::clock::Clock;
 use aisgate::identity::Identity;
 use aisgate::session::keyring::Keyring;
 use aisgate::session::redis::{RedisStore, RedisStoreOptions};
-use aisgate::session::{PendingLogin, Session, SessionStore, StoreKey};
+use aisgate::session::{PendingLogin, Session, SessionStore, StoreError, StoreKey};
 use aisgate::sim::stack::StackOptions;
 use support::redis_server::{Redis, Sentinel};
 use support::{location, logs, set_cookie, Gateway};
@@ -954,6 +954,46 @@ async fn one_time_ids_counters_and_the_refresh_lease_are_shared_by_instances() {
     late.release().await;
     let holder: Option<String> = redis::cmd("GET").arg(&name).query_async(&mut conn).await.unwrap();
     assert_eq!(holder.as_deref(), Some("new-holder"));
+}
+
+/// Single-logout state through the store (issue 10 item 2): the NameID → subject memory and
+/// the IDs of sent LogoutRequests are shared by instances, live a bounded time, a sent ID is
+/// taken once across instances, no NameID, subject or ID is readable in a key name or value,
+/// and Redis down is an error with the reason (the caller refuses), never "not found".
+#[tokio::test]
+async fn single_logout_state_is_shared_bounded_sealed_single_use_and_fails_closed() {
+    use aisgate::session::slo::LogoutStore;
+    let Some(mut redis) = Redis::start().await else { return };
+    let (a, b) = (store(&redis, "t9:"), store(&redis, "t9:"));
+    a.remember_name_id("nia", "nameid-secret", "CZ/CZ/subject-secret", Duration::from_secs(120)).await.unwrap();
+    let found = b.subject_of_name_id("nia", "nameid-secret").await.unwrap();
+    assert_eq!(found.as_deref(), Some("CZ/CZ/subject-secret"), "remembered at A, found at B");
+    assert_eq!(b.subject_of_name_id("other", "nameid-secret").await.unwrap(), None, "per provider");
+    a.logout_sent("nia", "_lr-secret", Duration::from_secs(300)).await.unwrap();
+    let mut conn = redis.conn().await;
+    let keys: Vec<String> = redis::cmd("KEYS").arg("t9:*").query_async(&mut conn).await.unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for key in &keys {
+        assert!(!key.contains("secret"), "readable key name {key}");
+        let value: Vec<u8> = redis::cmd("GET").arg(key).query_async(&mut conn).await.unwrap();
+        assert!(!String::from_utf8_lossy(&value).contains("secret"), "readable value of {key}");
+        let left: i64 = redis::cmd("PTTL").arg(key).query_async(&mut conn).await.unwrap();
+        assert!(left > 0 && left <= 300_000, "bounded: {key} {left} ms");
+    }
+    assert!(b.take_logout_sent("nia", "_lr-secret").await.unwrap(), "the answer reaches B");
+    assert!(!a.take_logout_sent("nia", "_lr-secret").await.unwrap(), "a replay at A finds nothing");
+    assert!(!b.take_logout_sent("nia", "_lr-never-sent").await.unwrap());
+
+    redis.stop().await;
+    let why = |r: Result<_, StoreError>| match r {
+        Err(StoreError::Unavailable(why)) => why,
+        Ok(_) => panic!("answered without Redis"),
+    };
+    assert!(why(a.take_logout_sent("nia", "_lr-2").await.map(|_| ())).starts_with("redis: "));
+    assert!(why(a.subject_of_name_id("nia", "nameid-secret").await.map(|_| ())).starts_with("redis: "));
+    assert!(why(a.logout_sent("nia", "_lr-3", Duration::from_secs(60)).await).starts_with("redis: "));
+    let remembered = a.remember_name_id("nia", "n", "s", Duration::from_secs(60)).await;
+    assert!(why(remembered).starts_with("redis: "));
 }
 
 /// Issue 10 item 4: with Redis, `active_sessions` counts the live sessions of all instances

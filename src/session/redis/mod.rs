@@ -19,6 +19,8 @@
 //!   expiries (see [`live`]).
 //! - `o:…`, `c:…`, `l:…`: one-time ids, attempt counters and refresh leases shared by the
 //!   instances (see [`shared`]).
+//! - `n:…`, `x:…`: single-logout state, the NameID memory and the LogoutRequests sent (see
+//!   [`slo`]).
 //! - channel `ended`: every ended session's store key, published by the instance that ended
 //!   it (or, for an expiry, by the instance whose sweep found it) and fed into
 //!   [`SessionStore::ended_sessions`] on every other instance.
