@@ -119,8 +119,9 @@ async fn a_session_on_the_cluster_works_at_both_instances_and_logout_at_one_ends
     let Some(cluster) = RedisCluster::start(3, 0).await else { return };
     let a = Gateway::start(StackOptions { session_extra: cluster.session_extra(), ..Default::default() }).await;
     let b = Instance::of(&a).await;
-    let (status, ready) = readyz(b.ops).await;
-    assert_eq!((status, &ready["session_store"]["backend"]), (200, &serde_json::json!("redis")), "{ready}");
+    let (_, ready) = readyz(b.ops).await;
+    assert_eq!(ready["session_store"]["backend"], "redis", "{ready}");
+    assert_eq!(ready["session_store"]["ready"], true, "{ready}");
 
     // `aisgate check` names the cluster.
     let config = a.stack_dir.join("aisgate.toml");
@@ -225,16 +226,17 @@ async fn replays_are_refused_and_rate_limits_count_across_instances_on_the_clust
     logs::line_with(&id, "Assertion ID already used (replay)");
 
     // Starts 2 and 3 at B, 4 at A; the fifth is refused at either.
-    let at_b = |path: &str| b.client.get(b.url(path)).header("accept", "text/html").send();
-    assert_eq!(at_b("/b1").await.unwrap().status(), 302);
-    assert_eq!(at_b("/b2").await.unwrap().status(), 302);
-    assert_eq!(a.navigate("/a1", None).await.status(), 302);
-    let fifth = at_b("/b3").await.unwrap();
+    let start = |n: usize| format!("/.aisgate/login?return=%2Fdesk%2F{n}&provider=jip");
+    let at_b = |path: String| b.client.get(b.url(&path)).header("accept", "text/html").send();
+    assert_eq!(at_b(start(1)).await.unwrap().status(), 302);
+    assert_eq!(at_b(start(2)).await.unwrap().status(), 302);
+    assert_eq!(a.navigate(&start(3), None).await.status(), 302);
+    let fifth = at_b(start(4)).await.unwrap();
     let id = logs::request_id(&fifth);
     assert_eq!(fifth.status(), 429, "the client's fifth start within the minute, whichever instance");
     let line = logs::line_with(&id, "login starts rate-limited");
     assert!(line.contains("too many attempts from this client address"), "{line}");
-    assert_eq!(a.navigate("/a2", None).await.status(), 429, "and at A too");
+    assert_eq!(a.navigate(&start(5), None).await.status(), 429, "and at A too");
 }
 
 /// 40 parallel requests of one session due for refresh, spread over both instances on the
@@ -347,10 +349,10 @@ async fn the_store_spreads_sessions_over_the_masters_and_every_operation_works_a
     let every = a.scan_sessions(&|_, _| true, 1000).await.unwrap();
     let listed: std::collections::HashSet<StoreKey> = every.iter().map(|l| l.key).collect();
     assert_eq!(listed.len(), every.len(), "each session listed once");
-    for key in keys.iter().enumerate().filter(|(i, _)| ![3, 4, 5].contains(i)).map(|(_, k)| k) {
+    for key in keys.iter().enumerate().filter(|(i, _)| ![3, 4].contains(i)).map(|(_, k)| k) {
         assert!(listed.contains(key), "a live session is listed");
     }
-    assert_eq!(listed.len(), 57 + 2, "57 of the 60 and alice's two");
+    assert_eq!(listed.len(), 58 + 2, "58 of the 60 and alice's two");
     let hers = b.scan_sessions(&|_, s| s.identity.subject == "alice", 1000).await.unwrap();
     assert_eq!(hers.len(), 2);
 
@@ -493,8 +495,16 @@ async fn a_master_failing_over_gives_503s_never_a_pass_and_the_session_survives(
         "failover: session served again {} ms after SIGKILL of its master ({refused} × 503 before)",
         served_again.as_millis()
     );
-    let (status, ready) = readyz(a.ops).await;
-    assert_eq!(status, 200, "ready again after the failover: {ready}");
+    // /readyz follows within the health ping's second.
+    let mut ready = readyz(a.ops).await.1;
+    for _ in 0..40 {
+        if ready["session_store"]["ready"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        ready = readyz(a.ops).await.1;
+    }
+    assert_eq!(ready["session_store"]["ready"], true, "ready again after the failover: {ready}");
     // New logins work after the failover too.
     let second = a.login().await;
     assert_eq!(get_json(&a.client, a.url("/y"), &second).await.status(), 200);
