@@ -408,9 +408,15 @@ fn hex(bytes: &[u8]) -> String {
 async fn account_links_work_on_the_cluster() {
     let Some(cluster) = RedisCluster::start(3, 0).await else { return };
     let nodes: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
-    let session: aisgate::config::SessionConfig =
-        toml::from_str(&format!("keys = []\nstore = \"redis\"\n[redis]\ncluster = [{}]\n", nodes.join(", "))).unwrap();
-    let links = aisgate::links::redis::RedisLinks::configured(&session, &|_| None).unwrap();
+    // The link store names its keys with a key derived from the session key (no id in a name).
+    let session: aisgate::config::SessionConfig = toml::from_str(&format!(
+        "keys = [{{ id = \"k1\", env = \"SESSION_KEY\" }}]\nstore = \"redis\"\n[redis]\ncluster = [{}]\n",
+        nodes.join(", ")
+    ))
+    .unwrap();
+    let key =
+        |name: &str| (name == "SESSION_KEY").then(|| "Y2x1c3Rlci1saW5rcy1zZXNzaW9uLWtleS0wMTIzNDU2Nzg=".to_owned());
+    let links = aisgate::links::redis::RedisLinks::configured(&session, &key).unwrap();
     let link = |bsi: &str, legacy: &str| Link {
         bsi: bsi.into(),
         legacy: LegacyAccount { id: legacy.into(), username: Some(format!("{legacy}-name")), organisation: None },
@@ -425,6 +431,31 @@ async fn account_links_work_on_the_cluster() {
     let gone = links.delete(LinkKey::Legacy("old-2".into())).await.unwrap().unwrap();
     assert_eq!(gone.bsi, "bsi-2");
     assert_eq!(links.list().await.unwrap().iter().map(|l| l.bsi.as_str()).collect::<Vec<_>>(), ["bsi-1", "bsi-3"]);
+    for node in cluster.nodes.iter().filter(|n| n.child.is_some()) {
+        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut node.conn().await).await.unwrap();
+        assert!(!keys.iter().any(|k| k.contains("bsi-") || k.contains("old-")), "an id in a key name: {keys:?}");
+    }
+}
+
+/// Single-logout state on the cluster (single-key commands, any slot): a NameID remembered
+/// and a LogoutRequest recorded at one instance are found at the other, the request once.
+#[tokio::test]
+async fn single_logout_state_works_on_the_cluster() {
+    use aisgate::session::slo::LogoutStore;
+    let Some(cluster) = RedisCluster::start(3, 0).await else { return };
+    let clock = Clock::system();
+    let (a, b) = (cluster_store(&cluster, "slo:", &clock), cluster_store(&cluster, "slo:", &clock));
+    let ttl = Duration::from_secs(60);
+    for i in 0..20 {
+        a.remember_name_id("nia", &format!("nameid-{i}"), &format!("subject-{i}"), ttl).await.unwrap();
+        a.logout_sent("nia", &format!("_lr-{i}"), ttl).await.unwrap();
+    }
+    for i in 0..20 {
+        let subject = b.subject_of_name_id("nia", &format!("nameid-{i}")).await.unwrap();
+        assert_eq!(subject, Some(format!("subject-{i}")));
+        assert!(b.take_logout_sent("nia", &format!("_lr-{i}")).await.unwrap(), "answered at B");
+        assert!(!a.take_logout_sent("nia", &format!("_lr-{i}")).await.unwrap(), "once");
+    }
 }
 
 // ---------------------------------------------------------------------------------------
