@@ -37,7 +37,7 @@ async fn readyz(ops: SocketAddr) -> (u16, serde_json::Value) {
 async fn session_records(cluster: &RedisCluster, prefix: &str) -> Vec<(usize, String)> {
     let mut found = Vec::new();
     for (i, node) in cluster.nodes.iter().enumerate().filter(|(_, n)| n.child.is_some()) {
-        let mut conn = node.conn().await;
+        let mut conn = cluster.node_conn(node).await;
         let keys: Vec<String> =
             redis::cmd("KEYS").arg(format!("{prefix}{{s:??}}:*")).query_async(&mut conn).await.unwrap();
         let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut conn).await.unwrap();
@@ -458,6 +458,59 @@ async fn single_logout_state_works_on_the_cluster() {
     }
 }
 
+/// TLS to every node (verified against `ca_file`, the nodes' addresses learnt from the
+/// cluster included) and an ACL user with exactly the README's permissions for the store plus
+/// its cluster additions: logins, use and logout work; a CA that does not vouch for the
+/// nodes gives 503s and a not-ready store.
+#[tokio::test]
+async fn tls_and_an_acl_user_with_the_readme_permissions_work_on_the_cluster() {
+    logs::capture();
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let pki = aisgate::sim::certs::generate(dirs[0].path()).unwrap();
+    let other = aisgate::sim::certs::generate(dirs[1].path()).unwrap();
+    let Some(cluster) = RedisCluster::start_tls(3, 0, &pki).await else { return };
+    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let acl = readme.lines().find(|l| l.starts_with("ACL SETUSER aisgate on >PASSWORD")).expect("the README's ACL");
+    let mut args: Vec<String> = acl.split_whitespace().skip(2).map(str::to_owned).collect();
+    args[2] = ">cluster-test-password".into();
+    let additions = "+cluster|slots +readonly +asking";
+    assert!(readme.contains(&format!("`{additions}`")), "the README names the cluster additions");
+    args.extend(additions.split_whitespace().map(str::to_owned));
+    for node in &cluster.nodes {
+        let mut conn = cluster.node_conn(node).await;
+        let _: () = redis::cmd("ACL").arg("SETUSER").arg(&args).query_async(&mut conn).await.unwrap();
+    }
+    let password = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(password.path(), "cluster-test-password\n").unwrap();
+    let with = |ca: &std::path::Path| {
+        format!(
+            "store = \"redis\"\n[session.redis]\ncluster = [\"{}\"]\nca_file = \"{}\"\nusername = \"aisgate\"\n\
+             password_file = \"{}\"\ntimeout_ms = 500\n",
+            cluster.urls()[0],
+            ca.display(),
+            password.path().display()
+        )
+    };
+    let a = Gateway::start(StackOptions { session_extra: with(&pki.ca_cert), ..Default::default() }).await;
+    let cookie = a.login().await;
+    assert_eq!(get_json(&a.client, a.url("/x"), &cookie).await.status(), 200, "sessions over TLS with the ACL user");
+    assert_eq!(session_records(&cluster, "aisgate:").await.len(), 1);
+    let logout = a.client.post(a.url("/.aisgate/logout")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(logout.status(), 302);
+    assert_eq!(a.navigate("/x", Some(&cookie)).await.status(), 302, "logged out");
+    assert!(session_records(&cluster, "aisgate:").await.is_empty());
+    let (_, ready) = readyz(a.ops).await;
+    assert_eq!(ready["session_store"]["ready"], true, "no command refused (NOPERM reads as an outage): {ready}");
+
+    let b = Gateway::start(StackOptions { session_extra: with(&other.ca_cert), ..Default::default() }).await;
+    let refused = b.navigate("/y", None).await;
+    let id = logs::request_id(&refused);
+    assert_eq!(refused.status(), 503, "nodes the CA does not vouch for are not used");
+    logs::line_with(&id, "session store unavailable");
+    let (_, ready) = readyz(b.ops).await;
+    assert_eq!(ready["session_store"]["ready"], false, "{ready}");
+}
+
 // ---------------------------------------------------------------------------------------
 // A master failing
 // ---------------------------------------------------------------------------------------
@@ -487,7 +540,7 @@ async fn a_master_failing_over_gives_503s_never_a_pass_and_the_session_survives(
     let mut replicated = false;
     for _ in 0..100 {
         for (i, node) in cluster.nodes.iter().enumerate().filter(|(i, _)| *i != master) {
-            let mut conn = node.conn().await;
+            let mut conn = cluster.node_conn(node).await;
             let _: () = redis::cmd("READONLY").query_async(&mut conn).await.unwrap();
             let here: Result<bool, _> = redis::cmd("EXISTS").arg(&record).query_async(&mut conn).await;
             replicated |= matches!(here, Ok(true)) && i != master;
