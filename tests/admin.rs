@@ -527,7 +527,8 @@ async fn redis_per_user_index_ends_the_oldest_across_instances_and_drops_stale_m
 
     // A member whose record is gone (idle expiry) is dropped at the next look-up.
     let stale: String = keys[2].0.iter().map(|b| format!("{b:02x}")).collect();
-    let _: () = redis::cmd("DEL").arg(format!("aisgate:s:{stale}")).query_async(&mut conn).await.unwrap();
+    let _: () =
+        redis::cmd("DEL").arg(format!("aisgate:{{s:{}}}:{stale}", &stale[..2])).query_async(&mut conn).await.unwrap();
     let left = a.user_sessions("jip", "alice").await.unwrap();
     assert_eq!(left.iter().map(|s| s.key).collect::<Vec<_>>(), vec![keys[3]]);
     let user_sets: Vec<String> = redis::cmd("KEYS").arg("aisgate:u:*").query_async(&mut conn).await.unwrap();

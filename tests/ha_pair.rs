@@ -249,6 +249,28 @@ impl Pair {
         (acs, form, cookie)
     }
 
+    /// A SAML (NIA) login started and finished at `at`; the session cookie.
+    async fn saml_login(&self, at: &Process) -> String {
+        let (acs, form, cookie) = self.saml_form(at).await;
+        let done = self.client.post(at.here(&acs, &self.public_base)).form(&form).header("cookie", cookie).send().await;
+        Pair::session_of(&done.unwrap())
+    }
+
+    /// Logs the SAML session `cookie` out at `at`, which sends the browser to the IdP with a
+    /// LogoutRequest; returns the IdP's answer: the URL of its LogoutResponse (at the public
+    /// base URL), not yet delivered.
+    async fn saml_logout_answer(&self, at: &Process, cookie: &str) -> String {
+        let logout = self.client.post(at.url("/.aisgate/logout")).header("cookie", cookie).send().await.unwrap();
+        assert_eq!(logout.status(), 302);
+        let to_idp = location(&logout);
+        assert!(to_idp.starts_with(&self.saml.base) && to_idp.contains("SAMLRequest="), "{to_idp}");
+        let idp = self.client.get(&to_idp).send().await.unwrap();
+        assert!(idp.status().is_redirection(), "the IdP answers: {}", idp.status());
+        let answer = location(&idp);
+        assert!(answer.contains("SAMLResponse="), "{answer}");
+        answer
+    }
+
     /// A request of the session `cookie` at `at` for `path`; the status.
     async fn status(&self, at: &Process, path: &str, cookie: &str) -> u16 {
         let resp = self.client.get(at.url(path)).header("cookie", cookie).send().await.unwrap();
@@ -324,9 +346,7 @@ async fn two_gateway_processes_share_logins_sessions_logouts_and_replay_caches()
     assert!(b.line_with(&id, "back-channel logout token refused").contains("logout_token_replayed"));
 
     // SAML: logged in at B, the IdP's LogoutRequest (by SessionIndex) at A ends it at B.
-    let (acs, form, cookie) = pair.saml_form(b).await;
-    let done = pair.client.post(b.here(&acs, &pair.public_base)).form(&form).header("cookie", cookie).send().await;
-    let saml = Pair::session_of(&done.unwrap());
+    let saml = pair.saml_login(b).await;
     assert_eq!(pair.status(b, "/desk/x", &saml).await, 200);
     let index = pair.saml.knobs().last_session_index.clone();
     let (url, _) =
@@ -349,6 +369,66 @@ async fn two_gateway_processes_share_logins_sessions_logouts_and_replay_caches()
     assert_eq!(again.status(), 400, "refused at B");
     assert!(set_cookie(&again, "aisgate_session").is_none());
     b.line_with(&id, "Assertion ID already used (replay)");
+}
+
+/// The names of every key in `redis` (the test's own server: `KEYS` is fine here).
+async fn redis_keys(redis: &Redis) -> Vec<String> {
+    let mut conn = redis.conn().await;
+    redis::cmd("KEYS").arg("*").query_async(&mut conn).await.unwrap()
+}
+
+/// NIA's NameID need not be the session's subject (the PersonIdentifier): a LogoutRequest
+/// naming only the NameID (no SessionIndex) is matched through the NameID → subject memory of
+/// the login. That memory is in Redis now, so the request ends the session at whichever
+/// instance it arrives (it used to be the memory of the instance that did the login: B found
+/// nothing, answered UnknownPrincipal and the session lived on at A). The NameID is in no key
+/// name.
+#[tokio::test]
+async fn a_name_id_only_saml_logout_at_one_process_ends_the_session_made_at_the_other() {
+    let Some(redis) = Redis::start().await else { return };
+    let pair = Pair::start(redis_session(&redis)).await;
+    let (a, b) = (&pair.a, &pair.b);
+    pair.saml.knobs().edit = Some(Box::new(|s| s.name_id = "nameid-ha-7f3a".to_owned()));
+    let saml = pair.saml_login(a).await;
+    let headers = pair.upstream_headers(b, "/desk/x", &saml).await;
+    assert_ne!(headers["x-auth-subject"], "nameid-ha-7f3a", "the subject is not the NameID: {headers}");
+    let keys = redis_keys(&redis).await;
+    assert!(!keys.iter().any(|k| k.contains("nameid-ha")), "the NameID in a key name: {keys:?}");
+
+    let (url, _) = pair.saml.logout_request_url("nameid-ha-7f3a", None).unwrap();
+    let answer = pair.client.get(b.here(&url, &pair.public_base)).send().await.unwrap();
+    let id = support::logs::request_id(&answer);
+    assert_eq!(answer.status(), 302, "B answers the IdP");
+    assert!(!b.log_text().lines().any(|l| l.contains(&id) && l.contains("matched no session")), "{}", b.log_text());
+    pair.ended_within_a_second(a, &saml, "NameID-only SAML logout at B").await;
+}
+
+/// An SP-initiated SAML logout started at A whose LogoutResponse comes back through B (no
+/// stickiness): B knows the LogoutRequest A sent and accepts the answer; the same
+/// LogoutResponse again (at either instance) is refused as answering no pending request.
+#[tokio::test]
+async fn a_saml_logout_sent_by_one_process_is_answered_at_the_other_once() {
+    let Some(redis) = Redis::start().await else { return };
+    let pair = Pair::start(redis_session(&redis)).await;
+    let (a, b) = (&pair.a, &pair.b);
+    let saml = pair.saml_login(a).await;
+    let answer = pair.saml_logout_answer(a, &saml).await;
+    pair.ended_within_a_second(b, &saml, "logout at A").await;
+
+    let done = pair.client.get(b.here(&answer, &pair.public_base)).send().await.unwrap();
+    let id = support::logs::request_id(&done);
+    assert_eq!(done.status(), 302, "accepted at B: {}", b.log_text());
+    assert!(location(&done).contains("logged-out"), "{}", location(&done));
+    b.line_with(&id, "IdP confirmed the logout");
+
+    for at in [b, a] {
+        let again = pair.client.get(at.here(&answer, &pair.public_base)).header("accept", "text/html");
+        let again = again.send().await.unwrap();
+        let id = support::logs::request_id(&again);
+        assert_eq!(again.status(), 400, "a replay is refused at {}", at.name);
+        let line = at.line_with(&id, "single logout message refused");
+        assert!(line.contains("logout_unknown_response"), "{line}");
+    }
 }
 
 /// 40 parallel requests of one session due for a token refresh, 20 at each process: one call
@@ -387,6 +467,9 @@ async fn redis_down_gives_503s_with_the_reason_at_both_processes_and_both_recove
     let Some(mut redis) = Redis::start().await else { return };
     let pair = Pair::start(redis_session(&redis)).await;
     let cookie = pair.kaas_login(&pair.a, &pair.a).await;
+    // A SAML logout sent by A whose answer comes back while Redis is down.
+    let saml = pair.saml_login(&pair.a).await;
+    let answer = pair.saml_logout_answer(&pair.a, &saml).await;
     redis.stop().await;
     let stopped = Instant::now();
     for at in [&pair.a, &pair.b] {
@@ -411,12 +494,22 @@ async fn redis_down_gives_503s_with_the_reason_at_both_processes_and_both_recove
         let ready = at.store_ready(false).await;
         assert!(ready["session_store"]["detail"].as_str().unwrap_or_default().starts_with("redis: "), "{ready}");
     }
+    // The IdP's LogoutResponse cannot be checked against the sent requests: refused with the
+    // reason, not accepted unchecked; it is still awaited when Redis is back.
+    let b = &pair.b;
+    let unchecked = pair.client.get(b.here(&answer, &pair.public_base)).header("accept", "text/html").send().await;
+    let unchecked = unchecked.unwrap();
+    let id = support::logs::request_id(&unchecked);
+    assert_eq!(unchecked.status(), 503, "no answer accepted unchecked");
+    assert!(b.line_with(&id, "single logout message could not be checked").contains("store_unavailable"));
     redis.restart().await;
     for at in [&pair.a, &pair.b] {
         at.store_ready(true).await;
         assert_eq!(pair.status(at, "/desk/x", &cookie).await, 200, "{}: the persisted session works again", at.name);
         assert!(at.log_text().contains("session store (redis) available again"));
     }
+    let done = pair.client.get(b.here(&answer, &pair.public_base)).send().await.unwrap();
+    assert_eq!(done.status(), 302, "accepted once Redis is back");
 }
 
 /// One master, one replica, three Sentinels (quorum 2); the master is killed under two

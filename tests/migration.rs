@@ -7,6 +7,7 @@ mod support;
 
 use std::path::Path;
 
+use aisgate::links::{Link, LinkKey};
 use aisgate::sim::stack::{SamlStackProvider, StackOptions};
 use serde_json::Value;
 use support::{caais_provider, header_echo, location, logs, parse_form, set_cookie, Gateway};
@@ -48,6 +49,10 @@ async fn gateway(db: &Path, providers: &str, account_link: &str) -> Gateway {
     start(apps(db, providers, account_link), String::new()).await
 }
 
+/// The session key of every gateway these tests start: two on one Redis are a pair, and the
+/// instances of a pair share their keys (the link store's key names are made with them).
+const PAIR_SESSION_KEY: &str = "bGlua3MtcGFpci1zZXNzaW9uLWtleS0wMTIzNDU2Nzg5YWI=";
+
 /// A gateway with the simulated KAAS and CAAIS (two CAAIS users: `knobs().user` picks).
 async fn start(apps: String, session_extra: String) -> Gateway {
     logs::capture();
@@ -61,6 +66,7 @@ async fn start(apps: String, session_extra: String) -> Gateway {
         oidc: vec![caais],
         apps: Some(apps),
         session_extra,
+        session_key: Some(PAIR_SESSION_KEY.to_owned()),
         ..StackOptions::default()
     })
     .await
@@ -486,21 +492,15 @@ async fn links_on_redis_are_shared_by_two_instances_and_unique_across_them() {
     let refused = confirm_with_kaas(&two, &other, 0).await;
     assert_eq!(refused.status(), 409);
     logs::assert_reason(&refused, "legacy_id_linked_to_other_bsi");
-    // What Redis holds: one hash per BSI and one key per legacy id, without expiry.
+    // What Redis holds: a hash per BSI and a key per legacy id, named by keyed hashes (no id in
+    // any key name), without expiry.
+    let link_keys = assert_no_id_in_key_names(&redis, &[CAAIS_BSI, CAAIS_BSI_2, JIP_USER_0]).await;
+    assert_eq!(link_keys.len(), 4, "bsi hash, legacy key, set of all, key id: {link_keys:?}");
     let mut conn = redis.conn().await;
-    let legacy: String = redis::cmd("HGET")
-        .arg(format!("aisgate:{{links}}:b:{CAAIS_BSI}"))
-        .arg("legacy_id")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(legacy, JIP_USER_0);
-    let owner: String =
-        redis::cmd("GET").arg(format!("aisgate:{{links}}:l:{JIP_USER_0}")).query_async(&mut conn).await.unwrap();
-    assert_eq!(owner, CAAIS_BSI);
-    let ttl: i64 =
-        redis::cmd("TTL").arg(format!("aisgate:{{links}}:l:{JIP_USER_0}")).query_async(&mut conn).await.unwrap();
-    assert_eq!(ttl, -1, "links never expire");
+    for key in &link_keys {
+        let ttl: i64 = redis::cmd("TTL").arg(key).query_async(&mut conn).await.unwrap();
+        assert_eq!(ttl, -1, "links never expire: {key}");
+    }
 
     // Import on Redis is all or nothing too, with the refused entry's line.
     let config = aisgate::config::load(&one.stack_dir.join("aisgate.toml")).unwrap();
@@ -515,6 +515,89 @@ async fn links_on_redis_are_shared_by_two_instances_and_unique_across_them() {
     }
     let all = aisgate::links::LinkStore::list(&store).await.unwrap();
     assert_eq!(all.iter().map(|l| l.bsi.as_str()).collect::<Vec<_>>(), vec![CAAIS_BSI], "nothing of the batch stored");
+
+    // Found by both ids; the export imports back after a delete by either id.
+    let link = aisgate::links::LinkStore::by_bsi(&store, CAAIS_BSI).await.unwrap().expect("found by BSI");
+    assert_eq!(link.legacy.id, JIP_USER_0);
+    let export = aisgate::links::file::render(&all, aisgate::links::file::Format::Json).unwrap();
+    let by_legacy = LinkKey::Legacy(JIP_USER_0.to_owned());
+    let deleted =
+        aisgate::links::LinkStore::delete(&store, by_legacy.clone()).await.unwrap().expect("found by legacy id");
+    assert_eq!(deleted.bsi, CAAIS_BSI);
+    assert!(aisgate::links::LinkStore::by_bsi(&store, CAAIS_BSI).await.unwrap().is_none());
+    assert!(aisgate::links::LinkStore::delete(&store, by_legacy).await.unwrap().is_none(), "gone");
+    let (batch, lines) = aisgate::links::file::parse(&export, aisgate::links::file::Format::Json, 1).unwrap();
+    assert_eq!(aisgate::links::LinkStore::import(&store, batch, lines).await.unwrap(), 1);
+    let back: Vec<Link> = aisgate::links::LinkStore::list(&store).await.unwrap();
+    let source = |links: Vec<Link>| links.into_iter().map(|l| Link { source: String::new(), ..l }).collect::<Vec<_>>();
+    assert_eq!(source(back), source(all), "the export came back whole (as an import)");
+    assert_no_id_in_key_names(&redis, &[CAAIS_BSI, JIP_USER_0]).await;
+    let by_bsi = LinkKey::Bsi(CAAIS_BSI.to_owned());
+    assert_eq!(
+        aisgate::links::LinkStore::delete(&store, by_bsi).await.unwrap().map(|l| l.legacy.id).as_deref(),
+        Some(JIP_USER_0)
+    );
+    assert!(aisgate::links::LinkStore::list(&store).await.unwrap().is_empty());
+}
+
+/// Every key name in `redis` (the test's own server: `KEYS` is fine), checked for `ids`;
+/// returns the link store's keys.
+async fn assert_no_id_in_key_names(redis: &support::redis_server::Redis, ids: &[&str]) -> Vec<String> {
+    let mut conn = redis.conn().await;
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut conn).await.unwrap();
+    for key in &keys {
+        assert!(!ids.iter().any(|id| key.contains(id)), "an id in the key name {key:?}");
+    }
+    keys.into_iter().filter(|k| k.starts_with("aisgate:{links}:")).collect()
+}
+
+/// Links stored by an earlier version (raw BSI and legacy id in the key names) are renamed to
+/// keyed hashes at the first use of the store, and found by both ids afterwards.
+#[tokio::test]
+async fn links_on_redis_named_by_raw_ids_are_renamed_at_first_use() {
+    let Some(redis) = support::redis_server::Redis::start().await else { return };
+    let gw = start(apps_with("store = \"redis\"", r#""caais", "jip""#, "require"), redis.session_extra()).await;
+    let mut conn = redis.conn().await;
+    for (bsi, legacy) in [(CAAIS_BSI, JIP_USER_0), (CAAIS_BSI_2, "jip-old-2")] {
+        let _: () = redis::cmd("HSET")
+            .arg(format!("aisgate:{{links}}:b:{bsi}"))
+            .arg(&[
+                "legacy_id",
+                legacy,
+                "legacy_username",
+                "old-user",
+                "legacy_org",
+                "",
+                "created_at",
+                "7",
+                "source",
+                "import",
+            ])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(format!("aisgate:{{links}}:l:{legacy}"))
+            .arg(bsi)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let _: () = redis::cmd("SADD").arg("aisgate:{links}:all").arg(bsi).query_async(&mut conn).await.unwrap();
+    }
+    let config = aisgate::config::load(&gw.stack_dir.join("aisgate.toml")).unwrap();
+    let store = aisgate::links::redis::RedisLinks::configured(&config.session, &|_| None).unwrap();
+    let link = aisgate::links::LinkStore::by_bsi(&store, CAAIS_BSI).await.unwrap().expect("found after the rename");
+    assert_eq!(
+        (link.legacy.id.as_str(), link.legacy.username.as_deref(), link.created_at),
+        (JIP_USER_0, Some("old-user"), 7)
+    );
+    let link_keys = assert_no_id_in_key_names(&redis, &[CAAIS_BSI, CAAIS_BSI_2, JIP_USER_0, "jip-old-2"]).await;
+    assert_eq!(link_keys.len(), 6, "two links of two keys, the set, the key id: {link_keys:?}");
+    let deleted = aisgate::links::LinkStore::delete(&store, LinkKey::Legacy("jip-old-2".to_owned())).await.unwrap();
+    assert_eq!(deleted.map(|l| l.bsi).as_deref(), Some(CAAIS_BSI_2), "found by the legacy id");
+    // The next login is linked through the renamed key: the legacy account reaches the app.
+    let session = gw.oidc_login("caais", "/").await;
+    assert_eq!(upstream_headers(&gw, &session).await["x-legacy-user"], JIP_USER_0);
 }
 
 #[tokio::test]

@@ -13,77 +13,11 @@ use aisgate::clock::Clock;
 use aisgate::identity::Identity;
 use aisgate::session::keyring::Keyring;
 use aisgate::session::redis::{RedisStore, RedisStoreOptions};
-use aisgate::session::{PendingLogin, Session, SessionStore, StoreKey};
+use aisgate::session::{PendingLogin, Session, SessionStore, StoreError, StoreKey};
 use aisgate::sim::stack::StackOptions;
+use support::instance::Instance;
 use support::redis_server::{Redis, Sentinel};
 use support::{location, logs, set_cookie, Gateway};
-use tokio::net::TcpListener;
-
-// ---------------------------------------------------------------------------------------
-// A second gateway instance on the same configuration
-// ---------------------------------------------------------------------------------------
-
-/// Another instance of gateway `a`: the same configuration file (same public URL, session
-/// keys, providers, Redis) built anew and served on its own ports, as the second gateway of
-/// a pair behind a load balancer.
-struct Instance {
-    addr: SocketAddr,
-    ops: SocketAddr,
-    client: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Instance {
-    async fn of(a: &Gateway) -> Instance {
-        let path = a.stack_dir.join("aisgate.toml");
-        let config = aisgate::config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
-        let gw = aisgate::gateway::Gateway::build_with_clock(
-            &config,
-            &path,
-            &aisgate::gateway::process_env,
-            a.clock.clone(),
-        )
-        .unwrap_or_else(|e| panic!("{e:?}"));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let ops = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (addr, ops_addr) = (listener.local_addr().unwrap(), ops.local_addr().unwrap());
-        aisgate::run::spawn_provider_refresh(&gw);
-        let limits = aisgate::run::limits(&config);
-        let public = vec![aisgate::listen::PublicListener { listener, tls: None }];
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(aisgate::listen::serve(gw, public, ops, limits, Duration::from_secs(1), async {
-            let _ = rx.await;
-        }));
-        Instance {
-            addr,
-            ops: ops_addr,
-            client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
-            stop: Some(tx),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://localhost:{}{path}", self.addr.port())
-    }
-
-    async fn get_json(&self, path: &str, cookie: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .header("accept", "application/json")
-            .header("cookie", cookie)
-            .send()
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
-}
 
 async fn get_json(gw: &Gateway, path: &str, cookie: &str) -> reqwest::Response {
     gw.client.get(gw.url(path)).header("accept", "application/json").header("cookie", cookie).send().await.unwrap()
@@ -133,7 +67,7 @@ async fn a_session_made_at_one_instance_works_at_the_other_and_logout_there_ends
     assert_eq!(at_b["headers"]["x-auth-subject"], at_a["headers"]["x-auth-subject"], "same identity at B");
     // The figure for the issue: what one (KAAS demo user) session costs in Redis.
     let mut conn = redis.conn().await;
-    let sessions: Vec<String> = redis::cmd("KEYS").arg("aisgate:s:*").query_async(&mut conn).await.unwrap();
+    let sessions: Vec<String> = redis::cmd("KEYS").arg("aisgate:{s:??}:*").query_async(&mut conn).await.unwrap();
     assert_eq!(sessions.len(), 1);
     let record: usize = redis::cmd("STRLEN").arg(&sessions[0]).query_async(&mut conn).await.unwrap();
     let memory: usize = redis::cmd("MEMORY").arg("USAGE").arg(&sessions[0]).query_async(&mut conn).await.unwrap();
@@ -734,6 +668,11 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The Redis key of a session record under `prefix` (hash tag `{s:XX}`, XX its first byte).
+fn session_name(prefix: &str, key: &StoreKey) -> String {
+    format!("{prefix}{{s:{:02x}}}:{}", key.0[0], hex(&key.0))
+}
+
 #[tokio::test]
 async fn records_are_encrypted_at_rest_and_a_tampered_or_moved_record_is_no_session() {
     let Some(redis) = Redis::start().await else { return };
@@ -741,21 +680,19 @@ async fn records_are_encrypted_at_rest_and_a_tampered_or_moved_record_is_no_sess
     let (key, other) = (StoreKey::of(&[1; 32]), StoreKey::of(&[2; 32]));
     store.save(key, user_session("caais", "secret-subject-alice", Some("sid-1"))).await.unwrap();
     let mut conn = redis.conn().await;
-    let raw: Vec<u8> = redis::cmd("GET").arg(format!("t1:s:{}", hex(&key.0))).query_async(&mut conn).await.unwrap();
+    let raw: Vec<u8> = redis::cmd("GET").arg(session_name("t1:", &key)).query_async(&mut conn).await.unwrap();
     assert!(!raw.windows(14).any(|w| w == b"secret-subject"), "the subject is not readable in Redis");
     let names: Vec<String> = redis::cmd("KEYS").arg("t1:*").query_async(&mut conn).await.unwrap();
     assert!(names.iter().all(|n| !n.contains("alice") && !n.contains("sid-1")), "{names:?}");
     assert_eq!(store.load(&key).await.unwrap().unwrap().identity.subject, "secret-subject-alice");
 
     // The same bytes under another session's key: refused (bound to its store key).
-    let _: () =
-        redis::cmd("SET").arg(format!("t1:s:{}", hex(&other.0))).arg(&raw).query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("SET").arg(session_name("t1:", &other)).arg(&raw).query_async(&mut conn).await.unwrap();
     assert!(store.load(&other).await.unwrap().is_none(), "a record moved to another key opens nowhere");
     // One flipped bit: refused.
     let mut flipped = raw.clone();
     *flipped.last_mut().unwrap() ^= 1;
-    let _: () =
-        redis::cmd("SET").arg(format!("t1:s:{}", hex(&key.0))).arg(&flipped).query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("SET").arg(session_name("t1:", &key)).arg(&flipped).query_async(&mut conn).await.unwrap();
     assert!(store.load(&key).await.unwrap().is_none(), "a tampered record is no session");
 }
 
@@ -767,7 +704,7 @@ async fn reading_a_session_is_one_round_trip_and_renews_its_idle_ttl() {
     store.save(key, user_session("jip", "bob", None)).await.unwrap();
     assert!(store.load(&key).await.unwrap().is_some(), "warm-up (loads the script)");
     let mut conn = redis.conn().await;
-    let name = format!("t2:s:{}", hex(&key.0));
+    let name = session_name("t2:", &key);
     let _: () = redis::cmd("PEXPIRE").arg(&name).arg(5000).query_async(&mut conn).await.unwrap();
     // Per-command call counts (the health task's PING and these INFO calls left out).
     async fn commands(conn: &mut redis::aio::MultiplexedConnection) -> std::collections::BTreeMap<String, u64> {
@@ -942,7 +879,7 @@ async fn one_time_ids_counters_and_the_refresh_lease_are_shared_by_instances() {
     let again = b.try_refresh_lease(&key, period).await.unwrap().expect("released: B takes it at once");
     again.release().await;
     // A holder that crashed (no renewal, no release) left its lease behind: it expires.
-    let name = format!("t6:l:{}", hex(&key.0));
+    let name = format!("t6:{{s:{:02x}}}l:{}", key.0[0], hex(&key.0));
     let _: () =
         redis::cmd("SET").arg(&name).arg("crashed-holder").arg("PX").arg(200).query_async(&mut conn).await.unwrap();
     assert!(a.try_refresh_lease(&key, period).await.unwrap().is_none(), "held by the crashed instance");
@@ -954,6 +891,46 @@ async fn one_time_ids_counters_and_the_refresh_lease_are_shared_by_instances() {
     late.release().await;
     let holder: Option<String> = redis::cmd("GET").arg(&name).query_async(&mut conn).await.unwrap();
     assert_eq!(holder.as_deref(), Some("new-holder"));
+}
+
+/// Single-logout state through the store (issue 10 item 2): the NameID → subject memory and
+/// the IDs of sent LogoutRequests are shared by instances, live a bounded time, a sent ID is
+/// taken once across instances, no NameID, subject or ID is readable in a key name or value,
+/// and Redis down is an error with the reason (the caller refuses), never "not found".
+#[tokio::test]
+async fn single_logout_state_is_shared_bounded_sealed_single_use_and_fails_closed() {
+    use aisgate::session::slo::LogoutStore;
+    let Some(mut redis) = Redis::start().await else { return };
+    let (a, b) = (store(&redis, "t9:"), store(&redis, "t9:"));
+    a.remember_name_id("nia", "nameid-secret", "CZ/CZ/subject-secret", Duration::from_secs(120)).await.unwrap();
+    let found = b.subject_of_name_id("nia", "nameid-secret").await.unwrap();
+    assert_eq!(found.as_deref(), Some("CZ/CZ/subject-secret"), "remembered at A, found at B");
+    assert_eq!(b.subject_of_name_id("other", "nameid-secret").await.unwrap(), None, "per provider");
+    a.logout_sent("nia", "_lr-secret", Duration::from_secs(300)).await.unwrap();
+    let mut conn = redis.conn().await;
+    let keys: Vec<String> = redis::cmd("KEYS").arg("t9:*").query_async(&mut conn).await.unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for key in &keys {
+        assert!(!key.contains("secret"), "readable key name {key}");
+        let value: Vec<u8> = redis::cmd("GET").arg(key).query_async(&mut conn).await.unwrap();
+        assert!(!String::from_utf8_lossy(&value).contains("secret"), "readable value of {key}");
+        let left: i64 = redis::cmd("PTTL").arg(key).query_async(&mut conn).await.unwrap();
+        assert!(left > 0 && left <= 300_000, "bounded: {key} {left} ms");
+    }
+    assert!(b.take_logout_sent("nia", "_lr-secret").await.unwrap(), "the answer reaches B");
+    assert!(!a.take_logout_sent("nia", "_lr-secret").await.unwrap(), "a replay at A finds nothing");
+    assert!(!b.take_logout_sent("nia", "_lr-never-sent").await.unwrap());
+
+    redis.stop().await;
+    let why = |r: Result<_, StoreError>| match r {
+        Err(StoreError::Unavailable(why)) => why,
+        Ok(_) => panic!("answered without Redis"),
+    };
+    assert!(why(a.take_logout_sent("nia", "_lr-2").await.map(|_| ())).starts_with("redis: "));
+    assert!(why(a.subject_of_name_id("nia", "nameid-secret").await.map(|_| ())).starts_with("redis: "));
+    assert!(why(a.logout_sent("nia", "_lr-3", Duration::from_secs(60)).await).starts_with("redis: "));
+    let remembered = a.remember_name_id("nia", "n", "s", Duration::from_secs(60)).await;
+    assert!(why(remembered).starts_with("redis: "));
 }
 
 /// Issue 10 item 4: with Redis, `active_sessions` counts the live sessions of all instances
@@ -1011,7 +988,7 @@ async fn active_sessions_are_counted_across_instances_and_expiries_are_announced
     // idle end: a sweep announces it at both instances, exactly once, and the count drops.
     let (mut at_a, mut at_b) = (a.ended_sessions(), b.ended_sessions());
     let mut conn = redis.conn().await;
-    let _: () = redis::cmd("DEL").arg(format!("t7:s:{}", hex(&keys[1].0))).query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("DEL").arg(session_name("t7:", &keys[1])).query_async(&mut conn).await.unwrap();
     clock.advance(Duration::from_secs(601));
     for ended in [&mut at_a, &mut at_b] {
         let heard = tokio::time::timeout(Duration::from_secs(12), async {
@@ -1029,7 +1006,13 @@ async fn active_sessions_are_counted_across_instances_and_expiries_are_announced
     // keys[2] is past its idle end by this clock too, but its record is still in Redis: not
     // announced, still counted.
     counted(1).await;
-    let live: Vec<String> = redis::cmd("ZRANGE").arg("t7:live").arg(0).arg(-1).query_async(&mut conn).await.unwrap();
+    let live: Vec<String> = redis::cmd("ZRANGE")
+        .arg(format!("t7:{{s:{:02x}}}live", keys[2].0[0]))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(live, vec![hex(&keys[2].0)]);
     assert!(at_a.try_recv().is_err() && at_b.try_recv().is_err(), "announced once");
 }
@@ -1097,7 +1080,7 @@ async fn the_local_copy_is_used_briefly_and_dropped_by_a_logout_at_another_insta
     assert!(a.load(&one).await.unwrap().is_some() && a.load(&two).await.unwrap().is_some());
     // Within the bound, A serves its copy: even with the record gone behind its back.
     let mut conn = redis.conn().await;
-    let _: () = redis::cmd("DEL").arg(format!("t9:s:{}", hex(&two.0))).query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("DEL").arg(session_name("t9:", &two)).query_async(&mut conn).await.unwrap();
     assert!(a.load(&two).await.unwrap().is_some(), "the copy, within local_cache_ms");
     // A logout at B reaches A's copy by pub/sub, long before the bound.
     b.remove(&one).await.unwrap();

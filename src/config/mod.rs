@@ -209,13 +209,19 @@ pub enum StoreKind {
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     /// One server: `redis://host:port/db` or `rediss://host:port/db` (TLS). No password in
-    /// the URL: use `password_file` / `password_env`. Exactly one of `url` and `sentinels`.
+    /// the URL: use `password_file` / `password_env`. Exactly one of `url`, `sentinels` and
+    /// `cluster`.
     #[serde(default)]
     pub url: Option<String>,
     /// Redis Sentinel addresses (`host:port`); the master is the one they name `master_name`,
     /// followed across failovers.
     #[serde(default)]
     pub sentinels: Vec<String>,
+    /// Redis Cluster: some of its nodes (`redis://host:port` or `rediss://host:port`, all alike),
+    /// the others are learnt from them. The same CA, user and password for every node.
+    /// Exactly one of `url`, `sentinels` and `cluster`.
+    #[serde(default)]
+    pub cluster: Vec<String>,
     /// The master name the Sentinels monitor (with `sentinels`).
     #[serde(default)]
     pub master_name: Option<String>,
@@ -245,6 +251,26 @@ pub struct RedisConfig {
     /// instance reaches this one by pub/sub at once, and by this bound at the latest.
     #[serde(default = "defaults::redis_local_cache_ms")]
     pub local_cache_ms: u64,
+}
+
+impl RedisConfig {
+    /// Where the store is, as `aisgate check` reports it: the server, Sentinels or cluster
+    /// nodes, TLS and the ACL user (never a password: URLs with one are refused).
+    pub fn describe(&self) -> String {
+        let tls = |urls: &[String]| urls.iter().any(|u| u.starts_with("rediss://"));
+        let (target, tls) = if !self.cluster.is_empty() {
+            (format!("redis cluster, seed nodes {}", self.cluster.join(", ")), tls(&self.cluster))
+        } else if !self.sentinels.is_empty() {
+            let master = self.master_name.as_deref().unwrap_or("?");
+            (format!("redis via sentinels {} (master {master})", self.sentinels.join(", ")), self.ca_file.is_some())
+        } else {
+            let url = self.url.as_deref().unwrap_or("?");
+            (format!("redis {url}"), url.starts_with("rediss://"))
+        };
+        let user = self.username.as_deref().map_or_else(String::new, |u| format!(", ACL user {u}"));
+        let tls = if tls { ", TLS" } else { "" };
+        format!("{target}{tls}{user}, key prefix {:?}", self.key_prefix)
+    }
 }
 
 /// `[session]`

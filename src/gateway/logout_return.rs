@@ -138,7 +138,7 @@ pub(super) async fn provider_logout(
     let handle = random_id();
     let state = gw.keyring.mac(Purpose::Logout, &handle);
     let Some(step) = provider.stateful_logout().and_then(|s| s.logout_with_state(&ctx, logout_state, &state)) else {
-        return (provider.logout(&ctx, logout_state), None);
+        return (provider.logout(&ctx, logout_state).await, None);
     };
     let pending = PendingLogin {
         provider: provider.name().to_owned(),

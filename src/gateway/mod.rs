@@ -383,6 +383,11 @@ impl Gateway {
                 provider.use_shared_state(shared.clone());
             }
         }
+        // Single-logout state is in the session store, whichever it is.
+        let session_lifetime = Duration::from_secs(config.session.absolute_timeout_secs);
+        for provider in &providers {
+            provider.use_logout_store(store.clone(), session_lifetime);
+        }
         let app_names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
         let provider_names: Vec<&str> = providers.iter().map(|p| p.name()).collect();
         let mut metrics = match previous {

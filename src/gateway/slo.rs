@@ -77,7 +77,8 @@ pub async fn slo(
                 let status = if unavailable { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::BAD_REQUEST };
                 return plain(status);
             }
-            let kind = if unavailable { ErrorKind::IdpUnavailable } else { ErrorKind::BadRequest };
+            // An outage: the IdP's (metadata) or the session store's, each its own page.
+            let kind = if unavailable { e.page() } else { ErrorKind::BadRequest };
             return rescue::error(kind, &info, None);
         }
     };

@@ -1,11 +1,13 @@
 //! The Redis link store, for several gateway instances: the same Redis as the sessions
 //! (`[session.redis]`, its connection, Sentinel and TLS settings and `key_prefix`).
 //!
-//! Keys, all in one hash slot (`{links}`, so Redis Cluster runs the scripts too):
-//! - `<prefix>{links}:b:<bsi>` — hash `legacy_id`, `legacy_username`, `legacy_org`,
-//!   `created_at`, `source`;
-//! - `<prefix>{links}:l:<legacy id>` — the BSI;
-//! - `<prefix>{links}:all` — set of every linked BSI (list, export).
+//! Keys, all in one hash slot (`{links}`, so Redis Cluster runs the scripts too), named by
+//! keyed hashes, never by the ids themselves (see [`names`]):
+//! - `<prefix>{links}:bh:<HMAC of the bsi>` — hash `legacy_id`, `legacy_username`,
+//!   `legacy_org`, `created_at`, `source`;
+//! - `<prefix>{links}:lh:<HMAC of the legacy id>` — the BSI;
+//! - `<prefix>{links}:all` — set of every linked BSI (list, export);
+//! - `<prefix>{links}:kid` — the session key the names are made with.
 //!
 //! Uniqueness of both sides is checked and written inside one Lua script per change, so two
 //! instances linking the same legacy id at once cannot both succeed. Links have no TTL: Redis
@@ -16,9 +18,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redis::Script;
 
+mod names;
+
 use super::{Link, LinkError, LinkKey, LinkStore};
 use crate::identity::LegacyAccount;
-use crate::session::redis::backend::Backend;
+use crate::session::redis::backend::{Backend, Conn};
 
 /// Creates one link. KEYS: bsi hash, legacy key, set; ARGV: bsi, legacy id, username, org,
 /// created_at, source. Returns 1 (created), 0 (identical exists), -1 (BSI taken), -2 (legacy taken).
@@ -70,27 +74,27 @@ end
 return {0, added}
 ";
 
-/// Deletes the link of a BSI (ARGV[2] = 'b') or a legacy id ('l'). ARGV[1]: the key space
-/// prefix (`<prefix>{links}:`), ARGV[3]: the id. Returns {} or {bsi, legacy_id, username,
-/// org, created_at, source}.
+/// Deletes the link of a BSI to a legacy id, both as read just before (the key names are
+/// hashes: the script cannot derive one from the other). KEYS: the set of every link (its
+/// slot routes the script in a cluster), the bsi hash, the legacy key; ARGV: bsi, legacy id.
+/// Returns {} (no such link any more) or {bsi, legacy_id, username, org, created_at, source}.
 const DELETE: &str = r"
-local space, by, id = ARGV[1], ARGV[2], ARGV[3]
-local bsi = id
-if by == 'l' then
-  bsi = redis.call('GET', space .. 'l:' .. id)
-  if not bsi then return {} end
-end
-local f = redis.call('HMGET', space .. 'b:' .. bsi, 'legacy_id', 'legacy_username', 'legacy_org', 'created_at', 'source')
-if not f[1] then return {} end
-redis.call('DEL', space .. 'b:' .. bsi, space .. 'l:' .. f[1])
-redis.call('SREM', space .. 'all', bsi)
-return {bsi, f[1], f[2] or '', f[3] or '', f[4] or '0', f[5] or ''}
+local f = redis.call('HMGET', KEYS[2], 'legacy_id', 'legacy_username', 'legacy_org', 'created_at', 'source')
+if not f[1] or f[1] ~= ARGV[2] then return {} end
+redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[3])
+redis.call('SREM', KEYS[1], ARGV[1])
+return {ARGV[1], f[1], f[2] or '', f[3] or '', f[4] or '0', f[5] or ''}
 ";
 
 /// The Redis store.
 pub struct RedisLinks {
     backend: Arc<Backend>,
     space: String,
+    /// Keys derived from the session keys for naming ([`names`]), with their key ids.
+    keys: Vec<(String, aws_lc_rs::hmac::Key)>,
+    /// The names in use, once read from Redis.
+    namer: tokio::sync::OnceCell<names::Namer>,
 }
 
 fn storage(e: redis::RedisError) -> LinkError {
@@ -123,18 +127,30 @@ fn from_fields(bsi: String, f: &[String]) -> Option<Link> {
 }
 
 impl RedisLinks {
-    /// A store on the sessions' Redis (`[session.redis]`).
+    /// A store on the sessions' Redis (`[session.redis]`), its key names made with the session
+    /// keys (`[session] keys`).
     pub fn configured(
         session: &crate::config::SessionConfig,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<RedisLinks, LinkError> {
         let cfg =
             session.redis.as_ref().ok_or(LinkError::Storage("store = \"redis\" needs [session.redis]".to_owned()))?;
+        if !crate::session::redis::keys::prefix_ok(&cfg.key_prefix) {
+            return Err(LinkError::Storage(crate::session::redis::RedisSetupError::BracesInPrefix.to_string()));
+        }
+        let keyring = crate::session::keyring::Keyring::load(&session.keys, env)
+            .map_err(|e| LinkError::Storage(format!("[session] keys: {e}")))?;
         let backend = Backend::new(cfg, env).map_err(|e| LinkError::Storage(e.to_string()))?;
-        Ok(RedisLinks { backend: Arc::new(backend), space: format!("{}{{links}}:", cfg.key_prefix) })
+        let space = crate::session::redis::keys::KeyNames::new(&cfg.key_prefix).links_space();
+        Ok(RedisLinks {
+            backend: Arc::new(backend),
+            space,
+            keys: keyring.derived_keys(names::LABEL),
+            namer: tokio::sync::OnceCell::new(),
+        })
     }
 
-    async fn conn(&self) -> Result<redis::aio::ConnectionManager, LinkError> {
+    async fn conn(&self) -> Result<Conn, LinkError> {
         self.backend.conn().await.map_err(|e| self.failed(e))
     }
 
@@ -143,21 +159,14 @@ impl RedisLinks {
         storage(e)
     }
 
-    fn bsi_key(&self, bsi: &str) -> String {
-        format!("{}b:{bsi}", self.space)
-    }
-
-    fn legacy_key(&self, id: &str) -> String {
-        format!("{}l:{id}", self.space)
-    }
-
     fn all_key(&self) -> String {
         format!("{}all", self.space)
     }
 
-    async fn fields(&self, conn: &mut redis::aio::ConnectionManager, bsi: &str) -> Result<Option<Link>, LinkError> {
+    async fn fields(&self, conn: &mut Conn, bsi: &str) -> Result<Option<Link>, LinkError> {
+        let name = self.names(conn).await?.bsi(&self.space, bsi);
         let f: Vec<Option<String>> = redis::cmd("HMGET")
-            .arg(self.bsi_key(bsi))
+            .arg(name)
             .arg(&["legacy_id", "legacy_username", "legacy_org", "created_at", "source"])
             .query_async(conn)
             .await
@@ -180,9 +189,10 @@ impl LinkStore for RedisLinks {
     async fn create(&self, link: Link) -> Result<(), LinkError> {
         link.validate()?;
         let mut conn = self.conn().await?;
+        let names = self.names(&mut conn).await?;
         let code: i64 = Script::new(CREATE)
-            .key(self.bsi_key(&link.bsi))
-            .key(self.legacy_key(&link.legacy.id))
+            .key(names.bsi(&self.space, &link.bsi))
+            .key(names.legacy(&self.space, &link.legacy.id))
             .key(self.all_key())
             .arg(&args(&link)[..])
             .invoke_async(&mut conn)
@@ -196,15 +206,35 @@ impl LinkStore for RedisLinks {
     }
 
     async fn delete(&self, key: LinkKey) -> Result<Option<Link>, LinkError> {
-        let (by, id) = match &key {
-            LinkKey::Bsi(v) => ("b", v),
-            LinkKey::Legacy(v) => ("l", v),
-        };
         let mut conn = self.conn().await?;
+        let names = self.names(&mut conn).await?;
+        // Both sides of the link, read first: each name is a hash of its own id.
+        let (bsi, legacy) = match &key {
+            LinkKey::Bsi(bsi) => {
+                let name = names.bsi(&self.space, bsi);
+                let legacy: Option<String> = redis::cmd("HGET")
+                    .arg(name)
+                    .arg("legacy_id")
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| self.failed(e))?;
+                (bsi.clone(), legacy)
+            }
+            LinkKey::Legacy(id) => {
+                let name = names.legacy(&self.space, id);
+                let bsi: Option<String> =
+                    redis::cmd("GET").arg(name).query_async(&mut conn).await.map_err(|e| self.failed(e))?;
+                let Some(bsi) = bsi else { return Ok(None) };
+                (bsi, Some(id.clone()))
+            }
+        };
+        let Some(legacy) = legacy else { return Ok(None) };
         let found: Vec<String> = Script::new(DELETE)
-            .arg(&self.space)
-            .arg(by)
-            .arg(id)
+            .key(self.all_key())
+            .key(names.bsi(&self.space, &bsi))
+            .key(names.legacy(&self.space, &legacy))
+            .arg(&bsi)
+            .arg(&legacy)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.failed(e))?;
@@ -236,12 +266,16 @@ impl LinkStore for RedisLinks {
         if links.is_empty() {
             return Ok(0);
         }
+        let mut conn = self.conn().await?;
+        let names = self.names(&mut conn).await?;
         let import = Script::new(IMPORT);
         let mut script = import.key(self.all_key());
         for link in &links {
-            script.key(self.bsi_key(&link.bsi)).key(self.legacy_key(&link.legacy.id)).arg(&args(link)[..]);
+            script
+                .key(names.bsi(&self.space, &link.bsi))
+                .key(names.legacy(&self.space, &link.legacy.id))
+                .arg(&args(link)[..]);
         }
-        let mut conn = self.conn().await?;
         let (at, value): (usize, i64) = script.invoke_async(&mut conn).await.map_err(|e| self.failed(e))?;
         if at == 0 {
             return Ok(usize::try_from(value).unwrap_or(0));

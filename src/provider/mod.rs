@@ -167,7 +167,7 @@ pub trait Provider: std::any::Any + Send + Sync + 'static {
         state: &ProtocolState,
     ) -> Result<Authenticated, ProviderError>;
     /// Where to send the browser after the local session is gone.
-    fn logout(&self, ctx: &LoginContext, logout_state: &LogoutState) -> BrowserStep;
+    async fn logout(&self, ctx: &LoginContext, logout_state: &LogoutState) -> BrowserStep;
     /// Current readiness.
     fn readiness(&self) -> Readiness;
     /// How the gateway binds and bounds this provider's logins (plain data; defaults fit a
@@ -212,6 +212,17 @@ pub trait Provider: std::any::Any + Send + Sync + 'static {
     /// called once at gateway build when the session store is shared (Redis). Providers
     /// without one-time ids ignore it.
     fn use_shared_state(&self, _shared: std::sync::Arc<dyn crate::session::shared::SharedState>) {}
+    /// Keeps single-logout state (SAML: the NameIDs of logins, the LogoutRequests sent) in the
+    /// gateway's session store ([`crate::session::slo::LogoutStore`]), so that it is shared by
+    /// every instance exactly when the sessions are; `session_lifetime` is the longest a
+    /// session lives. Called at every gateway build (a reload too: the store is the same).
+    /// Providers without single logout ignore it.
+    fn use_logout_store(
+        &self,
+        _store: std::sync::Arc<dyn crate::session::SessionStore>,
+        _session_lifetime: std::time::Duration,
+    ) {
+    }
     /// Validation of users' access tokens sent to API apps (`Authorization: Bearer`).
     fn access_tokens(&self) -> Option<&dyn capability::AccessTokens> {
         None

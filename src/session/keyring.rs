@@ -260,6 +260,14 @@ impl Keyring {
         super::record::RecordKeys::derive(self.keys.iter().map(|(id, key)| (id.as_str(), key)))
     }
 
+    /// A key derived from each session key for `label` (a domain label no other use shares),
+    /// with its key id, the signing key first: for names a store computes from personal data
+    /// that a dump must not reveal (HMACs), stable across instances and restarts.
+    pub(crate) fn derived_keys(&self, label: &[u8]) -> Vec<(String, hmac::Key)> {
+        let derive = |key: &hmac::Key| hmac::Key::new(hmac::HMAC_SHA256, hmac::sign(key, label).as_ref());
+        self.keys.iter().map(|(kid, key)| (kid.clone(), derive(key))).collect()
+    }
+
     /// The key for log labels (see [`LogLabelKey`]).
     pub fn log_label_key(&self) -> LogLabelKey {
         self.label_key.clone().unwrap_or_else(LogLabelKey::random)

@@ -30,6 +30,8 @@ use super::{LogoutBy, PendingLogin, SavedPost, Session, SessionStore, StoreError
 use crate::audit::{Audit, EndReason, Event, Origin, SessionRef, Subject};
 use crate::clock::Clock;
 
+mod slo;
+
 /// A bounded cache with least-recently-used eviction and a time to live, for entries that are
 /// written once and read (at most) once: pending logins, replay caches, sent-request IDs.
 ///
@@ -70,6 +72,8 @@ pub struct MemoryStore {
     /// Where the ends the store itself decides (expiry, idle, capacity) are audited; ends
     /// callers ask for (logout, replacement, admin) are audited by the caller, who knows why.
     audit: Arc<OnceLock<Audit>>,
+    /// NameIDs of logins and LogoutRequests sent, for single logout (`memory/slo.rs`).
+    logouts: slo::Logouts,
 }
 
 /// What a session is indexed under: by IdP session id or by subject, always per provider.
@@ -209,6 +213,7 @@ impl MemoryStore {
                 .eviction_listener(listener)
                 .build(),
             idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
+            logouts: slo::Logouts::new(&clock),
             clock,
             ended,
             // Pending logins are small and short-lived; bound them too (login floods).

@@ -12,6 +12,7 @@ pub mod memory;
 pub mod record;
 pub mod redis;
 pub mod shared;
+pub mod slo;
 pub mod tokens;
 pub mod users;
 
@@ -416,9 +417,10 @@ impl<'a> LogoutBy<'a> {
     }
 }
 
-/// Server-side session storage. Memory now; Redis implements the same trait.
+/// Server-side session storage. Memory now; Redis implements the same trait. Single-logout
+/// state ([`slo::LogoutStore`]) is part of it: shared exactly when the sessions are.
 #[async_trait]
-pub trait SessionStore: Send + Sync + 'static {
+pub trait SessionStore: slo::LogoutStore + Send + Sync + 'static {
     /// Looks up a session and refreshes its idle timer.
     async fn load(&self, key: &StoreKey) -> Result<Option<Arc<Session>>, StoreError>;
     /// [`SessionStore::load`] from the store itself, never from a per-instance copy: what a

@@ -27,6 +27,8 @@ pub enum RecordKind {
     Session,
     /// A pending login.
     Pending,
+    /// The subject a SAML NameID logged in as (single logout, `redis/slo.rs`).
+    NameId,
 }
 
 impl RecordKind {
@@ -34,6 +36,7 @@ impl RecordKind {
         match self {
             RecordKind::Session => b"aisgate/store/session/v1\0",
             RecordKind::Pending => b"aisgate/store/pending/v1\0",
+            RecordKind::NameId => b"aisgate/store/name-id/v1\0",
         }
     }
 }

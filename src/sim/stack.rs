@@ -55,6 +55,9 @@ pub struct StackOptions {
     /// The gateway's clock (the system clock by default; tests pass
     /// [`Clock::test`](crate::clock::Clock::test) and move it instead of sleeping).
     pub clock: crate::clock::Clock,
+    /// The session key (base64 text of the key file) instead of a fresh random one: the
+    /// gateways of one pair share their keys.
+    pub session_key: Option<String>,
 }
 
 /// A simulated SAML IdP and its provider table.
@@ -170,6 +173,7 @@ impl Default for StackOptions {
             oidc: Vec::new(),
             saml: None,
             clock: crate::clock::Clock::system(),
+            session_key: None,
         }
     }
 }
@@ -408,7 +412,10 @@ async fn prepare_in(dir: PathBuf, opts: StackOptions) -> Result<Stack, StackErro
         None => (None, String::new()),
     };
     oidc_tables.push_str(&saml_table);
-    let key = base64::engine::general_purpose::STANDARD.encode(crate::session::random_id());
+    let key = match &opts.session_key {
+        Some(key) => key.clone(),
+        None => base64::engine::general_purpose::STANDARD.encode(crate::session::random_id()),
+    };
     let key_file = dir.join("session.key");
     std::fs::write(&key_file, key).map_err(|e| e.to_string())?;
     let default_apps = match &opts.saml {

@@ -289,7 +289,7 @@ impl Provider for KaasProvider {
         self.classic_finish(answer)
     }
 
-    fn logout(&self, ctx: &LoginContext, _logout_state: &LogoutState) -> BrowserStep {
+    async fn logout(&self, ctx: &LoginContext, _logout_state: &LogoutState) -> BrowserStep {
         let back = self.logout_return_url.clone().unwrap_or_else(|| ctx.logged_out_url.clone());
         match url::Url::parse(&self.endpoints.logout) {
             Ok(mut url) => {

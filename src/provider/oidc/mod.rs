@@ -530,7 +530,7 @@ impl Provider for OidcProvider {
         self.finish_code(params, expect).await
     }
 
-    fn logout(&self, ctx: &LoginContext, logout_state: &LogoutState) -> BrowserStep {
+    async fn logout(&self, ctx: &LoginContext, logout_state: &LogoutState) -> BrowserStep {
         self.end_session(ctx, logout_state, &random_b64())
             .unwrap_or_else(|| BrowserStep::Redirect(self.post_logout_uri(ctx)))
     }

@@ -52,9 +52,6 @@ use crate::provider::{
 /// How long a sent LogoutRequest waits for its LogoutResponse.
 const LOGOUT_WAIT: Duration = Duration::from_secs(15 * 60);
 
-/// How long a NameID → subject pair is kept after its last login (a day covers any session).
-const NAME_ID_MEMORY: Duration = Duration::from_secs(24 * 3600);
-
 /// The protocol state kept server-side between `begin` and `finish` (`Debug` redacted).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct PendingRequest {
@@ -142,13 +139,13 @@ pub struct SamlProvider {
     accept_unsigned_logout_requests: bool,
     refresh_interval: Duration,
     replay: std::sync::Arc<acs::ReplayCache>,
-    /// IDs of LogoutRequests we sent, until their LogoutResponse (single use).
-    pending_logouts: moka::sync::Cache<String, ()>,
     /// IDs of IdP LogoutRequests accepted, until they could no longer be accepted anyway.
     logout_replay: std::sync::Arc<acs::ReplayCache>,
-    /// NameID → session subject of this instance's logins, so a NameID-only LogoutRequest
-    /// finds sessions whose subject is the PersonIdentifier / userUUID attribute.
-    name_ids: moka::sync::Cache<String, String>,
+    /// The session store, where the IDs of LogoutRequests we sent wait for their LogoutResponse
+    /// (single use) and the NameID → session subject pairs of logins are kept (so a NameID-only
+    /// LogoutRequest finds sessions whose subject is the PersonIdentifier / userUUID
+    /// attribute): shared by every instance when the sessions are.
+    logouts: crate::session::slo::LogoutSlot,
     /// The shared store of the replay caches when several instances run (Redis).
     shared: crate::session::shared::SharedSlot,
     metrics: OnceLock<SamlMetrics>,
@@ -228,14 +225,12 @@ impl SamlProvider {
     }
 
     /// Takes over the single-use memory of the provider this one replaces (hot reload,
-    /// `crate::reload`): assertion and LogoutRequest IDs already used, LogoutRequests sent
-    /// and awaiting their answer, and the NameID memory of logins. A reload must not reopen
-    /// a replay window nor forget who to log out.
+    /// `crate::reload`): assertion and LogoutRequest IDs already used. A reload must not
+    /// reopen a replay window. (LogoutRequests sent and the NameID memory of logins are in
+    /// the session store, which a reload keeps.)
     pub fn carrying_over(mut self, previous: &SamlProvider) -> SamlProvider {
         self.replay = previous.replay.clone();
         self.logout_replay = previous.logout_replay.clone();
-        self.pending_logouts = previous.pending_logouts.clone();
-        self.name_ids = previous.name_ids.clone();
         self
     }
 
@@ -339,10 +334,8 @@ impl SamlProvider {
             accept_unsigned_logout_requests: cfg.accept_unsigned_logout_requests(),
             refresh_interval: Duration::from_secs(cfg.metadata_refresh_secs.max(1)),
             replay: std::sync::Arc::new(acs::ReplayCache::new(100_000)),
-            // One-shot IDs: LRU, so a full cache still admits the newest (issue 15 item 2).
-            pending_logouts: crate::session::memory::one_shot_cache(100_000, LOGOUT_WAIT),
             logout_replay: std::sync::Arc::new(acs::ReplayCache::new(100_000)),
-            name_ids: name_id_cache(100_000),
+            logouts: crate::session::slo::LogoutSlot::default(),
             shared: crate::session::shared::SharedSlot::default(),
             metrics: OnceLock::new(),
         })
@@ -417,11 +410,11 @@ impl SamlProvider {
         e
     }
 
-    /// The session subject a NameID logged in as here; the NameID itself when unknown (a
-    /// profile without an identifier attribute, or a login at another instance: then no
-    /// session matches and the IdP is told so, see `slo::request_outcome`).
-    fn subject_of_name_id(&self, name_id: &str) -> String {
-        self.name_ids.get(name_id).unwrap_or_else(|| name_id.to_owned())
+    /// The session subject a NameID logged in as; the NameID itself when unknown (a profile
+    /// without an identifier attribute, or a login whose session is over: then no session
+    /// matches and the IdP is told so, see `slo::request_outcome`).
+    async fn subject_of_name_id(&self, name_id: &str) -> Result<String, ProviderError> {
+        Ok(self.logouts.subject_of_name_id(&self.name, name_id).await?.unwrap_or_else(|| name_id.to_owned()))
     }
 
     fn post_logout_url(&self, ctx: &LoginContext) -> String {
@@ -490,7 +483,11 @@ impl SamlProvider {
         }
         let mut identity = attributes::to_identity(self.profile, &self.name, &assertion, &self.mapping, now)
             .map_err(|e| ProviderError::with_context(e.refusal(), e))?;
-        self.name_ids.insert(assertion.name_id.clone(), identity.subject.clone());
+        if assertion.name_id != identity.subject {
+            // Fail closed: a session a NameID-only LogoutRequest could not find is not made.
+            let pair = (self.name.as_str(), assertion.name_id.as_str(), identity.subject.as_str());
+            self.logouts.remember_name_id(pair, identity.expires_at, now).await?;
+        }
         if let Some(index) = &assertion.session_index {
             // Session::idp_session_id: IdP-initiated logout matches sessions by SessionIndex.
             identity.attributes.insert("sid".to_owned(), vec![index.clone()]);
@@ -548,8 +545,8 @@ impl Provider for SamlProvider {
         self.check_response(params, state).await.map_err(|e| self.rejected(e))
     }
 
-    fn logout(&self, ctx: &LoginContext, logout_state: &LogoutState) -> BrowserStep {
-        slo::logout_step(self, ctx, logout_state)
+    async fn logout(&self, ctx: &LoginContext, logout_state: &LogoutState) -> BrowserStep {
+        slo::logout_step(self, ctx, logout_state).await
     }
 
     fn readiness(&self) -> Readiness {
@@ -590,6 +587,10 @@ impl Provider for SamlProvider {
 
     fn use_shared_state(&self, shared: std::sync::Arc<dyn crate::session::shared::SharedState>) {
         self.shared.set(shared);
+    }
+
+    fn use_logout_store(&self, store: std::sync::Arc<dyn crate::session::SessionStore>, session_lifetime: Duration) {
+        self.logouts.set(store, session_lifetime);
     }
 }
 
@@ -701,37 +702,9 @@ impl capability::Background for SamlProvider {
     }
 }
 
-/// The NameID → session subject memory for NameID-only LogoutRequests. Each login writes its
-/// pair once and at most one logout reads it: LRU, so a full memory forgets the oldest login
-/// instead of refusing the newest (moka's default admission policy would, issue 15 item 2).
-fn name_id_cache(capacity: u64) -> moka::sync::Cache<String, String> {
-    moka::sync::Cache::builder()
-        .max_capacity(capacity)
-        .eviction_policy(moka::policy::EvictionPolicy::lru())
-        .time_to_idle(NAME_ID_MEMORY)
-        .build()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Issue 15 review (item 2 for item 4): every login writes its NameID once and at most one
-    /// NameID-only LogoutRequest reads it. With moka's default admission policy a full memory
-    /// refused every newer NameID, so after that many logins a day a NameID-only logout of a
-    /// newer user answered UnknownPrincipal and left the session (item 4's defect again).
-    #[test]
-    fn a_full_name_id_memory_still_remembers_the_newest_login() {
-        let names = name_id_cache(50);
-        for i in 0..200 {
-            names.insert(format!("old-{i}"), format!("subject-{i}"));
-            names.run_pending_tasks();
-        }
-        names.insert("newest".to_owned(), "subject-new".to_owned());
-        names.run_pending_tasks();
-        assert_eq!(names.get("newest").as_deref(), Some("subject-new"));
-        assert!(names.entry_count() <= 50);
-    }
 
     /// Minimal IdP metadata (entity `urn:idp`): the signing certificate `cert_der`, a
     /// redirect-binding SSO endpoint and, when given, `validUntil`.
@@ -806,7 +779,7 @@ mod tests {
     }
 
     /// A hot reload builds a new provider; the IDs used before it stay used (no replay
-    /// window opens at a reload), and LogoutRequests sent before it still match.
+    /// window opens at a reload).
     #[test]
     fn a_provider_built_by_a_reload_remembers_the_ids_used_before_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -820,15 +793,11 @@ mod tests {
         let before = SamlProvider::build(&cfg, "https://gw.example.cz").unwrap();
         assert!(before.replay.first_use_at("assertion-1", 2_000, 1_000));
         assert!(before.logout_replay.first_use_at("logout-1", 2_000, 1_000));
-        before.pending_logouts.insert("sent-1".into(), ());
-        before.name_ids.insert("name-id".into(), "subject".into());
 
         let fresh = SamlProvider::build(&cfg, "https://gw.example.cz").unwrap();
         let after = SamlProvider::build(&cfg, "https://gw.example.cz").unwrap().carrying_over(&before);
         assert!(!after.replay.first_use_at("assertion-1", 2_000, 1_001), "a replay after the reload is refused");
         assert!(!after.logout_replay.first_use_at("logout-1", 2_000, 1_001));
-        assert!(after.pending_logouts.contains_key("sent-1"));
-        assert_eq!(after.name_ids.get("name-id").as_deref(), Some("subject"));
         // Without the carry-over the new provider would have accepted the replay.
         assert!(fresh.replay.first_use_at("assertion-1", 2_000, 1_001));
     }

@@ -31,8 +31,10 @@ impl SamlProvider {
 }
 
 /// Where the browser goes after the local session is gone: the IdP's SLO with a LogoutRequest,
-/// else the IdP's logout page (EnviIAM), else the post-logout URL.
-pub(super) fn logout_step(p: &SamlProvider, ctx: &LoginContext, logout_state: &LogoutState) -> BrowserStep {
+/// else the IdP's logout page (EnviIAM), else the post-logout URL. The LogoutRequest's ID is
+/// recorded in the session store, so its LogoutResponse is accepted at whichever instance it
+/// reaches (once).
+pub(super) async fn logout_step(p: &SamlProvider, ctx: &LoginContext, logout_state: &LogoutState) -> BrowserStep {
     let done = p.post_logout_url(ctx);
     let subject: Option<&LogoutSubject> = match logout_state {
         LogoutState::Saml(subject) => Some(subject),
@@ -43,7 +45,11 @@ pub(super) fn logout_step(p: &SamlProvider, ctx: &LoginContext, logout_state: &L
         let xml = logout::build_request(&id, p.clock.now_unix(), &destination, &p.entity_id, subject);
         match binding::redirect_url(&destination, MessageKind::Request, &xml, None, p.signing.as_ref()) {
             Ok(url) => {
-                p.pending_logouts.insert(id, ());
+                // Sent even when it cannot be recorded: ending the IdP session matters more
+                // (the next person at the browser); only its answer will then be refused.
+                if let Err(e) = p.logouts.logout_sent(&p.name, &id, super::LOGOUT_WAIT).await {
+                    tracing::error!(provider = %p.name, error = %e, "cannot record the LogoutRequest sent: its LogoutResponse will be refused");
+                }
                 return BrowserStep::Redirect(url);
             }
             Err(e) => {
@@ -187,7 +193,7 @@ pub(super) async fn handle(p: &SamlProvider, m: &SloMessage) -> Result<SloOutcom
     let now = p.clock.now_unix();
     let issued = check_instant(p, &msg, now)?;
     if !msg.is_request {
-        return response_outcome(p, &msg);
+        return response_outcome(p, &msg).await;
     }
     if signed {
         // A captured (signed) logout URL must not end the next session of that user later:
@@ -202,7 +208,7 @@ pub(super) async fn handle(p: &SamlProvider, m: &SloMessage) -> Result<SloOutcom
             return Err(refuse(Refusal::Replayed, "LogoutRequest ID already used (or the replay cache is full)"));
         }
     }
-    request_outcome(p, msg, arrival)
+    request_outcome(p, msg, arrival).await
 }
 
 fn check_issuer(p: &SamlProvider, expected: &str, msg: &LogoutMessage) -> Result<(), ProviderError> {
@@ -269,11 +275,13 @@ fn remember_until(p: &SamlProvider, msg: &LogoutMessage, issued: u64) -> u64 {
     by_instant.max(by_expiry).saturating_add(p.skew)
 }
 
-fn response_outcome(p: &SamlProvider, msg: &LogoutMessage) -> Result<SloOutcome, ProviderError> {
+async fn response_outcome(p: &SamlProvider, msg: &LogoutMessage) -> Result<SloOutcome, ProviderError> {
     let Some(id) = msg.in_response_to.as_deref() else {
         return Err(refuse(Refusal::InResponseTo, "LogoutResponse without InResponseTo"));
     };
-    if p.pending_logouts.remove(id).is_none() {
+    // Single use across every instance sharing the session store; a store that cannot say is
+    // a refusal (store_unavailable), never an answer accepted unchecked.
+    if !p.logouts.take_logout_sent(&p.name, id).await? {
         return Err(refuse(
             Refusal::LogoutUnknownResponse,
             "LogoutResponse for no pending LogoutRequest (unknown, used or expired InResponseTo)",
@@ -288,14 +296,15 @@ fn response_outcome(p: &SamlProvider, msg: &LogoutMessage) -> Result<SloOutcome,
     Ok(SloOutcome::LoggedOut { redirect: done })
 }
 
-fn request_outcome(p: &SamlProvider, msg: LogoutMessage, arrival: Arrival) -> Result<SloOutcome, ProviderError> {
+async fn request_outcome(p: &SamlProvider, msg: LogoutMessage, arrival: Arrival) -> Result<SloOutcome, ProviderError> {
     let sid = msg.session_indexes.first().cloned();
     // SessionIndex is the narrowest match; the NameID only when the IdP names no session. A
     // session's subject is the PersonIdentifier / userUUID attribute, which need not be the
-    // NameID: translate through the NameIDs of this instance's logins.
+    // NameID: translate through the NameIDs of the logins (in the session store: those of
+    // every instance sharing it).
     let name_only = sid.is_none();
     let subject = match (&sid, msg.name_id.as_deref()) {
-        (None, Some(name_id)) => Some(p.subject_of_name_id(name_id)),
+        (None, Some(name_id)) => Some(p.subject_of_name_id(name_id).await?),
         _ => None,
     };
     let target = LogoutTarget { subject, sid };

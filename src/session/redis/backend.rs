@@ -1,5 +1,12 @@
-//! Where the Redis store's connection goes: one server (`url`), or the master that a set of
-//! Redis Sentinels names (`sentinels` + `master_name`), followed across failovers.
+//! Where the Redis store's connection goes: one server (`url`), the master that a set of
+//! Redis Sentinels names (`sentinels` + `master_name`), followed across failovers, or a Redis
+//! Cluster (`cluster`, a few of its nodes; the rest are learnt from them).
+//!
+//! With a cluster the client keeps the slot map and one multiplexed connection per node, and
+//! follows `MOVED`/`ASK` redirections and failovers by itself (it reloads the slot map after
+//! a connection error); every multi-key operation stays within one hash slot (see
+//! [`super::keys`]). Subscriptions go to one of the configured nodes: a `PUBLISH` on any node
+//! of a cluster reaches the subscribers of every node.
 //!
 //! With a single server the connection manager reconnects to the same address by itself.
 //! With Sentinel that is not enough: after a failover the old address is dead or a read-only
@@ -11,9 +18,13 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
-use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisError};
+use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError};
 
 use super::RedisSetupError;
 use crate::config::RedisConfig;
@@ -24,6 +35,97 @@ enum Target {
     Fixed,
     /// Ask these Sentinels.
     Sentinel(Box<tokio::sync::Mutex<SentinelClient>>),
+    /// A Redis Cluster (see [`Cluster`]).
+    Cluster(Box<Cluster>),
+}
+
+/// A Redis Cluster's client and current connection.
+///
+/// The cluster client follows `MOVED` redirections, but after a connection error it only
+/// reconnects to the same address: when a master dies and its replica takes over, nothing
+/// would ever tell it of the new master. So, as with Sentinel, a connection-level error
+/// drops the connection (at most once per [`CLUSTER_RENEW_AFTER`]), and the next operation
+/// builds a new one, which reads the slot map afresh from the configured nodes.
+pub(crate) struct Cluster {
+    client: redis::cluster::ClusterClient,
+    config: redis::cluster::ClusterConfig,
+    /// The connection and when it was made; `None` after a connection-level failure.
+    current: Mutex<Option<(ClusterConnection, std::time::Instant)>>,
+    /// Built inside a runtime (the connection spawns its tasks).
+    started: bool,
+    /// A client per configured node for the subscription, tried in turn.
+    seeds: Vec<Client>,
+    next: AtomicUsize,
+}
+
+/// The shortest life of a cluster connection before a failure may replace it (so a burst of
+/// failing requests does not rebuild it for each).
+const CLUSTER_RENEW_AFTER: Duration = Duration::from_millis(250);
+
+impl Cluster {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(ClusterConnection, std::time::Instant)>> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn conn(&self) -> Result<ClusterConnection, RedisError> {
+        if !self.started {
+            return Err(not_started());
+        }
+        let mut current = self.lock();
+        if let Some((conn, _)) = current.as_ref() {
+            return Ok(conn.clone());
+        }
+        // Connects in the background; the first command waits for it (bounded by the timeouts).
+        let conn = self.client.get_pending_async_connection_with_config(self.config.clone());
+        *current = Some((conn.clone(), std::time::Instant::now()));
+        Ok(conn)
+    }
+
+    fn failed(&self) {
+        let mut current = self.lock();
+        if current.as_ref().is_some_and(|(_, made)| made.elapsed() >= CLUSTER_RENEW_AFTER) {
+            tracing::info!("session store (redis): cluster connection failed; reading the slot map again");
+            *current = None;
+        }
+    }
+}
+
+/// A connection to the store: one server (or the master the Sentinels name), or a cluster.
+/// Both are multiplexed and cheap to clone.
+#[derive(Clone)]
+pub(crate) enum Conn {
+    /// One server.
+    One(ConnectionManager),
+    /// A Redis Cluster (commands routed by their first key's slot).
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::One(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::One(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::One(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
 }
 
 /// The current connection and how to find the next one.
@@ -64,9 +166,10 @@ fn read_ca(cfg: &RedisConfig) -> Result<Option<Vec<u8>>, RedisSetupError> {
         .transpose()
 }
 
-/// The client of a single server from `url`.
-fn fixed_client(cfg: &RedisConfig, url: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Client, RedisSetupError> {
-    let url = url::Url::parse(url).map_err(|e| RedisSetupError::BadUrl(e.to_string()))?;
+/// The connection settings of a server (`url`, or a cluster node) with the ACL user and
+/// password, and whether it is TLS.
+fn node_info(cfg: &RedisConfig, url: &str, password: Option<&str>) -> Result<(ConnectionInfo, bool), RedisSetupError> {
+    let url = url::Url::parse(url).map_err(|e| RedisSetupError::BadUrl(format!("{url:?}: {e}")))?;
     let tls = match url.scheme() {
         "redis" => false,
         "rediss" => true,
@@ -78,21 +181,67 @@ fn fixed_client(cfg: &RedisConfig, url: &str, env: &dyn Fn(&str) -> Option<Strin
     if cfg.ca_file.is_some() && !tls {
         return Err(RedisSetupError::CaWithoutTls);
     }
-    let password = password(cfg, env)?;
     let info = url.into_connection_info().map_err(|e| RedisSetupError::BadUrl(e.to_string()))?;
     let mut settings = info.redis_settings().clone();
     if let Some(user) = &cfg.username {
         settings = settings.set_username(user);
     }
-    if let Some(password) = &password {
-        settings = settings.set_password(password.as_str());
+    if let Some(password) = password {
+        settings = settings.set_password(password);
     }
-    let info = info.set_redis_settings(settings);
-    let built = match read_ca(cfg)? {
-        Some(pem) => Client::build_with_tls(info, redis::TlsCertificates { client_tls: None, root_cert: Some(pem) }),
+    Ok((info.set_redis_settings(settings), tls))
+}
+
+/// A client of one server (`url`, or a cluster node for the subscription).
+fn node_client(info: ConnectionInfo, ca: Option<&[u8]>) -> Result<Client, RedisSetupError> {
+    let built = match ca {
+        Some(pem) => {
+            Client::build_with_tls(info, redis::TlsCertificates { client_tls: None, root_cert: Some(pem.to_vec()) })
+        }
         None => Client::open(info),
     };
     built.map_err(|e| RedisSetupError::Client(e.to_string()))
+}
+
+/// The client of a single server from `url`.
+fn fixed_client(cfg: &RedisConfig, url: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Client, RedisSetupError> {
+    let password = password(cfg, env)?;
+    let (info, _) = node_info(cfg, url, password.as_ref().map(|p| p.as_str()))?;
+    node_client(info, read_ca(cfg)?.as_deref())
+}
+
+/// The cluster client's seed nodes (with the same TLS, CA and ACL settings each) and a
+/// client per node for the subscription.
+fn cluster_clients(
+    cfg: &RedisConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+    timeout: Duration,
+) -> Result<(redis::cluster::ClusterClient, Vec<Client>), RedisSetupError> {
+    let password = password(cfg, env)?;
+    let mut infos = Vec::with_capacity(cfg.cluster.len());
+    let mut any_tls = None;
+    for url in &cfg.cluster {
+        let (info, tls) = node_info(cfg, url, password.as_ref().map(|p| p.as_str()))?;
+        if any_tls.replace(tls).is_some_and(|before| before != tls) {
+            return Err(RedisSetupError::MixedClusterTls);
+        }
+        infos.push(info);
+    }
+    let ca = read_ca(cfg)?;
+    let seeds = infos.iter().map(|info| node_client(info.clone(), ca.as_deref())).collect::<Result<_, _>>()?;
+    // One quick retry, then the error (as for one server): a request waits about two
+    // timeouts at most, and the next operation retries.
+    let mut builder = ClusterClientBuilder::new(infos)
+        .connection_timeout(timeout)
+        .response_timeout(timeout)
+        .retries(1)
+        .min_retry_wait(50)
+        .max_retry_wait(200);
+    if let Some(pem) = ca {
+        builder = builder.certs(redis::TlsCertificates { client_tls: None, root_cert: Some(pem) });
+    }
+    let client = builder.build().map_err(|e| RedisSetupError::Client(e.to_string()))?;
+    Ok((client, seeds))
 }
 
 /// A Sentinel address `host:port`; over TLS when `tls` (then verified against the CA the
@@ -158,14 +307,31 @@ impl Backend {
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
-        let (target, current) = match (&cfg.url, cfg.sentinels.is_empty()) {
-            (Some(url), true) => (Target::Fixed, Some(fixed_client(cfg, url, env)?)),
-            (None, false) => (Target::Sentinel(Box::new(tokio::sync::Mutex::new(sentinel_client(cfg, env)?))), None),
-            _ => return Err(RedisSetupError::UrlOrSentinels),
+        let in_runtime = tokio::runtime::Handle::try_current().is_ok();
+        let (target, current) = match (&cfg.url, cfg.sentinels.is_empty(), cfg.cluster.is_empty()) {
+            (Some(url), true, true) => (Target::Fixed, Some(fixed_client(cfg, url, env)?)),
+            (None, false, true) => {
+                (Target::Sentinel(Box::new(tokio::sync::Mutex::new(sentinel_client(cfg, env)?))), None)
+            }
+            (None, true, false) => {
+                let (client, seeds) = cluster_clients(cfg, env, timeout)?;
+                let config =
+                    redis::cluster::ClusterConfig::new().set_connection_timeout(timeout).set_response_timeout(timeout);
+                let cluster = Cluster {
+                    client,
+                    config,
+                    current: Mutex::new(None),
+                    started: in_runtime,
+                    seeds,
+                    next: AtomicUsize::new(0),
+                };
+                (Target::Cluster(Box::new(cluster)), None)
+            }
+            _ => return Err(RedisSetupError::OneTarget),
         };
         let current = match current {
             // Inside a runtime only: the manager spawns its reconnect task.
-            Some(client) if tokio::runtime::Handle::try_current().is_ok() => {
+            Some(client) if in_runtime => {
                 let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
                     .map_err(|e| RedisSetupError::Client(e.to_string()))?;
                 Some((client, manager))
@@ -177,9 +343,10 @@ impl Backend {
 
     /// Whether this backend can connect at all (built inside a runtime).
     pub(super) fn started(&self) -> bool {
-        match self.target {
+        match &self.target {
             Target::Fixed => self.lock().is_some(),
             Target::Sentinel(_) => tokio::runtime::Handle::try_current().is_ok(),
+            Target::Cluster(cluster) => cluster.started,
         }
     }
 
@@ -187,16 +354,24 @@ impl Backend {
         self.current.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The connection to the master.
-    pub(crate) async fn conn(&self) -> Result<ConnectionManager, RedisError> {
-        if let Some((_, manager)) = self.lock().as_ref() {
-            return Ok(manager.clone());
+    /// The connection to the master (or to the cluster).
+    pub(crate) async fn conn(&self) -> Result<Conn, RedisError> {
+        if let Target::Cluster(cluster) = &self.target {
+            return cluster.conn().map(Conn::Cluster);
         }
-        self.resolve().await.map(|(_, manager)| manager)
+        if let Some((_, manager)) = self.lock().as_ref() {
+            return Ok(Conn::One(manager.clone()));
+        }
+        self.resolve().await.map(|(_, manager)| Conn::One(manager))
     }
 
-    /// The master's client (for the subscription connection).
+    /// A client for the subscription connection: the master's, or (cluster) the next
+    /// configured node's, so a dead node is left for another at the next attempt.
     pub(super) async fn client(&self) -> Result<Client, RedisError> {
+        if let Target::Cluster(cluster) = &self.target {
+            let at = cluster.next.fetch_add(1, Ordering::Relaxed);
+            return cluster.seeds.get(at % cluster.seeds.len().max(1)).cloned().ok_or_else(not_started);
+        }
         if let Some((client, _)) = self.lock().as_ref() {
             return Ok(client.clone());
         }
@@ -206,7 +381,7 @@ impl Backend {
     /// Asks the Sentinels for the master and connects to it.
     async fn resolve(&self) -> Result<(Client, ConnectionManager), RedisError> {
         let Target::Sentinel(sentinel) = &self.target else {
-            return Err(RedisError::from((redis::ErrorKind::Client, "redis store not started (no runtime)")));
+            return Err(not_started());
         };
         let asked = tokio::time::timeout(self.timeout * 2, async { sentinel.lock().await.async_get_client().await });
         let client = match asked.await {
@@ -226,11 +401,20 @@ impl Backend {
         Ok((client, manager))
     }
 
-    /// Notes a failed operation: with Sentinel, a connection-level failure makes the next
-    /// operation ask the Sentinels again.
+    /// Notes a failed operation: a connection-level failure makes the next operation ask the
+    /// Sentinels again (Sentinel) or read the slot map afresh (cluster, see [`Cluster`]).
     pub(crate) fn failed(&self, e: &RedisError) {
-        if matches!(self.target, Target::Sentinel(_)) && connection_level(e) {
-            *self.lock() = None;
+        if !connection_level(e) {
+            return;
+        }
+        match &self.target {
+            Target::Fixed => {}
+            Target::Sentinel(_) => *self.lock() = None,
+            Target::Cluster(cluster) => cluster.failed(),
         }
     }
+}
+
+fn not_started() -> RedisError {
+    RedisError::from((redis::ErrorKind::Client, "redis store not started (no runtime)"))
 }

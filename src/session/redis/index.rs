@@ -7,10 +7,11 @@
 //!   is the absolute timeout, renewed by every login of that user. Members may outlive their
 //!   session (idle expiry does not clean them): a look-up checks each member's record still
 //!   exists and drops those that do not.
-//! - `maintenance` (a set of app names) and `m:<app>` (each app's maintenance notice, the
-//!   admin API's record), read by every instance about once a second.
+//! - `{m}maintenance` (a set of app names) and `{m}m:<app>` (each app's maintenance notice,
+//!   the admin API's record; one hash tag, one transaction), read by every instance about
+//!   once a second.
 //!
-//! The admin listing walks the `live` set (every live session, scored by when it expires;
+//! The admin listing walks the `live` shards (every live session, scored by when it expires;
 //! see `live.rs`) in batches, opening each record: a pass over the store, fine for an
 //! operator's query and never on the request path. Only commands of the README's ACL for
 //! the store are used (no `SCAN`, `PTTL` or hash commands): a missing permission would read
@@ -18,10 +19,11 @@
 //!
 //! [`RecordKeys::index_name`]: crate::session::record::RecordKeys::index_name
 
-use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
-use super::{hex, unhex32, RedisStore};
+use super::backend::Conn;
+use super::keys::SESSION_SHARDS;
+use super::{each, unhex32, RedisStore};
 use crate::session::users::{Keep, Listed, UserSession};
 use crate::session::{Session, StoreError, StoreKey};
 
@@ -30,15 +32,15 @@ const BATCH: usize = 200;
 
 impl RedisStore {
     fn user_key(&self, name: &[u8; 32]) -> String {
-        format!("{}u:{}", self.prefix, hex(name))
+        self.names.user(name)
     }
 
     fn maintenance_key(&self) -> String {
-        format!("{}maintenance", self.prefix)
+        self.names.maintenance()
     }
 
     fn notice_key(&self, app: &str) -> String {
-        format!("{}m:{app}", self.prefix)
+        self.names.notice(app)
     }
 
     /// Sets or clears `app`'s notice: its key and its name in the set, in one transaction.
@@ -83,18 +85,19 @@ impl RedisStore {
         self.keys.index_name("user", &session.identity.provider, &session.identity.subject).map(|n| self.user_key(&n))
     }
 
-    /// Adds the per-user index entry of `session` (store key hex `member`) to `pipe`, the
-    /// transaction that writes the session.
-    pub(super) fn index_user(&self, pipe: &mut redis::Pipeline, session: &Session, member: &str, ttl_ms: u64) {
-        if let Some(set) = self.user_set(session) {
-            pipe.cmd("ZADD").arg(&set).arg(session.created_at).arg(member).ignore();
-            pipe.cmd("PEXPIRE").arg(&set).arg(ttl_ms).ignore();
-        }
+    /// The per-user index entry of `session` (store key hex `member`): a pipeline on the
+    /// user's set alone (its own slot in a cluster), run before the session is written.
+    pub(super) fn index_user(&self, session: &Session, member: &str, ttl_ms: u64) -> Option<redis::Pipeline> {
+        let set = self.user_set(session)?;
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZADD").arg(&set).arg(session.created_at).arg(member).ignore();
+        pipe.cmd("PEXPIRE").arg(&set).arg(ttl_ms).ignore();
+        Some(pipe)
     }
 
     /// Removes `member` from the per-user set of `session` (best effort: a stale member is
     /// dropped by the next look-up anyway).
-    pub(super) async fn unindex_user(&self, conn: &mut ConnectionManager, session: &Session, member: &str) {
+    pub(super) async fn unindex_user(&self, conn: &mut Conn, session: &Session, member: &str) {
         for name in self.keys.index_names("user", &session.identity.provider, &session.identity.subject) {
             let _: Result<(), _> = conn.zrem(self.user_key(&name), member).await;
         }
@@ -116,12 +119,12 @@ impl RedisStore {
                 continue;
             }
             let keys: Vec<Option<StoreKey>> = members.iter().map(|(m, _)| unhex32(m).map(StoreKey)).collect();
-            let mut pipe = redis::pipe();
-            for key in &keys {
-                // A malformed member checks a key that cannot exist, and is dropped below.
-                pipe.cmd("EXISTS").arg(key.map_or_else(|| format!("{}s:-", self.prefix), |k| self.session_key(&k)));
-            }
-            let exists: Vec<bool> = pipe.query_async(&mut conn).await.map_err(|e| self.failed(e))?;
+            // One EXISTS per record (different slots in a cluster). A malformed member checks
+            // a key that cannot exist, and is dropped below.
+            let checks = keys.iter().map(|key| {
+                redis::cmd("EXISTS").arg(key.map_or_else(|| self.names.plain("s:-"), |k| self.session_key(&k))).clone()
+            });
+            let exists: Vec<bool> = each(&conn, checks).await.map_err(|e| self.failed(e))?;
             let mut dead = Vec::new();
             for (((member, score), key), live) in members.iter().zip(&keys).zip(exists) {
                 match key {
@@ -140,7 +143,8 @@ impl RedisStore {
     }
 
     /// [`SessionStore::scan_sessions`](crate::session::SessionStore::scan_sessions) over
-    /// the `live` set, in batches by expiry. A session renewed while the walk runs moves
+    /// the `live` shards, each in batches by expiry (a shard and its records share a slot, so
+    /// a batch of records is one pipeline). A session renewed while the walk runs moves
     /// further on and may be met twice (kept once); one removed meanwhile may shift another
     /// past the walk, so callers that must catch every match walk again until none is left.
     pub(super) async fn scan(&self, keep: &Keep<'_>, limit: usize) -> Result<Vec<Listed>, StoreError> {
@@ -149,49 +153,52 @@ impl RedisStore {
         let idle_ms = u64::try_from(self.opts.idle.as_millis()).unwrap_or(u64::MAX);
         let mut seen = std::collections::HashSet::new();
         let mut found = Vec::new();
-        let mut offset = 0usize;
-        loop {
-            let batch: Vec<(String, f64)> = redis::cmd("ZRANGEBYSCORE")
-                .arg(self.live_key())
-                .arg(now_ms)
-                .arg("+inf")
-                .arg("WITHSCORES")
-                .arg("LIMIT")
-                .arg(offset)
-                .arg(BATCH)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| self.failed(e))?;
-            if batch.is_empty() {
-                return Ok(found);
-            }
-            offset += batch.len();
-            // Scores are Unix milliseconds: whole numbers, exact in an f64.
-            let members: Vec<(StoreKey, u64)> = batch
-                .iter()
-                .filter_map(|(m, score)| Some((StoreKey(unhex32(m)?), *score as u64)))
-                .filter(|(key, _)| seen.insert(key.0))
-                .collect();
-            if members.is_empty() {
-                continue;
-            }
-            let mut pipe = redis::pipe();
-            for (key, _) in &members {
-                pipe.cmd("GET").arg(self.session_key(key));
-            }
-            let records: Vec<Option<Vec<u8>>> = pipe.query_async(&mut conn).await.map_err(|e| self.failed(e))?;
-            for ((key, expires_ms), record) in members.into_iter().zip(records) {
-                if found.len() >= limit {
-                    return Ok(found);
+        for shard in 0..SESSION_SHARDS {
+            let mut offset = 0usize;
+            loop {
+                let batch: Vec<(String, f64)> = redis::cmd("ZRANGEBYSCORE")
+                    .arg(self.names.live(shard))
+                    .arg(now_ms)
+                    .arg("+inf")
+                    .arg("WITHSCORES")
+                    .arg("LIMIT")
+                    .arg(offset)
+                    .arg(BATCH)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| self.failed(e))?;
+                if batch.is_empty() {
+                    break;
                 }
-                let Some(session) = record.and_then(|r| self.open_session(&key, &r)) else { continue };
-                if session.is_expired(now_ms / 1000) || !keep(&key, &session) {
+                offset += batch.len();
+                // Scores are Unix milliseconds: whole numbers, exact in an f64.
+                let members: Vec<(StoreKey, u64)> = batch
+                    .iter()
+                    .filter_map(|(m, score)| Some((StoreKey(unhex32(m)?), *score as u64)))
+                    .filter(|(key, _)| seen.insert(key.0))
+                    .collect();
+                if members.is_empty() {
                     continue;
                 }
-                let last_seen = last_seen(idle_ms, expires_ms, &session);
-                found.push(Listed { key, session: std::sync::Arc::new(session), last_seen });
+                let mut pipe = redis::pipe();
+                for (key, _) in &members {
+                    pipe.cmd("GET").arg(self.session_key(key));
+                }
+                let records: Vec<Option<Vec<u8>>> = pipe.query_async(&mut conn).await.map_err(|e| self.failed(e))?;
+                for ((key, expires_ms), record) in members.into_iter().zip(records) {
+                    if found.len() >= limit {
+                        return Ok(found);
+                    }
+                    let Some(session) = record.and_then(|r| self.open_session(&key, &r)) else { continue };
+                    if session.is_expired(now_ms / 1000) || !keep(&key, &session) {
+                        continue;
+                    }
+                    let last_seen = last_seen(idle_ms, expires_ms, &session);
+                    found.push(Listed { key, session: std::sync::Arc::new(session), last_seen });
+                }
             }
         }
+        Ok(found)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Session store on Redis, shared by every gateway instance (`[session] store = "redis"`).
 //!
-//! What lives where (all names start with `key_prefix`):
-//! - `s:<hex store key>`: a session record, `"<absolute end, Unix seconds>\n"` in the clear
+//! What lives where (all names start with `key_prefix`; the exact names, and which share a
+//! Redis Cluster hash slot, are in [`keys`]):
+//! - `{s:XX}:<hex store key>`: a session record, `"<absolute end, Unix seconds>\n"` in the clear
 //!   (the load script needs it to cap the idle TTL) followed by the sealed session
 //!   ([`super::record`]); TTL = min(idle timeout, time to the absolute end), renewed by every
 //!   read in the same round trip (a Lua script).
@@ -13,10 +14,13 @@
 //!   logout re-checks every candidate against the session itself, as the memory store does.
 //! - `u:<hex HMAC>`, `maintenance` and `m:<app>`: the per-user index and the apps'
 //!   maintenance notices (see `index.rs`).
-//! - `live`: a sorted set of the live sessions' store keys scored by expiry, for the
-//!   `aisgate_active_sessions` gauge and for announcing expiries (see [`live`]).
+//! - `{s:XX}live`: 256 sorted sets (shards, one per session tag) of the live sessions'
+//!   store keys scored by expiry, for the `aisgate_active_sessions` gauge and for announcing
+//!   expiries (see [`live`]).
 //! - `o:…`, `c:…`, `l:…`: one-time ids, attempt counters and refresh leases shared by the
 //!   instances (see [`shared`]).
+//! - `n:…`, `x:…`: single-logout state, the NameID memory and the LogoutRequests sent (see
+//!   [`slo`]).
 //! - channel `ended`: every ended session's store key, published by the instance that ended
 //!   it (or, for an expiry, by the instance whose sweep found it) and fed into
 //!   [`SessionStore::ended_sessions`] on every other instance.
@@ -39,10 +43,13 @@ use async_trait::async_trait;
 pub(crate) mod backend;
 mod decoded;
 mod index;
+pub(crate) mod keys;
 mod live;
 mod shared;
+mod slo;
 
-use redis::aio::ConnectionManager;
+use backend::Conn;
+use keys::KeyNames;
 use redis::{AsyncCommands, Script};
 
 use super::record::{RecordKeys, RecordKind};
@@ -79,15 +86,23 @@ pub enum RedisSetupError {
     /// The password variable is not set.
     #[error("[session.redis] password_env: environment variable {0} is not set")]
     MissingEnv(String),
-    /// Neither or both of `url` and `sentinels`.
-    #[error("[session.redis] set exactly one of url (one server) and sentinels (with master_name)")]
-    UrlOrSentinels,
+    /// None or several of `url`, `sentinels` and `cluster`.
+    #[error(
+        "[session.redis] set exactly one of url (one server), sentinels (with master_name) and cluster (nodes of a Redis Cluster)"
+    )]
+    OneTarget,
+    /// Cluster nodes, some `redis://` and some `rediss://`.
+    #[error("[session.redis] cluster: all nodes redis:// or all rediss:// (one TLS setting for the cluster)")]
+    MixedClusterTls,
     /// `sentinels` without `master_name`.
     #[error("[session.redis] sentinels need master_name (the name the sentinels monitor)")]
     NoMasterName,
     /// A Sentinel address that is not `host:port`.
     #[error("[session.redis] sentinel {0:?} is not host:port")]
     BadSentinel(String),
+    /// A brace in `key_prefix` would become the hash tag of every key (see `keys`).
+    #[error("[session.redis] key_prefix must not contain {{ or }} (they decide Redis Cluster hash slots)")]
+    BracesInPrefix,
     /// The client refused the settings (e.g. a CA file without a certificate).
     #[error("[session.redis] {0}")]
     Client(String),
@@ -160,7 +175,7 @@ pub struct RedisStore {
     /// The connection (single server or Sentinel). Outside a runtime (`aisgate check`) the
     /// settings are validated and nothing connects.
     backend: Arc<backend::Backend>,
-    prefix: String,
+    names: KeyNames,
     channel: String,
     keys: RecordKeys,
     opts: RedisStoreOptions,
@@ -231,14 +246,18 @@ impl RedisStore {
         if cfg.local_cache_ms > MAX_LOCAL_CACHE_MS {
             return Err(RedisSetupError::LocalCacheTooLong(cfg.local_cache_ms));
         }
+        if !keys::prefix_ok(&cfg.key_prefix) {
+            return Err(RedisSetupError::BracesInPrefix);
+        }
         let backend = Arc::new(backend::Backend::new(cfg, env)?);
+        let names = KeyNames::new(&cfg.key_prefix);
         let opts_idle = opts.idle;
         let (ended, _) = tokio::sync::broadcast::channel(1024);
         let health = Arc::new(Health::default());
         let store = RedisStore {
             backend,
-            prefix: cfg.key_prefix.clone(),
-            channel: format!("{}ended", cfg.key_prefix),
+            channel: names.ended_channel(),
+            names,
             keys,
             opts,
             load: Script::new(LOAD),
@@ -261,8 +280,7 @@ impl RedisStore {
             );
             let sweeper = live::Sweeper {
                 backend: store.backend.clone(),
-                live_key: store.live_key(),
-                prefix: store.prefix.clone(),
+                names: store.names.clone(),
                 channel: store.channel.clone(),
                 instance: store.instance.clone(),
                 clock: store.opts.clock.clone(),
@@ -283,7 +301,7 @@ impl RedisStore {
         RedisStore::new(session.redis.as_ref().ok_or(RedisSetupError::Missing)?, keys, opts, env)
     }
 
-    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+    async fn conn(&self) -> Result<Conn, StoreError> {
         self.backend.conn().await.map_err(|e| self.failed(e))
     }
 
@@ -297,19 +315,15 @@ impl RedisStore {
     }
 
     fn session_key(&self, key: &StoreKey) -> String {
-        format!("{}s:{}", self.prefix, hex(&key.0))
-    }
-
-    fn live_key(&self) -> String {
-        format!("{}live", self.prefix)
+        self.names.session(key)
     }
 
     fn pending_key(&self, key: &StoreKey) -> String {
-        format!("{}p:{}", self.prefix, hex(&key.0))
+        self.names.pending(key)
     }
 
     fn index_key(&self, name: &[u8; 32]) -> String {
-        format!("{}i:{}", self.prefix, hex(name))
+        self.names.index(name)
     }
 
     /// The index sets a session belongs to (under the sealing key). Empty values are not
@@ -370,16 +384,12 @@ impl RedisStore {
         let _ = self.ended.send(key);
     }
 
-    async fn remove_session(
-        &self,
-        conn: &mut ConnectionManager,
-        key: &StoreKey,
-    ) -> Result<Option<Session>, StoreError> {
+    async fn remove_session(&self, conn: &mut Conn, key: &StoreKey) -> Result<Option<Session>, StoreError> {
         let message = format!("{}:{}", self.instance, hex(&key.0));
         let record: Option<Vec<u8>> = self
             .remove
             .key(self.session_key(key))
-            .key(self.live_key())
+            .key(self.names.live_of(key))
             .arg(&self.channel)
             .arg(message)
             .arg(hex(&key.0))
@@ -400,6 +410,30 @@ impl RedisStore {
         }
         Ok(session)
     }
+}
+
+/// Runs single-key commands concurrently, one per key, on the multiplexed connection (it
+/// pipelines them): the cluster-safe form of a multi-key read (see [`keys`]).
+async fn each<T: redis::FromRedisValue>(
+    conn: &Conn,
+    cmds: impl IntoIterator<Item = redis::Cmd>,
+) -> redis::RedisResult<Vec<T>> {
+    futures_util::future::try_join_all(cmds.into_iter().map(|cmd| {
+        let mut conn = conn.clone();
+        async move { cmd.query_async::<T>(&mut conn).await }
+    }))
+    .await
+}
+
+/// Runs pipelines concurrently, each within one hash slot (see [`keys`]); their replies are
+/// ignored.
+async fn each_pipeline(conn: &Conn, pipes: Vec<redis::Pipeline>) -> redis::RedisResult<()> {
+    futures_util::future::try_join_all(pipes.into_iter().map(|pipe| {
+        let mut conn = conn.clone();
+        async move { pipe.query_async::<()>(&mut conn).await }
+    }))
+    .await
+    .map(drop)
 }
 
 /// Pings once a second so `/readyz` follows Redis going and coming back without traffic
@@ -502,7 +536,7 @@ impl SessionStore for RedisStore {
         let record: Option<Vec<u8>> = self
             .load
             .key(self.session_key(key))
-            .key(self.live_key())
+            .key(self.names.live_of(key))
             .arg(now)
             .arg(idle_ms)
             .arg(hex(&key.0))
@@ -530,15 +564,24 @@ impl SessionStore for RedisStore {
         let mut conn = self.conn().await?;
         let member = hex(&key.0);
         let index_ttl_ms = u64::try_from(self.opts.absolute.as_millis()).unwrap_or(u64::MAX).max(1);
+        // The index entries first, each set on its own (in a cluster each is in its own
+        // slot): an entry whose session was never written is only a candidate that fails the
+        // re-check, while a session written without its entries could not be logged out by
+        // its IdP. A failure here fails the save, so no session exists without them.
+        let mut sets = Vec::new();
+        for set in self.index_entries(&session) {
+            let mut pipe = redis::pipe();
+            pipe.cmd("SADD").arg(&set).arg(&member).ignore();
+            pipe.cmd("PEXPIRE").arg(&set).arg(index_ttl_ms).ignore();
+            sets.push(pipe);
+        }
+        sets.extend(self.index_user(&session, &member, index_ttl_ms));
+        each_pipeline(&conn, sets).await.map_err(|e| self.failed(e))?;
+        // Then the record and its live shard: one slot, one transaction.
         let mut pipe = redis::pipe();
         pipe.atomic().cmd("SET").arg(self.session_key(&key)).arg(record).arg("PX").arg(ttl_ms).ignore();
         let expires_ms = self.opts.clock.now_unix().saturating_mul(1000).saturating_add(ttl_ms);
-        pipe.cmd("ZADD").arg(self.live_key()).arg(expires_ms).arg(&member).ignore();
-        for set in self.index_entries(&session) {
-            pipe.cmd("SADD").arg(&set).arg(&member).ignore();
-            pipe.cmd("PEXPIRE").arg(&set).arg(index_ttl_ms).ignore();
-        }
-        self.index_user(&mut pipe, &session, &member, index_ttl_ms);
+        pipe.cmd("ZADD").arg(self.names.live_of(&key)).arg(expires_ms).arg(&member).ignore();
         pipe.query_async::<()>(&mut conn).await.map_err(|e| self.failed(e))
     }
 
@@ -598,7 +641,12 @@ impl SessionStore for RedisStore {
         };
         let mut conn = self.conn().await?;
         let sets: Vec<String> = names.iter().map(|n| self.index_key(n)).collect();
-        let members: Vec<String> = conn.sunion(&sets).await.map_err(|e| self.failed(e))?;
+        // One SUNION per set (in a cluster the sets live in different slots, see `keys`); not
+        // SMEMBERS, so the README's ACL for the store stays as it was.
+        let reads = sets.iter().map(|set| redis::cmd("SUNION").arg(set).clone());
+        let mut members: Vec<String> = each::<Vec<String>>(&conn, reads).await.map_err(|e| self.failed(e))?.concat();
+        members.sort_unstable();
+        members.dedup();
         let now = self.opts.clock.now_unix();
         let mut ended = 0;
         for member in members {

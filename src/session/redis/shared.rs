@@ -7,7 +7,7 @@
 //!   after a rotation is still refused); the ids are random message ids, not personal data.
 //! - `c:<scope>:<hex HMAC of the client bucket>:<window number>`: an attempt counter,
 //!   `INCR` + `PEXPIRE` in one script. Keyed hash: client addresses are personal data.
-//! - `l:<hex store key>`: the refresh lease of a session, `SET NX PX` with a random token,
+//! - `{s:XX}l:<hex store key>`: the refresh lease (next to its session, see `keys`) of a session, `SET NX PX` with a random token,
 //!   renewed and released only by the holder of the token (compare-and-expire,
 //!   compare-and-delete scripts).
 
@@ -53,11 +53,11 @@ impl RedisStore {
             ctx.update(&(field.len() as u64).to_be_bytes());
             ctx.update(field.as_bytes());
         }
-        format!("{}o:{}:{}", self.prefix, scope.label(), hex(ctx.finish().as_ref()))
+        self.names.plain(&format!("o:{}:{}", scope.label(), hex(ctx.finish().as_ref())))
     }
 
     fn lease_key(&self, key: &StoreKey) -> String {
-        format!("{}l:{}", self.prefix, hex(&key.0))
+        self.names.lease(key)
     }
 
     /// `SET name value PX ttl NX`: whether `name` was new (and is now set).
@@ -89,7 +89,7 @@ impl SharedState for RedisStore {
             .ok_or_else(|| StoreError::Unavailable("no session key to name counters".into()))?;
         let window_secs = window.as_secs().max(1);
         let number = self.opts.clock.now_unix() / window_secs;
-        let key = format!("{}c:{}:{}:{number}", self.prefix, scope.label(), hex(&name));
+        let key = self.names.plain(&format!("c:{}:{}:{number}", scope.label(), hex(&name)));
         let mut conn = self.conn().await?;
         self.count.key(key).arg(ms(window)).invoke_async(&mut conn).await.map_err(|e| self.failed(e))
     }
