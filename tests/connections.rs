@@ -306,6 +306,53 @@ async fn silent_preface_only_and_idle_connections_are_reaped_and_the_cap_refuses
     wait_metric(&gw, open, "0").await;
 }
 
+/// The header-read timeout holds for every HTTP/1 request head, not only the first: a
+/// keep-alive connection that drips its next head byte by byte is closed
+/// `header_read_timeout` after its last response, however long `idle_timeout` is. (The
+/// gateway's connection watchdog enforces it; hyper's own per-request header timer is off.)
+#[tokio::test]
+async fn a_keep_alive_connection_dripping_its_next_head_is_closed_at_the_header_read_timeout() {
+    let header_read = Duration::from_millis(600);
+    let gw = Gateway::start_with_limits(
+        StackOptions { upstream: Some(support::header_echo().await), ..Default::default() },
+        |limits| {
+            limits.header_read_timeout = header_read;
+            limits.idle_timeout = Duration::from_secs(30);
+        },
+    )
+    .await;
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    stream.write_all(b"GET /public/first HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 8192];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert_eq!(status_of(&String::from_utf8_lossy(&buf[..n])), 200);
+    let answered = tokio::time::Instant::now();
+    // The next head, one byte every 50 ms: never complete, never silent for long.
+    let head =
+        b"GET /public/second HTTP/1.1\r\nHost: localhost\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut closed = None;
+    for byte in head.iter() {
+        if stream.write_all(&[*byte]).await.is_err() {
+            closed = Some(answered.elapsed());
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(50), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = Some(answered.elapsed());
+                break;
+            }
+            Ok(Ok(n)) => panic!("unexpected answer to an incomplete head: {}", String::from_utf8_lossy(&buf[..n])),
+            Err(_) => {}
+        }
+    }
+    let closed = closed.expect("the dripping connection was never closed");
+    assert!(
+        closed >= header_read - Duration::from_millis(50) && closed < header_read * 3,
+        "closed {closed:?} after the last response (header_read_timeout {header_read:?}, idle 30 s)"
+    );
+    wait_metric(&gw, "aisgate_connections_reaped_total{reason=\"idle\"}", "1").await;
+}
+
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
 async fn open_ws(gw: &Gateway, path: &str, cookie: Option<&str>) -> Ws {
