@@ -247,6 +247,16 @@ async fn closed_within(stream: &mut TcpStream, bound: Duration) -> Duration {
     }
 }
 
+/// A keep-alive HTTP/1 connection that has had one `GET path` answered with 200.
+async fn after_one_request(gw: &Gateway, path: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 8192];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert_eq!(status_of(&String::from_utf8_lossy(&buf[..n])), 200);
+    stream
+}
+
 #[tokio::test]
 async fn silent_preface_only_and_idle_connections_are_reaped_and_the_cap_refuses_the_excess() {
     let first_request = Duration::from_millis(800);
@@ -266,11 +276,7 @@ async fn silent_preface_only_and_idle_connections_are_reaped_and_the_cap_refuses
     let mut silent = [TcpStream::connect(gw.addr).await.unwrap(), TcpStream::connect(gw.addr).await.unwrap()];
     let mut preface = TcpStream::connect(gw.addr).await.unwrap();
     preface.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
-    let mut keep_alive = TcpStream::connect(gw.addr).await.unwrap();
-    keep_alive.write_all(b"GET /public/ka HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
-    let mut buf = vec![0u8; 8192];
-    let n = keep_alive.read(&mut buf).await.unwrap();
-    assert_eq!(status_of(&String::from_utf8_lossy(&buf[..n])), 200);
+    let mut keep_alive = after_one_request(&gw, "/public/ka").await;
     let idle_from = tokio::time::Instant::now();
     wait_metric(&gw, open, "4").await;
 
@@ -321,12 +327,9 @@ async fn a_keep_alive_connection_dripping_its_next_head_is_closed_at_the_header_
         },
     )
     .await;
-    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
-    stream.write_all(b"GET /public/first HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
-    let mut buf = vec![0u8; 8192];
-    let n = stream.read(&mut buf).await.unwrap();
-    assert_eq!(status_of(&String::from_utf8_lossy(&buf[..n])), 200);
+    let mut stream = after_one_request(&gw, "/public/first").await;
     let answered = tokio::time::Instant::now();
+    let mut buf = vec![0u8; 8192];
     // The next head, one byte every 50 ms: never complete, never silent for long.
     let head =
         b"GET /public/second HTTP/1.1\r\nHost: localhost\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
