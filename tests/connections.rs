@@ -247,6 +247,16 @@ async fn closed_within(stream: &mut TcpStream, bound: Duration) -> Duration {
     }
 }
 
+/// A keep-alive HTTP/1 connection that has had one `GET path` answered with 200.
+async fn after_one_request(gw: &Gateway, path: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 8192];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert_eq!(status_of(&String::from_utf8_lossy(&buf[..n])), 200);
+    stream
+}
+
 #[tokio::test]
 async fn silent_preface_only_and_idle_connections_are_reaped_and_the_cap_refuses_the_excess() {
     let first_request = Duration::from_millis(800);
@@ -266,11 +276,7 @@ async fn silent_preface_only_and_idle_connections_are_reaped_and_the_cap_refuses
     let mut silent = [TcpStream::connect(gw.addr).await.unwrap(), TcpStream::connect(gw.addr).await.unwrap()];
     let mut preface = TcpStream::connect(gw.addr).await.unwrap();
     preface.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
-    let mut keep_alive = TcpStream::connect(gw.addr).await.unwrap();
-    keep_alive.write_all(b"GET /public/ka HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
-    let mut buf = vec![0u8; 8192];
-    let n = keep_alive.read(&mut buf).await.unwrap();
-    assert_eq!(status_of(&String::from_utf8_lossy(&buf[..n])), 200);
+    let mut keep_alive = after_one_request(&gw, "/public/ka").await;
     let idle_from = tokio::time::Instant::now();
     wait_metric(&gw, open, "4").await;
 
@@ -304,6 +310,50 @@ async fn silent_preface_only_and_idle_connections_are_reaped_and_the_cap_refuses
     // …and their keep-alive connections are reaped once idle too.
     tokio::time::sleep(idle * 2).await;
     wait_metric(&gw, open, "0").await;
+}
+
+/// The header-read timeout holds for every HTTP/1 request head, not only the first: a
+/// keep-alive connection that drips its next head byte by byte is closed
+/// `header_read_timeout` after its last response, however long `idle_timeout` is. (The
+/// gateway's connection watchdog enforces it; hyper's own per-request header timer is off.)
+#[tokio::test]
+async fn a_keep_alive_connection_dripping_its_next_head_is_closed_at_the_header_read_timeout() {
+    let header_read = Duration::from_millis(600);
+    let gw = Gateway::start_with_limits(
+        StackOptions { upstream: Some(support::header_echo().await), ..Default::default() },
+        |limits| {
+            limits.header_read_timeout = header_read;
+            limits.idle_timeout = Duration::from_secs(30);
+        },
+    )
+    .await;
+    let mut stream = after_one_request(&gw, "/public/first").await;
+    let answered = tokio::time::Instant::now();
+    let mut buf = vec![0u8; 8192];
+    // The next head, one byte every 50 ms: never complete, never silent for long.
+    let head =
+        b"GET /public/second HTTP/1.1\r\nHost: localhost\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut closed = None;
+    for byte in head.iter() {
+        if stream.write_all(&[*byte]).await.is_err() {
+            closed = Some(answered.elapsed());
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(50), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = Some(answered.elapsed());
+                break;
+            }
+            Ok(Ok(n)) => panic!("unexpected answer to an incomplete head: {}", String::from_utf8_lossy(&buf[..n])),
+            Err(_) => {}
+        }
+    }
+    let closed = closed.expect("the dripping connection was never closed");
+    assert!(
+        closed >= header_read - Duration::from_millis(50) && closed < header_read * 3,
+        "closed {closed:?} after the last response (header_read_timeout {header_read:?}, idle 30 s)"
+    );
+    wait_metric(&gw, "aisgate_connections_reaped_total{reason=\"idle\"}", "1").await;
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;

@@ -9,7 +9,7 @@ use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
 use tower::ServiceExt;
 
 use super::endpoints::{self, login_path};
-use super::request::{clear_cookie, is_navigation, remove_cookies, set_forwarded, ConnInfo, RequestInfo};
+use super::request::{clear_cookie, is_navigation, remove_cookies, set_forwarded, ConnInfo, RequestInfo, X_REQUEST_ID};
 use super::rescue;
 use super::route::{self, App};
 use super::{Gateway, RESERVED_PREFIX};
@@ -54,7 +54,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<hyper::body::Incoming>, conn:
             ms = elapsed.as_secs_f64() * 1000.0,
         );
     }
-    resp.headers_mut().entry("x-request-id").or_insert(info.request_id);
+    resp.headers_mut().entry(X_REQUEST_ID).or_insert(info.request_id);
     resp
 }
 
@@ -529,9 +529,11 @@ pub(super) async fn forward(
     });
     let slot = parts.extensions.remove::<ConnSlot>();
 
-    let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
-    set_forwarded(&mut parts.headers, conn, info, &host);
-    if !app.preserve_host {
+    let host = parts.headers.get(HOST).cloned();
+    set_forwarded(&mut parts.headers, conn, info, host);
+    // The pool sends the request as it is: `Host` must be there (the client's one survives
+    // only with `preserve_host`).
+    if !app.preserve_host || !parts.headers.contains_key(HOST) {
         if let Ok(v) = HeaderValue::from_str(app.upstream.authority.as_str()) {
             parts.headers.insert(HOST, v);
         }
@@ -551,9 +553,9 @@ pub(super) async fn forward(
     if parts.headers.get(REFERER).and_then(|v| v.to_str().ok()).is_some_and(|r| r.contains(RESERVED_PREFIX)) {
         parts.headers.remove(REFERER);
     }
-    parts.headers.insert("x-request-id", info.request_id.clone());
+    parts.headers.insert(X_REQUEST_ID, info.request_id.clone());
 
-    // Built from parts: scheme and authority are shared, only path+query is new.
+    // Origin form (`/path?query`), as it goes on the wire: the pool knows the upstream.
     let query = parts.uri.query().map(|q| q.len() + 1).unwrap_or(0);
     let mut path_and_query = String::with_capacity(app.upstream.base_path.len() + path.as_str().len() + query);
     path_and_query.push_str(&app.upstream.base_path);
@@ -563,8 +565,6 @@ pub(super) async fn forward(
         path_and_query.push_str(q);
     }
     let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(app.upstream.scheme.clone());
-    uri.authority = Some(app.upstream.authority.clone());
     uri.path_and_query = match http::uri::PathAndQuery::from_maybe_shared(bytes::Bytes::from(path_and_query)) {
         Ok(pq) => Some(pq),
         Err(_) => return rescue::error(ErrorKind::BadRequest, info, None),
@@ -581,7 +581,8 @@ pub(super) async fn forward(
     let body = Body::new(WatchedBody::new(limited, watch.clone()));
     let upstream_req = Request::from_parts(parts, body);
 
-    let mut resp = match gw.upstream.send(upstream_req, &app.upstream.trust).await {
+    let target = (&app.upstream.scheme, &app.upstream.authority);
+    let mut resp = match gw.upstream.send(upstream_req, target, &app.upstream.trust).await {
         Ok(resp) => resp,
         Err(e) => {
             if let Some(fault) = watch.fault() {

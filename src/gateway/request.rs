@@ -10,10 +10,16 @@ use std::sync::OnceLock;
 
 use cookie::{Cookie, SameSite};
 use http::header::{ACCEPT, COOKIE};
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use ipnet::IpNet;
 
 use crate::pages::Lang;
+
+/// `X-Request-Id`, parsed once (a `&str` name is parsed and validated on every map call).
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// What the listener knows about the connection.
 #[derive(Clone, Copy, Debug)]
@@ -47,7 +53,7 @@ impl RequestInfo {
     pub fn new(headers: &HeaderMap, conn: &ConnInfo, trusted: &[IpNet]) -> RequestInfo {
         let from_trusted_proxy = is_trusted(conn.peer.ip(), trusted);
         let request_id = headers
-            .get("x-request-id")
+            .get(X_REQUEST_ID)
             .filter(|_| from_trusted_proxy)
             .filter(|v| v.len() <= 128 && v.as_bytes().iter().all(|b| b.is_ascii_graphic()))
             .cloned()
@@ -115,12 +121,8 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
 /// skipping it would walk on into text the client wrote and let it pick the address its rate
 /// limits are counted under.
 fn forwarded_client(headers: &HeaderMap, peer: IpAddr, trusted: &[IpNet]) -> IpAddr {
-    let entries: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .map(|v| v.to_str().unwrap_or(""))
-        .flat_map(|v| v.split(','))
-        .collect();
+    let entries: Vec<&str> =
+        headers.get_all(X_FORWARDED_FOR).iter().map(|v| v.to_str().unwrap_or("")).flat_map(|v| v.split(',')).collect();
     let mut hop = peer;
     for entry in entries.iter().rev() {
         if is_trusted(hop, trusted) {
@@ -275,29 +277,28 @@ fn set_cookie_with(name: &str, value: &str, max_age: Option<u64>, secure: bool, 
 
 /// Sets `X-Forwarded-For/Proto/Host` for the upstream. From a trusted proxy the existing
 /// chain is kept and the peer appended; from anyone else client-sent values are replaced.
-pub fn set_forwarded(headers: &mut HeaderMap, conn: &ConnInfo, info: &RequestInfo, host: &str) {
+pub fn set_forwarded(headers: &mut HeaderMap, conn: &ConnInfo, info: &RequestInfo, host: Option<HeaderValue>) {
     let peer = canonical_ip(conn.peer.ip()).to_string();
-    let existing_for: Vec<String> =
-        headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok().map(str::to_owned)).collect();
-    let forwarded_for = if info.from_trusted_proxy && !existing_for.is_empty() {
-        format!("{}, {peer}", existing_for.join(", "))
+    let forwarded_for = if info.from_trusted_proxy && headers.contains_key(&X_FORWARDED_FOR) {
+        let existing: Vec<&str> = headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
+        format!("{}, {peer}", existing.join(", "))
     } else {
         peer
     };
-    let proto_ok = info.from_trusted_proxy && headers.contains_key("x-forwarded-proto");
-    let host_ok = info.from_trusted_proxy && headers.contains_key("x-forwarded-host");
-    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
-        headers.insert("x-forwarded-for", v);
+    let proto_ok = info.from_trusted_proxy && headers.contains_key(&X_FORWARDED_PROTO);
+    let host_ok = info.from_trusted_proxy && headers.contains_key(&X_FORWARDED_HOST);
+    if let Ok(v) = HeaderValue::try_from(forwarded_for) {
+        headers.insert(X_FORWARDED_FOR, v);
     }
     if !proto_ok {
-        headers.insert("x-forwarded-proto", HeaderValue::from_static(if conn.tls { "https" } else { "http" }));
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(if conn.tls { "https" } else { "http" }));
     }
     if !host_ok {
-        if let Ok(v) = HeaderValue::from_str(host) {
-            headers.insert("x-forwarded-host", v);
-        } else {
-            headers.remove("x-forwarded-host");
-        }
+        // The client's `Host`, as received (a header value already, nothing to re-check).
+        match host {
+            Some(v) => headers.insert(X_FORWARDED_HOST, v),
+            None => headers.remove(X_FORWARDED_HOST),
+        };
     }
     // RFC 7239 `Forwarded` is not produced by us; a client-sent one is untrusted.
     if !info.from_trusted_proxy {
@@ -329,7 +330,7 @@ mod tests {
         let info = RequestInfo::new(&h, &c, &[]);
         assert_ne!(info.id(), "evil");
         assert_eq!(info.client_ip.to_string(), "10.0.0.5");
-        set_forwarded(&mut h, &c, &info, "gw.cz");
+        set_forwarded(&mut h, &c, &info, Some(HeaderValue::from_static("gw.cz")));
         assert_eq!(h["x-forwarded-for"], "10.0.0.5");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "gw.cz");
@@ -347,7 +348,7 @@ mod tests {
         let info = RequestInfo::new(&h, &c, &trusted);
         assert_eq!(info.id(), "abc-1");
         assert_eq!(info.client_ip.to_string(), "1.2.3.4");
-        set_forwarded(&mut h, &c, &info, "gw.cz");
+        set_forwarded(&mut h, &c, &info, Some(HeaderValue::from_static("gw.cz")));
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.9, 10.0.0.5");
         assert_eq!(h["x-forwarded-proto"], "https");
     }

@@ -17,8 +17,19 @@
 //!   and HTTP/2 alike). A request is in flight from its head until its response body has been
 //!   sent or abandoned, so long downloads and slow uploads are never idle.
 //!
+//! * **Next head (HTTP/1).** After a response, the next request head must be complete within
+//!   `next_head` (the header-read timeout), or the connection is dropped: the idle rule
+//!   with the shorter limit, which also bounds a slowly dripped head (slowloris).
+//!
 //! Dropping the connection future closes the socket; for an idle connection that is the usual
 //! keep-alive race every server has (a request crossing the close is retried by clients).
+//!
+//! Cost per request: the rules above are checked by one timer per connection that is *not*
+//! re-armed per request. Requests only record their start and end ([`Activity`]: two atomic
+//! stores and a clock read); the watchdog wakes at the deadline it last computed, recomputes it
+//! from the recorded activity, and sleeps again if the connection was busy meanwhile. hyper's
+//! own header-read timer, which allocated and registered a timer per request, is not used for
+//! HTTP/1 (see `listen::builder`).
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -160,10 +171,10 @@ pub struct Activity {
     start: Instant,
     in_flight: AtomicUsize,
     served: AtomicBool,
+    /// Whether the requests are HTTP/1 (the next-head rule applies); set by the first request.
+    http1: AtomicBool,
     /// Last request start or end, milliseconds after `start`.
     last_ms: AtomicU64,
-    /// Wakes the watchdog when a request ends (a stored permit: no wake-up is lost).
-    ended: tokio::sync::Notify,
 }
 
 impl Activity {
@@ -173,8 +184,8 @@ impl Activity {
             start,
             in_flight: AtomicUsize::new(0),
             served: AtomicBool::new(false),
+            http1: AtomicBool::new(false),
             last_ms: 0.into(),
-            ended: tokio::sync::Notify::new(),
         })
     }
 
@@ -183,9 +194,12 @@ impl Activity {
         self.last_ms.fetch_max(ms, Ordering::AcqRel);
     }
 
-    /// A request head arrived; the request is in flight until the guard drops.
-    pub fn begin(self: &Arc<Self>) -> InFlight {
-        self.served.store(true, Ordering::Release);
+    /// A request head of `version` arrived; the request is in flight until the guard drops.
+    pub fn begin(self: &Arc<Self>, version: http::Version) -> InFlight {
+        if !self.served.load(Ordering::Relaxed) {
+            self.http1.store(version < http::Version::HTTP_2, Ordering::Release);
+            self.served.store(true, Ordering::Release);
+        }
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.touch();
         InFlight(self.clone())
@@ -200,33 +214,54 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.touch();
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.0.ended.notify_one();
     }
 }
 
-/// Resolves when the connection should be closed: no first request by `first_deadline`, or
-/// no request in flight for `idle`. Never resolves while a request is in flight.
-pub async fn watchdog(activity: &Activity, first_deadline: Instant, idle: Duration) -> Reaped {
+/// The connection's deadlines (see the module documentation).
+#[derive(Clone, Copy, Debug)]
+pub struct Deadlines {
+    /// From accept to a complete first request head (TLS handshake included).
+    pub first_request: Duration,
+    /// No request in flight for this long closes the connection.
+    pub idle: Duration,
+    /// HTTP/1: from the end of a request to the next complete request head.
+    pub next_head: Duration,
+}
+
+/// Resolves when the connection should be closed: no first request by `first_deadline`, no
+/// request in flight for `deadlines.idle`, or (HTTP/1) no complete next request head within
+/// `deadlines.next_head` of the last request's end. Never resolves while a request is in
+/// flight.
+///
+/// One timer, not re-armed per request: it sleeps to the deadline computed from the activity
+/// it saw, and at that instant recomputes it from the activity recorded since (a request in
+/// flight looks again one idle period later; a request that ended moved the deadline on).
+pub async fn watchdog(activity: &Activity, first_deadline: Instant, deadlines: Deadlines) -> Reaped {
+    let sleep = tokio::time::sleep_until(first_deadline);
+    tokio::pin!(sleep);
     loop {
-        // Re-evaluated whenever the deadline passes or a request ends.
+        let now = Instant::now();
         let deadline = if !activity.served.load(Ordering::Acquire) {
             Some((first_deadline, Reaped::FirstRequest))
         } else if activity.in_flight.load(Ordering::Acquire) > 0 {
             None
         } else {
             let last = activity.start + Duration::from_millis(activity.last_ms.load(Ordering::Acquire));
+            let idle = if activity.http1.load(Ordering::Acquire) {
+                deadlines.idle.min(deadlines.next_head)
+            } else {
+                deadlines.idle
+            };
             Some((last + idle, Reaped::Idle))
         };
-        match deadline {
-            Some((at, reason)) if at <= Instant::now() => return reason,
-            Some((at, _)) => {
-                tokio::select! {
-                    () = tokio::time::sleep_until(at) => {}
-                    () = activity.ended.notified() => {}
-                }
-            }
-            None => activity.ended.notified().await,
-        }
+        let wake = match deadline {
+            Some((at, reason)) if at <= now => return reason,
+            Some((at, _)) => at,
+            // Busy: look again one idle period from now (the deadline cannot be earlier).
+            None => now + deadlines.idle.min(deadlines.next_head),
+        };
+        sleep.as_mut().reset(wake);
+        sleep.as_mut().await;
     }
 }
 
@@ -292,17 +327,50 @@ mod tests {
     async fn a_connection_without_a_first_request_is_reaped_at_the_deadline() {
         let activity = Activity::new(Instant::now());
         let started = Instant::now();
-        let reason = watchdog(&activity, started + Duration::from_millis(300), Duration::from_secs(60)).await;
+        let limits = Deadlines {
+            first_request: Duration::from_millis(300),
+            idle: Duration::from_secs(60),
+            next_head: Duration::from_secs(30),
+        };
+        let reason = watchdog(&activity, started + limits.first_request, limits).await;
         assert_eq!(reason, Reaped::FirstRequest);
         assert_eq!(started.elapsed(), Duration::from_millis(300));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_http1_connection_must_deliver_its_next_head_within_the_header_read_timeout() {
+        let activity = Activity::new(Instant::now());
+        let limits = Deadlines {
+            first_request: Duration::from_secs(5),
+            idle: Duration::from_secs(60),
+            next_head: Duration::from_secs(2),
+        };
+        let watch = watchdog(&activity, Instant::now() + limits.first_request, limits);
+        tokio::pin!(watch);
+        // Requests keep coming for 10 s, each a second after the last one ended: never reaped.
+        for _ in 0..10 {
+            let request = activity.begin(http::Version::HTTP_11);
+            drop(request);
+            assert!(tokio::time::timeout(Duration::from_secs(1), &mut watch).await.is_err());
+        }
+        // Then nothing: reaped `next_head` after the last request ended, long before `idle`.
+        let ended = Instant::now() - Duration::from_secs(1);
+        assert_eq!(watch.await, Reaped::Idle);
+        let waited = ended.elapsed();
+        assert!(waited >= Duration::from_secs(2) && waited < Duration::from_millis(2100), "{waited:?}");
     }
 
     #[tokio::test(start_paused = true)]
     async fn idle_counts_from_the_end_of_the_last_request_and_never_during_one() {
         let activity = Activity::new(Instant::now());
         let started = Instant::now();
-        let request = activity.begin();
-        let watch = watchdog(&activity, started + Duration::from_millis(300), Duration::from_secs(1));
+        let request = activity.begin(http::Version::HTTP_2);
+        let limits = Deadlines {
+            first_request: Duration::from_millis(300),
+            idle: Duration::from_secs(1),
+            next_head: Duration::from_secs(30),
+        };
+        let watch = watchdog(&activity, started + limits.first_request, limits);
         tokio::pin!(watch);
         // A request lasting 5 s is never idle.
         assert!(tokio::time::timeout(Duration::from_secs(5), &mut watch).await.is_err());

@@ -51,10 +51,10 @@ pub struct PublicListener {
 
 fn builder(limits: Limits) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192));
+    // No `header_read_timeout`: hyper would allocate and register a timer for every request
+    // head. The connection watchdog enforces the same limit on HTTP/1 with one timer per
+    // connection (`conn::watchdog`, `Deadlines::next_head`).
+    b.http1().timer(TokioTimer::new()).max_buf_size(limits.max_header_bytes.max(8192));
     b.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
@@ -63,13 +63,6 @@ fn builder(limits: Limits) -> auto::Builder<TokioExecutor> {
         .keep_alive_interval(limits.http2_keepalive_interval)
         .keep_alive_timeout(limits.http2_keepalive_timeout);
     b
-}
-
-/// Deadlines of one connection, from [`Limits`].
-#[derive(Clone, Copy, Debug)]
-struct Deadlines {
-    first_request: Duration,
-    idle: Duration,
 }
 
 /// Serves the gateway on `public` and the ops endpoints on `ops` until `shutdown` resolves,
@@ -95,7 +88,11 @@ pub async fn serve(
     let builder = Arc::new(builder(limits));
     // The connection metrics' series outlive reloads (`Metrics::continuing`).
     let tracker = conn::ConnTracker::new(limits.max_connections, gateway.gateway().conn_metrics.clone());
-    let deadlines = Deadlines { first_request: limits.header_read_timeout, idle: limits.idle_timeout };
+    let deadlines = conn::Deadlines {
+        first_request: limits.header_read_timeout,
+        idle: limits.idle_timeout,
+        next_head: limits.header_read_timeout,
+    };
     let mut sockets = Vec::new();
     for l in public {
         match l.listener.into_std() {
@@ -167,7 +164,7 @@ struct WorkerContext {
     gateway: Live,
     builder: Arc<auto::Builder<TokioExecutor>>,
     tracker: Arc<conn::ConnTracker>,
-    deadlines: Deadlines,
+    deadlines: conn::Deadlines,
     graceful: Arc<GracefulShutdown>,
     stop: watch::Receiver<bool>,
     drained: watch::Receiver<bool>,
@@ -221,7 +218,7 @@ struct Shared {
     gateway: Live,
     builder: Arc<auto::Builder<TokioExecutor>>,
     tracker: Arc<conn::ConnTracker>,
-    deadlines: Deadlines,
+    deadlines: conn::Deadlines,
 }
 
 async fn accept_loop(
@@ -300,7 +297,7 @@ where
     let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         // The gateway in use now serves this request to its end, even across a reload.
         let gateway = gateway.gateway();
-        let in_flight = service_activity.begin();
+        let in_flight = service_activity.begin(req.version());
         // An upgraded tunnel outlives this connection's future and keeps the slot (see `conn`).
         req.extensions_mut().insert(slot.clone());
         async move {
@@ -316,7 +313,7 @@ where
                 tracing::debug!(peer = %conn.peer, error = %e, "connection ended with error");
             }
         }
-        reason = conn::watchdog(&activity, accepted.first_deadline, shared.deadlines.idle) => {
+        reason = conn::watchdog(&activity, accepted.first_deadline, shared.deadlines) => {
             // Dropping the connection future closes the socket.
             shared.tracker.reaped(reason);
             tracing::debug!(peer = %conn.peer, reason = reason.as_str(), "connection closed by the gateway");

@@ -10,8 +10,15 @@ use http::{HeaderMap, HeaderValue, Version};
 
 // `http2-settings` belongs to the h2c upgrade, which is never forwarded (see `upgrade`): it is
 // removed even when the client did not list it in `Connection`.
-const HOP_BY_HOP: &[&str] =
-    &["keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "http2-settings"];
+/// Built once: removing by a `&str` name would parse and validate it on every call (this runs
+/// twice per proxied request).
+const HOP_BY_HOP: [HeaderName; 5] = [
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("proxy-authenticate"),
+    HeaderName::from_static("proxy-authorization"),
+    HeaderName::from_static("http2-settings"),
+];
 
 /// Whether the request asks for a protocol upgrade (WebSocket) on HTTP/1.1.
 pub fn is_upgrade(version: Version, headers: &HeaderMap) -> bool {
@@ -28,27 +35,30 @@ pub fn is_upgrade(version: Version, headers: &HeaderMap) -> bool {
 /// Removes hop-by-hop headers. With `keep_upgrade`, `Upgrade` survives and `Connection`
 /// becomes exactly `upgrade`.
 pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        if !(keep_upgrade && name == UPGRADE) {
-            headers.remove(&name);
+    // Usually absent (HTTP/1.1 keep-alive needs no `Connection`): no list to build then.
+    if headers.contains_key(CONNECTION) {
+        let listed: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for name in listed {
+            if !(keep_upgrade && name == UPGRADE) {
+                headers.remove(&name);
+            }
         }
+        headers.remove(CONNECTION);
     }
-    headers.remove(CONNECTION);
     headers.remove(TRANSFER_ENCODING);
     headers.remove(TRAILER);
     // `TE: trailers` is allowed end-to-end on HTTP/2 (gRPC); anything else is hop-by-hop.
     if headers.get(TE).is_some_and(|v| v != "trailers") {
         headers.remove(TE);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
     }
     if keep_upgrade {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));

@@ -1,4 +1,4 @@
-//! The upstream side: a pooled hyper client, hop-by-hop hygiene and WebSocket pass-through.
+//! The upstream side: per-worker connection pools, hop-by-hop hygiene and WebSocket pass-through.
 //!
 //! Bodies stream in both directions (never buffered), so memory per request stays bounded
 //! whatever the upload or download size. Upstream failures are classified for the 502/504
@@ -6,6 +6,7 @@
 
 pub mod body;
 pub mod hop_by_hop;
+pub mod pool;
 pub mod tunnel;
 pub mod upgrade;
 
@@ -13,11 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use http::uri::{Authority, Scheme};
 use http::{Request, Response};
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 
 use crate::listen::worker::PerWorker;
 
@@ -58,12 +57,12 @@ impl std::fmt::Debug for UpstreamTrust {
     }
 }
 
-/// A pooled client for one trust setting.
-pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
+/// One worker's connection pool for one trust setting.
+pub type HttpsClient = Arc<pool::Pool>;
 
-/// Pooled clients: one verifying upstream TLS certificates against the web PKI, one that does
-/// not (only for apps with `dangerous.skip_upstream_tls_verify`); apps with their own CA
-/// bundle carry their own client in [`UpstreamTrust::CaBundle`].
+/// Pooled connections: one set verifying upstream TLS certificates against the web PKI, one
+/// that does not (only for apps with `dangerous.skip_upstream_tls_verify`); apps with their
+/// own CA bundle carry their own pools in [`UpstreamTrust::CaBundle`].
 #[derive(Clone)]
 pub struct UpstreamClient {
     verified: Arc<PerWorker<HttpsClient>>,
@@ -83,7 +82,7 @@ fn build(tls: rustls::ClientConfig, connect_timeout: Duration) -> HttpsClient {
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
-    Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(https)
+    pool::Pool::new(https)
 }
 
 impl UpstreamClient {
@@ -109,18 +108,22 @@ impl UpstreamClient {
         Ok(PerWorker::new(|| build(config.clone(), self.connect_timeout)))
     }
 
-    /// Sends `req` and waits for the response head.
-    pub async fn send(&self, req: Request<Body>, trust: &UpstreamTrust) -> Result<Response<Body>, UpstreamError> {
-        let client = match trust {
+    /// Sends `req` (origin-form URI, `Host` set) to `scheme://authority` on one of the current
+    /// worker's pooled connections and waits for the response head.
+    pub async fn send(
+        &self,
+        req: Request<Body>,
+        (scheme, authority): (&Scheme, &Authority),
+        trust: &UpstreamTrust,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let pool = match trust {
             UpstreamTrust::WebPki => self.verified.get(),
-            UpstreamTrust::CaBundle(clients) => clients.get(),
+            UpstreamTrust::CaBundle(pools) => pools.get(),
             UpstreamTrust::Insecure => self.insecure.get(),
         };
-        match tokio::time::timeout(self.timeout, client.request(req)).await {
+        match tokio::time::timeout(self.timeout, pool.send(req, scheme, authority)).await {
             Err(_) => Err(UpstreamError::Timeout(self.timeout)),
-            Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect(crate::error_chain(&e))),
-            Ok(Err(e)) => Err(UpstreamError::Protocol(crate::error_chain(&e))),
-            Ok(Ok(resp)) => Ok(resp.map(Body::new)),
+            Ok(result) => result,
         }
     }
 }
