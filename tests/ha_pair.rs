@@ -442,21 +442,10 @@ async fn forty_parallel_requests_over_two_gateway_processes_refresh_once() {
     assert_eq!(pair.oidc.knobs().refresh_calls, 0);
     // Past half the token's lifetime (the processes run on the system clock).
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let mut tasks = Vec::new();
-    for i in 0..40 {
-        let url = if i % 2 == 0 { pair.a.url("/api/x") } else { pair.b.url("/api/x") };
-        let (client, cookie) = (pair.client.clone(), cookie.clone());
-        tasks.push(tokio::spawn(async move {
-            let resp = client.get(url).header("cookie", cookie).send().await.unwrap();
-            assert_eq!(resp.status(), 200);
-            let body: serde_json::Value = resp.json().await.unwrap();
-            body["headers"]["authorization"].as_str().map(str::to_owned)
-        }));
-    }
-    let mut sent = std::collections::BTreeSet::new();
-    for t in tasks {
-        sent.insert(t.await.unwrap());
-    }
+    let requests = (0..40)
+        .map(|i| (pair.client.clone(), if i % 2 == 0 { pair.a.url("/api/x") } else { pair.b.url("/api/x") }))
+        .collect();
+    let sent = support::store_checks::authorizations_sent(requests, &cookie).await;
     assert_eq!(pair.oidc.knobs().refresh_calls, 1, "one refresh at the IdP for 40 requests on two processes");
     let last = pair.oidc.knobs().last_access_token.clone().unwrap();
     assert_eq!(sent.into_iter().collect::<Vec<_>>(), vec![Some(format!("Bearer {last}"))]);

@@ -21,7 +21,7 @@ use aisgate::session::{users, Session, SessionStore, StoreKey};
 use aisgate::sim::stack::StackOptions;
 use support::instance::Instance;
 use support::redis_server::RedisCluster;
-use support::{location, logs, set_cookie, Gateway};
+use support::{location, logs, store_checks, Gateway};
 
 async fn get_json(client: &reqwest::Client, url: String, cookie: &str) -> reqwest::Response {
     client.get(url).header("accept", "application/json").header("cookie", cookie).send().await.unwrap()
@@ -60,13 +60,7 @@ fn cluster_store(cluster: &RedisCluster, prefix: &str, clock: &Clock) -> RedisSt
         nodes.join(", ")
     ))
     .unwrap();
-    let opts = RedisStoreOptions {
-        idle: Duration::from_secs(600),
-        login_ttl: Duration::from_secs(60),
-        absolute: Duration::from_secs(3600),
-        apps: 1,
-        clock: clock.clone(),
-    };
+    let opts = store_checks::store_options(clock);
     RedisStore::new(&cfg, keyring().record_keys(), opts, &|_| None).unwrap()
 }
 
@@ -177,16 +171,7 @@ async fn a_session_on_the_cluster_works_at_both_instances_and_logout_at_one_ends
     assert_eq!(live, 0, "and its live member");
 
     // A login started at A completes at B, once.
-    let (callback, login_cookie) = a.begin_login("/desk", 0).await;
-    let at_b = callback.replace(&a.base, &format!("http://localhost:{}", b.addr.port()));
-    let done = b.client.get(&at_b).header("cookie", &login_cookie).header("accept", "text/html").send().await.unwrap();
-    assert_eq!(done.status(), 302, "B completes the login A started");
-    assert!(set_cookie(&done, "aisgate_session").is_some());
-    let again =
-        a.client.get(&callback).header("cookie", &login_cookie).header("accept", "text/html").send().await.unwrap();
-    let id = logs::request_id(&again);
-    assert_eq!(again.status(), 400, "a pending login is redeemed once across instances");
-    logs::line_with(&id, "callback for an unknown, used or expired login");
+    store_checks::assert_login_completes_at_the_other_once(&a, &b).await;
 }
 
 /// The SAML replay cache and the rate limits are single keys in any slot: shared by both
@@ -195,35 +180,10 @@ async fn a_session_on_the_cluster_works_at_both_instances_and_logout_at_one_ends
 async fn replays_are_refused_and_rate_limits_count_across_instances_on_the_cluster() {
     logs::capture();
     let Some(cluster) = RedisCluster::start(3, 0).await else { return };
-    let a = Gateway::start(StackOptions {
-        upstream: Some(support::header_echo().await),
-        apps: Some("[[app]]\nname = \"desk\"\nupstream = \"{upstream}\"\nproviders = [\"nia\", \"jip\"]\n".into()),
-        saml: Some(aisgate::sim::stack::SamlStackProvider {
-            extra: "dangerous.allow_unsolicited = true\n".into(),
-            ..Default::default()
-        }),
-        server_extra: "login_starts_per_minute = 4\n".into(),
-        session_extra: cluster.session_extra(),
-        ..Default::default()
-    })
-    .await;
-    let b = Instance::of(&a).await;
-    a.saml.as_ref().unwrap().knobs().edit = Some(Box::new(|s| {
-        s.in_response_to = None;
-        s.sc_in_response_to = None;
-    }));
+    let apps = "[[app]]\nname = \"desk\"\nupstream = \"{upstream}\"\nproviders = [\"nia\", \"jip\"]\n";
+    let (a, b) = store_checks::saml_pair(apps, "login_starts_per_minute = 4\n", cluster.session_extra()).await;
     // Login start 1 (of 4 per minute) at A.
-    let start = a.navigate("/.aisgate/login?return=%2Fdesk&provider=nia", None).await;
-    let answer = a.to_idp(start).await;
-    let (acs, form) = support::parse_form(&answer.text().await.unwrap());
-    let at_a = a.client.post(&acs).form(&form).header("accept", "text/html").send().await.unwrap();
-    assert_eq!(at_a.status(), 302, "accepted at A");
-    let acs_b = acs.replace(&a.base, &format!("http://localhost:{}", b.addr.port()));
-    let at_b = b.client.post(&acs_b).form(&form).header("accept", "text/html").send().await.unwrap();
-    let id = logs::request_id(&at_b);
-    assert_eq!(at_b.status(), 400, "the same Response at B is a replay");
-    assert!(set_cookie(&at_b, "aisgate_session").is_none(), "no session from a replay");
-    logs::line_with(&id, "Assertion ID already used (replay)");
+    store_checks::assert_saml_replay_refused(&a, &b).await;
 
     // Starts 2 and 3 at B, 4 at A; the fifth is refused at either.
     let start = |n: usize| format!("/.aisgate/login?return=%2Fdesk%2F{n}&provider=jip");
@@ -245,39 +205,8 @@ async fn replays_are_refused_and_rate_limits_count_across_instances_on_the_clust
 async fn forty_parallel_requests_over_both_instances_refresh_once_on_the_cluster() {
     logs::capture();
     let Some(cluster) = RedisCluster::start(3, 0).await else { return };
-    let apps = "[[app]]\nname = \"api\"\npath_prefix = \"/api\"\nupstream = \"{upstream}\"\nproviders = [\"caais\"]\nupstream_bearer = true\n";
-    let a = Gateway::start(StackOptions {
-        upstream: Some(support::header_echo().await),
-        apps: Some(apps.to_owned()),
-        oidc: vec![support::caais_provider("loa = \"substantial\"\n")],
-        session_extra: cluster.session_extra(),
-        ..Default::default()
-    })
-    .await;
-    let b = Instance::of(&a).await;
-    a.oidc[0].knobs().access_token_ttl = Some(4);
-    let cookie = a.oidc_login("caais", "/api").await;
-    let before = a.oidc[0].knobs().refresh_calls;
-    a.clock.advance(Duration::from_millis(2050));
-    let mut tasks = Vec::new();
-    for i in 0..40 {
-        let (client, url) =
-            if i % 2 == 0 { (a.client.clone(), a.url("/api/x")) } else { (b.client.clone(), b.url("/api/x")) };
-        let cookie = cookie.clone();
-        tasks.push(tokio::spawn(async move {
-            let resp = get_json(&client, url, &cookie).await;
-            assert_eq!(resp.status(), 200);
-            let body: serde_json::Value = resp.json().await.unwrap();
-            body["headers"]["authorization"].as_str().map(str::to_owned)
-        }));
-    }
-    let mut sent = std::collections::BTreeSet::new();
-    for t in tasks {
-        sent.insert(t.await.unwrap());
-    }
-    assert_eq!(a.oidc[0].knobs().refresh_calls - before, 1, "one refresh at the IdP for 40 requests on 2 instances");
-    let last = a.oidc[0].knobs().last_access_token.clone().unwrap();
-    assert_eq!(sent.into_iter().collect::<Vec<_>>(), vec![Some(format!("Bearer {last}"))], "all sent the new token");
+    let (a, b, cookie) = store_checks::bearer_pair(cluster.session_extra()).await;
+    store_checks::assert_forty_requests_refresh_once(&a, &b, &cookie).await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -303,22 +232,7 @@ async fn the_store_spreads_sessions_over_the_masters_and_every_operation_works_a
     for master in 0..3 {
         assert!(records.iter().any(|(node, _)| *node == master), "master {master} holds sessions: {records:?}");
     }
-    let counted = |want: u64| {
-        let (a, b) = (&a, &b);
-        async move {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
-            while a.active_sessions() != want || b.active_sessions() != want {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "counts {} and {}, want {want}",
-                    a.active_sessions(),
-                    b.active_sessions()
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
-    counted(60).await;
+    store_checks::both_count(&a, &b, 60).await;
     for key in &keys {
         assert!(b.load(key).await.unwrap().is_some(), "B reads every session");
     }
@@ -328,7 +242,7 @@ async fn the_store_spreads_sessions_over_the_masters_and_every_operation_works_a
     assert!(a.load(&keys[3]).await.unwrap().is_none());
     assert_eq!(a.remove_for_subject("jip", Some("user4"), None).await.unwrap(), 1);
     assert!(b.load(&keys[4]).await.unwrap().is_none());
-    counted(58).await;
+    store_checks::both_count(&a, &b, 58).await;
 
     // The per-user limit: four sessions of alice over both instances; a limit of 2 ends the
     // two oldest.
@@ -385,16 +299,8 @@ async fn the_store_spreads_sessions_over_the_masters_and_every_operation_works_a
     let _: () = redis::cmd("DEL").arg(&record).query_async(&mut conn).await.unwrap();
     clock.advance(Duration::from_secs(601));
     for ended in [&mut at_a, &mut at_b] {
-        let heard = tokio::time::timeout(Duration::from_secs(12), async {
-            loop {
-                match ended.recv().await {
-                    Ok(key) if [keys[3], keys[4], alice[0], alice[1]].contains(&key) => continue,
-                    other => return other.ok(),
-                }
-            }
-        })
-        .await;
-        assert_eq!(heard.ok().flatten(), Some(keys[5]), "the expiry is announced");
+        let skip = [keys[3], keys[4], alice[0], alice[1]];
+        assert_eq!(store_checks::next_ended(ended, &skip).await, Some(keys[5]), "the expiry is announced");
     }
 }
 

@@ -17,7 +17,7 @@ use aisgate::session::{PendingLogin, Session, SessionStore, StoreError, StoreKey
 use aisgate::sim::stack::StackOptions;
 use support::instance::Instance;
 use support::redis_server::{Redis, Sentinel};
-use support::{location, logs, set_cookie, Gateway};
+use support::{location, logs, store_checks, Gateway};
 
 async fn get_json(gw: &Gateway, path: &str, cookie: &str) -> reqwest::Response {
     gw.client.get(gw.url(path)).header("accept", "application/json").header("cookie", cookie).send().await.unwrap()
@@ -111,24 +111,7 @@ async fn a_login_started_at_one_instance_completes_at_the_other_exactly_once() {
     let Some(redis) = Redis::start().await else { return };
     let a = Gateway::start(StackOptions { session_extra: redis.session_extra(), ..Default::default() }).await;
     let b = Instance::of(&a).await;
-
-    let (callback, login_cookie) = a.begin_login("/desk", 0).await;
-    let at_b = callback.replace(&a.base, &format!("http://localhost:{}", b.addr.port()));
-    assert_ne!(at_b, callback);
-    let done = b.client.get(&at_b).header("cookie", &login_cookie).header("accept", "text/html").send().await.unwrap();
-    assert_eq!(done.status(), 302, "B completes the login A started");
-    assert!(location(&done).ends_with("/desk"), "{}", location(&done));
-    let session = set_cookie(&done, "aisgate_session").expect("session cookie from B");
-    let use_at_a = get_json(&a, "/desk", &format!("aisgate_session={session}")).await;
-    assert_eq!(use_at_a.status(), 200);
-
-    // The same callback again, at A: the pending login was taken (GETDEL) at B.
-    let again =
-        a.client.get(&callback).header("cookie", &login_cookie).header("accept", "text/html").send().await.unwrap();
-    let id = logs::request_id(&again);
-    assert_eq!(again.status(), 400, "a pending login is redeemed once across instances");
-    assert!(again.text().await.unwrap().contains(support::EXPIRED));
-    logs::line_with(&id, "callback for an unknown, used or expired login");
+    store_checks::assert_login_completes_at_the_other_once(&a, &b).await;
 }
 
 /// The `Authorization` the upstream received for `path` through `base` (A's or B's URL).
@@ -144,18 +127,7 @@ async fn upstream_authorization(client: &reqwest::Client, url: String, cookie: &
 async fn bearer_pair() -> Option<(Redis, Gateway, Instance, String)> {
     logs::capture();
     let redis = Redis::start().await?;
-    let apps = "[[app]]\nname = \"api\"\npath_prefix = \"/api\"\nupstream = \"{upstream}\"\nproviders = [\"caais\"]\nupstream_bearer = true\n";
-    let a = Gateway::start(StackOptions {
-        upstream: Some(support::header_echo().await),
-        apps: Some(apps.to_owned()),
-        oidc: vec![support::caais_provider("loa = \"substantial\"\n")],
-        session_extra: redis.session_extra(),
-        ..Default::default()
-    })
-    .await;
-    let b = Instance::of(&a).await;
-    a.oidc[0].knobs().access_token_ttl = Some(4);
-    let cookie = a.oidc_login("caais", "/api").await;
+    let (a, b, cookie) = store_checks::bearer_pair(redis.session_extra()).await;
     Some((redis, a, b, cookie))
 }
 
@@ -191,22 +163,7 @@ async fn refreshed_upstream_tokens_are_kept_in_the_shared_store_for_both_instanc
 #[tokio::test]
 async fn forty_parallel_requests_over_both_instances_refresh_the_tokens_once() {
     let Some((_redis, a, b, cookie)) = bearer_pair().await else { return };
-    let before = a.oidc[0].knobs().refresh_calls;
-    a.clock.advance(Duration::from_millis(2050));
-    let mut tasks = Vec::new();
-    for i in 0..40 {
-        let (client, url) =
-            if i % 2 == 0 { (a.client.clone(), a.url("/api/x")) } else { (b.client.clone(), b.url("/api/x")) };
-        let cookie = cookie.clone();
-        tasks.push(tokio::spawn(async move { upstream_authorization(&client, url, &cookie).await }));
-    }
-    let mut sent = std::collections::BTreeSet::new();
-    for t in tasks {
-        sent.insert(t.await.unwrap());
-    }
-    assert_eq!(a.oidc[0].knobs().refresh_calls - before, 1, "one refresh at the IdP for 40 requests on 2 instances");
-    let last = a.oidc[0].knobs().last_access_token.clone().unwrap();
-    assert_eq!(sent.into_iter().collect::<Vec<_>>(), vec![Some(format!("Bearer {last}"))], "all sent the new token");
+    store_checks::assert_forty_requests_refresh_once(&a, &b, &cookie).await;
 }
 
 /// The apps of the SAML tests: NIA (and KAAS) in front of the header echo.
@@ -219,38 +176,8 @@ const SAML_APPS: &str = "[[app]]\nname = \"desk\"\nupstream = \"{upstream}\"\npr
 async fn a_saml_response_used_at_one_instance_is_refused_at_the_other_as_a_replay() {
     logs::capture();
     let Some(redis) = Redis::start().await else { return };
-    let a = Gateway::start(StackOptions {
-        upstream: Some(support::header_echo().await),
-        apps: Some(SAML_APPS.to_owned()),
-        saml: Some(aisgate::sim::stack::SamlStackProvider {
-            extra: "dangerous.allow_unsolicited = true\n".into(),
-            ..Default::default()
-        }),
-        session_extra: redis.session_extra(),
-        ..Default::default()
-    })
-    .await;
-    let b = Instance::of(&a).await;
-    // The simulator answers the next login unasked: no InResponseTo.
-    a.saml.as_ref().unwrap().knobs().edit = Some(Box::new(|s| {
-        s.in_response_to = None;
-        s.sc_in_response_to = None;
-    }));
-    let start = a.navigate("/.aisgate/login?return=%2Fdesk&provider=nia", None).await;
-    let answer = a.to_idp(start).await;
-    let (acs, form) = support::parse_form(&answer.text().await.unwrap());
-    let at_a = a.client.post(&acs).form(&form).header("accept", "text/html").send().await.unwrap();
-    assert_eq!(at_a.status(), 302, "accepted at A");
-    assert!(set_cookie(&at_a, "aisgate_session").is_some());
-
-    let acs_b = acs.replace(&a.base, &format!("http://localhost:{}", b.addr.port()));
-    assert_ne!(acs_b, acs);
-    let at_b = b.client.post(&acs_b).form(&form).header("accept", "text/html").send().await.unwrap();
-    let id = logs::request_id(&at_b);
-    assert_eq!(at_b.status(), 400, "the same Response at B is a replay");
-    assert!(set_cookie(&at_b, "aisgate_session").is_none(), "no session from a replay");
-    assert!(at_b.text().await.unwrap().contains(support::LOGIN_FAILED));
-    logs::line_with(&id, "Assertion ID already used (replay)");
+    let (a, b) = store_checks::saml_pair(SAML_APPS, "", redis.session_extra()).await;
+    store_checks::assert_saml_replay_refused(&a, &b).await;
 }
 
 /// Issue 10 item 2: the `jti` cache of back-channel logout tokens is shared: the token that
@@ -632,13 +559,7 @@ fn store_with_cache(
         redis.url()
     ))
     .unwrap();
-    let opts = RedisStoreOptions {
-        idle: Duration::from_secs(600),
-        login_ttl: Duration::from_secs(60),
-        absolute: Duration::from_secs(3600),
-        apps: 1,
-        clock: Clock::system(),
-    };
+    let opts = store_checks::store_options(&Clock::system());
     RedisStore::new(&cfg, keyring().record_keys(), opts, &|_| None)
 }
 
@@ -945,13 +866,7 @@ async fn active_sessions_are_counted_across_instances_and_expiries_are_announced
         let cfg: aisgate::config::RedisConfig =
             toml::from_str(&format!("url = \"{}\"\nkey_prefix = \"{prefix}\"\ntimeout_ms = 500\n", redis.url()))
                 .unwrap();
-        let opts = RedisStoreOptions {
-            idle: Duration::from_secs(600),
-            login_ttl: Duration::from_secs(60),
-            absolute: Duration::from_secs(3600),
-            apps: 1,
-            clock: clock.clone(),
-        };
+        let opts = store_checks::store_options(&clock);
         RedisStore::new(&cfg, keyring().record_keys(), opts, &|_| None).unwrap()
     };
     let (a, b) = (with_clock("t7:"), with_clock("t7:"));
@@ -965,24 +880,9 @@ async fn active_sessions_are_counted_across_instances_and_expiries_are_announced
         a.save(*key, session(&format!("user{i}"))).await.unwrap();
     }
     // Both instances count A's sessions (within one sweep period).
-    let counted = |want: u64| {
-        let (a, b) = (&a, &b);
-        async move {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
-            while a.active_sessions() != want || b.active_sessions() != want {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "counts {} and {}, want {want}",
-                    a.active_sessions(),
-                    b.active_sessions()
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
-    counted(3).await;
+    store_checks::both_count(&a, &b, 3).await;
     b.remove(&keys[0]).await.unwrap();
-    counted(2).await;
+    store_checks::both_count(&a, &b, 2).await;
 
     // keys[1]'s record expires (Redis drops it by TTL; here at once) and the clock passes its
     // idle end: a sweep announces it at both instances, exactly once, and the count drops.
@@ -991,21 +891,12 @@ async fn active_sessions_are_counted_across_instances_and_expiries_are_announced
     let _: () = redis::cmd("DEL").arg(session_name("t7:", &keys[1])).query_async(&mut conn).await.unwrap();
     clock.advance(Duration::from_secs(601));
     for ended in [&mut at_a, &mut at_b] {
-        let heard = tokio::time::timeout(Duration::from_secs(12), async {
-            // (keys[0]'s logout may still be on its way from the channel.)
-            loop {
-                match ended.recv().await {
-                    Ok(key) if key == keys[0] => continue,
-                    other => return other.ok(),
-                }
-            }
-        })
-        .await;
-        assert_eq!(heard.ok().flatten(), Some(keys[1]), "the expiry is announced");
+        // (keys[0]'s logout may still be on its way from the channel.)
+        assert_eq!(store_checks::next_ended(ended, &[keys[0]]).await, Some(keys[1]), "the expiry is announced");
     }
     // keys[2] is past its idle end by this clock too, but its record is still in Redis: not
     // announced, still counted.
-    counted(1).await;
+    store_checks::both_count(&a, &b, 1).await;
     let live: Vec<String> = redis::cmd("ZRANGE")
         .arg(format!("t7:{{s:{:02x}}}live", keys[2].0[0]))
         .arg(0)

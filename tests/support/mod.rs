@@ -9,6 +9,7 @@ pub mod logs;
 pub mod oidc_provider;
 pub mod redis_server;
 pub mod soap_peer;
+pub mod store_checks;
 pub mod webdriver;
 
 use std::convert::Infallible;
