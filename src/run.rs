@@ -181,6 +181,10 @@ fn print_summary(config: &Config, gw: &Gateway) {
         gw.public_base_url
     );
     out!("  audit: {}", config.audit.describe());
+    match (&config.session.store, &config.session.redis) {
+        (crate::config::StoreKind::Redis, Some(redis)) => out!("  session store: {}", redis.describe()),
+        _ => out!("  session store: memory (this process only)"),
+    }
     out!("  providers:");
     for p in &config.provider {
         let bases = gw.provider_bases.get(p.name()).map(Vec::as_slice).unwrap_or_default();

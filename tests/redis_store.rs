@@ -15,75 +15,9 @@ use aisgate::session::keyring::Keyring;
 use aisgate::session::redis::{RedisStore, RedisStoreOptions};
 use aisgate::session::{PendingLogin, Session, SessionStore, StoreError, StoreKey};
 use aisgate::sim::stack::StackOptions;
+use support::instance::Instance;
 use support::redis_server::{Redis, Sentinel};
 use support::{location, logs, set_cookie, Gateway};
-use tokio::net::TcpListener;
-
-// ---------------------------------------------------------------------------------------
-// A second gateway instance on the same configuration
-// ---------------------------------------------------------------------------------------
-
-/// Another instance of gateway `a`: the same configuration file (same public URL, session
-/// keys, providers, Redis) built anew and served on its own ports, as the second gateway of
-/// a pair behind a load balancer.
-struct Instance {
-    addr: SocketAddr,
-    ops: SocketAddr,
-    client: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Instance {
-    async fn of(a: &Gateway) -> Instance {
-        let path = a.stack_dir.join("aisgate.toml");
-        let config = aisgate::config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
-        let gw = aisgate::gateway::Gateway::build_with_clock(
-            &config,
-            &path,
-            &aisgate::gateway::process_env,
-            a.clock.clone(),
-        )
-        .unwrap_or_else(|e| panic!("{e:?}"));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let ops = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (addr, ops_addr) = (listener.local_addr().unwrap(), ops.local_addr().unwrap());
-        aisgate::run::spawn_provider_refresh(&gw);
-        let limits = aisgate::run::limits(&config);
-        let public = vec![aisgate::listen::PublicListener { listener, tls: None }];
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(aisgate::listen::serve(gw, public, ops, limits, Duration::from_secs(1), async {
-            let _ = rx.await;
-        }));
-        Instance {
-            addr,
-            ops: ops_addr,
-            client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
-            stop: Some(tx),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://localhost:{}{path}", self.addr.port())
-    }
-
-    async fn get_json(&self, path: &str, cookie: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .header("accept", "application/json")
-            .header("cookie", cookie)
-            .send()
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
-}
 
 async fn get_json(gw: &Gateway, path: &str, cookie: &str) -> reqwest::Response {
     gw.client.get(gw.url(path)).header("accept", "application/json").header("cookie", cookie).send().await.unwrap()
@@ -736,8 +670,8 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The Redis key of `key`'s session record under `prefix` (see `session::redis::keys`).
-fn record_name(prefix: &str, key: &StoreKey) -> String {
+/// The Redis key of a session record under `prefix` (hash tag `{s:XX}`, XX its first byte).
+fn session_name(prefix: &str, key: &StoreKey) -> String {
     format!("{prefix}{{s:{:02x}}}:{}", key.0[0], hex(&key.0))
 }
 
@@ -748,21 +682,19 @@ async fn records_are_encrypted_at_rest_and_a_tampered_or_moved_record_is_no_sess
     let (key, other) = (StoreKey::of(&[1; 32]), StoreKey::of(&[2; 32]));
     store.save(key, user_session("caais", "secret-subject-alice", Some("sid-1"))).await.unwrap();
     let mut conn = redis.conn().await;
-    let raw: Vec<u8> = redis::cmd("GET").arg(format!("t1:s:{}", hex(&key.0))).query_async(&mut conn).await.unwrap();
+    let raw: Vec<u8> = redis::cmd("GET").arg(session_name("t1:", &key)).query_async(&mut conn).await.unwrap();
     assert!(!raw.windows(14).any(|w| w == b"secret-subject"), "the subject is not readable in Redis");
     let names: Vec<String> = redis::cmd("KEYS").arg("t1:*").query_async(&mut conn).await.unwrap();
     assert!(names.iter().all(|n| !n.contains("alice") && !n.contains("sid-1")), "{names:?}");
     assert_eq!(store.load(&key).await.unwrap().unwrap().identity.subject, "secret-subject-alice");
 
     // The same bytes under another session's key: refused (bound to its store key).
-    let _: () =
-        redis::cmd("SET").arg(format!("t1:s:{}", hex(&other.0))).arg(&raw).query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("SET").arg(session_name("t1:", &other)).arg(&raw).query_async(&mut conn).await.unwrap();
     assert!(store.load(&other).await.unwrap().is_none(), "a record moved to another key opens nowhere");
     // One flipped bit: refused.
     let mut flipped = raw.clone();
     *flipped.last_mut().unwrap() ^= 1;
-    let _: () =
-        redis::cmd("SET").arg(format!("t1:s:{}", hex(&key.0))).arg(&flipped).query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("SET").arg(session_name("t1:", &key)).arg(&flipped).query_async(&mut conn).await.unwrap();
     assert!(store.load(&key).await.unwrap().is_none(), "a tampered record is no session");
 }
 
@@ -802,7 +734,7 @@ async fn reading_a_session_is_one_round_trip_and_renews_its_idle_ttl() {
     store.save(key, user_session("jip", "bob", None)).await.unwrap();
     assert!(store.load(&key).await.unwrap().is_some(), "warm-up (loads the script)");
     let mut conn = redis.conn().await;
-    let name = format!("t2:s:{}", hex(&key.0));
+    let name = session_name("t2:", &key);
     let _: () = redis::cmd("PEXPIRE").arg(&name).arg(5000).query_async(&mut conn).await.unwrap();
     let before = commands(&mut conn).await;
     assert!(store.load(&key).await.unwrap().is_some());
@@ -961,7 +893,7 @@ async fn one_time_ids_counters_and_the_refresh_lease_are_shared_by_instances() {
     let again = b.try_refresh_lease(&key, period).await.unwrap().expect("released: B takes it at once");
     again.release().await;
     // A holder that crashed (no renewal, no release) left its lease behind: it expires.
-    let name = format!("t6:l:{}", hex(&key.0));
+    let name = format!("t6:{{s:{:02x}}}l:{}", key.0[0], hex(&key.0));
     let _: () =
         redis::cmd("SET").arg(&name).arg("crashed-holder").arg("PX").arg(200).query_async(&mut conn).await.unwrap();
     assert!(a.try_refresh_lease(&key, period).await.unwrap().is_none(), "held by the crashed instance");
@@ -1030,7 +962,7 @@ async fn active_sessions_are_counted_across_instances_and_expiries_are_announced
     // idle end: a sweep announces it at both instances, exactly once, and the count drops.
     let (mut at_a, mut at_b) = (a.ended_sessions(), b.ended_sessions());
     let mut conn = redis.conn().await;
-    let _: () = redis::cmd("DEL").arg(format!("t7:s:{}", hex(&keys[1].0))).query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("DEL").arg(session_name("t7:", &keys[1])).query_async(&mut conn).await.unwrap();
     clock.advance(Duration::from_secs(601));
     for ended in [&mut at_a, &mut at_b] {
         let heard = tokio::time::timeout(Duration::from_secs(12), async {
@@ -1048,7 +980,13 @@ async fn active_sessions_are_counted_across_instances_and_expiries_are_announced
     // keys[2] is past its idle end by this clock too, but its record is still in Redis: not
     // announced, still counted.
     counted(1).await;
-    let live: Vec<String> = redis::cmd("ZRANGE").arg("t7:live").arg(0).arg(-1).query_async(&mut conn).await.unwrap();
+    let live: Vec<String> = redis::cmd("ZRANGE")
+        .arg(format!("t7:{{s:{:02x}}}live", keys[2].0[0]))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(live, vec![hex(&keys[2].0)]);
     assert!(at_a.try_recv().is_err() && at_b.try_recv().is_err(), "announced once");
 }
@@ -1116,7 +1054,7 @@ async fn the_local_copy_is_used_briefly_and_dropped_by_a_logout_at_another_insta
     assert!(a.load(&one).await.unwrap().is_some() && a.load(&two).await.unwrap().is_some());
     // Within the bound, A serves its copy: even with the record gone behind its back.
     let mut conn = redis.conn().await;
-    let _: () = redis::cmd("DEL").arg(format!("t9:s:{}", hex(&two.0))).query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("DEL").arg(session_name("t9:", &two)).query_async(&mut conn).await.unwrap();
     assert!(a.load(&two).await.unwrap().is_some(), "the copy, within local_cache_ms");
     // A logout at B reaches A's copy by pub/sub, long before the bound.
     b.remove(&one).await.unwrap();
@@ -1184,14 +1122,14 @@ async fn concurrent_requests_for_a_session_without_a_fresh_copy_read_it_once() {
     assert!((1..=2).contains(&evalsha), "one EVALSHA (plus at most the sweep's): {expired:?}");
 
     // A session ended meanwhile is no session for any of them.
-    let _: () = redis::cmd("DEL").arg(record_name("t10:", &key)).query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("DEL").arg(session_name("t10:", &key)).query_async(&mut conn).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let found = futures_util::future::join_all((0..64).map(|_| store.load(&key))).await;
     assert!(found.iter().all(|f| f.as_ref().is_ok_and(Option::is_none)), "deleted: no session for anyone");
 }
 
 /// The commands of README "Shared sessions on Redis" (the ACL of the test above).
-const STORE_COMMANDS: &str = "+get +set +del +getdel +incr +exists +pexpire +sadd +srem +sunion +smembers +zadd +zrem \
+const STORE_COMMANDS: &str = "+get +set +del +getdel +incr +exists +pexpire +sadd +srem +sunion +zadd +zrem \
                               +zrangebyscore +zcard +evalsha +script|load +publish +subscribe +multi +exec";
 
 /// Creates ACL user `name` (password `pw`) with `keys` and the store's commands minus
@@ -1283,14 +1221,14 @@ async fn a_logout_by_subject_reads_its_candidates_in_one_pipeline_and_clears_sta
     // Eight of frank's records expire silently (their index entries stay).
     let mut conn = redis.conn().await;
     for key in &keys[..8] {
-        let _: () = redis::cmd("DEL").arg(record_name("t11:", key)).query_async(&mut conn).await.unwrap();
+        let _: () = redis::cmd("DEL").arg(session_name("t11:", key)).query_async(&mut conn).await.unwrap();
     }
     let before = commands(&mut conn).await;
     assert_eq!(store.remove_for_subject("caais", Some("frank"), None).await.unwrap(), 4);
     let delta = commands_since(&before, commands(&mut conn).await);
     let count = |name: &str| delta.iter().find(|(c, _)| c == name).map_or(0, |(_, n)| *n);
     assert_eq!(count("get"), 12, "each candidate's record read once: {delta:?}");
-    assert_eq!(count("smembers"), 1, "one index set (one session key in the ring): {delta:?}");
+    assert_eq!(count("sunion"), 1, "one index set (one session key in the ring): {delta:?}");
     // One SREM for the 8 stale entries, one per (sub) set for each of the 4 sessions ended.
     assert_eq!(count("srem"), 1 + 4, "{delta:?}");
     let left: Vec<String> = redis::cmd("KEYS").arg("t11:i:*").query_async(&mut conn).await.unwrap();

@@ -253,6 +253,26 @@ pub struct RedisConfig {
     pub local_cache_ms: u64,
 }
 
+impl RedisConfig {
+    /// Where the store is, as `aisgate check` reports it: the server, Sentinels or cluster
+    /// nodes, TLS and the ACL user (never a password: URLs with one are refused).
+    pub fn describe(&self) -> String {
+        let tls = |urls: &[String]| urls.iter().any(|u| u.starts_with("rediss://"));
+        let (target, tls) = if !self.cluster.is_empty() {
+            (format!("redis cluster, seed nodes {}", self.cluster.join(", ")), tls(&self.cluster))
+        } else if !self.sentinels.is_empty() {
+            let master = self.master_name.as_deref().unwrap_or("?");
+            (format!("redis via sentinels {} (master {master})", self.sentinels.join(", ")), self.ca_file.is_some())
+        } else {
+            let url = self.url.as_deref().unwrap_or("?");
+            (format!("redis {url}"), url.starts_with("rediss://"))
+        };
+        let user = self.username.as_deref().map_or_else(String::new, |u| format!(", ACL user {u}"));
+        let tls = if tls { ", TLS" } else { "" };
+        format!("{target}{tls}{user}, key prefix {:?}", self.key_prefix)
+    }
+}
+
 /// `[session]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

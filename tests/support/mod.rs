@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod forwarded_saml;
+pub mod instance;
 pub mod logs;
 pub mod oidc_provider;
 pub mod redis_server;

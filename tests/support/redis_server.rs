@@ -13,7 +13,7 @@ use std::time::Duration;
 pub struct Redis {
     pub port: u16,
     pub dir: tempfile::TempDir,
-    child: Option<Child>,
+    pub(crate) child: Option<Child>,
     /// Extra server arguments (TLS); `{port}` is replaced by the port.
     extra: Vec<String>,
     /// Whether the port speaks TLS (only TCP acceptance is probed then).
@@ -220,4 +220,208 @@ impl Drop for Sentinel {
 
 pub fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()))
+}
+
+/// A Redis Cluster of real `redis-server`s on loopback ports: `masters` masters with
+/// `replicas` replicas each, made with `redis-cli --cluster create`, up once every node says
+/// `cluster_state:ok`. Quick failure detection (`cluster-node-timeout` 1000 ms).
+pub struct RedisCluster {
+    pub nodes: Vec<Redis>,
+    /// With TLS (ports, bus and replication): the CA the test's own clients trust.
+    ca: Option<PathBuf>,
+}
+
+impl RedisCluster {
+    /// Starts the cluster, or `None` (test skipped) without `redis-server` / `redis-cli`.
+    pub async fn start(masters: usize, replicas: usize) -> Option<RedisCluster> {
+        RedisCluster::start_with(masters, replicas, None).await
+    }
+
+    /// The same, speaking only TLS with the server certificate of `pki` (`tls-cluster`,
+    /// `tls-replication`; clients need no certificate).
+    pub async fn start_tls(
+        masters: usize,
+        replicas: usize,
+        pki: &aisgate::sim::certs::TestPki,
+    ) -> Option<RedisCluster> {
+        RedisCluster::start_with(masters, replicas, Some(pki)).await
+    }
+
+    async fn start_with(
+        masters: usize,
+        replicas: usize,
+        pki: Option<&aisgate::sim::certs::TestPki>,
+    ) -> Option<RedisCluster> {
+        redis_binary()?;
+        let Some(cli) = which("redis-cli") else {
+            assert!(
+                std::env::var_os("AISGATE_REQUIRE_PEERS").is_none(),
+                "redis-cli is required (apt-get install redis-tools)"
+            );
+            eprintln!("SKIPPED: redis-cli is not installed (apt-get install redis-tools)");
+            return None;
+        };
+        let mut nodes = Vec::new();
+        for _ in 0..masters * (1 + replicas) {
+            // The bus port is given (the default, port + 10000, may be past 65535).
+            let bus = free_port().to_string();
+            let mut extra: Vec<String> =
+                ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout"]
+                    .into_iter()
+                    .map(str::to_owned)
+                    .chain(["1000".to_owned(), "--cluster-port".to_owned(), bus])
+                    .collect();
+            if let Some(pki) = pki {
+                for (flag, value) in [
+                    ("--tls-cert-file", pki.server_cert.display().to_string()),
+                    ("--tls-key-file", pki.server_key.display().to_string()),
+                    ("--tls-ca-cert-file", pki.ca_cert.display().to_string()),
+                    ("--tls-auth-clients", "no".to_owned()),
+                    // The bus and replication links present a client certificate of the CA.
+                    ("--tls-client-cert-file", pki.client_cert.display().to_string()),
+                    ("--tls-client-key-file", pki.client_key.display().to_string()),
+                    ("--tls-cluster", "yes".to_owned()),
+                    ("--tls-replication", "yes".to_owned()),
+                ] {
+                    extra.extend([flag.to_owned(), value]);
+                }
+            }
+            nodes.push(Redis::start_with(extra, pki.is_some()).await?);
+        }
+        let ca = pki.map(|p| p.ca_cert.clone());
+        let tls_args: Vec<String> = match &ca {
+            Some(ca) => vec!["--tls".into(), "--cacert".into(), ca.display().to_string()],
+            None => Vec::new(),
+        };
+        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let created = tokio::task::spawn_blocking(move || {
+            // Bounded: a cluster whose nodes cannot meet would make it wait for ever.
+            Command::new("timeout")
+                .arg("30")
+                .arg(cli)
+                .args(&tls_args)
+                .arg("--cluster")
+                .arg("create")
+                .args(&addrs)
+                .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+                .output()
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(created.status.success(), "redis-cli --cluster create: {}", String::from_utf8_lossy(&created.stdout));
+        let cluster = RedisCluster { nodes, ca };
+        cluster.wait_ok(Duration::from_secs(20)).await;
+        Some(cluster)
+    }
+
+    /// Waits until every running node reports `cluster_state:ok` and knows every slot.
+    pub async fn wait_ok(&self, limit: Duration) {
+        let until = tokio::time::Instant::now() + limit;
+        loop {
+            let mut all = true;
+            for node in self.nodes.iter().filter(|n| n.child.is_some()) {
+                let Ok(mut conn) = self.client(node).get_multiplexed_async_connection().await else {
+                    all = false;
+                    break;
+                };
+                let info: String = redis::cmd("CLUSTER").arg("INFO").query_async(&mut conn).await.unwrap_or_default();
+                if !info.contains("cluster_state:ok") || !info.contains("cluster_slots_ok:16384") {
+                    all = false;
+                    break;
+                }
+            }
+            if all {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < until, "the cluster did not reach cluster_state:ok");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The node URLs (`redis://127.0.0.1:port`, or `rediss://localhost:port` with TLS).
+    pub fn urls(&self) -> Vec<String> {
+        match self.ca {
+            None => self.nodes.iter().map(Redis::url).collect(),
+            Some(_) => self.nodes.iter().map(|n| format!("rediss://localhost:{}", n.port)).collect(),
+        }
+    }
+
+    fn tls_certs(&self) -> Option<redis::TlsCertificates> {
+        let pem = std::fs::read(self.ca.as_ref()?).unwrap();
+        Some(redis::TlsCertificates { client_tls: None, root_cert: Some(pem) })
+    }
+
+    /// A client of one node (over TLS trusting the CA, with TLS).
+    pub fn client(&self, node: &Redis) -> redis::Client {
+        match self.tls_certs() {
+            None => node.client(),
+            Some(certs) => redis::Client::build_with_tls(format!("rediss://localhost:{}", node.port), certs).unwrap(),
+        }
+    }
+
+    /// A connection to one node.
+    pub async fn node_conn(&self, node: &Redis) -> redis::aio::MultiplexedConnection {
+        self.client(node).get_multiplexed_async_connection().await.unwrap()
+    }
+
+    /// `[session]` lines pointing a gateway at the cluster (two of its nodes as seeds, as an
+    /// operator would list a few).
+    pub fn session_extra(&self) -> String {
+        let seeds: Vec<String> = self.urls().into_iter().take(2).map(|u| format!("\"{u}\"")).collect();
+        format!("store = \"redis\"\n[session.redis]\ncluster = [{}]\ntimeout_ms = 300\n", seeds.join(", "))
+    }
+
+    /// A cluster client for the test's own look-ups.
+    pub async fn conn(&self) -> redis::cluster_async::ClusterConnection {
+        let mut builder = redis::cluster::ClusterClientBuilder::new(self.urls());
+        if let Some(certs) = self.tls_certs() {
+            builder = builder.certs(certs);
+        }
+        builder.build().unwrap().get_async_connection().await.unwrap()
+    }
+
+    /// The slot of `key` (asked of the server).
+    pub async fn slot(&self, key: &str) -> u16 {
+        let mut conn = self.conn().await;
+        redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query_async(&mut conn).await.unwrap()
+    }
+
+    /// The index in `nodes` of the master serving `slot` (from `CLUSTER SLOTS` of a running
+    /// node: ranges of `[first, last, [master host, master port, …], replicas…]`).
+    pub async fn master_of(&self, slot: u16) -> usize {
+        let node = self.nodes.iter().find(|n| n.child.is_some()).expect("a running node");
+        let mut conn = self.node_conn(node).await;
+        let ranges: Vec<(u16, u16, (String, u16))> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async::<Vec<Vec<redis::Value>>>(&mut conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|range| {
+                let (first, last, master) = (&range[0], &range[1], &range[2]);
+                redis::from_redis_value_ref::<(u16, u16)>(&redis::Value::Array(vec![first.clone(), last.clone()]))
+                    .map(|(f, l)| (f, l, redis::from_redis_value_ref::<(String, u16)>(&trim2(master)).unwrap()))
+                    .unwrap()
+            })
+            .collect();
+        let (_, _, (_, port)) = ranges
+            .into_iter()
+            .find(|(f, l, _)| (*f..=*l).contains(&slot))
+            .unwrap_or_else(|| panic!("no master serves slot {slot}"));
+        self.nodes.iter().position(|n| n.port == port).unwrap()
+    }
+
+    /// Kills node `i` (a crash).
+    pub fn kill(&mut self, i: usize) {
+        self.nodes[i].kill();
+    }
+}
+
+/// The first two fields (host, port) of a `CLUSTER SLOTS` node entry.
+fn trim2(node: &redis::Value) -> redis::Value {
+    match node {
+        redis::Value::Array(parts) => redis::Value::Array(parts.iter().take(2).cloned().collect()),
+        other => other.clone(),
+    }
 }

@@ -35,9 +35,59 @@ enum Target {
     Fixed,
     /// Ask these Sentinels.
     Sentinel(Box<tokio::sync::Mutex<SentinelClient>>),
-    /// A Redis Cluster: its connection (`None` outside a runtime), and a client per configured
-    /// node for the subscription, tried in turn.
-    Cluster { conn: Option<ClusterConnection>, seeds: Vec<Client>, next: AtomicUsize },
+    /// A Redis Cluster (see [`Cluster`]).
+    Cluster(Box<Cluster>),
+}
+
+/// A Redis Cluster's client and current connection.
+///
+/// The cluster client follows `MOVED` redirections, but after a connection error it only
+/// reconnects to the same address: when a master dies and its replica takes over, nothing
+/// would ever tell it of the new master. So, as with Sentinel, a connection-level error
+/// drops the connection (at most once per [`CLUSTER_RENEW_AFTER`]), and the next operation
+/// builds a new one, which reads the slot map afresh from the configured nodes.
+pub(crate) struct Cluster {
+    client: redis::cluster::ClusterClient,
+    config: redis::cluster::ClusterConfig,
+    /// The connection and when it was made; `None` after a connection-level failure.
+    current: Mutex<Option<(ClusterConnection, std::time::Instant)>>,
+    /// Built inside a runtime (the connection spawns its tasks).
+    started: bool,
+    /// A client per configured node for the subscription, tried in turn.
+    seeds: Vec<Client>,
+    next: AtomicUsize,
+}
+
+/// The shortest life of a cluster connection before a failure may replace it (so a burst of
+/// failing requests does not rebuild it for each).
+const CLUSTER_RENEW_AFTER: Duration = Duration::from_millis(250);
+
+impl Cluster {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(ClusterConnection, std::time::Instant)>> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn conn(&self) -> Result<ClusterConnection, RedisError> {
+        if !self.started {
+            return Err(not_started());
+        }
+        let mut current = self.lock();
+        if let Some((conn, _)) = current.as_ref() {
+            return Ok(conn.clone());
+        }
+        // Connects in the background; the first command waits for it (bounded by the timeouts).
+        let conn = self.client.get_pending_async_connection_with_config(self.config.clone());
+        *current = Some((conn.clone(), std::time::Instant::now()));
+        Ok(conn)
+    }
+
+    fn failed(&self) {
+        let mut current = self.lock();
+        if current.as_ref().is_some_and(|(_, made)| made.elapsed() >= CLUSTER_RENEW_AFTER) {
+            tracing::info!("session store (redis): cluster connection failed; reading the slot map again");
+            *current = None;
+        }
+    }
 }
 
 /// A connection to the store: one server (or the master the Sentinels name), or a cluster.
@@ -168,7 +218,6 @@ fn cluster_clients(
     timeout: Duration,
 ) -> Result<(redis::cluster::ClusterClient, Vec<Client>), RedisSetupError> {
     let password = password(cfg, env)?;
-    let ca = read_ca(cfg)?;
     let mut infos = Vec::with_capacity(cfg.cluster.len());
     let mut any_tls = None;
     for url in &cfg.cluster {
@@ -178,6 +227,7 @@ fn cluster_clients(
         }
         infos.push(info);
     }
+    let ca = read_ca(cfg)?;
     let seeds = infos.iter().map(|info| node_client(info.clone(), ca.as_deref())).collect::<Result<_, _>>()?;
     // One quick retry, then the error (as for one server): a request waits about two
     // timeouts at most, and the next operation retries.
@@ -265,14 +315,17 @@ impl Backend {
             }
             (None, true, false) => {
                 let (client, seeds) = cluster_clients(cfg, env, timeout)?;
-                // Inside a runtime only: the connection connects in the background.
-                let conn = in_runtime.then(|| {
-                    let config = redis::cluster::ClusterConfig::new()
-                        .set_connection_timeout(timeout)
-                        .set_response_timeout(timeout);
-                    client.get_pending_async_connection_with_config(config)
-                });
-                (Target::Cluster { conn, seeds, next: AtomicUsize::new(0) }, None)
+                let config =
+                    redis::cluster::ClusterConfig::new().set_connection_timeout(timeout).set_response_timeout(timeout);
+                let cluster = Cluster {
+                    client,
+                    config,
+                    current: Mutex::new(None),
+                    started: in_runtime,
+                    seeds,
+                    next: AtomicUsize::new(0),
+                };
+                (Target::Cluster(Box::new(cluster)), None)
             }
             _ => return Err(RedisSetupError::OneTarget),
         };
@@ -293,7 +346,7 @@ impl Backend {
         match &self.target {
             Target::Fixed => self.lock().is_some(),
             Target::Sentinel(_) => tokio::runtime::Handle::try_current().is_ok(),
-            Target::Cluster { conn, .. } => conn.is_some(),
+            Target::Cluster(cluster) => cluster.started,
         }
     }
 
@@ -303,8 +356,8 @@ impl Backend {
 
     /// The connection to the master (or to the cluster).
     pub(crate) async fn conn(&self) -> Result<Conn, RedisError> {
-        if let Target::Cluster { conn, .. } = &self.target {
-            return conn.clone().map(Conn::Cluster).ok_or_else(not_started);
+        if let Target::Cluster(cluster) = &self.target {
+            return cluster.conn().map(Conn::Cluster);
         }
         if let Some((_, manager)) = self.lock().as_ref() {
             return Ok(Conn::One(manager.clone()));
@@ -315,9 +368,9 @@ impl Backend {
     /// A client for the subscription connection: the master's, or (cluster) the next
     /// configured node's, so a dead node is left for another at the next attempt.
     pub(super) async fn client(&self) -> Result<Client, RedisError> {
-        if let Target::Cluster { seeds, next, .. } = &self.target {
-            let at = next.fetch_add(1, Ordering::Relaxed);
-            return seeds.get(at % seeds.len().max(1)).cloned().ok_or_else(not_started);
+        if let Target::Cluster(cluster) = &self.target {
+            let at = cluster.next.fetch_add(1, Ordering::Relaxed);
+            return cluster.seeds.get(at % cluster.seeds.len().max(1)).cloned().ok_or_else(not_started);
         }
         if let Some((client, _)) = self.lock().as_ref() {
             return Ok(client.clone());
@@ -348,11 +401,16 @@ impl Backend {
         Ok((client, manager))
     }
 
-    /// Notes a failed operation: with Sentinel, a connection-level failure makes the next
-    /// operation ask the Sentinels again. (A cluster connection reloads its slot map itself.)
+    /// Notes a failed operation: a connection-level failure makes the next operation ask the
+    /// Sentinels again (Sentinel) or read the slot map afresh (cluster, see [`Cluster`]).
     pub(crate) fn failed(&self, e: &RedisError) {
-        if matches!(self.target, Target::Sentinel(_)) && connection_level(e) {
-            *self.lock() = None;
+        if !connection_level(e) {
+            return;
+        }
+        match &self.target {
+            Target::Fixed => {}
+            Target::Sentinel(_) => *self.lock() = None,
+            Target::Cluster(cluster) => cluster.failed(),
         }
     }
 }

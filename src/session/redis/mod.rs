@@ -701,9 +701,11 @@ impl SessionStore for RedisStore {
         };
         let mut conn = self.conn().await?;
         let sets: Vec<String> = names.iter().map(|n| self.index_key(n)).collect();
-        // One SMEMBERS per set (in a cluster the sets live in different slots, see `keys`).
-        let smembers = sets.iter().map(|set| redis::cmd("SMEMBERS").arg(set).clone());
-        let mut members: Vec<String> = each::<Vec<String>>(&conn, smembers).await.map_err(|e| self.failed(e))?.concat();
+        // One SUNION per set (in a cluster the sets live in different slots, see `keys`); not
+        // SMEMBERS, so the README's ACL for the store stays as it was.
+        let reads = sets.iter().map(|set| redis::cmd("SUNION").arg(set).clone());
+        let mut members: Vec<String> =
+            each::<Vec<String>>(&conn, reads).await.map_err(|e| self.failed_on(e, "SUNION of keys {p}i:*"))?.concat();
         members.sort_unstable();
         members.dedup();
         let candidates: Vec<(String, StoreKey)> =
