@@ -19,7 +19,11 @@
 #   Redis session store (compare with a run without it).
 #   REDIS_URL=redis://127.0.0.1:6379 adds a fourth target in the same run: a second aisgate
 #   (same binary, same demo) with --session-store REDIS_URL, measured in every round right
-#   after the memory-store aisgate, and reports its throughput against it (target >= 0.85).
+#   after the memory-store aisgate, and reports its throughput against it (target >= 0.85)
+#   in the RESULT line, with the Redis commands per proxied request (INFO commandstats
+#   around each measured run; needs redis-cli; other clients of that Redis would count too).
+#   REDIS=1 does the same against a private redis-server the script starts on a free
+#   loopback port (no persistence) and stops at the end: the unattended way to run it.
 # Needs: wrk, nginx, curl, python3 (Debian: apt-get install -y wrk nginx curl python3).
 set -euo pipefail
 
@@ -27,6 +31,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
 PATH="$PATH:/usr/sbin:/sbin"
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 DURATION=${DURATION:-15}
@@ -47,12 +52,14 @@ done
 ((DURATION <= 600 && WARMUP <= 60 && ROUNDS <= 10)) || die "DURATION <= 600, WARMUP <= 60 and ROUNDS <= 10, please"
 
 missing=()
-for tool in wrk nginx curl python3; do
+tools=(wrk nginx curl python3)
+if [[ ${REDIS:-0} == 1 ]]; then tools+=(redis-server redis-cli); fi
+for tool in "${tools[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if ((${#missing[@]})); then
     log "proxy.sh: missing: ${missing[*]}"
-    log "install them with:  sudo apt-get install -y wrk nginx curl python3"
+    log "install them with:  sudo apt-get install -y wrk nginx curl python3$( ((${REDIS:-0} == 1)) && echo ' redis-server')"
     exit 2
 fi
 
@@ -97,18 +104,33 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # Free loopback ports from the OS (bound together so they are distinct).
-read -r p_up p_status p_nginx p_gw p_ops p_login p_ws r_gw r_ops r_login r_ws < <(
+read -r p_up p_status p_nginx p_gw p_ops p_login p_ws r_gw r_ops r_login r_ws p_redis < <(
     python3 -c '
 import socket
 socks = []
-for _ in range(11):
+for _ in range(12):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     socks.append(s)
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 '
 )
-[[ -n ${r_ws:-} ]] || die "could not get free ports"
+[[ -n ${p_redis:-} ]] || die "could not get free ports"
+
+# REDIS=1: a private redis-server for the Redis-store gateway (loopback, no persistence).
+if [[ ${REDIS:-0} == 1 ]]; then
+    [[ -z ${REDIS_URL:-} ]] || die "set REDIS=1 or REDIS_URL, not both"
+    mkdir -p "$tmp/redis"
+    redis-server --bind 127.0.0.1 --port "$p_redis" --save "" --appendonly no --dir "$tmp/redis" \
+        >"$tmp/redis.out" 2>&1 &
+    pids+=($!)
+    REDIS_URL="redis://127.0.0.1:$p_redis"
+    for ((i = 0; i < 100; i++)); do
+        [[ $(redis-cli -u "$REDIS_URL" ping 2>/dev/null) == PONG ]] && break
+        kill -0 "${pids[-1]}" 2>/dev/null || die "redis-server exited: $(tail -n 5 "$tmp/redis.out")"
+        sleep 0.1
+    done
+fi
 
 # Waits until `url` answers (any HTTP status), checking that process `pid` is still alive.
 wait_http() {
@@ -271,7 +293,16 @@ run_wrk() {
 }
 
 failures=0
-declare -A rps p50 p99 errs
+declare -A rps p50 p99 errs reqs
+
+# Redis mode: per-command call counts (`INFO commandstats`, "name calls" lines, INFO itself
+# left out) around each measured run of the Redis-store gateway.
+redis_cli=
+if [[ -n ${REDIS_URL:-} ]] && command -v redis-cli >/dev/null 2>&1; then redis_cli=redis-cli; fi
+redis_calls() {
+    "$redis_cli" -u "$REDIS_URL" INFO commandstats | tr -d '\r' |
+        sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),.*/\1 \2/p' | grep -v '^info ' | LC_ALL=C sort
+}
 # run NAME ROUND: warm-up, then the measured run; results into rps/p50/p99/errs[NAME,ROUND].
 run() {
     local name=$1 r=$2 out="$tmp/$1.$2.wrk" before after total sock non2xx delta
@@ -279,16 +310,19 @@ run() {
     log "[$name, round $r] warm-up ${WARMUP}s, then ${DURATION}s measured"
     run_wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" "${hdrs[@]}" "${url[$name]}" >"$tmp/$name.$r.warmup" 2>&1 ||
         die "$name: wrk warm-up failed: $(cat "$tmp/$name.$r.warmup")"
+    [[ $name != aisgate-redis || -z $redis_cli ]] || redis_calls >"$tmp/$name.$r.cmd-before"
     before=$(upstream_requests)
     run_wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "${hdrs[@]}" "${url[$name]}" >"$out" 2>&1 ||
         die "$name: wrk failed: $(cat "$out")"
     after=$(upstream_requests)
+    [[ $name != aisgate-redis || -z $redis_cli ]] || redis_calls >"$tmp/$name.$r.cmd-after"
     if [[ $VERBOSE == 1 ]]; then cat "$out" >&2; fi
 
     rps[$name,$r]=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
     p50[$name,$r]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
     p99[$name,$r]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
     total=$(awk '/ requests in / { print $1 }' "$out")
+    reqs[$name,$r]=${total:-0}
     sock=$(awk '/Socket errors:/ { gsub(/,/, ""); print $4 + $6 + $8 + $10 }' "$out")
     non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
     errs[$name,$r]=$((${sock:-0} + ${non2xx:-0}))
@@ -373,8 +407,23 @@ if [[ -n ${REDIS_URL:-} ]]; then
     redis_ratio=$(ratio "${m_rps[aisgate-redis]}" "${m_rps[aisgate]}")
     redis_ok=$(awk -v x="$redis_ratio" 'BEGIN { print (x >= 0.85) ? "PASS" : "FAIL" }')
     echo "redis store: throughput aisgate-redis/aisgate (memory store) = ${redis_ratio}x (>= 0.85: $redis_ok); p99 ${m_p99[aisgate-redis]} vs ${m_p99[aisgate]} ms"
+    if [[ -n $redis_cli ]]; then
+        # Summed over the measured runs: each command's calls per request wrk completed.
+        n=0
+        for ((r = 1; r <= ROUNDS; r++)); do n=$((n + reqs[aisgate-redis,$r])); done
+        for ((r = 1; r <= ROUNDS; r++)); do
+            LC_ALL=C join -a 2 -e 0 -o 0,1.2,2.2 "$tmp/aisgate-redis.$r.cmd-before" "$tmp/aisgate-redis.$r.cmd-after"
+        done | awk -v n="$n" '{ d[$1] += $3 - $2 } END {
+            for (c in d) if (d[c] > 0) { t += d[c]; s = s sprintf(" %s %d", c, d[c]) }
+            printf "redis commands during the measured runs: %d for %d requests = %.5f per request (%s)\n", t, n, (n ? t / n : 0), s ? substr(s, 2) : "none"
+        }'
+    fi
 fi
-echo "RESULT: $overall (informational)"
+redis_result=
+if [[ -n ${REDIS_URL:-} ]]; then
+    redis_result="; redis store ${redis_ratio}x of memory (>= 0.85: $redis_ok)"
+fi
+echo "RESULT: $overall (informational)$redis_result; load average $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 
 if ((failures > 0)); then
     die "$failures measurement problem(s) above; the figures are not trustworthy"

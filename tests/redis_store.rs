@@ -554,11 +554,13 @@ fn store_with_cache(
     prefix: &str,
     local_cache_ms: u64,
 ) -> Result<RedisStore, aisgate::session::redis::RedisSetupError> {
-    let cfg: aisgate::config::RedisConfig = toml::from_str(&format!(
-        "url = \"{}\"\nkey_prefix = \"{prefix}\"\ntimeout_ms = 500\nlocal_cache_ms = {local_cache_ms}\n",
-        redis.url()
-    ))
-    .unwrap();
+    store_with(redis, &format!("key_prefix = \"{prefix}\"\nlocal_cache_ms = {local_cache_ms}\n"))
+}
+
+/// A store with these `[session.redis]` lines besides its url.
+fn store_with(redis: &Redis, extra: &str) -> Result<RedisStore, aisgate::session::redis::RedisSetupError> {
+    let cfg: aisgate::config::RedisConfig =
+        toml::from_str(&format!("url = \"{}\"\ntimeout_ms = 500\n{extra}", redis.url())).unwrap();
     let opts = store_checks::store_options(&Clock::system());
     RedisStore::new(&cfg, keyring().record_keys(), opts, &|_| None)
 }
@@ -617,6 +619,34 @@ async fn records_are_encrypted_at_rest_and_a_tampered_or_moved_record_is_no_sess
     assert!(store.load(&key).await.unwrap().is_none(), "a tampered record is no session");
 }
 
+/// Per-command call counts (`INFO commandstats`; the health task's PING and INFO itself left
+/// out).
+async fn commands(conn: &mut redis::aio::MultiplexedConnection) -> std::collections::BTreeMap<String, u64> {
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(conn).await.unwrap();
+    info.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest.split("calls=").nth(1)?.split(',').next()?.parse().ok()?;
+            (name != "ping" && name != "info").then(|| (name.to_owned(), calls))
+        })
+        .collect()
+}
+
+/// The commands run since `before` (as from [`commands`]), with their counts.
+fn commands_since(
+    before: &std::collections::BTreeMap<String, u64>,
+    after: std::collections::BTreeMap<String, u64>,
+) -> Vec<(String, u64)> {
+    after
+        .into_iter()
+        .map(|(k, v)| {
+            let d = v - before.get(&k).copied().unwrap_or(0);
+            (k, d)
+        })
+        .filter(|(_, d)| *d > 0)
+        .collect()
+}
+
 #[tokio::test]
 async fn reading_a_session_is_one_round_trip_and_renews_its_idle_ttl() {
     let Some(redis) = Redis::start().await else { return };
@@ -627,25 +657,9 @@ async fn reading_a_session_is_one_round_trip_and_renews_its_idle_ttl() {
     let mut conn = redis.conn().await;
     let name = session_name("t2:", &key);
     let _: () = redis::cmd("PEXPIRE").arg(&name).arg(5000).query_async(&mut conn).await.unwrap();
-    // Per-command call counts (the health task's PING and these INFO calls left out).
-    async fn commands(conn: &mut redis::aio::MultiplexedConnection) -> std::collections::BTreeMap<String, u64> {
-        let info: String = redis::cmd("INFO").arg("commandstats").query_async(conn).await.unwrap();
-        info.lines()
-            .filter_map(|l| {
-                let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
-                let calls = rest.split("calls=").nth(1)?.split(',').next()?.parse().ok()?;
-                (name != "ping" && name != "info").then(|| (name.to_owned(), calls))
-            })
-            .collect()
-    }
     let before = commands(&mut conn).await;
     assert!(store.load(&key).await.unwrap().is_some());
-    let after = commands(&mut conn).await;
-    let delta: Vec<(String, u64)> = after
-        .iter()
-        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
-        .filter(|(_, d)| *d > 0)
-        .collect();
+    let delta = commands_since(&before, commands(&mut conn).await);
     // One command from the client (EVALSHA); GET, PEXPIRE and the live set's ZADD run inside
     // the script.
     assert_eq!(
@@ -984,6 +998,176 @@ async fn the_local_copy_is_used_briefly_and_dropped_by_a_logout_at_another_insta
     // after at most 1 s.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(a.load(&two).await.unwrap().is_none(), "a copy older than local_cache_ms is read again");
+}
+
+/// Session reads with 64 concurrent requests on one session (a browser's burst, or `wrk -c64`
+/// in bench/proxy.sh): with no usable copy (never read here, or read more than
+/// `local_cache_ms` ago) they share one read instead of sending 64; a copy due for renewal
+/// is read again by one of them while the others use it; a fresh copy costs nothing.
+/// (Before the shared read: 64 `EVALSHA`s after each expiry.)
+#[tokio::test]
+async fn concurrent_requests_for_a_session_without_a_fresh_copy_read_it_once() {
+    let Some(redis) = Redis::start().await else { return };
+    let store = store_with_cache(&redis, "t10:", 1000).unwrap();
+    let (key, other) = (StoreKey::of(&[60; 32]), StoreKey::of(&[61; 32]));
+    store.save(key, user_session("jip", "carol", None)).await.unwrap();
+    store.save(other, user_session("jip", "dave", None)).await.unwrap();
+    // Loads the script (a first EVALSHA answered NOSCRIPT would count twice).
+    assert!(store.load(&other).await.unwrap().is_some());
+    let mut conn = redis.conn().await;
+    // Session reads: GET and PEXPIRE run only inside the read script (the live-set sweep,
+    // which may run meanwhile, uses neither).
+    let reads = |delta: &[(String, u64)]| {
+        let count = |name: &str| delta.iter().find(|(c, _)| c == name).map_or(0, |(_, n)| *n);
+        (count("get"), count("pexpire"))
+    };
+    let burst = || async {
+        let found = futures_util::future::join_all((0..64).map(|_| store.load(&key))).await;
+        assert!(found.iter().all(|f| f.as_ref().is_ok_and(|s| s.is_some())), "every request has its session");
+    };
+
+    let before = commands(&mut conn).await;
+    burst().await;
+    let first = commands_since(&before, commands(&mut conn).await);
+    assert_eq!(reads(&first), (1, 1), "64 concurrent requests, nothing cached yet: one read ({first:?})");
+
+    let before = commands(&mut conn).await;
+    burst().await;
+    let cached = commands_since(&before, commands(&mut conn).await);
+    assert_eq!(reads(&cached), (0, 0), "a fresh copy: no Redis at all ({cached:?})");
+
+    // Past 90 % of local_cache_ms: one request reads ahead, the copy serves the rest.
+    tokio::time::sleep(Duration::from_millis(930)).await;
+    let before = commands(&mut conn).await;
+    burst().await;
+    let due = commands_since(&before, commands(&mut conn).await);
+    assert_eq!(reads(&due), (1, 1), "a due copy: one read ahead of its expiry ({due:?})");
+
+    // Past the bound: the copy is not used, and the burst shares one read.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let before = commands(&mut conn).await;
+    burst().await;
+    let expired = commands_since(&before, commands(&mut conn).await);
+    assert_eq!(reads(&expired), (1, 1), "an expired copy: one read for the burst ({expired:?})");
+    let evalsha = expired.iter().find(|(c, _)| c == "evalsha").map_or(0, |(_, n)| *n);
+    assert!((1..=2).contains(&evalsha), "one EVALSHA (plus at most the sweep's): {expired:?}");
+
+    // A session ended meanwhile is no session for any of them.
+    let _: () = redis::cmd("DEL").arg(session_name("t10:", &key)).query_async(&mut conn).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let found = futures_util::future::join_all((0..64).map(|_| store.load(&key))).await;
+    assert!(found.iter().all(|f| f.as_ref().is_ok_and(Option::is_none)), "deleted: no session for anyone");
+}
+
+/// The commands of README "Shared sessions on Redis" (the ACL of the test above).
+const STORE_COMMANDS: &str = "+get +set +del +getdel +incr +exists +pexpire +sadd +srem +sunion +zadd +zrem \
+                              +zrangebyscore +zcard +evalsha +script|load +publish +subscribe +multi +exec";
+
+/// Creates ACL user `name` (password `pw`) with `keys` and the store's commands minus
+/// `without`.
+async fn acl_user(redis: &Redis, name: &str, keys: &str, without: &str) {
+    let mut conn = redis.conn().await;
+    let commands = STORE_COMMANDS.split_whitespace().filter(|c| *c != format!("+{without}"));
+    let rules = ["reset", "on", ">pw", "resetkeys"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(keys.split_whitespace().map(str::to_owned))
+        .chain(["resetchannels", "&aisgate:*", "-@all", "+@connection"].map(str::to_owned))
+        .chain(commands.map(str::to_owned))
+        .collect::<Vec<_>>();
+    let _: () = redis::cmd("ACL").arg("SETUSER").arg(name).arg(rules).query_async(&mut conn).await.unwrap();
+}
+
+/// A command or key the ACL user may not use is a misconfiguration, not an outage: a
+/// distinct error naming the command (or that a key was refused) and the store's key
+/// patterns — never a key or value — that `/readyz` keeps reporting although the connection
+/// and its `PING` are fine; and it fails closed (no session, no pending login) like an outage.
+#[tokio::test]
+async fn an_acl_refusal_is_named_as_a_misconfiguration_and_still_fails_closed() {
+    logs::capture();
+    let Some(redis) = Redis::start().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "pw\n").unwrap();
+    let as_user = |user: &str| {
+        store_with(
+            &redis,
+            &format!("username = \"{user}\"\npassword_file = \"{}\"\nlocal_cache_ms = 0\n", pw.display()),
+        )
+        .unwrap()
+    };
+    acl_user(&redis, "noeval", "~aisgate:*", "evalsha").await;
+    acl_user(&redis, "nopending", "~aisgate:{s:* ~aisgate:i:* ~aisgate:u:*", "").await;
+    let full = store_with(&redis, "local_cache_ms = 0\n").unwrap();
+    let key = StoreKey::of(&[70; 32]);
+    full.save(key, user_session("jip", "erin", None)).await.unwrap();
+    assert!(full.load(&key).await.unwrap().is_some());
+
+    // A command refused: reading the session.
+    let noeval = as_user("noeval");
+    let err = noeval.load(&key).await.expect_err("no EVALSHA, no session");
+    assert!(matches!(err, StoreError::Denied(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.starts_with("session store misconfigured: redis ACL refuses"), "{text}");
+    assert!(text.contains("'evalsha'") && text.contains("aisgate:{s:*}:*"), "names the command and the keys: {text}");
+    assert!(!text.contains(&hex(&key.0)), "no store key in the text: {text}");
+    // The health ping (PING is allowed) does not clear it.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let ready = noeval.readiness();
+    assert!(!ready.ready, "{ready:?}");
+    assert!(ready.detail.as_deref().is_some_and(|d| d.contains("'evalsha'")), "{ready:?}");
+    assert!(logs::text().lines().any(|l| l.contains("acl_denied") && l.contains("evalsha")), "logged with its reason");
+
+    // A key refused: pending logins under `p:`. Redis does not say which key; the store does
+    // (as a pattern).
+    let nopending = as_user("nopending");
+    let err = nopending.put_pending(StoreKey::of(&[71; 32]), pending()).await.expect_err("p:* refused");
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::Denied(_)) && text.contains("key aisgate:p:*"), "{text}");
+    // Redis 7.0: "no permissions to access one of the keys used as arguments"; later: "No
+    // permissions to access a key".
+    assert!(text.to_lowercase().contains("no permissions to access"), "{text}");
+    // The permitted part works: the session is read (not an outage of the connection).
+    assert!(nopending.load(&key).await.unwrap().is_some());
+
+    // An outage is still an outage (Unavailable), not a refusal.
+    let mut redis = redis;
+    redis.stop().await;
+    let down = full.load(&key).await.expect_err("redis down");
+    assert!(matches!(down, StoreError::Unavailable(_)), "{down:?}");
+}
+
+/// A back-channel logout naming a user with many index entries reads every candidate's
+/// record in one pipeline, and clears the entries of records gone in one `SREM` per set
+/// (before: one `GET` round trip per candidate and one `SREM` per stale entry).
+#[tokio::test]
+async fn a_logout_by_subject_reads_its_candidates_in_one_pipeline_and_clears_stale_entries_at_once() {
+    let Some(redis) = Redis::start().await else { return };
+    let store = store(&redis, "t11:");
+    let keys: Vec<StoreKey> = (0u8..12).map(|i| StoreKey::of(&[100 + i; 32])).collect();
+    for key in &keys {
+        store.save(*key, user_session("caais", "frank", None)).await.unwrap();
+    }
+    store.save(StoreKey::of(&[99; 32]), user_session("caais", "grace", None)).await.unwrap();
+    // Eight of frank's records expire silently (their index entries stay).
+    let mut conn = redis.conn().await;
+    for key in &keys[..8] {
+        let _: () = redis::cmd("DEL").arg(session_name("t11:", key)).query_async(&mut conn).await.unwrap();
+    }
+    let before = commands(&mut conn).await;
+    assert_eq!(store.remove_for_subject("caais", Some("frank"), None).await.unwrap(), 4);
+    let delta = commands_since(&before, commands(&mut conn).await);
+    let count = |name: &str| delta.iter().find(|(c, _)| c == name).map_or(0, |(_, n)| *n);
+    assert_eq!(count("get"), 12, "each candidate's record read once: {delta:?}");
+    assert_eq!(count("sunion"), 1, "one index set (one session key in the ring): {delta:?}");
+    // One SREM for the 8 stale entries, one per (sub) set for each of the 4 sessions ended.
+    assert_eq!(count("srem"), 1 + 4, "{delta:?}");
+    let left: Vec<String> = redis::cmd("KEYS").arg("t11:i:*").query_async(&mut conn).await.unwrap();
+    for set in left {
+        let members: Vec<String> = redis::cmd("SMEMBERS").arg(&set).query_async(&mut conn).await.unwrap();
+        assert!(members.iter().all(|m| m == &hex(&StoreKey::of(&[99; 32]).0)), "only grace is left: {members:?}");
+    }
+    assert!(store.load(&StoreKey::of(&[99; 32])).await.unwrap().is_some(), "grace untouched");
 }
 
 #[test]

@@ -380,11 +380,16 @@ impl std::fmt::Debug for PendingLogin {
 }
 
 /// Session store failure. Existing sessions in other stores or caches are unaffected.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The backend is unreachable or answered with an error.
     #[error("session store unavailable: {0}")]
     Unavailable(String),
+    /// The backend's access rules refuse an operation (a Redis ACL user lacking a command or
+    /// a key pattern): a misconfiguration rather than an outage, which fails closed all the
+    /// same. The text names the command and the kind of key, never a key or a value.
+    #[error("session store misconfigured: {0}")]
+    Denied(String),
 }
 
 /// What a back-channel logout names its sessions by: the IdP session id when it gives one

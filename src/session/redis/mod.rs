@@ -190,15 +190,24 @@ pub struct RedisStore {
     health: Arc<Health>,
     /// Sessions decoded from records read recently, reused while the record is unchanged.
     decoded: Arc<decoded::Decoded>,
+    /// Session reads under way: concurrent misses for one session share one `EVALSHA`.
+    flights: decoded::Flights,
     /// Live sessions as last counted by the sweep ([`live`]).
     live_count: Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// How long `/readyz` reports the last ACL refusal (the health ping cannot tell whether the
+/// ACL was fixed: it only runs `PING`).
+const REFUSAL_SHOWN: Duration = Duration::from_secs(60);
 
 /// The last known state of the connection, for `/readyz`.
 #[derive(Default)]
 struct Health {
     down: AtomicBool,
     detail: Mutex<Option<String>>,
+    /// The last ACL refusal and when it happened: a misconfiguration the server keeps
+    /// answering (and the health ping does not see).
+    refused: Mutex<Option<(std::time::Instant, String)>>,
 }
 
 impl Health {
@@ -216,6 +225,42 @@ impl Health {
         }
         *self.detail.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
+
+    /// Notes an ACL refusal (logged once per distinct refusal and minute, not per request).
+    fn refused(&self, why: &str) {
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        let repeated = refused.as_ref().is_some_and(|(at, last)| last == why && at.elapsed() < REFUSAL_SHOWN);
+        if !repeated {
+            tracing::error!(
+                reason = "acl_denied",
+                error = why,
+                "session store (redis) misconfigured: its ACL user lacks a permission"
+            );
+        }
+        *refused = Some((std::time::Instant::now(), why.to_owned()));
+    }
+
+    /// Why the store cannot serve now: an outage first, else an ACL refusal seen within
+    /// [`REFUSAL_SHOWN`].
+    fn detail(&self) -> Option<String> {
+        let detail = self.detail.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        detail.or_else(|| {
+            let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+            refused.as_ref().filter(|(at, _)| at.elapsed() < REFUSAL_SHOWN).map(|(_, why)| why.clone())
+        })
+    }
+}
+
+/// The operator-facing text of an ACL refusal (`NOPERM`), or `None` for any other error.
+/// Redis names the refused command (or says "a key" / "a channel", never which); `keys` adds
+/// the names of the keys the operation uses, as patterns: no store key, no value.
+fn acl_refusal(e: &redis::RedisError, keys: &str) -> Option<String> {
+    let text = e.to_string();
+    if e.code() != Some("NOPERM") && !text.contains("NOPERM") {
+        return None;
+    }
+    let said = text.lines().next().unwrap_or_default();
+    Some(format!("redis ACL refuses the store's user ({said}) on {keys}: grant it the commands, keys and channel of README \"Shared sessions on Redis\""))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -267,6 +312,7 @@ impl RedisStore {
             ended,
             health,
             decoded: Arc::new(decoded::Decoded::new(opts_idle, Duration::from_millis(cfg.local_cache_ms))),
+            flights: decoded::Flights::default(),
             live_count: Arc::default(),
         };
         if store.backend.started() {
@@ -308,6 +354,17 @@ impl RedisStore {
     /// Turns a Redis error into the store error, noting the outage for `/readyz` (and, with
     /// Sentinel, that the master must be looked up again).
     fn failed(&self, e: redis::RedisError) -> StoreError {
+        self.failed_on(e, "its keys")
+    }
+
+    /// [`RedisStore::failed`] for an operation on `keys` (patterns under the prefix, for the
+    /// text of an ACL refusal): a refusal by the ACL is [`StoreError::Denied`], a
+    /// misconfiguration, not an outage (the connection is fine), and fails closed the same.
+    fn failed_on(&self, e: redis::RedisError, keys: &str) -> StoreError {
+        if let Some(why) = acl_refusal(&e, &keys.replace("{p}", &self.names.plain(""))) {
+            self.health.refused(&why);
+            return StoreError::Denied(why);
+        }
         self.backend.failed(&e);
         let why = format!("redis: {e}");
         self.health.fail(&why);
@@ -395,7 +452,7 @@ impl RedisStore {
             .arg(hex(&key.0))
             .invoke_async(conn)
             .await
-            .map_err(|e| self.failed(e))?;
+            .map_err(|e| self.failed_on(e, "EVALSHA of keys {p}{s:*}:* and {p}{s:*}live, channel {p}ended"))?;
         self.decoded.forget(key);
         let Some(record) = record else { return Ok(None) };
         self.announce(*key);
@@ -523,10 +580,13 @@ fn spawn_subscriber(
 impl SessionStore for RedisStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Arc<Session>>, StoreError> {
         // Read within the last `local_cache_ms` and not ended since (see `decoded`).
-        if let Some(session) = self.decoded.recent(key) {
-            return Ok(Some(session).filter(|s| !s.is_expired(self.opts.clock.now_unix())));
+        match self.decoded.lookup(key) {
+            decoded::Lookup::Fresh(session) => Ok(Some(session).filter(|s| !s.is_expired(self.opts.clock.now_unix()))),
+            // This request reads ahead of the copy's expiry; the others keep using it.
+            decoded::Lookup::Due(_turn) => self.reload(key).await,
+            // No usable copy: one read for every concurrent request of this session.
+            decoded::Lookup::Miss => self.flights.read(key, || self.reload(key)).await,
         }
-        self.reload(key).await
     }
 
     async fn reload(&self, key: &StoreKey) -> Result<Option<Arc<Session>>, StoreError> {
@@ -542,7 +602,7 @@ impl SessionStore for RedisStore {
             .arg(hex(&key.0))
             .invoke_async(&mut conn)
             .await
-            .map_err(|e| self.failed(e))?;
+            .map_err(|e| self.failed_on(e, "EVALSHA of keys {p}{s:*}:* and {p}{s:*}live"))?;
         let Some(record) = record else {
             self.decoded.forget(key);
             return Ok(None);
@@ -582,7 +642,9 @@ impl SessionStore for RedisStore {
         pipe.atomic().cmd("SET").arg(self.session_key(&key)).arg(record).arg("PX").arg(ttl_ms).ignore();
         let expires_ms = self.opts.clock.now_unix().saturating_mul(1000).saturating_add(ttl_ms);
         pipe.cmd("ZADD").arg(self.names.live_of(&key)).arg(expires_ms).arg(&member).ignore();
-        pipe.query_async::<()>(&mut conn).await.map_err(|e| self.failed(e))
+        pipe.query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| self.failed_on(e, "keys {p}{s:*}:*, {p}{s:*}live, {p}i:*, {p}u:*"))
     }
 
     async fn remove(&self, key: &StoreKey) -> Result<Option<Arc<Session>>, StoreError> {
@@ -607,14 +669,15 @@ impl SessionStore for RedisStore {
             .arg(ttl_ms)
             .query_async::<()>(&mut conn)
             .await
-            .map_err(|e| self.failed(e))
+            .map_err(|e| self.failed_on(e, "key {p}p:*"))
     }
 
     async fn take_pending(&self, key: &StoreKey) -> Result<Option<PendingLogin>, StoreError> {
         let mut conn = self.conn().await?;
         // GETDEL: atomic, so of two callbacks with the same handle (on any instances) exactly
         // one gets the login.
-        let record: Option<Vec<u8>> = conn.get_del(self.pending_key(key)).await.map_err(|e| self.failed(e))?;
+        let record: Option<Vec<u8>> =
+            conn.get_del(self.pending_key(key)).await.map_err(|e| self.failed_on(e, "key {p}p:*"))?;
         let Some(record) = record else { return Ok(None) };
         let plain = match self.keys.open(RecordKind::Pending, key, &record, 0) {
             Ok(plain) => plain,
@@ -644,28 +707,38 @@ impl SessionStore for RedisStore {
         // One SUNION per set (in a cluster the sets live in different slots, see `keys`); not
         // SMEMBERS, so the README's ACL for the store stays as it was.
         let reads = sets.iter().map(|set| redis::cmd("SUNION").arg(set).clone());
-        let mut members: Vec<String> = each::<Vec<String>>(&conn, reads).await.map_err(|e| self.failed(e))?.concat();
+        let mut members: Vec<String> =
+            each::<Vec<String>>(&conn, reads).await.map_err(|e| self.failed_on(e, "SUNION of keys {p}i:*"))?.concat();
         members.sort_unstable();
         members.dedup();
+        let candidates: Vec<(String, StoreKey)> =
+            members.into_iter().filter_map(|m| unhex32(&m).map(|k| (m, StoreKey(k)))).collect();
+        // Every candidate's record at once: one GET per record, sent together on the
+        // multiplexed connection (one round trip), not an MGET (a cluster refuses one across
+        // slots, and the records are in different slots).
+        let gets = candidates.iter().map(|(_, key)| redis::cmd("GET").arg(self.session_key(key)).clone());
+        let records: Vec<Option<Vec<u8>>> =
+            each(&conn, gets).await.map_err(|e| self.failed_on(e, "GET of keys {p}{s:*}:*"))?;
         let now = self.opts.clock.now_unix();
-        let mut ended = 0;
-        for member in members {
-            let Some(key) = unhex32(&member).map(StoreKey) else { continue };
+        let (mut ended, mut stale) = (0, Vec::new());
+        for ((member, key), record) in candidates.iter().zip(records) {
             // Re-check against the session itself: the index may name a key that expired,
             // or (with a sid and a subject) another user's session.
-            let record: Option<Vec<u8>> = conn.get(self.session_key(&key)).await.map_err(|e| self.failed(e))?;
-            let Some(session) = record.and_then(|r| self.open_session(&key, &r)) else {
-                for set in &sets {
-                    let _: Result<(), _> = conn.srem(set, &member).await;
-                }
+            let Some(session) = record.and_then(|r| self.open_session(key, &r)) else {
+                stale.push(member);
                 continue;
             };
             if session.is_expired(now) || !session.matches_logout(provider, subject, sid) {
                 continue;
             }
-            if self.remove_session(&mut conn, &key).await?.is_some() {
+            if self.remove_session(&mut conn, key).await?.is_some() {
                 ended += 1;
             }
+        }
+        if !stale.is_empty() {
+            // Best effort: the entries of records gone, one SREM per set for all of them.
+            let srems = sets.iter().map(|set| redis::cmd("SREM").arg(set).arg(&stale).clone());
+            let _: Result<Vec<()>, _> = each(&conn, srems).await;
         }
         Ok(ended)
     }
@@ -725,8 +798,8 @@ impl SessionStore for RedisStore {
     }
 
     fn readiness(&self) -> StoreReadiness {
-        let detail = self.health.detail.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let detail = if self.backend.started() { detail } else { Some("redis store not started".to_owned()) };
+        let detail =
+            if self.backend.started() { self.health.detail() } else { Some("redis store not started".to_owned()) };
         StoreReadiness { ready: detail.is_none(), backend: "redis", detail }
     }
 }
