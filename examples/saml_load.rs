@@ -30,7 +30,8 @@
 //! Environment: `RATES="500"` logins/s (a list: each measured in turn), `DURATION=8` seconds of
 //! load per rate, `IDLE_SECS=5`, `PROBE_RATE=200` proxied requests/s, `PREPARE_CONCURRENCY=16`,
 //! `LOGIN_WORKERS` / `LOGIN_QUEUE` (`[server] login_workers` / `login_queue`; default: the
-//! gateway's defaults), `UPSTREAM` (an upstream URL; default: the built-in echo), `NGINX_URL`.
+//! gateway's defaults), `UPSTREAM` (an upstream URL; default: the built-in echo), `NGINX_URL`,
+//! `POOL_NICE` (an A/B switch: the login pool's threads get this nice from outside).
 //! A benchmark, not a test: it judges nothing by its exit status (it fails only when the
 //! setup does).
 
@@ -89,7 +90,7 @@ async fn prepare_login(client: &reqwest::Client, base: &str) -> Prepared {
 }
 
 /// CPU seconds used so far by this process's threads, grouped by thread name
-/// (`aisgate-worker-*` → "I/O workers"; `tokio-*` are the blocking
+/// (`aisgate-worker-*` → "I/O workers"; `aisgate-login-*` are the
 /// threads the I/O workers' runtimes start: the login pool; `bench-*` → this program).
 fn thread_cpu() -> BTreeMap<&'static str, f64> {
     let mut out = BTreeMap::new();
@@ -99,7 +100,7 @@ fn thread_cpu() -> BTreeMap<&'static str, f64> {
         let Some((head, rest)) = stat.rsplit_once(") ") else { continue };
         let group = if head.contains("(aisgate-worker") {
             "gateway I/O workers"
-        } else if head.contains("(tokio-") {
+        } else if head.contains("(aisgate-login") {
             "login pool"
         } else {
             "other (load generator, probe, simulators)"
@@ -110,6 +111,27 @@ fn thread_cpu() -> BTreeMap<&'static str, f64> {
         *out.entry(group).or_insert(0.0) += (ticks(11) + ticks(12)) as f64 / 100.0;
     }
     out
+}
+
+/// With `POOL_NICE=n`: gives every login-pool thread (`aisgate-login-*`) nice `n`
+/// every 20 ms from outside, whatever the gateway does itself. An A/B switch for the same
+/// binary: `POOL_NICE=0` (as root) undoes a nice the pool gives its threads, `POOL_NICE=10`
+/// applies one to a build that does not.
+fn renice_pool_threads(nice: i32) {
+    let spawned = std::thread::Builder::new().name("bench-renice".into()).spawn(move || loop {
+        if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+            for task in tasks.flatten() {
+                let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+                let tid = task.file_name().to_string_lossy().parse().ok().and_then(rustix::process::Pid::from_raw);
+                if let (true, Some(tid)) = (comm.starts_with("aisgate-login"), tid) {
+                    // On Linux a thread id addresses that one thread.
+                    let _ = rustix::process::setpriority_process(Some(tid), nice);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    });
+    spawned.expect("renice thread");
 }
 
 /// Busy and total jiffies of the whole machine (first line of /proc/stat).
@@ -124,7 +146,12 @@ fn machine_jiffies() -> (u64, u64) {
 }
 
 fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -212,9 +239,7 @@ fn probe(url: String, cookie: Option<String>, rate: f64, secs: f64) -> std::thre
 
 /// The probe's latencies, once its thread is done (waited for off the runtime's workers).
 async fn finished(probe: std::thread::JoinHandle<Vec<Duration>>) -> Vec<Duration> {
-    tokio::task::spawn_blocking(move || probe.join().expect("probe thread"))
-        .await
-        .expect("probe thread")
+    tokio::task::spawn_blocking(move || probe.join().expect("probe thread")).await.expect("probe thread")
 }
 
 /// What the load phase at one rate measured.
@@ -299,11 +324,11 @@ fn main() {
             server_extra.push_str(&format!("{key} = {}\n", v.trim()));
         }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("bench-client")
-        .build()
-        .expect("runtime");
+    if let Ok(nice) = std::env::var("POOL_NICE") {
+        renice_pool_threads(nice.trim().parse().expect("POOL_NICE: an integer"));
+    }
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("bench-client").build().expect("runtime");
     runtime.block_on(async move {
         let stack = prepare(StackOptions {
             upstream: std::env::var("UPSTREAM").ok(),
@@ -334,8 +359,9 @@ fn main() {
         let workers = stack.config.server.login_workers.unwrap_or_else(aisgate::cpu::default_workers);
         let queue = stack.config.server.login_queue.unwrap_or_else(|| aisgate::cpu::default_queue(workers));
         println!(
-            "saml_load: {} CPUs, login_workers {workers}, login_queue {queue}, probe {probe_rate}/s, load {duration} s per rate, load average at start {}",
+            "saml_load: {} CPUs, login_workers {workers}, login_queue {queue}, POOL_NICE {}, probe {probe_rate}/s, load {duration} s per rate, load average at start {}",
             std::thread::available_parallelism().map_or(0, usize::from),
+            std::env::var("POOL_NICE").unwrap_or_else(|_| "unset".into()),
             load_average()
         );
 
