@@ -46,9 +46,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aisgate::sim::stack::{prepare, SamlStackProvider, StackOptions};
+use aisgate::sim::stack::{SamlStackProvider, StackOptions};
 use futures_util::StreamExt;
-use support::{location, parse_form, set_cookie};
+use support::{location, parse_form, set_cookie, Gateway};
 
 fn env_num(name: &str, default: f64) -> f64 {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
@@ -318,10 +318,13 @@ fn main() {
     let idle_secs = env_num("IDLE_SECS", if smoke { 0.5 } else { 5.0 });
     let probe_rate = env_num("PROBE_RATE", if smoke { 50.0 } else { 200.0 });
     let prepare_concurrency = env_num("PREPARE_CONCURRENCY", 16.0) as usize;
+    let login_workers: Option<usize> =
+        std::env::var("LOGIN_WORKERS").ok().map(|v| v.trim().parse().expect("LOGIN_WORKERS"));
+    let login_queue: Option<usize> = std::env::var("LOGIN_QUEUE").ok().map(|v| v.trim().parse().expect("LOGIN_QUEUE"));
     let mut server_extra = String::new();
-    for (var, key) in [("LOGIN_WORKERS", "login_workers"), ("LOGIN_QUEUE", "login_queue")] {
-        if let Ok(v) = std::env::var(var) {
-            server_extra.push_str(&format!("{key} = {}\n", v.trim()));
+    for (key, value) in [("login_workers", login_workers), ("login_queue", login_queue)] {
+        if let Some(v) = value {
+            server_extra.push_str(&format!("{key} = {v}\n"));
         }
     }
     if let Ok(nice) = std::env::var("POOL_NICE") {
@@ -330,7 +333,7 @@ fn main() {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("bench-client").build().expect("runtime");
     runtime.block_on(async move {
-        let stack = prepare(StackOptions {
+        let gw = Gateway::start_on_clock(StackOptions {
             upstream: std::env::var("UPSTREAM").ok(),
             server_extra,
             // Every simulated login is the same person: without this, the 21st login would end
@@ -340,24 +343,10 @@ fn main() {
             saml: Some(SamlStackProvider::default()),
             ..Default::default()
         })
-        .await
-        .expect("stack");
-        let base = stack.public_base.clone();
-        let grace = Duration::from_secs(stack.config.server.shutdown_grace_secs);
-        let limits = aisgate::run::limits(&stack.config);
-        aisgate::run::spawn_provider_refresh(&stack.gateway);
-        let public = vec![aisgate::listen::PublicListener { listener: stack.listener, tls: None }];
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(aisgate::listen::serve(stack.gateway, public, stack.ops, limits, grace, async {
-            let _ = stop_rx.await;
-        }));
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(1024)
-            .build()
-            .expect("client");
-        let workers = stack.config.server.login_workers.unwrap_or_else(aisgate::cpu::default_workers);
-        let queue = stack.config.server.login_queue.unwrap_or_else(|| aisgate::cpu::default_queue(workers));
+        .await;
+        let (base, client) = (gw.base.clone(), gw.client.clone());
+        let workers = login_workers.unwrap_or_else(aisgate::cpu::default_workers);
+        let queue = login_queue.unwrap_or_else(|| aisgate::cpu::default_queue(workers));
         println!(
             "saml_load: {} CPUs, login_workers {workers}, login_queue {queue}, POOL_NICE {}, probe {probe_rate}/s, load {duration} s per rate, load average at start {}",
             std::thread::available_parallelism().map_or(0, usize::from),
@@ -441,8 +430,6 @@ fn main() {
                 if ratio <= 2.0 { "PASS" } else { "FAIL" },
             );
         }
-        let _ = stop_tx.send(());
-        let _ = server.await;
-        let _ = std::fs::remove_dir_all(&stack.dir);
+        drop(gw);
     });
 }
