@@ -5,7 +5,7 @@
 //! unauthenticated (a pre-login cookie is all it takes), and some cost real CPU by design:
 //! a SAML Response is canonicalised, its signatures verified and its EncryptedKeys unwrapped
 //! with RSA private operations; a big JWT is verified against every fitting key; a big SOAP
-//! body is parsed. That work runs here instead, on tokio's blocking threads, behind two
+//! body is parsed. That work runs here instead, on the pool's own threads, behind two
 //! bounds:
 //!
 //! - at most `workers` jobs compute at once (default: one per core), so logins can never
@@ -36,7 +36,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::ops::metrics::{CounterHandle, Metrics};
 
-/// Inputs below this many bytes are processed inline: the hand-off to a blocking thread
+/// Inputs below this many bytes are processed inline: the hand-off to a pool thread
 /// would cost more than the work (an ordinary ID token, a KAAS answer of a few KB).
 pub const INLINE_BELOW: usize = 16 * 1024;
 
@@ -140,7 +140,7 @@ impl CpuPool {
         }
     }
 
-    /// Runs `job` on a blocking thread once a worker is free; refuses at once when all
+    /// Runs `job` on one of the pool's threads once a worker is free; refuses at once when all
     /// workers are busy and `queue` jobs already wait.
     pub async fn run<T, F>(&self, work: Work, job: F) -> Result<T, CpuError>
     where
