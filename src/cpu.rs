@@ -5,7 +5,7 @@
 //! unauthenticated (a pre-login cookie is all it takes), and some cost real CPU by design:
 //! a SAML Response is canonicalised, its signatures verified and its EncryptedKeys unwrapped
 //! with RSA private operations; a big JWT is verified against every fitting key; a big SOAP
-//! body is parsed. That work runs here instead, on tokio's blocking threads, behind two
+//! body is parsed. That work runs here instead, on the pool's own threads, behind two
 //! bounds:
 //!
 //! - at most `workers` jobs compute at once (default: one per core), so logins can never
@@ -17,25 +17,39 @@
 //!   turn a flood into memory growth and multi-minute latencies for real users.
 //!
 //! A job keeps its worker until it finishes even if the request that asked for it goes away
-//! (a blocking thread cannot be interrupted); the bound counts that CPU honestly.
+//! (a thread cannot be interrupted); the bound counts that CPU honestly.
+//!
+//! The jobs run on the pool's own threads (`aisgate-login-N`, one per worker) at a lower OS
+//! priority ([`NICE`]): the I/O workers share the cores with them, and a proxied request that
+//! becomes ready while a login computes should get the core first, not wait for the
+//! scheduler's time slice (issue 13 item 4, measured by `bench/saml_load.sh`). The logins
+//! still get every core the proxied traffic leaves idle.
 //!
 //! The pool is process-wide ([`global`]), sized by `Gateway::build` from `[server]
 //! login_workers` / `login_queue`, so the protocol code wraps its pure-CPU call where it
 //! stands ([`run`]) instead of threading a handle through every layer.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::ops::metrics::{CounterHandle, Metrics};
 
-/// Inputs below this many bytes are processed inline: the hand-off to a blocking thread
+/// Inputs below this many bytes are processed inline: the hand-off to a pool thread
 /// would cost more than the work (an ordinary ID token, a KAAS answer of a few KB).
 pub const INLINE_BELOW: usize = 16 * 1024;
 
 /// How long a refused client is asked to wait before retrying, seconds (`Retry-After`).
 pub const RETRY_AFTER_SECS: u64 = 5;
+
+/// How much nicer than the process the pool's threads are (at most 19; the I/O workers keep
+/// the process's nice): at 10, weight 110 against 1024 when both want a core, so the
+/// scheduler lets a woken I/O worker run first.
+pub const NICE: i32 = 10;
+
+/// A job for the pool's threads.
+type Job = Box<dyn FnOnce() + Send>;
 
 /// What kind of work a job is: the metric label and the log text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,8 +93,9 @@ pub enum CpuError {
     Failed(Work),
 }
 
-/// The pool: a semaphore of `workers` permits and a bounded count of waiters.
+/// The pool: `workers` threads, a semaphore of `workers` permits and a bounded count of waiters.
 pub struct CpuPool {
+    jobs: mpsc::Sender<Job>,
     running: Arc<Semaphore>,
     workers: usize,
     waiting: AtomicUsize,
@@ -103,7 +118,19 @@ impl CpuPool {
     /// A pool running at most `workers` jobs (at least one) with at most `queue` waiting.
     pub fn new(workers: usize, queue: usize) -> CpuPool {
         let workers = workers.max(1);
+        let (jobs, receiver) = mpsc::channel::<Job>();
+        // The threads end when the pool (the sender) is gone and the jobs sent are done.
+        let receiver = Arc::new(Mutex::new(receiver));
+        for index in 1..=workers {
+            let receiver = Arc::clone(&receiver);
+            let spawned =
+                std::thread::Builder::new().name(format!("aisgate-login-{index}")).spawn(move || work(&receiver));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a login work thread");
+            }
+        }
         CpuPool {
+            jobs,
             running: Arc::new(Semaphore::new(workers)),
             workers,
             waiting: AtomicUsize::new(0),
@@ -113,7 +140,7 @@ impl CpuPool {
         }
     }
 
-    /// Runs `job` on a blocking thread once a worker is free; refuses at once when all
+    /// Runs `job` on one of the pool's threads once a worker is free; refuses at once when all
     /// workers are busy and `queue` jobs already wait.
     pub async fn run<T, F>(&self, work: Work, job: F) -> Result<T, CpuError>
     where
@@ -121,13 +148,18 @@ impl CpuPool {
         F: FnOnce() -> T + Send + 'static,
     {
         let permit = self.admit(work).await?;
-        tokio::task::spawn_blocking(move || {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
             // Held until the job is done, even if the caller has gone away.
             let _permit = permit;
-            job()
-        })
-        .await
-        .map_err(|_| CpuError::Failed(work))
+            // A panic drops `done`: the caller sees `Failed`, the thread goes on.
+            if let Ok(value) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
+                let _ = done.send(value);
+            }
+        });
+        // Fails only when no pool thread could be started.
+        self.jobs.send(job).map_err(|_| CpuError::Failed(work))?;
+        result.await.map_err(|_| CpuError::Failed(work))
     }
 
     /// Like [`CpuPool::run`], but inputs shorter than [`INLINE_BELOW`] are processed inline.
@@ -195,6 +227,26 @@ impl CpuPool {
         let permits = Arc::clone(&self.running).try_acquire_many_owned(u32::try_from(self.workers).ok()?).ok()?;
         self.waiting.fetch_add(self.queue, Ordering::AcqRel);
         Some(Hold { pool: self, _permits: permits })
+    }
+}
+
+/// A pool thread: lowers its own priority, then runs jobs until the pool is dropped.
+fn work(jobs: &Mutex<mpsc::Receiver<Job>>) {
+    // On Linux the nice value is per thread: this one only, NICE below the process's own.
+    // Without it (a sandbox refusing setpriority) the jobs still run, at the I/O workers'
+    // priority.
+    let me = Some(rustix::thread::gettid());
+    let lowered = rustix::process::getpriority_process(me)
+        .and_then(|own| rustix::process::setpriority_process(me, own.saturating_add(NICE).min(19)));
+    if let Err(e) = lowered {
+        tracing::warn!(error = %e, "cannot lower the priority of a login work thread");
+    }
+    loop {
+        let job = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        match job {
+            Ok(job) => job(),
+            Err(mpsc::RecvError) => return,
+        }
     }
 }
 
@@ -281,6 +333,26 @@ mod tests {
         let here = std::thread::current().id();
         let there = pool.run(Work::SamlAcs, move || std::thread::current().id()).await.unwrap();
         assert_ne!(here, there, "the job must not run on the I/O worker");
+    }
+
+    #[tokio::test]
+    async fn jobs_run_on_the_pools_named_threads_at_a_lower_priority() {
+        let pool = CpuPool::new(1, 0);
+        let (name, nice) = pool
+            .run(Work::SamlAcs, || {
+                let name = std::thread::current().name().map(str::to_owned);
+                (name, rustix::process::getpriority_process(Some(rustix::thread::gettid())))
+            })
+            .await
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("aisgate-login-1"));
+        // Relative to the I/O worker (the test's thread): NICE lower, at most 19.
+        let here = rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
+        assert_eq!(
+            nice.unwrap(),
+            (here + NICE).min(19),
+            "the login thread must not compete at the I/O workers' priority"
+        );
     }
 
     #[tokio::test]

@@ -129,6 +129,50 @@ fn bad_configs_name_file_line_column_and_reason() {
     assert!(err.contains(":16:8: unknown variant `ldap`, expected one of `kaas`, `saml`, `oidc`"), "{err}");
 }
 
+#[test]
+fn session_admin_and_audit_errors_name_the_key_not_the_first_line() {
+    // These tables' errors used to point at line 1 of the main file. `good_config`'s
+    // `[session]` is line 11 and its `keys = [{ … }]` line 12 (the key's entry at column 9);
+    // an `[admin]` or `[audit]` table is put in before it, its key indented to show the column.
+    let dir = Dir::new();
+    let base = good_config("127.0.0.1:8080", "127.0.0.1:9090", "http://127.0.0.1:3000");
+    let error_line = |config: &Path| {
+        let (code, _, err) = check(config);
+        assert_eq!(code, 2, "{err}");
+        err
+    };
+
+    // [session], a cross-field check (config::check): the key that is wrong.
+    let idle = dir.write("idle.toml", &base.replace("[session]\n", "[session]\nidle_timeout_secs = 0\n"));
+    let err = error_line(&idle);
+    assert!(
+        err.contains(&format!(
+            "{}:12:1: [session] idle_timeout_secs must be > 0 and ≤ absolute_timeout_secs",
+            idle.display()
+        )),
+        "{err}"
+    );
+    // [session], a key file that cannot be read (Gateway::build): that key's entry.
+    let unreadable = dir.write("nokey.toml", &base.replace("session.key", "missing.key"));
+    let err = error_line(&unreadable);
+    assert!(
+        err.contains(&format!("{}:12:9: [session] session key \"k1\": cannot read", unreadable.display())),
+        "{err}"
+    );
+
+    // [admin]: a token file that cannot be read.
+    let admin = base.replace("[session]\n", "[admin]\n  token_file = \"{dir}/absent.token\"\n\n[session]\n");
+    let admin = dir.write("admin.toml", &admin);
+    let err = error_line(&admin);
+    assert!(err.contains(&format!("{}:12:3: [admin] token_file ", admin.display())), "{err}");
+
+    // [audit]: a file in a directory that does not exist.
+    let audit = base.replace("[session]\n", "[audit]\n    file = \"{dir}/no/such/dir/audit.log\"\n\n[session]\n");
+    let audit = dir.write("audit.toml", &audit);
+    let err = error_line(&audit);
+    assert!(err.contains(&format!("{}:12:5: [audit] file ", audit.display())), "{err}");
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -252,8 +296,9 @@ fn check_warns_about_every_setting_that_weakens_security() {
     let warnings: Vec<&str> = out.lines().filter(|l| l.starts_with("warning: ")).collect();
     let at = |line: usize| format!("warning: {}:{line}:1: DANGEROUS: ", main.display());
     let app_line = weak.lines().position(|l| l == "[[app]]").unwrap() + 1;
+    let cookie_name_line = weak.lines().position(|l| l.starts_with("cookie_name = ")).unwrap() + 1;
     let expected = [
-        format!("{}[session] cookie_name \"sid\" lacks the __Host- prefix", at(1)),
+        format!("{}[session] cookie_name \"sid\" lacks the __Host- prefix", at(cookie_name_line)),
         format!("{}[server] trusted_proxies contains 0.0.0.0/0", at(1)),
         format!("{}app \"portal\": dangerous.skip_upstream_tls_verify", at(app_line)),
         format!("{}app \"portal\": forward_gateway_cookies = true", at(app_line)),

@@ -487,7 +487,9 @@ async fn a_rebuilt_gateway_shares_the_store_limits_and_ephemeral_token_key_of_th
         Err(errors) => errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"),
     };
     assert!(errors.contains("idle_timeout_secs changed") && errors.contains("restart aisgate"), "{errors}");
-    assert!(errors.starts_with(&format!("{}:1:1:", stack.config_path.display())), "{errors}");
+    // At the `[session]` table (it used to be line 1 of the file).
+    let session_line = text.lines().position(|l| l == "[session]").expect("a [session] table") + 1;
+    assert!(errors.starts_with(&format!("{}:{session_line}:1:", stack.config_path.display())), "{errors}");
     let _ = std::fs::remove_dir_all(&stack.dir);
 }
 

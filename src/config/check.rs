@@ -76,29 +76,45 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
             at(&main_loc, format!("[server] {key} must be at least 1"));
         }
     }
+    // `[session]` errors point at the key they are about (or the table when it is unset).
+    let session = |keys: &[&str]| config.locs.at(main_file, keys);
     if config.session.keys.is_empty() {
-        at(&main_loc, "[session] keys needs at least one key".into());
+        at(&session(&["session.keys"]), "[session] keys needs at least one key".into());
     }
-    for key in &config.session.keys {
+    for (i, key) in config.session.keys.iter().enumerate() {
+        let loc = session(&[&format!("session.keys[{i}]")]);
         if key.file.is_some() == key.env.is_some() {
-            at(&main_loc, format!("[session] key {:?}: set exactly one of `file` or `env`", key.id));
+            at(&loc, format!("[session] key {:?}: set exactly one of `file` or `env`", key.id));
         }
         if key.id.is_empty() || !key.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            at(&main_loc, format!("[session] key id {:?} must be non-empty [A-Za-z0-9_-]", key.id));
+            at(&loc, format!("[session] key id {:?} must be non-empty [A-Za-z0-9_-]", key.id));
         }
     }
     if config.session.idle_timeout_secs == 0 || config.session.absolute_timeout_secs < config.session.idle_timeout_secs
     {
-        at(&main_loc, "[session] idle_timeout_secs must be > 0 and ≤ absolute_timeout_secs".into());
+        let key = if config.session.idle_timeout_secs == 0 { "idle_timeout_secs" } else { "absolute_timeout_secs" };
+        at(
+            &session(&[&format!("session.{key}")]),
+            "[session] idle_timeout_secs must be > 0 and ≤ absolute_timeout_secs".into(),
+        );
     }
     if config.session.cookie_name() == config.session.login_cookie_name() {
-        at(&main_loc, "[session] cookie_name and login_cookie_name must differ".into());
+        at(
+            &session(&["session.login_cookie_name", "session.cookie_name"]),
+            "[session] cookie_name and login_cookie_name must differ".into(),
+        );
     }
     if !config.session.cookie_secure {
         // Browsers drop a `__Host-`/`__Secure-` cookie set without `Secure`: no login would work.
-        for name in [config.session.cookie_name(), config.session.login_cookie_name()] {
+        for (key, name) in [
+            ("session.cookie_name", config.session.cookie_name()),
+            ("session.login_cookie_name", config.session.login_cookie_name()),
+        ] {
             if name.starts_with(super::HOST_PREFIX) || name.starts_with("__Secure-") {
-                at(&main_loc, format!("[session] cookie name {name:?} needs cookie_secure = true"));
+                at(
+                    &session(&[key, "session.cookie_secure"]),
+                    format!("[session] cookie name {name:?} needs cookie_secure = true"),
+                );
             }
         }
     }

@@ -3,6 +3,7 @@
 //! Every error an operator sees names `file:line:column`, whether it comes from TOML syntax,
 //! an unknown key (serde `deny_unknown_fields`), a bad value, or a cross-field check.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -87,6 +88,68 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// Where each key of the main file is written, by dotted path (`"session.keys"`,
+/// `"session.keys[1]"`, `"admin.token_file"`), so an error found after parsing (a cross-field
+/// check, a file the runtime cannot open) points at the key instead of at the file's first
+/// line. Filled by [`load`]; empty for a configuration parsed some other way.
+#[derive(Debug, Clone, Default)]
+pub struct KeyLocs {
+    keys: HashMap<String, (usize, usize)>,
+}
+
+impl KeyLocs {
+    /// The keys of `source`, a file `toml::from_str` accepted.
+    fn read(source: &str) -> KeyLocs {
+        let mut locs = KeyLocs::default();
+        if let Ok(root) = toml::de::DeTable::parse(source) {
+            locs.table("", root.get_ref(), source);
+        }
+        locs
+    }
+
+    fn table(&mut self, prefix: &str, table: &toml::de::DeTable<'_>, source: &str) {
+        for (key, value) in table.iter() {
+            let path =
+                if prefix.is_empty() { key.get_ref().to_string() } else { format!("{prefix}.{}", key.get_ref()) };
+            // A `[table]` header starts before its key: the table is at its `[`.
+            self.keys.insert(path.clone(), line_column(source, key.span().start.min(value.span().start)));
+            self.value(&path, value, source);
+        }
+    }
+
+    fn value(&mut self, path: &str, value: &toml::Spanned<toml::de::DeValue<'_>>, source: &str) {
+        match value.get_ref() {
+            toml::de::DeValue::Table(table) => self.table(path, table, source),
+            toml::de::DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let item_path = format!("{path}[{i}]");
+                    self.keys.insert(item_path.clone(), line_column(source, item.span().start));
+                    self.value(&item_path, item, source);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Where `key` (a dotted path) is written in `main_file`: the first of `keys` written
+    /// there, else the nearest written parent of the first one (`[session]` for an unset
+    /// `session.idle_timeout_secs`), else the file's first line.
+    pub fn at(&self, main_file: &Path, keys: &[&str]) -> SourceLoc {
+        let written = keys.iter().find_map(|k| self.keys.get(*k)).copied().or_else(|| {
+            let mut path = keys.first().copied().unwrap_or_default();
+            while let Some(cut) = path.rfind(['.', '[']) {
+                path = &path[..cut];
+                if let Some(&at) = self.keys.get(path) {
+                    return Some(at);
+                }
+            }
+            None
+        });
+        let (line, column) = written.unwrap_or((1, 1));
+        SourceLoc { file: main_file.into(), line, column }
+    }
+}
+
 /// The shape of an included file: only apps and providers.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -165,6 +228,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
     let file: Arc<Path> = path.into();
     locate(&mut config.provider, &file, &source);
     locate(&mut config.app, &file, &source);
+    config.locs = KeyLocs::read(&source);
     let mut errors = Vec::new();
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     for pattern in config.include.clone() {
@@ -211,5 +275,27 @@ mod tests {
         let x = s.find('x').unwrap();
         assert_eq!(line_column(s, x), (2, 9));
         assert_eq!(line_column(s, 10_000), (2, 10));
+    }
+
+    #[test]
+    fn key_locations_name_the_key_the_array_item_or_the_table() {
+        let s = "# main\n[session]\n  idle_timeout_secs = 0\nkeys = [{ id = \"a\" },\n  { id = \"b\" }]\n\n[[x.items]]\nid = 1\n[admin]\n";
+        let locs = KeyLocs::read(s);
+        let at = |keys: &[&str]| {
+            let loc = locs.at(Path::new("main.toml"), keys);
+            assert_eq!(&*loc.file, Path::new("main.toml"));
+            (loc.line, loc.column)
+        };
+        assert_eq!(at(&["session.idle_timeout_secs"]), (3, 3));
+        assert_eq!(at(&["session.keys[0]"]), (4, 9));
+        assert_eq!(at(&["session.keys[1]"]), (5, 3));
+        // An unset key: its table (at the header's `[`); the first written of several.
+        assert_eq!(at(&["session.cookie_name"]), (2, 1));
+        assert_eq!(at(&["session.cookie_name", "session.keys"]), (4, 1));
+        assert_eq!(at(&["admin.token_file"]), (9, 1));
+        // An array of tables: its entry's header.
+        assert_eq!(at(&["x.items[0].id"]), (8, 1));
+        assert_eq!(at(&["x.items[0]"]), (7, 1));
+        assert_eq!(at(&["audit.file"]), (1, 1));
     }
 }

@@ -26,7 +26,7 @@ use crate::provider::oidc::OidcProviderConfig;
 use crate::provider::saml::SamlProviderConfig;
 
 pub use check::Issue;
-pub use load::{load, ConfigError, Located, SourceLoc};
+pub use load::{load, ConfigError, KeyLocs, Located, SourceLoc};
 pub use warnings::{rule_warnings, warnings};
 
 /// The whole configuration after includes are merged.
@@ -68,6 +68,9 @@ pub struct Config {
     /// The subject authorizer (CRŽP role + IČO check) apps with `[app.authorize]` ask.
     #[serde(default)]
     pub authorizer: Option<crate::api::authorize::config::AuthorizerConfig>,
+    /// Where the main file's keys are written, for errors found after parsing.
+    #[serde(skip)]
+    pub locs: KeyLocs,
 }
 
 /// `[server]`

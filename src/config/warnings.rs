@@ -16,7 +16,10 @@ pub fn warnings(config: &Config, main_file: &Path) -> Vec<Issue> {
     let mut warn = |loc: &SourceLoc, message: String| issues.push(Issue { loc: loc.clone(), message });
     let session = &config.session;
     if !session.cookie_secure {
-        warn(&main_loc, "[session] cookie_secure = false: cookies travel over plain HTTP (development only)".into());
+        warn(
+            &config.locs.at(main_file, &["session.cookie_secure"]),
+            "[session] cookie_secure = false: cookies travel over plain HTTP (development only)".into(),
+        );
     } else {
         for (key, name) in [
             ("cookie_name", &session.configured_cookie_name),
@@ -24,7 +27,7 @@ pub fn warnings(config: &Config, main_file: &Path) -> Vec<Issue> {
         ] {
             if let Some(name) = name.as_deref().filter(|n| !n.starts_with(HOST_PREFIX)) {
                 warn(
-                    &main_loc,
+                    &config.locs.at(main_file, &[&format!("session.{key}")]),
                     format!(
                         "[session] {key} {name:?} lacks the {HOST_PREFIX} prefix: a sibling subdomain can plant a cookie of that name"
                     ),

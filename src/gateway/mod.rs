@@ -262,8 +262,16 @@ impl Gateway {
     ) -> Result<Arc<Gateway>, Vec<ConfigError>> {
         let mut errors = Vec::new();
         let main_loc = crate::config::SourceLoc { file: main_file.into(), line: 1, column: 1 };
+        // `[session]`, `[admin]` and `[audit]` errors point at the key they are about.
+        let key_loc = |keys: &[&str]| config.locs.at(main_file, keys);
         let keyring = Keyring::load(&config.session.keys, env)
-            .map_err(|e| errors.push(ConfigError::at(&main_loc, format!("[session] {e}"))))
+            .map_err(|e| {
+                let index = config.session.keys.iter().position(|k| k.id == e.key_id()).unwrap_or(0);
+                errors.push(ConfigError::at(
+                    &key_loc(&[&format!("session.keys[{index}]"), "session.keys"]),
+                    format!("[session] {e}"),
+                ))
+            })
             .ok();
         let public_base_url = config.server.public_base_url.trim_end_matches('/').to_owned();
         // Where each provider receives its callbacks (one base for SAML: `check` saw to it).
@@ -327,7 +335,7 @@ impl Gateway {
         let admin = match &config.admin.token_file {
             None => None,
             Some(path) => crate::admin::AdminAuth::load(path)
-                .map_err(|e| errors.push(ConfigError::at(&main_loc, e.to_string())))
+                .map_err(|e| errors.push(ConfigError::at(&key_loc(&["admin.token_file"]), e.to_string())))
                 .ok(),
         };
         // The audit sink is the process's, like the listeners: a reload keeps it (`[audit]`
@@ -337,7 +345,12 @@ impl Gateway {
             None => match crate::audit::Audit::start(&config.audit, clock.clone()) {
                 Ok(audit) => audit,
                 Err(e) => {
-                    errors.push(ConfigError::at(&main_loc, e.to_string()));
+                    let key = match &e {
+                        crate::audit::AuditError::File { .. } => "audit.file",
+                        crate::audit::AuditError::Syslog { .. } => "audit.syslog_socket",
+                        crate::audit::AuditError::Thread(_) => "audit",
+                    };
+                    errors.push(ConfigError::at(&key_loc(&[key, "audit.syslog"]), e.to_string()));
                     crate::audit::Audit::off()
                 }
             },
@@ -365,14 +378,14 @@ impl Gateway {
             Some(previous) => {
                 let changed = previous.store_spec.changes(&store_spec).join(", ");
                 return Err(vec![ConfigError::at(
-                    &main_loc,
+                    &key_loc(&["session"]),
                     format!(
                         "[session] {changed} changed: the session store cannot be rebuilt by a reload without losing sessions; restart aisgate to apply it (the running configuration stays)"
                     ),
                 )]);
             }
             None => build_store(config, &keyring, longest_login, apps.len(), &clock, env, &audit)
-                .map_err(|e| vec![ConfigError::at(&main_loc, e)])?,
+                .map_err(|e| vec![ConfigError::at(&key_loc(&["session.redis", "session.store"]), e)])?,
         };
         // Log labels of users and sessions: keyed by the session key (issue 15 item 12). Set
         // only once nothing can fail any more: a refused reload keeps the running labels.

@@ -99,6 +99,16 @@ pub enum KeyError {
     NoSource(String),
 }
 
+impl KeyError {
+    /// The id of the key the error is about.
+    pub fn key_id(&self) -> &str {
+        match self {
+            KeyError::Read { id, .. } | KeyError::MissingEnv { id, .. } | KeyError::BadBase64 { id, .. } => id,
+            KeyError::TooShort(id) | KeyError::NoSource(id) => id,
+        }
+    }
+}
+
 /// Authenticating keys for cookie values.
 pub struct Keyring {
     keys: Vec<(String, hmac::Key)>,

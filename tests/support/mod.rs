@@ -55,6 +55,12 @@ impl Gateway {
         Gateway::start_inner(opts, false, |_| {}).await
     }
 
+    /// Like `start`, on the clock `opts` names (the system clock by default) instead of a test
+    /// clock: for benchmarks, where time passes.
+    pub async fn start_on_clock(opts: StackOptions) -> Gateway {
+        Gateway::start_clocked(opts, false, |_| {}).await
+    }
+
     /// Like `start`, with the listener's connection limits adjusted by `tune` (sub-second
     /// timeouts the config's whole seconds cannot express).
     pub async fn start_with_limits(opts: StackOptions, tune: impl FnOnce(&mut aisgate::listen::Limits)) -> Gateway {
@@ -77,6 +83,10 @@ impl Gateway {
         if !opts.clock.is_test() {
             opts.clock = aisgate::clock::Clock::test();
         }
+        Gateway::start_clocked(opts, tls, tune).await
+    }
+
+    async fn start_clocked(opts: StackOptions, tls: bool, tune: impl FnOnce(&mut aisgate::listen::Limits)) -> Gateway {
         let clock = opts.clock.clone();
         let stack: Stack = prepare(opts).await.expect("stack starts");
         let acceptor = tls.then(|| {
