@@ -218,7 +218,7 @@ impl Live {
         let tls_files = match (&config.server.tls, &source.tls) {
             (Some(t), Some(_)) => {
                 ServerCert::check(&t.cert, &t.key)
-                    .map_err(|e| ReloadError::Config(vec![ConfigError::file(path, format!("[server.tls] {e}"))]))?;
+                    .map_err(|e| ReloadError::Config(vec![ConfigError::at(&config.locs.at(path, &["server.tls"]), format!("[server.tls] {e}"))]))?;
                 Some((t.cert.clone(), t.key.clone()))
             }
             _ => None,
@@ -228,7 +228,7 @@ impl Live {
             // Checked above; only a file replaced in the meantime can fail here.
             current
                 .reload(&cert, &key)
-                .map_err(|e| ReloadError::Config(vec![ConfigError::file(path, format!("[server.tls] {e}"))]))?;
+                .map_err(|e| ReloadError::Config(vec![ConfigError::at(&config.locs.at(path, &["server.tls"]), format!("[server.tls] {e}"))]))?;
         }
         for warning in crate::config::rule_warnings(&config) {
             tracing::warn!(at = %warning.loc, "{}", warning.message);

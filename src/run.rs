@@ -65,7 +65,7 @@ pub fn check(path: &Path) -> i32 {
     let mut errors = Vec::new();
     if let Some(tls) = &config.server.tls {
         if let Err(e) = crate::tls::server_config(&tls.cert, &tls.key) {
-            errors.push(ConfigError::file(path, format!("[server.tls] {e}")));
+            errors.push(ConfigError::at(&config.locs.at(path, &["server.tls"]), format!("[server.tls] {e}")));
         }
     }
     for warning in crate::config::rule_warnings(&config) {
@@ -269,7 +269,7 @@ pub async fn run(path: &Path) -> i32 {
         Some(t) => match crate::tls::ServerCert::load(&t.cert, &t.key) {
             Ok(c) => Some(c),
             Err(e) => {
-                eprintln!("{}", ConfigError::file(path, format!("[server.tls] {e}")));
+                eprintln!("{}", ConfigError::at(&config.locs.at(path, &["server.tls"]), format!("[server.tls] {e}")));
                 return 2;
             }
         },

@@ -257,7 +257,8 @@ fn check_refuses_secure_cookies_on_a_plain_http_public_url_except_for_localhost(
     assert_eq!(code, 2);
     assert!(
         err.starts_with(&format!(
-            "{}:1:1: [server] public_base_url \"http://portal.example.cz\" is plain http but [session] cookie_secure = true",
+            // Line 5 of `good_config`: the key, not the file's first line.
+            "{}:5:1: [server] public_base_url \"http://portal.example.cz\" is plain http but [session] cookie_secure = true",
             plain.display()
         )),
         "{err}"

@@ -37,13 +37,15 @@ fn valid_path_prefix(prefix: &str) -> Result<(), String> {
 /// Runs every cross-field check.
 pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
     let mut issues = Vec::new();
+    // Errors of the main file's tables point at the key they are about (or its table).
+    let key = |keys: &[&str]| config.locs.at(main_file, keys);
     let main_loc = SourceLoc { file: main_file.into(), line: 1, column: 1 };
     let mut at = |loc: &SourceLoc, message: String| issues.push(Issue { loc: loc.clone(), message });
 
     match super::hosts::parse_base(&config.server.public_base_url) {
         Some(_) => {}
         None => at(
-            &main_loc,
+            &key(&["server.public_base_url"]),
             format!(
                 "[server] public_base_url {:?} must be an absolute http(s) URL without path or query",
                 config.server.public_base_url
@@ -55,7 +57,7 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
             // Browsers keep `Secure` cookies only from https origins (and localhost): the
             // pre-login cookie would never come back and every login would fail.
             at(
-                &main_loc,
+                &key(&["server.public_base_url"]),
                 format!(
                     "[server] public_base_url {:?} is plain http but [session] cookie_secure = true: browsers drop Secure cookies there, so no login can succeed (use https, or cookie_secure = false for development)",
                     config.server.public_base_url
@@ -64,16 +66,16 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
         }
     }
     if config.server.listen.is_empty() {
-        at(&main_loc, "[server] listen needs at least one address".into());
+        at(&key(&["server.listen"]), "[server] listen needs at least one address".into());
     }
     // Zero would mean "refuse every connection" or "close every connection at once".
-    for (key, value) in [
+    for (name, value) in [
         ("max_connections", config.server.max_connections as u64),
         ("header_read_timeout_secs", config.server.header_read_timeout_secs),
         ("idle_timeout_secs", config.server.idle_timeout_secs),
     ] {
         if value == 0 {
-            at(&main_loc, format!("[server] {key} must be at least 1"));
+            at(&key(&[&format!("server.{name}")]), format!("[server] {name} must be at least 1"));
         }
     }
     // `[session]` errors point at the key they are about (or the table when it is unset).
@@ -221,7 +223,7 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
     }
     if let Some(authorizer) = &config.authorizer {
         for message in crate::api::authorize::check_authorizer(authorizer) {
-            at(&main_loc, format!("[authorizer] {message}"));
+            at(&key(&["authorizer"]), format!("[authorizer] {message}"));
         }
     }
     if config.app.is_empty() {
@@ -231,11 +233,11 @@ pub fn check(config: &Config, main_file: &Path) -> Vec<Issue> {
     super::hosts::check(config, &mut at);
     if config.identity_token.as_ref().is_some_and(|t| t.key_file.is_none() && !t.dangerous.ephemeral_key) {
         at(
-            &main_loc,
+            &key(&["identity_token"]),
             "[identity_token] has no key_file: set one, or [identity_token.dangerous] ephemeral_key = true (a new key at every start)".into(),
         );
     }
-    for (loc, message) in crate::links::check(config, &main_loc) {
+    for (loc, message) in crate::links::check(config, &key(&["links"])) {
         issues.push(Issue { loc, message });
     }
     issues

@@ -261,8 +261,7 @@ impl Gateway {
         previous: Option<&Gateway>,
     ) -> Result<Arc<Gateway>, Vec<ConfigError>> {
         let mut errors = Vec::new();
-        let main_loc = crate::config::SourceLoc { file: main_file.into(), line: 1, column: 1 };
-        // `[session]`, `[admin]` and `[audit]` errors point at the key they are about.
+        // Errors of the main file's tables point at the key (or table) they are about.
         let key_loc = |keys: &[&str]| config.locs.at(main_file, keys);
         let keyring = Keyring::load(&config.session.keys, env)
             .map_err(|e| {
@@ -327,7 +326,7 @@ impl Gateway {
             Some(t) => match build_token_issuer(t, previous.and_then(|p| p.tokens.as_ref())) {
                 Ok(issuer) => Some(issuer),
                 Err(e) => {
-                    errors.push(ConfigError::at(&main_loc, format!("[identity_token] {e}")));
+                    errors.push(ConfigError::at(&key_loc(&["identity_token"]), format!("[identity_token] {e}")));
                     None
                 }
             },
@@ -425,7 +424,7 @@ impl Gateway {
             None => None,
             Some(cfg) => match crate::links::open(cfg, &config.session, env) {
                 Ok(store) => Some(crate::links::Links::new(store, cfg, &config.provider, &app_names, &mut metrics)),
-                Err(e) => return Err(vec![ConfigError::at(&main_loc, format!("[links] {e}"))]),
+                Err(e) => return Err(vec![ConfigError::at(&key_loc(&["links"]), format!("[links] {e}"))]),
             },
         };
         audit.register_metrics(&mut metrics);
@@ -433,7 +432,7 @@ impl Gateway {
             None => None,
             Some(cfg) => match crate::api::authorize::Authorizer::build(cfg, &mut metrics, clock.clone()) {
                 Ok(a) => Some(a),
-                Err(e) => return Err(vec![ConfigError::at(&main_loc, format!("[authorizer] {e}"))]),
+                Err(e) => return Err(vec![ConfigError::at(&key_loc(&["authorizer"]), format!("[authorizer] {e}"))]),
             },
         };
         // CPU-heavy login work runs off the I/O workers, bounded (issue 15 item 1; `cpu`).
