@@ -217,8 +217,12 @@ impl Live {
         let hash = config_hash(path, &config).map_err(|e| ReloadError::Config(vec![e]))?;
         let tls_files = match (&config.server.tls, &source.tls) {
             (Some(t), Some(_)) => {
-                ServerCert::check(&t.cert, &t.key)
-                    .map_err(|e| ReloadError::Config(vec![ConfigError::at(&config.locs.at(path, &["server.tls"]), format!("[server.tls] {e}"))]))?;
+                ServerCert::check(&t.cert, &t.key).map_err(|e| {
+                    ReloadError::Config(vec![ConfigError::at(
+                        &config.locs.at(path, &["server.tls"]),
+                        format!("[server.tls] {e}"),
+                    )])
+                })?;
                 Some((t.cert.clone(), t.key.clone()))
             }
             _ => None,
@@ -226,9 +230,12 @@ impl Live {
         let gateway = Gateway::rebuild(&config, path, &*source.env, running).map_err(ReloadError::Config)?;
         if let (Some((cert, key)), Some(current)) = (tls_files, &source.tls) {
             // Checked above; only a file replaced in the meantime can fail here.
-            current
-                .reload(&cert, &key)
-                .map_err(|e| ReloadError::Config(vec![ConfigError::at(&config.locs.at(path, &["server.tls"]), format!("[server.tls] {e}"))]))?;
+            current.reload(&cert, &key).map_err(|e| {
+                ReloadError::Config(vec![ConfigError::at(
+                    &config.locs.at(path, &["server.tls"]),
+                    format!("[server.tls] {e}"),
+                )])
+            })?;
         }
         for warning in crate::config::rule_warnings(&config) {
             tracing::warn!(at = %warning.loc, "{}", warning.message);

@@ -859,6 +859,7 @@ async fn single_logout_state_is_shared_bounded_sealed_single_use_and_fails_close
     redis.stop().await;
     let why = |r: Result<_, StoreError>| match r {
         Err(StoreError::Unavailable(why)) => why,
+        Err(other) => panic!("an outage, not {other:?}"),
         Ok(_) => panic!("answered without Redis"),
     };
     assert!(why(a.take_logout_sent("nia", "_lr-2").await.map(|_| ())).starts_with("redis: "));
