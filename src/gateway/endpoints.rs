@@ -609,7 +609,6 @@ async fn finish_login_for(
             identity,
             authenticated.logout_state,
             gw.absolute_timeout_secs,
-            gw.apps.len(),
             gw.clock.now_unix(),
         )
         .with_tokens(authenticated.tokens);
@@ -627,11 +626,10 @@ async fn finish_login_for(
             identity,
             authenticated.logout_state,
             gw.absolute_timeout_secs,
-            gw.apps.len(),
             gw.clock.now_unix(),
         )
         .with_tokens(authenticated.tokens)
-        .with_app(app.map(|app| app.name.clone())),
+        .with_app(app.map(|app| crate::session::names::intern(&app.name))),
     );
     if let Err(e) = gw.store.save(key, session.clone()).await {
         tracing::error!(request_id = info.id(), error = %e, "cannot store session");
