@@ -602,6 +602,8 @@ async fn finish_login_for(
     if let Some(links) = &gw.links {
         links.annotate(&mut identity).await;
     }
+    // Only the raw attributes the configuration reads stay with the session.
+    gw.kept_attributes.prune(&mut identity);
     if let Some(target) = pending.handoff.clone() {
         // A login for an app on another host: that host makes the session (`handoff`).
         let base = pending.login_base.as_deref().unwrap_or(&gw.public_base_url);

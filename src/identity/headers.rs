@@ -434,6 +434,15 @@ impl HeaderMapping {
         self.entries.iter().map(|(n, _, _)| n).chain(self.token_header.iter())
     }
 
+    /// The raw attributes this mapping reads (`[app.headers.attributes]` values): what a
+    /// session must keep of [`Identity::attributes`] (`crate::session::kept`).
+    pub fn attribute_names(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().filter_map(|(_, source, _)| match source {
+            Source::Attribute(name) => Some(name.as_str()),
+            Source::Contract(_) => None,
+        })
+    }
+
     /// Renders the headers for one identity. Values that cannot be encoded are left out
     /// (the caller logs the header name, never the value).
     pub fn render(&self, identity: &Identity) -> Vec<(HeaderName, HeaderValue)> {

@@ -68,8 +68,8 @@ pub struct MemoryStore {
     /// What the stored sessions were accounted at when saved, bytes (see
     /// [`MemoryStore::accounted_bytes`]).
     bytes: Arc<AtomicU64>,
-    /// Dropped with the store: stops the thread that releases idle sessions' caches.
-    _sweeper: Option<std::sync::mpsc::Sender<()>>,
+    /// The thread that releases idle sessions' caches; stopped (and joined) with the store.
+    _sweeper: Option<Sweeper>,
     /// Maintenance notices by app (kept here so that they survive a reload with the store).
     maintenance: Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
     /// Where the ends the store itself decides (expiry, idle, capacity) are audited; ends
@@ -366,10 +366,27 @@ fn release_idle_caches(sessions: &Cache<StoreKey, Entry>, clock: &Clock) -> usiz
     released
 }
 
-/// Starts the thread that releases idle sessions' caches every half
-/// [`super::CACHE_IDLE_SECS`]; it ends when the returned sender is dropped (with the store).
-/// `None` (and caches are kept until the session ends) if no thread can be started.
-fn start_sweeper(sessions: Cache<StoreKey, Entry>, clock: Clock) -> Option<std::sync::mpsc::Sender<()>> {
+/// The thread releasing idle sessions' caches every half [`super::CACHE_IDLE_SECS`]. It
+/// holds a handle on the sessions, so dropping it stops and joins the thread: the store's
+/// sessions are freed with the store, not at the thread's next wake-up.
+struct Sweeper {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Sweeper {
+    fn drop(&mut self) {
+        // Disconnecting the channel wakes the thread at once.
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Starts the [`Sweeper`]; `None` (caches are then kept until their session ends) if no
+/// thread can be started.
+fn start_sweeper(sessions: Cache<StoreKey, Entry>, clock: Clock) -> Option<Sweeper> {
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let period = Duration::from_secs(super::CACHE_IDLE_SECS / 2);
     let sweep = move || {
@@ -379,7 +396,7 @@ fn start_sweeper(sessions: Cache<StoreKey, Entry>, clock: Clock) -> Option<std::
     };
     // A small stack: it walks the cache and nothing else.
     match std::thread::Builder::new().name("aisgate-sessions".into()).stack_size(64 * 1024).spawn(sweep) {
-        Ok(_) => Some(stop),
+        Ok(thread) => Some(Sweeper { stop: Some(stop), thread: Some(thread) }),
         Err(e) => {
             tracing::warn!(error = %e, "cannot start the session cache sweeper; caches stay until sessions end");
             None
@@ -521,6 +538,10 @@ impl SessionStore for MemoryStore {
     fn active_sessions(&self) -> u64 {
         self.sessions.run_pending_tasks();
         self.sessions.entry_count()
+    }
+
+    fn memory_bytes(&self) -> Option<u64> {
+        Some(self.accounted_bytes())
     }
 
     fn ended_sessions(&self) -> tokio::sync::broadcast::Receiver<StoreKey> {

@@ -9,6 +9,7 @@
 pub(crate) mod footprint;
 pub mod handoff;
 pub mod keyring;
+pub mod kept;
 pub mod memory;
 pub mod names;
 pub mod record;
@@ -257,14 +258,24 @@ impl Session {
     /// What this session costs in memory, bytes: its allocation (inline size) and every heap
     /// block it owns, per-app caches included (an estimate, see [`footprint`]).
     pub fn accounted_bytes(&self) -> usize {
+        self.accounted_parts().iter().map(|(_, bytes)| bytes).sum()
+    }
+
+    /// [`Session::accounted_bytes`] by part: the record itself (`Arc<Session>`, inline
+    /// fields), the identity's raw attributes, the rest of the identity, the logout state,
+    /// the upstream tokens and the per-app caches.
+    pub fn accounted_parts(&self) -> [(&'static str, usize); 6] {
         use footprint::{block, Footprint};
-        let caches = self.caches.load().as_ref().map_or(0, |c| c.bytes());
-        // `Arc<Session>`: two counters in front of the value.
-        block(16 + std::mem::size_of::<Session>())
-            + self.identity.heap_bytes()
-            + self.logout_state.heap_bytes()
-            + self.upstream_tokens.heap_bytes()
-            + caches
+        let attributes = self.identity.attributes.heap_bytes();
+        [
+            // `Arc<Session>`: two counters in front of the value.
+            ("record", block(16 + std::mem::size_of::<Session>())),
+            ("attributes", attributes),
+            ("identity", self.identity.heap_bytes() - attributes),
+            ("logout", self.logout_state.heap_bytes()),
+            ("tokens", self.upstream_tokens.heap_bytes()),
+            ("caches", self.caches.load().as_ref().map_or(0, |c| c.bytes())),
+        ]
     }
 
     /// Notes a read at `now_ms` (the store's clock, milliseconds); never goes back in time.
@@ -543,6 +554,12 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn maintenance(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Approximate number of live sessions, for the metric.
     fn active_sessions(&self) -> u64;
+    /// What the sessions this process holds cost in memory, bytes (`Some` for the memory
+    /// store: [`memory::MemoryStore::accounted_bytes`]; `None` for a shared store, whose
+    /// sessions live in Redis), for the gauge `aisgate_session_store_bytes`.
+    fn memory_bytes(&self) -> Option<u64> {
+        None
+    }
     /// Subscribes to the keys of sessions that end from now on, however they end: logout,
     /// back-channel logout, expiry, eviction, an admin kill — and, for a shared store, on any
     /// instance (a Redis store would feed this from keyspace notifications or a pub/sub

@@ -5,6 +5,8 @@
 //! own mapping code (not a hand-made [`Identity`]): a JIP/KAAS official with roles and an
 //! organisation, a NIA citizen with address and date of birth (SAML), and a CAAIS official
 //! over OpenID Connect with the ID token kept for logout and access + refresh tokens.
+//! Raw attributes are pruned as the gateway prunes them ([`super::kept`]) for the attribute
+//! mappings of `config/aisgate.example.toml` ([`MAPPED`]).
 
 use serde_json::{json, Value};
 
@@ -14,6 +16,9 @@ use crate::provider::saml::acs::{SamlAssertion, SamlAttribute};
 use crate::provider::saml::attributes::{MappingOptions, Profile};
 use crate::provider::saml::logout::LogoutSubject;
 use crate::provider::LogoutState;
+
+/// The raw attributes the example configuration's header mappings read.
+pub const MAPPED: [&str; 3] = ["Pracoviste.Id", "Pracoviste.Nazev", "TimeLimitedId"];
 
 /// The protocols of [`sample`].
 pub const PROTOCOLS: [&str; 3] = ["kaas", "nia", "caais"];
@@ -26,7 +31,7 @@ pub fn sample(protocol: &str, n: u64, now: u64) -> Option<Session> {
         let x = n.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(salt);
         format!("{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}", x >> 32, x & 0xffff, n & 0xfff, salt & 0xfff, x >> 16)
     };
-    let (identity, logout, tokens) = match protocol {
+    let (mut identity, logout, tokens) = match protocol {
         "kaas" => {
             let mut user = crate::sim::kaas::demo_users().into_iter().next()?.attributes;
             user.user_id = Some(uuid(1));
@@ -134,6 +139,7 @@ pub fn sample(protocol: &str, n: u64, now: u64) -> Option<Session> {
         }
         _ => return None,
     };
-    let app = Some(std::sync::Arc::<str>::from("portal"));
+    super::kept::KeptAttributes::new(MAPPED).prune(&mut identity);
+    let app = Some(super::names::intern("portal"));
     Some(Session::new(identity, logout, 3600, now).with_tokens(tokens).with_app(app))
 }
