@@ -162,8 +162,16 @@ fn breakdown(protocol: &str) -> Result<(), String> {
     let measured = [
         ("record", std::mem::size_of::<aisgate::session::Session>() as isize + 16),
         ("attributes", heap(&|| Box::new(id.attributes.clone()))),
-        ("identity", heap(&|| Box::new(id.clone())) - heap(&|| Box::new(id.attributes.clone())) - std::mem::size_of_val(id) as isize),
-        ("logout", heap(&|| Box::new(session.logout_state.clone())) - std::mem::size_of_val(&session.logout_state) as isize),
+        (
+            "identity",
+            heap(&|| Box::new(id.clone()))
+                - heap(&|| Box::new(id.attributes.clone()))
+                - std::mem::size_of_val(id) as isize,
+        ),
+        (
+            "logout",
+            heap(&|| Box::new(session.logout_state.clone())) - std::mem::size_of_val(&session.logout_state) as isize,
+        ),
         ("tokens", heap(&|| Box::new(aisgate::session::tokens::TokenSlot::new(session.upstream_tokens.get()))) - 8),
         ("caches", 0),
     ];

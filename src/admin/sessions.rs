@@ -300,7 +300,7 @@ mod tests {
             provider: provider.into(),
             subject: "secret-subject".into(),
             given_name: Some("Secret".into()),
-            organisation: ico.map(|i| Organisation { ico: Some(i.into()), ..Organisation::default() }),
+            organisation: ico.map(|i| Box::new(Organisation { ico: Some(i.into()), ..Organisation::default() })),
             ..Identity::default()
         };
         Session::new(identity, crate::provider::LogoutState::None, 60, 0).with_app(app.map(Into::into))

@@ -251,7 +251,7 @@ pub(super) async fn complete(
     tracing::info!(request_id = info.id(), user = %user, legacy = %legacy_user, "account link created");
     // The session now grants the legacy account: a new id for it (like any login).
     let mut identity = session.identity.clone();
-    identity.legacy = Some(account);
+    identity.legacy = Some(Box::new(account));
     let linked = Arc::new(session.relinked(identity, session.link_skipped));
     let id = random_id();
     if let Err(e) = gw.store.save(StoreKey::of(&id), linked).await {

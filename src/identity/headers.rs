@@ -576,10 +576,10 @@ mod tests {
             family_name: Some("Novák".into()),
             access_roles: vec!["ADMIN".into(), "READ,ER".into()],
             agenda_roles: vec![AgendaRole { agenda: "A100".into(), role: "CR01".into() }],
-            organisation: Some(Organisation { ico: Some("00007064".into()), ..Organisation::default() }),
+            organisation: Some(Box::new(Organisation { ico: Some("00007064".into()), ..Organisation::default() })),
             loa: Some(Loa::Substantial),
             authenticated_at: 1_763_732_400,
-            personal: Some(PersonalData { birth_date: Some("1980-01-02".into()), ..PersonalData::default() }),
+            personal: Some(Box::new(PersonalData { birth_date: Some("1980-01-02".into()), ..PersonalData::default() })),
             ..Identity::default()
         }
     }

@@ -87,7 +87,8 @@ impl<K: Footprint, V: Footprint> Footprint for BTreeMap<K, V> {
         let leaf = 16 + CAPACITY * (std::mem::size_of::<K>() + std::mem::size_of::<V>());
         // After inserts in key order leaves are about half full; fewer than 12 entries: one leaf.
         let leaves = if self.len() <= CAPACITY { 1 } else { self.len().div_ceil(CAPACITY / 2 + 1) };
-        let internal = if leaves > 1 { leaves.div_ceil(CAPACITY / 2 + 1) * block(leaf + 8 * (CAPACITY + 1)) } else { 0 };
+        let internal =
+            if leaves > 1 { leaves.div_ceil(CAPACITY / 2 + 1) * block(leaf + 8 * (CAPACITY + 1)) } else { 0 };
         leaves * block(leaf) + internal + self.iter().map(|(k, v)| k.heap_bytes() + v.heap_bytes()).sum::<usize>()
     }
 }
@@ -165,13 +166,16 @@ impl Footprint for LogoutState {
         match self {
             LogoutState::None => 0,
             LogoutState::Saml(s) => {
-                s.name_id.heap_bytes()
+                block(std::mem::size_of_val::<crate::provider::saml::logout::LogoutSubject>(s))
+                    + s.name_id.heap_bytes()
                     + s.format.heap_bytes()
                     + s.name_qualifier.heap_bytes()
                     + s.sp_name_qualifier.heap_bytes()
                     + s.session_index.heap_bytes()
             }
-            LogoutState::Oidc(hint) => hint.heap_bytes(),
+            LogoutState::Oidc(hint) => {
+                block(std::mem::size_of_val::<crate::provider::oidc::LogoutHint>(hint)) + hint.heap_bytes()
+            }
         }
     }
 }

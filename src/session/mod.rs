@@ -8,8 +8,8 @@
 
 pub(crate) mod footprint;
 pub mod handoff;
-pub mod keyring;
 pub mod kept;
+pub mod keyring;
 pub mod memory;
 pub mod names;
 pub mod record;
@@ -623,7 +623,7 @@ mod tests {
             sp_name_qualifier: None,
             session_index: Some("secret-index".into()),
         };
-        let logout = crate::provider::LogoutState::Saml(subject);
+        let logout = crate::provider::LogoutState::Saml(Box::new(subject));
         let session = Session::new(identity, logout, 60, 0).with_tokens(Some(tokens::UpstreamTokens {
             access_token: "secret-access".into(),
             issued_at: 0,

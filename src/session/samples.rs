@@ -87,13 +87,13 @@ pub fn sample(protocol: &str, n: u64, now: u64) -> Option<Session> {
             if let Some(index) = &assertion.session_index {
                 identity.attributes.insert("sid".to_owned(), vec![index.clone()]);
             }
-            let logout = LogoutState::Saml(LogoutSubject {
+            let logout = LogoutState::Saml(Box::new(LogoutSubject {
                 name_id: assertion.name_id,
                 format: assertion.name_id_format,
                 name_qualifier: None,
                 sp_name_qualifier: None,
                 session_index: assertion.session_index,
-            });
+            }));
             (identity, logout, None)
         }
         "caais" => {
@@ -127,7 +127,8 @@ pub fn sample(protocol: &str, n: u64, now: u64) -> Option<Session> {
                 b64(Value::Object(claims).to_string().as_bytes()),
                 b64(&[0x5a; 256])
             );
-            let logout = LogoutState::Oidc(crate::provider::oidc::LogoutHint::new(id_token, "MY_AIS".to_owned()));
+            let logout =
+                LogoutState::Oidc(Box::new(crate::provider::oidc::LogoutHint::new(id_token, "MY_AIS".to_owned())));
             let tokens = UpstreamTokens {
                 access_token,
                 issued_at: now,

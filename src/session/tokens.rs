@@ -159,7 +159,8 @@ impl TokenSlot {
         use super::footprint::{block, Footprint};
         self.inner.as_ref().map_or(0, |slot| {
             let current = slot.lock();
-            let tokens = current.tokens.as_ref().map_or(0, |t| t.access_token.heap_bytes() + t.refresh_token.heap_bytes());
+            let tokens =
+                current.tokens.as_ref().map_or(0, |t| t.access_token.heap_bytes() + t.refresh_token.heap_bytes());
             block(std::mem::size_of::<Slot>()) + tokens
         })
     }
@@ -247,7 +248,6 @@ impl Slot {
         None
     }
 }
-
 
 #[cfg(test)]
 mod tests {

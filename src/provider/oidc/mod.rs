@@ -399,7 +399,7 @@ impl OidcProvider {
             // IdP, whose SSO session would answer the same: a loop instead of an error page.
             return Err(Failure::SsoExpired.into());
         }
-        let logout_state = LogoutState::Oidc(LogoutHint::new(raw, client.client_id().to_owned()));
+        let logout_state = LogoutState::Oidc(Box::new(LogoutHint::new(raw, client.client_id().to_owned())));
         let tokens = tokens.access_token.map(|access_token| UpstreamTokens {
             access_token,
             issued_at: now,
