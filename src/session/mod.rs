@@ -647,6 +647,51 @@ mod tests {
         assert!(dbg.contains("nia"), "{dbg}");
     }
 
+    /// Issue 13 item 3: the compact layout (boxed token slot and logout state, interned app
+    /// name) writes the same JSON as before, so sessions a shared store holds from before an
+    /// upgrade decode, and older instances read what newer ones write.
+    #[test]
+    fn a_session_record_keeps_its_stored_layout() {
+        let identity = serde_json::to_value(Identity {
+            provider: "nia".into(),
+            subject: "CZ/CZ/x".into(),
+            organisation: Some(Box::new(crate::identity::Organisation {
+                ico: Some("00007064".into()),
+                ..Default::default()
+            })),
+            ..Identity::default()
+        })
+        .unwrap();
+        assert_eq!(identity["organisation"]["ico"], "00007064", "a boxed part is written inline");
+        let tokens = serde_json::json!({"access_token": "a", "issued_at": 1, "expires_at": 2,
+            "refresh_token": "r", "client_loa": null});
+        let saml = serde_json::json!({"Saml": {"name_id": "n", "format": null, "name_qualifier": null,
+            "sp_name_qualifier": null, "session_index": "s"}});
+        let cases = [
+            (saml, serde_json::json!({"current": {"tokens": null, "retry_at": 0}}), serde_json::json!("portal")),
+            (
+                serde_json::json!({"Oidc": {"id_token": "h.p.s", "client_id": "MY_AIS"}}),
+                serde_json::json!({"current": {"tokens": tokens, "retry_at": 5}}),
+                serde_json::Value::Null,
+            ),
+            ("None".into(), serde_json::json!({"current": {"tokens": null, "retry_at": 0}}), serde_json::Value::Null),
+        ];
+        for (logout, slot, app) in cases {
+            let old = serde_json::json!({"identity": identity, "created_at": 10, "expires_at": 20,
+                "logout_state": logout, "upstream_tokens": slot, "link_skipped": false, "app": app});
+            let session: Session = serde_json::from_value(old.clone()).unwrap();
+            assert_eq!(session.identity.provider, "nia");
+            assert_eq!(session.app.as_deref(), app.as_str());
+            assert_eq!(serde_json::to_value(&session).unwrap(), old, "written back unchanged");
+        }
+        let read: Session = serde_json::from_value(serde_json::json!({"identity": identity, "created_at": 10,
+            "expires_at": 20, "logout_state": "None", "app": "portal"}))
+        .unwrap();
+        assert!(read.upstream_tokens.is_empty(), "a record without tokens (older layout) still decodes");
+        let again: Session = serde_json::from_value(serde_json::to_value(&read).unwrap()).unwrap();
+        assert!(Arc::ptr_eq(read.app.as_ref().unwrap(), again.app.as_ref().unwrap()), "app names are interned");
+    }
+
     #[test]
     fn random_ids_are_never_all_zero_and_never_repeat() {
         let ids: std::collections::HashSet<[u8; 32]> = (0..1000).map(|_| random_id()).collect();
