@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Session memory (issue 13 items 1 and 3): bytes per idle session and the gateway's idle RSS.
+# A benchmark, not a test: it prints figures and exits 0 whether the targets are met or not.
+#
+#   bash bench/sessions.sh                 # release build; 100000 sessions per protocol
+#   SMOKE=1 bash bench/sessions.sh         # debug build, 2000 sessions per protocol (bench/smoke)
+#
+# 1. In process (examples/session_memory): N sessions of each protocol (JIP/KAAS, NIA/SAML,
+#    CAAIS/OIDC, made by the providers' mapping code) in a memory store; bytes per session
+#    from the store's accounting, a counting allocator and VmRSS; idle, in use, idle again.
+# 2. Idle RSS: `aisgate demo` (release) after start, no traffic; VmRSS of /proc/PID/status.
+# 3. The gateway's own accounting: 10 real JIP/KAAS logins through the demo's simulated IdP
+#    (examples/login_load), each followed by one request; the gauges aisgate_active_sessions
+#    and aisgate_session_store_bytes. Only 10: the demo's simulated IdP has one official and
+#    `max_sessions_per_user` (default 20) ends older sessions of a user, so mass logins
+#    through the demo cannot make mass sessions (part 1 does that through the store API).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [[ ${SMOKE:-0} == 1 ]]; then
+  profile=debug build=() per_protocol=2000 settle=1
+else
+  profile=release build=(--release) per_protocol=${PER_PROTOCOL:-100000} settle=${SETTLE:-5}
+fi
+cargo build "${build[@]}" --locked --quiet --features sim --bin aisgate --example login_load --example session_memory
+bin=target/$profile
+echo "aisgate session memory ($(date -u +%FT%TZ), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), $profile build)"
+
+echo
+echo "== in process: $per_protocol sessions per protocol (bytes per session)"
+for protocol in kaas nia caais; do
+  "$bin/examples/session_memory" "$protocol" "$per_protocol" | { [[ $protocol == kaas ]] && cat || tail -n +2; }
+done
+echo
+echo "== breakdown of one session (bytes)"
+"$bin/examples/session_memory" all 1 breakdown
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+threads() { awk '/^Threads:/ {print $2}' "/proc/$1/status"; }
+metric() { curl -sf "http://127.0.0.1:$ops/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+
+gw=$(free_port); ops=$(free_port); login=$(free_port); ws=$(free_port)
+"$bin/aisgate" demo --no-access-log --listen "127.0.0.1:$gw" --ops-listen "127.0.0.1:$ops" \
+  --sim-login-listen "127.0.0.1:$login" --sim-ws-listen "127.0.0.1:$ws" >/dev/null 2>&1 &
+demo=$!
+trap 'kill $demo 2>/dev/null || true; wait $demo 2>/dev/null || true' EXIT
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ops/healthz" >/dev/null && break; sleep 0.1; done
+sleep "$settle"
+idle_kb=$(rss_kb $demo)
+echo
+echo "== idle: aisgate demo (gateway + simulated IdPs, one process), no traffic"
+echo "idle RSS: $((idle_kb / 1024)) MiB ($idle_kb kB), threads: $(threads $demo) (target: <= 20 MiB)"
+
+echo
+echo "== the gateway's accounting: 10 real JIP/KAAS logins, each followed by one request"
+"$bin/examples/login_load" "http://localhost:$gw" 2 60 10 1
+count=$(metric aisgate_active_sessions)
+bytes=$(metric aisgate_session_store_bytes)
+if [[ -z $count || $count == 0 || -z $bytes ]]; then echo "no sessions counted: measurement invalid" >&2; exit 1; fi
+echo "sessions: $count; aisgate_session_store_bytes $bytes = $((bytes / count)) bytes per session (index and entry overhead included)"
