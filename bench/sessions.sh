@@ -8,7 +8,10 @@
 # 1. In process (examples/session_memory): N sessions of each protocol (JIP/KAAS, NIA/SAML,
 #    CAAIS/OIDC, made by the providers' mapping code) in a memory store; bytes per session
 #    from the store's accounting, a counting allocator and VmRSS; idle, in use, idle again.
-# 2. Idle RSS: `aisgate demo` (release) after start, no traffic; VmRSS of /proc/PID/status.
+# 2. Idle RSS after start, no traffic (VmRSS of /proc/PID/status): `aisgate demo` (gateway and
+#    simulated IdPs in one process), and `aisgate run` alone with the demo's configuration (4
+#    providers: JIP/KAAS, NIA/SAML, CAAIS-like and EnviIAM-like OIDC; 2 apps; the demo's
+#    simulators serve its metadata and discovery).
 # 3. The gateway's own accounting: 10 real JIP/KAAS logins through the demo's simulated IdP
 #    (examples/login_load), each followed by one request; the gauges aisgate_active_sessions
 #    and aisgate_session_store_bytes. Only 10: the demo's simulated IdP has one official and
@@ -39,17 +42,38 @@ rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 threads() { awk '/^Threads:/ {print $2}' "/proc/$1/status"; }
 metric() { curl -sf "http://127.0.0.1:$ops/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 
+tmp=$(mktemp -d)
 gw=$(free_port); ops=$(free_port); login=$(free_port); ws=$(free_port)
-"$bin/aisgate" demo --no-access-log --listen "127.0.0.1:$gw" --ops-listen "127.0.0.1:$ops" \
+TMPDIR=$tmp "$bin/aisgate" demo --no-access-log --listen "127.0.0.1:$gw" --ops-listen "127.0.0.1:$ops" \
   --sim-login-listen "127.0.0.1:$login" --sim-ws-listen "127.0.0.1:$ws" >/dev/null 2>&1 &
 demo=$!
-trap 'kill $demo 2>/dev/null || true; wait $demo 2>/dev/null || true' EXIT
+run=
+stop() {
+  for pid in $run $demo; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap stop EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ops/healthz" >/dev/null && break; sleep 0.1; done
 sleep "$settle"
 idle_kb=$(rss_kb $demo)
 echo
 echo "== idle: aisgate demo (gateway + simulated IdPs, one process), no traffic"
-echo "idle RSS: $((idle_kb / 1024)) MiB ($idle_kb kB), threads: $(threads $demo) (target: <= 20 MiB)"
+echo "idle RSS: $((idle_kb / 1024)) MiB ($idle_kb kB), threads: $(threads $demo)"
+
+# The gateway alone: the demo's configuration (keys, PKI, providers) on other ports.
+stack=$(ls -d "$tmp"/aisgate-*)
+cp -rp "$stack" "$tmp/gateway"
+gw2=$(free_port); ops2=$(free_port)
+sed -i -e "s|$stack|$tmp/gateway|g" -e "s|^listen = \[.*\]|listen = [\"127.0.0.1:$gw2\"]|" \
+  -e "s|^public_base_url = .*|public_base_url = \"http://localhost:$gw2\"|" \
+  -e "/^\[ops\]/,/^\[/ s|^listen = .*|listen = \"127.0.0.1:$ops2\"|" "$tmp/gateway/aisgate.toml"
+"$bin/aisgate" run --config "$tmp/gateway/aisgate.toml" >"$tmp/run.log" 2>&1 &
+run=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ops2/readyz" >/dev/null && break; sleep 0.1; done
+if ! curl -sf "http://127.0.0.1:$ops2/readyz" >/dev/null; then echo "aisgate run did not get ready:" >&2; cat "$tmp/run.log" >&2; exit 1; fi
+sleep "$settle"
+run_kb=$(rss_kb $run)
+echo "RESULT: idle RSS of aisgate run (demo configuration, ready): $((run_kb / 1024)) MiB ($run_kb kB; $(awk '/^RssAnon:/ {print $2}' /proc/$run/status) kB anonymous, $(awk '/^RssFile:/ {print $2}' /proc/$run/status) kB file-backed), threads: $(threads $run) (target: <= 20 MiB)"
 
 echo
 echo "== the gateway's accounting: 10 real JIP/KAAS logins, each followed by one request"
