@@ -254,11 +254,8 @@ pub(crate) fn shrink_logout(state: &mut LogoutState) {
         LogoutState::None => {}
         LogoutState::Saml(s) => {
             s.name_id.shrink_to_fit();
-            for v in [&mut s.format, &mut s.name_qualifier, &mut s.sp_name_qualifier, &mut s.session_index] {
-                if let Some(v) = v {
-                    v.shrink_to_fit();
-                }
-            }
+            let optional = [&mut s.format, &mut s.name_qualifier, &mut s.sp_name_qualifier, &mut s.session_index];
+            optional.into_iter().flatten().for_each(String::shrink_to_fit);
         }
         LogoutState::Oidc(hint) => hint.shrink_to_fit(),
     }

@@ -162,8 +162,11 @@ struct AppCaches {
     /// Per-app rendered headers.
     rendered: Box<[OnceLock<RenderedHeaders>]>,
     /// Per-app signed identity token and its expiry.
-    tokens: Mutex<Box<[Option<(u64, HeaderValue)>]>>,
+    tokens: Mutex<Box<[Option<MintedToken>]>>,
 }
+
+/// A signed identity token and its expiry (Unix seconds).
+type MintedToken = (u64, HeaderValue);
 
 impl AppCaches {
     fn new(key: CacheKey) -> AppCaches {
@@ -189,7 +192,7 @@ impl AppCaches {
         let minted: usize = tokens.iter().flatten().map(|(_, v)| block(v.len())).sum();
         block(16 + std::mem::size_of::<AppCaches>())
             + block(std::mem::size_of_val::<[OnceLock<RenderedHeaders>]>(&self.rendered))
-            + block(std::mem::size_of_val::<[Option<(u64, HeaderValue)>]>(&tokens))
+            + block(std::mem::size_of_val::<[Option<MintedToken>]>(&tokens))
             + rendered
             + minted
     }
