@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::identity::{AgendaRole, Identity, LegacyAccount, Organisation, PersonalData};
+use crate::provider::saml::logout::LogoutSubject;
 use crate::provider::LogoutState;
 
 /// The allocation granule assumed for every heap block (mimalloc's small size classes are
@@ -27,21 +28,22 @@ pub(crate) fn block(n: usize) -> usize {
     n.div_ceil(GRANULE) * GRANULE
 }
 
-/// Heap bytes a value owns (not its inline size, which its container counts).
+/// What a value owns on the heap (not its inline size, which its container counts), and
+/// dropping its spare capacity.
 pub(crate) trait Footprint {
     /// Bytes on the heap owned by `self`, allocator granules included.
     fn heap_bytes(&self) -> usize;
+    /// Drops spare capacity (parsers and builders leave some; a session keeps its identity
+    /// for hours).
+    fn shrink(&mut self);
 }
 
 impl Footprint for String {
     fn heap_bytes(&self) -> usize {
         block(self.capacity())
     }
-}
-
-impl Footprint for Box<str> {
-    fn heap_bytes(&self) -> usize {
-        block(self.len())
+    fn shrink(&mut self) {
+        self.shrink_to_fit();
     }
 }
 
@@ -50,11 +52,17 @@ impl Footprint for Arc<str> {
     fn heap_bytes(&self) -> usize {
         0
     }
+    fn shrink(&mut self) {}
 }
 
 impl<T: Footprint> Footprint for Option<T> {
     fn heap_bytes(&self) -> usize {
         self.as_ref().map_or(0, T::heap_bytes)
+    }
+    fn shrink(&mut self) {
+        if let Some(value) = self {
+            value.shrink();
+        }
     }
 }
 
@@ -62,22 +70,24 @@ impl<T: Footprint> Footprint for Box<T> {
     fn heap_bytes(&self) -> usize {
         block(std::mem::size_of::<T>()) + T::heap_bytes(self)
     }
+    fn shrink(&mut self) {
+        T::shrink(self);
+    }
 }
 
 impl<T: Footprint> Footprint for Vec<T> {
     fn heap_bytes(&self) -> usize {
         block(self.capacity() * std::mem::size_of::<T>()) + self.iter().map(T::heap_bytes).sum::<usize>()
     }
-}
-
-impl<T: Footprint> Footprint for Box<[T]> {
-    fn heap_bytes(&self) -> usize {
-        block(std::mem::size_of_val::<[T]>(self)) + self.iter().map(T::heap_bytes).sum::<usize>()
+    fn shrink(&mut self) {
+        self.iter_mut().for_each(T::shrink);
+        self.shrink_to_fit();
     }
 }
 
 /// A B-tree keeps up to 11 entries per node, one allocation per node: a leaf holds 11 keys
-/// and 11 values whatever its fill, an internal node 12 child pointers more.
+/// and 11 values whatever its fill, an internal node 12 child pointers more. Shrinking
+/// shrinks the values (keys cannot be reached mutably).
 impl<K: Footprint, V: Footprint> Footprint for BTreeMap<K, V> {
     fn heap_bytes(&self) -> usize {
         const CAPACITY: usize = 11;
@@ -91,73 +101,45 @@ impl<K: Footprint, V: Footprint> Footprint for BTreeMap<K, V> {
             if leaves > 1 { leaves.div_ceil(CAPACITY / 2 + 1) * block(leaf + 8 * (CAPACITY + 1)) } else { 0 };
         leaves * block(leaf) + internal + self.iter().map(|(k, v)| k.heap_bytes() + v.heap_bytes()).sum::<usize>()
     }
-}
-
-impl Footprint for AgendaRole {
-    fn heap_bytes(&self) -> usize {
-        self.agenda.heap_bytes() + self.role.heap_bytes()
+    fn shrink(&mut self) {
+        self.values_mut().for_each(V::shrink);
     }
 }
 
-impl Footprint for Organisation {
-    fn heap_bytes(&self) -> usize {
-        let Organisation { ico, code, name, email, kind: _, ovm_id, spuu_id, institution_type } = self;
-        [ico, code, name, email, ovm_id, spuu_id, institution_type].iter().map(|s| s.heap_bytes()).sum()
-    }
+/// [`Footprint`] of a struct from one list of its fields: those owning heap memory, then
+/// the plain ones. Destructured without `..`: a new field that is not listed does not
+/// compile.
+macro_rules! footprint_of {
+    ($type:ident { $($field:ident),* $(,)? } plain { $($plain:ident),* $(,)? }) => {
+        impl Footprint for $type {
+            fn heap_bytes(&self) -> usize {
+                let $type { $($field,)* $($plain: _,)* } = self;
+                0 $(+ $field.heap_bytes())*
+            }
+            fn shrink(&mut self) {
+                let $type { $($field,)* $($plain: _,)* } = self;
+                $($field.shrink();)*
+            }
+        }
+    };
 }
 
-impl Footprint for PersonalData {
-    fn heap_bytes(&self) -> usize {
-        let PersonalData { birth_date, birth_place, birth_country, death_date, documents, address } = self;
-        [birth_date, birth_place, birth_country, death_date, address].iter().map(|s| s.heap_bytes()).sum::<usize>()
-            + documents.heap_bytes()
-    }
-}
+footprint_of!(AgendaRole { agenda, role } plain {});
+footprint_of!(Organisation { ico, code, name, email, ovm_id, spuu_id, institution_type } plain { kind });
+footprint_of!(PersonalData { birth_date, birth_place, birth_country, death_date, documents, address } plain {});
+footprint_of!(LegacyAccount { id, username, organisation } plain {});
+footprint_of!(LogoutSubject { name_id, format, name_qualifier, sp_name_qualifier, session_index } plain {});
+footprint_of!(Identity {
+    provider, protocol, subject, username, given_name, family_name, title_before, title_after, email, phone,
+    organisation, access_roles, agenda_roles, auth_method, personal, attributes, legacy,
+} plain { loa, identity_verified, authenticated_at, expires_at, no_personal_data });
 
-impl Footprint for LegacyAccount {
+impl Footprint for crate::provider::oidc::LogoutHint {
     fn heap_bytes(&self) -> usize {
-        self.id.heap_bytes() + self.username.heap_bytes() + self.organisation.heap_bytes()
+        crate::provider::oidc::LogoutHint::heap_bytes(self)
     }
-}
-
-impl Footprint for Identity {
-    fn heap_bytes(&self) -> usize {
-        // Destructured: a new field that is not counted here does not compile.
-        let Identity {
-            provider,
-            protocol,
-            subject,
-            username,
-            given_name,
-            family_name,
-            title_before,
-            title_after,
-            email,
-            phone,
-            organisation,
-            access_roles,
-            agenda_roles,
-            loa: _,
-            auth_method,
-            identity_verified: _,
-            authenticated_at: _,
-            expires_at: _,
-            personal,
-            no_personal_data: _,
-            attributes,
-            legacy,
-        } = self;
-        let strings = [username, given_name, family_name, title_before, title_after, email, phone, auth_method];
-        provider.heap_bytes()
-            + protocol.heap_bytes()
-            + subject.heap_bytes()
-            + strings.iter().map(|s| s.heap_bytes()).sum::<usize>()
-            + organisation.heap_bytes()
-            + access_roles.heap_bytes()
-            + agenda_roles.heap_bytes()
-            + personal.heap_bytes()
-            + attributes.heap_bytes()
-            + legacy.heap_bytes()
+    fn shrink(&mut self) {
+        self.shrink_to_fit();
     }
 }
 
@@ -165,98 +147,15 @@ impl Footprint for LogoutState {
     fn heap_bytes(&self) -> usize {
         match self {
             LogoutState::None => 0,
-            LogoutState::Saml(s) => {
-                block(std::mem::size_of_val::<crate::provider::saml::logout::LogoutSubject>(s))
-                    + s.name_id.heap_bytes()
-                    + s.format.heap_bytes()
-                    + s.name_qualifier.heap_bytes()
-                    + s.sp_name_qualifier.heap_bytes()
-                    + s.session_index.heap_bytes()
-            }
-            LogoutState::Oidc(hint) => {
-                block(std::mem::size_of_val::<crate::provider::oidc::LogoutHint>(hint)) + hint.heap_bytes()
-            }
+            LogoutState::Saml(subject) => subject.heap_bytes(),
+            LogoutState::Oidc(hint) => hint.heap_bytes(),
         }
     }
-}
-
-/// Drops spare capacity from every string and list of `identity` (parsers and builders
-/// leave some; a session keeps its identity for hours).
-pub(crate) fn shrink(identity: &mut Identity) {
-    fn opt(s: &mut Option<String>) {
-        if let Some(s) = s {
-            s.shrink_to_fit();
+    fn shrink(&mut self) {
+        match self {
+            LogoutState::None => {}
+            LogoutState::Saml(subject) => subject.shrink(),
+            LogoutState::Oidc(hint) => hint.shrink(),
         }
-    }
-    fn list(v: &mut Vec<String>) {
-        v.iter_mut().for_each(String::shrink_to_fit);
-        v.shrink_to_fit();
-    }
-    let Identity {
-        provider,
-        protocol,
-        subject,
-        username,
-        given_name,
-        family_name,
-        title_before,
-        title_after,
-        email,
-        phone,
-        organisation,
-        access_roles,
-        agenda_roles,
-        loa: _,
-        auth_method,
-        identity_verified: _,
-        authenticated_at: _,
-        expires_at: _,
-        personal,
-        no_personal_data: _,
-        attributes,
-        legacy,
-    } = identity;
-    for s in [provider, protocol, subject] {
-        s.shrink_to_fit();
-    }
-    for s in [username, given_name, family_name, title_before, title_after, email, phone, auth_method] {
-        opt(s);
-    }
-    if let Some(o) = organisation {
-        for s in [&mut o.ico, &mut o.code, &mut o.name, &mut o.email, &mut o.ovm_id, &mut o.spuu_id] {
-            opt(s);
-        }
-        opt(&mut o.institution_type);
-    }
-    list(access_roles);
-    for role in agenda_roles.iter_mut() {
-        role.agenda.shrink_to_fit();
-        role.role.shrink_to_fit();
-    }
-    agenda_roles.shrink_to_fit();
-    if let Some(p) = personal {
-        for s in [&mut p.birth_date, &mut p.birth_place, &mut p.birth_country, &mut p.death_date, &mut p.address] {
-            opt(s);
-        }
-        list(&mut p.documents);
-    }
-    attributes.values_mut().for_each(list);
-    if let Some(l) = legacy {
-        l.id.shrink_to_fit();
-        opt(&mut l.username);
-        opt(&mut l.organisation);
-    }
-}
-
-/// [`shrink`] for the logout state.
-pub(crate) fn shrink_logout(state: &mut LogoutState) {
-    match state {
-        LogoutState::None => {}
-        LogoutState::Saml(s) => {
-            s.name_id.shrink_to_fit();
-            let optional = [&mut s.format, &mut s.name_qualifier, &mut s.sp_name_qualifier, &mut s.session_index];
-            optional.into_iter().flatten().for_each(String::shrink_to_fit);
-        }
-        LogoutState::Oidc(hint) => hint.shrink_to_fit(),
     }
 }

@@ -98,7 +98,7 @@ pub const CACHE_IDLE_SECS: u64 = 60;
 /// A logged-in session. `Debug` redacts the logout state and tokens.
 ///
 /// Kept small (issue 13 item 3): the app name is shared ([`names::intern`]), the identity's
-/// strings and lists hold no spare capacity ([`footprint::shrink`]), tokens take 8 bytes when
+/// strings and lists hold no spare capacity ([`footprint::Footprint::shrink`]), tokens take 8 bytes when
 /// the login brought none, and the per-app caches exist only while the session is in use.
 /// [`Session::accounted_bytes`] says what one costs. The JSON form (a shared store's
 /// record) is the same as before these changes: records written by older versions decode.
@@ -225,8 +225,8 @@ impl Session {
         if let Some(idp_limit) = identity.expires_at {
             expires_at = expires_at.min(idp_limit);
         }
-        footprint::shrink(&mut identity);
-        footprint::shrink_logout(&mut logout_state);
+        footprint::Footprint::shrink(&mut identity);
+        footprint::Footprint::shrink(&mut logout_state);
         Session {
             identity,
             created_at,
@@ -244,7 +244,7 @@ impl Session {
     /// no per-process caches: same creation, expiry, logout state and tokens. Stored under
     /// a new id by the caller (the account link is a change of what the session grants).
     pub(crate) fn relinked(&self, mut identity: Identity, link_skipped: bool) -> Session {
-        footprint::shrink(&mut identity);
+        footprint::Footprint::shrink(&mut identity);
         Session {
             identity,
             created_at: self.created_at,
