@@ -4,6 +4,7 @@
 #
 #   bash bench/sessions.sh                 # release build; 100000 sessions per protocol
 #   SMOKE=1 bash bench/sessions.sh         # debug build, 2000 sessions per protocol (bench/smoke)
+#   NO_BUILD=1 bash bench/sessions.sh      # the binaries already built
 #
 # 1. In process (examples/session_memory): N sessions of each protocol (JIP/KAAS, NIA/SAML,
 #    CAAIS/OIDC, made by the providers' mapping code) in a memory store; bytes per session
@@ -24,7 +25,10 @@ if [[ ${SMOKE:-0} == 1 ]]; then
 else
   profile=release build=(--release) per_protocol=${PER_PROTOCOL:-100000} settle=${SETTLE:-5}
 fi
-cargo build "${build[@]}" --locked --quiet --features sim --bin aisgate --example login_load --example session_memory
+# NO_BUILD=1: use the binaries already in target/ (e.g. after a long release build).
+if [[ ${NO_BUILD:-0} != 1 ]]; then
+  cargo build "${build[@]}" --locked --quiet --features sim --bin aisgate --example login_load --example session_memory
+fi
 bin=target/$profile
 echo "aisgate session memory ($(date -u +%FT%TZ), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), $profile build)"
 
@@ -73,7 +77,15 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ops2/readyz" >/dev/null && b
 if ! curl -sf "http://127.0.0.1:$ops2/readyz" >/dev/null; then echo "aisgate run did not get ready:" >&2; cat "$tmp/run.log" >&2; exit 1; fi
 sleep "$settle"
 run_kb=$(rss_kb $run)
+idle_line() { echo "$(grep -E 'VmRSS|RssAnon|RssFile' "/proc/$1/status" | tr -s ' \t' ' ' | tr '\n' ' ')threads $(threads "$1")"; }
 echo "RESULT: idle RSS of aisgate run (demo configuration, ready): $((run_kb / 1024)) MiB ($run_kb kB; $(awk '/^RssAnon:/ {print $2}' /proc/$run/status) kB anonymous, $(awk '/^RssFile:/ {print $2}' /proc/$run/status) kB file-backed), threads: $(threads $run) (target: <= 20 MiB)"
+# As deploy/aisgate.service runs it: mimalloc's first arena committed lazily.
+kill "$run"; wait "$run" 2>/dev/null || true
+MIMALLOC_ARENA_EAGER_COMMIT=0 "$bin/aisgate" run --config "$tmp/gateway/aisgate.toml" >"$tmp/run.log" 2>&1 &
+run=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ops2/readyz" >/dev/null && break; sleep 0.1; done
+sleep "$settle"
+echo "RESULT: idle with MIMALLOC_ARENA_EAGER_COMMIT=0 (the systemd unit's setting): $(idle_line $run)"
 
 echo
 echo "== the gateway's accounting: 10 real JIP/KAAS logins, each followed by one request"
