@@ -7,8 +7,13 @@
 //! the callback (`authConfirmation` over mTLS → session → 302 to the original URL).
 //!
 //! ```text
-//! cargo run --release --example login_load -- http://localhost:8080 [concurrency] [seconds]
+//! cargo run --release --example login_load -- http://localhost:8080 [concurrency] [seconds] [logins] [visit]
 //! ```
+//!
+//! With `logins` > 0 it stops after that many logins (or `seconds`, whichever comes first):
+//! `bench/sessions.sh` makes a known number of sessions. With `visit` = 1 each new session
+//! then requests its return URL once, as a browser following the last redirect does (the
+//! session's identity headers and token get rendered and cached).
 
 use std::time::{Duration, Instant};
 
@@ -25,7 +30,7 @@ fn cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-async fn one_login(client: &reqwest::Client, base: &str) -> Result<(), String> {
+async fn one_login(client: &reqwest::Client, base: &str, visit: bool) -> Result<(), String> {
     // The demo offers several providers (`GET /` shows the chooser): pick JIP/KAAS as its link does.
     let start = client
         .get(format!("{base}/.aisgate/login?return=%2F&provider=jip"))
@@ -38,8 +43,14 @@ async fn one_login(client: &reqwest::Client, base: &str) -> Result<(), String> {
     let form = client.post(&idp).form(&[("user", "0")]).send().await.map_err(|e| e.to_string())?;
     let callback = location(&form).ok_or("no callback redirect")?;
     let done = client.get(&callback).header("cookie", login_cookie).send().await.map_err(|e| e.to_string())?;
-    if done.status() != 302 || cookie(&done, "aisgate_session").is_none() {
+    let Some(session) = cookie(&done, "aisgate_session").filter(|_| done.status() == 302) else {
         return Err(format!("callback answered {}", done.status()));
+    };
+    if visit {
+        let page = client.get(format!("{base}/")).header("cookie", session).send().await.map_err(|e| e.to_string())?;
+        if page.status() != 200 {
+            return Err(format!("the first request of a new session answered {}", page.status()));
+        }
     }
     Ok(())
 }
@@ -50,17 +61,22 @@ async fn main() {
     let base = args.get(1).cloned().unwrap_or_else(|| "http://localhost:8080".into());
     let concurrency: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(16);
     let seconds: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(10);
+    // 0: as many as fit in `seconds`.
+    let total: u64 = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(0);
+    let visit = args.get(5).map(String::as_str) == Some("1");
+    let started_logins = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
-        let (client, base) = (client.clone(), base.clone());
+        let (client, base, started_logins) = (client.clone(), base.clone(), started_logins.clone());
         workers.push(tokio::spawn(async move {
             let (mut latencies, mut errors) = (Vec::new(), 0u64);
-            while Instant::now() < deadline {
+            let more = || total == 0 || started_logins.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total;
+            while Instant::now() < deadline && more() {
                 let t = Instant::now();
-                match one_login(&client, &base).await {
+                match one_login(&client, &base, visit).await {
                     Ok(()) => latencies.push(t.elapsed()),
                     Err(e) => {
                         errors += 1;

@@ -483,7 +483,7 @@ fn redis_store(redis: &Redis) -> RedisStore {
 
 fn session(sub: &str, created_at: u64) -> Arc<Session> {
     let identity = Identity { provider: "jip".into(), subject: sub.into(), ..Identity::default() };
-    Arc::new(Session::new(identity, aisgate::provider::LogoutState::None, 3600, 1, created_at))
+    Arc::new(Session::new(identity, aisgate::provider::LogoutState::None, 3600, created_at))
 }
 
 #[tokio::test]

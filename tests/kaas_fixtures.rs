@@ -126,7 +126,11 @@ fn kaas_v2_1() -> Identity {
         family_name: s("Novák"),
         title_before: s("Ing."),
         title_after: s("CSc"),
-        organisation: Some(Organisation { ico: s("00235415"), code: s("JstrbLhota"), ..Organisation::default() }),
+        organisation: Some(Box::new(Organisation {
+            ico: s("00235415"),
+            code: s("JstrbLhota"),
+            ..Organisation::default()
+        })),
         access_roles: strings(&["Administrator"]),
         agenda_roles: agenda(&[("A100", "ACR01"), ("A101", "ACR02")]),
         attributes: raw(&[("UzivatelId", "E5TVdDM2zEXfkxOU1XQzNg=="), ("userRequestIp", "192.168.0.1")]),
@@ -146,7 +150,7 @@ fn kaas_v3_4() -> Identity {
         title_after: s("CSc"),
         email: s("jnovak@jestrabi-lhota.cz"),
         // `<EmailSubjektu/>` is absent, not an empty string.
-        organisation: Some(jestrabi_lhota(None)),
+        organisation: Some(Box::new(jestrabi_lhota(None))),
         access_roles: strings(&["Administrator"]),
         agenda_roles: agenda(&[("A100", "ACR01"), ("A101", "ACR02")]),
         // No NIA: p-cert maps to substantial (CAAIS mapping).
@@ -176,7 +180,7 @@ fn kaas_v4_1() -> Identity {
         // `<TitulZa/>`.
         title_after: None,
         agenda_roles: agenda(&[("A113", "CR1011")]),
-        personal: Some(arnoltice_person()),
+        personal: Some(Box::new(arnoltice_person())),
         attributes: raw(&[
             ("UzivatelId", "xrtWW0Ug0UtchMa7VltFIA=="),
             ("userRequestIp", "192.168.0.1"),
@@ -204,7 +208,7 @@ fn kaas_v4_2_spuu() -> Identity {
         title_before: s("Bc."),
         title_after: None,
         email: None,
-        organisation: Some(bulger(None)),
+        organisation: Some(Box::new(bulger(None))),
         access_roles: strings(&["Administrator"]),
         agenda_roles: vec![],
         // `<TypPrihlaseniNia/>` is empty: derived from p-cert.
@@ -238,7 +242,7 @@ fn caais_v4_2() -> Identity {
         title_before: s("Sir"),
         title_after: None,
         email: s("humphrey.appleby@dia.gov.cz"),
-        organisation: Some(dia()),
+        organisation: Some(Box::new(dia())),
         access_roles: strings(&["USER", "ADMIN"]),
         agenda_roles: vec![],
         loa: Some(Loa::Low),
@@ -266,7 +270,7 @@ fn kaas_direct_v3_4() -> Identity {
         title_before: s("Ing."),
         title_after: s("CSc"),
         email: s("jnovak@jestrabi-lhota.cz"),
-        organisation: Some(jestrabi_lhota(s("test@email.cz"))),
+        organisation: Some(Box::new(jestrabi_lhota(s("test@email.cz")))),
         access_roles: strings(&["Szr"]),
         agenda_roles: agenda(&[("A100", "ACR01")]),
         loa: Some(Loa::Substantial),
@@ -287,7 +291,11 @@ fn kaas_direct_v3_4() -> Identity {
 }
 
 fn kaas_direct_v4_1() -> Identity {
-    let mut id = Identity { protocol: "kaas-ws/v4_1".into(), personal: Some(arnoltice_person()), ..kaas_direct_v3_4() };
+    let mut id = Identity {
+        protocol: "kaas-ws/v4_1".into(),
+        personal: Some(Box::new(arnoltice_person())),
+        ..kaas_direct_v3_4()
+    };
     id.attributes.insert("Pracoviste.KodAdresy".into(), vec!["22376097".into()]);
     id
 }
@@ -296,9 +304,12 @@ fn kaas_direct_v4_2() -> Identity {
     Identity {
         protocol: "kaas-ws/v4_2".into(),
         email: s("jnovak@email.cz"),
-        organisation: Some(bulger(s("test@email.cz"))),
+        organisation: Some(Box::new(bulger(s("test@email.cz")))),
         // `<MistoNarozeni/>` but two documents.
-        personal: Some(PersonalData { documents: strings(&["P:11111908", "ID:111111908"]), ..PersonalData::default() }),
+        personal: Some(Box::new(PersonalData {
+            documents: strings(&["P:11111908", "ID:111111908"]),
+            ..PersonalData::default()
+        })),
         attributes: raw(&[
             ("UzivatelId", "7rsuG2KxZUIEku67LhtisQ=="),
             ("userRequestIp", "90.181.150.14"),

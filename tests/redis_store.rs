@@ -570,7 +570,7 @@ fn user_session(provider: &str, sub: &str, sid: Option<&str>) -> Arc<Session> {
     if let Some(sid) = sid {
         identity.attributes.insert("sid".into(), vec![sid.into()]);
     }
-    Arc::new(Session::new(identity, aisgate::provider::LogoutState::None, 3600, 1, Clock::system().now_unix()))
+    Arc::new(Session::new(identity, aisgate::provider::LogoutState::None, 3600, Clock::system().now_unix()))
 }
 
 fn pending() -> PendingLogin {
@@ -888,7 +888,7 @@ async fn active_sessions_are_counted_across_instances_and_expiries_are_announced
     let now = clock.now_unix();
     let session = |sub: &str| {
         let identity = Identity { provider: "jip".into(), subject: sub.into(), ..Identity::default() };
-        Arc::new(Session::new(identity, aisgate::provider::LogoutState::None, 3600, 1, now))
+        Arc::new(Session::new(identity, aisgate::provider::LogoutState::None, 3600, now))
     };
     let keys: Vec<StoreKey> = (30u8..33).map(|i| StoreKey::of(&[i; 32])).collect();
     for (i, key) in keys.iter().enumerate() {
@@ -946,7 +946,7 @@ async fn a_decoded_session_is_reused_only_while_its_record_is_unchanged() {
         client_loa: None,
     };
     let refreshed = Arc::new(
-        Session::new(at_b.identity.clone(), aisgate::provider::LogoutState::None, 3600, 1, Clock::system().now_unix())
+        Session::new(at_b.identity.clone(), aisgate::provider::LogoutState::None, 3600, Clock::system().now_unix())
             .with_tokens(Some(tokens)),
     );
     b.tokens_refreshed(&key, &refreshed).await.unwrap();

@@ -74,7 +74,7 @@ impl Filter {
         let id = &session.identity;
         let ico = id.organisation.as_ref().and_then(|o| o.ico.as_deref());
         self.provider.as_ref().is_none_or(|p| *p == id.provider)
-            && self.app.as_ref().is_none_or(|a| session.app.as_ref() == Some(a))
+            && self.app.as_ref().is_none_or(|a| session.app.as_deref() == Some(a.as_str()))
             && self.organisation.as_ref().is_none_or(|o| ico.is_some_and(|ico| crate::gateway::route::same_ico(o, ico)))
             // The label is compared last: it costs an HMAC.
             && self.user.as_ref().is_none_or(|u| *u == id.log_label_with(labels))
@@ -106,7 +106,7 @@ fn view(listed: &Listed, labels: &LogLabelKey) -> serde_json::Value {
         "handle": listed.key.log_label_with(labels),
         "user": id.log_label_with(labels),
         "provider": id.provider,
-        "app": s.app,
+        "app": s.app.as_deref(),
         "organisation": id.organisation.as_ref().and_then(|o| o.ico.as_deref()),
         "loa": id.loa.map(|l| l.as_str()),
         "created_at": s.created_at,
@@ -300,10 +300,10 @@ mod tests {
             provider: provider.into(),
             subject: "secret-subject".into(),
             given_name: Some("Secret".into()),
-            organisation: ico.map(|i| Organisation { ico: Some(i.into()), ..Organisation::default() }),
+            organisation: ico.map(|i| Box::new(Organisation { ico: Some(i.into()), ..Organisation::default() })),
             ..Identity::default()
         };
-        Session::new(identity, crate::provider::LogoutState::None, 60, 1, 0).with_app(app.map(str::to_owned))
+        Session::new(identity, crate::provider::LogoutState::None, 60, 0).with_app(app.map(Into::into))
     }
 
     #[test]

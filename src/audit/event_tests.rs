@@ -14,11 +14,11 @@ fn identity() -> Identity {
         family_name: Some("Klus".into()),
         email: Some("otto.klus@example.cz".into()),
         loa: Some(Loa::Substantial),
-        organisation: Some(Organisation {
+        organisation: Some(Box::new(Organisation {
             ico: Some("00007064".into()),
             name: Some("Ministerstvo vnitra".into()),
             ..Organisation::default()
-        }),
+        })),
         ..Identity::default()
     }
 }

@@ -602,17 +602,13 @@ async fn finish_login_for(
     if let Some(links) = &gw.links {
         links.annotate(&mut identity).await;
     }
+    // Only the raw attributes the configuration reads stay with the session.
+    gw.kept_attributes.prune(&mut identity);
     if let Some(target) = pending.handoff.clone() {
         // A login for an app on another host: that host makes the session (`handoff`).
         let base = pending.login_base.as_deref().unwrap_or(&gw.public_base_url);
-        let session = Session::new(
-            identity,
-            authenticated.logout_state,
-            gw.absolute_timeout_secs,
-            gw.apps.len(),
-            gw.clock.now_unix(),
-        )
-        .with_tokens(authenticated.tokens);
+        let session = Session::new(identity, authenticated.logout_state, gw.absolute_timeout_secs, gw.clock.now_unix())
+            .with_tokens(authenticated.tokens);
         let resp =
             super::handoff::grant(gw, (index, provider_name), target, session, &pending.return_to, base, info).await;
         return with_cleared_login(gw, resp);
@@ -623,15 +619,9 @@ async fn finish_login_for(
     let target = ReturnUrl::parse(&pending.return_to).unwrap_or_else(|_| ReturnUrl::root());
     let app = app_at(gw, &target, headers);
     let session = Arc::new(
-        Session::new(
-            identity,
-            authenticated.logout_state,
-            gw.absolute_timeout_secs,
-            gw.apps.len(),
-            gw.clock.now_unix(),
-        )
-        .with_tokens(authenticated.tokens)
-        .with_app(app.map(|app| app.name.clone())),
+        Session::new(identity, authenticated.logout_state, gw.absolute_timeout_secs, gw.clock.now_unix())
+            .with_tokens(authenticated.tokens)
+            .with_app(app.map(|app| crate::session::names::intern(&app.name))),
     );
     if let Err(e) = gw.store.save(key, session.clone()).await {
         tracing::error!(request_id = info.id(), error = %e, "cannot store session");

@@ -349,7 +349,7 @@ pub(super) async fn take(
     }
     let now = gw.clock.now_unix();
     let session = match serde_json::from_str::<Session>(&grant.session) {
-        Ok(session) if !session.is_expired(now) => session.with_app_caches(gw.apps.len()),
+        Ok(session) if !session.is_expired(now) => session,
         _ => return refuse(&gw, Refusal::SessionUnusable, provider, Some(return_to), &info),
     };
     // A fresh id on this host; any previous session of this browser here ends (fixation).

@@ -153,7 +153,7 @@ pub(super) async fn submit(
     }
     match param(&params, "do") {
         Some("skip") if app.account_link == AccountLink::Offer => {
-            let skipped = session.relinked(session.identity.clone(), true, gw.apps.len());
+            let skipped = session.relinked(session.identity.clone(), true);
             if let Err(e) = gw.store.save(key, Arc::new(skipped)).await {
                 tracing::error!(request_id = info.id(), error = %e, "cannot store session");
                 return rescue::error(ErrorKind::SessionStoreUnavailable, &info, None);
@@ -251,8 +251,8 @@ pub(super) async fn complete(
     tracing::info!(request_id = info.id(), user = %user, legacy = %legacy_user, "account link created");
     // The session now grants the legacy account: a new id for it (like any login).
     let mut identity = session.identity.clone();
-    identity.legacy = Some(account);
-    let linked = Arc::new(session.relinked(identity, session.link_skipped, gw.apps.len()));
+    identity.legacy = Some(Box::new(account));
+    let linked = Arc::new(session.relinked(identity, session.link_skipped));
     let id = random_id();
     if let Err(e) = gw.store.save(StoreKey::of(&id), linked).await {
         tracing::error!(request_id = info.id(), error = %e, "cannot store session");

@@ -142,6 +142,9 @@ pub struct Gateway {
     /// Which build of the gateway sessions' per-app caches (rendered headers, identity
     /// tokens) belong to: a reload's new gateway renders them afresh.
     pub session_caches: crate::session::CacheKey,
+    /// The raw identity attributes a new session keeps: those the apps' header mappings
+    /// read (see [`crate::session::kept`]).
+    pub kept_attributes: crate::session::kept::KeptAttributes,
     /// The settings the session store was built with: a reload may carry the store over only
     /// when they are unchanged.
     store_spec: StoreSpec,
@@ -458,6 +461,8 @@ impl Gateway {
         let app_homes: Vec<Arc<str>> = apps.iter().map(|a| Arc::from(a.path_prefix.as_str())).collect();
         let base_home = base_home(&public_base_url, &apps);
         let session_caches = crate::session::CacheKey::next(apps.len());
+        let kept_attributes =
+            crate::session::kept::KeptAttributes::new(apps.iter().flat_map(|a| a.headers.attribute_names()));
         let gateway = Arc::new(Gateway {
             links,
             app_logins,
@@ -505,6 +510,7 @@ impl Gateway {
             },
             store_spec,
             session_caches,
+            kept_attributes,
             admin,
             maintenance: previous.map(|p| p.maintenance.clone()).unwrap_or_default(),
             max_sessions_per_user: config.session.max_sessions_per_user,

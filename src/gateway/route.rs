@@ -448,7 +448,7 @@ mod tests {
             provider: "p".into(),
             access_roles: vec!["ADMIN".into()],
             loa: Some(Loa::High),
-            organisation: Some(Organisation { ico: Some("00007064".into()), ..Default::default() }),
+            organisation: Some(Box::new(Organisation { ico: Some("00007064".into()), ..Default::default() })),
             ..Identity::default()
         };
         assert_eq!(a.authorize(&path("/admin/x"), &id), Ok(()));
@@ -481,7 +481,7 @@ mod tests {
             provider: "p".into(),
             access_roles: vec!["ADMIN".into()],
             loa: Some(Loa::High),
-            organisation: Some(Organisation { ico: Some("7064".into()), ..Default::default() }),
+            organisation: Some(Box::new(Organisation { ico: Some("7064".into()), ..Default::default() })),
             ..Identity::default()
         }
     }

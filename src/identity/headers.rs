@@ -434,6 +434,15 @@ impl HeaderMapping {
         self.entries.iter().map(|(n, _, _)| n).chain(self.token_header.iter())
     }
 
+    /// The raw attributes this mapping reads (`[app.headers.attributes]` values): what a
+    /// session must keep of [`Identity::attributes`] (`crate::session::kept`).
+    pub fn attribute_names(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().filter_map(|(_, source, _)| match source {
+            Source::Attribute(name) => Some(name.as_str()),
+            Source::Contract(_) => None,
+        })
+    }
+
     /// Renders the headers for one identity. Values that cannot be encoded are left out
     /// (the caller logs the header name, never the value).
     pub fn render(&self, identity: &Identity) -> Vec<(HeaderName, HeaderValue)> {
@@ -567,10 +576,10 @@ mod tests {
             family_name: Some("Novák".into()),
             access_roles: vec!["ADMIN".into(), "READ,ER".into()],
             agenda_roles: vec![AgendaRole { agenda: "A100".into(), role: "CR01".into() }],
-            organisation: Some(Organisation { ico: Some("00007064".into()), ..Organisation::default() }),
+            organisation: Some(Box::new(Organisation { ico: Some("00007064".into()), ..Organisation::default() })),
             loa: Some(Loa::Substantial),
             authenticated_at: 1_763_732_400,
-            personal: Some(PersonalData { birth_date: Some("1980-01-02".into()), ..PersonalData::default() }),
+            personal: Some(Box::new(PersonalData { birth_date: Some("1980-01-02".into()), ..PersonalData::default() })),
             ..Identity::default()
         }
     }

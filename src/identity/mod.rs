@@ -178,8 +178,9 @@ pub struct Identity {
     pub email: Option<String>,
     /// Phone number (self-asserted).
     pub phone: Option<String>,
-    /// Organisation the user acts for.
-    pub organisation: Option<Organisation>,
+    /// Organisation the user acts for (boxed: absent for most citizens' logins, and a
+    /// session should not pay for its eight fields inline).
+    pub organisation: Option<Box<Organisation>>,
     /// Access roles of this application.
     pub access_roles: Vec<String>,
     /// Agenda roles.
@@ -194,15 +195,15 @@ pub struct Identity {
     pub authenticated_at: u64,
     /// Upper bound on the session set by the IdP (token or SSO expiry), Unix seconds.
     pub expires_at: Option<u64>,
-    /// Personal data, present only if the provider obtained it.
-    pub personal: Option<PersonalData>,
+    /// Personal data, present only if the provider obtained it (boxed, like `organisation`).
+    pub personal: Option<Box<PersonalData>>,
     /// The IdP flagged the person as "do not record personal data".
     pub no_personal_data: bool,
     /// Raw protocol attributes by name, for custom header mappings.
     pub attributes: BTreeMap<String, Vec<String>>,
     /// The user's legacy JIP/KAAS account: their own for a legacy login, the linked one for a
     /// CAAIS login with an account link (see [`crate::links`]); absent otherwise.
-    pub legacy: Option<LegacyAccount>,
+    pub legacy: Option<Box<LegacyAccount>>,
 }
 
 /// A legacy JIP/KAAS account as the JIP/KAAS login names it: what a legacy app keyed its
@@ -380,7 +381,7 @@ mod tests {
             given_name: Some("Jan".into()),
             family_name: Some("Novák".into()),
             email: Some("jan@example.cz".into()),
-            personal: Some(PersonalData { birth_date: Some("1970-01-01".into()), ..PersonalData::default() }),
+            personal: Some(Box::new(PersonalData { birth_date: Some("1970-01-01".into()), ..PersonalData::default() })),
             attributes: [("CurrentAddress".to_owned(), vec!["Praha 1".to_owned()])].into(),
             ..Identity::default()
         };

@@ -342,7 +342,7 @@ impl Links {
     /// `require` apps refuse — fail closed.
     pub async fn annotate(&self, identity: &mut Identity) {
         if self.is_legacy(&identity.provider) {
-            identity.legacy = legacy_of(identity);
+            identity.legacy = legacy_of(identity).map(Box::new);
             return;
         }
         if !self.is_caais(&identity.provider) {
@@ -350,7 +350,7 @@ impl Links {
             return;
         }
         match self.store.by_bsi(&identity.subject).await {
-            Ok(found) => identity.legacy = found.map(|l| l.legacy),
+            Ok(found) => identity.legacy = found.map(|l| Box::new(l.legacy)),
             Err(e) => tracing::error!(user = %identity.log_label(), error = %e, "account link look-up failed"),
         }
     }

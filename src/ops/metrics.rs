@@ -14,6 +14,8 @@
 //!
 //! * `aisgate_build_info{version}` gauge, always 1;
 //! * `aisgate_active_sessions` gauge;
+//! * `aisgate_session_store_bytes` gauge: what the memory store's sessions cost, bytes
+//!   (the store's estimate, `MemoryStore::accounted_bytes`); 0 with a shared store;
 //! * `aisgate_requests_total{app,status}` counter, a series per status code seen (codes
 //!   outside 100..=599 are counted under `status="other"`);
 //! * `aisgate_request_duration_seconds{app}` histogram with fixed buckets
@@ -67,9 +69,10 @@ const STATUS_MAX: u16 = 599;
 const STATUS_SLOTS: usize = (STATUS_MAX - STATUS_MIN + 1) as usize;
 
 /// Names of the built-in families; `register_*` refuses to reuse them.
-const BUILTIN_NAMES: [&str; 9] = [
+const BUILTIN_NAMES: [&str; 10] = [
     "aisgate_build_info",
     "aisgate_active_sessions",
+    "aisgate_session_store_bytes",
     "aisgate_requests_total",
     "aisgate_request_duration_seconds",
     "aisgate_upstream_errors_total",
@@ -407,6 +410,7 @@ struct BuiltinFamilies {
     logins: Family<Labels, Counter>,
     refusals: Family<Labels, Counter>,
     active_sessions: Gauge<i64, AtomicI64>,
+    session_store_bytes: Gauge<i64, AtomicI64>,
     config_reloads: Family<Labels, Counter>,
     config_info: Family<Labels, Gauge>,
     /// `aisgate_api_auth_total{app,scheme,result,reason}`: every label is a bounded static
@@ -423,6 +427,7 @@ impl BuiltinFamilies {
             logins: Family::default(),
             refusals: Family::default(),
             active_sessions: Gauge::default(),
+            session_store_bytes: Gauge::default(),
             config_reloads: Family::default(),
             config_info: Family::default(),
             api_auth: Family::default(),
@@ -495,6 +500,11 @@ impl Metrics {
         build_info.get_or_create(&labels(&[("version", env!("CARGO_PKG_VERSION"))])).set(1);
         registry.register("aisgate_build_info", "Build information of the running aisgate binary", build_info);
         registry.register("aisgate_active_sessions", "Number of live user sessions", families.active_sessions.clone());
+        registry.register(
+            "aisgate_session_store_bytes",
+            "Memory the session store's sessions take, bytes (estimate; 0 with a shared store)",
+            families.session_store_bytes.clone(),
+        );
         let counters = [
             ("aisgate_requests", "HTTP requests answered, by app and response status", &families.requests),
             ("aisgate_upstream_errors", "Failed attempts to reach an upstream, by app and kind", &families.upstream_errors),
@@ -606,6 +616,12 @@ impl Metrics {
     #[inline]
     pub fn set_active_sessions(&self, n: u64) {
         self.families.active_sessions.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the `aisgate_session_store_bytes` gauge.
+    #[inline]
+    pub fn set_session_store_bytes(&self, bytes: u64) {
+        self.families.session_store_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// Counts one configuration reload in `aisgate_config_reloads_total{result}`.
@@ -931,8 +947,10 @@ mod tests {
         m.provider(1).login(LoginResult::Success);
         m.provider(1).login(LoginResult::Error);
         m.set_active_sessions(42);
+        m.set_session_store_bytes(86_016);
         let text = m.render();
         let s = samples(&text);
+        assert_eq!(s["aisgate_session_store_bytes"], "86016");
         assert_eq!(s[r#"aisgate_upstream_errors_total{app="a",kind="connect"}"#], "0");
         assert_eq!(s[r#"aisgate_upstream_errors_total{app="a",kind="timeout"}"#], "2");
         assert_eq!(s[r#"aisgate_upstream_errors_total{app="a",kind="protocol"}"#], "0");

@@ -59,5 +59,6 @@ async fn readyz(State(live): State<Live>) -> impl IntoResponse {
 async fn metrics(State(live): State<Live>) -> impl IntoResponse {
     let gw = live.gateway();
     gw.metrics.set_active_sessions(gw.store.active_sessions());
+    gw.metrics.set_session_store_bytes(gw.store.memory_bytes().unwrap_or(0));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], gw.metrics.render())
 }

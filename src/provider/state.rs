@@ -108,10 +108,11 @@ pub enum LogoutState {
     /// Nothing (JIP/KAAS; a SAML login without a NameID).
     #[default]
     None,
-    /// The SAML subject of the login (NameID, qualifiers, SessionIndex).
-    Saml(saml::logout::LogoutSubject),
+    /// The SAML subject of the login (NameID, qualifiers, SessionIndex). Boxed, like the
+    /// hint: every session holds a `LogoutState`, most of them `None`.
+    Saml(Box<saml::logout::LogoutSubject>),
     /// The OpenID Connect ID token hint and the client registration of the login.
-    Oidc(oidc::LogoutHint),
+    Oidc(Box<oidc::LogoutHint>),
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 //! until then a lookup may name a key that is gone, which is harmless because every candidate
 //! is re-checked against the session it points to before it is removed or counted.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -67,6 +67,11 @@ pub struct MemoryStore {
     /// logins still finish, by GET), never pending logins, and cannot grow the process.
     saved_posts: Cache<StoreKey, Arc<SavedPost>>,
     index: Arc<Mutex<LogoutIndex>>,
+    /// What the stored sessions were accounted at when saved, bytes (see
+    /// [`MemoryStore::accounted_bytes`]).
+    bytes: Arc<AtomicU64>,
+    /// The thread that releases idle sessions' caches; stopped (and joined) with the store.
+    _sweeper: Option<Sweeper>,
     /// Maintenance notices by app (kept here so that they survive a reload with the store).
     maintenance: Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
     /// Where the ends the store itself decides (expiry, idle, capacity) are audited; ends
@@ -77,66 +82,134 @@ pub struct MemoryStore {
 }
 
 /// What a session is indexed under: by IdP session id or by subject, always per provider.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum IndexKey {
-    Sid(String, String),
-    Subject(String, String),
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum IndexKey<'a> {
+    Sid(&'a str, &'a str),
+    Subject(&'a str, &'a str),
 }
 
-/// Secondary index for back-channel logout: `(provider, sid|sub)` → store keys.
-#[derive(Default)]
+/// The store keys under one index key: nearly always one session.
+#[derive(Debug)]
+enum Keys {
+    One(StoreKey),
+    Many(Vec<StoreKey>),
+}
+
+/// Secondary index for back-channel logout and the per-user limit: `(provider, sid|sub)` →
+/// store keys.
+///
+/// Keyed by a 64-bit keyed hash of the index key, not by copies of the provider, subject
+/// and sid (issue 13 item 3: an index entry costs ~50 bytes instead of two strings and a
+/// set). A hash collision can only add a candidate: every caller re-checks each candidate
+/// against its session ([`Session::matches_logout`], the subject compare of
+/// `user_sessions`), and the hash key is random per process, so nobody can aim one.
 struct LogoutIndex {
-    keys: HashMap<IndexKey, HashSet<StoreKey>>,
+    hasher: std::hash::RandomState,
+    keys: HashMap<u64, Keys>,
+}
+
+impl Default for LogoutIndex {
+    fn default() -> Self {
+        LogoutIndex { hasher: std::hash::RandomState::new(), keys: HashMap::new() }
+    }
 }
 
 impl LogoutIndex {
     /// The index entries of a session. Empty values are not indexed, so an empty `sub` or
     /// `sid` in a logout token can never match a session that lacks one.
-    fn entries(session: &Session) -> Vec<IndexKey> {
-        let provider = &session.identity.provider;
-        let mut entries = Vec::with_capacity(2);
-        if !session.identity.subject.is_empty() {
-            entries.push(IndexKey::Subject(provider.clone(), session.identity.subject.clone()));
-        }
-        if let Some(sid) = session.idp_session_id() {
-            entries.push(IndexKey::Sid(provider.clone(), sid.to_owned()));
-        }
-        entries
+    fn entries(session: &Session) -> impl Iterator<Item = IndexKey<'_>> {
+        let provider = session.identity.provider.as_str();
+        let subject = &session.identity.subject;
+        let by_subject = (!subject.is_empty()).then(|| IndexKey::Subject(provider, subject));
+        let by_sid = session.idp_session_id().map(|sid| IndexKey::Sid(provider, sid));
+        by_subject.into_iter().chain(by_sid)
+    }
+
+    fn hash(&self, entry: IndexKey<'_>) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, entry)
     }
 
     fn add(&mut self, key: StoreKey, session: &Session) {
         for entry in Self::entries(session) {
-            self.keys.entry(entry).or_default().insert(key);
-        }
-    }
-
-    fn remove(&mut self, key: &StoreKey, session: &Session) {
-        for entry in Self::entries(session) {
-            if let Some(set) = self.keys.get_mut(&entry) {
-                set.remove(key);
-                if set.is_empty() {
-                    self.keys.remove(&entry);
+            let hash = self.hash(entry);
+            match self.keys.get_mut(&hash) {
+                None => {
+                    self.keys.insert(hash, Keys::One(key));
+                }
+                Some(Keys::One(one)) if *one == key => {}
+                Some(slot @ Keys::One(_)) => {
+                    let Keys::One(one) = *slot else { continue };
+                    *slot = Keys::Many(vec![one, key]);
+                }
+                Some(Keys::Many(many)) => {
+                    if !many.contains(&key) {
+                        many.push(key);
+                    }
                 }
             }
         }
     }
 
-    fn lookup(&self, entry: &IndexKey) -> Vec<StoreKey> {
-        self.keys.get(entry).map(|set| set.iter().copied().collect()).unwrap_or_default()
+    fn remove(&mut self, key: &StoreKey, session: &Session) {
+        for entry in Self::entries(session) {
+            let hash = self.hash(entry);
+            let empty = match self.keys.get_mut(&hash) {
+                Some(Keys::One(one)) => one == key,
+                Some(Keys::Many(many)) => {
+                    many.retain(|k| k != key);
+                    match many[..] {
+                        [] => true,
+                        [only] => {
+                            self.keys.insert(hash, Keys::One(only));
+                            false
+                        }
+                        _ => false,
+                    }
+                }
+                None => false,
+            };
+            if empty {
+                self.keys.remove(&hash);
+            }
+        }
+    }
+
+    fn lookup(&self, entry: IndexKey<'_>) -> Vec<StoreKey> {
+        match self.keys.get(&self.hash(entry)) {
+            Some(Keys::One(one)) => vec![*one],
+            Some(Keys::Many(many)) => many.clone(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Heap bytes of the index (see [`super::footprint`]): the table (a `u64` key, a
+    /// [`Keys`] and a control byte per bucket) and the lists of users with several sessions.
+    fn bytes(&self) -> usize {
+        let bucket = std::mem::size_of::<(u64, Keys)>() + 1;
+        let lists: usize = self
+            .keys
+            .values()
+            .map(|k| match k {
+                Keys::One(_) => 0,
+                Keys::Many(many) => super::footprint::block(many.capacity() * std::mem::size_of::<StoreKey>()),
+            })
+            .sum();
+        super::footprint::block(self.keys.capacity() * bucket) + lists
     }
 
     /// Number of indexed keys, for tests of the bound.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.keys.values().map(HashSet::len).sum()
+        self.keys.values().map(|k| if let Keys::Many(many) = k { many.len() } else { 1 }).sum()
     }
 }
 
-/// A stored session and when it was last read (milliseconds of the store's clock).
+/// A stored session and what it was accounted at when saved (bytes, see
+/// [`MemoryStore::accounted_bytes`]).
 #[derive(Clone)]
 struct Entry {
     session: Arc<Session>,
-    last_seen_ms: Arc<AtomicU64>,
+    bytes: u32,
 }
 
 /// moka's own expiry bounds memory (it runs on moka's clock); the decisions that a session is
@@ -183,8 +256,11 @@ impl MemoryStore {
         let (listener_audit, listener_clock) = (audit.clone(), clock.clone());
         // Runs for every removal cause, so the index shrinks with the cache. It must not call
         // back into the cache (moka may run it while holding internal locks).
+        let bytes = Arc::new(AtomicU64::new(0));
+        let listener_bytes = bytes.clone();
         let listener = move |key: Arc<StoreKey>, entry: Entry, cause: moka::notification::RemovalCause| {
             listener_index.lock().unwrap_or_else(|e| e.into_inner()).remove(&key, &entry.session);
+            listener_bytes.fetch_sub(u64::from(entry.bytes), Ordering::Relaxed);
             // A replaced value lives on under the same key; every other cause ends the session.
             // Sending fails only when nobody listens, which is fine.
             if cause != moka::notification::RemovalCause::Replaced {
@@ -203,15 +279,17 @@ impl MemoryStore {
                 audit_end(audit, reason, &key, &entry.session);
             }
         };
+        let sessions = Cache::builder()
+            .max_capacity(max_sessions)
+            // A new session has never been read: under TinyLFU a full store would refuse
+            // it and the fresh login would loop. The least recently used session goes.
+            .eviction_policy(EvictionPolicy::lru())
+            .expire_after(SessionExpiry { idle, clock: clock.clone() })
+            .eviction_listener(listener)
+            .build();
+        let sweeper = start_sweeper(sessions.clone(), clock.clone());
         MemoryStore {
-            sessions: Cache::builder()
-                .max_capacity(max_sessions)
-                // A new session has never been read: under TinyLFU a full store would refuse
-                // it and the fresh login would loop. The least recently used session goes.
-                .eviction_policy(EvictionPolicy::lru())
-                .expire_after(SessionExpiry { idle, clock: clock.clone() })
-                .eviction_listener(listener)
-                .build(),
+            sessions,
             idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
             logouts: slo::Logouts::new(&clock),
             clock,
@@ -225,9 +303,27 @@ impl MemoryStore {
                 .time_to_live(login_ttl)
                 .build(),
             index,
+            bytes,
+            _sweeper: sweeper,
             maintenance: Mutex::default(),
             audit,
         }
+    }
+
+    /// What the stored sessions cost, bytes: each session as accounted when it was saved
+    /// ([`Session::accounted_bytes`]: record, identity, logout state, tokens) plus the
+    /// store's own per-entry bookkeeping ([`ENTRY_OVERHEAD`]) and the logout index. Per-app
+    /// caches of sessions in use are not in it (they are released after
+    /// [`super::CACHE_IDLE_SECS`] without a request). The gauge `aisgate_session_store_bytes`.
+    pub fn accounted_bytes(&self) -> u64 {
+        let index = self.index().bytes();
+        self.bytes.load(Ordering::Relaxed).saturating_add(index as u64)
+    }
+
+    /// Releases the per-app caches of sessions not read for [`super::CACHE_IDLE_SECS`]
+    /// (the sweeper thread runs it every half of that); returns how many it released.
+    pub fn release_idle_caches(&self) -> usize {
+        release_idle_caches(&self.sessions, &self.clock)
     }
 
     /// Audits the session ends this store decides (expiry, idle timeout, capacity) to `audit`.
@@ -252,9 +348,64 @@ impl MemoryStore {
     /// absolute limits); looking does not renew it.
     fn live(&self, entry: &Entry) -> Option<u64> {
         let now = self.clock.now_millis();
-        let last_seen = entry.last_seen_ms.load(Ordering::Relaxed);
+        let last_seen = entry.session.last_seen_ms();
         let idle = now.saturating_sub(last_seen) > self.idle_ms;
         (!idle && !entry.session.is_expired(now / 1000)).then_some(last_seen)
+    }
+}
+
+/// The store's own bookkeeping per session, bytes, on top of [`Session::accounted_bytes`]:
+/// moka's entry (key, value, access-order and timer nodes, hash-table slot). Measured with
+/// a counting allocator by `examples/session_memory.rs` (bench/README.md "Session memory").
+pub const ENTRY_OVERHEAD: usize = 256;
+
+fn release_idle_caches(sessions: &Cache<StoreKey, Entry>, clock: &Clock) -> usize {
+    let idle_before = clock.now_millis().saturating_sub(super::CACHE_IDLE_SECS * 1000);
+    let mut released = 0;
+    for (_, entry) in sessions.iter() {
+        if entry.session.last_seen_ms() < idle_before && entry.session.has_caches() {
+            entry.session.release_caches();
+            released += 1;
+        }
+    }
+    released
+}
+
+/// The thread releasing idle sessions' caches every half [`super::CACHE_IDLE_SECS`]. It
+/// holds a handle on the sessions, so dropping it stops and joins the thread: the store's
+/// sessions are freed with the store, not at the thread's next wake-up.
+struct Sweeper {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Sweeper {
+    fn drop(&mut self) {
+        // Disconnecting the channel wakes the thread at once.
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Starts the [`Sweeper`]; `None` (caches are then kept until their session ends) if no
+/// thread can be started.
+fn start_sweeper(sessions: Cache<StoreKey, Entry>, clock: Clock) -> Option<Sweeper> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let period = Duration::from_secs(super::CACHE_IDLE_SECS / 2);
+    let sweep = move || {
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(period) {
+            release_idle_caches(&sessions, &clock);
+        }
+    };
+    // A small stack: it walks the cache and nothing else.
+    match std::thread::Builder::new().name("aisgate-sessions".into()).stack_size(64 * 1024).spawn(sweep) {
+        Ok(thread) => Some(Sweeper { stop: Some(stop), thread: Some(thread) }),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start the session cache sweeper; caches stay until sessions end");
+            None
+        }
     }
 }
 
@@ -271,7 +422,7 @@ impl SessionStore for MemoryStore {
         // moka expires lazily at its own granularity and on its own clock; enforce both limits
         // exactly, on the store's clock. An idle session is gone for good.
         let now = self.clock.now_millis();
-        if now.saturating_sub(entry.last_seen_ms.load(Ordering::Relaxed)) > self.idle_ms {
+        if now.saturating_sub(entry.session.last_seen_ms()) > self.idle_ms {
             self.end(key, EndReason::Idle);
             return Ok(None);
         }
@@ -279,15 +430,18 @@ impl SessionStore for MemoryStore {
             self.end(key, EndReason::Expired);
             return Ok(None);
         }
-        entry.last_seen_ms.fetch_max(now, Ordering::Relaxed);
+        entry.session.touch(now);
         Ok(Some(entry.session))
     }
 
     async fn save(&self, key: StoreKey, session: Arc<Session>) -> Result<(), StoreError> {
         // Insert first: replacing an entry fires the listener for the old value, which must
         // not undo the new value's index entries.
-        let last_seen_ms = Arc::new(AtomicU64::new(self.clock.now_millis()));
-        self.sessions.insert(key, Entry { session: session.clone(), last_seen_ms });
+        session.seen_at(self.clock.now_millis());
+        let accounted = session.accounted_bytes().saturating_add(ENTRY_OVERHEAD);
+        let bytes = u32::try_from(accounted).unwrap_or(u32::MAX);
+        self.bytes.fetch_add(u64::from(bytes), Ordering::Relaxed);
+        self.sessions.insert(key, Entry { session: session.clone(), bytes });
         self.index().add(key, &session);
         Ok(())
     }
@@ -319,13 +473,13 @@ impl SessionStore for MemoryStore {
         sid: Option<&str>,
     ) -> Result<usize, StoreError> {
         let entry = match LogoutBy::new(subject, sid) {
-            Some(LogoutBy::Sid { sid, .. }) => IndexKey::Sid(provider.to_owned(), sid.to_owned()),
-            Some(LogoutBy::Subject(sub)) => IndexKey::Subject(provider.to_owned(), sub.to_owned()),
+            Some(LogoutBy::Sid { sid, .. }) => IndexKey::Sid(provider, sid),
+            Some(LogoutBy::Subject(sub)) => IndexKey::Subject(provider, sub),
             None => return Ok(0),
         };
         // Copy the candidates out and release the lock: removing fires the listener, which
         // takes the same lock.
-        let candidates = self.index().lookup(&entry);
+        let candidates = self.index().lookup(entry);
         let mut ended = 0;
         for key in candidates {
             // Re-check against the session itself: the index may briefly name a key that
@@ -343,7 +497,7 @@ impl SessionStore for MemoryStore {
             return Ok(Vec::new());
         }
         // The per-user index is the logout index by subject.
-        let candidates = self.index().lookup(&IndexKey::Subject(provider.to_owned(), subject.to_owned()));
+        let candidates = self.index().lookup(IndexKey::Subject(provider, subject));
         let mut found: Vec<UserSession> = candidates
             .into_iter()
             .filter_map(|key| {
@@ -391,6 +545,10 @@ impl SessionStore for MemoryStore {
         self.sessions.entry_count()
     }
 
+    fn memory_bytes(&self) -> Option<u64> {
+        Some(self.accounted_bytes())
+    }
+
     fn ended_sessions(&self) -> tokio::sync::broadcast::Receiver<StoreKey> {
         self.ended.subscribe()
     }
@@ -406,7 +564,6 @@ mod tests {
             Identity::default(),
             crate::provider::LogoutState::None,
             absolute,
-            1,
             crate::session::now_unix(),
         ))
     }
@@ -451,7 +608,7 @@ mod tests {
         if let Some(sid) = sid {
             identity.attributes.insert("sid".into(), vec![sid.into()]);
         }
-        Arc::new(Session::new(identity, crate::provider::LogoutState::None, absolute, 1, crate::session::now_unix()))
+        Arc::new(Session::new(identity, crate::provider::LogoutState::None, absolute, crate::session::now_unix()))
     }
 
     fn store() -> MemoryStore {
@@ -532,6 +689,68 @@ mod tests {
         assert_eq!(ended.recv().await.unwrap(), a, "removal, not the replacement, is announced");
         assert_eq!(ended.recv().await.unwrap(), b, "a back-channel logout is announced");
         assert!(ended.try_recv().is_err());
+    }
+
+    /// Issue 13 item 3: an idle session of each protocol, made by the providers' own mapping
+    /// code (`session::samples`), as the store accounts it: record, identity, logout state,
+    /// tokens, the store's entry and the logout index. JIP/KAAS meets the 2 KiB target; a
+    /// NIA session keeps its SessionIndex twice (logout state, `sid`) and a CAAIS one its
+    /// ~1.5 KB ID token (CAAIS requires `id_token_hint` at logout): bench/README.md.
+    #[tokio::test]
+    async fn an_idle_session_of_each_protocol_stays_within_its_byte_budget() {
+        let now = crate::session::now_unix();
+        for (protocol, budget) in [("kaas", 2048), ("nia", 2304), ("caais", 4096)] {
+            let store = MemoryStore::new(1000, Duration::from_secs(600), Duration::from_secs(60), Clock::test());
+            for i in 0..100u8 {
+                let session = crate::session::samples::sample(protocol, i.into(), now).unwrap();
+                store.save(StoreKey::of(&[i; 32]), Arc::new(session)).await.unwrap();
+            }
+            let per_session = store.accounted_bytes() / 100;
+            assert!(per_session <= budget, "{protocol}: {per_session} bytes per idle session, budget {budget}");
+            // The record alone (inline fields) and the entry overhead: an accounting that
+            // lost a part would show here.
+            let floor = (std::mem::size_of::<Session>() + ENTRY_OVERHEAD) as u64;
+            assert!(per_session > floor, "{protocol}: {per_session} bytes is less than a bare record");
+            for i in 0..100u8 {
+                store.remove(&StoreKey::of(&[i; 32])).await.unwrap();
+            }
+            store.sessions.run_pending_tasks();
+            assert_eq!(store.bytes.load(Ordering::Relaxed), 0, "{protocol}: removed sessions are no longer counted");
+            assert_eq!(store.index().len(), 0);
+        }
+    }
+
+    /// Per-app caches (rendered headers, identity tokens) live while a session is used and
+    /// are released after `CACHE_IDLE_SECS` without a request; the next request renders again.
+    #[tokio::test]
+    async fn idle_sessions_release_their_caches_and_render_them_again_on_the_next_request() {
+        let clock = Clock::test();
+        let store = MemoryStore::new(10, Duration::from_secs(600), Duration::from_secs(60), clock.clone());
+        let (key, cache_key) = (StoreKey::of(&[70; 32]), crate::session::CacheKey::next(1));
+        let session = crate::session::samples::sample("kaas", 1, clock.now_unix()).unwrap();
+        store.save(key, Arc::new(session)).await.unwrap();
+        let renders = std::sync::atomic::AtomicUsize::new(0);
+        let render = |_: &crate::identity::Identity| -> crate::session::RenderedHeaders {
+            renders.fetch_add(1, Ordering::Relaxed);
+            let value = http::HeaderValue::from_static("subject");
+            Arc::from(vec![(http::HeaderName::from_static("x-auth-subject"), value)])
+        };
+        let session = store.load(&key).await.unwrap().unwrap();
+        let bare = session.accounted_bytes();
+        session.rendered_headers(cache_key, 0, render);
+        assert!(session.has_caches());
+        assert!(session.accounted_bytes() > bare, "the caches are accounted while they live");
+        clock.advance(Duration::from_secs(crate::session::CACHE_IDLE_SECS - 1));
+        assert_eq!(store.release_idle_caches(), 0, "used within the idle time: kept");
+        session.rendered_headers(cache_key, 0, render);
+        assert_eq!(renders.load(Ordering::Relaxed), 1, "cached");
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(store.release_idle_caches(), 1);
+        assert!(!session.has_caches());
+        assert_eq!(session.accounted_bytes(), bare);
+        let again = store.load(&key).await.unwrap().unwrap();
+        assert_eq!(again.rendered_headers(cache_key, 0, render)[0].1, "subject");
+        assert_eq!(renders.load(Ordering::Relaxed), 2, "rendered again after the release");
     }
 
     #[tokio::test]

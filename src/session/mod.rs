@@ -6,11 +6,16 @@
 //! junk cookies. The store is keyed by SHA-256 of the id, so a leaked store dump (Redis
 //! snapshot) does not contain usable cookies.
 
+pub(crate) mod footprint;
 pub mod handoff;
+pub mod kept;
 pub mod keyring;
 pub mod memory;
+pub mod names;
 pub mod record;
 pub mod redis;
+#[cfg(feature = "sim")]
+pub mod samples;
 pub mod shared;
 pub mod slo;
 pub mod tokens;
@@ -85,7 +90,19 @@ impl StoreKey {
 /// Rendered identity headers for one app, cached on the session.
 pub type RenderedHeaders = Arc<[(HeaderName, HeaderValue)]>;
 
+/// Per-app caches of a session not read for this long are dropped (the memory store's sweep,
+/// [`Session::release_caches`]); the next request renders them again. An idle session then
+/// costs its record only (issue 13 item 3: ≤ 2 KiB per idle session), while an active one
+/// renders its headers once a minute at most.
+pub const CACHE_IDLE_SECS: u64 = 60;
+
 /// A logged-in session. `Debug` redacts the logout state and tokens.
+///
+/// Kept small (issue 13 item 3): the app name is shared ([`names::intern`]), the identity's
+/// strings and lists hold no spare capacity ([`footprint::Footprint::shrink`]), tokens take 8 bytes when
+/// the login brought none, and the per-app caches exist only while the session is in use.
+/// [`Session::accounted_bytes`] says what one costs. The JSON form (a shared store's
+/// record) is the same as before these changes: records written by older versions decode.
 #[derive(Serialize, Deserialize)]
 pub struct Session {
     /// Who.
@@ -102,14 +119,21 @@ pub struct Session {
     /// The user chose "not now" on the account-link offer (`account_link = "offer"`).
     #[serde(default)]
     pub link_skipped: bool,
-    /// The app whose page the login started from (`[[app]] name`), for the admin listing;
-    /// `None` for logins that named no app (IdP-initiated, or a return URL no app serves).
-    #[serde(default)]
-    pub app: Option<String>,
-    /// Per-app rendered headers and identity tokens; a per-process cache, never stored, valid
-    /// for one gateway configuration (a reload starts afresh, see [`CacheKey`]).
+    /// The app whose page the login started from (`[[app]] name`, shared: see
+    /// [`names::intern`]), for the admin listing; `None` for logins that named no app
+    /// (IdP-initiated, or a return URL no app serves).
+    #[serde(default, with = "names::serde_opt")]
+    pub app: Option<Arc<str>>,
+    /// When the session was last read in this process, milliseconds of the store's clock:
+    /// the memory store's idle timeout and the release of idle caches read it.
     #[serde(skip)]
-    caches: arc_swap::ArcSwap<AppCaches>,
+    last_seen_ms: AtomicU64,
+    /// Per-app rendered headers and identity tokens while the session is in use; a
+    /// per-process cache, never stored, valid for one gateway configuration (a reload starts
+    /// afresh, see [`CacheKey`]). `None` until the first request and again after
+    /// [`CACHE_IDLE_SECS`] without one.
+    #[serde(skip)]
+    caches: arc_swap::ArcSwapOption<AppCaches>,
 }
 
 /// Which gateway configuration a session's per-app caches belong to: app indexes, header
@@ -133,23 +157,45 @@ impl CacheKey {
 }
 
 /// A session's per-app caches for one gateway build.
-#[derive(Default)]
 struct AppCaches {
-    /// [`CacheKey::generation`] they belong to; 0 until the first request claims them.
-    generation: AtomicU64,
+    /// [`CacheKey::generation`] they belong to.
+    generation: u64,
     /// Per-app rendered headers.
-    rendered: Vec<OnceLock<RenderedHeaders>>,
+    rendered: Box<[OnceLock<RenderedHeaders>]>,
     /// Per-app signed identity token and its expiry.
-    tokens: Mutex<Vec<Option<(u64, HeaderValue)>>>,
+    tokens: Mutex<Box<[Option<MintedToken>]>>,
 }
 
+/// A signed identity token and its expiry (Unix seconds).
+type MintedToken = (u64, HeaderValue);
+
 impl AppCaches {
-    fn new(generation: u64, apps: usize) -> AppCaches {
+    fn new(key: CacheKey) -> AppCaches {
         AppCaches {
-            generation: AtomicU64::new(generation),
-            rendered: (0..apps).map(|_| OnceLock::new()).collect(),
-            tokens: Mutex::new(vec![None; apps]),
+            generation: key.generation,
+            rendered: (0..key.apps).map(|_| OnceLock::new()).collect(),
+            tokens: Mutex::new(vec![None; key.apps].into_boxed_slice()),
         }
+    }
+
+    /// Heap bytes: the two per-app arrays and what is cached in them (header names are
+    /// shared with the configuration and not counted).
+    fn bytes(&self) -> usize {
+        use footprint::block;
+        let pair = std::mem::size_of::<(HeaderName, HeaderValue)>();
+        let rendered: usize = self
+            .rendered
+            .iter()
+            .filter_map(OnceLock::get)
+            .map(|h| block(16 + h.len() * pair) + h.iter().map(|(_, v)| block(v.len())).sum::<usize>())
+            .sum();
+        let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let minted: usize = tokens.iter().flatten().map(|(_, v)| block(v.len())).sum();
+        block(16 + std::mem::size_of::<AppCaches>())
+            + block(std::mem::size_of_val::<[OnceLock<RenderedHeaders>]>(&self.rendered))
+            + block(std::mem::size_of_val::<[Option<MintedToken>]>(&tokens))
+            + rendered
+            + minted
     }
 }
 
@@ -167,12 +213,12 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     /// A new session for `identity` created at `now` (Unix seconds), expiring after
-    /// `absolute_secs` or at the IdP's limit.
+    /// `absolute_secs` or at the IdP's limit. The identity and logout state are stored
+    /// without spare capacity.
     pub fn new(
-        identity: Identity,
-        logout_state: crate::provider::LogoutState,
+        mut identity: Identity,
+        mut logout_state: crate::provider::LogoutState,
         absolute_secs: u64,
-        apps: usize,
         now: u64,
     ) -> Session {
         let created_at = now;
@@ -180,6 +226,8 @@ impl Session {
         if let Some(idp_limit) = identity.expires_at {
             expires_at = expires_at.min(idp_limit);
         }
+        footprint::Footprint::shrink(&mut identity);
+        footprint::Footprint::shrink(&mut logout_state);
         Session {
             identity,
             created_at,
@@ -188,21 +236,16 @@ impl Session {
             upstream_tokens: tokens::TokenSlot::default(),
             link_skipped: false,
             app: None,
-            caches: arc_swap::ArcSwap::from_pointee(AppCaches::new(0, apps)),
+            last_seen_ms: AtomicU64::new(0),
+            caches: arc_swap::ArcSwapOption::empty(),
         }
     }
 
-    /// Gives a session read back from a shared store its per-process caches for `apps` apps
-    /// (they are never stored: see the `serde(skip)` fields).
-    pub(crate) fn with_app_caches(mut self, apps: usize) -> Session {
-        self.caches = arc_swap::ArcSwap::from_pointee(AppCaches::new(0, apps));
-        self
-    }
-
     /// A copy of this session with `identity` (an account link added) and `link_skipped`, and
-    /// fresh per-process caches: same creation, expiry, logout state and tokens. Stored under
+    /// no per-process caches: same creation, expiry, logout state and tokens. Stored under
     /// a new id by the caller (the account link is a change of what the session grants).
-    pub(crate) fn relinked(&self, identity: Identity, link_skipped: bool, apps: usize) -> Session {
+    pub(crate) fn relinked(&self, mut identity: Identity, link_skipped: bool) -> Session {
+        footprint::Footprint::shrink(&mut identity);
         Session {
             identity,
             created_at: self.created_at,
@@ -211,28 +254,76 @@ impl Session {
             upstream_tokens: tokens::TokenSlot::new(self.upstream_tokens.get()),
             link_skipped,
             app: self.app.clone(),
-            caches: arc_swap::ArcSwap::from_pointee(AppCaches::new(0, apps)),
+            last_seen_ms: AtomicU64::new(0),
+            caches: arc_swap::ArcSwapOption::empty(),
         }
     }
 
-    /// Runs `f` on the caches of the gateway build `key`: the current ones when they are its
-    /// (or unclaimed and sized for it), else fresh ones (the configuration was reloaded).
+    /// What this session costs in memory, bytes: its allocation (inline size) and every heap
+    /// block it owns, per-app caches included (an estimate, see [`footprint`]).
+    pub fn accounted_bytes(&self) -> usize {
+        self.accounted_parts().iter().map(|(_, bytes)| bytes).sum()
+    }
+
+    /// [`Session::accounted_bytes`] by part: the record itself (`Arc<Session>`, inline
+    /// fields), the identity's raw attributes, the rest of the identity, the logout state,
+    /// the upstream tokens and the per-app caches.
+    pub fn accounted_parts(&self) -> [(&'static str, usize); 6] {
+        use footprint::{block, Footprint};
+        let attributes = self.identity.attributes.heap_bytes();
+        [
+            // `Arc<Session>`: two counters in front of the value.
+            ("record", block(16 + std::mem::size_of::<Session>())),
+            ("attributes", attributes),
+            ("identity", self.identity.heap_bytes() - attributes),
+            ("logout", self.logout_state.heap_bytes()),
+            ("tokens", self.upstream_tokens.heap_bytes()),
+            ("caches", self.caches.load().as_ref().map_or(0, |c| c.bytes())),
+        ]
+    }
+
+    /// Notes a read at `now_ms` (the store's clock, milliseconds); never goes back in time.
+    pub(crate) fn touch(&self, now_ms: u64) {
+        self.last_seen_ms.fetch_max(now_ms, Ordering::Relaxed);
+    }
+
+    /// Sets the time of the last read (a store saving the session), milliseconds.
+    pub(crate) fn seen_at(&self, now_ms: u64) {
+        self.last_seen_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// When the session was last read in this process (see [`Session::touch`]), ms.
+    pub(crate) fn last_seen_ms(&self) -> u64 {
+        self.last_seen_ms.load(Ordering::Relaxed)
+    }
+
+    /// Drops the per-app caches (a request in flight keeps the copy it holds); the next
+    /// request renders them again.
+    pub(crate) fn release_caches(&self) {
+        self.caches.store(None);
+    }
+
+    /// Whether the per-app caches exist.
+    pub(crate) fn has_caches(&self) -> bool {
+        self.caches.load().is_some()
+    }
+
+    /// Runs `f` on the caches of the gateway build `key`: the current ones when they are its,
+    /// else fresh ones (first use, after their release, or the configuration was reloaded).
     fn with_caches<T>(&self, key: CacheKey, f: impl FnOnce(&AppCaches) -> T) -> T {
         let current = self.caches.load();
-        let generation = current.generation.load(Ordering::Acquire);
-        let claimed = generation == key.generation
-            || (generation == 0
-                && current.rendered.len() == key.apps
-                && current
-                    .generation
-                    .compare_exchange(0, key.generation, Ordering::AcqRel, Ordering::Acquire)
-                    .map_or_else(|now| now == key.generation, |_| true));
-        if claimed {
-            return f(&current);
+        if let Some(caches) = current.as_ref().filter(|c| c.generation == key.generation) {
+            return f(caches);
         }
-        let fresh = Arc::new(AppCaches::new(key.generation, key.apps));
-        self.caches.store(fresh.clone());
-        f(&fresh)
+        let fresh = Arc::new(AppCaches::new(key));
+        let before = self.caches.compare_and_swap(&current, Some(fresh.clone()));
+        // Another request of this session got there first with this build's caches: use
+        // theirs, so that both do not render.
+        let theirs = (*before).as_ref().filter(|c| c.generation == key.generation && !Arc::ptr_eq(c, &fresh));
+        match theirs {
+            Some(theirs) => f(theirs),
+            None => f(&fresh),
+        }
     }
 
     /// The session with the IdP's tokens for upstreams.
@@ -242,7 +333,7 @@ impl Session {
     }
 
     /// The session, noting the app its login started from (see [`Session::app`]).
-    pub fn with_app(mut self, app: Option<String>) -> Session {
+    pub fn with_app(mut self, app: Option<Arc<str>>) -> Session {
         self.app = app;
         self
     }
@@ -473,6 +564,12 @@ pub trait SessionStore: slo::LogoutStore + Send + Sync + 'static {
     async fn maintenance(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Approximate number of live sessions, for the metric.
     fn active_sessions(&self) -> u64;
+    /// What the sessions this process holds cost in memory, bytes (`Some` for the memory
+    /// store: [`memory::MemoryStore::accounted_bytes`]; `None` for a shared store, whose
+    /// sessions live in Redis), for the gauge `aisgate_session_store_bytes`.
+    fn memory_bytes(&self) -> Option<u64> {
+        None
+    }
     /// Subscribes to the keys of sessions that end from now on, however they end: logout,
     /// back-channel logout, expiry, eviction, an admin kill — and, for a shared store, on any
     /// instance (a Redis store would feed this from keyspace notifications or a pub/sub
@@ -508,7 +605,7 @@ mod tests {
     /// build never gets the new build's (or the other way round).
     #[test]
     fn per_app_caches_are_rendered_again_for_another_gateway_build() {
-        let session = Session::new(Identity::default(), crate::provider::LogoutState::None, 60, 2, 0);
+        let session = Session::new(Identity::default(), crate::provider::LogoutState::None, 60, 0);
         let headers = |value: &'static str| -> RenderedHeaders {
             Arc::from(vec![(HeaderName::from_static("x-auth-subject"), HeaderValue::from_static(value))])
         };
@@ -536,8 +633,8 @@ mod tests {
             sp_name_qualifier: None,
             session_index: Some("secret-index".into()),
         };
-        let logout = crate::provider::LogoutState::Saml(subject);
-        let session = Session::new(identity, logout, 60, 1, 0).with_tokens(Some(tokens::UpstreamTokens {
+        let logout = crate::provider::LogoutState::Saml(Box::new(subject));
+        let session = Session::new(identity, logout, 60, 0).with_tokens(Some(tokens::UpstreamTokens {
             access_token: "secret-access".into(),
             issued_at: 0,
             expires_at: 60,
@@ -558,6 +655,51 @@ mod tests {
         let dbg = format!("{session:?} {pending:?} {:?}", StoreKey::of(&[1; 32]).log_label());
         assert!(!dbg.contains("secret"), "{dbg}");
         assert!(dbg.contains("nia"), "{dbg}");
+    }
+
+    /// Issue 13 item 3: the compact layout (boxed token slot and logout state, interned app
+    /// name) writes the same JSON as before, so sessions a shared store holds from before an
+    /// upgrade decode, and older instances read what newer ones write.
+    #[test]
+    fn a_session_record_keeps_its_stored_layout() {
+        let identity = serde_json::to_value(Identity {
+            provider: "nia".into(),
+            subject: "CZ/CZ/x".into(),
+            organisation: Some(Box::new(crate::identity::Organisation {
+                ico: Some("00007064".into()),
+                ..Default::default()
+            })),
+            ..Identity::default()
+        })
+        .unwrap();
+        assert_eq!(identity["organisation"]["ico"], "00007064", "a boxed part is written inline");
+        let tokens = serde_json::json!({"access_token": "a", "issued_at": 1, "expires_at": 2,
+            "refresh_token": "r", "client_loa": null});
+        let saml = serde_json::json!({"Saml": {"name_id": "n", "format": null, "name_qualifier": null,
+            "sp_name_qualifier": null, "session_index": "s"}});
+        let cases = [
+            (saml, serde_json::json!({"current": {"tokens": null, "retry_at": 0}}), serde_json::json!("portal")),
+            (
+                serde_json::json!({"Oidc": {"id_token": "h.p.s", "client_id": "MY_AIS"}}),
+                serde_json::json!({"current": {"tokens": tokens, "retry_at": 5}}),
+                serde_json::Value::Null,
+            ),
+            ("None".into(), serde_json::json!({"current": {"tokens": null, "retry_at": 0}}), serde_json::Value::Null),
+        ];
+        for (logout, slot, app) in cases {
+            let old = serde_json::json!({"identity": identity, "created_at": 10, "expires_at": 20,
+                "logout_state": logout, "upstream_tokens": slot, "link_skipped": false, "app": app});
+            let session: Session = serde_json::from_value(old.clone()).unwrap();
+            assert_eq!(session.identity.provider, "nia");
+            assert_eq!(session.app.as_deref(), app.as_str());
+            assert_eq!(serde_json::to_value(&session).unwrap(), old, "written back unchanged");
+        }
+        let read: Session = serde_json::from_value(serde_json::json!({"identity": identity, "created_at": 10,
+            "expires_at": 20, "logout_state": "None", "app": "portal"}))
+        .unwrap();
+        assert!(read.upstream_tokens.is_empty(), "a record without tokens (older layout) still decodes");
+        let again: Session = serde_json::from_value(serde_json::to_value(&read).unwrap()).unwrap();
+        assert!(Arc::ptr_eq(read.app.as_ref().unwrap(), again.app.as_ref().unwrap()), "app names are interned");
     }
 
     #[test]

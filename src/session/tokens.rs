@@ -82,7 +82,7 @@ pub enum TokenError {
     Unavailable,
 }
 
-#[derive(Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 struct Current {
     tokens: Option<UpstreamTokens>,
     /// No refresh attempt before this time (after an outage), Unix seconds.
@@ -91,38 +91,88 @@ struct Current {
 }
 
 /// A session's tokens, with the single-flight lock for refreshing them.
-#[derive(Default, Serialize, Deserialize)]
+///
+/// Boxed, and absent when the login brought no tokens (JIP/KAAS, SAML): most sessions pay
+/// 8 bytes for it, not the ~130 of the mutexes and token fields. Stored as
+/// `{"current":{"tokens":…,"retry_at":…}}` as before it was boxed.
+#[derive(Default)]
 pub struct TokenSlot {
+    inner: Option<Box<Slot>>,
+}
+
+struct Slot {
     current: Mutex<Current>,
     /// Held by the one request refreshing; the others wait on it, then use its result.
-    #[serde(skip)]
     flight: tokio::sync::Mutex<()>,
+}
+
+/// The stored form of a [`TokenSlot`].
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    current: Current,
+}
+
+impl Serialize for TokenSlot {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let current = self.inner.as_ref().map(|slot| slot.lock().clone()).unwrap_or_default();
+        Wire { current }.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for TokenSlot {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<TokenSlot, D::Error> {
+        let Wire { current } = Wire::deserialize(d)?;
+        Ok(TokenSlot::with(current))
+    }
 }
 
 impl std::fmt::Debug for TokenSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSlot").field("tokens", &self.lock().tokens).finish_non_exhaustive()
+        let tokens = self.inner.as_ref().and_then(|slot| slot.lock().tokens.clone());
+        f.debug_struct("TokenSlot").field("tokens", &tokens).finish_non_exhaustive()
+    }
+}
+
+impl Slot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Current> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl TokenSlot {
     /// A slot holding `tokens`.
     pub fn new(tokens: Option<UpstreamTokens>) -> TokenSlot {
-        TokenSlot { current: Mutex::new(Current { tokens, retry_at: 0 }), flight: tokio::sync::Mutex::new(()) }
+        TokenSlot::with(Current { tokens, retry_at: 0 })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Current> {
-        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    fn with(current: Current) -> TokenSlot {
+        if current.tokens.is_none() {
+            // Nothing to refresh, ever: a slot without tokens never gets any.
+            return TokenSlot::default();
+        }
+        let slot = Slot { current: Mutex::new(current), flight: tokio::sync::Mutex::new(()) };
+        TokenSlot { inner: Some(Box::new(slot)) }
+    }
+
+    /// Heap bytes it owns (see [`super::footprint`]).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        use super::footprint::{block, Footprint};
+        self.inner.as_ref().map_or(0, |slot| {
+            let current = slot.lock();
+            let tokens =
+                current.tokens.as_ref().map_or(0, |t| t.access_token.heap_bytes() + t.refresh_token.heap_bytes());
+            block(std::mem::size_of::<Slot>()) + tokens
+        })
     }
 
     /// Whether the slot holds tokens at all.
     pub fn is_empty(&self) -> bool {
-        self.lock().tokens.is_none()
+        self.inner.as_ref().is_none_or(|slot| slot.lock().tokens.is_none())
     }
 
     /// The current tokens (a copy).
     pub fn get(&self) -> Option<UpstreamTokens> {
-        self.lock().tokens.clone()
+        self.inner.as_ref().and_then(|slot| slot.lock().tokens.clone())
     }
 
     /// A usable access token: the current one while it is fresh, else the result of one
@@ -135,12 +185,13 @@ impl TokenSlot {
         F: FnOnce(UpstreamTokens) -> Fut,
         Fut: Future<Output = Result<UpstreamTokens, ProviderError>>,
     {
-        if let Some(fresh) = self.fresh(now, margin) {
+        let Some(slot) = &self.inner else { return Ok(None) };
+        if let Some(fresh) = slot.fresh(now, margin) {
             return Ok(fresh);
         }
-        let _flight = self.flight.lock().await;
+        let _flight = slot.flight.lock().await;
         // Whoever held the lock before us may have refreshed already.
-        if let Some(fresh) = self.fresh(now, margin) {
+        if let Some(fresh) = slot.fresh(now, margin) {
             return Ok(fresh);
         }
         let Some(mut old) = self.get() else { return Ok(None) };
@@ -157,19 +208,19 @@ impl TokenSlot {
                     new.refresh_token = old.refresh_token.take();
                 }
                 let token = new.access_token.clone();
-                let mut current = self.lock();
+                let mut current = slot.lock();
                 current.tokens = Some(new);
                 current.retry_at = 0;
                 Ok(Some(token))
             }
             Err(e) if e.side() != crate::provider::Side::Outage => {
                 tracing::warn!(error = %e, "token refresh refused; the session ends");
-                self.lock().tokens = None;
+                slot.lock().tokens = None;
                 Err(TokenError::Ended)
             }
             Err(e) => {
                 tracing::error!(error = %e, "token refresh failed");
-                self.lock().retry_at = now.saturating_add(RETRY_AFTER_OUTAGE_SECS);
+                slot.lock().retry_at = now.saturating_add(RETRY_AFTER_OUTAGE_SECS);
                 if old.is_valid(now) {
                     Ok(Some(std::mem::take(&mut old.access_token)))
                 } else {
@@ -178,7 +229,9 @@ impl TokenSlot {
             }
         }
     }
+}
 
+impl Slot {
     /// `Some(token)` when no refresh is due (or one is not allowed yet), `None` when one is.
     /// (`Some(None)`: the session has no tokens.)
     fn fresh(&self, now: u64, margin: u64) -> Option<Option<String>> {

@@ -84,7 +84,7 @@ mod tests {
 
     fn session(sub: &str, created: u64) -> Session {
         let identity = Identity { provider: "nia".into(), subject: sub.into(), ..Identity::default() };
-        Session::new(identity, crate::provider::LogoutState::None, 3600, 1, created)
+        Session::new(identity, crate::provider::LogoutState::None, 3600, created)
     }
 
     #[tokio::test]

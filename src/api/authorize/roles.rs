@@ -15,9 +15,9 @@ use serde::Deserialize;
 use crate::identity::Identity;
 
 /// Raw claim names of the CRŽP roles: `role_crzp` (OIDC), `role_cizp` (the SAML example).
-const CRZP_CLAIMS: [&str; 2] = ["role_crzp", "role_cizp"];
+pub(crate) const CRZP_CLAIMS: [&str; 2] = ["role_crzp", "role_cizp"];
 /// Raw claim name of the JIP/KAAS (RPP) roles.
-const RPP_CLAIM: &str = "role_rpp";
+pub(crate) const RPP_CLAIM: &str = "role_rpp";
 
 /// How the roles listed for one claim combine.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]

@@ -67,7 +67,7 @@ pub fn to_identity(provider: &str, version: ServiceVersion, a: KaasAttributes) -
         title_after: some(a.titul_za),
         email: some(a.email),
         phone: None,
-        organisation: has_org.then_some(organisation),
+        organisation: has_org.then(|| Box::new(organisation)),
         access_roles: a.pristupove_role.into_iter().filter(|r| !r.trim().is_empty()).collect(),
         agenda_roles: a
             .cinnostni_role
@@ -79,7 +79,7 @@ pub fn to_identity(provider: &str, version: ServiceVersion, a: KaasAttributes) -
         identity_verified: a.osoba_ztotoznena,
         authenticated_at: crate::session::now_unix(),
         expires_at: None,
-        personal,
+        personal: personal.map(Box::new),
         no_personal_data,
         attributes,
         legacy: None,

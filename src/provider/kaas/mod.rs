@@ -9,7 +9,7 @@
 
 mod client;
 mod config;
-mod identity;
+pub(crate) mod identity;
 pub mod reason;
 pub mod soap;
 

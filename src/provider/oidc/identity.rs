@@ -182,7 +182,7 @@ pub fn to_identity(provider: &str, claims: &Map<String, Value>, configured_loa: 
         title_after: text(claims, "degree_after"),
         email: text(claims, "email"),
         phone: first(claims, &["phone_number", "phone"]),
-        organisation: organisation(claims),
+        organisation: organisation(claims).map(Box::new),
         access_roles: access_roles(claims),
         agenda_roles: agenda_roles(claims),
         loa,
@@ -192,7 +192,7 @@ pub fn to_identity(provider: &str, claims: &Map<String, Value>, configured_loa: 
         // Only the SSO session's end caps the gateway session: the ID token's `exp` (30 min at
         // CAAIS) says when the token may be accepted, not how long the user stays logged in.
         expires_at: claims.get("SSOExpiration").and_then(parse_instant),
-        personal: personal(claims),
+        personal: personal(claims).map(Box::new),
         no_personal_data: false,
         attributes,
         legacy: None,

@@ -100,6 +100,25 @@ pub struct LogoutHint {
     client_id: String,
 }
 
+impl LogoutHint {
+    /// The hint of a login with ID token `id_token` (compact JWS) by client `client_id`.
+    pub fn new(id_token: String, client_id: String) -> LogoutHint {
+        LogoutHint { id_token, client_id }
+    }
+
+    /// Drops spare capacity (the hint lives as long as its session).
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.id_token.shrink_to_fit();
+        self.client_id.shrink_to_fit();
+    }
+
+    /// Heap bytes it owns (see [`crate::session::footprint`]).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        use crate::session::footprint::Footprint;
+        self.id_token.heap_bytes() + self.client_id.heap_bytes()
+    }
+}
+
 impl std::fmt::Debug for LogoutHint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LogoutHint")
@@ -380,7 +399,7 @@ impl OidcProvider {
             // IdP, whose SSO session would answer the same: a loop instead of an error page.
             return Err(Failure::SsoExpired.into());
         }
-        let logout_state = LogoutState::Oidc(LogoutHint { id_token: raw, client_id: client.client_id().to_owned() });
+        let logout_state = LogoutState::Oidc(Box::new(LogoutHint::new(raw, client.client_id().to_owned())));
         let tokens = tokens.access_token.map(|access_token| UpstreamTokens {
             access_token,
             issued_at: now,

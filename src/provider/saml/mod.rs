@@ -499,7 +499,7 @@ impl SamlProvider {
             sp_name_qualifier: assertion.sp_name_qualifier.clone(),
             session_index: assertion.session_index.clone(),
         };
-        let logout_state = LogoutState::Saml(subject);
+        let logout_state = LogoutState::Saml(Box::new(subject));
         Ok(Authenticated { identity, logout_state, tokens: None })
     }
 }

@@ -219,7 +219,7 @@ mod tests {
     #[test]
     fn last_seen_follows_the_idle_expiry_and_is_unknown_when_the_absolute_end_capped_it() {
         let identity = crate::identity::Identity::default();
-        let session = Session::new(identity, crate::provider::LogoutState::None, 10_000, 1, 1_000);
+        let session = Session::new(identity, crate::provider::LogoutState::None, 10_000, 1_000);
         // Read at 2000 s with a 600 s idle timeout: the record expires at 2600 s.
         assert_eq!(last_seen(600_000, 2_600_000, &session), Some(2_000));
         // Read 200 s before the absolute end (11 000 s): the TTL is capped, the time unknown.

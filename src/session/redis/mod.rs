@@ -409,7 +409,7 @@ impl RedisStore {
             }
         };
         match serde_json::from_slice::<Session>(&plain) {
-            Ok(session) => Some(session.with_app_caches(self.opts.apps)),
+            Ok(session) => Some(session),
             Err(e) => {
                 tracing::warn!(session = %key.log_label(), error = %e, "session record does not decode");
                 None

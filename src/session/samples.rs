@@ -1,0 +1,146 @@
+//! Realistic sessions of each protocol, for the session-size tests and the session-memory
+//! benchmark (`examples/session_memory.rs`, `bench/sessions.sh`).
+//!
+//! Each is what a login of the simulated IdP's demo user produces, built by the providers'
+//! own mapping code (not a hand-made [`Identity`]): a JIP/KAAS official with roles and an
+//! organisation, a NIA citizen with address and date of birth (SAML), and a CAAIS official
+//! over OpenID Connect with the ID token kept for logout and access + refresh tokens.
+//! Raw attributes are pruned as the gateway prunes them ([`super::kept`]) for the attribute
+//! mappings of `config/aisgate.example.toml` ([`MAPPED`]).
+
+use serde_json::{json, Value};
+
+use super::tokens::UpstreamTokens;
+use super::Session;
+use crate::provider::saml::acs::{SamlAssertion, SamlAttribute};
+use crate::provider::saml::attributes::{MappingOptions, Profile};
+use crate::provider::saml::logout::LogoutSubject;
+use crate::provider::LogoutState;
+
+/// The raw attributes the example configuration's header mappings read.
+pub const MAPPED: [&str; 3] = ["Pracoviste.Id", "Pracoviste.Nazev", "TimeLimitedId"];
+
+/// The protocols of [`sample`].
+pub const PROTOCOLS: [&str; 3] = ["kaas", "nia", "caais"];
+
+/// A new session of `protocol` (one of [`PROTOCOLS`]) for user number `n`: the demo user's
+/// attributes with per-user ids (subject, IdP session id, tokens) derived from `n`, created
+/// at `now` with a one-hour absolute timeout. `None` for an unknown protocol.
+pub fn sample(protocol: &str, n: u64, now: u64) -> Option<Session> {
+    let uuid = |salt: u64| {
+        let x = n.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(salt);
+        format!("{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}", x >> 32, x & 0xffff, n & 0xfff, salt & 0xfff, x >> 16)
+    };
+    let (mut identity, logout, tokens) = match protocol {
+        "kaas" => {
+            let mut user = crate::sim::kaas::demo_users().into_iter().next()?.attributes;
+            user.user_id = Some(uuid(1));
+            let identity = crate::provider::kaas::identity::to_identity(
+                "jip",
+                crate::provider::kaas::soap::ServiceVersion::V4_2,
+                user,
+            )
+            .ok()?;
+            (identity, LogoutState::None, None)
+        }
+        "nia" => {
+            let spec = crate::sim::saml_response::ResponseSpec::nia(
+                now,
+                "_req",
+                "https://gw.example.cz/.aisgate/acs",
+                "https://gw.example.cz",
+            );
+            let bsi = format!("CZ/CZ/{}", uuid(2));
+            let attributes = spec
+                .attributes
+                .iter()
+                .map(|(name, friendly, values)| SamlAttribute {
+                    name: name.clone(),
+                    friendly_name: Some(friendly.clone()),
+                    values: if friendly == "PersonIdentifier" { vec![bsi.clone()] } else { values.clone() },
+                })
+                .collect();
+            let assertion = SamlAssertion {
+                id: format!("_a{n:x}"),
+                issuer: spec.assertion_issuer.clone(),
+                name_id: bsi.clone(),
+                name_id_format: Some("urn:oasis:names:tc:SAML:2.0:nameid-format:persistent".into()),
+                name_qualifier: None,
+                sp_name_qualifier: None,
+                session_index: Some(format!("_{}", uuid(3))),
+                authn_instant: Some(now),
+                session_not_on_or_after: None,
+                authn_context: Some(spec.authn_context.clone()),
+                not_on_or_after: now + 300,
+                audiences: vec![spec.audience.clone()],
+                attributes,
+            };
+            let mut identity = crate::provider::saml::attributes::to_identity(
+                Profile::Nia,
+                "nia",
+                &assertion,
+                &MappingOptions::default(),
+                now,
+            )
+            .ok()?;
+            // What the ACS adds (provider/saml/mod.rs): the SessionIndex as the IdP session id.
+            if let Some(index) = &assertion.session_index {
+                identity.attributes.insert("sid".to_owned(), vec![index.clone()]);
+            }
+            let logout = LogoutState::Saml(Box::new(LogoutSubject {
+                name_id: assertion.name_id,
+                format: assertion.name_id_format,
+                name_qualifier: None,
+                sp_name_qualifier: None,
+                session_index: assertion.session_index,
+            }));
+            (identity, logout, None)
+        }
+        "caais" => {
+            let mut claims = crate::sim::oidc::caais_user();
+            let access_token = uuid(4);
+            for (k, v) in [
+                ("sub", json!(uuid(5))),
+                ("iss", json!("https://caais.example.gov.cz/")),
+                ("aud", json!("MY_AIS")),
+                ("azp", json!("MY_AIS")),
+                ("iat", json!(now)),
+                ("nbf", json!(now)),
+                ("exp", json!(now + 1800)),
+                ("auth_time", json!(now)),
+                ("jti", json!(uuid(6))),
+                ("sid", json!(uuid(7))),
+                ("nonce", json!(uuid(8))),
+                ("at_hash", json!(crate::provider::oidc::jws::at_hash(&access_token))),
+            ] {
+                claims.insert(k.to_owned(), v);
+            }
+            let identity = crate::provider::oidc::identity::to_identity("caais", &claims, None, now);
+            // An RS256 ID token of these claims: header, payload and a 2048-bit signature.
+            let b64 = |bytes: &[u8]| {
+                use base64::Engine;
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+            };
+            let id_token = format!(
+                "{}.{}.{}",
+                b64(br#"{"alg":"RS256","typ":"JWT"}"#),
+                b64(Value::Object(claims).to_string().as_bytes()),
+                b64(&[0x5a; 256])
+            );
+            let logout =
+                LogoutState::Oidc(Box::new(crate::provider::oidc::LogoutHint::new(id_token, "MY_AIS".to_owned())));
+            let tokens = UpstreamTokens {
+                access_token,
+                issued_at: now,
+                expires_at: now + 300,
+                refresh_token: Some(uuid(9)),
+                client_loa: None,
+            };
+            (identity, logout, Some(tokens))
+        }
+        _ => return None,
+    };
+    super::kept::KeptAttributes::new(MAPPED).prune(&mut identity);
+    let app = Some(super::names::intern("portal"));
+    Some(Session::new(identity, logout, 3600, now).with_tokens(tokens).with_app(app))
+}
