@@ -69,7 +69,7 @@ fn user_session(sub: &str, sid: Option<&str>, created_at: u64) -> Arc<Session> {
     if let Some(sid) = sid {
         identity.attributes.insert("sid".into(), vec![sid.into()]);
     }
-    Arc::new(Session::new(identity, aisgate::provider::LogoutState::None, 3600, 1, created_at))
+    Arc::new(Session::new(identity, aisgate::provider::LogoutState::None, 3600, created_at))
 }
 
 // ---------------------------------------------------------------------------------------

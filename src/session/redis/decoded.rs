@@ -206,7 +206,7 @@ mod tests {
 
     fn session() -> Arc<Session> {
         let identity = crate::identity::Identity::default();
-        Arc::new(Session::new(identity, crate::provider::LogoutState::None, 10_000, 1, 1_000))
+        Arc::new(Session::new(identity, crate::provider::LogoutState::None, 10_000, 1_000))
     }
 
     #[tokio::test]
