@@ -704,7 +704,11 @@ client_id = "isoh"
                     table_line(&text, "[[provider]]", "name = \"nia\""),
                     "provider \"nia\" is listed in [links] caais_providers but its subject is not a CAAIS BSI (the NIA profile: an eIDAS PersonIdentifier)"
                 ),
-                expect(1, "[links] caais provider \"missing\" is not a configured provider"),
+                expect(
+                    // The `[links]` table, not the file's first line.
+                    text.lines().position(|l| l == "[links]").map_or(0, |i| i + 1),
+                    "[links] caais provider \"missing\" is not a configured provider",
+                ),
                 expect(
                     table_line(&text, "[[provider]]", "name = \"jip\""),
                     "provider \"jip\" is listed in both [links] legacy_providers and caais_providers"

@@ -254,11 +254,16 @@ pub async fn watchdog(activity: &Activity, first_deadline: Instant, deadlines: D
             };
             Some((last + idle, Reaped::Idle))
         };
+        let period = deadlines.idle.min(deadlines.next_head);
         let wake = match deadline {
             Some((at, reason)) if at <= now => return reason,
+            // Not served yet: a first request that ends before the first-request deadline
+            // starts the (possibly shorter) idle clock, which runs out no earlier than one idle
+            // period from now, so look again then rather than at the first-request deadline.
+            Some((at, Reaped::FirstRequest)) => at.min(now + period),
             Some((at, _)) => at,
             // Busy: look again one idle period from now (the deadline cannot be earlier).
-            None => now + deadlines.idle.min(deadlines.next_head),
+            None => now + period,
         };
         sleep.as_mut().reset(wake);
         sleep.as_mut().await;
