@@ -102,6 +102,11 @@ impl<K: Footprint, V: Footprint> Footprint for BTreeMap<K, V> {
         leaves * block(leaf) + internal + self.iter().map(|(k, v)| k.heap_bytes() + v.heap_bytes()).sum::<usize>()
     }
     fn shrink(&mut self) {
+        if self.is_empty() {
+            // A map emptied by removals (raw attributes all pruned) keeps its root node, 544
+            // bytes for the attributes, that `heap_bytes` does not count: a new one has none.
+            *self = BTreeMap::new();
+        }
         self.values_mut().for_each(V::shrink);
     }
 }

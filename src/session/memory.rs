@@ -699,7 +699,7 @@ mod tests {
     #[tokio::test]
     async fn an_idle_session_of_each_protocol_stays_within_its_byte_budget() {
         let now = crate::session::now_unix();
-        for (protocol, budget) in [("kaas", 2048), ("nia", 2304), ("caais", 4096)] {
+        for (protocol, budget) in [("kaas", 2048), ("nia", 2048), ("caais", 4096)] {
             let store = MemoryStore::new(1000, Duration::from_secs(600), Duration::from_secs(60), Clock::test());
             for i in 0..100u8 {
                 let session = crate::session::samples::sample(protocol, i.into(), now).unwrap();

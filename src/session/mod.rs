@@ -338,9 +338,17 @@ impl Session {
         self
     }
 
-    /// The IdP's session id (`sid` claim of an OIDC ID token), if the login carried one.
+    /// The IdP's session id, if the login carried one: the SAML `SessionIndex` (kept once, in
+    /// the logout state) or the `sid` claim of an OIDC ID token (a kept raw attribute). The
+    /// SAML one is not copied into the raw attributes: the copy cost an idle NIA session a
+    /// B-tree node of its own (issue 13 item 3); records stored before still carry it there and
+    /// in the logout state, with the same value.
     pub fn idp_session_id(&self) -> Option<&str> {
-        self.identity.attributes.get("sid").and_then(|v| v.first()).map(String::as_str).filter(|s| !s.is_empty())
+        let id = match &self.logout_state {
+            crate::provider::LogoutState::Saml(subject) => subject.session_index.as_deref(),
+            _ => self.identity.attributes.get("sid").and_then(|v| v.first()).map(String::as_str),
+        };
+        id.filter(|s| !s.is_empty())
     }
 
     /// Whether this session is the target of a back-channel logout for `provider` by `sid`
@@ -621,6 +629,44 @@ mod tests {
         assert_eq!(session.identity_token(before, 0, 0, 10, |_| token("t1")).unwrap(), "t1");
         assert_eq!(session.identity_token(before, 0, 0, 10, |_| token("unused")).unwrap(), "t1", "cached");
         assert_eq!(session.identity_token(after, 0, 0, 10, |_| token("t2")).unwrap(), "t2", "minted by the new build");
+    }
+
+    /// Issue 13 item 3: a SAML session keeps its SessionIndex once, in the logout state; the
+    /// IdP-initiated logout finds it there, and a record stored with the older copy in the raw
+    /// attributes still matches.
+    #[test]
+    fn a_saml_session_is_matched_by_the_session_index_of_its_logout_state() {
+        let saml = |index: Option<&str>| {
+            crate::provider::LogoutState::Saml(Box::new(crate::provider::saml::logout::LogoutSubject {
+                name_id: "n".into(),
+                format: None,
+                name_qualifier: None,
+                sp_name_qualifier: None,
+                session_index: index.map(str::to_owned),
+            }))
+        };
+        let identity = Identity { provider: "nia".into(), subject: "CZ/CZ/x".into(), ..Identity::default() };
+        let session = Session::new(identity.clone(), saml(Some("_s1")), 60, 0);
+        assert!(session.identity.attributes.is_empty(), "no copy in the raw attributes");
+        assert_eq!(session.idp_session_id(), Some("_s1"));
+        assert!(session.matches_logout("nia", None, Some("_s1")));
+        assert!(session.matches_logout("nia", Some("CZ/CZ/x"), Some("_s1")));
+        assert!(!session.matches_logout("nia", None, Some("_s2")), "another SessionIndex");
+        assert!(!session.matches_logout("nia", Some("CZ/CZ/y"), Some("_s1")), "another user's SessionIndex");
+        assert!(!session.matches_logout("other", None, Some("_s1")), "another provider");
+
+        let mut older = identity.clone();
+        older.attributes.insert("sid".into(), vec!["_s1".into()]);
+        let stored = serde_json::to_value(Session::new(older, saml(Some("_s1")), 60, 0)).unwrap();
+        let stored: Session = serde_json::from_value(stored).unwrap();
+        assert!(stored.matches_logout("nia", None, Some("_s1")), "a record with the older copy");
+
+        // A SAML attribute named `sid` is not a SessionIndex: a login without one has none.
+        let mut named = identity;
+        named.attributes.insert("sid".into(), vec!["_s3".into()]);
+        let without = Session::new(named, saml(None), 60, 0);
+        assert_eq!(without.idp_session_id(), None);
+        assert!(!without.matches_logout("nia", None, Some("_s3")));
     }
 
     #[test]

@@ -75,7 +75,7 @@ pub fn sample(protocol: &str, n: u64, now: u64) -> Option<Session> {
                 audiences: vec![spec.audience.clone()],
                 attributes,
             };
-            let mut identity = crate::provider::saml::attributes::to_identity(
+            let identity = crate::provider::saml::attributes::to_identity(
                 Profile::Nia,
                 "nia",
                 &assertion,
@@ -83,10 +83,6 @@ pub fn sample(protocol: &str, n: u64, now: u64) -> Option<Session> {
                 now,
             )
             .ok()?;
-            // What the ACS adds (provider/saml/mod.rs): the SessionIndex as the IdP session id.
-            if let Some(index) = &assertion.session_index {
-                identity.attributes.insert("sid".to_owned(), vec![index.clone()]);
-            }
             let logout = LogoutState::Saml(Box::new(LogoutSubject {
                 name_id: assertion.name_id,
                 format: assertion.name_id_format,

@@ -481,22 +481,19 @@ impl SamlProvider {
             let e = acs::replayed();
             return Err(ProviderError::with_context(e.refusal(), e));
         }
-        let mut identity = attributes::to_identity(self.profile, &self.name, &assertion, &self.mapping, now)
+        let identity = attributes::to_identity(self.profile, &self.name, &assertion, &self.mapping, now)
             .map_err(|e| ProviderError::with_context(e.refusal(), e))?;
         if assertion.name_id != identity.subject {
             // Fail closed: a session a NameID-only LogoutRequest could not find is not made.
             let pair = (self.name.as_str(), assertion.name_id.as_str(), identity.subject.as_str());
             self.logouts.remember_name_id(pair, identity.expires_at, now).await?;
         }
-        if let Some(index) = &assertion.session_index {
-            // Session::idp_session_id: IdP-initiated logout matches sessions by SessionIndex.
-            identity.attributes.insert("sid".to_owned(), vec![index.clone()]);
-        }
         let subject = LogoutSubject {
             name_id: assertion.name_id.clone(),
             format: assertion.name_id_format.clone(),
             name_qualifier: assertion.name_qualifier.clone(),
             sp_name_qualifier: assertion.sp_name_qualifier.clone(),
+            // Session::idp_session_id reads it here: IdP-initiated logout by SessionIndex.
             session_index: assertion.session_index.clone(),
         };
         let logout_state = LogoutState::Saml(Box::new(subject));
