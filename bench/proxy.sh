@@ -74,24 +74,16 @@ fi
 
 # ---------------------------------------------------------------------------------------
 # Temp dir and cleanup: every process we start is recorded in `pids` and stopped on exit.
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/aisgate-bench.XXXXXX")
 pids=()
 wrk_pid=
 cleanup() {
-    local rc=$? pid i
+    local rc=$?
     trap - EXIT INT TERM
     [[ -n $wrk_pid ]] && kill -TERM "$wrk_pid" 2>/dev/null
-    for pid in "${pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pids 10 "${pids[@]}"
     if [[ $KEEP_TMP == 1 ]]; then
         log "temp dir kept: $tmp"
     else

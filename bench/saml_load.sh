@@ -38,22 +38,14 @@ die() {
     exit 1
 }
 
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/aisgate-saml-load.XXXXXX")
 pids=()
 cleanup() {
-    local rc=$? pid i
+    local rc=$?
     trap - EXIT INT TERM
-    for pid in "${pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pids 5 "${pids[@]}"
     rm -rf "$tmp"
     exit "$rc"
 }
