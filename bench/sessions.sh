@@ -5,6 +5,7 @@
 #   bash bench/sessions.sh                 # release build; 100000 sessions per protocol
 #   SMOKE=1 bash bench/sessions.sh         # debug build, 2000 sessions per protocol (bench/smoke)
 #   NO_BUILD=1 bash bench/sessions.sh      # the binaries already built
+#   PROD_BIN=/path/to/aisgate bash bench/sessions.sh   # also: idle RSS of a production build (no `sim`)
 #
 # 1. In process (examples/session_memory): N sessions of each protocol (JIP/KAAS, NIA/SAML,
 #    CAAIS/OIDC, made by the providers' mapping code) in a memory store; bytes per session
@@ -86,6 +87,16 @@ run=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ops2/readyz" >/dev/null && break; sleep 0.1; done
 sleep "$settle"
 echo "RESULT: idle with MIMALLOC_ARENA_EAGER_COMMIT=0 (the systemd unit's setting): $(idle_line $run)"
+# The production build (no simulators: `cargo build --release --bin aisgate`, copied aside) with the
+# same configuration and setting: fewer binary pages than the sim-featured build above.
+if [[ -n ${PROD_BIN:-} ]]; then
+  kill "$run"; wait "$run" 2>/dev/null || true
+  MIMALLOC_ARENA_EAGER_COMMIT=0 "$PROD_BIN" run --config "$tmp/gateway/aisgate.toml" >"$tmp/run.log" 2>&1 &
+  run=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ops2/readyz" >/dev/null && break; sleep 0.1; done
+  sleep "$settle"
+  echo "RESULT: idle, production build $PROD_BIN, MIMALLOC_ARENA_EAGER_COMMIT=0: $(idle_line $run)"
+fi
 
 echo
 echo "== the gateway's accounting: 10 real JIP/KAAS logins, each followed by one request"
