@@ -80,21 +80,21 @@ sleep "$settle"
 run_kb=$(rss_kb $run)
 idle_line() { echo "$(grep -E 'VmRSS|RssAnon|RssFile' "/proc/$1/status" | tr -s ' \t' ' ' | tr '\n' ' ')threads $(threads "$1")"; }
 echo "RESULT: idle RSS of aisgate run (demo configuration, ready): $((run_kb / 1024)) MiB ($run_kb kB; $(awk '/^RssAnon:/ {print $2}' /proc/$run/status) kB anonymous, $(awk '/^RssFile:/ {print $2}' /proc/$run/status) kB file-backed), threads: $(threads $run) (target: <= 20 MiB)"
-# As deploy/aisgate.service runs it: mimalloc's first arena committed lazily.
-kill "$run"; wait "$run" 2>/dev/null || true
-MIMALLOC_ARENA_EAGER_COMMIT=0 "$bin/aisgate" run --config "$tmp/gateway/aisgate.toml" >"$tmp/run.log" 2>&1 &
-run=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ops2/readyz" >/dev/null && break; sleep 0.1; done
-sleep "$settle"
+# restart_lazy BIN: `BIN run` in place of the running one, with mimalloc's first arena committed
+# lazily (as deploy/aisgate.service and the Dockerfile run it), ready and settled.
+restart_lazy() {
+  kill "$run"; wait "$run" 2>/dev/null || true
+  MIMALLOC_ARENA_EAGER_COMMIT=0 "$1" run --config "$tmp/gateway/aisgate.toml" >"$tmp/run.log" 2>&1 &
+  run=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ops2/readyz" >/dev/null && break; sleep 0.1; done
+  sleep "$settle"
+}
+restart_lazy "$bin/aisgate"
 echo "RESULT: idle with MIMALLOC_ARENA_EAGER_COMMIT=0 (the systemd unit's setting): $(idle_line $run)"
 # The production build (no simulators: `cargo build --release --bin aisgate`, copied aside) with the
 # same configuration and setting: fewer binary pages than the sim-featured build above.
 if [[ -n ${PROD_BIN:-} ]]; then
-  kill "$run"; wait "$run" 2>/dev/null || true
-  MIMALLOC_ARENA_EAGER_COMMIT=0 "$PROD_BIN" run --config "$tmp/gateway/aisgate.toml" >"$tmp/run.log" 2>&1 &
-  run=$!
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ops2/readyz" >/dev/null && break; sleep 0.1; done
-  sleep "$settle"
+  restart_lazy "$PROD_BIN"
   echo "RESULT: idle, production build $PROD_BIN, MIMALLOC_ARENA_EAGER_COMMIT=0: $(idle_line $run)"
 fi
 
