@@ -923,6 +923,120 @@ async fn active_sessions_are_counted_across_instances_and_expiries_are_announced
     assert!(at_a.try_recv().is_err() && at_b.try_recv().is_err(), "announced once");
 }
 
+/// Sessions that Redis ends by TTL are audited like the memory store's: exactly one
+/// `session_end` over both instances per expired session — by the instance whose sweep
+/// removed it from the live set —, with the memory store's reason (`idle` for an idle
+/// timeout, `expired` for the absolute end) and subject fields, no request origin, and no
+/// raw subject or store key. A session ended by a request (logout) is left to that request to
+/// audit, and its end facts go with it. (Before: no event at all.)
+#[tokio::test]
+async fn a_session_ending_by_redis_ttl_is_audited_once_across_instances_with_its_reason() {
+    use aisgate::audit::{Audit, AuditConfig};
+    let Some(redis) = Redis::start().await else { return };
+    let clock = Clock::test();
+    let dir = tempfile::tempdir().unwrap();
+    let instance = |name: &str| {
+        let path = dir.path().join(format!("audit-{name}.jsonl"));
+        let audit = Audit::start(&AuditConfig { file: Some(path.clone()), ..Default::default() }, clock.clone());
+        let audit = audit.unwrap();
+        let cfg: aisgate::config::RedisConfig =
+            toml::from_str(&format!("url = \"{}\"\nkey_prefix = \"t11:\"\ntimeout_ms = 500\n", redis.url())).unwrap();
+        // A one-second idle timeout: Redis drops an unused record after one second.
+        let opts = RedisStoreOptions { idle: Duration::from_secs(1), ..store_checks::store_options(&clock) };
+        let store = RedisStore::new(&cfg, keyring().record_keys(), opts, &|_| None).unwrap();
+        (store.with_audit(audit.clone()), audit, path)
+    };
+    let ((a, audit_a, path_a), (b, audit_b, path_b)) = (instance("a"), instance("b"));
+    let now = clock.now_unix();
+    let identity = |sub: &str| Identity {
+        provider: "nia".into(),
+        protocol: "saml2".into(),
+        subject: sub.into(),
+        loa: Some(aisgate::identity::Loa::Substantial),
+        organisation: Some(Box::new(aisgate::identity::Organisation {
+            ico: Some("00261581".into()),
+            ..Default::default()
+        })),
+        ..Identity::default()
+    };
+    let session = |sub: &str, lifetime: u64| {
+        Arc::new(Session::new(identity(sub), aisgate::provider::LogoutState::None, lifetime, now))
+    };
+    // Idle: an hour to live, unused for the idle second. Expired: its absolute end in one
+    // second (the record's TTL is that end). Logged out: removed by a request at B.
+    let (idle, expired, logged_out) = (StoreKey::of(&[80; 32]), StoreKey::of(&[81; 32]), StoreKey::of(&[82; 32]));
+    let (mut at_a, mut at_b) = (a.ended_sessions(), b.ended_sessions());
+    a.save(idle, session("CZ/CZ/idle-subject", 3600)).await.unwrap();
+    b.save(expired, session("CZ/CZ/expired-subject", 1)).await.unwrap();
+    a.save(logged_out, session("CZ/CZ/logout-subject", 3600)).await.unwrap();
+    let mut conn = redis.conn().await;
+    let facts_name = |key: &StoreKey| format!("t11:{{s:{:02x}}}e:{}", key.0[0], hex(&key.0));
+    let exists = |conn: &mut redis::aio::MultiplexedConnection, name: String| {
+        let mut conn = conn.clone();
+        async move { redis::cmd("EXISTS").arg(name).query_async::<u32>(&mut conn).await.unwrap() }
+    };
+    assert_eq!(exists(&mut conn, facts_name(&logged_out)).await, 1, "end facts kept beside the session");
+    assert!(b.remove(&logged_out).await.unwrap().is_some());
+    assert_eq!(exists(&mut conn, facts_name(&logged_out)).await, 0, "a logout deletes them");
+
+    // Both instances hear both expiries (the sweep that claimed each announces it).
+    for ended in [&mut at_a, &mut at_b] {
+        let mut heard = Vec::new();
+        while heard.len() < 2 {
+            let key = store_checks::next_ended(ended, &[logged_out]).await.expect("the expiries are announced");
+            heard.push(key);
+        }
+        let mut want = vec![idle, expired];
+        for keys in [&mut heard, &mut want] {
+            keys.sort_unstable_by_key(|k| k.0);
+        }
+        assert_eq!(heard, want);
+    }
+    assert!(audit_a.flush(Duration::from_secs(5)) && audit_b.flush(Duration::from_secs(5)));
+    let lines: Vec<serde_json::Value> = [&path_a, &path_b]
+        .iter()
+        .flat_map(|path| {
+            std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_owned).collect::<Vec<_>>()
+        })
+        .map(|line| {
+            for secret in ["subject", &hex(&idle.0), &hex(&expired.0), &hex(&logged_out.0)] {
+                assert!(!line.contains(secret), "no raw subject or store key: {line}");
+            }
+            serde_json::from_str(&line).unwrap()
+        })
+        .collect();
+    let ends: Vec<(String, String, String)> = lines
+        .iter()
+        .map(|l| (l["event"].to_string(), l["session"].as_str().unwrap().to_owned(), l["reason"].to_string()))
+        .collect();
+    let mut want = vec![
+        ("\"session_end\"".to_owned(), idle.log_label(), "\"idle\"".to_owned()),
+        ("\"session_end\"".to_owned(), expired.log_label(), "\"expired\"".to_owned()),
+    ];
+    let mut got = ends.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "exactly one event per expiry over both instances, none for the logout: {lines:#?}");
+    for line in &lines {
+        let fields: std::collections::BTreeSet<&str> = line.as_object().unwrap().keys().map(String::as_str).collect();
+        // The memory store's fields, no request origin.
+        let same = ["v", "ts", "event", "reason", "user", "provider", "protocol", "loa", "organisation", "session"];
+        assert_eq!(fields, same.into_iter().collect(), "{line}");
+        // The keyed log label (the key is process-wide and other tests here set it: its form).
+        let user = line["user"].as_str().unwrap();
+        let hash = user.strip_prefix("nia:").unwrap_or_default();
+        assert!(hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit()), "{line}");
+        assert_eq!(
+            (&line["provider"], &line["protocol"], &line["loa"], &line["organisation"]),
+            (&"nia".into(), &"saml2".into(), &"substantial".into(), &"00261581".into()),
+        );
+    }
+    assert_ne!(lines[0]["user"], lines[1]["user"], "two users, two labels");
+    for key in [idle, expired] {
+        assert_eq!(exists(&mut conn, facts_name(&key)).await, 0, "the claiming sweep took the end facts");
+    }
+}
+
 /// An instance reuses the session it decoded (with its rendered headers and signed identity
 /// token) while the record in Redis is unchanged, and only then: a record rewritten by another
 /// instance (refreshed tokens) is decoded anew, and one deleted there (logout) is no session.

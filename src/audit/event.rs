@@ -12,7 +12,6 @@
 
 use std::net::IpAddr;
 
-use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 
 use crate::identity::Identity;
@@ -54,24 +53,40 @@ pub struct Subject<'a>(pub &'a Identity);
 
 impl Serialize for Subject<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let id = self.0;
-        let mut s = serializer.serialize_struct("Subject", 5)?;
-        s.serialize_field("user", &id.log_label())?;
-        s.serialize_field("provider", &id.provider)?;
-        if id.protocol.is_empty() {
-            s.skip_field("protocol")?;
-        } else {
-            s.serialize_field("protocol", &id.protocol)?;
+        SubjectFacts::of(self.0).serialize(serializer)
+    }
+}
+
+/// The fields a [`Subject`] is serialized as, owned: what a shared store keeps (sealed) next to
+/// a session so that the session's end can be audited after its record is gone (a Redis TTL
+/// expiry, [`Event::StoredSessionEnd`]). Never more than [`Subject`] writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SubjectFacts {
+    /// The keyed log label `provider:hex`.
+    pub user: String,
+    /// The provider.
+    pub provider: String,
+    /// The protocol, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// The level of assurance, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loa: Option<String>,
+    /// The IČO the user acted for, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organisation: Option<String>,
+}
+
+impl SubjectFacts {
+    /// The facts of `identity`, its label under the current log-label key.
+    pub fn of(identity: &Identity) -> SubjectFacts {
+        SubjectFacts {
+            user: identity.log_label(),
+            provider: identity.provider.clone(),
+            protocol: Some(identity.protocol.clone()).filter(|p| !p.is_empty()),
+            loa: identity.loa.map(|loa| loa.as_str().to_owned()),
+            organisation: identity.organisation.as_ref().and_then(|o| o.ico.clone()),
         }
-        match id.loa {
-            Some(loa) => s.serialize_field("loa", loa.as_str())?,
-            None => s.skip_field("loa")?,
-        }
-        match id.organisation.as_ref().and_then(|o| o.ico.as_deref()) {
-            Some(ico) => s.serialize_field("organisation", ico)?,
-            None => s.skip_field("organisation")?,
-        }
-        s.end()
     }
 }
 
@@ -209,6 +224,19 @@ pub enum Event<'a> {
         /// Which.
         session: SessionRef<'a>,
     },
+    /// A session of a shared store that ended by expiry, found by the store's housekeeping
+    /// once its record was gone: the same record as [`Event::SessionEnd`] (`"event":
+    /// "session_end"`, no request), its subject from the facts kept beside the session.
+    #[serde(rename = "session_end")]
+    StoredSessionEnd {
+        /// Why (`expired` or `idle`).
+        reason: EndReason,
+        /// Whose.
+        #[serde(flatten)]
+        subject: &'a SubjectFacts,
+        /// Which.
+        session: SessionRef<'a>,
+    },
     /// A logged-in user was refused by an app's `[[app.rule]]` (or its `default = "deny"`).
     AccessDenied {
         /// Request.
@@ -307,7 +335,7 @@ impl<'a> Event<'a> {
             Event::LoginSuccess { .. } => "login_success",
             Event::LoginFailure { .. } => "login_failure",
             Event::Logout { .. } => "logout",
-            Event::SessionEnd { .. } => "session_end",
+            Event::SessionEnd { .. } | Event::StoredSessionEnd { .. } => "session_end",
             Event::AccessDenied { .. } => "access_denied",
             Event::StepUp { .. } => "step_up",
             Event::AdminAction { .. } => "admin_action",
@@ -331,8 +359,9 @@ impl<'a> Event<'a> {
         }
     }
 
-    fn origin_mut(&mut self) -> &mut Origin<'a> {
+    fn origin_mut(&mut self) -> Option<&mut Origin<'a>> {
         match self {
+            Event::StoredSessionEnd { .. } => None,
             Event::LoginSuccess { origin, .. }
             | Event::LoginFailure { origin, .. }
             | Event::Logout { origin, .. }
@@ -341,13 +370,15 @@ impl<'a> Event<'a> {
             | Event::StepUp { origin, .. }
             | Event::AdminAction { origin, .. }
             | Event::LinkChange { origin, .. }
-            | Event::Reload { origin, .. } => origin,
+            | Event::Reload { origin, .. } => Some(origin),
         }
     }
 
     /// Drops the client address (`[audit] client_ip = false`).
     pub(crate) fn without_client_ip(mut self) -> Self {
-        self.origin_mut().client_ip = None;
+        if let Some(origin) = self.origin_mut() {
+            origin.client_ip = None;
+        }
         self
     }
 }

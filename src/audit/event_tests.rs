@@ -173,3 +173,28 @@ fn timestamps_are_rfc3339_utc_with_milliseconds() {
     assert_eq!(timestamp(1_796_469_541_123), "2026-12-05T11:19:01.123Z");
     assert_eq!(timestamp(1_796_469_541_007), "2026-12-05T11:19:01.007Z");
 }
+
+/// A shared store's expiry event ([`Event::StoredSessionEnd`], written from the sealed facts
+/// kept beside the session) is byte for byte the memory store's `session_end` of the same
+/// session: no field more, none of the identity's personal data, the facts survive storage.
+#[test]
+fn a_stored_session_end_is_the_memory_stores_session_end() {
+    let (id, key) = (identity(), StoreKey([9; 32]));
+    let stored: SubjectFacts = serde_json::from_slice(&serde_json::to_vec(&SubjectFacts::of(&id)).unwrap()).unwrap();
+    for reason in [EndReason::Idle, EndReason::Expired] {
+        let memory =
+            Event::SessionEnd { origin: Origin::none(), reason, subject: Subject(&id), session: SessionRef(&key) };
+        let shared = Event::StoredSessionEnd { reason, subject: &stored, session: SessionRef(&key) };
+        assert_eq!(shared.name(), "session_end");
+        let line = line(&shared, &id, &key);
+        assert_eq!(line, self::line(&memory, &id, &key));
+        for personal in ["secret-subject", "Otto", "Klus", "otto.klus", "Ministerstvo"] {
+            assert!(!line.contains(personal), "{line}");
+        }
+        assert!(!shared.clone().without_client_ip().is_refusal());
+    }
+    let bare = Identity { provider: "jip".into(), subject: "x".into(), ..Identity::default() };
+    let facts = serde_json::to_value(SubjectFacts::of(&bare)).unwrap();
+    let fields: Vec<&str> = facts.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!((fields, &facts["provider"]), (vec!["provider", "user"], &"jip".into()), "absent facts are left out");
+}

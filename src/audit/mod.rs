@@ -26,16 +26,16 @@ pub mod config;
 pub mod event;
 mod sink;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use config::{AuditConfig, Facility, SyslogFormat};
-pub use event::{EndReason, Event, LogoutBy, Origin, Outcome, SessionRef, Subject, SCHEMA_VERSION};
+pub use event::{EndReason, Event, LogoutBy, Origin, Outcome, SessionRef, Subject, SubjectFacts, SCHEMA_VERSION};
 
 use crate::clock::Clock;
-use crate::ops::metrics::{CounterHandle, Metrics};
+use crate::ops::metrics::{LateCounter, Metrics};
 
 /// A sink that cannot be opened at start.
 #[derive(Debug, thiserror::Error)]
@@ -91,37 +91,8 @@ struct Shared {
     failing: AtomicBool,
     /// The last write error, for `/readyz`.
     last_error: Mutex<Option<String>>,
-    dropped: Count,
-    write_errors: Count,
-}
-
-/// A counter that exists before the metrics registry does: counts into `early` until
-/// [`Audit::register_metrics`] attaches the registered series.
-#[derive(Default)]
-struct Count {
-    early: AtomicU64,
-    series: OnceLock<CounterHandle>,
-}
-
-impl Count {
-    fn inc(&self) {
-        match self.series.get() {
-            Some(series) => series.inc(),
-            None => {
-                self.early.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-
-    fn attach(&self, series: CounterHandle) {
-        if self.series.set(series.clone()).is_ok() {
-            series.inc_by(self.early.swap(0, Ordering::Relaxed));
-        }
-    }
-
-    fn get(&self) -> u64 {
-        self.early.load(Ordering::Relaxed) + self.series.get().map_or(0, CounterHandle::get)
-    }
+    dropped: LateCounter,
+    write_errors: LateCounter,
 }
 
 impl Shared {
@@ -178,8 +149,8 @@ impl Audit {
             dropping: AtomicBool::new(false),
             failing: AtomicBool::new(false),
             last_error: Mutex::new(None),
-            dropped: Count::default(),
-            write_errors: Count::default(),
+            dropped: LateCounter::default(),
+            write_errors: LateCounter::default(),
         });
         let writer_shared = shared.clone();
         std::thread::Builder::new()

@@ -431,6 +431,7 @@ impl Gateway {
             },
         };
         audit.register_metrics(&mut metrics);
+        store.register_metrics(&mut metrics);
         let authorizer = match &config.authorizer {
             None => None,
             Some(cfg) => match crate::api::authorize::Authorizer::build(cfg, &mut metrics, clock.clone()) {
@@ -678,7 +679,7 @@ fn build_store(
             let store =
                 crate::session::redis::RedisStore::configured(&config.session, keyring.record_keys(), opts, env)
                     .map_err(|e| e.to_string())?;
-            let store = Arc::new(store);
+            let store = Arc::new(store.with_audit(audit.clone()));
             (store.clone(), Some(store))
         }
     })

@@ -369,6 +369,41 @@ impl CounterHandle {
     }
 }
 
+/// A counter that exists before the metrics registry does (a component built before the
+/// gateway's [`Metrics`], such as the audit writer or the session store): counts into `early`
+/// until [`LateCounter::attach`] gives it the registered series, which then gets what was
+/// counted so far. Attached once: a reload's registry continues the same series.
+#[derive(Debug, Default)]
+pub(crate) struct LateCounter {
+    early: AtomicU64,
+    series: OnceLock<CounterHandle>,
+}
+
+impl LateCounter {
+    /// Adds one.
+    pub(crate) fn inc(&self) {
+        match self.series.get() {
+            Some(series) => series.inc(),
+            None => {
+                self.early.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Counts into `series` from now on (and adds what was counted before); later calls are
+    /// ignored.
+    pub(crate) fn attach(&self, series: CounterHandle) {
+        if self.series.set(series.clone()).is_ok() {
+            series.inc_by(self.early.swap(0, Ordering::Relaxed));
+        }
+    }
+
+    /// What was counted, attached or not.
+    pub(crate) fn get(&self) -> u64 {
+        self.early.load(Ordering::Relaxed) + self.series.get().map_or(0, CounterHandle::get)
+    }
+}
+
 /// Handle to a histogram registered with [`Metrics::register_histogram`].
 /// Cheap to clone; all clones update the same series.
 #[derive(Debug, Clone)]
@@ -979,6 +1014,21 @@ mod tests {
         for line in text.lines() {
             assert!(line.starts_with('#') || line.starts_with("aisgate_"), "{line}");
         }
+    }
+
+    #[test]
+    fn a_late_counter_keeps_what_it_counted_before_the_metrics_existed() {
+        let count = LateCounter::default();
+        count.inc();
+        count.inc();
+        let mut metrics = Metrics::new(&[], &[]);
+        let series = metrics.register_counter("aisgate_late_test_total", "test", &[]);
+        count.attach(series.clone());
+        count.inc();
+        // A reload's registry continues the series: attaching again changes nothing.
+        count.attach(CounterHandle::default());
+        count.inc();
+        assert_eq!((series.get(), count.get()), (4, 4));
     }
 
     #[test]

@@ -586,6 +586,10 @@ pub trait SessionStore: slo::LogoutStore + Send + Sync + 'static {
     /// Delivery is best effort: a receiver that lags (`RecvError::Lagged`) may have missed
     /// keys and must re-check its session with [`SessionStore::load`].
     fn ended_sessions(&self) -> tokio::sync::broadcast::Receiver<StoreKey>;
+    /// Registers the store's own metric families (the Redis store's
+    /// `aisgate_session_store_errors_total`) in a gateway's registry; a reload's registry
+    /// continues the same series. The memory store has none.
+    fn register_metrics(&self, _metrics: &mut crate::ops::metrics::Metrics) {}
     /// Whether the store can serve requests now, and why not (for `/readyz`). The memory
     /// store always can.
     fn readiness(&self) -> StoreReadiness {

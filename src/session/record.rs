@@ -29,6 +29,9 @@ pub enum RecordKind {
     Pending,
     /// The subject a SAML NameID logged in as (single logout, `redis/slo.rs`).
     NameId,
+    /// What the audit event of a session's expiry needs once the session's record is gone
+    /// (`redis/live.rs`).
+    SessionEnd,
 }
 
 impl RecordKind {
@@ -37,6 +40,7 @@ impl RecordKind {
             RecordKind::Session => b"aisgate/store/session/v1\0",
             RecordKind::Pending => b"aisgate/store/pending/v1\0",
             RecordKind::NameId => b"aisgate/store/name-id/v1\0",
+            RecordKind::SessionEnd => b"aisgate/store/session-end/v1\0",
         }
     }
 }

@@ -17,6 +17,7 @@
 //! | `P{s:XX}:<store key>` session record | `s:XX` | load / remove scripts, save transaction |
 //! | `P{s:XX}live` live-session shard (sorted set) | `s:XX` | the same, and the expiry sweep of shard `XX` |
 //! | `P{s:XX}l:<store key>` refresh lease | `s:XX` | (single key; kept next to its session) |
+//! | `P{s:XX}e:<store key>` the session's end facts | `s:XX` | the session's scripts and the expiry sweep |
 //! | `Pp:<store key>` pending login | none | single key (`SET`, `GETDEL`) |
 //! | `Pi:<HMAC>` logout index set | none | single-key commands only, one per set |
 //! | `Pu:<HMAC>` per-user sorted set | none | single-key commands only, one per set |
@@ -99,6 +100,16 @@ impl KeyNames {
         self.tagged(&Self::shard_tag(shard), "live")
     }
 
+    /// What the audit event of a session's expiry needs (see `live.rs`), kept beside it.
+    pub(crate) fn end_facts(&self, key: &StoreKey) -> String {
+        self.tagged(&Self::session_tag(key), &format!("e:{}", hex(&key.0)))
+    }
+
+    /// The prefix of the end facts of shard `shard` (the sweep appends the hex key).
+    pub(crate) fn end_facts_space(&self, shard: usize) -> String {
+        self.tagged(&Self::shard_tag(shard), "e:")
+    }
+
     /// The refresh lease of a session.
     pub(crate) fn lease(&self, key: &StoreKey) -> String {
         self.tagged(&Self::session_tag(key), &format!("l:{}", hex(&key.0)))
@@ -175,7 +186,9 @@ mod tests {
             let slot_of_session = slot(&names.session(&key));
             assert_eq!(slot(&names.live_of(&key)), slot_of_session);
             assert_eq!(slot(&names.lease(&key)), slot_of_session);
+            assert_eq!(slot(&names.end_facts(&key)), slot_of_session);
             assert!(names.session(&key).starts_with(&names.session_space(usize::from(first))));
+            assert!(names.end_facts(&key).starts_with(&names.end_facts_space(usize::from(first))));
             slots.insert(slot_of_session);
         }
         assert_eq!(slots.len(), SESSION_SHARDS, "every shard its own slot");

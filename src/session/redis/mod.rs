@@ -36,7 +36,7 @@
 //! the outage and its end without any traffic.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -54,8 +54,10 @@ use redis::{AsyncCommands, Script};
 
 use super::record::{RecordKeys, RecordKind};
 use super::{LogoutBy, PendingLogin, Session, SessionStore, StoreError, StoreKey, StoreReadiness};
+use crate::audit::Audit;
 use crate::clock::Clock;
 use crate::config::RedisConfig;
+use crate::ops::metrics::{LateCounter, Metrics};
 
 /// Why the Redis store cannot be set up (a configuration error at startup).
 #[derive(Debug, thiserror::Error)]
@@ -162,10 +164,12 @@ return v
 ";
 
 /// Deletes a session and announces it on the channel in one step, returning the record.
-/// KEYS: session, the live set. ARGV: channel name, message, member (hex store key).
+/// KEYS: session, the live set, its end facts. ARGV: channel name, message, member (hex
+/// store key). The end facts go too: a session ended by a request is audited by it.
 const REMOVE: &str = r"
 local v = redis.call('GETDEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[3])
+redis.call('DEL', KEYS[3])
 if v then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
 return v
 ";
@@ -177,7 +181,7 @@ pub struct RedisStore {
     backend: Arc<backend::Backend>,
     names: KeyNames,
     channel: String,
-    keys: RecordKeys,
+    keys: Arc<RecordKeys>,
     opts: RedisStoreOptions,
     load: Script,
     remove: Script,
@@ -194,6 +198,8 @@ pub struct RedisStore {
     flights: decoded::Flights,
     /// Live sessions as last counted by the sweep ([`live`]).
     live_count: Arc<std::sync::atomic::AtomicU64>,
+    /// Where the sweep audits the expiries it claims ([`RedisStore::with_audit`]).
+    audit: Arc<OnceLock<Audit>>,
 }
 
 /// How long `/readyz` reports the last ACL refusal (the health ping cannot tell whether the
@@ -208,6 +214,10 @@ struct Health {
     /// The last ACL refusal and when it happened: a misconfiguration the server keeps
     /// answering (and the health ping does not see).
     refused: Mutex<Option<(std::time::Instant, String)>>,
+    /// Operations refused by the ACL (`aisgate_session_store_errors_total{reason="acl_denied"}`).
+    denied_count: LateCounter,
+    /// Operations failed by an outage or error (`…{reason="unavailable"}`).
+    unavailable_count: LateCounter,
 }
 
 impl Health {
@@ -303,7 +313,7 @@ impl RedisStore {
             backend,
             channel: names.ended_channel(),
             names,
-            keys,
+            keys: Arc::new(keys),
             opts,
             load: Script::new(LOAD),
             remove: Script::new(REMOVE),
@@ -314,6 +324,7 @@ impl RedisStore {
             decoded: Arc::new(decoded::Decoded::new(opts_idle, Duration::from_millis(cfg.local_cache_ms))),
             flights: decoded::Flights::default(),
             live_count: Arc::default(),
+            audit: Arc::default(),
         };
         if store.backend.started() {
             let timeout = Duration::from_millis(cfg.timeout_ms.max(1));
@@ -331,10 +342,20 @@ impl RedisStore {
                 instance: store.instance.clone(),
                 clock: store.opts.clock.clone(),
                 count: store.live_count.clone(),
+                keys: store.keys.clone(),
+                audit: store.audit.clone(),
             };
             sweeper.spawn(store.ended.clone());
         }
         Ok(store)
+    }
+
+    /// Audits the session ends this store finds by itself — expiries, which Redis carries out
+    /// silently by TTL — to `audit` (see [`live`]); ends callers ask for are audited by the
+    /// caller, as with the memory store.
+    pub fn with_audit(self, audit: Audit) -> RedisStore {
+        let _ = self.audit.set(audit);
+        self
     }
 
     /// [`RedisStore::new`] from `[session]`, which must have a `[session.redis]` table.
@@ -362,9 +383,11 @@ impl RedisStore {
     /// misconfiguration, not an outage (the connection is fine), and fails closed the same.
     fn failed_on(&self, e: redis::RedisError, keys: &str) -> StoreError {
         if let Some(why) = acl_refusal(&e, &keys.replace("{p}", &self.names.plain(""))) {
+            self.health.denied_count.inc();
             self.health.refused(&why);
             return StoreError::Denied(why);
         }
+        self.health.unavailable_count.inc();
         self.backend.failed(&e);
         let why = format!("redis: {e}");
         self.health.fail(&why);
@@ -435,6 +458,18 @@ impl RedisStore {
         Ok(Some((record, ttl_ms)))
     }
 
+    /// The sealed end facts of `session` ([`live::EndFacts`]) and their TTL (ms): until the
+    /// session's absolute end plus [`live::END_FACTS_GRACE`], so the sweep that finds the
+    /// record gone still has them; never renewed (the session cannot outlive its absolute end).
+    fn end_facts(&self, key: &StoreKey, session: &Session) -> Result<(Vec<u8>, u64), StoreError> {
+        let left_ms = session.expires_at.saturating_sub(self.opts.clock.now_unix()).saturating_mul(1000);
+        let ttl_ms = left_ms.saturating_add(u64::try_from(live::END_FACTS_GRACE.as_millis()).unwrap_or(u64::MAX));
+        let facts = live::EndFacts::of(session)
+            .seal(&self.keys, key)
+            .ok_or_else(|| StoreError::Unavailable("no session key to seal records".into()))?;
+        Ok((facts, ttl_ms))
+    }
+
     /// Announces locally that `key` ended (other instances hear it on the channel).
     fn announce(&self, key: StoreKey) {
         // Fails only when nobody listens.
@@ -447,12 +482,15 @@ impl RedisStore {
             .remove
             .key(self.session_key(key))
             .key(self.names.live_of(key))
+            .key(self.names.end_facts(key))
             .arg(&self.channel)
             .arg(message)
             .arg(hex(&key.0))
             .invoke_async(conn)
             .await
-            .map_err(|e| self.failed_on(e, "EVALSHA of keys {p}{s:*}:* and {p}{s:*}live, channel {p}ended"))?;
+            .map_err(|e| {
+                self.failed_on(e, "EVALSHA of keys {p}{s:*}:*, {p}{s:*}live and {p}{s:*}e:*, channel {p}ended")
+            })?;
         self.decoded.forget(key);
         let Some(record) = record else { return Ok(None) };
         self.announce(*key);
@@ -637,14 +675,16 @@ impl SessionStore for RedisStore {
         }
         sets.extend(self.index_user(&session, &member, index_ttl_ms));
         each_pipeline(&conn, sets).await.map_err(|e| self.failed(e))?;
-        // Then the record and its live shard: one slot, one transaction.
+        // Then the record, its live shard and its end facts: one slot, one transaction.
+        let (facts, facts_ttl_ms) = self.end_facts(&key, &session)?;
         let mut pipe = redis::pipe();
         pipe.atomic().cmd("SET").arg(self.session_key(&key)).arg(record).arg("PX").arg(ttl_ms).ignore();
         let expires_ms = self.opts.clock.now_unix().saturating_mul(1000).saturating_add(ttl_ms);
         pipe.cmd("ZADD").arg(self.names.live_of(&key)).arg(expires_ms).arg(&member).ignore();
+        pipe.cmd("SET").arg(self.names.end_facts(&key)).arg(facts).arg("PX").arg(facts_ttl_ms).ignore();
         pipe.query_async::<()>(&mut conn)
             .await
-            .map_err(|e| self.failed_on(e, "keys {p}{s:*}:*, {p}{s:*}live, {p}i:*, {p}u:*"))
+            .map_err(|e| self.failed_on(e, "keys {p}{s:*}:*, {p}{s:*}live, {p}{s:*}e:*, {p}i:*, {p}u:*"))
     }
 
     async fn remove(&self, key: &StoreKey) -> Result<Option<Arc<Session>>, StoreError> {
@@ -795,6 +835,15 @@ impl SessionStore for RedisStore {
 
     fn ended_sessions(&self) -> tokio::sync::broadcast::Receiver<StoreKey> {
         self.ended.subscribe()
+    }
+
+    fn register_metrics(&self, metrics: &mut Metrics) {
+        let help = "Session store operations that failed, by reason: acl_denied (the Redis ACL refused a command or key: a misconfiguration), unavailable (Redis down, not answering in time or answering with an error). Each failed closed.";
+        for (reason, count) in
+            [("acl_denied", &self.health.denied_count), ("unavailable", &self.health.unavailable_count)]
+        {
+            count.attach(metrics.register_counter("aisgate_session_store_errors_total", help, &[("reason", reason)]));
+        }
     }
 
     fn readiness(&self) -> StoreReadiness {
