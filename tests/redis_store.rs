@@ -1196,7 +1196,9 @@ async fn acl_user(redis: &Redis, name: &str, keys: &str, without: &str) {
 /// A command or key the ACL user may not use is a misconfiguration, not an outage: a
 /// distinct error naming the command (or that a key was refused) and the store's key
 /// patterns — never a key or value — that `/readyz` keeps reporting although the connection
-/// and its `PING` are fine; and it fails closed (no session, no pending login) like an outage.
+/// and its `PING` are fine, counted in `aisgate_session_store_errors_total{reason="acl_denied"}`
+/// (an outage under `reason="unavailable"`); and it fails closed (no session, no pending
+/// login) like an outage.
 #[tokio::test]
 async fn an_acl_refusal_is_named_as_a_misconfiguration_and_still_fails_closed() {
     logs::capture();
@@ -1218,8 +1220,21 @@ async fn an_acl_refusal_is_named_as_a_misconfiguration_and_still_fails_closed() 
     full.save(key, user_session("jip", "erin", None)).await.unwrap();
     assert!(full.load(&key).await.unwrap().is_some());
 
+    // The store's error counter, as /metrics renders it.
+    let errors = |metrics: &aisgate::ops::metrics::Metrics, reason: &str| {
+        let series = format!("aisgate_session_store_errors_total{{reason=\"{reason}\"}} ");
+        let text = metrics.render();
+        let line = text.lines().find(|l| l.starts_with(&series)).unwrap_or_else(|| panic!("no {series}in {text}"));
+        line[series.len()..].parse::<u64>().unwrap()
+    };
+
     // A command refused: reading the session.
     let noeval = as_user("noeval");
+    // Refused before the gateway's registry exists: counted all the same.
+    assert!(matches!(noeval.load(&key).await, Err(StoreError::Denied(_))));
+    let mut metrics = aisgate::ops::metrics::Metrics::new(&[], &[]);
+    noeval.register_metrics(&mut metrics);
+    assert_eq!((errors(&metrics, "acl_denied"), errors(&metrics, "unavailable")), (1, 0));
     let err = noeval.load(&key).await.expect_err("no EVALSHA, no session");
     assert!(matches!(err, StoreError::Denied(_)), "{err:?}");
     let text = err.to_string();
@@ -1232,6 +1247,7 @@ async fn an_acl_refusal_is_named_as_a_misconfiguration_and_still_fails_closed() 
     assert!(!ready.ready, "{ready:?}");
     assert!(ready.detail.as_deref().is_some_and(|d| d.contains("'evalsha'")), "{ready:?}");
     assert!(logs::text().lines().any(|l| l.contains("acl_denied") && l.contains("evalsha")), "logged with its reason");
+    assert_eq!(errors(&metrics, "acl_denied"), 2, "every refused operation counts (the log line is once a minute)");
 
     // A key refused: pending logins under `p:`. Redis does not say which key; the store does
     // (as a pattern).
@@ -1246,10 +1262,13 @@ async fn an_acl_refusal_is_named_as_a_misconfiguration_and_still_fails_closed() 
     assert!(nopending.load(&key).await.unwrap().is_some());
 
     // An outage is still an outage (Unavailable), not a refusal.
+    let mut full_metrics = aisgate::ops::metrics::Metrics::new(&[], &[]);
+    full.register_metrics(&mut full_metrics);
     let mut redis = redis;
     redis.stop().await;
     let down = full.load(&key).await.expect_err("redis down");
     assert!(matches!(down, StoreError::Unavailable(_)), "{down:?}");
+    assert_eq!((errors(&full_metrics, "acl_denied"), errors(&full_metrics, "unavailable")), (0, 1));
 }
 
 /// A back-channel logout naming a user with many index entries reads every candidate's
