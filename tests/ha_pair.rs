@@ -56,6 +56,9 @@ impl Process {
                     format!("listen = [\"127.0.0.1:{port}\"]")
                 } else if line.starts_with("listen = \"") {
                     format!("listen = \"127.0.0.1:{ops}\"")
+                } else if line.starts_with("file = ") && line.ends_with("/audit.jsonl\"") {
+                    // Each instance its own audit file.
+                    line.replace("/audit.jsonl", &format!("/audit-{name}.jsonl"))
                 } else {
                     line.to_owned()
                 }
@@ -157,6 +160,12 @@ struct Pair {
 
 impl Pair {
     async fn start(session_extra: String) -> Pair {
+        Pair::start_audited(session_extra, String::new()).await
+    }
+
+    /// [`Pair::start`] with these `[audit]` lines (a `file` ending in `/audit.jsonl` becomes
+    /// `audit-a.jsonl` and `audit-b.jsonl`, one per instance).
+    async fn start_audited(session_extra: String, audit: String) -> Pair {
         let stack = prepare(StackOptions {
             upstream: Some(support::header_echo().await),
             apps: Some(APPS.to_owned()),
@@ -166,6 +175,7 @@ impl Pair {
                 ..Default::default()
             }),
             session_extra,
+            audit,
             ..Default::default()
         })
         .await
@@ -289,6 +299,12 @@ impl Pair {
             assert!(started.elapsed() < Duration::from_secs(1), "{what}: still served at {} after 1 s", at.name);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The audit records instance `at` wrote so far.
+    fn audit_lines(&self, at: &Process) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.dir.join(format!("audit-{}.jsonl", at.name))).unwrap_or_default();
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
     }
 
     /// The identity headers the upstream got through `at`.
@@ -569,4 +585,76 @@ async fn sentinel_failover_under_two_gateway_processes() {
     // Writes reach the new master: a login through both works.
     let fresh = pair.kaas_login(&pair.b, &pair.a).await;
     assert_eq!(pair.status(&pair.b, "/desk/x", &fresh).await, 200);
+}
+
+/// The value of the metric series `series` (name and labels) at instance `at`.
+async fn metric(at: &Process, series: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", at.ops)).await.ok()?.text().await.ok()?;
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Sessions that Redis ends by TTL are audited at a pair exactly once — by the instance whose
+/// sweep removed the expired session from the live set — with the memory store's reasons:
+/// `idle` for a session left alone past `idle_timeout_secs`, `expired` for one kept busy
+/// until `absolute_timeout_secs`; the record names the session and user as the login's did,
+/// with no request origin. (Before: Redis expiries were not audited at all.)
+#[tokio::test]
+async fn a_session_ending_by_expiry_is_audited_once_by_the_pair_with_its_reason() {
+    let Some(redis) = Redis::start().await else { return };
+    let timeouts = "idle_timeout_secs = 2\nabsolute_timeout_secs = 4\n";
+    let audit = "file = \"{dir}/audit.jsonl\"\n".to_owned();
+    let pair = Pair::start_audited(format!("{timeouts}{}", redis_session(&redis)), audit).await;
+    let (a, b) = (&pair.a, &pair.b);
+    // Two logins, both finished at B (which writes both login_success records).
+    let left_alone = pair.kaas_login(a, b).await;
+    let kept_busy = pair.kaas_login(b, b).await;
+    let logins: Vec<serde_json::Value> =
+        pair.audit_lines(b).into_iter().filter(|l| l["event"] == "login_success").collect();
+    assert_eq!(logins.len(), 2, "{logins:#?}");
+    assert_eq!(pair.status(a, "/desk/x", &left_alone).await, 200);
+
+    // The busy session is used at both instances until its absolute end refuses it.
+    let started = Instant::now();
+    let mut turn = 0;
+    loop {
+        let at = if turn % 2 == 0 { a } else { b };
+        turn += 1;
+        match pair.status(at, "/desk/x", &kept_busy).await {
+            200 => {}
+            401 => break,
+            other => panic!("only served or over, got {other}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "still served after its 4 s absolute end");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(started.elapsed() >= Duration::from_secs(2), "kept past its idle timeout by use");
+    assert_eq!(pair.status(b, "/desk/x", &left_alone).await, 401, "idle past 2 s");
+
+    // Both expiries found and claimed (each instance's sweep has run since: its count of
+    // live sessions is 0), then the audit records of both instances.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ends = loop {
+        let ends: Vec<serde_json::Value> =
+            [a, b].iter().flat_map(|at| pair.audit_lines(at)).filter(|l| l["event"] == "session_end").collect();
+        let swept = metric(a, "aisgate_active_sessions").await == Some(0.0)
+            && metric(b, "aisgate_active_sessions").await == Some(0.0);
+        if ends.len() >= 2 && swept {
+            break ends;
+        }
+        assert!(Instant::now() < deadline, "expiry records so far: {ends:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let described = |l: &serde_json::Value| (l["session"].clone(), l["user"].clone(), l["reason"].clone());
+    let mut got: Vec<_> = ends.iter().map(described).collect();
+    let mut want = vec![
+        (logins[0]["session"].clone(), logins[0]["user"].clone(), "idle".into()),
+        (logins[1]["session"].clone(), logins[1]["user"].clone(), "expired".into()),
+    ];
+    got.sort_by_key(|t| t.0.to_string());
+    want.sort_by_key(|t| t.0.to_string());
+    assert_eq!(got, want, "exactly one record per expiry over both instances: {ends:#?}");
+    for end in &ends {
+        assert!(end.get("request_id").is_none() && end.get("client_ip").is_none(), "no request: {end}");
+        assert_eq!((&end["provider"], &end["protocol"]), (&logins[0]["provider"], &logins[0]["protocol"]), "{end}");
+    }
 }
