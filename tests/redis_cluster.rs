@@ -220,7 +220,11 @@ async fn forty_parallel_requests_over_both_instances_refresh_once_on_the_cluster
 async fn the_store_spreads_sessions_over_the_masters_and_every_operation_works_across_slots() {
     let Some(cluster) = RedisCluster::start(3, 0).await else { return };
     let clock = Clock::test();
-    let (a, b) = (cluster_store(&cluster, "c1:", &clock), cluster_store(&cluster, "c1:", &clock));
+    let dir = tempfile::tempdir().unwrap();
+    let ((audit_a, path_a), (audit_b, path_b)) =
+        (store_checks::audit_file(dir.path(), "a", &clock), store_checks::audit_file(dir.path(), "b", &clock));
+    let a = cluster_store(&cluster, "c1:", &clock).with_audit(audit_a.clone());
+    let b = cluster_store(&cluster, "c1:", &clock).with_audit(audit_b.clone());
     let now = clock.now_unix();
     let keys: Vec<StoreKey> = (0u8..60).map(|i| StoreKey::of(&[i; 32])).collect();
     for (i, key) in keys.iter().enumerate() {
@@ -291,8 +295,8 @@ async fn the_store_spreads_sessions_over_the_masters_and_every_operation_works_a
     lease.release().await;
     assert!(b.try_refresh_lease(&keys[0], Duration::from_secs(3)).await.unwrap().is_some(), "released");
 
-    // An expiry (record gone by TTL, here deleted) is announced at both instances (last:
-    // the clock moves past every idle end).
+    // An expiry (record gone by TTL, here deleted) is announced at both instances and
+    // audited once, by one of them, as idle (last: the clock moves past every idle end).
     let (mut at_a, mut at_b) = (a.ended_sessions(), b.ended_sessions());
     let record = records.iter().map(|(_, k)| k).find(|k| k.ends_with(&hex(&keys[5].0))).unwrap().clone();
     let mut conn = cluster.conn().await;
@@ -302,6 +306,11 @@ async fn the_store_spreads_sessions_over_the_masters_and_every_operation_works_a
         let skip = [keys[3], keys[4], alice[0], alice[1]];
         assert_eq!(store_checks::next_ended(ended, &skip).await, Some(keys[5]), "the expiry is announced");
     }
+    // (The logouts and the limit above were ended by their callers, who audit them.)
+    let ends = store_checks::session_ends(&[(&audit_a, &path_a), (&audit_b, &path_b)]);
+    let ends: Vec<(&str, &str)> =
+        ends.iter().map(|(_, e)| (e["session"].as_str().unwrap(), e["reason"].as_str().unwrap())).collect();
+    assert_eq!(ends, [(keys[5].log_label().as_str(), "idle")], "one record over both instances");
 }
 
 fn hex(bytes: &[u8]) -> String {

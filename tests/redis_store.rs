@@ -931,14 +931,11 @@ async fn active_sessions_are_counted_across_instances_and_expiries_are_announced
 /// audit, and its end facts go with it. (Before: no event at all.)
 #[tokio::test]
 async fn a_session_ending_by_redis_ttl_is_audited_once_across_instances_with_its_reason() {
-    use aisgate::audit::{Audit, AuditConfig};
     let Some(redis) = Redis::start().await else { return };
     let clock = Clock::test();
     let dir = tempfile::tempdir().unwrap();
     let instance = |name: &str| {
-        let path = dir.path().join(format!("audit-{name}.jsonl"));
-        let audit = Audit::start(&AuditConfig { file: Some(path.clone()), ..Default::default() }, clock.clone());
-        let audit = audit.unwrap();
+        let (audit, path) = store_checks::audit_file(dir.path(), name, &clock);
         let cfg: aisgate::config::RedisConfig =
             toml::from_str(&format!("url = \"{}\"\nkey_prefix = \"t11:\"\ntimeout_ms = 500\n", redis.url())).unwrap();
         // A one-second idle timeout: Redis drops an unused record after one second.
@@ -992,17 +989,13 @@ async fn a_session_ending_by_redis_ttl_is_audited_once_across_instances_with_its
         }
         assert_eq!(heard, want);
     }
-    assert!(audit_a.flush(Duration::from_secs(5)) && audit_b.flush(Duration::from_secs(5)));
-    let lines: Vec<serde_json::Value> = [&path_a, &path_b]
-        .iter()
-        .flat_map(|path| {
-            std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_owned).collect::<Vec<_>>()
-        })
-        .map(|line| {
+    let lines: Vec<serde_json::Value> = store_checks::session_ends(&[(&audit_a, &path_a), (&audit_b, &path_b)])
+        .into_iter()
+        .map(|(line, record)| {
             for secret in ["subject", &hex(&idle.0), &hex(&expired.0), &hex(&logged_out.0)] {
                 assert!(!line.contains(secret), "no raw subject or store key: {line}");
             }
-            serde_json::from_str(&line).unwrap()
+            record
         })
         .collect();
     let ends: Vec<(String, String, String)> = lines

@@ -175,3 +175,29 @@ pub fn store_options(clock: &aisgate::clock::Clock) -> RedisStoreOptions {
         clock: clock.clone(),
     }
 }
+
+/// An audit writing to `audit-<name>.jsonl` in `dir`, timed by `clock`, and that file.
+pub fn audit_file(
+    dir: &std::path::Path,
+    name: &str,
+    clock: &aisgate::clock::Clock,
+) -> (aisgate::audit::Audit, std::path::PathBuf) {
+    let path = dir.join(format!("audit-{name}.jsonl"));
+    let config = aisgate::audit::AuditConfig { file: Some(path.clone()), ..Default::default() };
+    (aisgate::audit::Audit::start(&config, clock.clone()).unwrap(), path)
+}
+
+/// The `session_end` records of these audits (each flushed first) in their files.
+pub fn session_ends(audits: &[(&aisgate::audit::Audit, &std::path::Path)]) -> Vec<(String, serde_json::Value)> {
+    let mut ends = Vec::new();
+    for (audit, path) in audits {
+        assert!(audit.flush(Duration::from_secs(5)), "audit written");
+        for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            if record["event"] == "session_end" {
+                ends.push((line.to_owned(), record));
+            }
+        }
+    }
+    ends
+}
