@@ -508,3 +508,74 @@ async fn a_master_failing_over_gives_503s_never_a_pass_and_the_session_survives(
     let second = a.login().await;
     assert_eq!(get_json(&a.client, a.url("/y"), &second).await.status(), 200);
 }
+
+/// A master without a replica (session 6 left this untested; README: "its sessions are
+/// unavailable (503, never passed without their session) until it is back"): killed, its
+/// sessions fail closed with `Unavailable` — never a session, never "no session" that a
+/// caller could mistake for a logout — and `/readyz` says so; nothing can be written to its
+/// slots. Restarted (without persistence its sessions are gone), the same store instance
+/// serves again without a restart: its old sessions are no sessions, sessions on the other
+/// masters survived, new ones in its slots work.
+#[tokio::test]
+async fn a_master_without_a_replica_fails_its_sessions_closed_until_it_is_back() {
+    let Some(mut cluster) = RedisCluster::start(3, 0).await else { return };
+    let clock = Clock::test();
+    let store = cluster_store(&cluster, "c4:", &clock);
+    let now = clock.now_unix();
+    // Store keys whose first bytes spread over the 256 tags, so over the three masters.
+    let keys: Vec<StoreKey> = (0u8..12).map(|i| StoreKey([i * 21; 32])).collect();
+    for (i, key) in keys.iter().enumerate() {
+        store.save(*key, user_session(&format!("user{i}"), None, now)).await.unwrap();
+    }
+    let records = session_records(&cluster, "c4:").await;
+    let master_of = |key: &StoreKey| records.iter().find(|(_, r)| r.ends_with(&hex(&key.0))).map(|(m, _)| *m).unwrap();
+    let dead = master_of(&keys[0]);
+    let (on_dead, elsewhere): (Vec<StoreKey>, Vec<StoreKey>) = keys.iter().partition(|k| master_of(k) == dead);
+    assert!(!elsewhere.is_empty(), "sessions on the other masters too: {records:?}");
+
+    cluster.kill(dead);
+    let killed = tokio::time::Instant::now();
+    // Fails closed at once and for as long as the master is down; /readyz follows.
+    let mut unavailable = 0;
+    while killed.elapsed() < Duration::from_secs(3) || store.readiness().ready {
+        assert!(killed.elapsed() < Duration::from_secs(15), "readiness: {:?}", store.readiness());
+        for key in &on_dead {
+            match store.load(key).await {
+                Err(aisgate::session::StoreError::Unavailable(_)) => unavailable += 1,
+                other => panic!("a session on the dead master must fail closed, got {other:?}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(unavailable > 0);
+    let ready = store.readiness();
+    assert!(!ready.ready && ready.detail.as_deref().is_some_and(|d| d.starts_with("redis")), "{ready:?}");
+    // A new session with keys[0]'s first byte: its tag, so its slot on the dead master.
+    let mut fresh = [7u8; 32];
+    fresh[0] = keys[0].0[0];
+    let fresh = StoreKey(fresh);
+    assert!(store.save(fresh, user_session("late", None, now)).await.is_err(), "no write to the dead slots");
+
+    // Back (empty: it saved nothing before the crash): the store recovers by itself.
+    cluster.nodes[dead].restart().await;
+    cluster.wait_ok(Duration::from_secs(30)).await;
+    let back = tokio::time::Instant::now();
+    while !store.readiness().ready {
+        assert!(back.elapsed() < Duration::from_secs(15), "not ready again: {:?}", store.readiness());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for key in &on_dead {
+        // A lost record is no session (the user logs in again), read without an error.
+        let mut found = store.load(key).await;
+        while found.is_err() && back.elapsed() < Duration::from_secs(15) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            found = store.load(key).await;
+        }
+        assert!(matches!(found, Ok(None)), "{found:?}");
+    }
+    for key in &elsewhere {
+        assert!(store.load(key).await.unwrap().is_some(), "the other masters' sessions survived");
+    }
+    store.save(fresh, user_session("late", None, now)).await.unwrap();
+    assert!(store.load(&fresh).await.unwrap().is_some(), "its slots take new sessions again");
+}
