@@ -973,6 +973,9 @@ async fn a_session_ending_by_redis_ttl_is_audited_once_across_instances_with_its
         async move { redis::cmd("EXISTS").arg(name).query_async::<u32>(&mut conn).await.unwrap() }
     };
     assert_eq!(exists(&mut conn, facts_name(&logged_out)).await, 1, "end facts kept beside the session");
+    let size: u64 = redis::cmd("STRLEN").arg(facts_name(&logged_out)).query_async(&mut conn).await.unwrap();
+    eprintln!("end facts: {size} bytes sealed");
+    assert!(size <= 256, "the end facts stay small: {size} bytes");
     assert!(b.remove(&logged_out).await.unwrap().is_some());
     assert_eq!(exists(&mut conn, facts_name(&logged_out)).await, 0, "a logout deletes them");
 
