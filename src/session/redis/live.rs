@@ -216,3 +216,32 @@ fn text(value: &redis::Value) -> Option<&str> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Identity;
+
+    fn keys(secret: u8) -> RecordKeys {
+        crate::session::keyring::Keyring::from_secrets(vec![("k1".into(), vec![secret; 32])]).unwrap().record_keys()
+    }
+
+    /// The end facts open only for their own session, under the session keys, as end facts
+    /// (not as any other record); the reason follows the record's last TTL.
+    #[test]
+    fn end_facts_are_bound_to_their_session_and_name_the_reason_of_the_end() {
+        let identity = Identity { provider: "jip".into(), subject: "CZ/CZ/secret".into(), ..Identity::default() };
+        let session = Session::new(identity, crate::provider::LogoutState::None, 3600, 1_000);
+        let facts = EndFacts::of(&session);
+        let (key, other) = (StoreKey([1; 32]), StoreKey([2; 32]));
+        let sealed = facts.seal(&keys(7), &key).unwrap();
+        assert_eq!(EndFacts::open(&keys(7), &key, &sealed), Some(facts.clone()));
+        assert!(!String::from_utf8_lossy(&sealed).contains("jip"), "sealed, not in the clear");
+        assert_eq!(EndFacts::open(&keys(7), &other, &sealed), None, "moved to another session");
+        assert_eq!(EndFacts::open(&keys(8), &key, &sealed), None, "another gateway pair's keys");
+        assert!(keys(7).open(RecordKind::Session, &key, &sealed, 0).is_err(), "not a session record");
+        // Absolute end 4 600 s: a record that was to expire then ended by it, earlier by idleness.
+        assert_eq!(facts.reason(4_600_000), EndReason::Expired);
+        assert_eq!(facts.reason(4_599_999), EndReason::Idle);
+    }
+}
