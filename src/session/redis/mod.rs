@@ -17,6 +17,8 @@
 //! - `{s:XX}live`: 256 sorted sets (shards, one per session tag) of the live sessions'
 //!   store keys scored by expiry, for the `aisgate_active_sessions` gauge and for announcing
 //!   expiries (see [`live`]).
+//! - `{s:XX}e:<hex store key>`: a session's sealed end facts, so that its expiry by TTL is
+//!   audited once (see [`live`]).
 //! - `o:…`, `c:…`, `l:…`: one-time ids, attempt counters and refresh leases shared by the
 //!   instances (see [`shared`]).
 //! - `n:…`, `x:…`: single-logout state, the NameID memory and the LogoutRequests sent (see
