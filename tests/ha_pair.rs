@@ -498,6 +498,10 @@ async fn redis_down_gives_503s_with_the_reason_at_both_processes_and_both_recove
         at.line_with(&id, "session store unavailable: the attempt cannot be counted (fail closed)");
         let ready = at.store_ready(false).await;
         assert!(ready["session_store"]["detail"].as_str().unwrap_or_default().starts_with("redis: "), "{ready}");
+        // Counted by reason at /metrics: an outage, not an ACL refusal.
+        let errors = |reason: &str| format!("aisgate_session_store_errors_total{{reason=\"{reason}\"}}");
+        assert!(metric(at, &errors("unavailable")).await.is_some_and(|n| n >= 2.0), "{}: counted", at.name);
+        assert_eq!(metric(at, &errors("acl_denied")).await, Some(0.0), "{}", at.name);
     }
     // The IdP's LogoutResponse cannot be checked against the sent requests: refused with the
     // reason, not accepted unchecked; it is still awaited when Redis is back.
