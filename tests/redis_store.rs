@@ -931,6 +931,7 @@ async fn active_sessions_are_counted_across_instances_and_expiries_are_announced
 /// audit, and its end facts go with it. (Before: no event at all.)
 #[tokio::test]
 async fn a_session_ending_by_redis_ttl_is_audited_once_across_instances_with_its_reason() {
+    logs::capture();
     let Some(redis) = Redis::start().await else { return };
     let clock = Clock::test();
     let dir = tempfile::tempdir().unwrap();
@@ -962,10 +963,13 @@ async fn a_session_ending_by_redis_ttl_is_audited_once_across_instances_with_its
     // Idle: an hour to live, unused for the idle second. Expired: its absolute end in one
     // second (the record's TTL is that end). Logged out: removed by a request at B.
     let (idle, expired, logged_out) = (StoreKey::of(&[80; 32]), StoreKey::of(&[81; 32]), StoreKey::of(&[82; 32]));
+    // Written without end facts (as by a version before them): expires unaudited, logged.
+    let legacy = StoreKey::of(&[83; 32]);
     let (mut at_a, mut at_b) = (a.ended_sessions(), b.ended_sessions());
     a.save(idle, session("CZ/CZ/idle-subject", 3600)).await.unwrap();
     b.save(expired, session("CZ/CZ/expired-subject", 1)).await.unwrap();
     a.save(logged_out, session("CZ/CZ/logout-subject", 3600)).await.unwrap();
+    a.save(legacy, session("CZ/CZ/legacy-subject", 3600)).await.unwrap();
     let mut conn = redis.conn().await;
     let facts_name = |key: &StoreKey| format!("t11:{{s:{:02x}}}e:{}", key.0[0], hex(&key.0));
     let exists = |conn: &mut redis::aio::MultiplexedConnection, name: String| {
@@ -978,15 +982,16 @@ async fn a_session_ending_by_redis_ttl_is_audited_once_across_instances_with_its
     assert!(size <= 256, "the end facts stay small: {size} bytes");
     assert!(b.remove(&logged_out).await.unwrap().is_some());
     assert_eq!(exists(&mut conn, facts_name(&logged_out)).await, 0, "a logout deletes them");
+    let _: () = redis::cmd("DEL").arg(facts_name(&legacy)).query_async(&mut conn).await.unwrap();
 
     // Both instances hear both expiries (the sweep that claimed each announces it).
     for ended in [&mut at_a, &mut at_b] {
         let mut heard = Vec::new();
-        while heard.len() < 2 {
+        while heard.len() < 3 {
             let key = store_checks::next_ended(ended, &[logged_out]).await.expect("the expiries are announced");
             heard.push(key);
         }
-        let mut want = vec![idle, expired];
+        let mut want = vec![idle, expired, legacy];
         for keys in [&mut heard, &mut want] {
             keys.sort_unstable_by_key(|k| k.0);
         }
@@ -1028,6 +1033,8 @@ async fn a_session_ending_by_redis_ttl_is_audited_once_across_instances_with_its
         );
     }
     assert_ne!(lines[0]["user"], lines[1]["user"], "two users, two labels");
+    let unaudited = logs::text();
+    assert!(unaudited.lines().any(|l| l.contains("sessions=1") && l.contains("without end facts")), "{unaudited}");
     for key in [idle, expired] {
         assert_eq!(exists(&mut conn, facts_name(&key)).await, 0, "the claiming sweep took the end facts");
     }

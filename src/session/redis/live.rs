@@ -146,6 +146,7 @@ impl Sweeper {
         let answers = futures_util::future::join_all(shards).await;
         let mut size = 0u64;
         let mut failure = None;
+        let mut unaudited = 0usize;
         for answer in answers {
             let answer = match answer {
                 Ok(answer) => answer,
@@ -161,32 +162,36 @@ impl Sweeper {
             while let (Some(member), Some(until), Some(facts)) = (values.next(), values.next(), values.next()) {
                 let Some(key) = text(&member).and_then(unhex32).map(StoreKey) else { continue };
                 let _ = ended.send(key);
-                self.audit_end(&key, text(&until).and_then(|u| u.parse::<f64>().ok()), &facts);
+                if !self.audit_end(&key, text(&until).and_then(|u| u.parse::<f64>().ok()), &facts) {
+                    unaudited += 1;
+                }
             }
+        }
+        if unaudited > 0 {
+            tracing::info!(
+                sessions = unaudited,
+                "sessions ended by expiry without end facts (written by an older version, or kept past their grace): not audited"
+            );
         }
         self.count.store(size, Ordering::Relaxed);
         failure.map_or(Ok(()), Err)
     }
 
     /// Writes the `session_end` of the expired session `key`, which this instance's sweep
-    /// claimed, from its end facts (`until_ms`: when its record was to expire).
-    fn audit_end(&self, key: &StoreKey, until_ms: Option<f64>, facts: &redis::Value) {
-        let Some(audit) = self.audit.get().filter(|a| a.is_enabled()) else { return };
+    /// claimed, from its end facts (`until_ms`: when its record was to expire). `false` when
+    /// an audit is kept but the facts are missing or do not open.
+    fn audit_end(&self, key: &StoreKey, until_ms: Option<f64>, facts: &redis::Value) -> bool {
+        let Some(audit) = self.audit.get().filter(|a| a.is_enabled()) else { return true };
         let facts = match facts {
             redis::Value::BulkString(sealed) if !sealed.is_empty() => EndFacts::open(&self.keys, key, sealed),
             _ => None,
         };
-        let (Some(facts), Some(until_ms)) = (facts, until_ms) else {
-            tracing::info!(
-                session = %key.log_label(),
-                "session ended by expiry without end facts (written by an older version, or kept past their grace): not audited"
-            );
-            return;
-        };
+        let (Some(facts), Some(until_ms)) = (facts, until_ms) else { return false };
         // Scores are whole milliseconds (written as integers).
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let reason = facts.reason(until_ms.max(0.0) as u64);
         audit.emit(Event::StoredSessionEnd { reason, subject: &facts.subject, session: SessionRef(key) });
+        true
     }
 
     /// Runs the sweep every [`SWEEP_EVERY`], announcing into `ended`, until the store is
