@@ -188,7 +188,10 @@ mod tests {
         assert_eq!(serde_json::from_str::<Attributes>(&json).unwrap(), attributes);
         assert_eq!(serde_json::from_str::<BTreeMap<String, Vec<String>>>(&json).unwrap(), map);
         let repeated: Attributes = serde_json::from_str(r#"{"b":["1"],"a":["2"],"b":["3"]}"#).unwrap();
-        assert_eq!(repeated.iter().collect::<Vec<_>>(), [(&"a".to_owned(), &values("2")), (&"b".to_owned(), &values("3"))]);
+        assert_eq!(
+            repeated.iter().collect::<Vec<_>>(),
+            [(&"a".to_owned(), &values("2")), (&"b".to_owned(), &values("3"))]
+        );
         assert_eq!(format!("{attributes:?}"), r#"["TimeLimitedId", "sid"]"#, "Debug prints names, no values");
     }
 }

@@ -12,6 +12,7 @@ pub mod kept;
 pub mod keyring;
 pub mod memory;
 pub mod names;
+pub mod packed;
 pub mod record;
 pub mod redis;
 #[cfg(feature = "sim")]
