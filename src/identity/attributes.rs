@@ -114,10 +114,12 @@ impl<const N: usize> From<[(String, Vec<String>); N]> for Attributes {
     }
 }
 
+/// For tests only: production code looks attributes up with [`Attributes::get`].
+#[cfg(test)]
 impl std::ops::Index<&str> for Attributes {
     type Output = Vec<String>;
 
-    /// The values of `name`; panics when it is absent, as a map does (tests only).
+    /// The values of `name`; panics when it is absent, as a map does.
     fn index(&self, name: &str) -> &Vec<String> {
         match self.get(name) {
             Some(values) => values,
