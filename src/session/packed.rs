@@ -254,6 +254,9 @@ mod tests {
             format!("{header}.{payload}.{signature}.x.y"),
             format!("{header}.{payload}.{signature}\n"),
             "h.p.s".to_owned(),
+            // A segment over 64 KiB (lengths are 16 bits), and a token packing cannot shrink.
+            token("{}", &"x".repeat(70_000), &noise(256, 4)),
+            token("{}", "{}", b""),
             String::new(),
             "not a token".to_owned(),
         ];
