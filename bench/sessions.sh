@@ -39,8 +39,8 @@ for protocol in kaas nia caais; do
   "$bin/examples/session_memory" "$protocol" "$per_protocol" | { [[ $protocol == kaas ]] && cat || tail -n +2; }
 done
 echo
-echo "== breakdown of one session (bytes)"
-"$bin/examples/session_memory" all 1 breakdown
+echo "== breakdown of one session (bytes; the store's own bytes per session measured with $per_protocol bare sessions)"
+"$bin/examples/session_memory" all "$per_protocol" breakdown
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }

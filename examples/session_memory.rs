@@ -21,6 +21,9 @@
 //! cargo run --release --example session_memory -- <kaas|nia|caais|all> [sessions]
 //! ```
 //! One protocol per process gives clean RSS figures (`bench/sessions.sh` does that).
+//! `<protocol> <sessions> breakdown` prints one session's parts instead, and the store's own
+//! bytes per session (moka's entry and the logout index) measured with `<sessions>` bare
+//! sessions against what the store accounts for them.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -181,6 +184,31 @@ fn breakdown(protocol: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The store's own bytes per session (moka's entry and the logout index), measured: `n`
+/// bare sessions (a subject, nothing else) saved, the heap growth less their records and
+/// strings, against what the store accounts for it (`ENTRY_OVERHEAD` and the index).
+async fn store_overhead(n: usize) -> Result<(), String> {
+    use aisgate::identity::Identity;
+    use aisgate::provider::LogoutState;
+    let clock = Clock::test();
+    let store = MemoryStore::new(n as u64 + 1, Duration::from_secs(8 * 3600), Duration::from_secs(60), clock.clone());
+    let subjects: Vec<String> = (0..n).map(|i| format!("{i:016}")).collect();
+    let base = snapshot();
+    let mut sessions = 0usize;
+    for (i, subject) in subjects.iter().enumerate() {
+        let identity = Identity { provider: "p".into(), subject: subject.clone(), ..Identity::default() };
+        let session = aisgate::session::Session::new(identity, LogoutState::None, 3600, clock.now_unix());
+        sessions += session.accounted_bytes();
+        store.save(key(i), Arc::new(session)).await.map_err(|e| e.to_string())?;
+    }
+    let heap = (snapshot().heap - base.heap) as usize;
+    // Heap of a bare session: its `Arc` block and the two strings (requested sizes).
+    let own = 16 + std::mem::size_of::<aisgate::session::Session>() + 1 + 16;
+    let accounted = store.accounted_bytes() as usize - sessions;
+    println!("store  entry+index {:>10} {:>10}", accounted / n, heap / n - own);
+    Ok(())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let which = args.get(1).map_or("all", String::as_str);
@@ -200,6 +228,10 @@ fn main() {
                 eprintln!("session_memory {protocol}: {e}");
                 std::process::exit(1);
             }
+        }
+        if let Err(e) = rt.block_on(store_overhead(n)) {
+            eprintln!("session_memory store: {e}");
+            std::process::exit(1);
         }
         return;
     }

@@ -3,7 +3,6 @@
 //! normalized [`Identity`]: the values the upstream will finally see, asserted field by field
 //! against the examples' own text (kaas.md §9–§12, §16; caais.md §3.4).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use aisgate::identity::{AgendaRole, Identity, Loa, OrgKind, Organisation, PersonalData};
@@ -36,7 +35,7 @@ fn agenda(pairs: &[(&str, &str)]) -> Vec<AgendaRole> {
     pairs.iter().map(|(a, r)| AgendaRole { agenda: (*a).to_owned(), role: (*r).to_owned() }).collect()
 }
 
-fn raw(pairs: &[(&str, &str)]) -> BTreeMap<String, Vec<String>> {
+fn raw(pairs: &[(&str, &str)]) -> aisgate::identity::Attributes {
     pairs.iter().map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()])).collect()
 }
 

@@ -485,6 +485,9 @@ async fn logout_redirects_to_end_session_with_the_id_token_hint_return_uri_and_s
     assert_eq!(q["client_id"], "MY_AIS");
     assert_eq!(q["post_logout_redirect_uri"], gw.url("/.aisgate/logged-out"));
     assert!(q["state"].len() >= 43);
+    // caais.md §1.10: the very token of the login, byte for byte (the session keeps it packed).
+    let issued = sim(&gw, "caais").knobs().last_id_token.clone().expect("an ID token was issued");
+    assert_eq!(q["id_token_hint"], issued, "the ID token of the login, unchanged");
     let hint = jwt_payload(&q["id_token_hint"]);
     assert_eq!(hint["sub"], "16b33670-a816-4c1a-8712-d99e9ff85fec");
     assert_eq!(hint["aud"], "MY_AIS");

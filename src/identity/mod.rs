@@ -5,16 +5,17 @@
 //! (`headers.rs`) and the authorization rules read only this type, so a new protocol never
 //! needs a change in the request path.
 
+pub mod attributes;
 pub mod headers;
 pub mod label;
 pub mod token;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::attributes::Attributes;
 pub use self::label::LogLabelKey;
 
 /// eIDAS level of assurance. Ordered: `Low < Substantial < High`.
@@ -199,8 +200,9 @@ pub struct Identity {
     pub personal: Option<Box<PersonalData>>,
     /// The IdP flagged the person as "do not record personal data".
     pub no_personal_data: bool,
-    /// Raw protocol attributes by name, for custom header mappings.
-    pub attributes: BTreeMap<String, Vec<String>>,
+    /// Raw protocol attributes by name, for custom header mappings (a sorted slice: see
+    /// [`Attributes`]).
+    pub attributes: Attributes,
     /// The user's legacy JIP/KAAS account: their own for a legacy login, the linked one for a
     /// CAAIS login with an account link (see [`crate::links`]); absent otherwise.
     pub legacy: Option<Box<LegacyAccount>>,

@@ -3,7 +3,7 @@
 //! The memory store keeps every session in process memory, bounded by `max_sessions`; an
 //! operator sizing a host (and a change that makes sessions bigger) needs the cost per
 //! session, not only the count. [`Footprint::heap_bytes`] adds up what a value owns on the
-//! heap — string and vector capacities, map nodes, boxed parts — each allocation rounded up
+//! heap — string and vector capacities, attribute slices, boxed parts — each allocation rounded up
 //! to the allocator's 16-byte granule; inline sizes come from `size_of`. Shared data (names
 //! interned from the configuration, see [`super::names`]) is not counted per session: it is
 //! paid once per process.
@@ -12,10 +12,9 @@
 //! allocator and the process RSS, `bench/sessions.sh`): allocator metadata and fragmentation
 //! are not in it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::identity::{AgendaRole, Identity, LegacyAccount, Organisation, PersonalData};
+use crate::identity::{AgendaRole, Attributes, Identity, LegacyAccount, Organisation, PersonalData};
 use crate::provider::saml::logout::LogoutSubject;
 use crate::provider::LogoutState;
 
@@ -85,29 +84,17 @@ impl<T: Footprint> Footprint for Vec<T> {
     }
 }
 
-/// A B-tree keeps up to 11 entries per node, one allocation per node: a leaf holds 11 keys
-/// and 11 values whatever its fill, an internal node 12 child pointers more. Shrinking
-/// shrinks the values (keys cannot be reached mutably).
-impl<K: Footprint, V: Footprint> Footprint for BTreeMap<K, V> {
+/// One exactly sized slice of `(name, values)` pairs (see [`Attributes`]); emptied, it holds
+/// no allocation.
+impl Footprint for Attributes {
     fn heap_bytes(&self) -> usize {
-        const CAPACITY: usize = 11;
-        if self.is_empty() {
-            return 0;
-        }
-        let leaf = 16 + CAPACITY * (std::mem::size_of::<K>() + std::mem::size_of::<V>());
-        // After inserts in key order leaves are about half full; fewer than 12 entries: one leaf.
-        let leaves = if self.len() <= CAPACITY { 1 } else { self.len().div_ceil(CAPACITY / 2 + 1) };
-        let internal =
-            if leaves > 1 { leaves.div_ceil(CAPACITY / 2 + 1) * block(leaf + 8 * (CAPACITY + 1)) } else { 0 };
-        leaves * block(leaf) + internal + self.iter().map(|(k, v)| k.heap_bytes() + v.heap_bytes()).sum::<usize>()
+        block(self.slice_bytes()) + self.iter().map(|(k, v)| k.heap_bytes() + v.heap_bytes()).sum::<usize>()
     }
     fn shrink(&mut self) {
-        if self.is_empty() {
-            // A map emptied by removals (raw attributes all pruned) keeps its root node, 544
-            // bytes for the attributes, that `heap_bytes` does not count: a new one has none.
-            *self = BTreeMap::new();
+        for (name, values) in self.values_mut() {
+            name.shrink();
+            values.shrink();
         }
-        self.values_mut().for_each(V::shrink);
     }
 }
 
@@ -139,13 +126,12 @@ footprint_of!(Identity {
     organisation, access_roles, agenda_roles, auth_method, personal, attributes, legacy,
 } plain { loa, identity_verified, authenticated_at, expires_at, no_personal_data });
 
+/// The ID token packed in one allocation, the client id interned: no spare capacity.
 impl Footprint for crate::provider::oidc::LogoutHint {
     fn heap_bytes(&self) -> usize {
         crate::provider::oidc::LogoutHint::heap_bytes(self)
     }
-    fn shrink(&mut self) {
-        self.shrink_to_fit();
-    }
+    fn shrink(&mut self) {}
 }
 
 impl Footprint for LogoutState {

@@ -356,8 +356,10 @@ impl MemoryStore {
 
 /// The store's own bookkeeping per session, bytes, on top of [`Session::accounted_bytes`]:
 /// moka's entry (key, value, access-order and timer nodes, hash-table slot). Measured with
-/// a counting allocator by `examples/session_memory.rs` (bench/README.md "Session memory").
-pub const ENTRY_OVERHEAD: usize = 256;
+/// a counting allocator by `examples/session_memory.rs` (`breakdown`, the `store` row:
+/// 298–302 heap bytes per entry besides the index with 20,000–100,000 sessions; it was 256
+/// before that row measured it; bench/README.md "Session memory").
+pub const ENTRY_OVERHEAD: usize = 304;
 
 fn release_idle_caches(sessions: &Cache<StoreKey, Entry>, clock: &Clock) -> usize {
     let idle_before = clock.now_millis().saturating_sub(super::CACHE_IDLE_SECS * 1000);
@@ -693,13 +695,16 @@ mod tests {
 
     /// Issue 13 item 3: an idle session of each protocol, made by the providers' own mapping
     /// code (`session::samples`), as the store accounts it: record, identity, logout state,
-    /// tokens, the store's entry and the logout index. JIP/KAAS meets the 2 KiB target; a
-    /// NIA session keeps its SessionIndex twice (logout state, `sid`) and a CAAIS one its
-    /// ~1.5 KB ID token (CAAIS requires `id_token_hint` at logout): bench/README.md.
+    /// tokens, the store's entry and the logout index. JIP/KAAS and NIA meet the 2 KiB
+    /// target; a CAAIS session keeps its ID token (CAAIS requires `id_token_hint` at logout),
+    /// packed to ~0.55 KB (`session::packed`), and does not yet: bench/README.md.
     #[tokio::test]
     async fn an_idle_session_of_each_protocol_stays_within_its_byte_budget() {
         let now = crate::session::now_unix();
-        for (protocol, budget) in [("kaas", 2048), ("nia", 2048), ("caais", 4096)] {
+        // Accounted bytes (the gauge's), which are at or above the heap's (bench/README.md
+        // "Session memory"): KAAS 1,558, NIA 1,564, CAAIS 2,556 (its ID token packed: 1.5 KB
+        // verbatim; ≤ 2 KiB not met yet, see the README).
+        for (protocol, budget) in [("kaas", 1600), ("nia", 1600), ("caais", 2600)] {
             let store = MemoryStore::new(1000, Duration::from_secs(600), Duration::from_secs(60), Clock::test());
             for i in 0..100u8 {
                 let session = crate::session::samples::sample(protocol, i.into(), now).unwrap();

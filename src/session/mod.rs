@@ -12,6 +12,7 @@ pub mod kept;
 pub mod keyring;
 pub mod memory;
 pub mod names;
+pub mod packed;
 pub mod record;
 pub mod redis;
 #[cfg(feature = "sim")]
@@ -710,6 +711,15 @@ mod tests {
     /// Issue 13 item 3: the compact layout (boxed token slot and logout state, interned app
     /// name) writes the same JSON as before, so sessions a shared store holds from before an
     /// upgrade decode, and older instances read what newer ones write.
+    /// A compact RS256 JWS: header, a CAAIS-like payload, 256 signature bytes.
+    fn rs256_token() -> String {
+        use base64::Engine;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let payload = br#"{"aud":"MY_AIS","iss":"https://caais.example.gov.cz/","nonce":"n1","sid":"eMixuOvXWbt6xqZP-FEoAmUIoRc33GWp894xk0B60Ew","sub":"16b33670-a816-4c1a-8712-d99e9ff85fec"}"#;
+        let signature: Vec<u8> = (0..=255u8).map(|b| b.wrapping_mul(167)).collect();
+        format!("{}.{}.{}", b64(br#"{"alg":"RS256"}"#), b64(payload), b64(&signature))
+    }
+
     #[test]
     fn a_session_record_keeps_its_stored_layout() {
         let identity = serde_json::to_value(Identity {
@@ -735,6 +745,12 @@ mod tests {
                 serde_json::Value::Null,
             ),
             ("None".into(), serde_json::json!({"current": {"tokens": null, "retry_at": 0}}), serde_json::Value::Null),
+            // A real-shaped RS256 ID token: held packed in memory, written back as the string.
+            (
+                serde_json::json!({"Oidc": {"id_token": rs256_token(), "client_id": "MY_AIS"}}),
+                serde_json::json!({"current": {"tokens": null, "retry_at": 0}}),
+                serde_json::Value::Null,
+            ),
         ];
         for (logout, slot, app) in cases {
             let old = serde_json::json!({"identity": identity, "created_at": 10, "expires_at": 20,

@@ -36,6 +36,24 @@ pub fn intern(name: &str) -> Arc<str> {
     shared
 }
 
+/// Serde for an interned name (`#[serde(with = "names::serde_one")]`): written as a plain
+/// string, read back interned.
+pub mod serde_one {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes the name as a string.
+    pub fn serialize<S: Serializer>(name: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(name)
+    }
+
+    /// Reads a string, interned.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
+        Ok(super::intern(&std::borrow::Cow::<'de, str>::deserialize(d)?))
+    }
+}
+
 /// Serde for an optional interned name (`#[serde(with = "names::serde_opt")]`): written as
 /// a plain string or `null`, read back interned.
 pub mod serde_opt {

@@ -112,7 +112,8 @@ pub fn sample(protocol: &str, n: u64, now: u64) -> Option<Session> {
                 claims.insert(k.to_owned(), v);
             }
             let identity = crate::provider::oidc::identity::to_identity("caais", &claims, None, now);
-            // An RS256 ID token of these claims: header, payload and a 2048-bit signature.
+            // An RS256 ID token of these claims: header, payload and a 2048-bit signature
+            // (per-user bytes that look random, as a real signature does: they do not compress).
             let b64 = |bytes: &[u8]| {
                 use base64::Engine;
                 base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -121,7 +122,7 @@ pub fn sample(protocol: &str, n: u64, now: u64) -> Option<Session> {
                 "{}.{}.{}",
                 b64(br#"{"alg":"RS256","typ":"JWT"}"#),
                 b64(Value::Object(claims).to_string().as_bytes()),
-                b64(&[0x5a; 256])
+                b64(&signature(n))
             );
             let logout =
                 LogoutState::Oidc(Box::new(crate::provider::oidc::LogoutHint::new(id_token, "MY_AIS".to_owned())));
@@ -139,4 +140,18 @@ pub fn sample(protocol: &str, n: u64, now: u64) -> Option<Session> {
     super::kept::KeptAttributes::new(MAPPED).prune(&mut identity);
     let app = Some(super::names::intern("portal"));
     Some(Session::new(identity, logout, 3600, now).with_tokens(tokens).with_app(app))
+}
+
+/// 256 bytes standing in for user `n`'s RS256 signature: a xorshift stream, as incompressible
+/// as a real signature.
+fn signature(n: u64) -> Vec<u8> {
+    let mut x = n.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1;
+    (0..256)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
 }

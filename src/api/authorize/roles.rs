@@ -73,7 +73,7 @@ pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
 fn claim_roles(identity: &Identity, names: &[&str]) -> Vec<String> {
     let mut roles: Vec<String> = names
         .iter()
-        .filter_map(|n| identity.attributes.get(*n))
+        .filter_map(|n| identity.attributes.get(n))
         .flatten()
         .flat_map(|v| split_list(v))
         .map(str::to_owned)

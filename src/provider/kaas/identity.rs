@@ -81,7 +81,7 @@ pub fn to_identity(provider: &str, version: ServiceVersion, a: KaasAttributes) -
         expires_at: None,
         personal: personal.map(Box::new),
         no_personal_data,
-        attributes,
+        attributes: attributes.into(),
         legacy: None,
     })
 }

@@ -194,7 +194,7 @@ pub fn to_identity(provider: &str, claims: &Map<String, Value>, configured_loa: 
         expires_at: claims.get("SSOExpiration").and_then(parse_instant),
         personal: personal(claims).map(Box::new),
         no_personal_data: false,
-        attributes,
+        attributes: attributes.into(),
         legacy: None,
     }
 }

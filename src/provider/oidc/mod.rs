@@ -96,20 +96,23 @@ impl std::fmt::Debug for ExpectCallback {
 /// redacts the ID token.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct LogoutHint {
-    id_token: String,
-    client_id: String,
+    /// Kept packed, ~40 % of its size (issue 13 item 3); serialized as the token string.
+    id_token: crate::session::packed::PackedJws,
+    /// A name of the configuration: shared, not copied per session.
+    #[serde(with = "crate::session::names::serde_one")]
+    client_id: std::sync::Arc<str>,
 }
 
 impl LogoutHint {
     /// The hint of a login with ID token `id_token` (compact JWS) by client `client_id`.
     pub fn new(id_token: String, client_id: String) -> LogoutHint {
-        LogoutHint { id_token, client_id }
+        let client_id = crate::session::names::intern(&client_id);
+        LogoutHint { id_token: crate::session::packed::PackedJws::new(&id_token), client_id }
     }
 
-    /// Drops spare capacity (the hint lives as long as its session).
-    pub(crate) fn shrink_to_fit(&mut self) {
-        self.id_token.shrink_to_fit();
-        self.client_id.shrink_to_fit();
+    /// The ID token of the login, byte for byte (`id_token_hint`); `None` if there is none.
+    pub fn id_token(&self) -> Option<String> {
+        self.id_token.get().filter(|token| !token.is_empty())
     }
 
     /// Heap bytes it owns (see [`crate::session::footprint`]).
@@ -478,15 +481,16 @@ impl OidcProvider {
         };
         let mut fields = vec![
             // The registration the session logged in with (a per-LoA one after step-up).
-            ("client_id".to_owned(), hint.map_or(self.client_id.as_str(), |h| h.client_id.as_str()).to_owned()),
+            ("client_id".to_owned(), hint.map_or(self.client_id.as_str(), |h| &*h.client_id).to_owned()),
             ("post_logout_redirect_uri".to_owned(), self.post_logout_uri(ctx)),
             ("state".to_owned(), state.to_owned()),
         ];
-        let id_token = hint.map_or("", |h| h.id_token.as_str());
-        if !id_token.is_empty() {
-            fields.push(("id_token_hint".to_owned(), id_token.to_owned()));
+        let id_token = hint.and_then(|h| h.id_token());
+        let long = id_token.as_ref().is_some_and(|token| token.len() > MAX_LOGOUT_GET_TOKEN);
+        if let Some(id_token) = id_token {
+            fields.push(("id_token_hint".to_owned(), id_token));
         }
-        if id_token.len() > MAX_LOGOUT_GET_TOKEN {
+        if long {
             return Some(BrowserStep::PostForm { action: endpoint, fields });
         }
         let mut url = url::Url::parse(&endpoint).ok()?;

@@ -335,7 +335,7 @@ pub fn to_identity(
     for (k, v) in derived {
         raw.insert(k.to_owned(), vec![v]);
     }
-    identity.attributes = raw;
+    identity.attributes = raw.into();
     Ok(identity)
 }
 

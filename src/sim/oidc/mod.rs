@@ -117,6 +117,9 @@ pub struct Knobs {
     pub authorize_error: Option<String>,
     /// `sid` of the last ID token issued (a fresh random one per login).
     pub last_sid: Option<String>,
+    /// The last ID token issued, as sent (what a logout's `id_token_hint` must equal byte
+    /// for byte).
+    pub last_id_token: Option<String>,
     /// Refresh-token grants answered so far (successful or not).
     pub refresh_calls: usize,
     /// Refresh-token grants are refused with this OAuth error (e.g. `invalid_grant`).

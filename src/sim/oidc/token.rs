@@ -76,17 +76,20 @@ pub(super) fn token(
         .unwrap_or_else(|e| e.into_inner())
         .insert(refresh_token.clone(), (grant.user, grant.client_id.clone()));
     match id_token(s, &grant, &access_token) {
-        Ok(id_token) => json_response(
-            StatusCode::OK,
-            &json!({
-                "access_token": access_token,
-                "token_type": "Bearer",
-                "expires_in": expires_in,
-                "refresh_token": refresh_token,
-                "scope": "openid profile",
-                "id_token": id_token,
-            }),
-        ),
+        Ok(id_token) => {
+            s.knobs.lock().unwrap_or_else(|e| e.into_inner()).last_id_token = Some(id_token.clone());
+            json_response(
+                StatusCode::OK,
+                &json!({
+                    "access_token": access_token,
+                    "token_type": "Bearer",
+                    "expires_in": expires_in,
+                    "refresh_token": refresh_token,
+                    "scope": "openid profile",
+                    "id_token": id_token,
+                }),
+            )
+        }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
     }
 }
