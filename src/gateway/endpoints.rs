@@ -604,11 +604,13 @@ async fn finish_login_for(
     }
     // Only the raw attributes the configuration reads stay with the session.
     gw.kept_attributes.prune(&mut identity);
+    // Upstream tokens only when an `upstream_bearer` app can send them.
+    let tokens = gw.kept_tokens.keep(&identity.provider, authenticated.tokens);
     if let Some(target) = pending.handoff.clone() {
         // A login for an app on another host: that host makes the session (`handoff`).
         let base = pending.login_base.as_deref().unwrap_or(&gw.public_base_url);
         let session = Session::new(identity, authenticated.logout_state, gw.absolute_timeout_secs, gw.clock.now_unix())
-            .with_tokens(authenticated.tokens);
+            .with_tokens(tokens);
         let resp =
             super::handoff::grant(gw, (index, provider_name), target, session, &pending.return_to, base, info).await;
         return with_cleared_login(gw, resp);
@@ -620,7 +622,7 @@ async fn finish_login_for(
     let app = app_at(gw, &target, headers);
     let session = Arc::new(
         Session::new(identity, authenticated.logout_state, gw.absolute_timeout_secs, gw.clock.now_unix())
-            .with_tokens(authenticated.tokens)
+            .with_tokens(tokens)
             .with_app(app.map(|app| crate::session::names::intern(&app.name))),
     );
     if let Err(e) = gw.store.save(key, session.clone()).await {

@@ -145,6 +145,9 @@ pub struct Gateway {
     /// The raw identity attributes a new session keeps: those the apps' header mappings
     /// read (see [`crate::session::kept`]).
     pub kept_attributes: crate::session::kept::KeptAttributes,
+    /// The providers whose new sessions keep the login's upstream tokens: those an
+    /// `upstream_bearer` app lists (see [`crate::session::kept`]).
+    pub kept_tokens: crate::session::kept::KeptTokens,
     /// The settings the session store was built with: a reload may carry the store over only
     /// when they are unchanged.
     store_spec: StoreSpec,
@@ -464,6 +467,9 @@ impl Gateway {
         let session_caches = crate::session::CacheKey::next(apps.len());
         let kept_attributes =
             crate::session::kept::KeptAttributes::new(apps.iter().flat_map(|a| a.headers.attribute_names()));
+        let bearer_providers = apps.iter().filter(|a| a.upstream_bearer).flat_map(|a| &a.providers);
+        let kept_tokens =
+            crate::session::kept::KeptTokens::new(bearer_providers.filter_map(|&i| providers.get(i)).map(|p| p.name()));
         let gateway = Arc::new(Gateway {
             links,
             app_logins,
@@ -512,6 +518,7 @@ impl Gateway {
             store_spec,
             session_caches,
             kept_attributes,
+            kept_tokens,
             admin,
             maintenance: previous.map(|p| p.maintenance.clone()).unwrap_or_default(),
             max_sessions_per_user: config.session.max_sessions_per_user,

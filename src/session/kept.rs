@@ -11,9 +11,18 @@
 //! maps, the role claims the API rules read (`role_crzp`, `role_cizp`, `role_rpp`) and the
 //! IdP session id (`sid`, for back-channel logout). Less personal data is held, too. The
 //! price: an attribute mapping added by a reload reaches sessions that log in after it.
+//!
+//! The same holds for the upstream tokens of an OpenID Connect login ([`KeptTokens`]): the
+//! access and refresh token (a CAAIS access token is an RS256 JWT of ~0.75 KB) and the
+//! token slot's locks are only needed by apps with `upstream_bearer = true`, so a session
+//! keeps them only when such an app lists its provider. Bearer credentials the gateway never
+//! sends are not held either (they are wiped when dropped). A reload that turns
+//! `upstream_bearer` on applies to sessions that log in after it; older sessions of that
+//! provider are forwarded without `Authorization` until their users log in again.
 
 use std::collections::BTreeSet;
 
+use super::tokens::UpstreamTokens;
 use crate::identity::Identity;
 
 /// The names of the raw attributes sessions keep (see the module docs).
@@ -38,9 +47,47 @@ impl KeptAttributes {
     }
 }
 
+/// The providers whose sessions keep the login's upstream tokens: those some app with
+/// `upstream_bearer = true` lists (see the module docs).
+#[derive(Debug, Clone, Default)]
+pub struct KeptTokens {
+    providers: BTreeSet<String>,
+}
+
+impl KeptTokens {
+    /// Keeps the tokens of logins at `providers` (the providers of the `upstream_bearer` apps).
+    pub fn new<'a>(providers: impl IntoIterator<Item = &'a str>) -> KeptTokens {
+        KeptTokens { providers: providers.into_iter().map(str::to_owned).collect() }
+    }
+
+    /// The tokens a new session of `provider` keeps: `tokens` when an app can send them
+    /// upstream, else none (the dropped tokens are wiped).
+    pub fn keep(&self, provider: &str, tokens: Option<UpstreamTokens>) -> Option<UpstreamTokens> {
+        tokens.filter(|_| self.providers.contains(provider))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_stay_only_for_providers_of_bearer_apps() {
+        let tokens = || {
+            Some(UpstreamTokens {
+                access_token: "a".into(),
+                issued_at: 0,
+                expires_at: 300,
+                refresh_token: Some("r".into()),
+                client_loa: None,
+            })
+        };
+        let kept = KeptTokens::new(["caais"]);
+        assert_eq!(kept.keep("caais", tokens()), tokens(), "an upstream_bearer app lists caais");
+        assert_eq!(kept.keep("enviam", tokens()), None, "no upstream_bearer app lists enviam");
+        assert_eq!(kept.keep("caais", None), None, "a login without tokens stays without");
+        assert_eq!(KeptTokens::default().keep("caais", tokens()), None, "no upstream_bearer app at all");
+    }
 
     #[test]
     fn only_mapped_attributes_the_sid_and_role_claims_stay() {

@@ -4,9 +4,12 @@
 //! Each is what a login of the simulated IdP's demo user produces, built by the providers'
 //! own mapping code (not a hand-made [`Identity`]): a JIP/KAAS official with roles and an
 //! organisation, a NIA citizen with address and date of birth (SAML), and a CAAIS official
-//! over OpenID Connect with the ID token kept for logout and access + refresh tokens.
-//! Raw attributes are pruned as the gateway prunes them ([`super::kept`]) for the attribute
-//! mappings of `config/aisgate.example.toml` ([`MAPPED`]).
+//! over OpenID Connect with the ID token kept for logout. Raw attributes are pruned as the
+//! gateway prunes them ([`super::kept`]) for the attribute mappings of
+//! `config/aisgate.example.toml` ([`MAPPED`]); so are the CAAIS login's access and refresh
+//! tokens: `caais` is a session where no app has `upstream_bearer` (the example
+//! configuration), `caais-bearer` one where an app forwards the access token, which keeps
+//! them (an RS256 JWT access token of CAAIS's shape and a 128-character refresh token).
 
 use serde_json::{json, Value};
 
@@ -20,8 +23,8 @@ use crate::provider::LogoutState;
 /// The raw attributes the example configuration's header mappings read.
 pub const MAPPED: [&str; 3] = ["Pracoviste.Id", "Pracoviste.Nazev", "TimeLimitedId"];
 
-/// The protocols of [`sample`].
-pub const PROTOCOLS: [&str; 3] = ["kaas", "nia", "caais"];
+/// The protocols of [`sample`] (`caais-bearer`: CAAIS with an `upstream_bearer` app).
+pub const PROTOCOLS: [&str; 4] = ["kaas", "nia", "caais", "caais-bearer"];
 
 /// A new session of `protocol` (one of [`PROTOCOLS`]) for user number `n`: the demo user's
 /// attributes with per-user ids (subject, IdP session id, tokens) derived from `n`, created
@@ -92,9 +95,9 @@ pub fn sample(protocol: &str, n: u64, now: u64) -> Option<Session> {
             }));
             (identity, logout, None)
         }
-        "caais" => {
+        "caais" | "caais-bearer" => {
             let mut claims = crate::sim::oidc::caais_user();
-            let access_token = uuid(4);
+            let access_token = access_token(n, &uuid(5), &uuid(4), now);
             for (k, v) in [
                 ("sub", json!(uuid(5))),
                 ("iss", json!("https://caais.example.gov.cz/")),
@@ -114,10 +117,6 @@ pub fn sample(protocol: &str, n: u64, now: u64) -> Option<Session> {
             let identity = crate::provider::oidc::identity::to_identity("caais", &claims, None, now);
             // An RS256 ID token of these claims: header, payload and a 2048-bit signature
             // (per-user bytes that look random, as a real signature does: they do not compress).
-            let b64 = |bytes: &[u8]| {
-                use base64::Engine;
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-            };
             let id_token = format!(
                 "{}.{}.{}",
                 b64(br#"{"alg":"RS256","typ":"JWT"}"#),
@@ -130,7 +129,7 @@ pub fn sample(protocol: &str, n: u64, now: u64) -> Option<Session> {
                 access_token,
                 issued_at: now,
                 expires_at: now + 300,
-                refresh_token: Some(uuid(9)),
+                refresh_token: Some(refresh_token(n)),
                 client_loa: None,
             };
             (identity, logout, Some(tokens))
@@ -138,8 +137,32 @@ pub fn sample(protocol: &str, n: u64, now: u64) -> Option<Session> {
         _ => return None,
     };
     super::kept::KeptAttributes::new(MAPPED).prune(&mut identity);
+    let bearer_providers: &[&str] = if protocol == "caais-bearer" { &["caais"] } else { &[] };
+    let tokens = super::kept::KeptTokens::new(bearer_providers.iter().copied()).keep(&identity.provider, tokens);
     let app = Some(super::names::intern("portal"));
     Some(Session::new(identity, logout, 3600, now).with_tokens(tokens).with_app(app))
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A CAAIS access token of user `n` (`sub`, `jti` given): an RS256 JWT with the claims of
+/// caais.md §1.6's example (`client_cert_sha256`, `scope` as an array), ~0.75 KB of text.
+fn access_token(n: u64, sub: &str, jti: &str, now: u64) -> String {
+    let claims = json!({"aud": "MY_AIS", "client_cert_sha256": "mjYyDk3-82pKEHzOwwqVUD8dzdziNwDhSOfG0dpX-u0",
+        "exp": now + 300, "iat": now, "iss": "https://rest-openidconnectapi.caais-test-ext.gov.cz/", "jti": jti,
+        "nbf": now, "scope": ["openid", "profile"], "sub": sub});
+    let signature = signature(n.wrapping_add(0x5151));
+    format!("{}.{}.{}", b64(br#"{"alg":"RS256"}"#), b64(claims.to_string().as_bytes()), b64(&signature))
+}
+
+/// An opaque refresh token of user `n`: 128 base64url characters, as in caais.md §1.6.
+fn refresh_token(n: u64) -> String {
+    let mut token = b64(&signature(n.wrapping_add(0x7272)));
+    token.truncate(128);
+    token
 }
 
 /// 256 bytes standing in for user `n`'s RS256 signature: a xorshift stream, as incompressible
