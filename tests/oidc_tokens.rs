@@ -194,3 +194,44 @@ async fn an_idp_outage_keeps_the_session_until_the_access_token_expires_then_giv
     assert_eq!(recovered, Some(format!("Bearer {}", last_access_token(&gw))));
     assert_ne!(last_access_token(&gw), issued);
 }
+
+/// What the memory store's sessions cost, bytes: the `aisgate_session_store_bytes` gauge.
+async fn store_bytes(gw: &Gateway) -> usize {
+    let url = format!("http://{}/metrics", gw.ops);
+    let metrics = gw.client.get(url).send().await.unwrap().text().await.unwrap();
+    let line = metrics.lines().find_map(|l| l.strip_prefix("aisgate_session_store_bytes "));
+    line.and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| panic!("no store gauge in\n{metrics}"))
+}
+
+/// Issue 13 item 3: tokens stay only where an app can send them. The same CAAIS login keeps
+/// no access or refresh token at a gateway where no `upstream_bearer` app lists the provider:
+/// its session costs less than at the gateway with the bearer app by at least the access
+/// token's bytes (before, both kept the tokens and cost the same give or take a few bytes of
+/// the packed ID token), and its app gets no `Authorization`. The bearer app keeps working
+/// (the other tests here: token sent, refreshed, rotated).
+#[tokio::test]
+async fn a_login_that_no_bearer_app_can_use_keeps_no_tokens() {
+    let bearer = gateway().await;
+    let cookie = bearer.oidc_login("caais", "/api").await;
+    let issued = last_access_token(&bearer);
+    assert_eq!(upstream_authorization(&bearer, &cookie, "/api/x", None).await, Some(format!("Bearer {issued}")));
+    let with_tokens = store_bytes(&bearer).await;
+
+    // The same apps without the bearer one.
+    let plain_only = APPS.split("[[app]]").filter(|app| !app.contains("upstream_bearer"));
+    let plain = Gateway::start(StackOptions {
+        upstream: Some(header_echo().await),
+        apps: Some(plain_only.collect::<Vec<_>>().join("[[app]]")),
+        oidc: vec![support::caais_provider("loa = \"substantial\"\n")],
+        ..Default::default()
+    })
+    .await;
+    let cookie = plain.oidc_login("caais", "/plain").await;
+    assert!(sim(&plain).knobs().last_access_token.is_some(), "the IdP did issue tokens");
+    let without = store_bytes(&plain).await;
+    assert!(
+        with_tokens >= without + issued.len(),
+        "a session without a bearer app still holds tokens: {without} bytes, {with_tokens} with the bearer app"
+    );
+    assert_eq!(upstream_authorization(&plain, &cookie, "/plain/x", None).await, None);
+}
