@@ -8,7 +8,8 @@
 #   PROD_BIN=/path/to/aisgate bash bench/sessions.sh   # also: idle RSS of a production build (no `sim`)
 #
 # 1. In process (examples/session_memory): N sessions of each protocol (JIP/KAAS, NIA/SAML,
-#    CAAIS/OIDC, made by the providers' mapping code) in a memory store; bytes per session
+#    CAAIS/OIDC without and with an `upstream_bearer` app — `caais`, `caais-bearer` — made by
+#    the providers' mapping code) in a memory store; bytes per session
 #    from the store's accounting, a counting allocator and VmRSS; idle, in use, idle again.
 # 2. Idle RSS after start, no traffic (VmRSS of /proc/PID/status): `aisgate demo` (gateway and
 #    simulated IdPs in one process), and `aisgate run` alone with the demo's configuration (4
@@ -35,7 +36,7 @@ echo "aisgate session memory ($(date -u +%FT%TZ), $(nproc) CPUs, load average $(
 
 echo
 echo "== in process: $per_protocol sessions per protocol (bytes per session)"
-for protocol in kaas nia caais; do
+for protocol in kaas nia caais caais-bearer; do
   "$bin/examples/session_memory" "$protocol" "$per_protocol" | { [[ $protocol == kaas ]] && cat || tail -n +2; }
 done
 echo

@@ -2,7 +2,8 @@
 //!
 //! Fills a memory session store with `N` sessions of one protocol — realistic ones, made by
 //! the providers' own mapping code from the simulated IdPs' demo users
-//! (`aisgate::session::samples`: JIP/KAAS, NIA over SAML, CAAIS over OpenID Connect) — and
+//! (`aisgate::session::samples`: JIP/KAAS, NIA over SAML, CAAIS over OpenID Connect without
+//! and with an `upstream_bearer` app, which keeps the access and refresh token) — and
 //! reports per session:
 //!
 //! * `accounted`: the store's own estimate (`MemoryStore::accounted_bytes`, the gauge
@@ -18,7 +19,7 @@
 //! store's sweep released the caches).
 //!
 //! ```text
-//! cargo run --release --example session_memory -- <kaas|nia|caais|all> [sessions]
+//! cargo run --release --example session_memory -- <kaas|nia|caais|caais-bearer|all> [sessions]
 //! ```
 //! One protocol per process gives clean RSS figures (`bench/sessions.sh` does that).
 //! `<protocol> <sessions> breakdown` prints one session's parts instead, and the store's own
