@@ -155,13 +155,17 @@ fn access_token(n: u64, sub: &str, jti: &str, now: u64) -> String {
         "exp": now + 300, "iat": now, "iss": "https://rest-openidconnectapi.caais-test-ext.gov.cz/", "jti": jti,
         "nbf": now, "scope": ["openid", "profile"], "sub": sub});
     let signature = signature(n.wrapping_add(0x5151));
-    format!("{}.{}.{}", b64(br#"{"alg":"RS256"}"#), b64(claims.to_string().as_bytes()), b64(&signature))
+    let mut token = format!("{}.{}.{}", b64(br#"{"alg":"RS256"}"#), b64(claims.to_string().as_bytes()), b64(&signature));
+    // Exact, as a token read from the token endpoint's JSON is (no spare capacity).
+    token.shrink_to_fit();
+    token
 }
 
 /// An opaque refresh token of user `n`: 128 base64url characters, as in caais.md §1.6.
 fn refresh_token(n: u64) -> String {
     let mut token = b64(&signature(n.wrapping_add(0x7272)));
     token.truncate(128);
+    token.shrink_to_fit();
     token
 }
 
