@@ -155,7 +155,8 @@ fn access_token(n: u64, sub: &str, jti: &str, now: u64) -> String {
         "exp": now + 300, "iat": now, "iss": "https://rest-openidconnectapi.caais-test-ext.gov.cz/", "jti": jti,
         "nbf": now, "scope": ["openid", "profile"], "sub": sub});
     let signature = signature(n.wrapping_add(0x5151));
-    let mut token = format!("{}.{}.{}", b64(br#"{"alg":"RS256"}"#), b64(claims.to_string().as_bytes()), b64(&signature));
+    let mut token =
+        format!("{}.{}.{}", b64(br#"{"alg":"RS256"}"#), b64(claims.to_string().as_bytes()), b64(&signature));
     // Exact, as a token read from the token endpoint's JSON is (no spare capacity).
     token.shrink_to_fit();
     token
