@@ -34,9 +34,14 @@ providers = ["caais"]
 const TTL: u64 = 4;
 
 async fn gateway() -> Gateway {
+    gateway_with(APPS.to_owned()).await
+}
+
+/// A gateway serving `apps` behind the CAAIS-like IdP, access tokens living [`TTL`] seconds.
+async fn gateway_with(apps: String) -> Gateway {
     let gw = Gateway::start(StackOptions {
         upstream: Some(header_echo().await),
-        apps: Some(APPS.to_owned()),
+        apps: Some(apps),
         oidc: vec![support::caais_provider("loa = \"substantial\"\n")],
         ..Default::default()
     })
@@ -219,13 +224,7 @@ async fn a_login_that_no_bearer_app_can_use_keeps_no_tokens() {
 
     // The same apps without the bearer one.
     let plain_only = APPS.split("[[app]]").filter(|app| !app.contains("upstream_bearer"));
-    let plain = Gateway::start(StackOptions {
-        upstream: Some(header_echo().await),
-        apps: Some(plain_only.collect::<Vec<_>>().join("[[app]]")),
-        oidc: vec![support::caais_provider("loa = \"substantial\"\n")],
-        ..Default::default()
-    })
-    .await;
+    let plain = gateway_with(plain_only.collect::<Vec<_>>().join("[[app]]")).await;
     let cookie = plain.oidc_login("caais", "/plain").await;
     assert!(sim(&plain).knobs().last_access_token.is_some(), "the IdP did issue tokens");
     let without = store_bytes(&plain).await;
