@@ -78,24 +78,7 @@ if [[ " $TARGETS " == *" aisgate "* ]]; then
     aisgate_bin=$(aisgate_binary "$profile" "${1:-${AISGATE_BIN:-}}")
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/aisgate-instructions.XXXXXX")
-pids=()
-client_pid=
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    [[ -n $client_pid ]] && kill -TERM "$client_pid" 2>/dev/null
-    stop_pids 10 "${pids[@]}"
-    if [[ $KEEP_TMP == 1 ]]; then
-        log "temp dir kept: $tmp"
-    else
-        rm -rf "$tmp"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+setup_tmp aisgate-instructions
 
 read -r p_up p_status p_nginx p_gw p_ops p_login p_ws < <(free_ports 7)
 [[ -n ${p_ws:-} ]] || die "could not get free ports"
@@ -156,7 +139,7 @@ PY
 # client_start PORT HOST COOKIE-HEADER-LINE / client_run N (waits for the N answers).
 client_start() {
     coproc CLIENT { exec python3 "$tmp/client.py" "$@"; }
-    client_pid=$CLIENT_PID
+    child_pid=$CLIENT_PID
 }
 client_run() {
     local answer
@@ -166,8 +149,8 @@ client_run() {
 }
 client_stop() {
     eval "exec ${CLIENT[1]}>&-"
-    wait "$client_pid" 2>/dev/null || true
-    client_pid=
+    wait "$child_pid" 2>/dev/null || true
+    child_pid=
 }
 
 # strace_window PID OUT: `strace -c -f` on every thread of PID around REQUESTS requests.

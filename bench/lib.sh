@@ -145,3 +145,27 @@ login_at() {
         die "login step 3: expected a redirect setting aisgate_session, got:"$'\n'"$head3"
     printf '%s\n' "$session"
 }
+
+# setup_tmp PREFIX: a fresh temp dir in `tmp` (kept with KEEP_TMP=1), an empty `pids`, and traps
+# that on exit stop `child_pid` (a helper the script waits for, such as wrk) and every process in
+# `pids`, then remove the temp dir.
+setup_tmp() {
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+    pids=()
+    child_pid=
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+bench_cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    [[ -n ${child_pid:-} ]] && kill -TERM "$child_pid" 2>/dev/null
+    stop_pids 10 "${pids[@]}"
+    if [[ ${KEEP_TMP:-0} == 1 ]]; then
+        log "temp dir kept: $tmp"
+    else
+        rm -rf "$tmp"
+    fi
+    exit "$rc"
+}

@@ -68,24 +68,7 @@ fi
 # shellcheck source=bench/lib.sh
 source "$repo/bench/lib.sh"
 aisgate_bin=$(aisgate_binary release "${1:-${AISGATE_BIN:-}}")
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/aisgate-bench.XXXXXX")
-pids=()
-wrk_pid=
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    [[ -n $wrk_pid ]] && kill -TERM "$wrk_pid" 2>/dev/null
-    stop_pids 10 "${pids[@]}"
-    if [[ $KEEP_TMP == 1 ]]; then
-        log "temp dir kept: $tmp"
-    else
-        rm -rf "$tmp"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+setup_tmp aisgate-bench
 
 read -r p_up p_status p_nginx p_gw p_ops p_login p_ws r_gw r_ops r_login r_ws p_redis < <(free_ports 12)
 [[ -n ${p_redis:-} ]] || die "could not get free ports"
@@ -177,9 +160,9 @@ to_ms() {
 run_wrk() {
     local rc=0
     wrk "$@" &
-    wrk_pid=$!
-    wait "$wrk_pid" || rc=$?
-    wrk_pid=
+    child_pid=$!
+    wait "$child_pid" || rc=$?
+    child_pid=
     return "$rc"
 }
 
