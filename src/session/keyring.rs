@@ -114,7 +114,32 @@ impl KeyError {
 pub struct Keyring {
     keys: Vec<(String, hmac::Key)>,
     label_key: Option<LogLabelKey>,
+    /// This keyring's number, never reused: the per-worker cache of verified session cookies
+    /// ([`Keyring::open_session`]) belongs to one keyring, so a reload (a new keyring, perhaps
+    /// without a key or with another secret under the same id) starts from an empty cache.
+    generation: u64,
 }
+
+/// Session cookies verified on this thread, for the keyring numbered `ring` (see
+/// [`Keyring::open_session`]): store key → (index of the key that verified it, its tag). Neither
+/// a cookie value nor a session id is kept: the store key is SHA-256 of the id (what the
+/// session store holds anyway), and a tag is useless without the id it authenticates.
+struct VerifiedSessions {
+    ring: u64,
+    entries: std::collections::HashMap<[u8; 32], (usize, [u8; 32])>,
+}
+
+/// At most this many verified session cookies per worker thread (~100 bytes each); when full,
+/// the cache starts over (the next request of each session verifies its MAC again).
+const VERIFIED_PER_THREAD: usize = 4096;
+
+thread_local! {
+    static VERIFIED: std::cell::RefCell<VerifiedSessions> =
+        std::cell::RefCell::new(VerifiedSessions { ring: 0, entries: std::collections::HashMap::new() });
+}
+
+/// Numbers keyrings (from 1: 0 is the empty cache's).
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -198,7 +223,8 @@ impl Keyring {
             }
             keys.push((id, key));
         }
-        Ok(Keyring { keys, label_key })
+        let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Keyring { keys, label_key, generation })
     }
 
     /// Reads every configured key, through `env` for variables (so tests never touch the
@@ -250,19 +276,57 @@ impl Keyring {
     /// into stack arrays and the MAC is computed over the message's parts in place. The tag
     /// comparison is aws-lc's constant-time one (what `hmac::verify` does after signing).
     pub fn open(&self, purpose: Purpose, value: &str) -> Option<[u8; 32]> {
-        // `kid.` then exactly 43 + `.` + 43 characters; a `.` anywhere in those two parts is not
-        // base64url and fails their decoding.
-        let (kid, rest) = value.split_once('.')?;
-        if rest.len() != 87 || rest.as_bytes()[43] != b'.' {
-            return None;
-        }
-        let (id_b64, tag_b64) = (rest.get(..43)?, rest.get(44..)?);
+        let (kid, id_b64, tag_b64) = split_value(value)?;
         let (_, key) = self.keys.iter().find(|(k, _)| k == kid)?;
         let id = decode_32(id_b64)?;
         let tag = decode_32(tag_b64)?;
         constant_time::verify_slices_are_equal(tag_of(key, purpose, kid, &id).as_ref(), &tag).ok()?;
         Some(id)
     }
+
+    /// [`Keyring::open`] for the session cookie, with the id's store key. The MAC of a value
+    /// verified before on this thread by this keyring is not computed again (an HMAC is most of
+    /// the cost of a proxied request's cookie check): the cache holds, per store key, the index
+    /// of the key that verified it and the tag. A presented value is taken from the cache only
+    /// when its id has that store key — by SHA-256's collision resistance, the very id that was
+    /// verified — and its key id and tag (compared in constant time) are the verified ones: the
+    /// value `open` accepted. Anything else is verified in full.
+    pub(crate) fn open_session(&self, value: &str) -> Option<([u8; 32], super::StoreKey)> {
+        let (kid, id_b64, tag_b64) = split_value(value)?;
+        let (index, (_, key)) = self.keys.iter().enumerate().find(|(_, (k, _))| k == kid)?;
+        let id = decode_32(id_b64)?;
+        let tag = decode_32(tag_b64)?;
+        let store_key = super::StoreKey::of(&id);
+        let cached = VERIFIED.with(|cache| {
+            let cache = cache.borrow();
+            (cache.ring == self.generation).then(|| cache.entries.get(&store_key.0).copied()).flatten()
+        });
+        if let Some((cached_index, cached_tag)) = cached {
+            if cached_index == index && constant_time::verify_slices_are_equal(&cached_tag, &tag).is_ok() {
+                return Some((id, store_key));
+            }
+        }
+        constant_time::verify_slices_are_equal(tag_of(key, Purpose::Session, kid, &id).as_ref(), &tag).ok()?;
+        VERIFIED.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if cache.ring != self.generation || cache.entries.len() >= VERIFIED_PER_THREAD {
+                cache.ring = self.generation;
+                cache.entries.clear();
+            }
+            cache.entries.insert(store_key.0, (index, tag));
+        });
+        Some((id, store_key))
+    }
+}
+
+/// A cookie value's parts: `kid.` then exactly 43 + `.` + 43 characters (a `.` anywhere in the
+/// last two is not base64url and fails their decoding).
+fn split_value(value: &str) -> Option<(&str, &str, &str)> {
+    let (kid, rest) = value.split_once('.')?;
+    if rest.len() != 87 || rest.as_bytes()[43] != b'.' {
+        return None;
+    }
+    Some((kid, rest.get(..43)?, rest.get(44..)?))
 }
 
 /// Decodes 43 characters of unpadded base64url into the 32 bytes they must encode (canonical:
@@ -388,6 +452,50 @@ mod tests {
             assert_eq!(r.open(Purpose::Session, &format!("{kid}.{i}.{t}")), None);
         }
         assert_eq!(r.open(Purpose::Session, &v), Some([7u8; 32]));
+    }
+
+    /// The per-worker cache of verified session cookies accepts exactly what `open` accepts:
+    /// a second look at a value comes from the cache, a tampered tag, another key id or a value
+    /// for another purpose does not.
+    #[test]
+    fn a_verified_session_cookie_is_taken_from_the_cache_only_with_its_own_tag_and_key() {
+        let r = ring(&[("k1", 1), ("k2", 2)]);
+        let id = [3u8; 32];
+        let v = r.seal(Purpose::Session, &id);
+        let expected = Some((id, crate::session::StoreKey::of(&id)));
+        assert_eq!(r.open_session(&v), expected);
+        assert_eq!(r.open_session(&v), expected, "again, from the cache");
+        let (kid, rest) = v.split_once('.').unwrap();
+        let (id_b64, tag_b64) = rest.split_once('.').unwrap();
+        let mut tag = URL_SAFE_NO_PAD.decode(tag_b64).unwrap();
+        tag[31] ^= 1;
+        let tampered = format!("{kid}.{id_b64}.{}", URL_SAFE_NO_PAD.encode(&tag));
+        assert_eq!(r.open_session(&tampered), None, "same id, wrong tag");
+        assert_eq!(r.open_session(&format!("k2.{rest}")), None, "the tag of k1 under k2");
+        let login = r.seal(Purpose::Login, &id);
+        assert_eq!(r.open_session(&login), None, "a pre-login value for the same id");
+        assert_eq!(r.open_session(&v), expected, "the genuine value still opens");
+    }
+
+    /// A reload builds a new keyring: a key removed, or another secret under the same key id,
+    /// must not be trusted through what the old keyring verified on this thread.
+    #[test]
+    fn a_new_keyring_does_not_trust_what_the_old_one_verified() {
+        let old = ring(&[("k1", 1)]);
+        let v = old.seal(Purpose::Session, &[4u8; 32]);
+        assert!(old.open_session(&v).is_some());
+        assert!(old.open_session(&v).is_some(), "cached");
+        let same_id_other_secret = ring(&[("k1", 9)]);
+        assert_eq!(same_id_other_secret.open_session(&v), None);
+        // The cache is bounded: past its size it starts over.
+        let r = ring(&[("k1", 1)]);
+        for i in 0..=VERIFIED_PER_THREAD {
+            let mut id = [0u8; 32];
+            id[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            assert!(r.open_session(&r.seal(Purpose::Session, &id)).is_some());
+        }
+        let cached = VERIFIED.with(|c| c.borrow().entries.len());
+        assert!((1..=VERIFIED_PER_THREAD).contains(&cached), "{cached}");
     }
 
     const URL_SAFE_NO_PAD_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
