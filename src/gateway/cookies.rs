@@ -11,6 +11,7 @@ use http::HeaderMap;
 use super::request::{lookup_cookie, CookieLookup, RequestInfo};
 use super::Gateway;
 use crate::session::keyring::Purpose;
+use crate::session::StoreKey;
 
 /// The value of the gateway cookie `name` if the request carries exactly one; a duplicate is
 /// logged (the name only, never a value) and yields `None`.
@@ -40,6 +41,12 @@ pub(super) fn open(
 /// The session id of the request's session cookie (see [`open`]).
 pub(super) fn session_id(gw: &Gateway, headers: &HeaderMap, info: &RequestInfo) -> Option<[u8; 32]> {
     open(gw, headers, &gw.cookie_name, Purpose::Session, info)
+}
+
+/// The session id of the request's session cookie with its store key, through the keyring's
+/// per-worker cache of verified cookies (see `Keyring::open_session`): the proxy's path.
+pub(super) fn session(gw: &Gateway, headers: &HeaderMap, info: &RequestInfo) -> Option<([u8; 32], StoreKey)> {
+    read(headers, &gw.cookie_name, info).and_then(|v| gw.keyring.open_session(v))
 }
 
 /// The pending-login handle of the request's pre-login cookie (see [`open`]).

@@ -341,10 +341,9 @@ pub(super) async fn load_session(
 ) -> Result<Option<(StoreKey, Arc<Session>)>, Failure> {
     // Forged or tampered cookies fail the MAC here and never reach the store; two session
     // cookies (one planted by a sibling domain) count as none.
-    let Some(id) = super::cookies::session_id(gw, headers, info) else {
+    let Some((_, key)) = super::cookies::session(gw, headers, info) else {
         return Ok(None);
     };
-    let key = StoreKey::of(&id);
     match gw.store.load(&key).await {
         Ok(found) => Ok(found.filter(|s| !s.is_expired(gw.clock.now_unix())).map(|s| (key, s))),
         Err(e) => {

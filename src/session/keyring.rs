@@ -2,7 +2,8 @@
 //!
 //! Several keys may be configured for rotation: the first signs, all verify. Each purpose
 //! (session cookie, pre-login cookie) is domain-separated, so a value minted for one can never
-//! be replayed as the other. Comparison is constant-time (`hmac::verify`).
+//! be replayed as the other. Comparison is constant-time (aws-lc's `verify_slices_are_equal`, what
+//! `hmac::verify` uses).
 //!
 //! Key files and variables are read strictly (issue 15 item 12): text is canonical, padded,
 //! standard base64 (what `head -c 32 /dev/urandom | base64` prints) with at most one final
@@ -12,7 +13,7 @@
 //! and differs on the next is worse than a startup error. A file of binary bytes (any byte
 //! outside the base64 alphabet) is taken raw. The secret bytes are wiped after use.
 
-use aws_lc_rs::hmac;
+use aws_lc_rs::{constant_time, hmac};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 
@@ -113,7 +114,32 @@ impl KeyError {
 pub struct Keyring {
     keys: Vec<(String, hmac::Key)>,
     label_key: Option<LogLabelKey>,
+    /// This keyring's number, never reused: the per-worker cache of verified session cookies
+    /// ([`Keyring::open_session`]) belongs to one keyring, so a reload (a new keyring, perhaps
+    /// without a key or with another secret under the same id) starts from an empty cache.
+    generation: u64,
 }
+
+/// Session cookies verified on this thread, for the keyring numbered `ring` (see
+/// [`Keyring::open_session`]): store key → (index of the key that verified it, its tag). Neither
+/// a cookie value nor a session id is kept: the store key is SHA-256 of the id (what the
+/// session store holds anyway), and a tag is useless without the id it authenticates.
+struct VerifiedSessions {
+    ring: u64,
+    entries: std::collections::HashMap<[u8; 32], (usize, [u8; 32])>,
+}
+
+/// At most this many verified session cookies per worker thread (~100 bytes each); when full,
+/// the cache starts over (the next request of each session verifies its MAC again).
+const VERIFIED_PER_THREAD: usize = 4096;
+
+thread_local! {
+    static VERIFIED: std::cell::RefCell<VerifiedSessions> =
+        std::cell::RefCell::new(VerifiedSessions { ring: 0, entries: std::collections::HashMap::new() });
+}
+
+/// Numbers keyrings (from 1: 0 is the empty cache's).
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -197,7 +223,8 @@ impl Keyring {
             }
             keys.push((id, key));
         }
-        Ok(Keyring { keys, label_key })
+        let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Keyring { keys, label_key, generation })
     }
 
     /// Reads every configured key, through `env` for variables (so tests never touch the
@@ -238,29 +265,79 @@ impl Keyring {
     /// Mints a cookie value `kid.id.tag` for `id`.
     pub fn seal(&self, purpose: Purpose, id: &[u8; 32]) -> String {
         let Some((kid, key)) = self.keys.first() else { return String::new() };
-        let tag = hmac::sign(key, &message(purpose, kid, id));
+        let tag = tag_of(key, purpose, kid, id);
         format!("{kid}.{}.{}", URL_SAFE_NO_PAD.encode(id), URL_SAFE_NO_PAD.encode(tag.as_ref()))
     }
 
     /// Verifies a cookie value and returns its id, or `None` for anything forged, tampered,
     /// malformed or signed with a key no longer in the ring.
+    ///
+    /// Runs for every authenticated request, so it allocates nothing: id and tag are decoded
+    /// into stack arrays and the MAC is computed over the message's parts in place. The tag
+    /// comparison is aws-lc's constant-time one (what `hmac::verify` does after signing).
     pub fn open(&self, purpose: Purpose, value: &str) -> Option<[u8; 32]> {
-        let mut parts = value.split('.');
-        let (kid, id_b64, tag_b64) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || id_b64.len() != 43 || tag_b64.len() != 43 {
-            return None;
-        }
+        let (kid, id_b64, tag_b64) = split_value(value)?;
         let (_, key) = self.keys.iter().find(|(k, _)| k == kid)?;
-        let mut id = [0u8; 32];
-        let decoded = URL_SAFE_NO_PAD.decode(id_b64).ok()?;
-        if decoded.len() != 32 {
-            return None;
-        }
-        id.copy_from_slice(&decoded);
-        let tag = URL_SAFE_NO_PAD.decode(tag_b64).ok()?;
-        hmac::verify(key, &message(purpose, kid, &id), &tag).ok()?;
+        let id = decode_32(id_b64)?;
+        let tag = decode_32(tag_b64)?;
+        constant_time::verify_slices_are_equal(tag_of(key, purpose, kid, &id).as_ref(), &tag).ok()?;
         Some(id)
     }
+
+    /// [`Keyring::open`] for the session cookie, with the id's store key. The MAC of a value
+    /// verified before on this thread by this keyring is not computed again (an HMAC is most of
+    /// the cost of a proxied request's cookie check): the cache holds, per store key, the index
+    /// of the key that verified it and the tag. A presented value is taken from the cache only
+    /// when its id has that store key — by SHA-256's collision resistance, the very id that was
+    /// verified — and its key id and tag (compared in constant time) are the verified ones: the
+    /// value `open` accepted. Anything else is verified in full.
+    pub(crate) fn open_session(&self, value: &str) -> Option<([u8; 32], super::StoreKey)> {
+        let (kid, id_b64, tag_b64) = split_value(value)?;
+        let (index, (_, key)) = self.keys.iter().enumerate().find(|(_, (k, _))| k == kid)?;
+        let id = decode_32(id_b64)?;
+        let tag = decode_32(tag_b64)?;
+        let store_key = super::StoreKey::of(&id);
+        let cached = VERIFIED.with(|cache| {
+            let cache = cache.borrow();
+            (cache.ring == self.generation).then(|| cache.entries.get(&store_key.0).copied()).flatten()
+        });
+        if let Some((cached_index, cached_tag)) = cached {
+            if cached_index == index && constant_time::verify_slices_are_equal(&cached_tag, &tag).is_ok() {
+                return Some((id, store_key));
+            }
+        }
+        constant_time::verify_slices_are_equal(tag_of(key, Purpose::Session, kid, &id).as_ref(), &tag).ok()?;
+        VERIFIED.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if cache.ring != self.generation || cache.entries.len() >= VERIFIED_PER_THREAD {
+                cache.ring = self.generation;
+                cache.entries.clear();
+            }
+            cache.entries.insert(store_key.0, (index, tag));
+        });
+        Some((id, store_key))
+    }
+}
+
+/// A cookie value's parts: `kid.` then exactly 43 + `.` + 43 characters (a `.` anywhere in the
+/// last two is not base64url and fails their decoding).
+fn split_value(value: &str) -> Option<(&str, &str, &str)> {
+    let (kid, rest) = value.split_once('.')?;
+    if rest.len() != 87 || rest.as_bytes()[43] != b'.' {
+        return None;
+    }
+    Some((kid, rest.get(..43)?, rest.get(44..)?))
+}
+
+/// Decodes 43 characters of unpadded base64url into the 32 bytes they must encode (canonical:
+/// no trailing bits), on the stack.
+fn decode_32(text: &str) -> Option<[u8; 32]> {
+    // The engine's length estimate for 43 characters is 33 bytes: room for it, then exactly 32.
+    let mut buf = [0u8; 33];
+    let len = URL_SAFE_NO_PAD.decode_slice(text, &mut buf).ok()?;
+    let mut out = [0u8; 32];
+    out.copy_from_slice(buf.get(..32).filter(|_| len == 32)?);
+    Some(out)
 }
 
 impl Keyring {
@@ -287,7 +364,7 @@ impl Keyring {
     /// pre-login handle in the browser's cookie.
     pub fn mac(&self, purpose: Purpose, id: &[u8; 32]) -> String {
         let Some((kid, key)) = self.keys.first() else { return String::new() };
-        format!("{kid}.{}", URL_SAFE_NO_PAD.encode(hmac::sign(key, &message(purpose, kid, id)).as_ref()))
+        format!("{kid}.{}", URL_SAFE_NO_PAD.encode(tag_of(key, purpose, kid, id).as_ref()))
     }
 
     /// Verifies a [`Keyring::mac`] in constant time.
@@ -295,17 +372,19 @@ impl Keyring {
         let Some((kid, tag)) = token.split_once('.') else { return false };
         let Some((_, key)) = self.keys.iter().find(|(k, _)| k == kid) else { return false };
         let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else { return false };
-        hmac::verify(key, &message(purpose, kid, id), &tag).is_ok()
+        constant_time::verify_slices_are_equal(tag_of(key, purpose, kid, id).as_ref(), &tag).is_ok()
     }
 }
 
-fn message(purpose: Purpose, kid: &str, id: &[u8; 32]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(64 + kid.len());
-    m.extend_from_slice(purpose.label());
-    m.extend_from_slice(kid.as_bytes());
-    m.push(0);
-    m.extend_from_slice(id);
-    m
+/// The MAC of `id` for `purpose` under key `kid`: HMAC-SHA-256 over `label || kid || 0 || id`,
+/// fed to the context part by part (no message buffer).
+fn tag_of(key: &hmac::Key, purpose: Purpose, kid: &str, id: &[u8; 32]) -> hmac::Tag {
+    let mut ctx = hmac::Context::with_key(key);
+    ctx.update(purpose.label());
+    ctx.update(kid.as_bytes());
+    ctx.update(&[0]);
+    ctx.update(id);
+    ctx.sign()
 }
 
 #[cfg(test)]
@@ -339,6 +418,87 @@ mod tests {
             assert_eq!(r.open(Purpose::Session, junk), None, "{junk}");
         }
     }
+
+    /// `open` feeds the MAC its message in parts (no buffer): the bytes MACed must stay
+    /// `label || kid || 0 || id`, or every cookie minted before would stop opening.
+    #[test]
+    fn the_mac_covers_label_key_id_and_id_as_one_message() {
+        let r = ring(&[("k1", 1)]);
+        let id = [7u8; 32];
+        let mut message = b"aisgate/session/v1\0k1\0".to_vec();
+        message.extend_from_slice(&id);
+        let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &[1u8; 32]), &message);
+        let value = format!("k1.{}.{}", URL_SAFE_NO_PAD.encode(id), URL_SAFE_NO_PAD.encode(tag.as_ref()));
+        assert_eq!(r.seal(Purpose::Session, &id), value);
+        assert_eq!(r.open(Purpose::Session, &value), Some(id));
+    }
+
+    /// The last of 43 base64 characters carries 2 unused bits: a value with them set decodes to
+    /// the same bytes, and is refused (one cookie has one spelling).
+    #[test]
+    fn non_canonical_base64_in_a_cookie_value_is_refused() {
+        let r = ring(&[("k1", 1)]);
+        let v = r.seal(Purpose::Session, &[7u8; 32]);
+        let (kid, rest) = v.split_once('.').unwrap();
+        let (id, tag) = rest.split_once('.').unwrap();
+        let bump = |s: &str| {
+            let mut b = s.as_bytes().to_vec();
+            let last = URL_SAFE_NO_PAD_ALPHABET.iter().position(|c| *c == b[42]).unwrap();
+            b[42] = URL_SAFE_NO_PAD_ALPHABET[last | 1];
+            String::from_utf8(b).unwrap()
+        };
+        for (i, t) in [(bump(id), tag.to_owned()), (id.to_owned(), bump(tag))] {
+            assert_ne!((i.as_str(), t.as_str()), (id, tag), "the test changes the value");
+            assert_eq!(r.open(Purpose::Session, &format!("{kid}.{i}.{t}")), None);
+        }
+        assert_eq!(r.open(Purpose::Session, &v), Some([7u8; 32]));
+    }
+
+    /// The per-worker cache of verified session cookies accepts exactly what `open` accepts:
+    /// a second look at a value comes from the cache, a tampered tag, another key id or a value
+    /// for another purpose does not.
+    #[test]
+    fn a_verified_session_cookie_is_taken_from_the_cache_only_with_its_own_tag_and_key() {
+        let r = ring(&[("k1", 1), ("k2", 2)]);
+        let id = [3u8; 32];
+        let v = r.seal(Purpose::Session, &id);
+        let expected = Some((id, crate::session::StoreKey::of(&id)));
+        assert_eq!(r.open_session(&v), expected);
+        assert_eq!(r.open_session(&v), expected, "again, from the cache");
+        let (kid, rest) = v.split_once('.').unwrap();
+        let (id_b64, tag_b64) = rest.split_once('.').unwrap();
+        let mut tag = URL_SAFE_NO_PAD.decode(tag_b64).unwrap();
+        tag[31] ^= 1;
+        let tampered = format!("{kid}.{id_b64}.{}", URL_SAFE_NO_PAD.encode(&tag));
+        assert_eq!(r.open_session(&tampered), None, "same id, wrong tag");
+        assert_eq!(r.open_session(&format!("k2.{rest}")), None, "the tag of k1 under k2");
+        let login = r.seal(Purpose::Login, &id);
+        assert_eq!(r.open_session(&login), None, "a pre-login value for the same id");
+        assert_eq!(r.open_session(&v), expected, "the genuine value still opens");
+    }
+
+    /// A reload builds a new keyring: a key removed, or another secret under the same key id,
+    /// must not be trusted through what the old keyring verified on this thread.
+    #[test]
+    fn a_new_keyring_does_not_trust_what_the_old_one_verified() {
+        let old = ring(&[("k1", 1)]);
+        let v = old.seal(Purpose::Session, &[4u8; 32]);
+        assert!(old.open_session(&v).is_some());
+        assert!(old.open_session(&v).is_some(), "cached");
+        let same_id_other_secret = ring(&[("k1", 9)]);
+        assert_eq!(same_id_other_secret.open_session(&v), None);
+        // The cache is bounded: past its size it starts over.
+        let r = ring(&[("k1", 1)]);
+        for i in 0..=VERIFIED_PER_THREAD {
+            let mut id = [0u8; 32];
+            id[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            assert!(r.open_session(&r.seal(Purpose::Session, &id)).is_some());
+        }
+        let cached = VERIFIED.with(|c| c.borrow().entries.len());
+        assert!((1..=VERIFIED_PER_THREAD).contains(&cached), "{cached}");
+    }
+
+    const URL_SAFE_NO_PAD_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
     #[test]
     fn csrf_mac_verifies_only_for_its_handle() {
