@@ -112,7 +112,7 @@ idle_line() { echo "$(grep -E 'VmRSS|RssAnon|RssFile' "/proc/$1/status" | tr -s 
 # BIN's pages are dropped from the page cache first (posix_fadvise DONTNEED on that file only), so
 # every start reads it from disk as after a boot: how many binary pages a start maps depends on
 # how the cached ones got there (a just-written file, as the linker, cp or strip leave it, maps
-# ~1 MiB more: bench/README.md, "Idle RSS").
+# ~1 MiB more: bench/README.md, "Idle RSS of the production build").
 start_idle() {
   local bin=$1 config=$2
   shift 2
