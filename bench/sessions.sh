@@ -45,6 +45,7 @@ if [[ ${NO_BUILD:-0} != 1 ]]; then
 fi
 bin=target/$profile
 if [[ ${SMOKE:-0} == 1 ]]; then prod_bin=${PROD_BIN:-$bin/aisgate}; else prod_bin=${PROD_BIN:-target/dist/aisgate}; fi
+if [[ -n ${PROD_BIN:-} ]]; then what=$PROD_BIN; elif [[ ${SMOKE:-0} == 1 ]]; then what="the debug sim build (smoke)"; else what="the production build"; fi
 echo "aisgate session memory ($(date -u +%FT%TZ), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), $profile build)"
 
 echo
@@ -137,9 +138,9 @@ idle_rss() {
     if [[ $r == 1 ]]; then python3 bench/rss_breakdown.py "$run"; fi
     stop_run
   done
-  printf '%s\n' "${kb[@]}" | sort -n | awk -v name="$name" '{ v[NR] = $1 } END {
-    printf "RESULT: idle RSS of the production build, %s configuration: min %.1f / median %.1f / max %.1f MiB (%d / %d / %d kB, %d starts; target: <= 20 MiB)\n",
-      name, v[1] / 1024, v[int((NR + 1) / 2)] / 1024, v[NR] / 1024, v[1], v[int((NR + 1) / 2)], v[NR], NR }'
+  printf '%s\n' "${kb[@]}" | sort -n | awk -v name="$name" -v what="$what" '{ v[NR] = $1 } END {
+    printf "RESULT: idle RSS of %s, %s configuration: min %.1f / median %.1f / max %.1f MiB (%d / %d / %d kB, %d starts; target: <= 20 MiB)\n",
+      what, name, v[1] / 1024, v[int((NR + 1) / 2)] / 1024, v[NR] / 1024, v[1], v[int((NR + 1) / 2)], v[NR], NR }'
 }
 idle_rss demo "$tmp/gateway/aisgate.toml"
 idle_rss production-shaped "$tmp/gateway/production.toml"
