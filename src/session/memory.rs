@@ -698,14 +698,12 @@ mod tests {
         store.save(keys[3], user_session("caais", "bob", Some("s1"), 60)).await.unwrap();
         store.save(keys[4], user_session("caais", "", Some("s1"), 60)).await.unwrap();
         store.remove(&keys[0]).await.unwrap();
-        let index = store.index();
-        let mut found = index.lookup(IndexKey::Sid("caais", "s1"));
+        let mut found = store.index().lookup(IndexKey::Sid("caais", "s1"));
         let mut expected = vec![keys[1], keys[3], keys[4]];
         found.sort_by_key(|k| k.0);
         expected.sort_by_key(|k| k.0);
         assert_eq!(found, expected, "alice's other s1 session, bob's and the subjectless one");
-        assert_eq!(index.lookup(IndexKey::Sid("caais", "s2")), vec![keys[2]]);
-        drop(index);
+        assert_eq!(store.index().lookup(IndexKey::Sid("caais", "s2")), vec![keys[2]]);
         assert_eq!(store.remove_for_subject("caais", None, Some("s1")).await.unwrap(), 3);
         assert!(store.load(&keys[2]).await.unwrap().is_some(), "the s2 session stays");
         assert_eq!(store.index().len(), 2, "alice's s2 session under her subject and its sid");
