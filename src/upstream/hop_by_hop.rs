@@ -32,9 +32,39 @@ pub fn is_upgrade(version: Version, headers: &HeaderMap) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
+/// Whether `name` is `Connection` or one of the hop-by-hop headers `strip` removes by name
+/// (`HOP_BY_HOP` and the standard ones; the test below checks each is matched).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "transfer-encoding"
+            | "trailer"
+            | "te"
+            | "upgrade"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "http2-settings"
+    )
+}
+
 /// Removes hop-by-hop headers. With `keep_upgrade`, `Upgrade` survives and `Connection`
 /// becomes exactly `upgrade`.
+///
+/// Most messages carry none of them, or only `Connection: keep-alive`: a pass over the (few)
+/// names present decides whether the ten hashed look-ups by name have anything to remove.
 pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
+    if headers.keys().any(is_hop_by_hop) {
+        strip_present(headers, keep_upgrade);
+    }
+    if keep_upgrade {
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+fn strip_present(headers: &mut HeaderMap, keep_upgrade: bool) {
     // Usually absent (HTTP/1.1 keep-alive needs no `Connection`): no list to build then.
     if headers.contains_key(CONNECTION) {
         let listed: Vec<HeaderName> = headers
@@ -50,6 +80,10 @@ pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
             }
         }
         headers.remove(CONNECTION);
+        // `Connection: keep-alive` (what most upstreams send) named the only one.
+        if !headers.keys().any(is_hop_by_hop) {
+            return;
+        }
     }
     headers.remove(TRANSFER_ENCODING);
     headers.remove(TRAILER);
@@ -60,9 +94,7 @@ pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
     for name in &HOP_BY_HOP {
         headers.remove(name);
     }
-    if keep_upgrade {
-        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
+    if !keep_upgrade {
         headers.remove(UPGRADE);
     }
 }
@@ -84,6 +116,30 @@ mod tests {
         strip(&mut h, false);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-keep"));
+    }
+
+    #[test]
+    fn each_fixed_hop_header_is_removed_even_when_it_is_the_only_one() {
+        let fixed = [CONNECTION, TRANSFER_ENCODING, TRAILER, TE, UPGRADE].into_iter().chain(HOP_BY_HOP);
+        for name in fixed {
+            for connection in [None, Some("keep-alive")] {
+                let mut h = HeaderMap::new();
+                h.insert(name.clone(), HeaderValue::from_static("x"));
+                h.insert("x-keep", HeaderValue::from_static("1"));
+                if let Some(listed) = connection {
+                    h.append(CONNECTION, HeaderValue::from_static(listed));
+                }
+                strip(&mut h, false);
+                assert!(!h.contains_key(&name), "{name} was forwarded (Connection: {connection:?})");
+                assert!(!h.contains_key(CONNECTION));
+                assert!(h.contains_key("x-keep"), "stripping {name} removed an end-to-end header");
+            }
+        }
+        // `TE: trailers` is the one end-to-end use of a hop-by-hop name.
+        let mut h = HeaderMap::new();
+        h.insert(TE, HeaderValue::from_static("trailers"));
+        strip(&mut h, false);
+        assert_eq!(h[TE], "trailers");
     }
 
     #[test]
