@@ -67,18 +67,7 @@ pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
 fn strip_present(headers: &mut HeaderMap, keep_upgrade: bool) {
     // Usually absent (HTTP/1.1 keep-alive needs no `Connection`): no list to build then.
     if headers.contains_key(CONNECTION) {
-        let listed: Vec<HeaderName> = headers
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-            .collect();
-        for name in listed {
-            if !(keep_upgrade && name == UPGRADE) {
-                headers.remove(&name);
-            }
-        }
+        remove_listed(headers, keep_upgrade);
         headers.remove(CONNECTION);
         // `Connection: keep-alive` (what most upstreams send) named the only one.
         if !headers.keys().any(is_hop_by_hop) {
@@ -96,6 +85,40 @@ fn strip_present(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
     if !keep_upgrade {
         headers.remove(UPGRADE);
+    }
+}
+
+/// Removes the headers `Connection` names (not `Connection` itself).
+fn remove_listed(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // One value naming one header (`keep-alive`, `close`, `upgrade`: nearly every message
+    // that has the header) needs no list; `keep-alive` not even a parse.
+    let mut values = headers.get_all(CONNECTION).iter();
+    let single = match (values.next(), values.next()) {
+        (Some(only), None) if !only.as_bytes().contains(&b',') => Some(only.as_bytes().trim_ascii()),
+        _ => None,
+    };
+    if let Some(token) = single {
+        let name = if token.eq_ignore_ascii_case(b"keep-alive") {
+            Some(HOP_BY_HOP[0].clone())
+        } else {
+            HeaderName::from_bytes(token).ok()
+        };
+        if let Some(name) = name.filter(|n| !(keep_upgrade && n == UPGRADE)) {
+            headers.remove(&name);
+        }
+        return;
+    }
+    let listed: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        if !(keep_upgrade && name == UPGRADE) {
+            headers.remove(&name);
+        }
     }
 }
 
@@ -140,6 +163,40 @@ mod tests {
         h.insert(TE, HeaderValue::from_static("trailers"));
         strip(&mut h, false);
         assert_eq!(h[TE], "trailers");
+    }
+
+    #[test]
+    fn a_single_connection_token_and_one_token_per_line_are_removed_too() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static(" X-Auth-Subject "));
+        h.insert("x-auth-subject", HeaderValue::from_static("spoofed"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        strip(&mut h, false);
+        assert!(h.is_empty(), "{h:?}");
+
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static("Keep-Alive"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip(&mut h, false);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-keep"));
+
+        // Two lines, one name each: both count.
+        let mut h = HeaderMap::new();
+        h.append(CONNECTION, HeaderValue::from_static("x-one"));
+        h.append(CONNECTION, HeaderValue::from_static("x-two"));
+        h.insert("x-one", HeaderValue::from_static("1"));
+        h.insert("x-two", HeaderValue::from_static("2"));
+        strip(&mut h, false);
+        assert!(h.is_empty(), "{h:?}");
+
+        // `Connection: upgrade` on a kept upgrade names the one header that stays.
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        strip(&mut h, true);
+        assert_eq!(h[UPGRADE], "websocket");
     }
 
     #[test]
