@@ -55,7 +55,11 @@ fn builder(limits: Limits) -> auto::Builder<TokioExecutor> {
     // head. The connection watchdog enforces the same limit on HTTP/1 with one timer per
     // connection (`conn::watchdog`, `Deadlines::next_head`). It must be switched off
     // explicitly: with a timer set, hyper applies a default of 30 s otherwise.
-    b.http1().timer(TokioTimer::new()).header_read_timeout(None).max_buf_size(limits.max_header_bytes.max(8192));
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .writev(false)
+        .max_buf_size(limits.max_header_bytes.max(8192));
     b.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))

@@ -142,8 +142,11 @@ impl Pool {
             .oneshot(uri)
             .await
             .map_err(|e| UpstreamError::Connect(crate::error_chain(e.as_ref())))?;
-        let (sender, connection) =
-            http1::handshake(io).await.map_err(|e| UpstreamError::Connect(crate::error_chain(&e)))?;
+        let (sender, connection) = http1::Builder::new()
+            .writev(false)
+            .handshake(io)
+            .await
+            .map_err(|e| UpstreamError::Connect(crate::error_chain(&e)))?;
         tokio::spawn(async move {
             if let Err(e) = connection.with_upgrades().await {
                 tracing::debug!(error = %crate::error_chain(&e), "upstream connection ended with an error");
