@@ -63,50 +63,14 @@ if ((${#missing[@]})); then
     exit 2
 fi
 
-aisgate_bin=${1:-${AISGATE_BIN:-}}
-if [[ -z $aisgate_bin ]]; then
-    command -v cargo >/dev/null 2>&1 || die "no aisgate binary given and cargo not found"
-    log "building aisgate: cargo build --release --features sim --manifest-path $repo/Cargo.toml"
-    cargo build --release --features sim --manifest-path "$repo/Cargo.toml" >&2 || die "cargo build failed"
-    aisgate_bin="${CARGO_TARGET_DIR:-$repo/target}/release/aisgate"
-fi
-[[ -x $aisgate_bin ]] || die "aisgate binary '$aisgate_bin' does not exist or is not executable"
-
 # ---------------------------------------------------------------------------------------
 # Temp dir and cleanup: every process we start is recorded in `pids` and stopped on exit.
 # shellcheck source=bench/lib.sh
 source "$repo/bench/lib.sh"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/aisgate-bench.XXXXXX")
-pids=()
-wrk_pid=
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    [[ -n $wrk_pid ]] && kill -TERM "$wrk_pid" 2>/dev/null
-    stop_pids 10 "${pids[@]}"
-    if [[ $KEEP_TMP == 1 ]]; then
-        log "temp dir kept: $tmp"
-    else
-        rm -rf "$tmp"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+aisgate_bin=$(aisgate_binary release "${1:-${AISGATE_BIN:-}}")
+setup_tmp aisgate-bench
 
-# Free loopback ports from the OS (bound together so they are distinct).
-read -r p_up p_status p_nginx p_gw p_ops p_login p_ws r_gw r_ops r_login r_ws p_redis < <(
-    python3 -c '
-import socket
-socks = []
-for _ in range(12):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-'
-)
+read -r p_up p_status p_nginx p_gw p_ops p_login p_ws r_gw r_ops r_login r_ws p_redis < <(free_ports 12)
 [[ -n ${p_redis:-} ]] || die "could not get free ports"
 
 # REDIS=1: a private redis-server for the Redis-store gateway (loopback, no persistence).
@@ -124,66 +88,15 @@ if [[ ${REDIS:-0} == 1 ]]; then
     done
 fi
 
-# Waits until `url` answers (any HTTP status), checking that process `pid` is still alive.
-wait_http() {
-    local url=$1 pid=$2 what=$3 logfile=$4 i
-    for ((i = 0; i < 200; i++)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            log "--- $logfile ---"
-            tail -n 30 "$logfile" >&2 || true
-            die "$what exited during startup"
-        fi
-        if curl -s -o /dev/null --max-time 1 "$url"; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    tail -n 30 "$logfile" >&2 || true
-    die "$what did not answer on $url within 20 s"
-}
-
 # ---------------------------------------------------------------------------------------
-# nginx: upstream (fixed 200 "ok\n") and proxy_pass baseline, each its own instance with a
-# config rendered into the temp dir. The system nginx config is never read or touched.
-start_nginx() {
-    local name=$1 template=$2
-    mkdir -p "$tmp/$name-tmp"
-    sed -e "s|@DIR@|$tmp|g" -e "s|@UPSTREAM_PORT@|$p_up|g" -e "s|@STATUS_PORT@|$p_status|g" \
-        -e "s|@PROXY_PORT@|$p_nginx|g" "$template" >"$tmp/$name.conf"
-    nginx -t -q -p "$tmp" -e "$tmp/$name-error.log" -c "$tmp/$name.conf" >"$tmp/$name.out" 2>&1 ||
-        {
-            cat "$tmp/$name.out" >&2
-            die "nginx rejected $tmp/$name.conf"
-        }
-    nginx -p "$tmp" -e "$tmp/$name-error.log" -c "$tmp/$name.conf" -g 'daemon off;' >>"$tmp/$name.out" 2>&1 &
-    pids+=($!)
-}
-
+# nginx: upstream (fixed 200 "ok\n") and proxy_pass baseline, each its own instance (lib.sh).
 start_nginx upstream "$here/nginx-upstream.conf.template"
 wait_http "http://127.0.0.1:$p_up/" "${pids[-1]}" "upstream nginx" "$tmp/upstream-error.log"
 start_nginx proxy "$here/nginx-proxy.conf.template"
 wait_http "http://127.0.0.1:$p_nginx/" "${pids[-1]}" "proxy nginx" "$tmp/proxy-error.log"
 
 # ---------------------------------------------------------------------------------------
-# aisgate in demo mode in front of the same upstream. TMPDIR points into our temp dir so
-# the demo's generated config, keys and certificates go away with it.
-# start_aisgate NAME GW_PORT OPS_PORT LOGIN_PORT WS_PORT [DEMO ARGS...]
-start_aisgate() {
-    local name=$1 gw_port=$2 ops_port=$3 login_port=$4 ws_port=$5 pid i
-    shift 5
-    mkdir -p "$tmp/$name"
-    TMPDIR="$tmp/$name" "$aisgate_bin" demo \
-        --listen "127.0.0.1:$gw_port" --ops-listen "127.0.0.1:$ops_port" \
-        --sim-login-listen "127.0.0.1:$login_port" --sim-ws-listen "127.0.0.1:$ws_port" \
-        --upstream "http://127.0.0.1:$p_up" --no-access-log "$@" >"$tmp/$name.out" 2>&1 &
-    pids+=($!)
-    pid=${pids[-1]}
-    wait_http "http://127.0.0.1:$ops_port/healthz" "$pid" "$name" "$tmp/$name.out"
-    for ((i = 0; i < 100; i++)); do
-        [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$ops_port/readyz") == 200 ]] && break
-        sleep 0.1
-    done
-}
+# aisgate in demo mode in front of the same upstream (lib.sh).
 # AISGATE_DEMO_ARGS is split into words on purpose (several flags).
 # shellcheck disable=SC2086
 start_aisgate aisgate "$p_gw" "$p_ops" "$p_login" "$p_ws" ${AISGATE_DEMO_ARGS:-}
@@ -193,37 +106,6 @@ if [[ -n ${REDIS_URL:-} ]]; then
 fi
 
 # ---------------------------------------------------------------------------------------
-# Log in through the simulated JIP/KAAS IdP to get a session cookie. The gateway's public
-# URL is http://localhost:PORT; --resolve pins localhost to 127.0.0.1.
-header() { # header NAME < response-head
-    tr -d '\r' | awk -v name="$1" 'BEGIN { IGNORECASE = 1; n = tolower(name) ":" }
-        tolower(substr($0, 1, length(n))) == n { sub(/^[^:]*:[ \t]*/, ""); print; exit }'
-}
-status_of() { tr -d '\r' | awk 'NR == 1 { print $2; exit }'; }
-
-# login_at GW_PORT LOGIN_PORT: prints the session cookie's value.
-login_at() {
-    local gw="http://localhost:$1" login_port=$2 jar="$tmp/cookies.$1.txt" head1 head2 head3 login_url callback_url session
-    local resolve=(--resolve "localhost:$1:127.0.0.1")
-    # The demo offers several providers (GET / shows the chooser): follow its JIP/KAAS link.
-    head1=$(curl -sS --max-time 5 -o /dev/null -D - "${resolve[@]}" -c "$jar" -b "$jar" -H 'Accept: text/html' \
-        "$gw/.aisgate/login?return=%2F&provider=jip") ||
-        die "login step 1: request failed"
-    login_url=$(header Location <<<"$head1")
-    [[ $(status_of <<<"$head1") == 30[1237] && $login_url == "http://127.0.0.1:$login_port/as/login?"* ]] ||
-        die "login step 1: expected a redirect to the simulated IdP, got:"$'\n'"$head1"
-    head2=$(curl -sS --max-time 5 -o /dev/null -D - -c "$jar" -b "$jar" -d user=0 "$login_url") ||
-        die "login step 2: request failed"
-    callback_url=$(header Location <<<"$head2")
-    [[ $(status_of <<<"$head2") == 30[1237] && $callback_url == "$gw/.aisgate/callback/jip?"* ]] ||
-        die "login step 2: expected a redirect to the gateway callback, got:"$'\n'"$head2"
-    head3=$(curl -sS --max-time 10 -o /dev/null -D - "${resolve[@]}" -c "$jar" -b "$jar" "$callback_url") ||
-        die "login step 3: request failed"
-    session=$(tr -d '\r' <<<"$head3" | sed -n 's/^[Ss]et-[Cc]ookie: *aisgate_session=\([^;]*\).*/\1/p' | head -n 1)
-    [[ $(status_of <<<"$head3") == 30[1237] && -n $session ]] ||
-        die "login step 3: expected a redirect setting aisgate_session, got:"$'\n'"$head3"
-    printf '%s\n' "$session"
-}
 
 # The same headers go to every target; only the gateways check the cookie (each its own).
 # A gateway is addressed as 127.0.0.1 with Host: localhost:PORT (its public_base_url host).
@@ -278,9 +160,9 @@ to_ms() {
 run_wrk() {
     local rc=0
     wrk "$@" &
-    wrk_pid=$!
-    wait "$wrk_pid" || rc=$?
-    wrk_pid=
+    child_pid=$!
+    wait "$child_pid" || rc=$?
+    child_pid=
     return "$rc"
 }
 

@@ -52,9 +52,9 @@ impl RequestInfo {
     /// Computes the request facts.
     pub fn new(headers: &HeaderMap, conn: &ConnInfo, trusted: &[IpNet]) -> RequestInfo {
         let from_trusted_proxy = is_trusted(conn.peer.ip(), trusted);
-        let request_id = headers
-            .get(X_REQUEST_ID)
-            .filter(|_| from_trusted_proxy)
+        // Looked up only when it may be believed (one hashed lookup less per request).
+        let believed = if from_trusted_proxy { headers.get(X_REQUEST_ID) } else { None };
+        let request_id = believed
             .filter(|v| v.len() <= 128 && v.as_bytes().iter().all(|b| b.is_ascii_graphic()))
             .cloned()
             .unwrap_or_else(new_request_id);
@@ -138,17 +138,38 @@ fn forwarded_client(headers: &HeaderMap, peer: IpAddr, trusted: &[IpNet]) -> IpA
     hop
 }
 
-/// A cheap unique request id: a per-process random prefix and a counter.
+/// A cheap unique request id: a per-process random prefix and a counter, `PREFIX-COUNTER` in
+/// lowercase hex (12 digits, then the counter without leading zeros). Written by hand into a
+/// stack buffer: `format!` cost more than the rest of [`RequestInfo::new`] together.
 fn new_request_id() -> HeaderValue {
-    static PREFIX: OnceLock<String> = OnceLock::new();
+    static PREFIX: OnceLock<[u8; 12]> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = PREFIX.get_or_init(|| {
         let id = crate::session::random_id();
-        id[..6].iter().map(|b| format!("{b:02x}")).collect()
+        let mut hex = [0u8; 12];
+        for (i, b) in id[..6].iter().enumerate() {
+            hex[2 * i] = HEX[usize::from(b >> 4)];
+            hex[2 * i + 1] = HEX[usize::from(b & 0xf)];
+        }
+        hex
     });
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    HeaderValue::from_str(&format!("{prefix}-{n:x}")).unwrap_or(HeaderValue::from_static("-"))
+    request_id(prefix, COUNTER.fetch_add(1, Ordering::Relaxed))
 }
+
+/// `prefix-n`, `n` in lowercase hex without leading zeros (what `format!("{prefix}-{n:x}")`
+/// wrote).
+fn request_id(prefix: &[u8; 12], n: u64) -> HeaderValue {
+    let mut buf = [0u8; 12 + 1 + 16];
+    buf[..12].copy_from_slice(prefix);
+    buf[12] = b'-';
+    let digits = (64 - n.leading_zeros()).div_ceil(4).max(1) as usize;
+    for (i, slot) in buf[13..13 + digits].iter_mut().enumerate() {
+        *slot = HEX[((n >> (4 * (digits - 1 - i))) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&buf[..13 + digits]).unwrap_or(HeaderValue::from_static("-"))
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Whether the request is a top-level browser navigation (which may be redirected to a
 /// login page) rather than an API call, XHR or form POST (which get 401).
@@ -182,24 +203,36 @@ pub enum CookieLookup<'a> {
     Duplicated,
 }
 
-/// Looks a cookie up by name across every `Cookie` header. The pairs are split by the
-/// `cookie` crate (no percent-decoding: the gateway's values are base64url); a pair it cannot
-/// parse (no `=`, empty name) is skipped, as before. The count across all headers is ours:
-/// that two of a name mean none is the point (see [`CookieLookup::Duplicated`]).
+/// Looks a cookie up by name across every `Cookie` header. The pairs are split as the
+/// `cookie` crate's `split_parse` splits them (see [`cookie_pairs`]; no percent-decoding: the
+/// gateway's values are base64url); a pair without `=` or with an empty name is skipped. The
+/// count across all headers is ours: that two of a name mean none is the point (see
+/// [`CookieLookup::Duplicated`]).
 pub fn lookup_cookie<'a>(headers: &'a HeaderMap, name: &str) -> CookieLookup<'a> {
     let mut found = headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(Cookie::split_parse)
-        .filter_map(Result::ok)
-        .filter(|c| c.name() == name)
-        .map(|c| c.value_raw().map_or("", strip_quotes));
+        .flat_map(cookie_pairs)
+        .filter(|(n, _)| *n == name)
+        .map(|(_, value)| strip_quotes(value));
     match (found.next(), found.next()) {
         (None, _) => CookieLookup::Absent,
         (Some(value), None) => CookieLookup::One(value),
         (Some(_), Some(_)) => CookieLookup::Duplicated,
     }
+}
+
+/// The `(name, value)` pairs of one `Cookie` header value, read exactly as
+/// `cookie::Cookie::split_parse` reads them (which this replaced on the hot path: it built a
+/// `Cookie` per pair): split at `;`, name and value trimmed, a piece without `=` or with an
+/// empty name skipped, the value as written (quotes kept).
+fn cookie_pairs(header: &str) -> impl Iterator<Item = (&str, &str)> {
+    header.split(';').filter_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        let name = name.trim();
+        (!name.is_empty()).then(|| (name, value.trim()))
+    })
 }
 
 /// A cookie value without its optional surrounding `DQUOTE`s (RFC 6265 §4.1.1 `cookie-value`).
@@ -218,25 +251,37 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Removes the named cookies from the `Cookie` headers (the gateway's own cookies must not
-/// reach upstreams: a session id there would let the upstream act as the user).
+/// reach upstreams: a session id there would let the upstream act as the user). The others
+/// are kept, as `name=value` pairs joined by `; ` in one header; headers are left untouched
+/// when none of the names is there.
 pub fn remove_cookies(headers: &mut HeaderMap, names: &[&str]) {
-    let has_any =
-        headers.get_all(COOKIE).iter().any(|v| v.to_str().map_or(true, |s| names.iter().any(|n| s.contains(n))));
-    if !has_any {
+    // One pass: the kept pairs are collected while looking for the named ones (a header that is
+    // not text counts as naming one: it is dropped, as it cannot be rewritten).
+    let (mut named, mut kept) = (false, String::new());
+    for value in headers.get_all(COOKIE) {
+        let Ok(value) = value.to_str() else {
+            named = true;
+            continue;
+        };
+        for (name, value) in cookie_pairs(value) {
+            if names.contains(&name) {
+                named = true;
+                continue;
+            }
+            if !kept.is_empty() {
+                kept.push_str("; ");
+            }
+            kept.push_str(name);
+            kept.push('=');
+            kept.push_str(value);
+        }
+    }
+    if !named {
         return;
     }
-    let kept: Vec<String> = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(Cookie::split_parse)
-        .filter_map(Result::ok)
-        .filter(|c| !names.contains(&c.name()))
-        .map(|c| format!("{}={}", c.name(), c.value()))
-        .collect();
     headers.remove(COOKIE);
     if !kept.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+        if let Ok(v) = HeaderValue::try_from(kept) {
             headers.insert(COOKIE, v);
         }
     }
@@ -278,16 +323,26 @@ fn set_cookie_with(name: &str, value: &str, max_age: Option<u64>, secure: bool, 
 /// Sets `X-Forwarded-For/Proto/Host` for the upstream. From a trusted proxy the existing
 /// chain is kept and the peer appended; from anyone else client-sent values are replaced.
 pub fn set_forwarded(headers: &mut HeaderMap, conn: &ConnInfo, info: &RequestInfo, host: Option<HeaderValue>) {
-    let peer = canonical_ip(conn.peer.ip()).to_string();
+    let (mut v4_text, v6_text);
+    let peer = match canonical_ip(conn.peer.ip()) {
+        IpAddr::V4(v4) => {
+            v4_text = [0u8; 15];
+            ipv4_text(v4, &mut v4_text)
+        }
+        IpAddr::V6(v6) => {
+            v6_text = v6.to_string();
+            v6_text.as_str()
+        }
+    };
     let forwarded_for = if info.from_trusted_proxy && headers.contains_key(&X_FORWARDED_FOR) {
         let existing: Vec<&str> = headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
-        format!("{}, {peer}", existing.join(", "))
+        HeaderValue::try_from(format!("{}, {peer}", existing.join(", ")))
     } else {
-        peer
+        HeaderValue::from_str(peer)
     };
     let proto_ok = info.from_trusted_proxy && headers.contains_key(&X_FORWARDED_PROTO);
     let host_ok = info.from_trusted_proxy && headers.contains_key(&X_FORWARDED_HOST);
-    if let Ok(v) = HeaderValue::try_from(forwarded_for) {
+    if let Ok(v) = forwarded_for {
         headers.insert(X_FORWARDED_FOR, v);
     }
     if !proto_ok {
@@ -304,6 +359,31 @@ pub fn set_forwarded(headers: &mut HeaderMap, conn: &ConnInfo, info: &RequestInf
     if !info.from_trusted_proxy {
         headers.remove(http::header::FORWARDED);
     }
+}
+
+/// An IPv4 address as text (what `Display` writes), into `buf`, by hand: `Ipv4Addr`'s `Display`
+/// goes through the formatter (~1.3k instructions of a proxied request, more than the three
+/// header inserts of [`set_forwarded`]).
+fn ipv4_text(ip: std::net::Ipv4Addr, buf: &mut [u8; 15]) -> &str {
+    let mut len = 0;
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[len] = b'.';
+            len += 1;
+        }
+        if octet >= 100 {
+            buf[len] = b'0' + octet / 100;
+            len += 1;
+        }
+        if octet >= 10 {
+            buf[len] = b'0' + octet / 10 % 10;
+            len += 1;
+        }
+        buf[len] = b'0' + octet % 10;
+        len += 1;
+    }
+    // Digits and dots only.
+    std::str::from_utf8(&buf[..len]).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -394,6 +474,63 @@ mod tests {
         let mut only = headers(&[("cookie", "aisgate_session=x")]);
         remove_cookies(&mut only, &["aisgate_session"]);
         assert!(only.get(COOKIE).is_none());
+    }
+
+    /// `cookie_pairs` replaced `cookie::Cookie::split_parse` (a `Cookie` built per pair) on the
+    /// request path: it must read every header exactly as the crate does, odd ones included.
+    #[test]
+    fn cookie_pairs_read_headers_as_the_cookie_crate_does() {
+        for header in [
+            "",
+            ";;",
+            "a=1",
+            "  a = 1 ; b=2;c=",
+            "a=\"q\"; b=\"; \"c\"=3",
+            "junk; =v; s=x=y; ;\t t\t=\tu\t",
+            "k1.abc=def; aisgate_session=k1.AAAA.BBBB",
+            "a=1;b",
+        ] {
+            let ours: Vec<(&str, &str)> = cookie_pairs(header).collect();
+            let crate_pairs: Vec<(String, String)> = Cookie::split_parse(header)
+                .filter_map(Result::ok)
+                .map(|c| (c.name().to_owned(), c.value().to_owned()))
+                .collect();
+            let crate_pairs: Vec<(&str, &str)> = crate_pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            assert_eq!(ours, crate_pairs, "{header:?}");
+        }
+    }
+
+    #[test]
+    fn a_cookie_header_without_gateway_cookies_is_left_as_sent() {
+        let mut h = headers(&[("cookie", "a=1;b ;  c=\"x\""), ("cookie", "xaisgate_session=1")]);
+        remove_cookies(&mut h, &["aisgate_session"]);
+        let left: Vec<&str> = h.get_all(COOKIE).iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(left, ["a=1;b ;  c=\"x\"", "xaisgate_session=1"]);
+        // With one there, the rest is kept (quotes too) in one header.
+        let mut h = headers(&[("cookie", "a=1;b ;  c=\"x\""), ("cookie", "aisgate_session=1; d=")]);
+        remove_cookies(&mut h, &["aisgate_session"]);
+        assert_eq!(h.get_all(COOKIE).iter().collect::<Vec<_>>(), [&HeaderValue::from_static("a=1; c=\"x\"; d=")]);
+    }
+
+    #[test]
+    fn addresses_and_request_ids_are_written_as_display_and_format_wrote_them() {
+        for ip in ["0.0.0.0", "1.2.3.4", "10.0.0.5", "99.100.101.255", "255.255.255.255", "127.0.0.1"] {
+            let ip: std::net::Ipv4Addr = ip.parse().unwrap();
+            assert_eq!(ipv4_text(ip, &mut [0u8; 15]), ip.to_string());
+        }
+        for (peer, forwarded_for) in [("::ffff:192.168.1.20", "192.168.1.20"), ("2001:db8::1", "2001:db8::1")] {
+            let (mut h, c) = (HeaderMap::new(), conn(peer));
+            let info = RequestInfo::new(&h, &c, &[]);
+            set_forwarded(&mut h, &c, &info, None);
+            assert_eq!(h["x-forwarded-for"], forwarded_for);
+        }
+        for n in [0, 1, 9, 10, 15, 16, 255, 256, 0xdead_beef, u64::MAX] {
+            assert_eq!(request_id(b"0123456789ab", n), format!("0123456789ab-{n:x}").as_str());
+        }
+        let id = new_request_id();
+        let (prefix, counter) = id.to_str().unwrap().split_once('-').unwrap();
+        assert!(prefix.len() == 12 && prefix.bytes().all(|b| HEX.contains(&b)), "{id:?}");
+        assert!(u64::from_str_radix(counter, 16).is_ok(), "{id:?}");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Several keys may be configured for rotation: the first signs, all verify. Each purpose
 //! (session cookie, pre-login cookie) is domain-separated, so a value minted for one can never
-//! be replayed as the other. Comparison is constant-time (`hmac::verify`).
+//! be replayed as the other. Comparison is constant-time (aws-lc's `verify_slices_are_equal`, what
+//! `hmac::verify` uses).
 //!
 //! Key files and variables are read strictly (issue 15 item 12): text is canonical, padded,
 //! standard base64 (what `head -c 32 /dev/urandom | base64` prints) with at most one final
@@ -12,7 +13,7 @@
 //! and differs on the next is worse than a startup error. A file of binary bytes (any byte
 //! outside the base64 alphabet) is taken raw. The secret bytes are wiped after use.
 
-use aws_lc_rs::hmac;
+use aws_lc_rs::{constant_time, hmac};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 
@@ -238,29 +239,41 @@ impl Keyring {
     /// Mints a cookie value `kid.id.tag` for `id`.
     pub fn seal(&self, purpose: Purpose, id: &[u8; 32]) -> String {
         let Some((kid, key)) = self.keys.first() else { return String::new() };
-        let tag = hmac::sign(key, &message(purpose, kid, id));
+        let tag = tag_of(key, purpose, kid, id);
         format!("{kid}.{}.{}", URL_SAFE_NO_PAD.encode(id), URL_SAFE_NO_PAD.encode(tag.as_ref()))
     }
 
     /// Verifies a cookie value and returns its id, or `None` for anything forged, tampered,
     /// malformed or signed with a key no longer in the ring.
+    ///
+    /// Runs for every authenticated request, so it allocates nothing: id and tag are decoded
+    /// into stack arrays and the MAC is computed over the message's parts in place. The tag
+    /// comparison is aws-lc's constant-time one (what `hmac::verify` does after signing).
     pub fn open(&self, purpose: Purpose, value: &str) -> Option<[u8; 32]> {
-        let mut parts = value.split('.');
-        let (kid, id_b64, tag_b64) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || id_b64.len() != 43 || tag_b64.len() != 43 {
+        // `kid.` then exactly 43 + `.` + 43 characters; a `.` anywhere in those two parts is not
+        // base64url and fails their decoding.
+        let (kid, rest) = value.split_once('.')?;
+        if rest.len() != 87 || rest.as_bytes()[43] != b'.' {
             return None;
         }
+        let (id_b64, tag_b64) = (rest.get(..43)?, rest.get(44..)?);
         let (_, key) = self.keys.iter().find(|(k, _)| k == kid)?;
-        let mut id = [0u8; 32];
-        let decoded = URL_SAFE_NO_PAD.decode(id_b64).ok()?;
-        if decoded.len() != 32 {
-            return None;
-        }
-        id.copy_from_slice(&decoded);
-        let tag = URL_SAFE_NO_PAD.decode(tag_b64).ok()?;
-        hmac::verify(key, &message(purpose, kid, &id), &tag).ok()?;
+        let id = decode_32(id_b64)?;
+        let tag = decode_32(tag_b64)?;
+        constant_time::verify_slices_are_equal(tag_of(key, purpose, kid, &id).as_ref(), &tag).ok()?;
         Some(id)
     }
+}
+
+/// Decodes 43 characters of unpadded base64url into the 32 bytes they must encode (canonical:
+/// no trailing bits), on the stack.
+fn decode_32(text: &str) -> Option<[u8; 32]> {
+    // The engine's length estimate for 43 characters is 33 bytes: room for it, then exactly 32.
+    let mut buf = [0u8; 33];
+    let len = URL_SAFE_NO_PAD.decode_slice(text, &mut buf).ok()?;
+    let mut out = [0u8; 32];
+    out.copy_from_slice(buf.get(..32).filter(|_| len == 32)?);
+    Some(out)
 }
 
 impl Keyring {
@@ -287,7 +300,7 @@ impl Keyring {
     /// pre-login handle in the browser's cookie.
     pub fn mac(&self, purpose: Purpose, id: &[u8; 32]) -> String {
         let Some((kid, key)) = self.keys.first() else { return String::new() };
-        format!("{kid}.{}", URL_SAFE_NO_PAD.encode(hmac::sign(key, &message(purpose, kid, id)).as_ref()))
+        format!("{kid}.{}", URL_SAFE_NO_PAD.encode(tag_of(key, purpose, kid, id).as_ref()))
     }
 
     /// Verifies a [`Keyring::mac`] in constant time.
@@ -295,17 +308,19 @@ impl Keyring {
         let Some((kid, tag)) = token.split_once('.') else { return false };
         let Some((_, key)) = self.keys.iter().find(|(k, _)| k == kid) else { return false };
         let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else { return false };
-        hmac::verify(key, &message(purpose, kid, id), &tag).is_ok()
+        constant_time::verify_slices_are_equal(tag_of(key, purpose, kid, id).as_ref(), &tag).is_ok()
     }
 }
 
-fn message(purpose: Purpose, kid: &str, id: &[u8; 32]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(64 + kid.len());
-    m.extend_from_slice(purpose.label());
-    m.extend_from_slice(kid.as_bytes());
-    m.push(0);
-    m.extend_from_slice(id);
-    m
+/// The MAC of `id` for `purpose` under key `kid`: HMAC-SHA-256 over `label || kid || 0 || id`,
+/// fed to the context part by part (no message buffer).
+fn tag_of(key: &hmac::Key, purpose: Purpose, kid: &str, id: &[u8; 32]) -> hmac::Tag {
+    let mut ctx = hmac::Context::with_key(key);
+    ctx.update(purpose.label());
+    ctx.update(kid.as_bytes());
+    ctx.update(&[0]);
+    ctx.update(id);
+    ctx.sign()
 }
 
 #[cfg(test)]
@@ -339,6 +354,43 @@ mod tests {
             assert_eq!(r.open(Purpose::Session, junk), None, "{junk}");
         }
     }
+
+    /// `open` feeds the MAC its message in parts (no buffer): the bytes MACed must stay
+    /// `label || kid || 0 || id`, or every cookie minted before would stop opening.
+    #[test]
+    fn the_mac_covers_label_key_id_and_id_as_one_message() {
+        let r = ring(&[("k1", 1)]);
+        let id = [7u8; 32];
+        let mut message = b"aisgate/session/v1\0k1\0".to_vec();
+        message.extend_from_slice(&id);
+        let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &[1u8; 32]), &message);
+        let value = format!("k1.{}.{}", URL_SAFE_NO_PAD.encode(id), URL_SAFE_NO_PAD.encode(tag.as_ref()));
+        assert_eq!(r.seal(Purpose::Session, &id), value);
+        assert_eq!(r.open(Purpose::Session, &value), Some(id));
+    }
+
+    /// The last of 43 base64 characters carries 2 unused bits: a value with them set decodes to
+    /// the same bytes, and is refused (one cookie has one spelling).
+    #[test]
+    fn non_canonical_base64_in_a_cookie_value_is_refused() {
+        let r = ring(&[("k1", 1)]);
+        let v = r.seal(Purpose::Session, &[7u8; 32]);
+        let (kid, rest) = v.split_once('.').unwrap();
+        let (id, tag) = rest.split_once('.').unwrap();
+        let bump = |s: &str| {
+            let mut b = s.as_bytes().to_vec();
+            let last = URL_SAFE_NO_PAD_ALPHABET.iter().position(|c| *c == b[42]).unwrap();
+            b[42] = URL_SAFE_NO_PAD_ALPHABET[last | 1];
+            String::from_utf8(b).unwrap()
+        };
+        for (i, t) in [(bump(id), tag.to_owned()), (id.to_owned(), bump(tag))] {
+            assert_ne!((i.as_str(), t.as_str()), (id, tag), "the test changes the value");
+            assert_eq!(r.open(Purpose::Session, &format!("{kid}.{i}.{t}")), None);
+        }
+        assert_eq!(r.open(Purpose::Session, &v), Some([7u8; 32]));
+    }
+
+    const URL_SAFE_NO_PAD_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
     #[test]
     fn csrf_mac_verifies_only_for_its_handle() {

@@ -12,7 +12,8 @@ use http::{HeaderMap, HeaderValue, Version};
 // removed even when the client did not list it in `Connection`.
 /// Built once: removing by a `&str` name would parse and validate it on every call (this runs
 /// twice per proxied request).
-const HOP_BY_HOP: [HeaderName; 5] = [
+/// A `static`, not a `const`: a `const` array is built (and dropped) at every use.
+static HOP_BY_HOP: [HeaderName; 5] = [
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
     HeaderName::from_static("proxy-authenticate"),
@@ -80,7 +81,7 @@ fn strip_present(headers: &mut HeaderMap, keep_upgrade: bool) {
     if headers.get(TE).is_some_and(|v| v != "trailers") {
         headers.remove(TE);
     }
-    for name in &HOP_BY_HOP {
+    for name in HOP_BY_HOP.iter() {
         headers.remove(name);
     }
     if !keep_upgrade {
@@ -108,16 +109,13 @@ fn remove_listed(headers: &mut HeaderMap, keep_upgrade: bool) {
         }
         return;
     }
-    let listed: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        if !(keep_upgrade && name == UPGRADE) {
-            headers.remove(&name);
+    // The listed names are removed by `&str` (parsed on the stack): no `HeaderName` is
+    // allocated for them. A token that is not a header name matches nothing.
+    let values: Vec<HeaderValue> = headers.get_all(CONNECTION).iter().cloned().collect();
+    for token in values.iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')) {
+        let token = token.trim();
+        if !(keep_upgrade && token.eq_ignore_ascii_case("upgrade")) {
+            headers.remove(token);
         }
     }
 }
@@ -143,7 +141,7 @@ mod tests {
 
     #[test]
     fn each_fixed_hop_header_is_removed_even_when_it_is_the_only_one() {
-        let fixed = [CONNECTION, TRANSFER_ENCODING, TRAILER, TE, UPGRADE].into_iter().chain(HOP_BY_HOP);
+        let fixed = [CONNECTION, TRANSFER_ENCODING, TRAILER, TE, UPGRADE].into_iter().chain(HOP_BY_HOP.iter().cloned());
         for name in fixed {
             for connection in [None, Some("keep-alive")] {
                 let mut h = HeaderMap::new();
