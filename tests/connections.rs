@@ -533,3 +533,36 @@ async fn a_saml_message_larger_than_256_kib_gets_through_the_cap_when_max_messag
     // The message reached the SAML code, which refused it on its merits (no pending login).
     assert!(page.contains(support::NOT_INITIATED) || page.contains(support::LOGIN_FAILED), "{status}: {page}");
 }
+
+/// An upgraded (WebSocket) connection keeps its place under `max_connections` until the tunnel
+/// closes, although the HTTP connection it came from has ended; only requests hyper can
+/// upgrade carry the slot to the tunnel (plain requests skip it, see `listen::serve_connection`).
+#[tokio::test]
+async fn a_websocket_tunnel_keeps_its_connection_slot_until_it_closes() {
+    let gw = Gateway::start_with_limits(
+        StackOptions { upstream: Some(support::websocket_echo().await), ..Default::default() },
+        |limits| limits.max_connections = 1,
+    )
+    .await;
+    let open = "aisgate_open_connections";
+    let mut ws = open_ws(&gw, "/public/live", None).await;
+    // The HTTP connection has handed its socket to the tunnel (the tunnel echoes); its slot
+    // is still taken, so the cap (1) refuses the next connection.
+    wait_metric(&gw, open, "1").await;
+    let mut excess = TcpStream::connect(gw.addr).await.unwrap();
+    let _ = excess.write_all(b"GET /public/x HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+    let took = closed_within(&mut excess, Duration::from_secs(2)).await;
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    wait_metric(&gw, "aisgate_connections_refused_total", "1").await;
+    assert!(echoes(&mut ws).await, "the tunnel is still open");
+
+    // Closing the tunnel frees the slot: the next connection is served again (the echo
+    // upstream answers no plain request, so the gateway's own 502 page is the answer).
+    ws.close(None).await.unwrap();
+    ws_closed_within(&mut ws, Duration::from_secs(2)).await;
+    drop(ws);
+    wait_metric(&gw, open, "0").await;
+    let after = gw.client.get(gw.url("/public/after")).send().await.expect("served, not refused");
+    assert_eq!(after.status(), 502);
+    wait_metric(&gw, "aisgate_connections_refused_total", "1").await;
+}

@@ -533,9 +533,7 @@ pub(super) async fn forward(
     // The pool sends the request as it is: `Host` must be there (the client's one survives
     // only with `preserve_host`).
     if !app.preserve_host || !parts.headers.contains_key(HOST) {
-        if let Ok(v) = HeaderValue::from_str(app.upstream.authority.as_str()) {
-            parts.headers.insert(HOST, v);
-        }
+        parts.headers.insert(HOST, app.upstream.host.clone());
     }
     if !app.forward_gateway_cookies {
         // Every gateway cookie, the logout-state one included: each is a bearer value.

@@ -7,6 +7,7 @@
 //! if every reading is public, allowed only if every reading is allowed.
 
 use http::uri::{Authority, Scheme};
+use http::HeaderValue;
 
 use crate::config::{AccessRule, AppConfig, DefaultAccess, Unauthenticated};
 use crate::http::canonical_path::PathError;
@@ -21,6 +22,9 @@ pub struct Upstream {
     pub scheme: Scheme,
     /// Host and port.
     pub authority: Authority,
+    /// `authority` as the `Host` value sent upstream without `preserve_host`: built once here,
+    /// so a request clones a shared value instead of validating and copying the string.
+    pub host: HeaderValue,
     /// Path prepended to the request path, without trailing slash (`""` for none).
     pub base_path: String,
     /// How the upstream's TLS certificate is verified.
@@ -144,6 +148,8 @@ impl App {
             None => host.to_owned(),
         };
         let authority = Authority::try_from(authority.as_str()).map_err(|e| format!("upstream authority: {e}"))?;
+        let host = HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(authority.as_str().as_bytes()))
+            .map_err(|e| format!("upstream authority as Host: {e}"))?;
         let headers = HeaderMapping::compile(&cfg.headers).map_err(|e| e.to_string())?;
         let providers = cfg
             .providers
@@ -176,7 +182,13 @@ impl App {
             hosts: cfg.hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
             path_case: cfg.path_case,
             path_prefix: fold(&cfg.path_prefix),
-            upstream: Upstream { scheme, authority, base_path: url.path().trim_end_matches('/').to_owned(), trust },
+            upstream: Upstream {
+                scheme,
+                authority,
+                host,
+                base_path: url.path().trim_end_matches('/').to_owned(),
+                trust,
+            },
             providers,
             public_base_url: cfg.public_base_url.as_ref().map(|b| b.trim_end_matches('/').to_owned()),
             providers_by_host,

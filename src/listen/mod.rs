@@ -53,8 +53,13 @@ fn builder(limits: Limits) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     // No `header_read_timeout`: hyper would allocate and register a timer for every request
     // head. The connection watchdog enforces the same limit on HTTP/1 with one timer per
-    // connection (`conn::watchdog`, `Deadlines::next_head`).
-    b.http1().timer(TokioTimer::new()).max_buf_size(limits.max_header_bytes.max(8192));
+    // connection (`conn::watchdog`, `Deadlines::next_head`). It must be switched off
+    // explicitly: with a timer set, hyper applies a default of 30 s otherwise.
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .writev(false)
+        .max_buf_size(limits.max_header_bytes.max(8192));
     b.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
@@ -299,7 +304,11 @@ where
         let gateway = gateway.gateway();
         let in_flight = service_activity.begin(req.version());
         // An upgraded tunnel outlives this connection's future and keeps the slot (see `conn`).
-        req.extensions_mut().insert(slot.clone());
+        // Only a request hyper can upgrade (it carries `OnUpgrade`) may become a tunnel; the
+        // others skip the extension map, which the first insert would allocate.
+        if req.extensions().get::<hyper::upgrade::OnUpgrade>().is_some() {
+            req.extensions_mut().insert(slot.clone());
+        }
         async move {
             let resp = gateway::handle(gateway, req, conn).await;
             Ok::<_, std::convert::Infallible>(resp.map(|body| conn::TrackedBody::new(body, in_flight)))

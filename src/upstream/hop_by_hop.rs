@@ -33,53 +33,90 @@ pub fn is_upgrade(version: Version, headers: &HeaderMap) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
+/// Whether `name` is `Connection` or one of the hop-by-hop headers `strip` removes by name
+/// (`HOP_BY_HOP` and the standard ones; the test below checks each is matched).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "transfer-encoding"
+            | "trailer"
+            | "te"
+            | "upgrade"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "http2-settings"
+    )
+}
+
 /// Removes hop-by-hop headers. With `keep_upgrade`, `Upgrade` survives and `Connection`
 /// becomes exactly `upgrade`.
+///
+/// Most messages carry none of them, or only `Connection: keep-alive`: a pass over the (few)
+/// names present decides whether the ten hashed look-ups by name have anything to remove.
 pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
-    // Usually none of them is there (HTTP/1.1 keep-alive needs no `Connection`; an upstream's
-    // `Connection: keep-alive` is the common exception): one pass over the names finds out,
-    // instead of ten hashed removals of absent names on each request and response.
-    let (mut connection, mut fixed) = (false, false);
-    for name in headers.keys() {
-        if name == CONNECTION {
-            connection = true;
-        } else if name == TRANSFER_ENCODING
-            || name == TRAILER
-            || name == TE
-            || name == UPGRADE
-            || HOP_BY_HOP.contains(name)
-        {
-            fixed = true;
-        }
-    }
-    if connection {
-        // The listed names are removed by `&str` (parsed on the stack): no `HeaderName` is
-        // allocated for them. A token that is not a header name matches nothing.
-        let values: Vec<HeaderValue> = headers.get_all(CONNECTION).iter().cloned().collect();
-        headers.remove(CONNECTION);
-        for token in values.iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')) {
-            let token = token.trim();
-            if !(keep_upgrade && token.eq_ignore_ascii_case("upgrade")) {
-                headers.remove(token);
-            }
-        }
-    }
-    if fixed {
-        headers.remove(TRANSFER_ENCODING);
-        headers.remove(TRAILER);
-        // `TE: trailers` is allowed end-to-end on HTTP/2 (gRPC); anything else is hop-by-hop.
-        if headers.get(TE).is_some_and(|v| v != "trailers") {
-            headers.remove(TE);
-        }
-        for name in &HOP_BY_HOP {
-            headers.remove(name);
-        }
-        if !keep_upgrade {
-            headers.remove(UPGRADE);
-        }
+    if headers.keys().any(is_hop_by_hop) {
+        strip_present(headers, keep_upgrade);
     }
     if keep_upgrade {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+fn strip_present(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Usually absent (HTTP/1.1 keep-alive needs no `Connection`): no list to build then.
+    if headers.contains_key(CONNECTION) {
+        remove_listed(headers, keep_upgrade);
+        headers.remove(CONNECTION);
+        // `Connection: keep-alive` (what most upstreams send) named the only one.
+        if !headers.keys().any(is_hop_by_hop) {
+            return;
+        }
+    }
+    headers.remove(TRANSFER_ENCODING);
+    headers.remove(TRAILER);
+    // `TE: trailers` is allowed end-to-end on HTTP/2 (gRPC); anything else is hop-by-hop.
+    if headers.get(TE).is_some_and(|v| v != "trailers") {
+        headers.remove(TE);
+    }
+    for name in HOP_BY_HOP.iter() {
+        headers.remove(name);
+    }
+    if !keep_upgrade {
+        headers.remove(UPGRADE);
+    }
+}
+
+/// Removes the headers `Connection` names (not `Connection` itself).
+fn remove_listed(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // One value naming one header (`keep-alive`, `close`, `upgrade`: nearly every message
+    // that has the header) needs no list; `keep-alive` not even a parse.
+    let mut values = headers.get_all(CONNECTION).iter();
+    let single = match (values.next(), values.next()) {
+        (Some(only), None) if !only.as_bytes().contains(&b',') => Some(only.as_bytes().trim_ascii()),
+        _ => None,
+    };
+    if let Some(token) = single {
+        let name = if token.eq_ignore_ascii_case(b"keep-alive") {
+            Some(HOP_BY_HOP[0].clone())
+        } else {
+            HeaderName::from_bytes(token).ok()
+        };
+        if let Some(name) = name.filter(|n| !(keep_upgrade && n == UPGRADE)) {
+            headers.remove(&name);
+        }
+        return;
+    }
+    // The listed names are removed by `&str` (parsed on the stack): no `HeaderName` is
+    // allocated for them. A token that is not a header name matches nothing.
+    let values: Vec<HeaderValue> = headers.get_all(CONNECTION).iter().cloned().collect();
+    for token in values.iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')) {
+        let token = token.trim();
+        if !(keep_upgrade && token.eq_ignore_ascii_case("upgrade")) {
+            headers.remove(token);
+        }
     }
 }
 
@@ -102,22 +139,56 @@ mod tests {
         assert!(h.contains_key("x-keep"));
     }
 
-    /// `strip` first looks for the names in one pass and removes only when one is there: each
-    /// must be found alone, without a `Connection` header naming it.
     #[test]
-    fn each_fixed_hop_header_is_removed_on_its_own() {
-        let fixed = [TRANSFER_ENCODING, TRAILER, TE, UPGRADE].into_iter().chain(HOP_BY_HOP.iter().cloned());
+    fn each_fixed_hop_header_is_removed_even_when_it_is_the_only_one() {
+        let fixed = [CONNECTION, TRANSFER_ENCODING, TRAILER, TE, UPGRADE].into_iter().chain(HOP_BY_HOP.iter().cloned());
         for name in fixed {
-            let mut h = HeaderMap::new();
-            h.insert(name.clone(), HeaderValue::from_static("x"));
-            h.insert("x-keep", HeaderValue::from_static("1"));
-            strip(&mut h, false);
-            assert_eq!(h.keys().collect::<Vec<_>>(), ["x-keep"], "{name}");
+            for connection in [None, Some("keep-alive")] {
+                let mut h = HeaderMap::new();
+                h.insert(name.clone(), HeaderValue::from_static("x"));
+                h.insert("x-keep", HeaderValue::from_static("1"));
+                if let Some(listed) = connection {
+                    h.append(CONNECTION, HeaderValue::from_static(listed));
+                }
+                strip(&mut h, false);
+                assert!(!h.contains_key(&name), "{name} was forwarded (Connection: {connection:?})");
+                assert!(!h.contains_key(CONNECTION));
+                assert!(h.contains_key("x-keep"), "stripping {name} removed an end-to-end header");
+            }
         }
+        // `TE: trailers` is the one end-to-end use of a hop-by-hop name.
         let mut h = HeaderMap::new();
         h.insert(TE, HeaderValue::from_static("trailers"));
         strip(&mut h, false);
-        assert_eq!(h[TE], "trailers", "TE: trailers passes (gRPC)");
+        assert_eq!(h[TE], "trailers");
+    }
+
+    /// The headers `lines` (name, value; repeated names appended) after `strip`.
+    fn stripped(lines: &[(&'static str, &'static str)], keep_upgrade: bool) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in lines {
+            h.append(*name, HeaderValue::from_static(value));
+        }
+        strip(&mut h, keep_upgrade);
+        h
+    }
+
+    #[test]
+    fn a_single_connection_token_and_one_token_per_line_are_removed_too() {
+        let spoof = [("connection", " X-Auth-Subject "), ("x-auth-subject", "spoofed"), ("keep-alive", "timeout=5")];
+        let h = stripped(&spoof, false);
+        assert!(h.is_empty(), "{h:?}");
+
+        let h = stripped(&[("connection", "Keep-Alive"), ("keep-alive", "timeout=5"), ("x-keep", "1")], false);
+        assert_eq!(h.keys().collect::<Vec<_>>(), ["x-keep"]);
+
+        // Two lines, one name each: both count.
+        let h = stripped(&[("connection", "x-one"), ("connection", "x-two"), ("x-one", "1"), ("x-two", "2")], false);
+        assert!(h.is_empty(), "{h:?}");
+
+        // `Connection: upgrade` on a kept upgrade names the one header that stays.
+        let h = stripped(&[("connection", "upgrade"), ("upgrade", "websocket")], true);
+        assert_eq!(h[UPGRADE], "websocket");
     }
 
     #[test]

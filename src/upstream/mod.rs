@@ -16,6 +16,7 @@ use std::time::Duration;
 use axum::body::Body;
 use http::uri::{Authority, Scheme};
 use http::{Request, Response};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 
 use crate::listen::worker::PerWorker;
@@ -71,18 +72,17 @@ pub struct UpstreamClient {
     timeout: Duration,
 }
 
-fn build(tls: rustls::ClientConfig, connect_timeout: Duration) -> HttpsClient {
+fn connector(tls: rustls::ClientConfig, connect_timeout: Duration) -> HttpsConnector<HttpConnector> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
     http.set_keepalive(Some(Duration::from_secs(60)));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    pool::Pool::new(https)
+    hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().wrap_connector(http)
+}
+
+fn build(tls: rustls::ClientConfig, connect_timeout: Duration) -> HttpsClient {
+    pool::Pool::new(connector(tls, connect_timeout))
 }
 
 impl UpstreamClient {
