@@ -60,13 +60,25 @@ path_prefix = "/admin"
 any_role = ["ADMIN"]
 "#;
 
+/// The session key of every gateway in this file. Log labels (the audit's `session` and `user`)
+/// are keyed process-wide by the last gateway built (one gateway per process in production),
+/// and this file's tests run in parallel in one process: with a fresh random key per gateway,
+/// a gateway started by another test between two events of one test changes the labels
+/// under it (`step_up_replaced_session_and_back_channel_logouts_are_audited` failed so in CI).
+const SESSION_KEY: &str = "YXVkaXQtdGVzdHMtc2Vzc2lvbi1rZXktMDEyMzQ1Njc4OWFiY2Q=";
+
+/// Stack options with this file's shared session key (see [`SESSION_KEY`]).
+fn same_labels() -> StackOptions {
+    StackOptions { session_key: Some(SESSION_KEY.to_owned()), ..Default::default() }
+}
+
 async fn kaas_gateway() -> Gateway {
     Gateway::start(StackOptions {
         upstream: Some(header_echo().await),
         apps: Some(KAAS_APPS.to_owned()),
         audit: AUDIT.to_owned(),
         session_extra: "idle_timeout_secs = 600\n".to_owned(),
-        ..Default::default()
+        ..same_labels()
     })
     .await
 }
@@ -180,10 +192,8 @@ async fn kaas_logins_refusals_a_denied_rule_logout_and_idle_end_are_audited_with
 #[tokio::test]
 async fn an_audit_file_in_a_missing_directory_stops_the_gateway_from_starting() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = StackOptions {
-        audit: format!("file = \"{}/missing/audit.jsonl\"\n", dir.path().display()),
-        ..Default::default()
-    };
+    let opts =
+        StackOptions { audit: format!("file = \"{}/missing/audit.jsonl\"\n", dir.path().display()), ..same_labels() };
     let err = match aisgate::sim::stack::prepare(opts).await {
         Ok(_) => panic!("the gateway must not start without its audit sink"),
         Err(e) => e.to_string(),
@@ -210,7 +220,7 @@ async fn oidc_gateway(audit: &str) -> Gateway {
         oidc: vec![support::caais_provider(
             "loa = \"substantial\"\n[[provider.loa_client]]\nloa = \"high\"\nclient_id = \"MY_AIS_HIGH\"\n",
         )],
-        ..Default::default()
+        ..same_labels()
     })
     .await;
     gw.oidc[0].knobs().extra_client_ids = vec!["MY_AIS_HIGH".into()];
@@ -323,7 +333,7 @@ async fn an_operator_ending_a_session_is_audited_as_admin_action_and_session_end
         upstream: Some(header_echo().await),
         // `[admin]` is a table of its own after the `[audit]` lines.
         audit: format!("{AUDIT}\n[admin]\ntoken_file = \"{}\"\n", token_file.display()),
-        ..Default::default()
+        ..same_labels()
     })
     .await;
     let (session, _) = gw.login_to("/", 0).await;
@@ -365,7 +375,7 @@ async fn saml_idp_initiated_logouts_are_audited_by_idp_and_back_channel() {
         apps: Some("[[app]]\nname = \"desk\"\nupstream = \"{upstream}\"\nproviders = [\"nia\"]\n".to_owned()),
         saml: Some(aisgate::sim::stack::SamlStackProvider::default()),
         audit: AUDIT.to_owned(),
-        ..Default::default()
+        ..same_labels()
     })
     .await;
     let saml = gw.saml.as_ref().unwrap();
