@@ -43,9 +43,9 @@ pub(super) fn session_id(gw: &Gateway, headers: &HeaderMap, info: &RequestInfo) 
     open(gw, headers, &gw.cookie_name, Purpose::Session, info)
 }
 
-/// The session id of the request's session cookie with its store key, through the keyring's
-/// per-worker cache of verified cookies (see `Keyring::open_session`): the proxy's path.
-pub(super) fn session(gw: &Gateway, headers: &HeaderMap, info: &RequestInfo) -> Option<([u8; 32], StoreKey)> {
+/// The store key of the request's session cookie, through the keyring's per-worker cache of
+/// verified cookies (see `Keyring::open_session`): the proxy's path.
+pub(super) fn session_key(gw: &Gateway, headers: &HeaderMap, info: &RequestInfo) -> Option<StoreKey> {
     read(headers, &gw.cookie_name, info).and_then(|v| gw.keyring.open_session(v))
 }
 

@@ -341,7 +341,7 @@ pub(super) async fn load_session(
 ) -> Result<Option<(StoreKey, Arc<Session>)>, Failure> {
     // Forged or tampered cookies fail the MAC here and never reach the store; two session
     // cookies (one planted by a sibling domain) count as none.
-    let Some((_, key)) = super::cookies::session(gw, headers, info) else {
+    let Some(key) = super::cookies::session_key(gw, headers, info) else {
         return Ok(None);
     };
     match gw.store.load(&key).await {

@@ -284,14 +284,15 @@ impl Keyring {
         Some(id)
     }
 
-    /// [`Keyring::open`] for the session cookie, with the id's store key. The MAC of a value
+    /// [`Keyring::open`] for the session cookie, giving the id's store key (all the proxy's path
+    /// needs of it). The MAC of a value
     /// verified before on this thread by this keyring is not computed again (an HMAC is most of
     /// the cost of a proxied request's cookie check): the cache holds, per store key, the index
     /// of the key that verified it and the tag. A presented value is taken from the cache only
     /// when its id has that store key — by SHA-256's collision resistance, the very id that was
     /// verified — and its key id and tag (compared in constant time) are the verified ones: the
     /// value `open` accepted. Anything else is verified in full.
-    pub(crate) fn open_session(&self, value: &str) -> Option<([u8; 32], super::StoreKey)> {
+    pub(crate) fn open_session(&self, value: &str) -> Option<super::StoreKey> {
         let (kid, id_b64, tag_b64) = split_value(value)?;
         let (index, (_, key)) = self.keys.iter().enumerate().find(|(_, (k, _))| k == kid)?;
         let id = decode_32(id_b64)?;
@@ -303,7 +304,7 @@ impl Keyring {
         });
         if let Some((cached_index, cached_tag)) = cached {
             if cached_index == index && constant_time::verify_slices_are_equal(&cached_tag, &tag).is_ok() {
-                return Some((id, store_key));
+                return Some(store_key);
             }
         }
         constant_time::verify_slices_are_equal(tag_of(key, Purpose::Session, kid, &id).as_ref(), &tag).ok()?;
@@ -315,7 +316,7 @@ impl Keyring {
             }
             cache.entries.insert(store_key.0, (index, tag));
         });
-        Some((id, store_key))
+        Some(store_key)
     }
 }
 
@@ -462,7 +463,7 @@ mod tests {
         let r = ring(&[("k1", 1), ("k2", 2)]);
         let id = [3u8; 32];
         let v = r.seal(Purpose::Session, &id);
-        let expected = Some((id, crate::session::StoreKey::of(&id)));
+        let expected = Some(crate::session::StoreKey::of(&id));
         assert_eq!(r.open_session(&v), expected);
         assert_eq!(r.open_session(&v), expected, "again, from the cache");
         let (kid, rest) = v.split_once('.').unwrap();

@@ -34,6 +34,7 @@
 //! `MGET`/`SUNION` across tags. A script names every key it touches in `KEYS` (the cluster
 //! client routes by the first), or builds names only from a tagged prefix it is given.
 
+use super::hex;
 use crate::session::StoreKey;
 
 /// Number of session tags (and `live` shards): one per value of the store key's first byte.
@@ -42,10 +43,6 @@ pub(crate) const SESSION_SHARDS: usize = 256;
 /// Whether `prefix` can be a key prefix: no braces (see the module documentation).
 pub(crate) fn prefix_ok(prefix: &str) -> bool {
     !prefix.contains(['{', '}'])
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The key names under one `key_prefix`.
